@@ -1,0 +1,100 @@
+"""The one settings loader.
+
+Every app setting the code reads is declared in ``SETTING_SPECS`` (name, default, meaning). Code reads
+settings only through ``get_settings()`` / ``Settings.get*``; a test checks that each declared setting is
+documented in ``local.settings.json.example``, the README and provisioned in ``infra/``.
+
+Values come from the process environment. Locally the devhost loads ``local.settings.json`` ("Values")
+into the environment first, exactly as Azure Functions Core Tools and App Service do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    default: str | None
+    meaning: str
+    secret: bool = False
+
+
+SETTING_SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "AzureWebJobsStorage",
+        "UseDevelopmentStorage=true",
+        "Storage connection string (tables, queues, blobs). Azure uses AzureWebJobsStorage__* identity "
+        "settings instead; see README.",
+        secret=True,
+    ),
+    SettingSpec(
+        "AzureWebJobsStorage__accountName",
+        None,
+        "Storage account name when the app authenticates to storage with its managed identity.",
+    ),
+    SettingSpec("PLATFORM_JWT_AUDIENCE", "dynamics-integration", "Expected `aud` of platform caller tokens."),
+    SettingSpec("PLATFORM_JWT_ISSUER", "https://platform.local", "Expected `iss` of platform caller tokens."),
+    SettingSpec("PLATFORM_JWT_JWKS_URL", None, "JWKS URL with the platform's RS256 signing keys."),
+    SettingSpec("PLATFORM_JWT_PUBLIC_KEY", None, "PEM public key for RS256 caller tokens (instead of JWKS)."),
+    SettingSpec(
+        "PLATFORM_JWT_DEV_HS256_SECRET",
+        None,
+        "Local development only: shared secret for HS256 caller tokens. Ignored unless "
+        "PLATFORM_JWT_ALLOW_DEV_HS256=true.",
+        secret=True,
+    ),
+    SettingSpec("PLATFORM_JWT_ALLOW_DEV_HS256", "false", "Allow HS256 caller tokens (local development only)."),
+)
+
+_SPECS_BY_NAME = {spec.name: spec for spec in SETTING_SPECS}
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or malformed (names the setting, never its value)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, str]
+
+    def get(self, name: str) -> str | None:
+        if name not in _SPECS_BY_NAME:
+            raise KeyError(f"setting {name!r} is not declared in core.settings.SETTING_SPECS")
+        value = self.values.get(name)
+        if value is None or value == "":
+            return _SPECS_BY_NAME[name].default
+        return value
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise SettingsError(f"setting {name} is required but not set")
+        return value
+
+    def get_bool(self, name: str) -> bool:
+        value = (self.get(name) or "").strip().lower()
+        return value in {"1", "true", "yes", "on"}
+
+    def get_int(self, name: str) -> int | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise SettingsError(f"setting {name} must be an integer") from exc
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    return Settings(dict(os.environ if environ is None else environ))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once. Tests call ``get_settings.cache_clear()`` after changing env."""
+    return load_settings()
