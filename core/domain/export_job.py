@@ -1,0 +1,171 @@
+"""Export jobs: states, per-record outcomes and how chunk results add up to a job's status (pure)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+# Records per queue message / blob chunk. A chunk is the unit of retry and checkpointing; 500 keeps a
+# chunk's bulk calls under Dataverse's recommended 100–1,000 targets and its processing well inside the
+# queue visibility timeout.
+DEFAULT_CHUNK_SIZE = 500
+
+# Namespace for deterministic Dynamics ids: the same workspace + entity + platform id always yields the same
+# Dynamics primary key, so a redelivered or crashed chunk can never create a second record.
+DYNAMICS_ID_NAMESPACE = uuid.UUID("5b0c1f5e-7d0e-4f3e-9b57-1d6f0b3c2a91")
+
+
+class ExportEntity(StrEnum):
+    CONTACTS = "contacts"
+    COMPANIES = "companies"
+
+    @property
+    def table(self) -> str:
+        return "contact" if self is ExportEntity.CONTACTS else "account"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIALLY_FAILED = "partially_failed"
+    FAILED = "failed"
+    PAUSED_RECONNECT = "paused_reconnect"
+
+
+class ChunkState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    PAUSED_RECONNECT = "paused_reconnect"
+    FAILED = "failed"
+
+
+class RecordAction(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    INVALID = "invalid"  # caught before anything was sent to Dynamics
+    # Dry run outcomes: nothing is written.
+    WOULD_CREATE = "would_create"
+    WOULD_UPDATE = "would_update"
+    WOULD_FAIL = "would_fail"
+
+
+COUNT_KEYS: tuple[str, ...] = ("created", "updated", "unchanged", "skipped", "failed", "invalid")
+
+_ACTION_TO_COUNT = {
+    RecordAction.CREATED: "created",
+    RecordAction.WOULD_CREATE: "created",
+    RecordAction.UPDATED: "updated",
+    RecordAction.WOULD_UPDATE: "updated",
+    RecordAction.UNCHANGED: "unchanged",
+    RecordAction.SKIPPED: "skipped",
+    RecordAction.FAILED: "failed",
+    RecordAction.WOULD_FAIL: "failed",
+    RecordAction.INVALID: "invalid",
+}
+
+
+def deterministic_dynamics_id(workspace_id: str, entity: ExportEntity, platform_id: str) -> str:
+    return str(uuid.uuid5(DYNAMICS_ID_NAMESPACE, f"{workspace_id}\x1f{entity.value}\x1f{platform_id}"))
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str  # Dynamics column (or platform field when caught before sending)
+    message: str
+    code: str | None = None  # Dataverse error code, e.g. 0x80044331
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "message": self.message}
+        if self.code:
+            out["code"] = self.code
+        return out
+
+
+@dataclass
+class RecordOutcome:
+    seq: int  # position of the record in the submitted list
+    platform_id: str
+    action: RecordAction
+    dynamics_id: str | None = None
+    match: dict[str, Any] | None = None  # how it matched: rule, normalised values, candidates
+    errors: list[FieldError] = field(default_factory=list)
+    changes: dict[str, Any] | None = None  # dry run: column -> {"before": x, "after": y}
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "seq": self.seq,
+            "platformId": self.platform_id,
+            "action": self.action.value,
+            "dynamicsId": self.dynamics_id,
+        }
+        if self.match is not None:
+            out["match"] = self.match
+        if self.errors:
+            out["errors"] = [e.to_json() for e in self.errors]
+        if self.changes is not None:
+            out["changes"] = self.changes
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def empty_counts() -> dict[str, int]:
+    return dict.fromkeys(COUNT_KEYS, 0)
+
+
+def count_outcomes(outcomes: Iterable[RecordOutcome]) -> dict[str, int]:
+    counts = empty_counts()
+    for outcome in outcomes:
+        counts[_ACTION_TO_COUNT[outcome.action]] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class ChunkStatus:
+    index: int
+    state: ChunkState
+    counts: dict[str, int]
+    records: int
+    error: str | None = None
+
+
+def job_state(chunks: Iterable[ChunkStatus], *, total_chunks: int) -> JobState:
+    """The job's state from its chunks.
+
+    Any chunk paused for the token pauses the job (it resumes after reconnect). A job is finished only
+    when every chunk is done or failed; then it succeeded if nothing failed, failed if nothing was
+    written at all, else partially failed.
+    """
+    chunk_list = list(chunks)
+    if any(c.state is ChunkState.PAUSED_RECONNECT for c in chunk_list):
+        return JobState.PAUSED_RECONNECT
+    finished = [c for c in chunk_list if c.state in (ChunkState.DONE, ChunkState.FAILED)]
+    if len(finished) < total_chunks:
+        started = any(c.state is not ChunkState.QUEUED for c in chunk_list)
+        return JobState.RUNNING if started else JobState.QUEUED
+    totals = empty_counts()
+    for chunk in chunk_list:
+        for key in COUNT_KEYS:
+            totals[key] += chunk.counts.get(key, 0)
+    bad = totals["failed"] + totals["invalid"]
+    good = totals["created"] + totals["updated"] + totals["unchanged"] + totals["skipped"]
+    if any(c.state is ChunkState.FAILED for c in chunk_list) and good == 0:
+        return JobState.FAILED
+    if bad == 0 and not any(c.state is ChunkState.FAILED for c in chunk_list):
+        return JobState.SUCCEEDED
+    return JobState.FAILED if good == 0 else JobState.PARTIALLY_FAILED
+
+
+def split_chunks(count: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[range]:
+    if chunk_size <= 0:
+        raise ValueError("chunk_size must be positive")
+    return [range(start, min(start + chunk_size, count)) for start in range(0, count, chunk_size)]
