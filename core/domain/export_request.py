@@ -1,0 +1,121 @@
+"""What an export request carries, and which of its records can be exported (pure).
+
+Envelope problems (unknown entity, records not a list, manual values on an automatic export) reject the
+whole request with 400. Problems of single records do not: those records end ``invalid`` with every
+problem listed, and the others are exported — one bad row in a 10,000-row list must not block the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.domain.catalog import Entity, PlatformField, catalog_for
+from core.domain.export_job import ExportEntity, FieldError, RecordAction, RecordOutcome
+from core.domain.values import check_value
+
+MAX_RECORDS_PER_EXPORT = 100_000
+MAX_PLATFORM_ID_LENGTH = 200
+# Keys a record may carry besides catalog fields: the contact's embedded company and campaign data, the
+# company's contacts (for the "associate companies with contacts" toggle).
+CONTACT_EXTRA_KEYS = frozenset({"company", "campaigns", "activities", "conversationTags"})
+COMPANY_EXTRA_KEYS = frozenset({"contacts"})
+
+
+class ExportTrigger(StrEnum):
+    MANUAL = "manual"
+    AUTOMATIC = "automatic"
+
+
+class ExportRequest(BaseModel):
+    """``POST /api/dynamics/exports``. The exporting platform user comes from the caller's token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity: ExportEntity
+    records: list[Any] = Field(min_length=1, max_length=MAX_RECORDS_PER_EXPORT)
+    manualValues: dict[str, Any] = Field(default_factory=dict)
+    trigger: ExportTrigger = ExportTrigger.MANUAL
+    dryRun: bool = False
+
+
+@dataclass(frozen=True)
+class ValidRecord:
+    seq: int
+    platform_id: str
+    data: Mapping[str, Any]
+
+
+def validate_records(
+    entity: ExportEntity,
+    records: Iterable[Any],
+    custom_fields: Iterable[PlatformField] = (),
+) -> tuple[list[ValidRecord], list[RecordOutcome]]:
+    """Split ``records`` into exportable ones and ``invalid`` outcomes listing every problem."""
+    custom = list(custom_fields)
+    catalog_entity = Entity.CONTACT if entity is ExportEntity.CONTACTS else Entity.COMPANY
+    fields = catalog_for(catalog_entity, custom)
+    company_fields = catalog_for(Entity.COMPANY, custom)
+    valid: list[ValidRecord] = []
+    invalid: list[RecordOutcome] = []
+    seen_ids: set[str] = set()
+    for seq, record in enumerate(records):
+        problems: list[FieldError] = []
+        platform_id = ""
+        if not isinstance(record, dict):
+            invalid.append(_invalid(seq, "", [FieldError("", "a record must be a JSON object")]))
+            continue
+        raw_id = record.get("id")
+        if not isinstance(raw_id, str) or not raw_id.strip():
+            problems.append(FieldError("id", "required: the platform id of the record"))
+        elif len(raw_id) > MAX_PLATFORM_ID_LENGTH:
+            problems.append(FieldError("id", f"longer than {MAX_PLATFORM_ID_LENGTH} characters"))
+        else:
+            platform_id = raw_id
+            if platform_id in seen_ids:
+                problems.append(
+                    FieldError("id", "the same platform id appears earlier in this export; sent once only")
+                )
+        problems.extend(_field_problems(record, fields, "", skip={"id"}))
+        if entity is ExportEntity.CONTACTS:
+            company = record.get("company")
+            if company is not None:
+                if not isinstance(company, dict):
+                    problems.append(FieldError("company", "must be an object (the contact's company)"))
+                else:
+                    problems.extend(_field_problems(company, company_fields, "company.", skip=set()))
+        else:
+            contacts = record.get("contacts")
+            if contacts is not None and (
+                not isinstance(contacts, list)
+                or not all(isinstance(c, dict) and isinstance(c.get("id"), str) for c in contacts)
+            ):
+                problems.append(FieldError("contacts", "must be a list of contacts, each with an id"))
+        if problems:
+            invalid.append(_invalid(seq, platform_id, problems))
+            continue
+        seen_ids.add(platform_id)
+        valid.append(ValidRecord(seq=seq, platform_id=platform_id, data=record))
+    return valid, invalid
+
+
+def _field_problems(
+    record: Mapping[str, Any], fields: Mapping[str, PlatformField], prefix: str, skip: set[str]
+) -> list[FieldError]:
+    problems = []
+    for name, value in record.items():
+        field = fields.get(name)
+        if field is None or name in skip:
+            continue  # extra keys (campaign data, ids of other systems) are carried, not exported
+        message = check_value(field.type, value)
+        if message:
+            problems.append(FieldError(prefix + name, message))
+    return problems
+
+
+def _invalid(seq: int, platform_id: str, problems: list[FieldError]) -> RecordOutcome:
+    return RecordOutcome(seq=seq, platform_id=platform_id, action=RecordAction.INVALID, errors=problems)
