@@ -1,0 +1,324 @@
+"""Where export jobs live: job and chunk rows and per-record results in Table Storage, the submitted
+records staged in Blob Storage, and one queue message per chunk carrying only references.
+
+Layout (workspace ids are validated by ``core.domain.caller`` and safe as keys):
+- table ``ExportJobs``: PK workspace, RK job id — what was asked, by whom, when, how many chunks.
+- table ``ExportChunks``: PK ``<workspace>~<job>``, RK chunk index — state and counts of each chunk. Job
+  status is derived from these rows, so concurrent workers never contend on one job row.
+- table ``ExportRecords``: PK ``<workspace>~<job>``, RK record position — one row per record (upserted
+  in entity-group batches of 100), the per-record account of what happened.
+- blob container ``export-staging``: ``<workspace>/<job>/request.json`` (settings of the job, including
+  the configuration snapshot it runs with) and ``<workspace>/<job>/chunk-<i>.json`` (the records).
+- queue ``dynamics-exports``: ``{"workspaceId", "jobId", "chunk"}``, base64 (host.json messageEncoding).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableServiceClient, UpdateMode
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
+
+from core.domain.export_job import (
+    COUNT_KEYS,
+    ChunkState,
+    ChunkStatus,
+    RecordOutcome,
+    empty_counts,
+)
+
+JOBS_TABLE = "ExportJobs"
+CHUNKS_TABLE = "ExportChunks"
+RECORDS_TABLE = "ExportRecords"
+STAGING_CONTAINER = "export-staging"
+EXPORT_QUEUE = "dynamics-exports"
+# Table property values are limited to 64 KiB; JSON columns longer than this are cut into parts.
+_PART_CHARS = 30_000
+# An entity-group transaction holds at most 100 entities and 4 MiB; stay under both.
+_TABLE_BATCH = 100
+_TABLE_BATCH_BYTES = 3_000_000
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _job_partition(workspace_id: str, job_id: str) -> str:
+    return f"{workspace_id}~{job_id}"
+
+
+def encode_message(payload: Mapping[str, Any]) -> str:
+    return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+@dataclass(frozen=True)
+class JobRow:
+    workspace_id: str
+    job_id: str
+    entity: str
+    trigger: str
+    dry_run: bool
+    user_id: str
+    total_records: int
+    total_chunks: int
+    created_at: str
+    invalid_count: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordsPage:
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class ExportStore:
+    def __init__(
+        self,
+        tables: TableServiceClient,
+        blobs: BlobServiceClient,
+        queues: QueueServiceClient,
+    ) -> None:
+        self._tables = tables
+        self._blobs = blobs
+        self._queues = queues
+        self._ready = False
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def ensure_ready(self) -> None:
+        if self._ready:
+            return
+        for name in (JOBS_TABLE, CHUNKS_TABLE, RECORDS_TABLE):
+            try:
+                self._tables.create_table(name)
+            except ResourceExistsError:
+                pass
+        try:
+            self._blobs.create_container(STAGING_CONTAINER)
+        except ResourceExistsError:
+            pass
+        for queue in (EXPORT_QUEUE, f"{EXPORT_QUEUE}-poison"):
+            try:
+                self._queues.create_queue(queue)
+            except ResourceExistsError:
+                pass
+        self._ready = True
+
+    # -- staging --------------------------------------------------------------------------------
+    def _blob(self, workspace_id: str, job_id: str, name: str):  # type: ignore[no-untyped-def]
+        return self._blobs.get_blob_client(STAGING_CONTAINER, f"{workspace_id}/{job_id}/{name}")
+
+    def stage_request(self, workspace_id: str, job_id: str, request: Mapping[str, Any]) -> None:
+        self._blob(workspace_id, job_id, "request.json").upload_blob(
+            json.dumps(request, separators=(",", ":")).encode(), overwrite=True
+        )
+
+    def load_request(self, workspace_id: str, job_id: str) -> dict[str, Any]:
+        data = self._blob(workspace_id, job_id, "request.json").download_blob().readall()
+        result: dict[str, Any] = json.loads(data)
+        return result
+
+    def stage_chunk(self, workspace_id: str, job_id: str, index: int, records: list[dict[str, Any]]) -> None:
+        self._blob(workspace_id, job_id, f"chunk-{index:06d}.json").upload_blob(
+            json.dumps(records, separators=(",", ":")).encode(), overwrite=True
+        )
+
+    def load_chunk(self, workspace_id: str, job_id: str, index: int) -> list[dict[str, Any]]:
+        data = self._blob(workspace_id, job_id, f"chunk-{index:06d}.json").download_blob().readall()
+        result: list[dict[str, Any]] = json.loads(data)
+        return result
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def create_job(self, job: JobRow) -> None:
+        self._tables.get_table_client(JOBS_TABLE).create_entity(
+            {
+                "PartitionKey": job.workspace_id,
+                "RowKey": job.job_id,
+                "entity": job.entity,
+                "trigger": job.trigger,
+                "dryRun": job.dry_run,
+                "userId": job.user_id,
+                "totalRecords": job.total_records,
+                "totalChunks": job.total_chunks,
+                "invalidCount": job.invalid_count,
+                "createdAt": job.created_at,
+            }
+        )
+
+    def get_job(self, workspace_id: str, job_id: str) -> JobRow | None:
+        try:
+            row = self._tables.get_table_client(JOBS_TABLE).get_entity(workspace_id, job_id)
+        except ResourceNotFoundError:
+            return None
+        return _job_from_row(row)
+
+    def set_job_error(self, workspace_id: str, job_id: str, error: str) -> None:
+        self._tables.get_table_client(JOBS_TABLE).update_entity(
+            {"PartitionKey": workspace_id, "RowKey": job_id, "error": error}, mode=UpdateMode.MERGE
+        )
+
+    def list_jobs(self, workspace_id: str, limit: int = 100) -> list[JobRow]:
+        table = self._tables.get_table_client(JOBS_TABLE)
+        rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": workspace_id})
+        jobs = [_job_from_row(r) for r in rows]
+        jobs.sort(key=lambda j: j.created_at, reverse=True)
+        return jobs[:limit]
+
+    # -- chunks ---------------------------------------------------------------------------------
+    def put_chunk(self, workspace_id: str, job_id: str, index: int, state: ChunkState, **extra: Any) -> None:
+        entity: dict[str, Any] = {
+            "PartitionKey": _job_partition(workspace_id, job_id),
+            "RowKey": f"{index:06d}",
+            "state": state.value,
+            "updatedAt": _now(),
+        }
+        entity.update(extra)
+        self._tables.get_table_client(CHUNKS_TABLE).upsert_entity(entity, mode=UpdateMode.MERGE)
+
+    def finish_chunk(
+        self,
+        workspace_id: str,
+        job_id: str,
+        index: int,
+        state: ChunkState,
+        counts: Mapping[str, int],
+        records: int,
+        error: str | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {f"count_{k}": int(counts.get(k, 0)) for k in COUNT_KEYS}
+        extra["records"] = records
+        extra["error"] = error or ""
+        self.put_chunk(workspace_id, job_id, index, state, **extra)
+
+    def get_chunk(self, workspace_id: str, job_id: str, index: int) -> ChunkStatus | None:
+        try:
+            row = self._tables.get_table_client(CHUNKS_TABLE).get_entity(
+                _job_partition(workspace_id, job_id), f"{index:06d}"
+            )
+        except ResourceNotFoundError:
+            return None
+        return _chunk_from_row(row)
+
+    def list_chunks(self, workspace_id: str, job_id: str) -> list[ChunkStatus]:
+        rows = self._tables.get_table_client(CHUNKS_TABLE).query_entities(
+            "PartitionKey eq @pk", parameters={"pk": _job_partition(workspace_id, job_id)}
+        )
+        return sorted((_chunk_from_row(r) for r in rows), key=lambda c: c.index)
+
+    # -- records --------------------------------------------------------------------------------
+    def save_outcomes(self, workspace_id: str, job_id: str, outcomes: Iterable[RecordOutcome]) -> None:
+        table = self._tables.get_table_client(RECORDS_TABLE)
+        partition = _job_partition(workspace_id, job_id)
+        batch: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        batch_bytes = 0
+        for outcome in outcomes:
+            entity: dict[str, Any] = {
+                "PartitionKey": partition,
+                "RowKey": f"{outcome.seq:07d}",
+                "action": outcome.action.value,
+                "platformId": outcome.platform_id,
+                "dynamicsId": outcome.dynamics_id or "",
+            }
+            entity.update(_split_json("detail", outcome.to_json()))
+            size = sum(len(str(v)) * 2 for v in entity.values())  # UTF-16 on the wire, roughly
+            if batch and (len(batch) == _TABLE_BATCH or batch_bytes + size > _TABLE_BATCH_BYTES):
+                table.submit_transaction(batch)
+                batch, batch_bytes = [], 0
+            batch.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+            batch_bytes += size
+        if batch:
+            table.submit_transaction(batch)
+
+    def iter_outcomes(self, workspace_id: str, job_id: str) -> Iterator[dict[str, Any]]:
+        rows = self._tables.get_table_client(RECORDS_TABLE).query_entities(
+            "PartitionKey eq @pk", parameters={"pk": _job_partition(workspace_id, job_id)}
+        )
+        for row in rows:
+            yield _join_json("detail", row)
+
+    def records_page(
+        self,
+        workspace_id: str,
+        job_id: str,
+        *,
+        action: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> RecordsPage:
+        """Per-record results in submission order; ``cursor`` is the last position already seen."""
+        flt = "PartitionKey eq @pk"
+        params: dict[str, Any] = {"pk": _job_partition(workspace_id, job_id)}
+        if cursor:
+            flt += " and RowKey gt @after"
+            params["after"] = cursor
+        if action:
+            flt += " and action eq @action"
+            params["action"] = action
+        rows = self._tables.get_table_client(RECORDS_TABLE).query_entities(
+            flt, parameters=params, results_per_page=limit
+        )
+        page: list[dict[str, Any]] = []
+        last: str | None = None
+        for row in rows:
+            page.append(_join_json("detail", row))
+            last = str(row["RowKey"])
+            if len(page) >= limit:
+                break
+        return RecordsPage(page, last if len(page) >= limit else None)
+
+    # -- queue ----------------------------------------------------------------------------------
+    def enqueue_chunks(self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int]) -> None:
+        queue = self._queues.get_queue_client(EXPORT_QUEUE)
+        for index in chunk_indexes:
+            queue.send_message(encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}))
+
+
+def _split_json(prefix: str, value: Any) -> dict[str, str]:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    parts = [text[i : i + _PART_CHARS] for i in range(0, len(text), _PART_CHARS)] or [""]
+    out = {f"{prefix}{i}": part for i, part in enumerate(parts)}
+    out[f"{prefix}Parts"] = str(len(parts))
+    return out
+
+
+def _join_json(prefix: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    count = int(row.get(f"{prefix}Parts", "0") or 0)
+    text = "".join(str(row.get(f"{prefix}{i}", "")) for i in range(count))
+    result: dict[str, Any] = json.loads(text) if text else {}
+    return result
+
+
+def _job_from_row(row: Mapping[str, Any]) -> JobRow:
+    return JobRow(
+        workspace_id=str(row["PartitionKey"]),
+        job_id=str(row["RowKey"]),
+        entity=str(row["entity"]),
+        trigger=str(row["trigger"]),
+        dry_run=bool(row["dryRun"]),
+        user_id=str(row["userId"]),
+        total_records=int(row["totalRecords"]),
+        total_chunks=int(row["totalChunks"]),
+        created_at=str(row["createdAt"]),
+        invalid_count=int(row.get("invalidCount", 0)),
+        error=(str(row["error"]) if row.get("error") else None),
+    )
+
+
+def _chunk_from_row(row: Mapping[str, Any]) -> ChunkStatus:
+    counts = empty_counts()
+    for key in COUNT_KEYS:
+        counts[key] = int(row.get(f"count_{key}", 0) or 0)
+    return ChunkStatus(
+        index=int(row["RowKey"]),
+        state=ChunkState(str(row["state"])),
+        counts=counts,
+        records=int(row.get("records", 0) or 0),
+        error=(str(row["error"]) if row.get("error") else None),
+    )
