@@ -1,0 +1,229 @@
+"""The Dynamics connection of a workspace: states, reconnect reasons and token-failure classification.
+
+Pure: no I/O, no Azure SDK. The adapters store a ``ConnectionRecord`` (metadata only, never tokens) and
+the services decide with the functions here when a token is due and what a failed refresh means.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConnectionStatus(StrEnum):
+    CONNECTED = "connected"
+    RECONNECT_REQUIRED = "reconnect_required"
+    DISCONNECTED = "disconnected"
+
+
+class ReconnectReason(StrEnum):
+    INACTIVITY = "inactivity"  # AADSTS700082: refresh token unused for 90+ days
+    REVOKED = "revoked"  # AADSTS50173 (password change) and any other dead grant
+    CONSENT_OR_MFA_REQUIRED = "consent_or_mfa_required"  # interaction_required (AADSTS50076/50079/65001)
+
+
+class ReconnectRequired(Exception):
+    """The workspace's Dynamics grant is dead: exports pause until an admin reconnects."""
+
+    def __init__(self, workspace_id: str, reason: str) -> None:
+        super().__init__(f"workspace {workspace_id}: Dynamics connection needs to be reconnected ({reason})")
+        self.workspace_id = workspace_id
+        self.reason = reason
+
+
+class NotConnected(Exception):
+    """The workspace has no Dynamics connection at all."""
+
+    def __init__(self, workspace_id: str) -> None:
+        super().__init__(f"workspace {workspace_id} has no Dynamics connection")
+        self.workspace_id = workspace_id
+
+
+class TransientTokenError(Exception):
+    """Entra ID or the network failed in a way worth retrying later (5xx, timeouts, connection errors)."""
+
+
+@dataclass(frozen=True)
+class DynamicsConnection:
+    """What exports need to know about a connection (docs/contracts.md)."""
+
+    workspace_id: str
+    environment_url: str
+    integration_user_email: str | None
+    dynamics_user_id: str | None
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """Metadata of a connection as stored in Table Storage. Holds no token and no key material."""
+
+    workspace_id: str
+    connection_id: str  # new for every successful connect; names the incident of a later failure
+    status: ConnectionStatus
+    environment_url: str
+    secret_name: str  # Key Vault secret holding the encrypted MSAL token cache
+    account_id: str  # MSAL home_account_id ("<oid>.<tid>"): identifiers, not credentials
+    integration_user_email: str | None
+    dynamics_user_id: str | None
+    connected_by: str
+    connected_at: dt.datetime
+    last_refresh_at: dt.datetime
+    access_token_expires_at: dt.datetime
+    reason: str | None = None
+    status_changed_at: dt.datetime | None = None
+
+    def as_connection(self) -> DynamicsConnection:
+        return DynamicsConnection(
+            workspace_id=self.workspace_id,
+            environment_url=self.environment_url,
+            integration_user_email=self.integration_user_email,
+            dynamics_user_id=self.dynamics_user_id,
+        )
+
+    def refreshed(self, now: dt.datetime, access_token_expires_at: dt.datetime) -> ConnectionRecord:
+        return replace(self, last_refresh_at=now, access_token_expires_at=access_token_expires_at)
+
+    def needs_reconnect(self, reason: str, now: dt.datetime) -> ConnectionRecord:
+        return replace(self, status=ConnectionStatus.RECONNECT_REQUIRED, reason=reason, status_changed_at=now)
+
+
+def public_view(record: ConnectionRecord | None) -> dict[str, Any]:
+    """The body of ``GET /api/dynamics/connection`` (camelCase, no secrets)."""
+    if record is None or record.status is ConnectionStatus.DISCONNECTED:
+        return {
+            "status": ConnectionStatus.DISCONNECTED.value,
+            "integrationUser": None,
+            "environmentUrl": None,
+            "connectedAt": None,
+            "lastRefreshAt": None,
+            "reason": None,
+        }
+    return {
+        "status": record.status.value,
+        "integrationUser": {
+            "email": record.integration_user_email,
+            "dynamicsUserId": record.dynamics_user_id,
+        },
+        "environmentUrl": record.environment_url,
+        "connectedAt": _iso(record.connected_at),
+        "lastRefreshAt": _iso(record.last_refresh_at),
+        "reason": record.reason,
+    }
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------------------------------------- due-ness
+
+
+@dataclass(frozen=True)
+class RefreshPolicy:
+    """When the timer refreshes: access token close to expiry, or no refresh for ``proactive_after``."""
+
+    expiry_margin: dt.timedelta = dt.timedelta(minutes=20)
+    proactive_after: dt.timedelta = dt.timedelta(days=7)
+
+    def due_before(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """(expires-at threshold, last-refresh threshold): due if either value is at or before it."""
+        return now + self.expiry_margin, now - self.proactive_after
+
+    def is_due(self, record: ConnectionRecord, now: dt.datetime) -> bool:
+        if record.status is not ConnectionStatus.CONNECTED:
+            return False
+        expires_threshold, refreshed_threshold = self.due_before(now)
+        return (
+            record.access_token_expires_at <= expires_threshold
+            or record.last_refresh_at <= refreshed_threshold
+        )
+
+
+# ---------------------------------------------------------------------------------------------- failures
+
+
+@dataclass(frozen=True)
+class TokenFailure:
+    """A classified failed token request: ``reason`` set means reconnect required; else transient."""
+
+    reason: str | None
+    error: str
+    codes: tuple[int, ...]
+
+    @property
+    def transient(self) -> bool:
+        return self.reason is None
+
+
+_INTERACTION = {"interaction_required", "consent_required", "login_required"}
+
+
+def classify_token_error(result: Mapping[str, Any]) -> TokenFailure:
+    """Classify an OAuth error answer (msal's error dict: ``error``, ``error_codes``, ``suberror``)."""
+    error = str(result.get("error") or "")
+    codes = tuple(int(c) for c in (result.get("error_codes") or []) if str(c).isdigit())
+    if not codes:
+        codes = tuple(int(m) for m in re.findall(r"AADSTS(\d+)", str(result.get("error_description") or "")))
+    if error in _INTERACTION or any(c in (50076, 50079, 50074, 65001, 50158) for c in codes):
+        return TokenFailure(ReconnectReason.CONSENT_OR_MFA_REQUIRED.value, error, codes)
+    if 700082 in codes:
+        return TokenFailure(ReconnectReason.INACTIVITY.value, error, codes)
+    if error == "invalid_grant":
+        # 50173 (grant revoked, e.g. password change), 70000/70008/54005/9002313: the grant is gone.
+        return TokenFailure(ReconnectReason.REVOKED.value, error, codes)
+    # temporarily_unavailable, server_error, invalid_client (our configuration), anything else: retry later.
+    return TokenFailure(None, error or "unknown_error", codes)
+
+
+# ---------------------------------------------------------------------------------------------- env URL
+
+
+class InvalidEnvironmentUrl(ValueError):
+    pass
+
+
+DEFAULT_ALLOWED_HOSTS = (
+    "*.crm.dynamics.com,*.crm?.dynamics.com,*.crm??.dynamics.com,*.crm.microsoftdynamics.us"
+)
+
+
+def parse_host_patterns(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip().lower() for p in (value or "").split(",") if p.strip())
+
+
+def normalize_environment_url(url: str, allowed_host_patterns: Iterable[str]) -> str:
+    """``https://org.crm.dynamics.com/`` → ``https://org.crm.dynamics.com``; reject anything else.
+
+    Patterns are shell-style (``*.crm?.dynamics.com``) and match ``host`` or ``host:port``.
+    """
+    if not isinstance(url, str) or len(url) > 300:
+        raise InvalidEnvironmentUrl("environmentUrl must be a URL string")
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "https":
+        raise InvalidEnvironmentUrl("environmentUrl must use https")
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise InvalidEnvironmentUrl(
+            "environmentUrl must be the environment's root URL, e.g. https://org.crm.dynamics.com"
+        )
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidEnvironmentUrl("environmentUrl has an invalid port") from exc
+    if not host:
+        raise InvalidEnvironmentUrl("environmentUrl has no host")
+    netloc = f"{host}:{port}" if port is not None else host
+    patterns = list(allowed_host_patterns)
+    if not any(fnmatch.fnmatchcase(netloc, p) or fnmatch.fnmatchcase(host, p) for p in patterns):
+        raise InvalidEnvironmentUrl(f"environmentUrl host {netloc!r} is not a Dynamics 365 environment host")
+    return f"https://{netloc}"
+
+
+def dataverse_scope(environment_url: str) -> str:
+    return f"{environment_url.rstrip('/')}/.default"
