@@ -1,0 +1,97 @@
+"""What a sales-ops admin expects from a write: only real changes, never erase, fill-only-if-empty."""
+
+from core.domain.export_plan import (
+    DesiredLink,
+    DesiredValue,
+    OwnerSource,
+    PlanAction,
+    WriteMode,
+    choose_owner,
+    plan_write,
+    same_value,
+)
+
+FILL = WriteMode.FILL_IF_EMPTY
+
+
+def test_create_sends_non_empty_values_links_and_owner() -> None:
+    plan = plan_write(
+        None,
+        [DesiredValue("firstname", "Zoë"), DesiredValue("jobtitle", ""), DesiredValue("telephone1", None)],
+        [DesiredLink("parentcustomerid_account", "accounts", "a-1", "_parentcustomerid_value")],
+        create_only={"ownerid@odata.bind": "/systemusers(u-1)"},
+    )
+    assert plan.action is PlanAction.CREATE
+    assert plan.payload == {
+        "firstname": "Zoë",
+        "parentcustomerid_account@odata.bind": "/accounts(a-1)",
+        "ownerid@odata.bind": "/systemusers(u-1)",
+    }
+
+
+def test_update_sends_only_what_changed_and_never_erases() -> None:
+    current = {
+        "firstname": "Zoe",
+        "jobtitle": "CTO",
+        "telephone1": "+1 555",
+        "_parentcustomerid_value": "A-1",
+    }
+    plan = plan_write(
+        current,
+        [
+            DesiredValue("firstname", "Zoë"),  # changed
+            DesiredValue("jobtitle", ""),  # empty platform value: keep Dynamics' CTO
+            DesiredValue("telephone1", "+1 555"),  # same
+        ],
+        [DesiredLink("parentcustomerid_account", "accounts", "a-1", "_parentcustomerid_value")],
+        create_only={"ownerid@odata.bind": "/systemusers(u-1)"},
+    )
+    assert plan.action is PlanAction.UPDATE
+    assert plan.payload == {"firstname": "Zoë"}
+    assert plan.changes == {"firstname": {"before": "Zoe", "after": "Zoë"}}
+
+
+def test_fill_if_empty_writes_only_blank_columns() -> None:
+    current = {"jobtitle": "CTO", "mobilephone": "  ", "description": None}
+    plan = plan_write(
+        current,
+        [
+            DesiredValue("jobtitle", "Engineer", FILL),
+            DesiredValue("mobilephone", "+34 600", FILL),
+            DesiredValue("description", "From platform", FILL),
+        ],
+    )
+    assert plan.payload == {"mobilephone": "+34 600", "description": "From platform"}
+
+
+def test_nothing_to_change_is_unchanged() -> None:
+    current = {"numberofemployees": 50, "createdon": "2026-01-01T10:00:00Z", "donotemail": False}
+    plan = plan_write(
+        current,
+        [
+            DesiredValue("numberofemployees", 50.0),
+            DesiredValue("createdon", "2026-01-01T11:00:00+01:00"),
+            DesiredValue("donotemail", False),
+        ],
+    )
+    assert plan.action is PlanAction.UNCHANGED and plan.payload == {}
+
+
+def test_same_value_distinguishes_what_dynamics_would() -> None:
+    assert not same_value("acme", "Acme")  # a case fix is a real change to the stored text
+    assert not same_value(0, False)
+    assert same_value(None, None) and not same_value(None, "")
+
+
+def test_owner_fallback_chain() -> None:
+    users = {"pu-1": "su-1"}
+    mapped = choose_owner(users, "su-default", "su-integration", "pu-1")
+    assert (mapped.systemuser_id, mapped.source, mapped.impersonate) == (
+        "su-1",
+        OwnerSource.USER_MAPPING,
+        True,
+    )
+    default = choose_owner(users, "su-default", "su-integration", "pu-2")
+    assert (default.systemuser_id, default.source) == ("su-default", OwnerSource.DEFAULT_OWNER)
+    fallback = choose_owner(users, None, "su-integration", None)
+    assert (fallback.systemuser_id, fallback.source) == ("su-integration", OwnerSource.INTEGRATION_USER)
