@@ -237,8 +237,8 @@ class KeyVaultEmulator:
                 raise _Problem(
                     409,
                     "Conflict",
-                    f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; "
-                    "in this state, the secret can only be recovered or purged.",
+                    f"Secret {name} is currently in a deleted but recoverable state, "
+                    "and its name cannot be reused; the secret can only be recovered or purged.",
                 )
             secret.versions.append(item)
         return Reply.json(self._bundle(name, item, with_value=True))
