@@ -49,6 +49,61 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         secret=True,
     ),
     SettingSpec("PLATFORM_JWT_ALLOW_DEV_HS256", "false", "Allow HS256 caller tokens (local development only)."),
+    # --- Dynamics OAuth connection (issue 4) ---
+    SettingSpec("DYNAMICS_CLIENT_ID", None, "Entra ID application (client) id of the Dynamics integration."),
+    SettingSpec(
+        "DYNAMICS_CLIENT_SECRET",
+        None,
+        "Client secret of that application (in Azure: a Key Vault reference app setting).",
+        secret=True,
+    ),
+    SettingSpec(
+        "DYNAMICS_AUTHORITY",
+        "https://login.microsoftonline.com/organizations",
+        "Entra ID authority for the auth-code flow (locally: the Entra stand-in's https URL + tenant).",
+    ),
+    SettingSpec(
+        "DYNAMICS_REDIRECT_URI",
+        None,
+        "Public URL of GET /api/dynamics/oauth/callback, registered as a redirect URI on the app.",
+    ),
+    SettingSpec(
+        "DYNAMICS_ALLOWED_HOST_PATTERNS",
+        "*.crm.dynamics.com,*.crm?.dynamics.com,*.crm??.dynamics.com,*.crm.microsoftdynamics.us",
+        "Comma-separated shell patterns (host or host:port) an environment URL must match "
+        "(locally add 127.0.0.1:* for the Dataverse stand-in).",
+    ),
+    SettingSpec(
+        "FRONTEND_URL",
+        "http://localhost:3000/settings/integrations/dynamics",
+        "Where the OAuth callback redirects the browser (?dynamics=connected or ?dynamics=error&code=...).",
+    ),
+    SettingSpec("KEY_VAULT_URL", None, "Key Vault for the encrypted token caches (https://<vault>.vault.azure.net)."),
+    SettingSpec(
+        "KEY_VAULT_LOCAL_TOKEN",
+        None,
+        "Local development only: bearer token for the Key Vault stand-in instead of DefaultAzureCredential.",
+        secret=True,
+    ),
+    SettingSpec(
+        "TOKEN_ENCRYPTION_KEY",
+        None,
+        "Base64 of the 32-byte key-encryption key that wraps each workspace's AES-256-GCM data key "
+        "(in Azure: a Key Vault reference app setting).",
+        secret=True,
+    ),
+    SettingSpec("TOKEN_REFRESH_SCHEDULE", "0 */15 * * * *", "NCRONTAB schedule of the token refresh timer."),
+    SettingSpec(
+        "TOKEN_PROACTIVE_REFRESH_DAYS",
+        "7",
+        "The timer refreshes any connection not refreshed for this many days (inactivity kills at 90).",
+    ),
+    SettingSpec(
+        "TOKEN_EXPIRY_MARGIN_MINUTES",
+        "20",
+        "The timer refreshes access tokens expiring within this many minutes.",
+    ),
+    SettingSpec("TOKEN_REFRESH_CONCURRENCY", "8", "Workspaces refreshed in parallel by one timer run."),
 )
 
 _SPECS_BY_NAME = {spec.name: spec for spec in SETTING_SPECS}
