@@ -178,43 +178,33 @@ def read_json(req: func.HttpRequest, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
 
 
 def _pointer_from_loc(data: Any, loc: Sequence[str | int]) -> str:
-    """Pydantic ``loc`` -> JSON pointer into the *input*, dropping union tags/function names."""
+    """Pydantic ``loc`` -> JSON pointer into the *input*, dropping union tags pydantic inserts."""
     path: list[str | int] = []
     current: Any = data
-    for part in loc:
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
         if isinstance(current, dict) and isinstance(part, str) and part in current:
             current = current[part]
             path.append(part)
         elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
             current = current[part]
             path.append(part)
-        elif isinstance(current, dict) and isinstance(part, str) and not path_has_tag(part):
+        elif isinstance(current, dict) and isinstance(part, str) and last:
             path.append(part)  # a missing member: point at where it belongs
-            current = None
-        # else: a discriminator tag or validator name pydantic inserted — not part of the input
+        # else: a discriminator tag (e.g. ``platform_field``) or validator name — not part of the input
     return json_pointer(path)
-
-
-def path_has_tag(part: str) -> bool:
-    """Pydantic inserts tag names such as ``platform_field`` or ``function-after[...]`` into ``loc``."""
-    return "[" in part or part in _UNION_TAGS
-
-
-_UNION_TAGS: set[str] = set()
-
-
-def register_union_tags(*tags: str) -> None:
-    """Models with discriminated unions register their tag values so pointers skip them."""
-    _UNION_TAGS.update(tags)
 
 
 def validation_errors(data: Any, exc: pydantic.ValidationError) -> list[ErrorEntry]:
     errors: list[ErrorEntry] = []
     for err in exc.errors(include_url=False, include_input=False):
         message = err["msg"]
+        pointer = _pointer_from_loc(data, err["loc"])
         if err["type"] == "extra_forbidden":
             message = "unknown member"
-        errors.append({"pointer": _pointer_from_loc(data, err["loc"]), "message": message})
+        elif err["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+            pointer += json_pointer([str(err.get("ctx", {}).get("discriminator", "kind")).strip("'")])
+        errors.append({"pointer": pointer, "message": message})
     return errors
 
 
