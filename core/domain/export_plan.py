@@ -16,12 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from core.domain.config import Mode
 from core.domain.values import is_empty
-
-
-class WriteMode(StrEnum):
-    OVERWRITE = "overwrite"
-    FILL_IF_EMPTY = "fill_if_empty"
 
 
 class PlanAction(StrEnum):
@@ -36,7 +32,7 @@ class DesiredValue:
 
     column: str
     value: Any
-    mode: WriteMode = WriteMode.OVERWRITE
+    mode: Mode = Mode.OVERWRITE
 
 
 @dataclass(frozen=True)
@@ -50,7 +46,7 @@ class DesiredLink:
     entity_set: str
     target_id: str
     value_column: str
-    mode: WriteMode = WriteMode.OVERWRITE
+    mode: Mode = Mode.OVERWRITE
 
 
 @dataclass
@@ -113,7 +109,7 @@ def plan_write(
     changes = {}
     for v in value_list:
         before = current.get(v.column)
-        if v.mode is WriteMode.FILL_IF_EMPTY and not is_empty(before):
+        if v.mode is Mode.FILL_IF_EMPTY and not is_empty(before):
             continue
         if same_value(before, v.value):
             continue
@@ -121,7 +117,7 @@ def plan_write(
         changes[v.column] = {"before": before, "after": v.value}
     for link in link_list:
         before_id = current.get(link.value_column)
-        if link.mode is WriteMode.FILL_IF_EMPTY and before_id:
+        if link.mode is Mode.FILL_IF_EMPTY and before_id:
             continue
         if isinstance(before_id, str) and before_id.lower() == link.target_id.lower():
             continue

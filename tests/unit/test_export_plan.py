@@ -1,17 +1,17 @@
 """What a sales-ops admin expects from a write: only real changes, never erase, fill-only-if-empty."""
 
+from core.domain.config import Mode
 from core.domain.export_plan import (
     DesiredLink,
     DesiredValue,
     OwnerSource,
     PlanAction,
-    WriteMode,
     choose_owner,
     plan_write,
     same_value,
 )
 
-FILL = WriteMode.FILL_IF_EMPTY
+FILL = Mode.FILL_IF_EMPTY
 
 
 def test_create_sends_non_empty_values_links_and_owner() -> None:

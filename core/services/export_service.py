@@ -1,0 +1,228 @@
+"""Use cases of the exports API: submit, status, list, per-record results, resume after reconnect.
+
+Submitting validates the envelope and every record, snapshots the workspace's configuration (a job runs
+with the configuration it was submitted under, even if an admin edits it meanwhile), stages the records in
+Blob Storage in chunks and enqueues one small message per chunk. Order matters for crash safety: blobs,
+then the job row, then chunk rows, then messages — a message never points at something missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.adapters.export_store import ExportStore, JobRow
+from core.domain.caller import Caller
+from core.domain.catalog import PlatformField
+from core.domain.config import DynamicsConfig, ManualExportMapping
+from core.domain.config_validation import Problem, pointer
+from core.domain.export_job import (
+    COUNT_KEYS,
+    DEFAULT_CHUNK_SIZE,
+    ChunkState,
+    ExportEntity,
+    JobState,
+    empty_counts,
+    job_state,
+    split_chunks,
+)
+from core.domain.export_request import ExportRequest, ExportTrigger, validate_records
+from core.domain.values import check_value
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
+
+
+class InvalidExport(Exception):
+    """The request as a whole cannot be accepted; ``problems`` name each member (JSON pointers)."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the export request")
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    job_id: str
+    accepted: int
+    invalid: int
+    created_new: bool  # False when an Idempotency-Key named a job that already exists
+
+
+class ExportService:
+    def __init__(
+        self,
+        store: ExportStore,
+        load_config: Callable[[str], DynamicsConfig],
+        custom_fields: Callable[[str], Iterable[PlatformField]] = lambda _ws: (),
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        self._store = store
+        self._load_config = load_config
+        self._custom_fields = custom_fields
+        self._chunk_size = chunk_size
+
+    def submit(
+        self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
+    ) -> SubmitResult:
+        self._store.ensure_ready()
+        config = self._load_config(caller.workspace_id)
+        self._check_manual_values(request, config)
+        if idempotency_key:
+            job_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller.workspace_id}\x1f{idempotency_key}"))
+            existing = self._store.get_job(caller.workspace_id, job_id)
+            if existing is not None:
+                return SubmitResult(
+                    job_id, existing.total_records - existing.invalid_count, existing.invalid_count, False
+                )
+        else:
+            job_id = str(uuid.uuid4())
+        valid, invalid = validate_records(
+            request.entity, request.records, self._custom_fields(caller.workspace_id)
+        )
+        chunks = split_chunks(len(valid), self._chunk_size)
+        now = dt.datetime.now(dt.UTC).isoformat()
+        self._store.stage_request(
+            caller.workspace_id,
+            job_id,
+            {
+                "entity": request.entity.value,
+                "trigger": request.trigger.value,
+                "dryRun": request.dryRun,
+                "userId": caller.user_id,
+                "manualValues": request.manualValues,
+                "config": config.to_json(),
+                "createdAt": now,
+            },
+        )
+        for index, positions in enumerate(chunks):
+            self._store.stage_chunk(
+                caller.workspace_id,
+                job_id,
+                index,
+                [{"seq": valid[i].seq, "record": valid[i].data} for i in positions],
+            )
+        self._store.create_job(
+            JobRow(
+                workspace_id=caller.workspace_id,
+                job_id=job_id,
+                entity=request.entity.value,
+                trigger=request.trigger.value,
+                dry_run=request.dryRun,
+                user_id=caller.user_id,
+                total_records=len(request.records),
+                total_chunks=len(chunks),
+                created_at=now,
+                invalid_count=len(invalid),
+            )
+        )
+        if invalid:
+            self._store.save_outcomes(caller.workspace_id, job_id, invalid)
+        for index in range(len(chunks)):
+            self._store.put_chunk(caller.workspace_id, job_id, index, ChunkState.QUEUED)
+        self._store.enqueue_chunks(caller.workspace_id, job_id, range(len(chunks)))
+        return SubmitResult(job_id, len(valid), len(invalid), True)
+
+    @staticmethod
+    def _check_manual_values(request: ExportRequest, config: DynamicsConfig) -> None:
+        problems: list[Problem] = []
+        if request.trigger is ExportTrigger.AUTOMATIC and request.manualValues:
+            problems.append(
+                Problem(
+                    "/manualValues",
+                    "automatic exports carry no manual-export values; they are set by a person exporting",
+                )
+            )
+        tab = (
+            config.field_mapping.contacts
+            if request.entity is ExportEntity.CONTACTS
+            else config.field_mapping.companies
+        )
+        manual = {m.dynamics_field: m for m in tab if isinstance(m, ManualExportMapping)}
+        for column, value in request.manualValues.items():
+            mapping = manual.get(column)
+            if mapping is None:
+                known = ", ".join(sorted(manual)) or "none are configured"
+                problems.append(
+                    Problem(
+                        pointer(("manualValues", column)),
+                        f"'{column}' is not a manual-export field of the {request.entity.value} tab "
+                        f"(manual-export fields: {known})",
+                    )
+                )
+                continue
+            message = check_value(mapping.value_type, value)
+            if message:
+                problems.append(Problem(pointer(("manualValues", column)), message))
+        if problems:
+            raise InvalidExport(problems)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def status(self, workspace_id: str, job_id: str) -> dict[str, Any] | None:
+        job = self._store.get_job(workspace_id, job_id)
+        if job is None:
+            return None
+        return self._status_of(job)
+
+    def _status_of(self, job: JobRow) -> dict[str, Any]:
+        chunks = self._store.list_chunks(job.workspace_id, job.job_id)
+        counts = empty_counts()
+        counts["invalid"] = job.invalid_count
+        processed = job.invalid_count
+        for chunk in chunks:
+            for key in COUNT_KEYS:
+                counts[key] += chunk.counts.get(key, 0)
+            if chunk.state in (ChunkState.DONE, ChunkState.FAILED):
+                processed += chunk.records
+        if job.total_chunks == 0:
+            state = JobState.FAILED if job.invalid_count else JobState.SUCCEEDED
+        else:
+            state = job_state(chunks, total_chunks=job.total_chunks)
+        errors = sorted({c.error for c in chunks if c.error})
+        return {
+            "jobId": job.job_id,
+            "entity": job.entity,
+            "trigger": job.trigger,
+            "dryRun": job.dry_run,
+            "state": state.value,
+            "createdAt": job.created_at,
+            "requestedBy": job.user_id,
+            "counts": counts,
+            "progress": {
+                "records": job.total_records,
+                "processed": min(processed, job.total_records),
+                "chunks": job.total_chunks,
+                "chunksDone": sum(1 for c in chunks if c.state in (ChunkState.DONE, ChunkState.FAILED)),
+            },
+            "errors": errors + ([job.error] if job.error else []),
+        }
+
+    def list_jobs(self, workspace_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        self._store.ensure_ready()
+        return [self._status_of(job) for job in self._store.list_jobs(workspace_id, limit)]
+
+    def records(
+        self, workspace_id: str, job_id: str, status: str | None, cursor: str | None, limit: int
+    ) -> dict[str, Any] | None:
+        if self._store.get_job(workspace_id, job_id) is None:
+            return None
+        page = self._store.records_page(workspace_id, job_id, action=status, cursor=cursor, limit=limit)
+        return {"records": page.records, "nextCursor": page.next_cursor}
+
+    def resume_paused(self, workspace_id: str) -> int:
+        """Re-enqueue every chunk paused for the Dynamics token (called when the workspace reconnects)."""
+        self._store.ensure_ready()
+        resumed = 0
+        for job in self._store.list_jobs(workspace_id, limit=1000):
+            paused = [
+                c.index
+                for c in self._store.list_chunks(workspace_id, job.job_id)
+                if c.state is ChunkState.PAUSED_RECONNECT
+            ]
+            for index in paused:
+                self._store.put_chunk(workspace_id, job.job_id, index, ChunkState.QUEUED)
+            self._store.enqueue_chunks(workspace_id, job.job_id, paused)
+            resumed += len(paused)
+        return resumed
