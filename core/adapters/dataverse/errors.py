@@ -1,0 +1,133 @@
+"""Typed Dataverse errors. They carry what a caller needs to decide and to report, never the token.
+
+Every error names the HTTP status (``None`` for network failures), the Dataverse error code from
+``{"error": {"code": "0x...", "message": ...}}``, the server's message, the request method and path
+(without the query string: ``$filter`` values are personal data), the number of attempts made and the
+server's request id when it sent one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# Dataverse error codes the product reacts to (includes/data-service-error-codes.md).
+PRIVILEGE_DENIED = "0x80040220"
+DUPLICATE_RECORD = "0x80040237"
+DUPLICATE_RECORD_ENTITY_KEY = "0x80060892"
+DUPLICATES_FOUND = "0x80040333"
+OBJECT_DOES_NOT_EXIST = "0x80040217"
+VALIDATION_ERROR = "0x80044331"
+THROTTLE_CODES = frozenset({"0x80072322", "0x80072321", "0x80072326"})
+
+_MAX_MESSAGE = 2000
+
+
+class DataverseError(Exception):
+    """A request to Dataverse failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        attempts: int = 1,
+        request_id: str | None = None,
+    ) -> None:
+        self.message = message[:_MAX_MESSAGE]
+        self.status = status
+        self.code = code
+        self.method = method
+        self.path = path
+        self.attempts = attempts
+        self.request_id = request_id
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = f" {self.method} {self.path}" if self.method and self.path else ""
+        status = f"HTTP {self.status}" if self.status is not None else "no response"
+        code = f" {self.code}" if self.code else ""
+        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        return f"{status}{code}{where}{tries}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, message={self.message!r})"
+
+    @property
+    def is_duplicate_record(self) -> bool:
+        """A create with a primary key (or alternate key) that already exists."""
+        return self.code in (DUPLICATE_RECORD, DUPLICATE_RECORD_ENTITY_KEY)
+
+
+class Throttled(DataverseError):
+    """HTTP 429 that was not (or no longer) waited out. ``retry_after`` is in seconds, if the server said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class Unauthorized(DataverseError):
+    """HTTP 401, also after one forced token refresh."""
+
+
+class NotFound(DataverseError):
+    """HTTP 404: the record (or table, or column) does not exist."""
+
+
+class PreconditionFailed(DataverseError):
+    """HTTP 412: an If-Match / If-None-Match condition did not hold."""
+
+
+class PrivilegeDenied(DataverseError):
+    """HTTP 403 or code 0x80040220: the (impersonated) user lacks a privilege."""
+
+
+class TransientError(DataverseError):
+    """5xx or a network failure that retries did not overcome (or that was not safe to retry)."""
+
+
+def parse_error_body(body: bytes | str | Mapping[str, Any] | None) -> tuple[str | None, str]:
+    """(code, message) from a Dataverse error body; tolerant of non-JSON bodies."""
+    payload: Any = body
+    if isinstance(body, bytes | str):
+        text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+        try:
+            payload = json.loads(text) if text.strip() else None
+        except ValueError:
+            return None, text.strip()[:500] or "no error details"
+    if isinstance(payload, Mapping):
+        error = payload.get("error")
+        if isinstance(error, Mapping):
+            code = error.get("code")
+            message = error.get("message")
+            return (str(code) if code else None), (str(message) if message else "no error message")
+    return None, "no error details"
+
+
+def error_for_status(
+    status: int,
+    code: str | None,
+    message: str,
+    *,
+    retry_after: float | None = None,
+    **context: Any,
+) -> DataverseError:
+    """The typed error for an HTTP failure status."""
+    if status == 429:
+        return Throttled(message, retry_after=retry_after, status=status, code=code, **context)
+    if status == 401:
+        return Unauthorized(message, status=status, code=code, **context)
+    if status == 403 or code == PRIVILEGE_DENIED:
+        return PrivilegeDenied(message, status=status, code=code, **context)
+    if status == 404:
+        return NotFound(message, status=status, code=code, **context)
+    if status == 412:
+        return PreconditionFailed(message, status=status, code=code, **context)
+    if status >= 500:
+        return TransientError(message, status=status, code=code, **context)
+    return DataverseError(message, status=status, code=code, **context)
