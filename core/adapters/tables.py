@@ -1,0 +1,131 @@
+"""Table and Blob clients built from the one settings loader; tables/containers created on first use.
+
+Connection, in order:
+1. ``AzureWebJobsStorage`` set to a connection string (``UseDevelopmentStorage=true`` means local Azurite
+   on its default ports);
+2. otherwise, when ``AzureWebJobsStorage__accountName`` is set, the account's public endpoints with
+   ``DefaultAzureCredential`` (the Function App's managed identity);
+3. otherwise the default, local Azurite.
+
+Keys: Table Storage forbids ``/ \\ # ?`` and control characters in PartitionKey/RowKey; ``escape_key``
+percent-encodes them (and ``%`` itself), so any id maps to exactly one key and back.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from core.settings import Settings, get_settings
+
+DEV_STORAGE = "UseDevelopmentStorage=true"
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's documented, public development key (not a secret).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE_CONNECTION_STRING = (
+    f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+    f"BlobEndpoint=http://127.0.0.1:10000/{AZURITE_ACCOUNT};"
+    f"QueueEndpoint=http://127.0.0.1:10001/{AZURITE_ACCOUNT};"
+    f"TableEndpoint=http://127.0.0.1:10002/{AZURITE_ACCOUNT};"
+)
+_KEY_SAFE = "-_.!~*'()@:+=,;$&"
+
+
+def escape_key(value: str) -> str:
+    """A PartitionKey/RowKey for any string (reversible with ``unescape_key``)."""
+    return quote(value, safe=_KEY_SAFE)
+
+
+def unescape_key(key: str) -> str:
+    return unquote(key)
+
+
+def connection_string(settings: Settings) -> str | None:
+    """The storage connection string, or ``None`` when the managed identity should be used."""
+    explicit = settings.values.get("AzureWebJobsStorage")
+    if explicit:
+        return AZURITE_CONNECTION_STRING if explicit.strip() == DEV_STORAGE else explicit
+    if settings.get("AzureWebJobsStorage__accountName"):
+        return None
+    default = settings.get("AzureWebJobsStorage") or DEV_STORAGE
+    return AZURITE_CONNECTION_STRING if default.strip() == DEV_STORAGE else default
+
+
+@dataclass
+class Storage:
+    """Clients for one storage account; ``table(name)`` / ``container(name)`` create on first use."""
+
+    table_service: TableServiceClient
+    blob_service: BlobServiceClient
+    _tables: dict[str, TableClient] = field(default_factory=dict)
+    _containers: dict[str, ContainerClient] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Storage:
+        conn = connection_string(settings)
+        if conn is not None:
+            return cls(
+                TableServiceClient.from_connection_string(conn),
+                BlobServiceClient.from_connection_string(conn),
+            )
+        from azure.identity import DefaultAzureCredential
+
+        account = settings.require("AzureWebJobsStorage__accountName")
+        credential: Any = DefaultAzureCredential()
+        return cls(
+            TableServiceClient(f"https://{account}.table.core.windows.net", credential=credential),
+            BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential),
+        )
+
+    def table(self, name: str) -> TableClient:
+        with self._lock:
+            client = self._tables.get(name)
+        if client is not None:
+            return client
+        try:
+            self.table_service.create_table(name)
+        except ResourceExistsError:
+            pass
+        client = self.table_service.get_table_client(name)
+        with self._lock:
+            self._tables[name] = client
+        return client
+
+    def container(self, name: str) -> ContainerClient:
+        with self._lock:
+            client = self._containers.get(name)
+        if client is not None:
+            return client
+        client = self.blob_service.get_container_client(name)
+        try:
+            client.create_container()
+        except ResourceExistsError:
+            pass
+        with self._lock:
+            self._containers[name] = client
+        return client
+
+    def ping(self) -> None:
+        """One cheap round trip to the table endpoint (raises when storage is unreachable)."""
+        next(iter(self.table_service.list_tables(results_per_page=1).by_page()), None)
+
+
+_lock = threading.Lock()
+_cached: tuple[Settings, Storage] | None = None
+
+
+def get_storage() -> Storage:
+    """Storage for the current settings (rebuilt when ``get_settings`` returns new settings)."""
+    global _cached
+    settings = get_settings()
+    with _lock:
+        if _cached is None or _cached[0] is not settings:
+            _cached = (settings, Storage.from_settings(settings))
+        return _cached[1]
