@@ -1,0 +1,132 @@
+"""In-app notifications in Table Storage (table ``Notifications``: PK workspace id, RK notification id).
+
+One notification per incident: the id is derived from the incident (e.g. the connection that broke), so
+``raise_once`` is an insert that simply loses against an existing row — across timer runs, instances and
+export workers alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableServiceClient, UpdateMode
+
+NOTIFICATIONS_TABLE = "Notifications"
+
+
+@dataclass(frozen=True)
+class Notification:
+    workspace_id: str
+    id: str
+    kind: str
+    reason: str | None
+    title: str
+    message: str
+    created_at: dt.datetime
+    read_at: dt.datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(value: dt.datetime | None) -> str | None:
+            return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "reason": self.reason,
+            "title": self.title,
+            "message": self.message,
+            "createdAt": iso(self.created_at),
+            "read": self.read_at is not None,
+            "readAt": iso(self.read_at),
+        }
+
+
+def _utc(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(str(value))
+
+
+def _from_entity(entity: Mapping[str, Any]) -> Notification:
+    read_at = entity.get("ReadAt")
+    return Notification(
+        workspace_id=str(entity["PartitionKey"]),
+        id=str(entity["RowKey"]),
+        kind=str(entity["Kind"]),
+        reason=entity.get("Reason"),
+        title=str(entity.get("Title") or ""),
+        message=str(entity.get("Message") or ""),
+        created_at=_utc(entity["CreatedAt"]),
+        read_at=_utc(read_at) if read_at else None,
+    )
+
+
+class NotificationRepository:
+    def __init__(self, tables: TableServiceClient, table_name: str = NOTIFICATIONS_TABLE) -> None:
+        self._service = tables
+        self._table_name = table_name
+        self._table = tables.get_table_client(table_name)
+
+    def ensure_ready(self) -> None:
+        try:
+            self._service.create_table(self._table_name)
+        except ResourceExistsError:
+            pass
+
+    def raise_once(self, notification: Notification) -> bool:
+        """Insert; False when this incident already has its notification."""
+        try:
+            self._table.create_entity(
+                {
+                    "PartitionKey": notification.workspace_id,
+                    "RowKey": notification.id,
+                    "Kind": notification.kind,
+                    "Reason": notification.reason,
+                    "Title": notification.title,
+                    "Message": notification.message,
+                    "CreatedAt": notification.created_at,
+                }
+            )
+        except ResourceExistsError:
+            return False
+        return True
+
+    def list(self, workspace_id: str, limit: int = 100) -> list[Notification]:
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": workspace_id})
+        items = []
+        for entity in rows:
+            items.append(_from_entity(entity))
+            if len(items) >= limit:
+                break
+        return sorted(items, key=lambda n: n.created_at, reverse=True)
+
+    def mark_read(self, workspace_id: str, notification_id: str, now: dt.datetime) -> Notification | None:
+        try:
+            entity = self._table.get_entity(workspace_id, notification_id)
+        except ResourceNotFoundError:
+            return None
+        if not entity.get("ReadAt"):
+            self._table.update_entity(
+                {"PartitionKey": workspace_id, "RowKey": notification_id, "ReadAt": now},
+                mode=UpdateMode.MERGE,
+            )
+            entity["ReadAt"] = now
+        return _from_entity(entity)
+
+    def clear(self, workspace_id: str, kind: str) -> int:
+        """Remove every notification of ``kind`` for the workspace (the incident is over)."""
+        removed = 0
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and Kind eq @kind", parameters={"pk": workspace_id, "kind": kind}
+        )
+        for entity in rows:
+            try:
+                self._table.delete_entity(workspace_id, entity["RowKey"])
+                removed += 1
+            except ResourceNotFoundError:
+                pass
+        return removed
