@@ -1,9 +1,14 @@
 """Deterministic seed data for the Dataverse emulator, with the messy cases real orgs have.
 
 ``generate_seed(SeedSpec())`` returns Web API create payloads in dependency order — one business unit,
-the system users (one of them disabled), accounts, contacts — each as ``(entity set name, payload)``
-with a client-supplied primary key and ``x@odata.bind`` lookups. The emulator loads them through its
-normal create path, so seeded rows look exactly like rows a client created.
+the system users, accounts, contacts — each as ``(entity set name, payload)`` with a client-supplied
+primary key and ``x@odata.bind`` lookups. The emulator loads them through its normal create path, so
+seeded rows look exactly like rows a client created.
+
+``systemuser.isdisabled`` is not valid for create in Dataverse (reference/entities/systemuser.md:
+IsValidForCreate False, valid for update), so the disabled user is created enabled and disabled
+afterwards: ``build_seed(spec).updates`` holds ``("systemusers", id, {"isdisabled": True})`` to apply
+once every create is done. No account or contact is owned by that user.
 
 The same spec gives byte-identical output (one ``random.Random(spec.seed)``, no set/hash ordering).
 What makes the data realistic, and what tests can check against (:class:`SeedTruth`):
@@ -33,6 +38,7 @@ from typing import Any
 from urllib.parse import quote
 
 Record = tuple[str, dict[str, Any]]
+Update = tuple[str, str, dict[str, Any]]  # (entity set name, record id, PATCH payload)
 
 LINKEDIN_PROFILE_PREFIX = "https://www.linkedin.com/in/"
 ORG_DOMAIN = "contoso.onmicrosoft.com"
@@ -79,7 +85,8 @@ class SeedTruth:
 
 @dataclass
 class Seed:
-    records: list[Record]
+    records: list[Record]  # creates, in dependency order
+    updates: list[Update]  # PATCHes to apply after every create (disabling a user)
     truth: SeedTruth
 
 
@@ -297,7 +304,6 @@ def build_seed(spec: SeedSpec) -> Seed:
                     "lastname": last,
                     "domainname": upn,
                     "internalemailaddress": upn,
-                    "isdisabled": disabled,
                     "azureactivedirectoryobjectid": new_id(),
                     "businessunitid@odata.bind": f"/businessunits({bu_id})",
                 },
@@ -420,7 +426,8 @@ def build_seed(spec: SeedSpec) -> Seed:
         truth.contact_ids.append(contact_id)
         truth.contact_account[contact_id] = parent_id
     truth.duplicate_contact_groups = list(group_of.values())
-    return Seed(records=records, truth=truth)
+    updates: list[Update] = [("systemusers", uid, {"isdisabled": True}) for uid in truth.disabled_user_ids]
+    return Seed(records=records, updates=updates, truth=truth)
 
 
 def generate_seed(spec: SeedSpec) -> list[Record]:

@@ -78,8 +78,11 @@ def test_default_volumes_and_dependency_order(seed: Seed) -> None:
 
 def test_exactly_one_user_is_disabled_and_owns_nothing(seed: Seed) -> None:
     users = [payload for entity, payload in seed.records if entity == "systemusers"]
-    disabled = [u["systemuserid"] for u in users if u["isdisabled"]]
+    assert not any("isdisabled" in u for u in users)  # not valid for create in Dataverse
+    disabled = [record_id for entity, record_id, patch in seed.updates if patch == {"isdisabled": True}]
+    assert [e for e, _, _ in seed.updates] == ["systemusers"]
     assert disabled == seed.truth.disabled_user_ids and len(disabled) == 1
+    assert disabled[0] in {u["systemuserid"] for u in users}
     owners = {p.get("ownerid@odata.bind") for _, p in seed.records}
     assert f"/systemusers({disabled[0]})" not in owners
     assert len({u["domainname"] for u in users}) == 20
@@ -239,9 +242,10 @@ def test_duplicate_contacts_are_the_same_person_at_the_same_company(seed: Seed) 
 
 
 def test_small_specs_and_validation() -> None:
-    records = generate_seed(SeedSpec(accounts=0, contacts=5, users=1))
-    users = [p for e, p in records if e == "systemusers"]
-    assert [u["isdisabled"] for u in users] == [False]
+    small = build_seed(SeedSpec(accounts=0, contacts=5, users=1))
+    records = small.records
+    assert len([p for e, p in records if e == "systemusers"]) == 1
+    assert small.updates == [] and small.truth.disabled_user_id is None
     contacts: list[dict[str, Any]] = [p for e, p in records if e == "contacts"]
     assert len(contacts) == 5
     assert not any("parentcustomerid_account@odata.bind" in c for c in contacts)
