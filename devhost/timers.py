@@ -1,0 +1,128 @@
+"""Timer triggers: six-field NCRONTAB (``{second} {minute} {hour} {day} {month} {day-of-week}``, UTC) or a
+TimeSpan interval, ``%SETTING%`` indirection, ``run_on_startup`` and ``past_due``.
+
+One thread per timer function, so a function never runs twice at once. When an invocation overruns its
+next occurrence(s), the latest missed occurrence fires as soon as it returns, with ``past_due=True``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import azure.functions.timer as func_timer
+from croniter import croniter
+
+from devhost.config import HostConfigError, is_timespan, parse_timespan, resolve_setting_refs
+from devhost.index import TimerFunction
+from devhost.invoke import Invoker
+
+log = logging.getLogger("devhost.timers")
+
+LATE_TOLERANCE = dt.timedelta(seconds=1)
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Schedule:
+    """Next occurrence strictly after a moment, for an NCRONTAB expression or a TimeSpan interval."""
+
+    def __init__(self, expression: str, start: dt.datetime) -> None:
+        self.expression = expression.strip()
+        self._interval: dt.timedelta | None = None
+        if is_timespan(self.expression):
+            seconds = parse_timespan(self.expression)
+            if seconds <= 0:
+                raise HostConfigError(f"timer interval must be positive: {expression!r}")
+            self._interval = dt.timedelta(seconds=seconds)
+            self._start = start
+            return
+        fields = self.expression.split()
+        if len(fields) not in (5, 6):
+            raise HostConfigError(f"timer schedule must be six-field NCRONTAB or a TimeSpan: {expression!r}")
+        try:
+            # second_at_beginning: NCRONTAB's first field is seconds (croniter expects it last otherwise).
+            croniter(self.expression, start, second_at_beginning=len(fields) == 6)
+        except (ValueError, KeyError) as exc:
+            raise HostConfigError(f"invalid NCRONTAB schedule {expression!r}: {exc}") from exc
+
+    def next_after(self, moment: dt.datetime) -> dt.datetime:
+        if self._interval is not None:
+            elapsed = max(0.0, (moment - self._start).total_seconds())
+            steps = int(elapsed // self._interval.total_seconds()) + 1
+            return self._start + steps * self._interval
+        six = len(self.expression.split()) == 6
+        result = croniter(self.expression, moment, second_at_beginning=six).get_next(dt.datetime)
+        assert isinstance(result, dt.datetime)
+        return result
+
+
+class TimerRunner:
+    def __init__(
+        self,
+        function: TimerFunction,
+        settings: Mapping[str, str],
+        invoker: Invoker,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.function = function
+        self.invoker = invoker
+        self.clock = clock
+        self.schedule = Schedule(resolve_setting_refs(function.schedule, settings), clock())
+        self._stop = threading.Event()
+        self._last: dt.datetime | None = None
+        self._thread = threading.Thread(target=self._run, name=f"devhost-timer-{function.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """No further invocations; wait for a running one to finish."""
+        self._stop.set()
+        self._thread.join()
+
+    def _fire(self, past_due: bool, next_due: dt.datetime) -> None:
+        now = self.clock()
+        status: dict[str, Any] = {
+            "Last": (self._last or now).isoformat(),
+            "Next": next_due.isoformat(),
+            "LastUpdated": now.isoformat(),
+        }
+        request = func_timer.TimerRequest(
+            past_due=past_due, schedule_status=status, schedule={"AdjustForDST": True}
+        )
+        self._last = now
+        try:
+            self.invoker.invoke(self.function, request)
+        except Exception:
+            log.exception("timer function %s failed", self.function.name)
+
+    def _run(self) -> None:
+        if self.function.run_on_startup and not self._stop.is_set():
+            self._fire(past_due=False, next_due=self.schedule.next_after(self.clock()))
+        base = self.clock()
+        overran = False
+        while not self._stop.is_set():
+            due = self.schedule.next_after(base)
+            wait = (due - self.clock()).total_seconds()
+            if wait > 0 and self._stop.wait(wait):
+                return
+            past_due = overran or self.clock() - due > LATE_TOLERANCE
+            self._fire(past_due=past_due, next_due=self.schedule.next_after(due))
+            # Occurrences missed while it ran collapse into one immediate, past-due invocation.
+            now = self.clock()
+            missed: dt.datetime | None = None
+            candidate = self.schedule.next_after(due)
+            for _ in range(100_000):
+                if candidate > now:
+                    break
+                missed = candidate
+                candidate = self.schedule.next_after(candidate)
+            overran = missed is not None
+            base = missed - dt.timedelta(microseconds=1) if missed is not None else due
