@@ -520,6 +520,11 @@ def test_dop_hint_caps_parallelism() -> None:
     client, _, _, _ = make_client(response(200, {"value": []}, {"x-ms-dop-hint": "4"}), max_concurrency=16)
     list(client.query("contacts"))
     assert client.concurrency_limit == 4
+    client, _, _, _ = make_client(
+        response(200, {"value": []}, {"x-ms-dop-hint": "4"}), max_concurrency=16, honor_dop_hint=False
+    )
+    list(client.query("contacts"))
+    assert client.concurrency_limit == 16
 
 
 # ---------------------------------------------------------------------------- token never leaks

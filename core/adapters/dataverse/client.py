@@ -170,6 +170,7 @@ class DataverseClient:
         max_concurrency: int = 16,
         on_request: Callable[[RequestEvent], None] | None = None,
         suppress_duplicate_detection: bool | None = None,
+        honor_dop_hint: bool = True,
         timeout: tuple[float, float] = (10.0, 120.0),
         api_version: str = "v9.2",
         rng: random.Random | None = None,
@@ -188,6 +189,7 @@ class DataverseClient:
         self._user_agent = user_agent
         self._on_request = on_request
         self._suppress_duplicate_detection = suppress_duplicate_detection
+        self._honor_dop_hint = honor_dop_hint
         self._timeout = timeout
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
@@ -344,7 +346,7 @@ class DataverseClient:
                 succeeded=failure is None,
                 pause=decision.delay if (throttled and decision is not None and decision.retry) else None,
             )
-            if response is not None and failure is None:
+            if response is not None and failure is None and self._honor_dop_hint:
                 self._apply_dop_hint(response)
             request_id = _request_id(response)
             self._emit(
