@@ -1,0 +1,313 @@
+"""Connect / callback / status / disconnect of a workspace's Dynamics connection (issue 4).
+
+Connect: validate the environment URL, check Key Vault answers, start an msal auth-code flow (PKCE +
+nonce) and keep the flow server-side, sealed, bound to workspace and user, for 10 minutes.
+Callback: take the flow atomically (a replayed or forged state finds nothing), redeem the code with
+msal, ask WhoAmI for the Dynamics user id, store the sealed token cache in Key Vault *first* and only then
+the metadata row — if Key Vault fails nothing is recorded. Reconnecting clears the reconnect notices and
+tells listeners (exports paused for the token resume).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msal
+import requests
+from azure.data.tables import TableServiceClient
+
+from core.adapters.connection_repository import (
+    CONNECTIONS_TABLE,
+    FLOWS_TABLE,
+    AuthFlowRepository,
+    ConnectionRepository,
+    PendingFlow,
+)
+from core.adapters.keyvault import SecretStore, SecretStoreUnavailable
+from core.adapters.leases import LEASES_TABLE, TableLeases
+from core.adapters.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig, WhoAmIError
+from core.adapters.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
+from core.adapters.token_crypto import TokenCipher, TokenDecryptError
+from core.domain.caller import Caller
+from core.domain.connection import (
+    ConnectionRecord,
+    ConnectionStatus,
+    RefreshPolicy,
+    classify_token_error,
+    dataverse_scope,
+    normalize_environment_url,
+    parse_host_patterns,
+)
+from core.services.token_provider import RECONNECT_NOTIFICATION_KIND, TokenService, secret_name_for, utcnow
+from core.services.token_refresh import TokenRefresher
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FLOW_LIFETIME = dt.timedelta(minutes=10)
+
+
+class ConnectError(Exception):
+    """The callback failed; ``code`` goes to the frontend (``?dynamics=error&code=<code>``)."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+
+
+class KeyVaultUnavailable(Exception):
+    """Key Vault cannot be used right now (answered as 503)."""
+
+
+def _flow_context(workspace_id: str, user_id: str) -> str:
+    return f"oauth-flow|{workspace_id}|{user_id}"
+
+
+class ConnectionService:
+    def __init__(
+        self,
+        *,
+        connections: ConnectionRepository,
+        flows: AuthFlowRepository,
+        notifications: NotificationRepository,
+        secrets: SecretStore,
+        cipher: TokenCipher,
+        msal_factory: MsalAppFactory,
+        whoami: DataverseWhoAmI,
+        allowed_hosts: tuple[str, ...],
+        clock: Callable[[], dt.datetime] = utcnow,
+        on_reconnected: Callable[[str], None] | None = None,
+    ) -> None:
+        self._connections = connections
+        self._flows = flows
+        self._notifications = notifications
+        self._secrets = secrets
+        self._cipher = cipher
+        self._msal = msal_factory
+        self._whoami = whoami
+        self._allowed_hosts = allowed_hosts
+        self._clock = clock
+        self._on_reconnected = on_reconnected
+
+    # ------------------------------------------------------------------ connect
+    def start_connect(self, caller: Caller, environment_url: str) -> str:
+        """Microsoft sign-in URL for the admin; raises ``InvalidEnvironmentUrl``, ``KeyVaultUnavailable``."""
+        env = normalize_environment_url(environment_url, self._allowed_hosts)
+        try:
+            self._secrets.get("dynamics-connect-probe")  # fail now, not after the user signed in
+        except SecretStoreUnavailable as exc:
+            raise KeyVaultUnavailable(str(exc)) from None
+        state = secrets.token_urlsafe(32)
+        flow = self._msal.initiate_flow([dataverse_scope(env)], state)
+        payload = json.dumps({"flow": flow, "environmentUrl": env}).encode("utf-8")
+        sealed = self._cipher.seal(payload, _flow_context(caller.workspace_id, caller.user_id))
+        self._flows.add(
+            state, PendingFlow(caller.workspace_id, caller.user_id, sealed, self._clock() + FLOW_LIFETIME)
+        )
+        return str(flow["auth_uri"])
+
+    # ------------------------------------------------------------------ callback
+    def complete_connect(self, params: Mapping[str, str]) -> ConnectionRecord:
+        state = params.get("state") or ""
+        if not state or len(state) > 200:
+            raise ConnectError("invalid_state", "the callback carries no usable state")
+        pending = self._flows.take(state)
+        if pending is None:
+            raise ConnectError("invalid_state", "unknown, forged or already used state")
+        if pending.expires_at <= self._clock():
+            raise ConnectError("expired_state", "the sign-in took longer than 10 minutes")
+        try:
+            payload = json.loads(
+                self._cipher.open(pending.sealed_flow, _flow_context(pending.workspace_id, pending.user_id))
+            )
+        except (TokenDecryptError, ValueError):
+            raise ConnectError("invalid_state", "the stored flow does not open") from None
+        flow: dict[str, Any] = payload["flow"]
+        env = str(payload["environmentUrl"])
+        if params.get("error"):
+            error = str(params["error"])
+            code = (
+                "consent_required"
+                if error in {"consent_required", "interaction_required"}
+                else "access_denied"
+            )
+            raise ConnectError(code, "Microsoft sign-in did not grant access")
+        if not params.get("code"):
+            raise ConnectError("invalid_request", "the callback carries no code")
+
+        cache = msal.SerializableTokenCache()
+        app = self._msal.build(cache)
+        try:
+            result: dict[str, Any] = app.acquire_token_by_auth_code_flow(
+                flow, {"code": params["code"], "state": state}, scopes=[dataverse_scope(env)]
+            )
+        except (ValueError, RuntimeError):  # state / nonce mismatch
+            raise ConnectError("invalid_state", "the answer does not belong to this sign-in") from None
+        except (msal.exceptions.MsalServiceError, requests.RequestException, OSError) as exc:
+            log.warning("token endpoint unavailable during connect (%s)", type(exc).__name__)
+            raise ConnectError("identity_provider_unavailable", "Microsoft sign-in is unavailable") from None
+        if "error" in result:
+            failure = classify_token_error(result)
+            log.warning("auth code redemption failed: %s %s", failure.error, failure.codes)
+            raise ConnectError("token_exchange_failed", f"{failure.error} {list(failure.codes)}")
+        claims = result.get("id_token_claims") or {}
+        email = claims.get("preferred_username") or claims.get("email") or claims.get("upn")
+        accounts = app.get_accounts()
+        if not accounts:
+            raise ConnectError("token_exchange_failed", "no account in the token answer")
+        try:
+            dynamics_user_id = self._whoami.user_id(env, str(result["access_token"]))
+        except WhoAmIError as exc:
+            log.warning("WhoAmI failed during connect: %s", exc)
+            raise ConnectError(
+                "whoami_failed", "the Dynamics environment did not accept the sign-in"
+            ) from None
+
+        now = self._clock()
+        connection_id = uuid.uuid4().hex
+        record = ConnectionRecord(
+            workspace_id=pending.workspace_id,
+            connection_id=connection_id,
+            status=ConnectionStatus.CONNECTED,
+            environment_url=env,
+            secret_name=secret_name_for(pending.workspace_id, connection_id),
+            account_id=str(accounts[0]["home_account_id"]),
+            integration_user_email=str(email) if email else None,
+            dynamics_user_id=dynamics_user_id,
+            connected_by=pending.user_id,
+            connected_at=now,
+            last_refresh_at=now,
+            access_token_expires_at=now + dt.timedelta(seconds=int(result.get("expires_in") or 0)),
+            reason=None,
+            status_changed_at=now,
+        )
+        sealed = self._cipher.seal(cache.serialize().encode("utf-8"), pending.workspace_id)
+        try:
+            self._secrets.put(record.secret_name, sealed, tags={"kind": "dynamics-token-cache"})
+        except SecretStoreUnavailable:
+            raise ConnectError(
+                "key_vault_unavailable", "tokens could not be stored; nothing was saved"
+            ) from None
+        previous = self._connections.get(pending.workspace_id)
+        self._connections.put(record)
+        if previous is not None and previous.record.secret_name != record.secret_name:
+            self._forget_secret(previous.record.secret_name)
+        self._notifications.clear(pending.workspace_id, RECONNECT_NOTIFICATION_KIND)
+        if self._on_reconnected is not None:
+            try:
+                self._on_reconnected(pending.workspace_id)
+            except Exception:
+                log.exception("workspace %s: reconnect listener failed", pending.workspace_id)
+        log.info("workspace %s: Dynamics connected", pending.workspace_id)
+        return record
+
+    # ------------------------------------------------------------------ state / disconnect
+    def get(self, workspace_id: str) -> ConnectionRecord | None:
+        found = self._connections.get(workspace_id)
+        return found.record if found else None
+
+    def disconnect(self, workspace_id: str) -> bool:
+        """Remove the secret, then the row. Key Vault down → ``KeyVaultUnavailable`` and nothing changes."""
+        found = self._connections.get(workspace_id)
+        if found is None:
+            return False
+        try:
+            self._secrets.delete(found.record.secret_name)
+        except SecretStoreUnavailable as exc:
+            raise KeyVaultUnavailable(str(exc)) from None
+        self._connections.delete(workspace_id)
+        self._notifications.clear(workspace_id, RECONNECT_NOTIFICATION_KIND)
+        log.info("workspace %s: Dynamics disconnected", workspace_id)
+        return True
+
+    def _forget_secret(self, name: str) -> None:
+        try:
+            self._secrets.delete(name)
+        except SecretStoreUnavailable:
+            log.warning("old token cache secret could not be deleted now; it stays soft-deletable")
+
+
+# ---------------------------------------------------------------------------------------------- wiring
+
+
+@dataclass
+class ConnectionComponents:
+    """Everything issue 4 wires together; entrypoints build one per settings object."""
+
+    connections: ConnectionRepository
+    flows: AuthFlowRepository
+    notifications: NotificationRepository
+    leases: TableLeases
+    service: ConnectionService
+    tokens: TokenService
+    refresher: TokenRefresher
+
+    def ensure_ready(self) -> None:
+        for repo in (self.connections, self.flows, self.notifications, self.leases):
+            repo.ensure_ready()
+
+
+def build_components(
+    settings: Settings,
+    *,
+    tables: TableServiceClient | None = None,
+    secret_store: SecretStore | None = None,
+    http_session: requests.Session | None = None,
+    table_prefix: str = "",
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> ConnectionComponents:
+    """Production wiring from settings; tests pass their own tables/secret store/HTTP session/prefix."""
+    from core.adapters.keyvault import secret_store_from_settings
+    from core.adapters.tables import Storage
+
+    tables = tables or Storage.from_settings(settings).table_service
+    store = secret_store or secret_store_from_settings(settings)
+    session = http_session or requests.Session()
+    cipher = TokenCipher.from_settings(settings)
+    factory = MsalAppFactory(MsalConfig.from_settings(settings), http_client=session)
+    connections = ConnectionRepository(tables, table_prefix + CONNECTIONS_TABLE)
+    flows = AuthFlowRepository(tables, table_prefix + FLOWS_TABLE)
+    notifications = NotificationRepository(tables, table_prefix + NOTIFICATIONS_TABLE)
+    leases = TableLeases(tables, "token-refresh", table_prefix + LEASES_TABLE, clock=clock)
+    tokens = TokenService(
+        connections=connections,
+        secrets=store,
+        cipher=cipher,
+        msal_factory=factory,
+        notifications=notifications,
+        leases=leases,
+        clock=clock,
+    )
+    service = ConnectionService(
+        connections=connections,
+        flows=flows,
+        notifications=notifications,
+        secrets=store,
+        cipher=cipher,
+        msal_factory=factory,
+        whoami=DataverseWhoAmI(session),
+        allowed_hosts=parse_host_patterns(settings.get("DYNAMICS_ALLOWED_HOST_PATTERNS")),
+        clock=clock,
+    )
+    policy = RefreshPolicy(
+        expiry_margin=dt.timedelta(minutes=settings.get_int("TOKEN_EXPIRY_MARGIN_MINUTES") or 20),
+        proactive_after=dt.timedelta(days=settings.get_int("TOKEN_PROACTIVE_REFRESH_DAYS") or 7),
+    )
+    refresher = TokenRefresher(
+        connections=connections,
+        tokens=tokens,
+        leases=leases,
+        policy=policy,
+        concurrency=settings.get_int("TOKEN_REFRESH_CONCURRENCY") or 8,
+        clock=clock,
+    )
+    components = ConnectionComponents(connections, flows, notifications, leases, service, tokens, refresher)
+    components.ensure_ready()
+    return components

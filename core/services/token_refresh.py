@@ -1,0 +1,108 @@
+"""The token refresh timer's work: refresh every connected workspace that is due, a few at a time.
+
+Due = access token expiring within the margin, or no refresh for ``proactive_after`` (default 7 days, so
+a refresh token never reaches Entra's 90-day inactivity limit). The table query returns only due rows.
+Each workspace is refreshed under a lease and re-checked after the lease is taken, so two overlapping
+runs (or instances) refresh it once. One workspace's failure never stops the others:
+- dead grant → ``reconnect_required`` with its reason + one notification (``TokenService``);
+- network / 5xx / Key Vault trouble → counted as transient, retried next run, no notification.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from core.adapters.connection_repository import ConnectionRepository
+from core.adapters.leases import TableLeases
+from core.domain.connection import NotConnected, ReconnectRequired, RefreshPolicy, TransientTokenError
+from core.services.token_provider import LEASE_DURATION, TokenService, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RefreshRunReport:
+    due: int = 0
+    refreshed: int = 0
+    not_due_anymore: int = 0
+    locked: int = 0
+    reconnect_required: int = 0
+    transient: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class TokenRefresher:
+    def __init__(
+        self,
+        *,
+        connections: ConnectionRepository,
+        tokens: TokenService,
+        leases: TableLeases,
+        policy: RefreshPolicy,
+        concurrency: int = 8,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._connections = connections
+        self._tokens = tokens
+        self._leases = leases
+        self._policy = policy
+        self._concurrency = max(1, concurrency)
+        self._clock = clock
+
+    def run(self) -> RefreshRunReport:
+        report = RefreshRunReport()
+        lock = threading.Lock()
+        started = self._clock()
+        expires_before, refreshed_before = self._policy.due_before(started)
+        slots = threading.BoundedSemaphore(self._concurrency * 2)  # bounded backlog: memory stays flat
+
+        def count(field: str) -> None:
+            with lock:
+                setattr(report, field, getattr(report, field) + 1)
+
+        def work(workspace_id: str) -> None:
+            try:
+                count(self._refresh_one(workspace_id))
+            except Exception:
+                log.exception("workspace %s: token refresh failed unexpectedly", workspace_id)
+                count("failed")
+            finally:
+                slots.release()
+
+        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="token-refresh") as pool:
+            futures: list[Future[None]] = []
+            for record in self._connections.iter_due(expires_before, refreshed_before):
+                report.due += 1
+                slots.acquire()
+                futures.append(pool.submit(work, record.workspace_id))
+                if len(futures) > 1000:
+                    futures = [f for f in futures if not f.done()]
+        log.info("token refresh run: %s", report.as_dict())
+        return report
+
+    def _refresh_one(self, workspace_id: str) -> str:
+        lease = self._leases.acquire(workspace_id, LEASE_DURATION)
+        if lease is None:
+            return "locked"
+        try:
+            found = self._connections.get(workspace_id)
+            if found is None or not self._policy.is_due(found.record, self._clock()):
+                return "not_due_anymore"  # another run refreshed it, or it was disconnected
+            self._tokens.acquire(found, force_refresh=True)
+            return "refreshed"
+        except ReconnectRequired as exc:
+            log.warning("workspace %s: reconnect required (%s)", workspace_id, exc.reason)
+            return "reconnect_required"
+        except (TransientTokenError, NotConnected) as exc:
+            log.warning("workspace %s: refresh postponed (%s)", workspace_id, type(exc).__name__)
+            return "transient"
+        finally:
+            self._leases.release(lease)
