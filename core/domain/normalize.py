@@ -5,8 +5,10 @@ empty value must never match another empty value. The same functions normalise b
 record and the Dynamics row — so a match is "equal after normalisation".
 
 Decisions (the why is in docs/matching.md):
-- accents are kept (``José`` != ``Jose``): Dataverse compares strings accent-sensitively, so the candidate
-  queries could not fetch accent variants anyway, and stripping them would merge different people;
+- text and names ignore accents (``José`` == ``Jose``), like Dataverse itself: the default collation of
+  an environment is ``_CI_AI`` (case- and accent-insensitive), so its own queries and duplicate detection
+  already treat them as equal, and a dropped accent is a data-entry slip, not another person. Identifiers
+  (LinkedIn slugs, e-mail local parts) keep their accents: there a different letter is a different key;
 - company legal suffixes are kept (``Acme Inc`` != ``Acme Ltd``), only their punctuation is ignored
   (``Acme, Inc.`` == ``Acme Inc``): a false merge overwrites somebody else's record, a miss creates a
   duplicate the admin can merge; the first is worse;
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
@@ -26,14 +29,22 @@ from urllib.parse import unquote, urlsplit
 import idna
 from publicsuffixlist import PublicSuffixList
 
-_WHITESPACE = re.compile(r"\s+")
 # Typographic variants people paste from documents: ’ ‘ ʼ ` ´ -> ' ; ‐ ‑ ‒ – — -> -
-_APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc\u0060\u00b4\u2032"})
-_DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"})
+_PUNCTUATION_VARIANTS = str.maketrans(
+    {
+        **{c: "'" for c in "\u2019\u2018\u02bc\u0060\u00b4\u2032"},
+        **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"},
+    }
+)
 # Punctuation ignored in company names: "Acme, Inc." == "Acme Inc" (but "Acme Inc" != "Acme Ltd").
 _COMPANY_PUNCTUATION = re.compile(r"[.,]")
 
 LINKEDIN_HOST = "linkedin.com"
+_LINKEDIN_FAST = re.compile(
+    r"(?:https?://)?(?:[a-z0-9-]+\.)*linkedin\.com/(?:(?:mwlite|m)/)?"
+    r"(?P<kind>in|company|school|showcase)/(?P<slug>[^/?#\s]+)(?:[/?#].*)?\Z",
+    re.IGNORECASE | re.DOTALL,
+)
 _LINKEDIN_KINDS = ("in", "company", "school", "showcase")
 
 
@@ -50,6 +61,8 @@ class ValueKind(StrEnum):
 
 
 def _as_text(value: object) -> str | None:
+    if type(value) is str:
+        return value
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -59,16 +72,30 @@ def _as_text(value: object) -> str | None:
     return value
 
 
-def normalize_text(value: object) -> str | None:
-    """NFKC, case-folded, inner whitespace collapsed to one space, trimmed; ``None`` when empty."""
+def strip_accents(text: str) -> str:
+    """Combining marks removed after canonical decomposition (``Café`` -> ``Cafe``, ``ß`` unchanged)."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(ch for ch in decomposed if not unicodedata.combining(ch)))
+
+
+def _fold(text: str, *, keep_accents: bool) -> str | None:
+    if text.isascii():  # fast path: NFKC, accents and full case folding are no-ops on ASCII
+        return " ".join(text.lower().split()) or None
+    text = unicodedata.normalize("NFKC", text).casefold()
+    # casefold may produce decomposed sequences (e.g. "İ" -> "i̇"): recompose so both sides agree.
+    text = unicodedata.normalize("NFC", text) if keep_accents else strip_accents(text)
+    return " ".join(text.split()) or None
+
+
+def normalize_text(value: object, *, keep_accents: bool = False) -> str | None:
+    """NFKC, case-folded, accents removed (unless ``keep_accents``), inner whitespace collapsed to one
+    space, trimmed; ``None`` when empty or not text/number."""
     text = _as_text(value)
     if text is None:
         return None
-    text = unicodedata.normalize("NFKC", text).casefold()
-    # casefold may produce decomposed sequences (e.g. "İ"): recompose so both sides agree.
-    text = unicodedata.normalize("NFC", text)
-    text = _WHITESPACE.sub(" ", text).strip()
-    return text or None
+    return _fold(text, keep_accents=keep_accents)
 
 
 def normalize_person_name(value: object) -> str | None:
@@ -76,7 +103,9 @@ def normalize_person_name(value: object) -> str | None:
     text = _as_text(value)
     if text is None:
         return None
-    return normalize_text(text.translate(_APOSTROPHES).translate(_DASHES))
+    if not text.isascii():
+        text = text.translate(_PUNCTUATION_VARIANTS)
+    return _fold(text, keep_accents=False)
 
 
 def normalize_company_name(value: object) -> str | None:
@@ -101,6 +130,13 @@ def linkedin_key(value: object) -> str | None:
     text = text.strip()
     if not text:
         return None
+    fast = _LINKEDIN_FAST.match(text)
+    if fast is not None:  # the common shape, without the cost of urlsplit
+        slug = unquote(fast["slug"]) if "%" in fast["slug"] else fast["slug"]
+        slug_key = normalize_text(slug, keep_accents=True)
+        if slug_key is None or " " in slug_key:
+            return None
+        return f"{fast['kind'].lower()}/{slug_key}"
     if "://" not in text:
         text = "https://" + text.lstrip("/")
     try:
@@ -115,7 +151,7 @@ def linkedin_key(value: object) -> str | None:
         segments = segments[1:]
     if len(segments) < 2 or segments[0].lower() not in _LINKEDIN_KINDS:
         return None
-    slug = normalize_text(segments[1])
+    slug = normalize_text(segments[1], keep_accents=True)
     if slug is None or " " in slug:
         return None
     return f"{segments[0].lower()}/{slug}"
@@ -264,16 +300,17 @@ def normalize_phone(value: object) -> str | None:
 
 def normalize(kind: ValueKind, value: object, *, any_extension: bool = False) -> str | None:
     """Dispatch on ``kind``. ``any_extension`` only matters for domains."""
-    if kind is ValueKind.TEXT:
-        return normalize_text(value)
-    if kind is ValueKind.PERSON_NAME:
-        return normalize_person_name(value)
-    if kind is ValueKind.COMPANY_NAME:
-        return normalize_company_name(value)
-    if kind is ValueKind.LINKEDIN:
-        return linkedin_key(value)
     if kind is ValueKind.DOMAIN:
         return domain_any_extension_key(value) if any_extension else registrable_domain(value)
-    if kind is ValueKind.EMAIL:
-        return normalize_email(value)
-    return normalize_phone(value)
+    return _NORMALIZERS[kind](value)
+
+
+_NORMALIZERS: dict[ValueKind, Callable[[object], str | None]] = {
+    ValueKind.TEXT: normalize_text,
+    ValueKind.PERSON_NAME: normalize_person_name,
+    ValueKind.COMPANY_NAME: normalize_company_name,
+    ValueKind.LINKEDIN: linkedin_key,
+    ValueKind.DOMAIN: registrable_domain,
+    ValueKind.EMAIL: normalize_email,
+    ValueKind.PHONE: normalize_phone,
+}
