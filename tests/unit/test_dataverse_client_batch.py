@@ -68,6 +68,7 @@ def _operations() -> list[BatchOperation | ChangeSet]:
             ]
         ),
         BatchOperation("GET", "contacts?$select=fullname&$filter=lastname eq 'O''Neil'"),
+        BatchOperation("GET", "contacts", params=[("$filter", "telephone1 eq '+1 & 2#'")]),
     ]
 
 
@@ -85,7 +86,9 @@ def test_request_body_uses_crlf_everywhere_and_the_documented_layout() -> None:
     assert "Content-ID: 1" in lines and "Content-ID: 2" in lines and "Content-ID: 3" in lines
     assert "POST /api/data/v9.2/accounts HTTP/1.1" in lines
     assert "PATCH $1 HTTP/1.1" in lines  # a Content-ID reference is not prefixed
-    assert "GET /api/data/v9.2/contacts?$select=fullname&$filter=lastname eq 'O''Neil' HTTP/1.1" in lines
+    # request lines are percent-encoded: no raw space, and & + # inside values cannot break the query
+    assert "GET /api/data/v9.2/contacts?$select=fullname&$filter=lastname%20eq%20'O''Neil' HTTP/1.1" in lines
+    assert "GET /api/data/v9.2/contacts?$filter=telephone1%20eq%20'%2B1%20%26%202%23' HTTP/1.1" in lines
     assert "MSCRM.SuppressDuplicateDetection: false" in lines
     assert "Content-Type: application/json; type=entry" in lines
     index = lines.index("POST /api/data/v9.2/contacts HTTP/1.1")

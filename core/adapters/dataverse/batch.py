@@ -35,12 +35,15 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from requests.structures import CaseInsensitiveDict
 
 from core.adapters.dataverse.errors import DataverseError, error_for_status, parse_error_body
 
 CRLF = "\r\n"
+QUERY_VALUE_SAFE = "'(),/:@$*"
+PATH_SAFE = "/'(),=$@:*"
 _SAFE_METHODS = frozenset({"GET", "PATCH", "PUT", "DELETE"})
 _BOUNDARY_RE = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _STATUS_LINE_RE = re.compile(r"^HTTP/\d(?:\.\d)?\s+(\d{3})\s*(.*)$")
@@ -54,9 +57,11 @@ class BatchOperation:
     """One request inside a ``$batch``.
 
     ``url`` is relative to the Web API root (``contacts(<id>)``, ``accounts?$select=name``) or a Content-ID
-    reference (``$1``) inside a change set. ``idempotent`` says whether repeating the whole batch is safe
-    for this operation; by default GET/PATCH/PUT/DELETE are and POST is not (set it for a POST whose body
-    carries a client-supplied primary key: a repeat fails with DuplicateRecord instead of creating twice).
+    reference (``$1``) inside a change set, written as raw (not percent-encoded) OData text; the client
+    encodes it. Put query options whose values may hold ``&``, ``=``, ``+`` or ``#`` in ``params``.
+    ``idempotent`` says whether repeating the whole batch is safe for this operation; by default
+    GET/PATCH/PUT/DELETE are and POST is not (set it for a POST whose body carries a client-supplied
+    primary key: a repeat fails with DuplicateRecord instead of creating twice).
     """
 
     method: str
@@ -65,6 +70,7 @@ class BatchOperation:
     headers: Mapping[str, str] = field(default_factory=dict)
     content_id: str | None = None
     idempotent: bool | None = None
+    params: Sequence[tuple[str, str]] = ()
 
     @property
     def safe_to_repeat(self) -> bool:
@@ -130,6 +136,30 @@ def entity_id_from_url(value: str | None) -> str | None:
     return match.group(1).lower() if match else None
 
 
+def encode_query(params: Sequence[tuple[str, str]]) -> str:
+    """``name=value&...`` with values percent-encoded (spaces as %20, ``+`` as %2B) and OData quotes kept."""
+    return "&".join(
+        f"{quote(name, safe='$@')}={quote(value, safe=QUERY_VALUE_SAFE)}" for name, value in params
+    )
+
+
+def encode_target(url: str, params: Sequence[tuple[str, str]] = ()) -> str:
+    """Percent-encode a raw relative OData URL (path and query) for a request line."""
+    path, sep, query = url.partition("?")
+    encoded = quote(path, safe=PATH_SAFE)
+    parts = []
+    if sep and query:
+        parts.append("&".join(_encode_raw_option(option) for option in query.split("&")))
+    if params:
+        parts.append(encode_query(params))
+    return encoded + ("?" + "&".join(parts) if parts else "")
+
+
+def _encode_raw_option(option: str) -> str:
+    name, sep, value = option.partition("=")
+    return quote(name, safe="$@") + (sep + quote(value, safe=QUERY_VALUE_SAFE) if sep else "")
+
+
 def new_boundary(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4()}"
 
@@ -139,7 +169,8 @@ def _operation_part(operation: BatchOperation, api_path: str, content_id: str | 
     if content_id is not None:
         lines.append(f"Content-ID: {content_id}")
     lines.append("")
-    url = operation.url if operation.url.startswith("$") else api_path + operation.url.lstrip("/")
+    target = encode_target(operation.url.lstrip("/"), operation.params)
+    url = target if operation.url.startswith("$") else api_path + target
     lines.append(f"{operation.method.upper()} {url} HTTP/1.1")
     headers = {k.lower(): (k, v) for k, v in operation.headers.items()}
     if operation.body is not None and "content-type" not in headers:

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -49,6 +49,7 @@ from core.adapters.dataverse.batch import (
     ChangeSet,
     boundary_of,
     build_batch_body,
+    encode_query,
     entity_id_from_url,
     parse_batch_response,
 )
@@ -78,7 +79,6 @@ TokenSource = Callable[[bool], str]
 DEFAULT_USER_AGENT = "dynamics-integration-backend/0.1"
 DEFAULT_PAGE_SIZE = 5000
 _GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_QUERY_SAFE = "'(),/:@$*"
 _KNOWN_ENTITY_SETS = {
     "account": "accounts",
     "contact": "contacts",
@@ -146,10 +146,6 @@ def key_segment(key: str | uuid.UUID | Mapping[str, Any]) -> str:
     if not _GUID_RE.match(text):
         raise ValueError("a record id must be a GUID (or pass an alternate key mapping)")
     return f"({text.lower()})"
-
-
-def _encode_query(params: Sequence[tuple[str, str]]) -> str:
-    return "&".join(f"{quote(name, safe='$@')}={quote(value, safe=_QUERY_SAFE)}" for name, value in params)
 
 
 def _primary_key(table: str) -> str:
@@ -228,7 +224,7 @@ class DataverseClient:
         else:
             url = self.api_url + path.lstrip("/")
         if params:
-            url += ("&" if "?" in url else "?") + _encode_query(params)
+            url += ("&" if "?" in url else "?") + encode_query(params)
         return url
 
     def _headers(
