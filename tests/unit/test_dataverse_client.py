@@ -397,7 +397,24 @@ def test_duplicate_record_on_create_with_id_is_recognisable() -> None:
     )
     with pytest.raises(DataverseError) as caught:
         client.create("contacts", {"lastname": "x"}, record_id=GUID)
-    assert caught.value.is_duplicate_record
+    assert caught.value.is_duplicate_record and not caught.value.maybe_applied_earlier
+
+
+def test_retried_create_that_finds_its_own_record_returns_the_id() -> None:
+    duplicate = error(412, "0x80040237", "A record with matching key values already exists.")
+    dropped = raises(requests.exceptions.ConnectionError("Connection aborted"))
+    client, transport, _, _ = make_client(dropped, duplicate)
+    assert client.create("contacts", {"lastname": "x"}, record_id=GUID) == GUID
+    assert len(transport.requests) == 2
+
+
+def test_retried_bulk_create_that_meets_a_duplicate_says_an_earlier_attempt_may_have_applied() -> None:
+    duplicate = error(400, "0x80040237", "Cannot insert duplicate key.")
+    client, _, _, _ = make_client(error(502, "0x0", "bad gateway"), duplicate)
+    with pytest.raises(DataverseError) as caught:
+        client.create_multiple("contact", [{"contactid": GUID}])
+    assert caught.value.is_duplicate_record and caught.value.maybe_applied_earlier
+    assert caught.value.attempts == 2
 
 
 def test_non_json_error_body_still_gives_a_message() -> None:

@@ -10,8 +10,8 @@ Which requests are safe to repeat after a 5xx or a dropped connection (the serve
   values; running one twice leaves the same record state as running it once.
 * DELETE: a repeat finds nothing to delete (404 surfaces as :class:`NotFound`); no other effect.
 * POST create with a client-supplied primary key (``create(..., record_id=...)``): a repeat cannot make a
-  second record — Dataverse refuses it with DuplicateRecord ``0x80040237``, which surfaces as an error
-  whose ``is_duplicate_record`` is true and ``attempts > 1``: the record with that id exists.
+  second record — Dataverse refuses it with DuplicateRecord ``0x80040237``; ``create`` then returns the
+  id (the record with that id exists, whichever attempt made it).
 * ``CreateMultiple`` where every target carries its primary key: same argument, the call is atomic on
   standard tables, so a repeat either creates all (first attempt never ran) or fails as a duplicate.
 * ``UpdateMultiple`` / ``UpsertMultiple``: each target names its record; same values, same end state.
@@ -286,6 +286,7 @@ class DataverseClient:
         if content_type:
             base_headers["Content-Type"] = content_type
         throttles = transients = unauthorized = 0
+        maybe_applied = False  # an earlier attempt failed after the server may have run it
         force_refresh = False
         attempt = 0
         while True:
@@ -370,6 +371,7 @@ class DataverseClient:
                     "path": log_path,
                     "attempts": attempt,
                     "request_id": request_id,
+                    "maybe_applied_earlier": maybe_applied,
                 }
                 if response is None:
                     raise TransientError(
@@ -388,6 +390,8 @@ class DataverseClient:
                 decision.delay,
                 decision.reason,
             )
+            if failure in (FailureKind.SERVER, FailureKind.NETWORK):
+                maybe_applied = True
             if decision.refresh_token:
                 force_refresh = True
             elif not throttled:  # a throttle waits inside the limiter, together with every other thread
@@ -537,20 +541,31 @@ class DataverseClient:
         """Create a record and return its id (from ``OData-EntityId``).
 
         With ``record_id`` the record gets that primary key (``id_attribute``, by default derived from a
-        known entity set) and the request is safe to retry: see the module docstring.
+        known entity set) and the request is safe to retry: see the module docstring. If a retry after a
+        dropped connection / 5xx answers DuplicateRecord, the first attempt did create it: the id is
+        returned. A DuplicateRecord on the first attempt is raised (``is_duplicate_record``).
         """
         body = dict(record)
         if record_id is not None:
             attribute = id_attribute or self._id_attribute_for_set(entity_set)
             body[attribute] = str(record_id).lower()
-        response = self._request(
-            "POST",
-            entity_set,
-            idempotent=record_id is not None,
-            json_body=body,
-            caller_object_id=caller_object_id,
-            suppress_duplicate_detection=suppress_duplicate_detection,
-        )
+        try:
+            response = self._request(
+                "POST",
+                entity_set,
+                idempotent=record_id is not None,
+                json_body=body,
+                caller_object_id=caller_object_id,
+                suppress_duplicate_detection=suppress_duplicate_detection,
+            )
+        except DataverseError as exc:
+            if record_id is not None and exc.is_duplicate_record and exc.maybe_applied_earlier:
+                # The retry of our own create found the record: an earlier attempt created it (or, if its
+                # lost answer was itself this error, it already existed). Either way the record with
+                # this id exists, which is what the caller asked for.
+                logger.info("Dataverse create %s: earlier attempt had created the record", entity_set)
+                return str(record_id).lower()
+            raise
         new_id = entity_id_from_url(response.headers.get("OData-EntityId"))
         if new_id is None:
             if record_id is not None:
@@ -631,7 +646,9 @@ class DataverseClient:
     ) -> list[str]:
         """``CreateMultiple`` on ``table`` (logical name); returns the new ids in request order.
 
-        Retried after 5xx / dropped connections only when every record carries its primary key.
+        Retried after 5xx / dropped connections only when every record carries its primary key. A
+        DuplicateRecord on such a retry is raised with ``maybe_applied_earlier``: the lost first answer
+        may have been a failure, so which records exist is unknown — split and create one by one.
         """
         key = id_attribute or _primary_key(table)
         idempotent = all(record.get(key) for record in records)

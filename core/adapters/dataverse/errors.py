@@ -37,6 +37,7 @@ class DataverseError(Exception):
         path: str | None = None,
         attempts: int = 1,
         request_id: str | None = None,
+        maybe_applied_earlier: bool = False,
     ) -> None:
         self.message = message[:_MAX_MESSAGE]
         self.status = status
@@ -45,6 +46,9 @@ class DataverseError(Exception):
         self.path = path
         self.attempts = attempts
         self.request_id = request_id
+        self.maybe_applied_earlier = maybe_applied_earlier
+        """An earlier attempt of this request failed in a way that may hide its success (5xx, dropped
+        connection, read timeout) — e.g. a DuplicateRecord on the retry of a create with a client id."""
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
