@@ -153,7 +153,9 @@ def _read_headers(text: str) -> tuple[dict[str, str], str]:
     return headers, "".join(lines[i:])
 
 
-_REQUEST_LINE_RE = re.compile(r"([A-Z]+)\s+(\S+)\s+HTTP/1\.[01]\Z")
+# Method up to the first space, version after the last one, the URL in between, as the OData library's batch
+# reader splits it: Microsoft's Python SDK writes query strings unencoded ("$filter=lastname eq 'x'").
+_REQUEST_LINE_RE = re.compile(r"([A-Z]+) +(\S.*?) +HTTP/1\.[01]\Z")
 
 
 def _parse_http_request(text: str, part_headers: Mapping[str, str]) -> BatchOperation:

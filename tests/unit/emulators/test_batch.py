@@ -137,7 +137,8 @@ def test_sdk_serialized_batch_parses() -> None:
     """Body written by PowerPlatform-Dataverse-Client's own serializer (CRLF, quoted boundaries)."""
     base = "https://org.crm.dynamics.com/api/data/v9.2"
     requests: list[_RawRequest | _ChangeSetBatchItem] = [
-        _RawRequest(method="GET", url=f"{base}/contacts?$select=fullname&$top=2"),
+        # The SDK does not percent-encode query strings inside a batch: the URL contains spaces and quotes.
+        _RawRequest(method="GET", url=f"{base}/contacts?$select=fullname&$filter=lastname eq 'O''Bryan'"),
         _ChangeSetBatchItem(
             requests=[
                 _RawRequest(method="POST", url=f"{base}/accounts", body='{"name":"Contoso"}', content_id=1),
@@ -158,9 +159,8 @@ def test_sdk_serialized_batch_parses() -> None:
     assert "\r\n" in body
     items = parse_batch(body.encode(), f'multipart/mixed; boundary="{boundary}"')
     get, cs = items
-    assert (
-        isinstance(get, BatchOperation)
-        and request_target(get.url) == "/api/data/v9.2/contacts?$select=fullname&$top=2"
+    assert isinstance(get, BatchOperation) and request_target(get.url) == (
+        "/api/data/v9.2/contacts?$select=fullname&$filter=lastname eq 'O''Bryan'"
     )
     assert isinstance(cs, ChangeSet)
     assert [(o.method, o.content_id) for o in cs.operations] == [
