@@ -1,0 +1,762 @@
+"""Records: create, retrieve, update, upsert, delete, associations, activity parties and queries.
+
+Follows webapi/create-entity-web-api.md, update-delete-entities-using-web-api.md,
+perform-conditional-operations-using-web-api.md, associate-disassociate-entities-using-web-api.md,
+impersonate-another-user-web-api.md and query/*.md. Rows are stored the way the Web API returns them:
+lookups as ``_x_value`` plus the ``@Microsoft.Dynamics.CRM.lookuplogicalname`` annotation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote
+
+from . import errors
+from .clock import Clock
+from .odata import ODataError, QueryOptions, fold, index_hint, parse_query, sort_rows
+from .schema import Column, Schema, Table
+from .store import Row, Store
+
+LOOKUP_ANNOTATION = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+NAV_ANNOTATION = "@Microsoft.Dynamics.CRM.associatednavigationproperty"
+FORMATTED = "@OData.Community.Display.V1.FormattedValue"
+MAX_PAGE_SIZE = 5000
+_GUID_RE = re.compile(
+    r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?\Z"
+)
+_REF_RE = re.compile(r"(?:.*/)?([A-Za-z_][A-Za-z0-9_]*)\((.*)\)\Z", re.DOTALL)
+_EDM = {
+    "Integer": "Edm.Int32",
+    "BigInt": "Edm.Int64",
+    "Decimal": "Edm.Decimal",
+    "Money": "Edm.Decimal",
+    "Double": "Edm.Double",
+    "Boolean": "Edm.Boolean",
+    "DateTime": "Edm.DateTimeOffset",
+    "Uniqueidentifier": "Edm.Guid",
+    "Picklist": "Edm.Int32",
+    "State": "Edm.Int32",
+    "Status": "Edm.Int32",
+    "String": "Edm.String",
+    "Memo": "Edm.String",
+    "MultiSelectPicklist": "Edm.String",
+    "EntityName": "Edm.String",
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request runs as: ``user_id`` (createdby/ownerid) and, when impersonating, the real caller."""
+
+    user_id: str
+    on_behalf_of: str | None = None
+    key: str = ""  # the identity service protection limits count against
+
+
+def parse_guid(text: str) -> str | None:
+    match = _GUID_RE.match(text.strip())
+    return match.group(1).lower() if match else None
+
+
+def _literal(text: str) -> Any:
+    text = text.strip()
+    if text.startswith("'") and text.endswith("'") and len(text) >= 2:
+        return text[1:-1].replace("''", "'")
+    if text in ("true", "false"):
+        return text == "true"
+    if text == "null":
+        return None
+    guid = parse_guid(text)
+    if guid:
+        return guid
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise errors.bad_request(f"Bad Request - Error in query syntax: '{text}'.") from None
+
+
+def split_key(text: str) -> list[tuple[str, str]] | str:
+    """``guid`` -> the guid; ``a='x',b=1`` -> [(a, "'x'"), (b, "1")] (quotes kept, commas in quotes ok)."""
+    guid = parse_guid(text)
+    if guid:
+        return guid
+    parts: list[tuple[str, str]] = []
+    buf: list[str] = []
+    in_quote = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "'":
+            if in_quote and i + 1 < len(text) and text[i + 1] == "'":
+                buf.append("''")
+                i += 2
+                continue
+            in_quote = not in_quote
+        if ch == "," and not in_quote:
+            parts.append(_key_part("".join(buf)))
+            buf = []
+        else:
+            buf.append(ch)
+        i += 1
+    if in_quote:
+        raise errors.bad_request(f"There is an unterminated literal at position {len(text)} in '{text}'.")
+    parts.append(_key_part("".join(buf)))
+    return parts
+
+
+def _key_part(part: str) -> tuple[str, str]:
+    name, eq, value = part.partition("=")
+    if not eq or not name.strip():
+        raise errors.bad_request(f"Bad Request - Error in query syntax: '{part}'.")
+    return name.strip(), value.strip()
+
+
+def format_datetime(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_datetime(text: str) -> str | None:
+    """Normalise an ISO date or date-time to the Web API's output form, or None if it is not one."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return dt.date.fromisoformat(text).isoformat()
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return format_datetime(parsed)
+
+
+class RecordService:
+    def __init__(
+        self,
+        schema: Schema,
+        store: Store,
+        clock: Clock,
+        api_url: Callable[[], str],
+        default_user: Callable[[], str],
+    ) -> None:
+        self.schema = schema
+        self.store = store
+        self.clock = clock
+        self._api_url = api_url
+        self._default_user = default_user
+
+    # ------------------------------------------------------------------------------------------------
+    # URLs and keys
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        return self._api_url()
+
+    def entity_url(self, table: Table, record_id: str) -> str:
+        return f"{self.api_url}{table.entity_set}({record_id})"
+
+    def table_for_set(self, entity_set: str) -> Table:
+        table = self.schema.table_for_set(entity_set)
+        if table is None:
+            raise ODataError(404, "0x80060888", f"Resource not found for the segment '{entity_set}'.")
+        return table
+
+    def resolve_key(self, table: Table, key_text: str) -> tuple[str | None, dict[str, Any]]:
+        """The record id named by ``key_text`` (None if absent) and, for an alternate key, its values."""
+        parsed = split_key(unquote(key_text))
+        if isinstance(parsed, str):
+            return parsed, {}
+        values = {name: _literal(raw) for name, raw in parsed}
+        if len(values) == 1 and table.primary_id in values:
+            guid = values[table.primary_id]
+            return (str(guid) if guid else None), {}
+        names = set(values)
+        for key in table.keys:
+            if set(key.columns) == names:
+                return self._find_by_values(table, values), values
+        raise errors.bad_key(table.logical_name)
+
+    def _find_by_values(
+        self, table: Table, values: Mapping[str, Any], exclude: str | None = None
+    ) -> str | None:
+        first, *rest = list(values)
+        for row in self.store.find(table.logical_name, first, values[first]):
+            record_id = str(row[table.primary_id])
+            if record_id == exclude:
+                continue
+            if all(fold(row.get(col)) == fold(values[col]) for col in rest):
+                return record_id
+        return None
+
+    def parse_reference(self, text: str) -> tuple[Table, str]:
+        """``/accounts(<id>)``, ``accounts(<id>)``, a full URL or an alternate-key form -> (table, id)."""
+        match = _REF_RE.match(text.strip())
+        if not match:
+            raise errors.bad_request(
+                f"The URI '{text}' is not valid because it is not based on '{self.api_url}'."
+            )
+        table = self.table_for_set(match.group(1))
+        record_id, _ = self.resolve_key(table, match.group(2))
+        if record_id is None or self.store.get(table.logical_name, record_id) is None:
+            raise errors.lookup_missing(table.logical_name, record_id or match.group(2))
+        return table, record_id
+
+    # ------------------------------------------------------------------------------------------------
+    # Payload -> row changes
+    # ------------------------------------------------------------------------------------------------
+    def _coerce(self, table: Table, column: Column, value: Any) -> Any:
+        if value is None:
+            return None
+        kind = column.type
+        edm = _EDM.get(kind, "Edm.String")
+
+        def wrong() -> ODataError:
+            shown = value if not isinstance(value, bool) else str(value).lower()
+            if isinstance(value, dict | list):
+                return errors.payload_error(
+                    table.entity_set,
+                    f"Cannot convert a value to target type '{edm}' because of conflict between input format "
+                    "string/number and parameter 'IEEE754Compatible' false/true.",
+                )
+            return errors.payload_error(
+                table.entity_set, f"Cannot convert the literal '{shown}' to the expected type '{edm}'."
+            )
+
+        if kind in ("String", "Memo", "EntityName"):
+            if not isinstance(value, str):
+                raise wrong()
+            if column.max_length is not None and len(value) > column.max_length:
+                raise errors.validation_error(
+                    f"The length of the '{column.logical_name}' attribute of the "
+                    f"'{table.logical_name}' entity "
+                    f"exceeded the maximum allowed length of '{column.max_length}'."
+                )
+            return value
+        if kind in ("Integer", "BigInt", "Picklist", "State", "Status"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer() and kind in ("Integer", "BigInt"):
+                    value = int(value)
+                else:
+                    raise wrong()
+            if kind in ("Picklist", "State", "Status"):
+                if value not in column.option_values:
+                    raise errors.bad_request(
+                        f"A validation error occurred. The value {value} of '{column.logical_name}' "
+                        "on record of "
+                        f"type '{table.logical_name}' is outside the valid range. Accepted Values: "
+                        + ",".join(str(v) for v in sorted(column.option_values)),
+                        code="0x8004431a",
+                    )
+            else:
+                self._range(table, column, value)
+            return value
+        if kind in ("Decimal", "Money", "Double"):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise wrong()
+            self._range(table, column, value)
+            return value
+        if kind == "Boolean":
+            if not isinstance(value, bool):
+                raise wrong()
+            return value
+        if kind == "DateTime":
+            normalised = _parse_datetime(value) if isinstance(value, str) else None
+            if normalised is None:
+                raise wrong()
+            if column.format == "DateOnly":
+                return normalised[:10]
+            return normalised
+        if kind == "Uniqueidentifier":
+            guid = parse_guid(value) if isinstance(value, str) else None
+            if guid is None:
+                raise wrong()
+            return guid
+        if kind == "MultiSelectPicklist":
+            if not isinstance(value, str):
+                raise wrong()
+            chosen = []
+            for part in value.split(","):
+                try:
+                    number = int(part.strip())
+                except ValueError:
+                    raise wrong() from None
+                if number not in column.option_values:
+                    raise errors.bad_request(
+                        f"A validation error occurred. The value {number} of "
+                        f"'{column.logical_name}' on record "
+                        f"of type '{table.logical_name}' is outside the valid range. Accepted Values: "
+                        + ",".join(str(v) for v in sorted(column.option_values)),
+                        code="0x8004431a",
+                    )
+                chosen.append(number)
+            return ",".join(str(n) for n in sorted(set(chosen)))
+        raise wrong()
+
+    def _range(self, table: Table, column: Column, value: float) -> None:
+        low, high = column.min_value, column.max_value
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise errors.validation_error(
+                f"The value {value} of '{column.logical_name}' on record of type "
+                f"'{table.logical_name}' is outside "
+                f"the valid range ({low} to {high})."
+            )
+
+    def _changes(
+        self, table: Table, payload: Mapping[str, Any], *, creating: bool
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Validate a request body; return (row changes, activity parties to deep-insert)."""
+        if not isinstance(payload, Mapping):
+            raise errors.payload_error(table.entity_set, "A JSON object was expected for the entity payload.")
+        changes: dict[str, Any] = {}
+        parties: list[dict[str, Any]] = []
+        for key, value in payload.items():
+            if key.startswith("@"):
+                if key == "@odata.type" and value not in (
+                    f"Microsoft.Dynamics.CRM.{table.logical_name}",
+                    f"#Microsoft.Dynamics.CRM.{table.logical_name}",
+                ):
+                    raise errors.payload_error(
+                        table.entity_set,
+                        f"A type named '{str(value).lstrip('#')}' could not be resolved by the model. When a "
+                        "model is available, each type name must resolve to a valid type.",
+                    )
+                continue
+            name, at, annotation = key.partition("@")
+            if at and annotation == "odata.bind":
+                self._bind(table, name, value, changes)
+                continue
+            if at:
+                continue  # other instance annotations (FormattedValue, ...) are ignored like the service does
+            if table.parties_navigation == name:
+                if not isinstance(value, list):
+                    raise errors.payload_error(table.entity_set, f"A collection was expected for '{name}'.")
+                parties.extend(value)
+                continue
+            column = table.columns.get(name)
+            if column is None or column.type == "PartyList":
+                if name in table.navigations:
+                    raise errors.bad_request(
+                        f"Deep insert of the single-valued navigation property '{name}' is not supported by "
+                        "the emulator; create the related record and bind it with @odata.bind.",
+                        code="0x80060888",
+                    )
+                raise errors.payload_error(
+                    table.entity_set,
+                    f"The property '{name}' does not exist on type "
+                    f"'Microsoft.Dynamics.CRM.{table.logical_name}'. "
+                    "Make sure to only use property names that are defined by the type or mark the "
+                    "type as open "
+                    "type.",
+                )
+            if column.is_lookup:
+                raise errors.payload_error(
+                    table.entity_set, "Does not support untyped value in non-open type."
+                )
+            if (creating and not column.valid_for_create) or (not creating and not column.valid_for_update):
+                if column.is_primary_id and not creating:
+                    continue  # the id repeated in an update body is accepted and ignored
+                action = "create" if creating else "update"
+                raise errors.invalid_argument(
+                    f"The '{column.logical_name}' attribute is not valid for {action}. "
+                    f"(Entity: {table.logical_name})"
+                )
+            changes[name] = self._coerce(table, column, value)
+        return changes, parties
+
+    def _bind(self, table: Table, nav_name: str, value: Any, changes: dict[str, Any]) -> None:
+        nav = table.navigations.get(nav_name)
+        if nav is None:
+            raise errors.undeclared_property(nav_name)
+        column = table.columns[nav.column]
+        value_name = column.value_name
+        if value is None:
+            changes[value_name] = None
+            changes[value_name + LOOKUP_ANNOTATION] = None
+            return
+        if not isinstance(value, str):
+            raise errors.payload_error(
+                table.entity_set, f"The value of '{nav_name}@odata.bind' must be a URL."
+            )
+        target, record_id = self.parse_reference(value)
+        if target.logical_name not in nav.targets:
+            raise errors.bad_request(
+                f"The navigation property '{nav_name}' of "
+                f"'Microsoft.Dynamics.CRM.{table.logical_name}' cannot "
+                f"refer to an entity of type 'Microsoft.Dynamics.CRM.{target.logical_name}'.",
+                code="0x80048d19",
+            )
+        if not column.valid_for_create and not column.valid_for_update:
+            raise errors.invalid_argument(
+                f"The '{column.logical_name}' attribute is not valid for create or update."
+            )
+        changes[value_name] = record_id
+        changes[value_name + LOOKUP_ANNOTATION] = target.logical_name
+
+    # ------------------------------------------------------------------------------------------------
+    # Writes
+    # ------------------------------------------------------------------------------------------------
+    def _user_row(self, user_id: str) -> Row | None:
+        return self.store.get("systemuser", user_id)
+
+    def _apply_system(self, table: Table, row: dict[str, Any], caller: Caller, *, creating: bool) -> None:
+        now = format_datetime(self.clock.utcnow())
+        if creating:
+            row["createdon"] = row.pop("overriddencreatedon", None) or now
+            if "overriddencreatedon" in table.columns:
+                row["overriddencreatedon"] = row["createdon"] if row["createdon"] != now else None
+            self._set_lookup(row, "createdby", caller.user_id, "systemuser")
+            self._set_lookup(row, "createdonbehalfby", caller.on_behalf_of, "systemuser")
+        row["modifiedon"] = now
+        self._set_lookup(row, "modifiedby", caller.user_id, "systemuser")
+        self._set_lookup(row, "modifiedonbehalfby", caller.on_behalf_of, "systemuser")
+        if "ownerid" in table.columns:
+            if creating and not row.get("_ownerid_value"):
+                self._set_lookup(row, "ownerid", caller.user_id, "systemuser")
+            owner_id = row.get("_ownerid_value")
+            owner_table = row.get("_ownerid_value" + LOOKUP_ANNOTATION)
+            if owner_id and owner_table == "systemuser":
+                user = self._user_row(owner_id)
+                if user is not None and user.get("isdisabled"):
+                    raise errors.user_disabled(owner_id)
+                self._set_lookup(row, "owninguser", owner_id, "systemuser")
+                self._set_lookup(row, "owningteam", None, "team")
+                unit = user.get("_businessunitid_value") if user else None
+            else:
+                self._set_lookup(row, "owninguser", None, "systemuser")
+                self._set_lookup(row, "owningteam", owner_id, "team")
+                team = self.store.get("team", owner_id) if owner_id else None
+                unit = team.get("_businessunitid_value") if team else None
+            self._set_lookup(row, "owningbusinessunit", unit, "businessunit")
+        if table.logical_name in ("contact", "systemuser"):
+            full = " ".join(p for p in (row.get("firstname"), row.get("lastname")) if p)
+            row["fullname"] = full or None
+        if table.is_activity:
+            row["activitytypecode"] = table.logical_name
+        row["versionnumber"] = self.store.next_version()
+
+    @staticmethod
+    def _set_lookup(row: dict[str, Any], column: str, value: str | None, target: str) -> None:
+        row[f"_{column}_value"] = value
+        row[f"_{column}_value{LOOKUP_ANNOTATION}"] = target if value else None
+
+    def _check_required(self, table: Table, row: Mapping[str, Any]) -> None:
+        for column in table.columns.values():
+            if (
+                column.required_level == "SystemRequired"
+                and column.valid_for_create
+                and not column.is_primary_id
+            ):
+                if row.get(column.value_name) in (None, ""):
+                    raise errors.required_missing(table.logical_name, column.logical_name)
+
+    def _check_keys(self, table: Table, row: Mapping[str, Any], record_id: str) -> None:
+        for key in table.keys:
+            values = {col: row.get(col) for col in key.columns}
+            if any(v is None for v in values.values()):
+                continue
+            if self._find_by_values(table, values, exclude=record_id) is not None:
+                raise errors.duplicate_key(table.logical_name, key.name, key.columns)
+
+    def create(
+        self,
+        table: Table,
+        payload: Mapping[str, Any],
+        caller: Caller,
+        *,
+        key_values: Mapping[str, Any] | None = None,
+        record_id: str | None = None,
+    ) -> Row:
+        with self.store.transaction():
+            changes, parties = self._changes(table, payload, creating=True)
+            record_id = record_id or changes.get(table.primary_id) or str(uuid.uuid4())
+            if self.store.get(table.logical_name, record_id) is not None:
+                raise errors.duplicate_record()
+            row: dict[str, Any] = {}
+            for column in table.columns.values():
+                if column.is_lookup:
+                    row[column.value_name] = None
+                    row[column.value_name + LOOKUP_ANNOTATION] = None
+                elif column.type != "PartyList":
+                    row[column.logical_name] = column.default
+            row.update(changes)
+            row.update(key_values or {})
+            row[table.primary_id] = record_id
+            self._apply_system(table, row, caller, creating=True)
+            self._check_required(table, row)
+            self._check_keys(table, row, record_id)
+            self.store.put(table.logical_name, record_id, row)
+            for party in parties:
+                self._create_party(table, record_id, party, caller)
+        return row
+
+    def _create_party(self, table: Table, activity_id: str, party: Any, caller: Caller) -> None:
+        party_table = self.schema.tables["activityparty"]
+        if not isinstance(party, Mapping):
+            raise errors.payload_error(table.entity_set, "An activity party must be a JSON object.")
+        payload = dict(party)
+        payload[f"activityid_{table.logical_name}@odata.bind"] = f"/{table.entity_set}({activity_id})"
+        self.create(party_table, payload, caller)
+
+    def update(
+        self,
+        table: Table,
+        record_id: str,
+        payload: Mapping[str, Any],
+        caller: Caller,
+        *,
+        if_match: str | None = None,
+    ) -> Row:
+        with self.store.transaction():
+            existing = self.store.get(table.logical_name, record_id)
+            if existing is None:
+                raise errors.not_found(table.logical_name, record_id)
+            if if_match and if_match != "*" and if_match != etag(existing):
+                raise errors.etag_mismatch()
+            changes, parties = self._changes(table, payload, creating=False)
+            row = dict(existing)
+            row.update(changes)
+            self._apply_system(table, row, caller, creating=False)
+            self._check_keys(table, row, record_id)
+            self.store.put(table.logical_name, record_id, row)
+            for party in parties:
+                self._create_party(table, record_id, party, caller)
+        return row
+
+    def upsert(
+        self,
+        table: Table,
+        key_text: str,
+        payload: Mapping[str, Any],
+        caller: Caller,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> tuple[Row, bool]:
+        """PATCH semantics: update if the record exists, else create it. Returns (row, created)."""
+        with self.store.transaction():
+            record_id, key_values = self.resolve_key(table, key_text)
+            exists = record_id is not None and self.store.get(table.logical_name, record_id) is not None
+            if exists and record_id is not None:
+                if if_none_match == "*":
+                    raise errors.duplicate_record()
+                return self.update(table, record_id, payload, caller, if_match=if_match), False
+            if if_match:
+                if record_id is None:
+                    raise errors.not_found(table.logical_name, key_text)
+                raise errors.not_found(table.logical_name, record_id)
+            row = self.create(table, payload, caller, key_values=key_values, record_id=record_id)
+            return row, True
+
+    def delete(self, table: Table, record_id: str, *, if_match: str | None = None) -> None:
+        with self.store.transaction():
+            existing = self.store.get(table.logical_name, record_id)
+            if existing is None:
+                raise errors.not_found(table.logical_name, record_id)
+            if if_match and if_match != "*" and if_match != etag(existing):
+                raise errors.etag_mismatch()
+            self.store.delete(table.logical_name, record_id)
+            self._remove_links(table, record_id)
+
+    def _remove_links(self, deleted: Table, record_id: str) -> None:
+        """Lookups to a deleted record are cleared; its activity parties go with it."""
+        if deleted.is_activity:
+            for party in self.store.find("activityparty", "_activityid_value", record_id):
+                self.store.delete("activityparty", str(party["activitypartyid"]))
+        for other in self.schema.tables.values():
+            for column in other.columns.values():
+                if not column.is_lookup or deleted.logical_name not in column.targets:
+                    continue
+                for row in self.store.find(other.logical_name, column.value_name, record_id):
+                    updated = dict(row)
+                    self._set_lookup(updated, column.logical_name, None, deleted.logical_name)
+                    self.store.put(other.logical_name, str(row[other.primary_id]), updated)
+
+    def associate(self, table: Table, record_id: str, nav_name: str, reference: str, caller: Caller) -> None:
+        """PUT .../<single-valued nav>/$ref {"@odata.id": "<url>"}."""
+        if nav_name not in table.navigations:
+            raise errors.bad_request(
+                f"Could not find a property named '{nav_name}' on type "
+                f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
+            )
+        self.update(table, record_id, {f"{nav_name}@odata.bind": reference}, caller)
+
+    def disassociate(self, table: Table, record_id: str, nav_name: str, caller: Caller) -> None:
+        """DELETE .../<single-valued nav>/$ref."""
+        if nav_name not in table.navigations:
+            raise errors.bad_request(
+                f"Could not find a property named '{nav_name}' on type "
+                f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
+            )
+        self.update(table, record_id, {f"{nav_name}@odata.bind": None}, caller)
+
+    # ------------------------------------------------------------------------------------------------
+    # Reads
+    # ------------------------------------------------------------------------------------------------
+    def navigate(self, table: Table) -> Callable[[Mapping[str, Any], str], Row | None]:
+        def resolve(row: Mapping[str, Any], nav_name: str) -> Row | None:
+            nav = table.navigations.get(nav_name)
+            if nav is None:
+                return None
+            value_name = f"_{nav.column}_value"
+            target_id = row.get(value_name)
+            target = row.get(value_name + LOOKUP_ANNOTATION)
+            if not target_id or target not in nav.targets:
+                return None
+            return self.store.get(target, target_id)
+
+        return resolve
+
+    def known_columns(self, table: Table) -> Callable[[str], bool]:
+        def known(name: str) -> bool:
+            if "/" in name:
+                nav_name, _, related = name.partition("/")
+                nav = table.navigations.get(nav_name)
+                if nav is None:
+                    return False
+                return any(
+                    self.schema.tables[t].column_for_value_name(related) is not None for t in nav.targets
+                )
+            column = table.column_for_value_name(name)
+            return column is not None and column.valid_for_read and column.type != "PartyList"
+
+        return known
+
+    def parse_options(self, table: Table, params: Mapping[str, str]) -> QueryOptions:
+        def expand_columns(nav_name: str) -> Callable[[str], bool] | None:
+            nav = table.navigations.get(nav_name)
+            if nav is not None:
+                return self.known_columns(self.schema.tables[nav.targets[0]])
+            if nav_name == table.parties_navigation:
+                return self.known_columns(self.schema.tables["activityparty"])
+            return None
+
+        options = parse_query(
+            params,
+            known_columns=self.known_columns(table),
+            entity_type=table.logical_name,
+            expand_columns=expand_columns,
+        )
+        for item in options.expand:
+            if item.navigation not in table.navigations and item.navigation != table.parties_navigation:
+                raise errors.bad_request(
+                    f"Could not find a property named '{item.navigation}' on type "
+                    f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
+                )
+        return options
+
+    def serialize(
+        self,
+        table: Table,
+        row: Mapping[str, Any],
+        options: QueryOptions | None = None,
+        *,
+        annotations: bool = False,
+        formatted: bool = False,
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {"@odata.etag": etag(row)}
+        select = options.select if options else None
+        if select:
+            names = list(dict.fromkeys([*select, table.primary_id]))
+        else:
+            names = [
+                c.value_name for c in table.columns.values() if c.valid_for_read and c.type != "PartyList"
+            ]
+        for name in names:
+            value = row.get(name)
+            column = table.column_for_value_name(name)
+            if column is not None and column.is_lookup and value is not None and annotations:
+                target = row.get(name + LOOKUP_ANNOTATION)
+                out[name + FORMATTED] = self._primary_name(target, value)
+                nav = self._nav_for(table, column.logical_name, target)
+                if nav:
+                    out[name + NAV_ANNOTATION] = nav
+                out[name + LOOKUP_ANNOTATION] = target
+            elif column is not None and formatted and value is not None and column.options:
+                labels = {o.value: o.label for o in column.options}
+                if column.type == "MultiSelectPicklist":
+                    out[name + FORMATTED] = "; ".join(labels.get(int(v), v) for v in str(value).split(","))
+                else:
+                    out[name + FORMATTED] = labels.get(value, str(value))
+            out[name] = value
+        if options:
+            for item in options.expand:
+                out[item.navigation] = self._expand(table, row, item.navigation, item.select, annotations)
+        return out
+
+    def _expand(
+        self, table: Table, row: Mapping[str, Any], nav_name: str, select: list[str] | None, annotations: bool
+    ) -> Any:
+        sub_options = QueryOptions(select=select)
+        if nav_name == table.parties_navigation:
+            party_table = self.schema.tables["activityparty"]
+            parties = self.store.find("activityparty", "_activityid_value", row[table.primary_id])
+            return [self.serialize(party_table, p, sub_options, annotations=annotations) for p in parties]
+        related = self.navigate(table)(row, nav_name)
+        if related is None:
+            return None
+        nav = table.navigations[nav_name]
+        target_name = row.get(f"_{nav.column}_value{LOOKUP_ANNOTATION}") or nav.targets[0]
+        return self.serialize(self.schema.tables[target_name], related, sub_options, annotations=annotations)
+
+    def _primary_name(self, target: str | None, record_id: str) -> str | None:
+        table = self.schema.tables.get(target or "")
+        if table is None or not table.primary_name:
+            return None
+        related = self.store.get(table.logical_name, record_id)
+        value = related.get(table.primary_name) if related else None
+        return str(value) if value is not None else None
+
+    def _nav_for(self, table: Table, column: str, target: str | None) -> str | None:
+        for nav in table.navigations.values():
+            if nav.column == column and (target in nav.targets or len(nav.targets) != 1):
+                return nav.name
+        return None
+
+    def query(self, table: Table, options: QueryOptions) -> list[Mapping[str, Any]]:
+        """Every row matching ``options.filter``, ordered (paging is the caller's business)."""
+        nav = self.navigate(table)
+        hint = index_hint(options.filter)
+        if hint is not None:
+            column, values = hint
+            rows: list[Mapping[str, Any]] = list(self.store.candidates(table.logical_name, column, values))
+        else:
+            rows = list(self.store.rows(table.logical_name))
+        if options.filter is not None:
+            expr = options.filter
+            rows = [r for r in rows if expr.evaluate(r, nav)]
+        if options.orderby:
+            return sort_rows(rows, options.orderby, nav)
+        return rows
+
+
+def etag(row: Mapping[str, Any]) -> str:
+    return f'W/"{row.get("versionnumber")}"'
+
+
+def skiptoken(page_number: int, last_id: str, first_id: str) -> str:
+    """An opaque paging cookie in the Web API's shape (query/page-results.md)."""
+    inner = quote(
+        f'<cookie page="{page_number - 1}"><id last="{{{last_id.upper()}}}" first="{{{first_id.upper()}}}" />'
+        "</cookie>",
+        safe="",
+    )
+    return f'<cookie pagenumber="{page_number}" pagingcookie="{quote(inner, safe="")}" istracking="False" />'
+
+
+_PAGENUMBER_RE = re.compile(r'pagenumber="(\d+)"')
+
+
+def page_number(token: str | None) -> int:
+    if not token:
+        return 1
+    match = _PAGENUMBER_RE.search(token)
+    if not match:
+        raise errors.bad_request(f"The $skiptoken '{token}' is not valid.")
+    return max(1, int(match.group(1)))

@@ -1,0 +1,322 @@
+"""Tables and columns the emulator knows: the default Dataverse tables plus custom ones from a schema file.
+
+A schema file is JSON with the same shape as ``default_schema.json``::
+
+    {"tables": {"contact": {"columns": {"new_linkedinurl": {"type": "String", "max_length": 400}},
+                            "keys": [{"name": "new_linkedinurl_key", "columns": ["new_linkedinurl"]}]},
+                "new_linkedinactivity": {"activity": true, "entity_set": "new_linkedinactivities"}}}
+
+Entries for an existing table add or replace columns and keys; new tables are created. Standard system
+columns (primary key, createdon/modifiedon, createdby/modifiedby/createdonbehalfby, versionnumber, owner
+columns for user-owned tables, state/status, the common activity columns) are added here, so the file
+only lists what differs between tables.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SCHEMA_PATH = Path(__file__).with_name("default_schema.json")
+
+# AttributeTypeCode values (query-metadata-web-api.md).
+ATTRIBUTE_TYPE_CODES: dict[str, int] = {
+    "Boolean": 0,
+    "Customer": 1,
+    "DateTime": 2,
+    "Decimal": 3,
+    "Double": 4,
+    "Integer": 5,
+    "Lookup": 6,
+    "Memo": 7,
+    "Money": 8,
+    "Owner": 9,
+    "PartyList": 10,
+    "Picklist": 11,
+    "State": 12,
+    "Status": 13,
+    "String": 14,
+    "Uniqueidentifier": 15,
+    "CalendarRules": 16,
+    "Virtual": 17,
+    "BigInt": 18,
+    "ManagedProperty": 19,
+    "EntityName": 20,
+}
+LOOKUP_TYPES = frozenset({"Lookup", "Customer", "Owner"})
+OPTION_TYPES = frozenset({"Picklist", "State", "Status", "MultiSelectPicklist"})
+NAMESPACE = uuid.UUID("6f1d1f53-6e0f-4c4e-9a55-2f3c3b0d0a11")
+
+
+@dataclass(frozen=True)
+class OptionValue:
+    value: int
+    label: str
+    state: int | None = None  # for Status options: the statecode they belong to
+
+
+@dataclass
+class Column:
+    logical_name: str
+    type: str  # AttributeType name; "MultiSelectPicklist" for multi-select choices (AttributeType Virtual)
+    max_length: int | None = None
+    required_level: str = "None"
+    valid_for_create: bool = True
+    valid_for_update: bool = True
+    valid_for_read: bool = True
+    targets: tuple[str, ...] = ()
+    options: tuple[OptionValue, ...] = ()
+    min_value: float | None = None
+    max_value: float | None = None
+    precision: int | None = None
+    format: str | None = None  # DateTime: "DateOnly" | "DateAndTime"; String: "Email", "Url", ...
+    is_custom: bool = False
+    is_primary_id: bool = False
+    is_primary_name: bool = False
+    default: Any = None
+    metadata_id: str = ""
+
+    @property
+    def is_lookup(self) -> bool:
+        return self.type in LOOKUP_TYPES
+
+    @property
+    def value_name(self) -> str:
+        """The name the Web API uses for the column's value (``_x_value`` for lookups)."""
+        return f"_{self.logical_name}_value" if self.is_lookup else self.logical_name
+
+    @property
+    def attribute_type(self) -> str:
+        return "Virtual" if self.type == "MultiSelectPicklist" else self.type
+
+    @property
+    def option_values(self) -> frozenset[int]:
+        return frozenset(option.value for option in self.options)
+
+
+@dataclass(frozen=True)
+class Navigation:
+    """A single-valued navigation property: ``parentcustomerid_account`` -> (parentcustomerid, account)."""
+
+    name: str
+    column: str
+    targets: tuple[str, ...]  # a Customer navigation has one target; Owner may point at systemuser or team
+
+
+@dataclass(frozen=True)
+class AlternateKey:
+    name: str
+    columns: tuple[str, ...]
+    metadata_id: str = ""
+
+
+@dataclass
+class Table:
+    logical_name: str
+    entity_set: str
+    primary_id: str
+    primary_name: str | None
+    columns: dict[str, Column] = field(default_factory=dict)
+    keys: list[AlternateKey] = field(default_factory=list)
+    navigations: dict[str, Navigation] = field(default_factory=dict)
+    is_activity: bool = False
+    is_custom: bool = False
+    ownership: str = "UserOwned"  # UserOwned | OrganizationOwned | BusinessOwned | None
+    supports_bulk: bool = True
+    display_name: str = ""
+    metadata_id: str = ""
+    object_type_code: int = 0
+
+    def column(self, name: str) -> Column | None:
+        return self.columns.get(name)
+
+    def column_for_value_name(self, name: str) -> Column | None:
+        """Resolve a Web API property name (``firstname`` or ``_parentcustomerid_value``) to its column."""
+        column = self.columns.get(name)
+        if column is not None and not column.is_lookup:
+            return column
+        if name.startswith("_") and name.endswith("_value"):
+            column = self.columns.get(name[1:-6])
+            if column is not None and column.is_lookup:
+                return column
+        return None
+
+    @property
+    def parties_navigation(self) -> str | None:
+        return f"{self.logical_name}_activity_parties" if self.is_activity else None
+
+
+class Schema:
+    def __init__(self, tables: dict[str, Table]) -> None:
+        self.tables = tables
+        self.by_entity_set = {table.entity_set: table for table in tables.values()}
+
+    def table(self, logical_name: str) -> Table | None:
+        return self.tables.get(logical_name)
+
+    def table_for_set(self, entity_set: str) -> Table | None:
+        return self.by_entity_set.get(entity_set)
+
+
+def _mid(*parts: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
+
+
+def _options(raw: list[Any] | None) -> tuple[OptionValue, ...]:
+    result = []
+    for item in raw or []:
+        if isinstance(item, dict):
+            result.append(OptionValue(int(item["value"]), str(item["label"]), item.get("state")))
+        else:
+            result.append(OptionValue(int(item[0]), str(item[1]), item[2] if len(item) > 2 else None))
+    return tuple(result)
+
+
+def _column(table: str, name: str, spec: dict[str, Any], *, custom: bool) -> Column:
+    kind = spec["type"]
+    access = spec.get("access", "rw")  # rw | create | update | read
+    return Column(
+        logical_name=name,
+        type=kind,
+        max_length=spec.get("max_length", 100 if kind == "String" else 2000 if kind == "Memo" else None),
+        required_level=spec.get("required", "None"),
+        valid_for_create=access in ("rw", "create"),
+        valid_for_update=access in ("rw", "update"),
+        targets=tuple(spec.get("targets", ())),
+        options=_options(spec.get("options")),
+        min_value=spec.get("min"),
+        max_value=spec.get("max"),
+        precision=spec.get("precision"),
+        format=spec.get("format"),
+        is_custom=spec.get("custom", custom or name.startswith("new_")),
+        default=spec.get("default"),
+        metadata_id=_mid(table, name),
+    )
+
+
+_STATE = {"type": "State", "access": "rw", "options": [[0, "Active"], [1, "Inactive"]], "default": 0}
+_STATUS = {"type": "Status", "options": [[1, "Active", 0], [2, "Inactive", 1]], "default": 1}
+_ACTIVITY_STATE = {"type": "State", "options": [[0, "Open"], [1, "Completed"], [2, "Canceled"]], "default": 0}
+_ACTIVITY_STATUS = {
+    "type": "Status",
+    "options": [[2, "Not Started", 0], [3, "In Progress", 0], [5, "Completed", 1], [6, "Canceled", 2]],
+    "default": 2,
+}
+_REGARDING_TARGETS = ["account", "contact"]
+
+
+def _system_columns(name: str, spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    activity = bool(spec.get("activity"))
+    primary_id = spec.get("primary_id") or ("activityid" if activity else f"{name}id")
+    cols: dict[str, dict[str, Any]] = {
+        primary_id: {"type": "Uniqueidentifier", "access": "create", "required": "SystemRequired"},
+        "createdon": {"type": "DateTime", "access": "read"},
+        "modifiedon": {"type": "DateTime", "access": "read"},
+        "overriddencreatedon": {"type": "DateTime", "access": "create"},
+        "createdby": {"type": "Lookup", "targets": ["systemuser"], "access": "read"},
+        "modifiedby": {"type": "Lookup", "targets": ["systemuser"], "access": "read"},
+        "createdonbehalfby": {"type": "Lookup", "targets": ["systemuser"], "access": "read"},
+        "modifiedonbehalfby": {"type": "Lookup", "targets": ["systemuser"], "access": "read"},
+        "versionnumber": {"type": "BigInt", "access": "read"},
+    }
+    if spec.get("ownership", "UserOwned") == "UserOwned":
+        cols["ownerid"] = {"type": "Owner", "targets": ["systemuser", "team"], "required": "SystemRequired"}
+        cols["owningbusinessunit"] = {"type": "Lookup", "targets": ["businessunit"], "access": "read"}
+        cols["owninguser"] = {"type": "Lookup", "targets": ["systemuser"], "access": "read"}
+        cols["owningteam"] = {"type": "Lookup", "targets": ["team"], "access": "read"}
+    if activity:
+        cols.update(
+            {
+                "subject": {"type": "String", "max_length": 400},
+                "description": {"type": "Memo", "max_length": 100000},
+                "regardingobjectid": {"type": "Lookup", "targets": _REGARDING_TARGETS},
+                "scheduledstart": {"type": "DateTime"},
+                "scheduledend": {"type": "DateTime"},
+                "actualstart": {"type": "DateTime"},
+                "actualend": {"type": "DateTime"},
+                "prioritycode": {"type": "Picklist", "options": [[0, "Low"], [1, "Normal"], [2, "High"]]},
+                "activitytypecode": {"type": "EntityName", "access": "read"},
+                "statecode": _ACTIVITY_STATE,
+                "statuscode": _ACTIVITY_STATUS,
+            }
+        )
+    elif spec.get("state", True):
+        cols["statecode"] = _STATE
+        cols["statuscode"] = _STATUS
+    return cols
+
+
+def _build_table(name: str, spec: dict[str, Any], *, custom: bool, code: int) -> Table:
+    activity = bool(spec.get("activity"))
+    primary_id = spec.get("primary_id") or ("activityid" if activity else f"{name}id")
+    table = Table(
+        logical_name=name,
+        entity_set=spec.get("entity_set") or f"{name}s",
+        primary_id=primary_id,
+        primary_name=spec.get("primary_name", "subject" if activity else "name"),
+        is_activity=activity,
+        is_custom=custom,
+        ownership=spec.get("ownership", "UserOwned"),
+        supports_bulk=spec.get("bulk", True),
+        display_name=spec.get("display_name") or name.replace("new_", "").title(),
+        metadata_id=_mid(name),
+        object_type_code=int(spec.get("object_type_code", code)),
+    )
+    merged = _system_columns(name, spec)
+    merged.update(spec.get("columns", {}))
+    for column_name, column_spec in merged.items():
+        table.columns[column_name] = _column(name, column_name, column_spec, custom=custom)
+    table.columns[primary_id].is_primary_id = True
+    if table.primary_name and table.primary_name in table.columns:
+        table.columns[table.primary_name].is_primary_name = True
+    return table
+
+
+def _merge(tables: dict[str, Table], raw: dict[str, Any], *, custom: bool) -> None:
+    for name, spec in raw.get("tables", {}).items():
+        existing = tables.get(name)
+        if existing is None:
+            tables[name] = _build_table(name, spec, custom=custom, code=10000 + len(tables))
+        else:
+            for column_name, column_spec in spec.get("columns", {}).items():
+                existing.columns[column_name] = _column(name, column_name, column_spec, custom=custom)
+        table = tables[name]
+        for key in spec.get("keys", []):
+            table.keys = [k for k in table.keys if k.name != key["name"]]
+            table.keys.append(
+                AlternateKey(key["name"], tuple(key["columns"]), _mid(name, "key", key["name"]))
+            )
+
+
+def _link_navigations(schema_tables: dict[str, Table]) -> None:
+    for table in schema_tables.values():
+        table.navigations.clear()
+        for column in table.columns.values():
+            if not column.is_lookup:
+                continue
+            targets = tuple(t for t in column.targets if t in schema_tables)
+            if column.logical_name == "regardingobjectid":
+                for target in targets:
+                    nav = f"regardingobjectid_{target}_{table.logical_name}"
+                    table.navigations[nav] = Navigation(nav, column.logical_name, (target,))
+            elif column.type == "Customer" or (column.type == "Lookup" and len(targets) > 1):
+                for target in targets:
+                    nav = f"{column.logical_name}_{target}"
+                    table.navigations[nav] = Navigation(nav, column.logical_name, (target,))
+            else:
+                table.navigations[column.logical_name] = Navigation(
+                    column.logical_name, column.logical_name, targets
+                )
+
+
+def load_schema(path: str | Path | None = None) -> Schema:
+    """The default tables, extended by the schema file at ``path`` (if any)."""
+    tables: dict[str, Table] = {}
+    _merge(tables, json.loads(DEFAULT_SCHEMA_PATH.read_text()), custom=False)
+    if path:
+        _merge(tables, json.loads(Path(path).read_text()), custom=True)
+    _link_navigations(tables)
+    return Schema(tables)

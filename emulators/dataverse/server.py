@@ -1,0 +1,981 @@
+"""The Dataverse Web API v9.2 emulator: a threaded HTTPS server on 127.0.0.1.
+
+``DataverseEmulator(...).start()`` returns the base URL (``https://127.0.0.1:<port>``); the Web API lives
+under ``/api/data/v9.2/`` and the control API (reset, seed, snapshot, stats, clock, faults, latency,
+limits) under ``/_emulator/``. Requests need ``Authorization: Bearer`` with a static accepted token or an
+RS256 JWT signed by a key added with :meth:`DataverseEmulator.add_signing_key`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import jwt
+
+from . import bulk, errors
+from .batch import (
+    ChangeSet,
+    ChangeSetResult,
+    OperationResult,
+    parse_batch,
+    render_batch_response,
+    request_target,
+    substitute_content_ids,
+)
+from .clock import Clock
+from .limits import LimitConfig, ServiceProtection, Throttled
+from .metadata import MetadataService
+from .odata import ODataError, QueryOptions, split_top_level
+from .records import MAX_PAGE_SIZE, Caller, RecordService, etag, page_number, parse_guid, skiptoken
+from .schema import Schema, Table, load_schema
+from .seed import SeedSpec, build_seed
+from .simulation import Fault, SimulationConfig, Simulator, fault_body
+from .store import Store
+
+API_PREFIX = "/api/data/v9.2/"
+CONTROL_PREFIX = "/_emulator/"
+MAX_URL_LENGTH = 32 * 1024
+MAX_BATCH_URL_LENGTH = 64 * 1024
+DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+ORGANIZATION_ID = "1d9f3c5e-0c77-4f37-9c6d-0a5ad3e9d2a1"
+ROOT_BUSINESS_UNIT_ID = "4e1b6c2a-7f55-4b5e-8c1d-2a3b4c5d6e70"
+DEFAULT_USER_ID = "8d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a00"
+DEFAULT_USER_OBJECT_ID = "0b7e6d5c-4a3b-4c2d-9e1f-0a9b8c7d6e5f"
+JSON_TYPE = "application/json; odata.metadata=minimal"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiRequest:
+    method: str
+    target: str  # path after /api/data/v9.2/ plus ?query, as sent (percent-encoded)
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    caller: Caller
+    in_batch: bool = False
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    operations: int = 1  # inner operations (batch/bulk) for stats and execution time
+
+    @classmethod
+    def json(cls, status: int, data: Any, headers: Mapping[str, str] | None = None) -> ApiResponse:
+        out = {"Content-Type": JSON_TYPE, "OData-Version": "4.0", **(headers or {})}
+        return cls(status, out, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+
+    @classmethod
+    def error(cls, exc: ODataError) -> ApiResponse:
+        return cls.json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+
+
+class _Unauthorized(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Drop(Exception):
+    """Close the connection without answering (simulated network failure)."""
+
+
+def _prefer(headers: Mapping[str, str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for part in headers.get("prefer", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name:
+            result[name.strip().lower()] = value.strip().strip('"')
+    return result
+
+
+def _query_params(query: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in params:
+            raise errors.bad_request(
+                f"Query option '{name}' was specified more than once, but it must be specified at most once."
+            )
+        params[name] = value
+    return params
+
+
+class DataverseEmulator:
+    def __init__(
+        self,
+        schema_path: str | Path | None = None,
+        seed: SeedSpec | None = None,
+        port: int = 0,
+        tls: bool = True,
+        accepted_tokens: tuple[str, ...] = ("static-test-token",),
+        jwks: dict[str, Any] | None = None,
+        audience: str | None = None,
+        limits: LimitConfig | None = None,
+        simulation: SimulationConfig | None = None,
+        clock: Clock | None = None,
+        tenant_id: str = DEFAULT_TENANT,
+        default_user_id: str = DEFAULT_USER_ID,
+    ) -> None:
+        self.schema: Schema = load_schema(schema_path)
+        self.clock = clock or Clock()
+        self.limits = ServiceProtection(limits or LimitConfig(), self.clock)
+        self.simulator = Simulator(simulation or SimulationConfig())
+        self.accepted_tokens = tuple(accepted_tokens)
+        self.tenant_id = tenant_id
+        self.default_user_id = default_user_id
+        self._audience = audience
+        self._keys: dict[str, jwt.PyJWK] = {}
+        for key in (jwks or {}).get("keys", []):
+            self.add_signing_key(key)
+        self._seed_spec = seed
+        self._port = port
+        self._tls = tls
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+        from .odata import fold
+
+        self.store = Store(list(self.schema.tables), fold)
+        self.records = RecordService(
+            self.schema, self.store, self.clock, lambda: self.api_url, lambda: self.default_user_id
+        )
+        self.metadata = MetadataService(self.schema, "")
+        self._stats_lock = threading.Lock()
+        self._stats: dict[str, Counter[str]] = {}
+        self._reset_stats()
+        self._load_defaults()
+        if seed is not None:
+            self.load_seed(seed)
+
+    # ------------------------------------------------------------------------------------------------
+    # lifecycle
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        return self.url + API_PREFIX
+
+    @property
+    def audience(self) -> str:
+        return self._audience or self.url
+
+    def start(self) -> str:
+        emulator = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.emulator = emulator
+        server = _Server(("127.0.0.1", self._port), Handler)
+        if self._tls:
+            from emulators.tls import server_ssl_context
+
+            server.ssl_context = server_ssl_context()
+        self._server = server
+        port = server.server_address[1]
+        self.url = f"{'https' if self._tls else 'http'}://127.0.0.1:{port}"
+        self.metadata.api_url = self.api_url
+        self._thread = threading.Thread(target=server.serve_forever, name=f"dataverse-{port}", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> DataverseEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def add_signing_key(self, jwk: Mapping[str, Any]) -> None:
+        """Trust tokens signed by this public JWK (RS256), e.g. from the Entra stand-in's JWKS."""
+        key = jwt.PyJWK(dict(jwk), algorithm="RS256")
+        self._keys[str(jwk.get("kid", f"key-{len(self._keys)}"))] = key
+
+    # ------------------------------------------------------------------------------------------------
+    # data
+    # ------------------------------------------------------------------------------------------------
+    def _system_caller(self) -> Caller:
+        return Caller(self.default_user_id, key="system")
+
+    def _load_defaults(self) -> None:
+        """The organisation every environment has: a root business unit and the default (integration) user."""
+        caller = self._system_caller()
+        unit = self.schema.tables["businessunit"]
+        user = self.schema.tables["systemuser"]
+        self.records.create(unit, {"name": "contoso"}, caller, record_id=ROOT_BUSINESS_UNIT_ID)
+        self.records.create(
+            user,
+            {
+                "firstname": "Integration",
+                "lastname": "User",
+                "domainname": "integration.user@contoso.onmicrosoft.com",
+                "internalemailaddress": "integration.user@contoso.onmicrosoft.com",
+                "azureactivedirectoryobjectid": DEFAULT_USER_OBJECT_ID,
+                "businessunitid@odata.bind": f"/businessunits({ROOT_BUSINESS_UNIT_ID})",
+            },
+            caller,
+            record_id=self.default_user_id,
+        )
+
+    def reset(self) -> None:
+        """Empty every table (the default business unit and user come back), zero limits and statistics."""
+        self.store.clear()
+        self._load_defaults()
+        self.limits.reset()
+        self.simulator.reset()
+        self._reset_stats()
+
+    def load_seed(self, spec: SeedSpec) -> dict[str, int]:
+        """Load the deterministic seed through the normal create/update path; returns records per table."""
+        caller = self._system_caller()
+        seed = build_seed(spec)
+        loaded: Counter[str] = Counter()
+        with self.store.transaction():
+            for entity_set, payload in seed.records:
+                table = self.records.table_for_set(entity_set)
+                self.records.create(table, payload, caller)
+                loaded[table.logical_name] += 1
+            for entity_set, record_id, changes in seed.updates:
+                self.records.update(self.records.table_for_set(entity_set), record_id, changes, caller)
+        return dict(loaded)
+
+    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        return self.store.snapshot()
+
+    def restore(self, snapshot: dict[str, list[dict[str, Any]]]) -> None:
+        self.store.restore(snapshot, {t.logical_name: t.primary_id for t in self.schema.tables.values()})
+
+    def add_user(
+        self,
+        *,
+        object_id: str | None = None,
+        domainname: str = "",
+        firstname: str = "Test",
+        lastname: str = "User",
+        disabled: bool = False,
+        user_id: str | None = None,
+    ) -> str:
+        """Create a systemuser (tests and the Entra stand-in use it to map token ``oid`` claims)."""
+        table = self.schema.tables["systemuser"]
+        object_id = object_id or str(uuid.uuid4())
+        body = {
+            "firstname": firstname,
+            "lastname": lastname,
+            "domainname": domainname or f"{firstname}.{lastname}@contoso.onmicrosoft.com".lower(),
+            "internalemailaddress": domainname or f"{firstname}.{lastname}@contoso.onmicrosoft.com".lower(),
+            "azureactivedirectoryobjectid": object_id,
+            "businessunitid@odata.bind": f"/businessunits({ROOT_BUSINESS_UNIT_ID})",
+        }
+        row = self.records.create(table, body, self._system_caller(), record_id=user_id)
+        if disabled:
+            self.records.update(table, str(row["systemuserid"]), {"isdisabled": True}, self._system_caller())
+        return str(row["systemuserid"])
+
+    # ------------------------------------------------------------------------------------------------
+    # statistics
+    # ------------------------------------------------------------------------------------------------
+    def _reset_stats(self) -> None:
+        with self._stats_lock:
+            self._stats = {
+                "by_method": Counter(),
+                "by_kind": Counter(),
+                "inner": Counter(),
+                "status": Counter(),
+            }
+
+    def _count(self, method: str, kind: str, status: int, inner: int = 0, inner_kind: str = "") -> None:
+        with self._stats_lock:
+            self._stats["by_method"][method] += 1
+            self._stats["by_kind"][kind] += 1
+            self._stats["status"][str(status)] += 1
+            if inner:
+                self._stats["inner"][inner_kind or kind] += inner
+
+    def stats(self) -> dict[str, Any]:
+        with self._stats_lock:
+            requests = sum(self._stats["by_method"].values())
+            data = {
+                "requests": requests,
+                "requests_by_method": dict(self._stats["by_method"]),
+                "requests_by_kind": dict(self._stats["by_kind"]),
+                "inner_operations": dict(self._stats["inner"]),
+                "responses_by_status": dict(self._stats["status"]),
+                "throttled": self._stats["status"].get("429", 0),
+            }
+        data["records"] = self.store.counts()
+        data["limits"] = self.limits.stats()
+        data["simulation"] = self.simulator.stats()
+        return data
+
+    # ------------------------------------------------------------------------------------------------
+    # authentication
+    # ------------------------------------------------------------------------------------------------
+    def www_authenticate(self) -> str:
+        return (
+            f"Bearer authorization_uri=https://login.microsoftonline.com/{self.tenant_id}/oauth2/authorize, "
+            f"resource_id={self.url}"
+        )
+
+    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+        header = headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _Unauthorized("missing bearer token")
+        token = token.strip()
+        if token in self.accepted_tokens:
+            real = self.default_user_id
+        else:
+            claims = self._verify(token)
+            oid = str(claims.get("oid", "")).lower()
+            users = self.store.find("systemuser", "azureactivedirectoryobjectid", oid) if oid else []
+            if not users:
+                raise ODataError(
+                    403,
+                    "0x80072560",
+                    f"The user is not a member of the organization. (ObjectId = {oid or 'unknown'})",
+                )
+            if users[0].get("isdisabled"):
+                raise ODataError(
+                    403, "0x8004001f", f"The user with SystemUserId={users[0]['systemuserid']} is disabled."
+                )
+            real = str(users[0]["systemuserid"])
+        return self._impersonate(real, headers)
+
+    def _verify(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _Unauthorized("malformed token") from None
+        key = self._keys.get(str(header.get("kid"))) if header.get("kid") else None
+        if key is None and len(self._keys) == 1 and not header.get("kid"):
+            key = next(iter(self._keys.values()))
+        if key is None:
+            raise _Unauthorized("unknown signing key")
+        audiences = {self.audience, self.audience.rstrip("/"), self.audience.rstrip("/") + "/"}
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256"],
+                audience=list(audiences),
+                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
+            )
+        except jwt.PyJWTError:
+            raise _Unauthorized("invalid token") from None
+        now = self.clock.now()
+        if "exp" not in claims or float(claims["exp"]) <= now:
+            raise _Unauthorized("token expired")
+        if "nbf" in claims and float(claims["nbf"]) > now + 300:
+            raise _Unauthorized("token not yet valid")
+        return claims
+
+    def _impersonate(self, real: str, headers: Mapping[str, str]) -> Caller:
+        object_id = headers.get("callerobjectid")
+        legacy = headers.get("mscrmcallerid")
+        if not object_id and not legacy:
+            return Caller(real, None, key=real)
+        if object_id:
+            users = self.store.find("systemuser", "azureactivedirectoryobjectid", object_id.strip().lower())
+            target = str(users[0]["systemuserid"]) if users else None
+            shown = object_id
+        else:
+            guid = parse_guid(legacy or "")
+            target = guid if guid and self.store.get("systemuser", guid) is not None else None
+            shown = legacy or ""
+        if target is None:
+            raise ODataError(404, "0x80040217", f"systemuser With Id = {shown} Does Not Exist")
+        user = self.store.get("systemuser", target)
+        if user is not None and user.get("isdisabled"):
+            raise errors.user_disabled(target)
+        return Caller(target, real if target != real else None, key=real)
+
+    # ------------------------------------------------------------------------------------------------
+    # Web API dispatch (used for direct requests and for each part of a $batch)
+    # ------------------------------------------------------------------------------------------------
+    def dispatch(self, request: ApiRequest) -> ApiResponse:
+        try:
+            return self._dispatch(request)
+        except ODataError as exc:
+            return ApiResponse.error(exc)
+
+    def _dispatch(self, request: ApiRequest) -> ApiResponse:
+        limit = MAX_BATCH_URL_LENGTH if request.in_batch else MAX_URL_LENGTH
+        if len(request.target) > limit:
+            raise ODataError(414, "0x80060888", "The request URL is too long.")
+        path, _, query = request.target.partition("?")
+        method = request.method
+        if path in ("", "/"):
+            sets = [
+                {"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set}
+                for t in self.schema.tables.values()
+            ]
+            return ApiResponse.json(200, {"@odata.context": f"{self.api_url}$metadata", "value": sets})
+        if path == "$batch":
+            if request.in_batch:
+                raise errors.bad_request("Nested batch requests are not supported.")
+            if method != "POST":
+                raise ODataError(405, "0x80060888", "The HTTP method is not allowed for $batch.")
+            return self._batch(request)
+        if path in ("WhoAmI", "WhoAmI()"):
+            user = self.store.get("systemuser", request.caller.user_id) or {}
+            return ApiResponse.json(
+                200,
+                {
+                    "@odata.context": f"{self.api_url}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
+                    "BusinessUnitId": user.get("_businessunitid_value") or ROOT_BUSINESS_UNIT_ID,
+                    "UserId": request.caller.user_id,
+                    "OrganizationId": ORGANIZATION_ID,
+                },
+            )
+        params = _query_params(query)
+        if path.startswith("EntityDefinitions"):
+            if method != "GET":
+                raise ODataError(405, "0x80060888", "The emulator's metadata is read-only.")
+            return ApiResponse.json(200, self.metadata.handle(unquote(path), params))
+        segments = [s for s in split_top_level(path, "/") if s]
+        head = segments[0]
+        name, paren, key_text = head.partition("(")
+        table = self.records.table_for_set(unquote(name))
+        if not paren:
+            if len(segments) == 1:
+                if method == "GET":
+                    return self._query(table, params, request)
+                if method == "POST":
+                    return self._create(table, params, request)
+                raise ODataError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on '{name}'.")
+            action = unquote(segments[1])
+            message = action.removeprefix("Microsoft.Dynamics.CRM.")
+            if message in bulk.BULK_MESSAGES and len(segments) == 2 and method == "POST":
+                status, body, count = bulk.execute(
+                    self.records, table, message, self._json(request, table), request.caller
+                )
+                response = (
+                    ApiResponse.json(status, body)
+                    if body is not None
+                    else ApiResponse(status, {"OData-Version": "4.0"})
+                )
+                response.operations = count
+                return response
+            if action == "$count" and method == "GET":
+                count = min(self.store.count(table.logical_name), MAX_PAGE_SIZE)
+                return ApiResponse(
+                    200, {"Content-Type": "text/plain", "OData-Version": "4.0"}, str(count).encode()
+                )
+            raise errors.bad_request(f"Resource not found for the segment '{action}'.")
+        if not key_text.endswith(")"):
+            raise errors.bad_request(f"Bad Request - Error in query syntax: '{head}'.")
+        key_text = key_text[:-1]
+        rest = [unquote(s) for s in segments[1:]]
+        if not rest:
+            return self._record(table, key_text, params, request)
+        return self._property(table, key_text, rest, request)
+
+    @staticmethod
+    def _json(request: ApiRequest, table: Table) -> Any:
+        if not request.body.strip():
+            return {}
+        try:
+            return json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise errors.payload_error(table.entity_set, "The request body is not valid JSON.") from None
+
+    def _headers_for(self, table: Table, row: Mapping[str, Any]) -> dict[str, str]:
+        url = self.records.entity_url(table, str(row[table.primary_id]))
+        return {"OData-EntityId": url, "ETag": etag(row), "OData-Version": "4.0"}
+
+    def _representation(
+        self,
+        status: int,
+        table: Table,
+        row: Mapping[str, Any],
+        params: Mapping[str, str],
+        request: ApiRequest,
+    ) -> ApiResponse:
+        options = self.records.parse_options(table, params)
+        prefer = _prefer(request.headers)
+        body = self.records.serialize(table, row, options, **self._annotations(prefer))
+        select = f"({','.join(options.select)})" if options.select else ""
+        body = {"@odata.context": f"{self.api_url}$metadata#{table.entity_set}{select}/$entity", **body}
+        headers = self._headers_for(table, row)
+        if "return" in prefer:
+            headers["Preference-Applied"] = "return=representation"
+        return ApiResponse.json(status, body, headers)
+
+    @staticmethod
+    def _annotations(prefer: Mapping[str, str]) -> dict[str, bool]:
+        wanted = prefer.get("odata.include-annotations", "")
+        return {
+            "annotations": wanted == "*" or "lookuplogicalname" in wanted,
+            "formatted": wanted == "*" or "FormattedValue" in wanted,
+        }
+
+    def _create(self, table: Table, params: Mapping[str, str], request: ApiRequest) -> ApiResponse:
+        row = self.records.create(table, self._json(request, table), request.caller)
+        if _prefer(request.headers).get("return") == "representation":
+            return self._representation(201, table, row, params, request)
+        return ApiResponse(204, self._headers_for(table, row))
+
+    def _record(
+        self, table: Table, key_text: str, params: Mapping[str, str], request: ApiRequest
+    ) -> ApiResponse:
+        method = request.method
+        if method == "GET":
+            record_id, _ = self.records.resolve_key(table, key_text)
+            row = self.store.get(table.logical_name, record_id) if record_id else None
+            if row is None:
+                raise errors.not_found(table.logical_name, record_id or key_text)
+            if request.headers.get("if-none-match") == etag(row):
+                return ApiResponse(304, {"ETag": etag(row)})
+            return self._representation(200, table, row, params, request)
+        if method == "PATCH":
+            row, created = self.records.upsert(
+                table,
+                key_text,
+                self._json(request, table),
+                request.caller,
+                if_match=request.headers.get("if-match"),
+                if_none_match=request.headers.get("if-none-match"),
+            )
+            if _prefer(request.headers).get("return") == "representation":
+                return self._representation(201 if created else 200, table, row, params, request)
+            return ApiResponse(204, self._headers_for(table, row))
+        if method == "DELETE":
+            record_id, _ = self.records.resolve_key(table, key_text)
+            if record_id is None:
+                raise errors.not_found(table.logical_name, key_text)
+            self.records.delete(table, record_id, if_match=request.headers.get("if-match"))
+            return ApiResponse(204, {"OData-Version": "4.0"})
+        raise ODataError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on a record.")
+
+    def _property(self, table: Table, key_text: str, rest: list[str], request: ApiRequest) -> ApiResponse:
+        record_id, _ = self.records.resolve_key(table, key_text)
+        row = self.store.get(table.logical_name, record_id) if record_id else None
+        if row is None or record_id is None:
+            raise errors.not_found(table.logical_name, record_id or key_text)
+        name = rest[0]
+        if len(rest) == 2 and rest[1] == "$ref":
+            if request.method == "DELETE":
+                self.records.disassociate(table, record_id, name, request.caller)
+                return ApiResponse(204, {"OData-Version": "4.0"})
+            if request.method == "PUT":
+                body = self._json(request, table)
+                reference = body.get("@odata.id") if isinstance(body, dict) else None
+                if not isinstance(reference, str):
+                    raise errors.bad_request("The request body of a $ref PUT must contain '@odata.id'.")
+                self.records.associate(table, record_id, name, reference, request.caller)
+                return ApiResponse(204, {"OData-Version": "4.0"})
+            raise ODataError(405, "0x80060888", f"The HTTP method '{request.method}' is not allowed on $ref.")
+        if len(rest) == 1 and (column := table.column_for_value_name(name)) is not None:
+            if request.method == "GET":
+                value = row.get(name)
+                if value is None:
+                    return ApiResponse(204, {"OData-Version": "4.0"})
+                context = f"{self.api_url}$metadata#{table.entity_set}({record_id})/{name}"
+                return ApiResponse.json(200, {"@odata.context": context, "value": value})
+            if request.method == "DELETE" and not column.is_lookup:
+                self.records.update(table, record_id, {name: None}, request.caller)
+                return ApiResponse(204, {"OData-Version": "4.0"})
+            if request.method == "PUT" and not column.is_lookup:
+                body = self._json(request, table)
+                value = body.get("value") if isinstance(body, dict) else None
+                self.records.update(table, record_id, {name: value}, request.caller)
+                return ApiResponse(204, {"OData-Version": "4.0"})
+        if len(rest) == 1 and name in table.navigations and request.method == "GET":
+            related = self.records.navigate(table)(row, name)
+            if related is None:
+                return ApiResponse(204, {"OData-Version": "4.0"})
+            nav = table.navigations[name]
+            target = self.schema.tables[
+                str(row.get(f"_{nav.column}_value@Microsoft.Dynamics.CRM.lookuplogicalname"))
+            ]
+            body = self.records.serialize(target, related)
+            return ApiResponse.json(
+                200, {"@odata.context": f"{self.api_url}$metadata#{target.entity_set}/$entity", **body}
+            )
+        raise errors.bad_request(
+            f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{table.logical_name}'."
+        )
+
+    def _query(self, table: Table, params: Mapping[str, str], request: ApiRequest) -> ApiResponse:
+        options: QueryOptions = self.records.parse_options(table, params)
+        prefer = _prefer(request.headers)
+        rows = self.records.query(table, options)
+        headers: dict[str, str] = {}
+        applied = []
+        page_size = MAX_PAGE_SIZE
+        if "odata.maxpagesize" in prefer:
+            try:
+                requested = int(prefer["odata.maxpagesize"])
+            except ValueError:
+                raise errors.bad_request("The value of odata.maxpagesize must be an integer.") from None
+            if 0 < requested <= MAX_PAGE_SIZE:
+                page_size = requested
+                applied.append(f"odata.maxpagesize={requested}")
+        annotations = self._annotations(prefer)
+        if prefer.get("odata.include-annotations"):
+            applied.append(f'odata.include-annotations="{prefer["odata.include-annotations"]}"')
+        total = len(rows)
+        next_link = None
+        if options.top is not None and "odata.maxpagesize" not in prefer:
+            page = rows[: options.top]
+        else:
+            number = page_number(options.skiptoken)
+            start = (number - 1) * page_size
+            page = rows[start : start + page_size]
+            if start + page_size < total and page:
+                token = skiptoken(number + 1, str(page[-1][table.primary_id]), str(page[0][table.primary_id]))
+                next_params = {k: v for k, v in params.items() if k != "$skiptoken"}
+                from urllib.parse import quote
+
+                query = "&".join(f"{quote(k, safe='$@')}={quote(v, safe='')}" for k, v in next_params.items())
+                query = f"{query}&" if query else ""
+                next_link = f"{self.api_url}{table.entity_set}?{query}$skiptoken={quote(token, safe='')}"
+        select = f"({','.join(options.select)})" if options.select else ""
+        body: dict[str, Any] = {"@odata.context": f"{self.api_url}$metadata#{table.entity_set}{select}"}
+        if options.count:
+            body["@odata.count"] = min(total, MAX_PAGE_SIZE)
+            if total > MAX_PAGE_SIZE:
+                body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = True
+        body["value"] = [self.records.serialize(table, row, options, **annotations) for row in page]
+        if next_link:
+            body["@odata.nextLink"] = next_link
+        if applied:
+            headers["Preference-Applied"] = ",".join(applied)
+        return ApiResponse.json(200, body, headers)
+
+    # ------------------------------------------------------------------------------------------------
+    # $batch
+    # ------------------------------------------------------------------------------------------------
+    def _batch(self, request: ApiRequest) -> ApiResponse:
+        items = parse_batch(request.body, request.headers.get("content-type", ""))
+        continue_on_error = "odata.continue-on-error" in _prefer(request.headers)
+        results: list[OperationResult | ChangeSetResult] = []
+        operations = 0
+        failed = False
+        for item in items:
+            if failed and not continue_on_error:
+                break
+            if isinstance(item, ChangeSet):
+                change_results, ok = self._change_set(item, request)
+                operations += len(item.operations)
+                results.append(ChangeSetResult(change_results))
+                failed = failed or not ok
+            else:
+                result = self._batch_operation(
+                    item.method, item.url, item.headers, item.body, item.content_id, request
+                )
+                operations += 1
+                results.append(result)
+                failed = failed or result.status >= 400
+        body, content_type = render_batch_response(results)
+        response = ApiResponse(200, {"Content-Type": content_type, "OData-Version": "4.0"}, body)
+        if continue_on_error:
+            response.headers["Preference-Applied"] = "odata.continue-on-error"
+        response.operations = operations
+        return response
+
+    def _batch_operation(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        content_id: str | None,
+        request: ApiRequest,
+    ) -> OperationResult:
+        target = request_target(url)
+        if target.startswith(API_PREFIX):
+            target = target[len(API_PREFIX) :]
+        elif target.startswith("/"):
+            target = target.lstrip("/")
+        inner_headers = {**{k: v for k, v in request.headers.items() if k in ("authorization",)}, **headers}
+        inner = ApiRequest(method.upper(), target, dict(inner_headers), body, request.caller, in_batch=True)
+        response = self.dispatch(inner)
+        return OperationResult(response.status, dict(response.headers), response.body, content_id)
+
+    def _change_set(self, change_set: ChangeSet, request: ApiRequest) -> tuple[list[OperationResult], bool]:
+        ids: dict[str, str] = {}
+        results: list[OperationResult] = []
+
+        class _Rollback(Exception):
+            pass
+
+        try:
+            with self.store.transaction():
+                for operation in change_set.operations:
+                    try:
+                        url = substitute_content_ids(operation.url, ids)
+                        body = operation.body
+                        if body.strip():
+                            body = substitute_content_ids(body.decode("utf-8"), ids).encode("utf-8")
+                    except ODataError as exc:
+                        results = [self._error_result(exc, operation.content_id)]
+                        raise _Rollback() from exc
+                    result = self._batch_operation(
+                        operation.method, url, operation.headers, body, operation.content_id, request
+                    )
+                    if result.status >= 400:
+                        results = [result]
+                        raise _Rollback()
+                    entity = result.headers.get("OData-EntityId")
+                    if operation.content_id and entity:
+                        ids[operation.content_id] = entity
+                    results.append(result)
+        except _Rollback:
+            return results, False
+        return results, True
+
+    @staticmethod
+    def _error_result(exc: ODataError, content_id: str | None) -> OperationResult:
+        body = json.dumps({"error": {"code": exc.code, "message": exc.message}}).encode()
+        return OperationResult(
+            exc.status, {"Content-Type": JSON_TYPE, "OData-Version": "4.0"}, body, content_id
+        )
+
+    # ------------------------------------------------------------------------------------------------
+    # control API
+    # ------------------------------------------------------------------------------------------------
+    def control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        name = path[len(CONTROL_PREFIX) :].strip("/")
+        data: dict[str, Any] = {}
+        if body.strip():
+            try:
+                loaded = json.loads(body)
+            except ValueError:
+                return 400, {"error": "body must be JSON"}
+            if not isinstance(loaded, dict):
+                return 400, {"error": "body must be a JSON object"}
+            data = loaded
+        try:
+            if name == "health":
+                return 200, {"status": "ok", "url": self.url}
+            if name == "reset" and method == "POST":
+                self.reset()
+                return 200, {"status": "reset", "records": self.store.counts()}
+            if name == "seed" and method == "POST":
+                loaded_counts = self.load_seed(SeedSpec(**data))
+                return 200, {"loaded": loaded_counts, "records": self.store.counts()}
+            if name == "snapshot":
+                if method == "GET":
+                    return 200, self.snapshot()
+                if method == "POST":
+                    self.restore(data)
+                    return 200, {"records": self.store.counts()}
+            if name == "stats":
+                if method == "POST" and data.get("reset"):
+                    self._reset_stats()
+                return 200, self.stats()
+            if name == "clock":
+                if method == "POST":
+                    if "advance" in data:
+                        self.clock.advance(float(data["advance"]))
+                    if "set" in data:
+                        self.clock.set(float(data["set"]))
+                return 200, self.clock.state()
+            if name in ("latency", "faults", "simulation"):
+                if method == "POST":
+                    inject = data.pop("inject", None)
+                    if inject is not None:
+                        fault: Fault = "drop" if inject == "drop" else 503 if int(inject) == 503 else 500
+                        self.simulator.inject(fault, int(data.pop("count", 1)), data.pop("kinds", None))
+                    if data:
+                        self.simulator.update(**data)
+                return 200, {
+                    **self.simulator.config.to_dict(),
+                    "pending_injections": self.simulator.pending_injections(),
+                }
+            if name == "limits":
+                if method == "POST":
+                    self.limits.configure(**data)
+                return 200, {**self.limits.config.to_dict(), "stats": self.limits.stats()}
+            if name == "users" and method == "POST":
+                user_id = self.add_user(**data)
+                return 200, {"systemuserid": user_id}
+        except (ValueError, TypeError) as exc:
+            return 400, {"error": str(exc)}
+        except ODataError as exc:
+            return exc.status, {"error": {"code": exc.code, "message": exc.message}}
+        return 404, {"error": f"unknown control endpoint {method} {path}"}
+
+    # ------------------------------------------------------------------------------------------------
+    # one HTTP request to /api/data/v9.2/
+    # ------------------------------------------------------------------------------------------------
+    def handle_api(self, method: str, target: str, headers: dict[str, str], body: bytes) -> ApiResponse:
+        try:
+            caller = self.authenticate(headers)
+        except _Unauthorized:
+            self._count(method, "unauthorized", 401)
+            return ApiResponse(401, {"WWW-Authenticate": self.www_authenticate(), "Content-Length": "0"})
+        except ODataError as exc:
+            self._count(method, "forbidden", exc.status)
+            return ApiResponse.error(exc)
+        kind, records = self._classify(method, target, headers, body)
+        admission = self.limits.admit(caller.key)
+        if isinstance(admission, Throttled):
+            self._count(method, kind, 429)
+            response = ApiResponse.json(429, admission.body(), admission.response_headers())
+            return response
+        plan = self.simulator.plan(kind, records)
+        try:
+            if plan.delay_s > 0:
+                time.sleep(plan.delay_s)
+            if plan.fault in (500, 503):
+                self._count(method, kind, int(plan.fault))
+                return ApiResponse.json(int(plan.fault), fault_body(plan.fault))
+            request = ApiRequest(method, target, headers, body, caller)
+            response = self.dispatch(request)
+            inner_kind = "batch" if kind == "batch" else kind
+            self._count(
+                method,
+                kind,
+                response.status,
+                response.operations if kind in ("batch", "bulk") else 0,
+                inner_kind,
+            )
+            if plan.fault == "drop":
+                raise _Drop()
+            response.headers.update(self.limits.headers(caller.key))
+            return response
+        finally:
+            self.limits.release(admission, plan.execution_ms)
+
+    @staticmethod
+    def _classify(method: str, target: str, headers: Mapping[str, str], body: bytes) -> tuple[str, int]:
+        path = target.partition("?")[0]
+        if path == "$batch":
+            return "batch", max(1, body.count(b"application/http"))
+        if "Multiple" in path and method == "POST":
+            try:
+                return "bulk", max(1, len(json.loads(body).get("Targets", [])))
+            except (ValueError, AttributeError, TypeError):
+                return "bulk", 1
+        if path.startswith("EntityDefinitions"):
+            return "metadata", 1
+        if path.startswith("WhoAmI"):
+            return "function", 1
+        return ("read" if method == "GET" else "write"), 1
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    ssl_context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection error from %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "DataverseEmulator/1.0"
+    emulator: DataverseEmulator
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError):
+                self.close_connection = True
+                raise
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0] or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _handle(self) -> None:
+        body = self._read_body()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        path = self.path
+        if path.startswith(("http://", "https://")):
+            parts = urlsplit(path)
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+        emulator = self.emulator
+        if path.startswith(API_PREFIX):
+            try:
+                response = emulator.handle_api(self.command, path[len(API_PREFIX) :], headers, body)
+            except _Drop:
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            except Exception:
+                log.exception("unhandled error")
+                response = ApiResponse.json(
+                    500, {"error": {"code": "0x80040216", "message": "An unexpected error occurred."}}
+                )
+        elif path.startswith(CONTROL_PREFIX) or path.rstrip("/") == CONTROL_PREFIX.rstrip("/"):
+            status, data = emulator.control(self.command, path.partition("?")[0], body)
+            response = ApiResponse(status, {"Content-Type": "application/json"}, json.dumps(data).encode())
+        else:
+            response = ApiResponse.json(
+                404, {"error": {"code": "0x80060888", "message": f"Resource not found: {path}"}}
+            )
+        self._send(response)
+
+    def _send(self, response: ApiResponse) -> None:
+        self.send_response_only(response.status)
+        self.send_header("Date", self.date_time_string())
+        self.send_header("REQ_ID", str(uuid.uuid4()))
+        for name, value in response.headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD" and response.body:
+            self.wfile.write(response.body)
+
+    do_GET = _handle
+    do_POST = _handle
+    do_PATCH = _handle
+    do_PUT = _handle
+    do_DELETE = _handle
+
+
+__all__ = ["ApiRequest", "ApiResponse", "DataverseEmulator", "asdict"]

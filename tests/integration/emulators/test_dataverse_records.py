@@ -1,0 +1,319 @@
+"""Records over the Web API: create, retrieve, update, upsert, delete, lookups, activity parties, validation.
+
+Pages followed (MicrosoftDocs/powerapps-docs, developer/data-platform/webapi/): create-entity-web-api.md,
+retrieve-entity-using-web-api.md, update-delete-entities-using-web-api.md,
+perform-conditional-operations-using-web-api.md, associate-disassociate-entities-using-web-api.md,
+impersonate-another-user-web-api.md, and includes/data-service-error-codes.md for the codes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from emulators.dataverse import DataverseEmulator
+
+pytestmark = pytest.mark.integration
+
+GUID = re.compile(r"\(([0-9a-f-]{36})\)$")
+
+
+def _id(response) -> str:  # type: ignore[no-untyped-def]
+    match = GUID.search(response.headers["OData-EntityId"])
+    assert match, response.headers
+    return match.group(1)
+
+
+def test_create_answers_204_with_entity_id_and_the_record_reads_back(dv) -> None:  # type: ignore[no-untyped-def]
+    """create-entity-web-api.md: 204 + OData-EntityId; the new row has system columns set by the service."""
+    r = dv.post("contacts", json={"firstname": "Ana", "lastname": "O'Brien"})
+    assert r.status_code == 204, r.text
+    assert r.text == ""
+    contact_id = _id(r)
+    got = dv.get(f"contacts({contact_id})").json()
+    assert got["fullname"] == "Ana O'Brien"
+    assert got["contactid"] == contact_id
+    assert got["statecode"] == 0 and got["statuscode"] == 1
+    assert got["_ownerid_value"] == got["_createdby_value"]
+    assert got["createdon"].endswith("Z") and got["createdon"] == got["modifiedon"]
+    assert re.fullmatch(r'W/"\d+"', got["@odata.etag"])
+
+
+def test_return_representation_gives_201_with_the_selected_columns(dv) -> None:  # type: ignore[no-untyped-def]
+    """create-entity-web-api.md#create-with-data-returned."""
+    r = dv.post(
+        "accounts?$select=name,websiteurl",
+        json={"name": "Contoso", "websiteurl": "https://contoso.com"},
+        headers={"Prefer": "return=representation"},
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert set(k for k in body if not k.startswith("@")) == {"name", "websiteurl", "accountid"}
+    assert body["@odata.context"].endswith("$metadata#accounts(name,websiteurl)/$entity")
+    assert r.headers["Preference-Applied"] == "return=representation"
+
+
+def test_client_supplied_id_and_duplicate_id(dv) -> None:  # type: ignore[no-untyped-def]
+    """A client may set the primary key; a second create with it fails with DuplicateRecord 0x80040237."""
+    new_id = str(uuid.uuid4())
+    assert dv.post("contacts", json={"contactid": new_id, "lastname": "A"}).status_code == 204
+    again = dv.post("contacts", json={"contactid": new_id, "lastname": "B"})
+    assert again.status_code == 412
+    assert again.json()["error"]["code"] == "0x80040237"
+    assert dv.get(f"contacts({new_id})?$select=lastname").json()["lastname"] == "A"
+
+
+def test_missing_record_is_404_object_does_not_exist(dv) -> None:  # type: ignore[no-untyped-def]
+    missing = str(uuid.uuid4())
+    r = dv.get(f"contacts({missing})")
+    assert r.status_code == 404
+    assert r.json()["error"] == {
+        "code": "0x80040217",
+        "message": f"Entity 'contact' With Id = {missing} Does Not Exist",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "fragment"),
+    [
+        ({"nosuchcolumn": "x"}, 400, "0x80048d19", "The property 'nosuchcolumn' does not exist on type"),
+        ({"numberofchildren": "three"}, 400, "0x80048d19", "Cannot convert the literal 'three'"),
+        ({"donotemail": "yes"}, 400, "0x80048d19", "'Edm.Boolean'"),
+        ({"firstname": "x" * 51}, 400, "0x80044331", "exceeded the maximum allowed length of '50'"),
+        ({"new_seniority": 7}, 400, "0x8004431a", "is outside the valid range"),
+        ({"new_languages": "100000000,5"}, 400, "0x8004431a", "The value 5 of 'new_languages'"),
+        ({"fullname": "Set Directly"}, 400, "0x80040203", "'fullname' attribute is not valid for create"),
+        ({"parentcustomerid": str(uuid.uuid4())}, 400, "0x80048d19", "untyped value"),
+        (
+            {"parentcustomerid@odata.bind": "/accounts(00000000-0000-0000-0000-000000000001)"},
+            400,
+            "0x80060888",
+            "An undeclared property 'parentcustomerid'",
+        ),
+        (
+            {"parentcustomerid_account@odata.bind": "/accounts(00000000-0000-0000-0000-000000000001)"},
+            404,
+            "0x80040217",
+            "account With Id = 00000000-0000-0000-0000-000000000001 Does Not Exist",
+        ),
+    ],
+)
+def test_validation_errors_have_the_services_codes(dv, body, status, code, fragment) -> None:  # type: ignore[no-untyped-def]
+    """Each invalid payload is refused with the service's status, code and message, and nothing is created."""
+    r = dv.post("contacts", json={"lastname": "Valid", **body})
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["code"] == code
+    assert fragment in error["message"]
+    assert dv.get("contacts?$select=lastname").json()["value"] == []
+
+
+def test_system_required_column_missing(dv) -> None:  # type: ignore[no-untyped-def]
+    """Only SystemRequired columns are enforced by the platform (ApplicationRequired ones are form rules)."""
+    assert dv.post("contacts", json={"firstname": "NoLastName"}).status_code == 204
+    r = dv.post("teams", json={"teamtype": 0})
+    assert r.status_code == 400
+    assert "'name'" in r.json()["error"]["message"]
+
+
+def test_lookups_bind_clear_and_ref(dv) -> None:  # type: ignore[no-untyped-def]
+    """associate-disassociate-entities-using-web-api.md: @odata.bind, null to clear, DELETE/PUT $ref."""
+    account = _id(dv.post("accounts", json={"name": "Fabrikam"}))
+    contact = _id(
+        dv.post(
+            "contacts", json={"lastname": "L", "parentcustomerid_account@odata.bind": f"/accounts({account})"}
+        )
+    )
+    row = dv.get(
+        f"contacts({contact})?$select=_parentcustomerid_value",
+        headers={"Prefer": 'odata.include-annotations="*"'},
+    ).json()
+    assert row["_parentcustomerid_value"] == account
+    assert row["_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "account"
+    assert row["_parentcustomerid_value@OData.Community.Display.V1.FormattedValue"] == "Fabrikam"
+    assert dv.delete(f"contacts({contact})/parentcustomerid_account/$ref").status_code == 204
+    assert dv.get(f"contacts({contact})").json()["_parentcustomerid_value"] is None
+    put = dv.put(
+        f"contacts({contact})/parentcustomerid_account/$ref",
+        json={"@odata.id": f"{dv.api}accounts({account})"},
+    )
+    assert put.status_code == 204
+    assert dv.get(f"contacts({contact})").json()["_parentcustomerid_value"] == account
+    assert (
+        dv.patch(f"contacts({contact})", json={"parentcustomerid_account@odata.bind": None}).status_code
+        == 204
+    )
+    assert dv.get(f"contacts({contact})").json()["_parentcustomerid_value"] is None
+    # account.primarycontactid -> contact, single-target lookup: the navigation is the column name
+    assert (
+        dv.patch(
+            f"accounts({account})", json={"primarycontactid@odata.bind": f"/contacts({contact})"}
+        ).status_code
+        == 204
+    )
+    expanded = dv.get(f"accounts({account})?$select=name&$expand=primarycontactid($select=lastname)").json()
+    assert expanded["primarycontactid"]["lastname"] == "L"
+
+
+def test_owner_can_be_a_user_or_team_but_not_a_disabled_user(dataverse: DataverseEmulator, dv) -> None:  # type: ignore[no-untyped-def]
+    user = dataverse.add_user(firstname="Owen", lastname="Owner")
+    disabled = dataverse.add_user(firstname="Dis", lastname="Abled", disabled=True)
+    team = _id(
+        dv.post(
+            "teams",
+            json={
+                "name": "Sales",
+                "businessunitid@odata.bind": "/businessunits(4e1b6c2a-7f55-4b5e-8c1d-2a3b4c5d6e70)",
+            },
+        )
+    )
+    owned = _id(dv.post("accounts", json={"name": "A", "ownerid@odata.bind": f"/systemusers({user})"}))
+    row = dv.get(f"accounts({owned})").json()
+    assert row["_ownerid_value"] == user and row["_owninguser_value"] == user
+    by_team = _id(dv.post("accounts", json={"name": "B", "ownerid@odata.bind": f"/teams({team})"}))
+    row = dv.get(f"accounts({by_team})").json()
+    assert (
+        row["_ownerid_value"] == team
+        and row["_owningteam_value"] == team
+        and row["_owninguser_value"] is None
+    )
+    refused = dv.post("accounts", json={"name": "C", "ownerid@odata.bind": f"/systemusers({disabled})"})
+    assert refused.status_code == 400
+    assert disabled in refused.json()["error"]["message"]
+
+
+def test_update_changes_modifiedon_etag_and_keeps_other_columns(dataverse: DataverseEmulator, dv) -> None:  # type: ignore[no-untyped-def]
+    """update-delete-entities-using-web-api.md: PATCH changes only the sent columns."""
+    contact = _id(dv.post("contacts", json={"firstname": "A", "lastname": "B", "jobtitle": "CTO"}))
+    before = dv.get(f"contacts({contact})").json()
+    dataverse.clock.advance(60)
+    r = dv.patch(f"contacts({contact})", json={"firstname": "Z"}, headers={"If-Match": "*"})
+    assert r.status_code == 204
+    after = dv.get(f"contacts({contact})").json()
+    assert after["fullname"] == "Z B" and after["jobtitle"] == "CTO"
+    assert after["modifiedon"] > before["modifiedon"] and after["createdon"] == before["createdon"]
+    assert after["@odata.etag"] != before["@odata.etag"]
+
+
+def test_conditional_writes(dv) -> None:  # type: ignore[no-untyped-def]
+    """perform-conditional-operations-using-web-api.md: upsert, If-Match: *, If-None-Match: *, ETags."""
+    new_id = str(uuid.uuid4())
+    # If-Match: * forbids create
+    r = dv.patch(f"contacts({new_id})", json={"lastname": "X"}, headers={"If-Match": "*"})
+    assert r.status_code == 404
+    # plain PATCH creates (upsert)
+    assert dv.patch(f"contacts({new_id})", json={"lastname": "X"}).status_code == 204
+    # If-None-Match: * forbids update
+    r = dv.patch(f"contacts({new_id})", json={"lastname": "Y"}, headers={"If-None-Match": "*"})
+    assert r.status_code == 412 and r.json()["error"]["code"] == "0x80040237"
+    etag = dv.get(f"contacts({new_id})").json()["@odata.etag"]
+    assert (
+        dv.patch(f"contacts({new_id})", json={"lastname": "Y"}, headers={"If-Match": etag}).status_code == 204
+    )
+    stale = dv.patch(f"contacts({new_id})", json={"lastname": "Z"}, headers={"If-Match": etag})
+    assert stale.status_code == 412 and stale.json()["error"]["code"] == "0x80060882"
+    fresh = dv.get(
+        f"contacts({new_id})", headers={"If-None-Match": dv.get(f"contacts({new_id})").json()["@odata.etag"]}
+    )
+    assert fresh.status_code == 304
+    upserted = dv.patch(
+        f"contacts({uuid.uuid4()})", json={"lastname": "R"}, headers={"Prefer": "return=representation"}
+    )
+    assert upserted.status_code == 201 and upserted.json()["lastname"] == "R"
+
+
+def test_alternate_keys_address_and_protect_records(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """use-alternate-key-reference-record.md and DuplicateRecordEntityKey 0x80060892."""
+    import json
+
+    from emulators.tls import trusting_session
+
+    schema = tmp_path / "schema.json"
+    schema.write_text(
+        json.dumps(
+            {"tables": {"contact": {"keys": [{"name": "new_li_key", "columns": ["new_linkedinurl"]}]}}}
+        )
+    )
+    with DataverseEmulator(schema_path=schema) as emulator:
+        s = trusting_session()
+        s.headers["Authorization"] = "Bearer static-test-token"
+        api = emulator.api_url
+        url = "https://www.linkedin.com/in/o'neil"
+        key = "new_linkedinurl='https://www.linkedin.com/in/o''neil'"
+        created = s.patch(f"{api}contacts({key})", json={"lastname": "O'Neil"})
+        assert created.status_code == 204, created.text
+        got = s.get(f"{api}contacts({key})?$select=lastname,new_linkedinurl").json()
+        assert got["lastname"] == "O'Neil" and got["new_linkedinurl"] == url
+        assert s.patch(f"{api}contacts({key})", json={"jobtitle": "CEO"}).status_code == 204
+        assert len(s.get(f"{api}contacts?$select=jobtitle").json()["value"]) == 1
+        dup = s.post(f"{api}contacts", json={"lastname": "Other", "new_linkedinurl": url})
+        assert dup.status_code == 412 and dup.json()["error"]["code"] == "0x80060892"
+        bad = s.get(f"{api}contacts(emailaddress1='a@b.c')")
+        assert (
+            bad.status_code == 400
+            and "The key in the request URI is not valid" in bad.json()["error"]["message"]
+        )
+
+
+def test_delete_removes_the_record_and_clears_lookups_to_it(dv) -> None:  # type: ignore[no-untyped-def]
+    account = _id(dv.post("accounts", json={"name": "Gone"}))
+    contact = _id(
+        dv.post(
+            "contacts",
+            json={"lastname": "Kept", "parentcustomerid_account@odata.bind": f"/accounts({account})"},
+        )
+    )
+    assert dv.delete(f"accounts({account})", headers={"If-Match": "*"}).status_code == 204
+    assert dv.get(f"accounts({account})").status_code == 404
+    assert dv.get(f"contacts({contact})").json()["_parentcustomerid_value"] is None
+    assert dv.delete(f"accounts({account})").status_code == 404
+
+
+def test_activity_with_regarding_and_parties(dataverse: DataverseEmulator, dv) -> None:  # type: ignore[no-untyped-def]
+    """create-entity-web-api.md (deep insert), activityparty-entity: ParticipationTypeMask 1 sender, 2 to."""
+    user = dataverse.add_user(firstname="Sam", lastname="Sender")
+    contact = _id(dv.post("contacts", json={"lastname": "Rita"}))
+    r = dv.post(
+        "emails",
+        json={
+            "subject": "Hello",
+            "regardingobjectid_contact_email@odata.bind": f"/contacts({contact})",
+            "email_activity_parties": [
+                {"partyid_systemuser@odata.bind": f"/systemusers({user})", "participationtypemask": 1},
+                {"partyid_contact@odata.bind": f"/contacts({contact})", "participationtypemask": 2},
+            ],
+        },
+    )
+    assert r.status_code == 204, r.text
+    email = _id(r)
+    got = dv.get(
+        f"emails({email})?$select=subject,_regardingobjectid_value,activitytypecode&$expand=email_activity_parties($select=_partyid_value,participationtypemask)"
+    ).json()
+    assert got["_regardingobjectid_value"] == contact and got["activitytypecode"] == "email"
+    parties = {(p["_partyid_value"], p["participationtypemask"]) for p in got["email_activity_parties"]}
+    assert parties == {(user, 1), (contact, 2)}
+    bad = dv.post(
+        "tasks",
+        json={"subject": "x", "regardingobjectid_contact_task@odata.bind": f"/contacts({uuid.uuid4()})"},
+    )
+    assert bad.status_code == 404
+    assert dv.get("tasks").json()["value"] == []
+
+
+def test_impersonation_sets_createdby_and_createdonbehalfby(dataverse: DataverseEmulator, dv) -> None:  # type: ignore[no-untyped-def]
+    """impersonate-another-user-web-api.md: CallerObjectId (Entra object id) or MSCRMCallerID
+    (systemuserid)."""
+    object_id = str(uuid.uuid4())
+    user = dataverse.add_user(object_id=object_id, firstname="Imp", lastname="Ersonated")
+    real = dv.get("WhoAmI").json()["UserId"]
+    created = _id(dv.post("contacts", json={"lastname": "Imp"}, headers={"CallerObjectId": object_id}))
+    row = dv.get(f"contacts({created})").json()
+    assert row["_createdby_value"] == user and row["_createdonbehalfby_value"] == real
+    assert row["_ownerid_value"] == user
+    legacy = _id(dv.post("contacts", json={"lastname": "Leg"}, headers={"MSCRMCallerID": user}))
+    assert dv.get(f"contacts({legacy})").json()["_createdby_value"] == user
+    assert dv.get("WhoAmI", headers={"CallerObjectId": object_id}).json()["UserId"] == user
+    unknown = dv.post("contacts", json={"lastname": "U"}, headers={"CallerObjectId": str(uuid.uuid4())})
+    assert unknown.status_code == 404
