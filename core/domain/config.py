@@ -237,3 +237,43 @@ STEP_MODELS: dict[Step, type[_Model]] = {
     Step.CAMPAIGN_MAPPING: CampaignMapping,
     Step.USER_MAPPING: UserMapping,
 }
+
+
+def diff_documents(
+    old: Any, new: Any, path: tuple[str | int, ...] = (), limit: int = 500
+) -> list[dict[str, str]]:
+    """What changed between two JSON documents, as ``{"op": add|remove|replace, "path": pointer}``.
+
+    Objects are compared member by member and lists index by index (a summary for people reading the
+    history, not a patch to replay). At most ``limit`` entries.
+    """
+    changes: list[dict[str, str]] = []
+
+    def ptr(p: tuple[str | int, ...]) -> str:
+        return "".join("/" + str(x).replace("~", "~0").replace("/", "~1") for x in p)
+
+    def walk(a: Any, b: Any, p: tuple[str | int, ...]) -> None:
+        if len(changes) >= limit:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in a:
+                if key not in b:
+                    changes.append({"op": "remove", "path": ptr((*p, key))})
+                else:
+                    walk(a[key], b[key], (*p, key))
+            for key in b:
+                if key not in a:
+                    changes.append({"op": "add", "path": ptr((*p, key))})
+        elif isinstance(a, list) and isinstance(b, list):
+            for index in range(max(len(a), len(b))):
+                if index >= len(b):
+                    changes.append({"op": "remove", "path": ptr((*p, index))})
+                elif index >= len(a):
+                    changes.append({"op": "add", "path": ptr((*p, index))})
+                else:
+                    walk(a[index], b[index], (*p, index))
+        elif a != b or type(a) is not type(b):
+            changes.append({"op": "replace", "path": ptr(p)})
+
+    walk(old, new, path)
+    return changes[:limit]

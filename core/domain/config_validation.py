@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+
+from pydantic import ValidationError
 
 from core.domain.catalog import (
     COMPANY_FIELDS,
@@ -313,4 +315,36 @@ def _user_mapping(config: DynamicsConfig) -> list[Problem]:
                 )
             else:
                 seen[key] = index
+    return problems
+
+
+def problems_from_validation_error(
+    data: Any, exc: ValidationError, prefix: Sequence[str | int] = ()
+) -> list[Problem]:
+    """Pydantic errors as problems pointing into the *input* (``prefix`` + path in ``data``).
+
+    Pydantic's ``loc`` contains union tags (e.g. ``platform_field``) that are not part of the input; they
+    are dropped by walking the input alongside. A bad or missing ``kind`` points at ``.../kind``.
+    """
+    problems: list[Problem] = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=True):
+        path: list[str | int] = list(prefix)
+        current: Any = data
+        loc = err["loc"]
+        for position, part in enumerate(loc):
+            last = position == len(loc) - 1
+            if isinstance(current, dict) and isinstance(part, str) and part in current:
+                current = current[part]
+                path.append(part)
+            elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+                current = current[part]
+                path.append(part)
+            elif isinstance(current, dict) and isinstance(part, str) and last:
+                path.append(part)  # a missing member: point where it belongs
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown member"
+        elif err["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+            path.append(str(err.get("ctx", {}).get("discriminator", "kind")).strip("'"))
+        problems.append(Problem(pointer(path), message))
     return problems

@@ -30,6 +30,7 @@ import pydantic
 
 from core.adapters.auth import AuthConfigurationError, AuthError, caller_from_authorization
 from core.domain.caller import Caller
+from core.domain.config_validation import problems_from_validation_error
 
 log = logging.getLogger(__name__)
 
@@ -177,35 +178,11 @@ def read_json(req: func.HttpRequest, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     return data
 
 
-def _pointer_from_loc(data: Any, loc: Sequence[str | int]) -> str:
-    """Pydantic ``loc`` -> JSON pointer into the *input*, dropping union tags pydantic inserts."""
-    path: list[str | int] = []
-    current: Any = data
-    for position, part in enumerate(loc):
-        last = position == len(loc) - 1
-        if isinstance(current, dict) and isinstance(part, str) and part in current:
-            current = current[part]
-            path.append(part)
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
-            current = current[part]
-            path.append(part)
-        elif isinstance(current, dict) and isinstance(part, str) and last:
-            path.append(part)  # a missing member: point at where it belongs
-        # else: a discriminator tag (e.g. ``platform_field``) or validator name — not part of the input
-    return json_pointer(path)
-
-
-def validation_errors(data: Any, exc: pydantic.ValidationError) -> list[ErrorEntry]:
-    errors: list[ErrorEntry] = []
-    for err in exc.errors(include_url=False, include_input=False):
-        message = err["msg"]
-        pointer = _pointer_from_loc(data, err["loc"])
-        if err["type"] == "extra_forbidden":
-            message = "unknown member"
-        elif err["type"] in {"union_tag_invalid", "union_tag_not_found"}:
-            pointer += json_pointer([str(err.get("ctx", {}).get("discriminator", "kind")).strip("'")])
-        errors.append({"pointer": pointer, "message": message})
-    return errors
+def validation_errors(
+    data: Any, exc: pydantic.ValidationError, prefix: Sequence[str | int] = ()
+) -> list[ErrorEntry]:
+    """Pydantic errors as ``{"pointer", "message"}`` entries pointing into the request body."""
+    return [p.as_json() for p in problems_from_validation_error(data, exc, prefix)]
 
 
 def parse_model(data: Any, model: type[M]) -> M:

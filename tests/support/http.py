@@ -23,7 +23,7 @@ def request(
 ) -> func.HttpRequest:
     hdrs = dict(headers or {})
     if json_body is not _MISSING:
-        body = json.dumps(json_body).encode("utf-8")
+        body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
         hdrs.setdefault("Content-Type", "application/json")
     return func.HttpRequest(
         method=method,
@@ -49,3 +49,17 @@ def call(fn: Any, req: func.HttpRequest) -> func.HttpResponse:
 
 def body_json(resp: func.HttpResponse) -> Any:
     return json.loads(resp.get_body() or b"null")
+
+
+def configure_app(monkeypatch: Any, connection_string: str, **extra: str) -> None:
+    """Point the app's settings at a test Azurite and the test token key (see tests.support.tokens)."""
+    from core.settings import get_settings
+    from tests.support import tokens
+
+    for name in ("PLATFORM_JWT_JWKS_URL", "PLATFORM_JWT_DEV_HS256_SECRET", "PLATFORM_JWT_ALLOW_DEV_HS256"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AzureWebJobsStorage__accountName", raising=False)
+    env = {**tokens.auth_env(), "AzureWebJobsStorage": connection_string, **extra}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()

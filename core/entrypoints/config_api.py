@@ -1,0 +1,246 @@
+"""Dynamics configuration endpoints (the four-step setup window).
+
+- ``GET  /api/dynamics/config``            whole configuration (defaults, ETag ``"v0"``, before a save)
+- ``PUT  /api/dynamics/config``            replace it (admin; ``If-Match`` once one exists)
+- ``GET  /api/dynamics/config/{step}``     one step: sync-identifiers | field-mapping | campaign-mapping |
+                                           user-mapping (ETag of the whole configuration)
+- ``PUT  /api/dynamics/config/{step}``     replace one step (admin; same ETag rules)
+- ``POST /api/dynamics/config/validate``   every problem of a proposed configuration; saves nothing
+- ``GET  /api/dynamics/config/history``    saved versions, newest first: who, when, what changed
+
+Error pointers always point into the whole configuration document, also for a step PUT.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+from pydantic import BaseModel, Field
+
+from core import openapi
+from core.domain.caller import Caller
+from core.domain.config import STEP_MODELS, DynamicsConfig, Step
+from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_json
+from core.services.config_service import (
+    ConfigView,
+    InvalidConfig,
+    PreconditionFailed,
+    PreconditionRequired,
+    etag_for,
+    get_config_service,
+)
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a big workspace's mappings fit; a 10 MB body is refused (413)
+TAG = ("Dynamics configuration",)
+STEP_NAMES = ", ".join(s.value for s in Step)
+
+
+class PointerMessage(BaseModel):
+    pointer: str
+    message: str
+
+
+class ValidationResult(BaseModel):
+    valid: bool
+    errors: list[PointerMessage]
+    warnings: list[PointerMessage]
+
+
+class ChangeEntry(BaseModel):
+    op: str = Field(description="add | remove | replace")
+    path: str = Field(description="JSON pointer into the configuration")
+
+
+class HistoryVersion(BaseModel):
+    version: int
+    savedAt: str
+    savedBy: str
+    step: str | None
+    changes: list[ChangeEntry]
+    changesTruncated: bool
+
+
+class HistoryPage(BaseModel):
+    versions: list[HistoryVersion]
+
+
+def _headers(view: ConfigView) -> dict[str, str]:
+    headers = {"ETag": view.etag, "Cache-Control": "no-store"}
+    if view.saved_at is not None:
+        headers["Last-Modified"] = view.saved_at.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return headers
+
+
+def _problem_for(exc: Exception) -> HttpProblem:
+    if isinstance(exc, InvalidConfig):
+        return HttpProblem(
+            400,
+            "Invalid configuration",
+            f"{len(exc.problems)} problem(s); nothing was saved",
+            errors=[p.as_json() for p in exc.problems],
+        )
+    if isinstance(exc, PreconditionRequired):
+        current = etag_for(exc.current_version)
+        return HttpProblem(
+            428,
+            "Precondition required",
+            f"send If-Match with the ETag of the configuration you edited (current version "
+            f"{exc.current_version}, ETag {current}) so no one's changes are overwritten silently",
+            headers={"ETag": current},
+            extra={"currentVersion": exc.current_version, "currentETag": current},
+        )
+    if isinstance(exc, PreconditionFailed):
+        current = etag_for(exc.current_version)
+        return HttpProblem(
+            412,
+            "Precondition failed",
+            f"the configuration was changed by someone else; the current version is {exc.current_version} "
+            f"(ETag {current}): reload it and apply your changes again",
+            headers={"ETag": current},
+            extra={"currentVersion": exc.current_version, "currentETag": current},
+        )
+    raise exc
+
+
+def _step(req: func.HttpRequest) -> Step:
+    name = req.route_params.get("step", "")
+    try:
+        return Step(name)
+    except ValueError:
+        raise HttpProblem(
+            404, "Not found", f"unknown configuration step {name[:40]!r}; steps are {STEP_NAMES}"
+        ) from None
+
+
+def _save(req: func.HttpRequest, caller: Caller, step: Step | None) -> func.HttpResponse:
+    data: Any = read_json(req, MAX_CONFIG_BYTES)
+    try:
+        view = get_config_service().save(caller, data, req.headers.get("if-match"), step)
+    except (InvalidConfig, PreconditionRequired, PreconditionFailed) as exc:
+        raise _problem_for(exc) from None
+    body = view.config.to_json()
+    return json_response(body if step is None else body[step.member], headers=_headers(view))
+
+
+@bp.route(route="dynamics/config", methods=["GET"])
+@authenticated()
+def get_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    view = get_config_service().get(caller)
+    return json_response(view.config.to_json(), headers=_headers(view))
+
+
+@bp.route(route="dynamics/config", methods=["PUT"])
+@authenticated(admin=True)
+def put_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return _save(req, caller, None)
+
+
+@bp.route(route="dynamics/config/validate", methods=["POST"])
+@authenticated()
+def validate_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    report = get_config_service().validate(caller, read_json(req, MAX_CONFIG_BYTES))
+    return json_response(report.to_json())
+
+
+def _history(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    raw = req.params.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+        raise HttpProblem(
+            400,
+            "Invalid query",
+            "limit must be a whole number from 1 to 200",
+            errors=[{"pointer": "/limit", "message": "expected 1..200"}],
+        )
+    entries = get_config_service().history(caller, int(raw))
+    return json_response({"versions": [e.to_json() for e in entries]}, headers={"Cache-Control": "no-store"})
+
+
+@bp.route(route="dynamics/config/history", methods=["GET"])
+@authenticated()
+def get_dynamics_config_history(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return _history(req, caller)
+
+
+@bp.route(route="dynamics/config/{step}", methods=["GET"])
+@authenticated()
+def get_dynamics_config_step(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    if req.route_params.get("step") == "history":  # hosts that try parameter routes before literal ones
+        return _history(req, caller)
+    step = _step(req)
+    view = get_config_service().get(caller)
+    return json_response(view.config.to_json()[step.member], headers=_headers(view))
+
+
+@bp.route(route="dynamics/config/{step}", methods=["PUT"])
+@authenticated(admin=True)
+def put_dynamics_config_step(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return _save(req, caller, _step(req))
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------------
+
+_etag = {"ETag": 'Version of the whole configuration, e.g. "v3" ("v0": defaults, nothing saved)'}
+_if_match = {"If-Match": "ETag of the configuration being replaced (required once one exists)"}
+openapi.register(
+    "GET",
+    "/api/dynamics/config",
+    "The workspace's Dynamics configuration (defaults before the first save)",
+    response=DynamicsConfig,
+    tags=TAG,
+    headers=_etag,
+)
+openapi.register(
+    "PUT",
+    "/api/dynamics/config",
+    "Replace the whole configuration (admin)",
+    request=DynamicsConfig,
+    response=DynamicsConfig,
+    problems=(403, 412, 428),
+    tags=TAG,
+    headers=_etag,
+    request_headers=_if_match,
+)
+openapi.register(
+    "POST",
+    "/api/dynamics/config/validate",
+    "Report every problem of a proposed configuration; saves nothing",
+    request=DynamicsConfig,
+    response=ValidationResult,
+    tags=TAG,
+)
+openapi.register(
+    "GET",
+    "/api/dynamics/config/history",
+    "Saved versions, newest first: who, when, what changed",
+    response=HistoryPage,
+    problems=(400,),
+    tags=TAG,
+    query={"limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+)
+_step_schema: dict[str, Any] = {
+    "oneOf": [{"$ref": openapi.REF.format(model=m.__name__)} for m in STEP_MODELS.values()]
+}
+openapi.register(
+    "GET",
+    "/api/dynamics/config/{step}",
+    f"One step of the configuration ({STEP_NAMES})",
+    response=_step_schema,
+    problems=(404,),
+    tags=TAG,
+    headers=_etag,
+)
+openapi.register(
+    "PUT",
+    "/api/dynamics/config/{step}",
+    "Replace one step (admin); error pointers are into the whole document",
+    request=_step_schema,
+    response=_step_schema,
+    problems=(400, 403, 404, 412, 413, 415, 428),
+    tags=TAG,
+    headers=_etag,
+    request_headers=_if_match,
+    description=f"Body: the step's section ({', '.join(m.__name__ for m in STEP_MODELS.values())}).",
+)

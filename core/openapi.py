@@ -1,0 +1,214 @@
+"""OpenAPI 3.1 document generated from the pydantic models that validate requests.
+
+Blueprints register each route once, next to its definition::
+
+    openapi.register("PUT", "/api/dynamics/config", "Save the whole configuration",
+                     request=DynamicsConfig, response=DynamicsConfig, problems=(400, 401, 403, 412, 428),
+                     tags=("Dynamics configuration",))
+
+``document()`` builds the spec (schemas under ``components.schemas``, problem+json for errors, bearer
+security on every operation unless ``anonymous=True``) and publishes ``core.domain.catalog.CATALOG_VERSION``
+as ``info.x-catalog-version``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.domain.catalog import CATALOG_VERSION
+
+TITLE = "Dynamics 365 integration API"
+API_VERSION = "1.0.0"
+REF = "#/components/schemas/{model}"
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "correlationId": {"type": "string", "description": "500 only: quote it when reporting"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["pointer", "message"],
+                "properties": {
+                    "pointer": {"type": "string", "description": "JSON pointer into the request body"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+PROBLEM_TEXT = {
+    400: "Malformed JSON or invalid body (one `errors` entry per problem)",
+    401: "Missing or invalid bearer token",
+    403: "The caller's role may not do this",
+    404: "No such resource",
+    409: "Conflicts with the current state",
+    412: "If-Match names a version that is no longer current",
+    413: "Request body too large",
+    415: "Body is not application/json",
+    428: "If-Match is required",
+    500: "Unexpected error (with correlationId)",
+    503: "A dependency is unavailable",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    request: type[BaseModel] | dict[str, Any] | None = None
+    response: type[BaseModel] | dict[str, Any] | None = None
+    status: int = 200
+    problems: Sequence[int] = ()
+    tags: Sequence[str] = ()
+    anonymous: bool = False
+    description: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # response header -> description
+    request_headers: dict[str, str] = field(default_factory=dict)  # request header -> description
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema
+
+
+_lock = threading.Lock()
+_operations: dict[tuple[str, str], Operation] = {}
+
+
+def register(
+    method: str,
+    path: str,
+    summary: str,
+    *,
+    request: type[BaseModel] | dict[str, Any] | None = None,
+    response: type[BaseModel] | dict[str, Any] | None = None,
+    status: int = 200,
+    problems: Sequence[int] = (),
+    tags: Sequence[str] = (),
+    anonymous: bool = False,
+    description: str | None = None,
+    headers: dict[str, str] | None = None,
+    request_headers: dict[str, str] | None = None,
+    query: dict[str, dict[str, Any]] | None = None,
+) -> Operation:
+    """Add (or replace) the documentation of one route. ``path`` as served, e.g. ``/api/x/{id}``."""
+    op = Operation(
+        method.upper(),
+        path,
+        summary,
+        request,
+        response,
+        status,
+        tuple(problems),
+        tuple(tags),
+        anonymous,
+        description,
+        dict(headers or {}),
+        dict(request_headers or {}),
+        dict(query or {}),
+    )
+    with _lock:
+        _operations[(op.method, op.path)] = op
+    return op
+
+
+def operations() -> list[Operation]:
+    with _lock:
+        return sorted(_operations.values(), key=lambda o: (o.path, o.method))
+
+
+def _schema_ref(model: type[BaseModel] | dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(model, dict):
+        return model
+    schema = model.model_json_schema(ref_template=REF, mode="validation")
+    for name, definition in schema.pop("$defs", {}).items():
+        components[name] = definition
+    components[model.__name__] = schema
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def document(server_url: str | None = None) -> dict[str, Any]:
+    components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations():
+        item: dict[str, Any] = {
+            "summary": op.summary,
+            "operationId": re.sub(r"[^A-Za-z0-9]+", "_", f"{op.method.lower()}{op.path}").strip("_"),
+            "tags": list(op.tags),
+        }
+        if op.description:
+            item["description"] = op.description
+        parameters: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)[^}]*}", op.path)
+        ]
+        parameters += [
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": text,
+            }
+            for name, text in op.request_headers.items()
+        ]
+        parameters += [{"name": name, "in": "query", "schema": schema} for name, schema in op.query.items()]
+        if parameters:
+            item["parameters"] = parameters
+        if op.request is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _schema_ref(op.request, components)}},
+            }
+        success: dict[str, Any] = {"description": "OK"}
+        if op.response is not None:
+            success["content"] = {"application/json": {"schema": _schema_ref(op.response, components)}}
+        if op.headers:
+            success["headers"] = {
+                h: {"description": d, "schema": {"type": "string"}} for h, d in op.headers.items()
+            }
+        responses: dict[str, Any] = {str(op.status): success}
+        problems = set(op.problems) | {500}
+        if not op.anonymous:
+            problems |= {401}
+        if op.request is not None:
+            problems |= {400, 413, 415}
+        for status in sorted(problems):
+            responses[str(status)] = {
+                "description": PROBLEM_TEXT.get(status, "Problem"),
+                "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+            }
+        item["responses"] = responses
+        if op.anonymous:
+            item["security"] = []
+        paths.setdefault(op.path, {})[op.method.lower()] = item
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": TITLE,
+            "version": API_VERSION,
+            "x-catalog-version": CATALOG_VERSION,
+            "description": f"Platform field catalog version {CATALOG_VERSION}.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"platformJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+        "security": [{"platformJwt": []}],
+    }
+    if server_url:
+        doc["servers"] = [{"url": server_url}]
+    return doc

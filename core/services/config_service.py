@@ -1,0 +1,233 @@
+"""Reading, validating and saving a workspace's Dynamics configuration (optimistic concurrency).
+
+HTTP ETags are ``"v<version>"``; ``"v0"`` is the ETag of the defaults returned before the first save.
+Saving an existing configuration requires ``If-Match`` (``PreconditionRequired`` otherwise) naming the
+current version (``PreconditionFailed`` otherwise, also for the loser of a concurrent save).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.adapters.config_repository import ConfigConflict, ConfigRepository, HistoryEntry, StoredConfig
+from core.adapters.tables import Storage, get_storage
+from core.domain.caller import Caller
+from core.domain.catalog import PlatformField
+from core.domain.config import DynamicsConfig, IntegrationUser, Step, diff_documents
+from core.domain.config_validation import (
+    MetadataCheck,
+    Problem,
+    Severity,
+    problems_from_validation_error,
+    validate_config,
+)
+
+CustomFields = Callable[[str], Iterable[PlatformField]]
+IntegrationUserLookup = Callable[[str], IntegrationUser | None]
+
+
+class ConfigError(Exception):
+    pass
+
+
+class PreconditionRequired(ConfigError):
+    def __init__(self, current_version: int) -> None:
+        super().__init__("If-Match is required to change an existing configuration")
+        self.current_version = current_version
+
+
+class PreconditionFailed(ConfigError):
+    def __init__(self, current_version: int) -> None:
+        super().__init__(f"the configuration is at version {current_version}")
+        self.current_version = current_version
+
+
+class InvalidConfig(ConfigError):
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the configuration")
+        self.problems = list(problems)
+
+
+def etag_for(version: int) -> str:
+    return f'"v{version}"'
+
+
+def if_match_allows(header: str | None, version: int, exists: bool) -> bool:
+    """RFC 9110 If-Match: ``*`` matches an existing resource; otherwise any listed ETag (W/ ignored)."""
+    if header is None:
+        return True
+    tags = [t.strip() for t in header.split(",") if t.strip()]
+    if "*" in tags:
+        return exists
+    wanted = etag_for(version)
+    return any((t[2:] if t.startswith("W/") else t) == wanted for t in tags)
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    config: DynamicsConfig
+    version: int  # 0: nothing saved yet, these are the defaults
+    saved_at: dt.datetime | None = None
+    saved_by: str | None = None
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def etag(self) -> str:
+        return etag_for(self.version)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    errors: list[Problem]
+    warnings: list[Problem]
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "errors": [p.as_json() for p in self.errors],
+            "warnings": [p.as_json() for p in self.warnings],
+        }
+
+
+class ConfigService:
+    def __init__(
+        self,
+        repository: ConfigRepository,
+        metadata_checks: Sequence[MetadataCheck] | None = None,
+        custom_fields: CustomFields | None = None,
+        integration_user: IntegrationUserLookup | None = None,
+    ) -> None:
+        self._repo = repository
+        self._checks = list(metadata_checks or [])
+        self._custom_fields = custom_fields
+        self._integration_user = integration_user
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def _view(self, workspace_id: str, stored: StoredConfig | None) -> ConfigView:
+        if stored is None:
+            config = DynamicsConfig.default()
+            view = ConfigView(config, 0)
+        else:
+            config = DynamicsConfig.model_validate(stored.document)
+            view = ConfigView(config, stored.version, stored.saved_at, stored.saved_by)
+        if self._integration_user is not None:
+            user = self._integration_user(workspace_id)
+            sync = view.config.sync_identifiers.model_copy(update={"integration_user": user})
+            view = ConfigView(
+                view.config.model_copy(update={"sync_identifiers": sync}),
+                view.version,
+                view.saved_at,
+                view.saved_by,
+            )
+        return view
+
+    def get(self, caller: Caller) -> ConfigView:
+        return self._view(caller.workspace_id, self._repo.load(caller.workspace_id))
+
+    def history(self, caller: Caller, limit: int = 50) -> list[HistoryEntry]:
+        return self._repo.history(caller.workspace_id, limit)
+
+    # --- validating -------------------------------------------------------------------------------
+
+    @staticmethod
+    def parse(data: Any, step: Step | None = None) -> Any:
+        """The whole config (``step`` None) or one step's section from JSON; ``InvalidConfig`` if the
+        shape is wrong (pointers are into the whole configuration document)."""
+        model = DynamicsConfig if step is None else step.model
+        prefix = () if step is None else (step.member,)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidConfig(problems_from_validation_error(data, exc, prefix)) from exc
+
+    def check(self, workspace_id: str, config: DynamicsConfig) -> ValidationReport:
+        custom = list(self._custom_fields(workspace_id)) if self._custom_fields else []
+        problems = validate_config(config, custom)
+        if not problems:
+            for check in self._checks:
+                problems.extend(check(workspace_id, config))
+        return ValidationReport(
+            errors=[p for p in problems if p.severity is Severity.ERROR],
+            warnings=[p for p in problems if p.severity is Severity.WARNING],
+        )
+
+    def validate(self, caller: Caller, data: Any) -> ValidationReport:
+        """Every problem of a proposed whole configuration; saves nothing."""
+        try:
+            config = self.parse(data)
+        except InvalidConfig as exc:
+            return ValidationReport(errors=exc.problems, warnings=[])
+        return self.check(caller.workspace_id, config)
+
+    # --- saving -----------------------------------------------------------------------------------
+
+    def save(self, caller: Caller, data: Any, if_match: str | None, step: Step | None = None) -> ConfigView:
+        """Validate and store the whole configuration (``step`` None) or one step of it."""
+        parsed = self.parse(data, step)
+        stored = self._repo.load(caller.workspace_id)
+        current_version = stored.version if stored else 0
+        if stored is not None and if_match is None:
+            raise PreconditionRequired(current_version)
+        if not if_match_allows(if_match, current_version, exists=stored is not None):
+            raise PreconditionFailed(current_version)
+        base = DynamicsConfig.model_validate(stored.document) if stored else DynamicsConfig.default()
+        config = parsed if step is None else base.model_copy(update={step.attribute: parsed})
+        # The integration user is read-only: whatever the caller sent, keep what is stored.
+        sync = config.sync_identifiers.model_copy(
+            update={"integration_user": base.sync_identifiers.integration_user}
+        )
+        config = config.model_copy(update={"sync_identifiers": sync})
+        report = self.check(caller.workspace_id, config)
+        if not report.valid:
+            raise InvalidConfig(report.errors)
+        document = config.to_json()
+        old_document = stored.document if stored else DynamicsConfig.default().to_json()
+        changes = diff_documents(old_document, document)
+        try:
+            saved = self._repo.save(
+                caller.workspace_id,
+                document,
+                previous=stored,
+                saved_by=caller.user_id,
+                step=step.value if step else None,
+                changes=changes,
+            )
+        except ConfigConflict as exc:
+            raise PreconditionFailed(exc.current_version or 0) from exc
+        view = self._view(caller.workspace_id, saved)
+        return ConfigView(view.config, view.version, view.saved_at, view.saved_by, report.warnings)
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+
+_metadata_checks: list[MetadataCheck] = []
+_lock = threading.Lock()
+_cached: tuple[Storage, ConfigService] | None = None
+
+
+def add_metadata_check(check: MetadataCheck) -> None:
+    """Register a live-Dynamics check for every configuration save/validate (e.g. from the Dataverse work)."""
+    global _cached
+    with _lock:
+        _metadata_checks.append(check)
+        _cached = None
+
+
+def get_config_service() -> ConfigService:
+    global _cached
+    storage = get_storage()
+    with _lock:
+        if _cached is None or _cached[0] is not storage:
+            _cached = (storage, ConfigService(ConfigRepository(storage), list(_metadata_checks)))
+        return _cached[1]
