@@ -103,7 +103,7 @@ def normalize_person_name(value: object) -> str | None:
     text = _as_text(value)
     if text is None:
         return None
-    if not text.isascii():
+    if not text.isascii() or "`" in text:
         text = text.translate(_PUNCTUATION_VARIANTS)
     return _fold(text, keep_accents=False)
 
