@@ -128,7 +128,8 @@ class QueueListener:
         self._stop.set()
         with self._changed:
             self._changed.notify_all()
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
         self._pool.shutdown(wait=True)
 
     def _poll(self) -> None:

@@ -85,7 +85,8 @@ class TimerRunner:
     def stop(self) -> None:
         """No further invocations; wait for a running one to finish."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
 
     def _fire(self, past_due: bool, next_due: dt.datetime) -> None:
         now = self.clock()

@@ -11,8 +11,10 @@ its short name (``sample_devhost``). ``shared_*`` variants are module-scoped, fo
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,8 @@ class DevHostStarter:
         self.directory = directory
         self.record_path = directory / "records.jsonl"
         self.started: list[RunningDevHost] = []
+        self._lock = threading.Lock()
+        self._count = 0
 
     def __call__(
         self,
@@ -85,18 +89,21 @@ class DevHostStarter:
             "SAMPLE_QUEUE": f"q{uuid.uuid4().hex[:12]}",
             **(settings or {}),
         }
-        log_path = self.directory / f"devhost-{len(self.started)}.log"
+        with self._lock:
+            log_path = self.directory / f"devhost-{self._count}.log"
+            self._count += 1
         process = DevHostProcess(
             app_module, values, host_overrides=host_overrides or FAST_QUEUES, log_path=log_path
         )
-        process.start()
         running = RunningDevHost(process.base_url, log_path, self.record_path, values, process)
-        self.started.append(running)
+        with self._lock:
+            self.started.append(running)
+        process.start()
         return running
 
     def stop_all(self) -> None:
-        for running in self.started:
-            running.stop()
+        with ThreadPoolExecutor(max_workers=max(1, len(self.started))) as pool:
+            list(pool.map(lambda running: running.stop(), self.started))
 
 
 @pytest.fixture(name="devhost_factory")

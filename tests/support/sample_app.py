@@ -106,7 +106,7 @@ def work(msg: func.QueueMessage, out: func.Out[str]) -> None:
         inserted=msg.insertion_time.isoformat() if msg.insertion_time else None,
     )
     if body.startswith("sleep:"):
-        time.sleep(float(body.split(":", 1)[1]))
+        time.sleep(float(body.split(":", 1)[1].split("#", 1)[0]))  # "sleep:0.5#tag"
     if body.startswith("fail"):
         raise RuntimeError("failing on purpose")
     out.set(f"done:{body}")
