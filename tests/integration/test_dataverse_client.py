@@ -42,6 +42,7 @@ def emulator() -> Iterator[DataverseEmulator]:
 def dataverse(emulator: DataverseEmulator) -> DataverseEmulator:
     emulator.reset()  # data, accounting, simulation; limit settings and the clock are kept: restore them
     emulator.limits.configure(**LimitConfig().to_dict())
+    emulator.clock.unfreeze()
     emulator.clock.set(time.time())
     return emulator
 
@@ -240,6 +241,7 @@ def test_token_refresh_on_401(dataverse: DataverseEmulator) -> None:
 
 def test_429_from_the_request_limit_waits_retry_after_and_finishes(dataverse: DataverseEmulator) -> None:
     dataverse.limits.configure(max_requests=5, window_s=20)
+    dataverse.clock.freeze()  # only the client's waits move time, so every wait is measured exactly
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:  # time passes on the emulator's clock, not the test's
