@@ -138,7 +138,7 @@ class ConnectionRepository:
         """
         query = (
             "RowKey eq @rk and Status eq @status and "
-            "(AccessTokenExpiresAt le @expires or LastRefreshAt le @refreshed)"
+            "( AccessTokenExpiresAt le @expires or LastRefreshAt le @refreshed )"
         )
         params = {
             "rk": _RK,
