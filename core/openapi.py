@@ -212,3 +212,8 @@ def document(server_url: str | None = None) -> dict[str, Any]:
     if server_url:
         doc["servers"] = [{"url": server_url}]
     return doc
+
+
+def unregister(method: str, path: str) -> None:
+    with _lock:
+        _operations.pop((method.upper(), path), None)

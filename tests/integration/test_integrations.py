@@ -1,0 +1,100 @@
+"""Integrations page: the four CRM cards and the one-active-CRM rule, under concurrency too."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import azure.functions as func
+import pytest
+
+from core.entrypoints import integrations_api
+from core.settings import get_settings
+from tests.support import tokens
+from tests.support.azurite import Azurite
+from tests.support.http import body_json, call, configure_app, request
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def ws(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    configure_app(monkeypatch, azurite.connection_string)
+    yield f"ws-{uuid.uuid4().hex[:12]}"
+    get_settings.cache_clear()
+
+
+def cards(ws: str, role: str = "member") -> dict[str, bool]:
+    resp = call(
+        integrations_api.list_integrations, request("GET", "integrations", headers=tokens.bearer(ws, role))
+    )
+    assert resp.status_code == 200
+    return {c["crm"]: c["enabled"] for c in body_json(resp)["integrations"]}
+
+
+def set_crm(ws: str, crm: str, enabled: object, role: str = "admin") -> func.HttpResponse:
+    req = request(
+        "PUT",
+        f"integrations/{crm}",
+        json_body={"enabled": enabled},
+        headers=tokens.bearer(ws, role),
+        route_params={"crm": crm},
+    )
+    return call(integrations_api.put_integration, req)
+
+
+def test_cards_and_one_active_crm(ws: str) -> None:
+    assert cards(ws) == {"dynamics": False, "hubspot": False, "salesforce": False, "pipedrive": False}
+    assert set_crm(ws, "dynamics", True).status_code == 200
+    assert set_crm(ws, "dynamics", True).status_code == 200  # idempotent
+    assert cards(ws)["dynamics"] is True
+
+    conflict = set_crm(ws, "hubspot", True)
+    assert conflict.status_code == 409 and conflict.mimetype == "application/problem+json"
+    assert body_json(conflict)["activeCrm"] == "dynamics"
+    assert "Dynamics" in body_json(conflict)["detail"]
+
+    assert set_crm(ws, "hubspot", False).status_code == 200  # disabling an inactive one changes nothing
+    assert cards(ws)["dynamics"] is True
+    assert set_crm(ws, "dynamics", False).status_code == 200
+    assert set_crm(ws, "hubspot", True).status_code == 200
+    assert cards(ws) == {"dynamics": False, "hubspot": True, "salesforce": False, "pipedrive": False}
+
+
+def test_members_cannot_change_and_bad_input_is_4xx(ws: str) -> None:
+    assert set_crm(ws, "dynamics", True, role="member").status_code == 403
+    assert set_crm(ws, "zoho", True).status_code == 404
+    assert set_crm(ws, "dÿnamics", True).status_code == 404
+    assert set_crm(ws, "dynamics", "yes").status_code == 400
+    missing = call(
+        integrations_api.put_integration,
+        request("PUT", "x", json_body={}, headers=tokens.bearer(ws), route_params={"crm": "dynamics"}),
+    )
+    assert missing.status_code == 400 and body_json(missing)["errors"][0]["pointer"] == "/enabled"
+    assert not any(cards(ws).values())
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_racing_enables_leave_at_most_one_enabled(ws: str, round_: int) -> None:
+    crms = ["dynamics", "hubspot", "salesforce", "pipedrive"] * 4
+    barrier = threading.Barrier(len(crms))
+    results: list[tuple[str, int, str | None]] = []
+
+    def enable(crm: str) -> None:
+        barrier.wait()
+        resp = set_crm(ws, crm, True)
+        results.append((crm, resp.status_code, body_json(resp).get("activeCrm")))
+
+    threads = [threading.Thread(target=enable, args=(c,)) for c in crms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    enabled = [crm for crm, on in cards(ws).items() if on]
+    assert len(enabled) == 1
+    winner = enabled[0]
+    assert Counter(status for _, status, _ in results) == Counter({200: 4, 409: 12})
+    assert all(crm == winner for crm, status, _ in results if status == 200)
+    assert all(active == winner for _, status, active in results if status == 409)
