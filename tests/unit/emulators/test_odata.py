@@ -17,6 +17,7 @@ from emulators.dataverse.odata import (
     parse_filter,
     parse_query,
     sort_rows,
+    split_top_level,
 )
 
 ACCOUNTS: dict[str, Row] = {
@@ -360,3 +361,28 @@ def test_index_hint_never_excludes_a_matching_row() -> None:
             if expr.evaluate(row, nav):
                 assert fold(row[column]) in candidates, (text, row)
     assert hinted > 100  # the property was exercised on many hinted filters
+
+
+@pytest.mark.parametrize(
+    ("text", "sep", "expected"),
+    [
+        ("a,b,c", ",", ["a", "b", "c"]),
+        ("a", ",", ["a"]),
+        ("", ",", [""]),
+        ("nav($select=a,b),other", ",", ["nav($select=a,b)", "other"]),
+        ("x eq 'a,b',y", ",", ["x eq 'a,b'", "y"]),
+        ('In(PropertyValues=["a","b"]),z', ",", ['In(PropertyValues=["a","b"])', "z"]),
+        (
+            "EntityDefinitions(LogicalName='a/b')/Attributes",
+            "/",
+            ["EntityDefinitions(LogicalName='a/b')", "Attributes"],
+        ),
+        (
+            "contacts/Microsoft.Dynamics.CRM.CreateMultiple",
+            "/",
+            ["contacts", "Microsoft.Dynamics.CRM.CreateMultiple"],
+        ),
+    ],
+)
+def test_split_top_level(text: str, sep: str, expected: list[str]) -> None:
+    assert split_top_level(text, sep) == expected
