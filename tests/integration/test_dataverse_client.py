@@ -144,6 +144,22 @@ def test_bulk_messages(dataverse: DataverseEmulator) -> None:
     assert contact_count(dataverse) == 6
 
 
+def test_custom_table_names_come_from_metadata_and_its_bulk_create_is_repeatable(
+    dataverse: DataverseEmulator,
+) -> None:
+    client = make_client(dataverse)
+    table = client.table("new_linkedinactivity")
+    assert (table.entity_set_name, table.primary_id_attribute) == ("new_linkedinactivities", "activityid")
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    dataverse.simulator.inject(503, count=1, kinds=["bulk"])
+    # every target carries its primary key (activityid, found in metadata): safe to send again after 503
+    created = client.create_multiple(
+        "new_linkedinactivity", [{"activityid": i, "subject": "Viewed"} for i in ids]
+    )
+    assert created == ids
+    assert len(list(client.query("new_linkedinactivities", select=["subject"]))) == 3
+
+
 def test_batch_with_change_set_and_content_id_reference(dataverse: DataverseEmulator) -> None:
     client = make_client(dataverse)
     parts = client.execute_batch(

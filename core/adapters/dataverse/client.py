@@ -79,22 +79,25 @@ TokenSource = Callable[[bool], str]
 DEFAULT_USER_AGENT = "dynamics-integration-backend/0.1"
 DEFAULT_PAGE_SIZE = 5000
 _GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_KNOWN_ENTITY_SETS = {
-    "account": "accounts",
-    "contact": "contacts",
-    "systemuser": "systemusers",
-    "team": "teams",
-    "task": "tasks",
-    "email": "emails",
-    "phonecall": "phonecalls",
-    "appointment": "appointments",
-    "activitypointer": "activitypointers",
-    "activityparty": "activityparties",
-    "sdkmessagefilter": "sdkmessagefilters",
+# Standard tables whose names never vary between organisations (reference/entities/*.md); any other table
+# is read once from EntityDefinitions.
+_KNOWN_TABLES = {
+    m.logical_name: m
+    for m in (
+        EntityMetadata("account", "accounts", "accountid", "name"),
+        EntityMetadata("contact", "contacts", "contactid", "fullname"),
+        EntityMetadata("systemuser", "systemusers", "systemuserid", "fullname"),
+        EntityMetadata("team", "teams", "teamid", "name"),
+        EntityMetadata("businessunit", "businessunits", "businessunitid", "name"),
+        EntityMetadata("task", "tasks", "activityid", "subject"),
+        EntityMetadata("email", "emails", "activityid", "subject"),
+        EntityMetadata("phonecall", "phonecalls", "activityid", "subject"),
+        EntityMetadata("appointment", "appointments", "activityid", "subject"),
+        EntityMetadata("activitypointer", "activitypointers", "activityid", "subject"),
+        EntityMetadata("activityparty", "activityparties", "activitypartyid", None),
+        EntityMetadata("sdkmessagefilter", "sdkmessagefilters", "sdkmessagefilterid", None),
+    )
 }
-_ACTIVITY_TABLES = frozenset(
-    {"task", "email", "phonecall", "appointment", "letter", "fax", "activitypointer"}
-)
 
 
 @dataclass(frozen=True)
@@ -148,10 +151,6 @@ def key_segment(key: str | uuid.UUID | Mapping[str, Any]) -> str:
     return f"({text.lower()})"
 
 
-def _primary_key(table: str) -> str:
-    return "activityid" if table in _ACTIVITY_TABLES else f"{table}id"
-
-
 class DataverseClient:
     """A Dataverse Web API client for one environment (thread-safe; share one per workspace/process)."""
 
@@ -200,7 +199,7 @@ class DataverseClient:
         )
         self._cache_lock = threading.Lock()
         self._bulk_support: dict[tuple[str, str], bool] = {}
-        self._entity_sets: dict[str, str] = dict(_KNOWN_ENTITY_SETS)
+        self._tables: dict[str, EntityMetadata] = dict(_KNOWN_TABLES)
 
     def __repr__(self) -> str:
         return f"DataverseClient({self.environment_url!r})"
@@ -650,7 +649,7 @@ class DataverseClient:
         DuplicateRecord on such a retry is raised with ``maybe_applied_earlier``: the lost first answer
         may have been a failure, so which records exist is unknown — split and create one by one.
         """
-        key = id_attribute or _primary_key(table)
+        key = id_attribute or self.table(table).primary_id_attribute
         idempotent = all(record.get(key) for record in records)
         response = self._request(
             "POST",
@@ -742,6 +741,7 @@ class DataverseClient:
     # ------------------------------------------------------------------ metadata
 
     def entity_metadata(self, table: str) -> EntityMetadata:
+        """Names of a table read from ``EntityDefinitions`` (always a request; see :meth:`table`)."""
         body = self._json(
             self._request(
                 "GET",
@@ -757,21 +757,26 @@ class DataverseClient:
             primary_name_attribute=body.get("PrimaryNameAttribute") or None,
         )
         with self._cache_lock:
-            self._entity_sets[table] = metadata.entity_set_name
+            self._tables[table] = metadata
         return metadata
 
-    def entity_set_name(self, table: str) -> str:
-        """The entity set (URL) name of a table; standard ones known, others read once from metadata."""
+    def table(self, table: str) -> EntityMetadata:
+        """Entity set, primary id and name of a table: standard ones known, others read once and cached."""
         with self._cache_lock:
-            known = self._entity_sets.get(table)
-        return known or self.entity_metadata(table).entity_set_name
+            known = self._tables.get(table)
+        return known or self.entity_metadata(table)
+
+    def entity_set_name(self, table: str) -> str:
+        return self.table(table).entity_set_name
 
     def _id_attribute_for_set(self, entity_set: str) -> str:
         with self._cache_lock:
-            for table, set_name in self._entity_sets.items():
-                if set_name == entity_set:
-                    return _primary_key(table)
-        raise ValueError(f"pass id_attribute: the primary key of entity set {entity_set!r} is not known")
+            for metadata in self._tables.values():
+                if metadata.entity_set_name == entity_set:
+                    return metadata.primary_id_attribute
+        raise ValueError(
+            f"pass id_attribute (or call table() first): the primary key of {entity_set!r} is not known"
+        )
 
     def attributes(self, table: str) -> list[AttributeMetadata]:
         """Columns of ``table`` with type, required level, writability, MaxLength, options and targets.
