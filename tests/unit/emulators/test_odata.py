@@ -386,3 +386,18 @@ def test_index_hint_never_excludes_a_matching_row() -> None:
 )
 def test_split_top_level(text: str, sep: str, expected: list[str]) -> None:
     assert split_top_level(text, sep) == expected
+
+
+def test_in_values_are_json_strings_not_odata_literals() -> None:
+    """PropertyValues is a JSON array (filter-rows.md: values double-quoted): an apostrophe is written as is.
+    Doubling it, as PowerPlatform-Dataverse-Client's in_() does, makes a value with two quotes."""
+    row = {"lastname": "O'Brien"}
+    assert matches("Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=[\"O'Brien\"])", row)
+    assert not matches(
+        "Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=[\"O''Brien\"])", row
+    )
+    assert matches(
+        "Microsoft.Dynamics.CRM.In(PropertyName=@p1,PropertyValues=@p2)",
+        row,
+        **{"@p1": "'lastname'", "@p2": '["O\'Brien", "x \\"quoted\\""]'},
+    )
