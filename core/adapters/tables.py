@@ -112,9 +112,12 @@ class Storage:
             self._containers[name] = client
         return client
 
-    def ping(self) -> None:
-        """One cheap round trip to the table endpoint (raises when storage is unreachable)."""
-        next(iter(self.table_service.list_tables(results_per_page=1).by_page()), None)
+    def ping(self, timeout: float = 2.0) -> None:
+        """One cheap round trip to the table endpoint, no retries (raises when storage is unreachable)."""
+        pages = self.table_service.list_tables(
+            results_per_page=1, retry_total=0, connection_timeout=timeout, read_timeout=timeout
+        ).by_page()
+        next(iter(pages), None)
 
 
 _lock = threading.Lock()

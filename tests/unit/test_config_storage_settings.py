@@ -1,0 +1,37 @@
+"""Which storage the app talks to, and how workspace ids become Table keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.adapters.tables import AZURITE_CONNECTION_STRING, connection_string, escape_key, unescape_key
+from core.settings import load_settings
+
+
+def test_development_storage_means_local_azurite() -> None:
+    assert connection_string(load_settings({})) == AZURITE_CONNECTION_STRING
+    assert connection_string(load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})) == (
+        AZURITE_CONNECTION_STRING
+    )
+
+
+def test_explicit_connection_string_wins() -> None:
+    conn = "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=eA==;EndpointSuffix=core.windows.net"
+    settings = load_settings({"AzureWebJobsStorage": conn, "AzureWebJobsStorage__accountName": "other"})
+    assert connection_string(settings) == conn
+
+
+def test_account_name_alone_means_managed_identity() -> None:
+    assert connection_string(load_settings({"AzureWebJobsStorage__accountName": "prodstore"})) is None
+
+
+@pytest.mark.parametrize("value", ["ws-1", "a/b", "a\\b", "a#b?c", "100%", "tab\there", "ünï", "a%2Fb"])
+def test_escaped_keys_are_legal_and_reversible(value: str) -> None:
+    key = escape_key(value)
+    assert not set(key) & set("/\\#?") and all(ord(c) >= 32 and ord(c) != 127 for c in key)
+    assert unescape_key(key) == value
+
+
+def test_distinct_ids_never_share_a_key() -> None:
+    ids = ["a/b", "a%2Fb", "a%252Fb", "A/b", "a b", "a+b"]
+    assert len({escape_key(i) for i in ids}) == len(ids)
