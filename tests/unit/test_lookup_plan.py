@@ -201,7 +201,7 @@ def test_queries_are_split_to_fit_the_url_limit(in_batch: bool, limit: int) -> N
             "lastName": f"Lastname-{i:05d}-" + "ü" * 40,
             "company": {"name": "C"},
         }
-        for i in range(3_000)
+        for i in range(800)
     ]
     plan = plan_lookups(
         Entity.CONTACT, contact_rule(IdentifierConfig()), records, in_batch=in_batch, max_values=10_000
