@@ -213,6 +213,13 @@ def test_attribute_metadata(dataverse: DataverseEmulator) -> None:
     assert columns["new_languages"].is_multi_select and columns["new_languages"].options
     assert columns["new_seniority"].attribute_type == "Picklist" and columns["new_seniority"].options
     assert all(o.label for o in columns["new_seniority"].options)
+    assert (
+        columns["numberofchildren"].max_value is not None
+        and columns["numberofchildren"].min_value is not None
+    )
+    assert columns["birthdate"].date_time_behavior or columns["birthdate"].format
+    rows = {r["LogicalName"]: r for r in make_client(dataverse).attribute_rows("contact")}
+    assert rows["firstname"]["MaxLength"] == 50 and rows["firstname"]["AttributeType"] == "String"
 
 
 def test_supports_bulk_from_sdkmessagefilters(dataverse: DataverseEmulator) -> None:

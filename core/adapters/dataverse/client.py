@@ -778,15 +778,16 @@ class DataverseClient:
             f"pass id_attribute (or call table() first): the primary key of {entity_set!r} is not known"
         )
 
-    def attributes(self, table: str) -> list[AttributeMetadata]:
-        """Columns of ``table`` with type, required level, writability, MaxLength, options and targets.
+    def attribute_rows(self, table: str) -> list[dict[str, Any]]:
+        """Raw attribute objects of ``table``: the common properties merged with the type-specific ones.
 
         One request for the common properties, then one per type cast present (String, Memo, Picklist,
-        multi-select, State, Status, Boolean, Lookup). Metadata is never paged.
+        multi-select, State, Status, Boolean, Lookup/Customer/Owner, Integer, BigInt, Decimal, Double,
+        Money, DateTime) for MaxLength, options, targets, MinValue/MaxValue/Precision, Format and
+        DateTimeBehavior. Metadata is never paged.
         """
         prefix = f"EntityDefinitions(LogicalName={odata_literal(table)})/Attributes"
         base_rows = self._values(prefix, [("$select", ",".join(BASE_ATTRIBUTE_SELECT))])
-        extras: dict[str, dict[str, Any]] = {}
         casts: dict[tuple[str, str, str | None], None] = {}
         for row in base_rows:
             type_name = row.get("AttributeTypeName")
@@ -794,13 +795,20 @@ class DataverseClient:
                 casts[MULTI_SELECT_CAST] = None
             elif str(row.get("AttributeType")) in TYPE_CASTS:
                 casts[TYPE_CASTS[str(row["AttributeType"])]] = None
+        merged = {str(row["LogicalName"]): dict(row) for row in base_rows}
         for cast, select, expand in casts:
             params = [("$select", select)]
             if expand:
                 params.append(("$expand", expand))
             for row in self._values(f"{prefix}/Microsoft.Dynamics.CRM.{cast}", params):
-                extras.setdefault(str(row["LogicalName"]), {}).update(row)
-        return [build_attribute(row, extras.get(str(row["LogicalName"]))) for row in base_rows]
+                target = merged.get(str(row["LogicalName"]))
+                if target is not None:
+                    target.update({k: v for k, v in row.items() if not k.startswith("@odata.")})
+        return list(merged.values())
+
+    def attributes(self, table: str) -> list[AttributeMetadata]:
+        """Typed columns of ``table`` (see :meth:`attribute_rows` for what is read)."""
+        return [build_attribute(row, row) for row in self.attribute_rows(table)]
 
     def _values(self, path: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         body = self._json(self._request("GET", path, idempotent=True, params=params))

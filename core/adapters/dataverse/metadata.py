@@ -28,6 +28,12 @@ TYPE_CASTS: dict[str, tuple[str, str, str | None]] = {
     "State": ("StateAttributeMetadata", "LogicalName", "OptionSet"),
     "Status": ("StatusAttributeMetadata", "LogicalName", "OptionSet"),
     "Boolean": ("BooleanAttributeMetadata", "LogicalName", "OptionSet"),
+    "Integer": ("IntegerAttributeMetadata", "LogicalName,MinValue,MaxValue,Format", None),
+    "BigInt": ("BigIntAttributeMetadata", "LogicalName,MinValue,MaxValue", None),
+    "Decimal": ("DecimalAttributeMetadata", "LogicalName,MinValue,MaxValue,Precision", None),
+    "Double": ("DoubleAttributeMetadata", "LogicalName,MinValue,MaxValue,Precision", None),
+    "Money": ("MoneyAttributeMetadata", "LogicalName,MinValue,MaxValue,Precision", None),
+    "DateTime": ("DateTimeAttributeMetadata", "LogicalName,Format,DateTimeBehavior", None),
     "Lookup": ("LookupAttributeMetadata", "LogicalName,Targets", None),
     "Customer": ("LookupAttributeMetadata", "LogicalName,Targets", None),
     "Owner": ("LookupAttributeMetadata", "LogicalName,Targets", None),
@@ -60,6 +66,10 @@ class AttributeMetadata:
     format: str | None = None
     options: tuple[OptionMetadata, ...] = ()
     targets: tuple[str, ...] = field(default_factory=tuple)
+    min_value: float | None = None
+    max_value: float | None = None
+    precision: int | None = None
+    date_time_behavior: str | None = None
 
     @property
     def is_multi_select(self) -> bool:
@@ -116,10 +126,16 @@ def parse_options(row: Mapping[str, Any]) -> tuple[OptionMetadata, ...]:
     return ()
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def build_attribute(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> AttributeMetadata:
     extra = extra or {}
     max_length = extra.get("MaxLength")
     targets = extra.get("Targets")
+    precision = extra.get("Precision")
+    behavior = _managed_value(extra.get("DateTimeBehavior"))
     return AttributeMetadata(
         logical_name=str(base["LogicalName"]),
         attribute_type=str(base.get("AttributeType") or ""),
@@ -135,4 +151,8 @@ def build_attribute(base: Mapping[str, Any], extra: Mapping[str, Any] | None) ->
         format=extra.get("Format") if isinstance(extra.get("Format"), str) else None,
         options=parse_options(extra),
         targets=tuple(str(t) for t in targets) if isinstance(targets, list) else (),
+        min_value=_number(extra.get("MinValue")),
+        max_value=_number(extra.get("MaxValue")),
+        precision=int(precision) if isinstance(precision, int) else None,
+        date_time_behavior=str(behavior) if behavior else None,
     )
