@@ -2,10 +2,20 @@
 
 import azure.functions as func
 
-from core.entrypoints import config_api, integrations_api, meta_api
+from core.entrypoints import (
+    config_api,
+    connection_api,
+    integrations_api,
+    meta_api,
+    notifications_api,
+    token_timer,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 app.register_functions(meta_api.bp)
 app.register_functions(integrations_api.bp)
 app.register_functions(config_api.bp)
+app.register_functions(connection_api.bp)
+app.register_functions(notifications_api.bp)
+app.register_functions(token_timer.bp)
