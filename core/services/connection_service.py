@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from core.domain.connection import (
 )
 from core.services.token_provider import RECONNECT_NOTIFICATION_KIND, TokenService, secret_name_for, utcnow
 from core.services.token_refresh import TokenRefresher
-from core.settings import Settings
+from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -311,3 +312,17 @@ def build_components(
     components = ConnectionComponents(connections, flows, notifications, leases, service, tokens, refresher)
     components.ensure_ready()
     return components
+
+
+_components_lock = threading.Lock()
+_components: tuple[Settings, ConnectionComponents] | None = None
+
+
+def get_components() -> ConnectionComponents:
+    """Components for the current settings (rebuilt when ``get_settings`` returns new settings)."""
+    global _components
+    settings = get_settings()
+    with _components_lock:
+        if _components is None or _components[0] is not settings:
+            _components = (settings, build_components(settings))
+        return _components[1]

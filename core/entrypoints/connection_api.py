@@ -1,0 +1,162 @@
+"""Dynamics connection endpoints (issue 4).
+
+- ``POST   /api/dynamics/connect``         admin: ``{environmentUrl}`` → ``{authorizationUrl}``
+- ``GET    /api/dynamics/oauth/callback``  anonymous (the one-time state names the flow): completes the
+                                           sign-in, redirects to ``FRONTEND_URL`` with
+                                           ``?dynamics=connected`` or ``?dynamics=error&code=<code>``
+- ``GET    /api/dynamics/connection``      ``{status, integrationUser, environmentUrl, connectedAt,
+                                           lastRefreshAt, reason}``
+- ``DELETE /api/dynamics/connection``      admin: disconnect (the token secret is removed)
+Key Vault unavailable → 503 with ``Retry-After``, nothing half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+import azure.functions as func
+from pydantic import BaseModel, ConfigDict, Field
+
+from core import openapi
+from core.domain.caller import Caller
+from core.domain.connection import InvalidEnvironmentUrl, public_view
+from core.entrypoints.http_support import HttpProblem, anonymous, authenticated, json_response, read_model
+from core.services.connection_service import ConnectError, KeyVaultUnavailable, get_components
+from core.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+TAG = ("Dynamics connection",)
+
+
+class ConnectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    environmentUrl: str = Field(max_length=300, description="e.g. https://contoso.crm4.dynamics.com")
+
+
+class ConnectResponse(BaseModel):
+    authorizationUrl: str
+
+
+class IntegrationUser(BaseModel):
+    email: str | None
+    dynamicsUserId: str | None
+
+
+class ConnectionView(BaseModel):
+    status: str = Field(description="connected | reconnect_required | disconnected")
+    integrationUser: IntegrationUser | None
+    environmentUrl: str | None
+    connectedAt: str | None
+    lastRefreshAt: str | None
+    reason: str | None = Field(
+        description="inactivity | revoked | consent_or_mfa_required (reconnect_required)"
+    )
+
+
+def _key_vault_down() -> HttpProblem:
+    return HttpProblem(
+        503,
+        "Token storage unavailable",
+        "Key Vault cannot be reached right now; nothing was changed. Try again in a minute.",
+        headers={"Retry-After": "60"},
+    )
+
+
+@bp.route(route="dynamics/connect", methods=["POST"])
+@authenticated(admin=True)
+def dynamics_connect(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    body = read_model(req, ConnectRequest, max_bytes=4096)
+    try:
+        url = get_components().service.start_connect(caller, body.environmentUrl)
+    except InvalidEnvironmentUrl as exc:
+        raise HttpProblem(
+            400,
+            "Invalid environment URL",
+            str(exc),
+            errors=[{"pointer": "/environmentUrl", "message": str(exc)}],
+        ) from None
+    except KeyVaultUnavailable:
+        raise _key_vault_down() from None
+    return json_response({"authorizationUrl": url}, headers={"Cache-Control": "no-store"})
+
+
+@bp.route(route="dynamics/oauth/callback", methods=["GET"])
+@anonymous
+def dynamics_oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
+    params = {k: req.params[k] for k in ("code", "state", "error", "error_description") if req.params.get(k)}
+    try:
+        get_components().service.complete_connect(params)
+        query = {"dynamics": "connected"}
+    except ConnectError as exc:
+        log.warning("Dynamics OAuth callback refused: %s", exc.code)
+        query = {"dynamics": "error", "code": exc.code}
+    frontend = get_settings().require("FRONTEND_URL")
+    sep = "&" if "?" in frontend else "?"
+    return func.HttpResponse(
+        status_code=302,
+        headers={
+            "Location": f"{frontend}{sep}{urlencode(query)}",
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+@bp.route(route="dynamics/connection", methods=["GET"])
+@authenticated()
+def dynamics_connection_get(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    record = get_components().service.get(caller.workspace_id)
+    return json_response(public_view(record), headers={"Cache-Control": "no-store"})
+
+
+@bp.route(route="dynamics/connection", methods=["DELETE"])
+@authenticated(admin=True)
+def dynamics_connection_delete(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    try:
+        get_components().service.disconnect(caller.workspace_id)
+    except KeyVaultUnavailable:
+        raise _key_vault_down() from None
+    return func.HttpResponse(status_code=204)
+
+
+openapi.register(
+    "POST",
+    "/api/dynamics/connect",
+    "Start connecting Dynamics 365 (returns the Microsoft sign-in URL)",
+    request=ConnectRequest,
+    response=ConnectResponse,
+    problems=(400, 401, 403, 415, 503),
+    tags=TAG,
+)
+openapi.register(
+    "GET",
+    "/api/dynamics/oauth/callback",
+    "OAuth redirect target: completes the sign-in and redirects to the frontend",
+    status=302,
+    anonymous=True,
+    tags=TAG,
+    query={
+        "code": {"type": "string"},
+        "state": {"type": "string"},
+        "error": {"type": "string"},
+    },
+)
+openapi.register(
+    "GET",
+    "/api/dynamics/connection",
+    "Connection state and integration user",
+    response=ConnectionView,
+    problems=(401,),
+    tags=TAG,
+)
+openapi.register(
+    "DELETE",
+    "/api/dynamics/connection",
+    "Disconnect Dynamics 365",
+    status=204,
+    problems=(401, 403, 503),
+    tags=TAG,
+)

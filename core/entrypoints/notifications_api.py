@@ -1,0 +1,52 @@
+"""In-app notifications of the caller's workspace (e.g. "reconnect Dynamics 365").
+
+- ``GET  /api/notifications``            ``{"notifications": [...]}`` newest first
+- ``POST /api/notifications/{id}/read``  mark one read → the notification
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import azure.functions as func
+
+from core import openapi
+from core.domain.caller import Caller
+from core.entrypoints.http_support import HttpProblem, authenticated, json_response
+from core.services.connection_service import get_components
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+TAG = ("Notifications",)
+
+
+@bp.route(route="notifications", methods=["GET"])
+@authenticated()
+def notifications_list(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    items = get_components().notifications.list(caller.workspace_id)
+    return json_response(
+        {"notifications": [n.to_json() for n in items]}, headers={"Cache-Control": "no-store"}
+    )
+
+
+@bp.route(route="notifications/{notification_id}/read", methods=["POST"])
+@authenticated()
+def notifications_mark_read(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    notification_id = req.route_params.get("notification_id", "")
+    if not notification_id or len(notification_id) > 200 or any(c in notification_id for c in "/\\#?"):
+        raise HttpProblem(404, "Not found", "no such notification")
+    found = get_components().notifications.mark_read(
+        caller.workspace_id, notification_id, dt.datetime.now(dt.UTC)
+    )
+    if found is None:
+        raise HttpProblem(404, "Not found", "no such notification")
+    return json_response(found.to_json())
+
+
+openapi.register("GET", "/api/notifications", "Notifications of the workspace", problems=(401,), tags=TAG)
+openapi.register(
+    "POST",
+    "/api/notifications/{notification_id}/read",
+    "Mark a notification read",
+    problems=(401, 404),
+    tags=TAG,
+)

@@ -1,0 +1,310 @@
+"""Connection and notification endpoints end to end (blueprint functions called directly), plus the
+secret scan of a full connect → refresh → use cycle."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.functions.timer import TimerRequest
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
+
+from core.adapters.token_crypto import TokenCipher
+from core.entrypoints import connection_api, notifications_api, token_timer
+from core.services.connection_service import ConnectionComponents, get_components
+from core.settings import get_settings
+from emulators.entra import EntraEmulator
+from emulators.keyvault import KeyVaultEmulator
+from emulators.tls import ensure_ca, trusting_session
+from tests.support.azurite import Azurite
+from tests.support.http import body_json, call, request
+from tests.support.identity import FRONTEND_URL, REDIRECT_URI, CaptureLogs, WhoAmIStandIn, identity_settings
+from tests.support.tokens import bearer, configured
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.support.identity"]
+
+
+class Api:
+    """The endpoints as a browser/frontend would use them; every response body is kept for the scan."""
+
+    def __init__(self, entra: EntraEmulator, env: WhoAmIStandIn) -> None:
+        self.entra = entra
+        self.env = env
+        self.session = trusting_session()
+        self.bodies: list[str] = []
+
+    def _keep(self, resp):  # type: ignore[no-untyped-def]
+        self.bodies.append(
+            (resp.get_body() or b"").decode("utf-8", "replace") + json.dumps(dict(resp.headers))
+        )
+        return resp
+
+    def connect(self, workspace_id: str, role: str = "admin", env_url: str | None = None):  # type: ignore[no-untyped-def]
+        req = request(
+            "POST",
+            "dynamics/connect",
+            json_body={"environmentUrl": env_url or self.env.url},
+            headers=bearer(workspace_id, role=role),
+        )
+        return self._keep(call(connection_api.dynamics_connect, req))
+
+    def sign_in(self, authorization_url: str) -> dict[str, str]:
+        answer = self.session.get(authorization_url, allow_redirects=False, timeout=10)
+        location = answer.headers["Location"]
+        assert location.startswith(REDIRECT_URI)
+        return {k: v[-1] for k, v in parse_qs(urlsplit(location).query).items()}
+
+    def callback(self, params: dict[str, str]) -> dict[str, str]:
+        resp = self._keep(
+            call(
+                connection_api.dynamics_oauth_callback,
+                request("GET", "dynamics/oauth/callback", params=params),
+            )
+        )
+        assert resp.status_code == 302
+        location = resp.headers["Location"]
+        assert location.startswith(FRONTEND_URL)
+        return {k: v[-1] for k, v in parse_qs(urlsplit(location).query).items()}
+
+    def connect_fully(self, workspace_id: str) -> dict[str, str]:
+        resp = self.connect(workspace_id)
+        assert resp.status_code == 200, resp.get_body()
+        return self.callback(self.sign_in(body_json(resp)["authorizationUrl"]))
+
+    def connection(self, workspace_id: str, role: str = "admin"):  # type: ignore[no-untyped-def]
+        req = request("GET", "dynamics/connection", headers=bearer(workspace_id, role=role))
+        return self._keep(call(connection_api.dynamics_connection_get, req))
+
+    def disconnect(self, workspace_id: str, role: str = "admin"):  # type: ignore[no-untyped-def]
+        req = request("DELETE", "dynamics/connection", headers=bearer(workspace_id, role=role))
+        return self._keep(call(connection_api.dynamics_connection_delete, req))
+
+    def notifications(self, workspace_id: str) -> list[dict[str, object]]:
+        resp = self._keep(
+            call(
+                notifications_api.notifications_list,
+                request("GET", "notifications", headers=bearer(workspace_id)),
+            )
+        )
+        assert resp.status_code == 200
+        return body_json(resp)["notifications"]  # type: ignore[no-any-return]
+
+    def mark_read(self, workspace_id: str, notification_id: str):  # type: ignore[no-untyped-def]
+        req = request(
+            "POST",
+            f"notifications/{notification_id}/read",
+            headers=bearer(workspace_id),
+            route_params={"notification_id": notification_id},
+        )
+        return self._keep(call(notifications_api.notifications_mark_read, req))
+
+
+@pytest.fixture()
+def api(
+    entra: EntraEmulator,
+    keyvault: KeyVaultEmulator,
+    dynamics_env: WhoAmIStandIn,
+    azurite: Azurite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Api]:
+    extra = identity_settings(entra, keyvault, azurite, keyvault.issue_token())
+    # Libraries building their own requests.Session (azure-core, our default msal session) trust the
+    # stand-ins through the bundle (system roots + local CA), exactly as local development does.
+    extra["REQUESTS_CA_BUNDLE"] = str(ensure_ca().bundle_path)
+    extra["TOKEN_REFRESH_SCHEDULE"] = "0 */15 * * * *"
+    with configured(monkeypatch, extra=extra):
+        yield Api(entra, dynamics_env)
+
+
+def ws() -> str:
+    return "ws-" + uuid.uuid4().hex[:12]
+
+
+def make_due(components: ConnectionComponents, workspace_id: str) -> None:
+    found = components.connections.get(workspace_id)
+    assert found is not None
+    stale = found.record.last_refresh_at - dt.timedelta(days=8)
+    components.connections.replace(
+        found.record.refreshed(stale, found.record.access_token_expires_at), found.etag
+    )
+
+
+def test_connect_callback_and_state_shown_for_step_1(api: Api) -> None:
+    workspace = ws()
+    assert body_json(api.connection(workspace))["status"] == "disconnected"
+    assert api.connect_fully(workspace) == {"dynamics": "connected"}
+    view = body_json(api.connection(workspace, role="member"))  # members see the integration user too
+    assert view["status"] == "connected"
+    assert view["integrationUser"]["email"] == api.entra.current_user.email
+    assert view["integrationUser"]["dynamicsUserId"] == api.env.user_ids[api.entra.current_user.object_id]
+    assert view["environmentUrl"] == api.env.url
+    assert view["connectedAt"] and view["lastRefreshAt"] and view["reason"] is None
+
+
+def test_member_cannot_connect_or_disconnect(api: Api) -> None:
+    workspace = ws()
+    assert api.connect(workspace, role="member").status_code == 403
+    api.connect_fully(workspace)
+    assert api.disconnect(workspace, role="member").status_code == 403
+    assert body_json(api.connection(workspace))["status"] == "connected"
+
+
+def test_invalid_environment_url_is_400_with_pointer(api: Api) -> None:
+    resp = api.connect(ws(), env_url="http://contoso.crm.dynamics.com")
+    assert resp.status_code == 400
+    assert body_json(resp)["errors"][0]["pointer"] == "/environmentUrl"
+    assert api.connect(ws(), env_url="https://contoso.evil.example").status_code == 400
+
+
+def test_forged_replayed_and_foreign_state(api: Api) -> None:
+    a, b = ws(), ws()
+    url_a = body_json(api.connect(a))["authorizationUrl"]
+    url_b = body_json(api.connect(b))["authorizationUrl"]
+    answer_a, answer_b = api.sign_in(url_a), api.sign_in(url_b)
+    # forged state
+    assert api.callback({**answer_a, "state": "x" * 43}) == {"dynamics": "error", "code": "invalid_state"}
+    # B's code presented with A's state: A's flow is consumed, the code does not match A's PKCE/redirect
+    result = api.callback({"code": answer_b["code"], "state": answer_a["state"]})
+    assert result["dynamics"] == "error"
+    assert body_json(api.connection(a))["status"] == "disconnected"
+    # A's state can never be used again (replay), even with its own code
+    assert api.callback(answer_a) == {"dynamics": "error", "code": "invalid_state"}
+    assert body_json(api.connection(a))["status"] == "disconnected"
+    assert body_json(api.connection(b))["status"] == "disconnected"
+
+
+def test_key_vault_unavailable_is_503_and_nothing_changes(api: Api, keyvault: KeyVaultEmulator) -> None:
+    workspace = ws()
+    keyvault.fail_with(503)
+    resp = api.connect(workspace)
+    assert resp.status_code == 503 and resp.headers.get("Retry-After")
+    assert "Key Vault" in body_json(resp)["detail"]
+    keyvault.fail_with(None)
+    api.connect_fully(workspace)
+    keyvault.fail_with(503)
+    assert api.disconnect(workspace).status_code == 503
+    keyvault.fail_with(None)
+    assert body_json(api.connection(workspace))["status"] == "connected"
+    assert api.disconnect(workspace).status_code == 204
+    assert body_json(api.connection(workspace))["status"] == "disconnected"
+
+
+def test_notifications_flow_and_isolation(api: Api, entra: EntraEmulator) -> None:
+    workspace, other = ws(), ws()
+    api.connect_fully(workspace)
+    components = get_components()
+    make_due(components, workspace)
+    entra.revoke_user(entra.current_user.object_id)  # password change
+    components.refresher.run()
+    components.refresher.run()
+    notes = api.notifications(workspace)
+    assert len(notes) == 1 and notes[0]["reason"] == "revoked" and notes[0]["read"] is False
+    assert body_json(api.connection(workspace))["status"] == "reconnect_required"
+    assert api.notifications(other) == []
+    assert api.mark_read(other, str(notes[0]["id"])).status_code == 404
+    marked = api.mark_read(workspace, str(notes[0]["id"]))
+    assert marked.status_code == 200 and body_json(marked)["read"] is True
+    assert api.notifications(workspace)[0]["read"] is True
+    api.connect_fully(workspace)  # reconnect clears the notice
+    assert api.notifications(workspace) == []
+    assert body_json(api.connection(workspace))["status"] == "connected"
+
+
+def test_two_timer_runs_at_once_refresh_each_workspace_once(api: Api, entra: EntraEmulator) -> None:
+    workspaces = [ws() for _ in range(6)]
+    for workspace in workspaces:
+        api.connect_fully(workspace)
+    components = get_components()
+    for workspace in workspaces:
+        make_due(components, workspace)
+    before = entra.stats.refresh_token
+    reports = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        barrier.wait()
+        reports.append(components.refresher.run())
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert entra.stats.refresh_token - before == 6
+    assert sum(r.refreshed for r in reports) == 6
+    assert sum(r.reconnect_required + r.transient + r.failed for r in reports) == 0
+    for workspace in workspaces:
+        assert body_json(api.connection(workspace))["status"] == "connected"
+
+
+def test_timer_function_and_secret_scan_of_the_cycle(
+    api: Api, entra: EntraEmulator, keyvault: KeyVaultEmulator, azurite: Azurite
+) -> None:
+    logs = CaptureLogs()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(logs)
+    root.setLevel(logging.DEBUG)
+    issued: list[str] = []
+    original_issue = entra._issue
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        reply = original_issue(*args, **kwargs)
+        body = json.loads(reply.body)
+        issued.extend([body["access_token"], body["refresh_token"], body.get("id_token", "")])
+        return reply
+
+    entra._issue = spy  # type: ignore[method-assign]
+    try:
+        workspace = ws()
+        api.connect_fully(workspace)
+        components = get_components()
+        make_due(components, workspace)
+        token_timer.token_refresh_timer.build().get_user_function()(TimerRequest(past_due=False))
+        token = components.tokens.access_token(workspace)  # what an export would use
+        assert token in issued
+        assert body_json(api.connection(workspace))["status"] == "connected"
+        api.notifications(workspace)
+    finally:
+        root.removeHandler(logs)
+        root.setLevel(old_level)
+        entra._issue = original_issue  # type: ignore[method-assign]
+    assert entra.stats.refresh_token >= 1 and len(issued) >= 6
+    secrets_ = [s for s in issued if s]
+    haystacks: list[str] = []
+    tables = TableServiceClient.from_connection_string(azurite.connection_string)
+    for table in tables.list_tables():
+        haystacks.extend(repr(dict(e)) for e in tables.get_table_client(table.name).list_entities())
+    blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
+    for container in blobs.list_containers():
+        client = blobs.get_container_client(container.name)
+        for blob in client.list_blobs():
+            haystacks.append(client.download_blob(blob.name).readall().decode("utf-8", "replace"))
+    queues = QueueServiceClient.from_connection_string(azurite.connection_string)
+    for queue in queues.list_queues():
+        for message in queues.get_queue_client(queue.name).peek_messages(max_messages=32):
+            text = message.content or ""
+            haystacks.append(text)
+            try:
+                haystacks.append(base64.b64decode(text).decode("utf-8", "replace"))
+            except ValueError:
+                pass
+    haystacks.extend(keyvault.all_values())
+    haystacks.extend(logs.lines)
+    haystacks.extend(api.bodies)
+    assert len(logs.lines) > 10 and any("token refresh" in line for line in logs.lines)
+    hits = [(s[:10], h[:60]) for s in secrets_ for h in haystacks if s in h]
+    assert hits == []
+    # the scan can see: decrypted, the Key Vault value does hold the current refresh token
+    plaintext = TokenCipher.from_settings(get_settings()).open(keyvault.all_values()[-1], workspace).decode()
+    assert any(s in plaintext for s in secrets_ if s.startswith("rt."))
