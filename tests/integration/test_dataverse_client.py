@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from core.adapters.dataverse import (
     BatchOperation,
@@ -260,6 +261,17 @@ def test_token_refresh_on_401(dataverse: DataverseEmulator) -> None:
     client = DataverseClient(dataverse.url, tokens, session=trusting_session())
     assert client.who_am_i().user_id
     assert calls == [False, True]
+
+
+def test_an_untrusted_certificate_fails_at_once_without_retries(dataverse: DataverseEmulator) -> None:
+    session = requests.Session()
+    session.trust_env = False  # system roots only: the local CA is not trusted
+    waits: list[float] = []
+    client = DataverseClient(dataverse.url, lambda force_refresh: TOKEN, session=session, sleep=waits.append)
+    with pytest.raises(DataverseError, match="SSLError") as caught:
+        client.who_am_i()
+    assert not isinstance(caught.value, TransientError)
+    assert caught.value.attempts == 1 and waits == []
 
 
 def test_429_from_the_request_limit_waits_retry_after_and_finishes(dataverse: DataverseEmulator) -> None:

@@ -309,6 +309,9 @@ class DataverseClient:
                 )
             except requests.RequestException as exc:
                 network_error = exc
+            except BaseException:
+                self._limiter.release(ticket, succeeded=False)
+                raise
             elapsed = time.perf_counter() - started
             retry_after: float | None = None
             status: int | None = None
@@ -373,7 +376,9 @@ class DataverseClient:
                     "maybe_applied_earlier": maybe_applied,
                 }
                 if response is None:
-                    raise TransientError(
+                    # TLS / invalid URL problems are not transient: retrying cannot fix them
+                    kind = DataverseError if failure is FailureKind.CLIENT else TransientError
+                    raise kind(
                         f"{type(network_error).__name__}: no response ({decision.reason})", **context
                     ) from network_error
                 code, message = parse_error_body(response.content)
