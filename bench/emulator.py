@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import ssl
 import statistics
@@ -29,6 +30,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -94,6 +96,16 @@ class Client:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), or None where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -256,7 +268,11 @@ def main(argv: list[str] | None = None) -> int:
 
             _, _, before_raw = client.request("GET", "/_emulator/stats")
             path = f"{API}contacts({contact_id})?$select=fullname"
+            server_cpu_before = process_cpu_s(server.process.pid)
+            client_cpu_before = time.process_time()
             gets = get_throughput(server, context, path, args.threads, args.seconds)
+            client_cpu = time.process_time() - client_cpu_before
+            server_cpu_after = process_cpu_s(server.process.pid)
             _, _, after_raw = client.request("GET", "/_emulator/stats")
             before = json.loads(before_raw)["requests_by_kind"].get("read", 0)
             after = json.loads(after_raw)["requests_by_kind"].get("read", 0)
@@ -267,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
             figures["gets_p95_ms"] = round(gets["p95_ms"], 2)
             figures["gets_errors"] = gets["errors"]
             figures["gets_server_counted"] = server_counted
+            # CPU per request, less sensitive than wall-clock throughput to other load on the machine.
+            figures["gets_client_cpu_us"] = round(client_cpu / max(1, gets["ok"]) * 1e6, 1)
+            if server_cpu_before is not None and server_cpu_after is not None:
+                server_cpu = server_cpu_after - server_cpu_before
+                figures["gets_server_cpu_us"] = round(server_cpu / max(1, gets["ok"]) * 1e6, 1)
             print(
                 f"Simple GETs with {args.threads} threads: {gets['per_s']:.0f}/s "
                 f"(p50 {gets['p50_ms']:.2f} ms, p95 {gets['p95_ms']:.2f} ms, "
@@ -274,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"server counted {server_counted} reads incl. {args.threads} warm-ups)",
                 flush=True,
             )
+            print(
+                f"CPU per GET: server {figures.get('gets_server_cpu_us', 'n/a')} us, "
+                f"client {figures['gets_client_cpu_us']} us (load average {os.getloadavg()[0]:.1f} "
+                f"on {os.cpu_count()} CPUs)",
+                flush=True,
+            )
+            figures["load_average_1m"] = round(os.getloadavg()[0], 2)
         finally:
             client.close()
 
