@@ -1,0 +1,78 @@
+"""Envelope encryption of token caches: confidentiality, binding to the workspace, tamper detection."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from core.adapters.token_crypto import TokenCipher, TokenDecryptError
+from core.settings import SettingsError, load_settings
+
+SECRET = b'{"RefreshToken": {"x": {"secret": "rt.very-secret"}}}'
+
+
+def cipher(byte: bytes = b"a") -> TokenCipher:
+    return TokenCipher(byte * 32)
+
+
+def test_round_trip_and_no_plaintext() -> None:
+    sealed = cipher().seal(SECRET, "ws-a")
+    assert b"rt.very-secret" not in sealed.encode()
+    assert "rt.very-secret" not in base64.b64decode(json.loads(sealed)["ct"]).decode("latin-1")
+    assert cipher().open(sealed, "ws-a") == SECRET
+
+
+def test_random_nonce_each_time() -> None:
+    assert cipher().seal(SECRET, "ws-a") != cipher().seal(SECRET, "ws-a")
+
+
+def test_bound_to_workspace_and_key() -> None:
+    sealed = cipher().seal(SECRET, "ws-a")
+    with pytest.raises(TokenDecryptError):
+        cipher().open(sealed, "ws-b")
+    with pytest.raises(TokenDecryptError):
+        cipher(b"b").open(sealed, "ws-a")
+
+
+def test_tampering_is_detected() -> None:
+    data = json.loads(cipher().seal(SECRET, "ws-a"))
+    ct = bytearray(base64.b64decode(data["ct"]))
+    ct[0] ^= 1
+    data["ct"] = base64.b64encode(bytes(ct)).decode()
+    with pytest.raises(TokenDecryptError):
+        cipher().open(json.dumps(data), "ws-a")
+    with pytest.raises(TokenDecryptError):
+        cipher().open("not json", "ws-a")
+
+
+def test_data_key_reused_across_versions_but_not_across_workspaces() -> None:
+    first = cipher().seal(SECRET, "ws-a")
+    second = cipher().seal(b"newer", "ws-a", previous=first)
+    assert json.loads(first)["wk"] == json.loads(second)["wk"]
+    assert cipher().open(second, "ws-a") == b"newer"
+    other = cipher().seal(SECRET, "ws-b")
+    assert json.loads(other)["wk"] != json.loads(first)["wk"]
+
+
+def test_rotated_kek_starts_a_new_data_key() -> None:
+    old = cipher(b"a").seal(SECRET, "ws-a")
+    new = cipher(b"b").seal(b"x", "ws-a", previous=old)
+    assert cipher(b"b").open(new, "ws-a") == b"x"
+
+
+def test_key_from_settings_is_validated() -> None:
+    with pytest.raises(SettingsError):
+        TokenCipher.from_settings(load_settings({}))
+    with pytest.raises(SettingsError):
+        TokenCipher.from_settings(
+            load_settings({"TOKEN_ENCRYPTION_KEY": base64.b64encode(b"short").decode()})
+        )
+    key = TokenCipher.generate_kek()
+    assert (
+        TokenCipher.from_settings(load_settings({"TOKEN_ENCRYPTION_KEY": key})).open(
+            TokenCipher(base64.b64decode(key)).seal(b"z", "w"), "w"
+        )
+        == b"z"
+    )
