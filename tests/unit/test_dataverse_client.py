@@ -27,6 +27,7 @@ from core.adapters.dataverse import (
     TransientError,
     Unauthorized,
     odata_literal,
+    token_source_for,
 )
 from core.adapters.dataverse.limiter import AdaptiveLimiter
 from core.domain.retry import FailureKind, RetryPolicy
@@ -624,3 +625,26 @@ def test_limiter_never_exceeds_its_limit_across_threads() -> None:
     for thread in threads:
         thread.join()
     assert peak <= 3 and limiter.in_flight == 0
+
+
+def test_token_provider_adapter_passes_workspace_and_refresh_flag_and_lets_reconnect_errors_through() -> None:
+    class ReconnectRequired(Exception):
+        pass
+
+    calls: list[tuple[str, bool]] = []
+
+    class Provider:
+        def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str:
+            calls.append((workspace_id, force_refresh))
+            if force_refresh:
+                raise ReconnectRequired(workspace_id)
+            return TOKEN
+
+    transport = FakeTransport(error(401, "0x0", "expired"))
+    session = requests.Session()
+    session.mount(ENV + "/api/", transport)
+    client = DataverseClient(ENV, token_source_for(Provider(), "ws-1"), session=session)
+    with pytest.raises(ReconnectRequired):
+        client.who_am_i()
+    assert calls == [("ws-1", False), ("ws-1", True)]
+    assert client._limiter.in_flight == 0

@@ -6,8 +6,10 @@ from core.adapters.dataverse.client import (
     RequestEvent,
     TokenSource,
     WhoAmI,
+    WorkspaceTokenProvider,
     key_segment,
     odata_literal,
+    token_source_for,
 )
 from core.adapters.dataverse.errors import (
     DUPLICATE_RECORD,
@@ -44,6 +46,8 @@ __all__ = [
     "TransientError",
     "Unauthorized",
     "WhoAmI",
+    "WorkspaceTokenProvider",
     "key_segment",
     "odata_literal",
+    "token_source_for",
 ]

@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -75,6 +75,25 @@ logger = logging.getLogger(__name__)
 
 TokenSource = Callable[[bool], str]
 """``token_source(force_refresh)`` returns a bearer token for the environment."""
+
+
+class WorkspaceTokenProvider(Protocol):
+    """The token provider of docs/contracts.md (only the part the client needs)."""
+
+    def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str: ...
+
+
+def token_source_for(provider: WorkspaceTokenProvider, workspace_id: str) -> TokenSource:
+    """Adapt the connection's token provider to a client's ``token_source`` for one workspace.
+
+    ``ReconnectRequired`` raised by the provider reaches the caller of the client unchanged.
+    """
+
+    def source(force_refresh: bool) -> str:
+        return provider.access_token(workspace_id, force_refresh=force_refresh)
+
+    return source
+
 
 DEFAULT_USER_AGENT = "dynamics-integration-backend/0.1"
 DEFAULT_PAGE_SIZE = 5000
