@@ -151,6 +151,23 @@ class RecordService:
         self.clock = clock
         self._api_url = api_url
         self._default_user = default_user
+        self._blank: dict[str, dict[str, Any]] = {}
+        self._required: dict[str, list[Column]] = {}
+        self._now_cache: tuple[int, str] = (-1, "")
+        for table in schema.tables.values():
+            blank: dict[str, Any] = {}
+            for column in table.columns.values():
+                if column.is_lookup:
+                    blank[column.value_name] = None
+                    blank[column.value_name + LOOKUP_ANNOTATION] = None
+                elif column.type != "PartyList":
+                    blank[column.logical_name] = column.default
+            self._blank[table.logical_name] = blank
+            self._required[table.logical_name] = [
+                c
+                for c in table.columns.values()
+                if c.required_level == "SystemRequired" and c.valid_for_create and not c.is_primary_id
+            ]
 
     # ------------------------------------------------------------------------------------------------
     # URLs and keys
@@ -405,8 +422,16 @@ class RecordService:
     def _user_row(self, user_id: str) -> Row | None:
         return self.store.get("systemuser", user_id)
 
+    def _now(self) -> str:
+        second = int(self.clock.now())
+        cached = self._now_cache
+        if cached[0] != second:
+            cached = (second, format_datetime(dt.datetime.fromtimestamp(second, tz=dt.UTC)))
+            self._now_cache = cached
+        return cached[1]
+
     def _apply_system(self, table: Table, row: dict[str, Any], caller: Caller, *, creating: bool) -> None:
-        now = format_datetime(self.clock.utcnow())
+        now = self._now()
         if creating:
             row["createdon"] = row.pop("overriddencreatedon", None) or now
             if "overriddencreatedon" in table.columns:
@@ -447,14 +472,9 @@ class RecordService:
         row[f"_{column}_value{LOOKUP_ANNOTATION}"] = target if value else None
 
     def _check_required(self, table: Table, row: Mapping[str, Any]) -> None:
-        for column in table.columns.values():
-            if (
-                column.required_level == "SystemRequired"
-                and column.valid_for_create
-                and not column.is_primary_id
-            ):
-                if row.get(column.value_name) in (None, ""):
-                    raise errors.required_missing(table.logical_name, column.logical_name)
+        for column in self._required[table.logical_name]:
+            if row.get(column.value_name) in (None, ""):
+                raise errors.required_missing(table.logical_name, column.logical_name)
 
     def _check_keys(self, table: Table, row: Mapping[str, Any], record_id: str) -> None:
         for key in table.keys:
@@ -478,13 +498,7 @@ class RecordService:
             record_id = record_id or changes.get(table.primary_id) or str(uuid.uuid4())
             if self.store.get(table.logical_name, record_id) is not None:
                 raise errors.duplicate_record()
-            row: dict[str, Any] = {}
-            for column in table.columns.values():
-                if column.is_lookup:
-                    row[column.value_name] = None
-                    row[column.value_name + LOOKUP_ANNOTATION] = None
-                elif column.type != "PartyList":
-                    row[column.logical_name] = column.default
+            row = dict(self._blank[table.logical_name])
             row.update(changes)
             row.update(key_values or {})
             row[table.primary_id] = record_id
