@@ -544,9 +544,33 @@ class DataverseClient:
             link = body.get("@odata.nextLink")
             next_path, next_params = (str(link), ()) if link else (None, ())
 
-    def query(self, entity_set: str, **options: Any) -> Iterator[dict[str, Any]]:
-        """Rows of ``entity_set`` across all pages; same options as :meth:`query_pages`."""
-        for page in self.query_pages(entity_set, **options):
+    def query(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: Sequence[str] | None = None,
+        expand: str | None = None,
+        orderby: str | None = None,
+        top: int | None = None,
+        page_size: int | None = None,
+        aliases: Mapping[str, str] | None = None,
+        caller_object_id: str | None = None,
+        include_annotations: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Rows of ``entity_set`` across all pages (lazily, one page in memory); see :meth:`query_pages`."""
+        for page in self.query_pages(
+            entity_set,
+            filter=filter,
+            select=select,
+            expand=expand,
+            orderby=orderby,
+            top=top,
+            page_size=page_size,
+            aliases=aliases,
+            caller_object_id=caller_object_id,
+            include_annotations=include_annotations,
+        ):
             yield from page
 
     # ------------------------------------------------------------------ writes
