@@ -22,7 +22,7 @@ from PowerPlatform.Dataverse import DataverseClient, col
 from PowerPlatform.Dataverse.core.errors import HttpError
 from PowerPlatform.Dataverse.models.upsert import UpsertItem
 
-from emulators.dataverse import DataverseEmulator
+from emulators.dataverse import DataverseEmulator, LimitConfig
 from emulators.tls import ensure_ca
 
 pytestmark = pytest.mark.integration
@@ -324,3 +324,32 @@ def test_column_metadata(client: DataverseClient) -> None:
 def test_alternate_keys_from_the_schema_file(client: DataverseClient, tmp_path: Path) -> None:
     keys = client.tables.get_alternate_keys("contact")
     assert [list(k.key_attributes) for k in keys] == [["emailaddress1"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Service protection limits, as the SDK sees them
+# ---------------------------------------------------------------------------------------------
+
+
+def test_429_reaches_the_sdk_with_code_and_retry_after(
+    credential: StaticCredential, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """api-limits.md: over the request limit -> 429, code 0x80072322, Retry-After seconds. The SDK raises
+    HttpError(429, retry_after=...) and does not retry by itself; the window slides with the clock."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ensure_ca().bundle_path))
+    with DataverseEmulator(limits=LimitConfig(max_requests=5, window_s=300)) as emu:  # started here
+        with DataverseClient(emu.url, credential) as c:  # type: ignore[arg-type]
+            created = 0
+            with pytest.raises(HttpError) as info:
+                for i in range(20):
+                    c.records.create("contact", {"lastname": f"Limit{i}"})
+                    created += 1
+            err = info.value
+            assert err.status_code == 429
+            assert err.details["service_error_code"] == "0x80072322"
+            assert 0 < err.details["retry_after"] <= 300
+            assert 1 <= created < 5  # the first call also resolved the entity set: it counts too
+            assert emu.stats()["throttled"] == 1  # one 429 served: no hidden retry loop
+
+            emu.clock.advance(301)
+            c.records.create("contact", {"lastname": "AfterTheWindow"})
