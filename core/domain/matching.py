@@ -498,3 +498,58 @@ def match_records(
     """Match a batch: one index over ``rows``, one result per record, in order."""
     index = CandidateIndex(rule, rows, id_column=id_column, account_names=account_names)
     return [index.match(record) for record in records]
+
+
+# ------------------------------------------------------------------------------------------------
+# Duplicates inside one batch
+# ------------------------------------------------------------------------------------------------
+
+_Signature = tuple[tuple[int, str], ...]
+
+
+def _signatures(node: Rule | Condition, record: Mapping[str, Any], ids: Mapping[int, int]) -> set[_Signature]:
+    if isinstance(node, Condition):
+        key = platform_key(record, node)
+        return {((ids[id(node)], key),)} if key is not None else set()
+    if node.operator == "or":
+        out: set[_Signature] = set()
+        for child in node.conditions:
+            out |= _signatures(child, record, ids)
+        return out
+    acc: set[_Signature] = {()}
+    for child in node.conditions:
+        child_sigs = _signatures(child, record, ids)
+        acc = {a + b for a in acc for b in child_sigs}
+        if not acc:
+            return set()
+    return acc
+
+
+def duplicate_groups(rule: Rule, records: Sequence[Mapping[str, Any]]) -> list[list[int]]:
+    """Indexes of records in one batch that the rule says are the same record (transitively).
+
+    Two records are the same when the rule holds between their values (e.g. same LinkedIn profile, or
+    same first+last+company name). The export must create at most one Dynamics record per group; groups
+    of one are omitted. Each group is in input order, groups ordered by their first member.
+    """
+    ids = {id(c): i for i, c in enumerate(iter_conditions(rule))}
+    parent = list(range(len(records)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with: dict[_Signature, int] = {}
+    for i, record in enumerate(records):
+        for signature in _signatures(rule, record, ids):
+            j = first_with.setdefault(signature, i)
+            if j != i:
+                a, b = find(i), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(records)):
+        groups.setdefault(find(i), []).append(i)
+    return [members for _, members in sorted(groups.items()) if len(members) > 1]

@@ -18,6 +18,7 @@ from core.domain.matching import (
     RuleError,
     company_rule,
     contact_rule,
+    duplicate_groups,
     match_records,
     parse_rule,
 )
@@ -408,3 +409,37 @@ def test_ten_thousand_records_match_in_well_under_a_second() -> None:
     }
     assert matched == {f"p{i}": f"c{i}" for i in range(0, 10_000, 3)}
     assert elapsed < 1.5, f"{elapsed:.2f}s CPU"  # measured ~0.5 s on the shared 2-core box
+
+
+# ---------------------------------------------------------------------------------------------
+# Duplicates inside one export batch
+# ---------------------------------------------------------------------------------------------
+
+
+def test_duplicate_groups_inside_a_batch_are_transitive() -> None:
+    records = [
+        contact("Jane", "Doe", "Acme", id="a", linkedinUrl="linkedin.com/in/jane-doe"),
+        contact("Bob", "Roe", "Beta", id="b"),
+        contact("J.", "Doe", "Other", id="c", linkedinUrl="https://www.LinkedIn.com/in/Jane-Doe/"),
+        contact("J.", "DOE", "other", id="d"),
+        contact("Bob", "Roe", "Gamma", id="e"),
+        contact(None, None, None, id="f"),
+        contact(None, None, None, id="g"),
+    ]
+    # a~c by LinkedIn, c~d by name+company; b and e differ by company; empty records are not duplicates
+    assert duplicate_groups(contact_rule(LINKEDIN_OR), records) == [[0, 2, 3]]
+    assert duplicate_groups(contact_rule(NAME_COMPANY), records) == [[2, 3]]
+
+
+def test_duplicate_companies_by_domain_with_any_extension() -> None:
+    records = [
+        {"id": "1", "domain": "acme.com"},
+        {"id": "2", "website": "https://acme.es"},
+        {"id": "3", "domain": "beta.com"},
+    ]
+    exact = company_rule(IdentifierConfig.from_json({"companyIdentifier": "domain"}))
+    assert duplicate_groups(exact, records) == []
+    any_ext = company_rule(
+        IdentifierConfig.from_json({"companyIdentifier": "domain", "companyDomainAnyExtension": True})
+    )
+    assert duplicate_groups(any_ext, records) == [[0, 1]]
