@@ -11,8 +11,7 @@ of an English (1033) environment is ``_CI_AI``, so string comparison ignores cas
 
 Comparison follows SQL three-valued logic: a comparison with a null column value is *unknown*, so
 ``lastname ne 'x'`` does not match rows whose ``lastname`` is null (only ``eq null``/``ne null`` test
-nulls),
-and ``not`` of unknown stays unknown.
+nulls), and ``not`` of unknown stays unknown.
 
 The module is pure: no I/O, no knowledge of the schema. The caller (records/query code) supplies
 ``known_columns`` to reject unknown properties and a :data:`NavResolver` to follow lookups.
@@ -51,7 +50,7 @@ KnownColumns = Callable[[str], bool]
 
 # Error codes (includes/data-service-error-codes.md and observed responses).
 CODE_QUERY_SYNTAX = "0x80060888"  # also "Could not find a property named ..."
-CODE_NOT_SUPPORTED = "0x80060888"
+CODE_NOT_SUPPORTED = CODE_QUERY_SYNTAX
 
 SUPPORTED_OPTIONS = frozenset(
     {"$select", "$filter", "$orderby", "$top", "$expand", "$count", "$skiptoken", "$apply"}
@@ -1050,9 +1049,7 @@ def parse_query(
             raise ODataError(
                 400, CODE_NOT_SUPPORTED, "The query parameter $apply is not supported by the emulator"
             )
-        if key not in SUPPORTED_OPTIONS:
-            if key.lower() in SUPPORTED_OPTIONS or key.lower() in REJECTED_OPTIONS:
-                raise _bad(f"The query parameter {key} is not supported")
+        if key not in SUPPORTED_OPTIONS:  # includes other spellings such as $Filter: names are case-sensitive
             raise _bad(f"The query parameter {key} is not supported")
 
     opts = QueryOptions()
