@@ -1,0 +1,319 @@
+"""The local stack: Azurite (blob, queue, table) + extra stand-in services + the devhost serving function_app.
+
+    python scripts/stack.py start [--port 7071] [--blob-port 10000 --queue-port 10001 --table-port 10002]
+    python scripts/stack.py status
+    python scripts/stack.py stop
+    python scripts/stack.py run [options] -- <command ...>   # start, run the command, always stop
+
+Processes run detached (their own session) with logs under .local/stack/logs/ and their pids in
+.local/stack/state.json, so `stop` works from another shell. Ports default to the well-known ones
+(Azurite 10000-10002, devhost 7071); override them with flags or STACK_* environment variables.
+A stand-in service (Dataverse, Entra ID, Key Vault emulators) joins the stack with one `Service` entry in
+SERVICES: its command, the ports it listens on, and the app settings that point the devhost at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from devhost.launcher import DevHostProcess  # noqa: E402
+
+STATE_DIR = REPO_ROOT / ".local" / "stack"
+STATE_FILE = STATE_DIR / "state.json"
+LOG_DIR = STATE_DIR / "logs"
+AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
+# Azurite's well-known development account (public, documented by Microsoft; not a secret).
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    devhost_port: int = 7071
+    blob_port: int = 10000
+    queue_port: int = 10001
+    table_port: int = 10002
+    app: str = "function_app"
+
+    @property
+    def storage_connection_string(self) -> str:
+        base = "http://127.0.0.1"
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+            f"BlobEndpoint={base}:{self.blob_port}/{DEV_ACCOUNT};"
+            f"QueueEndpoint={base}:{self.queue_port}/{DEV_ACCOUNT};"
+            f"TableEndpoint={base}:{self.table_port}/{DEV_ACCOUNT};"
+        )
+
+
+@dataclass(frozen=True)
+class Service:
+    """A process of the stack, started before the devhost."""
+
+    name: str
+    command: Callable[[StackConfig], list[str]]
+    ports: Callable[[StackConfig], list[int]]
+    # App settings the devhost gets so the app uses this service (e.g. a connection string or URL).
+    settings: Callable[[StackConfig], dict[str, str]] = field(default=lambda _config: {})
+
+
+AZURITE = Service(
+    name="azurite",
+    command=lambda c: [
+        str(AZURITE_BIN),
+        "--inMemoryPersistence",
+        "--disableTelemetry",
+        "--skipApiVersionCheck",
+        "--silent",
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(c.blob_port),
+        "--queueHost",
+        "127.0.0.1",
+        "--queuePort",
+        str(c.queue_port),
+        "--tableHost",
+        "127.0.0.1",
+        "--tablePort",
+        str(c.table_port),
+    ],
+    ports=lambda c: [c.blob_port, c.queue_port, c.table_port],
+    settings=lambda c: {"AzureWebJobsStorage": c.storage_connection_string},
+)
+
+# The stack's services in start order. Emulators join with one entry each, e.g.
+#   Service("dataverse", lambda c: [sys.executable, "-m", "emulators.dataverse", "--port", "8443", "--seed"],
+#           lambda c: [8443], lambda c: {"DYNAMICS_ENVIRONMENT_URL": "https://127.0.0.1:8443"})
+SERVICES: list[Service] = [AZURITE]
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
+
+
+def wait_for_ports(
+    name: str, ports: list[int], process: subprocess.Popen[bytes], timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(ports)
+    while pending:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with status {process.returncode}; see {LOG_DIR / name}.log")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} did not listen on {pending} within {timeout}s")
+        pending = [p for p in pending if not port_open(p)]
+        time.sleep(0.05)
+
+
+def read_state() -> dict[str, object] | None:
+    if not STATE_FILE.exists():
+        return None
+    try:
+        data = json.loads(STATE_FILE.read_text())
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_processes(state: dict[str, object]) -> list[dict[str, object]]:
+    processes = state.get("processes")
+    if not isinstance(processes, list):
+        return []
+    return [p for p in processes if isinstance(p, dict) and alive(int(p["pid"]))]
+
+
+def stop_process(entry: dict[str, object], timeout: float = 20.0) -> None:
+    """SIGTERM the process group we started (graceful), SIGKILL after ``timeout``."""
+    pid = int(str(entry["pid"]))
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def stop(quiet: bool = False) -> int:
+    state = read_state()
+    if state is None:
+        if not quiet:
+            print("stack: not running")
+        return 0
+    processes = state.get("processes")
+    # The devhost first (it finishes in-flight work against storage), then the services in reverse order.
+    for entry in reversed(processes if isinstance(processes, list) else []):
+        if isinstance(entry, dict) and alive(int(entry["pid"])):
+            stop_process(entry)
+            if not quiet:
+                print(f"stack: stopped {entry['name']} (pid {entry['pid']})")
+    STATE_FILE.unlink(missing_ok=True)
+    return 0
+
+
+def start(config: StackConfig) -> int:
+    state = read_state()
+    if state is not None and running_processes(state):
+        print(f"stack: already running (devhost {state.get('devhost_url')}); `stop` it first")
+        return 0
+    if not AZURITE_BIN.exists():
+        print("stack: Azurite is not installed; run `bash scripts/setup.sh` first", file=sys.stderr)
+        return 1
+    busy = [(s.name, p) for s in SERVICES for p in s.ports(config) if port_open(p)] + [
+        ("devhost", config.devhost_port)
+    ] * port_open(config.devhost_port)
+    if busy:
+        listed = ", ".join(f"{port} ({name})" for name, port in busy)
+        print(
+            f"stack: ports already in use: {listed}. Stop whatever uses them or pick other ports.",
+            file=sys.stderr,
+        )
+        return 1
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    entries: list[dict[str, object]] = []
+    settings: dict[str, str] = {}
+
+    def save() -> None:
+        STATE_FILE.write_text(
+            json.dumps(
+                {"processes": entries, "devhost_url": f"http://127.0.0.1:{config.devhost_port}"}, indent=2
+            )
+        )
+
+    try:
+        for service in SERVICES:
+            with open(LOG_DIR / f"{service.name}.log", "ab") as log:
+                process = subprocess.Popen(
+                    service.command(config),
+                    cwd=REPO_ROOT,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            entries.append({"name": service.name, "pid": process.pid, "ports": service.ports(config)})
+            save()
+            wait_for_ports(service.name, service.ports(config), process)
+            settings.update(service.settings(config))
+        devhost = DevHostProcess(
+            config.app,
+            settings,
+            config.devhost_port,
+            settings_file=REPO_ROOT / "local.settings.json",
+            log_path=LOG_DIR / "devhost.log",
+            detach=True,
+        )
+        try:
+            devhost.start()
+        finally:
+            if devhost.process is not None:
+                entries.append(
+                    {"name": "devhost", "pid": devhost.process.pid, "ports": [config.devhost_port]}
+                )
+                save()
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        print(f"stack: start failed: {exc}", file=sys.stderr)
+        print(f"stack: logs are in {LOG_DIR}", file=sys.stderr)
+        stop(quiet=True)
+        return 1
+    for entry in entries:
+        print(f"stack: {entry['name']} running (pid {entry['pid']}, ports {entry['ports']})")
+    print(f"stack: devhost at http://127.0.0.1:{config.devhost_port}/api/  (logs: {LOG_DIR})")
+    return 0
+
+
+def status() -> int:
+    state = read_state()
+    if state is None:
+        print("stack: not running")
+        return 1
+    processes = state.get("processes")
+    up = {int(str(p["pid"])) for p in running_processes(state)}
+    for entry in processes if isinstance(processes, list) else []:
+        print(f"{entry['name']:>10}  pid {entry['pid']}  {'up' if int(entry['pid']) in up else 'DOWN'}")
+    return 0 if processes and len(up) == len(processes) else 1
+
+
+def run(config: StackConfig, command: list[str]) -> int:
+    if not command:
+        print("stack: `run` needs a command after --", file=sys.stderr)
+        return 2
+    state = read_state()
+    reuse = state is not None and bool(running_processes(state))
+    if not reuse:
+        code = start(config)
+        if code:
+            return code
+    env = {**os.environ, "DEVHOST_URL": f"http://127.0.0.1:{config.devhost_port}"}
+    try:
+        return subprocess.call(command, cwd=REPO_ROOT, env=env)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if not reuse:
+            stop()
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    command: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1 :]
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python scripts/stack.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["start", "stop", "status", "run"])
+    parser.add_argument("--port", type=int, default=int(env.get("STACK_DEVHOST_PORT", 7071)))
+    parser.add_argument("--blob-port", type=int, default=int(env.get("STACK_BLOB_PORT", 10000)))
+    parser.add_argument("--queue-port", type=int, default=int(env.get("STACK_QUEUE_PORT", 10001)))
+    parser.add_argument("--table-port", type=int, default=int(env.get("STACK_TABLE_PORT", 10002)))
+    parser.add_argument("--app", default="function_app")
+    return parser.parse_args(argv), command
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, command = parse_args(sys.argv[1:] if argv is None else argv)
+    config = StackConfig(args.port, args.blob_port, args.queue_port, args.table_port, args.app)
+    if args.action == "start":
+        return start(config)
+    if args.action == "stop":
+        return stop()
+    if args.action == "status":
+        return status()
+    return run(config, command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
