@@ -1,0 +1,781 @@
+"""Process one chunk of an export job: match, map and write records into Dynamics.
+
+A chunk (``DEFAULT_CHUNK_SIZE`` records) costs a handful of HTTP requests whatever its size:
+1. one ``$batch`` of GETs fetching every candidate (identifier lookups from ``lookup_plan``, records we
+   created before by their deterministic ids, the owners to check);
+2. for contacts with "associate with companies": the same for their companies, then one
+   ``CreateMultiple`` for companies missing in Dynamics (document: existing companies are not updated by
+   a contacts export; export companies for that);
+3. one ``CreateMultiple`` and one ``UpdateMultiple`` for the records themselves (a ``$batch`` where a
+   table lacks the bulk messages). A failing bulk call is split in halves until the bad records are
+   isolated; they are reported with Dynamics' error and the others are written.
+
+Idempotency: every create carries a deterministic primary key (workspace + entity + platform id), so a
+redelivered or crashed chunk finds what an earlier attempt created (it is looked up by id first) and a
+create that races another attempt fails as a duplicate and turns into an update. Before writing, the
+records about to be created are checkpointed as ``created`` so a crash between the write and the final
+report does not turn "created" into "unchanged" on the retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.adapters.dataverse.batch import BatchOperation
+from core.adapters.dataverse.client import DataverseClient
+from core.adapters.dataverse.errors import DataverseError
+from core.adapters.export_store import ExportStore
+from core.domain.catalog import Entity, resolve_field
+from core.domain.config import (
+    DynamicsConfig,
+    EngagementMapping,
+    FixedValueMapping,
+    ManualExportMapping,
+    Mode,
+    PlatformFieldMapping,
+)
+from core.domain.connection import DynamicsConnection, NotConnected, ReconnectRequired
+from core.domain.conversion import NO_VALUE, ConversionError, convert
+from core.domain.dynamics_metadata import DynamicsColumn
+from core.domain.export_job import (
+    ChunkState,
+    ExportEntity,
+    FieldError,
+    RecordAction,
+    RecordOutcome,
+    count_outcomes,
+    deterministic_dynamics_id,
+)
+from core.domain.export_plan import (
+    DesiredLink,
+    DesiredValue,
+    OwnerChoice,
+    OwnerSource,
+    PlanAction,
+    choose_owner,
+    plan_write,
+)
+from core.domain.lookup_plan import odata_literal, plan_lookups
+from core.domain.matching import (
+    PARENT_ACCOUNT_VALUE,
+    IdentifierConfig,
+    MatchStatus,
+    match_records,
+    rule_for,
+)
+from core.domain.normalize import normalize_company_name, registrable_domain
+
+log = logging.getLogger(__name__)
+
+PRIVILEGE_DENIED = "0x80040220"
+METADATA_TTL_S = 600.0
+MAX_BATCH_OPERATIONS = 1000
+
+ClientFactory = Callable[[str], tuple[DataverseClient, DynamicsConnection]]
+
+
+@dataclass(frozen=True)
+class ChunkMessage:
+    workspace_id: str
+    job_id: str
+    chunk: int
+
+    @classmethod
+    def parse(cls, body: str | bytes) -> ChunkMessage:
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("export message must be a JSON object")
+        workspace_id, job_id, chunk = data.get("workspaceId"), data.get("jobId"), data.get("chunk")
+        if not isinstance(workspace_id, str) or not isinstance(job_id, str) or not isinstance(chunk, int):
+            raise ValueError("export message needs workspaceId, jobId and chunk")
+        return cls(workspace_id, job_id, chunk)
+
+
+class MetadataCache:
+    """Column metadata per (environment, table), refreshed every ``ttl`` seconds (process-wide)."""
+
+    def __init__(self, ttl: float = METADATA_TTL_S) -> None:
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[float, dict[str, DynamicsColumn]]] = {}
+
+    def columns(self, client: DataverseClient, table: str) -> dict[str, DynamicsColumn]:
+        key = (client.environment_url, table)
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry and time.monotonic() - entry[0] < self._ttl:
+            return entry[1]
+        columns = {
+            row["LogicalName"]: DynamicsColumn.from_metadata(row) for row in client.attribute_rows(table)
+        }
+        with self._lock:
+            self._entries[key] = (time.monotonic(), columns)
+        return columns
+
+    def invalidate(self, environment_url: str) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == environment_url]:
+                del self._entries[key]
+
+
+@dataclass
+class _Item:
+    """One record moving through the chunk."""
+
+    seq: int
+    platform_id: str
+    data: Mapping[str, Any]
+    dynamics_id: str | None = None
+    current: Mapping[str, Any] | None = None
+    match: dict[str, Any] | None = None
+    values: list[DesiredValue] = field(default_factory=list)
+    links: list[DesiredLink] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    outcome: RecordOutcome | None = None
+
+
+class ExportWorker:
+    def __init__(
+        self,
+        store: ExportStore,
+        client_for: ClientFactory,
+        *,
+        max_attempts: int = 5,
+        metadata: MetadataCache | None = None,
+    ) -> None:
+        self._store = store
+        self._client_for = client_for
+        self._max_attempts = max_attempts
+        self._metadata = metadata or MetadataCache()
+
+    def handle(self, message: ChunkMessage, dequeue_count: int = 1) -> ChunkState:
+        """Process one chunk; returns its final state. Raises to have the queue retry it."""
+        ws, job_id, index = message.workspace_id, message.job_id, message.chunk
+        job = self._store.get_job(ws, job_id)
+        if job is None:
+            log.warning("export chunk for an unknown job ignored", extra={"workspace": ws, "job": job_id})
+            return ChunkState.FAILED
+        status = self._store.get_chunk(ws, job_id, index)
+        if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+            return status.state  # a redelivered message for finished work: nothing to do
+        request = self._store.load_request(ws, job_id)
+        staged = self._store.load_chunk(ws, job_id, index)
+        self._store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
+        try:
+            client, connection = self._client_for(ws)
+            run = _ChunkRun(
+                worker=self,
+                store=self._store,
+                client=client,
+                connection=connection,
+                workspace_id=ws,
+                job_id=job_id,
+                entity=ExportEntity(job.entity),
+                config=DynamicsConfig.model_validate(request["config"]),
+                manual_values=dict(request.get("manualValues") or {}),
+                user_id=str(request.get("userId") or job.user_id),
+                dry_run=bool(request.get("dryRun")),
+                items=[_Item(int(s["seq"]), str(s["record"]["id"]), s["record"]) for s in staged],
+            )
+            outcomes = run.execute()
+        except ReconnectRequired as exc:
+            log.info("export paused until Dynamics is reconnected", extra={"workspace": ws, "job": job_id})
+            self._store.put_chunk(
+                ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}"
+            )
+            return ChunkState.PAUSED_RECONNECT
+        except NotConnected:
+            self._fail_chunk(ws, job_id, index, staged, "Dynamics is not connected for this workspace")
+            return ChunkState.FAILED
+        except Exception as exc:
+            if dequeue_count >= self._max_attempts:
+                reason = _safe_reason(exc)
+                log.error("export chunk failed for good", extra={"workspace": ws, "job": job_id})
+                self._fail_chunk(
+                    ws, job_id, index, staged, f"gave up after {dequeue_count} attempts: {reason}"
+                )
+                return ChunkState.FAILED
+            raise
+        previous = {int(o["seq"]): o for o in self._previous_outcomes(ws, job_id, staged)}
+        for outcome in outcomes:
+            before = previous.get(outcome.seq)
+            if (
+                before is not None
+                and before.get("action") == RecordAction.CREATED.value
+                and outcome.action in (RecordAction.UNCHANGED, RecordAction.UPDATED)
+            ):
+                outcome.action = RecordAction.CREATED  # created by a crashed earlier attempt of this chunk
+        self._store.save_outcomes(ws, job_id, outcomes)
+        self._store.finish_chunk(ws, job_id, index, ChunkState.DONE, count_outcomes(outcomes), len(outcomes))
+        return ChunkState.DONE
+
+    def fail_poisoned(self, message: ChunkMessage, reason: str) -> None:
+        """A message that exhausted its deliveries: the chunk fails with the reason, nothing silent."""
+        status = self._store.get_chunk(message.workspace_id, message.job_id, message.chunk)
+        if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+            return
+        staged = self._store.load_chunk(message.workspace_id, message.job_id, message.chunk)
+        self._fail_chunk(message.workspace_id, message.job_id, message.chunk, staged, reason)
+
+    def _previous_outcomes(
+        self, ws: str, job_id: str, staged: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        if not staged:
+            return []
+        wanted = {int(s["seq"]) for s in staged}
+        return [o for o in self._store.iter_outcomes(ws, job_id) if int(o.get("seq", -1)) in wanted]
+
+    def _fail_chunk(
+        self, ws: str, job_id: str, index: int, staged: Sequence[Mapping[str, Any]], reason: str
+    ) -> None:
+        previous = {int(o["seq"]): o for o in self._previous_outcomes(ws, job_id, staged)}
+        outcomes = []
+        for s in staged:
+            seq = int(s["seq"])
+            done = previous.get(seq)
+            if done is not None and done.get("action") in ("updated", "unchanged"):
+                continue
+            outcomes.append(
+                RecordOutcome(
+                    seq,
+                    str(s["record"].get("id", "")),
+                    RecordAction.FAILED,
+                    errors=[FieldError("", reason)],
+                )
+            )
+        self._store.save_outcomes(ws, job_id, outcomes)
+        self._store.finish_chunk(
+            ws, job_id, index, ChunkState.FAILED, count_outcomes(outcomes), len(staged), error=reason
+        )
+
+    def metadata(self, client: DataverseClient, table: str) -> dict[str, DynamicsColumn]:
+        return self._metadata.columns(client, table)
+
+
+def _safe_reason(exc: BaseException) -> str:
+    if isinstance(exc, DataverseError):
+        return str(exc)
+    return type(exc).__name__
+
+
+@dataclass
+class _Owners:
+    choice: OwnerChoice
+    caller_object_id: str | None
+    problem: str | None = None
+
+
+class _ChunkRun:
+    def __init__(
+        self,
+        *,
+        worker: ExportWorker,
+        store: ExportStore,
+        client: DataverseClient,
+        connection: DynamicsConnection,
+        workspace_id: str,
+        job_id: str,
+        entity: ExportEntity,
+        config: DynamicsConfig,
+        manual_values: dict[str, Any],
+        user_id: str,
+        dry_run: bool,
+        items: list[_Item],
+    ) -> None:
+        self.worker = worker
+        self.store = store
+        self.client = client
+        self.connection = connection
+        self.ws = workspace_id
+        self.job_id = job_id
+        self.entity = entity
+        self.config = config
+        self.manual_values = manual_values
+        self.user_id = user_id
+        self.dry_run = dry_run
+        self.items = items
+        self.identifiers = IdentifierConfig.from_model(config.sync_identifiers)
+
+    # -- the whole chunk --------------------------------------------------------------------------
+    def execute(self) -> list[RecordOutcome]:
+        owner = self._owner()
+        table = self.entity.table
+        columns = self.worker.metadata(self.client, table)
+        tab = (
+            self.config.field_mapping.contacts
+            if self.entity is ExportEntity.CONTACTS
+            else (self.config.field_mapping.companies)
+        )
+        for item in self.items:
+            self._desired(item, tab, columns, Entity.CONTACT if table == "contact" else Entity.COMPANY)
+        if (
+            self.entity is ExportEntity.CONTACTS
+            and self.config.sync_identifiers.associate_contacts_with_companies
+        ):
+            self._link_companies(owner)
+        self._match(
+            self.items, Entity.CONTACT if table == "contact" else Entity.COMPANY, self._mapped_columns(tab)
+        )
+        self._write(self.items, table, owner)
+        if (
+            self.entity is ExportEntity.COMPANIES
+            and self.config.sync_identifiers.associate_companies_with_contacts
+        ):
+            self._link_contacts_to_companies(owner)
+        return [self._finish(item) for item in self.items]
+
+    # -- owners -----------------------------------------------------------------------------------
+    def _owner(self) -> _Owners:
+        mapping = self.config.user_mapping
+        users = {u.user_id: str(u.dynamics_user_id) for u in mapping.users}
+        integration_id = self.connection.dynamics_user_id or self.client.who_am_i().user_id
+        default = str(mapping.default_owner_id) if mapping.default_owner_id else None
+        choice = choose_owner(users, default, integration_id, self.user_id)
+        wanted = {choice.systemuser_id, integration_id} | ({default} if default else set())
+        rows = {
+            str(r["systemuserid"]).lower(): r
+            for r in self.client.query(
+                "systemusers",
+                filter=_in_filter("systemuserid", sorted(wanted)),
+                select=[
+                    "systemuserid",
+                    "fullname",
+                    "internalemailaddress",
+                    "isdisabled",
+                    "azureactivedirectoryobjectid",
+                ],
+            )
+        }
+        notes: list[str] = []
+        while True:
+            row = rows.get(choice.systemuser_id.lower())
+            problem = None
+            if row is None:
+                problem = f"Dynamics user {choice.systemuser_id} ({choice.source.value}) does not exist"
+            elif row.get("isdisabled"):
+                problem = (
+                    f"Dynamics user {row.get('internalemailaddress') or choice.systemuser_id} "
+                    f"({choice.source.value}) is disabled"
+                )
+            if problem is None:
+                break
+            notes.append(problem)
+            if choice.source is OwnerSource.USER_MAPPING and default:
+                choice = OwnerChoice(default, OwnerSource.DEFAULT_OWNER, impersonate=False)
+            elif choice.source is not OwnerSource.INTEGRATION_USER:
+                choice = OwnerChoice(integration_id, OwnerSource.INTEGRATION_USER, impersonate=False)
+            else:
+                break
+        row = rows.get(choice.systemuser_id.lower()) or {}
+        caller = row.get("azureactivedirectoryobjectid") if choice.impersonate else None
+        return _Owners(choice, str(caller) if caller else None, "; ".join(notes) or None)
+
+    # -- mapping ----------------------------------------------------------------------------------
+    def _mapped_columns(self, tab: Sequence[Any]) -> list[str]:
+        return [m.dynamics_field for m in tab if not isinstance(m, EngagementMapping)]
+
+    def _desired(
+        self, item: _Item, tab: Sequence[Any], columns: Mapping[str, DynamicsColumn], entity: Entity
+    ) -> None:
+        for mapping in tab:
+            if isinstance(mapping, EngagementMapping):
+                continue  # written when an activity is logged, never by an export
+            column = columns.get(mapping.dynamics_field)
+            if column is None:
+                item.errors.append(
+                    FieldError(
+                        mapping.dynamics_field, f"column {mapping.dynamics_field} does not exist in Dynamics"
+                    )
+                )
+                continue
+            if isinstance(mapping, PlatformFieldMapping):
+                field_def = resolve_field(entity, mapping.platform_field)
+                if field_def is None:
+                    item.errors.append(FieldError(mapping.platform_field, "unknown platform field"))
+                    continue
+                raw: Any = _platform_value(item.data, mapping.platform_field)
+                ftype, source = field_def.type, mapping.platform_field
+            elif isinstance(mapping, FixedValueMapping):
+                raw, ftype, source = (
+                    mapping.value,
+                    mapping.value_type,
+                    f"fixed value of {mapping.dynamics_field}",
+                )
+            elif isinstance(mapping, ManualExportMapping):
+                if mapping.dynamics_field not in self.manual_values:
+                    continue
+                raw = self.manual_values[mapping.dynamics_field]
+                ftype, source = mapping.value_type, f"manual value of {mapping.dynamics_field}"
+            else:
+                continue
+            try:
+                value = convert(raw, ftype, column, field=source)
+            except ConversionError as exc:
+                item.errors.append(FieldError(mapping.dynamics_field, f"{source}: {exc.reason}", exc.code))
+                continue
+            if value is not NO_VALUE:
+                item.values.append(DesiredValue(mapping.dynamics_field, value, mapping.mode))
+
+    # -- matching ---------------------------------------------------------------------------------
+    def _match(self, items: Sequence[_Item], entity: Entity, mapped: Sequence[str]) -> None:
+        """Find each item's Dynamics row: our own earlier create (deterministic id) first, then the rule."""
+        if not items:
+            return
+        rule = rule_for(entity, self.identifiers)
+        export_entity = ExportEntity.CONTACTS if entity is Entity.CONTACT else ExportEntity.COMPANIES
+        id_column = "contactid" if entity is Entity.CONTACT else "accountid"
+        entity_set = "contacts" if entity is Entity.CONTACT else "accounts"
+        plan = plan_lookups(entity, rule, [i.data for i in items])
+        select = list(
+            dict.fromkeys(
+                [*plan.select, *mapped, PARENT_ACCOUNT_VALUE if entity is Entity.CONTACT else "accountid"]
+            )
+        )
+        det_ids = {deterministic_dynamics_id(self.ws, export_entity, i.platform_id): i for i in items}
+        prefer = {"Prefer": "odata.maxpagesize=5000"}
+        gets = [
+            BatchOperation(
+                "GET",
+                entity_set,
+                headers=prefer,
+                params=[("$select", ",".join(select)), ("$filter", _in_filter(id_column, sorted(det_ids)))],
+            )
+        ]
+        for query in plan.queries:
+            params = [("$select", ",".join(select)), ("$filter", query.filter)]
+            if query.expand:
+                params.append(("$expand", query.expand))
+            gets.append(BatchOperation("GET", query.entity_set, headers=prefer, params=params))
+        pages = self._batch_gets(gets)
+        own_rows = {str(r[id_column]).lower(): r for r in pages[0]}
+        candidates = [row for page in pages[1:] for row in page]
+        results = match_records(rule, [i.data for i in items], candidates, id_column=id_column)
+        by_id = {str(r[id_column]).lower(): r for r in candidates}
+        for item, result in zip(items, results, strict=True):
+            det_id = deterministic_dynamics_id(self.ws, export_entity, item.platform_id)
+            own = own_rows.get(det_id)
+            if own is not None:
+                item.dynamics_id, item.current = det_id, own
+                item.match = {"status": "matched", "rule": "created_by_platform", "dynamicsId": det_id}
+                continue
+            item.match = result.to_json()
+            if result.status is not MatchStatus.NONE and result.dynamics_id:
+                item.dynamics_id = result.dynamics_id.lower()
+                item.current = by_id.get(item.dynamics_id)
+                if result.status is MatchStatus.AMBIGUOUS:
+                    item.notes.append(
+                        f"ambiguous: {len(result.candidates)} Dynamics records match; used the first in the "
+                        "documented order (see match.candidates)"
+                    )
+
+    def _batch_gets(self, operations: Sequence[BatchOperation]) -> list[list[dict[str, Any]]]:
+        pages: list[list[dict[str, Any]]] = []
+        for start in range(0, len(operations), MAX_BATCH_OPERATIONS):
+            part = operations[start : start + MAX_BATCH_OPERATIONS]
+            for response in self.client.execute_batch(part, continue_on_error=True):
+                response.raise_for_error()
+                body = response.body if isinstance(response.body, dict) else {}
+                rows = list(body.get("value") or [])
+                link = body.get("@odata.nextLink")
+                if link:
+                    for page in self.client.query_pages(str(link)):
+                        rows.extend(page)
+                pages.append(rows)
+        return pages
+
+    # -- associations -----------------------------------------------------------------------------
+    def _link_companies(self, owner: _Owners) -> None:
+        """Contacts -> their company: match the embedded companies, create the missing ones, then link."""
+        companies: dict[str, _Item] = {}
+        key_of: dict[int, str] = {}
+        for item in self.items:
+            company = item.data.get("company")
+            if not isinstance(company, Mapping):
+                continue
+            key = _company_key(company)
+            if key is None:
+                item.notes.append("company has no id, domain or name: not linked")
+                continue
+            key_of[item.seq] = key
+            companies.setdefault(key, _Item(-1, key, company))
+        if not companies:
+            return
+        columns = self.worker.metadata(self.client, "account")
+        tab = self.config.field_mapping.companies
+        company_items = list(companies.values())
+        for company_item in company_items:
+            self._desired(company_item, tab, columns, Entity.COMPANY)
+            if not any(v.column == "name" for v in company_item.values) and company_item.data.get("name"):
+                company_item.values.append(
+                    DesiredValue("name", str(company_item.data["name"])[:160], Mode.OVERWRITE)
+                )
+        self._match(company_items, Entity.COMPANY, self._mapped_columns(tab))
+        to_create = [c for c in company_items if c.dynamics_id is None and not c.errors]
+        for company_item in to_create:
+            company_item.dynamics_id = deterministic_dynamics_id(
+                self.ws, ExportEntity.COMPANIES, company_item.platform_id
+            )
+            plan = plan_write(None, company_item.values, create_only=_owner_bind(owner))
+            company_item.outcome = RecordOutcome(
+                -1, company_item.platform_id, RecordAction.CREATED, changes=plan.changes
+            )
+        if to_create and not self.dry_run:
+            failed = self._create_many(
+                "account",
+                "accountid",
+                [(c, plan_write(None, c.values, create_only=_owner_bind(owner)).payload) for c in to_create],
+                owner,
+            )
+            for company_item, error in failed.items():
+                company_item.dynamics_id = None
+                company_item.errors.append(error)
+        for item in self.items:
+            key = key_of.get(item.seq)
+            linked = companies.get(key) if key else None
+            if linked is None:
+                continue
+            company_item = linked
+            if company_item.dynamics_id:
+                item.links.append(
+                    DesiredLink(
+                        "parentcustomerid_account", "accounts", company_item.dynamics_id, PARENT_ACCOUNT_VALUE
+                    )
+                )
+                if company_item in to_create:
+                    item.notes.append(f"company created in Dynamics ({company_item.dynamics_id})")
+            else:
+                reasons = "; ".join(e.message for e in company_item.errors) or "not found and not created"
+                item.notes.append(f"company not linked: {reasons}")
+
+    def _link_contacts_to_companies(self, owner: _Owners) -> None:
+        """Companies -> their contacts: those found in Dynamics are linked to the account (none created)."""
+        pairs: list[tuple[_Item, _Item]] = []
+        for item in self.items:
+            contacts = item.data.get("contacts")
+            if not item.dynamics_id or not isinstance(contacts, list):
+                continue
+            for contact in contacts:
+                data = dict(contact)
+                data.setdefault("company", {"name": item.data.get("name"), "domain": item.data.get("domain")})
+                pairs.append((item, _Item(-1, str(contact.get("id", "")), data)))
+        if not pairs:
+            return
+        contact_items = [c for _, c in pairs]
+        self._match(contact_items, Entity.CONTACT, [])
+        updates: list[tuple[_Item, dict[str, Any]]] = []
+        for company, contact in pairs:
+            if contact.dynamics_id is None:
+                company.notes.append(f"contact {contact.platform_id} not found in Dynamics: not linked")
+                continue
+            plan = plan_write(
+                contact.current or {},
+                [],
+                [
+                    DesiredLink(
+                        "parentcustomerid_account",
+                        "accounts",
+                        company.dynamics_id or "",
+                        PARENT_ACCOUNT_VALUE,
+                    )
+                ],
+            )
+            if plan.action is PlanAction.UNCHANGED:
+                company.notes.append(f"contact {contact.platform_id} already linked")
+                continue
+            company.notes.append(f"contact {contact.platform_id} linked ({contact.dynamics_id})")
+            updates.append((contact, plan.payload))
+        if updates and not self.dry_run:
+            failed = self._update_many("contact", "contactid", updates, owner)
+            for contact, error in failed.items():
+                for company, c in pairs:
+                    if c is contact:
+                        company.notes.append(
+                            f"contact {contact.platform_id} could not be linked: {error.message}"
+                        )
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _write(self, items: Sequence[_Item], table: str, owner: _Owners) -> None:
+        id_column = f"{table}id"
+        export_entity = self.entity
+        creates: list[tuple[_Item, dict[str, Any]]] = []
+        updates: list[tuple[_Item, dict[str, Any]]] = []
+        for item in items:
+            if item.errors:
+                item.outcome = RecordOutcome(
+                    item.seq, item.platform_id, RecordAction.INVALID, item.dynamics_id
+                )
+                continue
+            plan = plan_write(item.current, item.values, item.links, create_only=_owner_bind(owner))
+            changes = plan.changes
+            if plan.action is PlanAction.CREATE:
+                item.dynamics_id = deterministic_dynamics_id(self.ws, export_entity, item.platform_id)
+                action = RecordAction.WOULD_CREATE if self.dry_run else RecordAction.CREATED
+                creates.append((item, plan.payload))
+            elif plan.action is PlanAction.UPDATE:
+                action = RecordAction.WOULD_UPDATE if self.dry_run else RecordAction.UPDATED
+                updates.append((item, plan.payload))
+            else:
+                action = RecordAction.UNCHANGED
+            item.outcome = RecordOutcome(
+                item.seq, item.platform_id, action, item.dynamics_id, changes=changes
+            )
+        if owner.problem and creates:
+            for item, _ in creates:
+                item.notes.append(f"owner: {owner.problem}; used {owner.choice.source.value}")
+        if self.dry_run:
+            return
+        if creates:
+            # Checkpoint: a crash after the write but before the report must still say "created".
+            self.store.save_outcomes(self.ws, self.job_id, [i.outcome for i, _ in creates if i.outcome])
+            failed = self._create_many(table, id_column, creates, owner)
+            for item, error in failed.items():
+                if error.code == "duplicate":
+                    continue
+                item.errors.append(error)
+        if updates:
+            for item, error in self._update_many(table, id_column, updates, owner).items():
+                item.errors.append(error)
+
+    def _create_many(
+        self, table: str, id_column: str, creates: Sequence[tuple[_Item, dict[str, Any]]], owner: _Owners
+    ) -> dict[_Item, FieldError]:
+        records = [{**payload, id_column: item.dynamics_id} for item, payload in creates]
+        failures: dict[_Item, FieldError] = {}
+
+        def attempt(part: Sequence[int]) -> None:
+            try:
+                self.client.create_multiple(
+                    table, [records[i] for i in part], caller_object_id=owner.caller_object_id
+                )
+                return
+            except DataverseError as exc:
+                if not _record_level(exc):
+                    raise
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    attempt(part[:middle])
+                    attempt(part[middle:])
+                    return
+                item = creates[part[0]][0]
+                if exc.is_duplicate_record:
+                    # Another attempt created it meanwhile: update it instead (never a second record).
+                    payload = {k: v for k, v in creates[part[0]][1].items() if k != "ownerid@odata.bind"}
+                    try:
+                        self.client.update(
+                            ENTITY_SETS[table],
+                            item.dynamics_id or "",
+                            payload,
+                            caller_object_id=owner.caller_object_id,
+                        )
+                        if item.outcome:
+                            item.outcome.action = RecordAction.UPDATED
+                    except DataverseError as again:
+                        failures[item] = _field_error(again, owner)
+                    return
+                failures[item] = _field_error(exc, owner)
+
+        attempt(list(range(len(creates))))
+        return failures
+
+    def _update_many(
+        self, table: str, id_column: str, updates: Sequence[tuple[_Item, dict[str, Any]]], owner: _Owners
+    ) -> dict[_Item, FieldError]:
+        records = [{**payload, id_column: item.dynamics_id} for item, payload in updates]
+        failures: dict[_Item, FieldError] = {}
+
+        def attempt(part: Sequence[int]) -> None:
+            try:
+                self.client.update_multiple(
+                    table, [records[i] for i in part], caller_object_id=owner.caller_object_id
+                )
+            except DataverseError as exc:
+                if not _record_level(exc):
+                    raise
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    attempt(part[:middle])
+                    attempt(part[middle:])
+                    return
+                failures[updates[part[0]][0]] = _field_error(exc, owner)
+
+        attempt(list(range(len(updates))))
+        return failures
+
+    # -- reporting --------------------------------------------------------------------------------
+    def _finish(self, item: _Item) -> RecordOutcome:
+        outcome = item.outcome or RecordOutcome(
+            item.seq, item.platform_id, RecordAction.SKIPPED, item.dynamics_id
+        )
+        outcome.match = item.match
+        if item.errors:
+            if outcome.action not in (RecordAction.INVALID,):
+                outcome.action = RecordAction.WOULD_FAIL if self.dry_run else RecordAction.FAILED
+            outcome.errors = list(item.errors)
+            if outcome.action is RecordAction.FAILED and item.current is None:
+                outcome.dynamics_id = None
+        if item.notes:
+            outcome.note = "; ".join(item.notes)
+        return outcome
+
+
+def _owner_bind(owner: _Owners) -> dict[str, Any]:
+    return {"ownerid@odata.bind": f"/systemusers({owner.choice.systemuser_id})"}
+
+
+def _field_error(exc: DataverseError, owner: _Owners) -> FieldError:
+    message = exc.message or str(exc)
+    if exc.code == PRIVILEGE_DENIED:
+        who = f"Dynamics user {owner.choice.systemuser_id} ({owner.choice.source.value})"
+        message = f"{who} lacks the privilege: {message}"
+    return FieldError(_column_in(message), message, exc.code)
+
+
+def _column_in(message: str) -> str:
+    """Dataverse names the failing attribute in its message (e.g. "... attribute 'emailaddress1' ...")."""
+    for marker in ("attribute '", "property named '", "column '"):
+        start = message.find(marker)
+        if start >= 0:
+            end = message.find("'", start + len(marker))
+            if end > start:
+                return message[start + len(marker) : end]
+    return ""
+
+
+def _platform_value(record: Mapping[str, Any], name: str) -> Any:
+    value: Any = record
+    for part in name.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _company_key(company: Mapping[str, Any]) -> str | None:
+    if isinstance(company.get("id"), str) and company["id"].strip():
+        return str(company["id"])
+    domain = registrable_domain(company.get("domain") or company.get("website"))
+    if domain:
+        return f"domain:{domain}"
+    name = normalize_company_name(company.get("name"))
+    return f"name:{name}" if name else None
+
+
+def _in_filter(column: str, values: Iterable[str]) -> str:
+    joined = ",".join(json.dumps(v) for v in values)
+    return f"Microsoft.Dynamics.CRM.In(PropertyName={odata_literal(column)},PropertyValues=[{joined}])"
+
+
+def _record_level(exc: DataverseError) -> bool:
+    """A refusal about the records sent (validation, privilege, missing lookup), not about the call:
+    splitting the call isolates the culprits. Throttling, auth and server errors are the call's."""
+    return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 408, 429)
+
+
+ENTITY_SETS = {"contact": "contacts", "account": "accounts"}

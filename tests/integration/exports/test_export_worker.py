@@ -1,0 +1,238 @@
+"""Exports end to end below HTTP: submit -> queue -> worker -> Dynamics (emulator) -> per-record report.
+
+What a sales-ops admin checks: existing records are updated (never duplicated) even when Dynamics stores
+identifiers in other forms; good data is not erased; companies are created and linked; a bad row fails
+alone with the field named; re-exporting the same list writes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
+
+from core.adapters.dataverse.client import DataverseClient
+from core.adapters.export_store import EXPORT_QUEUE, ExportStore
+from core.domain.caller import Caller, Role
+from core.domain.config import DynamicsConfig
+from core.domain.connection import DynamicsConnection
+from core.domain.export_request import ExportRequest
+from core.services.export_service import ExportService
+from core.services.export_worker import ChunkMessage, ExportWorker
+from emulators.dataverse import DataverseEmulator
+from emulators.tls import trusting_session
+from tests.support.dataverse import STATIC_TOKEN, create, rows
+
+CONFIG = DynamicsConfig.model_validate(
+    {
+        "syncIdentifiers": {
+            "contactIdentifier": "linkedin_or_name_company",
+            "companyIdentifier": "domain",
+            "columns": {"contactLinkedinUrl": "new_linkedinurl", "companyDomain": "websiteurl"},
+            "associateContactsWithCompanies": True,
+        },
+        "fieldMapping": {
+            "contacts": [
+                {"kind": "platform_field", "platformField": "firstName", "dynamicsField": "firstname"},
+                {"kind": "platform_field", "platformField": "lastName", "dynamicsField": "lastname"},
+                {"kind": "platform_field", "platformField": "jobTitle", "dynamicsField": "jobtitle"},
+                {
+                    "kind": "platform_field",
+                    "platformField": "professionalEmail",
+                    "dynamicsField": "emailaddress1",
+                },
+                {
+                    "kind": "platform_field",
+                    "platformField": "linkedinUrl",
+                    "dynamicsField": "new_linkedinurl",
+                },
+                {
+                    "kind": "platform_field",
+                    "platformField": "mobilePhone",
+                    "dynamicsField": "mobilephone",
+                    "mode": "fill_if_empty",
+                },
+            ],
+            "companies": [
+                {"kind": "platform_field", "platformField": "name", "dynamicsField": "name"},
+                {"kind": "platform_field", "platformField": "domain", "dynamicsField": "websiteurl"},
+            ],
+        },
+        "campaignMapping": {},
+        "userMapping": {},
+    }
+)
+WS = "ws-export-worker"
+CALLER = Caller(WS, "platform-user-1", Role.ADMIN)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[DataverseEmulator]:
+    instance = DataverseEmulator(accepted_tokens=(STATIC_TOKEN,))
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@dataclass
+class Env:
+    emulator: DataverseEmulator
+    service: ExportService
+    worker: ExportWorker
+    queues: QueueServiceClient
+
+    def run(self, body: dict[str, Any], *, redeliver_first: bool = False) -> dict[str, Any]:
+        job = self.service.submit(CALLER, ExportRequest.model_validate(body))
+        queue = self.queues.get_queue_client(EXPORT_QUEUE)
+        while True:
+            messages = list(queue.receive_messages(max_messages=32, visibility_timeout=60))
+            if not messages:
+                break
+            for message in messages:
+                chunk = ChunkMessage.parse(base64.b64decode(message.content))
+                self.worker.handle(chunk, message.dequeue_count or 1)
+                if redeliver_first:
+                    # The host crashed after the work but before deleting the message: it comes back.
+                    self.worker._store.put_chunk(WS, chunk.job_id, chunk.chunk, _running())
+                    self.worker.handle(chunk, 2)
+                queue.delete_message(message)
+        status = self.service.status(WS, job.job_id)
+        assert status is not None
+        records = self.service.records(WS, job.job_id, None, None, 1000)
+        assert records is not None
+        return {"status": status, "records": {r["platformId"]: r for r in records["records"]}}
+
+
+def _running() -> Any:
+    from core.domain.export_job import ChunkState
+
+    return ChunkState.RUNNING
+
+
+@pytest.fixture()
+def env(emulator: DataverseEmulator, storage_connection_string: str) -> Env:
+    emulator.reset()
+    store = ExportStore(
+        TableServiceClient.from_connection_string(storage_connection_string),
+        BlobServiceClient.from_connection_string(storage_connection_string),
+        QueueServiceClient.from_connection_string(storage_connection_string),
+    )
+    store.ensure_ready()
+    queues = QueueServiceClient.from_connection_string(storage_connection_string)
+    queues.get_queue_client(EXPORT_QUEUE).clear_messages()
+    client = DataverseClient(emulator.url, lambda _force: STATIC_TOKEN, session=trusting_session())
+    who = client.who_am_i()
+    connection = DynamicsConnection(WS, emulator.url, "integration@contoso.com", who.user_id)
+    worker = ExportWorker(store, lambda _ws: (client, connection))
+    service = ExportService(store, lambda _ws: CONFIG, chunk_size=3)
+    return Env(emulator, service, worker, queues)
+
+
+def _seed(emulator: DataverseEmulator) -> tuple[str, str]:
+    acme = create(emulator, "accounts", {"name": "Acme", "websiteurl": "https://www.Acme.com/about"})
+    jane = create(
+        emulator,
+        "contacts",
+        {
+            "firstname": "Jane",
+            "lastname": "Doe",
+            "jobtitle": "CTO",
+            "mobilephone": "+1 555 0100",
+            "new_linkedinurl": "http://www.LinkedIn.com/in/Jane-Doe/",
+            "parentcustomerid_account@odata.bind": f"/accounts({acme})",
+        },
+    )
+    return acme, jane
+
+
+CONTACTS = [
+    {
+        "id": "p-jane",
+        "firstName": "Jane",
+        "lastName": "Doe",
+        "jobTitle": "",
+        "professionalEmail": "jane@acme.com",
+        "mobilePhone": "+34 600 000 000",
+        "linkedinUrl": "https://es.linkedin.com/in/jane-doe?trk=public",
+        "company": {"id": "co-acme", "name": "ACME", "domain": "acme.com"},
+    },
+    {
+        "id": "p-john",
+        "firstName": "John",
+        "lastName": "Smith",
+        "company": {"id": "co-acme", "domain": "acme.com"},
+    },
+    {
+        "id": "p-zoe",
+        "firstName": "Zoë",
+        "lastName": "O'Brien",
+        "company": {"id": "co-newco", "name": "NewCo", "domain": "https://newco.io/"},
+    },
+    {"id": "p-long", "firstName": "Al", "lastName": "Long", "professionalEmail": "a" * 120 + "@example.com"},
+]
+
+
+def test_contacts_export_updates_creates_links_and_reports_each_record(env: Env) -> None:
+    acme, jane = _seed(env.emulator)
+    result = env.run({"entity": "contacts", "records": CONTACTS})
+    status, records = result["status"], result["records"]
+    assert status["state"] == "partially_failed"
+    assert status["counts"] == {
+        "created": 2,
+        "updated": 1,
+        "unchanged": 0,
+        "skipped": 0,
+        "failed": 0,
+        "invalid": 1,
+    }
+
+    # Jane matched through a LinkedIn URL stored in another form; her CTO title and phone survive.
+    assert records["p-jane"]["action"] == "updated"
+    assert records["p-jane"]["dynamicsId"] == jane
+    assert records["p-jane"]["match"]["rule"] == "linkedin"
+    [jane_row] = rows(env.emulator, "contacts", f"?$filter=contactid eq {jane}")
+    assert jane_row["jobtitle"] == "CTO" and jane_row["mobilephone"] == "+1 555 0100"
+    assert jane_row["emailaddress1"] == "jane@acme.com"
+
+    # John is created and linked to the existing Acme (matched by domain); Zoë's company is created.
+    contacts = {r["lastname"]: r for r in rows(env.emulator, "contacts")}
+    assert set(contacts) == {"Doe", "Smith", "O'Brien"}
+    assert contacts["Smith"]["_parentcustomerid_value"] == acme
+    accounts = {r["name"]: r for r in rows(env.emulator, "accounts")}
+    assert set(accounts) == {"Acme", "NewCo"}
+    assert contacts["O'Brien"]["_parentcustomerid_value"] == accounts["NewCo"]["accountid"]
+    assert contacts["O'Brien"]["firstname"] == "Zoë"
+
+    # The oversized e-mail fails alone, naming the column, before anything is sent.
+    assert records["p-long"]["action"] == "invalid"
+    assert records["p-long"]["errors"][0]["field"] == "emailaddress1"
+
+
+def test_re_exporting_the_same_list_writes_nothing(env: Env) -> None:
+    _seed(env.emulator)
+    env.run({"entity": "contacts", "records": CONTACTS[:3]})
+    before = env.emulator.stats()
+    again = env.run({"entity": "contacts", "records": CONTACTS[:3]})
+    after = env.emulator.stats()
+    assert again["status"]["counts"]["unchanged"] == 3
+    writes = {
+        k: after["requests_by_kind"].get(k, 0) - before["requests_by_kind"].get(k, 0)
+        for k in ("bulk", "write")
+    }
+    assert writes == {"bulk": 0, "write": 0}
+
+
+def test_redelivered_chunk_never_creates_twice(env: Env) -> None:
+    _seed(env.emulator)
+    result = env.run({"entity": "contacts", "records": CONTACTS[:3]}, redeliver_first=True)
+    assert len(rows(env.emulator, "contacts")) == 3
+    assert len(rows(env.emulator, "accounts")) == 2
+    assert result["records"]["p-john"]["action"] == "created"
