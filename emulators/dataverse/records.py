@@ -579,7 +579,9 @@ class RecordService:
             self._remove_links(table, record_id)
 
     def _remove_links(self, deleted: Table, record_id: str) -> None:
-        """Lookups to a deleted record are cleared; its activity parties go with it."""
+        """Cascade like the default relationship behaviours: parental lookups (contact.parentcustomerid,
+        activity regardingobjectid) delete the referencing rows, every other lookup is cleared (Remove Link),
+        and an activity's parties go with it."""
         if deleted.is_activity:
             for party in self.store.find("activityparty", "_activityid_value", record_id):
                 self.store.delete("activityparty", str(party["activitypartyid"]))
@@ -588,9 +590,16 @@ class RecordService:
                 if not column.is_lookup or deleted.logical_name not in column.targets:
                     continue
                 for row in self.store.find(other.logical_name, column.value_name, record_id):
+                    child_id = str(row[other.primary_id])
+                    if row.get(column.value_name + LOOKUP_ANNOTATION) != deleted.logical_name:
+                        continue
+                    if column.cascade_delete:
+                        if self.store.delete(other.logical_name, child_id) is not None:
+                            self._remove_links(other, child_id)
+                        continue
                     updated = dict(row)
                     self._set_lookup(updated, column.logical_name, None, deleted.logical_name)
-                    self.store.put(other.logical_name, str(row[other.primary_id]), updated)
+                    self.store.put(other.logical_name, child_id, updated)
 
     def associate(self, table: Table, record_id: str, nav_name: str, reference: str, caller: Caller) -> None:
         """PUT .../<single-valued nav>/$ref {"@odata.id": "<url>"}."""

@@ -78,6 +78,7 @@ class Column:
     is_primary_name: bool = False
     default: Any = None
     metadata_id: str = ""
+    cascade_delete: bool = False  # parental relationship: deleting the referenced record deletes this one
 
     @property
     def is_lookup(self) -> bool:
@@ -194,6 +195,7 @@ def _column(table: str, name: str, spec: dict[str, Any], *, custom: bool) -> Col
         is_custom=spec.get("custom", custom or name.startswith("new_")),
         default=spec.get("default"),
         metadata_id=_mid(table, name),
+        cascade_delete=bool(spec.get("cascade_delete", False)),
     )
 
 
@@ -232,7 +234,11 @@ def _system_columns(name: str, spec: dict[str, Any]) -> dict[str, dict[str, Any]
             {
                 "subject": {"type": "String", "max_length": 400},
                 "description": {"type": "Memo", "max_length": 100000},
-                "regardingobjectid": {"type": "Lookup", "targets": _REGARDING_TARGETS},
+                "regardingobjectid": {
+                    "type": "Lookup",
+                    "targets": _REGARDING_TARGETS,
+                    "cascade_delete": True,
+                },
                 "scheduledstart": {"type": "DateTime"},
                 "scheduledend": {"type": "DateTime"},
                 "actualstart": {"type": "DateTime"},

@@ -240,6 +240,33 @@ class DataverseEmulator:
             caller,
             record_id=self.default_user_id,
         )
+        self._load_message_filters()
+
+    def _load_message_filters(self) -> None:
+        """sdkmessagefilters tell clients which tables support the bulk messages (bulk-operations.md)."""
+        message_table = self.schema.tables["sdkmessage"]
+        filter_table = self.schema.tables["sdkmessagefilter"]
+        for message in bulk.BULK_MESSAGES:
+            message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sdkmessage/{message}"))
+            row = self.records.create(message_table, {}, self._system_caller(), record_id=message_id)
+            self.store.put("sdkmessage", message_id, {**row, "name": message})
+            for table in self.schema.tables.values():
+                if not table.supports_bulk:
+                    continue
+                filter_id = str(
+                    uuid.uuid5(uuid.NAMESPACE_URL, f"sdkmessagefilter/{message}/{table.logical_name}")
+                )
+                row = self.records.create(filter_table, {}, self._system_caller(), record_id=filter_id)
+                self.store.put(
+                    "sdkmessagefilter",
+                    filter_id,
+                    {
+                        **row,
+                        "primaryobjecttypecode": table.logical_name,
+                        "_sdkmessageid_value": message_id,
+                        "_sdkmessageid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "sdkmessage",
+                    },
+                )
 
     def reset(self) -> None:
         """Empty every table (the default business unit and user come back), zero limits and statistics."""

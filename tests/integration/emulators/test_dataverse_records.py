@@ -257,18 +257,43 @@ def test_alternate_keys_address_and_protect_records(tmp_path) -> None:  # type: 
         )
 
 
-def test_delete_removes_the_record_and_clears_lookups_to_it(dv) -> None:  # type: ignore[no-untyped-def]
+def test_delete_cascades_like_the_default_relationships(dv) -> None:  # type: ignore[no-untyped-def]
+    """update-delete-entities-using-web-api.md#basic-delete and
+    configure-entity-relationship-cascading-behavior.md: contact.parentcustomerid and activity regarding are
+    parental (the children go), other lookups are cleared (Remove Link)."""
     account = _id(dv.post("accounts", json={"name": "Gone"}))
-    contact = _id(
+    child = _id(
         dv.post(
             "contacts",
-            json={"lastname": "Kept", "parentcustomerid_account@odata.bind": f"/accounts({account})"},
+            json={"lastname": "Child", "parentcustomerid_account@odata.bind": f"/accounts({account})"},
         )
+    )
+    task = _id(
+        dv.post(
+            "tasks", json={"subject": "T", "regardingobjectid_contact_task@odata.bind": f"/contacts({child})"}
+        )
+    )
+    primary = _id(dv.post("contacts", json={"lastname": "Primary"}))
+    other = _id(
+        dv.post("accounts", json={"name": "Stays", "primarycontactid@odata.bind": f"/contacts({primary})"})
     )
     assert dv.delete(f"accounts({account})", headers={"If-Match": "*"}).status_code == 204
     assert dv.get(f"accounts({account})").status_code == 404
-    assert dv.get(f"contacts({contact})").json()["_parentcustomerid_value"] is None
+    assert dv.get(f"contacts({child})").status_code == 404
+    assert dv.get(f"tasks({task})").status_code == 404
     assert dv.delete(f"accounts({account})").status_code == 404
+    assert dv.delete(f"contacts({primary})").status_code == 204
+    assert dv.get(f"accounts({other})").json()["_primarycontactid_value"] is None
+
+
+def test_bulk_support_is_discoverable_through_sdkmessagefilters(dv) -> None:  # type: ignore[no-untyped-def]
+    """bulk-operations.md: query sdkmessagefilters to learn whether a table supports CreateMultiple."""
+    query = (
+        "sdkmessagefilters?$select=primaryobjecttypecode"
+        "&$filter=sdkmessageid/name eq 'CreateMultiple' and primaryobjecttypecode eq '{}'"
+    )
+    assert len(dv.get(query.format("contact")).json()["value"]) == 1
+    assert dv.get(query.format("systemuser")).json()["value"] == []
 
 
 def test_activity_with_regarding_and_parties(dataverse: DataverseEmulator, dv) -> None:  # type: ignore[no-untyped-def]
