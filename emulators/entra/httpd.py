@@ -60,6 +60,8 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: App, context: ssl.SSLContext) -> None:
         self.app = app
         self.context = context
+        self.open_connections: set[Any] = set()
+        self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -72,7 +74,22 @@ class _Server(ThreadingHTTPServer):
             request.do_handshake()
         except (OSError, ssl.SSLError):
             return
-        super().finish_request(request, client_address)
+        with self.connections_lock:
+            self.open_connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self.connections_lock:
+                self.open_connections.discard(request)
+
+    def close_open_connections(self) -> None:
+        """Drop kept-alive client connections too, so a stopped stand-in is really unreachable."""
+        with self.connections_lock:
+            for conn in list(self.open_connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -134,5 +151,6 @@ class HttpsServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_open_connections()
         if self._thread:
             self._thread.join(timeout=5)

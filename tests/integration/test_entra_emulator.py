@@ -1,0 +1,157 @@
+"""The Entra ID stand-in speaks what real msal expects (and refuses what real Entra refuses)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import msal
+import pytest
+
+from emulators.entra import EntraEmulator
+from emulators.tls import trusting_session
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.support.identity"]
+SCOPE = "https://contoso.crm.dynamics.com/.default"
+REDIRECT = "https://app.local/cb"
+
+
+def app_for(entra: EntraEmulator, secret: str | None = None) -> msal.ConfidentialClientApplication:
+    return msal.ConfidentialClientApplication(
+        entra.client_id,
+        client_credential=secret or entra.client_secret,
+        authority=entra.authority,
+        instance_discovery=False,
+        http_client=trusting_session(),
+        token_cache=msal.SerializableTokenCache(),
+    )
+
+
+def sign_in(entra: EntraEmulator, app: msal.ConfidentialClientApplication) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    flow = app.initiate_auth_code_flow([SCOPE], redirect_uri=REDIRECT)
+    answer = trusting_session().get(flow["auth_uri"], allow_redirects=False, timeout=10)
+    assert answer.status_code == 302
+    return flow, {k: v[-1] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+
+
+def raw_refresh(entra: EntraEmulator, refresh_token: str):  # type: ignore[no-untyped-def]
+    return trusting_session().post(
+        f"{entra.authority}/oauth2/v2.0/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": entra.client_id,
+            "client_secret": entra.client_secret,
+            "scope": SCOPE,
+        },
+        timeout=10,
+    )
+
+
+def test_auth_code_flow_tokens_and_claims(entra: EntraEmulator) -> None:
+    app = app_for(entra)
+    flow, params = sign_in(entra, app)
+    result = app.acquire_token_by_auth_code_flow(flow, params)
+    assert "access_token" in result, result
+    claims = jwt.decode(
+        result["access_token"],
+        jwt.PyJWK(entra.public_jwk()).key,
+        algorithms=["RS256"],
+        audience="https://contoso.crm.dynamics.com",
+        issuer=entra.issuer,
+    )
+    assert claims["oid"] == entra.current_user.object_id
+    assert claims["exp"] - claims["iat"] == entra.access_token_lifetime
+    # msal sends the SHA-256 of its nonce and checks the id_token echoes it
+    assert result["id_token_claims"]["nonce"] == hashlib.sha256(flow["nonce"].encode()).hexdigest()
+    assert result["id_token_claims"]["preferred_username"] == entra.current_user.email
+    (account,) = app.get_accounts()
+    assert account["home_account_id"] == f"{entra.current_user.object_id}.{entra.tenant_id}"
+    jwks = trusting_session().get(f"{entra.authority}/discovery/v2.0/keys", timeout=10).json()
+    assert jwks["keys"][0]["kid"] == jwt.get_unverified_header(result["access_token"])["kid"]
+
+
+def test_codes_are_one_time_and_pkce_checked(entra: EntraEmulator) -> None:
+    app = app_for(entra)
+    flow, params = sign_in(entra, app)
+    assert "access_token" in app.acquire_token_by_auth_code_flow(dict(flow), params)
+    again = app_for(entra).acquire_token_by_auth_code_flow(dict(flow), params)
+    assert again["error"] == "invalid_grant" and 54005 in again["error_codes"]
+    flow, params = sign_in(entra, app)
+    wrong = app.acquire_token_by_auth_code_flow({**flow, "code_verifier": "y" * 43}, params)
+    assert wrong["error"] == "invalid_grant" and 501481 in wrong["error_codes"]
+
+
+def test_client_secret_checked(entra: EntraEmulator) -> None:
+    app = app_for(entra, secret="wrong")
+    flow, params = sign_in(entra, app)
+    result = app.acquire_token_by_auth_code_flow(flow, params)
+    assert result["error"] == "invalid_client"
+
+
+def test_refresh_rotates_and_old_token_dies(entra: EntraEmulator) -> None:
+    app = app_for(entra)
+    flow, params = sign_in(entra, app)
+    first = app.acquire_token_by_auth_code_flow(flow, params)
+    (account,) = app.get_accounts()
+    second = app.acquire_token_silent_with_error([SCOPE], account, force_refresh=True)
+    assert second["refresh_token"] != first["refresh_token"]
+    replay = raw_refresh(entra, first["refresh_token"])
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert raw_refresh(entra, second["refresh_token"]).status_code == 200
+
+
+def test_inactivity_on_the_advanceable_clock(entra: EntraEmulator) -> None:
+    app = app_for(entra)
+    flow, params = sign_in(entra, app)
+    app.acquire_token_by_auth_code_flow(flow, params)
+    (account,) = app.get_accounts()
+    entra.advance_clock(entra.refresh_token_inactivity + 60)
+    result = app.acquire_token_silent_with_error([SCOPE], account, force_refresh=True)
+    assert result["error"] == "invalid_grant" and result["error_codes"] == [700082]
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "code"),
+    [("revoked", "invalid_grant", 50173), ("interaction_required", "interaction_required", 50076)],
+)
+def test_scripted_grant_failures(entra: EntraEmulator, kind: str, error: str, code: int) -> None:
+    app = app_for(entra)
+    flow, params = sign_in(entra, app)
+    app.acquire_token_by_auth_code_flow(flow, params)
+    (account,) = app.get_accounts()
+    entra.set_fault(kind, count=1)
+    result = app.acquire_token_silent_with_error([SCOPE], account, force_refresh=True)
+    assert result["error"] == error and result["error_codes"] == [code]
+
+
+def test_server_error_and_slow_answers(entra: EntraEmulator) -> None:
+    app = app_for(entra)
+    flow, params = sign_in(entra, app)
+    app.acquire_token_by_auth_code_flow(flow, params)
+    (account,) = app.get_accounts()
+    entra.set_fault("server_error", count=1, status=503)
+    with pytest.raises(msal.exceptions.MsalServiceError):
+        app.acquire_token_silent_with_error([SCOPE], account, force_refresh=True)
+    entra.set_fault("slow", count=1, delay=0.6)
+    started = time.monotonic()
+    rt = next(iter(app.token_cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN)))["secret"]
+    answer = raw_refresh(entra, rt)
+    assert time.monotonic() - started >= 0.6 and "access_token" in answer.json()
+
+
+def test_control_api_over_http(entra: EntraEmulator) -> None:
+    session = trusting_session()
+    user = session.post(
+        f"{entra.base_url}/_emulator/users", json={"email": "b@contoso.example"}, timeout=5
+    ).json()
+    assert entra.current_user.object_id == user["objectId"]
+    assert (
+        session.post(f"{entra.base_url}/_emulator/faults", json={"kind": "nope"}, timeout=5).status_code
+        == 400
+    )
+    stats = session.get(f"{entra.base_url}/_emulator/stats", timeout=5).json()
+    assert stats["refreshToken"] == 0 and stats["activeRefreshTokens"] == 0
