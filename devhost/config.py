@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -10,6 +11,8 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("devhost")
 
 _TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d+)?)$")
 _SETTING_REF = re.compile(r"%([^%]+)%")
@@ -121,13 +124,7 @@ def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
-def load_local_settings(path: Path, example: Path | None = None) -> dict[str, str]:
-    """The "Values" of local.settings.json, creating the file from the example when it is missing."""
-    if not path.exists():
-        example = example or path.with_name(path.name + ".example")
-        if not example.is_file():
-            return {}
-        shutil.copyfile(example, path)
+def _values(path: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -136,6 +133,31 @@ def load_local_settings(path: Path, example: Path | None = None) -> dict[str, st
         raise HostConfigError(f"{path} is encrypted (IsEncrypted=true); the devhost reads plain values only")
     values = data.get("Values") or {}
     return {str(k): "" if v is None else str(v) for k, v in values.items()}
+
+
+def load_local_settings(path: Path, example: Path | None = None) -> dict[str, str]:
+    """The "Values" of local.settings.json, creating the file from the example when it is missing.
+
+    A local.settings.json made from an older example lacks the settings added since: those are taken
+    from the example (and named in a warning), so a stale copy does not stop the app from starting.
+    """
+    example = example or path.with_name(path.name + ".example")
+    if not path.exists():
+        if not example.is_file():
+            return {}
+        shutil.copyfile(example, path)
+    values = _values(path)
+    if example.is_file():
+        missing = {k: v for k, v in _values(example).items() if k not in values}
+        if missing:
+            log.warning(
+                "%s lacks %s (taken from %s); copy them over to change them",
+                path.name,
+                ", ".join(sorted(missing)),
+                example.name,
+            )
+            values.update(missing)
+    return values
 
 
 def apply_settings(
