@@ -929,6 +929,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "DataverseEmulator/1.0"
     disable_nagle_algorithm = True  # headers and body leave in one segment; no 40 ms delayed-ACK stalls
     emulator: DataverseEmulator
+    raw_requestline: bytes
+    _headers_buffer: list[bytes]
     fast_headers: dict[str, str] = {}  # noqa: RUF012 - replaced per request by parse_request
 
     def setup(self) -> None:
