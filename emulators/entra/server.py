@@ -13,6 +13,7 @@ Control API (no auth; loopback only):
   POST /_emulator/faults {"kind": inactivity|revoked|interaction_required|server_error|consent_required|slow,
                           "count": n|null, "status": 503, "delaySeconds": s}   · DELETE /_emulator/faults
   POST /_emulator/config {"accessTokenLifetime": s, "refreshTokenInactivity": s}
+  POST /_emulator/grants {"count": n, "scope": s} → {"refreshTokens": [...]} (benchmarks: no browser)
 Refresh tokens unused for longer than ``refresh_token_inactivity`` (on the advanceable clock) fail with
 AADSTS700082 by themselves.
 """
@@ -528,6 +529,10 @@ class EntraEmulator:
         if path == "faults" and req.method == "DELETE":
             self.clear_faults()
             return Reply.json({"ok": True})
+        if path == "grants" and req.method == "POST":  # benchmarks: live refresh tokens without a browser
+            count = max(0, min(int(data.get("count", 1)), 100_000))
+            scope = str(data.get("scope", ""))
+            return Reply.json({"refreshTokens": [self.mint_refresh_token(scope=scope) for _ in range(count)]})
         if path == "config" and req.method == "POST":
             if "accessTokenLifetime" in data:
                 self.access_token_lifetime = int(data["accessTokenLifetime"])
