@@ -5,6 +5,8 @@ import azure.functions as func
 from core.entrypoints import (
     config_api,
     connection_api,
+    export_queue,
+    exports_api,
     integrations_api,
     meta_api,
     notifications_api,
@@ -19,3 +21,5 @@ app.register_functions(config_api.bp)
 app.register_functions(connection_api.bp)
 app.register_functions(notifications_api.bp)
 app.register_functions(token_timer.bp)
+app.register_functions(exports_api.bp)
+app.register_functions(export_queue.bp)

@@ -104,6 +104,22 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "The timer refreshes access tokens expiring within this many minutes.",
     ),
     SettingSpec("TOKEN_REFRESH_CONCURRENCY", "8", "Workspaces refreshed in parallel by one timer run."),
+    SettingSpec(
+        "DYNAMICS_MAX_CONCURRENCY",
+        "16",
+        "Most parallel Dataverse requests one instance makes for a workspace (lowered at once by 429s).",
+    ),
+    SettingSpec(
+        "EXPORT_CHUNK_SIZE",
+        "500",
+        "Records per export chunk (one queue message; the unit of retry and checkpointing).",
+    ),
+    SettingSpec(
+        "EXPORT_MAX_ATTEMPTS",
+        "5",
+        "Deliveries of an export chunk before it fails with its reason (keep equal to host.json "
+        "extensions.queues.maxDequeueCount).",
+    ),
 )
 
 _SPECS_BY_NAME = {spec.name: spec for spec in SETTING_SPECS}

@@ -59,6 +59,20 @@ def encode_message(payload: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class StoreNames:
+    """Where a kind of job lives; activities reuse the same layout under their own names."""
+
+    jobs_table: str = JOBS_TABLE
+    chunks_table: str = CHUNKS_TABLE
+    records_table: str = RECORDS_TABLE
+    container: str = STAGING_CONTAINER
+    queue: str = EXPORT_QUEUE
+
+
+EXPORT_NAMES = StoreNames()
+
+
+@dataclass(frozen=True)
 class JobRow:
     workspace_id: str
     job_id: str
@@ -85,7 +99,9 @@ class ExportStore:
         tables: TableServiceClient,
         blobs: BlobServiceClient,
         queues: QueueServiceClient,
+        names: StoreNames = EXPORT_NAMES,
     ) -> None:
+        self.names = names
         self._tables = tables
         self._blobs = blobs
         self._queues = queues
@@ -95,16 +111,16 @@ class ExportStore:
     def ensure_ready(self) -> None:
         if self._ready:
             return
-        for name in (JOBS_TABLE, CHUNKS_TABLE, RECORDS_TABLE):
+        for name in (self.names.jobs_table, self.names.chunks_table, self.names.records_table):
             try:
                 self._tables.create_table(name)
             except ResourceExistsError:
                 pass
         try:
-            self._blobs.create_container(STAGING_CONTAINER)
+            self._blobs.create_container(self.names.container)
         except ResourceExistsError:
             pass
-        for queue in (EXPORT_QUEUE, f"{EXPORT_QUEUE}-poison"):
+        for queue in (self.names.queue, f"{self.names.queue}-poison"):
             try:
                 self._queues.create_queue(queue)
             except ResourceExistsError:
@@ -113,7 +129,7 @@ class ExportStore:
 
     # -- staging --------------------------------------------------------------------------------
     def _blob(self, workspace_id: str, job_id: str, name: str):  # type: ignore[no-untyped-def]
-        return self._blobs.get_blob_client(STAGING_CONTAINER, f"{workspace_id}/{job_id}/{name}")
+        return self._blobs.get_blob_client(self.names.container, f"{workspace_id}/{job_id}/{name}")
 
     def stage_request(self, workspace_id: str, job_id: str, request: Mapping[str, Any]) -> None:
         self._blob(workspace_id, job_id, "request.json").upload_blob(
@@ -137,7 +153,7 @@ class ExportStore:
 
     # -- jobs -----------------------------------------------------------------------------------
     def create_job(self, job: JobRow) -> None:
-        self._tables.get_table_client(JOBS_TABLE).create_entity(
+        self._tables.get_table_client(self.names.jobs_table).create_entity(
             {
                 "PartitionKey": job.workspace_id,
                 "RowKey": job.job_id,
@@ -154,18 +170,18 @@ class ExportStore:
 
     def get_job(self, workspace_id: str, job_id: str) -> JobRow | None:
         try:
-            row = self._tables.get_table_client(JOBS_TABLE).get_entity(workspace_id, job_id)
+            row = self._tables.get_table_client(self.names.jobs_table).get_entity(workspace_id, job_id)
         except ResourceNotFoundError:
             return None
         return _job_from_row(row)
 
     def set_job_error(self, workspace_id: str, job_id: str, error: str) -> None:
-        self._tables.get_table_client(JOBS_TABLE).update_entity(
+        self._tables.get_table_client(self.names.jobs_table).update_entity(
             {"PartitionKey": workspace_id, "RowKey": job_id, "error": error}, mode=UpdateMode.MERGE
         )
 
     def list_jobs(self, workspace_id: str, limit: int = 100) -> list[JobRow]:
-        table = self._tables.get_table_client(JOBS_TABLE)
+        table = self._tables.get_table_client(self.names.jobs_table)
         rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": workspace_id})
         jobs = [_job_from_row(r) for r in rows]
         jobs.sort(key=lambda j: j.created_at, reverse=True)
@@ -180,7 +196,7 @@ class ExportStore:
             "updatedAt": _now(),
         }
         entity.update(extra)
-        self._tables.get_table_client(CHUNKS_TABLE).upsert_entity(entity, mode=UpdateMode.MERGE)
+        self._tables.get_table_client(self.names.chunks_table).upsert_entity(entity, mode=UpdateMode.MERGE)
 
     def finish_chunk(
         self,
@@ -199,7 +215,7 @@ class ExportStore:
 
     def get_chunk(self, workspace_id: str, job_id: str, index: int) -> ChunkStatus | None:
         try:
-            row = self._tables.get_table_client(CHUNKS_TABLE).get_entity(
+            row = self._tables.get_table_client(self.names.chunks_table).get_entity(
                 _job_partition(workspace_id, job_id), f"{index:06d}"
             )
         except ResourceNotFoundError:
@@ -207,14 +223,14 @@ class ExportStore:
         return _chunk_from_row(row)
 
     def list_chunks(self, workspace_id: str, job_id: str) -> list[ChunkStatus]:
-        rows = self._tables.get_table_client(CHUNKS_TABLE).query_entities(
+        rows = self._tables.get_table_client(self.names.chunks_table).query_entities(
             "PartitionKey eq @pk", parameters={"pk": _job_partition(workspace_id, job_id)}
         )
         return sorted((_chunk_from_row(r) for r in rows), key=lambda c: c.index)
 
     # -- records --------------------------------------------------------------------------------
     def save_outcomes(self, workspace_id: str, job_id: str, outcomes: Iterable[RecordOutcome]) -> None:
-        table = self._tables.get_table_client(RECORDS_TABLE)
+        table = self._tables.get_table_client(self.names.records_table)
         partition = _job_partition(workspace_id, job_id)
         batch: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         batch_bytes = 0
@@ -237,7 +253,7 @@ class ExportStore:
             table.submit_transaction(batch)
 
     def iter_outcomes(self, workspace_id: str, job_id: str) -> Iterator[dict[str, Any]]:
-        rows = self._tables.get_table_client(RECORDS_TABLE).query_entities(
+        rows = self._tables.get_table_client(self.names.records_table).query_entities(
             "PartitionKey eq @pk", parameters={"pk": _job_partition(workspace_id, job_id)}
         )
         for row in rows:
@@ -261,7 +277,7 @@ class ExportStore:
         if action:
             flt += " and action eq @action"
             params["action"] = action
-        rows = self._tables.get_table_client(RECORDS_TABLE).query_entities(
+        rows = self._tables.get_table_client(self.names.records_table).query_entities(
             flt, parameters=params, results_per_page=limit
         )
         page: list[dict[str, Any]] = []
@@ -275,7 +291,7 @@ class ExportStore:
 
     # -- queue ----------------------------------------------------------------------------------
     def enqueue_chunks(self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int]) -> None:
-        queue = self._queues.get_queue_client(EXPORT_QUEUE)
+        queue = self._queues.get_queue_client(self.names.queue)
         for index in chunk_indexes:
             queue.send_message(encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}))
 

@@ -9,12 +9,14 @@ then the job row, then chunk rows, then messages — a message never points at s
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from core.adapters.export_store import ExportStore, JobRow
+from core.adapters.queues import queue_service
 from core.domain.caller import Caller
 from core.domain.catalog import PlatformField
 from core.domain.config import DynamicsConfig, ManualExportMapping
@@ -31,6 +33,7 @@ from core.domain.export_job import (
 )
 from core.domain.export_request import ExportRequest, ExportTrigger, validate_records
 from core.domain.values import check_value
+from core.settings import Settings, get_settings
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
 
@@ -55,7 +58,7 @@ class ExportService:
     def __init__(
         self,
         store: ExportStore,
-        load_config: Callable[[str], DynamicsConfig],
+        load_config: Callable[[Caller], DynamicsConfig],
         custom_fields: Callable[[str], Iterable[PlatformField]] = lambda _ws: (),
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
@@ -68,7 +71,7 @@ class ExportService:
         self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
     ) -> SubmitResult:
         self._store.ensure_ready()
-        config = self._load_config(caller.workspace_id)
+        config = self._load_config(caller)
         self._check_manual_values(request, config)
         if idempotency_key:
             job_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller.workspace_id}\x1f{idempotency_key}"))
@@ -226,3 +229,32 @@ class ExportService:
             self._store.enqueue_chunks(workspace_id, job.job_id, paused)
             resumed += len(paused)
         return resumed
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_cached: tuple[Settings, ExportService] | None = None
+
+
+def build_export_store(settings: Settings) -> ExportStore:
+    from core.adapters.tables import Storage
+
+    storage = Storage.from_settings(settings)
+    return ExportStore(storage.table_service, storage.blob_service, queue_service(settings))
+
+
+def get_export_service() -> ExportService:
+    from core.services.config_service import get_config_service
+
+    global _cached
+    settings = get_settings()
+    with _lock:
+        if _cached is None or _cached[0] is not settings:
+            service = ExportService(
+                build_export_store(settings),
+                lambda caller: get_config_service().get(caller).config,
+                chunk_size=settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
+            )
+            _cached = (settings, service)
+        return _cached[1]

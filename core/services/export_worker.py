@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,11 +69,12 @@ from core.domain.matching import (
     rule_for,
 )
 from core.domain.normalize import normalize_company_name, registrable_domain
+from core.services.metadata_cache import MetadataCache, shared_metadata_cache
+from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 PRIVILEGE_DENIED = "0x80040220"
-METADATA_TTL_S = 600.0
 MAX_BATCH_OPERATIONS = 1000
 
 ClientFactory = Callable[[str], tuple[DataverseClient, DynamicsConnection]]
@@ -95,33 +95,6 @@ class ChunkMessage:
         if not isinstance(workspace_id, str) or not isinstance(job_id, str) or not isinstance(chunk, int):
             raise ValueError("export message needs workspaceId, jobId and chunk")
         return cls(workspace_id, job_id, chunk)
-
-
-class MetadataCache:
-    """Column metadata per (environment, table), refreshed every ``ttl`` seconds (process-wide)."""
-
-    def __init__(self, ttl: float = METADATA_TTL_S) -> None:
-        self._ttl = ttl
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str], tuple[float, dict[str, DynamicsColumn]]] = {}
-
-    def columns(self, client: DataverseClient, table: str) -> dict[str, DynamicsColumn]:
-        key = (client.environment_url, table)
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry and time.monotonic() - entry[0] < self._ttl:
-            return entry[1]
-        columns = {
-            row["LogicalName"]: DynamicsColumn.from_metadata(row) for row in client.attribute_rows(table)
-        }
-        with self._lock:
-            self._entries[key] = (time.monotonic(), columns)
-        return columns
-
-    def invalidate(self, environment_url: str) -> None:
-        with self._lock:
-            for key in [k for k in self._entries if k[0] == environment_url]:
-                del self._entries[key]
 
 
 @dataclass
@@ -153,7 +126,7 @@ class ExportWorker:
         self._store = store
         self._client_for = client_for
         self._max_attempts = max_attempts
-        self._metadata = metadata or MetadataCache()
+        self._metadata = metadata or shared_metadata_cache()
 
     def handle(self, message: ChunkMessage, dequeue_count: int = 1) -> ChunkState:
         """Process one chunk; returns its final state. Raises to have the queue retry it."""
@@ -779,3 +752,26 @@ def _record_level(exc: DataverseError) -> bool:
 
 
 ENTITY_SETS = {"contact": "contacts", "account": "accounts"}
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+
+_worker_lock = threading.Lock()
+_worker: tuple[Settings, ExportWorker] | None = None
+
+
+def get_export_worker() -> ExportWorker:
+    from core.services.dynamics_access import get_dynamics_access
+    from core.services.export_service import build_export_store
+
+    global _worker
+    settings = get_settings()
+    with _worker_lock:
+        if _worker is None or _worker[0] is not settings:
+            worker = ExportWorker(
+                build_export_store(settings),
+                lambda workspace_id: get_dynamics_access().client_for(workspace_id),
+                max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
+            )
+            _worker = (settings, worker)
+        return _worker[1]

@@ -32,7 +32,7 @@ def service(storage_connection_string: str) -> ExportService:
         BlobServiceClient.from_connection_string(storage_connection_string),
         QueueServiceClient.from_connection_string(storage_connection_string),
     )
-    return ExportService(store, lambda _ws: _config(), chunk_size=2)
+    return ExportService(store, lambda _caller: _config(), chunk_size=2)
 
 
 def _request(**kw: object) -> ExportRequest:

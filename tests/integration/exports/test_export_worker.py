@@ -132,7 +132,7 @@ def env(emulator: DataverseEmulator, storage_connection_string: str) -> Env:
     who = client.who_am_i()
     connection = DynamicsConnection(WS, emulator.url, "integration@contoso.com", who.user_id)
     worker = ExportWorker(store, lambda _ws: (client, connection))
-    service = ExportService(store, lambda _ws: CONFIG, chunk_size=3)
+    service = ExportService(store, lambda _caller: CONFIG, chunk_size=3)
     return Env(emulator, service, worker, queues)
 
 

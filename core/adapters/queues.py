@@ -1,0 +1,22 @@
+"""Queue Storage client from the one settings loader (same account as tables and blobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.storage.queue import QueueServiceClient
+
+from core.adapters.tables import connection_string
+from core.settings import Settings
+
+
+def queue_service(settings: Settings) -> QueueServiceClient:
+    """Producers here send base64 text themselves (host.json ``messageEncoding: base64``)."""
+    conn = connection_string(settings)
+    if conn is not None:
+        return QueueServiceClient.from_connection_string(conn)
+    from azure.identity import DefaultAzureCredential
+
+    account = settings.require("AzureWebJobsStorage__accountName")
+    credential: Any = DefaultAzureCredential()
+    return QueueServiceClient(f"https://{account}.queue.core.windows.net", credential=credential)

@@ -1,0 +1,34 @@
+"""Queue triggers of exports: one message = one chunk; the poison queue fails the chunk with its reason."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from core.adapters.export_store import EXPORT_QUEUE
+from core.services.export_worker import ChunkMessage, get_export_worker
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=EXPORT_QUEUE, connection="AzureWebJobsStorage")
+def export_chunk(msg: func.QueueMessage) -> None:
+    try:
+        message = ChunkMessage.parse(msg.get_body())
+    except ValueError:
+        log.error("export message %s is malformed and was dropped", msg.id)
+        return
+    dequeue_count = getattr(msg, "dequeue_count", None) or 1
+    get_export_worker().handle(message, dequeue_count)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=f"{EXPORT_QUEUE}-poison", connection="AzureWebJobsStorage")
+def export_chunk_poison(msg: func.QueueMessage) -> None:
+    try:
+        message = ChunkMessage.parse(msg.get_body())
+    except ValueError:
+        log.error("poison export message %s is malformed and was dropped", msg.id)
+        return
+    get_export_worker().fail_poisoned(message, "the chunk could not be processed after repeated attempts")

@@ -1,0 +1,135 @@
+"""Exports of contacts and companies into Dynamics.
+
+- ``POST /api/dynamics/exports``                   submit (202 + job id); optional ``Idempotency-Key``
+- ``GET  /api/dynamics/exports``                   the workspace's jobs, newest first
+- ``GET  /api/dynamics/exports/{jobId}``           state, counts, progress
+- ``GET  /api/dynamics/exports/{jobId}/records``   per-record results (``status``, ``cursor``, ``limit``)
+
+Any workspace member may export (the exporting user decides the owner, step 4); the workspace and user
+come from the caller's token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+from pydantic import BaseModel, Field
+
+from core import openapi
+from core.domain.caller import Caller
+from core.domain.export_job import RecordAction
+from core.domain.export_request import ExportRequest
+from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
+from core.services.export_service import InvalidExport, get_export_service
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+# 100,000 records of a few hundred bytes each; larger lists are split by the platform.
+MAX_EXPORT_BYTES = 64 * 1024 * 1024
+MAX_IDEMPOTENCY_KEY = 200
+TAG = ("Exports",)
+
+
+class ExportAccepted(BaseModel):
+    jobId: str
+    accepted: int = Field(description="records staged for export")
+    invalid: int = Field(description="records refused before sending (see the job's records)")
+    statusUrl: str
+
+
+def _job_id(req: func.HttpRequest) -> str:
+    job_id = str(req.route_params.get("jobId", ""))
+    if not (0 < len(job_id) <= 64) or not all(c.isalnum() or c == "-" for c in job_id):
+        raise HttpProblem(404, "Not found", "no such export job")
+    return job_id
+
+
+@bp.route(route="dynamics/exports", methods=["POST"])
+@authenticated()
+def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    request = read_model(req, ExportRequest, MAX_EXPORT_BYTES)
+    key = req.headers.get("idempotency-key")
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+        raise HttpProblem(
+            400, "Invalid header", f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters"
+        )
+    try:
+        result = get_export_service().submit(caller, request, idempotency_key=key)
+    except InvalidExport as exc:
+        errors = [p.as_json() for p in exc.problems]
+        raise HttpProblem(400, "Invalid export request", f"{len(errors)} problem(s)", errors=errors) from None
+    status_url = f"/api/dynamics/exports/{result.job_id}"
+    body = ExportAccepted(
+        jobId=result.job_id, accepted=result.accepted, invalid=result.invalid, statusUrl=status_url
+    )
+    return json_response(body.model_dump(), status=202, headers={"Location": status_url})
+
+
+@bp.route(route="dynamics/exports", methods=["GET"])
+@authenticated()
+def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return json_response({"jobs": get_export_service().list_jobs(caller.workspace_id)})
+
+
+@bp.route(route="dynamics/exports/{jobId}", methods=["GET"])
+@authenticated()
+def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    status = get_export_service().status(caller.workspace_id, _job_id(req))
+    if status is None:
+        raise HttpProblem(404, "Not found", "no such export job in this workspace")
+    return json_response(status, headers={"Cache-Control": "no-store"})
+
+
+@bp.route(route="dynamics/exports/{jobId}/records", methods=["GET"])
+@authenticated()
+def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    status = req.params.get("status") or None
+    allowed = {a.value for a in RecordAction}
+    if status is not None and status not in allowed:
+        raise HttpProblem(
+            400,
+            "Invalid query",
+            f"status must be one of {', '.join(sorted(allowed))}",
+            errors=[{"pointer": "/status", "message": "unknown status"}],
+        )
+    cursor = req.params.get("cursor") or None
+    if cursor is not None and not (cursor.isdigit() and len(cursor) <= 9):
+        raise HttpProblem(400, "Invalid query", "cursor is not one this API returned")
+    raw_limit = req.params.get("limit", "100")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+        raise HttpProblem(400, "Invalid query", "limit must be a whole number from 1 to 1000")
+    page = get_export_service().records(caller.workspace_id, _job_id(req), status, cursor, int(raw_limit))
+    if page is None:
+        raise HttpProblem(404, "Not found", "no such export job in this workspace")
+    return json_response(page)
+
+
+_STATUS_SCHEMA: dict[str, Any] = {"type": "object", "description": "state, counts, progress, errors"}
+openapi.register(
+    "POST",
+    "/api/dynamics/exports",
+    "Export contacts or companies into Dynamics",
+    request=ExportRequest,
+    response=ExportAccepted,
+    status=202,
+    problems=(400, 401, 413, 415),
+    tags=TAG,
+)
+openapi.register("GET", "/api/dynamics/exports", "List export jobs", response=_STATUS_SCHEMA, tags=TAG)
+openapi.register(
+    "GET",
+    "/api/dynamics/exports/{jobId}",
+    "Export job status",
+    response=_STATUS_SCHEMA,
+    problems=(404,),
+    tags=TAG,
+)
+openapi.register(
+    "GET",
+    "/api/dynamics/exports/{jobId}/records",
+    "Per-record results of an export",
+    response={"type": "object", "description": "records and nextCursor"},
+    problems=(400, 404),
+    tags=TAG,
+)

@@ -1,0 +1,77 @@
+"""A Dataverse client for a workspace's Dynamics connection (one per workspace and environment, reused).
+
+Exports, activities, the fields endpoint and metadata checks all reach Dynamics through here, so every
+call shares the workspace's adaptive concurrency and the token provider of the connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+import requests
+
+from core.adapters.dataverse.client import DataverseClient, token_source_for
+from core.domain.connection import DynamicsConnection, NotConnected
+from core.settings import get_settings
+
+
+class WorkspaceTokens(Protocol):
+    def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str: ...
+
+    def connection(self, workspace_id: str) -> DynamicsConnection | None: ...
+
+
+class DynamicsAccess:
+    def __init__(
+        self,
+        tokens: WorkspaceTokens,
+        *,
+        session_factory: Callable[[], requests.Session] = requests.Session,
+        max_concurrency: int = 16,
+    ) -> None:
+        self._tokens = tokens
+        self._session_factory = session_factory
+        self._max_concurrency = max_concurrency
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str], DataverseClient] = {}
+
+    def connection(self, workspace_id: str) -> DynamicsConnection:
+        connection = self._tokens.connection(workspace_id)
+        if connection is None:
+            raise NotConnected(workspace_id)
+        return connection
+
+    def client_for(self, workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
+        """The workspace's client and connection; ``NotConnected`` when there is none."""
+        connection = self.connection(workspace_id)
+        key = (workspace_id, connection.environment_url.rstrip("/").lower())
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = DataverseClient(
+                    connection.environment_url,
+                    token_source_for(self._tokens, workspace_id),
+                    session=self._session_factory(),
+                    max_concurrency=self._max_concurrency,
+                )
+                self._clients[key] = client
+        return client, connection
+
+
+_lock = threading.Lock()
+_cached: tuple[object, DynamicsAccess] | None = None
+
+
+def get_dynamics_access() -> DynamicsAccess:
+    """Process-wide access built on the connection components of the current settings."""
+    from core.services.connection_service import get_components
+
+    global _cached
+    components = get_components()
+    with _lock:
+        if _cached is None or _cached[0] is not components:
+            concurrency = get_settings().get_int("DYNAMICS_MAX_CONCURRENCY") or 16
+            _cached = (components, DynamicsAccess(components.tokens, max_concurrency=concurrency))
+        return _cached[1]
