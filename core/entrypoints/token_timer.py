@@ -1,5 +1,9 @@
-"""Timer: refresh Dynamics tokens that are due (schedule from app setting ``TOKEN_REFRESH_SCHEDULE``,
-default ``0 */15 * * * *``; the binding expression needs the setting present in the app settings)."""
+"""Timer: refresh Dynamics tokens that are due.
+
+Schedule: the app setting ``TOKEN_REFRESH_SCHEDULE`` (binding expression ``%TOKEN_REFRESH_SCHEDULE%``) when
+it is set; otherwise its declared default ``0 */15 * * * *`` literally, because a binding expression naming
+an unset setting stops the host from starting.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,28 @@ import logging
 import azure.functions as func
 
 from core.services.connection_service import get_components
+from core.settings import SETTING_SPECS, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-
-@bp.timer_trigger(
-    arg_name="timer", schedule="%TOKEN_REFRESH_SCHEDULE%", run_on_startup=False, use_monitor=True
+_DEFAULT_SCHEDULE = (
+    next(s.default for s in SETTING_SPECS if s.name == "TOKEN_REFRESH_SCHEDULE") or "0 */15 * * * *"
 )
+SCHEDULE = (
+    "%TOKEN_REFRESH_SCHEDULE%" if load_settings().values.get("TOKEN_REFRESH_SCHEDULE") else _DEFAULT_SCHEDULE
+)
+
+
+@bp.timer_trigger(arg_name="timer", schedule=SCHEDULE, run_on_startup=False, use_monitor=True)
 def token_refresh_timer(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.info("token refresh timer is past due; running now")
-    report = get_components().refresher.run()
+    try:
+        components = get_components()
+    except SettingsError as exc:  # the integration is not configured on this deployment
+        log.warning("token refresh skipped: %s", exc)
+        return
+    report = components.refresher.run()
     log.info("token refresh: %s", report.as_dict())
