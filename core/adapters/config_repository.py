@@ -52,6 +52,7 @@ class StoredConfig:
     saved_at: dt.datetime
     saved_by: str
     etag: str  # storage ETag of the ``current`` entity (internal; not the HTTP ETag)
+    blob: str | None = None  # staged document, when too large for the entity
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class ConfigRepository:
                 saved_at=_as_datetime(entity["savedAt"]),
                 saved_by=str(entity["savedBy"]),
                 etag=str(entity.metadata["etag"]),
+                blob=str(entity.get("blob") or "") or None,
             )
         raise ConfigConflict(None)
 
@@ -174,21 +176,11 @@ class ConfigRepository:
             self._delete_blob(blob_name)
             stored = self.load(workspace_id)
             raise ConfigConflict(stored.version if stored else None) from exc
-        if previous is not None:
-            self._delete_previous_blob(pk)
-        return StoredConfig(document, version, now, saved_by, str(result[0].get("etag", "")))
-
-    def _delete_previous_blob(self, pk: str) -> None:
-        """Blobs of replaced versions are garbage once the new entity is in place (best effort)."""
-        try:
-            entity = self._table.get_entity(pk, CURRENT)
-            keep = entity.get("blob")
-            container = self._storage.container(CONTAINER)
-            for blob in container.list_blobs(name_starts_with=f"{pk}/"):
-                if blob.name != keep:
-                    self._delete_blob(blob.name)
-        except ResourceNotFoundError:
-            return
+        if previous is not None and previous.blob:
+            # The replaced version's blob is garbage once the new entity is in place (best effort; a
+            # reader that still holds the old entity re-reads it, see ``load``).
+            self._delete_blob(previous.blob)
+        return StoredConfig(document, version, now, saved_by, str(result[0].get("etag", "")), blob_name)
 
     def _delete_blob(self, name: str | None) -> None:
         if name is None:
