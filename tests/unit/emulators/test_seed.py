@@ -117,9 +117,10 @@ def test_output_does_not_depend_on_hash_randomisation() -> None:
 
 
 def test_default_generation_is_fast() -> None:
-    started = time.perf_counter()
+    # CPU time, not wall time: the machine is shared and a loaded run should not fail this
+    started = time.process_time()
     generate_seed(SeedSpec())
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
 
 
 def test_keys_are_unique_guids_and_every_bind_points_to_an_earlier_record(seed: Seed) -> None:
