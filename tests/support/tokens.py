@@ -19,9 +19,14 @@ ISSUER = "https://platform.local"
 DEV_SECRET = "test-only-dev-secret-0123456789abcdef"
 
 
-@lru_cache(maxsize=2)
-def rsa_key(name: str = "platform") -> rsa.RSAPrivateKey:
+@lru_cache(maxsize=4)
+def _rsa_key(name: str) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def rsa_key(name: str = "platform") -> rsa.RSAPrivateKey:
+    """One key pair per name for the whole test process."""
+    return _rsa_key(name)
 
 
 def public_pem(name: str = "platform") -> str:
