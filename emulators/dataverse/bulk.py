@@ -38,10 +38,12 @@ def execute(
 ) -> tuple[int, dict[str, Any] | None, int]:
     """Run a bulk message; returns (status, JSON body or None, number of targets)."""
     if not table.supports_bulk:
+        # *code unconfirmed*; the message is the platform's MessageProcessor wording.
         raise errors.ODataError(
             400,
-            "0x80040203",
-            f"The '{message}' message is not supported for the entity '{table.logical_name}'.",
+            "0x80040800",
+            f"The '{message}' method does not support entities of type '{table.logical_name}'. "
+            "MessageProcessorCache returned MessageProcessor.Empty.",
         )
     targets = targets_of(table, message, body)
     with service.store.transaction():

@@ -471,6 +471,27 @@ class RecordService:
         row[f"_{column}_value"] = value
         row[f"_{column}_value{LOOKUP_ANNOTATION}"] = target if value else None
 
+    def _check_status(
+        self, table: Table, row: dict[str, Any], changes: Mapping[str, Any], record_id: str
+    ) -> None:
+        """statuscode must belong to statecode; a new statecode alone brings its default statuscode."""
+        state_column, status_column = table.columns.get("statecode"), table.columns.get("statuscode")
+        if state_column is None or status_column is None:
+            return
+        state = row.get("statecode")
+        if "statecode" in changes and "statuscode" not in changes:
+            row["statuscode"] = next((o.value for o in status_column.options if o.state == state), None)
+            return
+        status = row.get("statuscode")
+        option = next((o for o in status_column.options if o.value == status), None)
+        if option is not None and option.state is not None and option.state != state:
+            label = next((o.label for o in state_column.options if o.value == state), str(state))
+            type_name = table.logical_name[:1].upper() + table.logical_name[1:]
+            raise errors.invalid_argument(
+                f"{status} is not a valid status code for state code {type_name}State.{label} on "
+                f"{table.logical_name} with Id {record_id}."
+            )
+
     def _check_required(self, table: Table, row: Mapping[str, Any]) -> None:
         for column in self._required[table.logical_name]:
             if row.get(column.value_name) in (None, ""):
@@ -502,6 +523,7 @@ class RecordService:
             row.update(changes)
             row.update(key_values or {})
             row[table.primary_id] = record_id
+            self._check_status(table, row, changes, record_id)
             self._apply_system(table, row, caller, creating=True)
             self._check_required(table, row)
             self._check_keys(table, row, record_id)
@@ -536,6 +558,7 @@ class RecordService:
             changes, parties = self._changes(table, payload, creating=False)
             row = dict(existing)
             row.update(changes)
+            self._check_status(table, row, changes, record_id)
             self._apply_system(table, row, caller, creating=False)
             self._check_keys(table, row, record_id)
             self.store.put(table.logical_name, record_id, row)

@@ -199,9 +199,14 @@ def _column(table: str, name: str, spec: dict[str, Any], *, custom: bool) -> Col
     )
 
 
-_STATE = {"type": "State", "access": "rw", "options": [[0, "Active"], [1, "Inactive"]], "default": 0}
+_STATE = {"type": "State", "access": "update", "options": [[0, "Active"], [1, "Inactive"]], "default": 0}
 _STATUS = {"type": "Status", "options": [[1, "Active", 0], [2, "Inactive", 1]], "default": 1}
-_ACTIVITY_STATE = {"type": "State", "options": [[0, "Open"], [1, "Completed"], [2, "Canceled"]], "default": 0}
+_ACTIVITY_STATE = {
+    "type": "State",
+    "access": "update",
+    "options": [[0, "Open"], [1, "Completed"], [2, "Canceled"]],
+    "default": 0,
+}
 _ACTIVITY_STATUS = {
     "type": "Status",
     "options": [[2, "Not Started", 0], [3, "In Progress", 0], [5, "Completed", 1], [6, "Canceled", 2]],

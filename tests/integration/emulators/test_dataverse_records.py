@@ -342,3 +342,20 @@ def test_impersonation_sets_createdby_and_createdonbehalfby(dataverse: Dataverse
     assert dv.get("WhoAmI", headers={"CallerObjectId": object_id}).json()["UserId"] == user
     unknown = dv.post("contacts", json={"lastname": "U"}, headers={"CallerObjectId": str(uuid.uuid4())})
     assert unknown.status_code == 404
+
+
+def test_state_and_status_follow_each_other(dv) -> None:  # type: ignore[no-untyped-def]
+    """reference/entities/contact.md: statecode is not valid for create; statuscode must match statecode."""
+    refused = dv.post("contacts", json={"lastname": "S", "statecode": 1})
+    assert refused.status_code == 400 and "'statecode' attribute is not valid for create" in refused.text
+    contact = _id(dv.post("contacts", json={"lastname": "S"}))
+    assert dv.patch(f"contacts({contact})", json={"statecode": 1}).status_code == 204
+    row = dv.get(f"contacts({contact})?$select=statecode,statuscode").json()
+    assert (row["statecode"], row["statuscode"]) == (1, 2)
+    mismatch = dv.patch(f"contacts({contact})", json={"statuscode": 1})
+    assert mismatch.status_code == 400
+    assert (
+        "1 is not a valid status code for state code ContactState.Inactive"
+        in mismatch.json()["error"]["message"]
+    )
+    assert dv.patch(f"contacts({contact})", json={"statecode": 0, "statuscode": 1}).status_code == 204
