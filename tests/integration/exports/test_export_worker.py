@@ -7,27 +7,14 @@ alone with the field named; re-exporting the same list writes nothing.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from azure.data.tables import TableServiceClient
-from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueServiceClient
 
-from core.adapters.dataverse.client import DataverseClient
-from core.adapters.export_store import EXPORT_QUEUE, ExportStore
-from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
-from core.domain.connection import DynamicsConnection
-from core.domain.export_request import ExportRequest
-from core.services.export_service import ExportService
-from core.services.export_worker import ChunkMessage, ExportWorker
 from emulators.dataverse import DataverseEmulator
-from emulators.tls import trusting_session
-from tests.support.dataverse import STATIC_TOKEN, create, rows
+from tests.integration.exports.conftest import ExportHarness
+from tests.support.dataverse import create, rows
 
 CONFIG = DynamicsConfig.model_validate(
     {
@@ -68,72 +55,11 @@ CONFIG = DynamicsConfig.model_validate(
         "userMapping": {},
     }
 )
-WS = "ws-export-worker"
-CALLER = Caller(WS, "platform-user-1", Role.ADMIN)
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[DataverseEmulator]:
-    instance = DataverseEmulator(accepted_tokens=(STATIC_TOKEN,))
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
-
-
-@dataclass
-class Env:
-    emulator: DataverseEmulator
-    service: ExportService
-    worker: ExportWorker
-    queues: QueueServiceClient
-
-    def run(self, body: dict[str, Any], *, redeliver_first: bool = False) -> dict[str, Any]:
-        job = self.service.submit(CALLER, ExportRequest.model_validate(body))
-        queue = self.queues.get_queue_client(EXPORT_QUEUE)
-        while True:
-            messages = list(queue.receive_messages(max_messages=32, visibility_timeout=60))
-            if not messages:
-                break
-            for message in messages:
-                chunk = ChunkMessage.parse(base64.b64decode(message.content))
-                self.worker.handle(chunk, message.dequeue_count or 1)
-                if redeliver_first:
-                    # The host crashed after the work but before deleting the message: it comes back.
-                    self.worker._store.put_chunk(WS, chunk.job_id, chunk.chunk, _running())
-                    self.worker.handle(chunk, 2)
-                queue.delete_message(message)
-        status = self.service.status(WS, job.job_id)
-        assert status is not None
-        records = self.service.records(WS, job.job_id, None, None, 1000)
-        assert records is not None
-        return {"status": status, "records": {r["platformId"]: r for r in records["records"]}}
-
-
-def _running() -> Any:
-    from core.domain.export_job import ChunkState
-
-    return ChunkState.RUNNING
 
 
 @pytest.fixture()
-def env(emulator: DataverseEmulator, storage_connection_string: str) -> Env:
-    emulator.reset()
-    store = ExportStore(
-        TableServiceClient.from_connection_string(storage_connection_string),
-        BlobServiceClient.from_connection_string(storage_connection_string),
-        QueueServiceClient.from_connection_string(storage_connection_string),
-    )
-    store.ensure_ready()
-    queues = QueueServiceClient.from_connection_string(storage_connection_string)
-    queues.get_queue_client(EXPORT_QUEUE).clear_messages()
-    client = DataverseClient(emulator.url, lambda _force: STATIC_TOKEN, session=trusting_session())
-    who = client.who_am_i()
-    connection = DynamicsConnection(WS, emulator.url, "integration@contoso.com", who.user_id)
-    worker = ExportWorker(store, lambda _ws: (client, connection))
-    service = ExportService(store, lambda _caller: CONFIG, chunk_size=3)
-    return Env(emulator, service, worker, queues)
+def env(harness_for: Callable[[DynamicsConfig], ExportHarness]) -> ExportHarness:
+    return harness_for(CONFIG)
 
 
 def _seed(emulator: DataverseEmulator) -> tuple[str, str]:
@@ -180,7 +106,7 @@ CONTACTS = [
 ]
 
 
-def test_contacts_export_updates_creates_links_and_reports_each_record(env: Env) -> None:
+def test_contacts_export_updates_creates_links_and_reports_each_record(env: ExportHarness) -> None:
     acme, jane = _seed(env.emulator)
     result = env.run({"entity": "contacts", "records": CONTACTS})
     status, records = result["status"], result["records"]
@@ -216,7 +142,7 @@ def test_contacts_export_updates_creates_links_and_reports_each_record(env: Env)
     assert records["p-long"]["errors"][0]["field"] == "emailaddress1"
 
 
-def test_re_exporting_the_same_list_writes_nothing(env: Env) -> None:
+def test_re_exporting_the_same_list_writes_nothing(env: ExportHarness) -> None:
     _seed(env.emulator)
     env.run({"entity": "contacts", "records": CONTACTS[:3]})
     before = env.emulator.stats()
@@ -230,7 +156,7 @@ def test_re_exporting_the_same_list_writes_nothing(env: Env) -> None:
     assert writes == {"bulk": 0, "write": 0}
 
 
-def test_redelivered_chunk_never_creates_twice(env: Env) -> None:
+def test_redelivered_chunk_never_creates_twice(env: ExportHarness) -> None:
     _seed(env.emulator)
     result = env.run({"entity": "contacts", "records": CONTACTS[:3]}, redeliver_first=True)
     assert len(rows(env.emulator, "contacts")) == 3
