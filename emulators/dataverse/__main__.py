@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--error-rate-500", type=float, default=0.0)
     parser.add_argument("--error-rate-503", type=float, default=0.0)
     parser.add_argument("--drop-rate", type=float, default=0.0)
+    parser.add_argument("--slow-rate", type=float, default=0.0, help="share of requests delayed by --slow-ms")
+    parser.add_argument("--slow-ms", type=float, default=0.0)
     parser.add_argument("--fault-seed", type=int, default=None)
     parser.add_argument("--max-requests", type=int, default=LimitConfig.max_requests)
     parser.add_argument("--max-execution-ms", type=float, default=LimitConfig.max_execution_ms)
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             error_rate_500=args.error_rate_500,
             error_rate_503=args.error_rate_503,
             drop_rate=args.drop_rate,
+            slow_rate=args.slow_rate,
+            slow_ms=args.slow_ms,
             seed=args.fault_seed,
         ),
     )

@@ -742,7 +742,13 @@ class DataverseEmulator:
         elif target.startswith("/"):
             target = target.lstrip("/")
         inner_headers = {**{k: v for k, v in request.headers.items() if k in ("authorization",)}, **headers}
-        inner = ApiRequest(method.upper(), target, dict(inner_headers), body, request.caller, in_batch=True)
+        caller = request.caller
+        if "callerobjectid" in headers or "mscrmcallerid" in headers:
+            try:  # impersonation may differ per operation of a batch
+                caller = self._impersonate(caller.on_behalf_of or caller.user_id, headers)
+            except ODataError as exc:
+                return self._error_result(exc, content_id)
+        inner = ApiRequest(method.upper(), target, dict(inner_headers), body, caller, in_batch=True)
         response = self.dispatch(inner)
         return OperationResult(response.status, dict(response.headers), response.body, content_id)
 

@@ -145,3 +145,18 @@ def test_batch_counts_as_one_request_with_inner_operations(dataverse, dv) -> Non
     assert stats["requests_by_kind"]["batch"] == 1
     assert stats["inner_operations"]["batch"] == 5
     assert stats["limits"]["admitted"] == 1
+
+
+def test_impersonation_header_of_a_batch_part(dataverse, dv) -> None:  # type: ignore[no-untyped-def]
+    """impersonate-another-user-web-api.md: the CallerObjectId header may be set on a request in a batch."""
+    object_id = str(uuid.uuid4())
+    user = dataverse.add_user(object_id=object_id)
+    part = _part("POST", f"{dv.api}contacts", {"lastname": "ByPart"}).replace(
+        "HTTP/1.1\r\n", f"HTTP/1.1\r\nCallerObjectId: {object_id}\r\n", 1
+    )
+    body, ctype = _batch([part])
+    r = dv.post("$batch", data=body, headers={"Content-Type": ctype})
+    assert _statuses(r.text) == [204]
+    row = dv.get("contacts?$select=_createdby_value,_createdonbehalfby_value").json()["value"][0]
+    assert row["_createdby_value"] == user
+    assert row["_createdonbehalfby_value"] == dv.get("WhoAmI").json()["UserId"]
