@@ -23,7 +23,6 @@ frees the window by advancing the clock instead of waiting 300 s.
 
 from __future__ import annotations
 
-import argparse
 import math
 import threading
 from collections import deque
@@ -319,25 +318,3 @@ def _fmt_number(value: float) -> str:
 
 def _fmt_thousands(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:,}"
-
-
-def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
-    """CLI flags for ``python -m emulators.dataverse`` (defaults are Microsoft's)."""
-    group = parser.add_argument_group("service protection limits (per caller, sliding window)")
-    group.add_argument("--limit-window-s", type=float, default=LimitConfig.window_s, metavar="S")
-    group.add_argument("--limit-requests", type=int, default=LimitConfig.max_requests, metavar="N")
-    group.add_argument("--limit-execution-ms", type=float, default=LimitConfig.max_execution_ms, metavar="MS")
-    group.add_argument("--limit-concurrent", type=int, default=LimitConfig.max_concurrent, metavar="N")
-    group.add_argument("--dop-hint", type=int, default=LimitConfig.dop_hint, metavar="N")
-    group.add_argument("--no-limits", action="store_true", help="never answer 429")
-
-
-def limit_config_from_args(args: argparse.Namespace) -> LimitConfig:
-    return LimitConfig(
-        window_s=args.limit_window_s,
-        max_requests=args.limit_requests,
-        max_execution_ms=args.limit_execution_ms,
-        max_concurrent=args.limit_concurrent,
-        dop_hint=args.dop_hint,
-        enabled=not args.no_limits,
-    )

@@ -13,7 +13,6 @@ two writes answer 503"), which needs no randomness at all.
 
 from __future__ import annotations
 
-import argparse
 import random
 import threading
 from collections import deque
@@ -181,31 +180,3 @@ def fault_body(fault: Literal[500, 503]) -> dict[str, Any]:
             }
         }
     return {"error": {"code": "0x80040216", "message": "An unexpected error occurred."}}
-
-
-def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
-    """CLI flags for ``python -m emulators.dataverse`` (all off by default)."""
-    group = parser.add_argument_group("simulation (latency, faults)")
-    group.add_argument("--latency-ms", type=float, default=0.0, metavar="MS")
-    group.add_argument("--jitter-ms", type=float, default=0.0, metavar="MS")
-    group.add_argument("--per-record-ms", type=float, default=0.0, metavar="MS")
-    group.add_argument("--error-rate-500", type=float, default=0.0, metavar="SHARE")
-    group.add_argument("--error-rate-503", type=float, default=0.0, metavar="SHARE")
-    group.add_argument("--drop-rate", type=float, default=0.0, metavar="SHARE")
-    group.add_argument("--slow-rate", type=float, default=0.0, metavar="SHARE")
-    group.add_argument("--slow-ms", type=float, default=0.0, metavar="MS")
-    group.add_argument("--fault-seed", type=int, default=None, metavar="N", help="makes faults reproducible")
-
-
-def simulation_config_from_args(args: argparse.Namespace) -> SimulationConfig:
-    return SimulationConfig(
-        latency_ms=args.latency_ms,
-        jitter_ms=args.jitter_ms,
-        per_record_ms=args.per_record_ms,
-        error_rate_500=args.error_rate_500,
-        error_rate_503=args.error_rate_503,
-        drop_rate=args.drop_rate,
-        slow_rate=args.slow_rate,
-        slow_ms=args.slow_ms,
-        seed=args.fault_seed,
-    )

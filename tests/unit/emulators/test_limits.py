@@ -248,16 +248,3 @@ def test_invalid_configs_are_refused() -> None:
         LimitConfig(window_s=0)
     with pytest.raises(ValueError):
         LimitConfig(max_concurrent=0)
-
-
-def test_cli_flags_scale_the_limits() -> None:
-    import argparse
-
-    from emulators.dataverse.limits import add_limit_arguments, limit_config_from_args
-
-    parser = argparse.ArgumentParser()
-    add_limit_arguments(parser)
-    assert limit_config_from_args(parser.parse_args([])) == LimitConfig()
-    cfg = limit_config_from_args(parser.parse_args(["--limit-requests", "10", "--limit-window-s", "5"]))
-    assert (cfg.max_requests, cfg.window_s, cfg.enabled) == (10, 5, True)
-    assert limit_config_from_args(parser.parse_args(["--no-limits"])).enabled is False

@@ -98,19 +98,3 @@ def test_update_validates_and_reset_clears() -> None:
     sim.reset()
     assert sim.plan("read").delay_s == 0
     assert sim.pending_injections() == 0
-
-
-def test_cli_flags_configure_the_simulator() -> None:
-    import argparse
-
-    from emulators.dataverse.simulation import add_simulation_arguments, simulation_config_from_args
-
-    parser = argparse.ArgumentParser()
-    add_simulation_arguments(parser)
-    assert simulation_config_from_args(parser.parse_args([])) == SimulationConfig()
-    cfg = simulation_config_from_args(
-        parser.parse_args(["--latency-ms", "30", "--error-rate-503", "0.25", "--fault-seed", "9"])
-    )
-    assert (cfg.latency_ms, cfg.error_rate_503, cfg.seed) == (30, 0.25, 9)
-    with pytest.raises(ValueError):
-        simulation_config_from_args(parser.parse_args(["--drop-rate", "3"]))
