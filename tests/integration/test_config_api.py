@@ -13,6 +13,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from core.domain.config import IntegrationUser
 from core.entrypoints import config_api
 from core.settings import get_settings
 from tests.support import tokens
@@ -385,3 +386,43 @@ def test_unicode_everywhere_saves_or_is_refused_clearly(ws: str) -> None:
         "/fieldMapping/contacts/0/dynamicsField",
         "/campaignMapping/ünknown",
     }
+
+
+def test_metadata_checks_plug_in_errors_refuse_warnings_allow(ws: str) -> None:
+    from core.domain.config_validation import Problem, Severity
+    from core.services import config_service
+
+    seen: list[str] = []
+
+    def live_check(workspace_id: str, config: Any) -> list[Problem]:
+        seen.append(workspace_id)
+        problems = [
+            Problem("/fieldMapping/contacts/0/dynamicsField", "may be incompatible", Severity.WARNING)
+        ]
+        if config.campaign_mapping.senders == "new_readonly":
+            problems.append(Problem("/campaignMapping/senders", "column is read-only in Dynamics"))
+        return problems
+
+    config_service.add_metadata_check(live_check)
+    config_service.set_integration_user_lookup(lambda w: IntegrationUser(email=f"sync@{w}.example"))
+    try:
+        doc = valid_doc()
+        doc["campaignMapping"]["senders"] = "new_readonly"
+        refused = put(ws, doc)
+        assert refused.status_code == 400
+        assert [e["pointer"] for e in body_json(refused)["errors"]] == ["/campaignMapping/senders"]
+        doc["campaignMapping"]["senders"] = "new_senders"
+        report = call(
+            config_api.validate_dynamics_config,
+            request("POST", "x", json_body=doc, headers=tokens.bearer(ws)),
+        )
+        assert body_json(report)["valid"] is True
+        assert body_json(report)["warnings"] == [
+            {"pointer": "/fieldMapping/contacts/0/dynamicsField", "message": "may be incompatible"}
+        ]
+        assert put(ws, doc).status_code == 200
+        assert set(seen) == {ws}
+        assert body_json(get(ws))["syncIdentifiers"]["integrationUser"]["email"] == f"sync@{ws}.example"
+    finally:
+        config_service.remove_metadata_check(live_check)
+        config_service.set_integration_user_lookup(None)
