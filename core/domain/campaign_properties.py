@@ -86,6 +86,10 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _campaigns(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     raw = data.get("campaigns")
     return [c for c in raw if isinstance(c, Mapping)] if isinstance(raw, list) else []
@@ -187,10 +191,7 @@ def compute_properties(data: Mapping[str, Any]) -> dict[str, PropertyValue]:
     out["campaigns"] = PropertyValue(_unique(_name(c) for c in campaigns), LIST_SEPARATOR)
     out["senders"] = PropertyValue(
         _unique(
-            _text(s.get("name"))
-            for c in campaigns
-            for s in (c.get("senders") if isinstance(c.get("senders"), list) else [])
-            if isinstance(s, Mapping)
+            _text(s.get("name")) for c in campaigns for s in _list(c.get("senders")) if isinstance(s, Mapping)
         ),
         LIST_SEPARATOR,
     )
