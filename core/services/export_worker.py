@@ -23,12 +23,14 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DataverseError
+from core.adapters.dynamics_budget import DynamicsBudget
 from core.adapters.export_store import ExportStore
 from core.domain.catalog import Entity, resolve_field
 from core.domain.config import (
@@ -66,6 +68,7 @@ from core.domain.matching import (
     IdentifierConfig,
     MatchStatus,
     match_records,
+    platform_value,
     rule_for,
 )
 from core.domain.normalize import normalize_company_name, registrable_domain
@@ -122,11 +125,14 @@ class ExportWorker:
         *,
         max_attempts: int = 5,
         metadata: MetadataCache | None = None,
+        budget: DynamicsBudget | None = None,
     ) -> None:
         self._store = store
         self._client_for = client_for
         self._max_attempts = max_attempts
         self._metadata = metadata or shared_metadata_cache()
+        # Shared with the other instances exporting for the same workspace (same Dynamics user).
+        self._budget = budget
 
     def handle(self, message: ChunkMessage, dequeue_count: int = 1) -> ChunkState:
         """Process one chunk; returns its final state. Raises to have the queue retry it."""
@@ -157,7 +163,8 @@ class ExportWorker:
                 dry_run=bool(request.get("dryRun")),
                 items=[_Item(int(s["seq"]), str(s["record"]["id"]), s["record"]) for s in staged],
             )
-            outcomes = run.execute()
+            with self._budget.working(ws) if self._budget is not None else nullcontext():
+                outcomes = run.execute()
         except ReconnectRequired as exc:
             log.info("export paused until Dynamics is reconnected", extra={"workspace": ws, "job": job_id})
             self._store.put_chunk(
@@ -373,7 +380,7 @@ class _ChunkRun:
                 if field_def is None:
                     item.errors.append(FieldError(mapping.platform_field, "unknown platform field"))
                     continue
-                raw: Any = _platform_value(item.data, mapping.platform_field)
+                raw: Any = platform_value(item.data, mapping.platform_field)
                 ftype, source = field_def.type, mapping.platform_field
             elif isinstance(mapping, FixedValueMapping):
                 raw, ftype, source = (
@@ -607,10 +614,7 @@ class _ChunkRun:
         if creates:
             # Checkpoint: a crash after the write but before the report must still say "created".
             self.store.save_outcomes(self.ws, self.job_id, [i.outcome for i, _ in creates if i.outcome])
-            failed = self._create_many(table, id_column, creates, owner)
-            for item, error in failed.items():
-                if error.code == "duplicate":
-                    continue
+            for item, error in self._create_many(table, id_column, creates, owner).items():
                 item.errors.append(error)
         if updates:
             for item, error in self._update_many(table, id_column, updates, owner).items():
@@ -622,39 +626,32 @@ class _ChunkRun:
         records = [{**payload, id_column: item.dynamics_id} for item, payload in creates]
         failures: dict[_Item, FieldError] = {}
 
-        def attempt(part: Sequence[int]) -> None:
-            try:
-                self.client.create_multiple(
-                    table, [records[i] for i in part], caller_object_id=owner.caller_object_id
-                )
-                return
-            except DataverseError as exc:
-                if not _record_level(exc):
-                    raise
-                if len(part) > 1:
-                    middle = len(part) // 2
-                    attempt(part[:middle])
-                    attempt(part[middle:])
-                    return
-                item = creates[part[0]][0]
-                if exc.is_duplicate_record:
-                    # Another attempt created it meanwhile: update it instead (never a second record).
-                    payload = {k: v for k, v in creates[part[0]][1].items() if k != "ownerid@odata.bind"}
-                    try:
-                        self.client.update(
-                            ENTITY_SETS[table],
-                            item.dynamics_id or "",
-                            payload,
-                            caller_object_id=owner.caller_object_id,
-                        )
-                        if item.outcome:
-                            item.outcome.action = RecordAction.UPDATED
-                    except DataverseError as again:
-                        failures[item] = _field_error(again, owner)
-                    return
-                failures[item] = _field_error(exc, owner)
+        def send(part: Sequence[int]) -> None:
+            self.client.create_multiple(
+                table, [records[i] for i in part], caller_object_id=owner.caller_object_id
+            )
 
-        attempt(list(range(len(creates))))
+        def refused(index: int, exc: DataverseError) -> None:
+            item, payload = creates[index]
+            if not exc.is_duplicate_record:
+                failures[item] = _field_error(exc, owner)
+                return
+            # Another attempt created it meanwhile: update it instead (never a second record).
+            changes = {k: v for k, v in payload.items() if k != "ownerid@odata.bind"}
+            try:
+                self.client.update(
+                    ENTITY_SETS[table],
+                    item.dynamics_id or "",
+                    changes,
+                    caller_object_id=owner.caller_object_id,
+                )
+            except DataverseError as again:
+                failures[item] = _field_error(again, owner)
+                return
+            if item.outcome:
+                item.outcome.action = RecordAction.UPDATED
+
+        _isolating(list(range(len(creates))), send, refused)
         return failures
 
     def _update_many(
@@ -663,22 +660,15 @@ class _ChunkRun:
         records = [{**payload, id_column: item.dynamics_id} for item, payload in updates]
         failures: dict[_Item, FieldError] = {}
 
-        def attempt(part: Sequence[int]) -> None:
-            try:
-                self.client.update_multiple(
-                    table, [records[i] for i in part], caller_object_id=owner.caller_object_id
-                )
-            except DataverseError as exc:
-                if not _record_level(exc):
-                    raise
-                if len(part) > 1:
-                    middle = len(part) // 2
-                    attempt(part[:middle])
-                    attempt(part[middle:])
-                    return
-                failures[updates[part[0]][0]] = _field_error(exc, owner)
+        def send(part: Sequence[int]) -> None:
+            self.client.update_multiple(
+                table, [records[i] for i in part], caller_object_id=owner.caller_object_id
+            )
 
-        attempt(list(range(len(updates))))
+        def refused(index: int, exc: DataverseError) -> None:
+            failures[updates[index][0]] = _field_error(exc, owner)
+
+        _isolating(list(range(len(updates))), send, refused)
         return failures
 
     # -- reporting --------------------------------------------------------------------------------
@@ -696,6 +686,27 @@ class _ChunkRun:
         if item.notes:
             outcome.note = "; ".join(item.notes)
         return outcome
+
+
+def _isolating(
+    part: Sequence[int],
+    send: Callable[[Sequence[int]], None],
+    refused: Callable[[int, DataverseError], None],
+) -> None:
+    """Send ``part`` in one bulk call; when Dynamics refuses records (all-or-nothing on standard tables),
+    split in halves until each refused record stands alone, so the others are still written. Failures
+    of the call itself (throttling, auth, server) propagate to the retry of the whole chunk."""
+    try:
+        send(part)
+    except DataverseError as exc:
+        if not _record_level(exc):
+            raise
+        if len(part) == 1:
+            refused(part[0], exc)
+            return
+        middle = len(part) // 2
+        _isolating(part[:middle], send, refused)
+        _isolating(part[middle:], send, refused)
 
 
 def _owner_bind(owner: _Owners) -> dict[str, Any]:
@@ -719,15 +730,6 @@ def _column_in(message: str) -> str:
             if end > start:
                 return message[start + len(marker) : end]
     return ""
-
-
-def _platform_value(record: Mapping[str, Any], name: str) -> Any:
-    value: Any = record
-    for part in name.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _company_key(company: Mapping[str, Any]) -> str | None:
@@ -762,6 +764,7 @@ _worker: tuple[Settings, ExportWorker] | None = None
 
 def get_export_worker() -> ExportWorker:
     from core.services.dynamics_access import get_dynamics_access
+    from core.services.dynamics_budget import get_dynamics_budget
     from core.services.export_service import build_export_store
 
     global _worker
@@ -772,6 +775,7 @@ def get_export_worker() -> ExportWorker:
                 build_export_store(settings),
                 lambda workspace_id: get_dynamics_access().client_for(workspace_id),
                 max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
+                budget=get_dynamics_budget(),
             )
             _worker = (settings, worker)
         return _worker[1]
