@@ -135,8 +135,10 @@ class DataverseEmulator:
     ) -> None:
         self.schema: Schema = load_schema(schema_path)
         self.clock = clock or Clock()
-        self.limits = ServiceProtection(limits or LimitConfig(), self.clock)
-        self.simulator = Simulator(simulation or SimulationConfig())
+        self._initial_limits = limits or LimitConfig()
+        self._initial_simulation = simulation or SimulationConfig()
+        self.limits = ServiceProtection(self._initial_limits, self.clock)
+        self.simulator = Simulator(self._initial_simulation)
         self.accepted_tokens = tuple(accepted_tokens)
         self.tenant_id = tenant_id
         self.default_user_id = default_user_id
@@ -270,11 +272,14 @@ class DataverseEmulator:
                 )
 
     def reset(self) -> None:
-        """Empty every table (the default business unit and user come back), zero limits and statistics."""
+        """Empty every table (the default business unit and user come back); limits and simulation knobs
+        go back to what the emulator was started with; counters and scripted faults are cleared."""
         self.store.clear()
         self._load_defaults()
         self.limits.reset()
+        self.limits.configure(**self._initial_limits.to_dict())
         self.simulator.reset()
+        self.simulator.update(**self._initial_simulation.to_dict())
         self._reset_stats()
 
     def load_seed(self, spec: SeedSpec) -> dict[str, int]:

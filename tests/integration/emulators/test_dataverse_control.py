@@ -14,11 +14,15 @@ pytestmark = pytest.mark.integration
 
 def test_reset_keeps_only_the_organisation(dv) -> None:  # type: ignore[no-untyped-def]
     assert dv.post("contacts", json={"lastname": "Temp"}).status_code == 204
+    dv.post("/_emulator/latency", json={"latency_ms": 250})
+    dv.post("/_emulator/limits", json={"max_requests": 1})
     r = dv.post("/_emulator/reset")
     assert r.status_code == 200
     assert r.json()["records"]["contact"] == 0 and r.json()["records"]["systemuser"] == 1
     assert dv.get("contacts").json()["value"] == []
     assert dv.get("WhoAmI").status_code == 200
+    assert dv.get("/_emulator/latency").json()["latency_ms"] == 0
+    assert dv.get("/_emulator/limits").json()["max_requests"] == 6000
 
 
 def test_seed_loads_through_the_create_path(dv) -> None:  # type: ignore[no-untyped-def]
