@@ -81,6 +81,7 @@ class Operation:
     headers: dict[str, str] = field(default_factory=dict)  # response header -> description
     request_headers: dict[str, str] = field(default_factory=dict)  # request header -> description
     query: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema
+    path_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema (default string)
 
 
 _lock = threading.Lock()
@@ -102,6 +103,7 @@ def register(
     headers: dict[str, str] | None = None,
     request_headers: dict[str, str] | None = None,
     query: dict[str, dict[str, Any]] | None = None,
+    path_params: dict[str, dict[str, Any]] | None = None,
 ) -> Operation:
     """Add (or replace) the documentation of one route. ``path`` as served, e.g. ``/api/x/{id}``."""
     op = Operation(
@@ -118,6 +120,7 @@ def register(
         dict(headers or {}),
         dict(request_headers or {}),
         dict(query or {}),
+        dict(path_params or {}),
     )
     with _lock:
         _operations[(op.method, op.path)] = op
@@ -151,7 +154,12 @@ def document(server_url: str | None = None) -> dict[str, Any]:
         if op.description:
             item["description"] = op.description
         parameters: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": op.path_params.get(name, {"type": "string"}),
+            }
             for name in re.findall(r"{(\w+)[^}]*}", op.path)
         ]
         parameters += [

@@ -220,6 +220,7 @@ openapi.register(
     tags=TAG,
     query={"limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
 )
+_step_param = {"step": {"type": "string", "enum": [s.value for s in Step]}}
 _step_schema: dict[str, Any] = {
     "oneOf": [{"$ref": openapi.REF.format(model=m.__name__)} for m in STEP_MODELS.values()]
 }
@@ -229,6 +230,7 @@ openapi.register(
     f"One step of the configuration ({STEP_NAMES})",
     response=_step_schema,
     problems=(404,),
+    path_params=_step_param,
     tags=TAG,
     headers=_etag,
 )
@@ -238,6 +240,7 @@ openapi.register(
     "Replace one step (admin); error pointers are into the whole document",
     request=_step_schema,
     response=_step_schema,
+    path_params=_step_param,
     problems=(400, 403, 404, 412, 413, 415, 428),
     tags=TAG,
     headers=_etag,

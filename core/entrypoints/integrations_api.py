@@ -80,4 +80,5 @@ openapi.register(
     response=IntegrationCardModel,
     problems=(403, 404, 409),
     tags=TAG,
+    path_params={"crm": {"type": "string", "enum": list(CRMS)}},
 )

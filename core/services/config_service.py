@@ -175,6 +175,8 @@ class ConfigService:
     def save(self, caller: Caller, data: Any, if_match: str | None, step: Step | None = None) -> ConfigView:
         """Validate and store the whole configuration (``step`` None) or one step of it."""
         parsed = self.parse(data, step)
+        if if_match is not None and not if_match.strip():
+            if_match = None
         stored = self._repo.load(caller.workspace_id)
         current_version = stored.version if stored else 0
         if stored is not None and if_match is None:

@@ -426,3 +426,21 @@ def test_metadata_checks_plug_in_errors_refuse_warnings_allow(ws: str) -> None:
     finally:
         config_service.remove_metadata_check(live_check)
         config_service.set_integration_user_lookup(None)
+
+
+def test_concurrent_first_saves_one_wins(ws: str) -> None:
+    results: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def writer(i: int) -> None:
+        barrier.wait()
+        results.append(put(ws, valid_doc(), user=f"first-{i}").status_code)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200] + [412] * 5
+    assert get(ws).headers["ETag"] == '"v1"'
+    assert put(ws, valid_doc(), if_match="").status_code == 428  # an empty If-Match is no precondition

@@ -283,3 +283,19 @@ def test_all_problems_are_reported_together() -> None:
     doc["userMapping"]["identities"].append({"identityId": "idt-1", "dynamicsUserId": GUID2})
     doc["fieldMapping"]["contacts"][2]["value"] = 1
     assert len(problems_of(doc)) == 4
+
+
+def test_diff_summary_names_what_changed() -> None:
+    from core.domain.config import diff_documents
+
+    old = {"a": 1, "b": [1, 2], "c": {"x/y": True}, "gone": 0}
+    new = {"a": 2, "b": [1, 2, 3], "c": {"x/y": True}, "new": None}
+    assert diff_documents(old, new) == [
+        {"op": "replace", "path": "/a"},
+        {"op": "add", "path": "/b/2"},
+        {"op": "remove", "path": "/gone"},
+        {"op": "add", "path": "/new"},
+    ]
+    assert diff_documents(old, old) == []
+    assert diff_documents({"n": 1}, {"n": 1.0}) == [{"op": "replace", "path": "/n"}]
+    assert len(diff_documents({"l": list(range(50))}, {"l": []}, limit=10)) == 10
