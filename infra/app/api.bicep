@@ -1,0 +1,96 @@
+// The Function App on a Flex Consumption (FC1) plan, Python 3.11, running as the user-assigned identity.
+// Every app setting the code reads (core/settings.py SETTING_SPECS) is provisioned here; secrets are
+// Key Vault references resolved with the same identity. tests/unit/test_settings_documented.py checks
+// this file names every setting.
+param name string
+param planName string
+param location string
+param tags object
+param identityId string
+param identityClientId string
+param storageAccountName string
+param deploymentContainerName string
+param appInsightsConnectionString string
+param keyVaultUri string
+param platformJwtJwksUrl string
+param platformJwtIssuer string
+param platformJwtAudience string
+param frontendUrl string
+param dynamicsClientId string
+param dynamicsAuthority string
+param dynamicsAllowedHostPatterns string
+
+var vaultName = split(split(keyVaultUri, '//')[1], '.')[0]
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: { tier: 'FlexConsumption', name: 'FC1' }
+  properties: { reserved: true }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${identityId}': {} }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    keyVaultReferenceIdentity: identityId
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: 'https://${storageAccountName}.blob.${environment().suffixes.storage}/${deploymentContainerName}'
+          authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identityId }
+        }
+      }
+      scaleAndConcurrency: { maximumInstanceCount: 40, instanceMemoryMB: 2048 }
+      runtime: { name: 'python', version: '3.11' }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      appSettings: [
+        // Host storage through the managed identity (no keys anywhere).
+        { name: 'AzureWebJobsStorage__accountName', value: storageAccountName }
+        { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+        { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
+        { name: 'AZURE_CLIENT_ID', value: identityClientId }
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsightsConnectionString }
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
+        // Caller identity (platform JWTs). HS256 is for local development only: never enabled here.
+        { name: 'PLATFORM_JWT_JWKS_URL', value: platformJwtJwksUrl }
+        { name: 'PLATFORM_JWT_ISSUER', value: platformJwtIssuer }
+        { name: 'PLATFORM_JWT_AUDIENCE', value: platformJwtAudience }
+        { name: 'PLATFORM_JWT_ALLOW_DEV_HS256', value: 'false' }
+        // Dynamics connection (OAuth 2.0 through MSAL).
+        { name: 'DYNAMICS_CLIENT_ID', value: dynamicsClientId }
+        { name: 'DYNAMICS_CLIENT_SECRET', value: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=DYNAMICS-CLIENT-SECRET)' }
+        { name: 'DYNAMICS_AUTHORITY', value: dynamicsAuthority }
+        { name: 'DYNAMICS_REDIRECT_URI', value: 'https://${name}.azurewebsites.net/api/dynamics/oauth/callback' }
+        { name: 'DYNAMICS_ALLOWED_HOST_PATTERNS', value: dynamicsAllowedHostPatterns }
+        { name: 'FRONTEND_URL', value: frontendUrl }
+        { name: 'KEY_VAULT_URL', value: keyVaultUri }
+        { name: 'TOKEN_ENCRYPTION_KEY', value: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=TOKEN-ENCRYPTION-KEY)' }
+        { name: 'TOKEN_REFRESH_SCHEDULE', value: '0 */15 * * * *' }
+        { name: 'TOKEN_PROACTIVE_REFRESH_DAYS', value: '7' }
+        { name: 'TOKEN_EXPIRY_MARGIN_MINUTES', value: '20' }
+        { name: 'TOKEN_REFRESH_CONCURRENCY', value: '8' }
+        // Exports.
+        { name: 'DYNAMICS_MAX_CONCURRENCY', value: '16' }
+        { name: 'EXPORT_CHUNK_SIZE', value: '500' }
+        { name: 'EXPORT_MAX_ATTEMPTS', value: '5' }
+      ]
+    }
+  }
+}
+
+output name string = app.name
+output uri string = 'https://${app.properties.defaultHostName}'

@@ -1,0 +1,108 @@
+// Azure infrastructure of the Dynamics 365 integration backend (azd layout).
+// Flex Consumption Function App (Python 3.11) with a user-assigned managed identity, storage with
+// shared-key access off, Key Vault (RBAC) for the encrypted token caches and the client secret,
+// Application Insights on Log Analytics, and the role assignments the identity needs.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; used to name resources.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region of every resource.')
+param location string
+
+@description('JWKS URL of the platform that signs caller tokens (RS256).')
+param platformJwtJwksUrl string
+
+@description('Issuer (`iss`) of the platform caller tokens.')
+param platformJwtIssuer string
+
+@description('Audience (`aud`) of the platform caller tokens.')
+param platformJwtAudience string = 'dynamics-integration'
+
+@description('Frontend page the OAuth callback redirects to.')
+param frontendUrl string
+
+@description('Entra ID application (client) id of the multi-tenant Dynamics integration app.')
+param dynamicsClientId string
+
+@description('Entra ID authority for the auth-code flow.')
+param dynamicsAuthority string = 'https://login.microsoftonline.com/organizations'
+
+@description('Allowed Dynamics environment host patterns (comma-separated shell patterns).')
+param dynamicsAllowedHostPatterns string = '*.crm.dynamics.com,*.crm?.dynamics.com,*.crm??.dynamics.com,*.crm.microsoftdynamics.us'
+
+var tags = { 'azd-env-name': environmentName }
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: { name: 'id-${token}', location: location, tags: tags }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: { logAnalyticsName: 'log-${token}', appInsightsName: 'appi-${token}', location: location, tags: tags }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${token}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: 'kv-${token}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
+module api 'app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: 'func-${token}'
+    planName: 'plan-${token}'
+    location: location
+    tags: union(tags, { 'azd-service-name': 'api' })
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    keyVaultUri: keyVault.outputs.uri
+    platformJwtJwksUrl: platformJwtJwksUrl
+    platformJwtIssuer: platformJwtIssuer
+    platformJwtAudience: platformJwtAudience
+    frontendUrl: frontendUrl
+    dynamicsClientId: dynamicsClientId
+    dynamicsAuthority: dynamicsAuthority
+    dynamicsAllowedHostPatterns: dynamicsAllowedHostPatterns
+  }
+}
+
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = api.outputs.name
+output AZURE_FUNCTION_URI string = api.outputs.uri
+output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
+output AZURE_STORAGE_ACCOUNT string = storage.outputs.name
