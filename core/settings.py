@@ -48,7 +48,9 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "PLATFORM_JWT_ALLOW_DEV_HS256=true.",
         secret=True,
     ),
-    SettingSpec("PLATFORM_JWT_ALLOW_DEV_HS256", "false", "Allow HS256 caller tokens (local development only)."),
+    SettingSpec(
+        "PLATFORM_JWT_ALLOW_DEV_HS256", "false", "Allow HS256 caller tokens (local development only)."
+    ),
     # --- Dynamics OAuth connection (issue 4) ---
     SettingSpec("DYNAMICS_CLIENT_ID", None, "Entra ID application (client) id of the Dynamics integration."),
     SettingSpec(
@@ -78,7 +80,9 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "http://localhost:3000/settings/integrations/dynamics",
         "Where the OAuth callback redirects the browser (?dynamics=connected or ?dynamics=error&code=...).",
     ),
-    SettingSpec("KEY_VAULT_URL", None, "Key Vault for the encrypted token caches (https://<vault>.vault.azure.net)."),
+    SettingSpec(
+        "KEY_VAULT_URL", None, "Key Vault for the encrypted token caches (https://<vault>.vault.azure.net)."
+    ),
     SettingSpec(
         "KEY_VAULT_LOCAL_TOKEN",
         None,
@@ -120,6 +124,28 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "Deliveries of an export chunk before it fails with its reason (keep equal to host.json "
         "extensions.queues.maxDequeueCount).",
     ),
+    SettingSpec(
+        "DYNAMICS_BUDGET_ENABLED",
+        "true",
+        "Share each Dynamics user's API budget between instances through Table Storage (DynamicsBudget).",
+    ),
+    SettingSpec(
+        "DYNAMICS_BUDGET_SLOTS",
+        "4",
+        "Instances that may work for one workspace at once; each sizes its concurrency to its share.",
+    ),
+    SettingSpec(
+        "DYNAMICS_LIMIT_REQUESTS",
+        "6000",
+        "Dataverse service protection: requests per user per window (lower only to test throttling).",
+    ),
+    SettingSpec(
+        "DYNAMICS_LIMIT_EXECUTION_S",
+        "1200",
+        "Dataverse service protection: seconds of execution time per user per window.",
+    ),
+    SettingSpec("DYNAMICS_LIMIT_CONCURRENT", "52", "Dataverse service protection: concurrent requests."),
+    SettingSpec("DYNAMICS_LIMIT_WINDOW_S", "300", "Dataverse service protection: sliding window in seconds."),
 )
 
 _SPECS_BY_NAME = {spec.name: spec for spec in SETTING_SPECS}

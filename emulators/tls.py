@@ -124,7 +124,9 @@ def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
-def issue_server_cert(ca: LocalCA, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> tuple[bytes, bytes]:
+def issue_server_cert(
+    ca: LocalCA, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+) -> tuple[bytes, bytes]:
     """A fresh leaf certificate (PEM cert chain, PEM key) for ``hosts``, signed by ``ca``."""
     ca_key = serialization.load_pem_private_key(ca.key_path.read_bytes(), password=None)
     ca_cert = x509.load_pem_x509_certificate(ca.cert_path.read_bytes())
@@ -159,7 +161,9 @@ def issue_server_cert(ca: LocalCA, hosts: tuple[str, ...] = ("127.0.0.1", "local
     return chain, key_pem
 
 
-def server_ssl_context(ca: LocalCA | None = None, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> ssl.SSLContext:
+def server_ssl_context(
+    ca: LocalCA | None = None, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+) -> ssl.SSLContext:
     """An ``SSLContext`` for a stand-in server, with a leaf certificate from the local CA."""
     ca = ca or ensure_ca()
     chain, key_pem = issue_server_cert(ca, hosts)
