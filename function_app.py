@@ -7,6 +7,7 @@ from core.entrypoints import (
     connection_api,
     export_queue,
     exports_api,
+    fields_api,
     integrations_api,
     meta_api,
     notifications_api,
@@ -23,3 +24,5 @@ app.register_functions(notifications_api.bp)
 app.register_functions(token_timer.bp)
 app.register_functions(exports_api.bp)
 app.register_functions(export_queue.bp)
+app.register_functions(fields_api.bp)
+fields_api.register_config_checks()  # config saves are checked against live Dynamics metadata

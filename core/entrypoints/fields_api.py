@@ -1,0 +1,197 @@
+"""Dynamics columns for the field-mapping step, with the three icons.
+
+- ``GET /api/dynamics/fields?entity=contact|account[&platformField=x][&refresh=true]``  (any member)
+
+Every column of the table from live metadata (cached per environment; ``refresh=true`` re-reads it):
+logical and display name, type (AttributeType name, ``MultiSelectPicklist`` recognised), required level,
+writability on create/update, MaxLength, options. With ``platformField`` (a catalog field, ``company.<x>``
+for contacts, or a workspace custom field) every column also carries ``compatibility``: ``ok`` (blue
+check) | ``warning`` (yellow) | ``error`` (red), and the ``reasons``.
+
+Errors: 400 unknown entity / platform field / bad ``refresh``; 409 ``code: not_connected`` (no Dynamics
+connection) or ``code: reconnect_required``; 503 ``code: dynamics_unavailable`` when Dynamics (or the
+token service) cannot be reached.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import azure.functions as func
+from pydantic import BaseModel, Field
+
+from core import openapi
+from core.domain.caller import Caller
+from core.domain.connection import NotConnected, ReconnectRequired
+from core.entrypoints.http_support import HttpProblem, authenticated, json_response
+from core.services.config_metadata_check import DynamicsMetadataCheck
+from core.services.config_service import add_metadata_check
+from core.services.fields_service import (
+    ENTITIES,
+    DynamicsUnavailable,
+    FieldsListing,
+    UnknownEntity,
+    UnknownPlatformField,
+    get_fields_service,
+)
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+TAG = ("Dynamics configuration",)
+MAX_PLATFORM_FIELD = 160
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
+class OptionInfo(BaseModel):
+    value: int
+    label: str
+    state: int | None = Field(default=None, description="Status options: the state code they belong to")
+
+
+class Writable(BaseModel):
+    create: bool
+    update: bool
+
+
+class ColumnInfo(BaseModel):
+    logicalName: str
+    displayName: str | None
+    type: str = Field(description="AttributeType name, e.g. String, Picklist, MultiSelectPicklist, Lookup")
+    requiredLevel: str = Field(description="None | SystemRequired | ApplicationRequired | Recommended")
+    writable: Writable
+    maxLength: int | None
+    format: str | None = Field(description="e.g. Email, Url, Phone; DateOnly for date-only columns")
+    options: list[OptionInfo]
+    targets: list[str] | None = Field(default=None, description="Lookup columns: the tables they link")
+    compatibility: Literal["ok", "warning", "error"] | None = Field(
+        default=None, description="Only with platformField: blue check | yellow | red"
+    )
+    reasons: list[str] | None = Field(default=None, description="Only with platformField: why")
+
+
+class PlatformFieldInfo(BaseModel):
+    name: str
+    type: str
+    custom: bool
+
+
+class IconCounts(BaseModel):
+    ok: int
+    warning: int
+    error: int
+
+
+class FieldsPage(BaseModel):
+    entity: Literal["contact", "account"]
+    environmentUrl: str
+    columns: list[ColumnInfo]
+    platformField: PlatformFieldInfo | None = None
+    counts: IconCounts | None = None
+
+
+def _bad_query(name: str, detail: str, code: str) -> HttpProblem:
+    return HttpProblem(
+        400,
+        "Invalid query",
+        detail,
+        errors=[{"pointer": f"/{name}", "message": detail}],
+        extra={"code": code},
+    )
+
+
+def _refresh(req: func.HttpRequest) -> bool:
+    raw = (req.params.get("refresh") or "false").strip().lower()
+    if raw not in _BOOLEANS:
+        raise _bad_query("refresh", "refresh must be true or false", "invalid_refresh")
+    return _BOOLEANS[raw]
+
+
+def listing(req: func.HttpRequest, caller: Caller) -> FieldsListing:
+    entity = (req.params.get("entity") or "").strip()
+    if not entity:
+        raise _bad_query("entity", f"entity is required: one of {', '.join(ENTITIES)}", "unknown_entity")
+    platform_field = req.params.get("platformField")
+    if platform_field is not None:
+        platform_field = platform_field.strip()
+        if not 0 < len(platform_field) <= MAX_PLATFORM_FIELD:
+            raise _bad_query(
+                "platformField",
+                f"platformField must be 1..{MAX_PLATFORM_FIELD} characters",
+                "unknown_platform_field",
+            )
+    refresh = _refresh(req)
+    try:
+        return get_fields_service().list_fields(
+            caller.workspace_id, entity, platform_field=platform_field, refresh=refresh
+        )
+    except UnknownEntity as exc:
+        raise _bad_query("entity", str(exc), "unknown_entity") from None
+    except UnknownPlatformField as exc:
+        raise _bad_query("platformField", str(exc), "unknown_platform_field") from None
+    except NotConnected:
+        raise HttpProblem(
+            409,
+            "Dynamics not connected",
+            "this workspace has no Dynamics connection: an admin connects it first",
+            extra={"code": "not_connected"},
+        ) from None
+    except ReconnectRequired as exc:
+        raise HttpProblem(
+            409,
+            "Dynamics reconnection required",
+            "the workspace's Dynamics connection must be reconnected by an admin",
+            extra={"code": "reconnect_required", "reason": exc.reason},
+        ) from None
+    except DynamicsUnavailable as exc:
+        headers: dict[str, str] = {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        raise HttpProblem(
+            503, "Dynamics unavailable", exc.reason, headers=headers, extra={"code": "dynamics_unavailable"}
+        ) from None
+
+
+@bp.route(route="dynamics/fields", methods=["GET"])
+@authenticated()
+def get_dynamics_fields(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return json_response(listing(req, caller).to_json(), headers={"Cache-Control": "no-store"})
+
+
+openapi.register(
+    "GET",
+    "/api/dynamics/fields",
+    "Dynamics columns of contact or account, with the compatibility icon for a platform field",
+    response=FieldsPage,
+    problems=(400, 409, 503),
+    tags=TAG,
+    query={
+        "entity": {"type": "string", "enum": list(ENTITIES)},
+        "platformField": {
+            "type": "string",
+            "maxLength": MAX_PLATFORM_FIELD,
+            "description": "catalog field, company.<field> (contacts) or a workspace custom field",
+        },
+        "refresh": {"type": "boolean", "default": False, "description": "re-read the metadata"},
+    },
+    description=(
+        "compatibility: ok = blue check, warning = may not fit (review), error = cannot be applied "
+        "(type mismatch or read-only column; saving a configuration with it is refused). "
+        "409 problems carry code not_connected or reconnect_required; 503 carries dynamics_unavailable."
+    ),
+)
+
+
+_checks_registered = False
+
+
+def register_config_checks() -> None:
+    """Make every configuration save/validate check the mappings against live Dynamics metadata.
+
+    Called once by ``function_app`` (app-level wiring, not an import side effect: importing this module in
+    tests or scripts does not change how configurations are validated elsewhere). Idempotent.
+    """
+    global _checks_registered
+    if not _checks_registered:
+        add_metadata_check(DynamicsMetadataCheck())
+        _checks_registered = True
