@@ -7,6 +7,7 @@ an unset setting stops the host from starting.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import azure.functions as func
@@ -36,4 +37,7 @@ def token_refresh_timer(timer: func.TimerRequest) -> None:
         log.warning("token refresh skipped: %s", exc)
         return
     report = components.refresher.run()
+    expired = components.flows.purge_expired(dt.datetime.now(dt.UTC))  # abandoned sign-ins
+    if expired:
+        log.info("removed %d expired OAuth flows", expired)
     log.info("token refresh: %s", report.as_dict())

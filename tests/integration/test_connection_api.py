@@ -18,6 +18,7 @@ from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from core.adapters.connection_repository import PendingFlow
 from core.adapters.token_crypto import TokenCipher
 from core.entrypoints import connection_api, notifications_api, token_timer
 from core.services.connection_service import ConnectionComponents, get_components
@@ -308,3 +309,13 @@ def test_timer_function_and_secret_scan_of_the_cycle(
     # the scan can see: decrypted, the Key Vault value does hold the current refresh token
     plaintext = TokenCipher.from_settings(get_settings()).open(keyvault.all_values()[-1], workspace).decode()
     assert any(s in plaintext for s in secrets_ if s.startswith("rt."))
+
+
+def test_timer_removes_abandoned_sign_ins(api: Api) -> None:
+    components = get_components()
+    now = dt.datetime.now(dt.UTC)
+    components.flows.add("abandoned", PendingFlow("ws-x", "u", "sealed", now - dt.timedelta(minutes=1)))
+    components.flows.add("in-progress", PendingFlow("ws-x", "u", "sealed", now + dt.timedelta(minutes=9)))
+    token_timer.token_refresh_timer.build().get_user_function()(TimerRequest(past_due=True))
+    assert components.flows.take("abandoned") is None
+    assert components.flows.take("in-progress") is not None
