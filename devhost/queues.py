@@ -23,7 +23,7 @@ from typing import Any
 
 import azure.functions.queue as func_queue
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.queue import QueueClient, QueueServiceClient
+from azure.storage.queue import LinearRetry, QueueClient, QueueServiceClient
 
 from devhost.config import HostConfigError, QueueOptions, resolve_setting_refs
 from devhost.index import QueueFunction
@@ -70,9 +70,11 @@ class QueueClients:
         self._settings = settings
         self._services: dict[str, QueueServiceClient] = {}
         self._queues: dict[tuple[str, str], QueueClient] = {}
+        self._created: set[int] = set()
         self._lock = threading.Lock()
 
     def get(self, connection: str | None, queue_name: str) -> QueueClient:
+        """A client for the queue (no I/O: the queue is created by ``ensure``)."""
         conn = connection_string(connection, self._settings)
         name = resolve_setting_refs(queue_name, self._settings).lower()
         with self._lock:
@@ -81,17 +83,26 @@ class QueueClients:
                 return client
             service = self._services.get(conn)
             if service is None:
-                service = self._services[conn] = QueueServiceClient.from_connection_string(conn)
-            client = service.get_queue_client(name)
-            try:
-                client.create_queue()
-            except ResourceExistsError:
-                pass
-            self._queues[(conn, name)] = client
+                service = self._services[conn] = QueueServiceClient.from_connection_string(
+                    conn, retry_policy=LinearRetry(backoff=1, random_jitter_range=1, retry_total=3)
+                )
+            client = self._queues[(conn, name)] = service.get_queue_client(name)
             return client
 
+    def ensure(self, client: QueueClient) -> QueueClient:
+        """Create the queue if missing (once per client)."""
+        key = id(client)
+        if key in self._created:
+            return client
+        try:
+            client.create_queue()
+        except ResourceExistsError:
+            pass
+        self._created.add(key)
+        return client
+
     def send(self, connection: str | None, queue_name: str, bodies: list[str], encoding: str) -> None:
-        client = self.get(connection, queue_name)
+        client = self.ensure(self.get(connection, queue_name))
         for body in bodies:
             client.send_message(encode_body(body, encoding))
 
@@ -109,8 +120,10 @@ class QueueListener:
         self.options = options
         self.invoker = invoker
         self.lease = processing_lease
+        self.clients = clients
         self.queue = clients.get(function.connection, function.queue_name)
         self.poison = clients.get(function.connection, self.queue.queue_name + "-poison")
+        self._failing = False
         self._stop = threading.Event()
         self._in_flight = 0
         self._changed = threading.Condition()
@@ -143,16 +156,24 @@ class QueueListener:
                 return
             try:
                 messages = list(
-                    self.queue.receive_messages(
+                    self.clients.ensure(self.queue).receive_messages(
                         messages_per_page=self.options.batch_size,
                         max_messages=self.options.batch_size,
                         visibility_timeout=self.lease,
                     )
                 )
+                if self._failing:
+                    log.info("queue %s: reachable again", self.queue.queue_name)
+                    self._failing = False
             except AzureError as exc:
-                log.warning(
-                    "queue %s: receive failed (%s); retrying", self.queue.queue_name, type(exc).__name__
-                )
+                if not self._failing:  # once per outage, not once per poll
+                    log.warning(
+                        "queue %s: cannot receive (%s); retrying every %.1f s at most",
+                        self.queue.queue_name,
+                        type(exc).__name__,
+                        self.options.max_polling_interval,
+                    )
+                    self._failing = True
                 messages = []
             if messages:
                 delay = 0.0
@@ -221,7 +242,7 @@ class QueueListener:
             log.warning("queue %s: lease of message %s was lost", self.queue.queue_name, message.id)
 
     def _move_to_poison(self, message: Any) -> None:
-        self.poison.send_message(message.content)
+        self.clients.ensure(self.poison).send_message(message.content)
         try:
             self.queue.delete_message(message.id, message.pop_receipt)
         except ResourceNotFoundError:

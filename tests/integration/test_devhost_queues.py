@@ -112,7 +112,9 @@ def test_failed_message_waits_visibility_timeout_before_its_retry(
     attempts = wait_for(lambda: len(host.records("queue")) >= 2 and host.records("queue"), what="a retry")
     gap = attempts[1]["at"] - attempts[0]["at"]
     assert [a["dequeue_count"] for a in attempts[:2]] == [1, 2]
-    assert 0.9 <= gap < 3.0, f"retry came {gap:.2f}s after the failure, visibilityTimeout is 1 s"
+    # The lower bound is the point (with visibilityTimeout 0 the retry is immediate); the upper is slack
+    # for a loaded machine.
+    assert 0.9 <= gap < 6.0, f"retry came {gap:.2f}s after the failure, visibilityTimeout is 1 s"
 
 
 def test_four_devhosts_share_a_queue_and_process_each_message_once(
@@ -143,9 +145,5 @@ def test_worker_pool_is_bounded_by_batch_size_plus_threshold(
     for i in range(12):
         client.send_message(b64(f"sleep:0.5#{i}"))
     records = wait_for(lambda: len(sample_devhost.records("queue")) >= 12 and sample_devhost.records("queue"))
-    starts = sorted(r["at"] for r in records)
-    # Each message runs 0.5 s: the messages started within any 0.4 s window ran at the same time.
-    most_at_once = max(sum(1 for s in starts if t <= s < t + 0.4) for t in starts)
-    assert 2 <= most_at_once <= 4 + 2, (
-        f"{most_at_once} ran at once; batchSize 4 + newBatchThreshold 2 allow 6"
-    )
+    most_at_once = max(r["running"] for r in records)
+    assert 2 <= most_at_once <= 4 + 2, f"{most_at_once} at once; batchSize 4 + newBatchThreshold 2 allow 6"

@@ -16,6 +16,8 @@ import azure.functions as func
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 _record_lock = threading.Lock()
+_active_lock = threading.Lock()
+_active = 0  # queue invocations running right now in this process
 
 
 def record(kind: str, **fields: object) -> None:
@@ -96,20 +98,29 @@ def setting(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(arg_name="msg", queue_name="%SAMPLE_QUEUE%", connection="AzureWebJobsStorage")
 @app.queue_output(arg_name="out", queue_name="%SAMPLE_QUEUE%-out", connection="AzureWebJobsStorage")
 def work(msg: func.QueueMessage, out: func.Out[str]) -> None:
-    body = msg.get_body().decode("utf-8")
-    record(
-        "queue",
-        id=msg.id,
-        body=body,
-        dequeue_count=msg.dequeue_count,
-        has_pop_receipt=bool(msg.pop_receipt),
-        inserted=msg.insertion_time.isoformat() if msg.insertion_time else None,
-    )
-    if body.startswith("sleep:"):
-        time.sleep(float(body.split(":", 1)[1].split("#", 1)[0]))  # "sleep:0.5#tag"
-    if body.startswith("fail"):
-        raise RuntimeError("failing on purpose")
-    out.set(f"done:{body}")
+    global _active
+    with _active_lock:
+        _active += 1
+        running = _active
+    try:
+        body = msg.get_body().decode("utf-8")
+        record(
+            "queue",
+            id=msg.id,
+            body=body,
+            dequeue_count=msg.dequeue_count,
+            has_pop_receipt=bool(msg.pop_receipt),
+            inserted=msg.insertion_time.isoformat() if msg.insertion_time else None,
+            running=running,
+        )
+        if body.startswith("sleep:"):
+            time.sleep(float(body.split(":", 1)[1].split("#", 1)[0]))  # "sleep:0.5#tag"
+        if body.startswith("fail"):
+            raise RuntimeError("failing on purpose")
+        out.set(f"done:{body}")
+    finally:
+        with _active_lock:
+            _active -= 1
 
 
 @app.timer_trigger(arg_name="timer", schedule="%SAMPLE_TIMER_SCHEDULE%", run_on_startup=True)

@@ -1,0 +1,122 @@
+"""Latency of GET / PUT /api/dynamics/config through the devhost against Azurite.
+
+    python -m bench.config_latency [--calls 500] [--warmup 20]
+
+Starts its own Azurite (free ports, in memory) and ``python -m devhost`` serving function_app, then makes
+``--calls`` sequential GETs and ``--calls`` sequential PUTs (each with the If-Match of the previous answer)
+over one keep-alive connection, as one admin of one workspace. Prints p50/p95/p99/max per method and a
+final JSON line. Target: p95 < 30 ms for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import statistics
+import sys
+import time
+from typing import Any
+
+import jwt
+import requests
+
+from devhost.launcher import REPO_ROOT, DevHostProcess
+from tests.support.azurite import run_azurite
+
+TARGET_P95_MS = 30.0
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    index = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "n": len(samples),
+        "p50_ms": round(percentile(samples, 50), 2),
+        "p95_ms": round(percentile(samples, 95), 2),
+        "p99_ms": round(percentile(samples, 99), 2),
+        "max_ms": round(max(samples), 2),
+        "mean_ms": round(statistics.fmean(samples), 2),
+    }
+
+
+def measure(calls: int, warmup: int) -> dict[str, Any]:
+    secret = secrets.token_urlsafe(32)
+    settings = {
+        "PLATFORM_JWT_ALLOW_DEV_HS256": "true",
+        "PLATFORM_JWT_DEV_HS256_SECRET": secret,
+        "PLATFORM_JWT_AUDIENCE": "dynamics-integration",
+        "PLATFORM_JWT_ISSUER": "https://platform.local",
+    }
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "sub": "bench-admin",
+            "workspace_id": f"ws-bench-{secrets.token_hex(4)}",
+            "role": "admin",
+            "aud": settings["PLATFORM_JWT_AUDIENCE"],
+            "iss": settings["PLATFORM_JWT_ISSUER"],
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+        },
+        secret,
+        algorithm="HS256",
+    )
+    with run_azurite() as azurite:
+        settings["AzureWebJobsStorage"] = azurite.connection_string
+        with DevHostProcess(
+            "function_app", settings, settings_file=REPO_ROOT / "local.settings.json.example"
+        ) as host:
+            session = requests.Session()
+            session.trust_env = False
+            session.headers["Authorization"] = f"Bearer {token}"
+            url = f"{host.base_url}/api/dynamics/config"
+            first = session.get(url, timeout=10)
+            first.raise_for_status()
+            config = first.json()
+            etag = first.headers["ETag"]
+            for _ in range(warmup):
+                session.get(url, timeout=10).raise_for_status()
+            gets: list[float] = []
+            for _ in range(calls):
+                started = time.perf_counter()
+                response = session.get(url, timeout=10)
+                gets.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+            puts: list[float] = []
+            for i in range(calls):
+                config["syncIdentifiers"]["associateCompaniesWithContacts"] = i % 2 == 0
+                started = time.perf_counter()
+                response = session.put(url, json=config, headers={"If-Match": etag}, timeout=10)
+                puts.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+                etag = response.headers["ETag"]
+    result = {"benchmark": "config_latency", "get": summary(gets), "put": summary(puts)}
+    result["target_p95_ms"] = TARGET_P95_MS
+    result["meets_target"] = all(result[m]["p95_ms"] < TARGET_P95_MS for m in ("get", "put"))  # type: ignore[index]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=20)
+    args = parser.parse_args(argv)
+    result = measure(args.calls, args.warmup)
+    for method in ("get", "put"):
+        s = result[method]
+        print(
+            f"{method.upper():<4} /api/dynamics/config  n={s['n']}  p50 {s['p50_ms']:.1f} ms  "
+            f"p95 {s['p95_ms']:.1f} ms  p99 {s['p99_ms']:.1f} ms  max {s['max_ms']:.1f} ms"
+        )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
