@@ -12,7 +12,7 @@ from typing import Protocol
 
 import requests
 
-from core.adapters.dataverse.client import DataverseClient, token_source_for
+from core.adapters.dataverse.client import DataverseClient, RequestEvent, token_source_for
 from core.domain.connection import DynamicsConnection, NotConnected
 from core.settings import get_settings
 
@@ -30,8 +30,10 @@ class DynamicsAccess:
         *,
         session_factory: Callable[[], requests.Session] = requests.Session,
         max_concurrency: int = 16,
+        on_request_for: Callable[[str], Callable[[RequestEvent], None]] | None = None,
     ) -> None:
         self._tokens = tokens
+        self._on_request_for = on_request_for  # e.g. the shared budget's ledger, per workspace
         self._session_factory = session_factory
         self._max_concurrency = max_concurrency
         self._lock = threading.Lock()
@@ -55,6 +57,7 @@ class DynamicsAccess:
                     token_source_for(self._tokens, workspace_id),
                     session=self._session_factory(),
                     max_concurrency=self._max_concurrency,
+                    on_request=self._on_request_for(workspace_id) if self._on_request_for else None,
                 )
                 self._clients[key] = client
         return client, connection
@@ -67,11 +70,20 @@ _cached: tuple[object, DynamicsAccess] | None = None
 def get_dynamics_access() -> DynamicsAccess:
     """Process-wide access built on the connection components of the current settings."""
     from core.services.connection_service import get_components
+    from core.services.dynamics_budget import get_dynamics_budget
 
     global _cached
     components = get_components()
     with _lock:
         if _cached is None or _cached[0] is not components:
             concurrency = get_settings().get_int("DYNAMICS_MAX_CONCURRENCY") or 16
-            _cached = (components, DynamicsAccess(components.tokens, max_concurrency=concurrency))
+            budget = get_dynamics_budget()
+            _cached = (
+                components,
+                DynamicsAccess(
+                    components.tokens,
+                    max_concurrency=concurrency,
+                    on_request_for=budget.observer if budget else None,
+                ),
+            )
         return _cached[1]
