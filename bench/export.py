@@ -1,0 +1,603 @@
+"""Export benchmark: one large contacts export through the real pipeline, end to end.
+
+``python -m bench.export`` (defaults = issue 5's scenario): 10,000 contacts of 2,000 companies
+(LinkedIn-or-name identifier, domain for companies, associations on, 8 mapped contact fields) into a
+Dataverse emulator that already holds 30% of the contacts and 50% of the companies, stored in variant
+forms (LinkedIn URLs and websites as real orgs store them), at 50 ms latency per request and the real
+default service protection limits.
+
+Pipeline: ``ExportService.submit`` (validation, blobs, job rows, one queue message per chunk) against an
+Azurite the bench starts -> worker *processes* (``--workers``, each a plain process running the queue loop
+of :func:`worker_main` with ``--threads`` chunk runs at once, the real ``ExportWorker`` and the shared
+``DynamicsBudget``) -> the emulator in its own process. Timing starts at ``submit`` and ends when the last
+chunk is done (worker start-up is excluded; it happens before).
+
+Printed: records/s, HTTP requests per record, inner operations per record, 429s, peak RSS (worker
+processes, the bench driver and the emulator separately), duplicates created (must be 0), and as the last
+line one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
+
+from core.adapters.dataverse.client import DataverseClient, RequestEvent
+from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
+from core.adapters.export_store import EXPORT_QUEUE, ExportStore
+from core.domain.caller import Caller, Role
+from core.domain.config import DynamicsConfig
+from core.domain.connection import DynamicsConnection
+from core.domain.export_request import ExportRequest
+from core.services.export_service import ExportService
+from core.services.export_worker import ChunkMessage, ExportWorker
+from emulators.dataverse.seed import SeedSpec, build_seed
+from emulators.tls import trusting_session
+
+TOKEN = "static-test-token"
+WORKSPACE = "ws-bench-export"
+CALLER = Caller(WORKSPACE, "platform-user-bench", Role.ADMIN)
+
+CONFIG: dict[str, Any] = {
+    "syncIdentifiers": {
+        "contactIdentifier": "linkedin_or_name_company",
+        "companyIdentifier": "domain",
+        "columns": {"contactLinkedinUrl": "new_linkedinurl", "companyDomain": "websiteurl"},
+        "associateContactsWithCompanies": True,
+    },
+    "fieldMapping": {
+        "contacts": [
+            {"kind": "platform_field", "platformField": "firstName", "dynamicsField": "firstname"},
+            {"kind": "platform_field", "platformField": "lastName", "dynamicsField": "lastname"},
+            {"kind": "platform_field", "platformField": "jobTitle", "dynamicsField": "jobtitle"},
+            {
+                "kind": "platform_field",
+                "platformField": "professionalEmail",
+                "dynamicsField": "emailaddress1",
+            },
+            {"kind": "platform_field", "platformField": "linkedinUrl", "dynamicsField": "new_linkedinurl"},
+            {"kind": "platform_field", "platformField": "phoneNumber", "dynamicsField": "telephone1"},
+            {"kind": "platform_field", "platformField": "city", "dynamicsField": "address1_city"},
+            {
+                "kind": "platform_field",
+                "platformField": "mobilePhone",
+                "dynamicsField": "mobilephone",
+                "mode": "fill_if_empty",
+            },
+        ],
+        "companies": [
+            {"kind": "platform_field", "platformField": "name", "dynamicsField": "name"},
+            {"kind": "platform_field", "platformField": "domain", "dynamicsField": "websiteurl"},
+        ],
+    },
+    "campaignMapping": {},
+    "userMapping": {},
+}
+
+
+# --- the scenario ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    seed: SeedSpec
+    records: list[dict[str, Any]]
+    expected_new_contacts: int  # exported contacts with no counterpart in Dynamics
+    expected_new_accounts: int  # exported companies (used by a contact) with no counterpart
+    existing_contacts: int  # exported contacts that exist in Dynamics (in variant forms)
+
+
+def build_scenario(
+    contacts: int, companies: int, contact_share: float, company_share: float, seed: int = 42
+) -> Scenario:
+    """Platform records whose existing part mirrors the emulator's seed (clean forms on our side)."""
+    spec = SeedSpec(
+        accounts=round(companies * company_share),
+        contacts=round(contacts * contact_share),
+        users=5,
+        seed=seed,
+    )
+    data = build_seed(spec)
+    truth = data.truth
+    account_rows = {p["accountid"]: p for s, p in data.records if s == "accounts"}
+    companies_out: list[dict[str, Any]] = []
+    company_of_account: dict[str, dict[str, Any]] = {}
+    seen_domains: set[str] = set()
+    for account_id in truth.account_ids:
+        domain = truth.account_domains.get(account_id)
+        if domain is None or domain in seen_domains:
+            continue  # no website: a domain rule cannot find it (the platform would not know it either)
+        seen_domains.add(domain)
+        company = {
+            "id": f"co-{account_id[:8]}",
+            "name": str(account_rows[account_id]["name"]).strip(),
+            "domain": domain,
+        }
+        company_of_account[account_id] = company
+        companies_out.append(company)
+    existing_companies = len(companies_out)
+    for index in range(max(0, companies - existing_companies)):
+        companies_out.append(
+            {"id": f"co-new-{index}", "name": f"Newco {index} Labs", "domain": f"newco{index}.example"}
+        )
+
+    duplicates = {c for group in truth.duplicate_contact_groups for c in group[1:]}
+    contact_rows = {p["contactid"]: p for s, p in data.records if s == "contacts"}
+    records: list[dict[str, Any]] = []
+    for contact_id in truth.contact_ids:
+        if contact_id in duplicates:
+            continue
+        row = contact_rows[contact_id]
+        parent = truth.contact_account.get(contact_id)
+        linkedin = truth.contact_linkedin.get(contact_id)
+        company = company_of_account.get(parent) if parent else None
+        if company is None and (parent is not None or linkedin is None):
+            continue  # neither identifier could find it: not part of the "existing" share
+        record: dict[str, Any] = {
+            "id": f"p-{contact_id[:8]}",
+            "firstName": str(row["firstname"]).strip(),
+            "lastName": str(row["lastname"]).strip(),
+            "jobTitle": "Head of Revenue",
+            "professionalEmail": f"bench.{contact_id[:8]}@example.com",
+            "phoneNumber": "+1 206 555 0100",
+            "city": "Seattle",
+            "mobilePhone": "+1 206 555 0199",
+        }
+        if linkedin:
+            record["linkedinUrl"] = linkedin
+        if company is not None:
+            record["company"] = company
+        records.append(record)
+    existing_contacts = len(records)
+    used_new_companies: set[str] = set()
+    index = 0
+    while len(records) < contacts:
+        company = companies_out[index % len(companies_out)]
+        if company["id"].startswith("co-new-"):
+            used_new_companies.add(company["id"])
+        records.append(
+            {
+                "id": f"p-new-{index}",
+                "firstName": f"Ada{index}",
+                "lastName": "Lovelace",
+                "jobTitle": "Engineer",
+                "professionalEmail": f"ada{index}@example.com",
+                "linkedinUrl": f"https://www.linkedin.com/in/ada-{index}",
+                "phoneNumber": "+1 206 555 0101",
+                "city": "London",
+                "mobilePhone": "+44 20 7946 0000",
+                "company": company,
+            }
+        )
+        index += 1
+    return Scenario(
+        spec,
+        records[:contacts],
+        expected_new_contacts=contacts - existing_contacts,
+        expected_new_accounts=len(used_new_companies),
+        existing_contacts=existing_contacts,
+    )
+
+
+# --- processes -------------------------------------------------------------------------------------
+
+
+def start_emulator(spec: SeedSpec, latency_ms: float, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
+    args = [
+        sys.executable,
+        "-m",
+        "emulators.dataverse",
+        "--seed",
+        f"--seed-accounts={spec.accounts}",
+        f"--seed-contacts={spec.contacts}",
+        f"--seed-users={spec.users}",
+        f"--seed-value={spec.seed}",
+        f"--latency-ms={latency_ms}",
+        "--token",
+        TOKEN,
+        *extra,
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        raise RuntimeError("the Dataverse emulator did not start")
+    return proc, str(json.loads(line)["url"])
+
+
+def emulator_control(url: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    session = trusting_session()
+    if body is None:
+        response = session.get(f"{url}/_emulator/{name}", timeout=60)
+    else:
+        response = session.post(f"{url}/_emulator/{name}", json=body, timeout=60)
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+@dataclass
+class WorkerOptions:
+    storage: str
+    dataverse_url: str
+    threads: int = 4
+    budget: bool = True
+    limits: BudgetLimits = field(default_factory=BudgetLimits)
+    visibility_s: int = 300
+    max_attempts: int = 5
+
+
+def worker_args(options: WorkerOptions) -> list[str]:
+    limits = options.limits
+    args = [
+        sys.executable,
+        "-m",
+        "bench.export",
+        "worker",
+        f"--storage={options.storage}",
+        f"--dataverse-url={options.dataverse_url}",
+        f"--threads={options.threads}",
+        f"--visibility={options.visibility_s}",
+        f"--max-attempts={options.max_attempts}",
+        f"--limit-requests={limits.max_requests}",
+        f"--limit-execution-s={limits.max_execution_s}",
+        f"--limit-concurrent={limits.max_concurrent}",
+        f"--limit-window-s={limits.window_s}",
+        f"--slots={limits.slots}",
+    ]
+    if not options.budget:
+        args.append("--no-budget")
+    return args
+
+
+class WorkerProcesses:
+    """Worker processes sharing one queue; ``stop()`` ends them gracefully and collects their figures."""
+
+    def __init__(self, options: WorkerOptions, count: int, env: dict[str, str] | None = None) -> None:
+        self.procs = [
+            subprocess.Popen(
+                worker_args(options),
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, **(env or {})},
+            )
+            for _ in range(count)
+        ]
+        for proc in self.procs:  # each says "ready" once it polls the queue
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("an export worker process did not start")
+
+    def kill(self, index: int) -> None:
+        """Crash one worker (SIGKILL): its messages reappear after their visibility timeout."""
+        self.procs[index].kill()
+        self.procs[index].wait(10)
+
+    def stop(self) -> list[dict[str, Any]]:
+        reports: list[dict[str, Any]] = []
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                out, _ = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            lines = [line for line in (out or "").splitlines() if line.startswith("{")]
+            if lines:
+                reports.append(json.loads(lines[-1]))
+        return reports
+
+
+def worker_main(argv: list[str]) -> int:
+    """One export worker process: the queue loop (receive, handle, delete) as the Functions host runs it."""
+    parser = argparse.ArgumentParser(prog="python -m bench.export worker")
+    parser.add_argument("--storage", required=True)
+    parser.add_argument("--dataverse-url", required=True)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--visibility", type=int, default=300)
+    parser.add_argument("--max-attempts", type=int, default=5)
+    parser.add_argument("--no-budget", action="store_true")
+    parser.add_argument("--limit-requests", type=int, default=6000)
+    parser.add_argument("--limit-execution-s", type=float, default=1200)
+    parser.add_argument("--limit-concurrent", type=int, default=52)
+    parser.add_argument("--limit-window-s", type=float, default=300)
+    parser.add_argument("--slots", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    tables = TableServiceClient.from_connection_string(args.storage)
+    store = ExportStore(
+        tables,
+        BlobServiceClient.from_connection_string(args.storage),
+        QueueServiceClient.from_connection_string(args.storage),
+    )
+    budget = None
+    if not args.no_budget:
+        budget = DynamicsBudget(
+            TableServiceClient.from_connection_string(args.storage),
+            BudgetLimits(
+                max_concurrent=args.limit_concurrent,
+                max_requests=args.limit_requests,
+                max_execution_s=args.limit_execution_s,
+                window_s=args.limit_window_s,
+                slots=args.slots,
+            ),
+        )
+    seen: dict[str, int] = {"requests": 0, "throttled": 0, "errors": 0}
+    seen_lock = threading.Lock()
+    observers: list[Any] = []
+
+    def observe(event: RequestEvent) -> None:
+        with seen_lock:
+            seen["requests"] += 1
+            if event.status == 429:
+                seen["throttled"] += 1
+        for observer in observers:
+            observer(event)
+
+    client = DataverseClient(
+        args.dataverse_url,
+        lambda _force: TOKEN,
+        session=trusting_session(),
+        max_concurrency=max(4, args.threads),
+        on_request=observe,
+    )
+    who = client.who_am_i()
+    connections: dict[str, DynamicsConnection] = {}
+
+    def client_for(workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
+        if budget is not None and workspace_id not in connections:
+            observers.append(budget.observer(workspace_id))
+        connection = connections.setdefault(
+            workspace_id,
+            DynamicsConnection(workspace_id, args.dataverse_url, "integration@contoso.com", who.user_id),
+        )
+        return client, connection
+
+    worker = ExportWorker(store, client_for, max_attempts=args.max_attempts, budget=budget)
+    queue = QueueServiceClient.from_connection_string(args.storage).get_queue_client(EXPORT_QUEUE)
+    chunks = {"done": 0, "retried": 0}
+    in_flight: set[Future[None]] = set()
+
+    def run(message: Any) -> None:
+        chunk = ChunkMessage.parse(base64.b64decode(message.content))
+        try:
+            worker.handle(chunk, message.dequeue_count or 1)
+        except Exception:  # the host leaves the message; it comes back after its visibility timeout
+            with seen_lock:
+                chunks["retried"] += 1
+            return
+        queue.delete_message(message)
+        with seen_lock:
+            chunks["done"] += 1
+
+    print("ready", flush=True)
+    idle = 0.05
+    with ThreadPoolExecutor(max_workers=args.threads) as pool:
+        while not stopping.is_set():
+            in_flight = {f for f in in_flight if not f.done()}
+            free = args.threads - len(in_flight)
+            if free <= 0:
+                time.sleep(0.02)
+                continue
+            try:
+                messages = list(
+                    queue.receive_messages(max_messages=min(32, free), visibility_timeout=args.visibility)
+                )
+            except Exception:
+                messages = []
+            if not messages:
+                stopping.wait(idle)
+                idle = min(0.5, idle * 2)
+                continue
+            idle = 0.05
+            for message in messages:
+                in_flight.add(pool.submit(run, message))
+    report = {
+        "pid": os.getpid(),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "chunks": chunks["done"],
+        "retried": chunks["retried"],
+        **seen,
+        "budget": budget.stats(WORKSPACE) if budget else None,
+    }
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+# --- the driver ------------------------------------------------------------------------------------
+
+
+def export_store(storage: str) -> ExportStore:
+    return ExportStore(
+        TableServiceClient.from_connection_string(storage),
+        BlobServiceClient.from_connection_string(storage),
+        QueueServiceClient.from_connection_string(storage),
+    )
+
+
+def wait_for_job(service: ExportService, job_id: str, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = service.status(WORKSPACE, job_id)
+        assert status is not None
+        progress = status["progress"]
+        if progress["chunksDone"] >= progress["chunks"]:
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"export not finished after {timeout_s:.0f}s: {progress}")
+        time.sleep(0.25)
+
+
+class RssSampler:
+    """Samples RSS of processes (by pid) every 0.5 s; keeps the peak of each and the first/last samples."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.peak: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self.samples: dict[str, list[float]] = {name: [] for name in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, proc in self.procs.items():
+                try:
+                    mb = proc.memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                self.peak[name] = max(self.peak[name], mb)
+                self.samples[name].append(mb)
+            self._stop.wait(0.5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.support.azurite import run_azurite
+
+    scenario = build_scenario(args.contacts, args.companies, args.existing_contacts, args.existing_companies)
+    limits = BudgetLimits()
+    with ExitStack() as stack:
+        azurite = stack.enter_context(run_azurite())
+        storage = azurite.connection_string
+        emulator, url = start_emulator(scenario.seed, args.latency_ms, [])
+        stack.callback(emulator.kill)
+        before = emulator_control(url, "stats")
+        store = export_store(storage)
+        store.ensure_ready()
+        workers = WorkerProcesses(
+            WorkerOptions(storage, url, threads=args.threads, budget=not args.no_budget, limits=limits),
+            args.workers,
+        )
+        stack.callback(workers.stop)
+        sampler = RssSampler(
+            {"driver": os.getpid(), "emulator": emulator.pid}
+            | {f"worker{i}": p.pid for i, p in enumerate(workers.procs)}
+        )
+        emulator_control(url, "stats", {"reset": True})
+        service = ExportService(
+            store, lambda _caller: DynamicsConfig.model_validate(CONFIG), chunk_size=args.chunk_size
+        )
+        started = time.perf_counter()
+        job = service.submit(
+            CALLER, ExportRequest.model_validate({"entity": "contacts", "records": scenario.records})
+        )
+        submitted = time.perf_counter() - started
+        records = len(scenario.records)
+        status = wait_for_job(service, job.job_id, args.timeout)
+        elapsed = time.perf_counter() - started
+        sampler.stop()
+        stats = emulator_control(url, "stats")
+        reports = workers.stop()
+    counts = status["counts"]
+    new_contacts = stats["records"].get("contact", 0) - before["records"].get("contact", 0)
+    new_accounts = stats["records"].get("account", 0) - before["records"].get("account", 0)
+    duplicates = max(0, new_contacts - scenario.expected_new_contacts) + max(
+        0, new_accounts - scenario.expected_new_accounts
+    )
+    inner = sum(stats["inner_operations"].values())
+    worker_peaks = [sampler.peak[k] for k in sampler.peak if k.startswith("worker")]
+    worker_curve = [
+        round(v) for k, v in sampler.samples.items() if k == "worker0" for v in v[:: max(1, len(v) // 8)]
+    ]
+    return {
+        "records": records,
+        "workers": args.workers,
+        "threads_per_worker": args.threads,
+        "worker_mode": "processes",
+        "budget": not args.no_budget,
+        "chunk_size": args.chunk_size,
+        "latency_ms": args.latency_ms,
+        "elapsed_s": round(elapsed, 2),
+        "submit_s": round(submitted, 2),
+        "records_per_s": round(records / elapsed, 1),
+        "http_requests": stats["requests"],
+        "http_requests_per_record": round(stats["requests"] / records, 4),
+        "requests_by_kind": stats["requests_by_kind"],
+        "inner_operations": inner,
+        "inner_operations_per_record": round(inner / records, 3),
+        "throttled_429": stats["throttled"],
+        "job_state": status["state"],
+        "counts": counts,
+        "existing_contacts_exported": scenario.existing_contacts,
+        "expected_new_contacts": scenario.expected_new_contacts,
+        "new_contacts": new_contacts,
+        "expected_new_accounts": scenario.expected_new_accounts,
+        "new_accounts": new_accounts,
+        "duplicates": duplicates,
+        "peak_rss_mb": round(max(worker_peaks or [0.0]), 1),
+        "peak_rss_driver_mb": round(sampler.peak["driver"], 1),
+        "peak_rss_emulator_mb": round(sampler.peak["emulator"], 1),
+        "worker_rss_curve_mb": worker_curve,
+        "budget_storage_ops": sum((r.get("budget") or {}).get("storage_operations", 0) for r in reports),
+        "worker_reports": reports,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["worker"]:
+        return worker_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contacts", type=int, default=10_000)
+    parser.add_argument("--companies", type=int, default=2_000)
+    parser.add_argument("--existing-contacts", type=float, default=0.3, help="share already in Dynamics")
+    parser.add_argument("--existing-companies", type=float, default=0.5, help="share already in Dynamics")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="chunks each worker runs at once")
+    parser.add_argument("--chunk-size", type=int, default=500)
+    parser.add_argument("--no-budget", action="store_true", help="workers without the shared budget")
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args(argv)
+    figures = run(args)
+    print(f"records            {figures['records']} ({figures['counts']})")
+    print(
+        f"workers            {args.workers} processes x {args.threads} chunk threads, "
+        f"budget={not args.no_budget}"
+    )
+    print(f"elapsed            {figures['elapsed_s']} s (submit {figures['submit_s']} s)")
+    print(f"records/s          {figures['records_per_s']}")
+    print(f"HTTP requests      {figures['http_requests']} ({figures['http_requests_per_record']} per record)")
+    print(
+        f"inner operations   {figures['inner_operations']} "
+        f"({figures['inner_operations_per_record']} per record)"
+    )
+    print(f"429s seen          {figures['throttled_429']}")
+    print(
+        f"peak RSS           worker {figures['peak_rss_mb']} MB, driver {figures['peak_rss_driver_mb']} MB, "
+        f"emulator {figures['peak_rss_emulator_mb']} MB"
+    )
+    print(f"duplicates created {figures['duplicates']}")
+    summary = {k: v for k, v in figures.items() if k != "worker_reports"}
+    print(json.dumps(summary, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
