@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import secrets
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -34,6 +37,8 @@ def percentile(samples: list[float], pct: float) -> float:
 
 
 def summary(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {"n": 0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0, "mean_ms": 0.0}
     return {
         "n": len(samples),
         "p50_ms": round(percentile(samples, 50), 2),
@@ -67,10 +72,15 @@ def measure(calls: int, warmup: int) -> dict[str, Any]:
         secret,
         algorithm="HS256",
     )
+    log_dir = tempfile.TemporaryDirectory(prefix="bench-devhost-")
+    log_path = Path(log_dir.name) / "devhost.log"
     with run_azurite() as azurite:
         settings["AzureWebJobsStorage"] = azurite.connection_string
         with DevHostProcess(
-            "function_app", settings, settings_file=REPO_ROOT / "local.settings.json.example"
+            "function_app",
+            settings,
+            settings_file=REPO_ROOT / "local.settings.json.example",
+            log_path=log_path,
         ) as host:
             session = requests.Session()
             session.trust_env = False
@@ -96,9 +106,21 @@ def measure(calls: int, warmup: int) -> dict[str, Any]:
                 puts.append((time.perf_counter() - started) * 1000)
                 response.raise_for_status()
                 etag = response.headers["ETag"]
-    result = {"benchmark": "config_latency", "get": summary(gets), "put": summary(puts)}
+    # The devhost logs the time each request spent in the server (routing + the function + storage);
+    # the rest of the client-side figure is the loopback round trip and scheduling on a busy machine.
+    server: dict[str, list[float]] = {"GET": [], "PUT": []}
+    for match in re.finditer(r"(GET|PUT) /api/dynamics/config (\d{3}) ([\d.]+)ms", log_path.read_text()):
+        server[match.group(1)].append(float(match.group(3)))
+    log_dir.cleanup()
+    result: dict[str, Any] = {
+        "benchmark": "config_latency",
+        "get": summary(gets),
+        "put": summary(puts),
+        "server_get": summary(server["GET"][-calls:]),
+        "server_put": summary(server["PUT"][-calls:]),
+    }
     result["target_p95_ms"] = TARGET_P95_MS
-    result["meets_target"] = all(result[m]["p95_ms"] < TARGET_P95_MS for m in ("get", "put"))  # type: ignore[index]
+    result["meets_target"] = all(result[m]["p95_ms"] < TARGET_P95_MS for m in ("get", "put"))
     return result
 
 
@@ -108,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args(argv)
     result = measure(args.calls, args.warmup)
-    for method in ("get", "put"):
-        s = result[method]
+    for key in ("get", "put", "server_get", "server_put"):
+        s = result[key]
+        where = " (in server)" if "server" in key else ""
+        label = f"{key.split('_')[-1].upper()} /api/dynamics/config{where}"
         print(
-            f"{method.upper():<4} /api/dynamics/config  n={s['n']}  p50 {s['p50_ms']:.1f} ms  "
-            f"p95 {s['p95_ms']:.1f} ms  p99 {s['p99_ms']:.1f} ms  max {s['max_ms']:.1f} ms"
+            f"{label:<40} n={s['n']}  p50 {s['p50_ms']:.1f} ms  p95 {s['p95_ms']:.1f} ms  "
+            f"p99 {s['p99_ms']:.1f} ms  max {s['max_ms']:.1f} ms"
         )
     print(json.dumps(result))
     return 0
