@@ -359,3 +359,39 @@ def test_state_and_status_follow_each_other(dv) -> None:  # type: ignore[no-unty
         in mismatch.json()["error"]["message"]
     )
     assert dv.patch(f"contacts({contact})", json={"statecode": 0, "statuscode": 1}).status_code == 204
+
+
+def test_transport_accepts_lf_only_heads_chunked_bodies_and_keeps_the_connection(
+    dataverse: DataverseEmulator,
+) -> None:
+    """Real clients differ (npm dynamics-web-api writes LF only); HTTP/1.1 keep-alive and chunked "
+    "bodies work."""
+    import json
+    import socket
+    import ssl
+
+    from emulators.tls import ensure_ca
+
+    context = ssl.create_default_context(cafile=str(ensure_ca().cert_path))
+    port = int(dataverse.url.rsplit(":", 1)[1])
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        body = json.dumps({"lastname": "Chunked"}).encode()
+        chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+        tls.sendall(
+            b"POST /api/data/v9.2/contacts HTTP/1.1\nHost: x\nAuthorization: Bearer static-test-token\n"
+            b"Content-Type: application/json\nTransfer-Encoding: chunked\n\n"
+            + chunked
+            + b"GET /api/data/v9.2/contacts?$select=lastname HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer static-test-token\r\nConnection: close\r\n\r\n"
+        )
+        received = b""
+        while chunk := tls.recv(65536):
+            received += chunk
+    text = received.decode()
+    assert text.startswith("HTTP/1.1 204 No Content\r\n")
+    assert "OData-EntityId: " in text
+    second = text[text.index("HTTP/1.1 200") :]
+    assert '"lastname":"Chunked"' in second
