@@ -8,7 +8,9 @@
 - ``POST /api/dynamics/config/validate``   every problem of a proposed configuration; saves nothing
 - ``GET  /api/dynamics/config/history``    saved versions, newest first: who, when, what changed
 
-Error pointers always point into the whole configuration document, also for a step PUT.
+Error pointers always point into the whole configuration document, also for a step PUT. A PUT that saved
+despite warnings (e.g. the yellow "may be incompatible" icon of a live Dynamics check) says how many in
+``X-Config-Warning-Count``; ``POST .../validate`` lists them with pointers.
 """
 
 from __future__ import annotations
@@ -122,7 +124,8 @@ def _save(req: func.HttpRequest, caller: Caller, step: Step | None) -> func.Http
     except (InvalidConfig, PreconditionRequired, PreconditionFailed) as exc:
         raise _problem_for(exc) from None
     body = view.config.to_json()
-    return json_response(body if step is None else body[step.member], headers=_headers(view))
+    headers = _headers(view) | {"X-Config-Warning-Count": str(len(view.warnings))}
+    return json_response(body if step is None else body[step.member], headers=headers)
 
 
 @bp.route(route="dynamics/config", methods=["GET"])
@@ -183,6 +186,7 @@ def put_dynamics_config_step(req: func.HttpRequest, caller: Caller) -> func.Http
 # --- OpenAPI ---------------------------------------------------------------------------------------
 
 _etag = {"ETag": 'Version of the whole configuration, e.g. "v3" ("v0": defaults, nothing saved)'}
+_put_headers = _etag | {"X-Config-Warning-Count": "Warnings the save went ahead with (see validate)"}
 _if_match = {"If-Match": "ETag of the configuration being replaced (required once one exists)"}
 openapi.register(
     "GET",
@@ -200,7 +204,7 @@ openapi.register(
     response=DynamicsConfig,
     problems=(403, 412, 428),
     tags=TAG,
-    headers=_etag,
+    headers=_put_headers,
     request_headers=_if_match,
 )
 openapi.register(
@@ -243,7 +247,7 @@ openapi.register(
     path_params=_step_param,
     problems=(400, 403, 404, 412, 413, 415, 428),
     tags=TAG,
-    headers=_etag,
+    headers=_put_headers,
     request_headers=_if_match,
     description=f"Body: the step's section ({', '.join(m.__name__ for m in STEP_MODELS.values())}).",
 )

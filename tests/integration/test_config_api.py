@@ -420,7 +420,8 @@ def test_metadata_checks_plug_in_errors_refuse_warnings_allow(ws: str) -> None:
         assert body_json(report)["warnings"] == [
             {"pointer": "/fieldMapping/contacts/0/dynamicsField", "message": "may be incompatible"}
         ]
-        assert put(ws, doc).status_code == 200
+        saved = put(ws, doc)
+        assert saved.status_code == 200 and saved.headers["X-Config-Warning-Count"] == "1"
         assert set(seen) == {ws}
         assert body_json(get(ws))["syncIdentifiers"]["integrationUser"]["email"] == f"sync@{ws}.example"
     finally:
