@@ -123,8 +123,8 @@ def test_expand_single_valued_navigation(dv, people) -> None:  # type: ignore[no
 
 
 def test_paging_with_maxpagesize_and_next_link(dv) -> None:  # type: ignore[no-untyped-def]
-    """page-results.md: Prefer odata.maxpagesize, Preference-Applied, opaque @odata.nextLink with "
-    "$skiptoken."""
+    """page-results.md: Prefer odata.maxpagesize, Preference-Applied, opaque @odata.nextLink with
+    $skiptoken."""
     targets = [{"@odata.type": "Microsoft.Dynamics.CRM.contact", "lastname": f"P{i:03d}"} for i in range(25)]
     assert (
         dv.post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": targets}).status_code

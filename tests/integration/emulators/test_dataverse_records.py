@@ -364,8 +364,8 @@ def test_state_and_status_follow_each_other(dv) -> None:  # type: ignore[no-unty
 def test_transport_accepts_lf_only_heads_chunked_bodies_and_keeps_the_connection(
     dataverse: DataverseEmulator,
 ) -> None:
-    """Real clients differ (npm dynamics-web-api writes LF only); HTTP/1.1 keep-alive and chunked "
-    "bodies work."""
+    """Real clients differ (npm dynamics-web-api writes LF only); HTTP/1.1 keep-alive and chunked
+    bodies work."""
     import json
     import socket
     import ssl
