@@ -201,3 +201,29 @@ def test_not_connected_and_reconnect_pass_through() -> None:
         service(None).list_fields("ws", "contact")
     with pytest.raises(ReconnectRequired):
         service(StubClient(fail=ReconnectRequired("ws", "revoked"))).list_fields("ws", "contact")
+
+
+def test_the_config_check_only_warns_when_dynamics_cannot_be_asked() -> None:
+    from core.domain.config import DynamicsConfig
+    from core.domain.config_validation import Severity
+    from core.services.config_metadata_check import DynamicsMetadataCheck
+
+    config = DynamicsConfig.default()
+    for svc, reason in (
+        (service(None), "not connected"),
+        (service(StubClient(fail=TransientError("down", status=502))), "HTTP 502"),
+        (service(StubClient(fail=ReconnectRequired("ws", "inactivity"))), "reconnected (inactivity)"),
+    ):
+        problems = DynamicsMetadataCheck(svc)("ws", config)
+        assert len(problems) == 1 and problems[0].severity is Severity.WARNING
+        assert problems[0].pointer == "" and reason in problems[0].message
+    # Connected and answering: the default configuration (websiteurl as the domain column) is clean.
+    assert DynamicsMetadataCheck(service(StubClientWithWebsite()))("ws", config) == []
+
+
+class StubClientWithWebsite(StubClient):
+    def attribute_rows(self, table: str) -> list[dict[str, Any]]:
+        rows = super().attribute_rows(table)
+        if table == "account":
+            rows.append({"LogicalName": "websiteurl", "AttributeType": "String", "MaxLength": 200})
+        return rows

@@ -19,7 +19,7 @@ import pytest
 
 from core.adapters.dataverse.client import DataverseClient
 from core.domain.caller import Caller, Role
-from core.domain.connection import DynamicsConnection, NotConnected
+from core.domain.connection import DynamicsConnection, NotConnected, ReconnectRequired
 from core.domain.retry import RetryPolicy
 from core.entrypoints import config_api, fields_api
 from core.services import config_service
@@ -56,8 +56,11 @@ class EmulatorTokens:
         self.environment_url = environment_url
         self.user_id = user_id
         self.connected: set[str] = set()
+        self.revoked: set[str] = set()
 
     def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str:
+        if workspace_id in self.revoked:
+            raise ReconnectRequired(workspace_id, "revoked")
         if workspace_id not in self.connected:
             raise NotConnected(workspace_id)
         return STATIC_TOKEN
@@ -213,6 +216,19 @@ def test_not_connected_is_409_with_a_code(app: App) -> None:
     assert resp.status_code == 409
     body = body_json(resp)
     assert body["code"] == "not_connected" and body["status"] == 409
+
+
+def test_a_dead_grant_is_409_reconnect_and_only_a_warning_on_save(app: App) -> None:
+    app.connect()
+    app.tokens.revoked.add(app.ws)
+    resp = app.fields(entity="account")
+    assert resp.status_code == 409
+    assert body_json(resp)["code"] == "reconnect_required" and body_json(resp)["reason"] == "revoked"
+    report = app.validate(config([pf("fullName", "fullname")]))
+    assert report["errors"] == []
+    assert [w["message"] for w in report["warnings"]] == [
+        "not verified against Dynamics: the Dynamics connection must be reconnected (revoked)"
+    ]
 
 
 def test_unreachable_dynamics_is_503_without_the_token(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
