@@ -1,0 +1,34 @@
+"""Queue triggers of activities: one message = one chunk of events; the poison queue fails the chunk."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from core.services.activity_worker import ACTIVITY_QUEUE, get_activity_worker
+from core.services.export_worker import ChunkMessage
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=ACTIVITY_QUEUE, connection="AzureWebJobsStorage")
+def activity_chunk(msg: func.QueueMessage) -> None:
+    try:
+        message = ChunkMessage.parse(msg.get_body())
+    except ValueError:
+        log.error("activity message %s is malformed and was dropped", msg.id)
+        return
+    dequeue_count = getattr(msg, "dequeue_count", None) or 1
+    get_activity_worker().handle(message, dequeue_count)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=f"{ACTIVITY_QUEUE}-poison", connection="AzureWebJobsStorage")
+def activity_chunk_poison(msg: func.QueueMessage) -> None:
+    try:
+        message = ChunkMessage.parse(msg.get_body())
+    except ValueError:
+        log.error("poison activity message %s is malformed and was dropped", msg.id)
+        return
+    get_activity_worker().fail_poisoned(message, "the chunk could not be processed after repeated attempts")

@@ -1,0 +1,145 @@
+"""Use cases of the activities API: submit engagement events, job status, per-event results, resume.
+
+Submitting validates every event on its own (bad events end ``invalid`` with each problem named; the
+others go ahead), snapshots the workspace's configuration, stages the events (each with its contact's
+data) in Blob Storage in chunks and enqueues one small message per chunk — the same layout, order and
+crash safety as exports (``ExportStore`` under the activity names).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from core.adapters.export_store import ExportStore, JobRow
+from core.adapters.queues import queue_service
+from core.domain.activities import ActivitiesRequest, validate_events
+from core.domain.caller import Caller
+from core.domain.config import DynamicsConfig
+from core.domain.export_job import ChunkState, split_chunks
+from core.services.activity_worker import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES
+from core.services.export_service import ExportService, SubmitResult
+from core.settings import Settings, get_settings
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("4e7d9b2a-1c3f-4a6e-9d8b-7f5e3c2a1b90")
+JOB_ENTITY = "activities"
+JOB_TRIGGER = "events"
+
+
+class ActivityService:
+    def __init__(
+        self,
+        store: ExportStore,
+        load_config: Callable[[Caller], DynamicsConfig],
+        chunk_size: int = ACTIVITY_CHUNK_SIZE,
+    ) -> None:
+        self._store = store
+        self._load_config = load_config
+        self._chunk_size = chunk_size
+        # Status, listing, records and resume read the same rows as exports do.
+        self._jobs = ExportService(store, load_config, chunk_size=chunk_size)
+
+    def submit(
+        self, caller: Caller, request: ActivitiesRequest, idempotency_key: str | None = None
+    ) -> SubmitResult:
+        self._store.ensure_ready()
+        config = self._load_config(caller)
+        if idempotency_key:
+            job_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller.workspace_id}\x1f{idempotency_key}"))
+            existing = self._store.get_job(caller.workspace_id, job_id)
+            if existing is not None:
+                accepted = existing.total_records - existing.invalid_count
+                return SubmitResult(job_id, accepted, existing.invalid_count, False)
+        else:
+            job_id = str(uuid.uuid4())
+        valid, invalid = validate_events(request.events, request.contacts)
+        chunks = split_chunks(len(valid), self._chunk_size)
+        now = dt.datetime.now(dt.UTC).isoformat()
+        self._store.stage_request(
+            caller.workspace_id,
+            job_id,
+            {
+                "entity": JOB_ENTITY,
+                "userId": caller.user_id,
+                "config": config.to_json(),
+                "identities": [i.model_dump(mode="json") for i in request.identities],
+                "createdAt": now,
+            },
+        )
+        for index, positions in enumerate(chunks):
+            self._store.stage_chunk(
+                caller.workspace_id,
+                job_id,
+                index,
+                [
+                    {"seq": valid[i].seq, "event": dict(valid[i].event), "contact": valid[i].contact}
+                    for i in positions
+                ],
+            )
+        self._store.create_job(
+            JobRow(
+                workspace_id=caller.workspace_id,
+                job_id=job_id,
+                entity=JOB_ENTITY,
+                trigger=JOB_TRIGGER,
+                dry_run=False,
+                user_id=caller.user_id,
+                total_records=len(request.events),
+                total_chunks=len(chunks),
+                created_at=now,
+                invalid_count=len(invalid),
+            )
+        )
+        if invalid:
+            self._store.save_outcomes(caller.workspace_id, job_id, invalid)
+        for index in range(len(chunks)):
+            self._store.put_chunk(caller.workspace_id, job_id, index, ChunkState.QUEUED)
+        self._store.enqueue_chunks(caller.workspace_id, job_id, range(len(chunks)))
+        return SubmitResult(job_id, len(valid), len(invalid), True)
+
+    def status(self, workspace_id: str, job_id: str) -> dict[str, Any] | None:
+        status = self._jobs.status(workspace_id, job_id)
+        if status is not None:
+            status["progress"]["events"] = status["progress"].pop("records")
+            for key in ("entity", "trigger", "dryRun"):
+                status.pop(key, None)
+        return status
+
+    def records(
+        self, workspace_id: str, job_id: str, status: str | None, cursor: str | None, limit: int
+    ) -> dict[str, Any] | None:
+        return self._jobs.records(workspace_id, job_id, status, cursor, limit)
+
+    def resume_paused(self, workspace_id: str) -> int:
+        """Re-enqueue every chunk paused for the Dynamics token (call when the workspace reconnects)."""
+        return self._jobs.resume_paused(workspace_id)
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_cached: tuple[Settings, ActivityService] | None = None
+
+
+def build_activity_store(settings: Settings) -> ExportStore:
+    from core.adapters.tables import Storage
+
+    storage = Storage.from_settings(settings)
+    return ExportStore(storage.table_service, storage.blob_service, queue_service(settings), ACTIVITY_NAMES)
+
+
+def get_activity_service() -> ActivityService:
+    from core.services.config_service import get_config_service
+
+    global _cached
+    settings = get_settings()
+    with _lock:
+        if _cached is None or _cached[0] is not settings:
+            service = ActivityService(
+                build_activity_store(settings), lambda caller: get_config_service().get(caller).config
+            )
+            _cached = (settings, service)
+        return _cached[1]

@@ -1,0 +1,686 @@
+"""Process one chunk of engagement events: log each as a Dynamics activity, once, as the right user.
+
+A chunk (``ACTIVITY_CHUNK_SIZE`` events) costs a handful of HTTP requests whatever its size:
+1. one ``$batch`` of GETs: the events' contacts (deterministic ids of contacts the platform exported, then
+   the configured identifier's queries for contacts sent with their data), the activities an earlier
+   attempt created (by their deterministic ids, per table) and the Dynamics users who may act;
+2. one ``CreateMultiple`` per (activity table, acting user) — each acting user's activities are created
+   with ``CallerObjectId`` so Dynamics records that user as creator and owner; a failing call is split in
+   halves until the bad events are isolated (reported with Dynamics' error), the others are written;
+3. one ``UpdateMultiple`` for the contacts (engagement field + campaign properties, changed values only)
+   and one for their accounts when the companies tab holds the engagement mapping;
+4. one ``UpdateMultiple`` per table closing the new activities (statecode Completed + fitting status).
+
+Idempotency: the activity id is ``uuid5(workspace, event id)``. An activity found closed is done: the event
+is ``unchanged`` and nothing is written. One found open was created by an attempt that crashed before
+closing it: it is finished (contact update, close) and reported ``created``. Closing comes last, so the
+engagement field is written once per activity even across crashes. A create that races another attempt
+fails as a duplicate and is reported ``unchanged``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.adapters.dataverse.batch import BatchOperation
+from core.adapters.dataverse.client import DataverseClient
+from core.adapters.dataverse.errors import DataverseError
+from core.adapters.export_store import ExportStore, StoreNames
+from core.domain.activities import (
+    SIGNAL_KINDS,
+    ActivityEvent,
+    ActivityOutcome,
+    ActivityWrite,
+    Actor,
+    activity_id,
+    activity_table,
+    build_activity,
+    choose_actor,
+    choose_linkedin_table,
+    engagement_value,
+)
+from core.domain.campaign_properties import campaign_values, mapped_columns
+from core.domain.catalog import Entity
+from core.domain.config import DynamicsConfig, EngagementMapping
+from core.domain.connection import DynamicsConnection, NotConnected, ReconnectRequired
+from core.domain.dynamics_metadata import DynamicsColumn
+from core.domain.export_job import (
+    ChunkState,
+    ExportEntity,
+    FieldError,
+    RecordAction,
+    RecordOutcome,
+    count_outcomes,
+    deterministic_dynamics_id,
+)
+from core.domain.export_plan import DesiredValue, PlanAction, plan_write
+from core.domain.lookup_plan import plan_lookups
+from core.domain.matching import PARENT_ACCOUNT_VALUE, IdentifierConfig, MatchStatus, match_records, rule_for
+from core.services.export_worker import (
+    MAX_BATCH_OPERATIONS,
+    PRIVILEGE_DENIED,
+    ChunkMessage,
+    _in_filter,
+    _record_level,
+    _safe_reason,
+)
+from core.services.metadata_cache import MetadataCache, shared_metadata_cache
+from core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+ACTIVITY_NAMES = StoreNames(
+    jobs_table="ActivityJobs",
+    chunks_table="ActivityChunks",
+    records_table="ActivityRecords",
+    container="activity-staging",
+    queue="dynamics-activities",
+)
+ACTIVITY_QUEUE = ACTIVITY_NAMES.queue
+# Events per chunk: with one CreateMultiple per (table, acting user) a chunk of 1,000 keeps the requests
+# per event far under 0.05 while one chunk's work stays well inside the queue visibility timeout.
+ACTIVITY_CHUNK_SIZE = 1000
+ACTIVITY_SELECT = ["activityid", "statecode", "statuscode"]
+USER_SELECT = ["systemuserid", "fullname", "isdisabled", "azureactivedirectoryobjectid"]
+
+ClientFactory = Callable[[str], tuple[DataverseClient, DynamicsConnection]]
+
+
+@dataclass
+class _Event:
+    seq: int
+    event: ActivityEvent
+    contact_data: Mapping[str, Any] | None
+    contact_id: str | None = None
+    table: str | None = None
+    actor: Actor | None = None
+    write: ActivityWrite | None = None
+    action: RecordAction | None = None
+    finishing: bool = False  # an earlier attempt created the activity and crashed before closing it
+    errors: list[FieldError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Contact:
+    platform_id: str
+    data: Mapping[str, Any] | None
+    dynamics_id: str | None = None
+    current: Mapping[str, Any] | None = None
+    match: dict[str, Any] | None = None
+    new_activities: int = 0
+
+
+class ActivityWorker:
+    def __init__(
+        self,
+        store: ExportStore,
+        client_for: ClientFactory,
+        *,
+        max_attempts: int = 5,
+        metadata: MetadataCache | None = None,
+        linkedin_table: str | None = "auto",
+    ) -> None:
+        self._store = store
+        self._client_for = client_for
+        self._max_attempts = max_attempts
+        self._metadata = metadata or shared_metadata_cache()
+        self._linkedin_setting = linkedin_table
+        self._linkedin_lock = threading.Lock()
+        self._linkedin: dict[str, str] = {}
+
+    def handle(self, message: ChunkMessage, dequeue_count: int = 1) -> ChunkState:
+        """Process one chunk; returns its final state. Raises to have the queue retry it."""
+        ws, job_id, index = message.workspace_id, message.job_id, message.chunk
+        if self._store.get_job(ws, job_id) is None:
+            log.warning("activity chunk for an unknown job ignored", extra={"workspace": ws, "job": job_id})
+            return ChunkState.FAILED
+        status = self._store.get_chunk(ws, job_id, index)
+        if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+            return status.state
+        retried = status is not None and status.state is ChunkState.RUNNING  # an attempt died midway
+        request = self._store.load_request(ws, job_id)
+        staged = self._store.load_chunk(ws, job_id, index)
+        self._store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
+        try:
+            client, connection = self._client_for(ws)
+            run = _ChunkRun(
+                worker=self,
+                client=client,
+                connection=connection,
+                workspace_id=ws,
+                config=DynamicsConfig.model_validate(request["config"]),
+                identities={
+                    str(i["id"]): str(i["userId"])
+                    for i in request.get("identities") or []
+                    if isinstance(i, Mapping) and i.get("userId")
+                },
+                items=[
+                    _Event(int(s["seq"]), ActivityEvent.from_json(s["event"]), s.get("contact"))
+                    for s in staged
+                ],
+            )
+            outcomes = run.execute(lambda checkpoint: self._store.save_outcomes(ws, job_id, checkpoint))
+        except ReconnectRequired as exc:
+            log.info(
+                "activities paused until Dynamics is reconnected", extra={"workspace": ws, "job": job_id}
+            )
+            self._store.put_chunk(
+                ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}"
+            )
+            return ChunkState.PAUSED_RECONNECT
+        except NotConnected:
+            self._fail_chunk(ws, job_id, index, staged, "Dynamics is not connected for this workspace")
+            return ChunkState.FAILED
+        except Exception as exc:
+            if dequeue_count >= self._max_attempts:
+                reason = _safe_reason(exc)
+                log.error("activity chunk failed for good", extra={"workspace": ws, "job": job_id})
+                self._fail_chunk(
+                    ws, job_id, index, staged, f"gave up after {dequeue_count} attempts: {reason}"
+                )
+                return ChunkState.FAILED
+            raise
+        if retried:
+            wanted = {o.seq for o in outcomes}
+            created = {
+                int(o["seq"])
+                for o in self._store.iter_outcomes(ws, job_id)
+                if int(o.get("seq", -1)) in wanted and o.get("action") == RecordAction.CREATED.value
+            }
+            for outcome in outcomes:
+                if outcome.seq in created and outcome.action is RecordAction.UNCHANGED:
+                    outcome.action = RecordAction.CREATED  # logged by the attempt that died
+        self._store.save_outcomes(ws, job_id, outcomes)
+        self._store.finish_chunk(ws, job_id, index, ChunkState.DONE, count_outcomes(outcomes), len(outcomes))
+        return ChunkState.DONE
+
+    def fail_poisoned(self, message: ChunkMessage, reason: str) -> None:
+        """A message that exhausted its deliveries: the chunk fails with the reason, nothing silent."""
+        status = self._store.get_chunk(message.workspace_id, message.job_id, message.chunk)
+        if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+            return
+        staged = self._store.load_chunk(message.workspace_id, message.job_id, message.chunk)
+        self._fail_chunk(message.workspace_id, message.job_id, message.chunk, staged, reason)
+
+    def _fail_chunk(
+        self, ws: str, job_id: str, index: int, staged: Sequence[Mapping[str, Any]], reason: str
+    ) -> None:
+        outcomes = [
+            RecordOutcome(
+                int(s["seq"]),
+                str(s["event"].get("id", "")),
+                RecordAction.FAILED,
+                errors=[FieldError("", reason)],
+            )
+            for s in staged
+        ]
+        self._store.save_outcomes(ws, job_id, outcomes)
+        self._store.finish_chunk(
+            ws, job_id, index, ChunkState.FAILED, count_outcomes(outcomes), len(staged), error=reason
+        )
+
+    def metadata(self, client: DataverseClient, table: str) -> dict[str, DynamicsColumn]:
+        return self._metadata.columns(client, table)
+
+    def linkedin_table(self, client: DataverseClient) -> str:
+        """The table LinkedIn events are logged in for this environment (looked up once per process)."""
+        with self._linkedin_lock:
+            known = self._linkedin.get(client.environment_url)
+        if known:
+            return known
+        configured = self._linkedin_setting
+        if configured and configured.strip().lower() not in ("", "auto"):
+            chosen = choose_linkedin_table(configured, ())
+        else:
+            try:
+                client.table("new_linkedinactivity")
+                chosen = choose_linkedin_table(None, ("new_linkedinactivity",))
+            except DataverseError as exc:
+                if exc.status != 404:
+                    raise
+                chosen = choose_linkedin_table(None, ())
+        with self._linkedin_lock:
+            self._linkedin[client.environment_url] = chosen
+        return chosen
+
+
+class _ChunkRun:
+    def __init__(
+        self,
+        *,
+        worker: ActivityWorker,
+        client: DataverseClient,
+        connection: DynamicsConnection,
+        workspace_id: str,
+        config: DynamicsConfig,
+        identities: Mapping[str, str],
+        items: list[_Event],
+    ) -> None:
+        self.worker = worker
+        self.client = client
+        self.connection = connection
+        self.ws = workspace_id
+        self.config = config
+        self.identities = identities
+        self.items = items
+        self.identifiers = IdentifierConfig.from_model(config.sync_identifiers)
+        self._existing: dict[str, Mapping[str, Any]] = {}
+        self._identity_users: dict[str, str] = {}
+        self._user_users: dict[str, str] = {}
+
+    def execute(self, checkpoint: Callable[[list[RecordOutcome]], None]) -> list[RecordOutcome]:
+        linkedin = self.worker.linkedin_table(self.client)
+        for item in self.items:
+            item.table = activity_table(item.event.kind, linkedin)
+        tables = sorted({i.table for i in self.items if i.table})
+        contact_columns = self.worker.metadata(self.client, "contact")
+        table_columns = {t: self.worker.metadata(self.client, t) for t in tables}
+        contacts = self._contacts()
+        users, integration_id = self._lookups(contacts, tables, contact_columns)
+        self._plan(contacts, users, integration_id, table_columns)
+        creates = [i for i in self.items if i.write is not None and i.action is RecordAction.CREATED]
+        fresh = [i for i in creates if not i.finishing]
+        if fresh:
+            # A crash after closing but before the report must still say "created" on the retry.
+            checkpoint([self._outcome(i, contacts) for i in fresh])
+        self._create(fresh)
+        self._update_contacts(contacts)
+        self._close([i for i in creates if not i.errors and i.action is RecordAction.CREATED])
+        return [self._outcome(item, contacts) for item in self.items]
+
+    # -- contacts ---------------------------------------------------------------------------------
+    def _contacts(self) -> dict[str, _Contact]:
+        contacts: dict[str, _Contact] = {}
+        for item in self.items:
+            contact = contacts.setdefault(item.event.contact_id, _Contact(item.event.contact_id, None))
+            if contact.data is None and isinstance(item.contact_data, Mapping):
+                contact.data = item.contact_data
+        return contacts
+
+    def _contact_select(self, contact_columns: Mapping[str, DynamicsColumn]) -> list[str]:
+        tab = self.config.field_mapping.contacts
+        wanted = [m.dynamics_field for m in tab if isinstance(m, EngagementMapping)]
+        wanted += list(mapped_columns(self.config.campaign_mapping).values())
+        return [c for c in dict.fromkeys(wanted) if c in contact_columns]
+
+    def _lookups(
+        self,
+        contacts: Mapping[str, _Contact],
+        tables: Sequence[str],
+        contact_columns: Mapping[str, DynamicsColumn],
+    ) -> tuple[dict[str, Mapping[str, Any]], str]:
+        """One $batch: contacts (own ids, then the identifier), existing activities, acting users."""
+        rule = rule_for(Entity.CONTACT, self.identifiers)
+        with_data = [c for c in contacts.values() if c.data is not None]
+        plan = plan_lookups(Entity.CONTACT, rule, [c.data for c in with_data if c.data is not None])
+        select = list(
+            dict.fromkeys(
+                ["contactid", *plan.select, *self._contact_select(contact_columns), PARENT_ACCOUNT_VALUE]
+            )
+        )
+        own_ids = {
+            deterministic_dynamics_id(self.ws, ExportEntity.CONTACTS, c.platform_id): c
+            for c in contacts.values()
+        }
+        prefer = {"Prefer": "odata.maxpagesize=5000"}
+        gets = [
+            BatchOperation(
+                "GET",
+                "contacts",
+                headers=prefer,
+                params=[("$select", ",".join(select)), ("$filter", _in_filter("contactid", sorted(own_ids)))],
+            )
+        ]
+        activity_sets: list[str] = []
+        for table in tables:
+            ids = sorted({activity_id(self.ws, i.event.id) for i in self._with_table(table)})
+            if not ids:
+                continue
+            entity_set = self.client.entity_set_name(table)
+            activity_sets.append(table)
+            gets.append(
+                BatchOperation(
+                    "GET",
+                    entity_set,
+                    headers=prefer,
+                    params=[
+                        ("$select", ",".join(ACTIVITY_SELECT)),
+                        ("$filter", _in_filter("activityid", ids)),
+                    ],
+                )
+            )
+        mapping = self.config.user_mapping
+        integration_id = (self.connection.dynamics_user_id or self.client.who_am_i().user_id).lower()
+        candidates = {integration_id}
+        identity_users = {m.identity_id: str(m.dynamics_user_id) for m in mapping.identities}
+        user_users = {m.user_id: str(m.dynamics_user_id) for m in mapping.users}
+        for item in self.items:
+            if item.event.identity_id in identity_users:
+                candidates.add(identity_users[item.event.identity_id].lower())
+            platform_user = self._platform_user(item.event)
+            if platform_user in user_users:
+                candidates.add(user_users[platform_user].lower())
+        if mapping.default_owner_id:
+            candidates.add(str(mapping.default_owner_id).lower())
+        gets.append(
+            BatchOperation(
+                "GET",
+                "systemusers",
+                headers=prefer,
+                params=[
+                    ("$select", ",".join(USER_SELECT)),
+                    ("$filter", _in_filter("systemuserid", sorted(candidates))),
+                ],
+            )
+        )
+        for query in plan.queries:
+            params = [("$select", ",".join(select)), ("$filter", query.filter)]
+            if query.expand:
+                params.append(("$expand", query.expand))
+            gets.append(BatchOperation("GET", query.entity_set, headers=prefer, params=params))
+        pages = self._batch_gets(gets)
+        own_rows = {str(r["contactid"]).lower(): r for r in pages[0]}
+        for own_id, contact in own_ids.items():
+            row = own_rows.get(own_id)
+            if row is not None:
+                contact.dynamics_id, contact.current = own_id, row
+                contact.match = {"status": "matched", "rule": "created_by_platform", "dynamicsId": own_id}
+        self._existing = {}
+        for offset, _table in enumerate(activity_sets):
+            for row in pages[1 + offset]:
+                self._existing[str(row["activityid"]).lower()] = row
+        users: dict[str, Mapping[str, Any]] = {
+            str(r["systemuserid"]).lower(): r for r in pages[1 + len(activity_sets)]
+        }
+        candidates_rows = [row for page in pages[2 + len(activity_sets) :] for row in page]
+        pending = [c for c in with_data if c.dynamics_id is None]
+        if pending:
+            results = match_records(
+                rule, [c.data or {} for c in pending], candidates_rows, id_column="contactid"
+            )
+            by_id = {str(r["contactid"]).lower(): r for r in candidates_rows}
+            for contact, result in zip(pending, results, strict=True):
+                contact.match = result.to_json()
+                if result.status is not MatchStatus.NONE and result.dynamics_id:
+                    contact.dynamics_id = result.dynamics_id.lower()
+                    contact.current = by_id.get(contact.dynamics_id)
+        self._identity_users, self._user_users = identity_users, user_users
+        return users, integration_id
+
+    def _with_table(self, table: str) -> list[_Event]:
+        return [i for i in self.items if i.table == table]
+
+    def _platform_user(self, event: ActivityEvent) -> str | None:
+        if event.user_id:
+            return event.user_id
+        return self.identities.get(event.identity_id) if event.identity_id else None
+
+    def _batch_gets(self, operations: Sequence[BatchOperation]) -> list[list[dict[str, Any]]]:
+        pages: list[list[dict[str, Any]]] = []
+        for start in range(0, len(operations), MAX_BATCH_OPERATIONS):
+            part = operations[start : start + MAX_BATCH_OPERATIONS]
+            for response in self.client.execute_batch(part, continue_on_error=True):
+                response.raise_for_error()
+                body = response.body if isinstance(response.body, dict) else {}
+                rows = list(body.get("value") or [])
+                link = body.get("@odata.nextLink")
+                if link:
+                    for page in self.client.query_pages(str(link)):
+                        rows.extend(page)
+                pages.append(rows)
+        return pages
+
+    # -- planning ---------------------------------------------------------------------------------
+    def _plan(
+        self,
+        contacts: Mapping[str, _Contact],
+        users: Mapping[str, Mapping[str, Any]],
+        integration_id: str,
+        table_columns: Mapping[str, Mapping[str, DynamicsColumn]],
+    ) -> None:
+        mapping = self.config.user_mapping
+        default_owner = str(mapping.default_owner_id) if mapping.default_owner_id else None
+        first_seq: dict[str, int] = {}
+        for item in self.items:
+            event = item.event
+            contact = contacts[event.contact_id]
+            item.contact_id = contact.dynamics_id
+            if event.id in first_seq:
+                item.action = RecordAction.UNCHANGED
+                item.notes.append(
+                    f"same event as position {first_seq[event.id]} of this request: logged once"
+                )
+                continue
+            first_seq[event.id] = item.seq
+            if contact.dynamics_id is None:
+                item.action = RecordAction.SKIPPED
+                if contact.data is None:
+                    item.notes.append(
+                        f"contact {event.contact_id} is not in Dynamics (not exported by the platform, "
+                        "and no contact data was sent to match it with the contact identifier)"
+                    )
+                else:
+                    item.notes.append(
+                        f"contact {event.contact_id} is not in Dynamics (no match for the contact identifier)"
+                    )
+                continue
+            if event.kind in SIGNAL_KINDS or item.table is None:
+                item.action = RecordAction.SKIPPED
+                item.notes.append(
+                    f"{event.kind.value} is a signal, not an activity: it counts in the campaign properties"
+                )
+                continue
+            item.actor = choose_actor(
+                identity_id=event.identity_id,
+                user_id=self._platform_user(event),
+                identity_users=self._identity_users,
+                user_users=self._user_users,
+                default_owner_id=default_owner,
+                integration_user_id=integration_id,
+                systemusers=users,
+            )
+            item.write = build_activity(
+                event,
+                workspace_id=self.ws,
+                table=item.table,
+                entity_set=self.client.entity_set_name(item.table),
+                contact_id=contact.dynamics_id,
+                actor=item.actor,
+                columns=table_columns[item.table],
+            )
+            existing = self._existing.get(item.write.activity_id)
+            if existing is not None and existing.get("statecode") not in (0, None):
+                item.action = RecordAction.UNCHANGED
+                item.notes.append("already logged in Dynamics")
+                continue
+            item.action = RecordAction.CREATED
+            contact.new_activities += 1
+            if existing is not None:
+                item.finishing = True
+                item.notes.append("finishing the activity an interrupted attempt created")
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _create(self, items: Sequence[_Event]) -> None:
+        groups: dict[tuple[str, str | None], list[_Event]] = {}
+        for item in items:
+            if item.finishing or item.write is None or item.actor is None:
+                continue
+            groups.setdefault((item.write.table, item.actor.caller_object_id), []).append(item)
+        for (table, caller), group in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or "")):
+            self._create_group(table, caller, group)
+
+    def _create_group(self, table: str, caller: str | None, group: Sequence[_Event]) -> None:
+        records = [i.write.payload for i in group if i.write is not None]
+
+        def attempt(part: Sequence[int]) -> None:
+            try:
+                self.client.create_multiple(table, [records[i] for i in part], caller_object_id=caller)
+                return
+            except DataverseError as exc:
+                if not _record_level(exc):
+                    raise
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    attempt(part[:middle])
+                    attempt(part[middle:])
+                    return
+                item = group[part[0]]
+                if exc.is_duplicate_record:
+                    item.action = RecordAction.UNCHANGED
+                    item.notes.append("already logged in Dynamics (by a concurrent attempt)")
+                    return
+                item.errors.append(FieldError(_column_in(exc), _error_message(exc, item.actor), exc.code))
+
+        attempt(list(range(len(records))))
+
+    def _update_contacts(self, contacts: Mapping[str, _Contact]) -> None:
+        contact_columns = self.worker.metadata(self.client, "contact")
+        engagement, engagement_problem = engagement_value(self.config.field_mapping.contacts, contact_columns)
+        updates: list[tuple[_Contact, dict[str, Any]]] = []
+        problems: dict[str, list[str]] = {}
+        for contact in contacts.values():
+            if contact.dynamics_id is None:
+                continue
+            values: list[DesiredValue] = []
+            if contact.new_activities and engagement is not None:
+                values.append(engagement)
+            if contact.new_activities and engagement_problem is not None:
+                problems.setdefault(contact.platform_id, []).append(engagement_problem.message)
+            if contact.data is not None:
+                campaign, campaign_problems = campaign_values(
+                    contact.data, self.config.campaign_mapping, contact_columns
+                )
+                values.extend(campaign)
+                for problem in campaign_problems:
+                    problems.setdefault(contact.platform_id, []).append(f"{problem.field}: {problem.message}")
+            plan = plan_write(contact.current or {}, values)
+            if plan.action is PlanAction.UPDATE:
+                updates.append((contact, plan.payload))
+        failed = self._update_many("contact", "contactid", [(c.dynamics_id or "", p) for c, p in updates])
+        for index, message in failed.items():
+            contact = updates[index][0]
+            problems.setdefault(contact.platform_id, []).append(f"contact not updated: {message}")
+        self._company_engagement(contacts)
+        for item in self.items:
+            for message in problems.get(item.event.contact_id, []):
+                if item.action is RecordAction.CREATED:
+                    item.notes.append(message)
+
+    def _company_engagement(self, contacts: Mapping[str, _Contact]) -> None:
+        """An engagement mapping in the companies tab: the contact's account gets the value."""
+        tab = self.config.field_mapping.companies
+        if not any(isinstance(m, EngagementMapping) for m in tab):
+            return
+        value, problem = engagement_value(tab, self.worker.metadata(self.client, "account"))
+        accounts = {
+            str(c.current.get(PARENT_ACCOUNT_VALUE)).lower()
+            for c in contacts.values()
+            if c.new_activities and c.current and c.current.get(PARENT_ACCOUNT_VALUE)
+        }
+        if value is None or not accounts:
+            if problem is not None:
+                log.warning("company engagement field not written: %s", problem.message)
+            return
+        self._update_many(
+            "account", "accountid", [(a, {value.column: value.value}) for a in sorted(accounts)]
+        )
+
+    def _update_many(
+        self, table: str, id_column: str, updates: Sequence[tuple[str, dict[str, Any]]]
+    ) -> dict[int, str]:
+        records = [{**payload, id_column: record_id} for record_id, payload in updates]
+        failures: dict[int, str] = {}
+
+        def attempt(part: Sequence[int]) -> None:
+            try:
+                self.client.update_multiple(table, [records[i] for i in part])
+            except DataverseError as exc:
+                if not _record_level(exc):
+                    raise
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    attempt(part[:middle])
+                    attempt(part[middle:])
+                    return
+                failures[part[0]] = exc.message or str(exc)
+
+        if records:
+            attempt(list(range(len(records))))
+        return failures
+
+    def _close(self, items: Sequence[_Event]) -> None:
+        by_table: dict[str, list[_Event]] = {}
+        for item in items:
+            if item.write is not None:
+                by_table.setdefault(item.write.table, []).append(item)
+        for table, group in sorted(by_table.items()):
+            updates = [(i.write.activity_id, dict(i.write.close)) for i in group if i.write is not None]
+            for index, message in self._update_many(table, "activityid", updates).items():
+                group[index].errors.append(FieldError("statecode", f"logged but not closed: {message}"))
+
+    # -- reporting --------------------------------------------------------------------------------
+    def _outcome(self, item: _Event, contacts: Mapping[str, _Contact]) -> ActivityOutcome:
+        action = item.action or RecordAction.SKIPPED
+        if item.errors:
+            action = RecordAction.FAILED
+        logged = action in (RecordAction.CREATED, RecordAction.UNCHANGED) and item.write is not None
+        outcome = ActivityOutcome(
+            item.seq,
+            item.event.id,
+            action,
+            item.write.activity_id if logged and item.write else None,
+            table=item.table if item.write else None,
+            actor=item.actor,
+            contact_id=item.contact_id,
+        )
+        outcome.match = contacts[item.event.contact_id].match
+        outcome.errors = list(item.errors)
+        if item.notes:
+            outcome.note = "; ".join(item.notes)
+        return outcome
+
+
+def _error_message(exc: DataverseError, actor: Actor | None) -> str:
+    message = exc.message or str(exc)
+    if exc.code == PRIVILEGE_DENIED and actor is not None:
+        return f"Dynamics user {actor.systemuser_id} ({actor.source.value}) lacks the privilege: {message}"
+    return message
+
+
+def _column_in(exc: DataverseError) -> str:
+    message = exc.message or ""
+    for marker in ("attribute '", "property named '", "column '"):
+        start = message.find(marker)
+        if start >= 0:
+            end = message.find("'", start + len(marker))
+            if end > start:
+                return message[start + len(marker) : end]
+    return ""
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+
+_worker_lock = threading.Lock()
+_worker: tuple[Settings, ActivityWorker] | None = None
+
+
+def get_activity_worker() -> ActivityWorker:
+    from core.services.activity_service import build_activity_store
+    from core.services.dynamics_access import get_dynamics_access
+
+    global _worker
+    settings = get_settings()
+    with _worker_lock:
+        if _worker is None or _worker[0] is not settings:
+            worker = ActivityWorker(
+                build_activity_store(settings),
+                lambda workspace_id: get_dynamics_access().client_for(workspace_id),
+                max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
+            )
+            _worker = (settings, worker)
+        return _worker[1]
