@@ -3,6 +3,8 @@
 import azure.functions as func
 
 from core.entrypoints import (
+    activities_api,
+    activity_queue,
     config_api,
     connection_api,
     export_queue,
@@ -26,3 +28,5 @@ app.register_functions(exports_api.bp)
 app.register_functions(export_queue.bp)
 app.register_functions(fields_api.bp)
 fields_api.register_config_checks()  # config saves are checked against live Dynamics metadata
+app.register_functions(activities_api.bp)
+app.register_functions(activity_queue.bp)
