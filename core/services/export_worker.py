@@ -210,7 +210,13 @@ class ExportWorker:
         if not staged:
             return []
         wanted = {int(s["seq"]) for s in staged}
-        return [o for o in self._store.iter_outcomes(ws, job_id) if int(o.get("seq", -1)) in wanted]
+        # Only this chunk's range of row keys (seq, 7 digits): reading the whole job here made every
+        # chunk cost O(records already exported), i.e. O(n^2) for a job.
+        low, high = min(wanted), max(wanted)
+        page = self._store.records_page(
+            ws, job_id, action=None, cursor=f"{low - 1:07d}" if low > 0 else None, limit=high - low + 1
+        )
+        return [o for o in page.records if int(o.get("seq", -1)) in wanted]
 
     def _fail_chunk(
         self, ws: str, job_id: str, index: int, staged: Sequence[Mapping[str, Any]], reason: str
