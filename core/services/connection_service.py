@@ -263,6 +263,7 @@ def build_components(
     http_session: requests.Session | None = None,
     table_prefix: str = "",
     clock: Callable[[], dt.datetime] = utcnow,
+    on_reconnected: Callable[[str], None] | None = None,
 ) -> ConnectionComponents:
     """Production wiring from settings; tests pass their own tables/secret store/HTTP session/prefix."""
     from core.adapters.keyvault import secret_store_from_settings
@@ -296,6 +297,7 @@ def build_components(
         whoami=DataverseWhoAmI(session),
         allowed_hosts=parse_host_patterns(settings.get("DYNAMICS_ALLOWED_HOST_PATTERNS")),
         clock=clock,
+        on_reconnected=on_reconnected,
     )
     policy = RefreshPolicy(
         expiry_margin=dt.timedelta(minutes=settings.get_int("TOKEN_EXPIRY_MARGIN_MINUTES") or 20),
@@ -324,5 +326,14 @@ def get_components() -> ConnectionComponents:
     settings = get_settings()
     with _components_lock:
         if _components is None or _components[0] is not settings:
-            _components = (settings, build_components(settings))
+            _components = (settings, build_components(settings, on_reconnected=_resume_paused_exports))
         return _components[1]
+
+
+def _resume_paused_exports(workspace_id: str) -> None:
+    """Exports paused for the token continue once the workspace reconnects."""
+    from core.services.export_service import get_export_service  # imported late: no import cycle
+
+    resumed = get_export_service().resume_paused(workspace_id)
+    if resumed:
+        log.info("workspace %s: %d paused export chunks resumed after reconnect", workspace_id, resumed)

@@ -319,3 +319,28 @@ def test_timer_removes_abandoned_sign_ins(api: Api) -> None:
     token_timer.token_refresh_timer.build().get_user_function()(TimerRequest(past_due=True))
     assert components.flows.take("abandoned") is None
     assert components.flows.take("in-progress") is not None
+
+
+def test_reconnect_resumes_exports_paused_for_the_token(
+    api: Api, entra: EntraEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.services import export_service
+
+    resumed: list[str] = []
+
+    class Exports:
+        def resume_paused(self, workspace_id: str) -> int:
+            resumed.append(workspace_id)
+            return 2
+
+    monkeypatch.setattr(export_service, "get_export_service", lambda: Exports())
+    workspace = ws()
+    api.connect_fully(workspace)
+    assert resumed == [workspace]  # a first connect finds nothing paused; harmless
+    entra.revoke_user(entra.current_user.object_id)
+    components = get_components()
+    make_due(components, workspace)
+    components.refresher.run()
+    assert body_json(api.connection(workspace))["status"] == "reconnect_required"
+    assert api.connect_fully(workspace) == {"dynamics": "connected"}
+    assert resumed == [workspace, workspace]
