@@ -12,6 +12,7 @@ __all__ = [
     "ODataError",
     "bad_key",
     "bad_request",
+    "duplicate_detected",
     "duplicate_key",
     "duplicate_record",
     "etag_mismatch",
@@ -89,6 +90,14 @@ def duplicate_key(table: str, key_name: str, columns: tuple[str, ...]) -> ODataE
         "0x80060892",
         f"A record that has the attribute values {cols} already exists. The entity key {key_name} requires "
         "that this set of attributes contains unique values. Select unique values and try again.",
+    )
+
+
+def duplicate_detected() -> ODataError:
+    return ODataError(
+        412,
+        "0x80040333",
+        "A record was not created or updated because a duplicate of the current record already exists.",
     )
 
 

@@ -57,6 +57,7 @@ class Caller:
     user_id: str
     on_behalf_of: str | None = None
     key: str = ""  # the identity service protection limits count against
+    detect_duplicates: bool = False  # the request sent MSCRM.SuppressDuplicateDetection: false
 
 
 def parse_guid(text: str) -> str | None:
@@ -505,6 +506,15 @@ class RecordService:
             if self._find_by_values(table, values, exclude=record_id) is not None:
                 raise errors.duplicate_key(table.logical_name, key.name, key.columns)
 
+    def _check_duplicates(self, table: Table, row: Mapping[str, Any], record_id: str) -> None:
+        """The org's published duplicate detection rules (detect-duplicate-data-with-web-api.md)."""
+        for rule in table.duplicate_rules:
+            values = {col: row.get(col) for col in rule}
+            if any(v in (None, "") for v in values.values()):
+                continue
+            if self._find_by_values(table, values, exclude=record_id) is not None:
+                raise errors.duplicate_detected()
+
     def create(
         self,
         table: Table,
@@ -527,6 +537,8 @@ class RecordService:
             self._apply_system(table, row, caller, creating=True)
             self._check_required(table, row)
             self._check_keys(table, row, record_id)
+            if caller.detect_duplicates:
+                self._check_duplicates(table, row, record_id)
             self.store.put(table.logical_name, record_id, row)
             for party in parties:
                 self._create_party(table, record_id, party, caller)
@@ -561,6 +573,8 @@ class RecordService:
             self._check_status(table, row, changes, record_id)
             self._apply_system(table, row, caller, creating=False)
             self._check_keys(table, row, record_id)
+            if caller.detect_duplicates:
+                self._check_duplicates(table, row, record_id)
             self.store.put(table.logical_name, record_id, row)
             for party in parties:
                 self._create_party(table, record_id, party, caller)

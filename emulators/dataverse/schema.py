@@ -122,6 +122,7 @@ class Table:
     primary_name: str | None
     columns: dict[str, Column] = field(default_factory=dict)
     keys: list[AlternateKey] = field(default_factory=list)
+    duplicate_rules: list[tuple[str, ...]] = field(default_factory=list)
     navigations: dict[str, Navigation] = field(default_factory=dict)
     is_activity: bool = False
     is_custom: bool = False
@@ -295,6 +296,8 @@ def _merge(tables: dict[str, Table], raw: dict[str, Any], *, custom: bool) -> No
             for column_name, column_spec in spec.get("columns", {}).items():
                 existing.columns[column_name] = _column(name, column_name, column_spec, custom=custom)
         table = tables[name]
+        if "duplicate_rules" in spec:
+            table.duplicate_rules = [tuple(rule) for rule in spec["duplicate_rules"]]
         for key in spec.get("keys", []):
             table.keys = [k for k in table.keys if k.name != key["name"]]
             table.keys.append(

@@ -9,6 +9,7 @@ RS256 JWT signed by a key added with :meth:`DataverseEmulator.add_signing_key`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -753,9 +754,14 @@ class DataverseEmulator:
         caller = request.caller
         if "callerobjectid" in headers or "mscrmcallerid" in headers:
             try:  # impersonation may differ per operation of a batch
-                caller = self._impersonate(caller.on_behalf_of or caller.user_id, headers)
+                caller = dataclasses.replace(
+                    self._impersonate(caller.on_behalf_of or caller.user_id, headers),
+                    detect_duplicates=caller.detect_duplicates,
+                )
             except ODataError as exc:
                 return self._error_result(exc, content_id)
+        if headers.get("mscrm.suppressduplicatedetection", "").strip().lower() == "false":
+            caller = dataclasses.replace(caller, detect_duplicates=True)
         inner = ApiRequest(method.upper(), target, dict(inner_headers), body, caller, in_batch=True)
         response = self.dispatch(inner)
         return OperationResult(response.status, dict(response.headers), response.body, content_id)
@@ -876,6 +882,8 @@ class DataverseEmulator:
         except ODataError as exc:
             self._count(method, "forbidden", exc.status)
             return ApiResponse.error(exc)
+        if headers.get("mscrm.suppressduplicatedetection", "").strip().lower() == "false":
+            caller = dataclasses.replace(caller, detect_duplicates=True)
         kind, records = self._classify(method, target, headers, body)
         admission = self.limits.admit(caller.key)
         if isinstance(admission, Throttled):

@@ -395,3 +395,24 @@ def test_transport_accepts_lf_only_heads_chunked_bodies_and_keeps_the_connection
     assert "OData-EntityId: " in text
     second = text[text.index("HTTP/1.1 200") :]
     assert '"lastname":"Chunked"' in second
+
+
+def test_duplicate_detection_runs_only_when_asked(dv) -> None:  # type: ignore[no-untyped-def]
+    """detect-duplicate-data-with-web-api.md: MSCRM.SuppressDuplicateDetection: false runs the published rules
+    (here: contacts with the same e-mail, compared case-insensitively) and answers 412 0x80040333."""
+    assert dv.post("contacts", json={"lastname": "A", "emailaddress1": "Ana@Contoso.com"}).status_code == 204
+    assert dv.post("contacts", json={"lastname": "B", "emailaddress1": "ana@contoso.com"}).status_code == 204
+    checked = dv.post(
+        "contacts",
+        json={"lastname": "C", "emailaddress1": "ANA@contoso.com"},
+        headers={"MSCRM.SuppressDuplicateDetection": "false"},
+    )
+    assert checked.status_code == 412
+    assert checked.json()["error"]["code"] == "0x80040333"
+    other = dv.post(
+        "contacts",
+        json={"lastname": "D", "emailaddress1": "dan@contoso.com"},
+        headers={"MSCRM.SuppressDuplicateDetection": "false"},
+    )
+    assert other.status_code == 204
+    assert len(dv.get("contacts").json()["value"]) == 3
