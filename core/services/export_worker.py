@@ -32,6 +32,8 @@ from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DataverseError
 from core.adapters.dynamics_budget import DynamicsBudget
 from core.adapters.export_store import ExportStore
+from core.domain.campaign_properties import campaign_values
+from core.domain.campaign_properties import mapped_columns as mapped_campaign_columns
 from core.domain.catalog import Entity, resolve_field
 from core.domain.config import (
     DynamicsConfig,
@@ -365,7 +367,13 @@ class _ChunkRun:
 
     # -- mapping ----------------------------------------------------------------------------------
     def _mapped_columns(self, tab: Sequence[Any]) -> list[str]:
-        return [m.dynamics_field for m in tab if not isinstance(m, EngagementMapping)]
+        mapped = [m.dynamics_field for m in tab if not isinstance(m, EngagementMapping)]
+        if tab is self.config.field_mapping.contacts:
+            # Step 3: read the campaign property columns too, so unchanged properties cost no write.
+            existing = self.worker.metadata(self.client, "contact")
+            campaign = mapped_campaign_columns(self.config.campaign_mapping).values()
+            mapped += [c for c in campaign if c in existing]
+        return mapped
 
     def _desired(
         self, item: _Item, tab: Sequence[Any], columns: Mapping[str, DynamicsColumn], entity: Entity
@@ -408,6 +416,11 @@ class _ChunkRun:
                 continue
             if value is not NO_VALUE:
                 item.values.append(DesiredValue(mapping.dynamics_field, value, mapping.mode))
+        if entity is Entity.CONTACT:
+            # Step 3: contacts carry their campaign data; the mapped properties ride along with the export.
+            campaign, problems = campaign_values(item.data, self.config.campaign_mapping, columns)
+            item.values.extend(campaign)
+            item.notes.extend(f"campaign property not written: {p.field}: {p.message}" for p in problems)
 
     # -- matching ---------------------------------------------------------------------------------
     def _match(self, items: Sequence[_Item], entity: Entity, mapped: Sequence[str]) -> None:
