@@ -10,8 +10,9 @@ with a JSON pointer into the configuration:
   platform fields; read-only columns are errors.
 * step 1: the identifier columns (``syncIdentifiers.columns``) and every custom-rule ``dynamicsField``
   exist and can hold the value compared with them.
-* step 3: campaign columns exist on ``contact`` and can hold the property (text, or a number for the
-  opens/clicks counts).
+* step 3: campaign columns exist on ``contact`` and take the property the way the activity writer
+  fills them (``campaign_properties.column_value``): text columns always, numbers for the opens/clicks
+  counts, choice / multi-select columns for the other properties with a warning (labels must match).
 * step 4: every ``dynamicsUserId`` and the default owner are existing, enabled systemusers.
 
 Errors refuse the save (the red icon); warnings are returned with it. A workspace without a connection,
@@ -53,7 +54,7 @@ _TEXT_TYPES = frozenset({AttributeType.STRING, AttributeType.MEMO})
 _NUMBER_TYPES = frozenset(
     {AttributeType.INTEGER, AttributeType.BIGINT, AttributeType.DECIMAL, AttributeType.DOUBLE}
 )
-# Campaign properties that are counts; every other one is text (lists are comma-separated).
+# Campaign properties that are counts; every other one is text (core.domain.campaign_properties).
 CAMPAIGN_COUNTS = frozenset({"campaignOpens", "campaignClicks"})
 
 
@@ -227,14 +228,31 @@ def _campaign_problems(config: DynamicsConfig, metadata: DynamicsMetadata) -> It
         if column is None:
             yield _error(path, _missing("contact", name, metadata.contact))
             continue
-        count = key in CAMPAIGN_COUNTS
-        allowed = _TEXT_TYPES | _NUMBER_TYPES if count else _TEXT_TYPES
-        if column.attribute_type not in allowed:
-            kind = "a count: map it to a number or text column" if count else "text: map it to a text column"
-            yield _error(path, f"{key} is {kind} (String or Memo), not {_describe(column)}")
+        field_type, limits = _campaign_fit(key, column)
+        if field_type is None:
+            yield _error(path, f"{key} -> {_describe(column)}: {limits}")
             continue
-        compat = check_compatibility(FieldType.INTEGER if count else FieldType.TEXT, column)
-        yield from _icon(path, compat.level, f"{key} -> {_describe(column)}", compat.reasons)
+        compat = check_compatibility(field_type, column)
+        reasons = [*(compat.reasons if compat.level is not Level.OK else ()), *([limits] if limits else [])]
+        level = Level.WARNING if limits and compat.level is Level.OK else compat.level
+        yield from _icon(path, level, f"{key} -> {_describe(column)}", reasons)
+
+
+def _campaign_fit(key: str, column: DynamicsColumn) -> tuple[FieldType | None, str]:
+    """How the activity writer (``campaign_properties.column_value``) fills ``column`` for ``key``: the
+    value type it converts, and a caveat (a warning) -- or no type and why it cannot (an error)."""
+    kind = column.attribute_type
+    if key in CAMPAIGN_COUNTS:
+        if kind in _TEXT_TYPES or kind in _NUMBER_TYPES or kind is AttributeType.MONEY:
+            return FieldType.INTEGER, ""
+        return None, f"{key} is a count: map it to a number or text column"
+    if kind in _TEXT_TYPES:
+        return FieldType.TEXT, ""
+    if kind in (AttributeType.PICKLIST, AttributeType.STATUS):
+        return FieldType.CHOICE, "written only when it is one value equal to an option label"
+    if kind is AttributeType.MULTI_SELECT_PICKLIST:
+        return FieldType.CHOICES, "written only when every value equals an option label"
+    return None, f"{key} is text: map it to a text column (String or Memo) or a choice column"
 
 
 def _user_ids(config: DynamicsConfig) -> Iterator[tuple[Path, str]]:

@@ -277,6 +277,10 @@ def test_campaign_columns_exist_on_contact_and_fit_the_property() -> None:
             "activities": "new_nowhere",  # missing
             "conversationTags": "fullname",  # read-only
             "campaignOpenAnalysis": "new_createonly",  # create-only: warning
+            "sequenceStatus": "new_seniority",  # a choice column takes one label: warning
+            "conversationTagCategories": "new_languages",  # multi-select takes labels: warning
+            "campaignClickAnalysis": "parentcustomerid",  # a lookup: refused
+            "campaignEngagementStatus": "new_flag",  # yes/no: refused
         }
     )
     found = by_pointer(metadata_problems(config, METADATA))
@@ -285,7 +289,12 @@ def test_campaign_columns_exist_on_contact_and_fit_the_property() -> None:
         "/campaignMapping/activities": Severity.ERROR,
         "/campaignMapping/conversationTags": Severity.ERROR,
         "/campaignMapping/campaignOpenAnalysis": Severity.WARNING,
+        "/campaignMapping/sequenceStatus": Severity.WARNING,
+        "/campaignMapping/conversationTagCategories": Severity.WARNING,
+        "/campaignMapping/campaignClickAnalysis": Severity.ERROR,
+        "/campaignMapping/campaignEngagementStatus": Severity.ERROR,
     }
+    assert "option label" in found["/campaignMapping/sequenceStatus"][1]
 
 
 def test_mapped_users_must_exist_and_be_enabled() -> None:
