@@ -4,6 +4,20 @@
 ``DevHost`` (in-process) or ``devhost.launcher.DevHostProcess`` (a subprocess).
 """
 
-from devhost.host import DevHost
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devhost.host import DevHost
 
 __all__ = ["DevHost"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: scripts that only launch a devhost process (stack.py) need not import the Azure SDKs.
+    if name == "DevHost":
+        from devhost.host import DevHost
+
+        return DevHost
+    raise AttributeError(name)

@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from devhost.launcher import DevHostProcess  # noqa: E402
 
-STATE_DIR = REPO_ROOT / ".local" / "stack"
+# STACK_STATE_DIR lets a second stack (e.g. a test's, on other ports) keep its own state and logs.
+STATE_DIR = Path(os.environ.get("STACK_STATE_DIR") or REPO_ROOT / ".local" / "stack")
 STATE_FILE = STATE_DIR / "state.json"
 LOG_DIR = STATE_DIR / "logs"
 AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
