@@ -300,6 +300,7 @@ def test_yellow_mappings_are_saved_and_reported(app: App) -> None:
     assert pointers(report["warnings"]) == {"/fieldMapping/contacts/2/dynamicsField"}
     resp = app.put(doc)
     assert resp.status_code == 200, resp.get_body()
+    assert resp.headers["X-Config-Warning-Count"] == "1"  # the PUT says how many; validate lists them
     # The service hands the warnings back with the saved configuration.
     caller = Caller(app.ws, "user-1", Role.ADMIN)
     view = config_service.get_config_service().save(caller, doc, if_match=resp.headers["ETag"])
@@ -354,6 +355,7 @@ def test_not_connected_saves_with_one_warning(app: App) -> None:
         "errors": [],
         "warnings": [{"pointer": "", "message": "not verified against Dynamics: not connected"}],
     }
-    assert app.put(doc).status_code == 200
+    saved = app.put(doc)
+    assert saved.status_code == 200 and saved.headers["X-Config-Warning-Count"] == "1"
     app.connect()
     assert pointers(app.validate(doc)["errors"]) == {"/fieldMapping/contacts/0/dynamicsField"}
