@@ -1,0 +1,270 @@
+"""Benchmark: engagement events logged as Dynamics activities through the real service and queue worker.
+
+``python -m bench.activities [--events 10000] [--contacts 2000] [--latency-ms 50] [--workers 2]``
+
+Real pieces: Azurite (tables, blobs, queues), the Dataverse emulator in its own process (HTTPS, the given
+latency on every request, default service protection limits), the real ``ActivityService`` (submit, staging,
+chunk messages) and ``ActivityWorker`` (``--workers`` threads draining the queue). Seeding (not measured):
+the contacts exist in Dynamics (matched by LinkedIn URL), five identities map to five Dynamics users, the
+configuration maps an engagement field and four campaign properties.
+
+Measured: the wall time from submit to the last chunk done (``events_per_s``), the HTTP requests the
+emulator answered for it (``http_requests_per_event``), then the whole event list is delivered AGAIN
+(platform retry) and every activity in Dynamics is counted: ``duplicates`` = activities beyond one per
+loggable event. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
+
+from core.adapters.dataverse.client import DataverseClient
+from core.adapters.export_store import ExportStore
+from core.domain.activities import SIGNAL_KINDS, ActivitiesRequest, EventKind
+from core.domain.caller import Caller, Role
+from core.domain.config import DynamicsConfig
+from core.domain.connection import DynamicsConnection
+from core.services.activity_service import ActivityService
+from core.services.activity_worker import ACTIVITY_NAMES, ACTIVITY_QUEUE, ActivityWorker
+from core.services.export_worker import ChunkMessage
+from core.services.metadata_cache import MetadataCache
+from emulators.tls import ensure_ca, trusting_session
+from tests.support.azurite import run_azurite
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "static-test-token"
+WS = "ws-bench-activities"
+CALLER = Caller(WS, "bench-user", Role.ADMIN)
+IDENTITIES = 5
+# A campaign's mix: many e-mails and signals, fewer LinkedIn steps, calls and tasks.
+KINDS = (
+    [EventKind.EMAIL_SENT] * 8
+    + [EventKind.EMAIL_OPENED] * 3
+    + [EventKind.EMAIL_CLICKED]
+    + [EventKind.EMAIL_REPLIED]
+    + [EventKind.LINKEDIN_MESSAGE] * 3
+    + [EventKind.LINKEDIN_CONNECTION]
+    + [EventKind.CALL] * 2
+    + [EventKind.TASK]
+)
+ACTIVITY_SETS = ("emails", "new_linkedinactivities", "phonecalls", "tasks")
+
+
+def _start_emulator(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulators.dataverse", "--port", "0", "--latency-ms", str(latency_ms)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError("the Dataverse emulator did not start")
+    return proc, str(json.loads(line)["url"])
+
+
+def _config(user_ids: list[str]) -> DynamicsConfig:
+    return DynamicsConfig.model_validate(
+        {
+            "syncIdentifiers": {
+                "contactIdentifier": "linkedin_or_name_company",
+                "columns": {"contactLinkedinUrl": "new_linkedinurl"},
+            },
+            "fieldMapping": {
+                "contacts": [
+                    {
+                        "kind": "engagement",
+                        "dynamicsField": "new_engagement",
+                        "value": "Engaged",
+                        "valueType": "text",
+                    }
+                ],
+                "companies": [],
+            },
+            "campaignMapping": {
+                "campaignOpens": "new_campaignopens",
+                "campaigns": "new_campaigns",
+                "campaignEngagementStatus": "new_campaignstatus",
+                "activities": "new_activities",
+            },
+            "userMapping": {
+                "identities": [
+                    {"identityId": f"id-{i}", "dynamicsUserId": user_ids[i]} for i in range(IDENTITIES)
+                ],
+            },
+        }
+    )
+
+
+def _contact(i: int) -> dict[str, Any]:
+    return {
+        "id": f"p-{i}",
+        "firstName": f"First{i}",
+        "lastName": f"Last{i}",
+        "linkedinUrl": f"https://www.linkedin.com/in/bench-{i}",
+        "campaigns": [
+            {
+                "id": "c1",
+                "name": "Bench campaign",
+                "sequenceStatus": "active",
+                "engagementStatus": "contacted",
+                "steps": [{"index": 1, "channel": "email", "status": "sent", "opens": i % 4}],
+            }
+        ],
+        "activities": [
+            {"id": f"a-{i}", "type": "email_sent", "at": "2026-11-20T10:00:00Z", "summary": "Intro"}
+        ],
+    }
+
+
+def _events(count: int, contacts: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"ev-{n}",
+            "contactId": f"p-{n % contacts}",
+            "kind": KINDS[n % len(KINDS)].value,
+            "at": f"2026-11-{1 + n % 28:02d}T{n % 24:02d}:00:00Z",
+            "identityId": f"id-{n % IDENTITIES}",
+            "subject": f"Step {n % 7}",
+            "body": "Hello from the bench",
+            "campaignId": "c1",
+        }
+        for n in range(count)
+    ]
+
+
+def _drain(queues: QueueServiceClient, worker: ActivityWorker, threads: int) -> None:
+    queue = queues.get_queue_client(ACTIVITY_QUEUE)
+    lock = threading.Lock()
+
+    def loop() -> None:
+        while True:
+            with lock:
+                messages = list(queue.receive_messages(max_messages=1, visibility_timeout=600))
+            if not messages:
+                return
+            for message in messages:
+                worker.handle(
+                    ChunkMessage.parse(base64.b64decode(message.content)), message.dequeue_count or 1
+                )
+                queue.delete_message(message)
+
+    pool = [threading.Thread(target=loop) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+
+
+def _stats(control: requests.Session, url: str) -> dict[str, Any]:
+    response = control.get(url + "/_emulator/stats", timeout=60)
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def _count(client: DataverseClient, entity_set: str) -> int:
+    return sum(len(page) for page in client.query_pages(entity_set, select=["activityid"]))
+
+
+def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
+    control = trusting_session()
+    session = trusting_session()
+    client = DataverseClient(url, lambda _force: TOKEN, session=session, max_concurrency=16)
+    user_ids = []
+    for i in range(IDENTITIES):
+        response = control.post(
+            url + "/_emulator/users", json={"firstname": "Rep", "lastname": str(i)}, timeout=30
+        )
+        response.raise_for_status()
+        user_ids.append(str(response.json()["systemuserid"]))
+    contacts = [_contact(i) for i in range(args.contacts)]
+    for start in range(0, len(contacts), 500):
+        client.create_multiple(
+            "contact",
+            [
+                {"firstname": c["firstName"], "lastname": c["lastName"], "new_linkedinurl": c["linkedinUrl"]}
+                for c in contacts[start : start + 500]
+            ],
+        )
+    config = _config(user_ids)
+    store = ExportStore(
+        TableServiceClient.from_connection_string(storage),
+        BlobServiceClient.from_connection_string(storage),
+        QueueServiceClient.from_connection_string(storage),
+        ACTIVITY_NAMES,
+    )
+    store.ensure_ready()
+    queues = QueueServiceClient.from_connection_string(storage)
+    connection = DynamicsConnection(WS, url, "integration@contoso.com", client.who_am_i().user_id)
+    worker = ActivityWorker(store, lambda _ws: (client, connection), metadata=MetadataCache())
+    service = ActivityService(store, lambda _caller: config)
+    events = _events(args.events, args.contacts)
+    body = ActivitiesRequest.model_validate({"events": events, "contacts": contacts})
+
+    before = _stats(control, url)["requests"]
+    started = time.perf_counter()
+    job = service.submit(CALLER, body)
+    _drain(queues, worker, args.workers)
+    elapsed = time.perf_counter() - started
+    requests_made = _stats(control, url)["requests"] - before - 1  # minus the stats call itself
+    status = service.status(WS, job.job_id) or {}
+
+    again = service.submit(CALLER, body)  # the platform delivers every event a second time
+    _drain(queues, worker, args.workers)
+    second = service.status(WS, again.job_id) or {}
+
+    loggable = sum(1 for e in events if EventKind(e["kind"]) not in SIGNAL_KINDS)
+    activities = sum(_count(client, s) for s in ACTIVITY_SETS)
+    return {
+        "events": args.events,
+        "contacts": args.contacts,
+        "latency_ms": args.latency_ms,
+        "workers": args.workers,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(args.events / elapsed, 1),
+        "http_requests": requests_made,
+        "http_requests_per_event": round(requests_made / args.events, 4),
+        "first_run": status.get("counts"),
+        "first_state": status.get("state"),
+        "redelivery": second.get("counts"),
+        "activities_in_dynamics": activities,
+        "loggable_events": loggable,
+        "duplicates": activities - loggable,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--contacts", type=int, default=2_000)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    ensure_ca()
+    proc, url = _start_emulator(args.latency_ms)
+    try:
+        with run_azurite() as azurite:
+            result = run(args, azurite.connection_string, url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
