@@ -60,6 +60,7 @@ ROOT_BUSINESS_UNIT_ID = "4e1b6c2a-7f55-4b5e-8c1d-2a3b4c5d6e70"
 DEFAULT_USER_ID = "8d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a00"
 DEFAULT_USER_OBJECT_ID = "0b7e6d5c-4a3b-4c2d-9e1f-0a9b8c7d6e5f"
 JSON_TYPE = "application/json; odata.metadata=minimal"
+DATAVERSE_VERSION = "9.2.25101.00000"
 
 log = logging.getLogger(__name__)
 
@@ -488,6 +489,9 @@ class DataverseEmulator:
                     "OrganizationId": ORGANIZATION_ID,
                 },
             )
+        if path in ("RetrieveVersion", "RetrieveVersion()") and method == "GET":
+            context = f"{self.api_url}$metadata#Microsoft.Dynamics.CRM.RetrieveVersionResponse"
+            return ApiResponse.json(200, {"@odata.context": context, "Version": DATAVERSE_VERSION})
         params = _query_params(query)
         if path.startswith("EntityDefinitions"):
             if method != "GET":
@@ -926,7 +930,7 @@ class DataverseEmulator:
                 return "bulk", 1
         if path.startswith("EntityDefinitions"):
             return "metadata", 1
-        if path.startswith("WhoAmI"):
+        if path.startswith(("WhoAmI", "RetrieveVersion")):
             return "function", 1
         return ("read" if method == "GET" else "write"), 1
 

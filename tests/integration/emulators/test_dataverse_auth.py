@@ -75,6 +75,8 @@ def test_missing_or_unknown_token_gets_the_401_challenge(emulator) -> None:  # t
             f"resource_id={emulator.url}"
         )
     assert _get(emulator, "static-test-token").status_code == 200
+    version = _get(emulator, "static-test-token", "RetrieveVersion()").json()["Version"]
+    assert version.startswith("9.2.")
 
 
 def test_signed_token_maps_oid_to_the_systemuser(emulator, signing_key) -> None:  # type: ignore[no-untyped-def]
