@@ -121,7 +121,9 @@ def test_access_log_has_one_line_per_request_and_no_secrets(shared_sample_devhos
         timeout=5,
     )
     requests.delete(f"{shared_sample_devhost.base_url}/api/echo/x", timeout=5)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 5  # each line is written just after its response
+    while "DELETE /api/echo/x 405" not in shared_sample_devhost.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     log = shared_sample_devhost.log()
     assert "GET /api/echo/x 200" in log
     assert "DELETE /api/echo/x 405" in log
@@ -152,3 +154,10 @@ def test_sigterm_finishes_in_flight_requests_and_exits_zero(sample_devhost: Runn
     assert process.wait(timeout=10) == 0
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{sample_devhost.base_url}/api/echo/x", timeout=2)
+
+
+def test_chunked_request_bodies_are_read(shared_sample_devhost: RunningDevHost) -> None:
+    chunks = (part for part in [b"hello ", "wörld".encode(), b"!" * 10_000])
+    response = requests.post(f"{shared_sample_devhost.base_url}/api/echo/x", data=chunks, timeout=5)
+    assert response.status_code == 200
+    assert response.json()["body_length"] == len(b"hello ") + len("wörld".encode()) + 10_000

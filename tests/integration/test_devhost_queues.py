@@ -147,3 +147,15 @@ def test_worker_pool_is_bounded_by_batch_size_plus_threshold(
     records = wait_for(lambda: len(sample_devhost.records("queue")) >= 12 and sample_devhost.records("queue"))
     most_at_once = max(r["running"] for r in records)
     assert 2 <= most_at_once <= 4 + 2, f"{most_at_once} at once; batchSize 4 + newBatchThreshold 2 allow 6"
+
+
+def test_sigterm_lets_an_in_flight_message_finish_and_be_deleted(
+    sample_devhost: RunningDevHost, azurite: Azurite, queue_name: str
+) -> None:
+    queue(azurite, queue_name).send_message(b64("sleep:1.5#graceful"))
+    wait_for(lambda: sample_devhost.records("queue"), what="the message to start")
+    assert sample_devhost.stop() == 0
+    assert [base64.b64decode(c).decode() for c in drain(queue(azurite, f"{queue_name}-out"))] == [
+        "done:sleep:1.5#graceful"
+    ]
+    assert queue(azurite, queue_name).get_queue_properties().approximate_message_count == 0
