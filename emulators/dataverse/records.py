@@ -813,6 +813,9 @@ def skiptoken(page_number: int, last_id: str, first_id: str) -> str:
 _PAGENUMBER_RE = re.compile(r'pagenumber="(\d+)"')
 
 
+_LAST_RE = re.compile(r'last="\{([0-9A-Fa-f-]{36})\}"')
+
+
 def page_number(token: str | None) -> int:
     if not token:
         return 1
@@ -820,3 +823,18 @@ def page_number(token: str | None) -> int:
     if not match:
         raise errors.bad_request(f"The $skiptoken '{token}' is not valid.")
     return max(1, int(match.group(1)))
+
+
+def page_start(token: str | None, rows: list[Mapping[str, Any]], primary_id: str, page_size: int) -> int:
+    """Where the page named by ``token`` starts: right after the previous page's last row when it is still
+    there (so rows created or deleted meanwhile do not shift pages), else by page number."""
+    number = page_number(token)
+    if number == 1 or token is None:
+        return 0
+    match = _LAST_RE.search(unquote(unquote(token)))
+    if match:
+        last = match.group(1).lower()
+        for index, row in enumerate(rows):
+            if row.get(primary_id) == last:
+                return index + 1
+    return (number - 1) * page_size

@@ -26,7 +26,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import jwt
 
@@ -44,7 +44,16 @@ from .clock import Clock
 from .limits import LimitConfig, ServiceProtection, Throttled
 from .metadata import MetadataService
 from .odata import ODataError, QueryOptions, split_top_level
-from .records import MAX_PAGE_SIZE, Caller, RecordService, etag, page_number, parse_guid, skiptoken
+from .records import (
+    MAX_PAGE_SIZE,
+    Caller,
+    RecordService,
+    etag,
+    page_number,
+    page_start,
+    parse_guid,
+    skiptoken,
+)
 from .schema import Schema, Table, load_schema
 from .seed import SeedSpec, build_seed
 from .simulation import Fault, SimulationConfig, Simulator, fault_body
@@ -686,13 +695,11 @@ class DataverseEmulator:
             page = rows[: options.top]
         else:
             number = page_number(options.skiptoken)
-            start = (number - 1) * page_size
+            start = page_start(options.skiptoken, rows, table.primary_id, page_size)
             page = rows[start : start + page_size]
             if start + page_size < total and page:
                 token = skiptoken(number + 1, str(page[-1][table.primary_id]), str(page[0][table.primary_id]))
                 next_params = {k: v for k, v in params.items() if k != "$skiptoken"}
-                from urllib.parse import quote
-
                 query = "&".join(f"{quote(k, safe='$@')}={quote(v, safe='')}" for k, v in next_params.items())
                 query = f"{query}&" if query else ""
                 next_link = f"{self.api_url}{table.entity_set}?{query}$skiptoken={quote(token, safe='')}"

@@ -164,3 +164,16 @@ def test_url_length_limit(dv, people) -> None:  # type: ignore[no-untyped-def]
     assert dv.get(long_url).status_code == 414
     short = long_url[: 20 * 1024].rsplit(",", 1)[0] + "])"
     assert dv.get(short).status_code == 200
+
+
+def test_paging_is_not_shifted_by_deletes_between_pages(dv) -> None:  # type: ignore[no-untyped-def]
+    """page-results.md: the paging cookie carries the last record of the previous page, so deleting a row
+    of page 1 while paging neither repeats nor skips rows on page 2."""
+    targets = [{"@odata.type": "Microsoft.Dynamics.CRM.contact", "lastname": f"Q{i:02d}"} for i in range(20)]
+    ids = dv.post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": targets}).json()["Ids"]
+    first = dv.get("contacts?$select=lastname", headers={"Prefer": "odata.maxpagesize=10"}).json()
+    assert [r["lastname"] for r in first["value"]] == [f"Q{i:02d}" for i in range(10)]
+    assert dv.delete(f"contacts({ids[0]})").status_code == 204
+    second = dv.get(first["@odata.nextLink"], headers={"Prefer": "odata.maxpagesize=10"}).json()
+    assert [r["lastname"] for r in second["value"]] == [f"Q{i:02d}" for i in range(10, 20)]
+    assert "@odata.nextLink" not in second
