@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from core.domain.config_validation import (
     validate_config,
 )
 
+RECENT_WORKSPACES = 128
 CustomFields = Callable[[str], Iterable[PlatformField]]
 IntegrationUserLookup = Callable[[str], IntegrationUser | None]
 
@@ -108,6 +110,8 @@ class ConfigService:
         integration_user: IntegrationUserLookup | None = None,
     ) -> None:
         self._repo = repository
+        self._recent: OrderedDict[str, StoredConfig] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self._checks = list(metadata_checks or [])
         self._custom_fields = custom_fields
         self._integration_user = integration_user
@@ -133,7 +137,29 @@ class ConfigService:
         return view
 
     def get(self, caller: Caller) -> ConfigView:
-        return self._view(caller.workspace_id, self._repo.load(caller.workspace_id))
+        stored = self._repo.load(caller.workspace_id)
+        self._remember(caller.workspace_id, stored)
+        return self._view(caller.workspace_id, stored)
+
+    # A small per-process memo of the last version seen per workspace saves the read before a PUT whose
+    # If-Match names exactly that version. It is safe when stale: the save is conditional on the stored
+    # ETag, so a version replaced elsewhere makes the save fail with 412, as it should.
+    def _remember(self, workspace_id: str, stored: StoredConfig | None) -> None:
+        with self._recent_lock:
+            self._recent.pop(workspace_id, None)
+            if stored is not None and stored.blob is None and stored.etag:
+                self._recent[workspace_id] = stored
+                while len(self._recent) > RECENT_WORKSPACES:
+                    self._recent.popitem(last=False)
+
+    def _recent_matching(self, workspace_id: str, if_match: str | None) -> StoredConfig | None:
+        if if_match is None or "*" in if_match:
+            return None
+        with self._recent_lock:
+            stored = self._recent.get(workspace_id)
+        if stored is not None and if_match_allows(if_match, stored.version, exists=True):
+            return stored
+        return None
 
     def history(self, caller: Caller, limit: int = 50) -> list[HistoryEntry]:
         return self._repo.history(caller.workspace_id, limit)
@@ -177,7 +203,7 @@ class ConfigService:
         parsed = self.parse(data, step)
         if if_match is not None and not if_match.strip():
             if_match = None
-        stored = self._repo.load(caller.workspace_id)
+        stored = self._recent_matching(caller.workspace_id, if_match) or self._repo.load(caller.workspace_id)
         current_version = stored.version if stored else 0
         if stored is not None and if_match is None:
             raise PreconditionRequired(current_version)
@@ -206,7 +232,9 @@ class ConfigService:
                 changes=changes,
             )
         except ConfigConflict as exc:
+            self._remember(caller.workspace_id, None)
             raise PreconditionFailed(exc.current_version or 0) from exc
+        self._remember(caller.workspace_id, saved)
         view = self._view(caller.workspace_id, saved)
         return ConfigView(view.config, view.version, view.saved_at, view.saved_by, report.warnings)
 

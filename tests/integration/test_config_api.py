@@ -445,3 +445,25 @@ def test_concurrent_first_saves_one_wins(ws: str) -> None:
     assert sorted(results) == [200] + [412] * 5
     assert get(ws).headers["ETag"] == '"v1"'
     assert put(ws, valid_doc(), if_match="").status_code == 428  # an empty If-Match is no precondition
+
+
+def test_two_hosts_never_overwrite_each_other(ws: str) -> None:
+    """Each Function host keeps its own memo of the last version; a stale memo must still end in 412."""
+    from core.adapters.config_repository import ConfigRepository
+    from core.adapters.tables import get_storage
+    from core.domain.caller import Caller, Role
+    from core.services.config_service import ConfigService, PreconditionFailed
+
+    caller = Caller(ws, "user-1", Role.ADMIN)
+    host1 = ConfigService(ConfigRepository(get_storage()))
+    host2 = ConfigService(ConfigRepository(get_storage()))
+    assert host1.save(caller, valid_doc(), None).version == 1
+    assert host2.get(caller).version == 1
+    doc = valid_doc()
+    doc["campaignMapping"]["senders"] = "new_from_host2"
+    assert host2.save(caller, doc, '"v1"').version == 2
+    with pytest.raises(PreconditionFailed) as info:
+        host1.save(caller, valid_doc(), '"v1"')  # host1 still remembers v1
+    assert info.value.current_version == 2
+    assert host1.get(caller).config.campaign_mapping.senders == "new_from_host2"
+    assert host1.save(caller, valid_doc(), '"v2"').version == 3
