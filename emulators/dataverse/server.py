@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import jwt
 
-from . import bulk, errors
+from . import bulk, control, errors
 from .batch import (
     ChangeSet,
     ChangeSetResult,
@@ -56,7 +56,7 @@ from .records import (
 )
 from .schema import Schema, Table, load_schema
 from .seed import SeedSpec, build_seed
-from .simulation import Fault, SimulationConfig, Simulator, fault_body
+from .simulation import SimulationConfig, Simulator, fault_body
 from .store import Store
 
 API_PREFIX = "/api/data/v9.2/"
@@ -175,7 +175,7 @@ class DataverseEmulator:
         self.metadata = MetadataService(self.schema, "")
         self._stats_lock = threading.Lock()
         self._stats: dict[str, Counter[str]] = {}
-        self._reset_stats()
+        self.reset_stats()
         self._load_defaults()
         if seed is not None:
             self.load_seed(seed)
@@ -294,7 +294,7 @@ class DataverseEmulator:
         self.limits.configure(**self._initial_limits.to_dict())
         self.simulator.reset()
         self.simulator.update(**self._initial_simulation.to_dict())
-        self._reset_stats()
+        self.reset_stats()
 
     def load_seed(self, spec: SeedSpec) -> dict[str, int]:
         """Load the deterministic seed through the normal create/update path; returns records per table."""
@@ -345,7 +345,7 @@ class DataverseEmulator:
     # ------------------------------------------------------------------------------------------------
     # statistics
     # ------------------------------------------------------------------------------------------------
-    def _reset_stats(self) -> None:
+    def reset_stats(self) -> None:
         with self._stats_lock:
             self._stats = {
                 "by_method": Counter(),
@@ -820,66 +820,8 @@ class DataverseEmulator:
     # control API
     # ------------------------------------------------------------------------------------------------
     def control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
-        name = path[len(CONTROL_PREFIX) :].strip("/")
-        data: dict[str, Any] = {}
-        if body.strip():
-            try:
-                loaded = json.loads(body)
-            except ValueError:
-                return 400, {"error": "body must be JSON"}
-            if not isinstance(loaded, dict):
-                return 400, {"error": "body must be a JSON object"}
-            data = loaded
-        try:
-            if name == "health":
-                return 200, {"status": "ok", "url": self.url}
-            if name == "reset" and method == "POST":
-                self.reset()
-                return 200, {"status": "reset", "records": self.store.counts()}
-            if name == "seed" and method == "POST":
-                loaded_counts = self.load_seed(SeedSpec(**data))
-                return 200, {"loaded": loaded_counts, "records": self.store.counts()}
-            if name == "snapshot":
-                if method == "GET":
-                    return 200, self.snapshot()
-                if method == "POST":
-                    self.restore(data)
-                    return 200, {"records": self.store.counts()}
-            if name == "stats":
-                if method == "POST" and data.get("reset"):
-                    self._reset_stats()
-                return 200, self.stats()
-            if name == "clock":
-                if method == "POST":
-                    if "advance" in data:
-                        self.clock.advance(float(data["advance"]))
-                    if "set" in data:
-                        self.clock.set(float(data["set"]))
-                return 200, self.clock.state()
-            if name in ("latency", "faults", "simulation"):
-                if method == "POST":
-                    inject = data.pop("inject", None)
-                    if inject is not None:
-                        fault: Fault = "drop" if inject == "drop" else 503 if int(inject) == 503 else 500
-                        self.simulator.inject(fault, int(data.pop("count", 1)), data.pop("kinds", None))
-                    if data:
-                        self.simulator.update(**data)
-                return 200, {
-                    **self.simulator.config.to_dict(),
-                    "pending_injections": self.simulator.pending_injections(),
-                }
-            if name == "limits":
-                if method == "POST":
-                    self.limits.configure(**data)
-                return 200, {**self.limits.config.to_dict(), "stats": self.limits.stats()}
-            if name == "users" and method == "POST":
-                user_id = self.add_user(**data)
-                return 200, {"systemuserid": user_id}
-        except (ValueError, TypeError) as exc:
-            return 400, {"error": str(exc)}
-        except ODataError as exc:
-            return exc.status, {"error": {"code": exc.code, "message": exc.message}}
-        return 404, {"error": f"unknown control endpoint {method} {path}"}
+        """Answer a request to the control API (``/_emulator/...``): see control.py."""
+        return control.handle(self, method, path[len(CONTROL_PREFIX) :].strip("/"), body)
 
     # ------------------------------------------------------------------------------------------------
     # one HTTP request to /api/data/v9.2/
