@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,8 @@ from tests.support.devhost import (  # noqa: F401 - fixtures
     devhost_factory_fixture,
     queue_name_fixture,
     sample_devhost_fixture,
+    shared_devhost_factory_fixture,
+    shared_sample_devhost_fixture,
 )
 
 pytestmark = pytest.mark.integration
@@ -46,59 +49,64 @@ def queue(azurite: Azurite, name: str) -> QueueClient:
     return QueueClient.from_connection_string(azurite.connection_string, name)
 
 
-def drain(client: QueueClient) -> list[str]:
-    try:
-        return [m.content for m in client.receive_messages(max_messages=32, visibility_timeout=30)]
-    except ResourceNotFoundError:  # created by the devhost on first use
-        return []
+def contents(client: QueueClient, *, encoded: bool = True) -> list[str]:
+    """Every message in the queue, without taking them (the poison queue is shared within the module)."""
+    found = peek_all(client)
+    return [base64.b64decode(c).decode() if encoded else c for c in found]
 
 
-def peek(client: QueueClient) -> list[Any]:
+def peek_all(client: QueueClient) -> list[str]:
     try:
-        return list(client.peek_messages(max_messages=5))
+        return [m.content for m in client.peek_messages(max_messages=32)]
     except ResourceNotFoundError:
         return []
 
 
+# The next three tests share one devhost (and its queue); each sends a message only it uses.
+
+
 def test_failing_message_is_retried_max_dequeue_count_times_then_poisoned(
-    sample_devhost: RunningDevHost, azurite: Azurite, queue_name: str
+    shared_sample_devhost: RunningDevHost, azurite: Azurite
 ) -> None:
-    queue(azurite, queue_name).send_message(b64("fail-please"))
-    poison = queue(azurite, f"{queue_name}-poison")
-    poisoned = wait_for(lambda: peek(poison), what="the poison queue")
-    assert [base64.b64decode(m.content).decode() for m in poisoned] == ["fail-please"]
-    attempts = [r for r in sample_devhost.records("queue") if r["body"] == "fail-please"]
-    assert [r["dequeue_count"] for r in attempts] == [1, 2, 3]
+    host, name = shared_sample_devhost, shared_sample_devhost.settings["SAMPLE_QUEUE"]
+    body = f"fail-{uuid.uuid4().hex[:8]}"
+    queue(azurite, name).send_message(b64(body))
+    wait_for(lambda: body in contents(queue(azurite, f"{name}-poison")), what="the poison queue")
+    attempts = [r for r in host.records("queue") if r["body"] == body]
+    assert [r["dequeue_count"] for r in attempts] == [1, 2, 3]  # maxDequeueCount 3
     assert len({r["id"] for r in attempts}) == 1
     assert all(r["has_pop_receipt"] and r["inserted"] for r in attempts)
-    assert queue(azurite, queue_name).peek_messages() == []
-    assert "moved to" in sample_devhost.log()
+    assert body not in contents(queue(azurite, name))
+    assert "moved to" in host.log()
 
 
 def test_succeeding_message_is_deleted_and_its_output_binding_sent(
-    sample_devhost: RunningDevHost, azurite: Azurite, queue_name: str
+    shared_sample_devhost: RunningDevHost, azurite: Azurite
 ) -> None:
-    queue(azurite, queue_name).send_message(b64("hello ✓"))
-    output = queue(azurite, f"{queue_name}-out")
-    sent = wait_for(lambda: drain(output), what="the output queue")
-    assert [base64.b64decode(content).decode() for content in sent] == ["done:hello ✓"]
-    attempts = [r for r in sample_devhost.records("queue") if r["body"] == "hello ✓"]
+    host, name = shared_sample_devhost, shared_sample_devhost.settings["SAMPLE_QUEUE"]
+    body = f"hello ✓ {uuid.uuid4().hex[:8]}"
+    queue(azurite, name).send_message(b64(body))
+    wait_for(lambda: f"done:{body}" in contents(queue(azurite, f"{name}-out")), what="the output queue")
+    attempts = [r for r in host.records("queue") if r["body"] == body]
     assert [r["dequeue_count"] for r in attempts] == [1]
-    properties = wait_for(
-        lambda: (p := queue(azurite, queue_name).get_queue_properties()).approximate_message_count == 0 and p,
+    wait_for(
+        lambda: queue(azurite, name).get_queue_properties().approximate_message_count == 0,
         what="the message to be deleted",
     )
-    assert properties.approximate_message_count == 0
+    assert body not in contents(queue(azurite, f"{name}-poison"))
 
 
 def test_message_that_is_not_base64_fails_and_is_poisoned_unchanged(
-    sample_devhost: RunningDevHost, azurite: Azurite, queue_name: str
+    shared_sample_devhost: RunningDevHost, azurite: Azurite
 ) -> None:
-    queue(azurite, queue_name).send_message("not base64 ¡")
-    poison = queue(azurite, f"{queue_name}-poison")
-    poisoned = wait_for(lambda: peek(poison), what="the poison queue")
-    assert [m.content for m in poisoned] == ["not base64 ¡"]
-    assert sample_devhost.records("queue") == []  # never reached the function
+    host, name = shared_sample_devhost, shared_sample_devhost.settings["SAMPLE_QUEUE"]
+    before = len(host.records("queue"))
+    raw = f"not base64 ¡ {uuid.uuid4().hex[:8]}"
+    queue(azurite, name).send_message(raw)
+    wait_for(
+        lambda: raw in contents(queue(azurite, f"{name}-poison"), encoded=False), what="the poison queue"
+    )
+    assert len(host.records("queue")) == before  # never reached the function
 
 
 def test_failed_message_waits_visibility_timeout_before_its_retry(
@@ -155,7 +163,5 @@ def test_sigterm_lets_an_in_flight_message_finish_and_be_deleted(
     queue(azurite, queue_name).send_message(b64("sleep:1.5#graceful"))
     wait_for(lambda: sample_devhost.records("queue"), what="the message to start")
     assert sample_devhost.stop() == 0
-    assert [base64.b64decode(c).decode() for c in drain(queue(azurite, f"{queue_name}-out"))] == [
-        "done:sleep:1.5#graceful"
-    ]
+    assert contents(queue(azurite, f"{queue_name}-out")) == ["done:sleep:1.5#graceful"]
     assert queue(azurite, queue_name).get_queue_properties().approximate_message_count == 0
