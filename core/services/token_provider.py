@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,6 +104,11 @@ class TokenService:
         self._leases = leases
         self._clock = clock
         self._lease_wait = lease_wait
+        # In-process cache of access tokens (memory only, never persisted or logged), keyed by workspace and
+        # checked against the connection row on every call, so Dataverse requests of an export do not each
+        # cost a Key Vault read, a decryption and an msal round.
+        self._memo: dict[str, tuple[str, TokenResult]] = {}
+        self._memo_lock = threading.Lock()
 
     # ------------------------------------------------------------------ TokenProvider
     def connection(self, workspace_id: str) -> DynamicsConnection | None:
@@ -113,6 +119,15 @@ class TokenService:
 
     def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str:
         found = self._require(workspace_id)
+        if not force_refresh:
+            with self._memo_lock:
+                memo = self._memo.get(workspace_id)
+            if (
+                memo is not None
+                and memo[0] == found.record.connection_id
+                and memo[1].expires_at > self._clock() + dt.timedelta(minutes=5)
+            ):
+                return memo[1].access_token
         near_expiry = found.record.access_token_expires_at <= self._clock() + dt.timedelta(minutes=5)
         if not (force_refresh or near_expiry):
             return self.acquire(found, force_refresh=False).access_token
@@ -190,7 +205,12 @@ class TokenService:
         if cache.has_state_changed:
             self._store_cache(record, cache.serialize(), previous=sealed)
             self._update(found, lambda r: r.refreshed(now, expires_at))
-        return TokenResult(str(result["access_token"]), expires_at, refreshed)
+        token = TokenResult(str(result["access_token"]), expires_at, refreshed)
+        with self._memo_lock:
+            if len(self._memo) >= 20_000:
+                self._memo.clear()
+            self._memo[record.workspace_id] = (record.connection_id, token)
+        return token
 
     def _load_sealed(self, record: ConnectionRecord) -> str:
         try:
@@ -225,6 +245,8 @@ class TokenService:
         )
 
     def _dead(self, found: Versioned, reason: str) -> ReconnectRequired:
+        with self._memo_lock:
+            self._memo.pop(found.record.workspace_id, None)
         self.mark_reconnect_required(found, reason)
         return ReconnectRequired(found.record.workspace_id, reason)
 

@@ -9,7 +9,7 @@ import msal
 import pytest
 
 from core.adapters.token_crypto import TokenCipher
-from core.domain.connection import ConnectionStatus, InvalidEnvironmentUrl, ReconnectRequired
+from core.domain.connection import ConnectionStatus, InvalidEnvironmentUrl, NotConnected, ReconnectRequired
 from core.services.connection_service import ConnectError, KeyVaultUnavailable
 from core.settings import load_settings
 from tests.support.identity import IdentityStack, caller
@@ -229,3 +229,18 @@ def test_key_vault_unavailable_writes_nothing(identity_stack: IdentityStack) -> 
     assert service.get("ws-a").status is ConnectionStatus.CONNECTED
     assert service.disconnect("ws-a") and service.get("ws-a") is None
     assert stack.keyvault.live_names() == []
+
+
+def test_exports_calls_do_not_hit_key_vault_each_time(identity_stack: IdentityStack) -> None:
+    stack = identity_stack
+    connect(stack)
+    tokens = stack.components.tokens
+    first = tokens.access_token("ws-a")
+    reads = stack.keyvault.requests
+    assert all(tokens.access_token("ws-a") == first for _ in range(20))
+    assert stack.keyvault.requests == reads  # served from memory, checked against the row
+    refreshed = tokens.access_token("ws-a", force_refresh=True)
+    assert refreshed != first and tokens.access_token("ws-a") == refreshed
+    stack.components.service.disconnect("ws-a")
+    with pytest.raises(NotConnected):
+        tokens.access_token("ws-a")  # a disconnect wins over the memory at once
