@@ -22,7 +22,7 @@ def main() -> None:
     emulator.start()
     token = args.token or emulator.issue_token()
     if args.token:
-        emulator._tokens.add(args.token)
+        emulator.accept_token(args.token)
     print(json.dumps({"vaultUrl": emulator.vault_url, "KEY_VAULT_LOCAL_TOKEN": token}))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -104,6 +104,10 @@ class KeyVaultEmulator:
         self._tokens.add(token)
         return token
 
+    def accept_token(self, token: str) -> None:
+        """Also accept this bearer token (e.g. ``KEY_VAULT_LOCAL_TOKEN`` of a local app)."""
+        self._tokens.add(token)
+
     def fail_with(self, status: int | None, count: int | None = None) -> None:
         """Answer every (or the next ``count``) data-plane request with ``status``; None clears."""
         with self._lock:
