@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -50,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         stop = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
-            logging.getLogger("devhost").info("%s received: stopping", signal.Signals(signum).name)
+            if stop.is_set():  # a second signal: the user does not want to wait for in-flight work
+                logging.getLogger("devhost").warning("second %s: exiting now", signal.Signals(signum).name)
+                os._exit(1)
+            logging.getLogger("devhost").info(
+                "%s received: finishing in-flight work (again to exit at once)", signal.Signals(signum).name
+            )
             stop.set()
 
         signal.signal(signal.SIGINT, on_signal)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -88,6 +89,14 @@ class FunctionsHttpServer(ThreadingHTTPServer):
         self.close_idle_connections()
         self.server_close()  # joins the request threads (block_on_close)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A broken connection is the client's business: one line, no traceback, no request data."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.info("connection closed by the client (%s)", type(error).__name__)
+        else:
+            log.exception("unexpected error serving a request")
+
     def resolve(self, method: str, path: str) -> tuple[HttpFunction, dict[str, str]] | tuple[None, list[str]]:
         """The function for (method, path), or (None, allowed methods) — empty list for unknown paths."""
         prefix = f"/{self.route_prefix}" if self.route_prefix else ""
@@ -125,6 +134,13 @@ class DevHostRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # The stdlib access log prints the request line (with the query string): replaced by _log_request.
         return
+
+    def handle_expect_100(self) -> bool:
+        """No "100 Continue" for a body that will be refused: the 413 comes without reading it."""
+        length = self.headers.get("Content-Length") or ""
+        if length.isdigit() and int(length) > self.server.max_body_bytes:
+            return True
+        return super().handle_expect_100()
 
     def handle_one_request(self) -> None:
         try:

@@ -102,15 +102,17 @@ def test_requests_are_served_concurrently(shared_sample_devhost: RunningDevHost)
 
 def test_oversized_body_is_refused_before_it_is_read(shared_sample_devhost: RunningDevHost) -> None:
     port = int(shared_sample_devhost.base_url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        # Announce 200 MB but send nothing: the answer must come without waiting for the body.
-        sock.sendall(
-            b"POST /api/echo/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 209715200\r\n\r\n"
-        )
-        answer = sock.recv(65536).decode()
-    assert answer.startswith("HTTP/1.1 413")
-    assert "application/problem+json" in answer
+    for expect in (b"", b"Expect: 100-continue\r\n"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            # Announce 200 MB but send nothing: the answer must come without waiting for the body
+            # (and with Expect: 100-continue, without inviting the client to send it).
+            sock.sendall(
+                b"POST /api/echo/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 209715200\r\n" + expect + b"\r\n"
+            )
+            answer = sock.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 413"), answer[:100]
+        assert "application/problem+json" in answer
 
 
 def test_access_log_has_one_line_per_request_and_no_secrets(shared_sample_devhost: RunningDevHost) -> None:
