@@ -22,12 +22,26 @@ from core import openapi
 from core.domain.caller import Caller
 from core.domain.connection import InvalidEnvironmentUrl, public_view
 from core.entrypoints.http_support import HttpProblem, anonymous, authenticated, json_response, read_model
-from core.services.connection_service import ConnectError, KeyVaultUnavailable, get_components
-from core.settings import get_settings
+from core.services.connection_service import (
+    ConnectError,
+    ConnectionComponents,
+    KeyVaultUnavailable,
+    get_components,
+)
+from core.settings import SettingsError, get_settings
 
 log = logging.getLogger(__name__)
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+def _components() -> ConnectionComponents:
+    try:
+        return get_components()
+    except SettingsError as exc:  # names the missing setting, never a value
+        raise HttpProblem(503, "Dynamics connection not configured", str(exc)) from None
+
+
 TAG = ("Dynamics connection",)
 
 
@@ -70,7 +84,7 @@ def _key_vault_down() -> HttpProblem:
 def dynamics_connect(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     body = read_model(req, ConnectRequest, max_bytes=4096)
     try:
-        url = get_components().service.start_connect(caller, body.environmentUrl)
+        url = _components().service.start_connect(caller, body.environmentUrl)
     except InvalidEnvironmentUrl as exc:
         raise HttpProblem(
             400,
@@ -88,7 +102,7 @@ def dynamics_connect(req: func.HttpRequest, caller: Caller) -> func.HttpResponse
 def dynamics_oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
     params = {k: req.params[k] for k in ("code", "state", "error", "error_description") if req.params.get(k)}
     try:
-        get_components().service.complete_connect(params)
+        _components().service.complete_connect(params)
         query = {"dynamics": "connected"}
     except ConnectError as exc:
         log.warning("Dynamics OAuth callback refused: %s", exc.code)
@@ -108,7 +122,7 @@ def dynamics_oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="dynamics/connection", methods=["GET"])
 @authenticated()
 def dynamics_connection_get(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    record = get_components().service.get(caller.workspace_id)
+    record = _components().service.get(caller.workspace_id)
     return json_response(public_view(record), headers={"Cache-Control": "no-store"})
 
 
@@ -116,7 +130,7 @@ def dynamics_connection_get(req: func.HttpRequest, caller: Caller) -> func.HttpR
 @authenticated(admin=True)
 def dynamics_connection_delete(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     try:
-        get_components().service.disconnect(caller.workspace_id)
+        _components().service.disconnect(caller.workspace_id)
     except KeyVaultUnavailable:
         raise _key_vault_down() from None
     return func.HttpResponse(status_code=204)

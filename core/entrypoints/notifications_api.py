@@ -13,16 +13,26 @@ import azure.functions as func
 from core import openapi
 from core.domain.caller import Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response
-from core.services.connection_service import get_components
+from core.services.connection_service import ConnectionComponents, get_components
+from core.settings import SettingsError
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+def _components() -> ConnectionComponents:
+    try:
+        return get_components()
+    except SettingsError as exc:  # names the missing setting, never a value
+        raise HttpProblem(503, "Dynamics connection not configured", str(exc)) from None
+
+
 TAG = ("Notifications",)
 
 
 @bp.route(route="notifications", methods=["GET"])
 @authenticated()
 def notifications_list(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    items = get_components().notifications.list(caller.workspace_id)
+    items = _components().notifications.list(caller.workspace_id)
     return json_response(
         {"notifications": [n.to_json() for n in items]}, headers={"Cache-Control": "no-store"}
     )
@@ -34,7 +44,7 @@ def notifications_mark_read(req: func.HttpRequest, caller: Caller) -> func.HttpR
     notification_id = req.route_params.get("notification_id", "")
     if not notification_id or len(notification_id) > 200 or any(c in notification_id for c in "/\\#?"):
         raise HttpProblem(404, "Not found", "no such notification")
-    found = get_components().notifications.mark_read(
+    found = _components().notifications.mark_read(
         caller.workspace_id, notification_id, dt.datetime.now(dt.UTC)
     )
     if found is None:
