@@ -187,11 +187,16 @@ class ActivityWorker:
             raise
         if retried:
             wanted = {o.seq for o in outcomes}
-            created = {
-                int(o["seq"])
-                for o in self._store.iter_outcomes(ws, job_id)
-                if int(o.get("seq", -1)) in wanted and o.get("action") == RecordAction.CREATED.value
-            }
+            low, high = min(wanted, default=0), max(wanted, default=-1)
+            # Only this chunk's row-key range (seq, 7 digits), not the whole job.
+            page = self._store.records_page(
+                ws,
+                job_id,
+                action=RecordAction.CREATED.value,
+                cursor=f"{low - 1:07d}" if low > 0 else None,
+                limit=max(1, high - low + 1),
+            )
+            created = {int(o["seq"]) for o in page.records if int(o.get("seq", -1)) in wanted}
             for outcome in outcomes:
                 if outcome.seq in created and outcome.action is RecordAction.UNCHANGED:
                     outcome.action = RecordAction.CREATED  # logged by the attempt that died
