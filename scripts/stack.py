@@ -175,13 +175,17 @@ def stop(quiet: bool = False) -> int:
             print("stack: not running")
         return 0
     processes = state.get("processes")
+    stopped: list[str] = []
     # The devhost first (it finishes in-flight work against storage), then the services in reverse order.
+    # Every process is stopped before anything is printed: a closed stdout must not leave one running.
     for entry in reversed(processes if isinstance(processes, list) else []):
         if isinstance(entry, dict) and alive(int(entry["pid"])):
             stop_process(entry)
-            if not quiet:
-                print(f"stack: stopped {entry['name']} (pid {entry['pid']})")
+            stopped.append(f"stack: stopped {entry['name']} (pid {entry['pid']})")
     STATE_FILE.unlink(missing_ok=True)
+    if not quiet:
+        with contextlib.suppress(OSError):
+            print("\n".join(stopped), flush=True)
     return 0
 
 
@@ -279,6 +283,11 @@ def run(config: StackConfig, command: list[str]) -> int:
         if code:
             return code
     env = {**os.environ, "DEVHOST_URL": f"http://127.0.0.1:{config.devhost_port}"}
+
+    def terminated(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM: still stop the stack on the way out
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         return subprocess.call(command, cwd=REPO_ROOT, env=env)
     except KeyboardInterrupt:
