@@ -693,8 +693,9 @@ class RecordService:
             nav = table.navigations.get(nav_name)
             if nav is not None:
                 return self.known_columns(self.schema.tables[nav.targets[0]])
-            if nav_name == table.parties_navigation:
-                return self.known_columns(self.schema.tables["activityparty"])
+            collection = table.collection(nav_name)
+            if collection is not None:
+                return self.known_columns(self.schema.tables[collection.table])
             return None
 
         options = parse_query(
@@ -704,7 +705,7 @@ class RecordService:
             expand_columns=expand_columns,
         )
         for item in options.expand:
-            if item.navigation not in table.navigations and item.navigation != table.parties_navigation:
+            if item.navigation not in table.navigations and table.collection(item.navigation) is None:
                 raise errors.bad_request(
                     f"Could not find a property named '{item.navigation}' on type "
                     f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
@@ -754,16 +755,27 @@ class RecordService:
         self, table: Table, row: Mapping[str, Any], nav_name: str, select: list[str] | None, annotations: bool
     ) -> Any:
         sub_options = QueryOptions(select=select)
-        if nav_name == table.parties_navigation:
-            party_table = self.schema.tables["activityparty"]
-            parties = self.store.find("activityparty", "_activityid_value", row[table.primary_id])
-            return [self.serialize(party_table, p, sub_options, annotations=annotations) for p in parties]
+        if table.collection(nav_name) is not None:
+            child, rows = self.children(table, row, nav_name)
+            return [self.serialize(child, r, sub_options, annotations=annotations) for r in rows]
         related = self.navigate(table)(row, nav_name)
         if related is None:
             return None
         nav = table.navigations[nav_name]
         target_name = row.get(f"_{nav.column}_value{LOOKUP_ANNOTATION}") or nav.targets[0]
         return self.serialize(self.schema.tables[target_name], related, sub_options, annotations=annotations)
+
+    def children(self, table: Table, row: Mapping[str, Any], nav_name: str) -> tuple[Table, list[Row]]:
+        """The rows of a collection-valued navigation property of ``row`` (insertion order)."""
+        collection = table.collections[nav_name]
+        child = self.schema.tables[collection.table]
+        value_name = f"_{collection.column}_value"
+        rows = [
+            r
+            for r in self.store.find(child.logical_name, value_name, row[table.primary_id])
+            if r.get(value_name + LOOKUP_ANNOTATION) == table.logical_name
+        ]
+        return child, rows
 
     def _primary_name(self, target: str | None, record_id: str) -> str | None:
         table = self.schema.tables.get(target or "")

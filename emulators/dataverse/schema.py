@@ -108,6 +108,16 @@ class Navigation:
 
 
 @dataclass(frozen=True)
+class Collection:
+    """A collection-valued navigation property: ``contact_customer_accounts`` on account lists the contacts
+    whose ``parentcustomerid`` points at the account."""
+
+    name: str
+    table: str  # the referencing (child) table
+    column: str  # its lookup column
+
+
+@dataclass(frozen=True)
 class AlternateKey:
     name: str
     columns: tuple[str, ...]
@@ -124,6 +134,7 @@ class Table:
     keys: list[AlternateKey] = field(default_factory=list)
     duplicate_rules: list[tuple[str, ...]] = field(default_factory=list)
     navigations: dict[str, Navigation] = field(default_factory=dict)
+    collections: dict[str, Collection] = field(default_factory=dict)
     is_activity: bool = False
     is_custom: bool = False
     ownership: str = "UserOwned"  # UserOwned | OrganizationOwned | BusinessOwned | None
@@ -149,6 +160,9 @@ class Table:
     @property
     def parties_navigation(self) -> str | None:
         return f"{self.logical_name}_activity_parties" if self.is_activity else None
+
+    def collection(self, name: str) -> Collection | None:
+        return self.collections.get(name)
 
 
 class Schema:
@@ -305,7 +319,40 @@ def _merge(tables: dict[str, Table], raw: dict[str, Any], *, custom: bool) -> No
             )
 
 
+_SYSTEM_LOOKUPS = frozenset({"createdby", "modifiedby", "createdonbehalfby", "modifiedonbehalfby"})
+_STANDARD_ACTIVITIES = frozenset({"task", "email", "phonecall", "appointment"})
+
+
+def _collection_name(child: Table, column: str, parent: str) -> str:
+    """The name real orgs use for the one-to-many relationship's navigation property on ``parent``."""
+    if child.logical_name == "activityparty" and column == "activityid":
+        return f"{parent}_activity_parties"
+    if column == "parentcustomerid":
+        return f"{child.logical_name}_customer_{parent}s"
+    if column == "regardingobjectid" and child.logical_name in _STANDARD_ACTIVITIES:
+        return f"{parent.capitalize()}_{child.logical_name.capitalize()}s"
+    if column == "primarycontactid":
+        return "account_primary_contact"
+    if column == "parentaccountid":
+        return "account_parent_account"
+    if column in _SYSTEM_LOOKUPS:
+        return f"lk_{child.logical_name}_{column}"
+    return f"{child.logical_name}_{column}_{parent}"
+
+
 def _link_navigations(schema_tables: dict[str, Table]) -> None:
+    for table in schema_tables.values():
+        table.collections.clear()
+    for table in schema_tables.values():
+        for column in table.columns.values():
+            if not column.is_lookup:
+                continue
+            for target in column.targets:
+                parent = schema_tables.get(target)
+                if parent is None:
+                    continue
+                name = _collection_name(table, column.logical_name, target)
+                parent.collections.setdefault(name, Collection(name, table.logical_name, column.logical_name))
     for table in schema_tables.values():
         table.navigations.clear()
         for column in table.columns.values():

@@ -655,6 +655,13 @@ class DataverseEmulator:
                 value = body.get("value") if isinstance(body, dict) else None
                 self.records.update(table, record_id, {name: value}, request.caller)
                 return ApiResponse(204, {"OData-Version": "4.0"})
+        if len(rest) == 1 and table.collection(name) is not None and request.method == "GET":
+            child, rows = self.records.children(table, row, name)
+            params = _query_params(request.target.partition("?")[2])
+            options = self.records.parse_options(child, params)
+            values = [self.records.serialize(child, r, options) for r in rows]
+            context = f"{self.api_url}$metadata#{child.entity_set}"
+            return ApiResponse.json(200, {"@odata.context": context, "value": values})
         if len(rest) == 1 and name in table.navigations and request.method == "GET":
             related = self.records.navigate(table)(row, name)
             if related is None:

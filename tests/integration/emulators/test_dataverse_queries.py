@@ -177,3 +177,22 @@ def test_paging_is_not_shifted_by_deletes_between_pages(dv) -> None:  # type: ig
     second = dv.get(first["@odata.nextLink"], headers={"Prefer": "odata.maxpagesize=10"}).json()
     assert [r["lastname"] for r in second["value"]] == [f"Q{i:02d}" for i in range(10, 20)]
     assert "@odata.nextLink" not in second
+
+
+def test_collection_valued_navigation(dv, people) -> None:  # type: ignore[no-untyped-def]
+    """query/join-tables.md: one-to-many navigation properties can be expanded or read as a collection."""
+    acme = people["acme"]
+    expanded = dv.get(
+        f"accounts({acme})?$select=name&$expand=contact_customer_accounts($select=lastname)"
+    ).json()
+    assert sorted(c["lastname"] for c in expanded["contact_customer_accounts"]) == ["Muñoz", "O'Brien"]
+    listed = dv.get(f"accounts({acme})/contact_customer_accounts?$select=lastname").json()
+    assert sorted(c["lastname"] for c in listed["value"]) == ["Muñoz", "O'Brien"]
+    task = dv.post(
+        "tasks", json={"subject": "Call", "regardingobjectid_account_task@odata.bind": f"/accounts({acme})"}
+    )
+    assert task.status_code == 204
+    tasks = dv.get(
+        f"accounts?$select=name&$filter=accountid eq {acme}&$expand=Account_Tasks($select=subject)"
+    ).json()
+    assert [t["subject"] for t in tasks["value"][0]["Account_Tasks"]] == ["Call"]
