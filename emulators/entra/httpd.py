@@ -144,7 +144,9 @@ class HttpsServer:
         return self._ca
 
     def start(self) -> str:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stand-in", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="stand-in", daemon=True
+        )
         self._thread.start()
         return self.base_url
 
