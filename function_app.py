@@ -2,6 +2,7 @@
 
 import azure.functions as func
 
+from core import observability
 from core.entrypoints import (
     activities_api,
     activity_queue,
@@ -16,6 +17,7 @@ from core.entrypoints import (
     token_timer,
 )
 
+observability.setup()  # JSON logs with ids and redaction; OpenTelemetry only when its setting is set
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 app.register_functions(meta_api.bp)

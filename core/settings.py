@@ -146,6 +146,14 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("DYNAMICS_LIMIT_CONCURRENT", "52", "Dataverse service protection: concurrent requests."),
     SettingSpec("DYNAMICS_LIMIT_WINDOW_S", "300", "Dataverse service protection: sliding window in seconds."),
+    # --- Observability (issue 7) ---
+    SettingSpec(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        None,
+        "Application Insights connection string: when set, logs, traces and metrics are exported with "
+        "OpenTelemetry (azure-monitor-opentelemetry); unset, nothing is imported or started.",
+        secret=True,
+    ),
 )
 
 _SPECS_BY_NAME = {spec.name: spec for spec in SETTING_SPECS}

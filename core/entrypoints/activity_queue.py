@@ -6,6 +6,7 @@ import logging
 
 import azure.functions as func
 
+from core.observability import job_context
 from core.services.activity_worker import ACTIVITY_QUEUE, get_activity_worker
 from core.services.export_worker import ChunkMessage
 
@@ -21,7 +22,8 @@ def activity_chunk(msg: func.QueueMessage) -> None:
         log.error("activity message %s is malformed and was dropped", msg.id)
         return
     dequeue_count = getattr(msg, "dequeue_count", None) or 1
-    get_activity_worker().handle(message, dequeue_count)
+    with job_context(message.workspace_id, message.job_id, message.chunk):
+        get_activity_worker().handle(message, dequeue_count)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=f"{ACTIVITY_QUEUE}-poison", connection="AzureWebJobsStorage")
@@ -31,4 +33,7 @@ def activity_chunk_poison(msg: func.QueueMessage) -> None:
     except ValueError:
         log.error("poison activity message %s is malformed and was dropped", msg.id)
         return
-    get_activity_worker().fail_poisoned(message, "the chunk could not be processed after repeated attempts")
+    with job_context(message.workspace_id, message.job_id, message.chunk):
+        get_activity_worker().fail_poisoned(
+            message, "the chunk could not be processed after repeated attempts"
+        )

@@ -7,6 +7,7 @@ import logging
 import azure.functions as func
 
 from core.adapters.export_store import EXPORT_QUEUE
+from core.observability import job_context
 from core.services.export_worker import ChunkMessage, get_export_worker
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -21,7 +22,8 @@ def export_chunk(msg: func.QueueMessage) -> None:
         log.error("export message %s is malformed and was dropped", msg.id)
         return
     dequeue_count = getattr(msg, "dequeue_count", None) or 1
-    get_export_worker().handle(message, dequeue_count)
+    with job_context(message.workspace_id, message.job_id, message.chunk):
+        get_export_worker().handle(message, dequeue_count)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=f"{EXPORT_QUEUE}-poison", connection="AzureWebJobsStorage")
@@ -31,4 +33,5 @@ def export_chunk_poison(msg: func.QueueMessage) -> None:
     except ValueError:
         log.error("poison export message %s is malformed and was dropped", msg.id)
         return
-    get_export_worker().fail_poisoned(message, "the chunk could not be processed after repeated attempts")
+    with job_context(message.workspace_id, message.job_id, message.chunk):
+        get_export_worker().fail_poisoned(message, "the chunk could not be processed after repeated attempts")

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import azure.functions as func
 import pydantic
 
+from core import observability
 from core.adapters.auth import AuthConfigurationError, AuthError, caller_from_authorization
 from core.domain.caller import Caller
 from core.domain.config_validation import problems_from_validation_error
@@ -201,7 +202,7 @@ def read_model(req: func.HttpRequest, model: type[M], max_bytes: int = DEFAULT_M
 
 
 def _internal_error(exc: BaseException) -> func.HttpResponse:
-    correlation_id = str(uuid.uuid4())
+    correlation_id = observability.correlation_id() or str(uuid.uuid4())
     log.error("unhandled error (correlation id %s)", correlation_id, exc_info=exc)
     return problem(
         500,
@@ -229,16 +230,28 @@ def _as_http_function(wrapper: Handler, original: Callable[..., Any]) -> Handler
     return wrapper
 
 
+def _in_request_context(req: func.HttpRequest, respond: Handler) -> func.HttpResponse:
+    """Run ``respond`` with the request's correlation id bound for logging; echo it on the response."""
+    correlation_id = observability.correlation_id_from(req.headers)
+    with observability.log_context(correlation_id=correlation_id):
+        response = respond(req)
+    response.headers[observability.CORRELATION_HEADER] = correlation_id
+    return response
+
+
 def anonymous(handler: Handler) -> Handler:
     """Error rendering (HttpProblem, 500 with correlation id) for endpoints without a caller."""
 
-    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+    def respond(req: func.HttpRequest) -> func.HttpResponse:
         try:
             return handler(req)
         except HttpProblem as exc:
             return exc.response()
         except Exception as exc:
             return _internal_error(exc)
+
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        return _in_request_context(req, respond)
 
     return _as_http_function(wrapper, handler)
 
@@ -263,14 +276,18 @@ def authenticated(*, admin: bool = False) -> Callable[[CallerHandler], Handler]:
     """Decorator: verify the bearer token, pass ``Caller``; 401/403 as problem+json."""
 
     def decorate(handler: CallerHandler) -> Handler:
-        def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        def respond(req: func.HttpRequest) -> func.HttpResponse:
             try:
                 caller = authenticate(req, admin=admin)
+                observability.bind(workspace_id=caller.workspace_id, user_id=caller.user_id)
                 return handler(req, caller)
             except HttpProblem as exc:
                 return exc.response()
             except Exception as exc:
                 return _internal_error(exc)
+
+        def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+            return _in_request_context(req, respond)
 
         return _as_http_function(wrapper, handler)
 

@@ -12,6 +12,7 @@ import logging
 
 import azure.functions as func
 
+from core.observability import log_context, new_correlation_id
 from core.services.connection_service import get_components
 from core.settings import SETTING_SPECS, SettingsError, load_settings
 
@@ -29,6 +30,11 @@ SCHEDULE = (
 
 @bp.timer_trigger(arg_name="timer", schedule=SCHEDULE, run_on_startup=False, use_monitor=True)
 def token_refresh_timer(timer: func.TimerRequest) -> None:
+    with log_context(correlation_id=new_correlation_id()):  # one id for the whole run's lines
+        _refresh_due_tokens(timer)
+
+
+def _refresh_due_tokens(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.info("token refresh timer is past due; running now")
     try:
