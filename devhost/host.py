@@ -11,11 +11,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from devhost.config import HostConfig, apply_settings, restore_settings
+from devhost.config import HostConfig, HostConfigError, apply_settings, restore_settings
 from devhost.http import MAX_BODY_BYTES, FunctionsHttpServer
 from devhost.index import AppIndex, find_app, index_app
 from devhost.invoke import Invoker
-from devhost.queues import DEFAULT_PROCESSING_LEASE, QueueClients, QueueListener
+from devhost.queues import DEFAULT_PROCESSING_LEASE, QueueClients, QueueListener, connection_string
+from devhost.singleton import TimerLock
 from devhost.timers import TimerRunner
 
 log = logging.getLogger("devhost")
@@ -51,6 +52,7 @@ class DevHost:
         max_body_bytes: int = MAX_BODY_BYTES,
         enable_queues: bool = True,
         enable_timers: bool = True,
+        timer_singleton: bool = True,
     ) -> None:
         self.app_module = app_module
         self.settings = dict(settings or {})
@@ -61,6 +63,7 @@ class DevHost:
         self.max_body_bytes = max_body_bytes
         self.enable_queues = enable_queues
         self.enable_timers = enable_timers
+        self.timer_singleton = timer_singleton
         self.index: AppIndex | None = None
         self.base_url = ""
         self._previous_env: dict[str, str | None] = {}
@@ -103,7 +106,7 @@ class DevHost:
         if self.enable_queues:
             self._listeners = [QueueListener(f, clients, config.queues, invoker, lease) for f in index.queues]
         if self.enable_timers:
-            self._timers = [TimerRunner(f, env, invoker) for f in index.timers]
+            self._timers = [TimerRunner(f, env, invoker, lock=self._timer_lock(f.name)) for f in index.timers]
         self._server_thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="devhost-http", daemon=True
         )
@@ -126,6 +129,17 @@ class DevHost:
             log.info("  %s: timerTrigger %s", timer_function.name, timer_function.schedule)
         log.info("devhost ready at %s (app %s)", self.base_url, self.app_module)
         return self.base_url
+
+    def _timer_lock(self, function_name: str) -> TimerLock | None:
+        if not self.timer_singleton:
+            return None
+        try:
+            connection = connection_string(None, os.environ)
+        except HostConfigError:
+            log.warning("timer %s: no AzureWebJobsStorage for its lock: it fires here", function_name)
+            return None
+        host_id = os.environ.get("AzureFunctionsWebHost__hostid") or self.app_module
+        return TimerLock(connection, host_id.lower(), function_name)
 
     def stop(self) -> None:
         """Stop accepting work, finish what is in flight, release the port. Idempotent."""

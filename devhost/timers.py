@@ -1,8 +1,10 @@
 """Timer triggers: six-field NCRONTAB (``{second} {minute} {hour} {day} {month} {day-of-week}``, UTC) or a
 TimeSpan interval, ``%SETTING%`` indirection, ``run_on_startup`` and ``past_due``.
 
-One thread per timer function, so a function never runs twice at once. When an invocation overruns its
-next occurrence(s), the latest missed occurrence fires as soon as it returns, with ``past_due=True``.
+One thread per timer function, so a function never runs twice at once; with a storage connection, only
+the devhost holding the function's blob-lease lock fires it (devhost.singleton), as on Azure. When an
+invocation overruns its next occurrence(s), the latest missed occurrence fires as soon as it returns,
+with ``past_due=True``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from croniter import croniter
 from devhost.config import HostConfigError, is_timespan, parse_timespan, resolve_setting_refs
 from devhost.index import TimerFunction
 from devhost.invoke import Invoker
+from devhost.singleton import TimerLock
 
 log = logging.getLogger("devhost.timers")
 
@@ -70,8 +73,10 @@ class TimerRunner:
         settings: Mapping[str, str],
         invoker: Invoker,
         clock: Clock = utc_now,
+        lock: TimerLock | None = None,
     ) -> None:
         self.function = function
+        self.lock = lock
         self.invoker = invoker
         self.clock = clock
         self.schedule = Schedule(resolve_setting_refs(function.schedule, settings), clock())
@@ -87,6 +92,8 @@ class TimerRunner:
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join()
+        if self.lock is not None:
+            self.lock.stop()
 
     def _fire(self, past_due: bool, next_due: dt.datetime) -> None:
         now = self.clock()
@@ -105,15 +112,31 @@ class TimerRunner:
             log.exception("timer function %s failed", self.function.name)
 
     def _run(self) -> None:
-        if self.function.run_on_startup and not self._stop.is_set():
-            self._fire(past_due=False, next_due=self.schedule.next_after(self.clock()))
+        lock = self.lock
+        if lock is not None:
+            lock.start()
+        listening = False  # the timer listener runs only on the host holding the lock
         base = self.clock()
         overran = False
         while not self._stop.is_set():
+            if not listening:
+                if lock is not None and not lock.held():
+                    if self._stop.wait(1.0):
+                        return
+                    continue
+                listening = True
+                if self.function.run_on_startup:
+                    self._fire(past_due=False, next_due=self.schedule.next_after(self.clock()))
+                base = self.clock()
+                continue
             due = self.schedule.next_after(base)
             wait = (due - self.clock()).total_seconds()
             if wait > 0 and self._stop.wait(wait):
                 return
+            if lock is not None and not lock.held():
+                log.info("timer %s: lock lost; another host fires it", self.function.name)
+                listening = False
+                continue
             past_due = overran or self.clock() - due > LATE_TOLERANCE
             self._fire(past_due=past_due, next_due=self.schedule.next_after(due))
             # Occurrences missed while it ran collapse into one immediate, past-due invocation.

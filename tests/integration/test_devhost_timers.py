@@ -7,6 +7,7 @@ import datetime as dt
 import itertools
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -76,3 +77,17 @@ def test_overrunning_timer_never_overlaps_and_catches_up_past_due(devhost_factor
 def test_timer_schedule_from_a_missing_setting_stops_the_devhost(devhost_factory: DevHostFactory) -> None:
     with pytest.raises(RuntimeError, match="exited with status 2"):
         devhost_factory(settings={"SAMPLE_TIMER_SCHEDULE": ""})
+
+
+def test_a_timer_fires_on_one_of_several_hosts_only(devhost_factory: DevHostFactory) -> None:
+    settings = {"SAMPLE_TIMER_SCHEDULE": "*/1 * * * * *"}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hosts = list(pool.map(lambda _: devhost_factory(settings=settings), range(2)))
+    runs = wait_for_runs(hosts[0], 4)
+    assert len({r["pid"] for r in runs}) == 1, "both hosts fired the timer"
+    holder = next(h for h in hosts if h.process.process and h.process.process.pid == runs[0]["pid"])
+    other = next(h for h in hosts if h is not holder)
+    assert holder.stop() == 0  # a clean stop releases the lock: the other host takes over
+    before = len(hosts[0].records("timer"))
+    taken_over = wait_for_runs(other, before + 2)
+    assert {r["pid"] for r in taken_over[before:]} == {other.process.process.pid}  # type: ignore[union-attr]

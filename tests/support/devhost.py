@@ -73,6 +73,8 @@ class DevHostStarter:
         self.directory = directory
         self.record_path = directory / "records.jsonl"
         self.started: list[RunningDevHost] = []
+        # Timer locks are per host id: the processes of one starter share one (they are one app).
+        self.host_id = f"test-{uuid.uuid4().hex[:12]}"
         self._lock = threading.Lock()
         self._count = 0
 
@@ -87,6 +89,7 @@ class DevHostStarter:
             "SAMPLE_RECORD_FILE": str(self.record_path),
             "SAMPLE_TIMER_SCHEDULE": RARE_SCHEDULE,
             "SAMPLE_QUEUE": f"q{uuid.uuid4().hex[:12]}",
+            "AzureFunctionsWebHost__hostid": self.host_id,
             **(settings or {}),
         }
         with self._lock:
