@@ -32,6 +32,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -278,6 +279,7 @@ class WorkerProcesses:
                 stdout=subprocess.PIPE,
                 text=True,
                 env={**os.environ, **(env or {})},
+                cwd=Path(__file__).resolve().parents[1],
             )
             for _ in range(count)
         ]
@@ -420,7 +422,8 @@ def worker_main(argv: list[str]) -> int:
         "chunks": chunks["done"],
         "retried": chunks["retried"],
         **seen,
-        "budget": budget.stats(WORKSPACE) if budget else None,
+        "budget": {ws: budget.stats(ws) for ws in connections} if budget else None,
+        "budget_storage_ops": budget.storage_operations if budget else 0,
     }
     print(json.dumps(report), flush=True)
     return 0
@@ -554,7 +557,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_driver_mb": round(sampler.peak["driver"], 1),
         "peak_rss_emulator_mb": round(sampler.peak["emulator"], 1),
         "worker_rss_curve_mb": worker_curve,
-        "budget_storage_ops": sum((r.get("budget") or {}).get("storage_operations", 0) for r in reports),
+        "budget_storage_ops": sum(int(r.get("budget_storage_ops", 0)) for r in reports),
         "worker_reports": reports,
     }
 

@@ -88,7 +88,7 @@ class BudgetLimits:
         """Requests per ledger merge: 50 at the real limits, fewer when limits are scaled down (tests)."""
         if self.flush_every > 0:
             return self.flush_every
-        return max(1, min(50, self.max_requests // (40 * self.slots)))
+        return max(1, min(50, self.max_requests // 100))
 
     @property
     def request_budget(self) -> float:
@@ -114,10 +114,13 @@ class _Workspace:
     slot: str | None = None
     slot_until: float = 0.0
     share: int = 1
+    live: int = 1  # instances holding a slot for the workspace, as of the last claim/renewal
     in_use: int = 0
     pending_requests: int = 0  # counted here, not yet merged into the ledger
     pending_execution_ms: float = 0.0
     pending_paused_until: float = 0.0
+    unread_requests: int = 0  # merged by this instance since the window was last read
+    unread_execution_ms: float = 0.0
     usage: WindowUsage | None = None
     usage_at: float = -math.inf
     local: dict[int, tuple[int, float]] = field(default_factory=dict)  # bucket -> own (requests, ms)
@@ -162,12 +165,16 @@ class DynamicsBudget:
         self._ready = True
 
     def observer(self, workspace_id: str) -> Callable[[RequestEvent], None]:
-        """An ``on_request`` hook for the workspace's ``DataverseClient``: counts every HTTP attempt."""
+        """An ``on_request`` hook for the workspace's ``DataverseClient``: counts every HTTP attempt and
+        paces the calling thread. A chunk run sends its requests one after another from one thread, so
+        holding that thread here until the window has room gates its *next* request."""
 
         def observe(event: RequestEvent) -> None:
-            self.record(
-                workspace_id, 1, event.elapsed_s * 1000.0, event.retry_after if event.status == 429 else None
-            )
+            throttled_for = event.retry_after if event.status == 429 else None
+            try:
+                self.record(workspace_id, 1, event.elapsed_s * 1000.0, throttled_for)
+            except Exception as exc:  # the budget must never break a Dataverse call
+                self._storage_failed(exc)
 
         return observe
 
@@ -189,6 +196,7 @@ class DynamicsBudget:
             due = ws.pending_requests >= self.limits.flush_batch or throttled_for is not None
         if due:
             self._flush(workspace_id, ws)
+        self._wait_for_room(workspace_id, ws, 1, self._clock() + self.limits.max_wait_s)
 
     @contextmanager
     def working(self, workspace_id: str, expected_requests: int = 8) -> Iterator[None]:
@@ -315,7 +323,7 @@ class DynamicsBudget:
                 if k != key and r.get("Owner") != self.instance_id and float(r.get("Until") or 0) > now
             )
             with ws.cond:
-                ws.slot, ws.slot_until = key, until
+                ws.slot, ws.slot_until, ws.live = key, until, live
                 ws.share = max(1, int(self.limits.max_concurrent * self.limits.headroom) // live)
                 ws.cond.notify_all()
             return True
@@ -336,33 +344,48 @@ class DynamicsBudget:
     def _wait_for_room(
         self, workspace_id: str, ws: _Workspace, expected_requests: int, deadline: float
     ) -> None:
+        """Block until this instance may send ``expected_requests`` more.
+
+        The ledger is read at most every ``refresh`` seconds, so other instances' latest requests are not
+        in it. Each instance therefore spends, between two reads, only its part of the room the last read
+        showed (room / live instances): together they cannot overshoot what was free."""
         limits = self.limits
         started = self._clock()
+        fresh = False
         while True:
             now = self._clock()
-            if self._degraded(now):
+            degraded = self._degraded(now)
+            if degraded:  # own counts only, against a static 1/slots part of each limit
                 usage = self._local_usage(ws, now)
-                requests_budget = limits.request_budget / limits.slots
-                execution_budget = limits.execution_budget_ms / limits.slots
+                requests_room = limits.request_budget / limits.slots - usage.requests
+                execution_room = limits.execution_budget_ms / limits.slots - usage.execution_ms
+                sent, spent = 0.0, 0.0
             else:
-                usage = self._read_usage(workspace_id, ws, force=False)
-                requests_budget = limits.request_budget
-                execution_budget = limits.execution_budget_ms
+                usage = self._read_usage(workspace_id, ws, force=fresh)
+                with ws.cond:
+                    live = max(1, ws.live)
+                    sent = ws.pending_requests + ws.unread_requests
+                    spent = ws.pending_execution_ms + ws.unread_execution_ms
+                requests_room = (limits.request_budget - usage.requests) / live
+                execution_room = (limits.execution_budget_ms - usage.execution_ms) / live
             with ws.cond:
-                requests = usage.requests + ws.pending_requests + expected_requests
-                execution = usage.execution_ms + ws.pending_execution_ms
                 paused_until = max(usage.paused_until, ws.pending_paused_until)
-            if paused_until <= now and requests <= requests_budget and execution <= execution_budget:
+            if (
+                paused_until <= now
+                and sent + expected_requests <= requests_room
+                and spent <= max(0.0, execution_room)
+            ):
                 break
             if now >= deadline:
                 log.warning("Dynamics budget still exhausted after waiting; going ahead")
                 break
+            if not fresh and not degraded and paused_until <= now:
+                fresh = True  # our part of the last read is spent: read again before waiting
+                continue
             # Wait for the pause to end, else for part of a bucket to slide out, then read again.
             pause = paused_until - now if paused_until > now else min(limits.bucket_s / 4, 1.0)
-            pause = max(0.05, min(pause, deadline - now))
-            self._sleep(pause)
-            with ws.cond:
-                ws.usage_at = -math.inf  # re-read after waiting
+            self._sleep(max(0.02, min(pause, deadline - now)))
+            fresh = True
         waited = self._clock() - started
         if waited > 0.01:
             ws.waits += 1
@@ -399,24 +422,27 @@ class DynamicsBudget:
                 return ws.usage
         try:
             self._ensure_ready()
-            rows = list(
-                self._op().query_entities(
-                    "PartitionKey eq @pk and RowKey ge 'ledger-' and RowKey lt 'ledger.'",
-                    parameters={"pk": workspace_id},
-                )
-            )
+            # The whole partition: the ledger ring and the slots (a dozen rows, one request).
+            rows = list(self._op().query_entities("PartitionKey eq @pk", parameters={"pk": workspace_id}))
         except (AzureError, OSError) as exc:
             self._storage_failed(exc)
             return self._local_usage(ws, now)
         totals: dict[int, tuple[float, float]] = {}
         paused = 0.0
+        live = 0
         for row in rows:
+            if str(row["RowKey"]).startswith("slot-"):
+                live += float(row.get("Until") or 0) > now
+                continue
             bucket = int(row.get("Bucket") or 0)
             totals[bucket] = (float(row.get("Requests") or 0), float(row.get("ExecutionMs") or 0))
             paused = max(paused, float(row.get("PausedUntil") or 0))
         usage = self._window(totals, now, paused)
         with ws.cond:
             ws.usage, ws.usage_at = usage, now
+            ws.unread_requests, ws.unread_execution_ms = 0, 0.0
+            if live:
+                ws.live = live
         return usage
 
     def _flush(self, workspace_id: str, ws: _Workspace) -> None:
@@ -434,6 +460,9 @@ class DynamicsBudget:
                 return
             try:
                 self._merge(workspace_id, requests, execution, paused)
+                with ws.cond:
+                    ws.unread_requests += requests
+                    ws.unread_execution_ms += execution
             except (AzureError, OSError) as exc:
                 self._storage_failed(exc)
                 with ws.cond:  # keep them: they are merged when storage answers again
@@ -454,7 +483,7 @@ class DynamicsBudget:
             entity: dict[str, Any] = {
                 "PartitionKey": workspace_id,
                 "RowKey": key,
-                "Bucket": bucket,
+                "Bucket": str(bucket),  # beyond Edm.Int32
                 "Requests": requests,
                 "ExecutionMs": float(execution_ms),
                 "PausedUntil": float(paused),
