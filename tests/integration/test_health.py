@@ -1,0 +1,247 @@
+"""Health endpoints against real services: Azurite, the Key Vault and Entra stand-ins, the Dataverse emulator.
+
+``GET /api/health`` answers within its one-second budget whatever is down: storage down is 503, Key Vault
+down, refusing or silent is ``degraded`` (200). ``GET /api/health/dynamics`` tells the caller's workspace
+whether Dynamics answers (WhoAmI, with its latency) or why not: not connected, reconnect required,
+unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from core.entrypoints import connection_api, meta_api
+from emulators.dataverse import DataverseEmulator
+from emulators.entra import EntraEmulator
+from emulators.keyvault import KeyVaultEmulator
+from emulators.tls import ensure_ca, trusting_session
+from tests.support.azurite import Azurite, free_port
+from tests.support.http import body_json, call, request
+from tests.support.identity import REDIRECT_URI, identity_settings
+from tests.support.tokens import bearer, configured
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.support.identity"]
+
+
+def health(headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], float, dict[str, str]]:
+    started = time.perf_counter()
+    response = call(meta_api.get_health, request("GET", "health", headers=headers))
+    elapsed = time.perf_counter() - started
+    return response.status_code, body_json(response), elapsed, dict(response.headers)
+
+
+@pytest.fixture()
+def settings_for(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> Iterator[Any]:
+    """Apply app settings for the test (storage = the test Azurite unless overridden)."""
+    stack: list[Any] = []
+
+    def apply(**values: str) -> None:
+        for name in ("KEY_VAULT_URL", "KEY_VAULT_LOCAL_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        cm = configured(
+            monkeypatch,
+            extra={
+                "AzureWebJobsStorage": azurite.connection_string,
+                "REQUESTS_CA_BUNDLE": str(ensure_ca().bundle_path),
+                **values,
+            },
+        )
+        cm.__enter__()
+        stack.append(cm)
+
+    yield apply
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
+
+
+def test_all_reachable_is_ok_and_fast(settings_for: Any, keyvault: KeyVaultEmulator) -> None:
+    settings_for(KEY_VAULT_URL=keyvault.vault_url, KEY_VAULT_LOCAL_TOKEN=keyvault.issue_token())
+    health()  # first call builds the clients
+    status, body, elapsed, headers = health({"X-Correlation-Id": "probe-1"})
+    assert status == 200, body
+    assert body["status"] == "ok" and body["storage"] == "ok"
+    assert body["checks"]["storage"]["status"] == "ok"
+    assert body["checks"]["keyVault"]["status"] == "ok"
+    assert body["checks"]["keyVault"]["latencyMs"] >= 0
+    assert elapsed < 1.0
+    assert headers["X-Correlation-Id"] == "probe-1"
+    assert keyvault.live_names() == []  # the probe wrote nothing
+
+
+def test_key_vault_not_configured_is_said_and_not_a_failure(settings_for: Any) -> None:
+    settings_for()
+    status, body, _, _ = health()
+    assert status == 200 and body["status"] == "ok"
+    assert body["checks"]["keyVault"]["status"] == "not_configured"
+
+
+def test_key_vault_errors_degrade_without_500(settings_for: Any, keyvault: KeyVaultEmulator) -> None:
+    settings_for(KEY_VAULT_URL=keyvault.vault_url, KEY_VAULT_LOCAL_TOKEN=keyvault.issue_token())
+    keyvault.fail_with(503)
+    status, body, elapsed, _ = health()
+    assert status == 200 and body["status"] == "degraded", body
+    assert body["checks"]["keyVault"]["status"] == "unreachable"
+    assert "503" in body["checks"]["keyVault"]["detail"]
+    assert body["checks"]["storage"]["status"] == "ok"
+    assert elapsed < 1.5
+    keyvault.fail_with(None)
+    assert health()[1]["status"] == "ok"
+
+
+def test_key_vault_refusing_our_identity_degrades(settings_for: Any, keyvault: KeyVaultEmulator) -> None:
+    settings_for(KEY_VAULT_URL=keyvault.vault_url, KEY_VAULT_LOCAL_TOKEN="not-a-token-the-vault-issued")
+    status, body, _, _ = health()
+    assert status == 200 and body["status"] == "degraded"
+    assert body["checks"]["keyVault"]["status"] == "unreachable"
+    assert "not-a-token" not in json.dumps(body)
+
+
+def test_silent_key_vault_times_out_within_the_budget(settings_for: Any) -> None:
+    """A vault that accepts connections and never answers (black hole): degraded after about a second."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        port = silent.getsockname()[1]
+        settings_for(KEY_VAULT_URL=f"https://127.0.0.1:{port}", KEY_VAULT_LOCAL_TOKEN="local-token-123")
+        status, body, elapsed, _ = health()
+    assert status == 200 and body["status"] == "degraded", body
+    assert body["checks"]["keyVault"]["status"] in ("timeout", "unreachable")
+    assert elapsed < 1.6
+
+
+def test_storage_down_is_503_quickly(settings_for: Any, azurite: Azurite, keyvault: KeyVaultEmulator) -> None:
+    dead = free_port()
+    down = azurite.connection_string
+    for port in {azurite.table_port, azurite.queue_port, azurite.blob_port}:
+        down = down.replace(f":{port}/", f":{dead}/")
+    settings_for(
+        AzureWebJobsStorage=down,
+        KEY_VAULT_URL=keyvault.vault_url,
+        KEY_VAULT_LOCAL_TOKEN=keyvault.issue_token(),
+    )
+    status, body, elapsed, _ = health()
+    assert status == 503, body
+    assert body["status"] == "down" and body["storage"] == "unreachable"
+    assert body["checks"]["keyVault"]["status"] == "ok"  # still reported
+    assert elapsed < 1.5
+
+
+# ---------------------------------------------------------------------------------------------- Dynamics
+
+
+@pytest.fixture()
+def dataverse(entra: EntraEmulator) -> Iterator[DataverseEmulator]:
+    emulator = DataverseEmulator(accepted_tokens=())
+    emulator.add_signing_key(entra.public_jwk())
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture()
+def dynamics(
+    settings_for: Any, entra: EntraEmulator, keyvault: KeyVaultEmulator, azurite: Azurite
+) -> EntraEmulator:
+    settings_for(**identity_settings(entra, keyvault, azurite, keyvault.issue_token()))
+    return entra
+
+
+def connect(workspace: str, environment_url: str) -> None:
+    """What the admin does in the UI: connect, sign in at Microsoft, come back through the callback."""
+    started = call(
+        connection_api.dynamics_connect,
+        request(
+            "POST",
+            "dynamics/connect",
+            json_body={"environmentUrl": environment_url},
+            headers=bearer(workspace),
+        ),
+    )
+    assert started.status_code == 200, started.get_body()
+    answer = trusting_session().get(body_json(started)["authorizationUrl"], allow_redirects=False, timeout=10)
+    location = answer.headers["Location"]
+    assert location.startswith(REDIRECT_URI)
+    params = {k: v[-1] for k, v in parse_qs(urlsplit(location).query).items()}
+    back = call(
+        connection_api.dynamics_oauth_callback, request("GET", "dynamics/oauth/callback", params=params)
+    )
+    assert "dynamics=connected" in back.headers["Location"], back.headers["Location"]
+
+
+def dynamics_health(workspace: str, role: str = "member") -> dict[str, Any]:
+    response = call(
+        meta_api.get_dynamics_health, request("GET", "health/dynamics", headers=bearer(workspace, role=role))
+    )
+    assert response.status_code == 200, response.get_body()
+    return body_json(response)  # type: ignore[no-any-return]
+
+
+def test_dynamics_health_needs_a_caller(dynamics: EntraEmulator) -> None:
+    response = call(meta_api.get_dynamics_health, request("GET", "health/dynamics"))
+    assert response.status_code == 401
+
+
+def test_not_connected_is_said_plainly(dynamics: EntraEmulator) -> None:
+    body = dynamics_health(f"ws-{uuid.uuid4().hex[:10]}")
+    assert body["status"] == "not_connected" and body["whoAmI"] is None
+
+
+def test_connected_workspace_answers_whoami_with_latency(
+    dynamics: EntraEmulator, dataverse: DataverseEmulator
+) -> None:
+    workspace = f"ws-{uuid.uuid4().hex[:10]}"
+    user = dynamics.current_user
+    systemuserid = dataverse.add_user(object_id=user.object_id, domainname=user.email)
+    connect(workspace, dataverse.url)
+    body = dynamics_health(workspace)
+    assert body["status"] == "connected", body
+    assert body["whoAmI"]["userId"] == systemuserid and body["userMatches"] is True
+    assert body["dynamicsUserId"] == systemuserid
+    assert body["environmentUrl"] == dataverse.url
+    assert 0 <= body["whoAmI"]["latencyMs"] <= body["elapsedMs"]
+    assert user.email not in json.dumps(body)  # ids only
+
+    # Another workspace is not this one: its own (absent) connection is reported.
+    assert dynamics_health(f"ws-{uuid.uuid4().hex[:10]}")["status"] == "not_connected"
+
+
+def test_dynamics_errors_and_outage_are_unreachable_not_500(
+    dynamics: EntraEmulator, dataverse: DataverseEmulator
+) -> None:
+    workspace = f"ws-{uuid.uuid4().hex[:10]}"
+    dataverse.add_user(object_id=dynamics.current_user.object_id, domainname=dynamics.current_user.email)
+    connect(workspace, dataverse.url)
+    dataverse.simulator.update(error_rate_503=1.0)
+    failing = dynamics_health(workspace)
+    assert failing["status"] == "unreachable" and "503" in failing["detail"]
+    dataverse.stop()
+    started = time.perf_counter()
+    down = dynamics_health(workspace)
+    assert down["status"] == "unreachable" and "no response" in down["detail"]
+    assert time.perf_counter() - started < 5
+
+
+def test_dead_grant_is_reconnect_required(dynamics: EntraEmulator, dataverse: DataverseEmulator) -> None:
+    workspace = f"ws-{uuid.uuid4().hex[:10]}"
+    user = dynamics.current_user
+    dataverse.add_user(object_id=user.object_id, domainname=user.email)
+    connect(workspace, dataverse.url)
+    # The user changed their password (grant revoked) and, two hours on, Dynamics no longer takes the
+    # cached access token: the check must redeem the refresh token, and Microsoft refuses it.
+    dynamics.revoke_user(user.object_id)
+    dataverse.clock.advance(2 * 3600)
+    body = dynamics_health(workspace)
+    assert body["status"] == "reconnect_required", body
+    assert body["reason"] == "revoked"
+    # The connection now says so too, and the next check answers without asking Dynamics.
+    requests_before = dataverse.stats()["requests"]
+    again = dynamics_health(workspace)
+    assert again["status"] == "reconnect_required" and again["reason"] == "revoked"
+    assert dataverse.stats()["requests"] == requests_before
