@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -118,7 +119,9 @@ def run(
         token_cache=msal.SerializableTokenCache(),
     )
     scope = f"{ENV_URL}/.default"
-    flow = app.initiate_auth_code_flow([scope], redirect_uri=REDIRECT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # msal's form_post advice; the callback is a GET
+        flow = app.initiate_auth_code_flow([scope], redirect_uri=REDIRECT)
     location = session.get(flow["auth_uri"], allow_redirects=False, timeout=10).headers["Location"]
     params = {k: v[-1] for k, v in parse_qs(urlsplit(location).query).items()}
     first = app.acquire_token_by_auth_code_flow(flow, params)
