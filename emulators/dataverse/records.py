@@ -328,12 +328,12 @@ class RecordService:
 
     def _changes(
         self, table: Table, payload: Mapping[str, Any], *, creating: bool
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Validate a request body; return (row changes, activity parties to deep-insert)."""
+    ) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+        """Validate a request body; return (row changes, deep inserts as (navigation, JSON value))."""
         if not isinstance(payload, Mapping):
             raise errors.payload_error(table.entity_set, "A JSON object was expected for the entity payload.")
         changes: dict[str, Any] = {}
-        parties: list[dict[str, Any]] = []
+        deep: list[tuple[str, Any]] = []
         for key, value in payload.items():
             if key.startswith("@"):
                 if key == "@odata.type" and value not in (
@@ -352,19 +352,16 @@ class RecordService:
                 continue
             if at:
                 continue  # other instance annotations (FormattedValue, ...) are ignored like the service does
-            if table.parties_navigation == name:
+            if table.collection(name) is not None:
                 if not isinstance(value, list):
                     raise errors.payload_error(table.entity_set, f"A collection was expected for '{name}'.")
-                parties.extend(value)
+                deep.append((name, value))
+                continue
+            if name in table.navigations and isinstance(value, Mapping):
+                deep.append((name, value))
                 continue
             column = table.columns.get(name)
             if column is None or column.type == "PartyList":
-                if name in table.navigations:
-                    raise errors.bad_request(
-                        f"Deep insert of the single-valued navigation property '{name}' is not supported by "
-                        "the emulator; create the related record and bind it with @odata.bind.",
-                        code="0x80060888",
-                    )
                 raise errors.payload_error(
                     table.entity_set,
                     f"The property '{name}' does not exist on type "
@@ -386,7 +383,7 @@ class RecordService:
                     f"(Entity: {table.logical_name})"
                 )
             changes[name] = self._coerce(table, column, value)
-        return changes, parties
+        return changes, deep
 
     def _bind(self, table: Table, nav_name: str, value: Any, changes: dict[str, Any]) -> None:
         nav = table.navigations.get(nav_name)
@@ -525,7 +522,8 @@ class RecordService:
         record_id: str | None = None,
     ) -> Row:
         with self.store.transaction():
-            changes, parties = self._changes(table, payload, creating=True)
+            changes, deep = self._changes(table, payload, creating=True)
+            self._deep_singles(table, deep, changes, caller)
             record_id = record_id or changes.get(table.primary_id) or str(uuid.uuid4())
             if self.store.get(table.logical_name, record_id) is not None:
                 raise errors.duplicate_record()
@@ -540,17 +538,53 @@ class RecordService:
             if caller.detect_duplicates:
                 self._check_duplicates(table, row, record_id)
             self.store.put(table.logical_name, record_id, row)
-            for party in parties:
-                self._create_party(table, record_id, party, caller)
+            self._deep_collections(table, record_id, deep, caller)
         return row
 
-    def _create_party(self, table: Table, activity_id: str, party: Any, caller: Caller) -> None:
-        party_table = self.schema.tables["activityparty"]
-        if not isinstance(party, Mapping):
-            raise errors.payload_error(table.entity_set, "An activity party must be a JSON object.")
-        payload = dict(party)
-        payload[f"activityid_{table.logical_name}@odata.bind"] = f"/{table.entity_set}({activity_id})"
-        self.create(party_table, payload, caller)
+    def _deep_singles(
+        self, table: Table, deep: list[tuple[str, Any]], changes: dict[str, Any], caller: Caller
+    ) -> None:
+        """Deep insert of single-valued navigation properties: create the related row, then bind it
+        (create-entity-web-api.md#create-related-table-rows-in-one-operation)."""
+        for name, body in deep:
+            nav = table.navigations.get(name)
+            if nav is None or table.collection(name) is not None:
+                continue
+            if len(nav.targets) != 1:
+                raise errors.bad_request(
+                    f"Deep insert through '{name}' needs a typed navigation property; bind an "
+                    "existing record."
+                )
+            target = self.schema.tables[nav.targets[0]]
+            related = self.create(target, body, caller)
+            changes[f"_{nav.column}_value"] = str(related[target.primary_id])
+            changes[f"_{nav.column}_value{LOOKUP_ANNOTATION}"] = target.logical_name
+
+    def _deep_collections(
+        self, table: Table, record_id: str, deep: list[tuple[str, Any]], caller: Caller
+    ) -> None:
+        """Deep insert of one-to-many navigation properties (activity parties,
+        contact_customer_accounts, ...)."""
+        for name, items in deep:
+            collection = table.collection(name)
+            if collection is None:
+                continue
+            child = self.schema.tables[collection.table]
+            bind = next(
+                (
+                    nav.name
+                    for nav in child.navigations.values()
+                    if nav.column == collection.column and table.logical_name in nav.targets
+                ),
+                None,
+            )
+            if bind is None:
+                raise errors.bad_request(f"Deep insert through '{name}' is not supported by the emulator.")
+            for item in items:
+                if not isinstance(item, Mapping):
+                    raise errors.payload_error(table.entity_set, f"An entity was expected inside '{name}'.")
+                payload = {**item, f"{bind}@odata.bind": f"/{table.entity_set}({record_id})"}
+                self.create(child, payload, caller)
 
     def update(
         self,
@@ -567,7 +601,8 @@ class RecordService:
                 raise errors.not_found(table.logical_name, record_id)
             if if_match and if_match != "*" and if_match != etag(existing):
                 raise errors.etag_mismatch()
-            changes, parties = self._changes(table, payload, creating=False)
+            changes, deep = self._changes(table, payload, creating=False)
+            self._deep_singles(table, deep, changes, caller)
             row = dict(existing)
             row.update(changes)
             self._check_status(table, row, changes, record_id)
@@ -576,8 +611,7 @@ class RecordService:
             if caller.detect_duplicates:
                 self._check_duplicates(table, row, record_id)
             self.store.put(table.logical_name, record_id, row)
-            for party in parties:
-                self._create_party(table, record_id, party, caller)
+            self._deep_collections(table, record_id, deep, caller)
         return row
 
     def upsert(

@@ -379,5 +379,10 @@ def load_schema(path: str | Path | None = None) -> Schema:
     _merge(tables, json.loads(DEFAULT_SCHEMA_PATH.read_text()), custom=False)
     if path:
         _merge(tables, json.loads(Path(path).read_text()), custom=True)
+    party = tables.get("activityparty")
+    if party is not None:  # every activity table, custom ones included, has activity parties
+        column = party.columns["activityid"]
+        activities = tuple(t.logical_name for t in tables.values() if t.is_activity)
+        column.targets = tuple(dict.fromkeys((*column.targets, *activities)))
     _link_navigations(tables)
     return Schema(tables)

@@ -416,3 +416,36 @@ def test_duplicate_detection_runs_only_when_asked(dv) -> None:  # type: ignore[n
     )
     assert other.status_code == 204
     assert len(dv.get("contacts").json()["value"]) == 3
+
+
+def test_deep_insert_of_related_rows(dv) -> None:  # type: ignore[no-untyped-def]
+    """create-entity-web-api.md#create-related-table-rows-in-one-operation: single-valued and collection
+    navigation properties in one POST; a failing child rolls the whole operation back."""
+    r = dv.post(
+        "accounts",
+        json={
+            "name": "Deep Co",
+            "primarycontactid": {"firstname": "Pri", "lastname": "Mary"},
+            "contact_customer_accounts": [{"lastname": "Child1"}, {"lastname": "Child2"}],
+            "Account_Tasks": [{"subject": "Follow up"}],
+        },
+    )
+    assert r.status_code == 204, r.text
+    account = _id(r)
+    got = dv.get(
+        f"accounts({account})?$select=name&$expand=primarycontactid($select=fullname),"
+        "contact_customer_accounts($select=lastname),Account_Tasks($select=subject)"
+    ).json()
+    assert got["primarycontactid"]["fullname"] == "Pri Mary"
+    assert sorted(c["lastname"] for c in got["contact_customer_accounts"]) == ["Child1", "Child2"]
+    assert [t["subject"] for t in got["Account_Tasks"]] == ["Follow up"]
+    failing = dv.post(
+        "accounts",
+        json={
+            "name": "Rolled Back",
+            "contact_customer_accounts": [{"lastname": "Ok"}, {"lastname": "x" * 51}],
+        },
+    )
+    assert failing.status_code == 400
+    assert dv.get("accounts?$select=name&$filter=name eq 'Rolled Back'").json()["value"] == []
+    assert dv.get("contacts?$select=lastname&$filter=lastname eq 'Ok'").json()["value"] == []
