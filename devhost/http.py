@@ -132,7 +132,7 @@ class DevHostRequestHandler(BaseHTTPRequestHandler):
         super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
-        # The stdlib access log prints the request line (with the query string): replaced by _log_request.
+        # The stdlib access log prints the request line (with the query string): replaced by _log.
         return
 
     def handle_expect_100(self) -> bool:
@@ -207,9 +207,8 @@ class DevHostRequestHandler(BaseHTTPRequestHandler):
             status, headers, body = 200, [("Content-Type", "application/json")], b'{"state":"Running"}'
             self._write(method, status, headers, body)
             return
-        function, found = self.server.resolve(method if method != "HEAD" else "GET", path)
-        if function is None and method == "HEAD":
-            function, found = self.server.resolve("HEAD", path)
+        # As in ASP.NET Core routing, HEAD is served only by functions that list it (no implicit GET).
+        function, found = self.server.resolve(method, path)
         if function is None:
             assert isinstance(found, list)
             if found:
