@@ -11,15 +11,13 @@ come from the caller's token.
 
 from __future__ import annotations
 
-from typing import Any
-
 import azure.functions as func
 from pydantic import BaseModel, Field
 
 from core import openapi
 from core.domain.caller import Caller
-from core.domain.export_job import RecordAction
-from core.domain.export_request import ExportRequest
+from core.domain.export_job import ExportEntity, JobState, RecordAction
+from core.domain.export_request import ExportRequest, ExportTrigger
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
 from core.services.export_service import InvalidExport, get_export_service
 
@@ -36,6 +34,43 @@ class ExportAccepted(BaseModel):
     accepted: int = Field(description="records staged for export")
     invalid: int = Field(description="records refused before sending (see the job's records)")
     statusUrl: str
+
+
+class ExportCounts(BaseModel):
+    """Records by outcome so far (a dry run counts what it would do under created/updated)."""
+
+    created: int
+    updated: int
+    unchanged: int = Field(description="matched, and every mapped value already equal: nothing written")
+    skipped: int
+    failed: int = Field(description="refused by Dynamics; the record carries the field and the reason")
+    invalid: int = Field(description="refused before sending (bad input or mapping)")
+
+
+class ExportProgress(BaseModel):
+    records: int = Field(description="records in the job")
+    processed: int = Field(description="records whose outcome is known (invalid ones included)")
+    chunks: int = Field(description="chunks of the job (one queue message each)")
+    chunksDone: int = Field(description="chunks finished, failed ones included")
+
+
+class ExportStatus(BaseModel):
+    jobId: str
+    entity: ExportEntity
+    trigger: ExportTrigger
+    dryRun: bool
+    state: JobState = Field(
+        description="paused_reconnect: waiting for an admin to reconnect Dynamics; resumes by itself"
+    )
+    createdAt: str = Field(description="ISO 8601, UTC")
+    requestedBy: str = Field(description="platform user id of the exporting user")
+    counts: ExportCounts
+    progress: ExportProgress
+    errors: list[str] = Field(description="job- and chunk-level failures (record errors are per record)")
+
+
+class ExportList(BaseModel):
+    jobs: list[ExportStatus] = Field(description="newest first, at most 50")
 
 
 def _job_id(req: func.HttpRequest) -> str:
@@ -105,7 +140,6 @@ def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpRespon
     return json_response(page)
 
 
-_STATUS_SCHEMA: dict[str, Any] = {"type": "object", "description": "state, counts, progress, errors"}
 openapi.register(
     "POST",
     "/api/dynamics/exports",
@@ -116,12 +150,12 @@ openapi.register(
     problems=(400, 401, 413, 415),
     tags=TAG,
 )
-openapi.register("GET", "/api/dynamics/exports", "List export jobs", response=_STATUS_SCHEMA, tags=TAG)
+openapi.register("GET", "/api/dynamics/exports", "List export jobs", response=ExportList, tags=TAG)
 openapi.register(
     "GET",
     "/api/dynamics/exports/{jobId}",
-    "Export job status",
-    response=_STATUS_SCHEMA,
+    "Export job status: state, counts by outcome and progress (poll while it runs)",
+    response=ExportStatus,
     problems=(404,),
     tags=TAG,
 )

@@ -46,15 +46,15 @@ DYNAMICS_TIMEOUT_S = (3.0, 5.0)
 CheckStatus = Literal["ok", "unreachable", "timeout", "not_configured"]
 
 
-class CheckResult(BaseModel):
+class HealthCheck(BaseModel):
     status: CheckStatus
     latencyMs: float | None = Field(None, description="Round trip of the probe, when it finished")
     detail: str | None = Field(None, description="Why it is not ok (no secrets, no internals)")
 
 
 class HealthChecks(BaseModel):
-    storage: CheckResult
-    keyVault: CheckResult
+    storage: HealthCheck
+    keyVault: HealthCheck
 
 
 class Health(BaseModel):
@@ -119,38 +119,38 @@ def _key_vault_store(settings: Settings) -> KeyVaultSecretStore:
         return _vault[1]
 
 
-def _timed(probe: Callable[[], object]) -> CheckResult:
+def _timed(probe: Callable[[], object]) -> HealthCheck:
     start = time.perf_counter()
     probe()
-    return CheckResult(status="ok", latencyMs=round((time.perf_counter() - start) * 1000, 1))
+    return HealthCheck(status="ok", latencyMs=round((time.perf_counter() - start) * 1000, 1))
 
 
-def _check_storage() -> CheckResult:
+def _check_storage() -> HealthCheck:
     try:
         return _timed(lambda: get_storage().ping(timeout=PROBE_TIMEOUT_S))
     except Exception as exc:
         log.warning("health: storage unreachable (%s)", type(exc).__name__)
-        return CheckResult(status="unreachable", detail=f"storage did not answer ({type(exc).__name__})")
+        return HealthCheck(status="unreachable", detail=f"storage did not answer ({type(exc).__name__})")
 
 
-def _check_key_vault(settings: Settings) -> CheckResult:
+def _check_key_vault(settings: Settings) -> HealthCheck:
     if not settings.get("KEY_VAULT_URL"):
-        return CheckResult(status="not_configured", detail="KEY_VAULT_URL is not set")
+        return HealthCheck(status="not_configured", detail="KEY_VAULT_URL is not set")
     try:
         store = _key_vault_store(settings)
         return _timed(lambda: store.get(KEY_VAULT_PROBE_SECRET))
     except SecretStoreUnavailable as exc:  # already logged by the store, without secrets
-        return CheckResult(status="unreachable", detail=str(exc))
+        return HealthCheck(status="unreachable", detail=str(exc))
     except Exception as exc:
         log.warning("health: Key Vault check failed (%s)", type(exc).__name__)
-        return CheckResult(status="unreachable", detail=f"Key Vault check failed ({type(exc).__name__})")
+        return HealthCheck(status="unreachable", detail=f"Key Vault check failed ({type(exc).__name__})")
 
 
-def _result(future: Future[CheckResult], what: str) -> CheckResult:
+def _result(future: Future[HealthCheck], what: str) -> HealthCheck:
     if future.done():
         return future.result()
     log.warning("health: %s did not answer within %.1f s", what, HEALTH_BUDGET_S)
-    return CheckResult(status="timeout", detail=f"no answer within {HEALTH_BUDGET_S:.1f} s")
+    return HealthCheck(status="timeout", detail=f"no answer within {HEALTH_BUDGET_S:.1f} s")
 
 
 @bp.route(route="openapi.json", methods=["GET"])
