@@ -379,11 +379,14 @@ def worker_main(argv: list[str]) -> int:
 
     worker = ExportWorker(store, client_for, max_attempts=args.max_attempts, budget=budget)
     queue = QueueServiceClient.from_connection_string(args.storage).get_queue_client(EXPORT_QUEUE)
-    chunks = {"done": 0, "retried": 0}
+    chunks = {"done": 0, "retried": 0, "redelivered": 0}
     in_flight: set[Future[None]] = set()
 
     def run(message: Any) -> None:
         chunk = ChunkMessage.parse(base64.b64decode(message.content))
+        if (message.dequeue_count or 1) > 1:
+            with seen_lock:
+                chunks["redelivered"] += 1
         try:
             worker.handle(chunk, message.dequeue_count or 1)
         except Exception:  # the host leaves the message; it comes back after its visibility timeout
@@ -421,6 +424,7 @@ def worker_main(argv: list[str]) -> int:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "chunks": chunks["done"],
         "retried": chunks["retried"],
+        "redelivered": chunks["redelivered"],
         **seen,
         "budget": {ws: budget.stats(ws) for ws in connections} if budget else None,
         "budget_storage_ops": budget.storage_operations if budget else 0,
