@@ -67,6 +67,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
         // Caller identity (platform JWTs). HS256 is for local development only: never enabled here.
         { name: 'PLATFORM_JWT_JWKS_URL', value: platformJwtJwksUrl }
+        { name: 'PLATFORM_JWT_PUBLIC_KEY', value: '' } // JWKS is used; a PEM here would replace it
         { name: 'PLATFORM_JWT_ISSUER', value: platformJwtIssuer }
         { name: 'PLATFORM_JWT_AUDIENCE', value: platformJwtAudience }
         { name: 'PLATFORM_JWT_ALLOW_DEV_HS256', value: 'false' }
@@ -87,6 +88,13 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'DYNAMICS_MAX_CONCURRENCY', value: '16' }
         { name: 'EXPORT_CHUNK_SIZE', value: '500' }
         { name: 'EXPORT_MAX_ATTEMPTS', value: '5' }
+        // Shared Dataverse budget of a workspace across instances (service protection limits).
+        { name: 'DYNAMICS_BUDGET_ENABLED', value: 'true' }
+        { name: 'DYNAMICS_BUDGET_SLOTS', value: '4' }
+        { name: 'DYNAMICS_LIMIT_REQUESTS', value: '6000' }
+        { name: 'DYNAMICS_LIMIT_EXECUTION_S', value: '1200' }
+        { name: 'DYNAMICS_LIMIT_CONCURRENT', value: '52' }
+        { name: 'DYNAMICS_LIMIT_WINDOW_S', value: '300' }
       ]
     }
   }

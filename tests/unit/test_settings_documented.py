@@ -1,0 +1,52 @@
+"""Every app setting the code reads is provisioned in infra/, documented in the README and present in
+local.settings.json.example — so an operator never meets an undocumented knob (issue 7)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from core.settings import SETTING_SPECS
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = [spec.name for spec in SETTING_SPECS]
+# Local-development settings must never reach Azure: there the managed identity replaces the storage
+# connection string and Key Vault token, and caller tokens are RS256 only.
+LOCAL_ONLY = {"AzureWebJobsStorage", "PLATFORM_JWT_DEV_HS256_SECRET", "KEY_VAULT_LOCAL_TOKEN"}
+
+
+def _infra_text() -> str:
+    return "\n".join(p.read_text() for p in (ROOT / "infra").rglob("*.bicep"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setting_is_provisioned_in_infra(name: str) -> None:
+    provisioned = re.search(rf"name: '{re.escape(name)}'", _infra_text()) is not None
+    if name in LOCAL_ONLY:
+        assert not provisioned, f"{name} is for local development only and must not be set on Azure"
+    else:
+        assert provisioned, f"{name} missing from infra/app/*.bicep"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setting_is_in_the_local_settings_example(name: str) -> None:
+    values = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
+    assert name in values, f"{name} missing from local.settings.json.example"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setting_is_documented_in_the_readme(name: str) -> None:
+    assert f"`{name}`" in (ROOT / "README.md").read_text(), f"{name} missing from the README settings table"
+
+
+def test_code_reads_settings_only_through_the_loader() -> None:
+    offenders = []
+    for path in [*(ROOT / "core").rglob("*.py"), ROOT / "function_app.py"]:
+        if path.name == "settings.py":
+            continue
+        if re.search(r"os\.environ|os\.getenv", path.read_text()):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
