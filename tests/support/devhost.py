@@ -3,7 +3,10 @@
 ``devhost_factory(app_module=..., settings=..., host_overrides=...)`` starts one devhost process and
 returns a ``RunningDevHost``; every process is stopped (SIGTERM, graceful) at the end of the test.
 ``sample_devhost`` is one devhost serving ``tests.support.sample_app`` with fast queue settings.
-A test module uses them by importing the ``*_fixture`` functions
+``start_function_app(azurite, directory, extra_settings)`` runs the real ``function_app`` the same way and
+returns an ``AppClient`` that mints caller tokens and calls it (tests/e2e/conftest.py exposes it as the
+module-scoped ``live_app`` fixture).
+A test module uses the fixtures by importing the ``*_fixture`` functions
 (``from tests.support.devhost import sample_devhost_fixture  # noqa: F401``): pytest registers each under
 its short name (``sample_devhost``). ``shared_*`` variants are module-scoped, for tests that only read.
 """
@@ -11,7 +14,9 @@ its short name (``sample_devhost``). ``shared_*`` variants are module-scoped, fo
 from __future__ import annotations
 
 import json
+import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
+import requests
 
-from devhost.launcher import DevHostProcess
+from devhost.launcher import REPO_ROOT, DevHostProcess
 from tests.support.azurite import Azurite
 
 SAMPLE_APP = "tests.support.sample_app"
@@ -63,6 +70,74 @@ class RunningDevHost:
 
 
 DevHostFactory = Callable[..., RunningDevHost]
+
+JWT_AUDIENCE = "dynamics-integration"
+JWT_ISSUER = "https://platform.local"
+
+
+class AppClient:
+    """HTTP access to a running function_app: caller tokens (HS256, the test run's dev secret) and calls."""
+
+    def __init__(self, base_url: str, secret: str, log_path: Path, process: DevHostProcess) -> None:
+        self.base_url = base_url
+        self.secret = secret
+        self.log_path = log_path
+        self.process = process
+        self.session = requests.Session()
+        self.session.trust_env = False
+
+    def token(self, workspace: str, role: str = "admin", user_id: str = "user-e2e", **claims: Any) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "sub": user_id,
+            "workspace_id": workspace,
+            "role": role,
+            "aud": JWT_AUDIENCE,
+            "iss": JWT_ISSUER,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+        }
+        return jwt.encode({**payload, **claims}, self.secret, algorithm="HS256")
+
+    def call(self, method: str, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+        headers = dict(kw.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.session.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kw)
+
+    def jwt_settings(self) -> dict[str, str]:
+        """The settings a client process (e.g. scripts/demo.py) needs to mint tokens this app accepts."""
+        return {
+            "PLATFORM_JWT_ALLOW_DEV_HS256": "true",
+            "PLATFORM_JWT_DEV_HS256_SECRET": self.secret,
+            "PLATFORM_JWT_AUDIENCE": JWT_AUDIENCE,
+            "PLATFORM_JWT_ISSUER": JWT_ISSUER,
+        }
+
+
+def start_function_app(
+    azurite: Azurite, directory: Path, extra_settings: Mapping[str, str] | None = None
+) -> AppClient:
+    """``python -m devhost`` serving the real function_app on Azurite, with the settings a fresh clone has
+    (local.settings.json.example) plus a random dev JWT secret and ``extra_settings`` (emulator URLs...).
+    Stop it with ``client.process.stop()`` (returns the exit status; 0 = clean)."""
+    secret = secrets.token_urlsafe(32)
+    settings = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "AzureFunctionsWebHost__hostid": f"e2e-{uuid.uuid4().hex[:12]}",
+        "PLATFORM_JWT_ALLOW_DEV_HS256": "true",
+        "PLATFORM_JWT_DEV_HS256_SECRET": secret,
+        "PLATFORM_JWT_AUDIENCE": JWT_AUDIENCE,
+        "PLATFORM_JWT_ISSUER": JWT_ISSUER,
+        **(extra_settings or {}),
+    }
+    log_path = directory / f"function-app-{uuid.uuid4().hex[:6]}.log"
+    process = DevHostProcess(
+        "function_app", settings, settings_file=REPO_ROOT / "local.settings.json.example", log_path=log_path
+    )
+    process.start(timeout=60)
+    return AppClient(process.base_url, secret, log_path, process)
 
 
 class DevHostStarter:
