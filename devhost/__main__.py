@@ -21,7 +21,10 @@ from devhost.index import AppIndexError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__.splitlines()[2])
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost",
+        description="Serve function_app locally (HTTP, queue, timer triggers) where Core Tools cannot run.",
+    )
     parser.add_argument("--port", type=int, default=7071, help="HTTP port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--app", default="function_app", help="module that defines the FunctionApp")
     parser.add_argument(
