@@ -164,7 +164,7 @@ class ActivityWorker:
                     for s in staged
                 ],
             )
-            outcomes = run.execute(lambda checkpoint: self._store.save_outcomes(ws, job_id, checkpoint))
+            outcomes = run.execute(lambda done: self._save(ws, job_id, done, retried=retried))
         except ReconnectRequired as exc:
             log.info(
                 "activities paused until Dynamics is reconnected", extra={"workspace": ws, "job": job_id}
@@ -185,24 +185,28 @@ class ActivityWorker:
                 )
                 return ChunkState.FAILED
             raise
-        if retried:
+        self._store.finish_chunk(ws, job_id, index, ChunkState.DONE, count_outcomes(outcomes), len(outcomes))
+        return ChunkState.DONE
+
+    def _save(self, ws: str, job_id: str, outcomes: Sequence[RecordOutcome], *, retried: bool) -> None:
+        """Save per-event outcomes. On a retried chunk, an event an earlier attempt reported ``created``
+        (and closed before dying) stays ``created`` instead of turning ``unchanged``."""
+        if retried and outcomes:
             wanted = {o.seq for o in outcomes}
-            low, high = min(wanted, default=0), max(wanted, default=-1)
+            low, high = min(wanted), max(wanted)
             # Only this chunk's row-key range (seq, 7 digits), not the whole job.
             page = self._store.records_page(
                 ws,
                 job_id,
                 action=RecordAction.CREATED.value,
                 cursor=f"{low - 1:07d}" if low > 0 else None,
-                limit=max(1, high - low + 1),
+                limit=high - low + 1,
             )
             created = {int(o["seq"]) for o in page.records if int(o.get("seq", -1)) in wanted}
             for outcome in outcomes:
                 if outcome.seq in created and outcome.action is RecordAction.UNCHANGED:
                     outcome.action = RecordAction.CREATED  # logged by the attempt that died
         self._store.save_outcomes(ws, job_id, outcomes)
-        self._store.finish_chunk(ws, job_id, index, ChunkState.DONE, count_outcomes(outcomes), len(outcomes))
-        return ChunkState.DONE
 
     def fail_poisoned(self, message: ChunkMessage, reason: str) -> None:
         """A message that exhausted its deliveries: the chunk fails with the reason, nothing silent."""
@@ -278,7 +282,8 @@ class _ChunkRun:
         self._identity_users: dict[str, str] = {}
         self._user_users: dict[str, str] = {}
 
-    def execute(self, checkpoint: Callable[[list[RecordOutcome]], None]) -> list[RecordOutcome]:
+    def execute(self, save: Callable[[Sequence[RecordOutcome]], None]) -> list[RecordOutcome]:
+        """Log the chunk's events; ``save`` stores outcomes (called before closing, see below)."""
         linkedin = self.worker.linkedin_table(self.client)
         for item in self.items:
             item.table = activity_table(item.event.kind, linkedin)
@@ -289,14 +294,19 @@ class _ChunkRun:
         users, integration_id = self._lookups(contacts, tables, contact_columns)
         self._plan(contacts, users, integration_id, table_columns)
         creates = [i for i in self.items if i.write is not None and i.action is RecordAction.CREATED]
-        fresh = [i for i in creates if not i.finishing]
-        if fresh:
-            # A crash after closing but before the report must still say "created" on the retry.
-            checkpoint([self._outcome(i, contacts) for i in fresh])
-        self._create(fresh)
+        self._create([i for i in creates if not i.finishing])
         self._update_contacts(contacts)
-        self._close([i for i in creates if not i.errors and i.action is RecordAction.CREATED])
-        return [self._outcome(item, contacts) for item in self.items]
+        # Saved before closing: a crash after the close still finds "created" on the retry, and a crash
+        # before it finds the activities open and finishes them. One Table write per event, not two.
+        outcomes = {item.seq: self._outcome(item, contacts) for item in self.items}
+        save(list(outcomes.values()))
+        closing = [i for i in creates if not i.errors and i.action is RecordAction.CREATED]
+        self._close(closing)
+        unclosed = [self._outcome(item, contacts) for item in closing if item.errors]
+        if unclosed:
+            save(unclosed)
+            outcomes.update((o.seq, o) for o in unclosed)
+        return list(outcomes.values())
 
     # -- contacts ---------------------------------------------------------------------------------
     def _contacts(self) -> dict[str, _Contact]:
