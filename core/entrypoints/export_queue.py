@@ -24,6 +24,7 @@ def export_chunk(msg: func.QueueMessage) -> None:
     dequeue_count = getattr(msg, "dequeue_count", None) or 1
     with job_context(message.workspace_id, message.job_id, message.chunk):
         get_export_worker().handle(message, dequeue_count)
+        log.info("export chunk handled (delivery %d)", dequeue_count)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=f"{EXPORT_QUEUE}-poison", connection="AzureWebJobsStorage")

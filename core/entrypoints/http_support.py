@@ -21,9 +21,11 @@ import functools
 import inspect
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import azure.functions as func
 import pydantic
@@ -233,8 +235,12 @@ def _as_http_function(wrapper: Handler, original: Callable[..., Any]) -> Handler
 def _in_request_context(req: func.HttpRequest, respond: Handler) -> func.HttpResponse:
     """Run ``respond`` with the request's correlation id bound for logging; echo it on the response."""
     correlation_id = observability.correlation_id_from(req.headers)
+    started = time.perf_counter()
     with observability.log_context(correlation_id=correlation_id):
         response = respond(req)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        path = urlsplit(req.url).path  # never the query string (OAuth codes, cursors)
+        log.info("%s %s %d %.1fms", req.method, path, response.status_code, elapsed_ms)
     response.headers[observability.CORRELATION_HEADER] = correlation_id
     return response
 

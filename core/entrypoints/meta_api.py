@@ -189,6 +189,8 @@ def get_health(req: func.HttpRequest) -> func.HttpResponse:
 def get_dynamics_health(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     start = time.perf_counter()
     health = _dynamics_health(caller.workspace_id)
+    if health.status not in ("connected", "not_connected"):
+        log.warning("Dynamics health check: %s (%s)", health.status, health.detail)
     health.elapsedMs = round((time.perf_counter() - start) * 1000, 1)
     return json_response(health.model_dump(), headers={"Cache-Control": "no-store"})
 
