@@ -173,6 +173,7 @@ class DynamicsBudget:
             throttled_for = event.retry_after if event.status == 429 else None
             try:
                 self.record(workspace_id, 1, event.elapsed_s * 1000.0, throttled_for)
+                self.pace(workspace_id)
             except Exception as exc:  # the budget must never break a Dataverse call
                 self._storage_failed(exc)
 
@@ -196,7 +197,11 @@ class DynamicsBudget:
             due = ws.pending_requests >= self.limits.flush_batch or throttled_for is not None
         if due:
             self._flush(workspace_id, ws)
-        self._wait_for_room(workspace_id, ws, 1, self._clock() + self.limits.max_wait_s)
+
+    def pace(self, workspace_id: str, expected_requests: int = 1) -> None:
+        """Block the calling thread until the workspace's window has room for ``expected_requests``."""
+        ws = self._workspace(workspace_id)
+        self._wait_for_room(workspace_id, ws, expected_requests, self._clock() + self.limits.max_wait_s)
 
     @contextmanager
     def working(self, workspace_id: str, expected_requests: int = 8) -> Iterator[None]:
