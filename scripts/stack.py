@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -68,8 +69,11 @@ class Service:
     name: str
     command: Callable[[StackConfig], list[str]]
     ports: Callable[[StackConfig], list[int]]
-    # App settings the devhost gets so the app uses this service (e.g. a connection string or URL).
-    settings: Callable[[StackConfig], dict[str, str]] = field(default=lambda _config: {})
+    # App settings the devhost gets so the app uses this service (a connection string, a URL, a token).
+    # The second argument is the first JSON line the service printed (the emulators print their URL and
+    # credentials that way), or {} when ``prints_json`` is False.
+    settings: Callable[[StackConfig, dict[str, Any]], dict[str, str]] = field(default=lambda _c, _j: {})
+    prints_json: bool = False
 
 
 AZURITE = Service(
@@ -94,12 +98,14 @@ AZURITE = Service(
         str(c.table_port),
     ],
     ports=lambda c: [c.blob_port, c.queue_port, c.table_port],
-    settings=lambda c: {"AzureWebJobsStorage": c.storage_connection_string},
+    settings=lambda c, _ready: {"AzureWebJobsStorage": c.storage_connection_string},
 )
 
 # The stack's services in start order. Emulators join with one entry each, e.g.
-#   Service("dataverse", lambda c: [sys.executable, "-m", "emulators.dataverse", "--port", "8443", "--seed"],
-#           lambda c: [8443], lambda c: {"DYNAMICS_ENVIRONMENT_URL": "https://127.0.0.1:8443"})
+#   Service("keyvault", lambda c: [sys.executable, "-m", "emulators.keyvault", "--port", "8201"],
+#           lambda c: [8201], lambda c, ready: {"KEY_VAULT_URL": ready["vaultUrl"],
+#                                              "KEY_VAULT_LOCAL_TOKEN": ready["KEY_VAULT_LOCAL_TOKEN"]},
+#           prints_json=True)
 SERVICES: list[Service] = [AZURITE]
 
 
@@ -121,6 +127,23 @@ def wait_for_ports(
             raise TimeoutError(f"{name} did not listen on {pending} within {timeout}s")
         pending = [p for p in pending if not port_open(p)]
         time.sleep(0.05)
+
+
+def read_ready_json(name: str, process: subprocess.Popen[bytes], timeout: float = 30) -> dict[str, Any]:
+    """The first JSON object line the service wrote to its log (stdout)."""
+    deadline = time.monotonic() + timeout
+    log_path = LOG_DIR / f"{name}.log"
+    while time.monotonic() < deadline:
+        for line in log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(json.JSONDecodeError):
+                    data = json.loads(line)
+                    if isinstance(data, dict):
+                        return data
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with status {process.returncode}; see {log_path}")
+        time.sleep(0.05)
+    raise TimeoutError(f"{name} printed no JSON ready line within {timeout}s")
 
 
 def read_state() -> dict[str, object] | None:
@@ -232,7 +255,8 @@ def start(config: StackConfig) -> int:
             entries.append({"name": service.name, "pid": process.pid, "ports": service.ports(config)})
             save()
             wait_for_ports(service.name, service.ports(config), process)
-            settings.update(service.settings(config))
+            ready = read_ready_json(service.name, process) if service.prints_json else {}
+            settings.update(service.settings(config, ready))
         devhost = DevHostProcess(
             config.app,
             settings,
@@ -266,10 +290,11 @@ def status() -> int:
         print("stack: not running")
         return 1
     processes = state.get("processes")
+    entries = processes if isinstance(processes, list) else []
     up = {int(str(p["pid"])) for p in running_processes(state)}
-    for entry in processes if isinstance(processes, list) else []:
+    for entry in entries:
         print(f"{entry['name']:>10}  pid {entry['pid']}  {'up' if int(entry['pid']) in up else 'DOWN'}")
-    return 0 if processes and len(up) == len(processes) else 1
+    return 0 if entries and len(up) == len(entries) else 1
 
 
 def run(config: StackConfig, command: list[str]) -> int:
