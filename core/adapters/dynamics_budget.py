@@ -13,12 +13,16 @@ lets them divide it up front instead. Table ``DynamicsBudget``, partition = work
   one after another, so "permits" here are chunk runs, and in-flight requests never exceed the share.
 * **Ledger** (rows ``ledger-0`` .. ``ledger-K``, a ring of time buckets of ``window / buckets`` seconds):
   every HTTP attempt (reported by the client's ``on_request`` hook, retries and 429s included) is counted
-  locally and merged into the current bucket with an ETag-conditional update once ``flush_every``
-  requests have accumulated (so storage sees one read + one write per ~50 Dataverse requests). Before a
-  chunk starts, the window's total (a sliding-window estimate: full buckets plus the in-window part of the
-  oldest) plus what this instance has not flushed yet must leave room under ``headroom`` of each limit;
-  otherwise the chunk waits for old buckets to slide out. A 429 seen by one instance is written to the
-  ledger at once (``PausedUntil``), so the others hold back too instead of each collecting its own 429.
+  locally and merged into the current bucket with an ETag-conditional replace once ``flush_batch``
+  requests have accumulated (50 at the real limits: one read + one write per 50 Dataverse requests).
+  The window's total is a sliding-window estimate (full buckets plus the in-window part of the oldest).
+* **Pacing**: the hook then holds the calling thread until there is room for its next request (a chunk
+  run sends one request at a time from one thread, so this gates every request, metadata bursts
+  included). The ledger is read at most every ``min(2 s, bucket / 4)``; between two reads an instance
+  spends only ``room / live instances`` of what the last read showed free, so instances that cannot see
+  each other's latest requests still cannot overshoot together. Room is ``headroom`` (90%) of each limit.
+* **429s**: one instance's 429 is merged at once (``PausedUntil``): the others hold back for its
+  Retry-After instead of each collecting its own.
 
 Degrades gracefully: when storage fails or is slow, the instance logs it (once per outage), falls back to a
 static share (``1 / slots`` of each limit, counted locally) and retries storage after a pause. Nothing here
@@ -53,6 +57,9 @@ log = logging.getLogger(__name__)
 
 BUDGET_TABLE = "DynamicsBudget"
 _MERGE_ATTEMPTS = 6
+# Per-call transport options: the budget sits on the request path, so a slow or unreachable storage must
+# fail fast (and the instance fall back to its static share) rather than hang behind SDK retries.
+_FAST: dict[str, Any] = {"retry_total": 1, "connection_timeout": 2, "read_timeout": 3}
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,7 @@ class DynamicsBudget:
     # -- public API ------------------------------------------------------------------------------
     def ensure_ready(self) -> None:
         try:
-            self._service.create_table(self._table_name)
+            self._service.create_table(self._table_name, **_FAST)
         except ResourceExistsError:
             pass
         self._ready = True
@@ -254,7 +261,7 @@ class DynamicsBudget:
         if slot is None:
             return
         try:
-            current = self._table.get_entity(workspace_id, slot)
+            current = self._table.get_entity(workspace_id, slot, **_FAST)
             if current.get("Owner") == self.instance_id:
                 self._table.delete_entity(
                     workspace_id,
@@ -299,6 +306,7 @@ class DynamicsBudget:
             for e in self._op().query_entities(
                 "PartitionKey eq @pk and RowKey ge 'slot-' and RowKey lt 'slot.'",
                 parameters={"pk": workspace_id},
+                **_FAST,
             )
         }
         until = now + self.limits.lease_s
@@ -310,13 +318,14 @@ class DynamicsBudget:
             row = rows.get(key)
             try:
                 if row is None:
-                    self._op().create_entity({**entity, "RowKey": key})
+                    self._op().create_entity({**entity, "RowKey": key}, **_FAST)
                 elif row.get("Owner") == self.instance_id or float(row.get("Until") or 0) <= now:
                     self._op().update_entity(
                         {**entity, "RowKey": key},
                         mode=UpdateMode.REPLACE,
                         etag=row.metadata["etag"],
                         match_condition=MatchConditions.IfNotModified,
+                        **_FAST,
                     )
                 else:
                     continue
@@ -428,7 +437,9 @@ class DynamicsBudget:
         try:
             self._ensure_ready()
             # The whole partition: the ledger ring and the slots (a dozen rows, one request).
-            rows = list(self._op().query_entities("PartitionKey eq @pk", parameters={"pk": workspace_id}))
+            rows = list(
+                self._op().query_entities("PartitionKey eq @pk", parameters={"pk": workspace_id}, **_FAST)
+            )
         except (AzureError, OSError) as exc:
             self._storage_failed(exc)
             return self._local_usage(ws, now)
@@ -482,7 +493,7 @@ class DynamicsBudget:
             bucket = self._bucket(self._clock())
             key = self._ring_key(bucket)
             try:
-                row = self._op().get_entity(workspace_id, key)
+                row = self._op().get_entity(workspace_id, key, **_FAST)
             except ResourceNotFoundError:
                 row = None
             entity: dict[str, Any] = {
@@ -495,7 +506,7 @@ class DynamicsBudget:
             }
             try:
                 if row is None:
-                    self._op().create_entity(entity)
+                    self._op().create_entity(entity, **_FAST)
                     return
                 if int(row.get("Bucket") or 0) == bucket:  # same bucket: add to it
                     entity["Requests"] = int(row.get("Requests") or 0) + requests
@@ -506,6 +517,7 @@ class DynamicsBudget:
                     mode=UpdateMode.REPLACE,
                     etag=row.metadata["etag"],
                     match_condition=MatchConditions.IfNotModified,
+                    **_FAST,
                 )
                 return
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
