@@ -102,7 +102,7 @@ class ChunkMessage:
         return cls(workspace_id, job_id, chunk)
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: items key the per-record failure maps
 class _Item:
     """One record moving through the chunk."""
 

@@ -11,6 +11,7 @@
 | ``latency`` / ``faults`` | simulation knobs | knob values; ``{"inject": 503, "count": n, "kinds": [..]}`` |
 | ``limits`` | limits and counters | limit values (``max_requests``, ``window_s``, ...) |
 | ``users`` | | ``add_user`` arguments (``object_id``, ``domainname``, ``disabled``) |
+| ``privileges`` | | ``{"userId", "table", "privilege": "Create"|"Write", "deny": true}``: that user's writes fail with PrivilegeDenied |
 
 Bad values answer 400 with ``{"error": "..."}``; unknown endpoints 404.
 """
@@ -85,6 +86,17 @@ def handle(emulator: DataverseEmulator, method: str, name: str, body: bytes) -> 
         if name == "users" and method == "POST":
             user_id = emulator.add_user(**data)
             return 200, {"systemuserid": user_id}
+        if name == "privileges" and method == "POST":
+            # {"userId": guid, "table": "contact", "privilege": "Create" | "Write", "deny": true}
+            user, table, privilege = str(data["userId"]).lower(), str(data["table"]), str(data["privilege"])
+            if privilege not in ("Create", "Write") or table not in emulator.schema.tables:
+                return 400, {"error": "privilege must be Create or Write on a known table"}
+            denied = emulator.records.denied.setdefault(user, set())
+            if data.get("deny", True):
+                denied.add((table, privilege))
+            else:
+                denied.discard((table, privilege))
+            return 200, {"userId": user, "denied": sorted(f"{t}:{p}" for t, p in denied)}
     except (ValueError, TypeError) as exc:
         return 400, {"error": str(exc)}
     except ODataError as exc:

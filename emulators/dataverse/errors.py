@@ -119,6 +119,16 @@ def bad_key(table: str) -> ODataError:
     )
 
 
+def privilege_denied(user_id: str, table: str, privilege: str) -> ODataError:
+    """PrivilegeDenied (includes/data-service-error-codes.md: 0x80040220), as the Web API answers it (403)."""
+    return ODataError(
+        403,
+        "0x80040220",
+        f"Principal user (Id={user_id}, type=8, roleCount=1, privilegeCount=0, accessMode=0), is missing "
+        f"prv{privilege}{table.capitalize()} privilege on OTC for entity '{table}'.",
+    )
+
+
 def user_disabled(user_id: str) -> ODataError:
     # *unconfirmed code*: SystemUserDisabled.
     return ODataError(

@@ -155,6 +155,8 @@ class RecordService:
         self._blank: dict[str, dict[str, Any]] = {}
         self._required: dict[str, list[Column]] = {}
         self._now_cache: tuple[int, str] = (-1, "")
+        # Security roles are not emulated; tests deny single privileges instead: user -> {(table, op)}.
+        self.denied: dict[str, set[tuple[str, str]]] = {}
         for table in schema.tables.values():
             blank: dict[str, Any] = {}
             for column in table.columns.values():
@@ -512,6 +514,10 @@ class RecordService:
             if self._find_by_values(table, values, exclude=record_id) is not None:
                 raise errors.duplicate_detected()
 
+    def _check_privilege(self, caller: Caller, table: Table, privilege: str) -> None:
+        if (table.logical_name, privilege) in self.denied.get(caller.user_id, ()):
+            raise errors.privilege_denied(caller.user_id, table.logical_name, privilege)
+
     def create(
         self,
         table: Table,
@@ -521,6 +527,7 @@ class RecordService:
         key_values: Mapping[str, Any] | None = None,
         record_id: str | None = None,
     ) -> Row:
+        self._check_privilege(caller, table, "Create")
         with self.store.transaction():
             changes, deep = self._changes(table, payload, creating=True)
             self._deep_singles(table, deep, changes, caller)
@@ -595,6 +602,7 @@ class RecordService:
         *,
         if_match: str | None = None,
     ) -> Row:
+        self._check_privilege(caller, table, "Write")
         with self.store.transaction():
             existing = self.store.get(table.logical_name, record_id)
             if existing is None:

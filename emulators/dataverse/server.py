@@ -289,6 +289,7 @@ class DataverseEmulator:
         """Empty every table (the default business unit and user come back); limits and simulation knobs
         go back to what the emulator was started with; counters and scripted faults are cleared."""
         self.store.clear()
+        self.records.denied.clear()
         self._load_defaults()
         self.limits.reset()
         self.limits.configure(**self._initial_limits.to_dict())

@@ -300,3 +300,47 @@ def test_the_workspace_of_the_job_is_the_callers(
     )
     assert service.status("another-workspace", job.job_id) is None
     assert service.records("another-workspace", job.job_id, None, None, 10) is None
+
+
+def test_a_privilege_error_fails_the_record_and_names_the_user(
+    harness_for: Callable[[DynamicsConfig], ExportHarness],
+) -> None:
+    h = harness_for(DynamicsConfig.default())
+    seller = h.emulator.add_user(
+        firstname="No", lastname="Rights", object_id="0f3c2b1a-1111-4c2d-9e8f-222233334444"
+    )
+    h.emulator.records.denied[seller] = {("contact", "Create")}
+    h.config = _config(
+        {
+            "contactIdentifier": "custom",
+            "contactRule": {
+                "operator": "and",
+                "conditions": [
+                    {"platformField": "firstName", "dynamicsField": "firstname"},
+                    {"platformField": "lastName", "dynamicsField": "lastname"},
+                ],
+            },
+        },
+        [_pf("firstName", "firstname"), _pf("lastName", "lastname"), _pf("jobTitle", "jobtitle")],
+        [],
+        {"users": [{"userId": "platform-user-1", "dynamicsUserId": seller}]},
+    )
+    existing = create(h.emulator, "contacts", {"firstname": "Ex", "lastname": "Isting"})
+    result = h.run(
+        {
+            "entity": "contacts",
+            "records": [
+                {"id": "new", "firstName": "Fresh", "lastName": "Lead"},
+                {"id": "old", "firstName": "Ex", "lastName": "Isting", "jobTitle": "Buyer"},
+            ],
+        }
+    )
+    new = result["records"]["new"]
+    assert new["action"] == "failed" and new["dynamicsId"] is None
+    assert new["errors"][0]["code"] == "0x80040220"
+    assert seller in new["errors"][0]["message"] and "user_mapping" in new["errors"][0]["message"]
+    # Only the create privilege is missing: the matched record is still updated on the user's behalf.
+    assert result["records"]["old"]["dynamicsId"] == existing
+    assert result["records"]["old"]["action"] == "updated"
+    assert [(r["lastname"], r["jobtitle"]) for r in rows(h.emulator, "contacts")] == [("Isting", "Buyer")]
+    assert result["status"]["state"] == "partially_failed"
