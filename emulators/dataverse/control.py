@@ -11,7 +11,7 @@
 | ``latency`` / ``faults`` | simulation knobs | knob values; ``{"inject": 503, "count": n, "kinds": [..]}`` |
 | ``limits`` | limits and counters | limit values (``max_requests``, ``window_s``, ...) |
 | ``users`` | | ``add_user`` arguments (``object_id``, ``domainname``, ``disabled``) |
-| ``privileges`` | | ``{"userId", "table", "privilege": "Create"|"Write", "deny": true}``: that user's writes fail with PrivilegeDenied |
+| ``privileges`` | | ``{"userId", "table", "privilege", "deny"}``: deny Create or Write (403) |
 
 Bad values answer 400 with ``{"error": "..."}``; unknown endpoints 404.
 """
