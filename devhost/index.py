@@ -12,6 +12,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions.decorators.core import BindingDirection
 
+from devhost.config import parse_timespan
 from devhost.routing import RouteTemplate
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
@@ -59,6 +60,44 @@ class TimerFunction(FunctionInfo):
     schedule: str = ""
     run_on_startup: bool = False
     use_monitor: bool | None = None
+    retry: RetryPolicy | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``@app.retry`` (timer triggers): fixed_delay or exponential_backoff; max_retries -1 = no limit."""
+
+    strategy: str
+    max_retries: int
+    delay: float = 0.0  # fixed_delay
+    minimum: float = 0.0  # exponential_backoff
+    maximum: float = 0.0
+
+    def delay_before(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        if self.strategy == "fixed_delay":
+            return self.delay
+        return float(min(self.maximum, self.minimum * 2 ** (retry - 1)))
+
+    @classmethod
+    def from_settings(cls, name: str, settings: dict[str, Any] | None) -> RetryPolicy | None:
+        if not settings:
+            return None
+        strategy = str(settings.get("strategy", "")).lower()
+        try:
+            max_retries = int(settings.get("max_retry_count", 0))
+            if strategy == "fixed_delay":
+                return cls(strategy, max_retries, delay=parse_timespan(str(settings["delay_interval"])))
+            if strategy == "exponential_backoff":
+                return cls(
+                    strategy,
+                    max_retries,
+                    minimum=parse_timespan(str(settings["minimum_interval"])),
+                    maximum=parse_timespan(str(settings["maximum_interval"])),
+                )
+        except (KeyError, ValueError) as exc:
+            raise AppIndexError(f"function {name}: bad retry policy ({exc})") from exc
+        raise AppIndexError(f"function {name}: unknown retry strategy {strategy!r}")
 
 
 @dataclass
@@ -147,6 +186,7 @@ def index_app(app: func.FunctionApp) -> AppIndex:
                     schedule=trigger.schedule,
                     run_on_startup=bool(getattr(trigger, "run_on_startup", False)),
                     use_monitor=getattr(trigger, "use_monitor", None),
+                    retry=RetryPolicy.from_settings(name, function.get_settings_dict("retry_policy")),
                 )
             )
         else:

@@ -106,10 +106,21 @@ class TimerRunner:
             past_due=past_due, schedule_status=status, schedule={"AdjustForDST": True}
         )
         self._last = now
-        try:
-            self.invoker.invoke(self.function, request)
-        except Exception:
-            log.exception("timer function %s failed", self.function.name)
+        policy = self.function.retry
+        attempt = 0
+        while True:
+            try:
+                self.invoker.invoke(self.function, request)
+                return
+            except Exception:
+                log.exception("timer function %s failed", self.function.name)
+            attempt += 1
+            if policy is None or (policy.max_retries >= 0 and attempt > policy.max_retries):
+                return
+            delay = policy.delay_before(attempt)
+            log.info("timer function %s: retry %d in %.1f s (@app.retry)", self.function.name, attempt, delay)
+            if self._stop.wait(delay):
+                return
 
     def _run(self) -> None:
         lock = self.lock

@@ -74,6 +74,20 @@ def test_overrunning_timer_never_overlaps_and_catches_up_past_due(devhost_factor
     assert any(r["past_due"] for r in runs[1:]), "an overrun occurrence should be reported past due"
 
 
+def test_a_failing_timer_is_retried_per_its_retry_policy(devhost_factory: DevHostFactory) -> None:
+    host = devhost_factory(settings={"SAMPLE_RETRY_SCHEDULE": "*/4 * * * * *"})
+    deadline = time.monotonic() + 12
+    while len(host.records("retry")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # a successful attempt is not retried: nothing more until the next occurrence (4 s)
+    runs = host.records("retry")
+    host.stop()
+    # fixed_delay 0.5 s, max_retry_count 2: attempts 1 and 2 fail, the third succeeds.
+    assert [r["attempt"] for r in runs] == [1, 2, 3]
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(runs)]
+    assert all(0.45 <= gap < 2.0 for gap in gaps), f"retries came {gaps} s apart; the schedule is every 4 s"
+
+
 def test_timer_schedule_from_a_missing_setting_stops_the_devhost(devhost_factory: DevHostFactory) -> None:
     with pytest.raises(RuntimeError, match="exited with status 2"):
         devhost_factory(settings={"SAMPLE_TIMER_SCHEDULE": ""})

@@ -163,6 +163,7 @@ class DevHostStarter:
             "AzureWebJobsStorage": self.azurite.connection_string,
             "SAMPLE_RECORD_FILE": str(self.record_path),
             "SAMPLE_TIMER_SCHEDULE": RARE_SCHEDULE,
+            "SAMPLE_RETRY_SCHEDULE": RARE_SCHEDULE,
             "SAMPLE_QUEUE": f"q{uuid.uuid4().hex[:12]}",
             "AzureFunctionsWebHost__hostid": self.host_id,
             **(settings or {}),

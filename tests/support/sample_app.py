@@ -129,3 +129,17 @@ def tick(timer: func.TimerRequest) -> None:
     delay = float(os.environ.get("SAMPLE_TIMER_SLEEP", "0"))
     if delay:
         time.sleep(delay)
+
+
+_flaky_attempts = 0
+
+
+@app.timer_trigger(arg_name="timer", schedule="%SAMPLE_RETRY_SCHEDULE%", run_on_startup=False)
+@app.retry(strategy="fixed_delay", max_retry_count="2", delay_interval="00:00:00.500")
+def flaky_tick(timer: func.TimerRequest) -> None:
+    """Fails its first two attempts, then succeeds: exercises @app.retry on a timer."""
+    global _flaky_attempts
+    _flaky_attempts += 1
+    record("retry", attempt=_flaky_attempts)
+    if _flaky_attempts <= 2:
+        raise RuntimeError("failing on purpose")
