@@ -103,6 +103,8 @@ class DynamicsHealth(BaseModel):
 # ---------------------------------------------------------------------------------------------- probes
 
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+_inflight_lock = threading.Lock()
+_inflight: dict[str, tuple[Settings, Future[HealthCheck]]] = {}
 _vault_lock = threading.Lock()
 _vault: tuple[Settings, KeyVaultSecretStore] | None = None
 
@@ -125,7 +127,7 @@ def _timed(probe: Callable[[], object]) -> HealthCheck:
     return HealthCheck(status="ok", latencyMs=round((time.perf_counter() - start) * 1000, 1))
 
 
-def _check_storage() -> HealthCheck:
+def _check_storage(_settings: Settings) -> HealthCheck:
     try:
         return _timed(lambda: get_storage().ping(timeout=PROBE_TIMEOUT_S))
     except Exception as exc:
@@ -146,6 +148,18 @@ def _check_key_vault(settings: Settings) -> HealthCheck:
         return HealthCheck(status="unreachable", detail=f"Key Vault check failed ({type(exc).__name__})")
 
 
+def _probe(name: str, settings: Settings, check: Callable[[Settings], HealthCheck]) -> Future[HealthCheck]:
+    """The running probe of ``name`` if there is one, else a new one: however many health requests arrive
+    while a dependency hangs, each check holds at most one thread (the pool never fills up with them)."""
+    with _inflight_lock:
+        running = _inflight.get(name)
+        if running is not None and running[0] is settings and not running[1].done():
+            return running[1]
+        future = _pool.submit(in_current_context(check), settings)
+        _inflight[name] = (settings, future)
+        return future
+
+
 def _result(future: Future[HealthCheck], what: str) -> HealthCheck:
     if future.done():
         return future.result()
@@ -164,8 +178,8 @@ def get_openapi(req: func.HttpRequest) -> func.HttpResponse:
 def get_health(req: func.HttpRequest) -> func.HttpResponse:
     start = time.perf_counter()
     settings = get_settings()
-    storage_future = _pool.submit(in_current_context(_check_storage))
-    vault_future = _pool.submit(in_current_context(_check_key_vault), settings)
+    storage_future = _probe("storage", settings, _check_storage)
+    vault_future = _probe("keyVault", settings, _check_key_vault)
     wait([storage_future, vault_future], timeout=HEALTH_BUDGET_S)
     checks = HealthChecks(
         storage=_result(storage_future, "storage"), keyVault=_result(vault_future, "Key Vault")

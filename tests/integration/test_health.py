@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -114,6 +115,20 @@ def test_silent_key_vault_times_out_within_the_budget(settings_for: Any) -> None
     assert status == 200 and body["status"] == "degraded", body
     assert body["checks"]["keyVault"]["status"] in ("timeout", "unreachable")
     assert elapsed < 1.6
+
+
+def test_many_checks_during_a_vault_hang_stay_within_budget_and_keep_storage_ok(settings_for: Any) -> None:
+    """Each dependency holds one probe thread however many health requests arrive while it hangs, so a
+    hanging vault never starves the storage check (which would turn into a false 503)."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:
+        port = silent.getsockname()[1]
+        settings_for(KEY_VAULT_URL=f"https://127.0.0.1:{port}", KEY_VAULT_LOCAL_TOKEN="local-token-123")
+        with ThreadPoolExecutor(max_workers=12) as callers:
+            results = list(callers.map(lambda _: health(), range(12)))
+    for status, body, elapsed, _ in results:
+        assert status == 200 and body["checks"]["storage"]["status"] == "ok", body
+        assert body["checks"]["keyVault"]["status"] in ("timeout", "unreachable")
+        assert elapsed < 1.6
 
 
 def test_storage_down_is_503_quickly(settings_for: Any, azurite: Azurite, keyvault: KeyVaultEmulator) -> None:
