@@ -159,8 +159,8 @@ _SENSITIVE_KEYS = (
     "|accesstoken|refreshtoken|clientsecret|x-ms-token-[a-z-]+"
 )
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # Authorization: Bearer <anything token-shaped>
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*"), rf"\1 {REDACTED}"),
+    # Authorization: Bearer <anything token-shaped> (16+ characters: "a bearer token is missing" stays)
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{16,}=*"), rf"\1 {REDACTED}"),
     # JWT / JWS / JWE: base64url JSON header ("{"" -> eyJ) then dot-separated segments
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){1,4}"), REDACTED),
     # key=value / "key": "value" / key: value for token-like keys

@@ -145,7 +145,7 @@ def test_redaction_masks_token_shaped_values_and_keeps_the_rest(text: str, secre
 
 def test_redaction_leaves_ordinary_operational_text_alone() -> None:
     text = (
-        "workspace ws-1: HTTP 412 0x80040333 POST /api/data/v9.2/contacts after 2 attempts "
+        "caller sent no bearer token; workspace ws-1: HTTP 412 0x80040333 POST /api/data/v9.2/contacts "
         'error {"code": "0x80060888"} https://org1.crm4.dynamics.com job 3f2a-77 chunk 4'
     )
     assert redact(text) == text
