@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 
 AUDIENCE = "dynamics-integration"
 ISSUER = "https://platform.local"
-EXAMPLES = {"admin": 10, "member": 6, "none": 2}
+EXAMPLES = {"admin": 12, "member": 6, "none": 4}
 MAX_REF_DEPTH = 3
 
 
@@ -255,22 +255,49 @@ def check_response(op: Operation, sent: tuple[str, Any] | None, response: reques
                 assert entry["pointer"] == "" or entry["pointer"].startswith("/"), where
 
 
-def request_strategy(op: Operation) -> st.SearchStrategy[dict[str, Any]]:
+HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80).map(
+    str.strip
+)
+HEADER_VALUES: dict[str, st.SearchStrategy[str]] = {
+    "If-Match": HEADER_TEXT
+    | st.sampled_from(['"v0"', '"v1"', "*", '"v99999999999999999999"', '"v-1"', 'W/"v1"']),
+    "Idempotency-Key": HEADER_TEXT | st.just("k" * 201),
+    "Content-Type": st.sampled_from(
+        ["application/merge-patch+json", "application/json; charset=latin-1", "text/plain", "application/xml"]
+    ),
+    "X-Correlation-Id": HEADER_TEXT,
+}
+# Replaces the caller's Authorization (for "none": the only one) with something that is not a valid token.
+BAD_AUTHORIZATION = st.sampled_from(
+    ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer a.b.c", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."]
+) | HEADER_TEXT.map(lambda t: "Bearer " + t)
+
+
+def request_strategy(op: Operation, known_ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    path_values = PATH_VALUES | st.sampled_from(known_ids) if known_ids else PATH_VALUES
     return st.fixed_dictionaries(
         {
-            "path": st.fixed_dictionaries({name: PATH_VALUES for name in op.path_params}),
+            "path": st.fixed_dictionaries({name: path_values for name in op.path_params}),
             "query": st.dictionaries(st.sampled_from(op.query), QUERY_VALUES, max_size=len(op.query))
             if op.query
             else st.just({}),
             "body": body_strategy(op.body)
             if op.body is not None or op.method in ("PUT", "POST")
             else st.none(),
+            "headers": st.dictionaries(
+                st.sampled_from(list(HEADER_VALUES)), st.just(None), max_size=2
+            ).flatmap(lambda chosen: st.fixed_dictionaries({name: HEADER_VALUES[name] for name in chosen})),
         }
     )
 
 
 def fuzz_operation(
-    target: Target, op: Operation, role: str, workspace: str, seen: dict[str, set[int]]
+    target: Target,
+    op: Operation,
+    role: str,
+    workspace: str,
+    seen: dict[str, set[int]],
+    known_ids: list[str],
 ) -> None:
     headers = {} if role == "none" else {"Authorization": f"Bearer {target.token(workspace, role)}"}
 
@@ -281,8 +308,9 @@ def fuzz_operation(
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(request_strategy(op))
-    def run(drawn: dict[str, Any]) -> None:
+    @given(request_strategy(op, known_ids), st.none() | BAD_AUTHORIZATION)
+    def run(drawn: dict[str, Any], bad_authorization: str | None) -> None:
+        drawn["bad_authorization"] = bad_authorization
         path = op.path
         for name, value in drawn["path"].items():
             path = path.replace("{" + name + "}", quote(value, safe=""))
@@ -293,11 +321,28 @@ def fuzz_operation(
             kind, value = body
             kwargs["data"] = json.dumps(value).encode() if kind == "json" else value
             kwargs["headers"]["Content-Type"] = "application/json"
+        kwargs["headers"].update(drawn["headers"])
+        if role == "none" and drawn["bad_authorization"] is not None:
+            kwargs["headers"]["Authorization"] = drawn["bad_authorization"]
         response = target.session.request(op.method, f"{target.base_url}{path}", **kwargs)
         seen.setdefault(f"{op.method} {op.path}", set()).add(response.status_code)
         check_response(op, body, response)
 
     run()
+
+
+def seed_jobs(target: Target, workspace: str) -> list[str]:
+    """Real job ids of the fuzzed workspace, so the job routes are fuzzed past their 404."""
+    auth = {"Authorization": f"Bearer {target.token(workspace, 'admin')}"}
+    contacts = [{"id": "p-1", "firstName": "Ada", "lastName": "Lovelace", "company": {"name": "Acme"}}]
+    exported = target.session.post(
+        f"{target.base_url}/api/dynamics/exports",
+        json={"entity": "contacts", "records": contacts},
+        headers=auth,
+        timeout=30,
+    )
+    assert exported.status_code == 202, exported.text
+    return [exported.json()["jobId"]]
 
 
 def test_every_operation_survives_fuzzed_requests(target: Target) -> None:
@@ -308,10 +353,11 @@ def test_every_operation_survives_fuzzed_requests(target: Target) -> None:
     failures: list[str] = []
     workspace = f"ws-fuzz-{secrets.token_hex(4)}"
     seen: dict[str, set[int]] = {}
+    known_ids = seed_jobs(target, workspace)
     for op in ops:
         for role in ("admin", "member", "none"):
             try:
-                fuzz_operation(target, op, role, workspace, seen)
+                fuzz_operation(target, op, role, workspace, seen, known_ids)
             except AssertionError as exc:  # keep going: one report naming every operation that failed
                 failures.append(f"[{role}] {op.method} {op.path}: {str(exc)[:600]}")
     elapsed = time.monotonic() - started
