@@ -284,3 +284,29 @@ def test_concurrent_submits_with_one_idempotency_key_both_answer_the_same_job(en
     assert job is not None
     staged = env.store.load_chunk(WS, job.job_id, 0)
     assert len(staged) == job.total_records - job.invalid_count  # the job's rows describe its own records
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R7: a record with no mapped value (nothing configured, or every mapped field empty) is created "
+    "in Dynamics as a blank record and reported 'created'",
+)
+def test_an_export_never_creates_a_blank_record_in_dynamics(
+    harness_for: Callable[[DynamicsConfig], ExportHarness],  # noqa: F811
+) -> None:
+    # A workspace that exports before saving any field mapping (the defaults), and a contact whose
+    # mapped fields are all empty under a real mapping.
+    unconfigured = harness_for(DynamicsConfig.default())
+    service, job_id = _submit(unconfigured, [{"id": "p-ada", "firstName": "Ada", "lastName": "Lovelace"}])
+    unconfigured.drain()
+    blank_rows = [r for r in rows(unconfigured.emulator, "contacts") if not (r["firstname"] or r["lastname"])]
+    reported = _records(service, job_id)["p-ada"]["action"]
+
+    mapped = harness_for(CONFIG)
+    service, job_id = _submit(mapped, [{"id": "p-empty", "firstName": " ", "lastName": ""}])
+    mapped.drain()
+    blank_rows += [r for r in rows(mapped.emulator, "contacts") if not (r["firstname"] or r["lastname"])]
+    reported_empty = _records(service, job_id)["p-empty"]["action"]
+
+    assert blank_rows == [], f"{len(blank_rows)} blank contact(s) created in Dynamics"
+    assert reported != "created" and reported_empty != "created"
