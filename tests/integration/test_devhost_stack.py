@@ -83,6 +83,7 @@ def test_stack_start_refuses_busy_ports_naming_them(tmp_path: Path) -> None:
 def test_in_process_devhost_starts_twice_and_restores_the_environment(tmp_path: Path) -> None:
     settings = {
         "SAMPLE_TIMER_SCHEDULE": "0 0 0 1 1 *",
+        "SAMPLE_RETRY_SCHEDULE": "0 0 0 1 1 *",
         "SAMPLE_QUEUE": "unused",
         "AzureWebJobsStorage": "UseDevelopmentStorage=true",
         "DEVHOST_TEST_VALUE": "inside",
