@@ -41,7 +41,7 @@ def test_timespan_schedule_and_bad_schedules() -> None:
             Schedule(bad, T0)
 
 
-def wait_for_runs(host: RunningDevHost, count: int, timeout: float = 12.0) -> list[dict[str, Any]]:
+def wait_for_runs(host: RunningDevHost, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = host.records("timer")
