@@ -89,13 +89,16 @@ class QueueClients:
             client = self._queues[(conn, name)] = service.get_queue_client(name)
             return client
 
-    def ensure(self, client: QueueClient) -> QueueClient:
-        """Create the queue if missing (once per client)."""
+    def ensure(self, client: QueueClient, *, quick: bool = False) -> QueueClient:
+        """Create the queue if missing (once per client); ``quick``: one attempt, no retries."""
         key = id(client)
         if key in self._created:
             return client
         try:
-            client.create_queue()
+            if quick:
+                client.create_queue(timeout=5, retry_total=0)
+            else:
+                client.create_queue()
         except ResourceExistsError:
             pass
         self._created.add(key)
@@ -134,6 +137,11 @@ class QueueListener:
         self._thread = threading.Thread(target=self._poll, name=f"devhost-poll-{function.name}", daemon=True)
 
     def start(self) -> None:
+        """Create the queue now if storage answers (so a ready host has its queues); else the poller will."""
+        try:
+            self.clients.ensure(self.queue, quick=True)
+        except AzureError as exc:
+            log.warning("queue %s: cannot create it yet (%s)", self.queue.queue_name, type(exc).__name__)
         self._thread.start()
 
     def stop(self) -> None:

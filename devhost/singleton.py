@@ -34,6 +34,7 @@ class TimerLock:
         self._container = service.get_container_client(LOCK_CONTAINER)
         self._name = function_name
         self._held_until = 0.0
+        self._failing = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._keep, name=f"devhost-lock-{function_name}", daemon=True)
 
@@ -66,15 +67,22 @@ class TimerLock:
                 self._lease.acquire(lease_duration=LEASE_SECONDS)
                 log.info("timer %s: this host holds the timer lock", self._name)
             self._held_until = started + LEASE_SECONDS - 1
+            self._failing = False
         except HttpResponseError as exc:
             if exc.status_code == 409:  # another host holds it
                 if was_held:
                     log.warning("timer %s: lost the timer lock to another host", self._name)
                 self._held_until = 0.0
+                self._failing = False
             else:
-                log.warning("timer %s: lock check failed (%s)", self._name, type(exc).__name__)
+                self._failed(exc)
         except AzureError as exc:
-            log.warning("timer %s: lock check failed (%s)", self._name, type(exc).__name__)
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._failing:  # once per outage, not every few seconds
+            log.warning("timer %s: cannot check its lock (%s); retrying", self._name, type(exc).__name__)
+            self._failing = True
 
     def _ensure_blob(self) -> None:
         try:
