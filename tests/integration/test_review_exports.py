@@ -310,3 +310,27 @@ def test_an_export_never_creates_a_blank_record_in_dynamics(
 
     assert blank_rows == [], f"{len(blank_rows)} blank contact(s) created in Dynamics"
     assert reported != "created" and reported_empty != "created"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R9: a dry run's report says 'company created in Dynamics' for a company it did not create",
+)
+def test_a_dry_run_never_reports_a_company_as_created(
+    harness_for: Callable[[DynamicsConfig], ExportHarness],  # noqa: F811
+) -> None:
+    config = CONFIG.to_json()
+    config["syncIdentifiers"]["associateContactsWithCompanies"] = True
+    env = harness_for(DynamicsConfig.model_validate(config))
+    service = env.service()
+    body = {
+        "entity": "contacts",
+        "dryRun": True,
+        "records": [{"id": "p-kim", "firstName": "Kim", "lastName": "Lee", "company": {"name": "NewCo"}}],
+    }
+    job_id = service.submit(CALLER, ExportRequest.model_validate(body)).job_id
+    env.drain()
+    assert rows(env.emulator, "accounts") == [] and rows(env.emulator, "contacts") == []  # nothing written
+    record = _records(service, job_id)["p-kim"]
+    assert record["action"] == "would_create"
+    assert "created in Dynamics" not in (record.get("note") or ""), record.get("note")
