@@ -646,9 +646,40 @@ class _ChunkRun:
         failures: dict[_Item, FieldError] = {}
 
         def send(part: Sequence[int]) -> None:
-            self.client.create_multiple(
-                table, [records[i] for i in part], caller_object_id=owner.caller_object_id
-            )
+            try:
+                self.client.create_multiple(
+                    table, [records[i] for i in part], caller_object_id=owner.caller_object_id
+                )
+            except DataverseError as exc:
+                if not exc.is_duplicate_record or len(part) == 1:
+                    raise
+                # Chunks running at the same time create the same companies (same deterministic ids):
+                # ask which ids exist now (one query) instead of bisecting down to single records.
+                ids = [str(records[i][id_column]) for i in part]
+                rows = self.client.query(
+                    ENTITY_SETS[table], filter=_in_filter(id_column, ids), select=[id_column]
+                )
+                existing = {str(r[id_column]).lower() for r in rows}
+                taken = [i for i in part if str(records[i][id_column]).lower() in existing]
+                if not taken:
+                    raise
+                for item, error in self._update_many(
+                    table,
+                    id_column,
+                    [
+                        (creates[i][0], {k: v for k, v in creates[i][1].items() if k != "ownerid@odata.bind"})
+                        for i in taken
+                    ],
+                    owner,
+                ).items():
+                    failures[item] = error
+                for i in taken:
+                    outcome = creates[i][0].outcome
+                    if outcome and creates[i][0] not in failures:
+                        outcome.action = RecordAction.UPDATED
+                rest = [i for i in part if i not in taken]
+                if rest:
+                    _isolating(rest, send, refused)
 
         def refused(index: int, exc: DataverseError) -> None:
             item, payload = creates[index]
