@@ -557,6 +557,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "expected_new_accounts": scenario.expected_new_accounts,
         "new_accounts": new_accounts,
         "duplicates": duplicates,
+        # ... of which the pipeline wrote twice (more rows than it reported created): must be 0
+        "duplicates_pipeline": max(0, new_contacts - counts["created"]),
+        # ... of which matching did not find an existing contact (created a second one)
+        "existing_not_matched": max(0, counts["created"] - scenario.expected_new_contacts),
         "peak_rss_mb": round(max(worker_peaks or [0.0]), 1),
         "peak_rss_driver_mb": round(sampler.peak["driver"], 1),
         "peak_rss_emulator_mb": round(sampler.peak["emulator"], 1),
@@ -600,7 +604,12 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS           worker {figures['peak_rss_mb']} MB, driver {figures['peak_rss_driver_mb']} MB, "
         f"emulator {figures['peak_rss_emulator_mb']} MB"
     )
-    print(f"duplicates created {figures['duplicates']}")
+    print(
+        f"duplicates created {figures['duplicates']} "
+        f"(pipeline wrote twice: {figures['duplicates_pipeline']}; "
+        f"existing contacts matching missed: {figures['existing_not_matched']} of "
+        f"{figures['existing_contacts_exported']})"
+    )
     summary = {k: v for k, v in figures.items() if k != "worker_reports"}
     print(json.dumps(summary, separators=(",", ":")))
     return 0
