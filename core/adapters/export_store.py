@@ -84,6 +84,7 @@ class JobRow:
     total_chunks: int
     created_at: str
     invalid_count: int
+    skipped_count: int = 0  # duplicates within the submitted list, exported once
     error: str | None = None
 
 
@@ -164,6 +165,7 @@ class ExportStore:
                 "totalRecords": job.total_records,
                 "totalChunks": job.total_chunks,
                 "invalidCount": job.invalid_count,
+                "skippedCount": job.skipped_count,
                 "createdAt": job.created_at,
             }
         )
@@ -323,6 +325,7 @@ def _job_from_row(row: Mapping[str, Any]) -> JobRow:
         total_chunks=int(row["totalChunks"]),
         created_at=str(row["createdAt"]),
         invalid_count=int(row.get("invalidCount", 0)),
+        skipped_count=int(row.get("skippedCount", 0) or 0),
         error=(str(row["error"]) if row.get("error") else None),
     )
 

@@ -18,7 +18,7 @@ from typing import Any
 from core.adapters.export_store import ExportStore, JobRow
 from core.adapters.queues import queue_service
 from core.domain.caller import Caller
-from core.domain.catalog import PlatformField
+from core.domain.catalog import Entity, PlatformField
 from core.domain.config import DynamicsConfig, ManualExportMapping
 from core.domain.config_validation import Problem, pointer
 from core.domain.export_job import (
@@ -27,11 +27,14 @@ from core.domain.export_job import (
     ChunkState,
     ExportEntity,
     JobState,
+    RecordAction,
+    RecordOutcome,
     empty_counts,
     job_state,
     split_chunks,
 )
-from core.domain.export_request import ExportRequest, ExportTrigger, validate_records
+from core.domain.export_request import ExportRequest, ExportTrigger, ValidRecord, validate_records
+from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
 from core.settings import Settings, get_settings
 
@@ -85,6 +88,7 @@ class ExportService:
         valid, invalid = validate_records(
             request.entity, request.records, self._custom_fields(caller.workspace_id)
         )
+        valid, duplicates = _drop_duplicates(request.entity, valid, config)
         chunks = split_chunks(len(valid), self._chunk_size)
         now = dt.datetime.now(dt.UTC).isoformat()
         self._store.stage_request(
@@ -119,10 +123,11 @@ class ExportService:
                 total_chunks=len(chunks),
                 created_at=now,
                 invalid_count=len(invalid),
+                skipped_count=len(duplicates),
             )
         )
-        if invalid:
-            self._store.save_outcomes(caller.workspace_id, job_id, invalid)
+        if invalid or duplicates:
+            self._store.save_outcomes(caller.workspace_id, job_id, [*invalid, *duplicates])
         for index in range(len(chunks)):
             self._store.put_chunk(caller.workspace_id, job_id, index, ChunkState.QUEUED)
         self._store.enqueue_chunks(caller.workspace_id, job_id, range(len(chunks)))
@@ -173,7 +178,8 @@ class ExportService:
         chunks = self._store.list_chunks(job.workspace_id, job.job_id)
         counts = empty_counts()
         counts["invalid"] = job.invalid_count
-        processed = job.invalid_count
+        counts["skipped"] = job.skipped_count
+        processed = job.invalid_count + job.skipped_count
         for chunk in chunks:
             for key in COUNT_KEYS:
                 counts[key] += chunk.counts.get(key, 0)
@@ -229,6 +235,39 @@ class ExportService:
             self._store.enqueue_chunks(workspace_id, job.job_id, paused)
             resumed += len(paused)
         return resumed
+
+
+def _drop_duplicates(
+    entity: ExportEntity, valid: list[ValidRecord], config: DynamicsConfig
+) -> tuple[list[ValidRecord], list[RecordOutcome]]:
+    """Records of one list that the configured identifier says are the same person or company (same
+    LinkedIn profile, same domain, ...) are exported once: the first is kept, the others are ``skipped``
+    with the keeper named. Done over the whole list before chunking, so two chunks running at once can
+    never both create the same record."""
+    catalog_entity = Entity.CONTACT if entity is ExportEntity.CONTACTS else Entity.COMPANY
+    rule = rule_for(catalog_entity, IdentifierConfig.from_model(config.sync_identifiers))
+    groups = duplicate_groups(rule, [v.data for v in valid])
+    if not groups:
+        return valid, []
+    dropped: set[int] = set()
+    skipped: list[RecordOutcome] = []
+    for group in groups:
+        keeper = valid[group[0]]
+        for index in group[1:]:
+            dropped.add(index)
+            record = valid[index]
+            skipped.append(
+                RecordOutcome(
+                    record.seq,
+                    record.platform_id,
+                    RecordAction.SKIPPED,
+                    note=(
+                        f"same {catalog_entity.value} as record {keeper.platform_id} earlier in this export "
+                        f"(by the configured identifier): exported once"
+                    ),
+                )
+            )
+    return [v for i, v in enumerate(valid) if i not in dropped], skipped
 
 
 # --- wiring ---------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ from core.domain.matching import (
     platform_value,
     rule_for,
 )
-from core.domain.normalize import normalize_company_name, registrable_domain
+from core.domain.normalize import domain_any_extension_key, normalize_company_name, registrable_domain
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
 from core.settings import Settings, get_settings
 
@@ -498,7 +498,7 @@ class _ChunkRun:
             company = item.data.get("company")
             if not isinstance(company, Mapping):
                 continue
-            key = _company_key(company)
+            key = _company_key(company, self.identifiers)
             if key is None:
                 item.notes.append("company has no id, domain or name: not linked")
                 continue
@@ -782,7 +782,22 @@ def _column_in(message: str) -> str:
     return ""
 
 
-def _company_key(company: Mapping[str, Any]) -> str | None:
+def _company_key(company: Mapping[str, Any], identifiers: IdentifierConfig) -> str | None:
+    """What makes two embedded companies the same one, following the company identifier: the same
+    (registrable) domain first, so contacts in different chunks — or with different platform company
+    ids — still create one account (its deterministic id derives from this key)."""
+    if identifiers.company_identifier in ("domain", "domain_or_name"):
+        raw = company.get("domain") or company.get("website")
+        domain = (
+            domain_any_extension_key(raw)
+            if identifiers.company_domain_any_extension
+            else registrable_domain(raw)
+        )
+        if domain:
+            return f"domain:{domain}"
+        name = normalize_company_name(company.get("name"))
+        if identifiers.company_identifier == "domain_or_name" and name:
+            return f"name:{name}"
     if isinstance(company.get("id"), str) and company["id"].strip():
         return str(company["id"])
     domain = registrable_domain(company.get("domain") or company.get("website"))

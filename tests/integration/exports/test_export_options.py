@@ -344,3 +344,49 @@ def test_a_privilege_error_fails_the_record_and_names_the_user(
     assert result["records"]["old"]["action"] == "updated"
     assert [(r["lastname"], r["jobtitle"]) for r in rows(h.emulator, "contacts")] == [("Isting", "Buyer")]
     assert result["status"]["state"] == "partially_failed"
+
+
+def test_the_same_person_twice_in_one_list_is_created_once(
+    harness_for: Callable[[DynamicsConfig], ExportHarness],
+) -> None:
+    config = _config(
+        {
+            "contactIdentifier": "linkedin_or_name_company",
+            "columns": {"contactLinkedinUrl": "new_linkedinurl", "companyDomain": "websiteurl"},
+            "associateContactsWithCompanies": True,
+        },
+        [_pf("firstName", "firstname"), _pf("lastName", "lastname"), _pf("linkedinUrl", "new_linkedinurl")],
+        [_pf("name", "name"), _pf("domain", "websiteurl")],
+    )
+    h = harness_for(config)
+    records = [
+        {
+            "id": "a1",
+            "firstName": "Kim",
+            "lastName": "Park",
+            "linkedinUrl": "https://www.linkedin.com/in/kim-park/",
+            "company": {"id": "co-1", "name": "Hooli", "domain": "hooli.com"},
+        },
+        {
+            "id": "x1",
+            "firstName": "Lee",
+            "lastName": "Chan",
+            "company": {"id": "co-2", "name": "Hooli Inc", "domain": "www.hooli.com"},
+        },
+        {
+            "id": "a2",
+            "firstName": "Kimberly",
+            "lastName": "Park",
+            "linkedinUrl": "http://linkedin.com/in/Kim-Park?src=x",
+            "company": {"id": "co-1", "name": "Hooli", "domain": "hooli.com"},
+        },
+    ]
+    # One record per chunk: the three chunks run separately, as on three instances.
+    result = h.run({"entity": "contacts", "records": records}, chunk_size=1)
+    by_id = result["records"]
+    assert by_id["a1"]["action"] == "created" and by_id["x1"]["action"] == "created"
+    assert by_id["a2"]["action"] == "skipped" and "a1" in by_id["a2"]["note"]
+    assert result["status"]["counts"]["skipped"] == 1 and result["status"]["state"] == "succeeded"
+    assert sorted(r["lastname"] for r in rows(h.emulator, "contacts")) == ["Chan", "Park"]
+    # Two platform company ids with one domain are one company in Dynamics.
+    assert len(rows(h.emulator, "accounts")) == 1
