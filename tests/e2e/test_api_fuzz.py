@@ -18,9 +18,12 @@ Bounded: a deterministic seed (``derandomize``), a few examples per operation an
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from devhost.launcher import DevHostProcess
 from emulators.entra import EntraEmulator
@@ -40,6 +44,11 @@ from emulators.tls import ensure_ca
 from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.e2e
+
+# Hypothesis keeps caches under ./.hypothesis by default: not in the work tree.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="hypothesis-")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, True)
 
 AUDIENCE = "dynamics-integration"
 ISSUER = "https://platform.local"
