@@ -8,16 +8,23 @@
 Processes run detached (their own session) with logs under .local/stack/logs/ and their pids in
 .local/stack/state.json, so `stop` works from another shell. Ports default to the well-known ones
 (Azurite 10000-10002, devhost 7071); override them with flags or STACK_* environment variables.
-A stand-in service (Dataverse, Entra ID, Key Vault emulators) joins the stack with one `Service` entry in
-SERVICES: its command, the ports it listens on, and the app settings that point the devhost at it.
+A stand-in service joins the stack with one `Service` entry in SERVICES: its command, the ports it listens
+on, and the app settings that point the devhost at it. The stack runs the three stand-ins (Entra ID, Key
+Vault, Dataverse; see emulators/README.md) wired to each other and to the devhost: the Dataverse emulator
+trusts the Entra stand-in's signing key and knows its signed-in user as a systemuser, so `POST
+/api/dynamics/connect` works end to end. Their ports are free ones picked at start unless given
+(--entra-port/--keyvault-port/--dataverse-port or STACK_ENTRA_PORT/...); their URLs are printed and kept in
+state.json ("services").
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,7 +38,10 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from devhost.launcher import DevHostProcess  # noqa: E402
+import requests  # noqa: E402
+
+from devhost.launcher import DevHostProcess, free_port  # noqa: E402
+from emulators.tls import ensure_ca, trusting_session  # noqa: E402
 
 # STACK_STATE_DIR lets a second stack (e.g. a test's, on other ports) keep its own state and logs.
 STATE_DIR = Path(os.environ.get("STACK_STATE_DIR") or REPO_ROOT / ".local" / "stack")
@@ -50,6 +60,26 @@ class StackConfig:
     queue_port: int = 10001
     table_port: int = 10002
     app: str = "function_app"
+    entra_port: int = 0  # 0: a free port picked at start (resolved())
+    keyvault_port: int = 0
+    dataverse_port: int = 0
+
+    def resolved(self) -> StackConfig:
+        """The same config with every stand-in port that is 0 replaced by a free port."""
+        return StackConfig(
+            self.devhost_port,
+            self.blob_port,
+            self.queue_port,
+            self.table_port,
+            self.app,
+            self.entra_port or free_port(),
+            self.keyvault_port or free_port(),
+            self.dataverse_port or free_port(),
+        )
+
+    @property
+    def devhost_url(self) -> str:
+        return f"http://127.0.0.1:{self.devhost_port}"
 
     @property
     def storage_connection_string(self) -> str:
@@ -67,18 +97,24 @@ class Service:
     """A process of the stack, started before the devhost."""
 
     name: str
-    command: Callable[[StackConfig], list[str]]
+    # The command line. The second argument holds the JSON lines of the services started before it, by
+    # name (e.g. the Dataverse emulator needs the Entra stand-in's signing key).
+    command: Callable[[StackConfig, dict[str, dict[str, Any]]], list[str]]
     ports: Callable[[StackConfig], list[int]]
     # App settings the devhost gets so the app uses this service (a connection string, a URL, a token).
     # The second argument is the first JSON line the service printed (the emulators print their URL and
     # credentials that way), or {} when ``prints_json`` is False.
     settings: Callable[[StackConfig, dict[str, Any]], dict[str, str]] = field(default=lambda _c, _j: {})
     prints_json: bool = False
+    # Called once the service is ready, with every earlier service's JSON line too (wiring between them).
+    on_ready: Callable[[StackConfig, dict[str, dict[str, Any]]], None] | None = None
+    # Public parts of the JSON line (URLs) kept in state.json so scripts can find the service.
+    public: Callable[[dict[str, Any]], dict[str, str]] = field(default=lambda _j: {})
 
 
 AZURITE = Service(
     name="azurite",
-    command=lambda c: [
+    command=lambda c, _ready: [
         str(AZURITE_BIN),
         "--inMemoryPersistence",
         "--disableTelemetry",
@@ -101,12 +137,97 @@ AZURITE = Service(
     settings=lambda c, _ready: {"AzureWebJobsStorage": c.storage_connection_string},
 )
 
-# The stack's services in start order. Emulators join with one entry each, e.g.
-#   Service("keyvault", lambda c: [sys.executable, "-m", "emulators.keyvault", "--port", "8201"],
-#           lambda c: [8201], lambda c, ready: {"KEY_VAULT_URL": ready["vaultUrl"],
-#                                              "KEY_VAULT_LOCAL_TOKEN": ready["KEY_VAULT_LOCAL_TOKEN"]},
-#           prints_json=True)
-SERVICES: list[Service] = [AZURITE]
+# The local Entra app registration (the stand-in's client; not a secret: nothing outside loopback trusts it).
+LOCAL_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+LOCAL_CLIENT_SECRET = "local-client-secret"
+# The user who signs in at the Entra stand-in when the admin connects (the integration user), and the
+# systemuser the Dataverse emulator maps that user's token ``oid`` to.
+INTEGRATION_USER_EMAIL = "integration.user@contoso.example"
+INTEGRATION_USER_OBJECT_ID = "5d1c9a7e-3b2f-4e6d-8a9c-1f0e2d3c4b5a"
+
+
+def _entra_command(c: StackConfig, _ready: dict[str, dict[str, Any]]) -> list[str]:
+    port = ["--port", str(c.entra_port)]
+    return [sys.executable, "-m", "emulators.entra", *port, "--client-id", LOCAL_CLIENT_ID,
+            "--client-secret", LOCAL_CLIENT_SECRET]  # fmt: skip
+
+
+def _dataverse_command(c: StackConfig, ready: dict[str, dict[str, Any]]) -> list[str]:
+    """The Dataverse emulator with 20 users, 300 accounts and 1,000 contacts of seed data, trusting the
+    Entra stand-in's signing key (written to a JWKS file: the emulator reads keys at start)."""
+    jwks = STATE_DIR / "entra-jwks.json"
+    jwks.write_text(json.dumps({"keys": [ready["entra"]["jwk"]]}))
+    return [sys.executable, "-m", "emulators.dataverse", "--port", str(c.dataverse_port), "--seed",
+            "--seed-accounts", "300", "--seed-contacts", "1000", "--seed-users", "20",
+            "--jwks", str(jwks)]  # fmt: skip
+
+
+def _wire_integration_user(_c: StackConfig, ready: dict[str, dict[str, Any]]) -> None:
+    """The integration user signs in at the Entra stand-in and exists in Dataverse (WhoAmI answers)."""
+    session = trusting_session()
+    session.trust_env = False
+    entra_base = ready["entra"]["authority"].rsplit("/", 1)[0]
+    user = {
+        "email": INTEGRATION_USER_EMAIL,
+        "objectId": INTEGRATION_USER_OBJECT_ID,
+        "name": "Integration User",
+    }
+    session.post(f"{entra_base}/_emulator/users", json=user, timeout=10).raise_for_status()
+    systemuser = {"object_id": INTEGRATION_USER_OBJECT_ID, "domainname": INTEGRATION_USER_EMAIL,
+                  "firstname": "Integration", "lastname": "User"}  # fmt: skip
+    session.post(
+        f"{ready['dataverse']['url']}/_emulator/users", json=systemuser, timeout=10
+    ).raise_for_status()
+
+
+ENTRA = Service(
+    name="entra",
+    command=_entra_command,
+    ports=lambda c: [c.entra_port],
+    settings=lambda c, ready: {
+        "DYNAMICS_CLIENT_ID": str(ready["clientId"]),
+        "DYNAMICS_CLIENT_SECRET": LOCAL_CLIENT_SECRET,
+        "DYNAMICS_AUTHORITY": str(ready["authority"]),
+        "DYNAMICS_REDIRECT_URI": f"{c.devhost_url}/api/dynamics/oauth/callback",
+    },
+    prints_json=True,
+    public=lambda ready: {"authority": str(ready["authority"])},
+)
+KEYVAULT = Service(
+    name="keyvault",
+    command=lambda c, _ready: [sys.executable, "-m", "emulators.keyvault", "--port", str(c.keyvault_port)],
+    ports=lambda c: [c.keyvault_port],
+    settings=lambda _c, ready: {
+        "KEY_VAULT_URL": str(ready["vaultUrl"]),
+        "KEY_VAULT_LOCAL_TOKEN": str(ready["KEY_VAULT_LOCAL_TOKEN"]),
+    },
+    prints_json=True,
+    public=lambda ready: {"url": str(ready["vaultUrl"])},
+)
+DATAVERSE = Service(
+    name="dataverse",
+    command=_dataverse_command,
+    ports=lambda c: [c.dataverse_port],
+    # Environment URLs on loopback are allowed next to the real Dynamics host patterns.
+    settings=lambda _c, _ready: {
+        "DYNAMICS_ALLOWED_HOST_PATTERNS": "*.crm.dynamics.com,*.crm?.dynamics.com,127.0.0.1:*"
+    },
+    prints_json=True,
+    on_ready=_wire_integration_user,
+    public=lambda ready: {"url": str(ready["url"])},
+)
+
+# The stack's services in start order (Entra first: Dataverse trusts its key).
+SERVICES: list[Service] = [AZURITE, ENTRA, KEYVAULT, DATAVERSE]
+
+
+def base_settings() -> dict[str, str]:
+    """Settings of the devhost that no service provides: the local CA for its HTTPS clients, and a fresh
+    token-encryption key (Azurite keeps nothing across starts, so nothing needs the old one)."""
+    return {
+        "REQUESTS_CA_BUNDLE": str(ensure_ca().bundle_path),
+        "TOKEN_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
 
 
 def port_open(port: int) -> bool:
@@ -232,31 +353,40 @@ def start(config: StackConfig) -> int:
         return 1
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     entries: list[dict[str, object]] = []
-    settings: dict[str, str] = {}
+    public: dict[str, dict[str, str]] = {}
+    settings: dict[str, str] = base_settings()
+    ready_lines: dict[str, dict[str, Any]] = {}
 
     def save() -> None:
         STATE_FILE.write_text(
             json.dumps(
-                {"processes": entries, "devhost_url": f"http://127.0.0.1:{config.devhost_port}"}, indent=2
+                {"processes": entries, "devhost_url": config.devhost_url, "services": public}, indent=2
             )
         )
 
     try:
         for service in SERVICES:
-            with open(LOG_DIR / f"{service.name}.log", "ab") as log:
+            # A fresh log per start: the JSON ready line read below must be this start's.
+            with open(LOG_DIR / f"{service.name}.log", "wb") as log:
                 process = subprocess.Popen(
-                    service.command(config),
+                    service.command(config, ready_lines),
                     cwd=REPO_ROOT,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
                     start_new_session=True,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 )
             entries.append({"name": service.name, "pid": process.pid, "ports": service.ports(config)})
             save()
             wait_for_ports(service.name, service.ports(config), process)
             ready = read_ready_json(service.name, process) if service.prints_json else {}
+            ready_lines[service.name] = ready
             settings.update(service.settings(config, ready))
+            public[service.name] = service.public(ready)
+            if service.on_ready is not None:
+                service.on_ready(config, ready_lines)
+            save()
         devhost = DevHostProcess(
             config.app,
             settings,
@@ -266,21 +396,24 @@ def start(config: StackConfig) -> int:
             detach=True,
         )
         try:
-            devhost.start()
+            devhost.start(timeout=60)
         finally:
             if devhost.process is not None:
                 entries.append(
                     {"name": "devhost", "pid": devhost.process.pid, "ports": [config.devhost_port]}
                 )
                 save()
-    except (RuntimeError, TimeoutError, OSError) as exc:
+    except (RuntimeError, TimeoutError, OSError, KeyError, requests.RequestException) as exc:
         print(f"stack: start failed: {exc}", file=sys.stderr)
         print(f"stack: logs are in {LOG_DIR}", file=sys.stderr)
         stop(quiet=True)
         return 1
     for entry in entries:
         print(f"stack: {entry['name']} running (pid {entry['pid']}, ports {entry['ports']})")
-    print(f"stack: devhost at http://127.0.0.1:{config.devhost_port}/api/  (logs: {LOG_DIR})")
+    for name, urls in public.items():
+        if urls:
+            print(f"stack: {name} at " + ", ".join(f"{k} {v}" for k, v in urls.items()))
+    print(f"stack: devhost at {config.devhost_url}/api/  (logs: {LOG_DIR})")
     return 0
 
 
@@ -307,7 +440,8 @@ def run(config: StackConfig, command: list[str]) -> int:
         code = start(config)
         if code:
             return code
-    env = {**os.environ, "DEVHOST_URL": f"http://127.0.0.1:{config.devhost_port}"}
+    devhost_url = str(state.get("devhost_url")) if reuse and state is not None else config.devhost_url
+    env = {**os.environ, "DEVHOST_URL": devhost_url, "STACK_STATE_DIR": str(STATE_DIR)}
 
     def terminated(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM: still stop the stack on the way out
@@ -334,13 +468,25 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--blob-port", type=int, default=int(env.get("STACK_BLOB_PORT", 10000)))
     parser.add_argument("--queue-port", type=int, default=int(env.get("STACK_QUEUE_PORT", 10001)))
     parser.add_argument("--table-port", type=int, default=int(env.get("STACK_TABLE_PORT", 10002)))
+    parser.add_argument("--entra-port", type=int, default=int(env.get("STACK_ENTRA_PORT", 0)))
+    parser.add_argument("--keyvault-port", type=int, default=int(env.get("STACK_KEYVAULT_PORT", 0)))
+    parser.add_argument("--dataverse-port", type=int, default=int(env.get("STACK_DATAVERSE_PORT", 0)))
     parser.add_argument("--app", default="function_app")
     return parser.parse_args(argv), command
 
 
 def main(argv: list[str] | None = None) -> int:
     args, command = parse_args(sys.argv[1:] if argv is None else argv)
-    config = StackConfig(args.port, args.blob_port, args.queue_port, args.table_port, args.app)
+    config = StackConfig(
+        args.port,
+        args.blob_port,
+        args.queue_port,
+        args.table_port,
+        args.app,
+        args.entra_port,
+        args.keyvault_port,
+        args.dataverse_port,
+    ).resolved()
     if args.action == "start":
         return start(config)
     if args.action == "stop":
