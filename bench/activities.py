@@ -5,8 +5,9 @@
 Real pieces: Azurite (tables, blobs, queues), the Dataverse emulator in its own process (HTTPS, the given
 latency on every request, default service protection limits), the real ``ActivityService`` (submit, staging,
 chunk messages) and ``ActivityWorker`` (``--workers`` threads draining the queue). Seeding (not measured):
-the contacts exist in Dynamics (matched by LinkedIn URL), five identities map to five Dynamics users, the
-configuration maps an engagement field and four campaign properties.
+the contacts exist in Dynamics — half exported by the platform (found by their deterministic ids), half
+created by others (matched with the LinkedIn-or-name+company identifier) —, five identities map to five
+Dynamics users, the configuration maps an engagement field and four campaign properties.
 
 Measured: the wall time from submit to the last chunk done (``events_per_s``), the HTTP requests the
 emulator answered for it (``http_requests_per_event``), then the whole event list is delivered AGAIN
@@ -37,6 +38,7 @@ from core.domain.activities import SIGNAL_KINDS, ActivitiesRequest, EventKind
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
+from core.domain.export_job import ExportEntity, deterministic_dynamics_id
 from core.services.activity_service import ActivityService
 from core.services.activity_worker import ACTIVITY_NAMES, ACTIVITY_QUEUE, ActivityWorker
 from core.services.export_worker import ChunkMessage
@@ -204,14 +206,18 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
         response.raise_for_status()
         user_ids.append(str(response.json()["systemuserid"]))
     contacts = [_contact(i) for i in range(args.contacts)]
-    for start in range(0, len(contacts), 500):
-        client.create_multiple(
-            "contact",
-            [
-                {"firstname": c["firstName"], "lastname": c["lastName"], "new_linkedinurl": c["linkedinUrl"]}
-                for c in contacts[start : start + 500]
-            ],
+    exported = int(args.contacts * args.exported_fraction)
+    rows = [
+        {"firstname": c["firstName"], "lastname": c["lastName"], "new_linkedinurl": c["linkedinUrl"]}
+        | (
+            {"contactid": deterministic_dynamics_id(WS, ExportEntity.CONTACTS, c["id"])}
+            if i < exported
+            else {}
         )
+        for i, c in enumerate(contacts)
+    ]
+    for start in range(0, len(rows), 500):
+        client.create_multiple("contact", rows[start : start + 500])
     config = _config(user_ids)
     store = ExportStore(
         TableServiceClient.from_connection_string(storage),
@@ -248,6 +254,7 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
         "contacts": args.contacts,
         "latency_ms": args.latency_ms,
         "workers": args.workers,
+        "exported_fraction": args.exported_fraction,
         "seconds": round(elapsed, 2),
         "events_per_s": round(args.events / elapsed, 1),
         "http_requests": requests_made,
@@ -268,6 +275,13 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=2_000)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--exported-fraction",
+        type=float,
+        default=0.5,
+        help="contacts the platform exported (found by id); the others exist in Dynamics already and are "
+        "matched by LinkedIn URL",
+    )
     args = parser.parse_args()
     ensure_ca()
     proc, url = _start_emulator(args.latency_ms)

@@ -1,9 +1,10 @@
 """Process one chunk of engagement events: log each as a Dynamics activity, once, as the right user.
 
 A chunk (``ACTIVITY_CHUNK_SIZE`` events) costs a handful of HTTP requests whatever its size:
-1. one ``$batch`` of GETs: the events' contacts (deterministic ids of contacts the platform exported, then
-   the configured identifier's queries for contacts sent with their data), the activities an earlier
-   attempt created (by their deterministic ids, per table) and the Dynamics users who may act;
+1. one ``$batch`` of GETs: the events' contacts by the deterministic ids of contacts the platform exported,
+   the activities an earlier attempt created (by their deterministic ids, per table) and the Dynamics
+   users who may act; then, only for contacts not found by id but sent with their data, one ``$batch`` of
+   the configured contact identifier's queries;
 2. one ``CreateMultiple`` per (activity table, acting user) — each acting user's activities are created
    with ``CallerObjectId`` so Dynamics records that user as creator and owner; a failing call is split in
    halves until the bad events are isolated (reported with Dynamics' error), the others are written;
@@ -329,15 +330,13 @@ class _ChunkRun:
         tables: Sequence[str],
         contact_columns: Mapping[str, DynamicsColumn],
     ) -> tuple[dict[str, Mapping[str, Any]], str]:
-        """One $batch: contacts (own ids, then the identifier), existing activities, acting users."""
+        """One $batch: contacts the platform exported (deterministic ids), existing activities, acting
+        users; then, only for contacts not found that way, one $batch of the identifier's queries
+        (``contains`` on URLs and name/company lists are the expensive reads: skip them when we can)."""
         rule = rule_for(Entity.CONTACT, self.identifiers)
         with_data = [c for c in contacts.values() if c.data is not None]
-        plan = plan_lookups(Entity.CONTACT, rule, [c.data for c in with_data if c.data is not None])
-        select = list(
-            dict.fromkeys(
-                ["contactid", *plan.select, *self._contact_select(contact_columns), PARENT_ACCOUNT_VALUE]
-            )
-        )
+        current = [*self._contact_select(contact_columns), PARENT_ACCOUNT_VALUE]
+        select = list(dict.fromkeys(["contactid", *current]))
         own_ids = {
             deterministic_dynamics_id(self.ws, ExportEntity.CONTACTS, c.platform_id): c
             for c in contacts.values()
@@ -393,11 +392,6 @@ class _ChunkRun:
                 ],
             )
         )
-        for query in plan.queries:
-            params = [("$select", ",".join(select)), ("$filter", query.filter)]
-            if query.expand:
-                params.append(("$expand", query.expand))
-            gets.append(BatchOperation("GET", query.entity_set, headers=prefer, params=params))
         pages = self._batch_gets(gets)
         own_rows = {str(r["contactid"]).lower(): r for r in pages[0]}
         for own_id, contact in own_ids.items():
@@ -412,9 +406,17 @@ class _ChunkRun:
         users: dict[str, Mapping[str, Any]] = {
             str(r["systemuserid"]).lower(): r for r in pages[1 + len(activity_sets)]
         }
-        candidates_rows = [row for page in pages[2 + len(activity_sets) :] for row in page]
         pending = [c for c in with_data if c.dynamics_id is None]
         if pending:
+            plan = plan_lookups(Entity.CONTACT, rule, [c.data or {} for c in pending])
+            rule_select = ",".join(dict.fromkeys(["contactid", *plan.select, *current]))
+            queries = []
+            for query in plan.queries:
+                params = [("$select", rule_select), ("$filter", query.filter)]
+                if query.expand:
+                    params.append(("$expand", query.expand))
+                queries.append(BatchOperation("GET", query.entity_set, headers=prefer, params=params))
+            candidates_rows = [row for page in self._batch_gets(queries) for row in page] if queries else []
             results = match_records(
                 rule, [c.data or {} for c in pending], candidates_rows, id_column="contactid"
             )
