@@ -184,8 +184,15 @@ def validate_events(
             by_id[str(contact["id"])] = contact
     valid: list[ValidEvent] = []
     invalid: list[RecordOutcome] = []
+    seen: dict[str, int] = {}
     for seq, raw in enumerate(events):
         problems = event_problems(raw)
+        event_key = raw.get("id") if isinstance(raw, Mapping) else None
+        if not problems and isinstance(event_key, str):
+            if event_key in seen:
+                problems = [FieldError("id", f"the same event is at position {seen[event_key]}: logged once")]
+            else:
+                seen[event_key] = seq
         if problems:
             event_id = raw.get("id") if isinstance(raw, Mapping) and isinstance(raw.get("id"), str) else ""
             invalid.append(RecordOutcome(seq, str(event_id), RecordAction.INVALID, errors=problems))

@@ -51,6 +51,12 @@ def test_each_bad_event_is_reported_alone_with_every_problem() -> None:
     assert [e.field for e in by_seq[4].errors] == ["subject"]
 
 
+def test_a_repeated_event_id_in_one_request_is_logged_once() -> None:
+    valid, invalid = validate_events([_raw(), _raw(kind="task"), _raw(id="e2")])
+    assert [v.seq for v in valid] == [0, 2]
+    assert invalid[0].seq == 1 and "position 0" in invalid[0].errors[0].message
+
+
 def test_an_embedded_contact_must_be_the_events_contact() -> None:
     valid, invalid = validate_events(
         [_raw(contact={"id": "p1", "lastName": "Doe"}), _raw(contact={"id": "x"})]
