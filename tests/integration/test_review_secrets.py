@@ -2,11 +2,12 @@
 
 The flow: an admin connects Dynamics (the Entra stand-in signs in, msal redeems the code with PKCE, the
 Dataverse emulator answers WhoAmI for the Entra token), saves a configuration (checked against live
-metadata), exports contacts (the queue worker writes them with the workspace's access token), reads the
-connection, fields and job. Every value the flow handled that must stay secret — access/refresh/id tokens,
-the authorization code, the PKCE verifier, the client secret, the token-encryption key, the Key Vault token —
-is then searched in every Azurite table entity, blob and queue message (poison queues included), the
-devhost's log, and every HTTP response (body and headers) the app gave.
+metadata), exports contacts (the queue worker writes them with the workspace's access token), the refresh
+timer rotates the refresh token, the admin reads the connection, fields and job. Every value the flow
+handled that must stay secret — access/refresh/id tokens, the authorization code, the PKCE verifier, the
+client secret, the token-encryption key, the Key Vault token — is then searched in every Azurite table
+entity, blob and queue message (poison queues included), the devhost's log, and every HTTP response (body
+and headers) the app gave.
 """
 
 from __future__ import annotations
@@ -115,7 +116,10 @@ def flow(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "KEY_VAULT_LOCAL_TOKEN": kv_token,
         "TOKEN_ENCRYPTION_KEY": encryption_key,
         "REQUESTS_CA_BUNDLE": str(ensure_ca().bundle_path),
-        "TOKEN_REFRESH_SCHEDULE": "0 0 0 1 1 *",
+        # The refresh timer every 2 s, and every access token counts as expiring: the refresh token is
+        # redeemed and rotated through msal inside the devhost during the flow.
+        "TOKEN_REFRESH_SCHEDULE": "*/2 * * * * *",
+        "TOKEN_EXPIRY_MARGIN_MINUTES": "240",
     }
     log_path = tmp_path_factory.mktemp("secrets") / "devhost.log"
     host = DevHostProcess(
@@ -205,6 +209,11 @@ def _run_flow(flow: Flow, entra: RecordingEntra, dataverse: DataverseEmulator, j
     assert status["state"] == "succeeded", status
     _keep(flow, app.get(f"{url}/dynamics/exports/{job.json()['jobId']}/records", headers=auth))
     _keep(flow, app.get(f"{url}/notifications", headers=auth))
+    deadline = time.monotonic() + 30
+    while entra.stats.refresh_token < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert entra.stats.refresh_token >= 1, "the refresh timer never redeemed the refresh token"
+    assert _keep(flow, app.get(f"{url}/dynamics/connection", headers=auth)).json()["status"] == "connected"
     # A bad callback too: its error path must not echo what it was given.
     _keep(flow, app.get(f"{url}/dynamics/oauth/callback", params=back, allow_redirects=False))
 
@@ -249,6 +258,7 @@ def _hits(values: dict[str, str], haystacks: list[str]) -> list[str]:
 def test_the_flow_handled_real_credentials(flow: Flow) -> None:
     kinds = {name.split(" ")[0] for name in flow.secret_values}
     assert {"access_token", "refresh_token", "code", "code_verifier", "client_secret"} <= kinds, kinds
+    assert sum(name.startswith("refresh_token") for name in flow.secret_values) >= 2  # issued, then rotated
 
 
 def test_no_secret_in_tables_blobs_or_queue_messages(flow: Flow, azurite: Azurite) -> None:
