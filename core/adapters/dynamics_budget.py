@@ -15,12 +15,12 @@ lets them divide it up front instead. Table ``DynamicsBudget``, partition = work
   every HTTP attempt (reported by the client's ``on_request`` hook, retries and 429s included) is counted
   locally and merged into the current bucket with an ETag-conditional replace once ``flush_batch``
   requests have accumulated (50 at the real limits: one read + one write per 50 Dataverse requests).
-  The window's total is a sliding-window estimate (full buckets plus the in-window part of the oldest).
+  The window's total counts every bucket that overlaps the window, in full (safe by up to one bucket).
 * **Pacing**: the hook then holds the calling thread until there is room for its next request (a chunk
   run sends one request at a time from one thread, so this gates every request, metadata bursts
   included). The ledger is read at most every ``min(2 s, bucket / 4)``; between two reads an instance
-  spends only ``room / live instances`` of what the last read showed free, so instances that cannot see
-  each other's latest requests still cannot overshoot together. Room is ``headroom`` (90%) of each limit.
+  spends only ``room / slots`` of what the last read showed free, so instances that cannot see each
+  other's latest requests still cannot overshoot together. Room is ``headroom`` (90%) of each limit.
 * **429s**: one instance's 429 is merged at once (``PausedUntil``): the others hold back for its
   Retry-After instead of each collecting its own.
 
@@ -72,7 +72,7 @@ class BudgetLimits:
     window_s: float = 300.0
     headroom: float = 0.9  # plan to use at most this share of each limit
     slots: int = 4  # instances working for one workspace at once
-    buckets: int = 5  # ledger buckets per window
+    buckets: int = 10  # ledger buckets per window (the estimate errs by at most one, on the safe side)
     flush_every: int = 0  # requests counted locally before a merge; 0 = derived from max_requests
     lease_s: float = 30.0  # slot lease; renewed at half-time while in use
     max_wait_s: float = 600.0  # the longest a chunk waits for budget before going ahead anyway
@@ -377,7 +377,9 @@ class DynamicsBudget:
             else:
                 usage = self._read_usage(workspace_id, ws, force=fresh)
                 with ws.cond:
-                    live = max(1, ws.live)
+                    # Instances that started together may not see each other's slots yet: divide by
+                    # the most there can be (alone, this only means reading the ledger more often).
+                    live = max(ws.live, self.limits.slots)
                     sent = ws.pending_requests + ws.unread_requests
                     spent = ws.pending_execution_ms + ws.unread_execution_ms
                 requests_room = (limits.request_budget - usage.requests) / live
@@ -412,20 +414,16 @@ class DynamicsBudget:
             )
 
     def _window(self, totals: dict[int, tuple[float, float]], now: float, paused: float) -> WindowUsage:
-        """Sliding-window estimate: the buckets inside the window, the oldest weighted by its overlap."""
+        """What the service's sliding window may still hold: every bucket that overlaps it, in full.
+
+        Weighting the oldest bucket by its overlap assumes its requests were spread evenly; a burst at its
+        end would then be undercounted and draw a 429, so this errs by up to one bucket the safe way."""
         current = self._bucket(now)
-        fraction = (now / self.limits.bucket_s) - current  # elapsed share of the current bucket
         requests = execution = 0.0
         for bucket, (count, ms) in totals.items():
-            age = current - bucket
-            if 0 <= age < self.limits.buckets:
-                weight = 1.0
-            elif age == self.limits.buckets:
-                weight = 1.0 - fraction
-            else:
-                continue
-            requests += count * weight
-            execution += ms * weight
+            if 0 <= current - bucket <= self.limits.buckets:
+                requests += count
+                execution += ms
         return WindowUsage(requests, execution, paused)
 
     def _read_usage(self, workspace_id: str, ws: _Workspace, *, force: bool) -> WindowUsage:

@@ -85,6 +85,7 @@ class JobRow:
     created_at: str
     invalid_count: int
     skipped_count: int = 0  # duplicates within the submitted list, exported once
+    staging: str = ""  # the blob folder of this job's request and chunks (see ExportStore._blob)
     error: str | None = None
 
 
@@ -129,28 +130,46 @@ class ExportStore:
         self._ready = True
 
     # -- staging --------------------------------------------------------------------------------
-    def _blob(self, workspace_id: str, job_id: str, name: str):  # type: ignore[no-untyped-def]
-        return self._blobs.get_blob_client(self.names.container, f"{workspace_id}/{job_id}/{name}")
+    def _blob(self, workspace_id: str, job_id: str, name: str, staging: str = ""):  # type: ignore[no-untyped-def]
+        # ``staging`` is a per-request folder recorded in the job row: two requests racing for one job id
+        # (one Idempotency-Key) never overwrite each other's records.
+        folder = f"{workspace_id}/{job_id}/{staging}/" if staging else f"{workspace_id}/{job_id}/"
+        return self._blobs.get_blob_client(self.names.container, folder + name)
 
-    def stage_request(self, workspace_id: str, job_id: str, request: Mapping[str, Any]) -> None:
-        self._blob(workspace_id, job_id, "request.json").upload_blob(
+    def stage_request(
+        self, workspace_id: str, job_id: str, request: Mapping[str, Any], *, staging: str = ""
+    ) -> None:
+        self._blob(workspace_id, job_id, "request.json", staging).upload_blob(
             json.dumps(request, separators=(",", ":")).encode(), overwrite=True
         )
 
-    def load_request(self, workspace_id: str, job_id: str) -> dict[str, Any]:
-        data = self._blob(workspace_id, job_id, "request.json").download_blob().readall()
+    def load_request(self, workspace_id: str, job_id: str, *, staging: str = "") -> dict[str, Any]:
+        data = self._blob(workspace_id, job_id, "request.json", staging).download_blob().readall()
         result: dict[str, Any] = json.loads(data)
         return result
 
-    def stage_chunk(self, workspace_id: str, job_id: str, index: int, records: list[dict[str, Any]]) -> None:
-        self._blob(workspace_id, job_id, f"chunk-{index:06d}.json").upload_blob(
+    def stage_chunk(
+        self, workspace_id: str, job_id: str, index: int, records: list[dict[str, Any]], *, staging: str = ""
+    ) -> None:
+        self._blob(workspace_id, job_id, f"chunk-{index:06d}.json", staging).upload_blob(
             json.dumps(records, separators=(",", ":")).encode(), overwrite=True
         )
 
-    def load_chunk(self, workspace_id: str, job_id: str, index: int) -> list[dict[str, Any]]:
-        data = self._blob(workspace_id, job_id, f"chunk-{index:06d}.json").download_blob().readall()
+    def load_chunk(
+        self, workspace_id: str, job_id: str, index: int, *, staging: str = ""
+    ) -> list[dict[str, Any]]:
+        data = self._blob(workspace_id, job_id, f"chunk-{index:06d}.json", staging).download_blob().readall()
         result: list[dict[str, Any]] = json.loads(data)
         return result
+
+    def try_load_chunk(
+        self, workspace_id: str, job_id: str, index: int, *, staging: str = ""
+    ) -> list[dict[str, Any]] | None:
+        """The staged records of a chunk; ``None`` when the job has no such chunk."""
+        try:
+            return self.load_chunk(workspace_id, job_id, index, staging=staging)
+        except ResourceNotFoundError:
+            return None
 
     # -- jobs -----------------------------------------------------------------------------------
     def create_job(self, job: JobRow) -> None:
@@ -166,6 +185,7 @@ class ExportStore:
                 "totalChunks": job.total_chunks,
                 "invalidCount": job.invalid_count,
                 "skippedCount": job.skipped_count,
+                "staging": job.staging,
                 "createdAt": job.created_at,
             }
         )
@@ -326,6 +346,7 @@ def _job_from_row(row: Mapping[str, Any]) -> JobRow:
         created_at=str(row["createdAt"]),
         invalid_count=int(row.get("invalidCount", 0)),
         skipped_count=int(row.get("skippedCount", 0) or 0),
+        staging=str(row.get("staging") or ""),
         error=(str(row["error"]) if row.get("error") else None),
     )
 

@@ -55,6 +55,9 @@ class RecordAction(StrEnum):
     WOULD_CREATE = "would_create"
     WOULD_UPDATE = "would_update"
     WOULD_FAIL = "would_fail"
+    # Checkpoints while a chunk runs, never final: replaced by the chunk's report.
+    CREATING = "creating"  # a create is being sent; on a retry, found by its id -> it was created
+    PENDING = "pending"  # waiting for Dynamics to be reconnected
 
 
 COUNT_KEYS: tuple[str, ...] = ("created", "updated", "unchanged", "skipped", "failed", "invalid")
@@ -125,7 +128,9 @@ def empty_counts() -> dict[str, int]:
 def count_outcomes(outcomes: Iterable[RecordOutcome]) -> dict[str, int]:
     counts = empty_counts()
     for outcome in outcomes:
-        counts[_ACTION_TO_COUNT[outcome.action]] += 1
+        key = _ACTION_TO_COUNT.get(outcome.action)
+        if key is not None:
+            counts[key] += 1
     return counts
 
 

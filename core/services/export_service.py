@@ -15,11 +15,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from azure.core.exceptions import ResourceExistsError
+
 from core.adapters.export_store import ExportStore, JobRow
 from core.adapters.queues import queue_service
 from core.domain.caller import Caller
 from core.domain.catalog import Entity, PlatformField
-from core.domain.config import DynamicsConfig, ManualExportMapping
+from core.domain.config import (
+    DynamicsConfig,
+    FixedValueMapping,
+    ManualExportMapping,
+    PlatformFieldMapping,
+)
 from core.domain.config_validation import Problem, pointer
 from core.domain.export_job import (
     COUNT_KEYS,
@@ -75,16 +82,17 @@ class ExportService:
     ) -> SubmitResult:
         self._store.ensure_ready()
         config = self._load_config(caller)
-        self._check_manual_values(request, config)
+        self._check_request(request, config)
         if idempotency_key:
             job_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller.workspace_id}\x1f{idempotency_key}"))
             existing = self._store.get_job(caller.workspace_id, job_id)
             if existing is not None:
-                return SubmitResult(
-                    job_id, existing.total_records - existing.invalid_count, existing.invalid_count, False
-                )
+                return _already_submitted(existing)
         else:
             job_id = str(uuid.uuid4())
+        # Staged under a folder of this request's own: a concurrent request with the same key stages
+        # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
+        staging = uuid.uuid4().hex
         valid, invalid = validate_records(
             request.entity, request.records, self._custom_fields(caller.workspace_id)
         )
@@ -94,7 +102,8 @@ class ExportService:
         self._store.stage_request(
             caller.workspace_id,
             job_id,
-            {
+            staging=staging,
+            request={
                 "entity": request.entity.value,
                 "trigger": request.trigger.value,
                 "dryRun": request.dryRun,
@@ -110,22 +119,30 @@ class ExportService:
                 job_id,
                 index,
                 [{"seq": valid[i].seq, "record": valid[i].data} for i in positions],
+                staging=staging,
             )
-        self._store.create_job(
-            JobRow(
-                workspace_id=caller.workspace_id,
-                job_id=job_id,
-                entity=request.entity.value,
-                trigger=request.trigger.value,
-                dry_run=request.dryRun,
-                user_id=caller.user_id,
-                total_records=len(request.records),
-                total_chunks=len(chunks),
-                created_at=now,
-                invalid_count=len(invalid),
-                skipped_count=len(duplicates),
+        try:
+            self._store.create_job(
+                JobRow(
+                    workspace_id=caller.workspace_id,
+                    job_id=job_id,
+                    entity=request.entity.value,
+                    trigger=request.trigger.value,
+                    dry_run=request.dryRun,
+                    user_id=caller.user_id,
+                    total_records=len(request.records),
+                    total_chunks=len(chunks),
+                    created_at=now,
+                    invalid_count=len(invalid),
+                    skipped_count=len(duplicates),
+                    staging=staging,
+                )
             )
-        )
+        except ResourceExistsError:
+            existing = self._store.get_job(caller.workspace_id, job_id)
+            if existing is None or not idempotency_key:
+                raise
+            return _already_submitted(existing)
         if invalid or duplicates:
             self._store.save_outcomes(caller.workspace_id, job_id, [*invalid, *duplicates])
         for index in range(len(chunks)):
@@ -134,7 +151,7 @@ class ExportService:
         return SubmitResult(job_id, len(valid), len(invalid), True)
 
     @staticmethod
-    def _check_manual_values(request: ExportRequest, config: DynamicsConfig) -> None:
+    def _check_request(request: ExportRequest, config: DynamicsConfig) -> None:
         problems: list[Problem] = []
         if request.trigger is ExportTrigger.AUTOMATIC and request.manualValues:
             problems.append(
@@ -148,6 +165,15 @@ class ExportService:
             if request.entity is ExportEntity.CONTACTS
             else config.field_mapping.companies
         )
+        if not any(isinstance(m, PlatformFieldMapping | FixedValueMapping) for m in tab):
+            # Exporting with nothing mapped would create blank records in Dynamics.
+            problems.append(
+                Problem(
+                    "/entity",
+                    f"the {request.entity.value} tab of the field mapping (step 2) maps no platform field or "
+                    "fixed value yet: map fields before exporting",
+                )
+            )
         manual = {m.dynamics_field: m for m in tab if isinstance(m, ManualExportMapping)}
         for column, value in request.manualValues.items():
             mapping = manual.get(column)
@@ -235,6 +261,11 @@ class ExportService:
             self._store.enqueue_chunks(workspace_id, job.job_id, paused)
             resumed += len(paused)
         return resumed
+
+
+def _already_submitted(job: JobRow) -> SubmitResult:
+    accepted = job.total_records - job.invalid_count - job.skipped_count
+    return SubmitResult(job.job_id, accepted, job.invalid_count, False)
 
 
 def _drop_duplicates(

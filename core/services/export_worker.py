@@ -146,8 +146,11 @@ class ExportWorker:
         status = self._store.get_chunk(ws, job_id, index)
         if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
             return status.state  # a redelivered message for finished work: nothing to do
-        request = self._store.load_request(ws, job_id)
-        staged = self._store.load_chunk(ws, job_id, index)
+        request = self._store.load_request(ws, job_id, staging=job.staging)
+        staged = self._store.try_load_chunk(ws, job_id, index, staging=job.staging)
+        if staged is None:
+            log.warning("export chunk the job does not have ignored", extra={"workspace": ws, "job": job_id})
+            return ChunkState.FAILED
         self._store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
         try:
             client, connection = self._client_for(ws)
@@ -169,6 +172,7 @@ class ExportWorker:
                 outcomes = run.execute()
         except ReconnectRequired as exc:
             log.info("export paused until Dynamics is reconnected", extra={"workspace": ws, "job": job_id})
+            self._unmark_creating(ws, job_id, staged)
             self._store.put_chunk(
                 ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}"
             )
@@ -187,23 +191,24 @@ class ExportWorker:
             raise
         previous = {int(o["seq"]): o for o in self._previous_outcomes(ws, job_id, staged)}
         for outcome in outcomes:
-            before = previous.get(outcome.seq)
-            if (
-                before is not None
-                and before.get("action") == RecordAction.CREATED.value
-                and outcome.action in (RecordAction.UNCHANGED, RecordAction.UPDATED)
-            ):
-                outcome.action = RecordAction.CREATED  # created by a crashed earlier attempt of this chunk
+            _carry_over(previous.get(outcome.seq), outcome)
         self._store.save_outcomes(ws, job_id, outcomes)
         self._store.finish_chunk(ws, job_id, index, ChunkState.DONE, count_outcomes(outcomes), len(outcomes))
         return ChunkState.DONE
 
     def fail_poisoned(self, message: ChunkMessage, reason: str) -> None:
         """A message that exhausted its deliveries: the chunk fails with the reason, nothing silent."""
+        job = self._store.get_job(message.workspace_id, message.job_id)
+        if job is None:
+            return  # names a job this workspace does not have: nothing to fail
         status = self._store.get_chunk(message.workspace_id, message.job_id, message.chunk)
         if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
             return
-        staged = self._store.load_chunk(message.workspace_id, message.job_id, message.chunk)
+        staged = self._store.try_load_chunk(
+            message.workspace_id, message.job_id, message.chunk, staging=job.staging
+        )
+        if staged is None:
+            return
         self._fail_chunk(message.workspace_id, message.job_id, message.chunk, staged, reason)
 
     def _previous_outcomes(
@@ -223,28 +228,63 @@ class ExportWorker:
     def _fail_chunk(
         self, ws: str, job_id: str, index: int, staged: Sequence[Mapping[str, Any]], reason: str
     ) -> None:
+        """The chunk ends failed: what earlier attempts finished keeps its outcome (and counts); the
+        rest is reported failed with the reason. A create that was under way may have reached Dynamics:
+        say so, with the id a re-export will update (deterministic, so never a duplicate)."""
         previous = {int(o["seq"]): o for o in self._previous_outcomes(ws, job_id, staged)}
-        outcomes = []
+        final = {a.value for a in RecordAction} - {RecordAction.CREATING.value, RecordAction.PENDING.value}
+        kept: list[RecordOutcome] = []
+        failed: list[RecordOutcome] = []
         for s in staged:
-            seq = int(s["seq"])
+            seq, platform_id = int(s["seq"]), str(s["record"].get("id", ""))
             done = previous.get(seq)
-            if done is not None and done.get("action") in ("updated", "unchanged"):
-                continue
-            outcomes.append(
-                RecordOutcome(
-                    seq,
-                    str(s["record"].get("id", "")),
-                    RecordAction.FAILED,
-                    errors=[FieldError("", reason)],
+            if done is not None and done.get("action") in final:
+                kept.append(
+                    RecordOutcome(seq, platform_id, RecordAction(done["action"]), done.get("dynamicsId"))
                 )
-            )
-        self._store.save_outcomes(ws, job_id, outcomes)
+                continue
+            outcome = RecordOutcome(seq, platform_id, RecordAction.FAILED, errors=[FieldError("", reason)])
+            if done is not None and done.get("action") == RecordAction.CREATING.value:
+                outcome.note = (
+                    "the create was being sent when the export stopped and may have reached Dynamics; "
+                    "exporting again updates that record (no duplicate)"
+                )
+                outcome.dynamics_id = done.get("dynamicsId")
+            failed.append(outcome)
+        self._store.save_outcomes(ws, job_id, failed)
         self._store.finish_chunk(
-            ws, job_id, index, ChunkState.FAILED, count_outcomes(outcomes), len(staged), error=reason
+            ws, job_id, index, ChunkState.FAILED, count_outcomes([*kept, *failed]), len(staged), error=reason
         )
+
+    def _unmark_creating(self, ws: str, job_id: str, staged: Sequence[Mapping[str, Any]]) -> None:
+        """A paused chunk wrote nothing more: its "creating" checkpoints become "pending"."""
+        pending = [
+            RecordOutcome(
+                int(o["seq"]),
+                str(o.get("platformId", "")),
+                RecordAction.PENDING,
+                note="waiting for Dynamics to be reconnected",
+            )
+            for o in self._previous_outcomes(ws, job_id, staged)
+            if o.get("action") == RecordAction.CREATING.value
+        ]
+        if pending:
+            self._store.save_outcomes(ws, job_id, pending)
 
     def metadata(self, client: DataverseClient, table: str) -> dict[str, DynamicsColumn]:
         return self._metadata.columns(client, table)
+
+
+def _carry_over(before: Mapping[str, Any] | None, outcome: RecordOutcome) -> None:
+    """A retried chunk finds the writes of its crashed earlier attempt already in Dynamics: report what
+    that attempt did, not "unchanged"."""
+    if before is None or outcome.action not in (RecordAction.UNCHANGED, RecordAction.UPDATED):
+        return
+    if before.get("action") in (RecordAction.CREATED.value, RecordAction.CREATING.value):
+        outcome.action = RecordAction.CREATED
+    elif before.get("action") == RecordAction.UPDATED.value and outcome.action is RecordAction.UNCHANGED:
+        outcome.action = RecordAction.UPDATED
+        outcome.changes = before.get("changes", outcome.changes)
 
 
 def _safe_reason(exc: BaseException) -> str:
@@ -548,7 +588,13 @@ class _ChunkRun:
                     )
                 )
                 if company_item in to_create:
-                    item.notes.append(f"company created in Dynamics ({company_item.dynamics_id})")
+                    if self.dry_run:
+                        item.notes.append(
+                            "company not in Dynamics yet: a real export creates it "
+                            f"({company_item.dynamics_id})"
+                        )
+                    else:
+                        item.notes.append(f"company created in Dynamics ({company_item.dynamics_id})")
             else:
                 reasons = "; ".join(e.message for e in company_item.errors) or "not found and not created"
                 item.notes.append(f"company not linked: {reasons}")
@@ -613,6 +659,11 @@ class _ChunkRun:
                 continue
             plan = plan_write(item.current, item.values, item.links, create_only=_owner_bind(owner))
             changes = plan.changes
+            if plan.action is PlanAction.CREATE and not any(v.value is not None for v in item.values):
+                # Never a blank "(No Name)" record: nothing mapped has a value for this one.
+                item.outcome = RecordOutcome(item.seq, item.platform_id, RecordAction.SKIPPED)
+                item.notes.append("not created: none of the mapped fields has a value for this record")
+                continue
             if plan.action is PlanAction.CREATE:
                 item.dynamics_id = deterministic_dynamics_id(self.ws, export_entity, item.platform_id)
                 action = RecordAction.WOULD_CREATE if self.dry_run else RecordAction.CREATED
@@ -631,13 +682,29 @@ class _ChunkRun:
         if self.dry_run:
             return
         if creates:
-            # Checkpoint: a crash after the write but before the report must still say "created".
-            self.store.save_outcomes(self.ws, self.job_id, [i.outcome for i, _ in creates if i.outcome])
-            for item, error in self._create_many(table, id_column, creates, owner).items():
+            # Checkpoints: "creating" before the call (a retry that finds the id knows it was created),
+            # "created" once Dynamics answered (a chunk failed later still reports it truthfully).
+            self._checkpoint([i for i, _ in creates], RecordAction.CREATING)
+            failed = self._create_many(table, id_column, creates, owner)
+            for item, error in failed.items():
                 item.errors.append(error)
+            self._checkpoint([i for i, _ in creates if i not in failed], None)
         if updates:
             for item, error in self._update_many(table, id_column, updates, owner).items():
                 item.errors.append(error)
+
+    def _checkpoint(self, items: Sequence[_Item], action: RecordAction | None) -> None:
+        """Save these items' outcomes now (as ``action``, or as they stand), before the chunk's report."""
+        outcomes = []
+        for item in items:
+            if item.outcome is None:
+                continue
+            outcome = item.outcome
+            if action is not None:
+                outcome = RecordOutcome(outcome.seq, outcome.platform_id, action, item.dynamics_id)
+            outcomes.append(outcome)
+        if outcomes:
+            self.store.save_outcomes(self.ws, self.job_id, outcomes)
 
     def _create_many(
         self, table: str, id_column: str, creates: Sequence[tuple[_Item, dict[str, Any]]], owner: _Owners

@@ -10,7 +10,7 @@ from azure.storage.queue import QueueServiceClient
 from core.adapters.export_store import EXPORT_QUEUE, ExportStore
 from core.domain.caller import Caller, Role
 from core.domain.catalog import FieldType
-from core.domain.config import DynamicsConfig, FieldMapping, ManualExportMapping
+from core.domain.config import DynamicsConfig, FieldMapping, ManualExportMapping, PlatformFieldMapping
 from core.domain.export_request import ExportRequest
 from core.services.export_service import ExportService, InvalidExport
 
@@ -22,7 +22,10 @@ def _config() -> DynamicsConfig:
     manual = ManualExportMapping(
         kind="manual_export", dynamics_field="description", value_type=FieldType.TEXT
     )
-    return DynamicsConfig.default().model_copy(update={"field_mapping": FieldMapping(contacts=[manual])})
+    name = PlatformFieldMapping(kind="platform_field", dynamics_field="lastname", platform_field="lastName")
+    return DynamicsConfig.default().model_copy(
+        update={"field_mapping": FieldMapping(contacts=[name, manual])}
+    )
 
 
 @pytest.fixture()
@@ -80,3 +83,16 @@ def test_idempotency_key_returns_the_same_job(service: ExportService) -> None:
     assert first.job_id == again.job_id and first.created_new and not again.created_new
     other = service.submit(ADMIN_B, _request(), idempotency_key="retry-me")
     assert other.job_id != first.job_id
+
+
+def test_exporting_with_nothing_mapped_is_refused(storage_connection_string: str) -> None:
+    store = ExportStore(
+        TableServiceClient.from_connection_string(storage_connection_string),
+        BlobServiceClient.from_connection_string(storage_connection_string),
+        QueueServiceClient.from_connection_string(storage_connection_string),
+    )
+    service = ExportService(store, lambda _caller: DynamicsConfig.default())
+    with pytest.raises(InvalidExport) as err:
+        service.submit(ADMIN_A, _request())
+    assert [p.pointer for p in err.value.problems] == ["/entity"]
+    assert "maps no platform field" in err.value.problems[0].message

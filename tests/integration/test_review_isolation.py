@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient
 
 from core.adapters.export_store import ExportStore
@@ -89,12 +88,6 @@ def test_a_chunk_message_naming_b_does_not_run_a_job(env: ExportHarness) -> None
     assert env.store.get_chunk(OTHER.workspace_id, job_id, 0) is None  # and nothing invented for B
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ResourceNotFoundError,
-    reason="R6: a poison message for a job the named workspace does not have raises (ResourceNotFoundError) "
-    "instead of being dropped, so it cycles to the -poison-poison queue",
-)
 def test_a_poison_message_naming_b_is_dropped_and_leaves_a_alone(env: ExportHarness) -> None:
     job_id = _submit_a(env)
     try:

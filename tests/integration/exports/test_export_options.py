@@ -291,7 +291,7 @@ def test_ambiguous_matches_pick_deterministically_and_say_so(
 def test_the_workspace_of_the_job_is_the_callers(
     harness_for: Callable[[DynamicsConfig], ExportHarness],
 ) -> None:
-    h = harness_for(DynamicsConfig.default())
+    h = harness_for(_config({}, [_pf("lastName", "lastname")], []))
     service = h.service()
     from core.domain.export_request import ExportRequest
 

@@ -87,6 +87,7 @@ def export_with(
             workers,
         )
         try:
+            time.sleep(WINDOW_S)  # the workers' start-up WhoAmI calls are not in the ledger: let them age out
             config = DynamicsConfig.model_validate(CONFIG)
             service = ExportService(store, lambda _caller: config, chunk_size=20)
             job = service.submit(
