@@ -16,6 +16,7 @@ from enum import Enum
 from core.domain.catalog import FieldType
 from core.domain.dynamics_metadata import AttributeType, DynamicsColumn, OptionValue
 from core.domain.normalize import normalize_text
+from core.domain.values import is_empty
 
 DataverseValue = str | int | float | bool
 
@@ -64,17 +65,6 @@ class ConversionError(ValueError):
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def is_empty(value: object) -> bool:
-    """None, blank text, or a list/tuple with no non-empty item. ``False`` and ``0`` are values."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list | tuple):
-        return all(is_empty(item) for item in value)
-    return False
 
 
 def utf16_length(text: str) -> int:

@@ -33,6 +33,7 @@ import pydantic
 from core import observability
 from core.adapters.auth import AuthConfigurationError, AuthError, caller_from_authorization
 from core.domain.caller import Caller
+from core.domain.config_validation import pointer as json_pointer
 from core.domain.config_validation import problems_from_validation_error
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,6 @@ class HttpProblem(Exception):
 
     def response(self) -> func.HttpResponse:
         return problem(self.status, self.title, self.detail, self.errors, self.headers, self.extra)
-
-
-def json_pointer(path: Sequence[str | int]) -> str:
-    """RFC 6901 pointer for a path of keys/indexes (``~`` and ``/`` escaped)."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 def problem(

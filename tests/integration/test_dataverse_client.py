@@ -207,18 +207,20 @@ def test_attribute_metadata(dataverse: DataverseEmulator) -> None:
     columns = {a.logical_name: a for a in make_client(dataverse).attributes("contact")}
     assert columns["firstname"].attribute_type == "String" and columns["firstname"].max_length == 50
     assert columns["description"].max_length == 2000
-    assert not columns["fullname"].valid_for_create and not columns["fullname"].valid_for_update
+    assert not columns["fullname"].is_valid_for_create and not columns["fullname"].is_valid_for_update
     assert columns["lastname"].required_level == "ApplicationRequired"
     assert set(columns["parentcustomerid"].targets) == {"account", "contact"}
     assert {o.value for o in columns["statecode"].options} == {0, 1}
-    assert columns["new_languages"].is_multi_select and columns["new_languages"].options
+    assert (
+        columns["new_languages"].attribute_type == "MultiSelectPicklist" and columns["new_languages"].options
+    )
     assert columns["new_seniority"].attribute_type == "Picklist" and columns["new_seniority"].options
     assert all(o.label for o in columns["new_seniority"].options)
     assert (
         columns["numberofchildren"].max_value is not None
         and columns["numberofchildren"].min_value is not None
     )
-    assert columns["birthdate"].date_time_behavior or columns["birthdate"].format
+    assert columns["birthdate"].format
     rows = {r["LogicalName"]: r for r in make_client(dataverse).attribute_rows("contact")}
     assert rows["firstname"]["MaxLength"] == 50 and rows["firstname"]["AttributeType"] == "String"
 

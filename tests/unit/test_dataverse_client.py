@@ -356,7 +356,7 @@ def test_attribute_metadata_merges_type_casts() -> None:
     columns = {a.logical_name: a for a in client.attributes("contact")}
     assert columns["firstname"].max_length == 50
     assert columns["firstname"].display_name == "First Name"
-    assert columns["fullname"].valid_for_create is False
+    assert columns["fullname"].is_valid_for_create is False
     assert [(o.value, o.label) for o in columns["preferredcontactmethodcode"].options] == [(1, "Any")]
     urls = [unquote(r.url or "") for r in transport.requests]
     assert urls[0].startswith(

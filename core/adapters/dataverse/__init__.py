@@ -40,13 +40,12 @@ from core.adapters.dataverse.errors import (
     Unauthorized,
 )
 from core.adapters.dataverse.limiter import AdaptiveLimiter
-from core.adapters.dataverse.metadata import AttributeMetadata, EntityMetadata, OptionMetadata
+from core.adapters.dataverse.metadata import EntityMetadata
 
 __all__ = [
     "DUPLICATE_RECORD",
     "PRIVILEGE_DENIED",
     "AdaptiveLimiter",
-    "AttributeMetadata",
     "BatchOperation",
     "BatchResponse",
     "ChangeSet",
@@ -54,7 +53,6 @@ __all__ = [
     "DataverseError",
     "EntityMetadata",
     "NotFound",
-    "OptionMetadata",
     "PreconditionFailed",
     "PrivilegeDenied",
     "RequestEvent",

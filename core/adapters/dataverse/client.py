@@ -65,10 +65,10 @@ from core.adapters.dataverse.metadata import (
     MULTI_SELECT_CAST,
     MULTI_SELECT_TYPE_NAME,
     TYPE_CASTS,
-    AttributeMetadata,
     EntityMetadata,
-    build_attribute,
 )
+from core.domain.dynamics_metadata import DynamicsColumn
+from core.domain.lookup_plan import escape_odata_string
 from core.domain.retry import FailureKind, RetryDecision, RetryPolicy, classify_status, parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def odata_literal(value: Any) -> str:
         return str(value)
     if isinstance(value, dt.datetime):
         return value.isoformat().replace("+00:00", "Z")
-    return "'" + str(value).replace("'", "''") + "'"
+    return "'" + escape_odata_string(str(value)) + "'"
 
 
 def key_segment(key: str | uuid.UUID | Mapping[str, Any]) -> str:
@@ -854,9 +854,9 @@ class DataverseClient:
                     target.update({k: v for k, v in row.items() if not k.startswith("@odata.")})
         return list(merged.values())
 
-    def attributes(self, table: str) -> list[AttributeMetadata]:
+    def attributes(self, table: str) -> list[DynamicsColumn]:
         """Typed columns of ``table`` (see :meth:`attribute_rows` for what is read)."""
-        return [build_attribute(row, row) for row in self.attribute_rows(table)]
+        return [DynamicsColumn.from_metadata(row) for row in self.attribute_rows(table)]
 
     def _values(self, path: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         body = self._json(self._request("GET", path, idempotent=True, params=params))
