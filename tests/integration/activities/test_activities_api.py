@@ -101,3 +101,24 @@ def test_envelope_problems_unknown_jobs_and_other_workspaces(ws: str) -> None:
         request("POST", "dynamics/activities", json_body={"events": [_event("e1")]}),
     )
     assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"events": [None, 1, "x", [], {"id": 1}, {"id": "a" * 500, "contactId": ["p"]}]},
+        {"events": "not a list"},
+        {"events": [{}], "identities": [{"id": ""}]},
+        {"events": [_event("e1", contact="not an object", subject={"nested": True})]},
+        {"events": [_event("e1")], "unknown": 1},
+        [1, 2, 3],
+    ],
+)
+def test_odd_bodies_are_client_errors_never_internal_ones(ws: str, body: object) -> None:
+    resp = call(
+        activities_api.post_activities,
+        request("POST", "dynamics/activities", json_body=body, headers=tokens.bearer(ws)),
+    )
+    assert resp.status_code in (202, 400), resp.get_body()
+    if resp.status_code == 202:
+        assert body_json(resp)["accepted"] == 0  # every odd event is reported invalid, none is sent
