@@ -173,7 +173,9 @@ def seconds(started: float) -> float:
     return round(time.perf_counter() - started, 2)
 
 
-def wait_for_job(client: Client, path: str, label: str, timeout: float = 240) -> dict[str, Any]:
+def wait_for_job(
+    client: Client, path: str, label: str, unit: str = "records", timeout: float = 240
+) -> dict[str, Any]:
     """Poll a job's status like the frontend's progress bar, printing each change."""
     deadline = time.monotonic() + timeout
     last = ""
@@ -181,7 +183,7 @@ def wait_for_job(client: Client, path: str, label: str, timeout: float = 240) ->
         status: dict[str, Any] = client.call("GET", path, 200, quiet=True).json()
         progress, counts = status.get("progress", {}), status.get("counts", {})
         line = (
-            f"  {label} {status['state']:<9} {progress.get('processed', 0):>4}/{progress.get('records', 0)} records"
+            f"  {label} {status['state']:<9} {progress.get('processed', 0):>4}/{progress.get(unit, 0)} {unit}"
             f"  chunks {progress.get('chunksDone', 0)}/{progress.get('chunks', 0)}  "
             + " ".join(f"{k} {counts.get(k, 0)}" for k in COUNT_KEYS)
         )
@@ -221,34 +223,32 @@ def enabled_users(dynamics: Dynamics) -> list[dict[str, Any]]:
     return [u for u in users if u.get("azureactivedirectoryobjectid") and u["fullname"] != "Integration User"]
 
 
-def seed_existing_records(dynamics: Dynamics, contacts: list[dict[str, Any]]) -> dict[str, int]:
+def seed_existing_records(dynamics: Dynamics, contacts: list[dict[str, Any]], tag: str) -> dict[str, int]:
     """Records the sales team already has in Dynamics, written the way people type them."""
-    accounts = 0
+    account_ids: dict[int, str] = {}
     for index in range(demo_data.EXISTING_COMPANIES):
-        company = demo_data.company(index)
+        company = demo_data.company(index, tag)
+        account_ids[index] = str(uuid.uuid4())
         dynamics.create(
             "accounts",
             {
-                "accountid": demo_data.deterministic_id("account", company["id"]),
+                "accountid": account_ids[index],
                 "name": company["name"].upper().replace(" LTD", " Ltd."),
                 "websiteurl": f"https://www.{company['domain']}/",
             },
         )
-        accounts += 1
     by_id = {c["id"]: c for c in contacts}
     seeded = 0
     for index in range(demo_data.LINKEDIN_MATCHES + demo_data.NAME_MATCHES + demo_data.UNCHANGED):
         contact = by_id[f"ct-{index:03d}"]
         company_index = int(contact["company"]["id"].removeprefix("co-"))
         record: dict[str, Any] = {
-            "contactid": demo_data.deterministic_id("contact", contact["id"]),
             "firstname": contact["firstName"],
             "lastname": contact["lastName"],
             "jobtitle": "Previous title",
         }
-        if company_index < demo_data.EXISTING_COMPANIES:
-            account_id = demo_data.deterministic_id("account", f"co-{company_index:03d}")
-            record["parentcustomerid_account@odata.bind"] = f"/accounts({account_id})"
+        if company_index in account_ids:
+            record["parentcustomerid_account@odata.bind"] = f"/accounts({account_ids[company_index]})"
         if demo_data.is_linkedin_match(index):
             slug = contact["linkedinUrl"].rsplit("/", 1)[1].lower()
             record["new_linkedinurl"] = f"https://www.linkedin.com/in/{slug}/"
@@ -261,10 +261,10 @@ def seed_existing_records(dynamics: Dynamics, contacts: list[dict[str, Any]]) ->
         seeded += 1
     # A shared inbox someone filed as a contact: its address is taken (contact e-mails are unique here).
     dynamics.create(
-        "contacts", {"firstname": "Front", "lastname": "Desk", "emailaddress1": demo_data.SHARED_EMAIL}
+        "contacts", {"firstname": "Front", "lastname": "Desk", "emailaddress1": demo_data.shared_email(tag)}
     )
     seeded += 1
-    return {"accounts": accounts, "contacts": seeded}
+    return {"accounts": len(account_ids), "contacts": seeded}
 
 
 # --- configuration ------------------------------------------------------------------------------------
@@ -329,7 +329,8 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
     browser = trusting_session()  # the admin's browser: trusts the local CA like a real one trusts Microsoft
     browser.trust_env = False
     dynamics = Dynamics(services["dataverse"]["url"])
-    contacts = demo_data.contacts()
+    tag = workspace.rsplit("-", 1)[-1][:8].lower()  # in every identifying value: re-runs start afresh
+    contacts = demo_data.contacts(tag)
     print(f"Product API at {base_url}, workspace {workspace}; Dynamics (stand-in) at {dynamics.url}")
 
     section("1. Health")
@@ -367,7 +368,7 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
 
     section("4. Meanwhile in Dynamics: records the sales team already has, and its users")
     t = time.perf_counter()
-    seeded = seed_existing_records(dynamics, contacts)
+    seeded = seed_existing_records(dynamics, contacts, tag)
     users = enabled_users(dynamics)
     if len(users) < 3:
         raise DemoFailed("the Dataverse stand-in has fewer than 3 enabled users to map")
@@ -429,7 +430,7 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
         {"events": events, "contacts": [c for c in contacts if c["id"] in {e["contactId"] for e in events}],
          "identities": demo_data.IDENTITIES},
     ).json()  # fmt: skip
-    activity_status = wait_for_job(admin, accepted["statusUrl"], "activities")
+    activity_status = wait_for_job(admin, accepted["statusUrl"], "activities", "events")
     activities = all_records(admin, f"{accepted['statusUrl']}/records")
     timings["activities"] = seconds(t)
 

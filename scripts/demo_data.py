@@ -1,6 +1,8 @@
 """The demo's sample data: a platform contact list, the records already in Dynamics, engagement events.
 
 Deterministic (no randomness): the demo's summary and tests/e2e/test_demo.py rely on the same counts.
+Every name that identifies a record (domains, company names, LinkedIn profiles, e-mail addresses) carries
+the run's ``tag``, so the demo can run again against a stack left running and find the same situation.
 
 The list (``CONTACT_COUNT`` = 200 contacts, each with an embedded company, campaign data on most):
 - ``LINKEDIN_MATCHES`` contacts are already in Dynamics with the same LinkedIn profile written another way
@@ -13,7 +15,7 @@ The list (``CONTACT_COUNT`` = 200 contacts, each with an embedded company, campa
 - ``INVALID`` rows: two carry a malformed e-mail address, one a job title longer than Dynamics'
   ``jobtitle`` column holds (MaxLength 100): refused before sending, naming the field.
 - ``FAILED`` row is a new person whose work e-mail is the one a different Dynamics contact already has
-  (``SHARED_EMAIL``, a shared inbox); the organisation keeps e-mails unique with an alternate key
+  (``shared_email``, a shared inbox); the organisation keeps e-mails unique with an alternate key
   (scripts/stack.py), so Dynamics refuses the create: the record fails with the field and Dynamics' code.
 - the rest are new: created, with their companies (``EXISTING_COMPANIES`` of those companies already exist
   in Dynamics under a ``www.`` website URL: matched by domain).
@@ -22,7 +24,6 @@ The list (``CONTACT_COUNT`` = 200 contacts, each with an embedded company, campa
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 CONTACT_COUNT = 200
@@ -59,11 +60,12 @@ def _iso(moment: dt.datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def company(index: int) -> dict[str, Any]:
+def company(index: int, tag: str) -> dict[str, Any]:
     return {
         "id": f"co-{index:03d}",
-        "name": f"Nimbus {INDUSTRIES[index % len(INDUSTRIES)]} {index} Ltd",
-        "domain": f"nimbus{index}.example.com",
+        "name": f"Nimbus {INDUSTRIES[index % len(INDUSTRIES)]} {tag.upper()} {index} Ltd",
+        # a registrable domain of its own (a subdomain of example.com would be example.com to matching)
+        "domain": f"nimbus{index}-{tag}.com",
         "employeeCount": 20 + 15 * index,
         "city": CITIES[index % len(CITIES)],
     }
@@ -107,11 +109,17 @@ def _campaigns(index: int) -> dict[str, Any]:
     }
 
 
-def _slug(index: int) -> str:
-    return f"{FIRST_NAMES[index % 20]}-{LAST_NAMES[(index // 20) % 20]}-{index}".lower().replace("'", "")
+def _slug(index: int, tag: str) -> str:
+    return f"{FIRST_NAMES[index % 20]}-{LAST_NAMES[(index // 20) % 20]}-{index}-{tag}".lower().replace(
+        "'", ""
+    )
 
 
-def contacts() -> list[dict[str, Any]]:
+def shared_email(tag: str) -> str:
+    return f"sales@nimbus5-{tag}.com"
+
+
+def contacts(tag: str) -> list[dict[str, Any]]:
     """The platform list to export, in the order the demo sends it."""
     out: list[dict[str, Any]] = []
     for index in range(CONTACT_COUNT - DUPLICATES - INVALID - FAILED):
@@ -122,20 +130,19 @@ def contacts() -> list[dict[str, Any]]:
             "lastName": last,
             "jobTitle": TITLES[index % len(TITLES)],
             "seniority": SENIORITIES[index % len(SENIORITIES)],
-            "professionalEmail": f"{_slug(index)}@{company(index % COMPANY_COUNT)['domain']}".replace(
-                "'", ""
-            ),
+            "professionalEmail": f"{_slug(index, tag)}@{company(index % COMPANY_COUNT, tag)['domain']}",
             "phoneNumber": f"+34 91 555 {index:04d}",
-            "company": company(index % COMPANY_COUNT),
+            "company": company(index % COMPANY_COUNT, tag),
             **_campaigns(index),
         }
-        if is_unchanged(index):  # no campaign data, a company Dynamics has: nothing new to write
+        if is_name_match(index) or is_unchanged(index):  # at a company Dynamics already has
+            contact["company"] = company(index % EXISTING_COMPANIES, tag)
+        if is_unchanged(index):  # no campaign data either: nothing new to write
             contact = {
                 k: v for k, v in contact.items() if k not in ("campaigns", "activities", "conversationTags")
             }
-            contact["company"] = company(index % EXISTING_COMPANIES)
         if not is_name_match(index):
-            contact["linkedinUrl"] = f"linkedin.com/in/{_slug(index).title()}"
+            contact["linkedinUrl"] = f"linkedin.com/in/{_slug(index, tag).title()}"
         out.append(contact)
     for n in range(DUPLICATES):  # the same LinkedIn profile as an earlier row, another platform id
         keeper = out[40 + n]
@@ -147,14 +154,12 @@ def contacts() -> list[dict[str, Any]]:
     too_long = (
         "Senior Vice President of Global Strategic Partnerships, Alliances and Channel Ecosystems (EMEA)"
     )
-    out.append({**out[70], "id": "ct-too-long", "linkedinUrl": "linkedin.com/in/too-long-title-person",
+    out.append({**out[70], "id": "ct-too-long", "linkedinUrl": f"linkedin.com/in/too-long-title-{tag}",
                 "firstName": "Tom", "lastName": "Longtitle", "jobTitle": too_long + " & LATAM"})  # fmt: skip
-    out.append({**out[80], "id": "ct-shared-inbox", "linkedinUrl": "linkedin.com/in/sales-desk-nimbus",
-                "firstName": "Sales", "lastName": "Desk", "professionalEmail": SHARED_EMAIL})  # fmt: skip
+    out.append({**out[80], "id": "ct-shared-inbox", "linkedinUrl": f"linkedin.com/in/sales-desk-{tag}",
+                "firstName": "Sales", "lastName": "Desk",
+                "professionalEmail": shared_email(tag)})  # fmt: skip
     return out
-
-
-SHARED_EMAIL = "sales@nimbus5.example.com"
 
 
 def is_linkedin_match(index: int) -> bool:
@@ -168,10 +173,6 @@ def is_name_match(index: int) -> bool:
 def is_unchanged(index: int) -> bool:
     start = LINKEDIN_MATCHES + NAME_MATCHES
     return start <= index < start + UNCHANGED
-
-
-def deterministic_id(kind: str, key: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"demo:{kind}:{key}"))
 
 
 def dynamics_values(contact: dict[str, Any]) -> dict[str, Any]:
