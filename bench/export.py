@@ -444,14 +444,27 @@ def export_store(storage: str) -> ExportStore:
     )
 
 
-def wait_for_job(service: ExportService, job_id: str, timeout_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
+def wait_for_job(
+    service: ExportService, job_id: str, timeout_s: float, sampler: RssSampler | None = None
+) -> dict[str, Any]:
+    started = deadline = time.monotonic()
+    deadline += timeout_s
+    next_report = started + 30
     while True:
         status = service.status(WORKSPACE, job_id)
         assert status is not None
         progress = status["progress"]
         if progress["chunksDone"] >= progress["chunks"]:
             return status
+        if sampler is not None and time.monotonic() >= next_report:  # progress on stderr
+            next_report += 30
+            rss = {k: round(v[-1]) for k, v in sampler.samples.items() if v}
+            print(
+                f"[{time.monotonic() - started:.0f}s] {progress['processed']}/{progress['records']} records, "
+                f"RSS MB {rss}",
+                file=sys.stderr,
+                flush=True,
+            )
         if time.monotonic() > deadline:
             raise TimeoutError(f"export not finished after {timeout_s:.0f}s: {progress}")
         time.sleep(0.25)
@@ -516,7 +529,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         submitted = time.perf_counter() - started
         records = len(scenario.records)
-        status = wait_for_job(service, job.job_id, args.timeout)
+        status = wait_for_job(service, job.job_id, args.timeout, sampler)
         elapsed = time.perf_counter() - started
         sampler.stop()
         stats = emulator_control(url, "stats")
