@@ -315,3 +315,32 @@ def test_identity_fallback_chain(
     assert task["_ownerid_value"] == (owner or env.integration_user_id)
     if identity in ("id-gone", "id-off"):
         assert record["activity"]["actor"]["passedOver"]  # the result says why the mapping was not used
+
+
+def test_a_refused_activity_fails_alone_and_the_others_are_logged(
+    env: ActivityHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _jane(env)
+    url = "https://www.linkedin.com/in/bob-stone"
+    bob = create(env.emulator, "contacts", {"firstname": "Bob", "lastname": "Stone", "new_linkedinurl": url})
+    bob_data = {"id": "p-bob", "firstName": "Bob", "lastName": "Stone", "linkedinUrl": url}
+    real_create = activity_worker._ChunkRun._create
+
+    def delete_bob_first(self: Any, items: Any) -> None:
+        # Someone deletes Bob in Dynamics between our lookup and our write.
+        api_session(env.emulator).delete(
+            env.emulator.api_url + f"contacts({bob})", timeout=10
+        ).raise_for_status()
+        real_create(self, items)
+
+    monkeypatch.setattr(activity_worker._ChunkRun, "_create", delete_bob_first)
+    events = [_event(f"e{i}", "task") for i in range(3)]
+    events.append({**_event("e-bob", "task"), "contactId": "p-bob"})
+    events.append(_event("e3", "task"))
+    result = env.run({"events": events, "contacts": [JANE, bob_data]}, chunk_size=10)
+    records = result["records"]
+    assert records["e-bob"]["action"] == "failed"
+    assert records["e-bob"]["errors"][0]["code"] == "0x80040217"  # the regarding contact does not exist
+    assert [records[f"e{i}"]["action"] for i in range(4)] == ["created"] * 4
+    assert len(rows(env.emulator, "tasks")) == 4
+    assert result["status"]["state"] == "partially_failed"
