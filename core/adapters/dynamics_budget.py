@@ -16,9 +16,10 @@ lets them divide it up front instead. Table ``DynamicsBudget``, partition = work
   locally and merged into the current bucket with an ETag-conditional replace once ``flush_batch``
   requests have accumulated (50 at the real limits: one read + one write per 50 Dataverse requests).
   The window's total counts every bucket that overlaps the window, in full (safe by up to one bucket).
-* **Pacing**: the hook then holds the calling thread until there is room for its next request (a chunk
-  run sends one request at a time from one thread, so this gates every request, metadata bursts
-  included). The ledger is read at most every ``min(2 s, bucket / 4)``; between two reads an instance
+* **Pacing**: inside ``working()`` (a chunk run), the hook then holds the calling thread until there is
+  room for its next request (a chunk run sends one request at a time from one thread, so this gates
+  every request, metadata bursts included); other calls (HTTP API) are counted but never held.
+  The ledger is read at most every ``min(2 s, bucket / 4)``; between two reads an instance
   spends only ``room / slots`` of what the last read showed free, so instances that cannot see each
   other's latest requests still cannot overshoot together. Room is ``headroom`` (90%) of each limit.
 * **429s**: one instance's 429 is merged at once (``PausedUntil``): the others hold back for its
@@ -157,6 +158,7 @@ class DynamicsBudget:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._local = threading.local()  # .working: the workspace this thread runs a chunk for
         self._workspaces: dict[str, _Workspace] = {}
         self._ready = False
         self._degraded_until = 0.0
@@ -180,7 +182,8 @@ class DynamicsBudget:
             throttled_for = event.retry_after if event.status == 429 else None
             try:
                 self.record(workspace_id, 1, event.elapsed_s * 1000.0, throttled_for)
-                self.pace(workspace_id)
+                if getattr(self._local, "working", None) == workspace_id:
+                    self.pace(workspace_id)  # chunk threads only: interactive calls are counted, not held
             except Exception as exc:  # the budget must never break a Dataverse call
                 self._storage_failed(exc)
 
@@ -221,10 +224,13 @@ class DynamicsBudget:
             while ws.in_use >= ws.share and self._clock() < deadline:
                 ws.cond.wait(timeout=1.0)
             ws.in_use += 1
+        outer = getattr(self._local, "working", None)
+        self._local.working = workspace_id
         try:
             self._wait_for_room(workspace_id, ws, expected_requests, deadline)
             yield
         finally:
+            self._local.working = outer
             with ws.cond:
                 ws.in_use -= 1
                 ws.cond.notify_all()

@@ -133,3 +133,18 @@ def test_storage_down_degrades_to_a_static_share(time_: FakeTime, workspace: str
     with budget.working(workspace, expected_requests=8):  # 20 + 8 > 22.5: wait for the window
         pass
     assert time_.now - started > 5
+
+
+def test_calls_outside_a_chunk_are_counted_but_never_held(
+    azurite: Azurite, time_: FakeTime, workspace: str
+) -> None:
+    """An admin listing fields while an export has used the budget up is not made to wait by us."""
+    a = instance(azurite, time_)
+    observe = a.observer(workspace)
+    for _ in range(95):  # beyond the 90 planned
+        observe(event())
+    assert time_.slept == []
+    assert a.usage(workspace).requests == pytest.approx(95, abs=1)
+    with a.working(workspace):  # a chunk, however, waits for the window
+        pass
+    assert sum(time_.slept) > 5
