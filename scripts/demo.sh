@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The README's first command: set everything up, start the local stack (Azurite + devhost serving
-# function_app on http://127.0.0.1:7071/api/), walk the configuration API like the frontend does, stop.
+# The README's first command: set everything up, start the local stack (Azurite, the Entra ID / Key Vault /
+# Dataverse stand-ins, the devhost serving function_app), drive the whole product through its HTTP API
+# (connect, the four setup steps, a 200-contact export, engagement events, the export again), print the
+# summary, stop.
 #   bash scripts/demo.sh                 # stack stopped afterwards
 #   bash scripts/demo.sh --keep-running  # leave the stack up (stop it: .venv/bin/python scripts/stack.py stop)
+# Ports: STACK_DEVHOST_PORT (7071), STACK_BLOB/QUEUE/TABLE_PORT (10000-10002); the stand-ins take free ones.
+# DEMO_SKIP_SETUP=1 skips scripts/setup.sh (already set up, e.g. in CI); DEMO_SUMMARY_JSON=F also writes
+# the summary as JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,16 +15,38 @@ keep_running=false
 for arg in "$@"; do
   case "$arg" in
     --keep-running) keep_running=true ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $arg" >&2; exit 2 ;;
   esac
 done
 
-bash scripts/setup.sh
+started=$(date +%s)
+if [[ "${DEMO_SKIP_SETUP:-}" != "1" ]]; then
+  bash scripts/setup.sh
+fi
+echo "demo: set-up took $(( $(date +%s) - started ))s"
+
+# Small export chunks (one queue message each) so the progress visibly moves on a 200-contact list.
+export EXPORT_CHUNK_SIZE="${EXPORT_CHUNK_SIZE:-50}"
+demo_args=()
+[[ -n "${DEMO_SUMMARY_JSON:-}" ]] && demo_args+=(--json-summary "$DEMO_SUMMARY_JSON")
+
 if $keep_running; then
   .venv/bin/python scripts/stack.py start
-  .venv/bin/python scripts/demo.py --base-url "http://127.0.0.1:${STACK_DEVHOST_PORT:-7071}"
-  echo "demo: stack left running; stop it with: .venv/bin/python scripts/stack.py stop"
+  .venv/bin/python scripts/demo.py "${demo_args[@]}"
+  state_dir="${STACK_STATE_DIR:-.local/stack}"
+  .venv/bin/python - "$state_dir/state.json" <<'EOF'
+import json, sys
+state = json.load(open(sys.argv[1]))
+api = state["devhost_url"]
+print("\ndemo: the stack is still running:")
+print(f"  product API      {api}/api/   (OpenAPI document: {api}/api/openapi.json)")
+for name, urls in state.get("services", {}).items():
+    for key, url in urls.items():
+        print(f"  {name:<16} {url}" + ("" if key == "url" else f"   ({key})"))
+print("  logs             " + sys.argv[1].rsplit("/", 1)[0] + "/logs/")
+print("  stop it with:    .venv/bin/python scripts/stack.py stop")
+EOF
 else
-  .venv/bin/python scripts/stack.py run -- .venv/bin/python scripts/demo.py
+  .venv/bin/python scripts/stack.py run -- .venv/bin/python scripts/demo.py "${demo_args[@]}"
 fi

@@ -1,0 +1,178 @@
+"""The README's first command (`bash scripts/demo.sh`) end to end, on free ports with its own stack state.
+
+One run (set-up skipped: the test environment is set up already) proves that the stack starts Azurite,
+the three stand-ins and the devhost wired together, that the demo connects, configures, exports, logs
+activities and re-exports purely over HTTP with the outcomes the sample data is built to produce, that the
+summary a newcomer reads shows them, that no OAuth code reaches the transcript, and that the stack stops
+leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devhost.launcher import REPO_ROOT, free_port
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import demo_data
+
+pytestmark = pytest.mark.e2e
+
+EXPECTED_FIRST = {
+    "created": demo_data.CONTACT_COUNT
+    - demo_data.LINKEDIN_MATCHES
+    - demo_data.NAME_MATCHES
+    - demo_data.UNCHANGED
+    - demo_data.DUPLICATES
+    - demo_data.INVALID
+    - demo_data.FAILED,
+    "updated": demo_data.LINKEDIN_MATCHES + demo_data.NAME_MATCHES,
+    "unchanged": demo_data.UNCHANGED,
+    "skipped": demo_data.DUPLICATES,
+    "failed": demo_data.FAILED,
+    "invalid": demo_data.INVALID,
+}
+WRITTEN = EXPECTED_FIRST["created"] + EXPECTED_FIRST["updated"] + EXPECTED_FIRST["unchanged"]
+EXPECTED_SECOND = {**EXPECTED_FIRST, "created": 0, "updated": 0, "unchanged": WRITTEN}
+
+
+@dataclass
+class DemoRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    summary: dict[str, Any]
+    pids: list[int]
+    state_dir: Path
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    tmp = tmp_path_factory.mktemp("demo")
+    state_dir = tmp / "stack"
+    summary_path = tmp / "summary.json"
+    env = {
+        **os.environ,
+        "DEMO_SKIP_SETUP": "1",
+        "DEMO_SUMMARY_JSON": str(summary_path),
+        "STACK_STATE_DIR": str(state_dir),
+        "STACK_DEVHOST_PORT": str(free_port()),
+        "STACK_BLOB_PORT": str(free_port()),
+        "STACK_QUEUE_PORT": str(free_port()),
+        "STACK_TABLE_PORT": str(free_port()),
+    }
+    # Record the stack's pids while it runs: the state file is gone once it stopped.
+    pids: list[int] = []
+    process = subprocess.Popen(
+        ["bash", "scripts/demo.sh"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=280)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    for line in stdout.splitlines():
+        found = re.match(r"stack: \S+ running \(pid (\d+),", line)
+        if found:
+            pids.append(int(found.group(1)))
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    yield DemoRun(process.returncode, stdout, stderr, summary, pids, state_dir)
+
+
+def test_the_demo_succeeds_and_stops_the_whole_stack(run: DemoRun) -> None:
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert len(run.pids) == 5, run.stdout[:2000]  # azurite, entra, keyvault, dataverse, devhost
+    assert not [pid for pid in run.pids if pid_alive(pid)], "the demo left stack processes running"
+    assert not (run.state_dir / "state.json").exists()
+
+
+def test_the_connection_goes_through_the_entra_stand_in_and_prints_no_oauth_code(run: DemoRun) -> None:
+    assert "dynamics=connected" in run.stdout
+    assert "as integration.user@contoso.example" in run.stdout
+    assert "code=" not in run.stdout and "code." not in run.stdout
+
+
+def test_the_first_export_has_the_outcomes_the_sample_list_is_built_for(run: DemoRun) -> None:
+    first = run.summary["export1"]
+    assert {k: first["counts"][k] for k in EXPECTED_FIRST} == EXPECTED_FIRST
+    assert first["state"] == "partially_failed"  # the one record Dynamics refused
+    table = {
+        m.group(1): (int(m.group(2)), int(m.group(3)))
+        for m in re.finditer(r"^\s+(\w+)\s+(\d+)\s+(\d+)$", run.stdout, re.M)
+    }
+    for outcome, count in EXPECTED_FIRST.items():
+        assert table[outcome] == (count, EXPECTED_SECOND[outcome]), outcome
+
+
+def test_the_same_export_again_changes_nothing(run: DemoRun) -> None:
+    second = run.summary["export2"]
+    assert {k: second["counts"][k] for k in EXPECTED_SECOND} == EXPECTED_SECOND
+
+
+def test_match_explanations_name_the_rule_and_the_normalised_values(run: DemoRun) -> None:
+    examples = run.summary["matchExamples"]
+    linkedin = next(e for e in examples if "by rule 'linkedin'" in e)
+    # Dynamics holds https://www.linkedin.com/in/<slug>/, the list linkedin.com/in/<Slug>: one value.
+    assert re.search(r"new_linkedinurl = 'in/[a-z0-9à-ÿ-]+'", linkedin), linkedin
+    name = next(e for e in examples if "by rule 'name_company'" in e)
+    # Dynamics has the name in capitals at "NIMBUS ... Ltd.": accents, case and punctuation folded.
+    assert "lastName ~ lastname = 'alvarez'" in name and "parentcustomerid_account/name" in name
+
+
+def test_the_record_dynamics_refused_carries_the_dynamics_error_code(run: DemoRun) -> None:
+    [failed] = run.summary["failed"]
+    assert failed["platformId"] == "ct-shared-inbox"
+    assert all(re.fullmatch(r"0x[0-9a-f]{8}", e.get("code", "")) for e in failed["errors"])
+    assert "Refused by Dynamics:\n    ct-shared-inbox" in run.stdout
+
+
+def test_activities_are_attributed_as_the_user_mapping_says(run: DemoRun) -> None:
+    activities = run.summary["activities"]
+    assert activities["state"] == "succeeded"
+    assert activities["counts"]["created"] == 11
+    by_source: dict[str, int] = {}
+    for row in activities["byActor"]:
+        by_source[row["how"]] = by_source.get(row["how"], 0) + row["count"]
+    assert by_source == {
+        "identity_mapping, impersonated": 3,  # LinkedIn messages by the mapped identity's user
+        "user_mapping, impersonated": 4,  # e-mails: the identity's platform user is mapped
+        "default_owner": 4,  # calls by an unmapped identity, tasks without one
+    }
+    assert any(row["what"] == "linkedin_message -> new_linkedinactivity" for row in activities["byActor"])
+
+
+def test_campaign_properties_are_written_in_the_documented_format(run: DemoRun) -> None:
+    written = run.summary["campaignProperties"]
+    assert written["new_campaigns"] == "Q3 Outbound"
+    assert written["new_campaignstatus"] == "Q3 Outbound: replied"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d email_sent: Intro sent", written["new_activities"])
+
+
+def test_the_summary_prints_timings(run: DemoRun) -> None:
+    timings = run.summary["timings"]
+    assert {"export #1", "export #2", "activities"} <= set(timings)
+    assert "== Timings" in run.stdout
