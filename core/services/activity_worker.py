@@ -57,6 +57,7 @@ from core.domain.export_job import (
     RecordOutcome,
     count_outcomes,
     deterministic_dynamics_id,
+    empty_counts,
 )
 from core.domain.export_plan import DesiredValue, PlanAction, plan_write
 from core.domain.lookup_plan import plan_lookups
@@ -189,23 +190,25 @@ class ActivityWorker:
         self._store.finish_chunk(ws, job_id, index, ChunkState.DONE, count_outcomes(outcomes), len(outcomes))
         return ChunkState.DONE
 
+    def _earlier(self, ws: str, job_id: str, seqs: set[int]) -> dict[int, dict[str, Any]]:
+        """Outcomes an earlier attempt saved for these events (only this chunk's row-key range)."""
+        if not seqs:
+            return {}
+        low, high = min(seqs), max(seqs)
+        page = self._store.records_page(
+            ws, job_id, action=None, cursor=f"{low - 1:07d}" if low > 0 else None, limit=high - low + 1
+        )
+        return {int(o["seq"]): o for o in page.records if int(o.get("seq", -1)) in seqs}
+
     def _save(self, ws: str, job_id: str, outcomes: Sequence[RecordOutcome], *, retried: bool) -> None:
         """Save per-event outcomes. On a retried chunk, an event an earlier attempt reported ``created``
         (and closed before dying) stays ``created`` instead of turning ``unchanged``."""
         if retried and outcomes:
-            wanted = {o.seq for o in outcomes}
-            low, high = min(wanted), max(wanted)
-            # Only this chunk's row-key range (seq, 7 digits), not the whole job.
-            page = self._store.records_page(
-                ws,
-                job_id,
-                action=RecordAction.CREATED.value,
-                cursor=f"{low - 1:07d}" if low > 0 else None,
-                limit=high - low + 1,
-            )
-            created = {int(o["seq"]) for o in page.records if int(o.get("seq", -1)) in wanted}
+            earlier = self._earlier(ws, job_id, {o.seq for o in outcomes})
             for outcome in outcomes:
-                if outcome.seq in created and outcome.action is RecordAction.UNCHANGED:
+                before = earlier.get(outcome.seq)
+                created = before is not None and before.get("action") == RecordAction.CREATED.value
+                if created and outcome.action is RecordAction.UNCHANGED:
                     outcome.action = RecordAction.CREATED  # logged by the attempt that died
         self._store.save_outcomes(ws, job_id, outcomes)
 
@@ -220,19 +223,29 @@ class ActivityWorker:
     def _fail_chunk(
         self, ws: str, job_id: str, index: int, staged: Sequence[Mapping[str, Any]], reason: str
     ) -> None:
-        outcomes = [
-            RecordOutcome(
-                int(s["seq"]),
-                str(s["event"].get("id", "")),
-                RecordAction.FAILED,
-                errors=[FieldError("", reason)],
+        """Fail the chunk's events with ``reason`` — except those an earlier attempt already logged or
+        settled (created / unchanged / skipped): they are in Dynamics, or needed nothing, whatever
+        happened to the attempt afterwards (review R8)."""
+        earlier = self._earlier(ws, job_id, {int(s["seq"]) for s in staged})
+        settled = (RecordAction.CREATED.value, RecordAction.UNCHANGED.value, RecordAction.SKIPPED.value)
+        counts = empty_counts()
+        outcomes = []
+        for s in staged:
+            before = earlier.get(int(s["seq"]))
+            if before is not None and before.get("action") in settled:
+                counts[str(before["action"])] += 1
+                continue
+            outcomes.append(
+                RecordOutcome(
+                    int(s["seq"]),
+                    str(s["event"].get("id", "")),
+                    RecordAction.FAILED,
+                    errors=[FieldError("", reason)],
+                )
             )
-            for s in staged
-        ]
         self._store.save_outcomes(ws, job_id, outcomes)
-        self._store.finish_chunk(
-            ws, job_id, index, ChunkState.FAILED, count_outcomes(outcomes), len(staged), error=reason
-        )
+        counts["failed"] += len(outcomes)
+        self._store.finish_chunk(ws, job_id, index, ChunkState.FAILED, counts, len(staged), error=reason)
 
     def metadata(self, client: DataverseClient, table: str) -> dict[str, DynamicsColumn]:
         return self._metadata.columns(client, table)
