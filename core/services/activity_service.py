@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from azure.core.exceptions import ResourceExistsError
+
 from core.adapters.export_store import ExportStore, JobRow
 from core.adapters.queues import queue_service
 from core.domain.activities import ActivitiesRequest, validate_events
@@ -51,17 +53,20 @@ class ActivityService:
             job_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller.workspace_id}\x1f{idempotency_key}"))
             existing = self._store.get_job(caller.workspace_id, job_id)
             if existing is not None:
-                accepted = existing.total_records - existing.invalid_count
-                return SubmitResult(job_id, accepted, existing.invalid_count, False)
+                return _already_submitted(existing)
         else:
             job_id = str(uuid.uuid4())
+        # Staged under a folder of this request's own: a concurrent request with the same key stages
+        # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
+        staging = uuid.uuid4().hex
         valid, invalid = validate_events(request.events, request.contacts)
         chunks = split_chunks(len(valid), self._chunk_size)
         now = dt.datetime.now(dt.UTC).isoformat()
         self._store.stage_request(
             caller.workspace_id,
             job_id,
-            {
+            staging=staging,
+            request={
                 "entity": JOB_ENTITY,
                 "userId": caller.user_id,
                 "config": config.to_json(),
@@ -78,21 +83,29 @@ class ActivityService:
                     {"seq": valid[i].seq, "event": dict(valid[i].event), "contact": valid[i].contact}
                     for i in positions
                 ],
+                staging=staging,
             )
-        self._store.create_job(
-            JobRow(
-                workspace_id=caller.workspace_id,
-                job_id=job_id,
-                entity=JOB_ENTITY,
-                trigger=JOB_TRIGGER,
-                dry_run=False,
-                user_id=caller.user_id,
-                total_records=len(request.events),
-                total_chunks=len(chunks),
-                created_at=now,
-                invalid_count=len(invalid),
+        try:
+            self._store.create_job(
+                JobRow(
+                    workspace_id=caller.workspace_id,
+                    job_id=job_id,
+                    entity=JOB_ENTITY,
+                    trigger=JOB_TRIGGER,
+                    dry_run=False,
+                    user_id=caller.user_id,
+                    total_records=len(request.events),
+                    total_chunks=len(chunks),
+                    created_at=now,
+                    invalid_count=len(invalid),
+                    staging=staging,
+                )
             )
-        )
+        except ResourceExistsError:
+            existing = self._store.get_job(caller.workspace_id, job_id)
+            if existing is None or not idempotency_key:
+                raise
+            return _already_submitted(existing)
         if invalid:
             self._store.save_outcomes(caller.workspace_id, job_id, invalid)
         for index in range(len(chunks)):
@@ -116,6 +129,10 @@ class ActivityService:
     def resume_paused(self, workspace_id: str) -> int:
         """Re-enqueue every chunk paused for the Dynamics token (call when the workspace reconnects)."""
         return self._jobs.resume_paused(workspace_id)
+
+
+def _already_submitted(job: JobRow) -> SubmitResult:
+    return SubmitResult(job.job_id, job.total_records - job.invalid_count, job.invalid_count, False)
 
 
 # --- wiring ---------------------------------------------------------------------------------------

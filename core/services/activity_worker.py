@@ -138,15 +138,21 @@ class ActivityWorker:
     def handle(self, message: ChunkMessage, dequeue_count: int = 1) -> ChunkState:
         """Process one chunk; returns its final state. Raises to have the queue retry it."""
         ws, job_id, index = message.workspace_id, message.job_id, message.chunk
-        if self._store.get_job(ws, job_id) is None:
+        job = self._store.get_job(ws, job_id)
+        if job is None:
             log.warning("activity chunk for an unknown job ignored", extra={"workspace": ws, "job": job_id})
             return ChunkState.FAILED
         status = self._store.get_chunk(ws, job_id, index)
         if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
             return status.state
         retried = status is not None and status.state is ChunkState.RUNNING  # an attempt died midway
-        request = self._store.load_request(ws, job_id)
-        staged = self._store.load_chunk(ws, job_id, index)
+        request = self._store.load_request(ws, job_id, staging=job.staging)
+        staged = self._store.try_load_chunk(ws, job_id, index, staging=job.staging)
+        if staged is None:
+            log.warning(
+                "activity chunk the job does not have ignored", extra={"workspace": ws, "job": job_id}
+            )
+            return ChunkState.FAILED
         self._store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
         try:
             client, connection = self._client_for(ws)
@@ -214,10 +220,17 @@ class ActivityWorker:
 
     def fail_poisoned(self, message: ChunkMessage, reason: str) -> None:
         """A message that exhausted its deliveries: the chunk fails with the reason, nothing silent."""
+        job = self._store.get_job(message.workspace_id, message.job_id)
+        if job is None:
+            return  # names a job this workspace does not have: nothing to fail
         status = self._store.get_chunk(message.workspace_id, message.job_id, message.chunk)
         if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
             return
-        staged = self._store.load_chunk(message.workspace_id, message.job_id, message.chunk)
+        staged = self._store.try_load_chunk(
+            message.workspace_id, message.job_id, message.chunk, staging=job.staging
+        )
+        if staged is None:
+            return
         self._fail_chunk(message.workspace_id, message.job_id, message.chunk, staged, reason)
 
     def _fail_chunk(

@@ -96,6 +96,18 @@ def test_envelope_problems_unknown_jobs_and_other_workspaces(ws: str) -> None:
         ),
     )
     assert bad_filter.status_code == 400
+    for name, value in (("cursor", "abc"), ("limit", "0")):
+        bad = call(
+            activities_api.get_activity_records,
+            request(
+                "GET",
+                f"dynamics/activities/{job_id}/records",
+                headers=headers,
+                route_params={"jobId": job_id},
+                params={name: value},
+            ),
+        )
+        assert bad.status_code == 400 and body_json(bad)["errors"][0]["pointer"] == f"/{name}"
     anonymous = call(
         activities_api.post_activities,
         request("POST", "dynamics/activities", json_body={"events": [_event("e1")]}),
