@@ -514,8 +514,9 @@ def summarize(
     print("\n  Refused by Dynamics:" if failed else "\n  Refused by Dynamics: none")
     for record in failed:
         for error in record.get("errors", []):
+            field = repr(error["field"]) if error["field"] else "(none named)"
             print(
-                f"    {record['platformId']}: field {error['field']!r}, Dynamics code {error.get('code')}: {error['message']}"
+                f"    {record['platformId']}: field {field}, Dynamics code {error.get('code')}: {error['message']}"
             )
     invalid = [r for r in records if r["action"] == "invalid"]
     for record in invalid:
@@ -567,7 +568,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", help="the devhost (default: DEVHOST_URL, else the running stack's)")
     parser.add_argument("--workspace", default=f"ws-demo-{uuid.uuid4().hex[:8]}")
     parser.add_argument("--json-summary", help="also write the summary as JSON to this file")
+    parser.add_argument(
+        "--print-token", action="store_true", help="print an admin caller token for --workspace and exit"
+    )
     args = parser.parse_args(argv)
+    if args.print_token:  # for exploring a kept-running stack with curl
+        print(mint_token(load_settings(), args.workspace, "user-admin", "admin"))
+        return 0
     try:
         state = stack_state()
         base_url = args.base_url or os.environ.get("DEVHOST_URL") or str(state["devhost_url"])

@@ -32,10 +32,11 @@ demo_args=()
 [[ -n "${DEMO_SUMMARY_JSON:-}" ]] && demo_args+=(--json-summary "$DEMO_SUMMARY_JSON")
 
 if $keep_running; then
+  workspace="ws-demo-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
   .venv/bin/python scripts/stack.py start
-  .venv/bin/python scripts/demo.py "${demo_args[@]}"
+  .venv/bin/python scripts/demo.py --workspace "$workspace" "${demo_args[@]}"
   state_dir="${STACK_STATE_DIR:-.local/stack}"
-  .venv/bin/python - "$state_dir/state.json" <<'EOF'
+  .venv/bin/python - "$state_dir/state.json" "$workspace" <<'EOF'
 import json, sys
 state = json.load(open(sys.argv[1]))
 api = state["devhost_url"]
@@ -45,6 +46,8 @@ for name, urls in state.get("services", {}).items():
     for key, url in urls.items():
         print(f"  {name:<16} {url}" + ("" if key == "url" else f"   ({key})"))
 print("  logs             " + sys.argv[1].rsplit("/", 1)[0] + "/logs/")
+print(f"  a caller token:  .venv/bin/python scripts/demo.py --print-token --workspace {sys.argv[2]}")
+print(f"                   (curl -H \"Authorization: Bearer $TOKEN\" {api}/api/dynamics/exports)")
 print("  stop it with:    .venv/bin/python scripts/stack.py stop")
 EOF
 else
