@@ -1,5 +1,6 @@
 """Review of activity data safety: the real activity service and worker against Azurite and the Dataverse
-emulator. Open findings (docs/review-findings.md) are ``xfail(strict=True)``."""
+emulator. R8 of docs/review-findings.md (fixed in b5744db): a chunk failed for good keeps what an earlier
+attempt logged."""
 
 from __future__ import annotations
 
@@ -58,12 +59,6 @@ def _event(event_id: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="R8: an activity chunk failed after a crashed attempt reports activities that are in Dynamics as "
-    "failed",
-)
 def test_activities_logged_by_a_crashed_attempt_are_not_reported_failed(
     harness_for: Callable[[DynamicsConfig], ActivityHarness],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
