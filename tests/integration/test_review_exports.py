@@ -304,3 +304,27 @@ def test_a_dry_run_never_reports_a_company_as_created(
     record = _records(service, job_id)["p-kim"]
     assert record["action"] == "would_create"
     assert "created in Dynamics" not in (record.get("note") or ""), record.get("note")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="R11: a record with no platform value but a fixed-value mapping is created as a nameless record",
+)
+def test_a_record_whose_only_values_are_fixed_values_is_not_created_blank(
+    harness_for: Callable[[DynamicsConfig], ExportHarness],  # noqa: F811
+) -> None:
+    """A fixed value ("Lead source: Platform") is the same on every record: alone it identifies no one, so a
+    record with no platform value must not become a nameless contact carrying only that constant."""
+    config = CONFIG.to_json()
+    config["fieldMapping"]["contacts"].append(
+        {"kind": "fixed_value", "dynamicsField": "description", "value": "Imported", "valueType": "text"}
+    )
+    env = harness_for(DynamicsConfig.model_validate(config))
+    service, job_id = _submit(env, [{"id": "p-empty", "firstName": " ", "lastName": ""}])
+    env.drain()
+    nameless = [r for r in rows(env.emulator, "contacts") if not (r["firstname"] or r["lastname"])]
+    assert nameless == [], (
+        f"{len(nameless)} nameless contact(s) created: {[r['description'] for r in nameless]}"
+    )
+    assert _records(service, job_id)["p-empty"]["action"] != "created"
