@@ -358,6 +358,20 @@ def fuzz_operation(
 def seed_jobs(target: Target, workspace: str) -> list[str]:
     """Real job ids of the fuzzed workspace, so the job routes are fuzzed past their 404."""
     auth = {"Authorization": f"Bearer {target.token(workspace, 'admin')}"}
+    # Exports need a field mapping first (an export that maps nothing is refused).
+    current = target.session.get(f"{target.base_url}/api/dynamics/config", headers=auth, timeout=30)
+    config = current.json()
+    config["fieldMapping"]["contacts"] = [
+        {"kind": "platform_field", "platformField": "firstName", "dynamicsField": "firstname"},
+        {"kind": "platform_field", "platformField": "lastName", "dynamicsField": "lastname"},
+    ]
+    saved = target.session.put(
+        f"{target.base_url}/api/dynamics/config",
+        json=config,
+        headers={**auth, "If-Match": current.headers["ETag"]},
+        timeout=30,
+    )
+    assert saved.status_code == 200, saved.text
     contacts = [{"id": "p-1", "firstName": "Ada", "lastName": "Lovelace", "company": {"name": "Acme"}}]
     exported = target.session.post(
         f"{target.base_url}/api/dynamics/exports",
