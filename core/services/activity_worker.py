@@ -586,6 +586,12 @@ class _ChunkRun:
         engagement, engagement_problem = engagement_value(self.config.field_mapping.contacts, contact_columns)
         updates: list[tuple[_Contact, dict[str, Any]]] = []
         problems: dict[str, list[str]] = {}
+        # Only activities this run really logged count (not creates that failed or lost a race).
+        for contact in contacts.values():
+            contact.new_activities = 0
+        for item in self.items:
+            if item.action is RecordAction.CREATED and not item.errors:
+                contacts[item.event.contact_id].new_activities += 1
         for contact in contacts.values():
             if contact.dynamics_id is None:
                 continue
