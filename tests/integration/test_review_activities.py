@@ -4,13 +4,17 @@ attempt logged."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from core.adapters.export_store import JobRow
 from core.domain.activities import ActivitiesRequest
+from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
+from core.services.activity_service import ActivityService
 from core.services.export_worker import ChunkMessage
 from tests.integration.activities.conftest import (  # noqa: F401  (fixtures)
     CALLER,
@@ -95,3 +99,49 @@ def test_activities_logged_by_a_crashed_attempt_are_not_reported_failed(
     page = service.records(WS, job_id, None, None, 100)
     assert page is not None
     assert {r["action"] for r in page["records"]} == {"created"}, page["records"]
+
+
+class _RacingStore:
+    """Lets two submits with one Idempotency-Key both pass the existence check, as two instances can."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._barrier = threading.Barrier(2, timeout=10)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def create_job(self, job: JobRow) -> None:
+        self._barrier.wait()
+        self._store.create_job(job)
+
+
+def test_concurrent_submits_with_one_idempotency_key_answer_one_job(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],  # noqa: F811
+) -> None:
+    """R5 for activities (fixed in 5964834): no 500 for the loser, one job, staged events of its own."""
+    env = harness_for(CONFIG)
+    service = ActivityService(_RacingStore(env.store), lambda _caller: CONFIG)  # type: ignore[arg-type]
+    bodies = [[_event("ev-a")], [_event("ev-b"), _event("ev-c")]]
+    results: list[Any] = [None, None]
+
+    def submit(i: int) -> None:
+        try:
+            request = ActivitiesRequest.model_validate({"events": bodies[i], "contacts": [JANE]})
+            results[i] = service.submit(
+                Caller(WS, f"user-{i}", Role.ADMIN), request, idempotency_key="k-race"
+            )
+        except Exception as exc:  # what the HTTP layer would turn into a 500
+            results[i] = exc
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert results[0].job_id == results[1].job_id
+    job = env.store.get_job(WS, results[0].job_id)
+    assert job is not None
+    staged = env.store.load_chunk(WS, job.job_id, 0, staging=job.staging)
+    assert len(staged) == job.total_records - job.invalid_count  # the job's row describes its own events
