@@ -417,8 +417,20 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
             )
 
     section(f"7. Export {len(contacts)} contacts with their companies and campaign data")
+    accounts_before = dynamics.count("accounts")
     first = run_export(admin, contacts, "export", timings, "export #1")
     records = all_records(admin, f"/api/dynamics/exports/{first['jobId']}/records")
+    created_companies = {
+        r["note"].split("company created in Dynamics (", 1)[1].split(")", 1)[0]
+        for r in records
+        if "company created in Dynamics (" in (r.get("note") or "")
+    }
+    companies = {
+        "inList": len({c["company"]["id"] for c in contacts}),
+        "created": len(created_companies),
+        "accountsBefore": accounts_before,
+        "accountsAfter": dynamics.count("accounts"),
+    }
 
     section("8. Engagement events -> Dynamics activities")
     t = time.perf_counter()
@@ -438,6 +450,12 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
     second = run_export(admin, contacts, "export", timings, "export #2")
 
     summary = summarize(first, records, second, activity_status, activities, dynamics, names, events)
+    print(
+        f"\n  Companies embedded in the list: {companies['inList']}; {companies['created']} created in Dynamics "
+        f"(named in their contacts' notes), the others already there, matched by domain and linked; "
+        f"Dynamics accounts {companies['accountsBefore']} -> {companies['accountsAfter']}"
+    )
+    summary["companies"] = companies
     timings["total (after the stack started)"] = seconds(started_all)
     section("Timings")
     for name, value in timings.items():

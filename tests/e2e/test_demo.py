@@ -176,3 +176,11 @@ def test_the_summary_prints_timings(run: DemoRun) -> None:
     timings = run.summary["timings"]
     assert {"export #1", "export #2", "activities"} <= set(timings)
     assert "== Timings" in run.stdout
+
+
+def test_embedded_companies_are_created_once_or_matched_by_domain(run: DemoRun) -> None:
+    companies = run.summary["companies"]
+    new = demo_data.COMPANY_COUNT - demo_data.EXISTING_COMPANIES  # the others exist under www. URLs
+    assert companies["inList"] == demo_data.COMPANY_COUNT
+    assert companies["created"] == new
+    assert companies["accountsAfter"] - companies["accountsBefore"] == new
