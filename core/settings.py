@@ -119,6 +119,17 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "Records per export chunk (one queue message; the unit of retry and checkpointing).",
     ),
     SettingSpec(
+        "ACTIVITY_CHUNK_SIZE",
+        "1000",
+        "Engagement events per activity chunk (one queue message; the unit of retry).",
+    ),
+    SettingSpec(
+        "ACTIVITY_LINKEDIN_TABLE",
+        "auto",
+        "Activity table LinkedIn events are logged in: a custom activity's logical name, `task`, or `auto` "
+        "(new_linkedinactivity when the organisation has it, else task).",
+    ),
+    SettingSpec(
         "EXPORT_MAX_ATTEMPTS",
         "5",
         "Deliveries of an export chunk before it fails with its reason (keep equal to host.json "

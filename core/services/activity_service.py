@@ -156,7 +156,9 @@ def get_activity_service() -> ActivityService:
     with _lock:
         if _cached is None or _cached[0] is not settings:
             service = ActivityService(
-                build_activity_store(settings), lambda caller: get_config_service().get(caller).config
+                build_activity_store(settings),
+                lambda caller: get_config_service().get(caller).config,
+                chunk_size=settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
             )
             _cached = (settings, service)
         return _cached[1]

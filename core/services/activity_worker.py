@@ -730,6 +730,7 @@ def get_activity_worker() -> ActivityWorker:
                 build_activity_store(settings),
                 lambda workspace_id: get_dynamics_access().client_for(workspace_id),
                 max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
+                linkedin_table=settings.get("ACTIVITY_LINKEDIN_TABLE"),
             )
             _worker = (settings, worker)
         return _worker[1]

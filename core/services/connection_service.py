@@ -331,9 +331,12 @@ def get_components() -> ConnectionComponents:
 
 
 def _resume_paused_exports(workspace_id: str) -> None:
-    """Exports paused for the token continue once the workspace reconnects."""
-    from core.services.export_service import get_export_service  # imported late: no import cycle
+    """Exports and activity logs paused for the token continue once the workspace reconnects."""
+    # Imported late: no import cycle.
+    from core.services.activity_service import get_activity_service
+    from core.services.export_service import get_export_service
 
-    resumed = get_export_service().resume_paused(workspace_id)
-    if resumed:
-        log.info("workspace %s: %d paused export chunks resumed after reconnect", workspace_id, resumed)
+    for kind, service in (("export", get_export_service()), ("activity", get_activity_service())):
+        resumed = service.resume_paused(workspace_id)
+        if resumed:
+            log.info("workspace %s: %d paused %s chunks resumed after reconnect", workspace_id, resumed, kind)

@@ -23,18 +23,25 @@ class MetadataCache:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], tuple[float, dict[str, DynamicsColumn]]] = {}
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
 
     def columns(self, client: DataverseClient, table: str) -> dict[str, DynamicsColumn]:
         key = (client.environment_url, table)
         with self._lock:
             entry = self._entries.get(key)
+            key_lock = self._loading.setdefault(key, threading.Lock())
         if entry and time.monotonic() - entry[0] < self._ttl:
             return entry[1]
-        columns = {
-            row["LogicalName"]: DynamicsColumn.from_metadata(row) for row in client.attribute_rows(table)
-        }
-        with self._lock:
-            self._entries[key] = (time.monotonic(), columns)
+        with key_lock:  # chunks starting together read the metadata once, not once each
+            with self._lock:
+                entry = self._entries.get(key)
+            if entry and time.monotonic() - entry[0] < self._ttl:
+                return entry[1]
+            columns = {
+                row["LogicalName"]: DynamicsColumn.from_metadata(row) for row in client.attribute_rows(table)
+            }
+            with self._lock:
+                self._entries[key] = (time.monotonic(), columns)
         return columns
 
     def invalidate(self, environment_url: str) -> None:

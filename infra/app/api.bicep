@@ -88,6 +88,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'DYNAMICS_MAX_CONCURRENCY', value: '16' }
         { name: 'EXPORT_CHUNK_SIZE', value: '500' }
         { name: 'EXPORT_MAX_ATTEMPTS', value: '5' }
+        // Activities (engagement events).
+        { name: 'ACTIVITY_CHUNK_SIZE', value: '1000' }
+        { name: 'ACTIVITY_LINKEDIN_TABLE', value: 'auto' }
         // Shared Dataverse budget of a workspace across instances (service protection limits).
         { name: 'DYNAMICS_BUDGET_ENABLED', value: 'true' }
         { name: 'DYNAMICS_BUDGET_SLOTS', value: '4' }
