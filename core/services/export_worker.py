@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -29,7 +30,7 @@ from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dataverse.errors import DataverseError
+from core.adapters.dataverse.errors import DUPLICATE_RECORD, DataverseError
 from core.adapters.dynamics_budget import DynamicsBudget
 from core.adapters.export_store import ExportStore
 from core.domain.campaign_properties import campaign_values
@@ -750,7 +751,9 @@ class _ChunkRun:
 
         def refused(index: int, exc: DataverseError) -> None:
             item, payload = creates[index]
-            if not exc.is_duplicate_record:
+            # Only our own primary key taken means another attempt created this record. An alternate-key
+            # conflict (0x80060892) is another record holding the same key value: the record fails.
+            if exc.code != DUPLICATE_RECORD:
                 failures[item] = _field_error(exc, owner)
                 return
             # Another attempt created it meanwhile: update it instead (never a second record).
@@ -838,15 +841,19 @@ def _field_error(exc: DataverseError, owner: _Owners) -> FieldError:
     return FieldError(_column_in(message), message, exc.code)
 
 
+_ATTRIBUTE_IN_MESSAGE = re.compile(
+    r"(?:attribute '|property named '|column ')(?P<quoted>[a-z0-9_]+)'"  # validation, unknown column
+    r"|attribute values (?P<key>[a-z0-9_]+(?:, [a-z0-9_]+)*) already exists"  # alternate key taken
+)
+
+
 def _column_in(message: str) -> str:
-    """Dataverse names the failing attribute in its message (e.g. "... attribute 'emailaddress1' ...")."""
-    for marker in ("attribute '", "property named '", "column '"):
-        start = message.find(marker)
-        if start >= 0:
-            end = message.find("'", start + len(marker))
-            if end > start:
-                return message[start + len(marker) : end]
-    return ""
+    """Dataverse names the failing attribute in its message: "... attribute 'emailaddress1' ..." or, for a
+    taken alternate key, "A record that has the attribute values emailaddress1 already exists"."""
+    found = _ATTRIBUTE_IN_MESSAGE.search(message)
+    if found is None:
+        return ""
+    return found.group("quoted") or found.group("key") or ""
 
 
 def _company_key(company: Mapping[str, Any], identifiers: IdentifierConfig) -> str | None:

@@ -57,7 +57,7 @@ def test_stack_run_serves_the_app_passes_the_exit_status_and_always_stops(tmp_pa
     assert result.returncode == 3, result.stdout + result.stderr  # the command's own status
     report = json.loads(next(line for line in reversed(result.stdout.splitlines()) if line.startswith("{")))
     assert report["status"] == 200
-    assert len(report["pids"]) == 2  # azurite + devhost
+    assert len(report["pids"]) == 5  # azurite, the Entra/Key Vault/Dataverse stand-ins, devhost
     assert not any(pid_alive(pid) for pid in report["pids"]), "stack run left processes behind"
     assert not (tmp_path / "stack" / "state.json").exists()
 
