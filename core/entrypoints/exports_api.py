@@ -130,10 +130,20 @@ def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpRespon
         )
     cursor = req.params.get("cursor") or None
     if cursor is not None and not (cursor.isdigit() and len(cursor) <= 9):
-        raise HttpProblem(400, "Invalid query", "cursor is not one this API returned")
+        raise HttpProblem(
+            400,
+            "Invalid query",
+            "cursor is not one this API returned",
+            errors=[{"pointer": "/cursor", "message": "use the nextCursor of the previous page"}],
+        )
     raw_limit = req.params.get("limit", "100")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
-        raise HttpProblem(400, "Invalid query", "limit must be a whole number from 1 to 1000")
+        raise HttpProblem(
+            400,
+            "Invalid query",
+            "limit must be a whole number from 1 to 1000",
+            errors=[{"pointer": "/limit", "message": "expected 1..1000"}],
+        )
     page = get_export_service().records(caller.workspace_id, _job_id(req), status, cursor, int(raw_limit))
     if page is None:
         raise HttpProblem(404, "Not found", "no such export job in this workspace")

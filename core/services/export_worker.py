@@ -118,6 +118,7 @@ class _Item:
     errors: list[FieldError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     outcome: RecordOutcome | None = None
+    has_record_value: bool = False  # a value from the record itself (not only fixed/manual constants)
 
 
 class ExportWorker:
@@ -457,6 +458,7 @@ class _ChunkRun:
                 continue
             if value is not NO_VALUE:
                 item.values.append(DesiredValue(mapping.dynamics_field, value, mapping.mode))
+                item.has_record_value |= isinstance(mapping, PlatformFieldMapping)
         if entity is Entity.CONTACT:
             # Step 3: contacts carry their campaign data; the mapped properties ride along with the export.
             campaign, problems = campaign_values(item.data, self.config.campaign_mapping, columns)
@@ -660,10 +662,13 @@ class _ChunkRun:
                 continue
             plan = plan_write(item.current, item.values, item.links, create_only=_owner_bind(owner))
             changes = plan.changes
-            if plan.action is PlanAction.CREATE and not any(v.value is not None for v in item.values):
-                # Never a blank "(No Name)" record: nothing mapped has a value for this one.
+            if plan.action is PlanAction.CREATE and not item.has_record_value:
+                # Never a blank "(No Name)" record: fixed and manual values are the same on every record
+                # and identify no one, so a create needs at least one value of the record itself.
                 item.outcome = RecordOutcome(item.seq, item.platform_id, RecordAction.SKIPPED)
-                item.notes.append("not created: none of the mapped fields has a value for this record")
+                item.notes.append(
+                    "not created: none of the mapped platform fields has a value for this record"
+                )
                 continue
             if plan.action is PlanAction.CREATE:
                 item.dynamics_id = deterministic_dynamics_id(self.ws, export_entity, item.platform_id)

@@ -306,11 +306,6 @@ def test_a_dry_run_never_reports_a_company_as_created(
     assert "created in Dynamics" not in (record.get("note") or ""), record.get("note")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="R11: a record with no platform value but a fixed-value mapping is created as a nameless record",
-)
 def test_a_record_whose_only_values_are_fixed_values_is_not_created_blank(
     harness_for: Callable[[DynamicsConfig], ExportHarness],  # noqa: F811
 ) -> None:

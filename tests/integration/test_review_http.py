@@ -39,22 +39,7 @@ def test_activity_records_name_the_bad_query_parameter(
     assert _pointers(activities_api.get_activity_records, route, params, monkeypatch) == [pointer]
 
 
-@pytest.mark.parametrize(
-    ("params", "pointer"),
-    [
-        pytest.param(
-            *case,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="R10: export records answer 400 for a bad cursor/limit without naming the parameter",
-            ),
-        )
-        if case[1] != "/status"
-        else case
-        for case in BAD_QUERIES
-    ],
-)
+@pytest.mark.parametrize(("params", "pointer"), BAD_QUERIES)
 def test_export_records_name_the_bad_query_parameter(
     params: dict[str, str], pointer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
