@@ -390,6 +390,71 @@ class StringFunction(Expr):
         return self.target.columns()
 
 
+class ContainsAny(Expr):
+    """``contains(col,'a') or contains(col,'b') or ...`` on one column, evaluated at once.
+
+    Lookup queries OR hundreds of ``contains`` clauses (LinkedIn slugs, domains). Evaluated clause by
+    clause that is (rows x clauses) folds and a 500-deep recursion per row; here the row value is folded
+    once and only needles sharing a q-gram with it are tested. Same three-valued result as the OR chain.
+    """
+
+    def __init__(self, target: _Operand, needles: Sequence[str]) -> None:
+        self.target = target
+        self.needles = [like_fold(n) for n in needles]
+        self.q = max(1, min(8, min(len(n) for n in self.needles)))
+        self.by_gram: dict[str, list[str]] = {}
+        for needle in self.needles:
+            self.by_gram.setdefault(needle[-self.q :], []).append(needle)
+
+    def _eval3(self, row: Row, nav: NavResolver) -> bool | None:
+        value = self.target.value(row, nav)
+        if value is None:
+            return None
+        text = like_fold(str(value))
+        q, by_gram = self.q, self.by_gram
+        for end in range(q, len(text) + 1):
+            candidates = by_gram.get(text[end - q : end])
+            if candidates and any(needle in text for needle in candidates):
+                return True
+        return False
+
+    def columns(self) -> set[str]:
+        return self.target.columns()
+
+
+def _or_terms(expr: Expr) -> list[Expr]:
+    """The operands of a (left-deep or nested) OR chain, iteratively (chains can be 1,000 long)."""
+    terms: list[Expr] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Or):
+            stack.append(node.right)
+            stack.append(node.left)
+        else:
+            terms.append(node)
+    return terms
+
+
+def _merge_contains(expr: Expr, minimum: int = 8) -> Expr:
+    """Rewrite OR chains made only of ``contains`` on one column into ``ContainsAny`` (also under AND)."""
+    if isinstance(expr, And):
+        return And(_merge_contains(expr.left, minimum), _merge_contains(expr.right, minimum))
+    if not isinstance(expr, Or):
+        return expr
+    terms = _or_terms(expr)
+    if len(terms) < minimum or not all(
+        isinstance(t, StringFunction) and t.name == "contains" and isinstance(t.target, _Path) for t in terms
+    ):
+        return expr
+    targets = {t.target.name for t in terms if isinstance(t, StringFunction) and isinstance(t.target, _Path)}
+    if len(targets) != 1:
+        return expr
+    first = terms[0]
+    assert isinstance(first, StringFunction)
+    return ContainsAny(first.target, [t.argument for t in terms if isinstance(t, StringFunction)])
+
+
 @dataclass
 class InFunction(Expr):
     """``Microsoft.Dynamics.CRM.In`` / ``NotIn``."""
@@ -887,7 +952,7 @@ def parse_filter(
     """Parse a ``$filter`` value (already URL-decoded)."""
     if not text.strip():
         raise _bad("The $filter query option must not be empty.")
-    return _Parser(text, aliases or {}, known_columns, entity_type).parse()
+    return _merge_contains(_Parser(text, aliases or {}, known_columns, entity_type).parse())
 
 
 # --------------------------------------------------------------------------------------------

@@ -401,3 +401,30 @@ def test_in_values_are_json_strings_not_odata_literals() -> None:
         row,
         **{"@p1": "'lastname'", "@p2": '["O\'Brien", "x \\"quoted\\""]'},
     )
+
+
+def test_a_long_or_of_contains_on_one_column_answers_like_the_chain_it_replaces() -> None:
+    # Lookup queries OR hundreds of contains() on one column; the emulator evaluates them at once
+    # (ContainsAny). The answer must be exactly the OR of the single clauses.
+    from emulators.dataverse.odata import ContainsAny, parse_filter
+
+    needles = [f"/in/p{i}-x" for i in range(40)] + ["Zoë", "o'b"]
+    clauses = [f"contains(new_linkedinurl,'{n.replace(chr(39), chr(39) * 2)}')" for n in needles]
+    merged = parse_filter(" or ".join(clauses))
+    assert isinstance(merged, ContainsAny)
+    singles = [parse_filter(c) for c in clauses]
+    rows = [
+        {"new_linkedinurl": "https://www.linkedin.com/in/P7-X/"},
+        {"new_linkedinurl": "https://linkedin.com/in/p7-y"},
+        {"new_linkedinurl": "ZOE smith"},
+        {"new_linkedinurl": "O'Brien"},
+        {"new_linkedinurl": None},
+        {"new_linkedinurl": ""},
+    ]
+
+    def nav(row: dict[str, object], name: str) -> None:
+        return None
+
+    answers = [merged.evaluate(row, nav) for row in rows]
+    assert answers == [any(c.evaluate(row, nav) for c in singles) for row in rows]
+    assert answers == [True, False, True, True, False, False]
