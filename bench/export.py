@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import resource
@@ -310,6 +311,9 @@ class WorkerProcesses:
         return reports
 
 
+RETRY_VISIBILITY_S = 10  # host.json extensions.queues.visibilityTimeout
+
+
 def worker_main(argv: list[str]) -> int:
     """One export worker process: the queue loop (receive, handle, delete) as the Functions host runs it."""
     parser = argparse.ArgumentParser(prog="python -m bench.export worker")
@@ -389,7 +393,12 @@ def worker_main(argv: list[str]) -> int:
                 chunks["redelivered"] += 1
         try:
             worker.handle(chunk, message.dequeue_count or 1)
-        except Exception:  # the host leaves the message; it comes back after its visibility timeout
+        except Exception as exc:
+            # As the Functions host does: the failed message becomes visible again after host.json's
+            # visibilityTimeout (10 s), not after the long lease it was received with.
+            print(f"chunk {chunk.chunk} attempt failed: {type(exc).__name__}: {exc}"[:500], file=sys.stderr)
+            with contextlib.suppress(Exception):
+                queue.update_message(message, visibility_timeout=RETRY_VISIBILITY_S)
             with seen_lock:
                 chunks["retried"] += 1
             return
