@@ -257,7 +257,7 @@ def platform_value(record: Mapping[str, Any], platform_field: str) -> Any:
     return value
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 14)  # a chunk's working set; bounded so a long-running worker stays flat
 def _normalize_str(kind: ValueKind, value: str, any_extension: bool) -> str | None:
     return normalize(kind, value, any_extension=any_extension)
 

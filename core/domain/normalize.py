@@ -232,7 +232,7 @@ def _psl_icann() -> PublicSuffixList:
     return PublicSuffixList(only_icann=True)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # bounded: long-running workers must stay flat in memory
 def _registrable(host: str) -> str | None:
     registrable = _psl().privatesuffix(host)
     return str(registrable) if registrable else None
@@ -246,7 +246,7 @@ def registrable_domain(value: object) -> str | None:
     return _registrable(host)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # bounded: long-running workers must stay flat in memory
 def _any_extension(registrable: str) -> str:
     suffix = _psl().publicsuffix(registrable)
     icann_suffix = _psl_icann().publicsuffix(registrable)
