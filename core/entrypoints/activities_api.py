@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field
 from core import openapi
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller
-from core.domain.export_job import RecordAction
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
+from core.entrypoints.job_queries import job_id_param, records_query
 from core.services.activity_service import get_activity_service
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -34,13 +34,6 @@ class ActivitiesAccepted(BaseModel):
     accepted: int = Field(description="events staged for logging")
     invalid: int = Field(description="events refused before sending (see the job's records)")
     statusUrl: str
-
-
-def _job_id(req: func.HttpRequest) -> str:
-    job_id = str(req.route_params.get("jobId", ""))
-    if not (0 < len(job_id) <= 64) or not all(c.isalnum() or c == "-" for c in job_id):
-        raise HttpProblem(404, "Not found", "no such activities job")
-    return job_id
 
 
 @bp.route(route="dynamics/activities", methods=["POST"])
@@ -63,7 +56,7 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 @bp.route(route="dynamics/activities/{jobId}", methods=["GET"])
 @authenticated()
 def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    status = get_activity_service().status(caller.workspace_id, _job_id(req))
+    status = get_activity_service().status(caller.workspace_id, job_id_param(req, "activities"))
     if status is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
     return json_response(status, headers={"Cache-Control": "no-store"})
@@ -72,32 +65,10 @@ def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 @bp.route(route="dynamics/activities/{jobId}/records", methods=["GET"])
 @authenticated()
 def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    status = req.params.get("status") or None
-    allowed = {a.value for a in RecordAction}
-    if status is not None and status not in allowed:
-        raise HttpProblem(
-            400,
-            "Invalid query",
-            f"status must be one of {', '.join(sorted(allowed))}",
-            errors=[{"pointer": "/status", "message": "unknown status"}],
-        )
-    cursor = req.params.get("cursor") or None
-    if cursor is not None and not (cursor.isdigit() and len(cursor) <= 9):
-        raise HttpProblem(
-            400,
-            "Invalid query",
-            "cursor is not one this API returned",
-            errors=[{"pointer": "/cursor", "message": "not a cursor from nextCursor"}],
-        )
-    raw_limit = req.params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
-        raise HttpProblem(
-            400,
-            "Invalid query",
-            "limit must be a whole number from 1 to 1000",
-            errors=[{"pointer": "/limit", "message": "a whole number from 1 to 1000"}],
-        )
-    page = get_activity_service().records(caller.workspace_id, _job_id(req), status, cursor, int(raw_limit))
+    query = records_query(req)
+    page = get_activity_service().records(
+        caller.workspace_id, job_id_param(req, "activities"), query.status, query.cursor, query.limit
+    )
     if page is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
     return json_response(page)

@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field
 
 from core import openapi
 from core.domain.caller import Caller
-from core.domain.export_job import ExportEntity, JobState, RecordAction
+from core.domain.export_job import ExportEntity, JobState
 from core.domain.export_request import ExportRequest, ExportTrigger
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
+from core.entrypoints.job_queries import job_id_param, records_query
 from core.services.export_service import InvalidExport, get_export_service
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -73,13 +74,6 @@ class ExportList(BaseModel):
     jobs: list[ExportStatus] = Field(description="newest first, at most 50")
 
 
-def _job_id(req: func.HttpRequest) -> str:
-    job_id = str(req.route_params.get("jobId", ""))
-    if not (0 < len(job_id) <= 64) or not all(c.isalnum() or c == "-" for c in job_id):
-        raise HttpProblem(404, "Not found", "no such export job")
-    return job_id
-
-
 @bp.route(route="dynamics/exports", methods=["POST"])
 @authenticated()
 def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
@@ -110,7 +104,7 @@ def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 @bp.route(route="dynamics/exports/{jobId}", methods=["GET"])
 @authenticated()
 def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    status = get_export_service().status(caller.workspace_id, _job_id(req))
+    status = get_export_service().status(caller.workspace_id, job_id_param(req, "export"))
     if status is None:
         raise HttpProblem(404, "Not found", "no such export job in this workspace")
     return json_response(status, headers={"Cache-Control": "no-store"})
@@ -119,32 +113,10 @@ def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 @bp.route(route="dynamics/exports/{jobId}/records", methods=["GET"])
 @authenticated()
 def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    status = req.params.get("status") or None
-    allowed = {a.value for a in RecordAction}
-    if status is not None and status not in allowed:
-        raise HttpProblem(
-            400,
-            "Invalid query",
-            f"status must be one of {', '.join(sorted(allowed))}",
-            errors=[{"pointer": "/status", "message": "unknown status"}],
-        )
-    cursor = req.params.get("cursor") or None
-    if cursor is not None and not (cursor.isdigit() and len(cursor) <= 9):
-        raise HttpProblem(
-            400,
-            "Invalid query",
-            "cursor is not one this API returned",
-            errors=[{"pointer": "/cursor", "message": "use the nextCursor of the previous page"}],
-        )
-    raw_limit = req.params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
-        raise HttpProblem(
-            400,
-            "Invalid query",
-            "limit must be a whole number from 1 to 1000",
-            errors=[{"pointer": "/limit", "message": "expected 1..1000"}],
-        )
-    page = get_export_service().records(caller.workspace_id, _job_id(req), status, cursor, int(raw_limit))
+    query = records_query(req)
+    page = get_export_service().records(
+        caller.workspace_id, job_id_param(req, "export"), query.status, query.cursor, query.limit
+    )
     if page is None:
         raise HttpProblem(404, "Not found", "no such export job in this workspace")
     return json_response(page)
