@@ -699,13 +699,14 @@ class DataverseClient:
         """
         key = id_attribute or self.table(table).primary_id_attribute
         idempotent = all(record.get(key) for record in records)
-        response = self._request(
-            "POST",
-            f"{entity_set or self.entity_set_name(table)}/Microsoft.Dynamics.CRM.CreateMultiple",
-            idempotent=idempotent,
-            json_body={"Targets": self._targets(table, records)},
-            caller_object_id=caller_object_id,
-            suppress_duplicate_detection=suppress_duplicate_detection,
+        response = self._bulk(
+            "CreateMultiple",
+            table,
+            records,
+            entity_set,
+            idempotent,
+            caller_object_id,
+            suppress_duplicate_detection,
         )
         body = self._json(response)
         ids = body.get("Ids") if isinstance(body, dict) else None
@@ -723,13 +724,8 @@ class DataverseClient:
         suppress_duplicate_detection: bool | None = None,
     ) -> None:
         """``UpdateMultiple``: each record carries its primary key."""
-        self._request(
-            "POST",
-            f"{entity_set or self.entity_set_name(table)}/Microsoft.Dynamics.CRM.UpdateMultiple",
-            idempotent=True,
-            json_body={"Targets": self._targets(table, records)},
-            caller_object_id=caller_object_id,
-            suppress_duplicate_detection=suppress_duplicate_detection,
+        self._bulk(
+            "UpdateMultiple", table, records, entity_set, True, caller_object_id, suppress_duplicate_detection
         )
 
     def upsert_multiple(
@@ -742,10 +738,25 @@ class DataverseClient:
         suppress_duplicate_detection: bool | None = None,
     ) -> None:
         """``UpsertMultiple``: each record names itself with ``@odata.id`` (``contacts(key='v')``)."""
-        self._request(
+        self._bulk(
+            "UpsertMultiple", table, records, entity_set, True, caller_object_id, suppress_duplicate_detection
+        )
+
+    def _bulk(
+        self,
+        message: str,
+        table: str,
+        records: Sequence[Mapping[str, Any]],
+        entity_set: str | None,
+        idempotent: bool,
+        caller_object_id: str | None,
+        suppress_duplicate_detection: bool | None,
+    ) -> requests.Response:
+        """POST one bulk message (``Targets`` typed with ``@odata.type``) to the table's entity set."""
+        return self._request(
             "POST",
-            f"{entity_set or self.entity_set_name(table)}/Microsoft.Dynamics.CRM.UpsertMultiple",
-            idempotent=True,
+            f"{entity_set or self.entity_set_name(table)}/Microsoft.Dynamics.CRM.{message}",
+            idempotent=idempotent,
             json_body={"Targets": self._targets(table, records)},
             caller_object_id=caller_object_id,
             suppress_duplicate_detection=suppress_duplicate_detection,
