@@ -479,19 +479,24 @@ class DynamicsBudget:
             if not requests and not paused:
                 return
             try:
-                self._merge(workspace_id, requests, execution, paused)
-                with ws.cond:
-                    ws.unread_requests += requests
-                    ws.unread_execution_ms += execution
+                merged = self._merge(workspace_id, requests, execution, paused)
             except (AzureError, OSError) as exc:
                 self._storage_failed(exc)
-                with ws.cond:  # keep them: they are merged when storage answers again
+                merged = False
+            with ws.cond:
+                if merged:
+                    ws.unread_requests += requests
+                    ws.unread_execution_ms += execution
+                else:  # keep them: they are merged with the next flush (nothing is ever dropped)
                     ws.pending_requests += requests
                     ws.pending_execution_ms += execution
+                    ws.pending_paused_until = max(ws.pending_paused_until, paused)
         finally:
             ws.flush_lock.release()
 
-    def _merge(self, workspace_id: str, requests: int, execution_ms: float, paused: float) -> None:
+    def _merge(self, workspace_id: str, requests: int, execution_ms: float, paused: float) -> bool:
+        """True once merged; False when other instances kept winning the race (the caller keeps the
+        counts for its next flush)."""
         self._ensure_ready()
         for _ in range(_MERGE_ATTEMPTS):
             bucket = self._bucket(self._clock())
@@ -511,7 +516,7 @@ class DynamicsBudget:
             try:
                 if row is None:
                     self._op().create_entity(entity, **_FAST)
-                    return
+                    return True
                 if int(row.get("Bucket") or 0) == bucket:  # same bucket: add to it
                     entity["Requests"] = int(row.get("Requests") or 0) + requests
                     entity["ExecutionMs"] = float(row.get("ExecutionMs") or 0) + execution_ms
@@ -523,10 +528,11 @@ class DynamicsBudget:
                     match_condition=MatchConditions.IfNotModified,
                     **_FAST,
                 )
-                return
+                return True
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                 continue  # another instance merged first: read again
-        log.warning("Dynamics budget ledger merge kept racing; %d requests not recorded", requests)
+        log.info("Dynamics budget ledger merge kept racing; %d requests wait for the next flush", requests)
+        return False
 
     # -- storage plumbing ------------------------------------------------------------------------
     def _workspace(self, workspace_id: str) -> _Workspace:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from tests.support.azurite import Azurite
@@ -46,7 +46,14 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "c
 
 
 def queue(azurite: Azurite, name: str) -> QueueClient:
-    return QueueClient.from_connection_string(azurite.connection_string, name)
+    """A client for the queue, created if missing: the devhost answers HTTP before its listeners have
+    created their queues, so a test must not depend on which comes first."""
+    client = QueueClient.from_connection_string(azurite.connection_string, name)
+    try:
+        client.create_queue()
+    except ResourceExistsError:
+        pass
+    return client
 
 
 def contents(client: QueueClient, *, encoded: bool = True) -> list[str]:
