@@ -13,6 +13,11 @@ Decisions (issue 6, docs/campaign-properties.md "Activities"):
 - Every logged event already happened: the activity is created, then closed (statecode Completed with the
   status of that state that fits: Sent / Received for e-mails, Made / Received for calls, else the first).
   An open activity of ours is an unfinished earlier attempt; a closed one is done (the redelivery no-op).
+- A contact not in Dynamics: its events are ``skipped`` with the reason, unless the workspace turned on
+  ``syncIdentifiers.exportMissingContacts``: then the contact is exported first by the export pipeline
+  (same validation, matching, mapping, company association, owner rules and deterministic id, so a
+  retried chunk never creates it twice) from the contact data sent with the events, and each event says
+  what happened to its contact (``contactAction``).
 - Actor (step 4): the Dynamics user mapped to the event's identity (impersonated with ``CallerObjectId``
   so the log shows that user as creator and owner), else the identity's platform user's mapping, else the
   default CRM owner (owner only), else the integration user. Mapped users that do not exist, are disabled
@@ -34,8 +39,9 @@ from core.domain.catalog import FieldType
 from core.domain.config import EngagementMapping
 from core.domain.conversion import NO_VALUE, ConversionError, convert, utf16_length
 from core.domain.dynamics_metadata import DynamicsColumn, OptionValue
-from core.domain.export_job import FieldError, RecordAction, RecordOutcome
+from core.domain.export_job import ExportEntity, FieldError, RecordAction, RecordOutcome
 from core.domain.export_plan import DesiredValue
+from core.domain.export_request import validate_records
 from core.domain.values import parse_datetime
 
 MAX_EVENTS_PER_REQUEST = 50_000
@@ -201,6 +207,33 @@ def validate_events(
         contact = raw.get("contact") or by_id.get(str(raw["contactId"]))
         valid.append(ValidEvent(seq, event, contact))
     return valid, invalid
+
+
+# --- the regarding contact --------------------------------------------------------------------------
+
+
+class ContactAction(StrEnum):
+    """What happened to an event's contact (``contactAction`` of the event's result)."""
+
+    EXISTING = "existing"  # already in Dynamics (exported by the platform, or matched by the identifier)
+    CREATED = "created"  # not in Dynamics: exported first by this job (exportMissingContacts)
+    UPDATED = "updated"  # exported first, but the export found it meanwhile and wrote the mapping into it
+    NOT_FOUND = "not_found"  # not in Dynamics and not exported: the event's note or errors say why
+
+
+def contact_export_problem(contact_id: str, data: Mapping[str, Any] | None) -> str | None:
+    """Why a contact not in Dynamics cannot be exported from the data sent with its events (None: it
+    can be tried; the export itself still refuses a contact none of whose mapped fields has a value)."""
+    if data is None:
+        return (
+            f"contact {contact_id} is not in Dynamics and cannot be exported: no contact data was sent "
+            "(send the contact as the event's `contact` or in the request's `contacts`)"
+        )
+    _, invalid = validate_records(ExportEntity.CONTACTS, [dict(data)])
+    if invalid:
+        details = "; ".join(f"{e.field or 'contact'}: {e.message}" for e in invalid[0].errors)
+        return f"contact {contact_id} is not in Dynamics and its data cannot be exported ({details})"
+    return None
 
 
 # --- actors (step 4) -------------------------------------------------------------------------------
@@ -430,14 +463,18 @@ class ActivityOutcome(RecordOutcome):
         table: str | None = None,
         actor: Actor | None = None,
         contact_id: str | None = None,
+        contact_action: ContactAction | None = None,
     ) -> None:
         super().__init__(seq, platform_id, action, dynamics_id)
         self.table = table
         self.actor = actor
         self.contact_id = contact_id
+        self.contact_action = contact_action
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()
+        if self.contact_action is not None:
+            out["contactAction"] = self.contact_action.value
         activity: dict[str, Any] = {}
         if self.table:
             activity["table"] = self.table

@@ -108,6 +108,14 @@ class SyncIdentifiers(_Model):
     columns: IdentifierColumns = IdentifierColumns()
     associate_contacts_with_companies: bool = True
     associate_companies_with_contacts: bool = False
+    export_missing_contacts: bool = Field(
+        default=False,
+        description=(
+            "When logging engagement events as activities: a contact not in Dynamics is exported first "
+            "(contacts tab mapping, company association, owner rules), then the activity is logged "
+            "regarding it. Off: its events are reported skipped."
+        ),
+    )
     integration_user: IntegrationUser | None = Field(
         default=None, json_schema_extra={"readOnly": True}, description="Read-only; ignored on PUT."
     )

@@ -132,6 +132,18 @@ def _sync_identifiers(config: DynamicsConfig, custom: tuple[PlatformField, ...])
                 "'any extension' is an option of the domain identifiers, not of a custom rule",
             )
         )
+    if sync.export_missing_contacts and not any(
+        isinstance(m, PlatformFieldMapping) for m in config.field_mapping.contacts
+    ):
+        # A warning, not an error: step 1 may be saved before step 2 maps anything.
+        problems.append(
+            Problem(
+                pointer((*base, "exportMissingContacts")),
+                "contacts not in Dynamics can be exported only once the contacts tab of the field mapping "
+                "(step 2) maps a platform field: until then their events are reported skipped",
+                Severity.WARNING,
+            )
+        )
     return problems
 
 

@@ -12,6 +12,11 @@ A chunk (``ACTIVITY_CHUNK_SIZE`` events) costs a handful of HTTP requests whatev
    and one for their accounts when the companies tab holds the engagement mapping;
 4. one ``UpdateMultiple`` per table closing the new activities (statecode Completed + fitting status).
 
+Contacts not in Dynamics (``syncIdentifiers.exportMissingContacts`` on): between steps 1 and 2, the
+contacts of events to log that were not found are exported by the export pipeline itself
+(``core/services/activity_contacts.py``), a handful of requests more per chunk that has any; off, their
+events are skipped with the reason.
+
 Idempotency: the activity id is ``uuid5(workspace, event id)``. An activity found closed is done: the event
 is ``unchanged`` and nothing is written. One found open was created by an attempt that crashed before
 closing it: it is finished (contact update, close) and reported ``created``. Closing comes last, so the
@@ -37,11 +42,13 @@ from core.domain.activities import (
     ActivityOutcome,
     ActivityWrite,
     Actor,
+    ContactAction,
     activity_id,
     activity_table,
     build_activity,
     choose_actor,
     choose_linkedin_table,
+    contact_export_problem,
     engagement_value,
 )
 from core.domain.campaign_properties import campaign_values, mapped_columns
@@ -61,11 +68,20 @@ from core.domain.export_job import (
 )
 from core.domain.export_plan import DesiredValue, PlanAction, plan_write
 from core.domain.lookup_plan import plan_lookups
-from core.domain.matching import PARENT_ACCOUNT_VALUE, IdentifierConfig, MatchStatus, match_records, rule_for
+from core.domain.matching import (
+    PARENT_ACCOUNT_VALUE,
+    IdentifierConfig,
+    MatchStatus,
+    duplicate_groups,
+    match_records,
+    rule_for,
+)
+from core.services.activity_contacts import ContactToExport, created_earlier, export_contacts
 from core.services.export_worker import (
     MAX_BATCH_OPERATIONS,
     PRIVILEGE_DENIED,
     ChunkMessage,
+    ExportWorker,
     _in_filter,
     _record_level,
     _safe_reason,
@@ -115,6 +131,12 @@ class _Contact:
     current: Mapping[str, Any] | None = None
     match: dict[str, Any] | None = None
     new_activities: int = 0
+    action: ContactAction | None = None
+    # Not in Dynamics and not exported: why (skipped), or what Dynamics refused (failed).
+    export_problem: str | None = None
+    export_errors: list[FieldError] = field(default_factory=list)
+    export_note: str | None = None
+    same_as: str | None = None  # the same person as another contact of the chunk (by the identifier)
 
 
 class ActivityWorker:
@@ -134,6 +156,9 @@ class ActivityWorker:
         self._linkedin_setting = linkedin_table
         self._linkedin_lock = threading.Lock()
         self._linkedin: dict[str, str] = {}
+        # The export pipeline, for contacts exported before their activities (exportMissingContacts).
+        self.exporter = ExportWorker(store, client_for, max_attempts=max_attempts, metadata=self._metadata)
+        self.store = store
 
     def handle(self, message: ChunkMessage, dequeue_count: int = 1) -> ChunkState:
         """Process one chunk; returns its final state. Raises to have the queue retry it."""
@@ -161,6 +186,9 @@ class ActivityWorker:
                 client=client,
                 connection=connection,
                 workspace_id=ws,
+                job_id=job_id,
+                user_id=str(request.get("userId") or job.user_id),
+                retried=retried,
                 config=DynamicsConfig.model_validate(request["config"]),
                 identities={
                     str(i["id"]): str(i["userId"])
@@ -296,11 +324,17 @@ class _ChunkRun:
         config: DynamicsConfig,
         identities: Mapping[str, str],
         items: list[_Event],
+        job_id: str = "",
+        user_id: str = "",
+        retried: bool = False,
     ) -> None:
         self.worker = worker
         self.client = client
         self.connection = connection
         self.ws = workspace_id
+        self.job_id = job_id
+        self.user_id = user_id
+        self.retried = retried
         self.config = config
         self.identities = identities
         self.items = items
@@ -319,6 +353,11 @@ class _ChunkRun:
         table_columns = {t: self.worker.metadata(self.client, t) for t in tables}
         contacts = self._contacts()
         users, integration_id = self._lookups(contacts, tables, contact_columns)
+        for contact in contacts.values():
+            if contact.dynamics_id is not None:
+                contact.action = ContactAction.EXISTING
+        if self.config.sync_identifiers.export_missing_contacts:
+            self._export_missing(contacts)
         self._plan(contacts, users, integration_id, table_columns)
         creates = [i for i in self.items if i.write is not None and i.action is RecordAction.CREATED]
         self._create([i for i in creates if not i.finishing])
@@ -455,6 +494,103 @@ class _ChunkRun:
         self._identity_users, self._user_users = identity_users, user_users
         return users, integration_id
 
+    def _export_missing(self, contacts: Mapping[str, _Contact]) -> None:
+        """Export the contacts of events to log that are not in Dynamics (exportMissingContacts)."""
+        first: dict[str, _Event] = {}  # each contact's first event to log: its checkpoint row, its owner
+        for item in self.items:
+            if item.table is not None:
+                first.setdefault(item.event.contact_id, item)
+        if self.retried:
+            # Found by its export id: created by the attempt that died, or there before this job?
+            own = [
+                c
+                for c in contacts.values()
+                if c.platform_id in first and (c.match or {}).get("rule") == "created_by_platform"
+            ]
+            done = created_earlier(
+                self.worker.store, self.ws, self.job_id, [first[c.platform_id].seq for c in own]
+            )
+            for contact in own:
+                if contact.platform_id in done:
+                    contact.action = ContactAction.CREATED
+        ready: list[_Contact] = []
+        for platform_id in first:
+            contact = contacts[platform_id]
+            if contact.dynamics_id is not None:
+                continue
+            contact.export_problem = contact_export_problem(platform_id, contact.data)
+            if contact.export_problem is None:
+                ready.append(contact)
+        # Two platform contacts the identifier says are one person: exported once, both events regard it.
+        rule = rule_for(Entity.CONTACT, self.identifiers)
+        for group in duplicate_groups(rule, [c.data or {} for c in ready]):
+            for index in group[1:]:
+                ready[index].same_as = ready[group[0]].platform_id
+        to_export = [c for c in ready if c.same_as is None]
+        if not to_export:
+            return
+        results = export_contacts(
+            exporter=self.worker.exporter,
+            store=self.worker.store,
+            client=self.client,
+            connection=self.connection,
+            workspace_id=self.ws,
+            job_id=self.job_id,
+            config=self.config,
+            contacts=[
+                ContactToExport(
+                    c.platform_id,
+                    c.data or {},
+                    first[c.platform_id].seq,
+                    self._platform_user(first[c.platform_id].event) or self.user_id,
+                )
+                for c in to_export
+            ],
+        )
+        for contact in to_export:
+            result = results[contact.platform_id]
+            contact.match = result.match
+            contact.export_note = result.note
+            if result.dynamics_id:
+                contact.dynamics_id, contact.current = result.dynamics_id.lower(), result.current
+                created = result.action is RecordAction.CREATED
+                contact.action = ContactAction.CREATED if created else ContactAction.UPDATED
+            elif result.action is RecordAction.FAILED:
+                contact.export_errors = [
+                    FieldError(e.field, f"contact {contact.platform_id} not exported: {e.message}", e.code)
+                    for e in result.errors
+                ]
+            else:
+                reasons = [f"{e.field}: {e.message}" for e in result.errors]
+                why = "; ".join(reasons + ([result.note] if result.note else []))
+                contact.export_problem = (
+                    f"contact {contact.platform_id} is not in Dynamics and was not exported: "
+                    f"{why or result.action.value}"
+                )
+        for contact in ready:
+            if contact.same_as is not None:
+                keeper = contacts[contact.same_as]
+                contact.dynamics_id, contact.current = keeper.dynamics_id, keeper.current
+                contact.action, contact.match = keeper.action, keeper.match
+                contact.export_problem, contact.export_errors = keeper.export_problem, keeper.export_errors
+                contact.export_note = (
+                    f"same contact as {keeper.platform_id} by the configured identifier: exported once"
+                )
+
+    def _not_found(self, contact: _Contact, item: _Event) -> str:
+        if contact.data is None:
+            why = (
+                f"contact {contact.platform_id} is not in Dynamics (not exported by the platform, "
+                "and no contact data was sent to match it with the contact identifier)"
+            )
+        else:
+            why = f"contact {contact.platform_id} is not in Dynamics (no match for the contact identifier)"
+        if not self.config.sync_identifiers.export_missing_contacts:
+            return why + "; syncIdentifiers.exportMissingContacts would export it first"
+        if item.table is None:
+            return why + "; a signal alone does not export a contact"
+        return why
+
     def _with_table(self, table: str) -> list[_Event]:
         return [i for i in self.items if i.table == table]
 
@@ -500,17 +636,15 @@ class _ChunkRun:
                 )
                 continue
             first_seq[event.id] = item.seq
+            if contact.export_note:
+                item.notes.append(f"contact: {contact.export_note}")
             if contact.dynamics_id is None:
                 item.action = RecordAction.SKIPPED
-                if contact.data is None:
-                    item.notes.append(
-                        f"contact {event.contact_id} is not in Dynamics (not exported by the platform, "
-                        "and no contact data was sent to match it with the contact identifier)"
-                    )
-                else:
-                    item.notes.append(
-                        f"contact {event.contact_id} is not in Dynamics (no match for the contact identifier)"
-                    )
+                item.errors.extend(contact.export_errors)  # Dynamics refused to create it: failed
+                if contact.export_problem is not None:
+                    item.notes.append(contact.export_problem)
+                elif not contact.export_errors:
+                    item.notes.append(self._not_found(contact, item))
                 continue
             if event.kind in SIGNAL_KINDS or item.table is None:
                 item.action = RecordAction.SKIPPED
@@ -591,10 +725,11 @@ class _ChunkRun:
             contact.new_activities = 0
         for item in self.items:
             if item.action is RecordAction.CREATED and not item.errors:
-                contacts[item.event.contact_id].new_activities += 1
+                contact = contacts[item.event.contact_id]
+                contacts[contact.same_as or contact.platform_id].new_activities += 1
         for contact in contacts.values():
-            if contact.dynamics_id is None:
-                continue
+            if contact.dynamics_id is None or contact.same_as is not None:
+                continue  # (a contact exported as another one: that one's update covers the record)
             values: list[DesiredValue] = []
             if contact.new_activities and engagement is not None:
                 values.append(engagement)
@@ -686,6 +821,7 @@ class _ChunkRun:
             table=item.table if item.write else None,
             actor=item.actor,
             contact_id=item.contact_id,
+            contact_action=contacts[item.event.contact_id].action or ContactAction.NOT_FOUND,
         )
         outcome.match = contacts[item.event.contact_id].match
         outcome.errors = list(item.errors)

@@ -1,0 +1,275 @@
+"""Events for contacts not in Dynamics: skipped, or exported first when the workspace says so
+(``syncIdentifiers.exportMissingContacts``), below HTTP against Azurite and the Dataverse emulator.
+
+What a sales rep sees: with the option off, nothing appears in Dynamics and the result says why; with it
+on, the contact appears once (however many events and redeliveries), mapped, linked to its company and
+owned as an export would own it, with the campaign's activities on its timeline.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from core.domain.activities import activity_id
+from core.domain.config import DynamicsConfig
+from core.domain.export_job import ExportEntity, deterministic_dynamics_id
+from tests.integration.activities.conftest import WS, ActivityHarness
+from tests.support.dataverse import create, rows
+
+U_ANA = "a0000000-0000-4000-8000-00000000000a"
+U_DEF = "d0000000-0000-4000-8000-00000000000d"
+OID_ANA = "11111111-1111-4111-8111-111111111111"
+
+
+def _config(*, export_missing: bool) -> DynamicsConfig:
+    return DynamicsConfig.model_validate(
+        {
+            "syncIdentifiers": {
+                "contactIdentifier": "linkedin_or_name_company",
+                "columns": {"contactLinkedinUrl": "new_linkedinurl", "companyDomain": "websiteurl"},
+                "associateContactsWithCompanies": True,
+                "exportMissingContacts": export_missing,
+            },
+            "fieldMapping": {
+                "contacts": [
+                    {"kind": "platform_field", "platformField": "firstName", "dynamicsField": "firstname"},
+                    {"kind": "platform_field", "platformField": "lastName", "dynamicsField": "lastname"},
+                    {
+                        "kind": "platform_field",
+                        "platformField": "linkedinUrl",
+                        "dynamicsField": "new_linkedinurl",
+                    },
+                    {
+                        "kind": "engagement",
+                        "dynamicsField": "new_engagement",
+                        "value": "Engaged",
+                        "valueType": "text",
+                    },
+                ],
+                "companies": [
+                    {"kind": "platform_field", "platformField": "domain", "dynamicsField": "websiteurl"}
+                ],
+            },
+            "campaignMapping": {"campaigns": "new_campaigns"},
+            "userMapping": {
+                "identities": [{"identityId": "id-ana", "dynamicsUserId": U_ANA}],
+                "users": [{"userId": "pu-ana", "dynamicsUserId": U_ANA}],
+                "defaultOwnerId": U_DEF,
+            },
+        }
+    )
+
+
+NEW: dict[str, Any] = {
+    "id": "p-new",
+    "firstName": "Nora",
+    "lastName": "Quist",
+    "linkedinUrl": "https://www.linkedin.com/in/nora-quist",
+    "company": {"id": "co-1", "name": "Quist Labs", "domain": "quistlabs.io"},
+    "campaigns": [{"id": "c1", "name": "Winter push", "steps": []}],
+}
+IDENTITIES = [{"id": "id-ana", "userId": "pu-ana"}]
+NEW_ID = deterministic_dynamics_id(WS, ExportEntity.CONTACTS, "p-new")
+
+
+def _event(event_id: str, kind: str = "task", contact: str = "p-new") -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "contactId": contact,
+        "kind": kind,
+        "at": "2026-11-21T09:00:00Z",
+        "identityId": "id-ana",
+        "subject": f"Step {event_id}",
+        "campaignId": "c1",
+    }
+
+
+def _env(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness], *, export_missing: bool
+) -> ActivityHarness:
+    env = harness_for(_config(export_missing=export_missing))
+    env.emulator.add_user(user_id=U_ANA, object_id=OID_ANA, firstname="Ana", lastname="Ruiz")
+    env.emulator.add_user(user_id=U_DEF, firstname="Default", lastname="Owner")
+    return env
+
+
+def _activities(env: ActivityHarness) -> list[dict[str, Any]]:
+    return [
+        r for s in ("tasks", "emails", "phonecalls", "new_linkedinactivities") for r in rows(env.emulator, s)
+    ]
+
+
+def test_setting_off_skips_the_event_with_the_reason_and_creates_nothing(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
+) -> None:
+    env = _env(harness_for, export_missing=False)
+    result = env.run({"events": [_event("e1")], "contacts": [NEW], "identities": IDENTITIES})
+    record = result["records"]["e1"]
+    assert record["action"] == "skipped"
+    assert record["contactAction"] == "not_found"
+    assert "p-new is not in Dynamics" in record["note"]
+    assert "exportMissingContacts" in record["note"]  # the result says how to have it exported
+    assert rows(env.emulator, "contacts") == [] and rows(env.emulator, "accounts") == []
+    assert _activities(env) == []
+
+
+def test_setting_on_creates_the_contact_once_and_logs_every_activity_regarding_it(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
+) -> None:
+    env = _env(harness_for, export_missing=True)
+    # Three events for the new contact across two chunks (2 + 1), each chunk delivered twice (the host
+    # died after the work, before deleting the message), plus a signal.
+    events = [
+        _event("e1", "email_sent"),
+        _event("e2", "task"),
+        _event("e3", "call"),
+        _event("e4", "email_opened"),
+    ]
+    result = env.run(
+        {"events": events, "contacts": [NEW], "identities": IDENTITIES}, redeliver_first=True, chunk_size=2
+    )
+    records = result["records"]
+    assert result["status"]["counts"]["created"] == 3 and result["status"]["counts"]["failed"] == 0
+
+    [contact] = rows(env.emulator, "contacts")
+    assert contact["contactid"] == NEW_ID  # the id an export of p-new gives it: a later export updates it
+    assert (contact["firstname"], contact["lastname"]) == ("Nora", "Quist")
+    assert contact["new_linkedinurl"] == "https://www.linkedin.com/in/nora-quist"
+    assert contact["new_campaigns"] == "Winter push"  # campaign properties ride along with the export
+    assert contact["new_engagement"] == "Engaged"  # and the engagement field, since activities were logged
+    # Owner rules of an export: the platform user whose identity ran the campaign is mapped to Ana.
+    assert contact["_ownerid_value"] == U_ANA and contact["_createdby_value"] == U_ANA
+    # Company association of step 1: the account is created (by domain) and linked.
+    [account] = rows(env.emulator, "accounts")
+    assert account["websiteurl"] == "quistlabs.io" and account["name"] == "Quist Labs"
+    assert contact["_parentcustomerid_value"] == account["accountid"]
+
+    activities = _activities(env)
+    assert len(activities) == 3
+    assert {a["_regardingobjectid_value"] for a in activities} == {NEW_ID}
+    assert {a["activityid"] for a in activities} == {activity_id(WS, e) for e in ("e1", "e2", "e3")}
+    for event_id in ("e1", "e2", "e3"):
+        assert records[event_id]["action"] == "created"
+        assert records[event_id]["activity"]["regardingContactId"] == NEW_ID
+    # The first chunk created it (its redelivery still says so); the second chunk found it by its id.
+    assert [records[e]["contactAction"] for e in ("e1", "e2", "e3")] == ["created", "created", "existing"]
+    assert records["e4"]["action"] == "skipped" and records["e4"]["contactAction"] == "existing"
+
+    # The platform sends the same events again: nothing new in Dynamics.
+    again = env.run({"events": events[:3], "contacts": [NEW], "identities": IDENTITIES})
+    assert again["status"]["counts"]["unchanged"] == 3
+    assert {r["contactAction"] for r in again["records"].values()} == {"existing"}
+    assert len(rows(env.emulator, "contacts")) == 1 and len(_activities(env)) == 3
+
+
+def test_a_contact_already_in_dynamics_is_matched_not_exported(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
+) -> None:
+    env = _env(harness_for, export_missing=True)
+    theirs = create(
+        env.emulator,
+        "contacts",
+        {"firstname": "Nora", "lastname": "Quist", "new_linkedinurl": "http://linkedin.com/in/Nora-Quist/"},
+    )
+    result = env.run({"events": [_event("e1")], "contacts": [NEW], "identities": IDENTITIES})
+    record = result["records"]["e1"]
+    assert record["contactAction"] == "existing" and record["activity"]["regardingContactId"] == theirs
+    assert len(rows(env.emulator, "contacts")) == 1 and rows(env.emulator, "accounts") == []
+
+
+def test_two_platform_contacts_of_one_person_make_one_dynamics_contact(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
+) -> None:
+    env = _env(harness_for, export_missing=True)
+    twin = {**NEW, "id": "p-twin"}  # the same LinkedIn profile under another platform id
+    events = [_event("e1"), _event("e2", contact="p-twin")]
+    result = env.run({"events": events, "contacts": [NEW, twin], "identities": IDENTITIES}, chunk_size=10)
+    records = result["records"]
+    [contact] = rows(env.emulator, "contacts")
+    assert contact["contactid"] == NEW_ID
+    assert {r["activity"]["regardingContactId"] for r in records.values()} == {NEW_ID}
+    assert "same contact as p-new" in records["e2"]["note"]
+    assert len(_activities(env)) == 2
+
+
+@pytest.mark.parametrize(
+    ("contacts", "reason"),
+    [
+        ([], "no contact data was sent"),
+        ([{**NEW, "firstName": 42}], "firstName"),  # not what the catalog says a first name is
+        ([{"id": "p-new", "jobTitle": "CTO"}], "none of the mapped platform fields has a value"),
+    ],
+    ids=["no-data", "invalid-data", "nothing-mapped-has-a-value"],
+)
+def test_insufficient_contact_data_is_skipped_with_the_reason(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness], contacts: list[dict[str, Any]], reason: str
+) -> None:
+    env = _env(harness_for, export_missing=True)
+    result = env.run({"events": [_event("e1")], "contacts": contacts, "identities": IDENTITIES})
+    record = result["records"]["e1"]
+    assert record["action"] == "skipped" and record["contactAction"] == "not_found"
+    assert "p-new is not in Dynamics" in record["note"] and reason in record["note"]
+    assert rows(env.emulator, "contacts") == [] and _activities(env) == []
+
+
+def test_a_contact_sent_inside_its_event_is_exported(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
+) -> None:
+    env = _env(harness_for, export_missing=True)
+    result = env.run({"events": [{**_event("e1"), "contact": NEW}], "identities": IDENTITIES})
+    assert result["records"]["e1"]["contactAction"] == "created"
+    assert [c["contactid"] for c in rows(env.emulator, "contacts")] == [NEW_ID]
+
+
+def test_config_api_validates_and_saves_the_option(azurite: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.entrypoints import config_api
+    from core.settings import get_settings
+    from tests.support import tokens
+    from tests.support.http import body_json, call, configure_app, request
+
+    configure_app(monkeypatch, azurite.connection_string)
+    ws = f"ws-{uuid.uuid4().hex[:12]}"
+    try:
+        doc = _config(export_missing=True).to_json()
+        doc["syncIdentifiers"].pop("integrationUser", None)
+        doc["fieldMapping"]["contacts"] = doc["fieldMapping"]["contacts"][3:]  # the engagement field only
+        report = call(
+            config_api.validate_dynamics_config,
+            request("POST", "dynamics/config/validate", json_body=doc, headers=tokens.bearer(ws)),
+        )
+        body = body_json(report)
+        assert body["valid"] is True and body["errors"] == []
+        assert [w["pointer"] for w in body["warnings"]] == ["/syncIdentifiers/exportMissingContacts"]
+        doc["syncIdentifiers"]["exportMissingContacts"] = "sometimes"
+        refused = call(
+            config_api.validate_dynamics_config,
+            request("POST", "dynamics/config/validate", json_body=doc, headers=tokens.bearer(ws)),
+        )
+        assert [e["pointer"] for e in body_json(refused)["errors"]] == [
+            "/syncIdentifiers/exportMissingContacts"
+        ]
+        # Step 1 on its own (PUT /api/dynamics/config/sync-identifiers), then read back.
+        step = {**doc["syncIdentifiers"], "exportMissingContacts": True}
+        saved = call(
+            config_api.put_dynamics_config_step,
+            request(
+                "PUT",
+                "dynamics/config/sync-identifiers",
+                json_body=step,
+                headers=tokens.bearer(ws),
+                route_params={"step": "sync-identifiers"},
+            ),
+        )
+        assert saved.status_code == 200, saved.get_body()
+        assert saved.headers["X-Config-Warning-Count"] == "1"  # nothing mapped in step 2 yet
+        read = call(
+            config_api.get_dynamics_config,
+            request("GET", "dynamics/config", headers=tokens.bearer(ws)),
+        )
+        assert body_json(read)["syncIdentifiers"]["exportMissingContacts"] is True
+    finally:
+        get_settings.cache_clear()

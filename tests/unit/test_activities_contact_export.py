@@ -1,0 +1,59 @@
+"""The exportMissingContacts option (issue 6): its place in step 1, its validation, and why a contact's
+data cannot be exported (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.domain.activities import ActivityOutcome, ContactAction, contact_export_problem
+from core.domain.config import DynamicsConfig
+from core.domain.config_validation import Severity, validate_config
+from core.domain.export_job import RecordAction
+
+
+def _config(*, export_missing: bool | None, contacts_tab: list[dict[str, Any]]) -> DynamicsConfig:
+    sync: dict[str, Any] = {"contactIdentifier": "name_company"}
+    if export_missing is not None:
+        sync["exportMissingContacts"] = export_missing
+    return DynamicsConfig.model_validate(
+        {
+            "syncIdentifiers": sync,
+            "fieldMapping": {"contacts": contacts_tab, "companies": []},
+            "campaignMapping": {},
+            "userMapping": {},
+        }
+    )
+
+
+FIRST_NAME = {"kind": "platform_field", "platformField": "firstName", "dynamicsField": "firstname"}
+SOURCE = {"kind": "fixed_value", "dynamicsField": "new_source", "value": "Enginy", "valueType": "text"}
+
+
+def test_off_by_default_so_existing_workspaces_keep_skipping() -> None:
+    config = _config(export_missing=None, contacts_tab=[FIRST_NAME])
+    assert config.sync_identifiers.export_missing_contacts is False
+    assert config.to_json()["syncIdentifiers"]["exportMissingContacts"] is False
+
+
+def test_on_without_a_mapped_platform_field_is_a_warning_not_a_refusal() -> None:
+    # A fixed value alone identifies no one: the export refuses to create such a blank contact.
+    problems = validate_config(_config(export_missing=True, contacts_tab=[SOURCE]))
+    assert [(p.pointer, p.severity) for p in problems] == [
+        ("/syncIdentifiers/exportMissingContacts", Severity.WARNING)
+    ]
+    assert "skipped" in problems[0].message
+    assert validate_config(_config(export_missing=True, contacts_tab=[FIRST_NAME, SOURCE])) == []
+    assert validate_config(_config(export_missing=False, contacts_tab=[])) == []
+
+
+def test_the_reason_a_contact_cannot_be_exported() -> None:
+    assert "no contact data was sent" in (contact_export_problem("p-1", None) or "")
+    bad = contact_export_problem("p-1", {"id": "p-1", "firstName": 42, "company": {"domain": 7}})
+    assert bad is not None and "p-1" in bad and "firstName" in bad and "company.domain" in bad
+    assert contact_export_problem("p-1", {"id": "p-1", "firstName": "Ann"}) is None
+
+
+def test_the_result_says_what_happened_to_the_contact() -> None:
+    outcome = ActivityOutcome(0, "e1", RecordAction.CREATED, contact_action=ContactAction.CREATED)
+    assert outcome.to_json()["contactAction"] == "created"
+    assert "contactAction" not in ActivityOutcome(0, "e1", RecordAction.INVALID).to_json()
