@@ -18,6 +18,7 @@ is missed, narrow enough to stay cheap. See docs/matching.md.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -140,20 +141,37 @@ def _cost(condition: Condition) -> int:
     return cost
 
 
+_Cover = list[tuple[Condition, tuple[Condition, ...]]]
+
+
+def _covers(rule: Rule | Condition) -> _Cover:
+    """The conditions to query, each with its *siblings*: the other leaf conditions of the ANDs above it
+    (no OR in between), which every row matching through it must also satisfy."""
+    if isinstance(rule, Condition):
+        return [(rule, ())]
+    child_covers = [_covers(child) for child in rule.conditions]
+    if rule.operator == "or":
+        merged: dict[tuple[str, ValueKind, bool], tuple[Condition, tuple[Condition, ...]]] = {}
+        for cover in child_covers:
+            for condition, siblings in cover:
+                key = (condition.dynamics_field, condition.kind, condition.any_extension)
+                if key in merged:  # reached through several branches: only what all of them require
+                    first, kept = merged[key]
+                    merged[key] = (first, tuple(s for s in kept if s in siblings))
+                else:
+                    merged[key] = (condition, siblings)
+        return list(merged.values())
+    best = min(child_covers, key=lambda cover: (sum(_cost(c) for c, _ in cover), len(cover)))
+    leaves = [child for child in rule.conditions if isinstance(child, Condition)]
+    return [
+        (condition, tuple(dict.fromkeys([*siblings, *(leaf for leaf in leaves if leaf != condition)])))
+        for condition, siblings in best
+    ]
+
+
 def query_conditions(rule: Rule | Condition) -> list[Condition]:
     """The conditions whose candidates cover every possible match of ``rule``."""
-    if isinstance(rule, Condition):
-        return [rule]
-    covers = [query_conditions(child) for child in rule.conditions]
-    if rule.operator == "or":
-        seen: dict[tuple[str, ValueKind, bool], Condition] = {}
-        for cover in covers:
-            for condition in cover:
-                seen.setdefault(
-                    (condition.dynamics_field, condition.kind, condition.any_extension), condition
-                )
-        return list(seen.values())
-    return min(covers, key=lambda cover: (sum(_cost(c) for c in cover), len(cover)))
+    return [condition for condition, _ in _covers(rule)]
 
 
 def _select_and_expand(entity: Entity, rule: Rule) -> tuple[tuple[str, ...], str | None]:
@@ -312,6 +330,175 @@ def plan_lookups(
     return LookupPlan(entity, entity_set, id_column, select, expand, tuple(queries), tuple(unsearchable))
 
 
+# ------------------------------------------------------------------------------------------------
+# The second, broader plan: records the exact plan did not find
+# ------------------------------------------------------------------------------------------------
+
+SHORT_FRAGMENT = 3  # a contains() fragment shorter than this matches too many rows on its own
+_BROAD_KINDS = frozenset({ValueKind.PERSON_NAME, ValueKind.COMPANY_NAME, ValueKind.TEXT, ValueKind.EMAIL})
+
+
+def search_tokens(value: str) -> list[str]:
+    """The fragments of a name or text that any stored form with the same normalised key contains.
+
+    Runs of letters and digits of the NFKC, lower-cased value: whitespace, punctuation (apostrophes of
+    any kind, dashes, ``.``, ``,``, ``&``) and letters whose case folding expands (``ß`` -> ``ss``) end
+    a token, since a stored form may differ exactly there (``"  Van  Dyke "``, ``O’Neill``, ``Weiss``).
+    Case, accents and width are left to the ``_CI_AI`` collation (accents are kept as given, so an
+    accent-sensitive org still finds values typed with the same accents). Longest first, then in order.
+    """
+    text = unicodedata.normalize("NFKC", value).lower()
+    tokens: list[str] = []
+    current: list[str] = []
+    for ch in text:
+        if ch.isalnum() and ch.casefold() == ch:
+            current.append(ch)
+        elif current:
+            tokens.append("".join(current))
+            current = []
+    if current:
+        tokens.append("".join(current))
+    ordered = sorted(enumerate(tokens), key=lambda item: (-len(item[1]), item[0]))
+    return list(dict.fromkeys(token for _, token in ordered))
+
+
+def broad_fragments(condition: Condition, record: Mapping[str, Any]) -> list[str]:
+    """What the broad lookup looks for with ``contains`` in ``condition.dynamics_field`` for one record:
+    the longest search token of a name or text; the whole normalised address for an e-mail (+ its
+    Unicode-domain form). Empty for kinds the exact plan already searches with ``contains`` (LinkedIn,
+    domain) and for phones (formatting differs too much for a fragment; documented miss)."""
+    if condition.kind not in _BROAD_KINDS:
+        return []
+    raws = [platform_value(record, name) for name in (condition.platform_field, *condition.fallback_fields)]
+    texts = [r.strip() for r in raws if isinstance(r, str) and r.strip()]
+    texts += [str(r) for r in raws if isinstance(r, int | float) and not isinstance(r, bool)]
+    if not texts:
+        return []
+    if condition.kind is ValueKind.EMAIL:
+        email = normalize_email(texts[0])
+        if email is None:
+            return []
+        local, _, domain = email.partition("@")
+        unicode_domain = _unicode_domain(domain)
+        return [email, *([f"{local}@{unicode_domain}"] if unicode_domain else [])]
+    tokens = search_tokens(texts[0])
+    return tokens[:1]
+
+
+def plan_broad_lookups(
+    entity: Entity,
+    rule: Rule,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    in_batch: bool = True,
+    max_values: int = DEFAULT_MAX_VALUES,
+) -> LookupPlan:
+    """The second lookup, for ``records`` the exact plan (``plan_lookups``) left without a match.
+
+    ``In`` compares whole values, and the collation forgives only case, accents and trailing spaces: a
+    name stored as ``"  Jane "``, ``"Van  Dyke"`` or ``"O’Neill"`` is never fetched by it. Here every
+    queried name / text / e-mail condition is searched with ``contains(col,'<longest token>')``
+    instead, one clause per record, OR-ed and split like the exact plan's queries. Rows equal to a
+    fragment the exact plan already looked for are left out (``NotIn``), so a common last name is not
+    fetched twice. A token shorter than ``SHORT_FRAGMENT`` is AND-ed with a sibling condition's token
+    (``contains(lastname,'wu') and contains(firstname,'wei')``) so a short name does not fetch half the
+    table. Rows are a superset again; ``CandidateIndex`` decides exactly. The records must be ones the
+    exact plan searched (the exclusion relies on it). ``unsearchable`` lists those this plan has nothing
+    broader to search for.
+    """
+    entity_set, id_column = ENTITY_SET[entity], ID_COLUMN[entity]
+    select, expand = _select_and_expand(entity, rule)
+    covers = [(c, s) for c, s in _covers(rule) if c.kind in _BROAD_KINDS]
+    # columns of a clause -> collation key of its fragments -> (clause, value to exclude or None)
+    shapes: dict[tuple[str, ...], dict[tuple[str, ...], tuple[str, str | None]]] = {}
+    unsearchable: list[str] = []
+    for record in records:
+        found = False
+        for condition, siblings in covers:
+            fragments = broad_fragments(condition, record)
+            if not fragments:
+                continue
+            found = True
+            narrow: tuple[str, str] | None = None
+            if condition.kind is not ValueKind.EMAIL and len(fragments[0]) < SHORT_FRAGMENT:
+                narrow = _narrowing(siblings, record)
+            exact = (
+                {_dedupe_key(v): v for v in condition_values(condition, record)[0]}
+                if narrow is None and "/" not in condition.dynamics_field
+                else {}
+            )
+            for fragment in fragments:
+                parts = [(condition.dynamics_field, fragment), *([narrow] if narrow else [])]
+                columns = tuple(column for column, _ in parts)
+                key = tuple(_dedupe_key(text) for _, text in parts)
+                clause = " and ".join(f"contains({column},{odata_literal(text)})" for column, text in parts)
+                shapes.setdefault(columns, {}).setdefault(
+                    key, (f"({clause})" if narrow else clause, exact.get(_dedupe_key(fragment)))
+                )
+        if not found:
+            unsearchable.append(str(record.get("id", "")))
+    limit = (BATCH_GET_MAX_URL if in_batch else DIRECT_GET_MAX_URL) - URL_HEADROOM
+    queries: list[LookupQuery] = []
+    for columns, clauses in shapes.items():
+        queries.extend(
+            _broad_queries(entity_set, select, expand, columns[0], list(clauses.values()), limit, max_values)
+        )
+    return LookupPlan(entity, entity_set, id_column, select, expand, tuple(queries), tuple(unsearchable))
+
+
+def _broad_queries(
+    entity_set: str,
+    select: tuple[str, ...],
+    expand: str | None,
+    column: str,
+    clauses: Sequence[tuple[str, str | None]],
+    max_url: int,
+    max_values: int,
+) -> list[LookupQuery]:
+    """``contains(...) or ...`` [``and NotIn(col, [already fetched values])``], each URL under
+    ``max_url`` (counting the clause and its excluded value together)."""
+    not_in = f"Microsoft.Dynamics.CRM.NotIn(PropertyName={odata_literal(column)},PropertyValues=[])"
+    fixed = len(LookupQuery(entity_set, select, f"() and {not_in}", expand, column, 0).relative_url())
+    sep_len = len(_encode(" or "))
+    queries: list[LookupQuery] = []
+    current: list[tuple[str, str | None]] = []
+    length = fixed
+
+    def flush() -> None:
+        ors = " or ".join(clause for clause, _ in current)
+        excluded = list(dict.fromkeys(odata_literal(v) for _, v in current if v is not None))
+        text = ors
+        if excluded:
+            text = f"({ors}) and {not_in[:-2]}{','.join(excluded)}])"
+        queries.append(LookupQuery(entity_set, select, text, expand, column, len(current)))
+
+    for clause, excluded in clauses:
+        size = len(_encode(clause)) + (len(_encode(odata_literal(excluded))) + 1 if excluded else 0)
+        if fixed + size > max_url:
+            raise ValueError(f"a single value for {column} does not fit in a {max_url}-byte URL")
+        extra = size + (sep_len if current else 0)
+        if current and (length + extra > max_url or len(current) >= max_values):
+            flush()
+            current, length, extra = [], fixed, size
+        current.append((clause, excluded))
+        length += extra
+    if current:
+        flush()
+    return queries
+
+
+def _narrowing(siblings: Sequence[Condition], record: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The sibling column and fragment that narrow a short fragment best (the longest one), if any."""
+    best: tuple[str, str] | None = None
+    for sibling in siblings:
+        if "/" in sibling.dynamics_field:
+            continue  # through a lookup: a join for every row; the short fragment alone is cheaper
+        fragments = broad_fragments(sibling, record)
+        if fragments and (best is None or len(fragments[0]) > len(best[1])):
+            best = (sibling.dynamics_field, fragments[0])
+    return best
+
+
 def _chunk(
     entity_set: str,
     select: tuple[str, ...],
@@ -334,6 +521,23 @@ def _chunk(
     else:
         clause_of = [f"{column} eq {odata_literal(v)}" for v in values]
         prefix, separator, suffix = "", " or ", ""
+    return _chunk_clauses(
+        entity_set, select, expand, column, clause_of, prefix, separator, suffix, max_url, max_values
+    )
+
+
+def _chunk_clauses(
+    entity_set: str,
+    select: tuple[str, ...],
+    expand: str | None,
+    column: str,
+    clause_of: Sequence[str],
+    prefix: str,
+    separator: str,
+    suffix: str,
+    max_url: int,
+    max_values: int,
+) -> list[LookupQuery]:
     fixed = len(LookupQuery(entity_set, select, prefix + suffix, expand, column, 0).relative_url())
     sep_len = len(_encode(separator))
     queries: list[LookupQuery] = []

@@ -65,7 +65,7 @@ from core.domain.export_plan import (
     choose_owner,
     plan_write,
 )
-from core.domain.lookup_plan import odata_literal, plan_lookups
+from core.domain.lookup_plan import odata_literal, plan_broad_lookups, plan_lookups
 from core.domain.matching import (
     PARENT_ACCOUNT_VALUE,
     IdentifierConfig,
@@ -499,6 +499,31 @@ class _ChunkRun:
         own_rows = {str(r[id_column]).lower(): r for r in pages[0]}
         candidates = [row for page in pages[1:] for row in page]
         results = match_records(rule, [i.data for i in items], candidates, id_column=id_column)
+        # Would-create records get a second, broader lookup (names stored with extra whitespace...).
+        unmatched = [
+            n
+            for n, (item, result) in enumerate(zip(items, results, strict=True))
+            if result.status is MatchStatus.NONE
+            and deterministic_dynamics_id(self.ws, export_entity, item.platform_id) not in own_rows
+        ]
+        broad = plan_broad_lookups(entity, rule, [items[n].data for n in unmatched])
+        if broad.queries:
+            more = self._batch_gets(
+                [
+                    BatchOperation(
+                        "GET",
+                        q.entity_set,
+                        headers=prefer,
+                        params=[("$select", ",".join(select)), ("$filter", q.filter)]
+                        + ([("$expand", q.expand)] if q.expand else []),
+                    )
+                    for q in broad.queries
+                ]
+            )
+            candidates += [row for page in more for row in page]
+            again = match_records(rule, [items[n].data for n in unmatched], candidates, id_column=id_column)
+            for n, result in zip(unmatched, again, strict=True):
+                results[n] = result
         by_id = {str(r[id_column]).lower(): r for r in candidates}
         for item, result in zip(items, results, strict=True):
             det_id = deterministic_dynamics_id(self.ws, export_entity, item.platform_id)

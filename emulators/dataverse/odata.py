@@ -80,11 +80,21 @@ def _bad(message: str, code: str = CODE_QUERY_SYNTAX) -> ODataError:
 # --------------------------------------------------------------------------------------------
 
 
+# Non-ASCII spaces (NBSP, en/em/thin spaces, U+3000...) are distinct characters for SQL Server
+# (``N'a' + NCHAR(160) + N'b' <> N'a b'``, and trailing NBSPs are not padding), but NFKD would turn them
+# into U+0020: they are parked in the private-use area around the decomposition.
+_SPACES = [chr(c) for c in range(0x80, 0x3001) if chr(c).isspace()]
+_PARK_SPACES = str.maketrans({ch: chr(0xE000 + i) for i, ch in enumerate(_SPACES)})
+_UNPARK_SPACES = str.maketrans({chr(0xE000 + i): ch for i, ch in enumerate(_SPACES)})
+
+
 def _strip_accents(s: str) -> str:
+    """Accents removed and compatibility forms (width, ligatures) folded, as the ``_CI_AI`` collation
+    compares them; other whitespace stays distinct from a space."""
     if s.isascii():
         return s
-    decomposed = unicodedata.normalize("NFKD", s)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    decomposed = unicodedata.normalize("NFKD", s.translate(_PARK_SPACES))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).translate(_UNPARK_SPACES)
 
 
 def like_fold(value: str) -> str:

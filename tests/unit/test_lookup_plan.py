@@ -15,10 +15,19 @@ from core.domain.lookup_plan import (
     LookupPlan,
     escape_odata_string,
     odata_literal,
+    plan_broad_lookups,
     plan_lookups,
     query_conditions,
+    search_tokens,
 )
-from core.domain.matching import CandidateIndex, IdentifierConfig, MatchStatus, company_rule, contact_rule
+from core.domain.matching import (
+    CandidateIndex,
+    IdentifierConfig,
+    MatchStatus,
+    company_rule,
+    contact_rule,
+    parse_rule,
+)
 from emulators.dataverse.odata import Row, parse_filter
 
 ACCOUNTS: dict[str, Row] = {}
@@ -272,5 +281,223 @@ def test_plan_then_match_finds_stored_variants_end_to_end() -> None:
     assert [(r.status, r.dynamics_id) for r in results] == [
         (MatchStatus.MATCHED, "c1"),
         (MatchStatus.MATCHED, "c2"),
+        (MatchStatus.NONE, None),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The broad second lookup: records the exact plan left unmatched
+# ---------------------------------------------------------------------------------------------
+
+JANE_DOE = {"id": "p", "firstName": "Jane", "lastName": "Doe", "company": {"name": "Acme"}}
+
+
+def test_exact_plan_misses_names_stored_with_extra_whitespace() -> None:
+    """What the broad plan is for: ``In`` compares whole values (only trailing spaces are forgiven)."""
+    rows = [
+        {"contactid": "leading", "lastname": "  Doe"},
+        {"contactid": "nbsp", "lastname": "Doe\u00a0"},
+        {"contactid": "trailing", "lastname": "Doe   "},
+    ]
+    plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), [JANE_DOE])
+    assert fetched(plan, rows) == {"trailing"}
+
+
+def test_broad_plan_searches_the_longest_token_of_the_queried_column() -> None:
+    records = [
+        {"id": "1", "firstName": "Jane", "lastName": "  Jane ", "company": {"name": "A"}},
+        {"id": "2", "firstName": "Jo", "lastName": "Van  Dyke", "company": {"name": "A"}},
+        {"id": "3", "firstName": "Jo", "lastName": "o'NEILL", "company": {"name": "A"}},
+        {"id": "4", "firstName": "Jo", "lastName": "Ó Súilleabháin", "company": {"name": "A"}},
+    ]
+    plan = plan_broad_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
+    [query] = plan.queries
+    assert query.column == "lastname" and query.clauses == 4
+    assert query.filter == (
+        "(contains(lastname,'jane') or contains(lastname,'dyke') or contains(lastname,'neill')"
+        " or contains(lastname,'súilleabháin'))"
+        " and Microsoft.Dynamics.CRM.NotIn(PropertyName='lastname',PropertyValues=['Jane'])"
+    )
+    assert plan.expand == "parentcustomerid_account($select=name)"
+
+
+@pytest.mark.parametrize(
+    ("value", "tokens"),
+    [
+        ("  Jane ", ["jane"]),
+        ("Van  Dyke", ["dyke", "van"]),
+        ("O’Neill", ["neill", "o"]),
+        ("Acme, Inc.", ["acme", "inc"]),
+        ("ＪＡＮＥ", ["jane"]),  # full width: NFKC
+        ("Weiß", ["wei"]),  # ß folds to "ss": a stored "WEISS" must still contain the token
+        ("Jean-Luc\u00a0Picard", ["picard", "jean", "luc"]),
+        ("  ", []),
+    ],
+)
+def test_search_tokens(value: str, tokens: list[str]) -> None:
+    assert search_tokens(value) == tokens
+
+
+def test_broad_plan_fetches_every_stored_variant_and_leaves_out_what_the_exact_plan_fetched() -> None:
+    rows = [
+        {"contactid": "leading", "lastname": "  Doe"},
+        {"contactid": "inner", "lastname": "Doe\u00a0 "},
+        {"contactid": "tab", "lastname": "\tDOE"},
+        {"contactid": "accent", "lastname": " Dóe"},
+        {"contactid": "width", "lastname": " Ｄｏｅ"},
+        {"contactid": "longer", "lastname": "Doerr"},  # a superset: the index decides
+        {"contactid": "exact", "lastname": "doe"},  # fetched by the exact plan already
+        {"contactid": "other", "lastname": "Smith"},
+    ]
+    rule = contact_rule(IdentifierConfig())
+    broad = plan_broad_lookups(Entity.CONTACT, rule, [JANE_DOE])
+    assert fetched(broad, rows) == {"leading", "inner", "tab", "accent", "width", "longer"}
+    exact = plan_lookups(Entity.CONTACT, rule, [JANE_DOE])
+    assert fetched(exact, rows) | fetched(broad, rows) == set(r["contactid"] for r in rows) - {"other"}
+
+
+def test_broad_plan_narrows_a_short_token_with_a_sibling_column() -> None:
+    rows = [
+        {"contactid": "wu", "firstname": " Wei", "lastname": "  Wu"},
+        {"contactid": "other-wu", "firstname": "Anna", "lastname": "Wu "},
+        {"contactid": "wurst", "firstname": "Hans", "lastname": "Wurst"},
+    ]
+    record = {"id": "p", "firstName": "Wei", "lastName": "Wu", "company": {"name": "Acme"}}
+    plan = plan_broad_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), [record])
+    [query] = plan.queries
+    # no NotIn: the narrowed clause already excludes most rows, and "Wu" rows were fetched anyway
+    assert query.filter == "(contains(lastname,'wu') and contains(firstname,'wei'))"
+    assert fetched(plan, rows) == {"wu"}
+
+
+def test_broad_plan_escapes_apostrophes_in_every_literal() -> None:
+    rule = parse_rule(
+        {
+            "operator": "and",
+            "conditions": [{"platformField": "professionalEmail", "dynamicsField": "emailaddress1"}],
+        },
+        Entity.CONTACT,
+    )
+    plan = plan_broad_lookups(Entity.CONTACT, rule, [{"id": "p", "professionalEmail": " O'Neill@Acme.com"}])
+    [query] = plan.queries
+    assert query.filter == (
+        "(contains(emailaddress1,'o''neill@acme.com'))"
+        " and Microsoft.Dynamics.CRM.NotIn(PropertyName='emailaddress1',PropertyValues=['o''neill@acme.com'])"
+    )
+    rows = [
+        {"contactid": "padded", "emailaddress1": "  o'neill@ACME.com "},
+        {"contactid": "exact", "emailaddress1": "O'Neill@acme.com"},
+    ]
+    assert fetched(plan, rows) == {"padded"}
+
+
+@pytest.mark.parametrize(
+    "local",
+    ["x'or'1'eq'1", "x')or(contains(emailaddress1,'", "x'&$top=1&$filter=emailaddress1'ne'x", "x'#"],
+)
+def test_broad_plan_injection_attempts_stay_one_literal(local: str) -> None:
+    """Through the broad plan too, a value is one literal: it fetches the row that stores it, no other."""
+    rule = parse_rule(
+        {
+            "operator": "and",
+            "conditions": [{"platformField": "professionalEmail", "dynamicsField": "emailaddress1"}],
+        },
+        Entity.CONTACT,
+    )
+    plan = plan_broad_lookups(Entity.CONTACT, rule, [{"id": "p", "professionalEmail": f"{local}@acme.com"}])
+    assert plan.queries
+    for query in plan.queries:
+        params = parse_qsl(urlsplit(query.relative_url()).query, keep_blank_values=True)
+        assert [k for k, _ in params] == ["$select", "$filter"]
+        assert dict(params)["$filter"] == query.filter
+    rows = [
+        {"contactid": "victim", "emailaddress1": "jane@acme.com"},
+        {"contactid": "literal", "emailaddress1": f"  {local.upper()}@acme.com"},
+    ]
+    assert fetched(plan, rows) == {"literal"}
+
+
+def test_broad_plan_for_companies_searches_the_name_only() -> None:
+    rows = [
+        {"accountid": "spaces", "name": "  Acme,  Inc. ", "websiteurl": None},
+        {"accountid": "other", "name": "Globex", "websiteurl": "acme.com"},
+    ]
+    config = IdentifierConfig.from_json({"companyIdentifier": "domain_or_name"})
+    plan = plan_broad_lookups(
+        Entity.COMPANY, company_rule(config), [{"id": "1", "name": "Acme Inc", "domain": "acme.com"}]
+    )
+    assert [q.column for q in plan.queries] == ["name"]  # domains are already found with contains()
+    assert fetched(plan, rows) == {"spaces"}
+    assert (
+        fetched(plan_lookups(Entity.COMPANY, company_rule(config), [{"id": "1", "name": "Acme Inc"}]), rows)
+        == set()
+    )
+
+
+def test_broad_plan_has_nothing_to_add_to_linkedin_and_domain_lookups() -> None:
+    plan = plan_broad_lookups(
+        Entity.COMPANY, company_rule(IdentifierConfig()), [{"id": "1", "name": "Acme", "domain": "acme.com"}]
+    )
+    assert plan.queries == () and plan.unsearchable == ("1",)
+    only_linkedin = plan_broad_lookups(
+        Entity.CONTACT, contact_rule(LINKEDIN_OR), [{"id": "2", "linkedinUrl": "linkedin.com/in/jane"}]
+    )
+    assert only_linkedin.queries == ()
+
+
+def test_broad_plan_splits_to_fit_the_url_and_clause_limits() -> None:
+    records = [
+        {
+            "id": str(i),
+            "firstName": "Ann",
+            "lastName": f"Lastname{i:05d}" + "ü" * 40,
+            "company": {"name": "C"},
+        }
+        for i in range(800)
+    ]
+    rule = contact_rule(IdentifierConfig())
+    plan = plan_broad_lookups(Entity.CONTACT, rule, records, max_values=10_000)
+    assert len(plan.queries) > 1
+    assert all(len(q.relative_url()) <= BATCH_GET_MAX_URL - 1024 for q in plan.queries)
+    rows = [{"contactid": r["id"], "lastname": "  " + r["lastName"]} for r in records]
+    assert fetched(plan, rows) == {r["id"] for r in records}
+    few = plan_broad_lookups(Entity.CONTACT, rule, records[:250], max_values=100)
+    assert [q.clauses for q in few.queries] == [100, 100, 50]
+
+
+def test_exact_then_broad_then_match_finds_whitespace_variants_end_to_end() -> None:
+    ACCOUNTS.clear()
+    ACCOUNTS.update({"a1": {"accountid": "a1", "name": " Acme  Inc."}})
+    rows: list[dict[str, Any]] = [
+        {"contactid": "c1", "firstname": "  Jane ", "lastname": "Van  Dyke", "_parentcustomerid_value": "a1"},
+        {"contactid": "c2", "firstname": "Seán", "lastname": " o'NEILL", "_parentcustomerid_value": "a1"},
+        {"contactid": "c3", "firstname": "Zoe", "lastname": "Nunez\u00a0", "_parentcustomerid_value": "a1"},
+        {"contactid": "c4", "firstname": "Jane", "lastname": "Van Dyke", "_parentcustomerid_value": None},
+    ]
+    records = [
+        {"id": "p1", "firstName": "Jane", "lastName": "van dyke", "company": {"name": "ACME, Inc"}},
+        {"id": "p2", "firstName": "Sean", "lastName": "O’Neill", "company": {"name": "Acme Inc"}},
+        {"id": "p3", "firstName": "Zoë", "lastName": "Núñez", "company": {"name": "Acme Inc."}},
+        {"id": "p4", "firstName": "New", "lastName": "Person", "company": {"name": "Acme Inc"}},
+    ]
+    rule = contact_rule(LINKEDIN_OR)
+
+    def candidates(plan: LookupPlan) -> list[dict[str, Any]]:
+        got = fetched(plan, rows)
+        return [
+            {**r, "parentcustomerid_account": ACCOUNTS.get(str(r.get("_parentcustomerid_value")))}
+            for r in rows
+            if r["contactid"] in got
+        ]
+
+    first = candidates(plan_lookups(Entity.CONTACT, rule, records))
+    exact = [CandidateIndex(rule, first, id_column="contactid").match(r) for r in records]
+    assert [r.status for r in exact] == [MatchStatus.NONE] * 4
+    broad = plan_broad_lookups(Entity.CONTACT, rule, records)
+    index = CandidateIndex(rule, first + candidates(broad), id_column="contactid")
+    assert [(index.match(r).status, index.match(r).dynamics_id) for r in records] == [
+        (MatchStatus.MATCHED, "c1"),
+        (MatchStatus.MATCHED, "c2"),
+        (MatchStatus.MATCHED, "c3"),
         (MatchStatus.NONE, None),
     ]
