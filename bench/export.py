@@ -41,6 +41,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from bench.export_truth import check_outcomes
 from core.adapters.dataverse.client import DataverseClient, RequestEvent
 from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.export_store import EXPORT_QUEUE, ExportStore
@@ -540,14 +541,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         records = len(scenario.records)
         status = wait_for_job(service, job.job_id, args.timeout, sampler)
         elapsed = time.perf_counter() - started
+        truth = check_outcomes(service, WORKSPACE, job.job_id, scenario.seed)  # per record, after timing
         sampler.stop()
         stats = emulator_control(url, "stats")
         reports = workers.stop()
     counts = status["counts"]
     new_contacts = stats["records"].get("contact", 0) - before["records"].get("contact", 0)
     new_accounts = stats["records"].get("account", 0) - before["records"].get("account", 0)
-    duplicates = max(0, new_contacts - scenario.expected_new_contacts) + max(
-        0, new_accounts - scenario.expected_new_accounts
+    # Per record, not net: a false merge must not hide a missed existing contact (bench/export_truth.py).
+    duplicates = (
+        truth["existing_created"]
+        + max(0, new_contacts - counts["created"])
+        + max(0, new_accounts - scenario.expected_new_accounts)
     )
     inner = sum(stats["inner_operations"].values())
     worker_peaks = [sampler.peak[k] for k in sampler.peak if k.startswith("worker")]
@@ -582,7 +587,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # ... of which the pipeline wrote twice (more rows than it reported created): must be 0
         "duplicates_pipeline": max(0, new_contacts - counts["created"]),
         # ... of which matching did not find an existing contact (created a second one)
-        "existing_not_matched": max(0, counts["created"] - scenario.expected_new_contacts),
+        "existing_not_matched": truth["existing_created"],
+        # records matched onto somebody else's Dynamics row (overwrote it): must be 0
+        "false_merges": truth["false_merges"],
+        "outcomes": truth["outcomes"],
+        "outcome_examples": truth["outcome_examples"],
         "peak_rss_mb": round(max(worker_peaks or [0.0]), 1),
         "peak_rss_driver_mb": round(sampler.peak["driver"], 1),
         "peak_rss_emulator_mb": round(sampler.peak["emulator"], 1),
@@ -632,6 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         f"existing contacts matching missed: {figures['existing_not_matched']} of "
         f"{figures['existing_contacts_exported']})"
     )
+    print(f"false merges       {figures['false_merges']} (outcomes per record: {figures['outcomes']})")
     summary = {k: v for k, v in figures.items() if k != "worker_reports"}
     print(json.dumps(summary, separators=(",", ":")))
     return 0
