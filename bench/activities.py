@@ -1,6 +1,7 @@
 """Benchmark: engagement events logged as Dynamics activities through the real service and queue worker.
 
-``python -m bench.activities [--events 10000] [--contacts 2000] [--latency-ms 50] [--workers 2]``
+``python -m bench.activities [--events 10000] [--contacts 2000] [--latency-ms 50] [--workers 2]
+[--missing-fraction 0]``
 
 Real pieces: Azurite (tables, blobs, queues), the Dataverse emulator in its own process (HTTPS, the given
 latency on every request, default service protection limits), the real ``ActivityService`` (submit, staging,
@@ -8,6 +9,9 @@ chunk messages) and ``ActivityWorker`` (``--workers`` threads draining the queue
 the contacts exist in Dynamics — half exported by the platform (found by their deterministic ids), half
 created by others (matched with the LinkedIn-or-name+company identifier) —, five identities map to five
 Dynamics users, the configuration maps an engagement field and four campaign properties.
+``--missing-fraction F`` leaves that share of the contacts out of Dynamics and turns on
+``exportMissingContacts`` (with first name, last name and LinkedIn URL mapped): those contacts are exported
+first; ``contact_duplicates`` counts contacts beyond one per missing contact with an activity to log.
 
 Measured: the wall time from submit to the last chunk done (``events_per_s``), the HTTP requests the
 emulator answered for it (``http_requests_per_event``), then the whole event list is delivered AGAIN
@@ -79,15 +83,25 @@ def _start_emulator(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
     return proc, str(json.loads(line)["url"])
 
 
-def _config(user_ids: list[str]) -> DynamicsConfig:
+def _config(user_ids: list[str], *, export_missing: bool = False) -> DynamicsConfig:
+    mapped = [
+        {"kind": "platform_field", "platformField": field, "dynamicsField": column}
+        for field, column in (
+            ("firstName", "firstname"),
+            ("lastName", "lastname"),
+            ("linkedinUrl", "new_linkedinurl"),
+        )
+    ]
     return DynamicsConfig.model_validate(
         {
             "syncIdentifiers": {
                 "contactIdentifier": "linkedin_or_name_company",
                 "columns": {"contactLinkedinUrl": "new_linkedinurl"},
+                "exportMissingContacts": export_missing,
             },
             "fieldMapping": {
-                "contacts": [
+                "contacts": (mapped if export_missing else [])
+                + [
                     {
                         "kind": "engagement",
                         "dynamicsField": "new_engagement",
@@ -207,6 +221,7 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
         user_ids.append(str(response.json()["systemuserid"]))
     contacts = [_contact(i) for i in range(args.contacts)]
     exported = int(args.contacts * args.exported_fraction)
+    missing = int(args.contacts * args.missing_fraction)  # the last ones: not in Dynamics at all
     rows = [
         {"firstname": c["firstName"], "lastname": c["lastName"], "new_linkedinurl": c["linkedinUrl"]}
         | (
@@ -215,10 +230,11 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
             else {}
         )
         for i, c in enumerate(contacts)
+        if i < args.contacts - missing
     ]
     for start in range(0, len(rows), 500):
         client.create_multiple("contact", rows[start : start + 500])
-    config = _config(user_ids)
+    config = _config(user_ids, export_missing=missing > 0)
     store = ExportStore(
         TableServiceClient.from_connection_string(storage),
         BlobServiceClient.from_connection_string(storage),
@@ -249,6 +265,13 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
 
     loggable = sum(1 for e in events if EventKind(e["kind"]) not in SIGNAL_KINDS)
     activities = sum(_count(client, s) for s in ACTIVITY_SETS)
+    missing_ids = {c["id"] for c in contacts[args.contacts - missing :]} if missing else set()
+    to_create = {
+        e["contactId"]
+        for e in events
+        if e["contactId"] in missing_ids and EventKind(e["kind"]) not in SIGNAL_KINDS
+    }
+    created = sum(len(page) for page in client.query_pages("contacts", select=["contactid"])) - len(rows)
     return {
         "events": args.events,
         "contacts": args.contacts,
@@ -266,6 +289,9 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
         "activities_in_dynamics": activities,
         "loggable_events": loggable,
         "duplicates": activities - loggable,
+        "missing_contacts": missing,
+        "contacts_created": created,
+        "contact_duplicates": created - len(to_create),
     }
 
 
@@ -281,6 +307,12 @@ def main() -> None:
         default=0.5,
         help="contacts the platform exported (found by id); the others exist in Dynamics already and are "
         "matched by LinkedIn URL",
+    )
+    parser.add_argument(
+        "--missing-fraction",
+        type=float,
+        default=0.0,
+        help="contacts not in Dynamics at all; > 0 turns on exportMissingContacts (they are exported first)",
     )
     args = parser.parse_args()
     ensure_ca()
