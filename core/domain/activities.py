@@ -85,14 +85,24 @@ class ActivitiesRequest(BaseModel):
 
     ``events``: engagement events (platform-data.md); each is validated on its own. ``contacts``: the
     platform contacts the events are about (matching with the configured identifier, campaign data for
-    the campaign properties); an event may instead embed its ``contact``. ``identities``: the identities
-    the events name, with their platform user (the second step of the actor fallback).
+    the campaign properties, and the data a contact not in Dynamics is exported from when
+    ``syncIdentifiers.exportMissingContacts`` is on); an event may instead embed its ``contact``.
+    ``identities``: the identities the events name, with their platform user (the second step of the
+    actor fallback).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     events: list[Any] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
-    contacts: list[Any] = Field(default_factory=list, max_length=MAX_EVENTS_PER_REQUEST)
+    contacts: list[Any] = Field(
+        default_factory=list,
+        max_length=MAX_EVENTS_PER_REQUEST,
+        description=(
+            "The events' contacts as export records (id = the events' contactId, catalog fields, company, "
+            "campaign data): matched with the contact identifier, and exported first when "
+            "syncIdentifiers.exportMissingContacts is on and they are not in Dynamics"
+        ),
+    )
     identities: list[IdentityInfo] = Field(default_factory=list, max_length=10_000)
 
 

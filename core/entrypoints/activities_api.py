@@ -96,7 +96,7 @@ openapi.register(
 openapi.register(
     "GET",
     "/api/dynamics/activities/{jobId}/records",
-    "Per-event results of an activities job (activity id, table, acting user and its source)",
+    "Per-event results of an activities job (activity id, table, acting user and its source, contactAction)",
     response={"type": "object", "description": "records and nextCursor"},
     problems=(400, 404),
     tags=TAG,

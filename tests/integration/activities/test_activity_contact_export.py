@@ -273,3 +273,28 @@ def test_config_api_validates_and_saves_the_option(azurite: Any, monkeypatch: py
         assert body_json(read)["syncIdentifiers"]["exportMissingContacts"] is True
     finally:
         get_settings.cache_clear()
+
+
+def test_a_chunk_racing_another_to_create_the_contact_ends_with_one_contact(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.services import export_worker
+
+    env = _env(harness_for, export_missing=True)
+    real_write = export_worker._ChunkRun._write
+
+    def other_chunk_creates_it_first(self: Any, items: Any, table: str, owner: Any) -> None:
+        # Another chunk with an event for the same contact creates it (same deterministic id) between
+        # this chunk's lookups and its create.
+        if table == "contact" and not rows(env.emulator, "contacts"):
+            create(env.emulator, "contacts", {"contactid": NEW_ID, "firstname": "Nora", "lastname": "Q"})
+        real_write(self, items, table, owner)
+
+    monkeypatch.setattr(export_worker._ChunkRun, "_write", other_chunk_creates_it_first)
+    result = env.run({"events": [_event("e1")], "contacts": [NEW], "identities": IDENTITIES})
+    record = result["records"]["e1"]
+    assert record["action"] == "created" and record["contactAction"] == "updated"
+    [contact] = rows(env.emulator, "contacts")
+    assert contact["contactid"] == NEW_ID and contact["lastname"] == "Quist"  # the mapping written into it
+    [task] = rows(env.emulator, "tasks")
+    assert task["_regardingobjectid_value"] == NEW_ID
