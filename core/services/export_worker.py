@@ -520,8 +520,10 @@ class _ChunkRun:
                     for q in broad.queries
                 ]
             )
-            candidates += [row for page in more for row in page]
-            again = match_records(rule, [items[n].data for n in unmatched], candidates, id_column=id_column)
+            broad_rows = [row for page in more for row in page]
+            candidates += broad_rows
+            # The first lookup's rows did not match these records: the new rows alone decide.
+            again = match_records(rule, [items[n].data for n in unmatched], broad_rows, id_column=id_column)
             for n, result in zip(unmatched, again, strict=True):
                 results[n] = result
         by_id = {str(r[id_column]).lower(): r for r in candidates}
