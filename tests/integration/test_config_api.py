@@ -442,7 +442,9 @@ def test_concurrent_first_saves_one_wins(ws: str) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [200] + [412] * 5
+    # Losers that read before the winner saved are told 412; those that read after it see a saved
+    # configuration and, sending no If-Match, are told 428. None saves over the winner.
+    assert results.count(200) == 1 and all(s in (200, 412, 428) for s in results), results
     assert get(ws).headers["ETag"] == '"v1"'
     assert put(ws, valid_doc(), if_match="").status_code == 428  # an empty If-Match is no precondition
 
