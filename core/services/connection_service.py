@@ -48,7 +48,7 @@ from core.domain.connection import (
 )
 from core.services.token_provider import RECONNECT_NOTIFICATION_KIND, TokenService, secret_name_for, utcnow
 from core.services.token_refresh import TokenRefresher
-from core.settings import Settings, get_settings
+from core.settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -318,15 +318,27 @@ def build_components(
 
 _components_lock = threading.Lock()
 _components: tuple[Settings, ConnectionComponents] | None = None
+_components_missing: tuple[Settings, str] | None = None
 
 
 def get_components() -> ConnectionComponents:
-    """Components for the current settings (rebuilt when ``get_settings`` returns new settings)."""
-    global _components
+    """Components for the current settings (rebuilt when ``get_settings`` returns new settings).
+
+    Settings that cannot build them (a server without the Dynamics app registration) fail the same way
+    until the settings change, so that answer is remembered too: every configuration save asks (the live
+    metadata check) and rebuilding the storage clients to fail again cost each save milliseconds."""
+    global _components, _components_missing
     settings = get_settings()
     with _components_lock:
         if _components is None or _components[0] is not settings:
-            _components = (settings, build_components(settings, on_reconnected=_resume_paused_exports))
+            if _components_missing is not None and _components_missing[0] is settings:
+                raise SettingsError(_components_missing[1])
+            try:
+                built = build_components(settings, on_reconnected=_resume_paused_exports)
+            except SettingsError as exc:
+                _components_missing = (settings, str(exc))
+                raise
+            _components = (settings, built)
         return _components[1]
 
 
