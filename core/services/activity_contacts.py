@@ -13,7 +13,8 @@ the owner rules of step 4, the refusal of blank records, bulk writes with the ba
   user) is the exporting user, as the spec's Users Mapping asks for automatic exports; else the user who
   sent the events. One export run per such user (each costs a handful of requests).
 - The export's own checkpoints (``creating`` / ``created``) are kept under ``<job>~contacts`` in the
-  activity records table: a retried chunk reads them to tell a contact it created from one it found.
+  activity records table: a retried or resumed chunk reads them to tell a contact it created from one
+  it found.
 """
 
 from __future__ import annotations
@@ -128,8 +129,9 @@ def created_earlier(store: ExportStore, workspace_id: str, job_id: str, seqs: Se
         limit=high - low + 1,
     )
     done = (RecordAction.CREATING.value, RecordAction.CREATED.value)
+    wanted = set(seqs)
     return {
         str(row.get("platformId"))
         for row in page.records
-        if row.get("action") in done and int(row.get("seq", -1)) in set(seqs)
+        if row.get("action") in done and int(row.get("seq", -1)) in wanted
     }

@@ -500,13 +500,14 @@ class _ChunkRun:
         for item in self.items:
             if item.table is not None:
                 first.setdefault(item.event.contact_id, item)
-        if self.retried:
-            # Found by its export id: created by the attempt that died, or there before this job?
-            own = [
-                c
-                for c in contacts.values()
-                if c.platform_id in first and (c.match or {}).get("rule") == "created_by_platform"
-            ]
+        # Found by its export id: created by an earlier attempt of this chunk (one that died, or was
+        # paused for reconnect), or there before? The export's checkpoints of this chunk say.
+        own = [
+            c
+            for c in contacts.values()
+            if c.platform_id in first and (c.match or {}).get("rule") == "created_by_platform"
+        ]
+        if own:
             done = created_earlier(
                 self.worker.store, self.ws, self.job_id, [first[c.platform_id].seq for c in own]
             )

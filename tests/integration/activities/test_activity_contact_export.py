@@ -298,3 +298,32 @@ def test_a_chunk_racing_another_to_create_the_contact_ends_with_one_contact(
     assert contact["contactid"] == NEW_ID and contact["lastname"] == "Quist"  # the mapping written into it
     [task] = rows(env.emulator, "tasks")
     assert task["_regardingobjectid_value"] == NEW_ID
+
+
+def test_paused_for_reconnect_after_creating_the_contact_resumes_without_a_second_one(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.domain.connection import ReconnectRequired
+    from core.services import activity_worker
+
+    env = _env(harness_for, export_missing=True)
+    real_create = activity_worker._ChunkRun._create
+    expired = []
+
+    def token_dies_once(self: Any, items: Any) -> None:
+        if not expired:
+            expired.append(1)
+            raise ReconnectRequired(WS, "inactivity")  # after the contact's export, before the activities
+        real_create(self, items)
+
+    monkeypatch.setattr(activity_worker._ChunkRun, "_create", token_dies_once)
+    paused = env.run({"events": [_event("e1"), _event("e2")], "contacts": [NEW], "identities": IDENTITIES})
+    assert paused["status"]["state"] == "paused_reconnect"
+    assert [c["contactid"] for c in rows(env.emulator, "contacts")] == [NEW_ID] and _activities(env) == []
+
+    assert env.service().resume_paused(WS) == 1
+    env.drain()
+    records = env.service().records(WS, paused["status"]["jobId"], None, None, 10)
+    assert records is not None
+    assert [(r["action"], r["contactAction"]) for r in records["records"]] == [("created", "created")] * 2
+    assert len(rows(env.emulator, "contacts")) == 1 and len(_activities(env)) == 2
