@@ -574,9 +574,10 @@ class _ChunkRun:
                 contact.dynamics_id, contact.current = keeper.dynamics_id, keeper.current
                 contact.action, contact.match = keeper.action, keeper.match
                 contact.export_problem, contact.export_errors = keeper.export_problem, keeper.export_errors
-                contact.export_note = (
-                    f"same contact as {keeper.platform_id} by the configured identifier: exported once"
-                )
+                if keeper.dynamics_id is not None:
+                    contact.export_note = (
+                        f"same contact as {keeper.platform_id} by the configured identifier: exported once"
+                    )
 
     def _not_found(self, contact: _Contact, item: _Event) -> str:
         if contact.data is None:

@@ -327,3 +327,32 @@ def test_paused_for_reconnect_after_creating_the_contact_resumes_without_a_secon
     assert records is not None
     assert [(r["action"], r["contactAction"]) for r in records["records"]] == [("created", "created")] * 2
     assert len(rows(env.emulator, "contacts")) == 1 and len(_activities(env)) == 2
+
+
+def test_a_contact_dynamics_refuses_fails_its_events_with_dynamics_error(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.adapters.dataverse.client import DataverseClient
+    from core.adapters.dataverse.errors import DataverseError
+
+    env = _env(harness_for, export_missing=True)
+    real_create_multiple = DataverseClient.create_multiple
+
+    def refuse_contacts(self: Any, table: str, records: Any, **kw: Any) -> Any:
+        if table == "contact":
+            raise DataverseError(
+                "A record with matching key values already exists for attribute 'emailaddress1'",
+                status=412,
+                code="0x80060892",
+            )
+        return real_create_multiple(self, table, records, **kw)
+
+    monkeypatch.setattr(DataverseClient, "create_multiple", refuse_contacts)
+    result = env.run({"events": [_event("e1"), _event("e2")], "contacts": [NEW], "identities": IDENTITIES})
+    for record in result["records"].values():
+        assert record["action"] == "failed" and record["contactAction"] == "not_found"
+        [error] = record["errors"]
+        assert error["code"] == "0x80060892" and error["field"] == "emailaddress1"
+        assert error["message"].startswith("contact p-new not exported: ")
+    assert result["status"]["state"] == "failed"
+    assert rows(env.emulator, "contacts") == [] and _activities(env) == []
