@@ -501,3 +501,39 @@ def test_exact_then_broad_then_match_finds_whitespace_variants_end_to_end() -> N
         (MatchStatus.MATCHED, "c3"),
         (MatchStatus.NONE, None),
     ]
+
+
+def test_a_short_token_reached_through_two_or_branches_is_not_narrowed_by_either() -> None:
+    """OR(last+first, last+city): a row may match through either branch, so neither sibling narrows."""
+    rule = parse_rule(
+        {
+            "operator": "or",
+            "conditions": [
+                {
+                    "operator": "and",
+                    "conditions": [
+                        {"platformField": "lastName", "dynamicsField": "lastname"},
+                        {"platformField": "firstName", "dynamicsField": "firstname"},
+                    ],
+                },
+                {
+                    "operator": "and",
+                    "conditions": [
+                        {"platformField": "lastName", "dynamicsField": "lastname"},
+                        {"platformField": "city", "dynamicsField": "address1_city"},
+                    ],
+                },
+            ],
+        },
+        Entity.CONTACT,
+    )
+    assert [c.dynamics_field for c in query_conditions(rule)] == ["lastname"]
+    record = {"id": "p", "firstName": "Wei", "lastName": "Wu", "city": "Seattle"}
+    rows = [{"contactid": "by-city", "firstname": "W.", "lastname": "  Wu", "address1_city": "Seattle"}]
+    plan = plan_broad_lookups(Entity.CONTACT, rule, [record])
+    [query] = plan.queries
+    assert query.filter.startswith("(contains(lastname,'wu')) and ")
+    assert fetched(plan, rows) == {"by-city"}
+    # one branch only: its sibling narrows the short token
+    narrowed = plan_broad_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), [record])
+    assert [q.filter for q in narrowed.queries] == ["(contains(lastname,'wu') and contains(firstname,'wei'))"]
