@@ -155,7 +155,7 @@ def test_company_name_legal_suffix_punctuation_is_fetched() -> None:
 
 
 def test_domains_are_fetched_from_websites_in_any_form() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"accountid": "url", "websiteurl": "https://www.ACME.com/en/"},
         {"accountid": "bare", "websiteurl": "acme.com"},
         {"accountid": "uk", "websiteurl": "http://acme.co.uk"},
@@ -231,8 +231,11 @@ def test_max_values_per_query() -> None:
 
 
 def test_duplicate_values_are_sent_once() -> None:
-    records = [{"id": str(i), "lastName": name} for i, name in enumerate(["Doe", "DOE", "Doé ", "Doe"])]
-    records = [{**r, "firstName": "A", "company": {"name": "C"}} for r in records]
+    names = ["Doe", "DOE", "Doé ", "Doe"]
+    records = [
+        {"id": str(i), "lastName": name, "firstName": "A", "company": {"name": "C"}}
+        for i, name in enumerate(names)
+    ]
     plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
     assert [q.clauses for q in plan.queries] == [1]
 
@@ -418,7 +421,7 @@ def test_broad_plan_injection_attempts_stay_one_literal(local: str) -> None:
 
 
 def test_broad_plan_for_companies_searches_the_name_only() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"accountid": "spaces", "name": "  Acme,  Inc. ", "websiteurl": None},
         {"accountid": "other", "name": "Globex", "websiteurl": "acme.com"},
     ]
@@ -459,7 +462,7 @@ def test_broad_plan_splits_to_fit_the_url_and_clause_limits() -> None:
     plan = plan_broad_lookups(Entity.CONTACT, rule, records, max_values=10_000)
     assert len(plan.queries) > 1
     assert all(len(q.relative_url()) <= BATCH_GET_MAX_URL - 1024 for q in plan.queries)
-    rows = [{"contactid": r["id"], "lastname": "  " + r["lastName"]} for r in records]
+    rows = [{"contactid": r["id"], "lastname": f"  {r['lastName']}"} for r in records]
     assert fetched(plan, rows) == {r["id"] for r in records}
     few = plan_broad_lookups(Entity.CONTACT, rule, records[:250], max_values=100)
     assert [q.clauses for q in few.queries] == [100, 100, 50]
