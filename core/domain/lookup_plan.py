@@ -18,6 +18,7 @@ is missed, narrow enough to stay cheap. See docs/matching.md.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from core.domain.matching import (
 from core.domain.normalize import (
     ValueKind,
     domain_any_extension_key,
+    linkedin_key,
     linkedin_slug_variants,
     normalize_email,
     normalize_phone,
@@ -335,7 +337,11 @@ def plan_lookups(
 # ------------------------------------------------------------------------------------------------
 
 SHORT_FRAGMENT = 3  # a contains() fragment shorter than this matches too many rows on its own
-_BROAD_KINDS = frozenset({ValueKind.PERSON_NAME, ValueKind.COMPANY_NAME, ValueKind.TEXT, ValueKind.EMAIL})
+_BROAD_KINDS = frozenset(
+    {ValueKind.PERSON_NAME, ValueKind.COMPANY_NAME, ValueKind.TEXT, ValueKind.EMAIL, ValueKind.LINKEDIN}
+)
+_ASCII_SLUG_RUN = re.compile(r"[a-z0-9-]+")
+_NAME_KINDS = frozenset({ValueKind.PERSON_NAME, ValueKind.COMPANY_NAME, ValueKind.TEXT})
 
 
 def search_tokens(value: str) -> list[str]:
@@ -365,8 +371,10 @@ def search_tokens(value: str) -> list[str]:
 def broad_fragments(condition: Condition, record: Mapping[str, Any]) -> list[str]:
     """What the broad lookup looks for with ``contains`` in ``condition.dynamics_field`` for one record:
     the longest search token of a name or text; the whole normalised address for an e-mail (+ its
-    Unicode-domain form). Empty for kinds the exact plan already searches with ``contains`` (LinkedIn,
-    domain) and for phones (formatting differs too much for a fragment; documented miss)."""
+    Unicode-domain form); for a LinkedIn slug with non-ASCII letters, its longest ASCII run (a slug
+    stored percent-encoded from another letter case, ``/in/%C3%89milie-dupont``, contains neither form
+    the exact plan searched). Empty for domains and ASCII slugs (the exact plan's ``contains`` already
+    finds every form) and for phones (formatting differs too much for a fragment; documented miss)."""
     if condition.kind not in _BROAD_KINDS:
         return []
     raws = [platform_value(record, name) for name in (condition.platform_field, *condition.fallback_fields)]
@@ -374,6 +382,13 @@ def broad_fragments(condition: Condition, record: Mapping[str, Any]) -> list[str
     texts += [str(r) for r in raws if isinstance(r, int | float) and not isinstance(r, bool)]
     if not texts:
         return []
+    if condition.kind is ValueKind.LINKEDIN:
+        key = linkedin_key(texts[0])
+        slug = key.split("/", 1)[1] if key else ""
+        if slug.isascii():
+            return []
+        runs = sorted(_ASCII_SLUG_RUN.findall(slug), key=len, reverse=True)
+        return runs[:1] if runs and len(runs[0]) >= SHORT_FRAGMENT else []
     if condition.kind is ValueKind.EMAIL:
         email = normalize_email(texts[0])
         if email is None:
@@ -420,7 +435,7 @@ def plan_broad_lookups(
                 continue
             found = True
             narrow: tuple[str, str] | None = None
-            if condition.kind is not ValueKind.EMAIL and len(fragments[0]) < SHORT_FRAGMENT:
+            if condition.kind in _NAME_KINDS and len(fragments[0]) < SHORT_FRAGMENT:
                 narrow = _narrowing(siblings, record)
             exact = (
                 {_dedupe_key(v): v for v in condition_values(condition, record)[0]}

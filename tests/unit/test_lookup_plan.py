@@ -540,3 +540,23 @@ def test_a_short_token_reached_through_two_or_branches_is_not_narrowed_by_either
     # one branch only: its sibling narrows the short token
     narrowed = plan_broad_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), [record])
     assert [q.filter for q in narrowed.queries] == ["(contains(lastname,'wu') and contains(firstname,'wei'))"]
+
+
+def test_broad_plan_finds_a_non_ascii_slug_percent_encoded_from_another_letter_case() -> None:
+    rows = [
+        {"contactid": "upper-encoded", "new_linkedinurl": "https://www.linkedin.com/in/%C3%89milie-dupont/"},
+        {"contactid": "other", "new_linkedinurl": "https://www.linkedin.com/in/emilie-dupont-2"},
+    ]
+    record = {"id": "p", "linkedinUrl": "linkedin.com/in/émilie-dupont", "lastName": "Dupont"}
+    rule = contact_rule(LINKEDIN_OR)
+    assert "upper-encoded" not in fetched(plan_lookups(Entity.CONTACT, rule, [record]), rows)
+    broad = plan_broad_lookups(Entity.CONTACT, rule, [record])
+    assert "contains(new_linkedinurl,'milie-dupont')" in [q.filter for q in broad.queries]
+    got = fetched(broad, rows)
+    assert "upper-encoded" in got
+    index = CandidateIndex(rule, [r for r in rows if r["contactid"] in got], id_column="contactid")
+    assert index.match(record).dynamics_id == "upper-encoded"  # the index still decides exactly
+    ascii_slug = plan_broad_lookups(
+        Entity.CONTACT, rule, [{"id": "q", "linkedinUrl": "linkedin.com/in/jane"}]
+    )
+    assert ascii_slug.queries == ()  # the exact contains() already finds every stored form
