@@ -4,44 +4,36 @@ Table ``DynamicsConfig``, PartitionKey = escaped workspace id:
 - RowKey ``current``: the saved document (``version``, ``savedAt``, ``savedBy``, ``saveId``) as ASCII JSON
   split over ``d000``, ``d001``… properties (each below the 64 KB property limit); a document too large
   for one entity (1 MB) is staged in Blob (container ``dynamics-config``) and the entity names the blob.
-- RowKey ``h-<inverted version>-<saveId>``: the history row of one save attempt (who, when, which step,
-  what changed, and ``prevSaveId``, the ``saveId`` of the version it replaced), newest version first.
-  Rows ``h-<inverted version>`` without a ``saveId`` are from before saves worked this way.
+  It also holds the history entries of the latest versions (``recent``: who, when, which step, what
+  changed; JSON over ``r000``, ``r001``…), its own version's entry last.
+- RowKey ``h-<inverted last version>-<first version>``: a block of older history entries, moved out of
+  ``current`` when its ``recent`` entries outgrow ``MAX_RECENT_CHARS``. Rows ``h-<inverted version>``
+  hold one version each (written before history moved into ``current``).
 
-A save is two single-entity writes (an entity-group transaction costs a multipart ``$batch``, ~3x the
-time of two plain writes):
-1. insert the attempt's history row (its key is unique to the attempt, so this never conflicts);
-2. replace ``current`` conditional on the storage ETag the save started from (insert it, for the first
-   save). This write decides the race: of two writers of the same version exactly one succeeds, the
-   other gets ``ConfigConflict`` and deletes its history row.
+A save is one conditional write of ``current`` (replace on the storage ETag the save started from, or
+insert for the first save), carrying the new version's history entry with it: of two writers of the same
+version exactly one succeeds, the other gets ``ConfigConflict``; a version and its history entry exist
+together or not at all, and no row of an attempt that lost or died is ever left behind. Only a save that
+finds ``recent`` full first writes those entries as a block (an upsert whose content is fixed by the
+``current`` it read, so a writer that then loses, or dies, leaves a copy of saved history and nothing else)
+and then starts ``recent`` afresh.
 
-History is the chain that starts at ``current``'s ``saveId`` and follows each row's ``prevSaveId``, so it
-holds every saved version (the row is written before its version can become current) and nothing else: the
-row of an attempt that lost the race, or whose writer died between the two writes, is on no chain, is never
-shown, and is deleted by the next history read once its version is settled (the version is at or below the
-current one, so that attempt can no longer succeed).
+History is ``recent`` followed by the blocks, newest first, each version once (blocks may overlap).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import (
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-)
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from core.adapters.tables import Storage, escape_key
-
-log = logging.getLogger(__name__)
 
 TABLE = "DynamicsConfig"
 CONTAINER = "dynamics-config"
@@ -50,19 +42,11 @@ HISTORY_PREFIX = "h-"
 CHUNK_CHARS = 30_000  # ASCII JSON; 60 KB as UTF-16, under the 64 KB property limit
 MAX_INLINE_CHARS = 360_000  # beyond this the document goes to Blob (entity limit is 1 MB as UTF-16)
 MAX_HISTORY_CHANGES_CHARS = 30_000
+# History kept in ``current`` before it moves to a block row. With the newest entry (changes <= 30,000
+# chars) the entity stays under 1 MB even with the largest inline document (360,000 chars).
+MAX_RECENT_CHARS = 16_000
 _VERSION_SPAN = 10**10
-_HISTORY_COLUMNS = [
-    "RowKey",
-    "version",
-    "saveId",
-    "prevSaveId",
-    "savedAt",
-    "savedBy",
-    "step",
-    "changes",
-    "changeCount",
-]
-_LEGACY = ""  # the saveId of rows written before saves had one (current and history written atomically)
+_RECENT_COLUMNS = ["version", "recentChunks", *(f"r{i:03d}" for i in range(4))]
 
 
 class ConfigConflict(Exception):
@@ -81,7 +65,8 @@ class StoredConfig:
     saved_by: str
     etag: str  # storage ETag of the ``current`` entity (internal; not the HTTP ETag)
     blob: str | None = None  # staged document, when too large for the entity
-    save_id: str = _LEGACY  # the save that wrote this version (links the history chain)
+    save_id: str = ""  # the save that wrote this version (tells our own landed write from another's)
+    recent: str = field(default="[]", repr=False)  # JSON history entries kept in ``current``, oldest first
 
 
 @dataclass(frozen=True)
@@ -104,15 +89,53 @@ class HistoryEntry:
         }
 
 
-def _history_key(version: int, save_id: str) -> str:
-    key = f"{HISTORY_PREFIX}{_VERSION_SPAN - version:010d}"
-    return f"{key}-{save_id}" if save_id else key
+def _block_key(first: int, last: int) -> str:
+    return f"{HISTORY_PREFIX}{_VERSION_SPAN - last:010d}-{first:010d}"
 
 
 def _as_datetime(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return dt.datetime.fromisoformat(str(value))
+
+
+def _chunked(prefix: str, text: str) -> dict[str, Any]:
+    chunks = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
+    return {f"{prefix}{i:03d}": chunk for i, chunk in enumerate(chunks)}
+
+
+def _joined(entity: Any, prefix: str, count: int) -> str:
+    return "".join(str(entity.get(f"{prefix}{i:03d}") or "") for i in range(count))
+
+
+def _entry(raw: dict[str, Any]) -> HistoryEntry:
+    changes = raw.get("changes") or []
+    if isinstance(changes, str):  # one-version rows keep the list as a JSON string
+        changes = json.loads(changes)
+    return HistoryEntry(
+        version=int(raw["version"]),
+        saved_at=_as_datetime(raw["savedAt"]),
+        saved_by=str(raw["savedBy"]),
+        step=str(raw.get("step") or "") or None,
+        changes=changes,
+        changes_truncated=int(raw.get("changeCount", len(changes))) > len(changes),
+    )
+
+
+def _kept_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    kept: list[dict[str, Any]] = []
+    size = 2
+    for change in changes:
+        encoded = json.dumps(change, ensure_ascii=True)
+        if size + len(encoded) + 1 > MAX_HISTORY_CHANGES_CHARS:
+            break
+        kept.append(change)
+        size += len(encoded) + 1
+    return kept
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
 
 
 class ConfigRepository:
@@ -141,7 +164,8 @@ class ConfigRepository:
                 saved_by=str(entity["savedBy"]),
                 etag=str(entity.metadata["etag"]),
                 blob=str(entity.get("blob") or "") or None,
-                save_id=str(entity.get("saveId") or _LEGACY),
+                save_id=str(entity.get("saveId") or ""),
+                recent=_joined(entity, "r", int(entity.get("recentChunks") or 0)) or "[]",
             )
         raise ConfigConflict(None)
 
@@ -167,7 +191,24 @@ class ConfigRepository:
         version = (previous.version if previous else 0) + 1
         save_id = uuid.uuid4().hex
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        text = json.dumps(document, ensure_ascii=True, separators=(",", ":"))
+        text = _dumps(document)
+        entry = _dumps(
+            {
+                "version": version,
+                "savedAt": now.isoformat(),
+                "savedBy": saved_by,
+                "step": step or "",
+                "changes": _kept_changes(changes),
+                "changeCount": len(changes),
+            }
+        )
+        older = previous.recent if previous else "[]"
+        if older != "[]" and len(older) + len(entry) + 1 > MAX_RECENT_CHARS:
+            # ``recent`` is full: its entries (all of saved versions) go to a block row first.
+            self._write_block(pk, older)
+            older = "[]"
+        recent = f"[{entry}]" if older == "[]" else f"{older[:-1]},{entry}]"
+        recent_props = _chunked("r", recent)
         current: dict[str, Any] = {
             "PartitionKey": pk,
             "RowKey": CURRENT,
@@ -176,6 +217,8 @@ class ConfigRepository:
             "savedBy": saved_by,
             "saveId": save_id,
             "size": len(text),
+            "recentChunks": len(recent_props),
+            **recent_props,
         }
         blob_name: str | None = None
         if len(text) > MAX_INLINE_CHARS:
@@ -183,17 +226,8 @@ class ConfigRepository:
             self._storage.container(CONTAINER).upload_blob(blob_name, text.encode("ascii"), overwrite=True)
             current.update(blob=blob_name, chunks=0)
         else:
-            chunks = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
-            current["chunks"] = len(chunks)
-            current.update({f"d{i:03d}": chunk for i, chunk in enumerate(chunks)})
-        history = self._history_row(pk, version, save_id, previous, now, saved_by, step, changes)
-        # 1. The attempt's history row, before its version can become current (key unique to the attempt;
-        #    "exists" can only be our own insert retried after a lost response).
-        try:
-            self._table.create_entity(history)
-        except ResourceExistsError:
-            pass
-        # 2. The version itself, conditional on what the save started from: this decides the race.
+            document_props = _chunked("d", text)
+            current.update(chunks=len(document_props), **document_props)
         try:
             if previous is None:
                 result = self._table.create_entity(current)
@@ -207,16 +241,29 @@ class ConfigRepository:
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
             stored = self.load(workspace_id)
             if stored is not None and stored.save_id == save_id:
-                # Our own write, retried after its response was lost: it did land.
-                return stored
-            self._delete_history_rows(pk, [history["RowKey"]])
+                return stored  # our own write, retried after its answer was lost: it did land
             self._delete_blob(blob_name)
             raise ConfigConflict(stored.version if stored else None) from exc
         if previous is not None and previous.blob:
             # The replaced version's blob is garbage once the new entity is in place (best effort; a
             # reader that still holds the old entity re-reads it, see ``load``).
             self._delete_blob(previous.blob)
-        return StoredConfig(document, version, now, saved_by, str(result.get("etag", "")), blob_name, save_id)
+        etag = str(result.get("etag", ""))
+        return StoredConfig(document, version, now, saved_by, etag, blob_name, save_id, recent)
+
+    def _write_block(self, pk: str, recent: str) -> None:
+        versions = [int(e["version"]) for e in json.loads(recent)]
+        props = _chunked("e", recent)
+        block = {
+            "PartitionKey": pk,
+            "RowKey": _block_key(min(versions), max(versions)),
+            "first": min(versions),
+            "last": max(versions),
+            "entryChunks": len(props),
+            **props,
+        }
+        # Same versions, same entries (they are saved ones): rewriting a block is harmless.
+        self._table.upsert_entity(block, mode=UpdateMode.REPLACE)
 
     def _delete_blob(self, name: str | None) -> None:
         if name is None:
@@ -226,93 +273,32 @@ class ConfigRepository:
         except ResourceNotFoundError:
             pass
 
-    def _delete_history_rows(self, pk: str, row_keys: list[str]) -> None:
-        """Best effort: a row left behind is on no chain (never shown) and the next history read retries."""
-        for row_key in row_keys:
-            try:
-                self._table.delete_entity(pk, row_key)
-            except ResourceNotFoundError:
-                pass  # its writer (or another reader) got there first
-            except Exception:  # cleanup must not turn a clear answer into a 500
-                log.warning("could not delete an unsaved configuration history row", exc_info=True)
-
-    def _history_row(
-        self,
-        pk: str,
-        version: int,
-        save_id: str,
-        previous: StoredConfig | None,
-        now: dt.datetime,
-        saved_by: str,
-        step: str | None,
-        changes: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        kept: list[dict[str, Any]] = []
-        size = 2
-        for change in changes:
-            encoded = json.dumps(change, ensure_ascii=True)
-            if size + len(encoded) + 1 > MAX_HISTORY_CHANGES_CHARS:
-                break
-            kept.append(change)
-            size += len(encoded) + 1
-        return {
-            "PartitionKey": pk,
-            "RowKey": _history_key(version, save_id),
-            "version": version,
-            "saveId": save_id,
-            "prevSaveId": previous.save_id if previous else _LEGACY,
-            "savedAt": now,
-            "savedBy": saved_by,
-            "step": step or "",
-            "changes": json.dumps(kept, ensure_ascii=True, separators=(",", ":")),
-            "changeCount": len(changes),
-        }
-
     def history(self, workspace_id: str, limit: int = 50) -> list[HistoryEntry]:
-        """Saved versions, newest first: the chain from ``current`` back through each ``prevSaveId``."""
+        """Saved versions, newest first: ``current``'s recent entries, then the blocks."""
         pk = escape_key(workspace_id)
         try:
-            # Read before the rows: a version saved meanwhile is then simply not shown yet.
-            head = self._table.get_entity(pk, CURRENT, select=["version", "saveId"])
+            head = self._table.get_entity(pk, CURRENT, select=_RECENT_COLUMNS)
         except ResourceNotFoundError:
             return []
-        current_version = int(head["version"])
-        want_version, want_id = current_version, str(head.get("saveId") or _LEGACY)
-        entries: list[HistoryEntry] = []
-        unsaved: list[str] = []
-        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        recent = _joined(head, "r", int(head.get("recentChunks") or 0)) or "[]"
+        entries = [_entry(raw) for raw in reversed(json.loads(recent))][:limit]
+        below = entries[-1].version if entries else int(head["version"]) + 1  # next wanted: below - 1
+        if len(entries) >= limit or below <= 1:
+            return entries
         rows = self._table.query_entities(
-            query,
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
             parameters={"pk": pk, "lo": HISTORY_PREFIX, "hi": "h."},
-            results_per_page=min(limit + 8, 1000),
-            select=_HISTORY_COLUMNS,
+            results_per_page=min(limit, 100),
         )
-        for entity in rows:
-            version = int(entity["version"])
-            save_id = str(entity.get("saveId") or _LEGACY)
-            if version > current_version:
-                continue  # an attempt still in flight (or newer than the ``current`` read above)
-            if version != want_version or save_id != want_id:
-                if version >= want_version:
-                    unsaved.append(str(entity["RowKey"]))  # its version is settled: it can never be saved
-                    continue
-                log.warning("configuration history of a workspace misses version %d", want_version)
-                break
-            if len(entries) >= limit:
-                break
-            changes = json.loads(str(entity.get("changes") or "[]"))
-            entries.append(
-                HistoryEntry(
-                    version=version,
-                    saved_at=_as_datetime(entity["savedAt"]),
-                    saved_by=str(entity["savedBy"]),
-                    step=str(entity.get("step") or "") or None,
-                    changes=changes,
-                    changes_truncated=int(entity.get("changeCount", len(changes))) > len(changes),
-                )
-            )
-            want_version, want_id = version - 1, str(entity.get("prevSaveId") or _LEGACY)
-            if want_version < 1:
-                break
-        self._delete_history_rows(pk, unsaved)
+        for row in rows:  # newest last version first
+            if "entryChunks" in row:
+                block = json.loads(_joined(row, "e", int(row["entryChunks"])))
+            else:
+                block = [row]  # one version, written before history moved into ``current``
+            for raw in reversed(block):
+                if int(raw["version"]) < below:
+                    entries.append(_entry(raw))
+                    below = entries[-1].version
+                    if len(entries) >= limit or below <= 1:
+                        return entries
         return entries

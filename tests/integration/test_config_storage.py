@@ -1,6 +1,7 @@
-"""Configuration storage against real Azurite: a save is two single-entity writes (history row, then the
-conditional replace of ``current``), so every way of stopping between or after them must leave a
-consistent configuration and a history that shows exactly the saved versions."""
+"""Configuration storage against real Azurite: a save is one conditional write of ``current`` carrying its
+history entry (preceded, now and then, by moving older entries to a block row), so every way of stopping
+before, between or after those writes must leave a consistent configuration and a history that shows each
+saved version exactly once."""
 
 from __future__ import annotations
 
@@ -96,54 +97,69 @@ def _history(service: ConfigService, ws: str) -> list[tuple[int, str]]:
     return [(e.version, e.saved_by) for e in service.history(_caller(ws))]
 
 
-def test_a_crash_between_the_two_writes_changes_nothing_visible(ws: str) -> None:
+def test_a_save_that_never_lands_changes_nothing_visible(ws: str) -> None:
     repo = FaultyRepository(get_storage())
     service = ConfigService(repo)
     service.save(_caller(ws, "alice"), _doc("new_v1"), None)
-
     repo.faulty.fail_current = "before"
     with pytest.raises(ServiceRequestError):
         service.save(_caller(ws, "mallory"), _doc("new_never_saved"), '"v1"')
-    assert len(_history_rows(ws)) == 2  # the dead attempt's history row is there...
-
     fresh = ConfigService(ConfigRepository(get_storage()))  # another host, nothing memoised
     view = fresh.get(_caller(ws))
     assert view.version == 1 and view.config.campaign_mapping.senders == "new_v1"
-    assert _history(fresh, ws) == [(1, "alice")]  # ...but it is never shown as a saved version
-
-    # Nothing is stuck: the next writer of version 2 saves, and the history is whole.
-    assert fresh.save(_caller(ws, "bob"), _doc("new_v2"), '"v1"').version == 2
+    assert _history(fresh, ws) == [(1, "alice")]
+    assert _history_rows(ws) == []  # no row of the attempt is left behind
+    assert fresh.save(_caller(ws, "bob"), _doc("new_v2"), '"v1"').version == 2  # nothing is stuck
     assert _history(fresh, ws) == [(2, "bob"), (1, "alice")]
-    # Version 2 is settled now, so the dead attempt's row can never become a version: that read removed it.
-    assert sorted(r["savedBy"] for r in _history_rows(ws)) == ["alice", "bob"]
 
 
-def test_an_attempt_row_for_the_next_version_survives_history_reads(ws: str) -> None:
+def test_long_history_moves_to_blocks_and_reads_whole(ws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repo_module, "MAX_RECENT_CHARS", 700)  # a block every few saves
+    service = ConfigService(ConfigRepository(get_storage()))
+    etag = None
+    for version in range(1, 31):
+        saved = service.save(_caller(ws, f"user-{version}"), _doc(f"new_s{version}"), etag)
+        assert saved.version == version
+        etag = saved.etag
+    assert len(_history_rows(ws)) >= 5  # it did move entries out of the current row
+    fresh = ConfigService(ConfigRepository(get_storage()))
+    assert _history(fresh, ws) == [(v, f"user-{v}") for v in range(30, 0, -1)]
+    for limit in (1, 2, 7, 29):
+        assert [e.version for e in fresh.history(_caller(ws), limit)] == list(range(30, 30 - limit, -1))
+    changed = fresh.history(_caller(ws))
+    assert all(e.changes == [{"op": "replace", "path": "/campaignMapping/senders"}] for e in changed[:-1])
+
+
+def test_a_writer_that_moves_history_then_dies_or_loses_leaves_it_whole(
+    ws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repo_module, "MAX_RECENT_CHARS", 700)
+    repo = FaultyRepository(get_storage())
+    service = ConfigService(repo)
+    etag = None
+    for version in range(1, 5):
+        etag = service.save(_caller(ws, f"user-{version}"), _doc(f"new_s{version}"), etag).etag
+    rows_before = len(_history_rows(ws))
+    many = [{"op": "replace", "path": f"/fieldMapping/contacts/{i}/mode"} for i in range(40)]
+    repo.faulty.fail_current = "before"  # an entry that does not fit: recent moves to a block first
+    with pytest.raises(ServiceRequestError):
+        repo.save(ws, _doc("new_dies"), previous=repo.load(ws), saved_by="dies", step=None, changes=many)
+    assert len(_history_rows(ws)) == rows_before + 1  # the block was written, the version was not
+    fresh = ConfigService(ConfigRepository(get_storage()))
+    assert fresh.get(_caller(ws)).version == 4
+    assert _history(fresh, ws) == [(v, f"user-{v}") for v in range(4, 0, -1)]
+    # A short save from the same version wins (no block of its own); the copy is harmless.
+    assert fresh.save(_caller(ws, "user-5"), _doc("new_s5"), etag).version == 5
+    assert _history(fresh, ws) == [(v, f"user-{v}") for v in range(5, 0, -1)]
+    for version in range(6, 12):
+        etag = fresh.get(_caller(ws)).etag
+        fresh.save(_caller(ws, f"user-{version}"), _doc(f"new_s{version}"), etag)
+    assert _history(fresh, ws) == [(v, f"user-{v}") for v in range(11, 0, -1)]
+
+
+def test_losers_leave_nothing_and_history_shows_the_winner(ws: str) -> None:
     service = ConfigService(ConfigRepository(get_storage()))
     service.save(_caller(ws, "alice"), _doc("new_v1"), None)
-    table = get_storage().table(repo_module.TABLE)
-    pending = {
-        "PartitionKey": escape_key(ws),
-        "RowKey": repo_module._history_key(2, "f" * 32),
-        "version": 2,
-        "saveId": "f" * 32,
-        "prevSaveId": "whatever",
-        "savedAt": dt.datetime.now(dt.UTC),
-        "savedBy": "in-flight",
-        "step": "",
-        "changes": "[]",
-        "changeCount": 0,
-    }
-    table.create_entity(pending)
-    assert _history(service, ws) == [(1, "alice")]
-    assert pending["RowKey"] in {r["RowKey"] for r in _history_rows(ws)}  # its writer may still win
-
-
-def test_the_losers_history_rows_are_gone_and_never_shown(ws: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    service = ConfigService(ConfigRepository(get_storage()))
-    service.save(_caller(ws, "alice"), _doc("new_v1"), None)
-    # Even when the loser cannot delete its row (it dies right after losing), the row is not shown.
-    monkeypatch.setattr(ConfigRepository, "_delete_history_rows", lambda self, pk, keys: None)
     results: list[tuple[str, int | None]] = []
     barrier = threading.Barrier(6)
 
@@ -164,11 +180,35 @@ def test_the_losers_history_rows_are_gone_and_never_shown(ws: str, monkeypatch: 
         t.join()
     winners = [name for name, version in results if version == 2]
     assert len(winners) == 1 and len(results) == 6
-    monkeypatch.undo()
     fresh = ConfigService(ConfigRepository(get_storage()))
     assert fresh.get(_caller(ws)).config.campaign_mapping.senders == f"new_w{winners[0][7:]}"
     assert _history(fresh, ws) == [(2, winners[0]), (1, "alice")]
-    assert len(_history_rows(ws)) == 2  # the losers' rows were removed by that read
+    assert _history_rows(ws) == []
+
+
+def test_the_largest_inline_document_with_the_largest_history_entry_saves(ws: str) -> None:
+    doc = _doc("new_big")
+    per = 50_000
+    count = (repo_module.MAX_INLINE_CHARS - 6_000) // (per + 100)
+    doc["fieldMapping"]["companies"] = [
+        {"kind": "fixed_value", "dynamicsField": f"new_c{i}", "value": "z" * per, "valueType": "text"}
+        for i in range(count)
+    ]
+    service = ConfigService(ConfigRepository(get_storage()))
+    first = service.save(_caller(ws, "alice"), doc, None)
+    assert first.version == 1
+    stored = ConfigRepository(get_storage()).load(ws)
+    assert stored is not None and stored.blob is None  # inline, next to its history
+    many = [{"op": "replace", "path": f"/fieldMapping/companies/{i}/value"} for i in range(2_000)]
+    repo = ConfigRepository(get_storage())
+    for version in (2, 3):
+        saved = repo.save(ws, doc, previous=stored, saved_by=f"user-{version}", step=None, changes=many)
+        assert saved.version == version
+        stored = repo.load(ws)
+        assert stored is not None and stored.document == doc
+    newest = repo.history(ws)
+    assert [e.version for e in newest] == [3, 2, 1]
+    assert newest[0].changes_truncated and len(newest[0].changes) < 2_000
 
 
 def test_a_lost_answer_to_a_landed_write_is_still_a_success(ws: str) -> None:
@@ -179,7 +219,7 @@ def test_a_lost_answer_to_a_landed_write_is_still_a_success(ws: str) -> None:
     saved = service.save(_caller(ws, "bob"), _doc("new_v2"), '"v1"')  # not a 412 for our own write
     assert saved.version == 2
     assert service.save(_caller(ws, "bob"), _doc("new_v3"), '"v2"').version == 3
-    assert _history(service, ws) == [(3, "bob"), (2, "bob"), (1, "alice")]
+    assert _history(service, ws) == [(3, "bob"), (2, "bob"), (1, "alice")]  # version 2 once
 
 
 def test_a_first_save_whose_answer_was_lost_is_a_success(ws: str) -> None:
@@ -192,8 +232,8 @@ def test_a_first_save_whose_answer_was_lost_is_a_success(ws: str) -> None:
     assert [e.saved_by for e in repo.history(ws)] == ["alice"]
 
 
-def test_history_written_before_save_ids_still_reads(ws: str) -> None:
-    """Rows written by the earlier layout (one transaction, no saveId) continue the chain."""
+def test_history_written_before_it_moved_into_current_still_reads(ws: str) -> None:
+    """One-version rows of the earlier layout (written in one transaction with ``current``) still read."""
     table = get_storage().table(repo_module.TABLE)
     pk = escape_key(ws)
     text = json.dumps(_doc("new_legacy"), ensure_ascii=True, separators=(",", ":"))
