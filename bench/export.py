@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import cProfile
 import json
 import os
+import pstats
 import resource
 import signal
 import subprocess
@@ -31,6 +33,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +56,7 @@ from core.services.export_service import ExportService
 from core.services.export_worker import ChunkMessage, ExportWorker
 from emulators.dataverse.seed import SeedSpec, build_seed
 from emulators.tls import trusting_session
+from tests.support.processes import die_with_parent
 
 TOKEN = "static-test-token"
 WORKSPACE = "ws-bench-export"
@@ -217,7 +221,7 @@ def start_emulator(spec: SeedSpec, latency_ms: float, extra: list[str]) -> tuple
         TOKEN,
         *extra,
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
@@ -246,6 +250,7 @@ class WorkerOptions:
     limits: BudgetLimits = field(default_factory=BudgetLimits)
     visibility_s: int = 300
     max_attempts: int = 5
+    profile: str | None = None  # a folder: each worker writes its merged cProfile stats there
 
 
 def worker_args(options: WorkerOptions) -> list[str]:
@@ -268,6 +273,8 @@ def worker_args(options: WorkerOptions) -> list[str]:
     ]
     if not options.budget:
         args.append("--no-budget")
+    if options.profile:
+        args.append(f"--profile={options.profile}")
     return args
 
 
@@ -282,6 +289,7 @@ class WorkerProcesses:
                 text=True,
                 env={**os.environ, **(env or {})},
                 cwd=Path(__file__).resolve().parents[1],
+                preexec_fn=die_with_parent,
             )
             for _ in range(count)
         ]
@@ -329,10 +337,23 @@ def worker_main(argv: list[str]) -> int:
     parser.add_argument("--limit-concurrent", type=int, default=52)
     parser.add_argument("--limit-window-s", type=float, default=300)
     parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--profile", help="folder for this worker's cProfile stats (worker-<pid>.prof)")
+    parser.add_argument("--grace", type=float, default=15.0, help="seconds in-flight chunks get on stop")
     args = parser.parse_args(argv)
 
+    # SIGTERM / SIGINT (or the driver dying, even by SIGKILL) stop the loop; chunks under way get
+    # ``--grace`` seconds, then the process exits anyway: their messages reappear after the visibility
+    # timeout, as after a crash. A second signal exits at once.
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    parent = os.getppid()
+
+    def on_signal(*_: Any) -> None:
+        if stopping.is_set():
+            os._exit(1)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     tables = TableServiceClient.from_connection_string(args.storage)
     store = ExportStore(
         tables,
@@ -387,7 +408,23 @@ def worker_main(argv: list[str]) -> int:
     chunks = {"done": 0, "retried": 0, "redelivered": 0}
     in_flight: set[Future[None]] = set()
 
+    profiles: list[cProfile.Profile] = []
+
     def run(message: Any) -> None:
+        if args.profile is None:
+            handle(message)
+            return
+        # Per thread (a profiler sees only the thread that enabled it), timed in CPU, not wall, seconds.
+        profile = cProfile.Profile(time.thread_time)
+        profile.enable()
+        try:
+            handle(message)
+        finally:
+            profile.disable()
+            with seen_lock:
+                profiles.append(profile)
+
+    def handle(message: Any) -> None:
         chunk = ChunkMessage.parse(base64.b64decode(message.content))
         if (message.dequeue_count or 1) > 1:
             with seen_lock:
@@ -409,37 +446,52 @@ def worker_main(argv: list[str]) -> int:
 
     print("ready", flush=True)
     idle = 0.05
-    with ThreadPoolExecutor(max_workers=args.threads) as pool:
-        while not stopping.is_set():
-            in_flight = {f for f in in_flight if not f.done()}
-            free = args.threads - len(in_flight)
-            if free <= 0:
-                time.sleep(0.02)
-                continue
-            try:
-                messages = list(
-                    queue.receive_messages(max_messages=min(32, free), visibility_timeout=args.visibility)
-                )
-            except Exception:
-                messages = []
-            if not messages:
-                stopping.wait(idle)
-                idle = min(0.5, idle * 2)
-                continue
-            idle = 0.05
-            for message in messages:
-                in_flight.add(pool.submit(run, message))
+    pool = ThreadPoolExecutor(max_workers=args.threads)
+    while not stopping.is_set():
+        if os.getppid() != parent:  # the driver is gone (killed): nobody will ever stop us
+            stopping.set()
+            break
+        in_flight = {f for f in in_flight if not f.done()}
+        free = args.threads - len(in_flight)
+        if free <= 0:
+            stopping.wait(0.02)
+            continue
+        try:
+            messages = list(
+                queue.receive_messages(max_messages=min(32, free), visibility_timeout=args.visibility)
+            )
+        except Exception:
+            messages = []
+        if not messages:
+            stopping.wait(idle)
+            idle = min(0.5, idle * 2)
+            continue
+        idle = 0.05
+        for message in messages:
+            in_flight.add(pool.submit(run, message))
+    pool.shutdown(wait=False, cancel_futures=True)
+    _, unfinished = wait_futures(in_flight, timeout=args.grace)
+    if args.profile and profiles:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        with seen_lock:
+            pstats.Stats(*profiles).dump_stats(str(Path(args.profile) / f"worker-{os.getpid()}.prof"))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     report = {
         "pid": os.getpid(),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "chunks": chunks["done"],
         "retried": chunks["retried"],
         "redelivered": chunks["redelivered"],
+        "abandoned": len(unfinished),
         **seen,
         "budget": {ws: budget.stats(ws) for ws in connections} if budget else None,
         "budget_storage_ops": budget.storage_operations if budget else 0,
     }
-    print(json.dumps(report), flush=True)
+    with contextlib.suppress(OSError):  # the driver may be gone, and its pipe with it
+        print(json.dumps(report), flush=True)
+    if unfinished:
+        os._exit(0)  # do not wait for abandoned chunks (the interpreter would join their threads)
     return 0
 
 
@@ -507,6 +559,19 @@ class RssSampler:
         self._thread.join()
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds each process has used so far (0 for one already gone)."""
+    used: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            used[name] = 0.0
+            continue
+        used[name] = times.user + times.system
+    return used
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.support.azurite import run_azurite
 
@@ -521,18 +586,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         store = export_store(storage)
         store.ensure_ready()
         workers = WorkerProcesses(
-            WorkerOptions(storage, url, threads=args.threads, budget=not args.no_budget, limits=limits),
+            WorkerOptions(
+                storage,
+                url,
+                threads=args.threads,
+                budget=not args.no_budget,
+                limits=limits,
+                profile=args.profile,
+            ),
             args.workers,
         )
         stack.callback(workers.stop)
-        sampler = RssSampler(
-            {"driver": os.getpid(), "emulator": emulator.pid}
-            | {f"worker{i}": p.pid for i, p in enumerate(workers.procs)}
-        )
+        pids = {"driver": os.getpid(), "emulator": emulator.pid} | {
+            f"worker{i}": p.pid for i, p in enumerate(workers.procs)
+        }
+        sampler = RssSampler(pids)
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if any("azurite" in part for part in child.cmdline()[:2]):
+                    pids["azurite"] = child.pid
         emulator_control(url, "stats", {"reset": True})
         service = ExportService(
             store, lambda _caller: DynamicsConfig.model_validate(CONFIG), chunk_size=args.chunk_size
         )
+        cpu_before = cpu_seconds(pids)
         started = time.perf_counter()
         job = service.submit(
             CALLER, ExportRequest.model_validate({"entity": "contacts", "records": scenario.records})
@@ -542,6 +619,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         status = wait_for_job(service, job.job_id, args.timeout, sampler)
         elapsed = time.perf_counter() - started
         truth = check_outcomes(service, WORKSPACE, job.job_id, scenario.seed)  # per record, after timing
+        cpu = {k: v - cpu_before[k] for k, v in cpu_seconds(pids).items()}
         sampler.stop()
         stats = emulator_control(url, "stats")
         reports = workers.stop()
@@ -556,9 +634,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     inner = sum(stats["inner_operations"].values())
     worker_peaks = [sampler.peak[k] for k in sampler.peak if k.startswith("worker")]
-    worker_curve = [
-        round(v) for k, v in sampler.samples.items() if k == "worker0" for v in v[:: max(1, len(v) // 8)]
-    ]
+    curve = sampler.samples.get("worker0", [])
+    worker_curve = [round(mb) for mb in curve[:: max(1, len(curve) // 8)]]
+    worker_cpu = sum(v for k, v in cpu.items() if k.startswith("worker"))
     return {
         "records": records,
         "workers": args.workers,
@@ -596,6 +674,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_driver_mb": round(sampler.peak["driver"], 1),
         "peak_rss_emulator_mb": round(sampler.peak["emulator"], 1),
         "worker_rss_curve_mb": worker_curve,
+        # CPU seconds used during the timed run: what limits records/s on a small machine
+        "worker_cpu_s": round(worker_cpu, 2),
+        "worker_cpu_ms_per_record": round(1000 * worker_cpu / records, 3),
+        "emulator_cpu_s": round(cpu["emulator"], 2),
+        "azurite_cpu_s": round(cpu.get("azurite", 0.0), 2),
+        "driver_cpu_s": round(cpu["driver"], 2),
+        "host_cpus": os.cpu_count(),
         "budget_storage_ops": sum(int(r.get("budget_storage_ops", 0)) for r in reports),
         "worker_reports": reports,
     }
@@ -616,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--no-budget", action="store_true", help="workers without the shared budget")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--profile", help="folder: each worker writes its cProfile stats there")
     args = parser.parse_args(argv)
     figures = run(args)
     print(f"records            {figures['records']} ({figures['counts']})")
@@ -631,6 +717,12 @@ def main(argv: list[str] | None = None) -> int:
         f"({figures['inner_operations_per_record']} per record)"
     )
     print(f"429s seen          {figures['throttled_429']}")
+    print(
+        f"CPU                workers {figures['worker_cpu_s']} s "
+        f"({figures['worker_cpu_ms_per_record']} ms per record), emulator {figures['emulator_cpu_s']} s, "
+        f"azurite {figures['azurite_cpu_s']} s, driver {figures['driver_cpu_s']} s "
+        f"on {figures['host_cpus']} CPUs"
+    )
     print(
         f"peak RSS           worker {figures['peak_rss_mb']} MB, driver {figures['peak_rss_driver_mb']} MB, "
         f"emulator {figures['peak_rss_emulator_mb']} MB"

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.processes import die_with_parent
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
 # The well-known development account of Azurite (public, documented by Microsoft; not a secret).
@@ -80,6 +82,7 @@ def run_azurite() -> Iterator[Azurite]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=die_with_parent,  # no orphaned Azurite when the test run is killed
     )
     try:
         for port in (ports.blob_port, ports.queue_port, ports.table_port):
