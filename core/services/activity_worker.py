@@ -4,7 +4,9 @@ A chunk (``ACTIVITY_CHUNK_SIZE`` events) costs a handful of HTTP requests whatev
 1. one ``$batch`` of GETs: the events' contacts by the deterministic ids of contacts the platform exported,
    the activities an earlier attempt created (by their deterministic ids, per table) and the Dynamics
    users who may act; then, only for contacts not found by id but sent with their data, one ``$batch`` of
-   the configured contact identifier's queries;
+   the configured contact identifier's queries, and only for those still not found (a name stored as
+   ``"  Jane "``, ``"Van  Dyke"``, ``"O’Neill"``) one ``$batch`` of its broader second lookup, as an
+   export does (``core/services/rule_lookup.py``, docs/matching.md);
 2. one ``CreateMultiple`` per (activity table, acting user) — each acting user's activities are created
    with ``CallerObjectId`` so Dynamics records that user as creator and owner; a failing call is split in
    halves until the bad events are isolated (reported with Dynamics' error), the others are written;
@@ -87,6 +89,7 @@ from core.services.export_worker import (
     _safe_reason,
 )
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
+from core.services.rule_lookup import lookup_operations, match_broadly
 from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -397,7 +400,8 @@ class _ChunkRun:
     ) -> tuple[dict[str, Mapping[str, Any]], str]:
         """One $batch: contacts the platform exported (deterministic ids), existing activities, acting
         users; then, only for contacts not found that way, one $batch of the identifier's queries
-        (``contains`` on URLs and name/company lists are the expensive reads: skip them when we can)."""
+        (``contains`` on URLs and name/company lists are the expensive reads: skip them when we can) and,
+        only for contacts those leave unmatched, one $batch of the broader second lookup."""
         rule = rule_for(Entity.CONTACT, self.identifiers)
         with_data = [c for c in contacts.values() if c.data is not None]
         current = [*self._contact_select(contact_columns), PARENT_ACCOUNT_VALUE]
@@ -473,17 +477,22 @@ class _ChunkRun:
         }
         pending = [c for c in with_data if c.dynamics_id is None]
         if pending:
-            plan = plan_lookups(Entity.CONTACT, rule, [c.data or {} for c in pending])
-            rule_select = ",".join(dict.fromkeys(["contactid", *plan.select, *current]))
-            queries = []
-            for query in plan.queries:
-                params = [("$select", rule_select), ("$filter", query.filter)]
-                if query.expand:
-                    params.append(("$expand", query.expand))
-                queries.append(BatchOperation("GET", query.entity_set, headers=prefer, params=params))
+            records = [c.data or {} for c in pending]
+            plan = plan_lookups(Entity.CONTACT, rule, records)
+            rule_select = ["contactid", *plan.select, *current]
+            queries = lookup_operations(plan.queries, rule_select)
             candidates_rows = [row for page in self._batch_gets(queries) for row in page] if queries else []
-            results = match_records(
-                rule, [c.data or {} for c in pending], candidates_rows, id_column="contactid"
+            results = match_records(rule, records, candidates_rows, id_column="contactid")
+            # Stored with extra spaces or another apostrophe ("  Jane ", "Van  Dyke"): the broad lookup.
+            candidates_rows += match_broadly(
+                Entity.CONTACT,
+                rule,
+                records,
+                results,
+                range(len(pending)),
+                select=rule_select,
+                batch_gets=self._batch_gets,
+                id_column="contactid",
             )
             by_id = {str(r["contactid"]).lower(): r for r in candidates_rows}
             for contact, result in zip(pending, results, strict=True):

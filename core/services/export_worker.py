@@ -65,7 +65,7 @@ from core.domain.export_plan import (
     choose_owner,
     plan_write,
 )
-from core.domain.lookup_plan import odata_literal, plan_broad_lookups, plan_lookups
+from core.domain.lookup_plan import odata_literal, plan_lookups
 from core.domain.matching import (
     PARENT_ACCOUNT_VALUE,
     IdentifierConfig,
@@ -76,6 +76,7 @@ from core.domain.matching import (
 )
 from core.domain.normalize import domain_any_extension_key, normalize_company_name, registrable_domain
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
+from core.services.rule_lookup import match_broadly
 from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -506,26 +507,16 @@ class _ChunkRun:
             if result.status is MatchStatus.NONE
             and deterministic_dynamics_id(self.ws, export_entity, item.platform_id) not in own_rows
         ]
-        broad = plan_broad_lookups(entity, rule, [items[n].data for n in unmatched])
-        if broad.queries:
-            more = self._batch_gets(
-                [
-                    BatchOperation(
-                        "GET",
-                        q.entity_set,
-                        headers=prefer,
-                        params=[("$select", ",".join(select)), ("$filter", q.filter)]
-                        + ([("$expand", q.expand)] if q.expand else []),
-                    )
-                    for q in broad.queries
-                ]
-            )
-            broad_rows = [row for page in more for row in page]
-            candidates += broad_rows
-            # The first lookup's rows did not match these records: the new rows alone decide.
-            again = match_records(rule, [items[n].data for n in unmatched], broad_rows, id_column=id_column)
-            for n, result in zip(unmatched, again, strict=True):
-                results[n] = result
+        candidates += match_broadly(
+            entity,
+            rule,
+            [i.data for i in items],
+            results,
+            unmatched,
+            select=select,
+            batch_gets=self._batch_gets,
+            id_column=id_column,
+        )
         by_id = {str(r[id_column]).lower(): r for r in candidates}
         for item, result in zip(items, results, strict=True):
             det_id = deterministic_dynamics_id(self.ws, export_entity, item.platform_id)

@@ -1,0 +1,67 @@
+"""Running the identifier's lookups against Dataverse: shared by the export and the activity workers.
+
+The plans are pure (``core.domain.lookup_plan``), the matching too (``core.domain.matching``); what is
+left is sending a plan's queries as GET parts of a ``$batch`` and, for the records the exact lookup left
+without a match, the second, broader lookup (docs/matching.md "second lookup"): one more ``$batch``, only
+when some record has something broader to search for, and those records matched again against its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from core.adapters.dataverse.batch import BatchOperation
+from core.domain.catalog import Entity
+from core.domain.lookup_plan import LookupQuery, plan_broad_lookups
+from core.domain.matching import MatchResult, MatchStatus, Rule, match_records
+
+PREFER_PAGES: Mapping[str, str] = {"Prefer": "odata.maxpagesize=5000"}
+
+# Sends GET operations in $batch requests; one list of rows per operation, every page followed.
+BatchGets = Callable[[Sequence[BatchOperation]], list[list[dict[str, Any]]]]
+
+
+def lookup_operations(queries: Iterable[LookupQuery], select: Sequence[str]) -> list[BatchOperation]:
+    """One GET part per query, selecting ``select`` (which must include the plan's own ``select``)."""
+    columns = ",".join(dict.fromkeys(select))
+    operations = []
+    for query in queries:
+        params = [("$select", columns), ("$filter", query.filter)]
+        if query.expand:
+            params.append(("$expand", query.expand))
+        operations.append(BatchOperation("GET", query.entity_set, headers=PREFER_PAGES, params=params))
+    return operations
+
+
+def match_broadly(
+    entity: Entity,
+    rule: Rule,
+    records: Sequence[Mapping[str, Any]],
+    results: list[MatchResult],
+    positions: Iterable[int],
+    *,
+    select: Sequence[str],
+    batch_gets: BatchGets,
+    id_column: str,
+) -> list[dict[str, Any]]:
+    """The second lookup for the records at ``positions`` whose exact-lookup result is no match.
+
+    ``records[n]`` was searched by the exact plan and ``results[n]`` is its match against those rows.
+    The broad plan's queries go in one more ``$batch`` (none when no such record has a name, text or
+    e-mail to search more broadly); each such record's result is replaced by its match against the new
+    rows alone (the first lookup's rows did not match it). Returns the new rows, so the caller can read
+    a matched record's current values from them.
+    """
+    unmatched = [n for n in positions if results[n].status is MatchStatus.NONE]
+    if not unmatched:
+        return []
+    broad = plan_broad_lookups(entity, rule, [records[n] for n in unmatched])
+    if not broad.queries:
+        return []
+    pages = batch_gets(lookup_operations(broad.queries, [*broad.select, *select]))
+    rows = [row for page in pages for row in page]
+    again = match_records(rule, [records[n] for n in unmatched], rows, id_column=id_column)
+    for n, result in zip(unmatched, again, strict=True):
+        results[n] = result
+    return rows
