@@ -64,9 +64,10 @@ class StoredConfig:
     saved_at: dt.datetime
     saved_by: str
     etag: str  # storage ETag of the ``current`` entity (internal; not the HTTP ETag)
-    blob: str | None = None  # staged document, when too large for the entity
-    save_id: str = ""  # the save that wrote this version (tells our own landed write from another's)
-    recent: str = field(default="[]", repr=False)  # JSON history entries kept in ``current``, oldest first
+    blob: str | None  # staged document, when too large for the entity
+    save_id: str  # the save that wrote this version (tells our own landed write from another's)
+    # JSON history entries kept in ``current``, oldest first; a save carries them on, so they are required
+    recent: str = field(repr=False)
 
 
 @dataclass(frozen=True)

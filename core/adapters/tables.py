@@ -14,11 +14,14 @@ percent-encodes them (and ``%`` itself), so any id maps to exactly one key and b
 from __future__ import annotations
 
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
+import requests
 from azure.core.exceptions import ResourceExistsError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
@@ -57,6 +60,23 @@ def connection_string(settings: Settings) -> str | None:
     return AZURITE_CONNECTION_STRING if default.strip() == DEV_STORAGE else default
 
 
+def _transport() -> dict[str, Any]:
+    """Storage clients skip requests' per-call environment lookups when the environment sets nothing.
+
+    By default requests re-reads proxy, CA-bundle and netrc settings from the environment on every call
+    (walking every environment variable twice): about 0.5 ms of CPU per storage request in a Functions
+    process, a good part of a configuration read. With no proxy or CA-bundle variable set those lookups
+    find nothing, so they are turned off; when one is set, the default behaviour is kept.
+    """
+    if urllib.request.getproxies():
+        return {}
+    with requests.Session() as session:  # what requests itself would take from the environment
+        found = session.merge_environment_settings("https://storage.invalid/", {}, None, None, None)
+    if found.get("verify") is not True or found.get("cert") is not None:
+        return {}  # a CA bundle is set (REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE)
+    return {"transport": RequestsTransport(use_env_settings=False)}
+
+
 @dataclass
 class Storage:
     """Clients for one storage account; ``table(name)`` / ``container(name)`` create on first use."""
@@ -72,16 +92,20 @@ class Storage:
         conn = connection_string(settings)
         if conn is not None:
             return cls(
-                TableServiceClient.from_connection_string(conn),
-                BlobServiceClient.from_connection_string(conn),
+                TableServiceClient.from_connection_string(conn, **_transport()),
+                BlobServiceClient.from_connection_string(conn, **_transport()),
             )
         from azure.identity import DefaultAzureCredential
 
         account = settings.require("AzureWebJobsStorage__accountName")
         credential: Any = DefaultAzureCredential()
         return cls(
-            TableServiceClient(f"https://{account}.table.core.windows.net", credential=credential),
-            BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential),
+            TableServiceClient(
+                f"https://{account}.table.core.windows.net", credential=credential, **_transport()
+            ),
+            BlobServiceClient(
+                f"https://{account}.blob.core.windows.net", credential=credential, **_transport()
+            ),
         )
 
     def table(self, name: str) -> TableClient:

@@ -35,3 +35,25 @@ def test_escaped_keys_are_legal_and_reversible(value: str) -> None:
 def test_distinct_ids_never_share_a_key() -> None:
     ids = ["a/b", "a%2Fb", "a%252Fb", "A/b", "a b", "a+b"]
     assert len({escape_key(i) for i in ids}) == len(ids)
+
+
+def test_storage_keeps_proxy_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.adapters import tables
+
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    # Nothing set: the per-call environment lookups are skipped.
+    assert tables._transport()["transport"]._use_env_settings is False
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    assert tables._transport() == {}  # a proxy is set: requests' default (honour the environment) stays
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corp.pem")
+    assert tables._transport() == {}
