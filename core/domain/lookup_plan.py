@@ -6,7 +6,9 @@ which decides exactly. The queries therefore only need to be a *superset*: wide 
 is missed, narrow enough to stay cheap. See docs/matching.md.
 
 - Only the conditions needed to find every possible match are queried: for an AND the most selective one
-  (a record matching the AND matches each part), for an OR every branch.
+  (a record matching the AND matches each part), for an OR every branch. A name queried for an AND is
+  narrowed with a name-like sibling's values (``In(lastname,[...]) and In(firstname,[...])``), so a
+  chunk does not read every namesake in Dynamics (see ``narrowing_sibling``).
 - Dataverse compares strings case- and accent-insensitively (``_CI_AI`` collation) and ignores trailing
   spaces, but not punctuation or URL variants: names and e-mails go through ``In`` over the variant forms
   (typographic apostrophes, ``Acme, Inc.`` vs ``Acme Inc``); LinkedIn URLs through
@@ -295,26 +297,38 @@ def plan_lookups(
 
     ``in_batch``: the queries go into ``$batch`` (URL limit 64 KB) rather than direct GETs (32 KB).
     ``use_in_function``: ``Microsoft.Dynamics.CRM.In`` for whole values, else ``eq`` joined by ``or``.
+    A name condition with a name-like sibling in its AND is AND-ed with that sibling's values (records
+    added whole to each query); the others are queried alone, as before.
     """
     entity_set, id_column = ENTITY_SET[entity], ID_COLUMN[entity]
     select, expand = _select_and_expand(entity, rule)
-    conditions = query_conditions(rule)
-    per_condition: list[dict[str, str]] = [{} for _ in conditions]
-    contains_flags = [False for _ in conditions]
+    covers = _covers(rule)
+    per_condition: list[dict[str, str]] = [{} for _ in covers]
+    contains_flags = [False for _ in covers]
+    # (cover, narrowing column) -> per record: (its values, the sibling's values)
+    narrowed: dict[tuple[int, str], list[tuple[list[str], list[str]]]] = {}
     unsearchable: list[str] = []
     for record in records:
         found = False
-        for i, condition in enumerate(conditions):
+        for i, (condition, siblings) in enumerate(covers):
             record_values, contains = condition_values(condition, record)
             contains_flags[i] = contains
+            if not record_values:
+                continue
+            found = True
+            sibling = None if contains else narrowing_sibling(condition, siblings, record)
+            if sibling is not None:
+                narrowed.setdefault((i, sibling.dynamics_field), []).append(
+                    (record_values, condition_values(sibling, record)[0])
+                )
+                continue
             for value in record_values:
                 per_condition[i].setdefault(_dedupe_key(value), value)
-                found = True
         if not found:
             unsearchable.append(str(record.get("id", "")))
     limit = (BATCH_GET_MAX_URL if in_batch else DIRECT_GET_MAX_URL) - URL_HEADROOM
     queries: list[LookupQuery] = []
-    for condition, values, contains in zip(conditions, per_condition, contains_flags, strict=True):
+    for (condition, _), values, contains in zip(covers, per_condition, contains_flags, strict=True):
         if values:
             queries.extend(
                 _chunk(
@@ -329,7 +343,109 @@ def plan_lookups(
                     max_values=max_values,
                 )
             )
+    for (i, sibling_column), pairs in narrowed.items():
+        column = covers[i][0].dynamics_field
+        queries.extend(
+            _narrowed_queries(
+                entity_set,
+                select,
+                expand,
+                (column, use_in_function and "/" not in column),
+                (sibling_column, use_in_function),
+                pairs,
+                max_url=limit,
+                max_values=max_values,
+            )
+        )
     return LookupPlan(entity, entity_set, id_column, select, expand, tuple(queries), tuple(unsearchable))
+
+
+def narrowing_sibling(
+    condition: Condition, siblings: Sequence[Condition], record: Mapping[str, Any]
+) -> Condition | None:
+    """The sibling condition whose values the exact lookup of a name ``condition`` is AND-ed with.
+
+    A last name alone fetches every namesake: with ``In(lastname, [...])`` only, each chunk of a large
+    export re-read every contact sharing a last name with one of its records, those created by the
+    earlier chunks included, so the rows (and the worker's memory and time) per chunk grew with the job.
+    Any row matching the AND also holds the sibling's value, so ``... and In(firstname, [...])`` loses
+    nothing the exact lookup could find. Only a name-like sibling on the table itself (no lookup join),
+    and only one the broad lookup can search too: it narrows the same record the same way (see
+    ``plan_broad_lookups``), since rows of the narrowed value are then not all fetched here."""
+    if condition.kind not in _NAME_KINDS:
+        return None
+    best: tuple[Condition, int] | None = None
+    for sibling in siblings:
+        if "/" in sibling.dynamics_field or sibling.kind not in _NARROWING_KINDS:
+            continue
+        values, contains = condition_values(sibling, record)
+        fragments = broad_fragments(sibling, record)
+        if not values or contains or not fragments:
+            continue
+        if best is None or len(fragments[0]) > best[1]:
+            best = (sibling, len(fragments[0]))
+    return best[0] if best else None
+
+
+def _narrowed_queries(
+    entity_set: str,
+    select: tuple[str, ...],
+    expand: str | None,
+    primary: tuple[str, bool],
+    sibling: tuple[str, bool],
+    pairs: Sequence[tuple[Sequence[str], Sequence[str]]],
+    *,
+    max_url: int,
+    max_values: int,
+) -> list[LookupQuery]:
+    """``<values of column> and <values of the sibling column>``, records added whole to a query until its
+    URL or either value list is full."""
+    (column, column_in), (other, other_in) = primary, sibling
+
+    def part(name: str, use_in: bool, values: Iterable[str]) -> str:
+        if use_in:
+            joined = ",".join(odata_literal(v) for v in values)
+            return f"Microsoft.Dynamics.CRM.In(PropertyName={odata_literal(name)},PropertyValues=[{joined}])"
+        return "(" + " or ".join(f"{name} eq {odata_literal(v)}" for v in values) + ")"
+
+    def build(first: Mapping[str, str], second: Mapping[str, str]) -> LookupQuery:
+        text = f"{part(column, column_in, first.values())} and {part(other, other_in, second.values())}"
+        return LookupQuery(entity_set, select, text, expand, column, len(first))
+
+    def cost(name: str, use_in: bool, value: str) -> int:  # one value and its separator, encoded
+        return len(_encode(odata_literal(value) if use_in else f"{name} eq {odata_literal(value)}")) + (
+            1 if use_in else len(_encode(" or "))
+        )
+
+    fixed = len(build({"": ""}, {"": ""}).relative_url())
+    queries: list[LookupQuery] = []
+    first: dict[str, str] = {}
+    second: dict[str, str] = {}
+    length = fixed
+    for values, sibling_values in pairs:
+        for _ in range(2):
+            new_first = {k: v for v in values if (k := _dedupe_key(v)) not in first}
+            new_second = {k: v for v in sibling_values if (k := _dedupe_key(v)) not in second}
+            extra = sum(cost(column, column_in, v) for v in new_first.values()) + sum(
+                cost(other, other_in, v) for v in new_second.values()
+            )
+            full = (
+                length + extra > max_url
+                or len(first) + len(new_first) > max_values
+                or len(second) + len(new_second) > max_values
+            )
+            if not full or not first:
+                break
+            queries.append(build(first, second))
+            first, second, length = {}, {}, fixed
+        if fixed + extra > max_url:
+            raise ValueError(f"a single record's values for {column} do not fit in a {max_url}-byte URL")
+        first.update(new_first)
+        second.update(new_second)
+        length += extra
+    if first:
+        queries.append(build(first, second))
+    return queries
 
 
 # ------------------------------------------------------------------------------------------------
@@ -342,6 +458,8 @@ _BROAD_KINDS = frozenset(
 )
 _ASCII_SLUG_RUN = re.compile(r"[a-z0-9-]+")
 _NAME_KINDS = frozenset({ValueKind.PERSON_NAME, ValueKind.COMPANY_NAME, ValueKind.TEXT})
+_NARROWING_KINDS = _NAME_KINDS | {ValueKind.EMAIL}
+_PAIRED_PER_CLAUSE = 50  # sibling tokens OR-ed under one shared token (keeps each clause well under a URL)
 
 
 def search_tokens(value: str) -> list[str]:
@@ -417,15 +535,20 @@ def plan_broad_lookups(
     fragment the exact plan already looked for are left out (``NotIn``), so a common last name is not
     fetched twice. A token shorter than ``SHORT_FRAGMENT`` is AND-ed with a sibling condition's token
     (``contains(lastname,'wu') and contains(firstname,'wei')``) so a short name does not fetch half the
-    table. Rows are a superset again; ``CandidateIndex`` decides exactly. The records must be ones the
-    exact plan searched (the exclusion relies on it). ``unsearchable`` lists those this plan has nothing
-    broader to search for.
+    table. A condition the exact plan narrowed with a sibling (``narrowing_sibling``) is always AND-ed
+    with that sibling's token instead of excluding anything (the exact plan did not read every row of
+    its value); records sharing a token share one clause, ``(contains(lastname,'lovelace') and
+    (contains(firstname,'ada') or ...))``. Rows are a superset again; ``CandidateIndex`` decides exactly.
+    The records must be ones the exact plan searched (the exclusion relies on it). ``unsearchable``
+    lists those this plan has nothing broader to search for.
     """
     entity_set, id_column = ENTITY_SET[entity], ID_COLUMN[entity]
     select, expand = _select_and_expand(entity, rule)
     covers = [(c, s) for c, s in _covers(rule) if c.kind in _BROAD_KINDS]
     # columns of a clause -> collation key of its fragments -> (clause, value to exclude or None)
     shapes: dict[tuple[str, ...], dict[tuple[str, ...], tuple[str, str | None]]] = {}
+    # (column, sibling column) -> collation key of a token -> (token, sibling tokens by collation key)
+    paired: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {}
     unsearchable: list[str] = []
     for record in records:
         found = False
@@ -434,6 +557,17 @@ def plan_broad_lookups(
             if not fragments:
                 continue
             found = True
+            sibling = narrowing_sibling(condition, siblings, record)
+            if sibling is not None:
+                # The exact plan narrowed this one with the sibling, so it did not read every row of the
+                # value: no NotIn here, the sibling's token narrows instead (``contains`` on both columns).
+                pair = paired.setdefault((condition.dynamics_field, sibling.dynamics_field), {})
+                token = broad_fragments(sibling, record)[0]
+                for fragment in fragments:
+                    pair.setdefault(_dedupe_key(fragment), (fragment, {}))[1].setdefault(
+                        _dedupe_key(token), token
+                    )
+                continue
             narrow: tuple[str, str] | None = None
             if condition.kind in _NAME_KINDS and len(fragments[0]) < SHORT_FRAGMENT:
                 narrow = _narrowing(siblings, record)
@@ -452,6 +586,18 @@ def plan_broad_lookups(
                 )
         if not found:
             unsearchable.append(str(record.get("id", "")))
+    for (column, other), tokens in paired.items():
+        # Records sharing a token share its clause: ``(contains(lastname,'lovelace') and
+        # (contains(firstname,'ada') or ...))`` rather than one pair per record.
+        for fragment, sibling_tokens in tokens.values():
+            found_tokens = list(sibling_tokens.values())
+            for start in range(0, len(found_tokens), _PAIRED_PER_CLAUSE):
+                part = found_tokens[start : start + _PAIRED_PER_CLAUSE]
+                ors = " or ".join(f"contains({other},{odata_literal(t)})" for t in part)
+                narrowing = f"({ors})" if len(part) > 1 else ors
+                clause = f"(contains({column},{odata_literal(fragment)}) and {narrowing})"
+                key = (_dedupe_key(fragment), *(_dedupe_key(t) for t in part))
+                shapes.setdefault((column, other), {}).setdefault(key, (clause, None))
     limit = (BATCH_GET_MAX_URL if in_batch else DIRECT_GET_MAX_URL) - URL_HEADROOM
     queries: list[LookupQuery] = []
     for columns, clauses in shapes.items():

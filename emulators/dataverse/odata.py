@@ -453,9 +453,16 @@ def _merge_contains(expr: Expr, minimum: int = 8) -> Expr:
     if not isinstance(expr, Or):
         return expr
     terms = _or_terms(expr)
-    if len(terms) < minimum or not all(
+    if not all(
         isinstance(t, StringFunction) and t.name == "contains" and isinstance(t.target, _Path) for t in terms
     ):
+        # An OR of other terms (``(contains(a,'x') and (contains(b,'y') or ...)) or ...``): merge inside each.
+        merged = [_merge_contains(t, minimum) for t in terms]
+        while len(merged) > 1:  # a balanced tree: evaluation recurses log(n) deep, not n
+            pairs = [Or(merged[i], merged[i + 1]) for i in range(0, len(merged) - 1, 2)]
+            merged = pairs + merged[len(merged) - len(merged) % 2 :]
+        return merged[0]
+    if len(terms) < minimum:
         return expr
     targets = {t.target.name for t in terms if isinstance(t, StringFunction) and isinstance(t.target, _Path)}
     if len(targets) != 1:

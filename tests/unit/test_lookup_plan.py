@@ -81,8 +81,8 @@ def test_escape_odata_string(raw: str, escaped: str) -> None:
 )
 def test_injection_attempts_stay_one_literal(attack: str) -> None:
     rows = [
-        {"contactid": "victim", "lastname": "Smith"},
-        {"contactid": "literal", "lastname": attack},
+        {"contactid": "victim", "firstname": "A", "lastname": "Smith"},
+        {"contactid": "literal", "firstname": "A", "lastname": attack},
     ]
     plan = plan_lookups(
         Entity.CONTACT,
@@ -127,11 +127,11 @@ def test_linkedin_urls_stored_in_any_form_are_fetched() -> None:
 
 def test_last_name_variants_are_fetched() -> None:
     rows = [
-        {"contactid": "curly", "lastname": "O’Brien"},
-        {"contactid": "case", "lastname": "o'brien "},
-        {"contactid": "accent", "lastname": "Ó'Brien"},
-        {"contactid": "spaces", "lastname": "  O'Brien"},
-        {"contactid": "no-apostrophe", "lastname": "OBrien"},
+        {"contactid": "curly", "firstname": "Jane", "lastname": "O’Brien"},
+        {"contactid": "case", "firstname": "Jane", "lastname": "o'brien "},
+        {"contactid": "accent", "firstname": "Jane", "lastname": "Ó'Brien"},
+        {"contactid": "spaces", "firstname": "Jane", "lastname": "  O'Brien"},
+        {"contactid": "no-apostrophe", "firstname": "Jane", "lastname": "OBrien"},
     ]
     record = {"id": "1", "firstName": "Jane", "lastName": "O'Brien", "company": {"name": "Acme"}}
     for use_in in (True, False):
@@ -218,7 +218,7 @@ def test_queries_are_split_to_fit_the_url_limit(in_batch: bool, limit: int) -> N
     assert len(plan.queries) > 1
     assert all(len(q.relative_url()) <= limit for q in plan.queries)
     assert all(q.needs_batch == (len(q.relative_url()) > DIRECT_GET_MAX_URL - 1024) for q in plan.queries)
-    rows = [{"contactid": r["id"], "lastname": r["lastName"]} for r in records]
+    rows = [{"contactid": r["id"], "firstname": "A", "lastname": r["lastName"]} for r in records]
     assert fetched(plan, rows) == {r["id"] for r in records}  # nothing lost between chunks
 
 
@@ -298,9 +298,9 @@ JANE_DOE = {"id": "p", "firstName": "Jane", "lastName": "Doe", "company": {"name
 def test_exact_plan_misses_names_stored_with_extra_whitespace() -> None:
     """What the broad plan is for: ``In`` compares whole values (only trailing spaces are forgiven)."""
     rows = [
-        {"contactid": "leading", "lastname": "  Doe"},
-        {"contactid": "nbsp", "lastname": "Doe\u00a0"},
-        {"contactid": "trailing", "lastname": "Doe   "},
+        {"contactid": "leading", "firstname": "Jane", "lastname": "  Doe"},
+        {"contactid": "nbsp", "firstname": "Jane", "lastname": "Doe\u00a0"},
+        {"contactid": "trailing", "firstname": "Jane", "lastname": "Doe   "},
     ]
     plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), [JANE_DOE])
     assert fetched(plan, rows) == {"trailing"}
@@ -316,10 +316,12 @@ def test_broad_plan_searches_the_longest_token_of_the_queried_column() -> None:
     plan = plan_broad_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
     [query] = plan.queries
     assert query.column == "lastname" and query.clauses == 4
+    # each AND-ed with its first name's token, as the exact plan AND-ed it with the first name
     assert query.filter == (
-        "(contains(lastname,'jane') or contains(lastname,'dyke') or contains(lastname,'neill')"
-        " or contains(lastname,'súilleabháin'))"
-        " and Microsoft.Dynamics.CRM.NotIn(PropertyName='lastname',PropertyValues=['Jane'])"
+        "(contains(lastname,'jane') and contains(firstname,'jane'))"
+        " or (contains(lastname,'dyke') and contains(firstname,'jo'))"
+        " or (contains(lastname,'neill') and contains(firstname,'jo'))"
+        " or (contains(lastname,'súilleabháin') and contains(firstname,'jo'))"
     )
     assert plan.expand == "parentcustomerid_account($select=name)"
 
@@ -343,20 +345,63 @@ def test_search_tokens(value: str, tokens: list[str]) -> None:
 
 def test_broad_plan_fetches_every_stored_variant_and_leaves_out_what_the_exact_plan_fetched() -> None:
     rows = [
-        {"contactid": "leading", "lastname": "  Doe"},
-        {"contactid": "inner", "lastname": "Doe\u00a0 "},
-        {"contactid": "tab", "lastname": "\tDOE"},
-        {"contactid": "accent", "lastname": " Dóe"},
-        {"contactid": "width", "lastname": " Ｄｏｅ"},
-        {"contactid": "longer", "lastname": "Doerr"},  # a superset: the index decides
-        {"contactid": "exact", "lastname": "doe"},  # fetched by the exact plan already
-        {"contactid": "other", "lastname": "Smith"},
+        {"contactid": "leading", "firstname": "Jane", "lastname": "  Doe"},
+        {"contactid": "inner", "firstname": "Jane", "lastname": "Doe\u00a0 "},
+        {"contactid": "tab", "firstname": "Jane", "lastname": "\tDOE"},
+        {"contactid": "accent", "firstname": "Jane", "lastname": " Dóe"},
+        {"contactid": "width", "firstname": "Jane", "lastname": " Ｄｏｅ"},
+        {"contactid": "longer", "firstname": "Jane", "lastname": "Doerr"},  # a superset: the index decides
+        {"contactid": "exact", "firstname": "Jane", "lastname": "doe"},  # fetched by the exact plan already
+        {"contactid": "other", "firstname": "Jane", "lastname": "Smith"},
     ]
-    rule = contact_rule(IdentifierConfig())
+    # the last name alone (no sibling narrows it): the exact plan fetched every "Doe", the broad one
+    # leaves them out
+    rule = parse_rule(
+        {"operator": "and", "conditions": [{"platformField": "lastName", "dynamicsField": "lastname"}]},
+        Entity.CONTACT,
+    )
     broad = plan_broad_lookups(Entity.CONTACT, rule, [JANE_DOE])
     assert fetched(broad, rows) == {"leading", "inner", "tab", "accent", "width", "longer"}
     exact = plan_lookups(Entity.CONTACT, rule, [JANE_DOE])
     assert fetched(exact, rows) | fetched(broad, rows) == set(r["contactid"] for r in rows) - {"other"}
+
+
+def test_exact_plan_narrows_a_last_name_with_the_first_name() -> None:
+    """Namesakes are not fetched: with the last name alone every chunk of a large export re-read every
+    contact sharing a last name with one of its records (those the earlier chunks created included)."""
+    records = [
+        {"id": str(i), "firstName": f"Ada{i}", "lastName": "Lovelace", "company": {"name": "C"}}
+        for i in range(3)
+    ]
+    rows = [{"contactid": f"mine-{i}", "firstname": f"ADA{i}", "lastname": "lovelace "} for i in range(3)] + [
+        {"contactid": f"namesake-{i}", "firstname": f"Ada{i}0", "lastname": "Lovelace"} for i in range(50)
+    ]
+    plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
+    [query] = plan.queries
+    assert query.filter == (
+        "Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=['Lovelace'])"
+        " and Microsoft.Dynamics.CRM.In(PropertyName='firstname',PropertyValues=['Ada0','Ada1','Ada2'])"
+    )
+    assert fetched(plan, rows) == {"mine-0", "mine-1", "mine-2"}
+    for use_in in (True, False):  # ``eq`` joined by ``or`` narrows the same way
+        plain = plan_lookups(
+            Entity.CONTACT, contact_rule(IdentifierConfig()), records, use_in_function=use_in
+        )
+        assert fetched(plain, rows) == {"mine-0", "mine-1", "mine-2"}
+
+
+def test_a_first_name_stored_in_a_variant_form_is_found_by_the_narrowed_broad_plan() -> None:
+    """The exact plan no longer reads every "Doe": the broad plan must not leave them out (no NotIn) and
+    finds a first name stored with extra spaces through its token."""
+    rows = [
+        {"contactid": "padded", "firstname": "  Jane ", "lastname": "Doe"},
+        {"contactid": "namesake", "firstname": "John", "lastname": "Doe"},
+    ]
+    rule = contact_rule(IdentifierConfig())
+    assert fetched(plan_lookups(Entity.CONTACT, rule, [JANE_DOE]), rows) == set()
+    broad = plan_broad_lookups(Entity.CONTACT, rule, [JANE_DOE])
+    assert [q.filter for q in broad.queries] == ["(contains(lastname,'doe') and contains(firstname,'jane'))"]
+    assert fetched(broad, rows) == {"padded"}
 
 
 def test_broad_plan_narrows_a_short_token_with_a_sibling_column() -> None:
@@ -462,7 +507,7 @@ def test_broad_plan_splits_to_fit_the_url_and_clause_limits() -> None:
     plan = plan_broad_lookups(Entity.CONTACT, rule, records, max_values=10_000)
     assert len(plan.queries) > 1
     assert all(len(q.relative_url()) <= BATCH_GET_MAX_URL - 1024 for q in plan.queries)
-    rows = [{"contactid": r["id"], "lastname": f"  {r['lastName']}"} for r in records]
+    rows = [{"contactid": r["id"], "firstname": "Ann", "lastname": f"  {r['lastName']}"} for r in records]
     assert fetched(plan, rows) == {r["id"] for r in records}
     few = plan_broad_lookups(Entity.CONTACT, rule, records[:250], max_values=100)
     assert [q.clauses for q in few.queries] == [100, 100, 50]
