@@ -450,4 +450,5 @@ def _chunk_from_row(row: Mapping[str, Any]) -> ChunkStatus:
         counts=counts,
         records=int(row.get("records", 0) or 0),
         error=(str(row["error"]) if row.get("error") else None),
+        attempts=int(row.get("attempts", 0) or 0),
     )

@@ -141,6 +141,7 @@ class ChunkStatus:
     counts: dict[str, int]
     records: int
     error: str | None = None
+    attempts: int = 0  # deliveries that started this chunk; 0 = no attempt has written anything yet
 
 
 def job_state(chunks: Iterable[ChunkStatus], *, total_chunks: int) -> JobState:

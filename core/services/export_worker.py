@@ -192,7 +192,12 @@ class ExportWorker:
                 )
                 return ChunkState.FAILED
             raise
-        previous = {int(o["seq"]): o for o in self._previous_outcomes(ws, job_id, staged)}
+        # What an earlier attempt wrote (it may have created records this run now finds unchanged). The
+        # first attempt has nothing to carry over: no need to read back its own checkpoints.
+        first_attempt = status is not None and status.attempts == 0
+        previous = (
+            {} if first_attempt else {int(o["seq"]): o for o in self._previous_outcomes(ws, job_id, staged)}
+        )
         for outcome in outcomes:
             _carry_over(previous.get(outcome.seq), outcome)
         self._store.save_outcomes(ws, job_id, outcomes)
