@@ -13,8 +13,10 @@ of :func:`worker_main` with ``--threads`` chunk runs at once, the real ``ExportW
 chunk is done (worker start-up is excluded; it happens before).
 
 Printed: records/s, HTTP requests per record, inner operations per record, 429s, peak RSS (worker
-processes, the bench driver and the emulator separately), duplicates created (must be 0), and as the last
-line one JSON object with every figure.
+processes, the bench driver and the emulator separately), the workers' RSS timeline by records processed
+(one point per tenth of the job, ``worker_rss_by_records_mb``: flat when memory does not grow with the
+job, e.g. ``--contacts 100000 --companies 20000``), duplicates created (must be 0), and as the last line
+one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -516,6 +518,8 @@ def wait_for_job(
         status = service.status(WORKSPACE, job_id)
         assert status is not None
         progress = status["progress"]
+        if sampler is not None:
+            sampler.mark(int(progress["processed"]), int(progress["records"]))
         if progress["chunksDone"] >= progress["chunks"]:
             return status
         if sampler is not None and time.monotonic() >= next_report:  # progress on stderr
@@ -539,6 +543,9 @@ class RssSampler:
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
         self.peak: dict[str, float] = dict.fromkeys(pids, 0.0)
         self.samples: dict[str, list[float]] = {name: [] for name in pids}
+        # (records processed, the workers' highest RSS since the previous point): one point per tenth
+        self.timeline: list[tuple[int, float]] = []
+        self._marked: dict[str, int] = dict.fromkeys(pids, 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -553,6 +560,21 @@ class RssSampler:
                 self.peak[name] = max(self.peak[name], mb)
                 self.samples[name].append(mb)
             self._stop.wait(0.5)
+
+    def mark(self, processed: int, total: int) -> None:
+        """A timeline point each time another tenth of the records is processed (and at the end):
+        memory that grows with the job shows as a rising timeline, a flat one as equal points."""
+        step = max(1, total // 10)
+        last = self.timeline[-1][0] if self.timeline else 0
+        if processed < min(total, (last // step + 1) * step) or (self.timeline and processed == last):
+            return
+        peak = 0.0
+        for name, samples in self.samples.items():
+            if name.startswith("worker"):
+                recent = samples[self._marked[name] :] or samples[-1:]
+                peak = max([peak, *recent])
+                self._marked[name] = len(samples)
+        self.timeline.append((processed, round(peak, 1)))
 
     def stop(self) -> None:
         self._stop.set()
@@ -674,6 +696,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_driver_mb": round(sampler.peak["driver"], 1),
         "peak_rss_emulator_mb": round(sampler.peak["emulator"], 1),
         "worker_rss_curve_mb": worker_curve,
+        # [records processed, highest worker RSS (MB) since the previous point]: flat = memory flat
+        "worker_rss_by_records_mb": [list(point) for point in sampler.timeline],
         # CPU seconds used during the timed run: what limits records/s on a small machine
         "worker_cpu_s": round(worker_cpu, 2),
         "worker_cpu_ms_per_record": round(1000 * worker_cpu / records, 3),
@@ -727,6 +751,8 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS           worker {figures['peak_rss_mb']} MB, driver {figures['peak_rss_driver_mb']} MB, "
         f"emulator {figures['peak_rss_emulator_mb']} MB"
     )
+    timeline = ", ".join(f"{n}: {mb:.0f}" for n, mb in figures["worker_rss_by_records_mb"])
+    print(f"worker RSS (MB) by records processed  {timeline}")
     print(
         f"duplicates created {figures['duplicates']} "
         f"(pipeline wrote twice: {figures['duplicates_pipeline']}; "
