@@ -51,9 +51,11 @@ def test_storage_keeps_proxy_settings_from_the_environment(monkeypatch: pytest.M
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     # Nothing set: the per-call environment lookups are skipped.
-    assert tables._transport()["transport"]._use_env_settings is False
+    plain = tables._transport()["transport"]
+    assert plain._use_env_settings is False and plain.connection_config.verify is True
+    # A CA bundle is read once and still used for every call.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corp.pem")
+    assert tables._transport()["transport"].connection_config.verify == "/etc/ssl/corp.pem"
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     assert tables._transport() == {}  # a proxy is set: requests' default (honour the environment) stays
-    monkeypatch.delenv("HTTPS_PROXY")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corp.pem")
-    assert tables._transport() == {}
