@@ -46,7 +46,7 @@ MAX_HISTORY_CHANGES_CHARS = 30_000
 # chars) the entity stays under 1 MB even with the largest inline document (360,000 chars).
 MAX_RECENT_CHARS = 16_000
 _VERSION_SPAN = 10**10
-_RECENT_COLUMNS = ["version", "recentChunks", *(f"r{i:03d}" for i in range(4))]
+_RECENT_COLUMNS = ["version", "recentChunks", *(f"r{i:03d}" for i in range(8))]  # recent needs <= 2
 
 
 class ConfigConflict(Exception):
