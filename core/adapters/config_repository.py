@@ -46,7 +46,7 @@ MAX_HISTORY_CHANGES_CHARS = 30_000
 # chars) the entity stays under 1 MB even with the largest inline document (360,000 chars).
 MAX_RECENT_CHARS = 16_000
 _VERSION_SPAN = 10**10
-_RECENT_COLUMNS = ["version", "recentChunks", *(f"r{i:03d}" for i in range(8))]  # recent needs <= 2
+_RECENT_COLUMNS = ["version", "recentChunks", *(f"r{i:03d}" for i in range(4))]  # recent needs <= 2
 
 
 class ConfigConflict(Exception):
@@ -281,7 +281,10 @@ class ConfigRepository:
             head = self._table.get_entity(pk, CURRENT, select=_RECENT_COLUMNS)
         except ResourceNotFoundError:
             return []
-        recent = _joined(head, "r", int(head.get("recentChunks") or 0)) or "[]"
+        chunks = int(head.get("recentChunks") or 0)
+        if chunks > len(_RECENT_COLUMNS) - 2:  # more than selected (never written so): read them all
+            head = self._table.get_entity(pk, CURRENT)
+        recent = _joined(head, "r", chunks) or "[]"
         entries = [_entry(raw) for raw in reversed(json.loads(recent))][:limit]
         below = entries[-1].version if entries else int(head["version"]) + 1  # next wanted: below - 1
         if len(entries) >= limit or below <= 1:
