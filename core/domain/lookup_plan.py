@@ -7,8 +7,8 @@ is missed, narrow enough to stay cheap. See docs/matching.md.
 
 - Only the conditions needed to find every possible match are queried: for an AND the most selective one
   (a record matching the AND matches each part), for an OR every branch. A name queried for an AND is
-  narrowed with a name-like sibling's values (``In(lastname,[...]) and In(firstname,[...])``), so a
-  chunk does not read every namesake in Dynamics (see ``narrowing_sibling``).
+  paired with a name-like sibling's values (``(In(lastname,['Smith']) and In(firstname,['Ann'])) or
+  ...``), so a chunk does not read every namesake in Dynamics (see ``narrowing_sibling``).
 - Dataverse compares strings case- and accent-insensitively (``_CI_AI`` collation) and ignores trailing
   spaces, but not punctuation or URL variants: names and e-mails go through ``In`` over the variant forms
   (typographic apostrophes, ``Acme, Inc.`` vs ``Acme Inc``); LinkedIn URLs through
@@ -297,8 +297,8 @@ def plan_lookups(
 
     ``in_batch``: the queries go into ``$batch`` (URL limit 64 KB) rather than direct GETs (32 KB).
     ``use_in_function``: ``Microsoft.Dynamics.CRM.In`` for whole values, else ``eq`` joined by ``or``.
-    A name condition with a name-like sibling in its AND is AND-ed with that sibling's values (records
-    added whole to each query); the others are queried alone, as before.
+    A name condition with a name-like sibling in its AND is paired with that sibling's values (one clause
+    per value, see ``_narrowed_queries``); the others are queried alone.
     """
     entity_set, id_column = ENTITY_SET[entity], ID_COLUMN[entity]
     select, expand = _select_and_expand(entity, rule)
@@ -398,8 +398,11 @@ def _narrowed_queries(
     max_url: int,
     max_values: int,
 ) -> list[LookupQuery]:
-    """``<values of column> and <values of the sibling column>``, records added whole to a query until its
-    URL or either value list is full."""
+    """One clause per value of ``column``, AND-ed with the sibling values of the records holding it,
+    OR-ed and split like the other queries: ``(In(lastname,['Smith']) and In(firstname,['Ann','Bo'])) or
+    (In(lastname,['Lee']) and In(firstname,['Jo']))``. Pairs, not ``In(lastname,[all]) and
+    In(firstname,[all])``: a chunk's last names crossed with its first names would again fetch most of a
+    table whose names come from a common vocabulary."""
     (column, column_in), (other, other_in) = primary, sibling
 
     def part(name: str, use_in: bool, values: Iterable[str]) -> str:
@@ -408,44 +411,23 @@ def _narrowed_queries(
             return f"Microsoft.Dynamics.CRM.In(PropertyName={odata_literal(name)},PropertyValues=[{joined}])"
         return "(" + " or ".join(f"{name} eq {odata_literal(v)}" for v in values) + ")"
 
-    def build(first: Mapping[str, str], second: Mapping[str, str]) -> LookupQuery:
-        text = f"{part(column, column_in, first.values())} and {part(other, other_in, second.values())}"
-        return LookupQuery(entity_set, select, text, expand, column, len(first))
-
-    def cost(name: str, use_in: bool, value: str) -> int:  # one value and its separator, encoded
-        return len(_encode(odata_literal(value) if use_in else f"{name} eq {odata_literal(value)}")) + (
-            1 if use_in else len(_encode(" or "))
-        )
-
-    fixed = len(build({"": ""}, {"": ""}).relative_url())
-    queries: list[LookupQuery] = []
-    first: dict[str, str] = {}
-    second: dict[str, str] = {}
-    length = fixed
+    # collation key of a record's value -> (its variant forms, the sibling values of its records)
+    groups: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
     for values, sibling_values in pairs:
-        for _ in range(2):
-            new_first = {k: v for v in values if (k := _dedupe_key(v)) not in first}
-            new_second = {k: v for v in sibling_values if (k := _dedupe_key(v)) not in second}
-            extra = sum(cost(column, column_in, v) for v in new_first.values()) + sum(
-                cost(other, other_in, v) for v in new_second.values()
+        forms, others = groups.setdefault(_dedupe_key(values[0]), ({}, {}))
+        for value in values:
+            forms.setdefault(_dedupe_key(value), value)
+        for value in sibling_values:
+            others.setdefault(_dedupe_key(value), value)
+    clauses: list[str] = []
+    for forms, others in groups.values():
+        found = list(others.values())
+        for start in range(0, len(found), _PAIRED_PER_CLAUSE):
+            clauses.append(
+                f"({part(column, column_in, forms.values())}"
+                f" and {part(other, other_in, found[start : start + _PAIRED_PER_CLAUSE])})"
             )
-            full = (
-                length + extra > max_url
-                or len(first) + len(new_first) > max_values
-                or len(second) + len(new_second) > max_values
-            )
-            if not full or not first:
-                break
-            queries.append(build(first, second))
-            first, second, length = {}, {}, fixed
-        if fixed + extra > max_url:
-            raise ValueError(f"a single record's values for {column} do not fit in a {max_url}-byte URL")
-        first.update(new_first)
-        second.update(new_second)
-        length += extra
-    if first:
-        queries.append(build(first, second))
-    return queries
+    return _chunk_clauses(entity_set, select, expand, column, clauses, "", " or ", "", max_url, max_values)
 
 
 # ------------------------------------------------------------------------------------------------

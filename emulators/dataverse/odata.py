@@ -456,6 +456,9 @@ def _merge_contains(expr: Expr, minimum: int = 8) -> Expr:
     if not all(
         isinstance(t, StringFunction) and t.name == "contains" and isinstance(t.target, _Path) for t in terms
     ):
+        keyed = _keyed_or(terms, minimum)
+        if keyed is not None:
+            return keyed
         # An OR of other terms (``(contains(a,'x') and (contains(b,'y') or ...)) or ...``): merge inside each.
         merged = [_merge_contains(t, minimum) for t in terms]
         while len(merged) > 1:  # a balanced tree: evaluation recurses log(n) deep, not n
@@ -470,6 +473,87 @@ def _merge_contains(expr: Expr, minimum: int = 8) -> Expr:
     first = terms[0]
     assert isinstance(first, StringFunction)
     return ContainsAny(first.target, [t.argument for t in terms if isinstance(t, StringFunction)])
+
+
+class KeyedOr(Expr):
+    """``(In(a,[...]) and <rest>) or (contains(a,'x') and <rest>) or ...`` on one column ``a``, evaluated
+    at once.
+
+    Lookup queries pair a value with the values of another column, hundreds of times per query. Evaluated
+    term by term that is (rows x terms) folds; here the row's value is folded once, and only the terms
+    whose key it holds (equal value, or a ``contains`` needle sharing a q-gram with it) evaluate their
+    rest. Same three-valued result as the OR chain.
+    """
+
+    def __init__(self, target: _Path, terms: Sequence[tuple[Expr, Expr]]) -> None:
+        self.target = target
+        self.rests = [rest for _, rest in terms]
+        self.equal: dict[Any, list[Expr]] = {}
+        self.needles: dict[str, list[Expr]] = {}
+        for key, rest in terms:
+            if isinstance(key, InFunction):
+                for value in key._folded:
+                    self.equal.setdefault(value, []).append(rest)
+            elif isinstance(key, StringFunction):
+                self.needles.setdefault(like_fold(key.argument), []).append(rest)
+        self.q = max(1, min(8, min((len(n) for n in self.needles), default=1)))
+        self.by_gram: dict[str, list[str]] = {}
+        for needle in self.needles:
+            self.by_gram.setdefault(needle[-self.q :], []).append(needle)
+
+    def _eval3(self, row: Row, nav: NavResolver) -> bool | None:
+        value = self.target.value(row, nav)
+        if value is None:  # every key is unknown: (unknown and rest) is unknown unless rest is false
+            return None if any(rest._eval3(row, nav) is not False for rest in self.rests) else False
+        rests: list[Expr] = list(self.equal.get(fold(value), ()))
+        if self.needles:
+            text = like_fold(str(value))
+            hit: set[str] = set()
+            for end in range(self.q, len(text) + 1):
+                for needle in self.by_gram.get(text[end - self.q : end], ()):
+                    if needle not in hit and needle in text:
+                        hit.add(needle)
+                        rests += self.needles[needle]
+        result: bool | None = False
+        for rest in rests:
+            outcome = rest._eval3(row, nav)
+            if outcome is True:
+                return True
+            if outcome is None:
+                result = None
+        return result
+
+    def columns(self) -> set[str]:
+        return self.target.columns().union(*(rest.columns() for rest in self.rests))
+
+
+def _keyed_or(terms: Sequence[Expr], minimum: int) -> KeyedOr | None:
+    """A ``KeyedOr`` for an OR of ``(<In or contains on one column> and <rest>)`` terms, else None."""
+    if len(terms) < minimum:
+        return None
+    pairs: list[tuple[Expr, Expr]] = []
+    names: set[str] = set()
+    for term in terms:
+        if not isinstance(term, And):
+            return None
+        key = term.left
+        if isinstance(key, InFunction) and not key.negated:
+            names.add(key.target.name)
+        elif (
+            isinstance(key, StringFunction)
+            and key.name == "contains"
+            and isinstance(key.target, _Path)
+            and like_fold(key.argument)
+        ):
+            names.add(key.target.name)
+        else:
+            return None
+        pairs.append((key, _merge_contains(term.right)))
+    if len(names) != 1:
+        return None
+    first = pairs[0][0]
+    assert isinstance(first, InFunction | StringFunction) and isinstance(first.target, _Path)
+    return KeyedOr(first.target, pairs)
 
 
 @dataclass

@@ -379,8 +379,8 @@ def test_exact_plan_narrows_a_last_name_with_the_first_name() -> None:
     plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
     [query] = plan.queries
     assert query.filter == (
-        "Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=['Lovelace'])"
-        " and Microsoft.Dynamics.CRM.In(PropertyName='firstname',PropertyValues=['Ada0','Ada1','Ada2'])"
+        "(Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=['Lovelace'])"
+        " and Microsoft.Dynamics.CRM.In(PropertyName='firstname',PropertyValues=['Ada0','Ada1','Ada2']))"
     )
     assert fetched(plan, rows) == {"mine-0", "mine-1", "mine-2"}
     for use_in in (True, False):  # ``eq`` joined by ``or`` narrows the same way
@@ -388,6 +388,34 @@ def test_exact_plan_narrows_a_last_name_with_the_first_name() -> None:
             Entity.CONTACT, contact_rule(IdentifierConfig()), records, use_in_function=use_in
         )
         assert fetched(plain, rows) == {"mine-0", "mine-1", "mine-2"}
+
+
+def test_exact_plan_pairs_each_last_name_with_its_own_first_names() -> None:
+    """Not every last name crossed with every first name: names from a common vocabulary would fetch
+    most of the table again."""
+    records = [
+        {"id": "1", "firstName": "Ann", "lastName": "Smith", "company": {"name": "C"}},
+        {"id": "2", "firstName": "Bo", "lastName": "Lee", "company": {"name": "C"}},
+    ]
+    rows = [
+        {"contactid": "ann-smith", "firstname": "ann", "lastname": "SMITH"},
+        {"contactid": "bo-lee", "firstname": "Bo", "lastname": "Lee"},
+        {"contactid": "bo-smith", "firstname": "Bo", "lastname": "Smith"},
+        {"contactid": "ann-lee", "firstname": "Ann", "lastname": "Lee"},
+    ]
+    plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
+    assert fetched(plan, rows) == {"ann-smith", "bo-lee"}
+    many = [
+        {"id": str(i), "firstName": f"F{i % 7}", "lastName": f"L{i % 5}", "company": {"name": "C"}}
+        for i in range(10)
+    ]
+    table = [
+        {"contactid": f"{f}-{ln}", "firstname": f"F{f}", "lastname": f"L{ln}"}
+        for f in range(7)
+        for ln in range(5)
+    ]
+    wanted = {f"{i % 7}-{i % 5}" for i in range(10)}  # 10 of the 35 combinations
+    assert fetched(plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), many), table) == wanted
 
 
 def test_a_first_name_stored_in_a_variant_form_is_found_by_the_narrowed_broad_plan() -> None:

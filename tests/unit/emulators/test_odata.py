@@ -428,3 +428,48 @@ def test_a_long_or_of_contains_on_one_column_answers_like_the_chain_it_replaces(
     answers = [merged.evaluate(row, nav) for row in rows]
     assert answers == [any(c.evaluate(row, nav) for c in singles) for row in rows]
     assert answers == [True, False, True, True, False, False]
+
+
+def test_an_or_of_keyed_pairs_answers_like_the_chain_it_replaces() -> None:
+    # Lookup queries pair a value with another column's values, hundreds of times: ``(In(a,..) and ..)
+    # or ...`` and ``(contains(a,..) and ..) or ...`` are evaluated at once (KeyedOr), three-valued
+    # exactly like the chain (checked under ``not`` too, where unknown and false differ).
+    from emulators.dataverse.odata import KeyedOr, Not, Or, parse_filter
+
+    def nav(row: dict[str, object], name: str) -> None:
+        return None
+
+    exact = [
+        f"(Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=['{last}','{last}s'])"
+        f" and Microsoft.Dynamics.CRM.In(PropertyName='firstname',PropertyValues=['F{i}','G{i}']))"
+        for i, last in enumerate(["Smith", "Lee", "Núñez", "O''Brien", "Smith", "Wu", "Chen", "Li"])
+    ]
+    broad = [
+        f"(contains(lastname,'{token}') and (contains(firstname,'ann') or contains(firstname,'{token}')))"
+        for token in ["smith", "lee", "nunez", "brien", "wu", "chen", "li", "ng"]
+    ]
+    rows: list[dict[str, object]] = [
+        {"lastname": "SMITH ", "firstname": "f4"},
+        {"lastname": "Smiths", "firstname": "G0"},
+        {"lastname": "Smith", "firstname": "F1"},
+        {"lastname": "nunez", "firstname": "f2"},
+        {"lastname": "O'Brien", "firstname": "F3"},
+        {"lastname": "  Anne Lee", "firstname": "Joanna"},
+        {"lastname": "Wu", "firstname": None},
+        {"lastname": None, "firstname": "F0"},
+        {"lastname": "Chen", "firstname": "Xi"},
+        {"lastname": "Lin", "firstname": "Lina"},
+    ]
+    for clauses in (exact, broad):
+        text = " or ".join(clauses)
+        merged = parse_filter(text)
+        assert isinstance(merged, KeyedOr)
+        singles = [parse_filter(c) for c in clauses]
+        answers = [merged.evaluate(row, nav) for row in rows]
+        assert answers == [any(c.evaluate(row, nav) for c in singles) for row in rows]
+        assert any(answers) and not all(answers)
+        negated = Not(merged)
+        chain = singles[0]
+        for single in singles[1:]:
+            chain = Or(chain, single)
+        assert [negated.evaluate(r, nav) for r in rows] == [Not(chain).evaluate(r, nav) for r in rows]
