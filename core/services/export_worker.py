@@ -13,7 +13,7 @@ A chunk (``DEFAULT_CHUNK_SIZE`` records) costs a handful of HTTP requests whatev
 Idempotency: every create carries a deterministic primary key (workspace + entity + platform id), so a
 redelivered or crashed chunk finds what an earlier attempt created (it is looked up by id first) and a
 create that races another attempt fails as a duplicate and turns into an update. Before writing, the
-records about to be created are checkpointed as ``created`` so a crash between the write and the final
+records about to be created are checkpointed as ``creating`` so a crash between the write and the final
 report does not turn "created" into "unchanged" on the retry.
 """
 
@@ -155,6 +155,7 @@ class ExportWorker:
             log.warning("export chunk the job does not have ignored", extra={"workspace": ws, "job": job_id})
             return ChunkState.FAILED
         self._store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
+        run: _ChunkRun | None = None
         try:
             client, connection = self._client_for(ws)
             run = _ChunkRun(
@@ -175,6 +176,8 @@ class ExportWorker:
                 outcomes = run.execute()
         except ReconnectRequired as exc:
             log.info("export paused until Dynamics is reconnected", extra={"workspace": ws, "job": job_id})
+            if run is not None:
+                run.save_confirmed_creates()
             self._unmark_creating(ws, job_id, staged)
             self._store.put_chunk(
                 ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}"
@@ -184,6 +187,8 @@ class ExportWorker:
             self._fail_chunk(ws, job_id, index, staged, "Dynamics is not connected for this workspace")
             return ChunkState.FAILED
         except Exception as exc:
+            if run is not None:
+                run.save_confirmed_creates()
             if dequeue_count >= self._max_attempts:
                 reason = _safe_reason(exc)
                 log.error("export chunk failed for good", extra={"workspace": ws, "job": job_id})
@@ -338,6 +343,16 @@ class _ChunkRun:
         self.dry_run = dry_run
         self.items = items
         self.identifiers = IdentifierConfig.from_model(config.sync_identifiers)
+        self.confirmed_creates: list[_Item] = []  # created, as Dynamics answered; saved with the report
+
+    def save_confirmed_creates(self) -> None:
+        """The run stops early: checkpoint the creates Dynamics confirmed (``created`` instead of the
+        ``creating`` written before the call), so a chunk that fails for good still reports them as
+        created. Best effort: if storage fails too, a retry still finds them by their ids."""
+        try:
+            self._checkpoint(self.confirmed_creates, None)
+        except Exception:
+            log.warning("export: could not checkpoint confirmed creates", extra={"workspace": self.ws})
 
     # -- the whole chunk --------------------------------------------------------------------------
     def execute(self) -> list[RecordOutcome]:
@@ -711,13 +726,16 @@ class _ChunkRun:
         if self.dry_run:
             return
         if creates:
-            # Checkpoints: "creating" before the call (a retry that finds the id knows it was created),
-            # "created" once Dynamics answered (a chunk failed later still reports it truthfully).
+            # Checkpoint "creating" before the call: a retry that finds the id knows it was created, and a
+            # chunk that fails for good says the record may exist. What Dynamics confirmed is saved as
+            # "created" with the report, or by save_confirmed_creates when the run stops before it.
             self._checkpoint([i for i, _ in creates], RecordAction.CREATING)
             failed = self._create_many(table, id_column, creates, owner)
             for item, error in failed.items():
                 item.errors.append(error)
-            self._checkpoint([i for i, _ in creates if i not in failed], None)
+            # Their "created" is written with the chunk's report (or, if the run stops before that, by
+            # save_confirmed_creates): one table write per record fewer than checkpointing it here.
+            self.confirmed_creates.extend(i for i, _ in creates if i not in failed)
         if updates:
             for item, error in self._update_many(table, id_column, updates, owner).items():
                 item.errors.append(error)

@@ -270,3 +270,35 @@ def test_worker_process_killed_while_holding_chunks(
     assert_every_record_accounted_for(result, scenario)
     assert result.status["state"] == "succeeded", result.status
     assert len(reports) == 1 and reports[0]["redelivered"] >= 1, reports  # the survivor took over
+
+
+class _UpdatesFail:
+    """The real client, except that every UpdateMultiple fails as if Dynamics went away: the contacts of
+    a chunk are created, then the chunk stops before its report."""
+
+    def __init__(self, client: DataverseClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def update_multiple(self, table: str, records: Any, **options: Any) -> Any:
+        raise ConnectionError("Dynamics went away")
+
+
+def test_a_chunk_failing_for_good_after_its_creates_reports_them_created(
+    export_into: Callable[..., Export], scenario: Scenario
+) -> None:
+    export = export_into()
+    real, connection = export.client()
+    client = _UpdatesFail(real)
+    worker = ExportWorker(export.store, lambda _ws: (client, connection), max_attempts=1)  # type: ignore[arg-type,return-value]
+    export.submit()
+    export.drain(worker)
+    result = export.result()
+    assert result.status["state"] != "succeeded", result.status
+    # What Dynamics created is reported created (not "failed"), the rest failed with the reason.
+    assert_every_record_accounted_for(result, scenario)
+    assert result.status["counts"]["created"] >= scenario.expected_new_contacts
+    failed = [r for r in result.records.values() if r["action"] == "failed"]
+    assert failed and all("gave up after 1 attempts" in r["errors"][0]["message"] for r in failed)
