@@ -34,6 +34,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from contextlib import ExitStack
@@ -156,8 +157,8 @@ def build_scenario(
         row = contact_rows[contact_id]
         parent = truth.contact_account.get(contact_id)
         linkedin = truth.contact_linkedin.get(contact_id)
-        company = company_of_account.get(parent) if parent else None
-        if company is None and (parent is not None or linkedin is None):
+        found = company_of_account.get(parent) if parent else None
+        if found is None and (parent is not None or linkedin is None):
             continue  # neither identifier could find it: not part of the "existing" share
         record: dict[str, Any] = {
             "id": f"p-{contact_id[:8]}",
@@ -171,8 +172,8 @@ def build_scenario(
         }
         if linkedin:
             record["linkedinUrl"] = linkedin
-        if company is not None:
-            record["company"] = company
+        if found is not None:
+            record["company"] = found
         records.append(record)
     existing_contacts = len(records)
     used_new_companies: set[str] = set()
@@ -325,6 +326,15 @@ class WorkerProcesses:
 RETRY_VISIBILITY_S = 10  # host.json extensions.queues.visibilityTimeout
 
 
+def _our_frame(exc: BaseException) -> str:
+    """The innermost frame of the product's own code in a traceback (``core/...py:123``)."""
+    where = "?"
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if "/core/" in frame.filename:
+            where = f"core/{frame.filename.rsplit('/core/', 1)[1]}:{frame.lineno}"
+    return where
+
+
 def worker_main(argv: list[str]) -> int:
     """One export worker process: the queue loop (receive, handle, delete) as the Functions host runs it."""
     parser = argparse.ArgumentParser(prog="python -m bench.export worker")
@@ -411,6 +421,7 @@ def worker_main(argv: list[str]) -> int:
     in_flight: set[Future[None]] = set()
 
     profiles: list[cProfile.Profile] = []
+    spans: list[tuple[float, float]] = []  # wall clock (epoch s) of each chunk attempt
 
     def run(message: Any) -> None:
         if args.profile is None:
@@ -431,12 +442,19 @@ def worker_main(argv: list[str]) -> int:
         if (message.dequeue_count or 1) > 1:
             with seen_lock:
                 chunks["redelivered"] += 1
+        begun = time.time()
         try:
             worker.handle(chunk, message.dequeue_count or 1)
         except Exception as exc:
+            with seen_lock:
+                spans.append((begun, time.time()))
             # As the Functions host does: the failed message becomes visible again after host.json's
             # visibilityTimeout (10 s), not after the long lease it was received with.
-            print(f"chunk {chunk.chunk} attempt failed: {type(exc).__name__}: {exc}"[:500], file=sys.stderr)
+            where = _our_frame(exc)
+            print(
+                f"chunk {chunk.chunk} attempt failed at {where}: {type(exc).__name__}: {exc}"[:500],
+                file=sys.stderr,
+            )
             with contextlib.suppress(Exception):
                 queue.update_message(message, visibility_timeout=RETRY_VISIBILITY_S)
             with seen_lock:
@@ -445,6 +463,7 @@ def worker_main(argv: list[str]) -> int:
         queue.delete_message(message)
         with seen_lock:
             chunks["done"] += 1
+            spans.append((begun, time.time()))
 
     print("ready", flush=True)
     idle = 0.05
@@ -486,6 +505,7 @@ def worker_main(argv: list[str]) -> int:
         "retried": chunks["retried"],
         "redelivered": chunks["redelivered"],
         "abandoned": len(unfinished),
+        "chunk_spans": [(round(a, 3), round(b, 3)) for a, b in spans],
         **seen,
         "budget": {ws: budget.stats(ws) for ws in connections} if budget else None,
         "budget_storage_ops": budget.storage_operations if budget else 0,
@@ -594,6 +614,21 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return used
 
 
+def chunk_figures(reports: list[dict[str, Any]], started: float) -> dict[str, Any]:
+    """When chunks ran (seconds after submit began): where the time of a run went."""
+    spans = sorted((a - started, b - started) for r in reports for a, b in r.get("chunk_spans", []))
+    if not spans:
+        return {}
+    durations = sorted(b - a for a, b in spans)
+    return {
+        "chunk_attempts": len(spans),
+        "chunk_s_median": round(durations[len(durations) // 2], 2),
+        "chunk_s_max": round(durations[-1], 2),
+        "first_chunk_start_s": round(spans[0][0], 2),
+        "last_chunk_end_s": round(max(b for _, b in spans), 2),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.support.azurite import run_azurite
 
@@ -632,6 +667,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             store, lambda _caller: DynamicsConfig.model_validate(CONFIG), chunk_size=args.chunk_size
         )
         cpu_before = cpu_seconds(pids)
+        started_wall = time.time()
         started = time.perf_counter()
         job = service.submit(
             CALLER, ExportRequest.model_validate({"entity": "contacts", "records": scenario.records})
@@ -640,8 +676,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         records = len(scenario.records)
         status = wait_for_job(service, job.job_id, args.timeout, sampler)
         elapsed = time.perf_counter() - started
-        truth = check_outcomes(service, WORKSPACE, job.job_id, scenario.seed)  # per record, after timing
         cpu = {k: v - cpu_before[k] for k, v in cpu_seconds(pids).items()}
+        truth = check_outcomes(service, WORKSPACE, job.job_id, scenario.seed)  # per record, after timing
         sampler.stop()
         stats = emulator_control(url, "stats")
         reports = workers.stop()
@@ -705,6 +741,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "azurite_cpu_s": round(cpu.get("azurite", 0.0), 2),
         "driver_cpu_s": round(cpu["driver"], 2),
         "host_cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews elapsed_s
+        **chunk_figures(reports, started_wall),
         "budget_storage_ops": sum(int(r.get("budget_storage_ops", 0)) for r in reports),
         "worker_reports": reports,
     }
@@ -745,8 +783,14 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU                workers {figures['worker_cpu_s']} s "
         f"({figures['worker_cpu_ms_per_record']} ms per record), emulator {figures['emulator_cpu_s']} s, "
         f"azurite {figures['azurite_cpu_s']} s, driver {figures['driver_cpu_s']} s "
-        f"on {figures['host_cpus']} CPUs"
+        f"on {figures['host_cpus']} CPUs (load average {figures['load_average_1m']})"
     )
+    if "chunk_attempts" in figures:
+        print(
+            f"chunks             {figures['chunk_attempts']} attempts, {figures['chunk_s_median']} s median "
+            f"({figures['chunk_s_max']} s max), first started {figures['first_chunk_start_s']} s and last "
+            f"ended {figures['last_chunk_end_s']} s after submit began"
+        )
     print(
         f"peak RSS           worker {figures['peak_rss_mb']} MB, driver {figures['peak_rss_driver_mb']} MB, "
         f"emulator {figures['peak_rss_emulator_mb']} MB"
