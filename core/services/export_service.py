@@ -113,14 +113,12 @@ class ExportService:
                 "createdAt": now,
             },
         )
-        for index, positions in enumerate(chunks):
-            self._store.stage_chunk(
-                caller.workspace_id,
-                job_id,
-                index,
-                [{"seq": valid[i].seq, "record": valid[i].data} for i in positions],
-                staging=staging,
-            )
+        self._store.stage_chunks(
+            caller.workspace_id,
+            job_id,
+            [[{"seq": valid[i].seq, "record": valid[i].data} for i in positions] for positions in chunks],
+            staging=staging,
+        )
         try:
             self._store.create_job(
                 JobRow(
@@ -145,9 +143,7 @@ class ExportService:
             return _already_submitted(existing)
         if invalid or duplicates:
             self._store.save_outcomes(caller.workspace_id, job_id, [*invalid, *duplicates])
-        for index in range(len(chunks)):
-            self._store.put_chunk(caller.workspace_id, job_id, index, ChunkState.QUEUED)
-        self._store.enqueue_chunks(caller.workspace_id, job_id, range(len(chunks)))
+        self._store.queue_new_chunks(caller.workspace_id, job_id, len(chunks))
         return SubmitResult(job_id, len(valid), len(invalid), True)
 
     @staticmethod

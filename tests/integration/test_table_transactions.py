@@ -8,9 +8,11 @@ one), keys with quotes and non-ASCII values intact, and a refused transaction wr
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ServiceResponseError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 
 from core.adapters.export_store import replace_entities
@@ -69,3 +71,29 @@ def test_a_refused_transaction_raises_with_the_reason_and_writes_nothing(table: 
 def test_one_transaction_holds_one_partition(table: TableClient) -> None:
     with pytest.raises(ValueError, match="one partition"):
         replace_entities(table, [{"PartitionKey": "a", "RowKey": "1"}, {"PartitionKey": "b", "RowKey": "1"}])
+
+
+class _DropsFirstBatch(RequestsTransport):
+    """A transport whose first $batch dies after sending, as a keep-alive connection the server closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        if request.url.endswith("/$batch") and not self.dropped:
+            self.dropped += 1
+            raise ServiceResponseError("Connection aborted: connection reset by peer")
+        return super().send(request, **kwargs)
+
+
+def test_a_transaction_whose_connection_broke_is_sent_again(
+    table: TableClient, storage_connection_string: str
+) -> None:
+    transport = _DropsFirstBatch()
+    client = TableClient.from_connection_string(
+        storage_connection_string, table.table_name, transport=transport
+    )
+    replace_entities(client, [{"PartitionKey": "p", "RowKey": str(i), "v": "x"} for i in range(3)])
+    assert transport.dropped == 1
+    assert len(list(table.query_entities("PartitionKey eq 'p'"))) == 3
