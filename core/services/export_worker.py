@@ -501,14 +501,17 @@ class _ChunkRun:
                 [*plan.select, *mapped, PARENT_ACCOUNT_VALUE if entity is Entity.CONTACT else "accountid"]
             )
         )
-        det_ids = {deterministic_dynamics_id(self.ws, export_entity, i.platform_id): i for i in items}
+        own_ids = [deterministic_dynamics_id(self.ws, export_entity, i.platform_id) for i in items]
         prefer = {"Prefer": "odata.maxpagesize=5000"}
         gets = [
             BatchOperation(
                 "GET",
                 entity_set,
                 headers=prefer,
-                params=[("$select", ",".join(select)), ("$filter", _in_filter(id_column, sorted(det_ids)))],
+                params=[
+                    ("$select", ",".join(select)),
+                    ("$filter", _in_filter(id_column, sorted(set(own_ids)))),
+                ],
             )
         ]
         for query in plan.queries:
@@ -523,9 +526,8 @@ class _ChunkRun:
         # Would-create records get a second, broader lookup (names stored with extra whitespace...).
         unmatched = [
             n
-            for n, (item, result) in enumerate(zip(items, results, strict=True))
-            if result.status is MatchStatus.NONE
-            and deterministic_dynamics_id(self.ws, export_entity, item.platform_id) not in own_rows
+            for n, (own_id, result) in enumerate(zip(own_ids, results, strict=True))
+            if result.status is MatchStatus.NONE and own_id not in own_rows
         ]
         candidates += match_broadly(
             entity,
@@ -538,8 +540,7 @@ class _ChunkRun:
             id_column=id_column,
         )
         by_id = {str(r[id_column]).lower(): r for r in candidates}
-        for item, result in zip(items, results, strict=True):
-            det_id = deterministic_dynamics_id(self.ws, export_entity, item.platform_id)
+        for item, result, det_id in zip(items, results, own_ids, strict=True):
             own = own_rows.get(det_id)
             if own is not None:
                 item.dynamics_id, item.current = det_id, own
