@@ -388,9 +388,14 @@ def worker_main(argv: list[str]) -> int:
     seen_lock = threading.Lock()
     observers: list[Any] = []
 
+    slowest: list[tuple[float, str, str, int | None]] = []  # the slowest Dataverse requests
+
     def observe(event: RequestEvent) -> None:
         with seen_lock:
             seen["requests"] += 1
+            slowest.append((round(event.elapsed_s, 2), event.method, event.path, event.status))
+            slowest.sort(reverse=True)
+            del slowest[5:]
             if event.status == 429:
                 seen["throttled"] += 1
         for observer in observers:
@@ -506,6 +511,7 @@ def worker_main(argv: list[str]) -> int:
         "redelivered": chunks["redelivered"],
         "abandoned": len(unfinished),
         "chunk_spans": [(round(a, 3), round(b, 3)) for a, b in spans],
+        "slowest_requests": slowest,
         **seen,
         "budget": {ws: budget.stats(ws) for ws in connections} if budget else None,
         "budget_storage_ops": budget.storage_operations if budget else 0,
