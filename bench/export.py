@@ -51,6 +51,7 @@ from bench.export_truth import check_outcomes
 from core.adapters.dataverse.client import DataverseClient, RequestEvent
 from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.export_store import EXPORT_QUEUE, ExportStore
+from core.adapters.tables import blob_retry
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
@@ -324,6 +325,7 @@ class WorkerProcesses:
 
 
 RETRY_VISIBILITY_S = 10  # host.json extensions.queues.visibilityTimeout
+STALL_S = 15.0  # a chunk attempt running this long prints where it is (stderr)
 
 
 def _our_frame(exc: BaseException) -> str:
@@ -369,7 +371,7 @@ def worker_main(argv: list[str]) -> int:
     tables = TableServiceClient.from_connection_string(args.storage)
     store = ExportStore(
         tables,
-        BlobServiceClient.from_connection_string(args.storage),
+        BlobServiceClient.from_connection_string(args.storage, retry_policy=blob_retry()),
         QueueServiceClient.from_connection_string(args.storage),
     )
     budget = None
@@ -442,12 +444,29 @@ def worker_main(argv: list[str]) -> int:
             with seen_lock:
                 profiles.append(profile)
 
+    running: dict[int, tuple[int, float]] = {}  # thread -> (chunk, started)
+
+    def watch_stalls() -> None:
+        """A chunk running much longer than the others: print where its thread is, once per chunk."""
+        reported: set[tuple[int, float]] = set()
+        while not stopping.wait(1.0):
+            for thread, (index, begun) in list(running.items()):
+                frame = sys._current_frames().get(thread)
+                if frame is None or time.time() - begun < STALL_S or (index, begun) in reported:
+                    continue
+                reported.add((index, begun))
+                stack = "".join(traceback.format_stack(frame)[-12:])
+                print(f"chunk {index} running for {time.time() - begun:.0f} s, at:\n{stack}", file=sys.stderr)
+
+    threading.Thread(target=watch_stalls, daemon=True).start()
+
     def handle(message: Any) -> None:
         chunk = ChunkMessage.parse(base64.b64decode(message.content))
         if (message.dequeue_count or 1) > 1:
             with seen_lock:
                 chunks["redelivered"] += 1
         begun = time.time()
+        running[threading.get_ident()] = (chunk.chunk, begun)
         try:
             worker.handle(chunk, message.dequeue_count or 1)
         except Exception as exc:
@@ -465,6 +484,8 @@ def worker_main(argv: list[str]) -> int:
             with seen_lock:
                 chunks["retried"] += 1
             return
+        finally:
+            running.pop(threading.get_ident(), None)
         queue.delete_message(message)
         with seen_lock:
             chunks["done"] += 1
@@ -529,7 +550,7 @@ def worker_main(argv: list[str]) -> int:
 def export_store(storage: str) -> ExportStore:
     return ExportStore(
         TableServiceClient.from_connection_string(storage),
-        BlobServiceClient.from_connection_string(storage),
+        BlobServiceClient.from_connection_string(storage, retry_policy=blob_retry()),
         QueueServiceClient.from_connection_string(storage),
     )
 
