@@ -370,6 +370,9 @@ class DynamicsBudget:
         in it. Each instance therefore spends, between two reads, only its part of the room the last read
         showed (room / live instances): together they cannot overshoot what was free."""
         limits = self.limits
+        # Never ask for more than half of an instance's part of an empty window: a larger ask could only
+        # be granted to an idle window and would starve behind other instances' steady traffic.
+        expected_requests = min(expected_requests, max(1, int(limits.request_budget / (2 * limits.slots))))
         started = self._clock()
         fresh = False
         while True:
@@ -401,6 +404,13 @@ class DynamicsBudget:
             if now >= deadline:
                 log.warning("Dynamics budget still exhausted after waiting; going ahead")
                 break
+            if not degraded:
+                with ws.cond:
+                    unmerged = ws.pending_requests > 0
+                if unmerged:
+                    # Counts another thread left unmerged (its flush was skipped or lost a race) would
+                    # otherwise hold this wait until the deadline: merge them, so the next read sees them.
+                    self._flush(workspace_id, ws)
             if not fresh and not degraded and paused_until <= now:
                 fresh = True  # our part of the last read is spent: read again before waiting
                 continue
