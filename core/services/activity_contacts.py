@@ -30,7 +30,7 @@ from core.domain.connection import DynamicsConnection
 from core.domain.export_job import ExportEntity, FieldError, RecordAction, RecordOutcome
 
 # The export pipeline's chunk run and record type: one chunk of contacts through match, map and write.
-from core.services.export_worker import ExportWorker, _ChunkRun, _Item
+from core.services.export_worker import ChunkRun, ExportItem, ExportWorker
 
 CONTACTS_SUFFIX = "~contacts"
 
@@ -75,8 +75,8 @@ def export_contacts(
         by_user.setdefault(contact.user_id, []).append(contact)
     results: dict[str, ExportedContact] = {}
     for user_id, group in sorted(by_user.items()):
-        items = [_Item(c.seq, c.platform_id, c.data) for c in group]
-        run = _ChunkRun(
+        items = [ExportItem(c.seq, c.platform_id, c.data) for c in group]
+        run = ChunkRun(
             worker=exporter,
             store=store,
             client=client,
@@ -95,7 +95,7 @@ def export_contacts(
     return results
 
 
-def _result(item: _Item, outcome: RecordOutcome) -> ExportedContact:
+def _result(item: ExportItem, outcome: RecordOutcome) -> ExportedContact:
     written = outcome.action in (RecordAction.CREATED, RecordAction.UPDATED, RecordAction.UNCHANGED)
     current: dict[str, Any] = {}
     if written:

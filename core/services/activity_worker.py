@@ -80,7 +80,6 @@ from core.domain.matching import (
 )
 from core.services.activity_contacts import ContactToExport, created_earlier, export_contacts
 from core.services.export_worker import (
-    MAX_BATCH_OPERATIONS,
     PRIVILEGE_DENIED,
     ChunkMessage,
     ExportWorker,
@@ -89,7 +88,7 @@ from core.services.export_worker import (
     _safe_reason,
 )
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
-from core.services.rule_lookup import lookup_operations, match_broadly
+from core.services.rule_lookup import batch_get_rows, lookup_operations, match_broadly
 from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -184,7 +183,7 @@ class ActivityWorker:
         self._store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
         try:
             client, connection = self._client_for(ws)
-            run = _ChunkRun(
+            run = ChunkRun(
                 worker=self,
                 client=client,
                 connection=connection,
@@ -316,7 +315,7 @@ class ActivityWorker:
         return chosen
 
 
-class _ChunkRun:
+class ChunkRun:
     def __init__(
         self,
         *,
@@ -611,19 +610,7 @@ class _ChunkRun:
         return self.identities.get(event.identity_id) if event.identity_id else None
 
     def _batch_gets(self, operations: Sequence[BatchOperation]) -> list[list[dict[str, Any]]]:
-        pages: list[list[dict[str, Any]]] = []
-        for start in range(0, len(operations), MAX_BATCH_OPERATIONS):
-            part = operations[start : start + MAX_BATCH_OPERATIONS]
-            for response in self.client.execute_batch(part, continue_on_error=True):
-                response.raise_for_error()
-                body = response.body if isinstance(response.body, dict) else {}
-                rows = list(body.get("value") or [])
-                link = body.get("@odata.nextLink")
-                if link:
-                    for page in self.client.query_pages(str(link)):
-                        rows.extend(page)
-                pages.append(rows)
-        return pages
+        return batch_get_rows(self.client, operations)
 
     # -- planning ---------------------------------------------------------------------------------
     def _plan(

@@ -76,13 +76,12 @@ from core.domain.matching import (
 )
 from core.domain.normalize import domain_any_extension_key, normalize_company_name, registrable_domain
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
-from core.services.rule_lookup import match_broadly
+from core.services.rule_lookup import batch_get_rows, match_broadly
 from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 PRIVILEGE_DENIED = "0x80040220"
-MAX_BATCH_OPERATIONS = 1000
 
 ClientFactory = Callable[[str], tuple[DataverseClient, DynamicsConnection]]
 
@@ -105,7 +104,7 @@ class ChunkMessage:
 
 
 @dataclass(eq=False)  # identity semantics: items key the per-record failure maps
-class _Item:
+class ExportItem:
     """One record moving through the chunk."""
 
     seq: int
@@ -155,10 +154,10 @@ class ExportWorker:
             log.warning("export chunk the job does not have ignored", extra={"workspace": ws, "job": job_id})
             return ChunkState.FAILED
         self._store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
-        run: _ChunkRun | None = None
+        run: ChunkRun | None = None
         try:
             client, connection = self._client_for(ws)
-            run = _ChunkRun(
+            run = ChunkRun(
                 worker=self,
                 store=self._store,
                 client=client,
@@ -170,7 +169,7 @@ class ExportWorker:
                 manual_values=dict(request.get("manualValues") or {}),
                 user_id=str(request.get("userId") or job.user_id),
                 dry_run=bool(request.get("dryRun")),
-                items=[_Item(int(s["seq"]), str(s["record"]["id"]), s["record"]) for s in staged],
+                items=[ExportItem(int(s["seq"]), str(s["record"]["id"]), s["record"]) for s in staged],
             )
             with self._budget.working(ws) if self._budget is not None else nullcontext():
                 outcomes = run.execute()
@@ -313,7 +312,10 @@ class _Owners:
     problem: str | None = None
 
 
-class _ChunkRun:
+class ChunkRun:
+    """One chunk of records through match, map and write (also used by the activity worker to export
+    the contacts its events need first)."""
+
     def __init__(
         self,
         *,
@@ -328,7 +330,7 @@ class _ChunkRun:
         manual_values: dict[str, Any],
         user_id: str,
         dry_run: bool,
-        items: list[_Item],
+        items: list[ExportItem],
     ) -> None:
         self.worker = worker
         self.store = store
@@ -343,7 +345,7 @@ class _ChunkRun:
         self.dry_run = dry_run
         self.items = items
         self.identifiers = IdentifierConfig.from_model(config.sync_identifiers)
-        self.confirmed_creates: list[_Item] = []  # created, as Dynamics answered; saved with the report
+        self.confirmed_creates: list[ExportItem] = []  # created, as Dynamics answered; saved with the report
 
     def save_confirmed_creates(self) -> None:
         """The run stops early: checkpoint the creates Dynamics confirmed (``created`` instead of the
@@ -439,7 +441,7 @@ class _ChunkRun:
         return mapped
 
     def _desired(
-        self, item: _Item, tab: Sequence[Any], columns: Mapping[str, DynamicsColumn], entity: Entity
+        self, item: ExportItem, tab: Sequence[Any], columns: Mapping[str, DynamicsColumn], entity: Entity
     ) -> None:
         for mapping in tab:
             if isinstance(mapping, EngagementMapping):
@@ -487,7 +489,7 @@ class _ChunkRun:
             item.notes.extend(f"campaign property not written: {p.field}: {p.message}" for p in problems)
 
     # -- matching ---------------------------------------------------------------------------------
-    def _match(self, items: Sequence[_Item], entity: Entity, mapped: Sequence[str]) -> None:
+    def _match(self, items: Sequence[ExportItem], entity: Entity, mapped: Sequence[str]) -> None:
         """Find each item's Dynamics row: our own earlier create (deterministic id) first, then the rule."""
         if not items:
             return
@@ -557,24 +559,12 @@ class _ChunkRun:
                     )
 
     def _batch_gets(self, operations: Sequence[BatchOperation]) -> list[list[dict[str, Any]]]:
-        pages: list[list[dict[str, Any]]] = []
-        for start in range(0, len(operations), MAX_BATCH_OPERATIONS):
-            part = operations[start : start + MAX_BATCH_OPERATIONS]
-            for response in self.client.execute_batch(part, continue_on_error=True):
-                response.raise_for_error()
-                body = response.body if isinstance(response.body, dict) else {}
-                rows = list(body.get("value") or [])
-                link = body.get("@odata.nextLink")
-                if link:
-                    for page in self.client.query_pages(str(link)):
-                        rows.extend(page)
-                pages.append(rows)
-        return pages
+        return batch_get_rows(self.client, operations)
 
     # -- associations -----------------------------------------------------------------------------
     def _link_companies(self, owner: _Owners) -> None:
         """Contacts -> their company: match the embedded companies, create the missing ones, then link."""
-        companies: dict[str, _Item] = {}
+        companies: dict[str, ExportItem] = {}
         key_of: dict[int, str] = {}
         for item in self.items:
             company = item.data.get("company")
@@ -585,7 +575,7 @@ class _ChunkRun:
                 item.notes.append("company has no id, domain or name: not linked")
                 continue
             key_of[item.seq] = key
-            companies.setdefault(key, _Item(-1, key, company))
+            companies.setdefault(key, ExportItem(-1, key, company))
         if not companies:
             return
         columns = self.worker.metadata(self.client, "account")
@@ -643,7 +633,7 @@ class _ChunkRun:
 
     def _link_contacts_to_companies(self, owner: _Owners) -> None:
         """Companies -> their contacts: those found in Dynamics are linked to the account (none created)."""
-        pairs: list[tuple[_Item, _Item]] = []
+        pairs: list[tuple[ExportItem, ExportItem]] = []
         for item in self.items:
             contacts = item.data.get("contacts")
             if not item.dynamics_id or not isinstance(contacts, list):
@@ -651,12 +641,12 @@ class _ChunkRun:
             for contact in contacts:
                 data = dict(contact)
                 data.setdefault("company", {"name": item.data.get("name"), "domain": item.data.get("domain")})
-                pairs.append((item, _Item(-1, str(contact.get("id", "")), data)))
+                pairs.append((item, ExportItem(-1, str(contact.get("id", "")), data)))
         if not pairs:
             return
         contact_items = [c for _, c in pairs]
         self._match(contact_items, Entity.CONTACT, [])
-        updates: list[tuple[_Item, dict[str, Any]]] = []
+        updates: list[tuple[ExportItem, dict[str, Any]]] = []
         for company, contact in pairs:
             if contact.dynamics_id is None:
                 company.notes.append(f"contact {contact.platform_id} not found in Dynamics: not linked")
@@ -688,11 +678,11 @@ class _ChunkRun:
                         )
 
     # -- writing ----------------------------------------------------------------------------------
-    def _write(self, items: Sequence[_Item], table: str, owner: _Owners) -> None:
+    def _write(self, items: Sequence[ExportItem], table: str, owner: _Owners) -> None:
         id_column = f"{table}id"
         export_entity = self.entity
-        creates: list[tuple[_Item, dict[str, Any]]] = []
-        updates: list[tuple[_Item, dict[str, Any]]] = []
+        creates: list[tuple[ExportItem, dict[str, Any]]] = []
+        updates: list[tuple[ExportItem, dict[str, Any]]] = []
         for item in items:
             if item.errors:
                 item.outcome = RecordOutcome(
@@ -741,7 +731,7 @@ class _ChunkRun:
             for item, error in self._update_many(table, id_column, updates, owner).items():
                 item.errors.append(error)
 
-    def _checkpoint(self, items: Sequence[_Item], action: RecordAction | None) -> None:
+    def _checkpoint(self, items: Sequence[ExportItem], action: RecordAction | None) -> None:
         """Save these items' outcomes now (as ``action``, or as they stand), before the chunk's report."""
         outcomes = []
         for item in items:
@@ -755,10 +745,10 @@ class _ChunkRun:
             self.store.save_outcomes(self.ws, self.job_id, outcomes)
 
     def _create_many(
-        self, table: str, id_column: str, creates: Sequence[tuple[_Item, dict[str, Any]]], owner: _Owners
-    ) -> dict[_Item, FieldError]:
+        self, table: str, id_column: str, creates: Sequence[tuple[ExportItem, dict[str, Any]]], owner: _Owners
+    ) -> dict[ExportItem, FieldError]:
         records = [{**payload, id_column: item.dynamics_id} for item, payload in creates]
-        failures: dict[_Item, FieldError] = {}
+        failures: dict[ExportItem, FieldError] = {}
 
         def send(part: Sequence[int]) -> None:
             try:
@@ -822,10 +812,10 @@ class _ChunkRun:
         return failures
 
     def _update_many(
-        self, table: str, id_column: str, updates: Sequence[tuple[_Item, dict[str, Any]]], owner: _Owners
-    ) -> dict[_Item, FieldError]:
+        self, table: str, id_column: str, updates: Sequence[tuple[ExportItem, dict[str, Any]]], owner: _Owners
+    ) -> dict[ExportItem, FieldError]:
         records = [{**payload, id_column: item.dynamics_id} for item, payload in updates]
-        failures: dict[_Item, FieldError] = {}
+        failures: dict[ExportItem, FieldError] = {}
 
         def send(part: Sequence[int]) -> None:
             self.client.update_multiple(
@@ -839,7 +829,7 @@ class _ChunkRun:
         return failures
 
     # -- reporting --------------------------------------------------------------------------------
-    def _finish(self, item: _Item) -> RecordOutcome:
+    def _finish(self, item: ExportItem) -> RecordOutcome:
         outcome = item.outcome or RecordOutcome(
             item.seq, item.platform_id, RecordAction.SKIPPED, item.dynamics_id
         )

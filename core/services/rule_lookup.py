@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from core.adapters.dataverse.batch import BatchOperation
+from core.adapters.dataverse.batch import MAX_BATCH_OPERATIONS, BatchOperation
+from core.adapters.dataverse.client import DataverseClient
 from core.domain.catalog import Entity
 from core.domain.lookup_plan import LookupQuery, plan_broad_lookups
 from core.domain.matching import MatchResult, MatchStatus, Rule, match_records
@@ -65,3 +66,23 @@ def match_broadly(
     for n, result in zip(unmatched, again, strict=True):
         results[n] = result
     return rows
+
+
+def batch_get_rows(
+    client: DataverseClient, operations: Sequence[BatchOperation]
+) -> list[list[dict[str, Any]]]:
+    """The rows of each GET, in order, sent as $batch requests of at most MAX_BATCH_OPERATIONS, each
+    answer followed through its @odata.nextLink pages. A refused GET raises its DataverseError."""
+    pages: list[list[dict[str, Any]]] = []
+    for start in range(0, len(operations), MAX_BATCH_OPERATIONS):
+        part = operations[start : start + MAX_BATCH_OPERATIONS]
+        for response in client.execute_batch(part, continue_on_error=True):
+            response.raise_for_error()
+            body = response.body if isinstance(response.body, dict) else {}
+            rows = list(body.get("value") or [])
+            link = body.get("@odata.nextLink")
+            if link:
+                for page in client.query_pages(str(link)):
+                    rows.extend(page)
+            pages.append(rows)
+    return pages

@@ -42,6 +42,7 @@ from requests.structures import CaseInsensitiveDict
 from core.adapters.dataverse.errors import DataverseError, error_for_status, parse_error_body
 
 CRLF = "\r\n"
+MAX_BATCH_OPERATIONS = 1000  # Dataverse: operations per $batch request, change sets included
 QUERY_VALUE_SAFE = "'(),/:@$*"
 PATH_SAFE = "/'(),=$@:*"
 _SAFE_METHODS = frozenset({"GET", "PATCH", "PUT", "DELETE"})
@@ -191,8 +192,8 @@ def build_batch_body(
     if not items:
         raise ValueError("a batch needs at least one operation")
     count = sum(len(item.operations) if isinstance(item, ChangeSet) else 1 for item in items)
-    if count > 1000:
-        raise ValueError(f"a batch holds at most 1000 operations, got {count}")
+    if count > MAX_BATCH_OPERATIONS:
+        raise ValueError(f"a batch holds at most {MAX_BATCH_OPERATIONS} operations, got {count}")
     boundary = boundary or new_boundary("batch")
     lines: list[str] = []
     for item in items:

@@ -281,7 +281,7 @@ def test_a_chunk_racing_another_to_create_the_contact_ends_with_one_contact(
     from core.services import export_worker
 
     env = _env(harness_for, export_missing=True)
-    real_write = export_worker._ChunkRun._write
+    real_write = export_worker.ChunkRun._write
 
     def other_chunk_creates_it_first(self: Any, items: Any, table: str, owner: Any) -> None:
         # Another chunk with an event for the same contact creates it (same deterministic id) between
@@ -290,7 +290,7 @@ def test_a_chunk_racing_another_to_create_the_contact_ends_with_one_contact(
             create(env.emulator, "contacts", {"contactid": NEW_ID, "firstname": "Nora", "lastname": "Q"})
         real_write(self, items, table, owner)
 
-    monkeypatch.setattr(export_worker._ChunkRun, "_write", other_chunk_creates_it_first)
+    monkeypatch.setattr(export_worker.ChunkRun, "_write", other_chunk_creates_it_first)
     result = env.run({"events": [_event("e1")], "contacts": [NEW], "identities": IDENTITIES})
     record = result["records"]["e1"]
     assert record["action"] == "created" and record["contactAction"] == "updated"
@@ -307,7 +307,7 @@ def test_paused_for_reconnect_after_creating_the_contact_resumes_without_a_secon
     from core.services import activity_worker
 
     env = _env(harness_for, export_missing=True)
-    real_create = activity_worker._ChunkRun._create
+    real_create = activity_worker.ChunkRun._create
     expired = []
 
     def token_dies_once(self: Any, items: Any) -> None:
@@ -316,7 +316,7 @@ def test_paused_for_reconnect_after_creating_the_contact_resumes_without_a_secon
             raise ReconnectRequired(WS, "inactivity")  # after the contact's export, before the activities
         real_create(self, items)
 
-    monkeypatch.setattr(activity_worker._ChunkRun, "_create", token_dies_once)
+    monkeypatch.setattr(activity_worker.ChunkRun, "_create", token_dies_once)
     paused = env.run({"events": [_event("e1"), _event("e2")], "contacts": [NEW], "identities": IDENTITIES})
     assert paused["status"]["state"] == "paused_reconnect"
     assert [c["contactid"] for c in rows(env.emulator, "contacts")] == [NEW_ID] and _activities(env) == []

@@ -227,7 +227,7 @@ def test_a_crash_before_closing_is_finished_by_the_retry_without_a_second_activi
     env: ActivityHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _jane(env)
-    real_close = activity_worker._ChunkRun._close
+    real_close = activity_worker.ChunkRun._close
     crashes = []
 
     def crash_once(self: Any, items: Any) -> None:
@@ -236,7 +236,7 @@ def test_a_crash_before_closing_is_finished_by_the_retry_without_a_second_activi
             raise RuntimeError("host died")
         real_close(self, items)
 
-    monkeypatch.setattr(activity_worker._ChunkRun, "_close", crash_once)
+    monkeypatch.setattr(activity_worker.ChunkRun, "_close", crash_once)
     service = env.service()
     body = {"events": [_event("e1", "task")], "contacts": [JANE]}
     job = service.submit(CALLER, ActivitiesRequest.model_validate(body))
@@ -324,7 +324,7 @@ def test_a_refused_activity_fails_alone_and_the_others_are_logged(
     url = "https://www.linkedin.com/in/bob-stone"
     bob = create(env.emulator, "contacts", {"firstname": "Bob", "lastname": "Stone", "new_linkedinurl": url})
     bob_data = {"id": "p-bob", "firstName": "Bob", "lastName": "Stone", "linkedinUrl": url}
-    real_create = activity_worker._ChunkRun._create
+    real_create = activity_worker.ChunkRun._create
 
     def delete_bob_first(self: Any, items: Any) -> None:
         # Someone deletes Bob in Dynamics between our lookup and our write.
@@ -333,7 +333,7 @@ def test_a_refused_activity_fails_alone_and_the_others_are_logged(
         ).raise_for_status()
         real_create(self, items)
 
-    monkeypatch.setattr(activity_worker._ChunkRun, "_create", delete_bob_first)
+    monkeypatch.setattr(activity_worker.ChunkRun, "_create", delete_bob_first)
     events = [_event(f"e{i}", "task") for i in range(3)]
     events.append({**_event("e-bob", "task"), "contactId": "p-bob"})
     events.append(_event("e3", "task"))
