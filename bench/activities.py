@@ -166,6 +166,7 @@ def _events(count: int, contacts: int) -> list[dict[str, Any]]:
 def _drain(queues: QueueServiceClient, worker: ActivityWorker, threads: int) -> None:
     queue = queues.get_queue_client(ACTIVITY_QUEUE)
     lock = threading.Lock()
+    failures: list[BaseException] = []
 
     def loop() -> None:
         while True:
@@ -174,9 +175,13 @@ def _drain(queues: QueueServiceClient, worker: ActivityWorker, threads: int) -> 
             if not messages:
                 return
             for message in messages:
-                worker.handle(
-                    ChunkMessage.parse(base64.b64decode(message.content)), message.dequeue_count or 1
-                )
+                try:
+                    worker.handle(
+                        ChunkMessage.parse(base64.b64decode(message.content)), message.dequeue_count or 1
+                    )
+                except Exception as exc:  # a chunk that raises would be retried by the host: say so
+                    failures.append(exc)
+                    return
                 queue.delete_message(message)
 
     pool = [threading.Thread(target=loop) for _ in range(threads)]
@@ -184,6 +189,9 @@ def _drain(queues: QueueServiceClient, worker: ActivityWorker, threads: int) -> 
         thread.start()
     for thread in pool:
         thread.join()
+    if failures:
+        # Figures from a half-processed job would read as duplicates < 0: stop instead.
+        raise RuntimeError(f"{len(failures)} chunk run(s) raised; first: {failures[0]!r}") from failures[0]
 
 
 def _stats(control: requests.Session, url: str) -> dict[str, Any]:

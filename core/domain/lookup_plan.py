@@ -60,8 +60,10 @@ _LEGAL_SUFFIXES = frozenset(
     "inc inc. incorporated corp corp. corporation co co. company ltd ltd. limited llc llp lp plc gmbh ag"
     " kg sa s.a. sas sarl sl s.l. srl s.r.l. spa s.p.a. bv b.v. nv n.v. ab as oy pty pty. ltda".split()
 )
-# Characters kept as-is by the percent-encoder: what a client's URL encoder leaves alone in a query.
-_URL_SAFE = "$()',=/:@*!-._~"
+# Characters the percent-encoder keeps: exactly what the Dataverse client's query encoder keeps
+# (core.adapters.dataverse.batch.QUERY_VALUE_SAFE), so a URL measured here is the URL sent. Keeping
+# '=' here once undercounted the paired In(...) clauses and sent 64 KB+ URLs (414).
+_URL_SAFE = "'(),/:@$*"
 
 
 def escape_odata_string(value: str) -> str:
@@ -178,7 +180,11 @@ def query_conditions(rule: Rule | Condition) -> list[Condition]:
     return [condition for condition, _ in _covers(rule)]
 
 
-def _select_and_expand(entity: Entity, rule: Rule) -> tuple[tuple[str, ...], str | None]:
+def _select_and_expand(
+    entity: Entity, rule: Rule, extra_select: Sequence[str] = ()
+) -> tuple[tuple[str, ...], str | None]:
+    """The columns the queries read: the rule's, then ``extra_select`` (the caller's mapped columns,
+    so each query's URL is measured with the ``$select`` it is really sent with)."""
     select: dict[str, None] = {ID_COLUMN[entity]: None, "modifiedon": None, "statecode": None}
     expands: dict[str, dict[str, None]] = {}
     for condition in iter_conditions(rule):
@@ -189,6 +195,7 @@ def _select_and_expand(entity: Entity, rule: Rule) -> tuple[tuple[str, ...], str
                 select[PARENT_ACCOUNT_VALUE] = None
         else:
             select[condition.dynamics_field] = None
+    select.update(dict.fromkeys(extra_select))
     expand = ",".join(f"{nav}($select={','.join(cols)})" for nav, cols in expands.items()) or None
     return tuple(select), expand
 
@@ -292,6 +299,7 @@ def plan_lookups(
     in_batch: bool = True,
     max_values: int = DEFAULT_MAX_VALUES,
     use_in_function: bool = True,
+    extra_select: Sequence[str] = (),
 ) -> LookupPlan:
     """The queries fetching every candidate for ``records`` under ``rule``.
 
@@ -301,7 +309,7 @@ def plan_lookups(
     per value, see ``_narrowed_queries``); the others are queried alone.
     """
     entity_set, id_column = ENTITY_SET[entity], ID_COLUMN[entity]
-    select, expand = _select_and_expand(entity, rule)
+    select, expand = _select_and_expand(entity, rule, extra_select)
     covers = _covers(rule)
     per_condition: list[dict[str, str]] = [{} for _ in covers]
     contains_flags = [False for _ in covers]
@@ -507,6 +515,7 @@ def plan_broad_lookups(
     *,
     in_batch: bool = True,
     max_values: int = DEFAULT_MAX_VALUES,
+    extra_select: Sequence[str] = (),
 ) -> LookupPlan:
     """The second lookup, for ``records`` the exact plan (``plan_lookups``) left without a match.
 
@@ -525,7 +534,7 @@ def plan_broad_lookups(
     lists those this plan has nothing broader to search for.
     """
     entity_set, id_column = ENTITY_SET[entity], ID_COLUMN[entity]
-    select, expand = _select_and_expand(entity, rule)
+    select, expand = _select_and_expand(entity, rule, extra_select)
     covers = [(c, s) for c, s in _covers(rule) if c.kind in _BROAD_KINDS]
     # columns of a clause -> collation key of its fragments -> (clause, value to exclude or None)
     shapes: dict[tuple[str, ...], dict[tuple[str, ...], tuple[str, str | None]]] = {}

@@ -477,8 +477,8 @@ class ChunkRun:
         pending = [c for c in with_data if c.dynamics_id is None]
         if pending:
             records = [c.data or {} for c in pending]
-            plan = plan_lookups(Entity.CONTACT, rule, records)
-            rule_select = ["contactid", *plan.select, *current]
+            plan = plan_lookups(Entity.CONTACT, rule, records, extra_select=list(current))
+            rule_select = list(plan.select)
             queries = lookup_operations(plan.queries, rule_select)
             candidates_rows = [row for page in self._batch_gets(queries) for row in page] if queries else []
             results = match_records(rule, records, candidates_rows, id_column="contactid")

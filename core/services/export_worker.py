@@ -497,12 +497,13 @@ class ChunkRun:
         export_entity = ExportEntity.CONTACTS if entity is Entity.CONTACT else ExportEntity.COMPANIES
         id_column = "contactid" if entity is Entity.CONTACT else "accountid"
         entity_set = "contacts" if entity is Entity.CONTACT else "accounts"
-        plan = plan_lookups(entity, rule, [i.data for i in items])
-        select = list(
-            dict.fromkeys(
-                [*plan.select, *mapped, PARENT_ACCOUNT_VALUE if entity is Entity.CONTACT else "accountid"]
-            )
+        plan = plan_lookups(
+            entity,
+            rule,
+            [i.data for i in items],
+            extra_select=[*mapped, PARENT_ACCOUNT_VALUE if entity is Entity.CONTACT else "accountid"],
         )
+        select = list(plan.select)
         own_ids = [deterministic_dynamics_id(self.ws, export_entity, i.platform_id) for i in items]
         prefer = {"Prefer": "odata.maxpagesize=5000"}
         gets = [

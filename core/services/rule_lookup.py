@@ -57,10 +57,10 @@ def match_broadly(
     unmatched = [n for n in positions if results[n].status is MatchStatus.NONE]
     if not unmatched:
         return []
-    broad = plan_broad_lookups(entity, rule, [records[n] for n in unmatched])
+    broad = plan_broad_lookups(entity, rule, [records[n] for n in unmatched], extra_select=select)
     if not broad.queries:
         return []
-    pages = batch_gets(lookup_operations(broad.queries, [*broad.select, *select]))
+    pages = batch_gets(lookup_operations(broad.queries, broad.select))
     rows = [row for page in pages for row in page]
     again = match_records(rule, [records[n] for n in unmatched], rows, id_column=id_column)
     for n, result in zip(unmatched, again, strict=True):

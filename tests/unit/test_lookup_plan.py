@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from core.adapters.dataverse.batch import encode_query
 from core.domain.catalog import Entity
 from core.domain.lookup_plan import (
     BATCH_GET_MAX_URL,
@@ -633,3 +634,30 @@ def test_broad_plan_finds_a_non_ascii_slug_percent_encoded_from_another_letter_c
         Entity.CONTACT, rule, [{"id": "q", "linkedinUrl": "linkedin.com/in/jane"}]
     )
     assert ascii_slug.queries == ()  # the exact contains() already finds every stored form
+
+
+def test_queries_fit_the_url_limit_as_the_dataverse_client_encodes_them() -> None:
+    """The limit must hold for the URL really sent: the client's encoder (which percent-encodes '=' in
+    the paired ``In(PropertyName='..',PropertyValues=[..])`` clauses) and the caller's whole $select."""
+    records = [
+        {
+            "id": str(i),
+            "firstName": f"First{i % 7}",
+            "lastName": f"Lastname{i:05d}",
+            "company": {"name": "C"},
+        }
+        for i in range(2000)
+    ]
+    mapped = [f"new_mapped_column_{n:02d}" for n in range(40)]
+    rule = contact_rule(IdentifierConfig())
+    exact = plan_lookups(Entity.CONTACT, rule, records, max_values=10_000, extra_select=mapped)
+    broad = plan_broad_lookups(Entity.CONTACT, rule, records, max_values=10_000, extra_select=mapped)
+    assert set(mapped) <= set(exact.select) and set(mapped) <= set(broad.select)
+    for plan in (exact, broad):
+        assert len(plan.queries) > 1
+        for query in plan.queries:
+            params = [("$select", ",".join(plan.select)), ("$filter", query.filter)]
+            if query.expand:
+                params.append(("$expand", query.expand))
+            sent = f"/api/data/v9.2/{query.entity_set}?{encode_query(params)}"
+            assert len(sent) <= BATCH_GET_MAX_URL, len(sent)
