@@ -88,7 +88,7 @@ from core.services.export_worker import (
     _safe_reason,
 )
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
-from core.services.rule_lookup import batch_get_rows, lookup_operations, match_broadly
+from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
 from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -409,12 +409,11 @@ class ChunkRun:
             deterministic_dynamics_id(self.ws, ExportEntity.CONTACTS, c.platform_id): c
             for c in contacts.values()
         }
-        prefer = {"Prefer": "odata.maxpagesize=5000"}
         gets = [
             BatchOperation(
                 "GET",
                 "contacts",
-                headers=prefer,
+                headers=PREFER_PAGES,
                 params=[("$select", ",".join(select)), ("$filter", _in_filter("contactid", sorted(own_ids)))],
             )
         ]
@@ -429,7 +428,7 @@ class ChunkRun:
                 BatchOperation(
                     "GET",
                     entity_set,
-                    headers=prefer,
+                    headers=PREFER_PAGES,
                     params=[
                         ("$select", ",".join(ACTIVITY_SELECT)),
                         ("$filter", _in_filter("activityid", ids)),
@@ -453,7 +452,7 @@ class ChunkRun:
             BatchOperation(
                 "GET",
                 "systemusers",
-                headers=prefer,
+                headers=PREFER_PAGES,
                 params=[
                     ("$select", ",".join(USER_SELECT)),
                     ("$filter", _in_filter("systemuserid", sorted(candidates))),

@@ -76,7 +76,7 @@ from core.domain.matching import (
 )
 from core.domain.normalize import domain_any_extension_key, normalize_company_name, registrable_domain
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
-from core.services.rule_lookup import batch_get_rows, match_broadly
+from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
 from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -505,23 +505,18 @@ class ChunkRun:
         )
         select = list(plan.select)
         own_ids = [deterministic_dynamics_id(self.ws, export_entity, i.platform_id) for i in items]
-        prefer = {"Prefer": "odata.maxpagesize=5000"}
         gets = [
             BatchOperation(
                 "GET",
                 entity_set,
-                headers=prefer,
+                headers=PREFER_PAGES,
                 params=[
                     ("$select", ",".join(select)),
                     ("$filter", _in_filter(id_column, sorted(set(own_ids)))),
                 ],
-            )
+            ),
+            *lookup_operations(plan.queries, select),
         ]
-        for query in plan.queries:
-            params = [("$select", ",".join(select)), ("$filter", query.filter)]
-            if query.expand:
-                params.append(("$expand", query.expand))
-            gets.append(BatchOperation("GET", query.entity_set, headers=prefer, params=params))
         pages = self._batch_gets(gets)
         own_rows = {str(r[id_column]).lower(): r for r in pages[0]}
         candidates = [row for page in pages[1:] for row in page]
