@@ -1,6 +1,8 @@
-"""Run the emulator: ``python -m emulators.dataverse --port 8443 --seed``.
+"""Run the emulator: ``python -m emulators.dataverse --port 8443 --seed`` (or ``--seed 7``).
 
-Prints one JSON line with the base URL once it listens, then serves until interrupted.
+``--seed`` loads the deterministic seed data at start; its optional value is the generator's random seed
+(same value, same records). Prints one JSON line with the base URL once it listens, then serves until
+interrupted (SIGINT or SIGTERM; exit status 0).
 """
 
 from __future__ import annotations
@@ -21,11 +23,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--http", action="store_true", help="serve plain HTTP instead of HTTPS")
     parser.add_argument("--schema", help="JSON schema file with custom tables/columns/keys")
-    parser.add_argument("--seed", action="store_true", help="load the deterministic seed data at start")
+    parser.add_argument(
+        "--seed",
+        nargs="?",
+        type=int,
+        const=SeedSpec.seed,
+        default=None,
+        metavar="N",
+        help=f"load the seed data at start, generated with random seed N (default {SeedSpec.seed})",
+    )
     parser.add_argument("--seed-accounts", type=int, default=SeedSpec.accounts)
     parser.add_argument("--seed-contacts", type=int, default=SeedSpec.contacts)
     parser.add_argument("--seed-users", type=int, default=SeedSpec.users)
-    parser.add_argument("--seed-value", type=int, default=SeedSpec.seed, help="random seed of the seed data")
+    parser.add_argument(
+        "--seed-value", type=int, default=None, help="random seed of the seed data (as --seed N)"
+    )
     parser.add_argument("--token", action="append", default=None, help="accepted static bearer token(s)")
     parser.add_argument("--audience", help="accepted JWT audience (default: the emulator's URL)")
     parser.add_argument("--jwks", help="JSON file with a JWKS whose keys sign accepted JWTs")
@@ -51,8 +63,13 @@ def main(argv: list[str] | None = None) -> int:
             jwks = json.load(handle)
     emulator = DataverseEmulator(
         schema_path=args.schema,
-        seed=SeedSpec(args.seed_accounts, args.seed_contacts, args.seed_users, args.seed_value)
-        if args.seed
+        seed=SeedSpec(
+            args.seed_accounts,
+            args.seed_contacts,
+            args.seed_users,
+            args.seed_value if args.seed_value is not None else args.seed,
+        )
+        if args.seed is not None
         else None,
         port=args.port,
         tls=not args.http,

@@ -126,3 +126,90 @@ def test_custom_schema_file_adds_columns_tables_and_keys(tmp_path) -> None:  # t
         assert s.post(f"{api}contacts", json={"lastname": "S", "new_score": 101}).status_code == 400
         assert s.post(f"{api}contacts", json={"lastname": "S", "new_score": 99}).status_code == 204
         assert s.post(f"{api}new_meetings", json={"subject": "Intro"}).status_code == 204
+
+
+# Every typed cast the issue lists, with the type-specific properties each one exists to expose
+# (query-metadata-web-api.md#retrieving-attributes: "cast the attribute to its type to get type-specific
+# properties"; property names from the *AttributeMetadata EntityType reference pages). Decimal has no
+# standard contact/account column in the emulator's default schema, so a schema file declares one.
+CAST_CASES = [
+    ("StringAttributeMetadata", "contact", "emailaddress1", {"MaxLength": 100, "Format": "Email"}),
+    ("MemoAttributeMetadata", "contact", "description", {"MaxLength": 2000, "Format": "TextArea"}),
+    ("PicklistAttributeMetadata", "contact", "new_seniority", {}),
+    ("MultiSelectPicklistAttributeMetadata", "contact", "new_languages", {}),
+    ("StateAttributeMetadata", "contact", "statecode", {}),
+    ("StatusAttributeMetadata", "contact", "statuscode", {}),
+    ("IntegerAttributeMetadata", "account", "numberofemployees", {"MinValue": 0, "MaxValue": 1000000000}),
+    ("DecimalAttributeMetadata", "contact", "new_score", {"Precision": 3, "MinValue": 0, "MaxValue": 10}),
+    ("MoneyAttributeMetadata", "account", "revenue", {"Precision": 2}),
+    ("DateTimeAttributeMetadata", "contact", "birthdate", {"Format": "DateOnly"}),
+    ("BooleanAttributeMetadata", "contact", "donotemail", {"DefaultValue": False}),
+]
+
+
+@pytest.fixture(scope="module")
+def decimal_api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    path = tmp_path_factory.mktemp("schema") / "schema.json"
+    schema = {
+        "tables": {
+            "contact": {"columns": {"new_score": {"type": "Decimal", "min": 0, "max": 10, "precision": 3}}}
+        }
+    }
+    path.write_text(json.dumps(schema))
+    with DataverseEmulator(schema_path=path) as emulator:
+        s = trusting_session()
+        s.headers["Authorization"] = "Bearer static-test-token"
+        yield s, emulator.api_url
+
+
+@pytest.mark.parametrize(("cast", "table", "column", "expected"), CAST_CASES)
+def test_every_listed_cast_answers_with_its_type_specific_properties(  # type: ignore[no-untyped-def]
+    decimal_api, cast, table, column, expected
+) -> None:
+    s, api = decimal_api
+    base = f"{api}EntityDefinitions(LogicalName='{table}')/Attributes"
+    listed = s.get(f"{base}/Microsoft.Dynamics.CRM.{cast}?$select=LogicalName")
+    assert listed.status_code == 200, listed.text
+    values = listed.json()["value"]
+    assert column in {a["LogicalName"] for a in values}
+    # The cast filters: every row in the answer is of the cast's type.
+    assert {a["@odata.type"] for a in values} == {f"#Microsoft.Dynamics.CRM.{cast}"}
+    one = s.get(f"{base}(LogicalName='{column}')/Microsoft.Dynamics.CRM.{cast}")
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["LogicalName"] == column and "MetadataId" in body
+    for name, value in expected.items():
+        assert body[name] == value, (name, body.get(name))
+
+
+@pytest.mark.parametrize(
+    ("cast", "table", "column", "values"),
+    [
+        ("PicklistAttributeMetadata", "contact", "new_seniority", None),
+        ("MultiSelectPicklistAttributeMetadata", "contact", "new_languages", None),
+        ("StateAttributeMetadata", "contact", "statecode", [0, 1]),
+        ("StatusAttributeMetadata", "contact", "statuscode", [1, 2]),
+    ],
+)
+def test_option_set_casts_expand_their_options(dv, cast, table, column, values) -> None:  # type: ignore[no-untyped-def]
+    """query-metadata-web-api.md: OptionSet/GlobalOptionSet are navigation properties (need $expand)."""
+    r = dv.get(
+        f"EntityDefinitions(LogicalName='{table}')/Attributes(LogicalName='{column}')"
+        f"/Microsoft.Dynamics.CRM.{cast}?$select=LogicalName&$expand=OptionSet,GlobalOptionSet"
+    )
+    assert r.status_code == 200, r.text
+    options = r.json()["OptionSet"]["Options"]
+    assert options and all(isinstance(o["Value"], int) and o["Label"]["UserLocalizedLabel"] for o in options)
+    if values is not None:
+        assert [o["Value"] for o in options] == values
+
+
+def test_boolean_cast_expands_true_and_false_options(dv) -> None:  # type: ignore[no-untyped-def]
+    """BooleanAttributeMetadata: the OptionSet is a BooleanOptionSetMetadata with TrueOption/FalseOption."""
+    r = dv.get(
+        "EntityDefinitions(LogicalName='contact')/Attributes(LogicalName='donotemail')"
+        "/Microsoft.Dynamics.CRM.BooleanAttributeMetadata?$select=LogicalName&$expand=OptionSet"
+    )
+    assert r.status_code == 200, r.text
+    option_set = r.json()["OptionSet"]
+    assert (option_set["TrueOption"]["Value"], option_set["FalseOption"]["Value"]) == (1, 0)
