@@ -160,3 +160,29 @@ def test_impersonation_header_of_a_batch_part(dataverse, dv) -> None:  # type: i
     row = dv.get("contacts?$select=_createdby_value,_createdonbehalfby_value").json()["value"][0]
     assert row["_createdby_value"] == user
     assert row["_createdonbehalfby_value"] == dv.get("WhoAmI").json()["UserId"]
+
+
+def test_a_get_inside_a_batch_may_be_up_to_64_kb(dv) -> None:  # type: ignore[no-untyped-def]
+    """execute-batch-operations-using-web-api.md#when-to-use-batch-requests: a GET in a batch may carry a
+    URL up to 64 KB, where a direct GET stops at 32 KB; past 64 KB the part is refused."""
+    assert dv.post("contacts", json={"lastname": "Target"}).status_code == 204
+
+    def url_of(length: int) -> str:
+        head = f"{dv.api}contacts?$select=lastname&$filter=Microsoft.Dynamics.CRM.In(PropertyName='lastname',"
+        values, i = ['"Target"'], 0
+        while len(head) + len(",".join(values)) < length:
+            values.append(f'"{"v" * 40}{i}"')
+            i += 1
+        return head + "PropertyValues=[" + ",".join(values) + "])"
+
+    medium = url_of(48 * 1024)
+    assert 32 * 1024 < len(medium) < 64 * 1024
+    assert dv.get(medium).status_code == 414  # too long for a direct GET
+    body, ctype = _batch([_part("GET", medium)])
+    r = dv.post("$batch", data=body, headers={"Content-Type": ctype})
+    assert r.status_code == 200 and _statuses(r.text) == [200]
+    assert '"lastname":"Target"' in r.text.replace(" ", "")
+    too_long = url_of(66 * 1024)
+    body, ctype = _batch([_part("GET", too_long)])
+    r = dv.post("$batch", data=body, headers={"Content-Type": ctype, "Prefer": "odata.continue-on-error"})
+    assert _statuses(r.text) == [414]

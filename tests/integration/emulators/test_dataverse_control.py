@@ -95,3 +95,20 @@ def test_limits_knob_gives_429_with_retry_after(dv) -> None:  # type: ignore[no-
     assert throttled.json()["error"]["code"] == "0x80072322"
     assert "x-ms-ratelimit-burst-remaining-xrm-requests" in statuses[0].headers
     assert dv.get("/_emulator/stats").json()["throttled"] == 1
+
+
+def test_stats_count_inner_operations_429s_and_records(dv) -> None:  # type: ignore[no-untyped-def]
+    """Benchmarks read their counts here: a bulk call is one HTTP request with N inner operations, and
+    every 429 served is counted (api-limits.md: bulk calls count as one request)."""
+    dv.post("/_emulator/limits", json={"max_requests": 2})
+    targets = [{"@odata.type": "Microsoft.Dynamics.CRM.contact", "lastname": f"B{i}"} for i in range(7)]
+    assert dv.post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": targets}).ok
+    assert dv.get("WhoAmI").ok
+    assert dv.get("WhoAmI").ok  # a third request exceeds the limit of 2: the next one is refused
+    assert dv.get("WhoAmI").status_code == 429
+    stats = dv.get("/_emulator/stats").json()
+    assert stats["requests_by_kind"]["bulk"] == 1
+    assert stats["inner_operations"]["bulk"] == 7
+    assert stats["throttled"] == 1
+    assert stats["responses_by_status"]["429"] == 1
+    assert stats["records"]["contact"] == 7
