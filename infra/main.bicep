@@ -1,7 +1,9 @@
 // Azure infrastructure of the Dynamics 365 integration backend (azd layout).
 // Flex Consumption Function App (Python 3.11) with a user-assigned managed identity, storage with
 // shared-key access off, Key Vault (RBAC) for the encrypted token caches and the client secret,
-// Application Insights on Log Analytics, and the role assignments the identity needs.
+// Application Insights on Log Analytics, and the role assignments the identity needs: Storage Blob Data
+// Owner, Queue Data Contributor, Table Data Contributor (storage.bicep), Key Vault Secrets Officer
+// (keyvault.bicep), Monitoring Metrics Publisher (monitoring.bicep).
 targetScope = 'subscription'
 
 @minLength(1)
@@ -52,7 +54,13 @@ module identity 'app/identity.bicep' = {
 module monitoring 'app/monitoring.bicep' = {
   name: 'monitoring'
   scope: rg
-  params: { logAnalyticsName: 'log-${token}', appInsightsName: 'appi-${token}', location: location, tags: tags }
+  params: {
+    logAnalyticsName: 'log-${token}'
+    appInsightsName: 'appi-${token}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
 }
 
 module storage 'app/storage.bicep' = {
@@ -89,6 +97,9 @@ module api 'app/api.bicep' = {
     identityClientId: identity.outputs.clientId
     storageAccountName: storage.outputs.name
     deploymentContainerName: storage.outputs.deploymentContainerName
+    blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    tableEndpoint: storage.outputs.tableEndpoint
     appInsightsConnectionString: monitoring.outputs.connectionString
     keyVaultUri: keyVault.outputs.uri
     platformJwtJwksUrl: platformJwtJwksUrl

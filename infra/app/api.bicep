@@ -10,6 +10,9 @@ param identityId string
 param identityClientId string
 param storageAccountName string
 param deploymentContainerName string
+param blobEndpoint string
+param queueEndpoint string
+param tableEndpoint string
 param appInsightsConnectionString string
 param keyVaultUri string
 param platformJwtJwksUrl string
@@ -48,7 +51,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       deployment: {
         storage: {
           type: 'blobContainer'
-          value: 'https://${storageAccountName}.blob.${environment().suffixes.storage}/${deploymentContainerName}'
+          value: '${blobEndpoint}${deploymentContainerName}'
           authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identityId }
         }
       }
@@ -58,11 +61,18 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       appSettings: [
-        // Host storage through the managed identity (no keys anywhere).
+        // Storage through the managed identity (no keys anywhere; no AzureWebJobsStorage connection string).
+        // The host and the queue triggers (connection "AzureWebJobsStorage") read the *ServiceUri,
+        // credential and clientId settings; the app's own clients read accountName and take the identity
+        // from AZURE_CLIENT_ID (DefaultAzureCredential).
         { name: 'AzureWebJobsStorage__accountName', value: storageAccountName }
+        { name: 'AzureWebJobsStorage__blobServiceUri', value: blobEndpoint }
+        { name: 'AzureWebJobsStorage__queueServiceUri', value: queueEndpoint }
+        { name: 'AzureWebJobsStorage__tableServiceUri', value: tableEndpoint }
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
         { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
         { name: 'AZURE_CLIENT_ID', value: identityClientId }
+        // Telemetry: connection string plus Entra ID auth as the identity (local auth is off on the component).
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsightsConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
         // Caller identity (platform JWTs). HS256 is for local development only: never enabled here.

@@ -6,10 +6,17 @@ param location string
 param tags object
 param principalId string
 
+// Every table, queue and container the code uses (tests/unit/test_infra_storage.py checks this list
+// against the names in core/ both ways). The app also creates them on first use (the roles below allow
+// it), so a missing one would not fail a deployment: it would only hide from operators what the app keeps.
 var tables = [
-  'DynamicsConfig'
-  'DynamicsConfigHistory'
-  'Integrations'
+  'Integrations' // CRM cards (core/adapters/integrations_repository.py)
+  'DynamicsConfig' // the four setup steps and their history (core/adapters/config_repository.py)
+  'DynamicsConnections' // connection status, integration user (core/adapters/connection_repository.py)
+  'DynamicsAuthFlows' // pending OAuth auth-code flows, redeemed once
+  'Notifications' // in-app "reconnect Dynamics" notices
+  'Leases' // token refresh leases (core/adapters/leases.py)
+  'DynamicsBudget' // each Dynamics user's shared API budget (core/adapters/dynamics_budget.py)
   'ExportJobs'
   'ExportChunks'
   'ExportRecords'
@@ -19,15 +26,16 @@ var tables = [
 ]
 var queues = [
   'dynamics-exports'
-  'dynamics-exports-poison'
+  'dynamics-exports-poison' // where the host moves a message after maxDequeueCount deliveries
   'dynamics-activities'
   'dynamics-activities-poison'
 ]
+var deploymentContainerName = 'deploymentpackage' // Flex Consumption deployment packages
 var containers = [
-  'deploymentpackage'
-  'export-staging'
-  'activity-staging'
-  'config-staging'
+  deploymentContainerName
+  'dynamics-config' // configuration history blocks too large for a table row
+  'export-staging' // export chunks' records
+  'activity-staging' // activity chunks' events
 ]
 
 // Built-in role definition ids (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
@@ -99,4 +107,7 @@ resource roles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
 ]
 
 output name string = account.name
-output deploymentContainerName string = 'deploymentpackage'
+output deploymentContainerName string = deploymentContainerName
+output blobEndpoint string = account.properties.primaryEndpoints.blob
+output queueEndpoint string = account.properties.primaryEndpoints.queue
+output tableEndpoint string = account.properties.primaryEndpoints.table

@@ -1,0 +1,175 @@
+"""What a Bicep compiler would catch in infra/ (none can be installed here), and the resources issue 7 asks
+for: module parameters and outputs wired consistently, the Flex Consumption app (FC1, Python 3.11,
+identity-based deployment storage), every table/queue/container the code uses, RBAC role assignments by
+their built-in ids, Key Vault in RBAC mode, Application Insights on Log Analytics, and the azd layout."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from core.adapters import (
+    config_repository,
+    connection_repository,
+    dynamics_budget,
+    export_store,
+    integrations_repository,
+    leases,
+    notification_repository,
+)
+from core.services import activity_worker
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+MAIN = (INFRA / "main.bicep").read_text()
+
+# Built-in role ids (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+ROLES = {
+    "storage.bicep": {
+        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",  # Storage Blob Data Owner
+        "974c5e8b-45b9-4653-ba55-5f855dd0fb88",  # Storage Queue Data Contributor
+        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",  # Storage Table Data Contributor
+    },
+    "keyvault.bicep": {"b86a8fe4-44ce-4948-aee5-eccb2c155cd7"},  # Key Vault Secrets Officer
+    "monitoring.bicep": {"3913510d-42f4-4e42-8a64-420c390055eb"},  # Monitoring Metrics Publisher
+}
+
+
+def _strip_comments(text: str) -> str:
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def _params(text: str) -> dict[str, bool]:
+    """param name -> has a default."""
+    return {
+        m.group(1): m.group(2) is not None
+        for m in re.finditer(r"^param (\w+) \w+( = .+)?$", _strip_comments(text), re.M)
+    }
+
+
+def _outputs(text: str) -> set[str]:
+    return set(re.findall(r"^output (\w+) ", text, re.M))
+
+
+def _modules() -> dict[str, tuple[Path, set[str]]]:
+    """symbol -> (module file, parameter names passed to it) for every module in main.bicep."""
+    found: dict[str, tuple[Path, set[str]]] = {}
+    text = _strip_comments(MAIN)
+    for m in re.finditer(r"^module (\w+) '([^']+)' = \{", text, re.M):
+        depth, i = 0, m.end() - 1
+        while True:  # the module body up to its closing brace
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        body = text[m.end() : i]
+        params = body[body.index("params:") :]
+        passed = set(re.findall(r"(?:^|[{\s,])(\w+): ", params[len("params:") :], re.M))
+        found[m.group(1)] = (INFRA / m.group(2), passed)
+    return found
+
+
+def test_azd_layout() -> None:
+    azure_yaml = (ROOT / "azure.yaml").read_text()
+    assert re.search(r"^\s+host: function$", azure_yaml, re.M)
+    assert re.search(r"^\s+language: python$", azure_yaml, re.M)
+    assert re.search(r"^\s+path: infra$", azure_yaml, re.M)
+    assert "targetScope = 'subscription'" in MAIN
+    modules = _modules()
+    assert {p.relative_to(INFRA).as_posix() for p, _ in modules.values()} == {
+        p.relative_to(INFRA).as_posix() for p in (INFRA / "app").glob("*.bicep")
+    }
+
+
+def test_every_module_gets_exactly_its_parameters() -> None:
+    for symbol, (path, passed) in _modules().items():
+        declared = _params(path.read_text())
+        required = {name for name, has_default in declared.items() if not has_default}
+        assert passed <= set(declared), f"module {symbol} is given unknown params {passed - set(declared)}"
+        assert required <= passed, f"module {symbol} is missing params {required - passed}"
+
+
+def test_every_module_output_used_exists() -> None:
+    modules = _modules()
+    for symbol, output in re.findall(r"\b(\w+)\.outputs\.(\w+)", MAIN):
+        assert symbol in modules, symbol
+        assert output in _outputs(modules[symbol][0].read_text()), f"{symbol}.outputs.{output}"
+
+
+def test_main_parameters_match_main_bicep() -> None:
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    declared = _params(MAIN)
+    assert set(given) <= set(declared)
+    assert {name for name, has_default in declared.items() if not has_default} <= set(given)
+    # azd fills ${NAME} from its environment; the README tells operators to set the ones without defaults.
+    readme = (ROOT / "README.md").read_text()
+    for name, value in given.items():
+        env = re.fullmatch(r"\$\{(\w+)(=[^}]*)?\}", value["value"])
+        assert env, name
+        if env.group(1) not in ("AZURE_ENV_NAME", "AZURE_LOCATION") and env.group(2) is None:
+            assert f"azd env set {env.group(1)} " in readme, env.group(1)
+
+
+def test_flex_consumption_python_311_with_the_user_assigned_identity() -> None:
+    api = (INFRA / "app" / "api.bicep").read_text()
+    assert "sku: { tier: 'FlexConsumption', name: 'FC1' }" in api
+    assert "kind: 'functionapp,linux'" in api
+    assert "runtime: { name: 'python', version: '3.11' }" in api
+    assert "type: 'UserAssigned'" in api
+    assert (
+        "authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identityId }" in api
+    )
+    assert "type: 'blobContainer'" in api
+    assert "keyVaultReferenceIdentity: identityId" in api
+    assert "httpsOnly: true" in api
+
+
+def test_role_assignments_use_the_built_in_role_ids_for_the_app_identity() -> None:
+    for file, roles in ROLES.items():
+        text = (INFRA / "app" / file).read_text()
+        assert roles <= set(re.findall(r"'([0-9a-f-]{36})'", text)), file
+        assert "principalType: 'ServicePrincipal'" in text
+        assert "principalId: principalId" in text
+    for symbol in ("storage", "keyVault", "monitoring"):
+        assert "principalId" in _modules()[symbol][1], symbol
+    assert re.search(r"principalId: identity\.outputs\.principalId", MAIN)
+
+
+def test_key_vault_rbac_and_application_insights_on_log_analytics() -> None:
+    vault = (INFRA / "app" / "keyvault.bicep").read_text()
+    assert "enableRbacAuthorization: true" in vault
+    assert "accessPolicies" not in vault
+    monitoring = (INFRA / "app" / "monitoring.bicep").read_text()
+    assert "Microsoft.OperationalInsights/workspaces@" in monitoring
+    assert "WorkspaceResourceId: logs.id" in monitoring
+    assert "DisableLocalAuth: true" in monitoring  # ingestion only with the identity's Entra ID token
+
+
+def _bicep_list(text: str, var: str) -> set[str]:
+    body = re.search(rf"^var {var} = \[(.*?)^\]", text, re.M | re.S)
+    assert body, var
+    return set(re.findall(r"^\s+'([^']+)'", body.group(1), re.M))
+
+
+def test_every_table_queue_and_container_the_code_uses_is_provisioned_and_nothing_else() -> None:
+    storage = (INFRA / "app" / "storage.bicep").read_text()
+    names = [export_store.EXPORT_NAMES, activity_worker.ACTIVITY_NAMES]
+    tables = {
+        integrations_repository.TABLE,
+        config_repository.TABLE,
+        connection_repository.CONNECTIONS_TABLE,
+        connection_repository.FLOWS_TABLE,
+        notification_repository.NOTIFICATIONS_TABLE,
+        leases.LEASES_TABLE,
+        dynamics_budget.BUDGET_TABLE,
+        *(n.jobs_table for n in names),
+        *(n.chunks_table for n in names),
+        *(n.records_table for n in names),
+    }
+    queues = {q for n in names for q in (n.queue, f"{n.queue}-poison")}
+    containers = {config_repository.CONTAINER, *(n.container for n in names)}
+    assert _bicep_list(storage, "tables") == tables
+    assert _bicep_list(storage, "queues") == queues
+    assert _bicep_list(storage, "containers") == containers  # plus deploymentContainerName, below
+    assert re.search(r"^var deploymentContainerName = '[a-z0-9-]{3,63}'", storage, re.M)
