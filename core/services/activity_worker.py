@@ -36,7 +36,7 @@ from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dataverse.errors import DataverseError
+from core.adapters.dataverse.errors import PRIVILEGE_DENIED, DataverseError, failure_reason
 from core.adapters.export_store import ExportStore, StoreNames
 from core.domain.activities import (
     SIGNAL_KINDS,
@@ -69,7 +69,7 @@ from core.domain.export_job import (
     empty_counts,
 )
 from core.domain.export_plan import DesiredValue, PlanAction, plan_write
-from core.domain.lookup_plan import plan_lookups
+from core.domain.lookup_plan import in_filter, plan_lookups
 from core.domain.matching import (
     PARENT_ACCOUNT_VALUE,
     IdentifierConfig,
@@ -79,14 +79,7 @@ from core.domain.matching import (
     rule_for,
 )
 from core.services.activity_contacts import ContactToExport, created_earlier, export_contacts
-from core.services.export_worker import (
-    PRIVILEGE_DENIED,
-    ChunkMessage,
-    ExportWorker,
-    _in_filter,
-    _record_level,
-    _safe_reason,
-)
+from core.services.export_worker import ChunkMessage, ExportWorker
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
 from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
 from core.settings import Settings, get_settings
@@ -216,7 +209,7 @@ class ActivityWorker:
             return ChunkState.FAILED
         except Exception as exc:
             if dequeue_count >= self._max_attempts:
-                reason = _safe_reason(exc)
+                reason = failure_reason(exc)
                 log.error("activity chunk failed for good", extra={"workspace": ws, "job": job_id})
                 self._fail_chunk(
                     ws, job_id, index, staged, f"gave up after {dequeue_count} attempts: {reason}"
@@ -414,7 +407,7 @@ class ChunkRun:
                 "GET",
                 "contacts",
                 headers=PREFER_PAGES,
-                params=[("$select", ",".join(select)), ("$filter", _in_filter("contactid", sorted(own_ids)))],
+                params=[("$select", ",".join(select)), ("$filter", in_filter("contactid", sorted(own_ids)))],
             )
         ]
         activity_sets: list[str] = []
@@ -431,7 +424,7 @@ class ChunkRun:
                     headers=PREFER_PAGES,
                     params=[
                         ("$select", ",".join(ACTIVITY_SELECT)),
-                        ("$filter", _in_filter("activityid", ids)),
+                        ("$filter", in_filter("activityid", ids)),
                     ],
                 )
             )
@@ -455,7 +448,7 @@ class ChunkRun:
                 headers=PREFER_PAGES,
                 params=[
                     ("$select", ",".join(USER_SELECT)),
-                    ("$filter", _in_filter("systemuserid", sorted(candidates))),
+                    ("$filter", in_filter("systemuserid", sorted(candidates))),
                 ],
             )
         )
@@ -696,7 +689,7 @@ class ChunkRun:
                 self.client.create_multiple(table, [records[i] for i in part], caller_object_id=caller)
                 return
             except DataverseError as exc:
-                if not _record_level(exc):
+                if not exc.about_records:
                     raise
                 if len(part) > 1:
                     middle = len(part) // 2
@@ -781,7 +774,7 @@ class ChunkRun:
             try:
                 self.client.update_multiple(table, [records[i] for i in part])
             except DataverseError as exc:
-                if not _record_level(exc):
+                if not exc.about_records:
                     raise
                 if len(part) > 1:
                     middle = len(part) // 2

@@ -23,14 +23,14 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dataverse.errors import DUPLICATE_RECORD, DataverseError
+from core.adapters.dataverse.errors import DUPLICATE_RECORD, PRIVILEGE_DENIED, DataverseError, failure_reason
 from core.adapters.dynamics_budget import DynamicsBudget
 from core.adapters.export_store import ExportStore
 from core.domain.campaign_properties import campaign_values
@@ -65,7 +65,7 @@ from core.domain.export_plan import (
     choose_owner,
     plan_write,
 )
-from core.domain.lookup_plan import odata_literal, plan_lookups
+from core.domain.lookup_plan import in_filter, plan_lookups
 from core.domain.matching import (
     PARENT_ACCOUNT_VALUE,
     IdentifierConfig,
@@ -81,7 +81,6 @@ from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-PRIVILEGE_DENIED = "0x80040220"
 
 ClientFactory = Callable[[str], tuple[DataverseClient, DynamicsConnection]]
 
@@ -189,7 +188,7 @@ class ExportWorker:
             if run is not None:
                 run.save_confirmed_creates()
             if dequeue_count >= self._max_attempts:
-                reason = _safe_reason(exc)
+                reason = failure_reason(exc)
                 log.error("export chunk failed for good", extra={"workspace": ws, "job": job_id})
                 self._fail_chunk(
                     ws, job_id, index, staged, f"gave up after {dequeue_count} attempts: {reason}"
@@ -299,12 +298,6 @@ def _carry_over(before: Mapping[str, Any] | None, outcome: RecordOutcome) -> Non
         outcome.changes = before.get("changes", outcome.changes)
 
 
-def _safe_reason(exc: BaseException) -> str:
-    if isinstance(exc, DataverseError):
-        return str(exc)
-    return type(exc).__name__
-
-
 @dataclass
 class _Owners:
     choice: OwnerChoice
@@ -396,7 +389,7 @@ class ChunkRun:
             str(r["systemuserid"]).lower(): r
             for r in self.client.query(
                 "systemusers",
-                filter=_in_filter("systemuserid", sorted(wanted)),
+                filter=in_filter("systemuserid", sorted(wanted)),
                 select=[
                     "systemuserid",
                     "fullname",
@@ -512,7 +505,7 @@ class ChunkRun:
                 headers=PREFER_PAGES,
                 params=[
                     ("$select", ",".join(select)),
-                    ("$filter", _in_filter(id_column, sorted(set(own_ids)))),
+                    ("$filter", in_filter(id_column, sorted(set(own_ids)))),
                 ],
             ),
             *lookup_operations(plan.queries, select),
@@ -758,7 +751,7 @@ class ChunkRun:
                 # ask which ids exist now (one query) instead of bisecting down to single records.
                 ids = [str(records[i][id_column]) for i in part]
                 rows = self.client.query(
-                    ENTITY_SETS[table], filter=_in_filter(id_column, ids), select=[id_column]
+                    ENTITY_SETS[table], filter=in_filter(id_column, ids), select=[id_column]
                 )
                 existing = {str(r[id_column]).lower() for r in rows}
                 taken = [i for i in part if str(records[i][id_column]).lower() in existing]
@@ -852,7 +845,7 @@ def _isolating(
     try:
         send(part)
     except DataverseError as exc:
-        if not _record_level(exc):
+        if not exc.about_records:
             raise
         if len(part) == 1:
             refused(part[0], exc)
@@ -912,17 +905,6 @@ def _company_key(company: Mapping[str, Any], identifiers: IdentifierConfig) -> s
         return f"domain:{domain}"
     name = normalize_company_name(company.get("name"))
     return f"name:{name}" if name else None
-
-
-def _in_filter(column: str, values: Iterable[str]) -> str:
-    joined = ",".join(json.dumps(v) for v in values)
-    return f"Microsoft.Dynamics.CRM.In(PropertyName={odata_literal(column)},PropertyValues=[{joined}])"
-
-
-def _record_level(exc: DataverseError) -> bool:
-    """A refusal about the records sent (validation, privilege, missing lookup), not about the call:
-    splitting the call isolates the culprits. Throttling, auth and server errors are the call's."""
-    return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 408, 429)
 
 
 ENTITY_SETS = {"contact": "contacts", "account": "accounts"}

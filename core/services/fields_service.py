@@ -13,19 +13,19 @@ not refresh, a server whose connection is not configured) becomes ``DynamicsUnav
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from core.adapters.dataverse.client import DataverseClient, odata_literal
+from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DataverseError, Throttled
 from core.domain.catalog import Entity, PlatformField, resolve_field
 from core.domain.compatibility import Compatibility, check_compatibility
 from core.domain.connection import DynamicsConnection, TransientTokenError
 from core.domain.dynamics_metadata import DynamicsColumn
+from core.domain.lookup_plan import in_filter
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
 from core.settings import SettingsError
 
@@ -255,15 +255,10 @@ def _user_rows(client: DataverseClient, ids: Sequence[str]) -> list[dict[str, An
     return list(
         client.query(
             "systemusers",
-            filter=_in_filter("systemuserid", ids),
+            filter=in_filter("systemuserid", ids),
             select=["systemuserid", "fullname", "internalemailaddress", "isdisabled"],
         )
     )
-
-
-def _in_filter(column: str, values: Sequence[str]) -> str:
-    joined = ",".join(json.dumps(v) for v in values)
-    return f"Microsoft.Dynamics.CRM.In(PropertyName={odata_literal(column)},PropertyValues=[{joined}])"
 
 
 _lock = threading.Lock()

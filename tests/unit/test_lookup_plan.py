@@ -15,6 +15,7 @@ from core.domain.lookup_plan import (
     DIRECT_GET_MAX_URL,
     LookupPlan,
     escape_odata_string,
+    in_filter,
     odata_literal,
     plan_broad_lookups,
     plan_lookups,
@@ -102,6 +103,16 @@ def test_injection_attempts_stay_one_literal(attack: str) -> None:
         params = parse_qsl(urlsplit(query.relative_url()).query, keep_blank_values=True)
         assert [k for k, _ in params] == ["$select", "$filter", "$expand"]
         assert dict(params)["$filter"] == query.filter
+
+
+def test_in_filter_fetches_exactly_the_listed_values_whatever_they_hold() -> None:
+    rows = [
+        {"contactid": "a", "lastname": "O'Brien"},
+        {"contactid": "b", "lastname": "Smith"},
+        {"contactid": "c", "lastname": "x',PropertyValues=['Smith"},
+    ]
+    expr = parse_filter(in_filter("lastname", ["o'brien", "x',PropertyValues=['Smith"]))
+    assert {row["contactid"] for row in rows if expr.evaluate(row, nav)} == {"a", "c"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -58,6 +58,12 @@ class DataverseError(Exception):
         tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
         return f"{status}{code}{where}{tries}: {self.message}"
 
+    @property
+    def about_records(self) -> bool:
+        """A refusal of the records sent (validation, privilege, missing lookup), not of the call:
+        splitting the call isolates the culprits. Throttling, auth and server errors are the call's."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (401, 408, 429)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, message={self.message!r})"
 
@@ -135,3 +141,12 @@ def error_for_status(
     if status >= 500:
         return TransientError(message, status=status, code=code, **context)
     return DataverseError(message, status=status, code=code, **context)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a job's status may say about a failure: a Dataverse error's own text (status, code, method,
+    path, message; never a token or a query string), anything else only its type name, since a foreign
+    exception's text may carry record data or secrets."""
+    if isinstance(exc, DataverseError):
+        return str(exc)
+    return type(exc).__name__
