@@ -67,6 +67,8 @@ def _get(emulator: DataverseEmulator, token: str | None, path: str = "WhoAmI"): 
 
 
 def test_missing_or_unknown_token_gets_the_401_challenge(emulator) -> None:  # type: ignore[no-untyped-def]
+    """authenticate-oauth.md: no or an unknown bearer token -> 401 with the WWW-Authenticate Bearer challenge
+    naming authorization_uri."""
     for token in (None, "not-a-token"):
         r = _get(emulator, token)
         assert r.status_code == 401
@@ -80,6 +82,8 @@ def test_missing_or_unknown_token_gets_the_401_challenge(emulator) -> None:  # t
 
 
 def test_signed_token_maps_oid_to_the_systemuser(emulator, signing_key) -> None:  # type: ignore[no-untyped-def]
+    """authenticate-oauth.md, webapi/reference/whoami.md: a token's oid is the caller's systemuser
+    (azureactivedirectoryobjectid)."""
     oid = str(uuid.uuid4())
     user_id = emulator.add_user(object_id=oid, firstname="Jwt", lastname="Caller")
     r = _get(emulator, _token(signing_key[0], emulator.url, oid))
@@ -96,6 +100,8 @@ def test_signed_token_maps_oid_to_the_systemuser(emulator, signing_key) -> None:
 
 
 def test_wrong_audience_bad_signature_and_unknown_key_are_401(emulator, signing_key) -> None:  # type: ignore[no-untyped-def]
+    """authenticate-oauth.md: the token's audience is the environment URL; a token Entra did not sign is
+    refused."""
     oid = str(uuid.uuid4())
     emulator.add_user(object_id=oid)
     assert _get(emulator, _token(signing_key[0], "https://other.crm.dynamics.com", oid)).status_code == 401
@@ -105,6 +111,7 @@ def test_wrong_audience_bad_signature_and_unknown_key_are_401(emulator, signing_
 
 
 def test_expiry_follows_the_emulator_clock(emulator, signing_key) -> None:  # type: ignore[no-untyped-def]
+    """authenticate-oauth.md: an expired access token -> 401 (the client must get a new one)."""
     oid = str(uuid.uuid4())
     emulator.add_user(object_id=oid)
     token = _token(signing_key[0], emulator.url, oid, expires_in=600)
@@ -118,6 +125,8 @@ def test_expiry_follows_the_emulator_clock(emulator, signing_key) -> None:  # ty
 
 
 def test_users_outside_the_org_or_disabled_are_403(emulator, signing_key) -> None:  # type: ignore[no-untyped-def]
+    """A valid token whose user is not in the environment -> 403 0x80072560 "The user is not a member of the
+    organization." (as quoted by Microsoft's dual-write troubleshooting page); disabled user -> 403."""
     r = _get(emulator, _token(signing_key[0], emulator.url, str(uuid.uuid4())))
     assert r.status_code == 403 and r.json()["error"]["code"] == "0x80072560"
     oid = str(uuid.uuid4())
@@ -126,6 +135,8 @@ def test_users_outside_the_org_or_disabled_are_403(emulator, signing_key) -> Non
 
 
 def test_systemusers_are_queryable(emulator) -> None:  # type: ignore[no-untyped-def]
+    """reference/entities/systemuser.md: domainname, internalemailaddress, isdisabled,
+    azureactivedirectoryobjectid."""
     oid = str(uuid.uuid4())
     emulator.add_user(
         object_id=oid, firstname="Query", lastname="Able", domainname="query.able@contoso.onmicrosoft.com"

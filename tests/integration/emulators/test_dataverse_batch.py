@@ -48,6 +48,8 @@ def _statuses(text: str) -> list[int]:
 
 @pytest.mark.parametrize("nl", ["\r\n", "\n"], ids=["crlf", "lf"])
 def test_change_set_with_content_id_references(dv, nl) -> None:  # type: ignore[no-untyped-def]
+    """execute-batch-operations-using-web-api.md#reference-uris-in-request-body: Content-ID $n in URLs and
+    @odata.bind."""
     api = dv.api
     body, ctype = _batch(
         [
@@ -78,6 +80,8 @@ def test_change_set_with_content_id_references(dv, nl) -> None:  # type: ignore[
 
 
 def test_failing_change_set_rolls_back_and_stops_the_batch(dv) -> None:  # type: ignore[no-untyped-def]
+    """execute-batch-operations-using-web-api.md#change-sets: a change set is atomic; the batch stops at the
+    first failure."""
     api = dv.api
     body, ctype = _batch(
         [
@@ -96,6 +100,7 @@ def test_failing_change_set_rolls_back_and_stops_the_batch(dv) -> None:  # type:
 
 
 def test_continue_on_error_runs_every_request(dv) -> None:  # type: ignore[no-untyped-def]
+    """execute-batch-operations-using-web-api.md#handling-errors: Prefer odata.continue-on-error."""
     api = dv.api
     body, ctype = _batch(
         [
@@ -111,6 +116,8 @@ def test_continue_on_error_runs_every_request(dv) -> None:  # type: ignore[no-un
 
 
 def test_undeclared_content_id_reference(dv) -> None:  # type: ignore[no-untyped-def]
+    """execute-batch-operations-using-web-api.md: an undeclared $n -> 400 "Content-ID Reference ... does not
+    exist"."""
     body, ctype = _batch(
         [
             [
@@ -129,6 +136,7 @@ def test_undeclared_content_id_reference(dv) -> None:  # type: ignore[no-untyped
 
 
 def test_more_than_1000_requests_is_refused(dv) -> None:  # type: ignore[no-untyped-def]
+    """execute-batch-operations-using-web-api.md#when-to-use-batch-requests: at most 1,000 requests."""
     body, ctype = _batch([_part("GET", f"{dv.api}WhoAmI") for _ in range(1001)])
     r = dv.post("$batch", data=body, headers={"Content-Type": ctype})
     assert r.status_code == 400

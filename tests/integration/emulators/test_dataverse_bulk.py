@@ -18,6 +18,7 @@ T = "Microsoft.Dynamics.CRM.contact"
 
 
 def test_create_multiple_returns_ids_in_order(dv) -> None:  # type: ignore[no-untyped-def]
+    """bulk-operations.md, webapi/reference/createmultiple.md: 200 {"Ids": [...]} in target order."""
     targets = [{"@odata.type": T, "lastname": f"B{i}", "emailaddress1": f"b{i}@x.com"} for i in range(50)]
     r = dv.post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": targets})
     assert r.status_code == 200, r.text
@@ -29,6 +30,8 @@ def test_create_multiple_returns_ids_in_order(dv) -> None:  # type: ignore[no-un
 
 
 def test_one_bad_target_rolls_back_the_whole_call(dv) -> None:  # type: ignore[no-untyped-def]
+    """bulk-operations.md#standard-and-elastic-table-usage: on standard tables one failure rolls back the
+    call."""
     targets = [{"@odata.type": T, "lastname": "Good"}, {"@odata.type": T, "lastname": "x" * 51}]
     r = dv.post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": targets})
     assert r.status_code == 400 and r.json()["error"]["code"] == "0x80044331"
@@ -44,6 +47,7 @@ def test_one_bad_target_rolls_back_the_whole_call(dv) -> None:  # type: ignore[n
 
 
 def test_update_multiple_and_missing_ids(dv) -> None:  # type: ignore[no-untyped-def]
+    """bulk-operations.md, webapi/reference/updatemultiple.md: 204; a missing id fails the call."""
     ids = dv.post(
         "contacts/Microsoft.Dynamics.CRM.CreateMultiple",
         json={"Targets": [{"@odata.type": T, "lastname": f"U{i}"} for i in range(3)]},
@@ -69,6 +73,7 @@ def test_update_multiple_and_missing_ids(dv) -> None:  # type: ignore[no-untyped
 
 
 def test_upsert_multiple_by_alternate_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """bulk-operations.md, webapi/reference/upsertmultiple.md: targets name records by @odata.id."""
     schema = tmp_path / "s.json"
     schema.write_text(
         json.dumps({"tables": {"contact": {"keys": [{"name": "k", "columns": ["emailaddress1"]}]}}})
@@ -94,6 +99,7 @@ def test_upsert_multiple_by_alternate_key(tmp_path) -> None:  # type: ignore[no-
 
 
 def test_unsupported_table_and_malformed_body(dv) -> None:  # type: ignore[no-untyped-def]
+    """bulk-operations.md#availability-with-standard-tables: not every table supports the messages."""
     r = dv.post("systemusers/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": [{"lastname": "x"}]})
     assert r.status_code == 400 and "does not support entities of type 'systemuser'" in r.text
     assert dv.post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", json={"targets": []}).status_code == 400

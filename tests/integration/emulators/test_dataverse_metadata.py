@@ -14,6 +14,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_entity_definition_by_logical_name_and_by_filter(dv) -> None:  # type: ignore[no-untyped-def]
+    """query-metadata-web-api.md: EntityDefinitions(LogicalName=...) and $filter; MetadataId is always
+    returned."""
     one = dv.get(
         "EntityDefinitions(LogicalName='contact')?$select=EntitySetName,PrimaryIdAttribute,PrimaryNameAttribute"
     )
@@ -35,6 +37,7 @@ def test_entity_definition_by_logical_name_and_by_filter(dv) -> None:  # type: i
 
 
 def test_attributes_with_enum_filter_and_flags(dv) -> None:  # type: ignore[no-untyped-def]
+    """query-metadata-web-api.md#use-enum-types-in-filter-operations: AttributeTypeCode'...' enum literals."""
     r = dv.get(
         "EntityDefinitions(LogicalName='contact')/Attributes"
         "?$select=LogicalName,AttributeType,IsValidForCreate,RequiredLevel"
@@ -58,6 +61,7 @@ def test_attributes_with_enum_filter_and_flags(dv) -> None:  # type: ignore[no-u
 
 
 def test_string_cast_gives_max_length(dv) -> None:  # type: ignore[no-untyped-def]
+    """query-metadata-web-api.md#retrieving-attributes: StringAttributeMetadata cast for MaxLength."""
     r = dv.get(
         "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata"
         "?$select=LogicalName,MaxLength"
@@ -75,6 +79,7 @@ def test_string_cast_gives_max_length(dv) -> None:  # type: ignore[no-untyped-de
 
 
 def test_picklist_cast_with_option_set(dv) -> None:  # type: ignore[no-untyped-def]
+    """query-metadata-web-api.md: PicklistAttributeMetadata?$expand=OptionSet,GlobalOptionSet."""
     r = dv.get(
         "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
         "?$select=LogicalName&$expand=OptionSet,GlobalOptionSet"
@@ -102,6 +107,7 @@ def test_picklist_cast_with_option_set(dv) -> None:  # type: ignore[no-untyped-d
 
 
 def test_custom_schema_file_adds_columns_tables_and_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """define-alternate-keys-entity.md, query-metadata-web-api.md: custom columns, activity tables, /Keys."""
     schema = {
         "tables": {
             "contact": {
@@ -166,6 +172,7 @@ def decimal_api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 def test_every_listed_cast_answers_with_its_type_specific_properties(  # type: ignore[no-untyped-def]
     decimal_api, cast, table, column, expected
 ) -> None:
+    """query-metadata-web-api.md#retrieving-attributes: each cast exposes its type's properties."""
     s, api = decimal_api
     base = f"{api}EntityDefinitions(LogicalName='{table}')/Attributes"
     listed = s.get(f"{base}/Microsoft.Dynamics.CRM.{cast}?$select=LogicalName")

@@ -53,12 +53,14 @@ def test_filter_is_case_insensitive_and_escapes_quotes(dv, people) -> None:  # t
 
 
 def test_unterminated_literal_is_the_services_400(dv, people) -> None:  # type: ignore[no-untyped-def]
+    """query/filter-rows.md#use-single-quotes: an unescaped quote -> "There is an unterminated literal"."""
     r = dv.get("contacts?$filter=lastname eq 'O'Brien'")
     assert r.status_code == 400
     assert "unterminated literal" in r.json()["error"]["message"]
 
 
 def test_comparisons_null_and_boolean_logic(dv, people) -> None:  # type: ignore[no-untyped-def]
+    """query/filter-rows.md: comparison and logical operators, null values, parentheses."""
     r = dv.get("contacts?$select=lastname&$filter=numberofchildren ge 1 and not (lastname eq 'Muñoz')")
     assert _names(r) == ["O'Brien"]
     assert _names(dv.get("contacts?$select=lastname&$filter=numberofchildren eq null")) == ["Adams"]
@@ -91,6 +93,7 @@ def test_in_function_with_parameter_aliases(dv, people) -> None:  # type: ignore
 
 
 def test_select_orderby_top_and_unknown_columns(dv, people) -> None:  # type: ignore[no-untyped-def]
+    """query/select-columns.md, query/order-rows.md, query/overview.md ($top)."""
     r = dv.get("contacts?$select=lastname,firstname&$orderby=lastname desc&$top=2")
     assert _names(r) == ["SMITH", "O'Brien"]
     row = r.json()["value"][0]
@@ -112,6 +115,7 @@ def test_unsupported_options_are_refused(dv, people, option) -> None:  # type: i
 
 
 def test_expand_single_valued_navigation(dv, people) -> None:  # type: ignore[no-untyped-def]
+    """query/join-tables.md: $expand of single-valued navigation properties."""
     r = dv.get(
         "contacts?$select=lastname&$filter=lastname eq 'SMITH'&$expand=parentcustomerid_account($select=name)"
     )
@@ -149,6 +153,7 @@ def test_paging_with_maxpagesize_and_next_link(dv) -> None:  # type: ignore[no-u
 
 
 def test_count_and_top_without_paging(dv, people) -> None:  # type: ignore[no-untyped-def]
+    """query/count-rows.md: $count=true adds @odata.count."""
     r = dv.get("contacts?$select=lastname&$count=true&$top=1")
     body = r.json()
     assert body["@odata.count"] == 4 and len(body["value"]) == 1 and "@odata.nextLink" not in body

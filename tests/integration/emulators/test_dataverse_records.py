@@ -66,6 +66,7 @@ def test_client_supplied_id_and_duplicate_id(dv) -> None:  # type: ignore[no-unt
 
 
 def test_missing_record_is_404_object_does_not_exist(dv) -> None:  # type: ignore[no-untyped-def]
+    """retrieve-entity-using-web-api.md, data-service-error-codes.md: ObjectDoesNotExist 0x80040217."""
     missing = str(uuid.uuid4())
     r = dv.get(f"contacts({missing})")
     assert r.status_code == 404
@@ -158,6 +159,7 @@ def test_lookups_bind_clear_and_ref(dv) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_owner_can_be_a_user_or_team_but_not_a_disabled_user(dataverse: DataverseEmulator, dv) -> None:  # type: ignore[no-untyped-def]
+    """create-entity-web-api.md#associate-table-rows-on-create: ownerid@odata.bind to systemusers or teams."""
     user = dataverse.add_user(firstname="Owen", lastname="Owner")
     disabled = dataverse.add_user(firstname="Dis", lastname="Abled", disabled=True)
     team = _id(

@@ -221,6 +221,7 @@ def test_query_builder_in_filter_order_and_paging(client: DataverseClient) -> No
 
 
 def test_records_get_top_and_count(client: DataverseClient) -> None:
+    """query/overview.md ($top), query/page-results.md, query/count-rows.md, through the SDK."""
     tag = _tag()
     client.records.create("contact", [{"firstname": f"T{i}", "lastname": tag} for i in range(6)])
     top = client.records.list("contact", filter=f"lastname eq '{tag}'", top=4, select=["firstname"])
@@ -294,6 +295,7 @@ def test_failing_change_set_rolls_back_every_operation(client: DataverseClient) 
 
 
 def test_table_metadata(client: DataverseClient) -> None:
+    """query-metadata-web-api.md: EntityDefinitions?$filter=LogicalName eq ... as the SDK asks it."""
     info = client.tables.get("contact")
     assert info is not None
     assert info["entity_set_name"] == "contacts"
@@ -303,6 +305,7 @@ def test_table_metadata(client: DataverseClient) -> None:
 
 
 def test_column_metadata(client: DataverseClient) -> None:
+    """query-metadata-web-api.md#retrieving-attributes: the SDK's column listing."""
     columns = client.tables.list_columns("contact", select=["LogicalName", "AttributeType"])
     by_name = {c["LogicalName"]: c["AttributeType"] for c in columns}
     assert by_name["lastname"] == "String"
@@ -322,6 +325,7 @@ def test_column_metadata(client: DataverseClient) -> None:
 
 
 def test_alternate_keys_from_the_schema_file(client: DataverseClient, tmp_path: Path) -> None:
+    """query-metadata-web-api.md (/Keys), use-alternate-key-reference-record.md."""
     keys = client.tables.get_alternate_keys("contact")
     assert [list(k.key_attributes) for k in keys] == [["emailaddress1"]]
 

@@ -54,6 +54,7 @@ def batch_of_gets(count: int) -> tuple[str, bytes]:
 
 
 def test_request_limit_trips_after_being_exceeded_with_real_body_and_retry_after(frozen, dv) -> None:  # type: ignore[no-untyped-def]
+    """api-limits.md: 0x80072322 after the count is exceeded, Retry-After."""
     limits(dv, max_requests=5)
     served = [dv.get("WhoAmI") for _ in range(6)]  # the 6th exceeds the limit and is still served
     assert [r.status_code for r in served] == [200] * 6
@@ -71,6 +72,7 @@ def test_request_limit_trips_after_being_exceeded_with_real_body_and_retry_after
 
 
 def test_advancing_the_clock_frees_the_window(frozen, dv) -> None:  # type: ignore[no-untyped-def]
+    """api-limits.md: the window slides; requests leaving it free the budget."""
     limits(dv, max_requests=2, window_s=60)
     for _ in range(3):
         assert dv.get("WhoAmI").status_code == 200
@@ -84,6 +86,8 @@ def test_advancing_the_clock_frees_the_window(frozen, dv) -> None:  # type: igno
 
 
 def test_refused_requests_do_not_extend_the_wait(frozen, dv) -> None:  # type: ignore[no-untyped-def]
+    """api-limits.md: a 429 is not an admitted request, so it does not use up the window; the page's longer
+    waits for clients that keep sending are off by default (escalation_s, README known differences)."""
     limits(dv, max_requests=1, window_s=30)
     dv.get("WhoAmI")
     dv.get("WhoAmI")
@@ -95,6 +99,7 @@ def test_refused_requests_do_not_extend_the_wait(frozen, dv) -> None:  # type: i
 
 
 def test_a_batch_is_one_request(frozen, dv) -> None:  # type: ignore[no-untyped-def]
+    """api-limits.md, execute-batch-operations-using-web-api.md: a $batch counts as one request."""
     limits(dv, max_requests=2)
     content_type, body = batch_of_gets(25)
     r = dv.post("$batch", data=body, headers={"Content-Type": content_type})
@@ -110,6 +115,7 @@ def test_a_batch_is_one_request(frozen, dv) -> None:  # type: ignore[no-untyped-
 
 def test_bulk_call_is_one_request_but_accrues_execution_time_per_record(frozen, dv) -> None:  # type: ignore[no-untyped-def]
     # simulated server time: 5 ms per request + 2 ms per record (SimulationConfig defaults)
+    """api-limits.md, bulk-operations.md: one request; 0x80072321 on execution time."""
     limits(dv, max_execution_ms=40)
     targets = [{"@odata.type": "Microsoft.Dynamics.CRM.contact", "lastname": f"Bulk {i}"} for i in range(20)]
     r = dv.post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": targets})
@@ -130,6 +136,7 @@ def test_bulk_call_is_one_request_but_accrues_execution_time_per_record(frozen, 
 
 
 def test_headers_report_the_remaining_budget(frozen, dv) -> None:  # type: ignore[no-untyped-def]
+    """api-limits.md: x-ms-ratelimit-burst/time-remaining-xrm-requests and x-ms-dop-hint headers."""
     limits(dv, dop_hint=8)
     first = dv.get("WhoAmI")
     assert first.headers[BURST] == "5999"
@@ -142,6 +149,7 @@ def test_headers_report_the_remaining_budget(frozen, dv) -> None:  # type: ignor
 
 
 def test_concurrency_over_the_limit_is_refused_at_once(dataverse, dv) -> None:  # type: ignore[no-untyped-def]
+    """api-limits.md: the concurrency limit trips at once (0x80072326)."""
     limits(dv, max_concurrent=2)
     sessions = []
     for _ in range(6):
@@ -184,6 +192,7 @@ def test_concurrency_over_the_limit_is_refused_at_once(dataverse, dv) -> None:  
 
 
 def test_impersonation_does_not_escape_the_callers_limit(frozen, dv) -> None:  # type: ignore[no-untyped-def]
+    """api-limits.md: limits are per user; impersonation counts against the caller."""
     other = frozen.add_user(firstname="Ima", lastname="Personated")
     limits(dv, max_requests=2)
     for _ in range(3):
@@ -194,6 +203,7 @@ def test_impersonation_does_not_escape_the_callers_limit(frozen, dv) -> None:  #
 
 
 def test_each_user_has_an_independent_limit(frozen, dv) -> None:  # type: ignore[no-untyped-def]
+    """api-limits.md: limits are evaluated per user."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
     jwk["kid"] = f"throttling-{uuid.uuid4()}"
@@ -217,5 +227,6 @@ def test_each_user_has_an_independent_limit(frozen, dv) -> None:  # type: ignore
 
 
 def test_limits_can_be_switched_off(frozen, dv) -> None:  # type: ignore[no-untyped-def]
+    """api-limits.md (scaled for tests): the emulator's limits can be disabled."""
     limits(dv, max_requests=1, enabled=False)
     assert all(dv.get("WhoAmI").status_code == 200 for _ in range(5))
