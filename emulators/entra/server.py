@@ -4,7 +4,8 @@ Endpoints (``{tenant}`` is the configured tenant id, or ``organizations``/``comm
   GET  /{tenant}/v2.0/.well-known/openid-configuration
   GET  /{tenant}/oauth2/v2.0/authorize   → 302 to redirect_uri with code+state (or error=consent_required)
   POST /{tenant}/oauth2/v2.0/token       → authorization_code (PKCE S256, one-time codes) and refresh_token
-                                           (rotation: a used refresh token is dead); client secret check
+                                           (rotation: every use returns a new refresh token); client secret
+                                           check
   GET  /{tenant}/discovery/v2.0/keys     → JWKS of the RS256 key signing access and id tokens
 Control API (no auth; loopback only):
   POST /_emulator/reset · GET /_emulator/stats · POST /_emulator/clock {"advanceSeconds": n}
@@ -12,10 +13,17 @@ Control API (no auth; loopback only):
   POST /_emulator/users/{objectId}/revoke   (password change: every grant of that user → AADSTS50173)
   POST /_emulator/faults {"kind": inactivity|revoked|interaction_required|server_error|consent_required|slow,
                           "count": n|null, "status": 503, "delaySeconds": s}   · DELETE /_emulator/faults
-  POST /_emulator/config {"accessTokenLifetime": s, "refreshTokenInactivity": s}
+  POST /_emulator/config {"accessTokenLifetime": s, "refreshTokenInactivity": s, "revokeUsedRefreshTokens": b}
   POST /_emulator/grants {"count": n, "scope": s} → {"refreshTokens": [...]} (benchmarks: no browser)
 Refresh tokens unused for longer than ``refresh_token_inactivity`` (on the advanceable clock) fail with
 AADSTS700082 by themselves.
+
+Rotation as Microsoft documents it (entra/identity-platform/refresh-tokens: "Refresh tokens replace themselves
+with a fresh token upon every use. The Microsoft identity platform doesn't revoke old refresh tokens when
+used to fetch new access tokens"): a redeemed refresh token keeps working (its inactivity clock restarts at
+each use) until it times out or its user's grants are revoked. ``revoke_used_refresh_tokens=True`` makes the
+stand-in stricter than Entra (a used refresh token answers AADSTS70000), for tests that must prove the
+client always keeps and uses the newest one.
 """
 
 from __future__ import annotations
@@ -89,6 +97,7 @@ class _Grant:
     scope: str
     issued_at: float
     revoked: bool = False
+    last_used_at: float | None = None  # inactivity counts from the last redemption (or issue)
 
 
 @dataclass
@@ -117,6 +126,7 @@ class EntraEmulator:
         access_token_lifetime: int = 3600,
         refresh_token_inactivity: int = 90 * 24 * 3600,
         code_lifetime: int = 600,
+        revoke_used_refresh_tokens: bool = False,
         port: int = 0,
         ca: LocalCA | None = None,
     ) -> None:
@@ -126,6 +136,7 @@ class EntraEmulator:
         self.access_token_lifetime = access_token_lifetime
         self.refresh_token_inactivity = refresh_token_inactivity
         self.code_lifetime = code_lifetime
+        self.revoke_used_refresh_tokens = revoke_used_refresh_tokens
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = _b64url(
             hashlib.sha256(str(self._key.public_key().public_numbers().n).encode()).digest()[:12]
@@ -412,7 +423,7 @@ class EntraEmulator:
         if grant is None or grant.client_id != self.client_id:
             return self._error(400, "invalid_grant", 70000, _MESSAGES[70000])
         now = self.now()
-        inactive = now - grant.issued_at
+        inactive = now - (grant.last_used_at or grant.issued_at)
         if (fault and fault.kind == "inactivity") or inactive > self.refresh_token_inactivity:
             message = _MESSAGES[700082].format(
                 issued=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(grant.issued_at)),
@@ -424,8 +435,11 @@ class EntraEmulator:
         if fault and fault.kind == "interaction_required":
             return self._error(400, "interaction_required", 50076, _MESSAGES[50076], suberror="basic_action")
         with self._lock:
-            if self._grants.pop(token, None) is None:  # a concurrent request rotated it first
-                return self._error(400, "invalid_grant", 70000, _MESSAGES[70000])
+            if self.revoke_used_refresh_tokens:
+                if self._grants.pop(token, None) is None:  # a concurrent request used it first
+                    return self._error(400, "invalid_grant", 70000, _MESSAGES[70000])
+            else:
+                grant.last_used_at = now  # Entra does not revoke a used refresh token
         scope = form.get("scope") or grant.scope
         return self._issue(grant.user, scope, nonce=None)
 
@@ -538,5 +552,7 @@ class EntraEmulator:
                 self.access_token_lifetime = int(data["accessTokenLifetime"])
             if "refreshTokenInactivity" in data:
                 self.refresh_token_inactivity = int(data["refreshTokenInactivity"])
+            if "revokeUsedRefreshTokens" in data:
+                self.revoke_used_refresh_tokens = bool(data["revokeUsedRefreshTokens"])
             return Reply.json({"ok": True})
         return Reply.json({"error": "unknown control endpoint"}, 404)

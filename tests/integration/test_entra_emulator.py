@@ -92,15 +92,39 @@ def test_client_secret_checked(entra: EntraEmulator) -> None:
     assert result["error"] == "invalid_client"
 
 
-def test_refresh_rotates_and_old_token_dies(entra: EntraEmulator) -> None:
+def test_refresh_rotates_and_old_token_stays_valid_as_entra_documents(entra: EntraEmulator) -> None:
+    """Entra issues a new refresh token on every use and does not revoke the old one (refresh-tokens doc):
+    a client that lost the rotated token (e.g. storing it failed) can still use the previous one."""
     app = app_for(entra)
     flow, params = sign_in(entra, app)
     first = app.acquire_token_by_auth_code_flow(flow, params)
     (account,) = app.get_accounts()
     second = app.acquire_token_silent_with_error([SCOPE], account, force_refresh=True)
     assert second["refresh_token"] != first["refresh_token"]
+    again = raw_refresh(entra, first["refresh_token"])
+    assert again.status_code == 200 and again.json()["refresh_token"] not in {
+        first["refresh_token"],
+        second["refresh_token"],
+    }
+    assert raw_refresh(entra, second["refresh_token"]).status_code == 200
+    # each token's inactivity clock restarts when it is used; a token unused for too long dies alone
+    entra.advance_clock(entra.refresh_token_inactivity - 60)
+    assert raw_refresh(entra, first["refresh_token"]).status_code == 200
+    entra.advance_clock(120)
+    assert raw_refresh(entra, first["refresh_token"]).status_code == 200  # used 120 s ago
+    dead = raw_refresh(entra, second["refresh_token"])  # unused since its one use, 90 days + 60 s ago
+    assert dead.status_code == 400 and dead.json()["error_codes"] == [700082]
+
+
+def test_strict_rotation_kills_a_used_refresh_token(entra: EntraEmulator) -> None:
+    entra.revoke_used_refresh_tokens = True
+    app = app_for(entra)
+    flow, params = sign_in(entra, app)
+    first = app.acquire_token_by_auth_code_flow(flow, params)
+    (account,) = app.get_accounts()
+    second = app.acquire_token_silent_with_error([SCOPE], account, force_refresh=True)
     replay = raw_refresh(entra, first["refresh_token"])
-    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert replay.status_code == 400 and replay.json()["error_codes"] == [70000]
     assert raw_refresh(entra, second["refresh_token"]).status_code == 200
 
 
