@@ -5,7 +5,10 @@
   Vault secret holding the encrypted token cache).
 - table ``DynamicsAuthFlows``: PK = RK = SHA-256 of the OAuth ``state`` (the state itself is never
   stored) — the msal flow dict sealed with ``TokenCipher`` (it holds the PKCE verifier and nonce),
-  bound to workspace and user, expiring after 10 minutes, taken exactly once (ETag-conditional delete).
+  bound to workspace and user, expiring after 10 minutes, taken exactly once: an ETag-conditional update
+  claims the row (412/404 for everyone else), then it is deleted. Not a conditional delete alone: the
+  tables SDK answers a delete of a row that is already gone with success, so two racing callbacks would
+  both have "deleted" it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from core.domain.connection import ConnectionRecord, ConnectionStatus
@@ -191,12 +199,21 @@ class AuthFlowRepository:
             entity = self._table.get_entity(key, key)
         except ResourceNotFoundError:
             return None
-        try:
-            self._table.delete_entity(
-                key, key, etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        if entity.get("Taken"):
+            return None
+        try:  # the claim: exactly one caller's conditional update succeeds
+            self._table.update_entity(
+                {"PartitionKey": key, "RowKey": key, "Taken": True},
+                mode=UpdateMode.MERGE,
+                etag=entity.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
+        try:
+            self._table.delete_entity(key, key)
+        except HttpResponseError:
+            pass  # claimed already; purge_expired removes the row later
         return PendingFlow(
             workspace_id=str(entity["WorkspaceId"]),
             user_id=str(entity["UserId"]),

@@ -40,12 +40,34 @@ class MsalConfig:
         return f"MsalConfig(client_id={self.client_id!r}, authority={self.authority!r})"
 
 
+class _TimeoutHttpClient:
+    """msal's ``http_client`` contract (get/post/close) over a session, with a default timeout.
+
+    msal applies its ``timeout`` argument only to the session it builds itself; with our own session every
+    token request would wait as long as Entra keeps the connection open."""
+
+    def __init__(self, session: requests.Session, timeout: float) -> None:
+        self._session = session
+        self._timeout = timeout
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return self._session.get(url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return self._session.post(url, **kwargs)
+
+    def close(self) -> None:
+        self._session.close()
+
+
 class MsalAppFactory:
     def __init__(
         self, config: MsalConfig, http_client: requests.Session | None = None, timeout: float = 20
     ) -> None:
         self.config = config
-        self._http = http_client or requests.Session()
+        self._http = _TimeoutHttpClient(http_client or requests.Session(), timeout)
         self._timeout = timeout
         self._discovery: dict[Any, Any] | None = None
         self._lock = threading.Lock()

@@ -8,7 +8,8 @@
 Every call needs ``api-version`` (one the SDK knows) and ``Authorization: Bearer <token>`` with a token
 from ``issue_token()``; otherwise 401 with the real challenge
 ``WWW-Authenticate: Bearer authorization="<authority>", resource="https://vault.azure.net"``.
-Control API: POST /_emulator/faults {"status": 503, "count": n|null} · DELETE /_emulator/faults ·
+Control API: POST /_emulator/faults {"status": 503, "count": n|null, "methods": ["PUT"]|null} ·
+DELETE /_emulator/faults ·
 GET /_emulator/stats · POST /_emulator/reset.
 """
 
@@ -77,6 +78,7 @@ class KeyVaultEmulator:
         self._secrets: dict[str, _Secret] = {}
         self._fault_status: int | None = None
         self._fault_remaining: int | None = None
+        self._fault_methods: frozenset[str] | None = None
         self.requests = 0
         self.unauthorized = 0
 
@@ -108,10 +110,15 @@ class KeyVaultEmulator:
         """Also accept this bearer token (e.g. ``KEY_VAULT_LOCAL_TOKEN`` of a local app)."""
         self._tokens.add(token)
 
-    def fail_with(self, status: int | None, count: int | None = None) -> None:
-        """Answer every (or the next ``count``) data-plane request with ``status``; None clears."""
+    def fail_with(
+        self, status: int | None, count: int | None = None, methods: tuple[str, ...] | None = None
+    ) -> None:
+        """Answer every (or the next ``count``) data-plane request with ``status``; None clears.
+
+        ``methods`` limits the fault to those HTTP methods (e.g. ``("PUT",)``: reads work, writes fail)."""
         with self._lock:
             self._fault_status, self._fault_remaining = status, count
+            self._fault_methods = frozenset(m.upper() for m in methods) if methods else None
 
     def all_values(self) -> list[str]:
         """Every stored value of every version, deleted ones included (for secret scans in tests)."""
@@ -128,7 +135,9 @@ class KeyVaultEmulator:
             return self._control(req)
         self.requests += 1
         with self._lock:
-            if self._fault_status is not None:
+            if self._fault_status is not None and (
+                self._fault_methods is None or req.method in self._fault_methods
+            ):
                 status = self._fault_status
                 if self._fault_remaining is not None:
                     self._fault_remaining -= 1
@@ -308,7 +317,10 @@ class KeyVaultEmulator:
         path = req.path.removeprefix("/_emulator/").strip("/")
         data = req.json() if req.body else {}
         if path == "faults" and req.method == "POST":
-            self.fail_with(int(data.get("status", 503)), data.get("count"))
+            methods = data.get("methods")
+            self.fail_with(
+                int(data.get("status", 503)), data.get("count"), tuple(methods) if methods else None
+            )
             return Reply.json({"ok": True})
         if path == "faults" and req.method == "DELETE":
             self.fail_with(None)

@@ -1,0 +1,184 @@
+"""Issue 4, what the happy cycle does not show: Key Vault failing after Entra rotated the refresh token,
+one workspace's failure among many, paging and bounded concurrency of the timer, two callbacks racing for
+one state, and a slow identity provider (real msal, real SecretClient, real Azurite)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from core.adapters.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
+from core.adapters.msal_app import MsalAppFactory, MsalConfig
+from core.adapters.token_crypto import TokenCipher
+from core.domain.connection import ConnectionStatus, RefreshPolicy, TransientTokenError
+from core.services.connection_service import ConnectError
+from core.services.token_provider import TokenService
+from core.services.token_refresh import TokenRefresher
+from core.settings import load_settings
+from emulators.tls import ensure_ca
+from tests.integration.test_connection_cycle import connect, refresh_tokens
+from tests.support.identity import IdentityStack, caller
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.support.identity"]
+
+
+def make_due(stack: IdentityStack, workspace_id: str) -> None:
+    c = stack.components
+    found = c.connections.get(workspace_id)
+    assert found is not None
+    stale = found.record.last_refresh_at - dt.timedelta(days=8)
+    c.connections.replace(found.record.refreshed(stale, found.record.access_token_expires_at), found.etag)
+
+
+def test_key_vault_failing_to_store_the_rotated_cache_loses_nothing(identity_stack: IdentityStack) -> None:
+    """Entra already rotated the refresh token when the write of the new cache fails: the run counts a
+    transient failure, the connection stays connected with no notice, and the next run refreshes with the
+    refresh token still stored (Entra does not revoke a used one)."""
+    stack = identity_stack
+    c = stack.components
+    connect(stack)
+    stored_before = refresh_tokens(stack, "ws-a")
+    make_due(stack, "ws-a")
+    stack.keyvault.fail_with(503, methods=("PUT",))  # reads work, writes fail
+    report = c.refresher.run()
+    assert (report.transient, report.refreshed, report.reconnect_required) == (1, 0, 0), report
+    assert stack.entra.stats.refresh_token == 1  # Entra did answer with a new refresh token
+    assert refresh_tokens(stack, "ws-a") == stored_before  # which could not be stored
+    assert c.service.get("ws-a").status is ConnectionStatus.CONNECTED  # type: ignore[union-attr]
+    assert c.notifications.list("ws-a") == []
+    stack.keyvault.fail_with(None)
+    report = c.refresher.run()
+    assert report.refreshed == 1, report
+    assert refresh_tokens(stack, "ws-a") != stored_before
+    assert c.tokens.access_token("ws-a")
+
+
+def test_one_workspace_failing_never_stops_the_others(
+    identity_stack: IdentityStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = identity_stack
+    c = stack.components
+    users = {}
+    for workspace in ("ws-revoked", "ws-bug", "ws-ok-1", "ws-ok-2", "ws-ok-3"):
+        users[workspace] = stack.entra.add_user(f"{workspace}@contoso.example")  # signs in next
+        connect(stack, workspace)
+        make_due(stack, workspace)
+    stack.entra.revoke_user(users["ws-revoked"].object_id)  # password change of that workspace's user
+    real_acquire = c.tokens.acquire
+
+    def acquire(found: Any, **kwargs: Any) -> Any:
+        if found.record.workspace_id == "ws-bug":
+            raise RuntimeError("a bug in one workspace's refresh")
+        return real_acquire(found, **kwargs)
+
+    monkeypatch.setattr(c.tokens, "acquire", acquire)
+    before = {w: c.connections.get(w).record.last_refresh_at for w in users}  # type: ignore[union-attr]
+    report = c.refresher.run()
+    assert (report.due, report.refreshed, report.reconnect_required, report.failed) == (5, 3, 1, 1), report
+    for workspace in ("ws-ok-1", "ws-ok-2", "ws-ok-3"):
+        record = c.service.get(workspace)
+        assert record is not None and record.status is ConnectionStatus.CONNECTED
+        assert record.last_refresh_at > before[workspace]
+    assert c.service.get("ws-revoked").reason == "revoked"  # type: ignore[union-attr]
+    assert c.service.get("ws-bug").status is ConnectionStatus.CONNECTED  # type: ignore[union-attr]
+    assert [n.reason for n in c.notifications.list("ws-revoked")] == ["revoked"]
+    assert all(c.notifications.list(w) == [] for w in users if w != "ws-revoked")
+
+
+def test_timer_pages_through_due_workspaces_with_bounded_concurrency(identity_stack: IdentityStack) -> None:
+    stack = identity_stack
+    c = stack.components
+    due = [f"ws-due-{i}" for i in range(7)]
+    for workspace in [*due, "ws-fresh-1", "ws-fresh-2"]:
+        connect(stack, workspace)
+    for workspace in due:
+        make_due(stack, workspace)
+    now = dt.datetime.now(dt.UTC)
+    expires_before, refreshed_before = RefreshPolicy().due_before(now)
+    # the query runs in the table service, two rows per page: continuation tokens are followed
+    paged = [r.workspace_id for r in c.connections.iter_due(expires_before, refreshed_before, page_size=2)]
+    assert sorted(paged) == sorted(due)
+
+    running, peak, lock = [0], [0], threading.Lock()
+    real_acquire = c.tokens.acquire
+
+    def acquire(found: Any, **kwargs: Any) -> Any:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for a third worker to overlap if there were one
+            return real_acquire(found, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    c.tokens.acquire = acquire  # type: ignore[method-assign]
+    refresher = TokenRefresher(
+        connections=c.connections, tokens=c.tokens, leases=c.leases, policy=RefreshPolicy(), concurrency=2
+    )
+    report = refresher.run()
+    assert report.due == 7 and report.refreshed == 7, report
+    assert peak[0] == 2  # parallel, and never more than the setting
+    assert stack.entra.stats.refresh_token == 7
+
+
+def test_two_callbacks_racing_for_one_state_connect_once(identity_stack: IdentityStack) -> None:
+    stack = identity_stack
+    service = stack.components.service
+    answer = stack.browser_sign_in(service.start_connect(caller("ws-race"), stack.env.url))
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def complete() -> None:
+        barrier.wait()
+        try:
+            service.complete_connect(answer)
+            outcomes.append("connected")
+        except ConnectError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=complete) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["connected", "invalid_state", "invalid_state", "invalid_state"]
+    assert stack.entra.stats.authorization_code == 1  # the code was redeemed by one callback only
+    assert len(stack.keyvault.live_names()) == 1
+
+
+def test_slow_identity_provider_is_transient_and_marks_nothing(identity_stack: IdentityStack) -> None:
+    stack = identity_stack
+    c = stack.components
+    connect(stack)
+    settings = load_settings(stack.settings_env)
+    store = KeyVaultSecretStore(
+        secret_client(
+            stack.keyvault.vault_url,
+            StaticTokenCredential(settings.require("KEY_VAULT_LOCAL_TOKEN")),
+            local=True,
+            connection_verify=str(ensure_ca().bundle_path),
+            retry_total=0,
+        )
+    )
+    impatient = TokenService(
+        connections=c.connections,
+        secrets=store,
+        cipher=TokenCipher.from_settings(settings),
+        msal_factory=MsalAppFactory(MsalConfig.from_settings(settings), stack.session, timeout=0.5),
+        notifications=c.notifications,
+        leases=c.leases,
+    )
+    stack.entra.set_fault("slow", count=None, delay=1.5)
+    with pytest.raises(TransientTokenError):
+        impatient.access_token("ws-a", force_refresh=True)
+    assert c.service.get("ws-a").status is ConnectionStatus.CONNECTED  # type: ignore[union-attr]
+    assert c.notifications.list("ws-a") == []
+    stack.entra.clear_faults()
+    assert impatient.access_token("ws-a", force_refresh=True)
