@@ -66,6 +66,26 @@ PROBLEM_TEXT = {
 }
 
 
+def problem_example(status: int) -> dict[str, Any]:
+    """What a client receives with ``status`` (the shape ``core.entrypoints.http_support`` renders)."""
+    example: dict[str, Any] = {
+        "type": "about:blank",
+        "title": PROBLEM_TEXT.get(status, "Problem"),
+        "status": status,
+    }
+    if status == 400:
+        example.update(
+            title="Invalid request body",
+            detail="1 problem(s) in the request body",
+            errors=[
+                {"pointer": "/records", "message": "List should have at least 1 item after validation, not 0"}
+            ],
+        )
+    elif status == 500:
+        example["correlationId"] = "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+    return example
+
+
 @dataclass(frozen=True)
 class Operation:
     method: str
@@ -143,6 +163,8 @@ def _schema_ref(model: type[BaseModel] | dict[str, Any], components: dict[str, A
 
 
 def document(server_url: str | None = None) -> dict[str, Any]:
+    from core.openapi_examples import EXAMPLES
+
     components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for op in operations():
@@ -175,14 +197,18 @@ def document(server_url: str | None = None) -> dict[str, Any]:
         parameters += [{"name": name, "in": "query", "schema": schema} for name, schema in op.query.items()]
         if parameters:
             item["parameters"] = parameters
+        examples = EXAMPLES.get((op.method, op.path), {})
         if op.request is not None:
-            item["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": _schema_ref(op.request, components)}},
-            }
+            body: dict[str, Any] = {"schema": _schema_ref(op.request, components)}
+            if "request" in examples:
+                body["example"] = examples["request"]
+            item["requestBody"] = {"required": True, "content": {"application/json": body}}
         success: dict[str, Any] = {"description": "OK"}
         if op.response is not None:
-            success["content"] = {"application/json": {"schema": _schema_ref(op.response, components)}}
+            content: dict[str, Any] = {"schema": _schema_ref(op.response, components)}
+            if "response" in examples:
+                content["example"] = examples["response"]
+            success["content"] = {"application/json": content}
         if op.headers:
             success["headers"] = {
                 h: {"description": d, "schema": {"type": "string"}} for h, d in op.headers.items()
@@ -196,7 +222,12 @@ def document(server_url: str | None = None) -> dict[str, Any]:
         for status in sorted(problems):
             responses[str(status)] = {
                 "description": PROBLEM_TEXT.get(status, "Problem"),
-                "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+                "content": {
+                    "application/problem+json": {
+                        "schema": {"$ref": REF.format(model="Problem")},
+                        "example": problem_example(status),
+                    }
+                },
             }
         item["responses"] = responses
         if op.anonymous:

@@ -1,0 +1,859 @@
+"""Examples of the OpenAPI document (``core.openapi.document``): request and success bodies per operation.
+
+Taken from real answers of the local stack (``bash scripts/demo.sh --keep-running`` then curl), with the
+local Dataverse stand-in's URL replaced by a Dynamics one. tests/unit/test_openapi_examples.py checks that
+each example validates against the operation's models and that every operation with a body has one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/api/openapi.json"): {
+        "response": {
+            "openapi": "3.1.0",
+            "info": {
+                "title": "Dynamics 365 integration API",
+                "version": "1.0.0",
+                "x-catalog-version": "2026-11-01",
+            },
+            "paths": {
+                "/api/health": {
+                    "get": {"summary": "Storage and Key Vault reachability, within about a second"}
+                }
+            },
+        }
+    },
+    ("GET", "/api/health"): {
+        "response": {
+            "status": "ok",
+            "checks": {
+                "storage": {"status": "ok", "latencyMs": 10.0, "detail": None},
+                "keyVault": {"status": "ok", "latencyMs": 2.9, "detail": None},
+            },
+            "storage": "ok",
+            "catalogVersion": "2026-11-01",
+            "elapsedMs": 12.4,
+        }
+    },
+    ("GET", "/api/health/dynamics"): {
+        "response": {
+            "status": "connected",
+            "detail": None,
+            "reason": None,
+            "environmentUrl": "https://contoso.crm4.dynamics.com",
+            "dynamicsUserId": "4d806f9a-9b2e-46ce-873d-0c75d16401ce",
+            "userMatches": True,
+            "whoAmI": {
+                "userId": "4d806f9a-9b2e-46ce-873d-0c75d16401ce",
+                "businessUnitId": "4e1b6c2a-7f55-4b5e-8c1d-2a3b4c5d6e70",
+                "organizationId": "1d9f3c5e-0c77-4f37-9c6d-0a5ad3e9d2a1",
+                "latencyMs": 67.0,
+            },
+            "checkedAt": "2026-11-27T09:14:52+00:00",
+            "elapsedMs": 72.3,
+        }
+    },
+    ("GET", "/api/integrations"): {
+        "response": {
+            "integrations": [
+                {"crm": "dynamics", "name": "Microsoft Dynamics 365", "enabled": True},
+                {"crm": "hubspot", "name": "HubSpot", "enabled": False},
+                {"crm": "salesforce", "name": "Salesforce", "enabled": False},
+                {"crm": "pipedrive", "name": "Pipedrive", "enabled": False},
+            ],
+            "activeCrm": "dynamics",
+        }
+    },
+    ("PUT", "/api/integrations/{crm}"): {
+        "request": {"enabled": True},
+        "response": {"crm": "dynamics", "name": "Microsoft Dynamics 365", "enabled": True},
+    },
+    ("POST", "/api/dynamics/connect"): {
+        "request": {"environmentUrl": "https://contoso.crm4.dynamics.com"},
+        "response": {
+            "authorizationUrl": "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize?client_id=11111111-2222-3333-4444-555555555555&response_type=code&redirect_uri=https%3A%2F%2Ffunc-example.azurewebsites.net%2Fapi%2Fdynamics%2Foauth%2Fcallback&scope=https%3A%2F%2Fcontoso.crm4.dynamics.com%2F.default+offline_access+openid+profile&state=1JKYh6QQBxVIvO7JorBL9RX4-SkNRu52WooCogvchPw&response_mode=query&code_challenge=P0CIOUtZtjLbf_uRMN4Oe5bxZIL_71h3BaQYskX-stw&code_challenge_method=S256&nonce=b8e58673&client_info=1&prompt=select_account"
+        },
+    },
+    ("GET", "/api/dynamics/connection"): {
+        "response": {
+            "status": "connected",
+            "integrationUser": {
+                "email": "integration.user@contoso.example",
+                "dynamicsUserId": "4d806f9a-9b2e-46ce-873d-0c75d16401ce",
+            },
+            "environmentUrl": "https://contoso.crm4.dynamics.com",
+            "connectedAt": "2026-11-27T09:14:40.492224Z",
+            "lastRefreshAt": "2026-11-27T09:14:40.492224Z",
+            "reason": None,
+        }
+    },
+    ("GET", "/api/dynamics/config"): {
+        "response": {
+            "syncIdentifiers": {
+                "contactIdentifier": "linkedin_or_name_company",
+                "contactRule": None,
+                "companyIdentifier": "domain",
+                "companyDomainAnyExtension": False,
+                "companyRule": None,
+                "columns": {
+                    "contactLinkedinUrl": "new_linkedinurl",
+                    "companyDomain": "websiteurl",
+                    "companyLinkedinUrl": None,
+                },
+                "associateContactsWithCompanies": True,
+                "associateCompaniesWithContacts": False,
+                "exportMissingContacts": False,
+                "integrationUser": None,
+            },
+            "fieldMapping": {
+                "contacts": [
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "firstname",
+                        "platformField": "firstName",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "lastname",
+                        "platformField": "lastName",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "jobtitle",
+                        "platformField": "jobTitle",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "emailaddress1",
+                        "platformField": "professionalEmail",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "telephone1",
+                        "platformField": "phoneNumber",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "new_linkedinurl",
+                        "platformField": "linkedinUrl",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "new_seniority",
+                        "platformField": "seniority",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "fixed_value",
+                        "dynamicsField": "description",
+                        "value": "Sourced by the sales-engagement platform",
+                        "valueType": "text",
+                        "mode": "fill_if_empty",
+                    },
+                ],
+                "companies": [
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "name",
+                        "platformField": "name",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "websiteurl",
+                        "platformField": "domain",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "numberofemployees",
+                        "platformField": "employeeCount",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "address1_city",
+                        "platformField": "city",
+                        "mode": "fill_if_empty",
+                    },
+                ],
+            },
+            "campaignMapping": {
+                "campaignSequenceDetails": None,
+                "campaignEngagementStatus": "new_campaignstatus",
+                "sequenceStatus": "new_sequencestatus",
+                "campaignReplyAnalysis": None,
+                "campaignOpens": "new_campaignopens",
+                "campaignClicks": "new_campaignclicks",
+                "campaignOpenAnalysis": None,
+                "campaignClickAnalysis": None,
+                "campaigns": "new_campaigns",
+                "senders": None,
+                "activities": "new_activities",
+                "conversationTags": None,
+                "conversationTagCategories": None,
+            },
+            "userMapping": {
+                "identities": [
+                    {
+                        "identityId": "identity-alex-linkedin",
+                        "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
+                    }
+                ],
+                "users": [
+                    {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
+                    {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
+                ],
+                "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
+            },
+        }
+    },
+    ("PUT", "/api/dynamics/config"): {
+        "request": {
+            "syncIdentifiers": {
+                "contactIdentifier": "linkedin_or_name_company",
+                "contactRule": None,
+                "companyIdentifier": "domain",
+                "companyDomainAnyExtension": False,
+                "companyRule": None,
+                "columns": {
+                    "contactLinkedinUrl": "new_linkedinurl",
+                    "companyDomain": "websiteurl",
+                    "companyLinkedinUrl": None,
+                },
+                "associateContactsWithCompanies": True,
+                "associateCompaniesWithContacts": False,
+                "exportMissingContacts": False,
+                "integrationUser": None,
+            },
+            "fieldMapping": {
+                "contacts": [
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "firstname",
+                        "platformField": "firstName",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "lastname",
+                        "platformField": "lastName",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "jobtitle",
+                        "platformField": "jobTitle",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "emailaddress1",
+                        "platformField": "professionalEmail",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "telephone1",
+                        "platformField": "phoneNumber",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "new_linkedinurl",
+                        "platformField": "linkedinUrl",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "new_seniority",
+                        "platformField": "seniority",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "fixed_value",
+                        "dynamicsField": "description",
+                        "value": "Sourced by the sales-engagement platform",
+                        "valueType": "text",
+                        "mode": "fill_if_empty",
+                    },
+                ],
+                "companies": [
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "name",
+                        "platformField": "name",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "websiteurl",
+                        "platformField": "domain",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "numberofemployees",
+                        "platformField": "employeeCount",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "address1_city",
+                        "platformField": "city",
+                        "mode": "fill_if_empty",
+                    },
+                ],
+            },
+            "campaignMapping": {
+                "campaignSequenceDetails": None,
+                "campaignEngagementStatus": "new_campaignstatus",
+                "sequenceStatus": "new_sequencestatus",
+                "campaignReplyAnalysis": None,
+                "campaignOpens": "new_campaignopens",
+                "campaignClicks": "new_campaignclicks",
+                "campaignOpenAnalysis": None,
+                "campaignClickAnalysis": None,
+                "campaigns": "new_campaigns",
+                "senders": None,
+                "activities": "new_activities",
+                "conversationTags": None,
+                "conversationTagCategories": None,
+            },
+            "userMapping": {
+                "identities": [
+                    {
+                        "identityId": "identity-alex-linkedin",
+                        "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
+                    }
+                ],
+                "users": [
+                    {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
+                    {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
+                ],
+                "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
+            },
+        },
+        "response": {
+            "syncIdentifiers": {
+                "contactIdentifier": "linkedin_or_name_company",
+                "contactRule": None,
+                "companyIdentifier": "domain",
+                "companyDomainAnyExtension": False,
+                "companyRule": None,
+                "columns": {
+                    "contactLinkedinUrl": "new_linkedinurl",
+                    "companyDomain": "websiteurl",
+                    "companyLinkedinUrl": None,
+                },
+                "associateContactsWithCompanies": True,
+                "associateCompaniesWithContacts": False,
+                "exportMissingContacts": False,
+                "integrationUser": None,
+            },
+            "fieldMapping": {
+                "contacts": [
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "firstname",
+                        "platformField": "firstName",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "lastname",
+                        "platformField": "lastName",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "jobtitle",
+                        "platformField": "jobTitle",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "emailaddress1",
+                        "platformField": "professionalEmail",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "telephone1",
+                        "platformField": "phoneNumber",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "new_linkedinurl",
+                        "platformField": "linkedinUrl",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "new_seniority",
+                        "platformField": "seniority",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "fixed_value",
+                        "dynamicsField": "description",
+                        "value": "Sourced by the sales-engagement platform",
+                        "valueType": "text",
+                        "mode": "fill_if_empty",
+                    },
+                ],
+                "companies": [
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "name",
+                        "platformField": "name",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "websiteurl",
+                        "platformField": "domain",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "numberofemployees",
+                        "platformField": "employeeCount",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "address1_city",
+                        "platformField": "city",
+                        "mode": "fill_if_empty",
+                    },
+                ],
+            },
+            "campaignMapping": {
+                "campaignSequenceDetails": None,
+                "campaignEngagementStatus": "new_campaignstatus",
+                "sequenceStatus": "new_sequencestatus",
+                "campaignReplyAnalysis": None,
+                "campaignOpens": "new_campaignopens",
+                "campaignClicks": "new_campaignclicks",
+                "campaignOpenAnalysis": None,
+                "campaignClickAnalysis": None,
+                "campaigns": "new_campaigns",
+                "senders": None,
+                "activities": "new_activities",
+                "conversationTags": None,
+                "conversationTagCategories": None,
+            },
+            "userMapping": {
+                "identities": [
+                    {
+                        "identityId": "identity-alex-linkedin",
+                        "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
+                    }
+                ],
+                "users": [
+                    {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
+                    {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
+                ],
+                "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
+            },
+        },
+    },
+    ("POST", "/api/dynamics/config/validate"): {
+        "request": {
+            "syncIdentifiers": {
+                "contactIdentifier": "linkedin_or_name_company",
+                "contactRule": None,
+                "companyIdentifier": "domain",
+                "companyDomainAnyExtension": False,
+                "companyRule": None,
+                "columns": {
+                    "contactLinkedinUrl": "new_linkedinurl",
+                    "companyDomain": "websiteurl",
+                    "companyLinkedinUrl": None,
+                },
+                "associateContactsWithCompanies": True,
+                "associateCompaniesWithContacts": False,
+                "exportMissingContacts": False,
+                "integrationUser": None,
+            },
+            "fieldMapping": {
+                "contacts": [
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "firstname",
+                        "platformField": "firstName",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "lastname",
+                        "platformField": "lastName",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "jobtitle",
+                        "platformField": "jobTitle",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "emailaddress1",
+                        "platformField": "professionalEmail",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "telephone1",
+                        "platformField": "phoneNumber",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "new_linkedinurl",
+                        "platformField": "linkedinUrl",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "new_seniority",
+                        "platformField": "seniority",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "fixed_value",
+                        "dynamicsField": "description",
+                        "value": "Sourced by the sales-engagement platform",
+                        "valueType": "text",
+                        "mode": "fill_if_empty",
+                    },
+                ],
+                "companies": [
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "name",
+                        "platformField": "name",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "websiteurl",
+                        "platformField": "domain",
+                        "mode": "fill_if_empty",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "numberofemployees",
+                        "platformField": "employeeCount",
+                        "mode": "overwrite",
+                    },
+                    {
+                        "kind": "platform_field",
+                        "dynamicsField": "address1_city",
+                        "platformField": "city",
+                        "mode": "fill_if_empty",
+                    },
+                ],
+            },
+            "campaignMapping": {
+                "campaignSequenceDetails": None,
+                "campaignEngagementStatus": "new_campaignstatus",
+                "sequenceStatus": "new_sequencestatus",
+                "campaignReplyAnalysis": None,
+                "campaignOpens": "new_campaignopens",
+                "campaignClicks": "new_campaignclicks",
+                "campaignOpenAnalysis": None,
+                "campaignClickAnalysis": None,
+                "campaigns": "new_campaigns",
+                "senders": None,
+                "activities": "new_activities",
+                "conversationTags": None,
+                "conversationTagCategories": None,
+            },
+            "userMapping": {
+                "identities": [
+                    {
+                        "identityId": "identity-alex-linkedin",
+                        "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
+                    }
+                ],
+                "users": [
+                    {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
+                    {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
+                ],
+                "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
+            },
+        },
+        "response": {"valid": True, "errors": [], "warnings": []},
+    },
+    ("GET", "/api/dynamics/config/history"): {
+        "response": {
+            "versions": [
+                {
+                    "version": 4,
+                    "savedAt": "2026-11-27T09:14:41+00:00",
+                    "savedBy": "user-admin",
+                    "step": "user-mapping",
+                    "changes": [
+                        {"op": "add", "path": "/userMapping/identities/0"},
+                        {"op": "add", "path": "/userMapping/users/0"},
+                        {"op": "add", "path": "/userMapping/users/1"},
+                        {"op": "replace", "path": "/userMapping/defaultOwnerId"},
+                    ],
+                    "changesTruncated": False,
+                }
+            ]
+        }
+    },
+    ("GET", "/api/dynamics/config/{step}"): {
+        "response": {
+            "identities": [
+                {
+                    "identityId": "identity-alex-linkedin",
+                    "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
+                }
+            ],
+            "users": [
+                {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
+                {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
+            ],
+            "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
+        }
+    },
+    ("PUT", "/api/dynamics/config/{step}"): {
+        "request": {
+            "identities": [
+                {
+                    "identityId": "identity-alex-linkedin",
+                    "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
+                }
+            ],
+            "users": [
+                {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
+                {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
+            ],
+            "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
+        },
+        "response": {
+            "identities": [
+                {
+                    "identityId": "identity-alex-linkedin",
+                    "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
+                }
+            ],
+            "users": [
+                {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
+                {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
+            ],
+            "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
+        },
+    },
+    ("GET", "/api/dynamics/fields"): {
+        "response": {
+            "entity": "contact",
+            "environmentUrl": "https://contoso.crm4.dynamics.com",
+            "columns": [
+                {
+                    "logicalName": "jobtitle",
+                    "displayName": "Jobtitle",
+                    "type": "String",
+                    "requiredLevel": "None",
+                    "writable": {"create": True, "update": True},
+                    "maxLength": 100,
+                    "format": "Text",
+                    "options": [],
+                    "compatibility": "ok",
+                    "reasons": ["text is written as-is"],
+                },
+                {
+                    "logicalName": "numberofchildren",
+                    "displayName": "Numberofchildren",
+                    "type": "Integer",
+                    "requiredLevel": "None",
+                    "writable": {"create": True, "update": True},
+                    "maxLength": None,
+                    "format": None,
+                    "options": [],
+                    "compatibility": "warning",
+                    "reasons": ["text that is not a number will fail"],
+                },
+            ],
+            "platformField": {"name": "jobTitle", "type": "text", "custom": False},
+            "counts": {"ok": 25, "warning": 10, "error": 14},
+        }
+    },
+    ("POST", "/api/dynamics/exports"): {
+        "request": {
+            "entity": "contacts",
+            "records": [
+                {
+                    "id": "p-1",
+                    "firstName": "Ada",
+                    "lastName": "Lovelace",
+                    "professionalEmail": "ada@example.com",
+                    "jobTitle": "Analyst",
+                    "company": {"id": "co-1", "name": "Analytical Engines Ltd", "domain": "engines.example"},
+                }
+            ],
+        },
+        "response": {
+            "jobId": "f82e7b97-97c6-4154-a883-462f0fe94d34",
+            "accepted": 1,
+            "invalid": 0,
+            "statusUrl": "/api/dynamics/exports/f82e7b97-97c6-4154-a883-462f0fe94d34",
+        },
+    },
+    ("GET", "/api/dynamics/exports"): {
+        "response": {
+            "jobs": [
+                {
+                    "jobId": "a69e127a-0100-47e5-9518-94de3a4def41",
+                    "entity": "contacts",
+                    "trigger": "manual",
+                    "dryRun": False,
+                    "state": "partially_failed",
+                    "createdAt": "2026-11-27T09:14:44.183913+00:00",
+                    "requestedBy": "user-admin",
+                    "counts": {
+                        "created": 0,
+                        "updated": 0,
+                        "unchanged": 193,
+                        "skipped": 3,
+                        "failed": 1,
+                        "invalid": 3,
+                    },
+                    "progress": {"records": 200, "processed": 200, "chunks": 4, "chunksDone": 4},
+                    "errors": [],
+                }
+            ]
+        }
+    },
+    ("GET", "/api/dynamics/exports/{jobId}"): {
+        "response": {
+            "jobId": "a69e127a-0100-47e5-9518-94de3a4def41",
+            "entity": "contacts",
+            "trigger": "manual",
+            "dryRun": False,
+            "state": "partially_failed",
+            "createdAt": "2026-11-27T09:14:44.183913+00:00",
+            "requestedBy": "user-admin",
+            "counts": {"created": 0, "updated": 0, "unchanged": 193, "skipped": 3, "failed": 1, "invalid": 3},
+            "progress": {"records": 200, "processed": 200, "chunks": 4, "chunksDone": 4},
+            "errors": [],
+        }
+    },
+    ("GET", "/api/dynamics/exports/{jobId}/records"): {
+        "response": {
+            "records": [
+                {
+                    "seq": 0,
+                    "platformId": "ct-000",
+                    "action": "unchanged",
+                    "dynamicsId": "8f313f99-30f8-436e-ae1c-bf4e05b68421",
+                    "match": {
+                        "status": "matched",
+                        "dynamicsId": "8f313f99-30f8-436e-ae1c-bf4e05b68421",
+                        "rule": "linkedin",
+                        "conditions": [
+                            {
+                                "platformField": "linkedinUrl",
+                                "dynamicsField": "new_linkedinurl",
+                                "value": "in/ana-álvarez-0-244ed2f2",
+                            }
+                        ],
+                        "candidates": ["8f313f99-30f8-436e-ae1c-bf4e05b68421"],
+                        "searched": [
+                            {
+                                "platformField": "linkedinUrl",
+                                "dynamicsField": "new_linkedinurl",
+                                "value": "in/ana-álvarez-0-244ed2f2",
+                            },
+                            {"platformField": "firstName", "dynamicsField": "firstname", "value": "ana"},
+                            {"platformField": "lastName", "dynamicsField": "lastname", "value": "alvarez"},
+                            {
+                                "platformField": "company.name",
+                                "dynamicsField": "parentcustomerid_account/name",
+                                "value": "nimbus software 244ed2f2 0 ltd",
+                            },
+                        ],
+                    },
+                    "changes": {},
+                }
+            ],
+            "nextCursor": "0000002",
+        }
+    },
+    ("POST", "/api/dynamics/activities"): {
+        "request": {
+            "events": [
+                {
+                    "id": "evt-000",
+                    "contactId": "ct-030",
+                    "kind": "email_sent",
+                    "at": "2026-11-21T09:00:00Z",
+                    "subject": "Intro sent",
+                    "identityId": "identity-sam-email",
+                }
+            ],
+            "identities": [
+                {"id": "identity-sam-email", "kind": "email", "name": "Sam (e-mail)", "userId": "user-sam"}
+            ],
+        },
+        "response": {
+            "jobId": "fa894b6a-c8d3-4afb-ac76-6254a6cfba87",
+            "accepted": 1,
+            "invalid": 0,
+            "statusUrl": "/api/dynamics/activities/fa894b6a-c8d3-4afb-ac76-6254a6cfba87",
+        },
+    },
+    ("GET", "/api/dynamics/activities/{jobId}"): {
+        "response": {
+            "jobId": "fa894b6a-c8d3-4afb-ac76-6254a6cfba87",
+            "state": "succeeded",
+            "createdAt": "2026-11-27T09:15:30.455165+00:00",
+            "requestedBy": "user-admin",
+            "counts": {"created": 1, "updated": 0, "unchanged": 0, "skipped": 0, "failed": 0, "invalid": 0},
+            "progress": {"processed": 1, "chunks": 1, "chunksDone": 1, "events": 1},
+            "errors": [],
+        }
+    },
+    ("GET", "/api/dynamics/activities/{jobId}/records"): {
+        "response": {
+            "records": [
+                {
+                    "seq": 0,
+                    "platformId": "evt-900",
+                    "action": "created",
+                    "dynamicsId": "5b96f0c9-dd41-538b-9f2e-66a397a3a4c9",
+                    "match": {
+                        "status": "matched",
+                        "rule": "created_by_platform",
+                        "dynamicsId": "7ca3e879-23ee-5e6b-a7fa-5794d46150f1",
+                    },
+                    "contactAction": "existing",
+                    "activity": {
+                        "table": "email",
+                        "regardingContactId": "7ca3e879-23ee-5e6b-a7fa-5794d46150f1",
+                        "actor": {
+                            "source": "user_mapping",
+                            "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4",
+                            "impersonated": True,
+                        },
+                    },
+                }
+            ],
+            "nextCursor": None,
+        }
+    },
+    ("GET", "/api/notifications"): {"response": {"notifications": []}},
+}
