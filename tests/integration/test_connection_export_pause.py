@@ -1,0 +1,135 @@
+"""A dead grant never loses an export: the real token provider, the real export worker and the Dataverse
+emulator trusting the Entra stand-in's tokens. The integration user's password changes while an export is
+queued: its chunks pause ("paused, reconnect needed"), nothing is written or reported done, the workspace
+gets one notice; the admin reconnects, the paused chunks resume and every record reaches Dynamics once."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
+
+from core.adapters.export_store import EXPORT_QUEUE, ExportStore
+from core.adapters.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
+from core.domain.connection import ConnectionStatus
+from core.domain.export_job import ChunkState
+from core.domain.export_request import ExportRequest
+from core.services.connection_service import ConnectionComponents, build_components
+from core.services.dynamics_access import DynamicsAccess
+from core.services.export_service import ExportService
+from core.services.export_worker import ChunkMessage, ExportWorker
+from core.services.metadata_cache import MetadataCache
+from core.settings import load_settings
+from emulators.dataverse.server import DataverseEmulator
+from emulators.entra import EntraEmulator
+from emulators.tls import ensure_ca, trusting_session
+from tests.integration.exports.test_export_worker import CONFIG
+from tests.support.dataverse import STATIC_TOKEN, rows
+from tests.support.identity import IdentityStack, caller
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.support.identity"]
+
+WS = "ws-export-pause"
+
+
+@pytest.fixture()
+def dataverse(entra: EntraEmulator) -> Iterator[DataverseEmulator]:
+    emulator = DataverseEmulator(accepted_tokens=(STATIC_TOKEN,))  # the test's own reads (rows)
+    emulator.add_signing_key(entra.public_jwk())
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+def components_resuming(stack: IdentityStack, exports: ExportService) -> ConnectionComponents:
+    """The issue-4 wiring of production: a reconnect resumes the workspace's paused exports."""
+    settings = load_settings(stack.settings_env)
+    store = KeyVaultSecretStore(
+        secret_client(
+            stack.keyvault.vault_url,
+            StaticTokenCredential(settings.require("KEY_VAULT_LOCAL_TOKEN")),
+            local=True,
+            connection_verify=str(ensure_ca().bundle_path),
+            retry_total=0,
+        )
+    )
+    return build_components(
+        settings,
+        tables=stack.tables,
+        secret_store=store,
+        http_session=stack.session,
+        table_prefix=stack.prefix,
+        on_reconnected=exports.resume_paused,
+    )
+
+
+def drain(queues: QueueServiceClient, worker: ExportWorker) -> list[ChunkState]:
+    """Deliver this workspace's queued chunks to the worker as the queue trigger would."""
+    queue = queues.get_queue_client(EXPORT_QUEUE)
+    states = []
+    while True:
+        mine = []
+        for message in queue.receive_messages(max_messages=32, visibility_timeout=60):
+            chunk = ChunkMessage.parse(base64.b64decode(message.content))
+            if chunk.workspace_id == WS:
+                mine.append((message, chunk))
+            else:
+                queue.update_message(message, visibility_timeout=0)  # another test's: leave it
+        if not mine:
+            return states
+        for message, chunk in mine:
+            states.append(worker.handle(chunk, message.dequeue_count or 1))
+            queue.delete_message(message)
+
+
+def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
+    identity_stack: IdentityStack, dataverse: DataverseEmulator
+) -> None:
+    stack = identity_stack
+    connection_string = stack.azurite.connection_string
+    queues = QueueServiceClient.from_connection_string(connection_string)
+    store = ExportStore(stack.tables, BlobServiceClient.from_connection_string(connection_string), queues)
+    store.ensure_ready()
+    exports = ExportService(store, lambda _caller: CONFIG, chunk_size=3)
+    components = components_resuming(stack, exports)
+    worker = ExportWorker(
+        store,
+        DynamicsAccess(components.tokens, session_factory=trusting_session).client_for,
+        metadata=MetadataCache(),
+    )
+    user = stack.entra.current_user
+    dataverse.add_user(object_id=user.object_id, domainname=user.email)
+    # Access tokens live 2 minutes: every use of the connection goes through a refresh (msal renews
+    # tokens expiring within 5 minutes), as an export does once its token ages.
+    stack.entra.access_token_lifetime = 120
+    service = components.service
+    service.complete_connect(stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url)))
+
+    records = [{"id": f"p-{i}", "firstName": "Ada", "lastName": f"Pause {i}"} for i in range(6)]
+    job = exports.submit(caller(WS), ExportRequest.model_validate({"entity": "contacts", "records": records}))
+    stack.entra.revoke_user(user.object_id)  # password change while the export waits in the queue
+
+    assert drain(queues, worker) == [ChunkState.PAUSED_RECONNECT, ChunkState.PAUSED_RECONNECT]
+    status = exports.status(WS, job.job_id)
+    assert status is not None and status["state"] == "paused_reconnect", status
+    assert rows(dataverse, "contacts") == []
+    page = exports.records(WS, job.job_id, None, None, 100)
+    assert page is not None and not [r for r in page["records"] if r["action"] in ("created", "failed")]
+    record = service.get(WS)
+    assert record is not None and record.status is ConnectionStatus.RECONNECT_REQUIRED
+    assert record.reason == "revoked"
+    assert [n.reason for n in components.notifications.list(WS)] == ["revoked"]
+
+    stack.entra.access_token_lifetime = 3600
+    service.complete_connect(stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url)))
+    assert components.notifications.list(WS) == []
+    assert drain(queues, worker) == [ChunkState.DONE, ChunkState.DONE]  # resumed by the reconnect
+    status = exports.status(WS, job.job_id)
+    assert status is not None and status["state"] == "succeeded", status
+    assert status["counts"]["created"] == 6
+    names = sorted(r["lastname"] for r in rows(dataverse, "contacts"))
+    assert names == [f"Pause {i}" for i in range(6)]  # every record, once
