@@ -336,8 +336,10 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
     section("1. Health")
     t = time.perf_counter()
     health = anonymous.call("GET", "/api/health", 200).json()
-    checks = ", ".join(f"{k}: {v}" for k, v in health.items() if k != "status" and isinstance(v, str))
-    print(f"  status {health.get('status')}  ({checks})")
+    checks = ", ".join(
+        f"{name} {check['status']} ({check.get('latencyMs')} ms)" for name, check in health["checks"].items()
+    )
+    print(f"  status {health['status']}: {checks}; answered in {health['elapsedMs']} ms")
 
     section("2. Integrations: enable Dynamics")
     admin.call("PUT", "/api/integrations/dynamics", 200, {"enabled": True})
@@ -364,6 +366,14 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
         f"  connection: {connection['status']} to {connection['environmentUrl']} as "
         f"{integration_user['email']} (Dynamics user {integration_user['dynamicsUserId']})"
     )
+    dynamics_health = admin.call("GET", "/api/health/dynamics", 200).json()
+    who = dynamics_health.get("whoAmI") or {}
+    print(
+        f"  on-demand Dynamics check: {dynamics_health['status']} (WhoAmI user {who.get('userId')}, "
+        f"same as connected: {dynamics_health.get('userMatches')}, {who.get('latencyMs')} ms)"
+    )
+    if dynamics_health["status"] != "connected":
+        raise DemoFailed(f"GET /api/health/dynamics after connecting: {dynamics_health}")
     timings["set-up: health, enable, connect"] = seconds(t)
 
     section("4. Meanwhile in Dynamics: records the sales team already has, and its users")

@@ -186,3 +186,84 @@ def test_embedded_companies_are_created_once_or_matched_by_domain(run: DemoRun) 
     assert companies["inList"] == demo_data.COMPANY_COUNT
     assert companies["created"] == new
     assert companies["accountsAfter"] - companies["accountsBefore"] == new
+
+
+def test_the_summary_shows_every_health_check(run: DemoRun) -> None:
+    assert re.search(r"status ok: storage ok \([\d.]+ ms\), keyVault ok \([\d.]+ ms\)", run.stdout)
+    assert re.search(
+        r"on-demand Dynamics check: connected \(WhoAmI user [0-9a-f-]{36}, same as connected: True",
+        run.stdout,
+    )
+
+
+def _bicep_names(var: str) -> set[str]:
+    text = (REPO_ROOT / "infra" / "app" / "storage.bicep").read_text()
+    body = re.search(rf"^var {var} = \[(.*?)^\]", text, re.M | re.S)
+    assert body, var
+    return set(re.findall(r"^\s+'([^']+)'", body.group(1), re.M))
+
+
+def test_keep_running_leaves_a_working_stack_whose_storage_infra_provisions(tmp_path: Path) -> None:
+    """`--keep-running`: the demo returns with the stack up (the API answers a fresh caller token, the jobs
+    it ran are there); every table, queue and container the run made exists in infra/app/storage.bicep;
+    `stack.py stop` then ends every process."""
+    import requests
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    from core.adapters.tables import AZURITE_ACCOUNT, AZURITE_KEY
+
+    ports = {name: free_port() for name in ("DEVHOST", "BLOB", "QUEUE", "TABLE")}
+    env = {
+        **os.environ,
+        "DEMO_SKIP_SETUP": "1",
+        "STACK_STATE_DIR": str(tmp_path / "stack"),
+        **{f"STACK_{name}_PORT": str(port) for name, port in ports.items()},
+    }
+    done = subprocess.run(
+        ["bash", "scripts/demo.sh", "--keep-running"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    pids = [int(p) for p in re.findall(r"stack: \S+ running \(pid (\d+),", done.stdout)]
+    try:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "demo: the stack is still running:" in done.stdout
+        assert len(pids) == 5 and all(pid_alive(pid) for pid in pids)
+        workspace = re.search(r"--print-token --workspace (ws-demo-[0-9a-f]+)", done.stdout)
+        assert workspace, done.stdout[-2000:]
+        token = subprocess.run(
+            [sys.executable, "scripts/demo.py", "--print-token", "--workspace", workspace.group(1)],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        session = requests.Session()
+        session.trust_env = False
+        api = f"http://127.0.0.1:{ports['DEVHOST']}/api"
+        assert session.get(f"{api}/health", timeout=10).json()["status"] == "ok"
+        jobs = session.get(
+            f"{api}/dynamics/exports", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert jobs.status_code == 200 and len(jobs.json()["jobs"]) == 2
+
+        account = f"http://127.0.0.1:{{}}/{AZURITE_ACCOUNT}"
+        conn = (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={account.format(ports['BLOB'])};QueueEndpoint={account.format(ports['QUEUE'])};"
+            f"TableEndpoint={account.format(ports['TABLE'])};"
+        )
+        tables = {t.name for t in TableServiceClient.from_connection_string(conn).list_tables()}
+        queues = {q.name for q in QueueServiceClient.from_connection_string(conn).list_queues()}
+        containers = {c.name for c in BlobServiceClient.from_connection_string(conn).list_containers()}
+        # What the Functions host keeps for itself (azure-webjobs-*) it creates on Azure too.
+        containers = {c for c in containers if not c.startswith("azure-webjobs-")}
+        assert {"DynamicsConnections", "ExportJobs", "ActivityRecords"} <= tables  # the run did use storage
+        assert tables <= _bicep_names("tables"), tables - _bicep_names("tables")
+        assert queues <= _bicep_names("queues"), queues - _bicep_names("queues")
+        assert containers <= _bicep_names("containers"), containers - _bicep_names("containers")
+    finally:
+        subprocess.run([sys.executable, "scripts/stack.py", "stop"], cwd=REPO_ROOT, env=env, timeout=60)
+    assert not [pid for pid in pids if pid_alive(pid)], "stack.py stop left processes running"
