@@ -96,13 +96,10 @@ class NotificationRepository:
         return True
 
     def list(self, workspace_id: str, limit: int = 100) -> list[Notification]:
+        """The newest ``limit`` notifications, newest first (rows come in RowKey order: sort them all)."""
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": workspace_id})
-        items = []
-        for entity in rows:
-            items.append(_from_entity(entity))
-            if len(items) >= limit:
-                break
-        return sorted(items, key=lambda n: n.created_at, reverse=True)
+        items = sorted((_from_entity(e) for e in rows), key=lambda n: n.created_at, reverse=True)
+        return items[:limit]
 
     def mark_read(self, workspace_id: str, notification_id: str, now: dt.datetime) -> Notification | None:
         try:

@@ -5,6 +5,7 @@ one state, and a slow identity provider (real msal, real SecretClient, real Azur
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import threading
 import time
 from typing import Any
@@ -13,8 +14,14 @@ import pytest
 
 from core.adapters.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
 from core.adapters.msal_app import MsalAppFactory, MsalConfig
+from core.adapters.notification_repository import Notification
 from core.adapters.token_crypto import TokenCipher
-from core.domain.connection import ConnectionStatus, RefreshPolicy, TransientTokenError
+from core.domain.connection import (
+    ConnectionStatus,
+    ReconnectRequired,
+    RefreshPolicy,
+    TransientTokenError,
+)
 from core.services.connection_service import ConnectError
 from core.services.token_provider import TokenService
 from core.services.token_refresh import TokenRefresher
@@ -182,3 +189,60 @@ def test_slow_identity_provider_is_transient_and_marks_nothing(identity_stack: I
     assert c.notifications.list("ws-a") == []
     stack.entra.clear_faults()
     assert impatient.access_token("ws-a", force_refresh=True)
+
+
+def test_two_instances_meeting_one_dead_grant_raise_one_notice(identity_stack: IdentityStack) -> None:
+    """The timer and an export worker (or two instances) read the row while it was still connected and
+    both meet the revoked grant: one reconnect notice for the incident, not two."""
+    stack = identity_stack
+    c = stack.components
+    connect(stack)
+    found = c.connections.get("ws-a")  # both read the connected row before either marks it
+    assert found is not None
+    stack.entra.revoke_user(stack.entra.current_user.object_id)
+    reasons = []
+    for _ in range(2):
+        with pytest.raises(ReconnectRequired) as err:
+            c.tokens.acquire(found, force_refresh=True)
+        reasons.append(err.value.reason)
+    assert reasons == ["revoked", "revoked"]
+    assert [n.reason for n in c.notifications.list("ws-a")] == ["revoked"]
+    assert c.service.get("ws-a").status is ConnectionStatus.RECONNECT_REQUIRED  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("setting", "declared"), [(None, "0 */15 * * * *"), ("0 0 */2 * * *", "%TOKEN_REFRESH_SCHEDULE%")]
+)
+def test_timer_schedule_comes_from_the_setting(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, declared: str
+) -> None:
+    """Unset: the declared default, every 15 minutes. Set: the binding expression naming the setting."""
+    from croniter import croniter
+
+    from core.entrypoints import token_timer
+
+    if setting is None:
+        monkeypatch.delenv("TOKEN_REFRESH_SCHEDULE", raising=False)
+    else:
+        monkeypatch.setenv("TOKEN_REFRESH_SCHEDULE", setting)
+    try:
+        module = importlib.reload(token_timer)
+        assert module.token_refresh_timer.build().get_trigger().schedule == declared
+    finally:
+        monkeypatch.undo()
+        importlib.reload(token_timer)
+    if setting is None:
+        fires = croniter(declared, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), second_at_beginning=True)
+        first, second = fires.get_next(dt.datetime), fires.get_next(dt.datetime)
+        assert (second - first) == dt.timedelta(minutes=15) and first.minute % 15 == 0
+
+
+def test_notification_list_keeps_the_newest_when_limited(identity_stack: IdentityStack) -> None:
+    """Rows come back in id order; the newest must survive the limit whatever their ids."""
+    notes = identity_stack.components.notifications
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for i, note_id in enumerate(["a", "b", "c"]):  # the newest comes last in id order
+        notes.raise_once(
+            Notification("ws-n", note_id, "k", None, "t", "m", start + dt.timedelta(days=i), None)
+        )
+    assert [n.id for n in notes.list("ws-n", limit=2)] == ["c", "b"]
