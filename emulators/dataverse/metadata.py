@@ -80,6 +80,10 @@ def _schema_name(name: str, custom: bool) -> str:
     return name[:1].upper() + name[1:]
 
 
+def _plural(name: str) -> str:
+    return name[:-1] + "ies" if name.endswith("y") else name + "s"  # ActivityParty -> ActivityParties
+
+
 def _type_name(column: Column) -> str:
     return f"{column.type}Type"
 
@@ -90,7 +94,7 @@ def attribute(table: Table, column: Column, number: int) -> dict[str, Any]:
         "@odata.type": f"#{CRM}{cast}",
         "MetadataId": column.metadata_id,
         "LogicalName": column.logical_name,
-        "SchemaName": _schema_name(column.logical_name, column.is_custom),
+        "SchemaName": column.schema_name or _schema_name(column.logical_name, column.is_custom),
         "AttributeType": column.attribute_type,
         "AttributeTypeName": {"Value": _type_name(column)},
         "EntityLogicalName": table.logical_name,
@@ -114,7 +118,9 @@ def attribute(table: Table, column: Column, number: int) -> dict[str, Any]:
             "CanBeChanged": column.required_level != "SystemRequired",
             "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings",
         },
-        "DisplayName": _label(column.logical_name.replace("new_", "").replace("_", " ").title()),
+        "DisplayName": _label(
+            column.display_name or column.logical_name.replace("new_", "").replace("_", " ").title()
+        ),
         "Description": _label(""),
     }
     if column.type in ("String", "Memo"):
@@ -122,6 +128,8 @@ def attribute(table: Table, column: Column, number: int) -> dict[str, Any]:
         data["DatabaseLength"] = (column.max_length or 0) * 2
         data["Format"] = column.format or ("TextArea" if column.type == "Memo" else "Text")
         data["FormatName"] = {"Value": data["Format"]}
+    if column.type == "Integer":
+        data["Format"] = column.format or "None"  # IntegerFormat: None, Duration, TimeZone, Language, Locale
     if column.type in ("Integer", "BigInt", "Decimal", "Money", "Double"):
         data["MinValue"] = column.min_value if column.min_value is not None else -2147483648
         data["MaxValue"] = column.max_value if column.max_value is not None else 2147483647
@@ -174,10 +182,12 @@ def entity(table: Table) -> dict[str, Any]:
         "@odata.type": f"#{CRM}EntityMetadata",
         "MetadataId": table.metadata_id,
         "LogicalName": table.logical_name,
-        "SchemaName": _schema_name(table.logical_name, table.is_custom),
+        "SchemaName": table.schema_name or _schema_name(table.logical_name, table.is_custom),
         "EntitySetName": table.entity_set,
         "LogicalCollectionName": table.entity_set,
-        "CollectionSchemaName": _schema_name(table.entity_set, table.is_custom),
+        "CollectionSchemaName": _plural(table.schema_name)
+        if table.schema_name
+        else _schema_name(table.entity_set, table.is_custom),
         "PrimaryIdAttribute": table.primary_id,
         "PrimaryNameAttribute": table.primary_name,
         "ObjectTypeCode": table.object_type_code,
@@ -188,7 +198,7 @@ def entity(table: Table) -> dict[str, Any]:
         "TableType": "Standard",
         "IsValidForAdvancedFind": True,
         "DisplayName": _label(table.display_name),
-        "DisplayCollectionName": _label(table.display_name + "s"),
+        "DisplayCollectionName": _label(table.display_collection_name or _plural(table.display_name)),
         "Description": _label(""),
     }
 

@@ -6,10 +6,12 @@ A schema file is JSON with the same shape as ``default_schema.json``::
                             "keys": [{"name": "new_linkedinurl_key", "columns": ["new_linkedinurl"]}]},
                 "new_linkedinactivity": {"activity": true, "entity_set": "new_linkedinactivities"}}}
 
-Entries for an existing table add or replace columns and keys; new tables are created. Standard system
-columns (primary key, createdon/modifiedon, createdby/modifiedby/createdonbehalfby, versionnumber, owner
-columns for user-owned tables, state/status, the common activity columns) are added here, so the file
-only lists what differs between tables.
+Entries for an existing table add or replace columns and keys; new tables are created. Tables and columns
+may carry ``schema_name`` / ``display_name`` (what metadata answers as SchemaName / DisplayName); standard
+ones default to the real names (``standard_names.py``), others to names derived from the logical name.
+Standard system columns (primary key, createdon/modifiedon, createdby/modifiedby/createdonbehalfby,
+versionnumber, owner columns for user-owned tables, state/status, the common activity columns) are added
+here, so the file only lists what differs between tables.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from emulators.dataverse import standard_names
 
 DEFAULT_SCHEMA_PATH = Path(__file__).with_name("default_schema.json")
 
@@ -78,6 +82,8 @@ class Column:
     is_primary_name: bool = False
     default: Any = None
     metadata_id: str = ""
+    schema_name: str = ""  # empty: derived from the logical name (metadata.py)
+    display_name: str = ""
     cascade_delete: bool = False  # parental relationship: deleting the referenced record deletes this one
 
     @property
@@ -142,6 +148,8 @@ class Table:
     display_name: str = ""
     metadata_id: str = ""
     object_type_code: int = 0
+    schema_name: str = ""  # empty: derived from the logical name (metadata.py)
+    display_collection_name: str = ""
 
     def column(self, name: str) -> Column | None:
         return self.columns.get(name)
@@ -194,6 +202,8 @@ def _options(raw: list[Any] | None) -> tuple[OptionValue, ...]:
 def _column(table: str, name: str, spec: dict[str, Any], *, custom: bool) -> Column:
     kind = spec["type"]
     access = spec.get("access", "rw")  # rw | create | update | read
+    is_custom = spec.get("custom", custom or name.startswith("new_"))
+    standard = None if is_custom else standard_names.column_names(table, name)
     return Column(
         logical_name=name,
         type=kind,
@@ -207,9 +217,11 @@ def _column(table: str, name: str, spec: dict[str, Any], *, custom: bool) -> Col
         max_value=spec.get("max"),
         precision=spec.get("precision"),
         format=spec.get("format"),
-        is_custom=spec.get("custom", custom or name.startswith("new_")),
+        is_custom=is_custom,
         default=spec.get("default"),
         metadata_id=_mid(table, name),
+        schema_name=spec.get("schema_name") or (standard[0] if standard else ""),
+        display_name=spec.get("display_name") or (standard[1] if standard else ""),
         cascade_delete=bool(spec.get("cascade_delete", False)),
     )
 
@@ -287,7 +299,13 @@ def _build_table(name: str, spec: dict[str, Any], *, custom: bool, code: int) ->
         is_custom=custom,
         ownership=spec.get("ownership", "UserOwned"),
         supports_bulk=spec.get("bulk", True),
-        display_name=spec.get("display_name") or name.replace("new_", "").title(),
+        display_name=spec.get("display_name")
+        or (standard_names.TABLES[name][1] if name in standard_names.TABLES else "")
+        or name.replace("new_", "").title(),
+        schema_name=spec.get("schema_name")
+        or (standard_names.TABLES[name][0] if name in standard_names.TABLES else ""),
+        display_collection_name=spec.get("display_collection_name")
+        or (standard_names.TABLES[name][2] if name in standard_names.TABLES else ""),
         metadata_id=_mid(name),
         object_type_code=int(spec.get("object_type_code", code)),
     )

@@ -220,3 +220,32 @@ def test_boolean_cast_expands_true_and_false_options(dv) -> None:  # type: ignor
     assert r.status_code == 200, r.text
     option_set = r.json()["OptionSet"]
     assert (option_set["TrueOption"]["Value"], option_set["FalseOption"]["Value"]) == (1, 0)
+
+
+def test_schema_and_display_names_are_the_real_ones(dv) -> None:  # type: ignore[no-untyped-def]
+    """reference/entities/contact.md, account.md, systemuser.md: SchemaName is Pascal case as the service
+    spells it (contact WebSiteUrl but account WebSiteURL, DoNotEMail) and DisplayName is the English label."""
+
+    def names(table: str) -> dict[str, tuple[str, str]]:
+        rows = dv.get(
+            f"EntityDefinitions(LogicalName='{table}')/Attributes?$select=LogicalName,SchemaName,DisplayName"
+        ).json()["value"]
+        return {
+            a["LogicalName"]: (a["SchemaName"], a["DisplayName"]["UserLocalizedLabel"]["Label"]) for a in rows
+        }
+
+    contact, account, user = names("contact"), names("account"), names("systemuser")
+    assert contact["websiteurl"] == ("WebSiteUrl", "Website")
+    assert account["websiteurl"] == ("WebSiteURL", "Website")
+    assert contact["donotemail"] == ("DoNotEMail", "Do not allow Emails")
+    assert contact["emailaddress1"] == ("EMailAddress1", "Email")
+    assert contact["jobtitle"] == ("JobTitle", "Job Title")
+    assert account["name"] == ("Name", "Account Name")
+    assert user["internalemailaddress"] == ("InternalEMailAddress", "Primary Email")
+    assert user["azureactivedirectoryobjectid"] == ("AzureActiveDirectoryObjectId", "Azure AD Object ID")
+    assert contact["new_linkedinurl"] == ("new_LinkedInUrl", "LinkedIn URL")  # from the schema file
+    table = dv.get(
+        "EntityDefinitions(LogicalName='systemuser')?$select=SchemaName,CollectionSchemaName,DisplayName"
+    ).json()
+    assert (table["SchemaName"], table["CollectionSchemaName"]) == ("SystemUser", "SystemUsers")
+    assert table["DisplayName"]["UserLocalizedLabel"]["Label"] == "User"
