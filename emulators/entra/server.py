@@ -2,8 +2,9 @@
 
 Endpoints (``{tenant}`` is the configured tenant id, or ``organizations``/``common``):
   GET  /{tenant}/v2.0/.well-known/openid-configuration
-  GET  /{tenant}/oauth2/v2.0/authorize   → 302 to redirect_uri with code+state (or error=consent_required)
-  POST /{tenant}/oauth2/v2.0/token       → authorization_code (PKCE S256, one-time codes) and refresh_token
+  GET  /{tenant}/oauth2/v2.0/authorize   → 302 to redirect_uri with code+state (or error=consent_required);
+                                           PKCE S256 (what msal sends) or plain, as Entra allows
+  POST /{tenant}/oauth2/v2.0/token       → authorization_code (PKCE check, one-time codes) and refresh_token
                                            (rotation: every use returns a new refresh token); client secret
                                            check
   GET  /{tenant}/discovery/v2.0/keys     → JWKS of the RS256 key signing access and id tokens
@@ -127,6 +128,7 @@ class EntraEmulator:
         refresh_token_inactivity: int = 90 * 24 * 3600,
         code_lifetime: int = 600,
         revoke_used_refresh_tokens: bool = False,
+        redirect_uris: tuple[str, ...] | None = None,
         port: int = 0,
         ca: LocalCA | None = None,
     ) -> None:
@@ -137,6 +139,7 @@ class EntraEmulator:
         self.refresh_token_inactivity = refresh_token_inactivity
         self.code_lifetime = code_lifetime
         self.revoke_used_refresh_tokens = revoke_used_refresh_tokens
+        self.redirect_uris = redirect_uris  # the app registration's; None accepts any https URI
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = _b64url(
             hashlib.sha256(str(self._key.public_key().public_numbers().n).encode()).digest()[:12]
@@ -313,16 +316,27 @@ class EntraEmulator:
         redirect_uri = q.get("redirect_uri", "")
         if q.get("client_id") != self.client_id:
             return self._error(400, "unauthorized_client", 700016, _MESSAGES[700016])
-        if not redirect_uri.startswith(("https://", "http://localhost", "http://127.0.0.1")):
-            return self._error(400, "invalid_request", 50011, "The redirect URI is not valid.")
+        if not redirect_uri.startswith(("https://", "http://localhost", "http://127.0.0.1")) or (
+            self.redirect_uris is not None and redirect_uri not in self.redirect_uris
+        ):  # Entra shows an error page here; it never redirects to an unregistered URI
+            return self._error(
+                400,
+                "invalid_request",
+                50011,
+                f"The redirect URI '{redirect_uri[:200]}' specified in the request does not match the "
+                f"redirect URIs configured for the application '{self.client_id}'.",
+            )
         if q.get("response_type") != "code":
             return self._error(400, "unsupported_response_type", 700054, "response_type must be code.")
         state = q.get("state")
         back: dict[str, str] = {}
         if self._take_fault({"consent_required"}):
             back = {"error": "consent_required", "error_description": f"AADSTS65001: {_MESSAGES[65001]}"}
-        elif q.get("code_challenge") and q.get("code_challenge_method", "plain") != "S256":
-            back = {"error": "invalid_request", "error_description": "AADSTS501491: only S256 is supported."}
+        elif q.get("code_challenge") and q.get("code_challenge_method", "plain") not in {"S256", "plain"}:
+            back = {
+                "error": "invalid_request",
+                "error_description": "AADSTS501491: code_challenge_method must be S256 or plain.",
+            }
         else:
             user = self.current_user
             hint = q.get("login_hint")
@@ -336,7 +350,7 @@ class EntraEmulator:
                     scope=q.get("scope", ""),
                     nonce=q.get("nonce"),
                     challenge=q.get("code_challenge"),
-                    method=q.get("code_challenge_method"),
+                    method=q.get("code_challenge_method", "plain") if q.get("code_challenge") else None,
                     user=user,
                     expires_at=self.now() + self.code_lifetime,
                 )
@@ -410,7 +424,9 @@ class EntraEmulator:
             )
         if entry.challenge:
             verifier = form.get("code_verifier", "")
-            computed = _b64url(hashlib.sha256(verifier.encode()).digest())
+            computed = (
+                verifier if entry.method == "plain" else _b64url(hashlib.sha256(verifier.encode()).digest())
+            )
             if not verifier or not secrets.compare_digest(computed, entry.challenge):
                 return self._error(400, "invalid_grant", 501481, _MESSAGES[501481])
         scope = form.get("scope") or entry.scope

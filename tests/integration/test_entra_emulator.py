@@ -179,3 +179,38 @@ def test_control_api_over_http(entra: EntraEmulator) -> None:
     )
     stats = session.get(f"{entra.base_url}/_emulator/stats", timeout=5).json()
     assert stats["refreshToken"] == 0 and stats["activeRefreshTokens"] == 0
+
+
+def test_plain_pkce_and_registered_redirect_uris(entra: EntraEmulator) -> None:
+    """Entra accepts a plain PKCE challenge (msal sends S256) and never redirects to an unregistered URI."""
+    session = trusting_session()
+    query = {
+        "client_id": entra.client_id,
+        "response_type": "code",
+        "redirect_uri": REDIRECT,
+        "scope": f"openid offline_access {SCOPE}",
+        "state": "s1",
+        "code_challenge": "v" * 43,
+        "code_challenge_method": "plain",
+    }
+    answer = session.get(f"{entra.authority}/oauth2/v2.0/authorize", params=query, allow_redirects=False)
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": entra.client_id,
+        "client_secret": entra.client_secret,
+    }
+    token_url = f"{entra.authority}/oauth2/v2.0/token"
+    assert session.post(token_url, data={**form, "code_verifier": "v" * 43}).status_code == 200
+    answer = session.get(f"{entra.authority}/oauth2/v2.0/authorize", params=query, allow_redirects=False)
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    wrong = session.post(token_url, data={**form, "code": code, "code_verifier": "w" * 43})
+    assert wrong.status_code == 400 and wrong.json()["error_codes"] == [501481]
+
+    entra.redirect_uris = (REDIRECT,)
+    other = {**query, "redirect_uri": "https://attacker.example/cb"}
+    refused = session.get(f"{entra.authority}/oauth2/v2.0/authorize", params=other, allow_redirects=False)
+    assert refused.status_code == 400 and "Location" not in refused.headers
+    assert refused.json()["error_codes"] == [50011]
