@@ -22,7 +22,7 @@ from core.domain.connection import (
     RefreshPolicy,
     TransientTokenError,
 )
-from core.services.connection_service import ConnectError
+from core.services.connection_service import ConnectError, build_components
 from core.services.token_provider import TokenService
 from core.services.token_refresh import TokenRefresher
 from core.settings import load_settings
@@ -246,3 +246,42 @@ def test_notification_list_keeps_the_newest_when_limited(identity_stack: Identit
             Notification("ws-n", note_id, "k", None, "t", "m", start + dt.timedelta(days=i), None)
         )
     assert [n.id for n in notes.list("ws-n", limit=2)] == ["c", "b"]
+
+
+def test_due_means_near_expiry_or_no_refresh_for_the_configured_days(identity_stack: IdentityStack) -> None:
+    """TOKEN_EXPIRY_MARGIN_MINUTES and TOKEN_PROACTIVE_REFRESH_DAYS decide what a run refreshes."""
+    stack = identity_stack
+    settings = load_settings({**stack.settings_env, "TOKEN_PROACTIVE_REFRESH_DAYS": "2"})
+    store = KeyVaultSecretStore(
+        secret_client(
+            stack.keyvault.vault_url,
+            StaticTokenCredential(settings.require("KEY_VAULT_LOCAL_TOKEN")),
+            local=True,
+            connection_verify=str(ensure_ca().bundle_path),
+            retry_total=0,
+        )
+    )
+    c = build_components(
+        settings,
+        tables=stack.tables,
+        secret_store=store,
+        http_session=stack.session,
+        table_prefix=stack.prefix,
+    )
+    stack.entra.access_token_lifetime = 600  # expires in 10 minutes: inside the 20-minute margin
+    connect(stack, "ws-expiring")
+    stack.entra.access_token_lifetime = 3600
+    for workspace in ("ws-3-days", "ws-1-day"):
+        connect(stack, workspace)
+    for workspace, days in (("ws-3-days", 3), ("ws-1-day", 1)):
+        found = c.connections.get(workspace)
+        assert found is not None
+        stale = found.record.last_refresh_at - dt.timedelta(days=days)
+        c.connections.replace(found.record.refreshed(stale, found.record.access_token_expires_at), found.etag)
+    workspaces = ("ws-expiring", "ws-3-days", "ws-1-day")
+    before = {w: c.connections.get(w).record.last_refresh_at for w in workspaces}  # type: ignore[union-attr]
+    report = c.refresher.run()
+    assert (report.due, report.refreshed) == (2, 2), report
+    after = {w: c.connections.get(w).record.last_refresh_at for w in workspaces}  # type: ignore[union-attr]
+    assert {w for w in workspaces if after[w] > before[w]} == {"ws-expiring", "ws-3-days"}
+    assert stack.components.refresher.run().due == 0  # with the default 7 days, nothing else is due
