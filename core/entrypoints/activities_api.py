@@ -10,8 +10,6 @@ comes from the caller's token.
 
 from __future__ import annotations
 
-from typing import Any
-
 import azure.functions as func
 from pydantic import BaseModel, Field
 
@@ -19,7 +17,7 @@ from core import openapi
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
-from core.entrypoints.job_queries import job_id_param, records_query
+from core.entrypoints.job_queries import ActivitiesStatus, ActivityRecordsPage, job_id_param, records_query
 from core.services.activity_service import get_activity_service
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -74,7 +72,6 @@ def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResp
     return json_response(page)
 
 
-_STATUS_SCHEMA: dict[str, Any] = {"type": "object", "description": "state, counts, progress, errors"}
 openapi.register(
     "POST",
     "/api/dynamics/activities",
@@ -89,7 +86,7 @@ openapi.register(
     "GET",
     "/api/dynamics/activities/{jobId}",
     "Activities job status",
-    response=_STATUS_SCHEMA,
+    response=ActivitiesStatus,
     problems=(404,),
     tags=TAG,
 )
@@ -97,7 +94,7 @@ openapi.register(
     "GET",
     "/api/dynamics/activities/{jobId}/records",
     "Per-event results of an activities job (activity id, table, acting user and its source, contactAction)",
-    response={"type": "object", "description": "records and nextCursor"},
+    response=ActivityRecordsPage,
     problems=(400, 404),
     tags=TAG,
 )

@@ -19,7 +19,7 @@ from core.domain.caller import Caller
 from core.domain.export_job import ExportEntity, JobState
 from core.domain.export_request import ExportRequest, ExportTrigger
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
-from core.entrypoints.job_queries import job_id_param, records_query
+from core.entrypoints.job_queries import JobCounts, RecordsPage, job_id_param, records_query
 from core.services.export_service import InvalidExport, get_export_service
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -35,17 +35,6 @@ class ExportAccepted(BaseModel):
     accepted: int = Field(description="records staged for export")
     invalid: int = Field(description="records refused before sending (see the job's records)")
     statusUrl: str
-
-
-class ExportCounts(BaseModel):
-    """Records by outcome so far (a dry run counts what it would do under created/updated)."""
-
-    created: int
-    updated: int
-    unchanged: int = Field(description="matched, and every mapped value already equal: nothing written")
-    skipped: int
-    failed: int = Field(description="refused by Dynamics; the record carries the field and the reason")
-    invalid: int = Field(description="refused before sending (bad input or mapping)")
 
 
 class ExportProgress(BaseModel):
@@ -65,7 +54,7 @@ class ExportStatus(BaseModel):
     )
     createdAt: str = Field(description="ISO 8601, UTC")
     requestedBy: str = Field(description="platform user id of the exporting user")
-    counts: ExportCounts
+    counts: JobCounts
     progress: ExportProgress
     errors: list[str] = Field(description="job- and chunk-level failures (record errors are per record)")
 
@@ -144,8 +133,8 @@ openapi.register(
 openapi.register(
     "GET",
     "/api/dynamics/exports/{jobId}/records",
-    "Per-record results of an export",
-    response={"type": "object", "description": "records and nextCursor"},
+    "Per-record results of an export: outcome, how it matched, the field Dynamics refused",
+    response=RecordsPage,
     problems=(400, 404),
     tags=TAG,
 )

@@ -1,12 +1,18 @@
-"""Path and query parameters shared by the job endpoints (exports and activities)."""
+"""What the job endpoints (exports and activities) share: path and query parameters, and the shapes of
+their status and per-record answers (documented in the OpenAPI document; the record shapes forbid
+unknown fields so the documented examples, taken from real answers, prove the documentation complete)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import azure.functions as func
+from pydantic import BaseModel, ConfigDict, Field
 
+from core.domain.activities import ActorSource, ContactAction
 from core.domain.export_job import RecordAction
+from core.domain.matching import MatchStatus
 from core.entrypoints.http_support import HttpProblem
 
 MAX_PAGE = 1000
@@ -55,3 +61,102 @@ def records_query(req: func.HttpRequest) -> RecordsQuery:
             errors=[{"pointer": "/limit", "message": f"expected 1..{MAX_PAGE}"}],
         )
     return RecordsQuery(status, cursor, int(raw_limit))
+
+
+# --- answer shapes --------------------------------------------------------------------------------
+
+
+class JobCounts(BaseModel):
+    """Records by outcome so far (a dry run counts what it would do under created/updated)."""
+
+    created: int
+    updated: int
+    unchanged: int = Field(description="matched, and every mapped value already equal: nothing written")
+    skipped: int
+    failed: int = Field(description="refused by Dynamics; the record carries the field and the reason")
+    invalid: int = Field(description="refused before sending (bad input or mapping)")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecordError(_Strict):
+    field: str = Field(description="Dynamics column, or the platform field when caught before sending")
+    message: str
+    code: str | None = Field(default=None, description="Dataverse error code, e.g. 0x80044331")
+
+
+class MatchCondition(_Strict):
+    platformField: str
+    dynamicsField: str
+    value: str = Field(description="the normalised value both sides share (searched: the platform side)")
+
+
+class MatchExplanation(_Strict):
+    status: MatchStatus
+    dynamicsId: str | None = None
+    rule: str | None = Field(
+        default=None, description="the identifier rule that matched, or created_by_platform for our own id"
+    )
+    conditions: list[MatchCondition] = Field(default_factory=list, description="what the match rests on")
+    candidates: list[str] = Field(default_factory=list, description="ambiguous: the records that matched")
+    searched: list[MatchCondition] = Field(default_factory=list, description="the values looked up")
+
+
+class RecordResult(_Strict):
+    seq: int = Field(description="position in the submitted list")
+    platformId: str
+    action: RecordAction
+    dynamicsId: str | None = None
+    match: MatchExplanation | None = None
+    errors: list[RecordError] = Field(default_factory=list)
+    changes: dict[str, Any] | None = Field(
+        default=None, description="columns written (dry run: column -> {before, after})"
+    )
+    note: str | None = Field(default=None, description="why a record was skipped, or what was left alone")
+
+
+class RecordsPage(_Strict):
+    records: list[RecordResult]
+    nextCursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
+
+
+class ActivityActor(_Strict):
+    source: ActorSource = Field(description="which rule chose the user the activity is logged as")
+    dynamicsUserId: str
+    impersonated: bool = Field(description="created as that user (CallerObjectId), not only owned by it")
+    passedOver: list[str] = Field(default_factory=list, description="mapped users skipped, and why")
+
+
+class ActivityLogged(_Strict):
+    table: str | None = Field(default=None, description="Dynamics activity table, e.g. email, phonecall")
+    regardingContactId: str | None = None
+    actor: ActivityActor | None = None
+
+
+class ActivityResult(RecordResult):
+    contactAction: ContactAction | None = None
+    activity: ActivityLogged | None = None
+
+
+class ActivityRecordsPage(_Strict):
+    records: list[ActivityResult]
+    nextCursor: str | None
+
+
+class ActivitiesProgress(BaseModel):
+    events: int = Field(description="events in the job")
+    processed: int
+    chunks: int
+    chunksDone: int
+
+
+class ActivitiesStatus(BaseModel):
+    jobId: str
+    state: str = Field(description="queued, running, succeeded, partially_failed, failed, paused_reconnect")
+    createdAt: str = Field(description="ISO 8601, UTC")
+    requestedBy: str
+    counts: JobCounts
+    progress: ActivitiesProgress
+    errors: list[str]

@@ -19,6 +19,7 @@ from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.export_job import ChunkState
+from core.entrypoints.job_queries import ActivitiesStatus, ActivityRecordsPage
 from core.services.activity_service import ActivityService
 from core.services.activity_worker import ACTIVITY_NAMES, ACTIVITY_QUEUE, ActivityWorker
 from core.services.export_worker import ChunkMessage
@@ -68,6 +69,9 @@ class ActivityHarness:
         assert status is not None
         records = service.records(WS, job.job_id, None, None, 1000)
         assert records is not None
+        # every answer the activity tests read has the shape the OpenAPI document promises
+        ActivitiesStatus.model_validate(status)
+        ActivityRecordsPage.model_validate(records)
         return {"status": status, "records": {r["platformId"]: r for r in records["records"]}}
 
     def drain(self, *, redeliver_first: bool = False) -> None:

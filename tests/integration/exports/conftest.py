@@ -19,6 +19,8 @@ from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
+from core.entrypoints.exports_api import ExportStatus
+from core.entrypoints.job_queries import RecordsPage
 from core.services.export_service import ExportService
 from core.services.export_worker import ChunkMessage, ExportWorker
 from core.services.metadata_cache import MetadataCache
@@ -67,6 +69,9 @@ class ExportHarness:
         assert status is not None
         records = service.records(caller.workspace_id, job.job_id, None, None, 1000)
         assert records is not None
+        # every answer the export tests read has the shape the OpenAPI document promises
+        ExportStatus.model_validate(status)
+        RecordsPage.model_validate(records)
         return {"status": status, "records": {r["platformId"]: r for r in records["records"]}}
 
     def drain(self, *, redeliver_first: bool = False) -> None:

@@ -36,6 +36,7 @@ from core.domain.connection import DynamicsConnection
 from core.domain.export_job import ExportEntity, deterministic_dynamics_id
 from core.domain.export_request import ExportRequest
 from core.domain.retry import RetryPolicy
+from core.entrypoints.job_queries import RecordsPage
 from core.services.export_service import ExportService
 from core.services.export_worker import ChunkMessage, ExportWorker
 from emulators.dataverse import DataverseEmulator, LimitConfig, SimulationConfig
@@ -128,6 +129,7 @@ class Export:
         status = self.service.status(self.caller.workspace_id, self.job_id)
         page = self.service.records(self.caller.workspace_id, self.job_id, None, None, 1000)
         assert status is not None and page is not None
+        RecordsPage.model_validate(page)  # the documented shape, whatever the faults did
         after = self.emulator.snapshot()
         return Result(
             self.caller.workspace_id,
