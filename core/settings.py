@@ -37,6 +37,15 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         None,
         "Storage account name when the app authenticates to storage with its managed identity.",
     ),
+    *(
+        SettingSpec(
+            f"AzureWebJobsStorage__{service}ServiceUri",
+            None,
+            f"{service.capitalize()} endpoint of that account (identity-based; read by the host too). "
+            f"Empty: https://<accountName>.{service}.core.windows.net.",
+        )
+        for service in ("blob", "queue", "table")
+    ),
     SettingSpec("PLATFORM_JWT_AUDIENCE", "dynamics-integration", "Expected `aud` of platform caller tokens."),
     SettingSpec("PLATFORM_JWT_ISSUER", "https://platform.local", "Expected `iss` of platform caller tokens."),
     SettingSpec("PLATFORM_JWT_JWKS_URL", None, "JWKS URL with the platform's RS256 signing keys."),

@@ -6,7 +6,7 @@ from typing import Any
 
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.tables import connection_string
+from core.adapters.tables import connection_string, service_uri
 from core.settings import Settings
 
 
@@ -17,6 +17,5 @@ def queue_service(settings: Settings) -> QueueServiceClient:
         return QueueServiceClient.from_connection_string(conn)
     from azure.identity import DefaultAzureCredential
 
-    account = settings.require("AzureWebJobsStorage__accountName")
     credential: Any = DefaultAzureCredential()
-    return QueueServiceClient(f"https://{account}.queue.core.windows.net", credential=credential)
+    return QueueServiceClient(service_uri(settings, "queue"), credential=credential)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, unquote
 
 import requests
@@ -54,10 +54,29 @@ def connection_string(settings: Settings) -> str | None:
     explicit = settings.values.get("AzureWebJobsStorage")
     if explicit:
         return AZURITE_CONNECTION_STRING if explicit.strip() == DEV_STORAGE else explicit
-    if settings.get("AzureWebJobsStorage__accountName"):
+    if settings.get("AzureWebJobsStorage__accountName") or any(_service_uris(settings).values()):
         return None
     default = settings.get("AzureWebJobsStorage") or DEV_STORAGE
     return AZURITE_CONNECTION_STRING if default.strip() == DEV_STORAGE else default
+
+
+def _service_uris(settings: Settings) -> dict[str, str | None]:
+    return {
+        "blob": settings.get("AzureWebJobsStorage__blobServiceUri"),
+        "queue": settings.get("AzureWebJobsStorage__queueServiceUri"),
+        "table": settings.get("AzureWebJobsStorage__tableServiceUri"),
+    }
+
+
+def service_uri(settings: Settings, service: Literal["blob", "queue", "table"]) -> str:
+    """The account's endpoint for identity-based access: the host's own
+    ``AzureWebJobsStorage__<service>ServiceUri`` setting (right in every cloud), else built from the
+    account name for public Azure."""
+    explicit = _service_uris(settings)[service]
+    if explicit:
+        return explicit.rstrip("/")
+    account = settings.require("AzureWebJobsStorage__accountName")
+    return f"https://{account}.{service}.core.windows.net"
 
 
 def _transport() -> dict[str, Any]:
@@ -103,14 +122,11 @@ class Storage:
             )
         from azure.identity import DefaultAzureCredential
 
-        account = settings.require("AzureWebJobsStorage__accountName")
         credential: Any = DefaultAzureCredential()
         return cls(
-            TableServiceClient(
-                f"https://{account}.table.core.windows.net", credential=credential, **_transport()
-            ),
+            TableServiceClient(service_uri(settings, "table"), credential=credential, **_transport()),
             BlobServiceClient(
-                f"https://{account}.blob.core.windows.net",
+                service_uri(settings, "blob"),
                 credential=credential,
                 retry_policy=blob_retry(),
                 **_transport(),

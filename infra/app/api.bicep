@@ -63,8 +63,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       appSettings: [
         // Storage through the managed identity (no keys anywhere; no AzureWebJobsStorage connection string).
         // The host and the queue triggers (connection "AzureWebJobsStorage") read the *ServiceUri,
-        // credential and clientId settings; the app's own clients read accountName and take the identity
-        // from AZURE_CLIENT_ID (DefaultAzureCredential).
+        // credential and clientId settings; the app's own clients read the same *ServiceUri settings and
+        // take the identity from AZURE_CLIENT_ID (DefaultAzureCredential).
         { name: 'AzureWebJobsStorage__accountName', value: storageAccountName }
         { name: 'AzureWebJobsStorage__blobServiceUri', value: blobEndpoint }
         { name: 'AzureWebJobsStorage__queueServiceUri', value: queueEndpoint }

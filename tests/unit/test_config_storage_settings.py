@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from core.adapters.tables import AZURITE_CONNECTION_STRING, connection_string, escape_key, unescape_key
+from core.adapters.tables import (
+    AZURITE_CONNECTION_STRING,
+    connection_string,
+    escape_key,
+    service_uri,
+    unescape_key,
+)
 from core.settings import load_settings
 
 
@@ -59,3 +65,21 @@ def test_storage_keeps_proxy_settings_from_the_environment(monkeypatch: pytest.M
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     assert tables._transport() == {}  # a proxy is set: requests' default (honour the environment) stays
+
+
+def test_identity_based_storage_uses_the_hosts_service_uris_in_any_cloud() -> None:
+    china = {
+        "AzureWebJobsStorage__accountName": "prodstore",
+        "AzureWebJobsStorage__tableServiceUri": "https://prodstore.table.core.chinacloudapi.cn/",
+        "AzureWebJobsStorage__queueServiceUri": "https://prodstore.queue.core.chinacloudapi.cn",
+    }
+    settings = load_settings(china)
+    assert connection_string(settings) is None
+    assert service_uri(settings, "table") == "https://prodstore.table.core.chinacloudapi.cn"
+    assert service_uri(settings, "queue") == "https://prodstore.queue.core.chinacloudapi.cn"
+    # not given: public Azure's endpoint of the account
+    assert service_uri(settings, "blob") == "https://prodstore.blob.core.windows.net"
+    only_uris = load_settings(
+        {"AzureWebJobsStorage__blobServiceUri": "https://x.blob.core.usgovcloudapi.net"}
+    )
+    assert connection_string(only_uris) is None

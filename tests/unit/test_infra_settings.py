@@ -129,10 +129,7 @@ def test_a_setting_the_code_reads_is_provisioned_documented_and_in_the_example(n
 def test_infra_sets_no_setting_nobody_reads() -> None:
     """Every app setting is read by the code, by the Functions host / its extensions, or by an SDK."""
     platform = {
-        "AzureWebJobsStorage__blobServiceUri",  # host + queue trigger extension (identity-based)
-        "AzureWebJobsStorage__queueServiceUri",
-        "AzureWebJobsStorage__tableServiceUri",
-        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__credential",  # host + queue trigger extension (identity-based)
         "AzureWebJobsStorage__clientId",
         "AZURE_CLIENT_ID",  # azure-identity's DefaultAzureCredential: which managed identity
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",  # azure-monitor-opentelemetry + host: Entra ID auth
