@@ -161,6 +161,8 @@ class TokenService:
         """Token for a connected workspace. The caller holds the lease when a refresh may happen."""
         record = found.record
         sealed = self._load_sealed(record)
+        if sealed is None:
+            return self._without_cache(found, force_refresh=force_refresh, retried=retried)
         cache = msal.SerializableTokenCache()
         try:
             cache.deserialize(self._cipher.open(sealed, record.workspace_id).decode("utf-8"))
@@ -212,14 +214,28 @@ class TokenService:
             self._memo[record.workspace_id] = (record.connection_id, token)
         return token
 
-    def _load_sealed(self, record: ConnectionRecord) -> str:
+    def _load_sealed(self, record: ConnectionRecord) -> str | None:
         try:
-            sealed = self._secrets.get(record.secret_name)
+            return self._secrets.get(record.secret_name)
         except SecretStoreUnavailable:
             raise TransientTokenError(f"workspace {record.workspace_id}: Key Vault unavailable") from None
-        if sealed is None:
-            raise NotConnected(record.workspace_id)
-        return sealed
+
+    def _without_cache(self, found: Versioned, *, force_refresh: bool, retried: bool) -> TokenResult:
+        """The row names a token-cache secret that is gone. Reconnected meanwhile (the new connect deletes
+        the old secret): use the new connection. Disconnected: ``NotConnected``. Still this connection:
+        its tokens are lost, so it needs reconnecting (the export pauses instead of failing)."""
+        workspace_id = found.record.workspace_id
+        latest = self._connections.get(workspace_id)
+        if latest is None or latest.record.status is ConnectionStatus.DISCONNECTED:
+            raise NotConnected(workspace_id)
+        if latest.record.connection_id != found.record.connection_id:
+            if latest.record.status is ConnectionStatus.RECONNECT_REQUIRED:
+                raise ReconnectRequired(workspace_id, latest.record.reason or ReconnectReason.REVOKED.value)
+            if retried:
+                raise TransientTokenError(f"workspace {workspace_id}: connection changing, try again")
+            return self.acquire(latest, force_refresh=force_refresh, retried=True)
+        log.error("workspace %s: the token cache secret of the connection is missing", workspace_id)
+        raise self._dead(latest, ReconnectReason.REVOKED.value)
 
     def _store_cache(self, record: ConnectionRecord, serialized: str, previous: str | None) -> None:
         sealed = self._cipher.seal(serialized.encode("utf-8"), record.workspace_id, previous=previous)

@@ -285,3 +285,41 @@ def test_due_means_near_expiry_or_no_refresh_for_the_configured_days(identity_st
     after = {w: c.connections.get(w).record.last_refresh_at for w in workspaces}  # type: ignore[union-attr]
     assert {w for w in workspaces if after[w] > before[w]} == {"ws-expiring", "ws-3-days"}
     assert stack.components.refresher.run().due == 0  # with the default 7 days, nothing else is due
+
+
+def test_a_reconnect_while_a_token_is_fetched_uses_the_new_connection(identity_stack: IdentityStack) -> None:
+    """An export read the connection row, then the admin reconnected (the old token secret is deleted):
+    the export gets a token of the new connection, not 'not connected' (which would fail its chunk)."""
+    stack = identity_stack
+    c = stack.components
+    connect(stack)
+    old = c.connections.get("ws-a")
+    assert old is not None
+    connect(stack)  # reconnect: new connection id and secret, the old secret deleted
+    assert old.record.secret_name not in stack.keyvault.live_names()
+    token = c.tokens.acquire(old, force_refresh=False)
+    assert token.access_token
+    assert c.service.get("ws-a").status is ConnectionStatus.CONNECTED  # type: ignore[union-attr]
+    assert c.notifications.list("ws-a") == []
+
+
+def test_a_connection_whose_token_secret_is_gone_asks_for_a_reconnect(identity_stack: IdentityStack) -> None:
+    """Tokens lost from Key Vault (deleted by hand, restored vault): exports pause and the admin is told to
+    reconnect, instead of every chunk failing as 'not connected' and the timer retrying silently."""
+    stack = identity_stack
+    c = stack.components
+    connect(stack)
+    record = c.service.get("ws-a")
+    assert record is not None
+    token = stack.settings_env["KEY_VAULT_LOCAL_TOKEN"]
+    deleted = stack.session.delete(
+        f"{stack.keyvault.vault_url}/secrets/{record.secret_name}?api-version=7.6",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert deleted.status_code == 200
+    with pytest.raises(ReconnectRequired) as err:
+        c.tokens.access_token("ws-a", force_refresh=True)
+    assert err.value.reason == "revoked"
+    assert c.service.get("ws-a").status is ConnectionStatus.RECONNECT_REQUIRED  # type: ignore[union-attr]
+    assert [n.reason for n in c.notifications.list("ws-a")] == ["revoked"]
