@@ -344,3 +344,24 @@ def test_reconnect_resumes_exports_paused_for_the_token(
     assert body_json(api.connection(workspace))["status"] == "reconnect_required"
     assert api.connect_fully(workspace) == {"dynamics": "connected"}
     assert resumed == [workspace, workspace]
+
+
+def test_callback_failures_redirect_with_their_code_and_store_nothing(
+    api: Api, entra: EntraEmulator, keyvault: KeyVaultEmulator
+) -> None:
+    workspace = ws()
+    # the admin declines consent at Microsoft
+    entra.set_fault("consent_required", count=1)
+    answer = api.sign_in(body_json(api.connect(workspace))["authorizationUrl"])
+    assert api.callback(answer) == {"dynamics": "error", "code": "consent_required"}
+    # Key Vault fails while the tokens are stored
+    answer = api.sign_in(body_json(api.connect(workspace))["authorizationUrl"])
+    keyvault.fail_with(503, methods=("PUT",))
+    assert api.callback(answer) == {"dynamics": "error", "code": "key_vault_unavailable"}
+    keyvault.fail_with(None)
+    assert keyvault.live_names() == []
+    # the callback without state or code
+    assert api.callback({}) == {"dynamics": "error", "code": "invalid_state"}
+    answer = api.sign_in(body_json(api.connect(workspace))["authorizationUrl"])
+    assert api.callback({"state": answer["state"]}) == {"dynamics": "error", "code": "invalid_request"}
+    assert body_json(api.connection(workspace))["status"] == "disconnected"
