@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import azure.functions as func
+from pydantic import BaseModel, ConfigDict, Field
 
 from core import openapi
 from core.domain.caller import Caller
@@ -27,6 +28,23 @@ def _components() -> ConnectionComponents:
 
 
 TAG = ("Notifications",)
+
+
+class NotificationView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    kind: str = Field(description="dynamics_reconnect_required")
+    reason: str | None = Field(description="inactivity | revoked | consent_or_mfa_required")
+    title: str
+    message: str
+    createdAt: str
+    read: bool
+    readAt: str | None
+
+
+class NotificationList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    notifications: list[NotificationView] = Field(description="newest first")
 
 
 @bp.route(route="notifications", methods=["GET"])
@@ -52,11 +70,19 @@ def notifications_mark_read(req: func.HttpRequest, caller: Caller) -> func.HttpR
     return json_response(found.to_json())
 
 
-openapi.register("GET", "/api/notifications", "Notifications of the workspace", problems=(401,), tags=TAG)
+openapi.register(
+    "GET",
+    "/api/notifications",
+    "Notifications of the workspace",
+    response=NotificationList,
+    problems=(401, 503),
+    tags=TAG,
+)
 openapi.register(
     "POST",
     "/api/notifications/{notification_id}/read",
     "Mark a notification read",
-    problems=(401, 404),
+    response=NotificationView,
+    problems=(401, 404, 503),
     tags=TAG,
 )

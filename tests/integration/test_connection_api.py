@@ -215,6 +215,9 @@ def test_notifications_flow_and_isolation(api: Api, entra: EntraEmulator) -> Non
     assert api.mark_read(other, str(notes[0]["id"])).status_code == 404
     marked = api.mark_read(workspace, str(notes[0]["id"]))
     assert marked.status_code == 200 and body_json(marked)["read"] is True
+    # the bodies are what the OpenAPI document says, field for field
+    notifications_api.NotificationList.model_validate({"notifications": api.notifications(workspace)})
+    notifications_api.NotificationView.model_validate(body_json(marked))
     assert api.notifications(workspace)[0]["read"] is True
     api.connect_fully(workspace)  # reconnect clears the notice
     assert api.notifications(workspace) == []
