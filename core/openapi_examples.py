@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+_NOTIFICATION: dict[str, Any] = {
+    "id": "dynamics-reconnect-5f0c9d1e8b7a4c2d9e3f1a2b3c4d5e6f",
+    "kind": "dynamics_reconnect_required",
+    "reason": "revoked",
+    "title": "Reconnect Dynamics 365",
+    "message": "Dynamics 365 access was revoked, for example after a password change. Exports are paused "
+    "until an admin reconnects.",
+    "createdAt": "2026-11-27T09:15:02.118Z",
+    "read": False,
+    "readAt": None,
+}
+
 EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/openapi.json"): {
         "response": {
@@ -855,5 +867,8 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "nextCursor": None,
         }
     },
-    ("GET", "/api/notifications"): {"response": {"notifications": []}},
+    ("GET", "/api/notifications"): {"response": {"notifications": [_NOTIFICATION]}},
+    ("POST", "/api/notifications/{notification_id}/read"): {
+        "response": {**_NOTIFICATION, "read": True, "readAt": "2026-11-27T09:20:41.512Z"}
+    },
 }

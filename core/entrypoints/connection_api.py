@@ -152,6 +152,12 @@ openapi.register(
     status=302,
     anonymous=True,
     tags=TAG,
+    headers={
+        "Location": "FRONTEND_URL with ?dynamics=connected, or ?dynamics=error&code=<code>; codes: "
+        "invalid_state (forged, unknown or already used), expired_state (over 10 minutes), invalid_request, "
+        "access_denied, consent_required, identity_provider_unavailable, token_exchange_failed, "
+        "whoami_failed, key_vault_unavailable",
+    },
     query={
         "code": {"type": "string"},
         "state": {"type": "string"},

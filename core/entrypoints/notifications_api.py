@@ -82,6 +82,7 @@ openapi.register(
     "POST",
     "/api/notifications/{notification_id}/read",
     "Mark a notification read",
+    response=NotificationView,
     problems=(401, 404, 503),
     tags=TAG,
 )
