@@ -149,7 +149,12 @@ INTEGRATION_USER_OBJECT_ID = "5d1c9a7e-3b2f-4e6d-8a9c-1f0e2d3c4b5a"
 def _entra_command(c: StackConfig, _ready: dict[str, dict[str, Any]]) -> list[str]:
     port = ["--port", str(c.entra_port)]
     return [sys.executable, "-m", "emulators.entra", *port, "--client-id", LOCAL_CLIENT_ID,
-            "--client-secret", LOCAL_CLIENT_SECRET]  # fmt: skip
+            "--client-secret", LOCAL_CLIENT_SECRET, "--redirect-uri", _redirect_uri(c)]  # fmt: skip
+
+
+def _redirect_uri(c: StackConfig) -> str:
+    """The devhost's OAuth callback: the app registration's only redirect URI."""
+    return f"{c.devhost_url}/api/dynamics/oauth/callback"
 
 
 # The local organisation keeps contact e-mail addresses unique with an alternate key (as many real ones
@@ -200,7 +205,7 @@ ENTRA = Service(
         "DYNAMICS_CLIENT_ID": str(ready["clientId"]),
         "DYNAMICS_CLIENT_SECRET": LOCAL_CLIENT_SECRET,
         "DYNAMICS_AUTHORITY": str(ready["authority"]),
-        "DYNAMICS_REDIRECT_URI": f"{c.devhost_url}/api/dynamics/oauth/callback",
+        "DYNAMICS_REDIRECT_URI": _redirect_uri(c),
     },
     prints_json=True,
     public=lambda ready: {"authority": str(ready["authority"])},

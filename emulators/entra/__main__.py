@@ -1,4 +1,6 @@
-"""``python -m emulators.entra [--port N]``: run the Entra ID stand-in until interrupted."""
+"""``python -m emulators.entra [--port N] [--redirect-uri URI ...]``: run the Entra ID stand-in until
+interrupted. Redirect URIs given are the app registration's: ``/authorize`` refuses others (AADSTS50011).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +18,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("ENTRA_EMULATOR_PORT", "0")))
     parser.add_argument("--client-id", default=os.environ.get("DYNAMICS_CLIENT_ID"))
     parser.add_argument("--client-secret", default=os.environ.get("DYNAMICS_CLIENT_SECRET"))
+    parser.add_argument(
+        "--redirect-uri", action="append", default=[], help="a registered redirect URI (repeatable)"
+    )
     args = parser.parse_args()
-    kwargs: dict[str, str] = {}
+    kwargs: dict[str, object] = {}
+    if args.redirect_uri:
+        kwargs["redirect_uris"] = tuple(args.redirect_uri)
     if args.client_id:
         kwargs["client_id"] = args.client_id
     if args.client_secret:

@@ -12,11 +12,12 @@ import pytest
 
 from emulators.entra import EntraEmulator
 from emulators.tls import trusting_session
+from tests.support.identity import REDIRECT_URI
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
 SCOPE = "https://contoso.crm.dynamics.com/.default"
-REDIRECT = "https://app.local/cb"
+REDIRECT = REDIRECT_URI  # registered with the stand-in by the entra fixture
 
 
 def app_for(entra: EntraEmulator, secret: str | None = None) -> msal.ConfidentialClientApplication:
@@ -209,7 +210,7 @@ def test_plain_pkce_and_registered_redirect_uris(entra: EntraEmulator) -> None:
     wrong = session.post(token_url, data={**form, "code": code, "code_verifier": "w" * 43})
     assert wrong.status_code == 400 and wrong.json()["error_codes"] == [501481]
 
-    entra.redirect_uris = (REDIRECT,)
+    assert entra.redirect_uris == (REDIRECT,)
     other = {**query, "redirect_uri": "https://attacker.example/cb"}
     refused = session.get(f"{entra.authority}/oauth2/v2.0/authorize", params=other, allow_redirects=False)
     assert refused.status_code == 400 and "Location" not in refused.headers

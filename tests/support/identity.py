@@ -74,7 +74,7 @@ class WhoAmIStandIn:
 
 @pytest.fixture()
 def entra() -> Iterator[EntraEmulator]:
-    emulator = EntraEmulator(access_token_lifetime=3600)
+    emulator = EntraEmulator(access_token_lifetime=3600, redirect_uris=(REDIRECT_URI,))
     emulator.start()
     yield emulator
     emulator.stop()
