@@ -18,7 +18,9 @@ lets them divide it up front instead. Table ``DynamicsBudget``, partition = work
   The window's total counts every bucket that overlaps the window, in full (safe by up to one bucket).
 * **Pacing**: inside ``working()`` (a chunk run), the hook then holds the calling thread until there is
   room for its next request (a chunk run sends one request at a time from one thread, so this gates
-  every request, metadata bursts included); other calls (HTTP API) are counted but never held.
+  every request, metadata bursts included); other calls (HTTP API) are counted but never held. A request
+  a chunk thread was cleared to send counts as sent until it answers (the service counts it on arrival,
+  the ledger only from its answer).
   The ledger is read at most every ``min(2 s, bucket / 4)``; between two reads an instance
   spends only ``room / slots`` of what the last read showed free, so instances that cannot see each
   other's latest requests still cannot overshoot together. Room is ``headroom`` (90%) of each limit.
@@ -128,6 +130,7 @@ class _Workspace:
     pending_execution_ms: float = 0.0
     pending_paused_until: float = 0.0
     unread_requests: int = 0  # merged by this instance since the window was last read
+    in_flight: int = 0  # requests chunk threads were cleared to send that have not answered yet
     unread_execution_ms: float = 0.0
     usage: WindowUsage | None = None
     usage_at: float = -math.inf
@@ -181,6 +184,7 @@ class DynamicsBudget:
         def observe(event: RequestEvent) -> None:
             throttled_for = event.retry_after if event.status == 429 else None
             try:
+                self._answered(workspace_id)
                 self.record(workspace_id, 1, event.elapsed_s * 1000.0, throttled_for)
                 if getattr(self._local, "working", None) == workspace_id:
                     self.pace(workspace_id)  # chunk threads only: interactive calls are counted, not held
@@ -230,12 +234,30 @@ class DynamicsBudget:
             self._wait_for_room(workspace_id, ws, expected_requests, deadline)
             yield
         finally:
+            self._answered(workspace_id)  # the last clearance of a chunk run goes unused
             self._local.working = outer
             with ws.cond:
                 ws.in_use -= 1
                 ws.cond.notify_all()
             if ws.pending_requests:
                 self._flush(workspace_id, ws)
+
+    def _answered(self, workspace_id: str) -> None:
+        """The calling thread's cleared request has answered (its count now goes to the ledger)."""
+        if getattr(self._local, "cleared", None) == workspace_id:
+            self._local.cleared = None
+            ws = self._workspace(workspace_id)
+            with ws.cond:
+                ws.in_flight = max(0, ws.in_flight - 1)
+
+    def _cleared(self, workspace_id: str, ws: _Workspace) -> None:
+        """A chunk thread may send its next request: until it answers it counts as sent, since the
+        ledger only learns of a request from its answer (the service counts it on arrival)."""
+        if getattr(self._local, "working", None) != workspace_id or getattr(self._local, "cleared", None):
+            return
+        self._local.cleared = workspace_id
+        with ws.cond:
+            ws.in_flight += 1
 
     def share(self, workspace_id: str) -> int:
         """Concurrent chunk runs (= in-flight requests) this instance allows itself for the workspace."""
@@ -382,14 +404,15 @@ class DynamicsBudget:
                 usage = self._local_usage(ws, now)
                 requests_room = limits.request_budget / limits.slots - usage.requests
                 execution_room = limits.execution_budget_ms / limits.slots - usage.execution_ms
-                sent, spent = 0.0, 0.0
+                with ws.cond:
+                    sent, spent = float(ws.in_flight), 0.0
             else:
                 usage = self._read_usage(workspace_id, ws, force=fresh)
                 with ws.cond:
                     # Instances that started together may not see each other's slots yet: divide by
                     # the most there can be (alone, this only means reading the ledger more often).
                     live = max(ws.live, self.limits.slots)
-                    sent = ws.pending_requests + ws.unread_requests
+                    sent = ws.pending_requests + ws.unread_requests + ws.in_flight
                     spent = ws.pending_execution_ms + ws.unread_execution_ms
                 requests_room = (limits.request_budget - usage.requests) / live
                 execution_room = (limits.execution_budget_ms - usage.execution_ms) / live
@@ -418,6 +441,7 @@ class DynamicsBudget:
             pause = paused_until - now if paused_until > now else min(limits.bucket_s / 4, 1.0)
             self._sleep(max(0.02, min(pause, deadline - now)))
             fresh = True
+        self._cleared(workspace_id, ws)
         waited = self._clock() - started
         if waited > 0.01:
             ws.waits += 1
@@ -448,6 +472,9 @@ class DynamicsBudget:
         with ws.cond:
             if not force and ws.usage is not None and now - ws.usage_at < refresh:
                 return ws.usage
+            # What this instance merged before the read is in it; what it merges while the read runs
+            # may not be, so only the former leaves ``unread`` (counting a merge twice is the safe way).
+            unread_before = (ws.unread_requests, ws.unread_execution_ms)
         try:
             self._ensure_ready()
             # The whole partition: the ledger ring and the slots (a dozen rows, one request).
@@ -470,7 +497,8 @@ class DynamicsBudget:
         usage = self._window(totals, now, paused)
         with ws.cond:
             ws.usage, ws.usage_at = usage, now
-            ws.unread_requests, ws.unread_execution_ms = 0, 0.0
+            ws.unread_requests -= unread_before[0]
+            ws.unread_execution_ms -= unread_before[1]
             if live:
                 ws.live = live
         return usage

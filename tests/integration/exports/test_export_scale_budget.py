@@ -8,6 +8,7 @@ conservative static share instead of stalling.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 
@@ -148,3 +149,36 @@ def test_calls_outside_a_chunk_are_counted_but_never_held(
     with a.working(workspace):  # a chunk, however, waits for the window
         pass
     assert sum(time_.slept) > 5
+
+
+def test_a_request_in_flight_counts_before_it_answers(
+    azurite: Azurite, time_: FakeTime, workspace: str
+) -> None:
+    """The service counts a request when it arrives; the ledger learns of it from its answer. A chunk
+    thread cleared to send therefore holds its place meanwhile, or two threads of one instance (and so
+    every instance) could overshoot the window by the requests they have in flight."""
+    a = instance(azurite, time_)
+    observe = a.observer(workspace)
+    for _ in range(44):  # counted, outside any chunk: this instance's part of the room is (90 - 44) / 4
+        observe(event())
+    with a.working(workspace, expected_requests=1):  # this thread is cleared for one request: in flight
+        other: list[float] = []
+
+        def second_chunk() -> None:
+            started = time_.now
+            with a.working(workspace, expected_requests=11):  # 1 in flight + 11 > 11.5
+                pass
+            other.append(time_.now - started)
+
+        thread = threading.Thread(target=second_chunk)
+        thread.start()
+        thread.join(30)
+    assert other and other[0] > 5  # it waited for the window, not only for storage
+    # Once the cleared request has answered, the same ask goes through at once.
+    time_.now += 120
+    for _ in range(44):
+        observe(event())
+    started = time_.now
+    with a.working(workspace, expected_requests=11):
+        pass
+    assert time_.now - started < 1
