@@ -21,6 +21,130 @@ _NOTIFICATION: dict[str, Any] = {
     "readAt": None,
 }
 
+# The whole configuration: as the frontend sends it (PUT, validate), saved and read back (GET).
+_CONFIG: dict[str, Any] = {
+    "syncIdentifiers": {
+        "contactIdentifier": "linkedin_or_name_company",
+        "contactRule": None,
+        "companyIdentifier": "domain",
+        "companyDomainAnyExtension": False,
+        "companyRule": None,
+        "columns": {
+            "contactLinkedinUrl": "new_linkedinurl",
+            "companyDomain": "websiteurl",
+            "companyLinkedinUrl": None,
+        },
+        "associateContactsWithCompanies": True,
+        "associateCompaniesWithContacts": False,
+        "exportMissingContacts": False,
+        "integrationUser": None,
+    },
+    "fieldMapping": {
+        "contacts": [
+            {
+                "kind": "platform_field",
+                "dynamicsField": "firstname",
+                "platformField": "firstName",
+                "mode": "overwrite",
+            },
+            {
+                "kind": "platform_field",
+                "dynamicsField": "lastname",
+                "platformField": "lastName",
+                "mode": "overwrite",
+            },
+            {
+                "kind": "platform_field",
+                "dynamicsField": "jobtitle",
+                "platformField": "jobTitle",
+                "mode": "overwrite",
+            },
+            {
+                "kind": "platform_field",
+                "dynamicsField": "emailaddress1",
+                "platformField": "professionalEmail",
+                "mode": "overwrite",
+            },
+            {
+                "kind": "platform_field",
+                "dynamicsField": "telephone1",
+                "platformField": "phoneNumber",
+                "mode": "fill_if_empty",
+            },
+            {
+                "kind": "platform_field",
+                "dynamicsField": "new_linkedinurl",
+                "platformField": "linkedinUrl",
+                "mode": "fill_if_empty",
+            },
+            {
+                "kind": "platform_field",
+                "dynamicsField": "new_seniority",
+                "platformField": "seniority",
+                "mode": "overwrite",
+            },
+            {
+                "kind": "fixed_value",
+                "dynamicsField": "description",
+                "value": "Sourced by the sales-engagement platform",
+                "valueType": "text",
+                "mode": "fill_if_empty",
+            },
+        ],
+        "companies": [
+            {
+                "kind": "platform_field",
+                "dynamicsField": "name",
+                "platformField": "name",
+                "mode": "fill_if_empty",
+            },
+            {
+                "kind": "platform_field",
+                "dynamicsField": "websiteurl",
+                "platformField": "domain",
+                "mode": "fill_if_empty",
+            },
+            {
+                "kind": "platform_field",
+                "dynamicsField": "numberofemployees",
+                "platformField": "employeeCount",
+                "mode": "overwrite",
+            },
+            {
+                "kind": "platform_field",
+                "dynamicsField": "address1_city",
+                "platformField": "city",
+                "mode": "fill_if_empty",
+            },
+        ],
+    },
+    "campaignMapping": {
+        "campaignSequenceDetails": None,
+        "campaignEngagementStatus": "new_campaignstatus",
+        "sequenceStatus": "new_sequencestatus",
+        "campaignReplyAnalysis": None,
+        "campaignOpens": "new_campaignopens",
+        "campaignClicks": "new_campaignclicks",
+        "campaignOpenAnalysis": None,
+        "campaignClickAnalysis": None,
+        "campaigns": "new_campaigns",
+        "senders": None,
+        "activities": "new_activities",
+        "conversationTags": None,
+        "conversationTagCategories": None,
+    },
+    "userMapping": {
+        "identities": [
+            {"identityId": "identity-alex-linkedin", "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d"}
+        ],
+        "users": [
+            {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
+            {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
+        ],
+        "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
+    },
+}
+
 EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/openapi.json"): {
         "response": {
@@ -101,511 +225,10 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "reason": None,
         }
     },
-    ("GET", "/api/dynamics/config"): {
-        "response": {
-            "syncIdentifiers": {
-                "contactIdentifier": "linkedin_or_name_company",
-                "contactRule": None,
-                "companyIdentifier": "domain",
-                "companyDomainAnyExtension": False,
-                "companyRule": None,
-                "columns": {
-                    "contactLinkedinUrl": "new_linkedinurl",
-                    "companyDomain": "websiteurl",
-                    "companyLinkedinUrl": None,
-                },
-                "associateContactsWithCompanies": True,
-                "associateCompaniesWithContacts": False,
-                "exportMissingContacts": False,
-                "integrationUser": None,
-            },
-            "fieldMapping": {
-                "contacts": [
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "firstname",
-                        "platformField": "firstName",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "lastname",
-                        "platformField": "lastName",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "jobtitle",
-                        "platformField": "jobTitle",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "emailaddress1",
-                        "platformField": "professionalEmail",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "telephone1",
-                        "platformField": "phoneNumber",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "new_linkedinurl",
-                        "platformField": "linkedinUrl",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "new_seniority",
-                        "platformField": "seniority",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "fixed_value",
-                        "dynamicsField": "description",
-                        "value": "Sourced by the sales-engagement platform",
-                        "valueType": "text",
-                        "mode": "fill_if_empty",
-                    },
-                ],
-                "companies": [
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "name",
-                        "platformField": "name",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "websiteurl",
-                        "platformField": "domain",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "numberofemployees",
-                        "platformField": "employeeCount",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "address1_city",
-                        "platformField": "city",
-                        "mode": "fill_if_empty",
-                    },
-                ],
-            },
-            "campaignMapping": {
-                "campaignSequenceDetails": None,
-                "campaignEngagementStatus": "new_campaignstatus",
-                "sequenceStatus": "new_sequencestatus",
-                "campaignReplyAnalysis": None,
-                "campaignOpens": "new_campaignopens",
-                "campaignClicks": "new_campaignclicks",
-                "campaignOpenAnalysis": None,
-                "campaignClickAnalysis": None,
-                "campaigns": "new_campaigns",
-                "senders": None,
-                "activities": "new_activities",
-                "conversationTags": None,
-                "conversationTagCategories": None,
-            },
-            "userMapping": {
-                "identities": [
-                    {
-                        "identityId": "identity-alex-linkedin",
-                        "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
-                    }
-                ],
-                "users": [
-                    {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
-                    {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
-                ],
-                "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
-            },
-        }
-    },
-    ("PUT", "/api/dynamics/config"): {
-        "request": {
-            "syncIdentifiers": {
-                "contactIdentifier": "linkedin_or_name_company",
-                "contactRule": None,
-                "companyIdentifier": "domain",
-                "companyDomainAnyExtension": False,
-                "companyRule": None,
-                "columns": {
-                    "contactLinkedinUrl": "new_linkedinurl",
-                    "companyDomain": "websiteurl",
-                    "companyLinkedinUrl": None,
-                },
-                "associateContactsWithCompanies": True,
-                "associateCompaniesWithContacts": False,
-                "exportMissingContacts": False,
-                "integrationUser": None,
-            },
-            "fieldMapping": {
-                "contacts": [
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "firstname",
-                        "platformField": "firstName",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "lastname",
-                        "platformField": "lastName",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "jobtitle",
-                        "platformField": "jobTitle",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "emailaddress1",
-                        "platformField": "professionalEmail",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "telephone1",
-                        "platformField": "phoneNumber",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "new_linkedinurl",
-                        "platformField": "linkedinUrl",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "new_seniority",
-                        "platformField": "seniority",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "fixed_value",
-                        "dynamicsField": "description",
-                        "value": "Sourced by the sales-engagement platform",
-                        "valueType": "text",
-                        "mode": "fill_if_empty",
-                    },
-                ],
-                "companies": [
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "name",
-                        "platformField": "name",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "websiteurl",
-                        "platformField": "domain",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "numberofemployees",
-                        "platformField": "employeeCount",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "address1_city",
-                        "platformField": "city",
-                        "mode": "fill_if_empty",
-                    },
-                ],
-            },
-            "campaignMapping": {
-                "campaignSequenceDetails": None,
-                "campaignEngagementStatus": "new_campaignstatus",
-                "sequenceStatus": "new_sequencestatus",
-                "campaignReplyAnalysis": None,
-                "campaignOpens": "new_campaignopens",
-                "campaignClicks": "new_campaignclicks",
-                "campaignOpenAnalysis": None,
-                "campaignClickAnalysis": None,
-                "campaigns": "new_campaigns",
-                "senders": None,
-                "activities": "new_activities",
-                "conversationTags": None,
-                "conversationTagCategories": None,
-            },
-            "userMapping": {
-                "identities": [
-                    {
-                        "identityId": "identity-alex-linkedin",
-                        "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
-                    }
-                ],
-                "users": [
-                    {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
-                    {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
-                ],
-                "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
-            },
-        },
-        "response": {
-            "syncIdentifiers": {
-                "contactIdentifier": "linkedin_or_name_company",
-                "contactRule": None,
-                "companyIdentifier": "domain",
-                "companyDomainAnyExtension": False,
-                "companyRule": None,
-                "columns": {
-                    "contactLinkedinUrl": "new_linkedinurl",
-                    "companyDomain": "websiteurl",
-                    "companyLinkedinUrl": None,
-                },
-                "associateContactsWithCompanies": True,
-                "associateCompaniesWithContacts": False,
-                "exportMissingContacts": False,
-                "integrationUser": None,
-            },
-            "fieldMapping": {
-                "contacts": [
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "firstname",
-                        "platformField": "firstName",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "lastname",
-                        "platformField": "lastName",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "jobtitle",
-                        "platformField": "jobTitle",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "emailaddress1",
-                        "platformField": "professionalEmail",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "telephone1",
-                        "platformField": "phoneNumber",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "new_linkedinurl",
-                        "platformField": "linkedinUrl",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "new_seniority",
-                        "platformField": "seniority",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "fixed_value",
-                        "dynamicsField": "description",
-                        "value": "Sourced by the sales-engagement platform",
-                        "valueType": "text",
-                        "mode": "fill_if_empty",
-                    },
-                ],
-                "companies": [
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "name",
-                        "platformField": "name",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "websiteurl",
-                        "platformField": "domain",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "numberofemployees",
-                        "platformField": "employeeCount",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "address1_city",
-                        "platformField": "city",
-                        "mode": "fill_if_empty",
-                    },
-                ],
-            },
-            "campaignMapping": {
-                "campaignSequenceDetails": None,
-                "campaignEngagementStatus": "new_campaignstatus",
-                "sequenceStatus": "new_sequencestatus",
-                "campaignReplyAnalysis": None,
-                "campaignOpens": "new_campaignopens",
-                "campaignClicks": "new_campaignclicks",
-                "campaignOpenAnalysis": None,
-                "campaignClickAnalysis": None,
-                "campaigns": "new_campaigns",
-                "senders": None,
-                "activities": "new_activities",
-                "conversationTags": None,
-                "conversationTagCategories": None,
-            },
-            "userMapping": {
-                "identities": [
-                    {
-                        "identityId": "identity-alex-linkedin",
-                        "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
-                    }
-                ],
-                "users": [
-                    {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
-                    {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
-                ],
-                "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
-            },
-        },
-    },
+    ("GET", "/api/dynamics/config"): {"response": _CONFIG},
+    ("PUT", "/api/dynamics/config"): {"request": _CONFIG, "response": _CONFIG},
     ("POST", "/api/dynamics/config/validate"): {
-        "request": {
-            "syncIdentifiers": {
-                "contactIdentifier": "linkedin_or_name_company",
-                "contactRule": None,
-                "companyIdentifier": "domain",
-                "companyDomainAnyExtension": False,
-                "companyRule": None,
-                "columns": {
-                    "contactLinkedinUrl": "new_linkedinurl",
-                    "companyDomain": "websiteurl",
-                    "companyLinkedinUrl": None,
-                },
-                "associateContactsWithCompanies": True,
-                "associateCompaniesWithContacts": False,
-                "exportMissingContacts": False,
-                "integrationUser": None,
-            },
-            "fieldMapping": {
-                "contacts": [
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "firstname",
-                        "platformField": "firstName",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "lastname",
-                        "platformField": "lastName",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "jobtitle",
-                        "platformField": "jobTitle",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "emailaddress1",
-                        "platformField": "professionalEmail",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "telephone1",
-                        "platformField": "phoneNumber",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "new_linkedinurl",
-                        "platformField": "linkedinUrl",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "new_seniority",
-                        "platformField": "seniority",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "fixed_value",
-                        "dynamicsField": "description",
-                        "value": "Sourced by the sales-engagement platform",
-                        "valueType": "text",
-                        "mode": "fill_if_empty",
-                    },
-                ],
-                "companies": [
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "name",
-                        "platformField": "name",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "websiteurl",
-                        "platformField": "domain",
-                        "mode": "fill_if_empty",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "numberofemployees",
-                        "platformField": "employeeCount",
-                        "mode": "overwrite",
-                    },
-                    {
-                        "kind": "platform_field",
-                        "dynamicsField": "address1_city",
-                        "platformField": "city",
-                        "mode": "fill_if_empty",
-                    },
-                ],
-            },
-            "campaignMapping": {
-                "campaignSequenceDetails": None,
-                "campaignEngagementStatus": "new_campaignstatus",
-                "sequenceStatus": "new_sequencestatus",
-                "campaignReplyAnalysis": None,
-                "campaignOpens": "new_campaignopens",
-                "campaignClicks": "new_campaignclicks",
-                "campaignOpenAnalysis": None,
-                "campaignClickAnalysis": None,
-                "campaigns": "new_campaigns",
-                "senders": None,
-                "activities": "new_activities",
-                "conversationTags": None,
-                "conversationTagCategories": None,
-            },
-            "userMapping": {
-                "identities": [
-                    {
-                        "identityId": "identity-alex-linkedin",
-                        "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
-                    }
-                ],
-                "users": [
-                    {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
-                    {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
-                ],
-                "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
-            },
-        },
+        "request": _CONFIG,
         "response": {"valid": True, "errors": [], "warnings": []},
     },
     ("GET", "/api/dynamics/config/history"): {
