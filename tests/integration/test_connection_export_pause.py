@@ -13,7 +13,6 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from core.adapters.export_store import EXPORT_QUEUE, ExportStore
-from core.adapters.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
 from core.domain.connection import ConnectionStatus
 from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
@@ -25,10 +24,10 @@ from core.services.metadata_cache import MetadataCache
 from core.settings import load_settings
 from emulators.dataverse.server import DataverseEmulator
 from emulators.entra import EntraEmulator
-from emulators.tls import ensure_ca, trusting_session
+from emulators.tls import trusting_session
 from tests.integration.exports.test_export_worker import CONFIG
 from tests.support.dataverse import STATIC_TOKEN, rows
-from tests.support.identity import IdentityStack, caller
+from tests.support.identity import IdentityStack, caller, local_secret_store
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -48,15 +47,7 @@ def dataverse(entra: EntraEmulator) -> Iterator[DataverseEmulator]:
 def components_resuming(stack: IdentityStack, exports: ExportService) -> ConnectionComponents:
     """The issue-4 wiring of production: a reconnect resumes the workspace's paused exports."""
     settings = load_settings(stack.settings_env)
-    store = KeyVaultSecretStore(
-        secret_client(
-            stack.keyvault.vault_url,
-            StaticTokenCredential(settings.require("KEY_VAULT_LOCAL_TOKEN")),
-            local=True,
-            connection_verify=str(ensure_ca().bundle_path),
-            retry_total=0,
-        )
-    )
+    store = local_secret_store(stack.keyvault.vault_url, settings.require("KEY_VAULT_LOCAL_TOKEN"))
     return build_components(
         settings,
         tables=stack.tables,

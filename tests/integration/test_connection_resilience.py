@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from core.adapters.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
 from core.adapters.msal_app import MsalAppFactory, MsalConfig
 from core.adapters.notification_repository import Notification
 from core.adapters.token_crypto import TokenCipher
@@ -26,9 +25,8 @@ from core.services.connection_service import ConnectError, build_components
 from core.services.token_provider import TokenService
 from core.services.token_refresh import TokenRefresher
 from core.settings import load_settings
-from emulators.tls import ensure_ca
 from tests.integration.test_connection_cycle import connect, refresh_tokens
-from tests.support.identity import IdentityStack, caller
+from tests.support.identity import IdentityStack, caller, local_secret_store
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -165,15 +163,7 @@ def test_slow_identity_provider_is_transient_and_marks_nothing(identity_stack: I
     c = stack.components
     connect(stack)
     settings = load_settings(stack.settings_env)
-    store = KeyVaultSecretStore(
-        secret_client(
-            stack.keyvault.vault_url,
-            StaticTokenCredential(settings.require("KEY_VAULT_LOCAL_TOKEN")),
-            local=True,
-            connection_verify=str(ensure_ca().bundle_path),
-            retry_total=0,
-        )
-    )
+    store = local_secret_store(stack.keyvault.vault_url, settings.require("KEY_VAULT_LOCAL_TOKEN"))
     impatient = TokenService(
         connections=c.connections,
         secrets=store,
@@ -252,15 +242,7 @@ def test_due_means_near_expiry_or_no_refresh_for_the_configured_days(identity_st
     """TOKEN_EXPIRY_MARGIN_MINUTES and TOKEN_PROACTIVE_REFRESH_DAYS decide what a run refreshes."""
     stack = identity_stack
     settings = load_settings({**stack.settings_env, "TOKEN_PROACTIVE_REFRESH_DAYS": "2"})
-    store = KeyVaultSecretStore(
-        secret_client(
-            stack.keyvault.vault_url,
-            StaticTokenCredential(settings.require("KEY_VAULT_LOCAL_TOKEN")),
-            local=True,
-            connection_verify=str(ensure_ca().bundle_path),
-            retry_total=0,
-        )
-    )
+    store = local_secret_store(stack.keyvault.vault_url, settings.require("KEY_VAULT_LOCAL_TOKEN"))
     c = build_components(
         settings,
         tables=stack.tables,

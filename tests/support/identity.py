@@ -140,6 +140,19 @@ class IdentityStack:
         return out
 
 
+def local_secret_store(vault_url: str, token: str) -> KeyVaultSecretStore:
+    """The product's secret store on the Key Vault stand-in (static token, local CA, no retries)."""
+    return KeyVaultSecretStore(
+        secret_client(
+            vault_url,
+            StaticTokenCredential(token),
+            local=True,
+            connection_verify=str(ensure_ca().bundle_path),
+            retry_total=0,
+        )
+    )
+
+
 def identity_settings(
     entra: EntraEmulator, keyvault: KeyVaultEmulator, azurite: Azurite, kv_token: str
 ) -> dict[str, str]:
@@ -165,15 +178,7 @@ def identity_stack(
     env = identity_settings(entra, keyvault, azurite, kv_token)
     settings = load_settings(env)
     session = trusting_session()
-    store = KeyVaultSecretStore(
-        secret_client(
-            keyvault.vault_url,
-            StaticTokenCredential(kv_token),
-            local=True,
-            connection_verify=str(ensure_ca().bundle_path),
-            retry_total=0,
-        )
-    )
+    store = local_secret_store(keyvault.vault_url, kv_token)
     tables = TableServiceClient.from_connection_string(azurite.connection_string)
     prefix = "t" + uuid.uuid4().hex[:10]
     components = build_components(
