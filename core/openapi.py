@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.domain.catalog import CATALOG_VERSION
+from core.openapi_examples import EXAMPLES
 
 TITLE = "Dynamics 365 integration API"
 API_VERSION = "1.0.0"
@@ -163,8 +164,6 @@ def _schema_ref(model: type[BaseModel] | dict[str, Any], components: dict[str, A
 
 
 def document(server_url: str | None = None) -> dict[str, Any]:
-    from core.openapi_examples import EXAMPLES
-
     components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for op in operations():
