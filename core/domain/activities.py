@@ -42,6 +42,7 @@ from core.domain.dynamics_metadata import DynamicsColumn, OptionValue
 from core.domain.export_job import ExportEntity, FieldError, RecordAction, RecordOutcome
 from core.domain.export_plan import DesiredValue
 from core.domain.export_request import validate_records
+from core.domain.matching import Rule, duplicate_groups
 from core.domain.values import parse_datetime
 
 MAX_EVENTS_PER_REQUEST = 50_000
@@ -217,6 +218,26 @@ def validate_events(
         contact = raw.get("contact") or by_id.get(str(raw["contactId"]))
         valid.append(ValidEvent(seq, event, contact))
     return valid, invalid
+
+
+def export_aliases(rule: Rule, events: Sequence[ValidEvent]) -> dict[str, str]:
+    """Platform contacts of one request that the identifier says are the same person (same LinkedIn
+    profile, same name and company, ...): each of the others -> the first one's platform id.
+
+    Exported under that one id (its deterministic Dynamics id), two chunks running at once that both miss
+    the person in Dynamics create one contact between them (the second create is a duplicate id, turned
+    into an update), not one each. Within a chunk the worker merges them anyway."""
+    first: dict[str, Mapping[str, Any]] = {}
+    for item in events:
+        contact_id = str(item.event.get("contactId"))
+        if isinstance(item.contact, Mapping):
+            first.setdefault(contact_id, item.contact)
+    ids = list(first)
+    aliases: dict[str, str] = {}
+    for group in duplicate_groups(rule, [first[i] for i in ids]):
+        for index in group[1:]:
+            aliases[ids[index]] = ids[group[0]]
+    return aliases
 
 
 # --- the regarding contact --------------------------------------------------------------------------

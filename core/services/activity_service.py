@@ -18,10 +18,12 @@ from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.export_store import ExportStore, JobRow
 from core.adapters.queues import queue_service
-from core.domain.activities import ActivitiesRequest, validate_events
+from core.domain.activities import ActivitiesRequest, export_aliases, validate_events
 from core.domain.caller import Caller
+from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
 from core.domain.export_job import ChunkState, split_chunks
+from core.domain.matching import IdentifierConfig, rule_for
 from core.services.activity_worker import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES
 from core.services.export_service import ExportService, SubmitResult
 from core.settings import Settings, get_settings
@@ -74,17 +76,19 @@ class ActivityService:
                 "createdAt": now,
             },
         )
+        aliases: dict[str, str] = {}
+        if config.sync_identifiers.export_missing_contacts:
+            identifiers = IdentifierConfig.from_model(config.sync_identifiers)
+            aliases = export_aliases(rule_for(Entity.CONTACT, identifiers), valid)
         for index, positions in enumerate(chunks):
-            self._store.stage_chunk(
-                caller.workspace_id,
-                job_id,
-                index,
-                [
-                    {"seq": valid[i].seq, "event": dict(valid[i].event), "contact": valid[i].contact}
-                    for i in positions
-                ],
-                staging=staging,
-            )
+            staged: list[dict[str, Any]] = []
+            for i in positions:
+                item = {"seq": valid[i].seq, "event": dict(valid[i].event), "contact": valid[i].contact}
+                alias = aliases.get(str(valid[i].event.get("contactId")))
+                if alias is not None:
+                    item["exportAs"] = alias
+                staged.append(item)
+            self._store.stage_chunk(caller.workspace_id, job_id, index, staged, staging=staging)
         try:
             self._store.create_job(
                 JobRow(

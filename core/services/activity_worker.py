@@ -108,6 +108,7 @@ class _Event:
     seq: int
     event: ActivityEvent
     contact_data: Mapping[str, Any] | None
+    export_as: str | None = None  # the request's first platform contact of the same person (submit)
     contact_id: str | None = None
     table: str | None = None
     actor: Actor | None = None
@@ -132,6 +133,12 @@ class _Contact:
     export_errors: list[FieldError] = field(default_factory=list)
     export_note: str | None = None
     same_as: str | None = None  # the same person as another contact of the chunk (by the identifier)
+    export_as: str | None = None  # ... as another contact of the request: exported under its id
+
+    @property
+    def export_id(self) -> str:
+        """The platform id the contact is exported under (its deterministic Dynamics id)."""
+        return self.export_as or self.platform_id
 
 
 class ActivityWorker:
@@ -191,7 +198,12 @@ class ActivityWorker:
                     if isinstance(i, Mapping) and i.get("userId")
                 },
                 items=[
-                    _Event(int(s["seq"]), ActivityEvent.from_json(s["event"]), s.get("contact"))
+                    _Event(
+                        int(s["seq"]),
+                        ActivityEvent.from_json(s["event"]),
+                        s.get("contact"),
+                        export_as=s.get("exportAs"),
+                    )
                     for s in staged
                 ],
             )
@@ -376,6 +388,8 @@ class ChunkRun:
             contact = contacts.setdefault(item.event.contact_id, _Contact(item.event.contact_id, None))
             if contact.data is None and isinstance(item.contact_data, Mapping):
                 contact.data = item.contact_data
+            if contact.export_as is None and item.export_as and item.export_as != contact.platform_id:
+                contact.export_as = item.export_as
         return contacts
 
     def _contact_select(self, contact_columns: Mapping[str, DynamicsColumn]) -> list[str]:
@@ -398,10 +412,14 @@ class ChunkRun:
         with_data = [c for c in contacts.values() if c.data is not None]
         current = [*self._contact_select(contact_columns), PARENT_ACCOUNT_VALUE]
         select = list(dict.fromkeys(["contactid", *current]))
-        own_ids = {
-            deterministic_dynamics_id(self.ws, ExportEntity.CONTACTS, c.platform_id): c
-            for c in contacts.values()
-        }
+        # A contact exported by the platform has its own deterministic id, or (exported for events) that of
+        # the request's first platform contact of the same person.
+        own_ids: dict[str, list[_Contact]] = {}
+        for c in contacts.values():
+            for platform_id in dict.fromkeys([c.platform_id, c.export_id]):
+                own_ids.setdefault(
+                    deterministic_dynamics_id(self.ws, ExportEntity.CONTACTS, platform_id), []
+                ).append(c)
         gets = [
             BatchOperation(
                 "GET",
@@ -454,9 +472,11 @@ class ChunkRun:
         )
         pages = self._batch_gets(gets)
         own_rows = {str(r["contactid"]).lower(): r for r in pages[0]}
-        for own_id, contact in own_ids.items():
+        for own_id, owners in own_ids.items():
             row = own_rows.get(own_id)
-            if row is not None:
+            for contact in owners if row is not None else []:
+                if contact.dynamics_id is not None and contact.dynamics_id != own_id:
+                    continue  # found under its own id: that one wins
                 contact.dynamics_id, contact.current = own_id, row
                 contact.match = {"status": "matched", "rule": "created_by_platform", "dynamicsId": own_id}
         self._existing = {}
@@ -512,7 +532,7 @@ class ChunkRun:
                 self.worker.store, self.ws, self.job_id, [first[c.platform_id].seq for c in own]
             )
             for contact in own:
-                if contact.platform_id in done:
+                if contact.export_id in done:
                     contact.action = ContactAction.CREATED
         ready: list[_Contact] = []
         for platform_id in first:
@@ -527,6 +547,11 @@ class ChunkRun:
         for group in duplicate_groups(rule, [c.data or {} for c in ready]):
             for index in group[1:]:
                 ready[index].same_as = ready[group[0]].platform_id
+        exported_as: dict[str, _Contact] = {}  # the submit's grouping too (it saw the whole request)
+        for contact in ready:
+            keeper = exported_as.setdefault(contact.export_id, contact)
+            if keeper is not contact and contact.same_as is None:
+                contact.same_as = keeper.same_as or keeper.platform_id
         to_export = [c for c in ready if c.same_as is None]
         if not to_export:
             return
@@ -540,7 +565,7 @@ class ChunkRun:
             config=self.config,
             contacts=[
                 ContactToExport(
-                    c.platform_id,
+                    c.export_id,
                     c.data or {},
                     first[c.platform_id].seq,
                     self._platform_user(first[c.platform_id].event) or self.user_id,
@@ -549,9 +574,14 @@ class ChunkRun:
             ],
         )
         for contact in to_export:
-            result = results[contact.platform_id]
+            result = results[contact.export_id]
             contact.match = result.match
             contact.export_note = result.note
+            if contact.export_as is not None and result.dynamics_id:
+                contact.export_note = (
+                    f"same contact as {contact.export_as} in this request (by the configured identifier): "
+                    "exported once, under that contact's id"
+                )
             if result.dynamics_id:
                 contact.dynamics_id, contact.current = result.dynamics_id.lower(), result.current
                 created = result.action is RecordAction.CREATED

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.domain.activities import ActivityOutcome, ContactAction, contact_export_problem
+from core.domain.activities import (
+    ActivityOutcome,
+    ContactAction,
+    ValidEvent,
+    contact_export_problem,
+    export_aliases,
+)
+from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
 from core.domain.config_validation import Severity, validate_config
 from core.domain.export_job import RecordAction
+from core.domain.matching import IdentifierConfig, rule_for
 
 
 def _config(*, export_missing: bool | None, contacts_tab: list[dict[str, Any]]) -> DynamicsConfig:
@@ -57,3 +65,30 @@ def test_the_result_says_what_happened_to_the_contact() -> None:
     outcome = ActivityOutcome(0, "e1", RecordAction.CREATED, contact_action=ContactAction.CREATED)
     assert outcome.to_json()["contactAction"] == "created"
     assert "contactAction" not in ActivityOutcome(0, "e1", RecordAction.INVALID).to_json()
+
+
+def test_platform_contacts_of_one_person_in_a_request_are_exported_under_the_first_ones_id() -> None:
+    identifiers = IdentifierConfig.from_json(
+        {
+            "contactIdentifier": "linkedin_or_name_company",
+            "columns": {"contactLinkedinUrl": "new_linkedinurl"},
+        }
+    )
+    rule = rule_for(Entity.CONTACT, identifiers)
+    ana = {"id": "p-1", "firstName": "Ana", "lastName": "Ruiz", "linkedinUrl": "linkedin.com/in/ana-ruiz"}
+    events = [
+        ValidEvent(0, {"id": "e0", "contactId": "p-1"}, ana),
+        ValidEvent(
+            1,
+            {"id": "e1", "contactId": "p-2"},
+            {**ana, "id": "p-2", "linkedinUrl": "https://www.linkedin.com/in/Ana-Ruiz/"},
+        ),
+        ValidEvent(
+            2,
+            {"id": "e2", "contactId": "p-3"},
+            {"id": "p-3", "firstName": "Bo", "lastName": "Lee", "linkedinUrl": "linkedin.com/in/bo"},
+        ),
+        ValidEvent(3, {"id": "e3", "contactId": "p-2"}, None),  # its data came with the first event
+        ValidEvent(4, {"id": "e4", "contactId": "p-4"}, None),  # no data: nothing to compare
+    ]
+    assert export_aliases(rule, events) == {"p-2": "p-1"}

@@ -8,16 +8,19 @@ owned as an export would own it, with the campaign's activities on its timeline.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from core.domain.activities import activity_id
+from core.domain.activities import ActivitiesRequest, activity_id
 from core.domain.config import DynamicsConfig
 from core.domain.export_job import ExportEntity, deterministic_dynamics_id
-from tests.integration.activities.conftest import WS, ActivityHarness
+from core.services.activity_worker import ACTIVITY_QUEUE
+from core.services.export_worker import ChunkMessage
+from tests.integration.activities.conftest import CALLER, WS, ActivityHarness
 from tests.support.dataverse import create, rows
 
 U_ANA = "a0000000-0000-4000-8000-00000000000a"
@@ -192,6 +195,56 @@ def test_two_platform_contacts_of_one_person_make_one_dynamics_contact(
     [contact] = rows(env.emulator, "contacts")
     assert contact["contactid"] == NEW_ID
     assert {r["activity"]["regardingContactId"] for r in records.values()} == {NEW_ID}
+    assert "same contact as p-new" in records["e2"]["note"]
+    assert len(_activities(env)) == 2
+
+
+def test_two_platform_contacts_of_one_person_in_racing_chunks_make_one_dynamics_contact(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The twins land in different chunks, and the chunk of p-new runs whole while the chunk of p-twin
+    sits between its lookups (nothing found) and its create: still one contact, both events regard it."""
+    from core.services import export_worker
+
+    env = _env(harness_for, export_missing=True)
+    twin = {**NEW, "id": "p-twin", "linkedinUrl": "linkedin.com/in/Nora-Quist/"}
+    events = [_event("e1"), _event("e2", contact="p-twin")]
+    service = env.service(chunk_size=1)
+    job = service.submit(
+        CALLER,
+        ActivitiesRequest.model_validate(
+            {"events": events, "contacts": [NEW, twin], "identities": IDENTITIES}
+        ),
+    )
+    queue = env.queues.get_queue_client(ACTIVITY_QUEUE)
+    chunks = {
+        chunk.chunk: chunk
+        for chunk in (
+            ChunkMessage.parse(base64.b64decode(m.content))
+            for m in queue.receive_messages(max_messages=32, visibility_timeout=60)
+        )
+    }
+    assert sorted(chunks) == [0, 1]
+    real_write = export_worker.ChunkRun._write
+    raced: list[bool] = []
+
+    def other_chunk_runs_first(self: Any, items: Any, table: str, owner: Any) -> None:
+        if table == "contact" and not raced:
+            raced.append(True)
+            assert rows(env.emulator, "contacts") == []  # p-twin's chunk found nobody
+            env.worker.handle(chunks[0], 1)  # p-new's chunk, whole
+        real_write(self, items, table, owner)
+
+    monkeypatch.setattr(export_worker.ChunkRun, "_write", other_chunk_runs_first)
+    env.worker.handle(chunks[1], 1)
+    assert raced
+    [contact] = rows(env.emulator, "contacts")
+    assert contact["contactid"] == NEW_ID
+    page = service.records(WS, job.job_id, None, None, 10)
+    assert page is not None
+    records = {r["platformId"]: r for r in page["records"]}
+    assert {r["activity"]["regardingContactId"] for r in records.values()} == {NEW_ID}
+    assert records["e1"]["contactAction"] == "created"
     assert "same contact as p-new" in records["e2"]["note"]
     assert len(_activities(env)) == 2
 
