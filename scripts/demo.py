@@ -471,6 +471,10 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
     for name, value in timings.items():
         print(f"  {name:<34} {value:>6.2f} s")
     summary["timings"] = timings
+    if summary["countsDiffering"]:
+        raise DemoFailed(
+            "the exports did not end as the sample list is built to: " + "; ".join(summary["countsDiffering"])
+        )
     return summary
 
 
@@ -487,14 +491,26 @@ def run_export(
     return {**status, "jobId": accepted["jobId"]}
 
 
-def _table(counts: dict[str, int], second: dict[str, int]) -> list[str]:
-    lines = [f"  {'outcome':<10} {'export #1':>9} {'export #2':>9}", f"  {'-' * 10} {'-' * 9} {'-' * 9}"]
+def _table(counts: dict[str, int], second: dict[str, int]) -> tuple[list[str], list[str]]:
+    """The outcome table, each row checked against what the sample list is built for; and the rows that
+    differ (the demo then fails: a newcomer must not have to judge the numbers)."""
+    expected_first, expected_second = demo_data.expected_counts()
+    lines = [
+        f"  {'outcome':<10} {'export #1':>9} {'export #2':>9}  as built?",
+        f"  {'-' * 10} {'-' * 9} {'-' * 9}  {'-' * 9}",
+    ]
+    wrong: list[str] = []
     for key in COUNT_KEYS:
-        lines.append(f"  {key:<10} {counts.get(key, 0):>9} {second.get(key, 0):>9}")
+        got = (counts.get(key, 0), second.get(key, 0))
+        want = (expected_first[key], expected_second[key])
+        verdict = "yes" if got == want else f"NO, expected {want[0]} / {want[1]}"
+        if got != want:
+            wrong.append(f"{key}: {got[0]} / {got[1]}, expected {want[0]} / {want[1]}")
+        lines.append(f"  {key:<10} {got[0]:>9} {got[1]:>9}  {verdict}")
     lines.append(
         f"  {'total':<10} {sum(counts.get(k, 0) for k in COUNT_KEYS):>9} {sum(second.get(k, 0) for k in COUNT_KEYS):>9}"
     )
-    return lines
+    return lines, wrong
 
 
 def _explain(record: dict[str, Any]) -> str:
@@ -517,7 +533,8 @@ def summarize(
 ) -> dict[str, Any]:
     section("Summary")
     print(f"  export #1 {first['state']}, export #2 {second['state']} (the same list, nothing new to write)")
-    for line in _table(first["counts"], second["counts"]):
+    table, wrong = _table(first["counts"], second["counts"])
+    for line in table:
         print(line)
 
     print("\n  How records matched (rule + the normalised values both sides share):")
@@ -547,9 +564,10 @@ def summarize(
                 f"    {record['platformId']}: field {field}, Dynamics code {error.get('code')}: {error['message']}"
             )
     invalid = [r for r in records if r["action"] == "invalid"]
+    print("\n  Invalid before sending (nothing sent to Dynamics):" if invalid else "\n  Invalid: none")
     for record in invalid:
         for error in record.get("errors", []):
-            print(f"    {record['platformId']}: invalid before sending, {error['field']}: {error['message']}")
+            print(f"    {record['platformId']}: {error['field']}: {error['message']}")
 
     print(
         f"\n  Activities ({activity_status['state']}; "
@@ -588,6 +606,8 @@ def summarize(
         "matchExamples": examples,
         "failed": failed,
         "campaignProperties": {k: v for k, v in written.items() if not k.startswith("@")},
+        "countsAsBuilt": not wrong,
+        "countsDiffering": wrong,
     }  # fmt: skip
 
 

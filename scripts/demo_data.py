@@ -36,6 +36,22 @@ FAILED = 1
 COMPANY_COUNT = 40
 EXISTING_COMPANIES = 10
 
+
+def expected_counts() -> tuple[dict[str, int], dict[str, int]]:
+    """The outcomes the list is built for: the first export, then the same list exported again."""
+    matched = LINKEDIN_MATCHES + NAME_MATCHES + UNCHANGED
+    first = {
+        "created": CONTACT_COUNT - matched - DUPLICATES - INVALID - FAILED,
+        "updated": LINKEDIN_MATCHES + NAME_MATCHES,
+        "unchanged": UNCHANGED,
+        "skipped": DUPLICATES,
+        "failed": FAILED,
+        "invalid": INVALID,
+    }
+    written = first["created"] + first["updated"] + first["unchanged"]
+    return first, {**first, "created": 0, "updated": 0, "unchanged": written}
+
+
 FIRST_NAMES = ["Ana", "Ben", "Chloé", "David", "Elena", "Farid", "Grace", "Hugo", "Iris", "Jonas",
                "Keiko", "Liam", "María", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sven",
                "Tariq"]  # fmt: skip

@@ -28,22 +28,7 @@ import demo_data
 
 pytestmark = pytest.mark.e2e
 
-EXPECTED_FIRST = {
-    "created": demo_data.CONTACT_COUNT
-    - demo_data.LINKEDIN_MATCHES
-    - demo_data.NAME_MATCHES
-    - demo_data.UNCHANGED
-    - demo_data.DUPLICATES
-    - demo_data.INVALID
-    - demo_data.FAILED,
-    "updated": demo_data.LINKEDIN_MATCHES + demo_data.NAME_MATCHES,
-    "unchanged": demo_data.UNCHANGED,
-    "skipped": demo_data.DUPLICATES,
-    "failed": demo_data.FAILED,
-    "invalid": demo_data.INVALID,
-}
-WRITTEN = EXPECTED_FIRST["created"] + EXPECTED_FIRST["updated"] + EXPECTED_FIRST["unchanged"]
-EXPECTED_SECOND = {**EXPECTED_FIRST, "created": 0, "updated": 0, "unchanged": WRITTEN}
+EXPECTED_FIRST, EXPECTED_SECOND = demo_data.expected_counts()
 
 
 @dataclass
@@ -121,11 +106,12 @@ def test_the_first_export_has_the_outcomes_the_sample_list_is_built_for(run: Dem
     assert {k: first["counts"][k] for k in EXPECTED_FIRST} == EXPECTED_FIRST
     assert first["state"] == "partially_failed"  # the one record Dynamics refused
     table = {
-        m.group(1): (int(m.group(2)), int(m.group(3)))
-        for m in re.finditer(r"^\s+(\w+)\s+(\d+)\s+(\d+)$", run.stdout, re.M)
+        m.group(1): (int(m.group(2)), int(m.group(3)), m.group(4))
+        for m in re.finditer(r"^\s+(\w+)\s+(\d+)\s+(\d+)\s+(yes|NO.*)$", run.stdout, re.M)
     }
     for outcome, count in EXPECTED_FIRST.items():
-        assert table[outcome] == (count, EXPECTED_SECOND[outcome]), outcome
+        assert table[outcome] == (count, EXPECTED_SECOND[outcome], "yes"), outcome
+    assert run.summary["countsAsBuilt"] is True
 
 
 def test_the_same_export_again_changes_nothing(run: DemoRun) -> None:
@@ -150,6 +136,9 @@ def test_the_record_dynamics_refused_carries_the_dynamics_error_code(run: DemoRu
     # naming the column and Dynamics' own code, instead of pretending the record was someone else's.
     assert [(e.get("field"), e.get("code")) for e in failed["errors"]] == [("emailaddress1", "0x80060892")]
     assert "Refused by Dynamics:\n    ct-shared-inbox" in run.stdout
+    # records caught before sending are not reported as refused by Dynamics
+    invalid = "Invalid before sending (nothing sent to Dynamics):\n    ct-bad-0: professionalEmail:"
+    assert invalid in run.stdout
 
 
 def test_activities_are_attributed_as_the_user_mapping_says(run: DemoRun) -> None:
