@@ -8,7 +8,10 @@ Blueprints register each route once, next to its definition::
 
 ``document()`` builds the spec (schemas under ``components.schemas``, problem+json for errors, bearer
 security on every operation unless ``anonymous=True``) and publishes ``core.domain.catalog.CATALOG_VERSION``
-as ``info.x-catalog-version``.
+as ``info.x-catalog-version``. Every authenticated operation documents 401 and 503 (``authenticate`` answers
+503 when caller tokens cannot be verified). A status whose body is not problem+json is documented with
+``alternatives={503: (Health, "storage does not answer")}`` (its example under ``EXAMPLES[...]["503"]``).
+scripts/openapi_doc.py writes the document to docs/openapi.json.
 """
 
 from __future__ import annotations
@@ -65,15 +68,20 @@ PROBLEM_TEXT = {
     500: "Unexpected error (with correlationId)",
     503: "A dependency is unavailable",
 }
+AUTH_UNAVAILABLE = "Authentication unavailable"
+AUTH_UNAVAILABLE_DETAIL = "caller tokens cannot be verified"
 
 
-def problem_example(status: int) -> dict[str, Any]:
-    """What a client receives with ``status`` (the shape ``core.entrypoints.http_support`` renders)."""
+def problem_example(status: int, *, auth_only: bool = False) -> dict[str, Any]:
+    """What a client receives with ``status`` (the shape ``core.entrypoints.http_support`` renders);
+    ``auth_only``: the 503 ``authenticate`` answers, the operation's only one."""
     example: dict[str, Any] = {
         "type": "about:blank",
         "title": PROBLEM_TEXT.get(status, "Problem"),
         "status": status,
     }
+    if status == 503 and auth_only:
+        example.update(title=AUTH_UNAVAILABLE, detail=AUTH_UNAVAILABLE_DETAIL)
     if status == 400:
         example.update(
             title="Invalid request body",
@@ -103,6 +111,8 @@ class Operation:
     request_headers: dict[str, str] = field(default_factory=dict)  # request header -> description
     query: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema
     path_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema (default string)
+    # status -> (body model, description): a non-problem body answered with that status
+    alternatives: dict[int, tuple[type[BaseModel] | dict[str, Any], str]] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -125,8 +135,10 @@ def register(
     request_headers: dict[str, str] | None = None,
     query: dict[str, dict[str, Any]] | None = None,
     path_params: dict[str, dict[str, Any]] | None = None,
+    alternatives: dict[int, tuple[type[BaseModel] | dict[str, Any], str]] | None = None,
 ) -> Operation:
-    """Add (or replace) the documentation of one route. ``path`` as served, e.g. ``/api/x/{id}``."""
+    """Add (or replace) the documentation of one route. ``path`` as served, e.g. ``/api/x/{id}``.
+    ``alternatives``: statuses answered with an application/json body instead of problem+json."""
     op = Operation(
         method.upper(),
         path,
@@ -142,6 +154,7 @@ def register(
         dict(request_headers or {}),
         dict(query or {}),
         dict(path_params or {}),
+        dict(alternatives or {}),
     )
     with _lock:
         _operations[(op.method, op.path)] = op
@@ -213,22 +226,32 @@ def document(server_url: str | None = None) -> dict[str, Any]:
                 h: {"description": d, "schema": {"type": "string"}} for h, d in op.headers.items()
             }
         responses: dict[str, Any] = {str(op.status): success}
+        for status, (model, text) in sorted(op.alternatives.items()):
+            alternative: dict[str, Any] = {"schema": _schema_ref(model, components)}
+            if str(status) in examples:
+                alternative["example"] = examples[str(status)]
+            responses[str(status)] = {"description": text, "content": {"application/json": alternative}}
         problems = set(op.problems) | {500}
-        if not op.anonymous:
-            problems |= {401}
+        auth_only_503 = False
+        if not op.anonymous:  # core.entrypoints.http_support.authenticate: 401, or 503 when it cannot verify
+            auth_only_503 = 503 not in problems
+            problems |= {401, 503}
         if op.request is not None:
             problems |= {400, 413, 415}
-        for status in sorted(problems):
+        for status in sorted(problems - set(op.alternatives)):
+            auth_only = status == 503 and auth_only_503
             responses[str(status)] = {
-                "description": PROBLEM_TEXT.get(status, "Problem"),
+                "description": f"{AUTH_UNAVAILABLE}: {AUTH_UNAVAILABLE_DETAIL}"
+                if auth_only
+                else PROBLEM_TEXT.get(status, "Problem"),
                 "content": {
                     "application/problem+json": {
                         "schema": {"$ref": REF.format(model="Problem")},
-                        "example": problem_example(status),
+                        "example": problem_example(status, auth_only=auth_only),
                     }
                 },
             }
-        item["responses"] = responses
+        item["responses"] = dict(sorted(responses.items()))
         if op.anonymous:
             item["security"] = []
         paths.setdefault(op.path, {})[op.method.lower()] = item

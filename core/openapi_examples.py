@@ -1,4 +1,5 @@
-"""Examples of the OpenAPI document (``core.openapi.document``): request and success bodies per operation.
+"""Examples of the OpenAPI document (``core.openapi.document``): request and success bodies per operation,
+and under the status (``"503"``) the body of a non-problem alternative answer (``register(alternatives=)``).
 
 Taken from real answers of the local stack (``bash scripts/demo.sh --keep-running`` then curl), with the
 local Dataverse stand-in's URL replaced by a Dynamics one. tests/unit/test_openapi_examples.py checks that
@@ -171,7 +172,21 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "storage": "ok",
             "catalogVersion": "2026-11-01",
             "elapsedMs": 12.4,
-        }
+        },
+        "503": {
+            "status": "down",
+            "checks": {
+                "storage": {
+                    "status": "unreachable",
+                    "latencyMs": None,
+                    "detail": "storage did not answer (ServiceRequestError)",
+                },
+                "keyVault": {"status": "ok", "latencyMs": 3.1, "detail": None},
+            },
+            "storage": "unreachable",
+            "catalogVersion": "2026-11-01",
+            "elapsedMs": 14.8,
+        },
     },
     ("GET", "/api/health/dynamics"): {
         "response": {

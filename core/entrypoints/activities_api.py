@@ -81,6 +81,11 @@ openapi.register(
     status=202,
     problems=(400, 401, 413, 415),
     tags=TAG,
+    request_headers={
+        "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "
+        "same key (same workspace) answers the job the first one created instead of starting another",
+    },
+    headers={"Location": "The job's status URL (/api/dynamics/activities/{jobId}), same as statusUrl"},
 )
 openapi.register(
     "GET",

@@ -284,7 +284,7 @@ openapi.register(
     "/api/health",
     "Storage and Key Vault reachability, within about a second",
     response=Health,
-    problems=(503,),
+    alternatives={503: (Health, "Storage does not answer: the same Health body, with status `down`")},
     tags=TAG,
     anonymous=True,
     description="Anonymous and cheap; 503 (same body) when storage does not answer, 200 with status "

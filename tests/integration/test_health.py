@@ -1,7 +1,8 @@
 """Health endpoints against real services: Azurite, the Key Vault and Entra stand-ins, the Dataverse emulator.
 
 ``GET /api/health`` answers within its one-second budget whatever is down: storage down is 503, Key Vault
-down, refusing or silent is ``degraded`` (200). ``GET /api/health/dynamics`` tells the caller's workspace
+down, refusing or silent is ``degraded`` (200); the 503 body is the one the OpenAPI document describes.
+``GET /api/health/dynamics`` tells the caller's workspace
 whether Dynamics answers (WhoAmI, with its latency) or why not: not connected, reconnect required,
 unreachable.
 """
@@ -19,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from core import openapi
 from core.entrypoints import connection_api, meta_api
 from emulators.dataverse import DataverseEmulator
 from emulators.entra import EntraEmulator
@@ -141,11 +143,25 @@ def test_storage_down_is_503_quickly(settings_for: Any, azurite: Azurite, keyvau
         KEY_VAULT_URL=keyvault.vault_url,
         KEY_VAULT_LOCAL_TOKEN=keyvault.issue_token(),
     )
-    status, body, elapsed, _ = health()
-    assert status == 503, body
+    started = time.perf_counter()
+    response = call(meta_api.get_health, request("GET", "health"))
+    elapsed = time.perf_counter() - started
+    body = body_json(response)
+    assert response.status_code == 503, body
     assert body["status"] == "down" and body["storage"] == "unreachable"
     assert body["checks"]["keyVault"]["status"] == "ok"  # still reported
     assert elapsed < 1.5
+
+    # What the OpenAPI document says a 503 is, is what the endpoint answered: the media type, and a body
+    # the documented schema's model accepts, with exactly the documented properties.
+    documented = openapi.document()["paths"]["/api/health"]["get"]["responses"]["503"]["content"]
+    assert list(documented) == [response.mimetype] == ["application/json"]
+    name = documented["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    schema = openapi.document()["components"]["schemas"][name]
+    assert set(body) == set(schema["properties"]) and set(schema["required"]) <= set(body)
+    (model, _) = next(op for op in openapi.operations() if op.path == "/api/health").alternatives[503]
+    assert isinstance(model, type) and model.__name__ == name
+    model.model_validate(body)
 
 
 # ---------------------------------------------------------------------------------------------- Dynamics

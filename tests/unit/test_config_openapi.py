@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from core import openapi
 from core.domain.catalog import CATALOG_VERSION
 from core.domain.config import DynamicsConfig
+from core.settings import get_settings
+from tests.support.http import body_json, call, request
+from tests.support.tokens import bearer, configured
 
 
 def _http_routes() -> frozenset[tuple[str, str]]:
@@ -80,8 +85,108 @@ def test_later_blueprints_can_register_themselves() -> None:
     )
     try:
         op = openapi.document()["paths"]["/api/test-only/things"]["post"]
-        assert set(op["responses"]) == {"200", "400", "401", "409", "413", "415", "500"}
+        assert set(op["responses"]) == {"200", "400", "401", "409", "413", "415", "500", "503"}
         assert openapi.document()["components"]["schemas"]["Thing"]["required"] == ["name"]
     finally:
         openapi.unregister("POST", "/api/test-only/things")
     assert "/api/test-only/things" not in openapi.document()["paths"]
+
+
+def _operations_of(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(m.upper(), p, op) for p, item in doc["paths"].items() for m, op in item.items()]
+
+
+def test_every_authenticated_operation_documents_401_and_503_problems() -> None:
+    """``authenticate`` answers 401 for a bad token and 503 when tokens cannot be verified, on every
+    route that needs a caller; anonymous routes document neither (unless they answer it themselves)."""
+    _http_routes()
+    authenticated = 0
+    for method, path, op in _operations_of(openapi.document()):
+        if op.get("security") == []:
+            assert "401" not in op["responses"], (method, path)
+            continue
+        authenticated += 1
+        for status in ("401", "503"):
+            content = op["responses"][status]["content"]
+            assert list(content) == ["application/problem+json"], (method, path, status)
+            assert content["application/problem+json"]["example"]["status"] == int(status)
+    assert authenticated >= 20
+
+
+def test_auth_only_503_example_is_what_authenticate_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no caller-token key configured an authenticated route answers the documented 503."""
+    from core.entrypoints import exports_api, meta_api
+
+    _http_routes()
+    doc = openapi.document()
+    with configured(monkeypatch):
+        monkeypatch.delenv("PLATFORM_JWT_PUBLIC_KEY", raising=False)
+        get_settings.cache_clear()
+        for handler, route, path in (
+            (meta_api.get_dynamics_health, "health/dynamics", "/api/health/dynamics"),
+            (exports_api.list_exports, "dynamics/exports", "/api/dynamics/exports"),
+        ):
+            response = call(handler, request("GET", route, headers=bearer("ws-a")))
+            documented = doc["paths"][path]["get"]["responses"]["503"]
+            example = documented["content"]["application/problem+json"]["example"]
+            assert response.status_code == 503
+            assert response.mimetype == "application/problem+json"
+            body = body_json(response)
+            assert (body["title"], body["detail"]) == (example["title"], example["detail"])
+            assert body["title"] in documented["description"]
+
+
+def test_job_submissions_document_idempotency_key_and_location() -> None:
+    _http_routes()
+    doc = openapi.document()
+    for path, status_path in (
+        ("/api/dynamics/exports", "/api/dynamics/exports/{jobId}"),
+        ("/api/dynamics/activities", "/api/dynamics/activities/{jobId}"),
+    ):
+        post = doc["paths"][path]["post"]
+        headers = {p["name"]: p for p in post["parameters"] if p["in"] == "header"}
+        assert headers["Idempotency-Key"]["required"] is False
+        assert "200" in headers["Idempotency-Key"]["description"]  # the length limit the handler enforces
+        location = post["responses"]["202"]["headers"]["Location"]
+        assert status_path in location["description"]
+        assert status_path in doc["paths"]  # it points at a documented operation
+
+
+def test_health_503_is_the_health_body_not_a_problem() -> None:
+    _http_routes()
+    responses = openapi.document()["paths"]["/api/health"]["get"]["responses"]
+    assert set(responses["503"]["content"]) == {"application/json"}
+    assert (
+        responses["503"]["content"]["application/json"]["schema"]
+        == responses["200"]["content"]["application/json"]["schema"]
+        == {"$ref": "#/components/schemas/Health"}
+    )
+    assert responses["503"]["content"]["application/json"]["example"]["status"] == "down"
+
+
+def test_alternatives_replace_the_problem_body_of_their_status() -> None:
+    from pydantic import BaseModel
+
+    class Busy(BaseModel):
+        retryInSeconds: int
+
+    openapi.register(
+        "GET",
+        "/api/test-only/busy",
+        "Maybe busy",
+        problems=(503,),
+        alternatives={429: (Busy, "Busy: come back later")},
+        anonymous=True,
+    )
+    try:
+        doc = openapi.document()
+        responses = doc["paths"]["/api/test-only/busy"]["get"]["responses"]
+        assert set(responses) == {"200", "429", "500", "503"}
+        assert responses["429"] == {
+            "description": "Busy: come back later",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Busy"}}},
+        }
+        assert doc["components"]["schemas"]["Busy"]["required"] == ["retryInSeconds"]
+        assert "application/problem+json" in responses["503"]["content"]
+    finally:
+        openapi.unregister("GET", "/api/test-only/busy")

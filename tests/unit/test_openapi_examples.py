@@ -56,6 +56,11 @@ def test_examples_are_valid_against_the_operation_models(key: tuple[str, str]) -
         _validate(op.request, examples["request"])
     if "response" in examples and op.response is not None:
         _validate(op.response, examples["response"])
+    for status, (model, _) in op.alternatives.items():
+        assert str(status) in examples, f"{key} {status} has no example"
+        _validate(model, examples[str(status)])
+    unknown = set(examples) - {"request", "response"} - {str(s) for s in op.alternatives}
+    assert unknown == set(), f"{key}: examples for nothing documented: {unknown}"
 
 
 def test_every_body_has_an_example_in_the_document() -> None:
