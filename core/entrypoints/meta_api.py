@@ -5,6 +5,11 @@ on-demand Dynamics check ``GET /api/health/dynamics``.
 secret that does not exist: 404 proves the vault answers and accepts our identity) run in parallel with
 1 s timeouts and no retries. Storage down is ``503``; Key Vault down or slow is ``degraded`` (``200``):
 the app still serves configuration, only connecting and exporting need the vault.
+
+The endpoint is anonymous, so each probe's result is reused for ``PROBE_CACHE_S`` seconds (and callers
+arriving while a probe runs share it): a flood of health requests costs each instance at most one vault
+read per window, far below Key Vault's per-vault limits, and never throttles real token reads.
+``/api/health/dynamics`` is per workspace and on demand, so it is never cached.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Literal
 
 import azure.functions as func
@@ -40,6 +46,7 @@ TAG = ("Service",)
 
 HEALTH_BUDGET_S = 1.0  # the whole answer of /api/health
 PROBE_TIMEOUT_S = 1.0  # connect / read timeout of each probe
+PROBE_CACHE_S = 5.0  # a finished probe's result answers every health request for this long
 KEY_VAULT_PROBE_SECRET = "health-probe"  # never created: a 404 is the healthy answer
 DYNAMICS_TIMEOUT_S = (3.0, 5.0)
 
@@ -103,8 +110,18 @@ class DynamicsHealth(BaseModel):
 # ---------------------------------------------------------------------------------------------- probes
 
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+_clock: Callable[[], float] = time.monotonic  # tests move time forward
+
+
+@dataclass
+class _ProbeRun:
+    settings: Settings
+    future: Future[HealthCheck] = field(default_factory=Future)
+    finished_at: float | None = None  # by _clock, set before the future completes
+
+
 _inflight_lock = threading.Lock()
-_inflight: dict[str, tuple[Settings, Future[HealthCheck]]] = {}
+_inflight: dict[str, _ProbeRun] = {}
 _vault_lock = threading.Lock()
 _vault: tuple[Settings, KeyVaultSecretStore] | None = None
 
@@ -149,15 +166,27 @@ def _check_key_vault(settings: Settings) -> HealthCheck:
 
 
 def _probe(name: str, settings: Settings, check: Callable[[Settings], HealthCheck]) -> Future[HealthCheck]:
-    """The running probe of ``name`` if there is one, else a new one: however many health requests arrive
-    while a dependency hangs, each check holds at most one thread (the pool never fills up with them)."""
+    """The running probe of ``name`` if there is one, or the one that answered less than ``PROBE_CACHE_S``
+    ago, else a new one: however many health requests arrive while a dependency hangs, each check holds at
+    most one thread (the pool never fills up with them), and a flood makes one probe per window."""
     with _inflight_lock:
-        running = _inflight.get(name)
-        if running is not None and running[0] is settings and not running[1].done():
-            return running[1]
-        future = _pool.submit(in_current_context(check), settings)
-        _inflight[name] = (settings, future)
-        return future
+        last = _inflight.get(name)
+        if last is not None and last.settings is settings:
+            if not last.future.done():
+                return last.future
+            if last.finished_at is not None and _clock() - last.finished_at < PROBE_CACHE_S:
+                return last.future
+        run = _ProbeRun(settings)
+
+        def timed_check(settings: Settings) -> HealthCheck:
+            try:
+                return check(settings)
+            finally:
+                run.finished_at = _clock()
+
+        run.future = _pool.submit(in_current_context(timed_check), settings)
+        _inflight[name] = run
+        return run.future
 
 
 def _result(future: Future[HealthCheck], what: str) -> HealthCheck:
@@ -288,7 +317,7 @@ openapi.register(
     tags=TAG,
     anonymous=True,
     description="Anonymous and cheap; 503 (same body) when storage does not answer, 200 with status "
-    "`degraded` when only Key Vault does not.",
+    f"`degraded` when only Key Vault does not. Each probe's result is reused for {PROBE_CACHE_S:g} s.",
 )
 openapi.register(
     "GET",

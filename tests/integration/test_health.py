@@ -1,7 +1,8 @@
 """Health endpoints against real services: Azurite, the Key Vault and Entra stand-ins, the Dataverse emulator.
 
-``GET /api/health`` answers within its one-second budget whatever is down: storage down is 503, Key Vault
-down, refusing or silent is ``degraded`` (200); the 503 body is the one the OpenAPI document describes.
+``GET /api/health`` answers within its one-second budget whatever is down: storage down is 503 (the Health
+body the OpenAPI document describes), Key Vault down, refusing or silent is ``degraded`` (200); each probe's
+result is reused for a few seconds, so a flood of health requests makes one vault request per window.
 ``GET /api/health/dynamics`` tells the caller's workspace
 whether Dynamics answers (WhoAmI, with its latency) or why not: not connected, reconnect required,
 unreachable.
@@ -42,6 +43,30 @@ def health(headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], 
     return response.status_code, body_json(response), elapsed, dict(response.headers)
 
 
+class Clock:
+    """``meta_api._clock`` under the test's control: the probe cache's window passes when told."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture()
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(meta_api, "_clock", fake)
+    return fake
+
+
+def past_the_cache(clock: Clock) -> None:
+    clock.advance(meta_api.PROBE_CACHE_S + 0.1)
+
+
 @pytest.fixture()
 def settings_for(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> Iterator[Any]:
     """Apply app settings for the test (storage = the test Azurite unless overridden)."""
@@ -66,9 +91,10 @@ def settings_for(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> Iterator[
         cm.__exit__(None, None, None)
 
 
-def test_all_reachable_is_ok_and_fast(settings_for: Any, keyvault: KeyVaultEmulator) -> None:
+def test_all_reachable_is_ok_and_fast(settings_for: Any, keyvault: KeyVaultEmulator, clock: Clock) -> None:
     settings_for(KEY_VAULT_URL=keyvault.vault_url, KEY_VAULT_LOCAL_TOKEN=keyvault.issue_token())
     health()  # first call builds the clients
+    past_the_cache(clock)  # so the measured call probes again
     status, body, elapsed, headers = health({"X-Correlation-Id": "probe-1"})
     assert status == 200, body
     assert body["status"] == "ok" and body["storage"] == "ok"
@@ -87,7 +113,9 @@ def test_key_vault_not_configured_is_said_and_not_a_failure(settings_for: Any) -
     assert body["checks"]["keyVault"]["status"] == "not_configured"
 
 
-def test_key_vault_errors_degrade_without_500(settings_for: Any, keyvault: KeyVaultEmulator) -> None:
+def test_key_vault_errors_degrade_without_500(
+    settings_for: Any, keyvault: KeyVaultEmulator, clock: Clock
+) -> None:
     settings_for(KEY_VAULT_URL=keyvault.vault_url, KEY_VAULT_LOCAL_TOKEN=keyvault.issue_token())
     keyvault.fail_with(503)
     status, body, elapsed, _ = health()
@@ -97,7 +125,47 @@ def test_key_vault_errors_degrade_without_500(settings_for: Any, keyvault: KeyVa
     assert body["checks"]["storage"]["status"] == "ok"
     assert elapsed < 1.5
     keyvault.fail_with(None)
+    assert health()[1]["status"] == "degraded"  # the last answer stands for the cache window
+    past_the_cache(clock)
     assert health()[1]["status"] == "ok"
+
+
+def test_calls_within_the_window_share_one_probe_and_answer_fast(
+    settings_for: Any, keyvault: KeyVaultEmulator, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An anonymous flood must not become a flood of Key Vault (or storage) requests: N calls within
+    PROBE_CACHE_S make one vault request and one storage probe; the first call after it probes again."""
+    settings_for(KEY_VAULT_URL=keyvault.vault_url, KEY_VAULT_LOCAL_TOKEN=keyvault.issue_token())
+    storage_probes: list[float] = []
+    real_check_storage = meta_api._check_storage
+
+    def counted_check_storage(settings: Any) -> Any:
+        storage_probes.append(clock())
+        return real_check_storage(settings)
+
+    monkeypatch.setattr(meta_api, "_check_storage", counted_check_storage)
+    health()  # builds the clients (the vault's auth challenge)
+    past_the_cache(clock)
+    vault_before, probes_before = keyvault.requests, len(storage_probes)
+
+    with ThreadPoolExecutor(max_workers=8) as callers:  # a concurrent burst shares the in-flight probe
+        burst = list(callers.map(lambda _: health(), range(8)))
+    sequential = []
+    for _ in range(20):  # then one call every 0.2 s (of the test's clock) up to the end of the window
+        clock.advance((meta_api.PROBE_CACHE_S - 0.5) / 20)
+        sequential.append(health())
+    for status, body, _, _ in burst + sequential:
+        assert status == 200 and body["status"] == "ok", body
+    assert keyvault.requests - vault_before == 1
+    assert len(storage_probes) - probes_before == 1
+    assert max(elapsed for _, _, elapsed, _ in sequential) < 0.1  # cached answers cost no round trip
+    assert all(body["elapsedMs"] < 100 for _, body, _, _ in sequential)
+
+    clock.advance(0.6)  # now past the window: the next call asks the vault again
+    status, body, _, _ = health()
+    assert status == 200 and body["status"] == "ok"
+    assert keyvault.requests - vault_before == 2
+    assert len(storage_probes) - probes_before == 2
 
 
 def test_key_vault_refusing_our_identity_degrades(settings_for: Any, keyvault: KeyVaultEmulator) -> None:
@@ -238,6 +306,12 @@ def test_connected_workspace_answers_whoami_with_latency(
     assert body["environmentUrl"] == dataverse.url
     assert 0 <= body["whoAmI"]["latencyMs"] <= body["elapsedMs"]
     assert user.email not in json.dumps(body)  # ids only
+
+    # Never cached: each check is a new WhoAmI round trip.
+    requests_before = dataverse.stats()["requests"]
+    for _ in range(2):
+        assert dynamics_health(workspace)["status"] == "connected"
+    assert dataverse.stats()["requests"] >= requests_before + 2
 
     # Another workspace is not this one: its own (absent) connection is reported.
     assert dynamics_health(f"ws-{uuid.uuid4().hex[:10]}")["status"] == "not_connected"
