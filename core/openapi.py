@@ -240,10 +240,13 @@ def document(server_url: str | None = None) -> dict[str, Any]:
             problems |= {400, 413, 415}
         for status in sorted(problems - set(op.alternatives)):
             auth_only = status == 503 and auth_only_503
+            text = PROBLEM_TEXT.get(status, "Problem")
+            if auth_only:
+                text = f"{AUTH_UNAVAILABLE}: {AUTH_UNAVAILABLE_DETAIL}"
+            elif status == 503 and not op.anonymous:
+                text += f" (also `{AUTH_UNAVAILABLE}` when {AUTH_UNAVAILABLE_DETAIL})"
             responses[str(status)] = {
-                "description": f"{AUTH_UNAVAILABLE}: {AUTH_UNAVAILABLE_DETAIL}"
-                if auth_only
-                else PROBLEM_TEXT.get(status, "Problem"),
+                "description": text,
                 "content": {
                     "application/problem+json": {
                         "schema": {"$ref": REF.format(model="Problem")},

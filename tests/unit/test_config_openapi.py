@@ -110,6 +110,7 @@ def test_every_authenticated_operation_documents_401_and_503_problems() -> None:
             content = op["responses"][status]["content"]
             assert list(content) == ["application/problem+json"], (method, path, status)
             assert content["application/problem+json"]["example"]["status"] == int(status)
+        assert "Authentication unavailable" in op["responses"]["503"]["description"], (method, path)
     assert authenticated >= 20
 
 
