@@ -3,7 +3,9 @@
 // shared-key access off, Key Vault (RBAC) for the encrypted token caches and the client secret,
 // Application Insights on Log Analytics, and the role assignments the identity needs: Storage Blob Data
 // Owner, Queue Data Contributor, Table Data Contributor (storage.bicep), Key Vault Secrets Officer
-// (keyvault.bicep), Monitoring Metrics Publisher (monitoring.bicep).
+// (keyvault.bicep), Monitoring Metrics Publisher (monitoring.bicep). Whoever runs azd (AZURE_PRINCIPAL_ID)
+// is also a Key Vault Secrets Officer on the vault, to store the app secrets there (RBAC mode lets no one
+// else read or write secrets).
 targetScope = 'subscription'
 
 @minLength(1)
@@ -35,6 +37,13 @@ param dynamicsAuthority string = 'https://login.microsoftonline.com/organization
 
 @description('Allowed Dynamics environment host patterns (comma-separated shell patterns).')
 param dynamicsAllowedHostPatterns string = '*.crm.dynamics.com,*.crm?.dynamics.com,*.crm??.dynamics.com,*.crm.microsoftdynamics.us'
+
+@description('Object id of whoever runs azd (azd fills AZURE_PRINCIPAL_ID): made a Key Vault Secrets Officer on the vault so they can store the app secrets. Empty: no role.')
+param principalId string = ''
+
+@description('Type of that principal (azd fills AZURE_PRINCIPAL_TYPE): User, or ServicePrincipal when azd is logged in with a client id, as in pipelines.')
+@allowed(['User', 'ServicePrincipal'])
+param principalType string = 'User'
 
 var tags = { 'azd-env-name': environmentName }
 var token = toLower(uniqueString(subscription().id, environmentName, location))
@@ -82,6 +91,8 @@ module keyVault 'app/keyvault.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
+    operatorPrincipalId: principalId
+    operatorPrincipalType: principalType
   }
 }
 
@@ -116,4 +127,5 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = api.outputs.name
 output AZURE_FUNCTION_URI string = api.outputs.uri
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_STORAGE_ACCOUNT string = storage.outputs.name

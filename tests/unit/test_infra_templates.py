@@ -23,6 +23,10 @@ from core.services import activity_worker
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 MAIN = (INFRA / "main.bicep").read_text()
+# Set by azd itself: the principal ones resolved from whoever is logged in to azd (User, or ServicePrincipal
+# when logged in with a client id), not from the .env file (azure-dev bicep_provider.go loadParameters).
+AZD_PROVIDED = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_PRINCIPAL_ID", "AZURE_PRINCIPAL_TYPE"}
+SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 
 # Built-in role ids (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 ROLES = {
@@ -102,12 +106,13 @@ def test_main_parameters_match_main_bicep() -> None:
     declared = _params(MAIN)
     assert set(given) <= set(declared)
     assert {name for name, has_default in declared.items() if not has_default} <= set(given)
-    # azd fills ${NAME} from its environment; the README tells operators to set the ones without defaults.
+    # azd fills ${NAME} from its environment; the README tells operators to set the ones without defaults
+    # (azd sets the environment name and location itself, and the signed-in principal's id and type).
     readme = (ROOT / "README.md").read_text()
     for name, value in given.items():
         env = re.fullmatch(r"\$\{(\w+)(=[^}]*)?\}", value["value"])
         assert env, name
-        if env.group(1) not in ("AZURE_ENV_NAME", "AZURE_LOCATION") and env.group(2) is None:
+        if env.group(1) not in AZD_PROVIDED and env.group(2) is None:
             assert f"azd env set {env.group(1)} " in readme, env.group(1)
 
 
@@ -173,3 +178,74 @@ def test_every_table_queue_and_container_the_code_uses_is_provisioned_and_nothin
     assert _bicep_list(storage, "queues") == queues
     assert _bicep_list(storage, "containers") == containers  # plus deploymentContainerName, below
     assert re.search(r"^var deploymentContainerName = '[a-z0-9-]{3,63}'", storage, re.M)
+
+
+def _role_assignments(text: str) -> dict[str, tuple[str | None, str]]:
+    """symbol -> (condition of an ``= if (...)`` resource or None, body) of every role assignment."""
+    found: dict[str, tuple[str | None, str]] = {}
+    text = _strip_comments(text)
+    for m in re.finditer(
+        r"^resource (\w+) 'Microsoft\.Authorization/roleAssignments@[\d-]+' = (?:if \((.+)\) )?\{$",
+        text,
+        re.M,
+    ):
+        end = re.compile(r"^\}$", re.M).search(text, m.end())
+        assert end, m.group(1)
+        found[m.group(1)] = (m.group(2), text[m.end() : end.start()])
+    return found
+
+
+def _decorated_param(text: str, name: str) -> str:
+    """The decorators and declaration of one parameter."""
+    m = re.search(rf"((?:^@.*\n)*)^param {name} .*$", text, re.M)
+    assert m, name
+    return m.group(0)
+
+
+def test_whoever_runs_azd_becomes_key_vault_secrets_officer_to_store_the_app_secrets() -> None:
+    # RBAC mode: without a data role even the subscription owner gets 403 storing DYNAMICS-CLIENT-SECRET.
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert given["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    assert given["principalType"]["value"] == "${AZURE_PRINCIPAL_TYPE}"
+    assert re.search(r"^param principalId string = ''$", MAIN, re.M)  # no azd (plain ARM): no role
+    principal_type = _decorated_param(MAIN, "principalType")
+    assert principal_type.endswith("param principalType string = 'User'")
+    assert "@allowed(['User', 'ServicePrincipal'])" in principal_type  # what azd can set
+    vault_module = _modules()["keyVault"][1]
+    assert {"operatorPrincipalId", "operatorPrincipalType"} <= vault_module
+    assert re.search(r"^\s+operatorPrincipalId: principalId$", MAIN, re.M)
+    assert re.search(r"^\s+operatorPrincipalType: principalType$", MAIN, re.M)
+
+    vault = (INFRA / "app" / "keyvault.bicep").read_text()
+    assert re.search(r"^param operatorPrincipalId string = ''$", vault, re.M)
+    assert "@allowed(['User', 'ServicePrincipal'])" in _decorated_param(vault, "operatorPrincipalType")
+    assignments = _role_assignments(vault)
+    assert len(assignments) == 2, sorted(assignments)
+    by_principal = {
+        re.search(r"principalId: (\w+)", body).group(1): (condition, body)  # type: ignore[union-attr]
+        for condition, body in assignments.values()
+    }
+    app_condition, app_body = by_principal["principalId"]
+    operator_condition, operator_body = by_principal["operatorPrincipalId"]
+    assert app_condition is None and "principalType: 'ServicePrincipal'" in app_body
+    assert operator_condition == "!empty(operatorPrincipalId)"
+    assert "principalType: operatorPrincipalType" in operator_body
+    for body, principal in ((app_body, "principalId"), (operator_body, "operatorPrincipalId")):
+        assert "scope: vault" in body
+        assert (
+            "roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "
+            "keyVaultSecretsOfficer)"
+        ) in body
+        # Distinct, deterministic names: a re-run is idempotent and the two never collide.
+        assert f"name: guid(vault.id, {principal}, keyVaultSecretsOfficer)" in body
+    assert f"var keyVaultSecretsOfficer = '{SECRETS_OFFICER}'" in vault
+
+    # The operator finds the vault by name and is told they hold the role.
+    assert re.search(r"^output AZURE_KEY_VAULT_NAME string = keyVault\.outputs\.name$", MAIN, re.M)
+    readme = (ROOT / "README.md").read_text()
+    deploy = readme[readme.index("## Deploy to Azure") :]
+    deploy = deploy[: deploy.index("\n## ", 1)]
+    assert "azd env get-value AZURE_KEY_VAULT_NAME" in deploy
+    for secret in ("DYNAMICS-CLIENT-SECRET", "TOKEN-ENCRYPTION-KEY"):
+        assert re.search(rf"az keyvault secret set --vault-name \S+ --name {secret} ", deploy), secret
+    assert "Key Vault Secrets Officer" in deploy and "AZURE_PRINCIPAL_ID" in deploy
