@@ -72,9 +72,15 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
         { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
         { name: 'AZURE_CLIENT_ID', value: identityClientId }
-        // Telemetry: connection string plus Entra ID auth as the identity (local auth is off on the component).
+        // Telemetry: connection string plus Entra ID auth as the identity (local auth is off on the component),
+        // read by the host and by azure-monitor-opentelemetry in the worker. host.json sets
+        // "telemetryMode": "OpenTelemetry"; PYTHON_ENABLE_OPENTELEMETRY lets the worker stream its own
+        // OpenTelemetry logs (no duplicate host-level copies) and continue the host's trace context. The
+        // app configures the exporter itself (core/observability.py): PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY
+        // would make the worker configure a second one, so it is not set.
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsightsConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
+        { name: 'PYTHON_ENABLE_OPENTELEMETRY', value: 'true' }
         // Caller identity (platform JWTs). HS256 is for local development only: never enabled here.
         { name: 'PLATFORM_JWT_JWKS_URL', value: platformJwtJwksUrl }
         { name: 'PLATFORM_JWT_PUBLIC_KEY', value: '' } // JWKS is used; a PEM here would replace it

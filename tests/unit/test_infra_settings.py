@@ -133,6 +133,7 @@ def test_infra_sets_no_setting_nobody_reads() -> None:
         "AzureWebJobsStorage__clientId",
         "AZURE_CLIENT_ID",  # azure-identity's DefaultAzureCredential: which managed identity
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",  # azure-monitor-opentelemetry + host: Entra ID auth
+        "PYTHON_ENABLE_OPENTELEMETRY",  # Functions host + Python worker: the worker streams OTel logs itself
     }
     assert sorted(set(_app_settings()) - set(READ) - platform) == []
 
@@ -164,3 +165,20 @@ def test_secrets_are_key_vault_references_named_in_the_readme() -> None:
         assert settings[name] == f"'@Microsoft.KeyVault(VaultName=${{vaultName}};SecretName={secret})'"
         assert f"`{secret}`" in readme
     assert settings["PLATFORM_JWT_ALLOW_DEV_HS256"] == "'false'"
+
+
+def test_opentelemetry_mode_on_the_host_and_the_worker_with_one_exporter() -> None:
+    """learn.microsoft.com/azure/azure-functions/opentelemetry-howto (Python): host.json telemetryMode
+    OpenTelemetry, PYTHON_ENABLE_OPENTELEMETRY=true so the host lets the worker stream its OpenTelemetry logs
+    (no duplicate host-level entries), and the app calls configure_azure_monitor() itself."""
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
+    settings = _app_settings()
+    assert settings["PYTHON_ENABLE_OPENTELEMETRY"] == "'true'"
+    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "appInsightsConnectionString"
+    # The worker would call configure_azure_monitor() a second time (duplicate export) with this one.
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in settings
+    observability = (ROOT / "core" / "observability.py").read_text()
+    assert re.search(r"^\s+configure_azure_monitor\($", observability, re.M)
+    readme = (ROOT / "README.md").read_text()
+    assert '"telemetryMode": "OpenTelemetry"' in readme and "`PYTHON_ENABLE_OPENTELEMETRY=true`" in readme
