@@ -6,7 +6,7 @@ param location string
 param tags object
 param principalId string
 
-// Every table, queue and container the code uses (tests/unit/test_infra_storage.py checks this list
+// Every table, queue and container the code uses (tests/unit/test_infra_templates.py checks this list
 // against the names in core/ both ways). The app also creates them on first use (the roles below allow
 // it), so a missing one would not fail a deployment: it would only hide from operators what the app keeps.
 var tables = [
