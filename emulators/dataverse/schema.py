@@ -264,8 +264,13 @@ def _system_columns(name: str, spec: dict[str, Any]) -> dict[str, dict[str, Any]
     if activity:
         cols.update(
             {
-                "subject": {"type": "String", "max_length": 400},
-                "description": {"type": "Memo", "max_length": 100000},
+                # The activitypointer template (reference/entities/activitypointer.md: subject String 400
+                # ApplicationRequired, description Memo 2000), which custom activity tables start from
+                # (*unconfirmed* for custom tables). The standard activity tables declare their own values
+                # in default_schema.json: task and phonecall subject 200 / description 2000, appointment
+                # 200 / 1048576, email 800 / 1073741823 (reference/entities/<table>.md).
+                "subject": {"type": "String", "max_length": 400, "required": "ApplicationRequired"},
+                "description": {"type": "Memo", "max_length": 2000},
                 "regardingobjectid": {
                     "type": "Lookup",
                     "targets": _REGARDING_TARGETS,

@@ -451,3 +451,43 @@ def test_deep_insert_of_related_rows(dv) -> None:  # type: ignore[no-untyped-def
     assert failing.status_code == 400
     assert dv.get("accounts?$select=name&$filter=name eq 'Rolled Back'").json()["value"] == []
     assert dv.get("contacts?$select=lastname&$filter=lastname eq 'Ok'").json()["value"] == []
+
+
+@pytest.mark.parametrize(
+    ("entity_set", "table", "subject", "description"),
+    [
+        # reference/entities/task.md: Subject String MaxLength 200, Description Memo MaxLength 2000
+        ("tasks", "task", 200, 2000),
+        # reference/entities/phonecall.md: Subject 200, Description 2000
+        ("phonecalls", "phonecall", 200, 2000),
+        # reference/entities/appointment.md: Subject 200, Description 1048576
+        ("appointments", "appointment", 200, 1048576),
+        # reference/entities/email.md: Subject 800, Description 1073741823
+        ("emails", "email", 800, 1073741823),
+    ],
+)
+def test_activity_subject_and_description_lengths_are_the_real_ones(
+    dv, entity_set, table, subject, description
+) -> None:  # type: ignore[no-untyped-def]
+    """Each standard activity table has its own lengths (reference/entities/<table>.md); one character over
+    the subject's MaxLength -> 400 0x80044331 with the message of execute-batch-operations-using-web-api.md
+    #handling-errors ("The length of the 'subject' attribute of the 'task' entity exceeded the maximum
+    allowed length of '200'."), and nothing is created."""
+    base = f"EntityDefinitions(LogicalName='{table}')/Attributes(LogicalName='%s')"
+    got = dv.get(base % "subject" + "/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=MaxLength")
+    assert got.status_code == 200, got.text
+    assert got.json()["MaxLength"] == subject
+    got = dv.get(base % "description" + "/Microsoft.Dynamics.CRM.MemoAttributeMetadata?$select=MaxLength")
+    assert got.json()["MaxLength"] == description
+    assert dv.post(entity_set, json={"subject": "s" * subject}).status_code == 204
+    r = dv.post(entity_set, json={"subject": "s" * (subject + 1)})
+    assert r.status_code == 400
+    assert r.json()["error"] == {
+        "code": "0x80044331",
+        "message": "A validation error occurred.  The length of the 'subject' attribute of the "
+        f"'{table}' entity exceeded the maximum allowed length of '{subject}'.",
+    }
+    if description <= 2000:
+        r = dv.post(entity_set, json={"subject": "s", "description": "d" * (description + 1)})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "0x80044331"
+    assert len(dv.get(f"{entity_set}?$select=subject").json()["value"]) == 1
