@@ -749,7 +749,11 @@ class DataverseEmulator:
                 results.append(result)
                 failed = failed or result.status >= 400
         body, content_type = render_batch_response(results)
-        response = ApiResponse(200, {"Content-Type": content_type, "OData-Version": "4.0"}, body)
+        # execute-batch-operations-using-web-api.md#handling-errors: without odata.continue-on-error the
+        # batch stops at the first failing request (or change set) and answers 400 Bad Request, its
+        # multipart body carrying the failing part; with the preference it answers 200 OK.
+        status = 400 if failed and not continue_on_error else 200
+        response = ApiResponse(status, {"Content-Type": content_type, "OData-Version": "4.0"}, body)
         if continue_on_error:
             response.headers["Preference-Applied"] = "odata.continue-on-error"
         response.operations = operations
