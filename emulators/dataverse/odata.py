@@ -1173,9 +1173,12 @@ def _parse_expand(
 
                     select = _parse_select(val, check)
                 elif key in ("$filter", "$orderby", "$top", "$expand"):
+                    # query/join-tables.md: Dataverse applies $filter/$orderby/$top inside $expand to
+                    # collection-valued navigation properties and nests $expand; there is no service
+                    # message to copy, since the service accepts them. This is the emulator's own limit.
                     raise _bad(
-                        f"The query option '{key}' inside $expand is not supported by the emulator for "
-                        f"single-valued navigation property '{nav}'."
+                        f"The query option '{key}' inside $expand of navigation property '{nav}' is not "
+                        "supported by the emulator: only $select is."
                     )
                 else:
                     raise _bad(f"The query parameter '{key}' is not supported in $expand.")

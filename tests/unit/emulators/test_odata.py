@@ -473,3 +473,18 @@ def test_an_or_of_keyed_pairs_answers_like_the_chain_it_replaces() -> None:
         for single in singles[1:]:
             chain = Or(chain, single)
         assert [negated.evaluate(r, nav) for r in rows] == [Not(chain).evaluate(r, nav) for r in rows]
+
+
+@pytest.mark.parametrize("option", ["$filter=subject eq 'x'", "$orderby=subject", "$top=1"])
+def test_options_inside_expand_other_than_select_are_the_emulators_limit(option: str) -> None:
+    """query/join-tables.md: Dataverse applies $filter/$orderby/$top inside $expand to collection-valued
+    navigation properties (e.g. Account_Tasks); the emulator supports $select only and says so, without
+    calling the navigation property single-valued."""
+    with pytest.raises(ODataError) as info:
+        parse_query({"$expand": f"Account_Tasks({option})"})
+    assert info.value.status == 400
+    key = option.split("=")[0]
+    assert info.value.message == (
+        f"The query option '{key}' inside $expand of navigation property 'Account_Tasks' is not supported "
+        "by the emulator: only $select is."
+    )
