@@ -165,12 +165,44 @@ class Table:
                 return column
         return None
 
+    def eager_index_columns(self) -> list[str]:
+        """Row keys indexed from the start (store.py): the primary name, alternate-key and duplicate-rule
+        columns, and the columns integrations look records up by (e-mail, names, URLs, user identities)."""
+        wanted = [self.primary_name] if self.primary_name else []
+        for key in self.keys:
+            wanted.extend(key.columns)
+        for rule in self.duplicate_rules:
+            wanted.extend(rule)
+        wanted.extend(c for c in COMMONLY_QUERIED if c in self.columns)
+        out: list[str] = []
+        for name in wanted:
+            column = self.columns.get(name)
+            if column is None or name == self.primary_id:
+                continue
+            row_key = column.value_name if column.is_lookup else name
+            if row_key not in out:
+                out.append(row_key)
+        return out
+
     @property
     def parties_navigation(self) -> str | None:
         return f"{self.logical_name}_activity_parties" if self.is_activity else None
 
     def collection(self, name: str) -> Collection | None:
         return self.collections.get(name)
+
+
+COMMONLY_QUERIED = (
+    "emailaddress1",
+    "new_linkedinurl",
+    "lastname",
+    "firstname",
+    "websiteurl",
+    "name",
+    "domainname",
+    "internalemailaddress",
+    "azureactivedirectoryobjectid",
+)
 
 
 class Schema:

@@ -168,7 +168,13 @@ class DataverseEmulator:
         self.url = ""
         from .odata import fold
 
-        self.store = Store(list(self.schema.tables), fold)
+        tables = self.schema.tables.values()
+        self.store = Store(
+            list(self.schema.tables),
+            fold,
+            primary_ids={t.logical_name: t.primary_id for t in tables},
+            eager_indexes={t.logical_name: t.eager_index_columns() for t in tables},
+        )
         self.records = RecordService(
             self.schema, self.store, self.clock, lambda: self.api_url, lambda: self.default_user_id
         )

@@ -1,21 +1,52 @@
 """In-memory tables with per-column hash indexes on folded values.
 
 Rows are plain dicts (Web API property name -> JSON value; lookups as ``_x_value`` plus the
-``@Microsoft.Dynamics.CRM.lookuplogicalname`` annotation). Indexes are built on first use of a column
-and kept up to date afterwards, so equality and ``In`` filters on any column cost one dict lookup per
-value. All access goes through one re-entrant lock; ``transaction()`` records an undo log so a failing
-change set or bulk call leaves no trace.
+``@Microsoft.Dynamics.CRM.lookuplogicalname`` annotation). The columns named in ``eager_indexes`` (the
+commonly queried ones: primary name, alternate-key and duplicate-rule columns, e-mail, names, URLs) are
+indexed from the start and kept up to date by every write, so the first query on them is as fast as the
+next; any other column is indexed on first use and kept up to date afterwards. Equality and ``In`` filters
+therefore cost one dict lookup per value; on the primary key they read the rows directly. An index maps a
+folded value to one record id (a str) or, when several rows share it, a set of ids, which keeps mostly
+unique columns small. All access goes through one re-entrant lock; ``transaction()`` records an undo log
+so a failing change set or bulk call leaves no trace.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 Row = dict[str, Any]
+Index = dict[Any, "str | set[str]"]
+
+
+def _index_add(index: Index, key: Any, record_id: str) -> None:
+    held = index.get(key)
+    if held is None:
+        index[key] = record_id
+    elif isinstance(held, str):
+        if held != record_id:
+            index[key] = {held, record_id}
+    else:
+        held.add(record_id)
+
+
+def _index_remove(index: Index, key: Any, record_id: str) -> None:
+    held = index.get(key)
+    if held is None:
+        return
+    if isinstance(held, str):
+        if held == record_id:
+            del index[key]
+        return
+    held.discard(record_id)
+    if len(held) == 1:
+        index[key] = next(iter(held))
+    elif not held:
+        del index[key]
 
 
 class _TableData:
@@ -23,16 +54,27 @@ class _TableData:
 
     def __init__(self) -> None:
         self.rows: dict[str, Row] = {}
-        self.indexes: dict[str, dict[Any, set[str]]] = {}
+        self.indexes: dict[str, Index] = {}
         self.position: dict[str, int] = {}  # insertion order, so indexed reads come back in table order
         self.sequence = 0
 
 
 class Store:
-    def __init__(self, tables: list[str], fold: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        tables: list[str],
+        fold: Callable[[Any], Any],
+        *,
+        primary_ids: Mapping[str, str] | None = None,
+        eager_indexes: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         self.lock = threading.RLock()
         self._fold = fold
         self._tables = {name: _TableData() for name in tables}
+        self._primary_ids = dict(primary_ids or {})
+        self._eager = {name: tuple(dict.fromkeys(columns)) for name, columns in (eager_indexes or {}).items()}
+        for name, data in self._tables.items():
+            data.indexes = {column: {} for column in self._eager.get(name, ())}
         self._undo: list[tuple[str, str, Row | None]] | None = None
         self._version = 1000
         self.version_lock = threading.Lock()
@@ -63,19 +105,37 @@ class Store:
         """Rows whose folded ``column`` value is one of ``folded_values`` (insertion order)."""
         with self.lock:
             data = self._tables[table]
-            index = data.indexes.get(column)
-            if index is None:
-                index = {}
-                for record_id, row in data.rows.items():
-                    index.setdefault(self._fold(row.get(column)), set()).add(record_id)
-                data.indexes[column] = index
             ids: set[str] = set()
-            for value in folded_values:
-                ids.update(index.get(value, ()))
+            if column == self._primary_ids.get(table):
+                ids.update(v for v in folded_values if isinstance(v, str) and v in data.rows)
+            else:
+                index = data.indexes.get(column)
+                if index is None:
+                    index = data.indexes[column] = self._build_index(data, column)
+                for value in folded_values:
+                    held = index.get(value)
+                    if held is None:
+                        continue
+                    if isinstance(held, str):
+                        ids.add(held)
+                    else:
+                        ids.update(held)
             if len(ids) == len(data.rows):
                 return list(data.rows.values())
             position = data.position
             return [data.rows[i] for i in sorted(ids, key=position.__getitem__)]
+
+    def _build_index(self, data: _TableData, column: str) -> Index:
+        index: Index = {}
+        fold = self._fold
+        for record_id, row in data.rows.items():
+            _index_add(index, fold(row.get(column)), record_id)
+        return index
+
+    def indexed_columns(self, table: str) -> list[str]:
+        """The columns of ``table`` that have an index now (eager ones first)."""
+        with self.lock:
+            return list(self._tables[table].indexes)
 
     def find(self, table: str, column: str, value: Any) -> list[Row]:
         return self.candidates(table, column, frozenset({self._fold(value)}))
@@ -93,7 +153,7 @@ class Store:
                 data.sequence += 1
                 data.position[record_id] = data.sequence
             for column, index in data.indexes.items():
-                index.setdefault(self._fold(row.get(column)), set()).add(record_id)
+                _index_add(index, self._fold(row.get(column)), record_id)
 
     def delete(self, table: str, record_id: str) -> Row | None:
         with self.lock:
@@ -110,11 +170,7 @@ class Store:
         if old is None:
             return
         for column, index in data.indexes.items():
-            bucket = index.get(self._fold(old.get(column)))
-            if bucket is not None:
-                bucket.discard(record_id)
-                if not bucket:
-                    del index[self._fold(old.get(column))]
+            _index_remove(index, self._fold(old.get(column)), record_id)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -140,9 +196,9 @@ class Store:
     # -- whole store -------------------------------------------------------------------------
     def clear(self) -> None:
         with self.lock:
-            for data in self._tables.values():
+            for name, data in self._tables.items():
                 data.rows.clear()
-                data.indexes.clear()
+                data.indexes = {column: {} for column in self._eager.get(name, ())}
                 data.position.clear()
 
     def snapshot(self) -> dict[str, list[Row]]:
@@ -161,3 +217,5 @@ class Store:
                     data.rows[record_id] = copy.deepcopy(row)
                     data.sequence += 1
                     data.position[record_id] = data.sequence
+                for column in data.indexes:
+                    data.indexes[column] = self._build_index(data, column)
