@@ -126,7 +126,11 @@ def test_expiry_follows_the_emulator_clock(emulator, signing_key) -> None:  # ty
 
 def test_users_outside_the_org_or_disabled_are_403(emulator, signing_key) -> None:  # type: ignore[no-untyped-def]
     """A valid token whose user is not in the environment -> 403 0x80072560 "The user is not a member of the
-    organization." (as quoted by Microsoft's dual-write troubleshooting page); disabled user -> 403."""
+    organization.", as Microsoft's dual-write troubleshooting page quotes the service (dynamics365
+    fin-ops-core/data-entities/dual-write/dual-write-troubleshooting-live-sync.md, "Live synchronization
+    shows an error when you create a row"); a disabled user -> 403 (compose-http-requests-handle-errors.md
+    #identify-status-codes lists the 403 kinds; the code and message for a disabled user are
+    *unconfirmed*)."""
     r = _get(emulator, _token(signing_key[0], emulator.url, str(uuid.uuid4())))
     assert r.status_code == 403 and r.json()["error"]["code"] == "0x80072560"
     oid = str(uuid.uuid4())

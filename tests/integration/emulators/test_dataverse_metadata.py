@@ -212,7 +212,9 @@ def test_option_set_casts_expand_their_options(dv, cast, table, column, values) 
 
 
 def test_boolean_cast_expands_true_and_false_options(dv) -> None:  # type: ignore[no-untyped-def]
-    """BooleanAttributeMetadata: the OptionSet is a BooleanOptionSetMetadata with TrueOption/FalseOption."""
+    """webapi/reference/booleanattributemetadata.md and booleanoptionsetmetadata.md: the OptionSet of a
+    BooleanAttributeMetadata is a BooleanOptionSetMetadata with TrueOption/FalseOption (values 1 and 0,
+    reference/entities/contact.md DoNotEMail)."""
     r = dv.get(
         "EntityDefinitions(LogicalName='contact')/Attributes(LogicalName='donotemail')"
         "/Microsoft.Dynamics.CRM.BooleanAttributeMetadata?$select=LogicalName&$expand=OptionSet"

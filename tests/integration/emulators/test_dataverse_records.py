@@ -56,7 +56,9 @@ def test_return_representation_gives_201_with_the_selected_columns(dv) -> None: 
 
 
 def test_client_supplied_id_and_duplicate_id(dv) -> None:  # type: ignore[no-untyped-def]
-    """A client may set the primary key; a second create with it fails with DuplicateRecord 0x80040237."""
+    """create-entity-web-api.md#set-the-primary-key-value: a client may set the primary key on create;
+    compose-http-requests-handle-errors.md#identify-status-codes: DuplicateRecord is 412 Precondition Failed,
+    with the code of includes/data-service-error-codes.md (DuplicateRecord 0x80040237)."""
     new_id = str(uuid.uuid4())
     assert dv.post("contacts", json={"contactid": new_id, "lastname": "A"}).status_code == 204
     again = dv.post("contacts", json={"contactid": new_id, "lastname": "B"})
@@ -102,7 +104,14 @@ def test_missing_record_is_404_object_does_not_exist(dv) -> None:  # type: ignor
     ],
 )
 def test_validation_errors_have_the_services_codes(dv, body, status, code, fragment) -> None:  # type: ignore[no-untyped-def]
-    """Each invalid payload is refused with the service's status, code and message, and nothing is created."""
+    """Each invalid payload is refused with the service's status, code and message, and nothing is created.
+
+    Sources per row: 0x80044331 and its message, execute-batch-operations-using-web-api.md#handling-errors;
+    0x80040217 "... With Id = ... Does Not Exist" and 404, includes/data-service-error-codes.md and
+    compose-http-requests-handle-errors.md#identify-status-codes. *unconfirmed* (no Microsoft page gives
+    them; they are the codes real responses quoted in public issue threads carry): 0x80048d19 for payload
+    errors (unknown property, wrong JSON type, untyped lookup value), 0x8004431a for an option or range
+    violation, 0x80040203 for a column not valid for create, 0x80060888 for the undeclared navigation."""
     r = dv.post("contacts", json={"lastname": "Valid", **body})
     assert r.status_code == status, r.text
     error = r.json()["error"]
@@ -112,7 +121,12 @@ def test_validation_errors_have_the_services_codes(dv, body, status, code, fragm
 
 
 def test_system_required_column_missing(dv) -> None:  # type: ignore[no-untyped-def]
-    """Only SystemRequired columns are enforced by the platform (ApplicationRequired ones are form rules)."""
+    """Only SystemRequired columns are enforced by the platform (ApplicationRequired ones are form rules).
+
+    *unconfirmed*: no Microsoft page says it in these words;
+    model-driven-apps/clientapi/reference/attributes/setrequiredlevel.md tells the form's requirement level
+    apart from a column "required by the server", and the reference pages list contact lastname as
+    ApplicationRequired and team name as SystemRequired. The error's exact message is *unconfirmed* too."""
     assert dv.post("contacts", json={"firstname": "NoLastName"}).status_code == 204
     r = dv.post("teams", json={"teamtype": 0})
     assert r.status_code == 400
@@ -367,7 +381,10 @@ def test_transport_accepts_lf_only_heads_chunked_bodies_and_keeps_the_connection
     dataverse: DataverseEmulator,
 ) -> None:
     """Real clients differ (npm dynamics-web-api writes LF only); HTTP/1.1 keep-alive and chunked
-    bodies work."""
+    bodies work. Sources: RFC 9112 section 2.2 (a recipient MAY accept a bare LF as a line terminator),
+    section 7.1 (chunked transfer coding) and section 9.3 (persistent connections); the LF-only client is
+    AleksandrRogov/DynamicsWebApi. No Dataverse page describes the transport: the real front end's
+    tolerance of bare LF in the request head is *unconfirmed*."""
     import json
     import socket
     import ssl

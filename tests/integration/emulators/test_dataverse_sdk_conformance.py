@@ -121,7 +121,8 @@ def test_create_retrieve_update_delete(client: DataverseClient, credential: Stat
 
 
 def test_update_of_missing_record_is_404_not_an_upsert(client: DataverseClient) -> None:
-    """The SDK's update sends If-Match: *, which forbids the PATCH from creating the record."""
+    """The SDK's update sends If-Match: *, which forbids the PATCH from creating the record
+    (perform-conditional-operations-using-web-api.md#prevent-create-in-upsert: 404)."""
     missing = str(uuid.uuid4())
     with pytest.raises(HttpError) as info:
         client.records.update("contact", missing, {"jobtitle": "x"})
@@ -151,7 +152,7 @@ def test_list_create_uses_create_multiple_and_returns_ids_in_order(
 
 
 def test_bulk_update_broadcast_and_paired(client: DataverseClient) -> None:
-    """UpdateMultiple: every target carries its primary key; 204."""
+    """bulk-operations.md (UpdateMultiple): every target carries its primary key; 204."""
     tag = _tag()
     ids = client.records.create("contact", [{"firstname": f"U{i}", "lastname": tag} for i in range(4)])
     client.records.update("contact", ids, {"jobtitle": "Engineer"})
@@ -162,7 +163,8 @@ def test_bulk_update_broadcast_and_paired(client: DataverseClient) -> None:
 
 
 def test_upsert_by_alternate_key_single_and_multiple(client: DataverseClient) -> None:
-    """Single upsert: PATCH contacts(emailaddress1='...'); several: UpsertMultiple with @odata.id."""
+    """use-alternate-key-reference-record.md: single upsert PATCH contacts(emailaddress1='...');
+    bulk-operations.md: several with UpsertMultiple naming each record by @odata.id."""
     tag = _tag()
     email_a, email_b = f"a.{tag}@example.com".lower(), f"b.{tag}@example.com".lower()
     client.records.upsert(
@@ -277,7 +279,8 @@ def test_batch_with_change_set_and_content_id_reference(
 
 
 def test_failing_change_set_rolls_back_every_operation(client: DataverseClient) -> None:
-    """A change set is atomic: the second create fails (lastname over MaxLength 50) so the first is undone."""
+    """execute-batch-operations-using-web-api.md#change-sets: a change set is atomic; the second create
+    fails (lastname over MaxLength 50, reference/entities/contact.md) so the first is undone."""
     tag = _tag()
     batch = client.batch.new()
     with batch.changeset() as cs:
