@@ -34,6 +34,11 @@ class TokenDecryptError(Exception):
     """An envelope could not be opened (wrong key, wrong context or tampered); says nothing more."""
 
 
+class ForeignKeyEnvelope(TokenDecryptError):
+    """The envelope names another key-encryption key than this instance's: a configuration fault
+    (``TOKEN_ENCRYPTION_KEY`` wrong or half-rotated here), not damaged or dead token material."""
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -104,7 +109,7 @@ class TokenCipher:
         if not isinstance(data, dict) or data.get("v") != 1 or not {"wk", "n", "ct"} <= data.keys():
             raise TokenDecryptError("malformed envelope")
         if data.get("kek") != self.kek_id:
-            raise TokenDecryptError("envelope was sealed with another key-encryption key")
+            raise ForeignKeyEnvelope("envelope was sealed with another key-encryption key")
         return data
 
     def _unwrap(self, wrapped: object, context: str) -> bytes:

@@ -29,12 +29,16 @@ class ReconnectReason(StrEnum):
 
 
 class ReconnectRequired(Exception):
-    """The workspace's Dynamics grant is dead: exports pause until an admin reconnects."""
+    """The workspace's Dynamics grant is dead: exports pause until an admin reconnects.
 
-    def __init__(self, workspace_id: str, reason: str) -> None:
+    ``connection_id`` names the dead connection when known, so a worker that paused can tell a reconnect
+    (a new connection id) from the connection it saw die."""
+
+    def __init__(self, workspace_id: str, reason: str, connection_id: str | None = None) -> None:
         super().__init__(f"workspace {workspace_id}: Dynamics connection needs to be reconnected ({reason})")
         self.workspace_id = workspace_id
         self.reason = reason
+        self.connection_id = connection_id
 
 
 class NotConnected(Exception):
@@ -47,6 +51,16 @@ class NotConnected(Exception):
 
 class TransientTokenError(Exception):
     """Entra ID or the network failed in a way worth retrying later (5xx, timeouts, connection errors)."""
+
+
+class TokenConfigurationError(TransientTokenError):
+    """This deployment's own configuration fails (``setting`` names it): a bad or expired client secret,
+    a wrong or half-rotated token encryption key. Not a dead grant: no state changes and no workspace
+    notice (an admin of the workspace cannot fix it); retried like a transient failure once fixed."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclass(frozen=True)
@@ -150,11 +164,13 @@ class RefreshPolicy:
 
 @dataclass(frozen=True)
 class TokenFailure:
-    """A classified failed token request: ``reason`` set means reconnect required; else transient."""
+    """A classified failed token request: ``reason`` set means reconnect required; ``configuration`` means
+    the app's own credentials were refused (fix the deployment, not the grant); else transient."""
 
     reason: str | None
     error: str
     codes: tuple[int, ...]
+    configuration: bool = False
 
     @property
     def transient(self) -> bool:
@@ -162,6 +178,9 @@ class TokenFailure:
 
 
 _INTERACTION = {"interaction_required", "consent_required", "login_required"}
+# invalid_client: AADSTS7000215 (invalid client secret), 7000222 (client secret expired), 7000216/700027
+# (client assertion missing/invalid), 700016 (application not found in the tenant).
+_CLIENT_CODES = (7000215, 7000222, 7000216, 700027, 700016)
 
 
 def classify_token_error(result: Mapping[str, Any]) -> TokenFailure:
@@ -174,10 +193,12 @@ def classify_token_error(result: Mapping[str, Any]) -> TokenFailure:
         return TokenFailure(ReconnectReason.CONSENT_OR_MFA_REQUIRED.value, error, codes)
     if 700082 in codes:
         return TokenFailure(ReconnectReason.INACTIVITY.value, error, codes)
+    if error == "invalid_client" or any(c in _CLIENT_CODES for c in codes):
+        return TokenFailure(None, error or "invalid_client", codes, configuration=True)
     if error == "invalid_grant":
         # 50173 (grant revoked, e.g. password change), 70000/70008/54005/9002313: the grant is gone.
         return TokenFailure(ReconnectReason.REVOKED.value, error, codes)
-    # temporarily_unavailable, server_error, invalid_client (our configuration), anything else: retry later.
+    # temporarily_unavailable, server_error, anything else: retry later.
     return TokenFailure(None, error or "unknown_error", codes)
 
 

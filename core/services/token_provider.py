@@ -32,7 +32,7 @@ from core.adapters.keyvault import SecretStore, SecretStoreUnavailable
 from core.adapters.leases import TableLeases
 from core.adapters.msal_app import MsalAppFactory
 from core.adapters.notification_repository import Notification, NotificationRepository
-from core.adapters.token_crypto import TokenCipher, TokenDecryptError
+from core.adapters.token_crypto import ForeignKeyEnvelope, TokenCipher, TokenDecryptError
 from core.domain.connection import (
     ConnectionRecord,
     ConnectionStatus,
@@ -40,6 +40,7 @@ from core.domain.connection import (
     NotConnected,
     ReconnectReason,
     ReconnectRequired,
+    TokenConfigurationError,
     TransientTokenError,
     classify_token_error,
     dataverse_scope,
@@ -148,12 +149,22 @@ class TokenService:
             ):
                 return self.acquire(found, force_refresh=False).access_token
 
+    def reconnected_since(self, workspace_id: str, paused: ReconnectRequired) -> bool:
+        """True when the workspace is connected again by a newer connection than the one ``paused`` saw
+        die (a worker that just paused a chunk asks: an admin may have reconnected meanwhile)."""
+        found = self._connections.get(workspace_id)
+        if found is None or found.record.status is not ConnectionStatus.CONNECTED:
+            return False
+        return paused.connection_id is None or found.record.connection_id != paused.connection_id
+
     def _require(self, workspace_id: str) -> Versioned:
         found = self._connections.get(workspace_id)
         if found is None or found.record.status is ConnectionStatus.DISCONNECTED:
             raise NotConnected(workspace_id)
         if found.record.status is ConnectionStatus.RECONNECT_REQUIRED:
-            raise ReconnectRequired(workspace_id, found.record.reason or ReconnectReason.REVOKED.value)
+            raise ReconnectRequired(
+                workspace_id, found.record.reason or ReconnectReason.REVOKED.value, found.record.connection_id
+            )
         return found
 
     # ------------------------------------------------------------------ refresh primitive
@@ -166,6 +177,19 @@ class TokenService:
         cache = msal.SerializableTokenCache()
         try:
             cache.deserialize(self._cipher.open(sealed, record.workspace_id).decode("utf-8"))
+        except ForeignKeyEnvelope:
+            # Sealed under another key-encryption key: this instance's key is wrong (or half-rotated), the
+            # grant is fine. Nothing is marked; other instances with the right key keep working.
+            log.error(
+                "workspace %s: the stored token cache was sealed under another key-encryption key; "
+                "the setting TOKEN_ENCRYPTION_KEY of this instance is wrong or half-rotated "
+                "(connection left unchanged)",
+                record.workspace_id,
+            )
+            raise TokenConfigurationError(
+                f"workspace {record.workspace_id}: TOKEN_ENCRYPTION_KEY does not open the token cache",
+                "TOKEN_ENCRYPTION_KEY",
+            ) from None
         except (TokenDecryptError, ValueError):
             log.error("workspace %s: stored token cache cannot be opened", record.workspace_id)
             raise self._dead(found, ReconnectReason.REVOKED.value) from None
@@ -189,6 +213,18 @@ class TokenService:
         if "error" in result:
             failure = classify_token_error(result)
             codes = ",".join(str(c) for c in failure.codes)
+            if failure.configuration:
+                log.error(
+                    "workspace %s: Entra ID refused the app's credentials (%s [%s]); check the settings "
+                    "DYNAMICS_CLIENT_ID / DYNAMICS_CLIENT_SECRET (bad or expired client secret); "
+                    "connection left unchanged",
+                    record.workspace_id,
+                    failure.error,
+                    codes,
+                )
+                raise TokenConfigurationError(
+                    f"workspace {record.workspace_id}: {failure.error}", "DYNAMICS_CLIENT_SECRET"
+                )
             if failure.transient:
                 log.warning(
                     "workspace %s: transient token failure %s [%s]", record.workspace_id, failure.error, codes
@@ -230,7 +266,11 @@ class TokenService:
             raise NotConnected(workspace_id)
         if latest.record.connection_id != found.record.connection_id:
             if latest.record.status is ConnectionStatus.RECONNECT_REQUIRED:
-                raise ReconnectRequired(workspace_id, latest.record.reason or ReconnectReason.REVOKED.value)
+                raise ReconnectRequired(
+                    workspace_id,
+                    latest.record.reason or ReconnectReason.REVOKED.value,
+                    latest.record.connection_id,
+                )
             if retried:
                 raise TransientTokenError(f"workspace {workspace_id}: connection changing, try again")
             return self.acquire(latest, force_refresh=force_refresh, retried=True)
@@ -264,7 +304,7 @@ class TokenService:
         with self._memo_lock:
             self._memo.pop(found.record.workspace_id, None)
         self.mark_reconnect_required(found, reason)
-        return ReconnectRequired(found.record.workspace_id, reason)
+        return ReconnectRequired(found.record.workspace_id, reason, found.record.connection_id)
 
     def mark_reconnect_required(self, found: Versioned, reason: str) -> None:
         now = self._clock()

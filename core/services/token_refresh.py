@@ -5,7 +5,12 @@ a refresh token never reaches Entra's 90-day inactivity limit). The table query 
 Each workspace is refreshed under a lease and re-checked after the lease is taken, so two overlapping
 runs (or instances) refresh it once. One workspace's failure never stops the others:
 - dead grant → ``reconnect_required`` with its reason + one notification (``TokenService``);
-- network / 5xx / Key Vault trouble → counted as transient, retried next run, no notification.
+- network / 5xx / Key Vault trouble → counted as transient, retried next run, no notification;
+- the deployment's own configuration refused (``invalid_client``: bad or expired client secret; a token
+  cache sealed under another ``TOKEN_ENCRYPTION_KEY``) → counted as ``configuration_error`` and logged at
+  error level every run until fixed; no state change, no workspace notice.
+After refreshing, a run resumes work paused for the token of workspaces that are connected again (the
+safety net of the reconnect's own resume, see ``connection_service.resume_marked``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ from dataclasses import asdict, dataclass
 
 from core.adapters.connection_repository import ConnectionRepository
 from core.adapters.leases import TableLeases
-from core.domain.connection import NotConnected, ReconnectRequired, RefreshPolicy, TransientTokenError
+from core.domain.connection import (
+    NotConnected,
+    ReconnectRequired,
+    RefreshPolicy,
+    TokenConfigurationError,
+    TransientTokenError,
+)
 from core.services.token_provider import LEASE_DURATION, TokenService, utcnow
 
 log = logging.getLogger(__name__)
@@ -33,7 +44,10 @@ class RefreshRunReport:
     locked: int = 0
     reconnect_required: int = 0
     transient: int = 0
+    configuration_error: int = 0
     failed: int = 0
+    resumed_chunks: int = 0
+    resume_failed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -49,7 +63,9 @@ class TokenRefresher:
         policy: RefreshPolicy,
         concurrency: int = 8,
         clock: Callable[[], dt.datetime] = utcnow,
+        resume_paused: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
+        self._resume_paused = resume_paused  # -> (chunks resumed, failures)
         self._connections = connections
         self._tokens = tokens
         self._leases = leases
@@ -85,6 +101,18 @@ class TokenRefresher:
                 futures.append(pool.submit(work, record.workspace_id))
                 if len(futures) > 1000:
                     futures = [f for f in futures if not f.done()]
+        if report.configuration_error:
+            log.error(
+                "token refresh run: %d workspace(s) failed on this deployment's configuration (client secret "
+                "or TOKEN_ENCRYPTION_KEY; see the errors above); their connections were left unchanged",
+                report.configuration_error,
+            )
+        if self._resume_paused is not None:
+            try:
+                report.resumed_chunks, report.resume_failed = self._resume_paused()
+            except Exception:
+                log.exception("token refresh run: resuming paused work failed; the next run tries again")
+                report.resume_failed += 1
         log.info("token refresh run: %s", report.as_dict())
         return report
 
@@ -101,6 +129,9 @@ class TokenRefresher:
         except ReconnectRequired as exc:
             log.warning("workspace %s: reconnect required (%s)", workspace_id, exc.reason)
             return "reconnect_required"
+        except TokenConfigurationError as exc:
+            log.error("workspace %s: refresh failed on configuration (%s)", workspace_id, exc.setting)
+            return "configuration_error"
         except (TransientTokenError, NotConnected) as exc:
             log.warning("workspace %s: refresh postponed (%s)", workspace_id, type(exc).__name__)
             return "transient"
