@@ -10,6 +10,9 @@ Layout (workspace ids are validated by ``core.domain.caller`` and safe as keys):
 - blob container ``export-staging``: ``<workspace>/<job>/request.json`` (settings of the job, including
   the configuration snapshot it runs with) and ``<workspace>/<job>/chunk-<i>.json`` (the records).
 - queue ``dynamics-exports``: ``{"workspaceId", "jobId", "chunk"}``, base64 (host.json messageEncoding).
+- table ``ExportJobsPaused``: PK ``paused``, RK workspace — a marker written when a chunk of the workspace
+  pauses for the Dynamics token, removed by a resume that saw no newer pause; the token timer resumes
+  the marked workspaces that are connected again without scanning every job.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
+    ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
@@ -79,6 +84,11 @@ class StoreNames:
     container: str = STAGING_CONTAINER
     queue: str = EXPORT_QUEUE
 
+    @property
+    def paused_table(self) -> str:
+        """Markers of workspaces with chunks paused for the token (``ExportJobsPaused``)."""
+        return f"{self.jobs_table}Paused"
+
 
 EXPORT_NAMES = StoreNames()
 
@@ -124,7 +134,8 @@ class ExportStore:
     def ensure_ready(self) -> None:
         if self._ready:
             return
-        for name in (self.names.jobs_table, self.names.chunks_table, self.names.records_table):
+        names = self.names
+        for name in (names.jobs_table, names.chunks_table, names.records_table, names.paused_table):
             try:
                 self._tables.create_table(name)
             except ResourceExistsError:
@@ -275,6 +286,68 @@ class ExportStore:
             "PartitionKey eq @pk", parameters={"pk": _job_partition(workspace_id, job_id)}
         )
         return sorted((_chunk_from_row(r) for r in rows), key=lambda c: c.index)
+
+    def requeue_paused(self, workspace_id: str, job_id: str, index: int) -> bool:
+        """Move a chunk paused for the token back to ``queued`` and send its message — only if it is still
+        paused and nobody changed its row meanwhile (ETag), so two resumers racing for one chunk (the
+        reconnect's scan, the pausing worker's re-check, the timer) enqueue it once."""
+        table = self._tables.get_table_client(self.names.chunks_table)
+        try:
+            row = table.get_entity(_job_partition(workspace_id, job_id), f"{index:06d}")
+        except ResourceNotFoundError:
+            return False
+        if row.get("state") != ChunkState.PAUSED_RECONNECT.value:
+            return False
+        try:
+            table.update_entity(
+                {
+                    "PartitionKey": row["PartitionKey"],
+                    "RowKey": row["RowKey"],
+                    "state": ChunkState.QUEUED.value,
+                    "updatedAt": _now(),
+                },
+                mode=UpdateMode.MERGE,
+                etag=row.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False  # someone else resumed (or changed) it first
+        self.enqueue_chunks(workspace_id, job_id, [index])
+        return True
+
+    # -- paused markers -------------------------------------------------------------------------
+    def mark_paused(self, workspace_id: str) -> None:
+        """Note that this workspace has a chunk paused for the token (written after the chunk's row)."""
+        self._tables.get_table_client(self.names.paused_table).upsert_entity(
+            {"PartitionKey": "paused", "RowKey": workspace_id, "pausedAt": _now(), "mark": uuid.uuid4().hex},
+            mode=UpdateMode.REPLACE,
+        )
+
+    def paused_marker(self, workspace_id: str) -> str | None:
+        """The ETag of the workspace's marker, or None when it has none."""
+        try:
+            row = self._tables.get_table_client(self.names.paused_table).get_entity("paused", workspace_id)
+        except ResourceNotFoundError:
+            return None
+        return str(row.metadata["etag"])
+
+    def clear_paused_marker(self, workspace_id: str, etag: str) -> bool:
+        """Remove the marker read before a resume — unless a chunk paused again since (new ETag)."""
+        try:
+            self._tables.get_table_client(self.names.paused_table).delete_entity(
+                "paused", workspace_id, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceModifiedError:
+            return False
+        except ResourceNotFoundError:
+            return True
+        return True
+
+    def paused_workspaces(self) -> list[str]:
+        rows = self._tables.get_table_client(self.names.paused_table).query_entities(
+            "PartitionKey eq @pk", parameters={"pk": "paused"}, select=["RowKey"]
+        )
+        return [str(r["RowKey"]) for r in rows]
 
     # -- records --------------------------------------------------------------------------------
     def save_outcomes(self, workspace_id: str, job_id: str, outcomes: Iterable[RecordOutcome]) -> None:

@@ -134,6 +134,10 @@ class ActivityService:
         """Re-enqueue every chunk paused for the Dynamics token (call when the workspace reconnects)."""
         return self._jobs.resume_paused(workspace_id)
 
+    def paused_workspaces(self) -> list[str]:
+        """Workspaces marked as having activity chunks paused for the token."""
+        return self._jobs.paused_workspaces()
+
 
 def _already_submitted(job: JobRow) -> SubmitResult:
     return SubmitResult(job.job_id, job.total_records - job.invalid_count, job.invalid_count, False)

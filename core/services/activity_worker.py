@@ -79,7 +79,13 @@ from core.domain.matching import (
     rule_for,
 )
 from core.services.activity_contacts import ContactToExport, created_earlier, export_contacts
-from core.services.export_worker import ChunkMessage, ExportWorker
+from core.services.export_worker import (
+    ChunkMessage,
+    ExportWorker,
+    ReconnectCheck,
+    pause_for_reconnect,
+    reconnected_since_pause,
+)
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
 from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
 from core.settings import Settings, get_settings
@@ -150,7 +156,9 @@ class ActivityWorker:
         max_attempts: int = 5,
         metadata: MetadataCache | None = None,
         linkedin_table: str | None = "auto",
+        reconnected: ReconnectCheck | None = None,
     ) -> None:
+        self._reconnected = reconnected  # re-checked after a chunk pauses (see pause_for_reconnect)
         self._store = store
         self._client_for = client_for
         self._max_attempts = max_attempts
@@ -212,10 +220,7 @@ class ActivityWorker:
             log.info(
                 "activities paused until Dynamics is reconnected", extra={"workspace": ws, "job": job_id}
             )
-            self._store.put_chunk(
-                ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}"
-            )
-            return ChunkState.PAUSED_RECONNECT
+            return pause_for_reconnect(self._store, ws, job_id, index, exc, self._reconnected)
         except NotConnected:
             self._fail_chunk(ws, job_id, index, staged, "Dynamics is not connected for this workspace")
             return ChunkState.FAILED
@@ -887,6 +892,7 @@ def get_activity_worker() -> ActivityWorker:
                 lambda workspace_id: get_dynamics_access().client_for(workspace_id),
                 max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
                 linkedin_table=settings.get("ACTIVITY_LINKEDIN_TABLE"),
+                reconnected=reconnected_since_pause,
             )
             _worker = (settings, worker)
         return _worker[1]

@@ -4,8 +4,14 @@ Connect: validate the environment URL, check Key Vault answers, start an msal au
 nonce) and keep the flow server-side, sealed, bound to workspace and user, for 10 minutes.
 Callback: take the flow atomically (a replayed or forged state finds nothing), redeem the code with
 msal, ask WhoAmI for the Dynamics user id, store the sealed token cache in Key Vault *first* and only then
-the metadata row — if Key Vault fails nothing is recorded. Reconnecting clears the reconnect notices and
-tells listeners (exports paused for the token resume).
+the metadata row — if Key Vault fails nothing is recorded; if Table Storage fails the secret just written
+is deleted again (``storage_unavailable``). Reconnecting clears the reconnect notices and tells listeners
+(exports paused for the token resume).
+
+Paused work always resumes: the reconnect resumes exports and activities (each in its own try); a worker
+that pauses a chunk marks its workspace (``ExportStore.mark_paused``) and re-checks the connection itself,
+and every token timer run resumes the marked workspaces that are connected (``resume_marked``), so a chunk
+paused while the reconnect's own resume ran is never stuck.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import logging
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msal
 import requests
+from azure.core.exceptions import AzureError
 from azure.data.tables import TableServiceClient
 
 from core.adapters.connection_repository import (
@@ -119,7 +126,15 @@ class ConnectionService:
         state = params.get("state") or ""
         if not state or len(state) > 200:
             raise ConnectError("invalid_state", "the callback carries no usable state")
-        pending = self._flows.take(state)
+        try:
+            pending = self._flows.take(state)
+        except AzureError as exc:
+            log.error(
+                "OAuth callback: Table Storage unavailable while taking the flow (%s)", type(exc).__name__
+            )
+            raise ConnectError(
+                "storage_unavailable", "the sign-in could not be completed; try again"
+            ) from None
         if pending is None:
             raise ConnectError("invalid_state", "unknown, forged or already used state")
         if pending.expires_at <= self._clock():
@@ -196,8 +211,19 @@ class ConnectionService:
             raise ConnectError(
                 "key_vault_unavailable", "tokens could not be stored; nothing was saved"
             ) from None
-        previous = self._connections.get(pending.workspace_id)
-        self._connections.put(record)
+        try:
+            previous = self._connections.get(pending.workspace_id)
+            self._connections.put(record)
+        except AzureError as exc:
+            # The secret just written would be referenced by nothing: remove it (best effort).
+            log.error(
+                "OAuth callback: Table Storage unavailable while saving the connection (%s)",
+                type(exc).__name__,
+            )
+            self._forget_secret(record.secret_name)
+            raise ConnectError(
+                "storage_unavailable", "the connection could not be saved; nothing was kept"
+            ) from None
         if previous is not None and previous.record.secret_name != record.secret_name:
             self._forget_secret(previous.record.secret_name)
         self._notifications.clear(pending.workspace_id, RECONNECT_NOTIFICATION_KIND)
@@ -264,8 +290,10 @@ def build_components(
     table_prefix: str = "",
     clock: Callable[[], dt.datetime] = utcnow,
     on_reconnected: Callable[[str], None] | None = None,
+    paused_work: Callable[[], Sequence[tuple[str, PausedWorkSource]]] | None = None,
 ) -> ConnectionComponents:
-    """Production wiring from settings; tests pass their own tables/secret store/HTTP session/prefix."""
+    """Production wiring from settings; tests pass their own tables/secret store/HTTP session/prefix.
+    ``paused_work`` lists the kinds of work the token timer resumes for marked, connected workspaces."""
     from core.adapters.keyvault import secret_store_from_settings
     from core.adapters.tables import Storage
 
@@ -310,6 +338,9 @@ def build_components(
         policy=policy,
         concurrency=settings.get_int("TOKEN_REFRESH_CONCURRENCY") or 8,
         clock=clock,
+        resume_paused=(lambda: resume_marked(connections, paused_work()))
+        if paused_work is not None
+        else None,
     )
     components = ConnectionComponents(connections, flows, notifications, leases, service, tokens, refresher)
     components.ensure_ready()
@@ -334,7 +365,9 @@ def get_components() -> ConnectionComponents:
             if _components_missing is not None and _components_missing[0] is settings:
                 raise SettingsError(_components_missing[1])
             try:
-                built = build_components(settings, on_reconnected=_resume_paused_exports)
+                built = build_components(
+                    settings, on_reconnected=_resume_paused_exports, paused_work=_paused_work_kinds
+                )
             except SettingsError as exc:
                 _components_missing = (settings, str(exc))
                 raise
@@ -342,13 +375,81 @@ def get_components() -> ConnectionComponents:
         return _components[1]
 
 
-def _resume_paused_exports(workspace_id: str) -> None:
-    """Exports and activity logs paused for the token continue once the workspace reconnects."""
+class PausedWork(Protocol):
+    """Exports or activities: what can be paused for the token and resumed (``ExportService``)."""
+
+    def resume_paused(self, workspace_id: str) -> int: ...
+
+    def paused_workspaces(self) -> list[str]: ...
+
+
+PausedWorkSource = Callable[[], PausedWork]
+
+
+def resume_workspace(workspace_id: str, kinds: Sequence[tuple[str, PausedWorkSource]]) -> tuple[int, int]:
+    """Resume every kind of paused work of a workspace, each in its own try: exports failing to resume
+    never stop activities from resuming. Returns (chunks resumed, kinds that failed)."""
+    resumed = failed = 0
+    for kind, source in kinds:
+        try:
+            count = source().resume_paused(workspace_id)
+        except Exception:
+            log.exception(
+                "workspace %s: resuming paused %s chunks failed; the token timer retries", workspace_id, kind
+            )
+            failed += 1
+            continue
+        if count:
+            log.info("workspace %s: %d paused %s chunks resumed", workspace_id, count, kind)
+        resumed += count
+    return resumed, failed
+
+
+def resume_marked(
+    connections: ConnectionRepository, kinds: Sequence[tuple[str, PausedWorkSource]]
+) -> tuple[int, int]:
+    """The token timer's safety net: resume the paused work of every workspace marked paused that is
+    connected now. Only marked workspaces are read (a marker is written when a chunk pauses and removed by
+    a resume that saw no newer pause), so a run costs nothing when nothing is paused."""
+    resumed = failed = 0
+    for kind, source in kinds:
+        try:
+            work = source()
+            workspaces = work.paused_workspaces()
+        except Exception:
+            log.exception("paused %s work could not be listed; the next run tries again", kind)
+            failed += 1
+            continue
+        for workspace_id in workspaces:
+            try:
+                found = connections.get(workspace_id)
+                if found is None or found.record.status is not ConnectionStatus.CONNECTED:
+                    continue  # still waiting for a reconnect (which resumes it)
+                count = work.resume_paused(workspace_id)
+            except Exception:
+                log.exception(
+                    "workspace %s: resuming paused %s chunks failed; the next run tries again",
+                    workspace_id,
+                    kind,
+                )
+                failed += 1
+                continue
+            if count:
+                log.info(
+                    "workspace %s: %d paused %s chunks resumed by the token timer", workspace_id, count, kind
+                )
+            resumed += count
+    return resumed, failed
+
+
+def _paused_work_kinds() -> list[tuple[str, PausedWorkSource]]:
     # Imported late: no import cycle.
     from core.services.activity_service import get_activity_service
     from core.services.export_service import get_export_service
 
-    for kind, service in (("export", get_export_service()), ("activity", get_activity_service())):
-        resumed = service.resume_paused(workspace_id)
-        if resumed:
-            log.info("workspace %s: %d paused %s chunks resumed after reconnect", workspace_id, resumed, kind)
+    return [("export", get_export_service), ("activity", get_activity_service)]
+
+
+def _resume_paused_exports(workspace_id: str) -> None:
+    """Exports and activity logs paused for the token continue once the workspace reconnects."""
+    resume_workspace(workspace_id, _paused_work_kinds())

@@ -243,20 +243,27 @@ class ExportService:
         return {"records": page.records, "nextCursor": page.next_cursor}
 
     def resume_paused(self, workspace_id: str) -> int:
-        """Re-enqueue every chunk paused for the Dynamics token (called when the workspace reconnects)."""
+        """Re-enqueue every chunk paused for the Dynamics token (called when the workspace reconnects and
+        by the token timer for marked workspaces). A chunk is enqueued once even when resumers race
+        (``requeue_paused``). The workspace's paused marker, read first, is removed afterwards unless a
+        chunk paused again meanwhile: then the next timer run looks again."""
         self._store.ensure_ready()
+        marker = self._store.paused_marker(workspace_id)
         resumed = 0
         for job in self._store.list_jobs(workspace_id, limit=1000):
-            paused = [
-                c.index
-                for c in self._store.list_chunks(workspace_id, job.job_id)
-                if c.state is ChunkState.PAUSED_RECONNECT
-            ]
-            for index in paused:
-                self._store.put_chunk(workspace_id, job.job_id, index, ChunkState.QUEUED)
-            self._store.enqueue_chunks(workspace_id, job.job_id, paused)
-            resumed += len(paused)
+            for chunk in self._store.list_chunks(workspace_id, job.job_id):
+                if chunk.state is ChunkState.PAUSED_RECONNECT and self._store.requeue_paused(
+                    workspace_id, job.job_id, chunk.index
+                ):
+                    resumed += 1
+        if marker is not None:
+            self._store.clear_paused_marker(workspace_id, marker)
         return resumed
+
+    def paused_workspaces(self) -> list[str]:
+        """Workspaces marked as having chunks paused for the token."""
+        self._store.ensure_ready()
+        return self._store.paused_workspaces()
 
 
 def _already_submitted(job: JobRow) -> SubmitResult:

@@ -83,6 +83,37 @@ log = logging.getLogger(__name__)
 
 
 ClientFactory = Callable[[str], tuple[DataverseClient, DynamicsConnection]]
+# (workspace, the ReconnectRequired that paused a chunk) -> connected again by a newer connection?
+ReconnectCheck = Callable[[str, ReconnectRequired], bool]
+
+
+def pause_for_reconnect(
+    store: ExportStore,
+    ws: str,
+    job_id: str,
+    index: int,
+    exc: ReconnectRequired,
+    reconnected: ReconnectCheck | None,
+) -> ChunkState:
+    """Write the chunk ``paused_reconnect``, mark the workspace paused, then look at the connection again:
+    an admin may have reconnected while this chunk was still running, after the reconnect's resume scan
+    skipped it. Then the chunk is re-queued here (at most once: ``requeue_paused`` is conditional). The
+    marker lets the token timer resume it should this check fail or not run. A failing marker write
+    raises: the message is redelivered and the chunk paused again, never left unmarked."""
+    store.put_chunk(ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}")
+    store.mark_paused(ws)
+    if reconnected is None:
+        return ChunkState.PAUSED_RECONNECT
+    try:
+        if reconnected(ws, exc) and store.requeue_paused(ws, job_id, index):
+            log.info("reconnected while the chunk paused: re-queued", extra={"workspace": ws, "job": job_id})
+            return ChunkState.QUEUED
+    except Exception:
+        log.exception(
+            "paused chunk: connection re-check failed; the token timer resumes it",
+            extra={"workspace": ws, "job": job_id},
+        )
+    return ChunkState.PAUSED_RECONNECT
 
 
 @dataclass(frozen=True)
@@ -129,7 +160,9 @@ class ExportWorker:
         max_attempts: int = 5,
         metadata: MetadataCache | None = None,
         budget: DynamicsBudget | None = None,
+        reconnected: ReconnectCheck | None = None,
     ) -> None:
+        self._reconnected = reconnected
         self._store = store
         self._client_for = client_for
         self._max_attempts = max_attempts
@@ -177,10 +210,7 @@ class ExportWorker:
             if run is not None:
                 run.save_confirmed_creates()
             self._unmark_creating(ws, job_id, staged)
-            self._store.put_chunk(
-                ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}"
-            )
-            return ChunkState.PAUSED_RECONNECT
+            return pause_for_reconnect(self._store, ws, job_id, index, exc, self._reconnected)
         except NotConnected:
             self._fail_chunk(ws, job_id, index, staged, "Dynamics is not connected for this workspace")
             return ChunkState.FAILED
@@ -930,6 +960,13 @@ def get_export_worker() -> ExportWorker:
                 lambda workspace_id: get_dynamics_access().client_for(workspace_id),
                 max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
                 budget=get_dynamics_budget(),
+                reconnected=reconnected_since_pause,
             )
             _worker = (settings, worker)
         return _worker[1]
+
+
+def reconnected_since_pause(workspace_id: str, paused: ReconnectRequired) -> bool:
+    from core.services.connection_service import get_components
+
+    return get_components().tokens.reconnected_since(workspace_id, paused)
