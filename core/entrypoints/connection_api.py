@@ -156,7 +156,7 @@ openapi.register(
         "Location": "FRONTEND_URL with ?dynamics=connected, or ?dynamics=error&code=<code>; codes: "
         "invalid_state (forged, unknown or already used), expired_state (over 10 minutes), invalid_request, "
         "access_denied, consent_required, identity_provider_unavailable, token_exchange_failed, "
-        "whoami_failed, key_vault_unavailable",
+        "whoami_failed, key_vault_unavailable, storage_unavailable",
     },
     query={
         "code": {"type": "string"},

@@ -20,9 +20,11 @@ var tables = [
   'ExportJobs'
   'ExportChunks'
   'ExportRecords'
+  'ExportJobsPaused' // workspaces with export chunks paused for the token (the timer resumes them)
   'ActivityJobs'
   'ActivityChunks'
   'ActivityRecords'
+  'ActivityJobsPaused'
 ]
 var queues = [
   'dynamics-exports'
