@@ -56,7 +56,12 @@ from core.domain.activities import (
 from core.domain.campaign_properties import campaign_values, mapped_columns
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig, EngagementMapping
-from core.domain.connection import DynamicsConnection, NotConnected, ReconnectRequired
+from core.domain.connection import (
+    DynamicsConnection,
+    NotConnected,
+    ReconnectRequired,
+    TokenConfigurationError,
+)
 from core.domain.dynamics_metadata import DynamicsColumn
 from core.domain.export_job import (
     ChunkState,
@@ -83,6 +88,7 @@ from core.services.export_worker import (
     ChunkMessage,
     ExportWorker,
     ReconnectCheck,
+    pause_for_configuration,
     pause_for_reconnect,
     reconnected_since_pause,
 )
@@ -225,6 +231,8 @@ class ActivityWorker:
             self._fail_chunk(ws, job_id, index, staged, "Dynamics is not connected for this workspace")
             return ChunkState.FAILED
         except Exception as exc:
+            if dequeue_count >= self._max_attempts and isinstance(exc, TokenConfigurationError):
+                return pause_for_configuration(self._store, ws, job_id, index, exc)
             if dequeue_count >= self._max_attempts:
                 reason = failure_reason(exc)
                 log.error("activity chunk failed for good", extra={"workspace": ws, "job": job_id})

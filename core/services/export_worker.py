@@ -44,7 +44,12 @@ from core.domain.config import (
     Mode,
     PlatformFieldMapping,
 )
-from core.domain.connection import DynamicsConnection, NotConnected, ReconnectRequired
+from core.domain.connection import (
+    DynamicsConnection,
+    NotConnected,
+    ReconnectRequired,
+    TokenConfigurationError,
+)
 from core.domain.conversion import NO_VALUE, ConversionError, convert
 from core.domain.dynamics_metadata import DynamicsColumn
 from core.domain.export_job import (
@@ -113,6 +118,29 @@ def pause_for_reconnect(
             "paused chunk: connection re-check failed; the token timer resumes it",
             extra={"workspace": ws, "job": job_id},
         )
+    return ChunkState.PAUSED_RECONNECT
+
+
+def pause_for_configuration(
+    store: ExportStore, ws: str, job_id: str, index: int, exc: TokenConfigurationError
+) -> ChunkState:
+    """The last delivery still met this deployment's own misconfiguration (``exc.setting``): the records
+    are not at fault and no workspace admin can fix it, so the chunk is kept, paused and marked, instead of
+    failed. Each token timer run resumes marked work of connected workspaces: it goes on once the setting
+    is fixed. The connection is left alone (no reconnect, no notice)."""
+    store.put_chunk(
+        ws,
+        job_id,
+        index,
+        ChunkState.PAUSED_RECONNECT,
+        error=f"paused: {exc.setting} is misconfigured on this deployment; resumed by the token timer",
+    )
+    store.mark_paused(ws)
+    log.error(
+        "chunk paused: %s is misconfigured; the token timer resumes it once fixed",
+        exc.setting,
+        extra={"workspace": ws, "job": job_id},
+    )
     return ChunkState.PAUSED_RECONNECT
 
 
@@ -217,6 +245,9 @@ class ExportWorker:
         except Exception as exc:
             if run is not None:
                 run.save_confirmed_creates()
+            if dequeue_count >= self._max_attempts and isinstance(exc, TokenConfigurationError):
+                self._unmark_creating(ws, job_id, staged)
+                return pause_for_configuration(self._store, ws, job_id, index, exc)
             if dequeue_count >= self._max_attempts:
                 reason = failure_reason(exc)
                 log.error("export chunk failed for good", extra={"workspace": ws, "job": job_id})
