@@ -50,7 +50,8 @@ class ExportStatus(BaseModel):
     trigger: ExportTrigger
     dryRun: bool
     state: JobState = Field(
-        description="paused_reconnect: waiting for an admin to reconnect Dynamics; resumes by itself"
+        description="paused_reconnect: waiting for an admin to reconnect Dynamics, or for a setting of this "
+        "deployment to be fixed (errors say which); resumes by itself"
     )
     createdAt: str = Field(description="ISO 8601, UTC")
     requestedBy: str = Field(description="platform user id of the exporting user")
