@@ -265,48 +265,10 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             ]
         }
     },
-    ("GET", "/api/dynamics/config/{step}"): {
-        "response": {
-            "identities": [
-                {
-                    "identityId": "identity-alex-linkedin",
-                    "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
-                }
-            ],
-            "users": [
-                {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
-                {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
-            ],
-            "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
-        }
-    },
+    ("GET", "/api/dynamics/config/{step}"): {"response": _CONFIG["userMapping"]},
     ("PUT", "/api/dynamics/config/{step}"): {
-        "request": {
-            "identities": [
-                {
-                    "identityId": "identity-alex-linkedin",
-                    "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
-                }
-            ],
-            "users": [
-                {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
-                {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
-            ],
-            "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
-        },
-        "response": {
-            "identities": [
-                {
-                    "identityId": "identity-alex-linkedin",
-                    "dynamicsUserId": "0837b8a3-d261-47ab-baa2-e4f90e51f30d",
-                }
-            ],
-            "users": [
-                {"userId": "user-sam", "dynamicsUserId": "b7c93acf-e059-40ee-9132-b63ef16287e4"},
-                {"userId": "user-admin", "dynamicsUserId": "07a0ca6e-0822-48f3-ac03-1199972a8469"},
-            ],
-            "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469",
-        },
+        "request": _CONFIG["userMapping"],
+        "response": _CONFIG["userMapping"],
     },
     ("GET", "/api/dynamics/fields"): {
         "response": {
