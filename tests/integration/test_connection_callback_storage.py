@@ -20,11 +20,6 @@ pytest_plugins = ["tests.support.identity"]
 WS = "ws-a"
 
 
-def connect(stack: IdentityStack) -> None:
-    url = stack.components.service.start_connect(caller(WS), stack.env.url)
-    stack.components.service.complete_connect(stack.browser_sign_in(url))
-
-
 def dead_table_service() -> TableServiceClient:
     """A table endpoint nothing listens on (storage outage), no retries."""
     key = base64.b64encode(b"x" * 64).decode()
@@ -64,7 +59,7 @@ def test_callback_with_connections_table_failing_redirects_and_leaves_no_secret(
     assert stack.keyvault.live_names() == []  # the secret written just before was deleted again
     assert c.service.get(WS) is None
     # the same admin tries again once storage is back: connects normally
-    connect(stack)
+    stack.connect()
     assert c.service.get(WS).status is ConnectionStatus.CONNECTED  # type: ignore[union-attr]
     assert len(stack.keyvault.live_names()) == 1
 

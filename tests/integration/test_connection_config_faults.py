@@ -28,17 +28,12 @@ from core.services.connection_service import (
 )
 from core.settings import load_settings
 from tests.integration.test_connection_resilience import make_due
-from tests.support.identity import IdentityStack, caller, local_secret_store
+from tests.support.identity import IdentityStack, local_secret_store
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
 
 WS = "ws-a"
-
-
-def connect(stack: IdentityStack) -> None:
-    url = stack.components.service.start_connect(caller(WS), stack.env.url)
-    stack.components.service.complete_connect(stack.browser_sign_in(url))
 
 
 def instance_with(stack: IdentityStack, **overrides: str) -> ConnectionComponents:
@@ -69,7 +64,7 @@ def test_a_cache_sealed_under_another_key_is_a_configuration_fault(
     identity_stack: IdentityStack, caplog: pytest.LogCaptureFixture
 ) -> None:
     stack = identity_stack
-    connect(stack)
+    stack.connect()
     rotated = instance_with(stack, TOKEN_ENCRYPTION_KEY=base64.b64encode(b"r" * 32).decode())
     make_due(stack, WS)
     for run in (1, 2):
@@ -92,7 +87,7 @@ def test_an_envelope_failing_under_the_matching_key_still_needs_a_reconnect(
     identity_stack: IdentityStack,
 ) -> None:
     stack = identity_stack
-    connect(stack)
+    stack.connect()
     record = stack.components.service.get(WS)
     assert record is not None
     store = local_secret_store(stack.keyvault.vault_url, stack.settings_env["KEY_VAULT_LOCAL_TOKEN"])
@@ -111,7 +106,7 @@ def test_a_refused_client_secret_is_a_configuration_fault(
     identity_stack: IdentityStack, caplog: pytest.LogCaptureFixture
 ) -> None:
     stack = identity_stack
-    connect(stack)
+    stack.connect()
     misconfigured = instance_with(stack, DYNAMICS_CLIENT_SECRET="an-expired-secret")
     make_due(stack, WS)
     for run in (1, 2):

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
 
 
-def connect(stack: IdentityStack, workspace_id: str = "ws-a") -> None:
-    url = stack.components.service.start_connect(caller(workspace_id), stack.env.url)
-    stack.components.service.complete_connect(stack.browser_sign_in(url))
-
-
 def cache_of(stack: IdentityStack, workspace_id: str) -> dict:
     record = stack.components.connections.get(workspace_id).record
     latest = stack.keyvault.all_values()[-1]
@@ -37,7 +32,7 @@ def refresh_tokens(stack: IdentityStack, workspace_id: str) -> list[str]:
 
 def test_connect_records_user_and_stores_only_ciphertext(identity_stack: IdentityStack) -> None:
     stack = identity_stack
-    connect(stack)
+    stack.connect()
     record = stack.components.service.get("ws-a")
     assert record is not None and record.status is ConnectionStatus.CONNECTED
     assert record.integration_user_email == stack.entra.current_user.email
@@ -53,7 +48,7 @@ def test_connect_records_user_and_stores_only_ciphertext(identity_stack: Identit
 def test_full_cycle_refresh_inactivity_notification_reconnect(identity_stack: IdentityStack) -> None:
     stack = identity_stack
     c = stack.components
-    connect(stack)
+    stack.connect()
     first_rt = refresh_tokens(stack, "ws-a")
     # make the connection due: proactive refresh after 7 days of no refresh
     found = c.connections.get("ws-a")
@@ -90,7 +85,7 @@ def test_full_cycle_refresh_inactivity_notification_reconnect(identity_stack: Id
 
     # reconnect clears it
     stack.entra.advance_clock(-91 * 86400)
-    connect(stack)
+    stack.connect()
     assert c.service.get("ws-a").status is ConnectionStatus.CONNECTED
     assert c.notifications.list("ws-a") == []
     assert c.tokens.access_token("ws-a")
@@ -106,7 +101,7 @@ def test_full_cycle_refresh_inactivity_notification_reconnect(identity_stack: Id
 )
 def test_dead_grants_are_classified(identity_stack: IdentityStack, fault: str, reason: str) -> None:
     stack = identity_stack
-    connect(stack)
+    stack.connect()
     stack.entra.set_fault(fault, count=1)
     with pytest.raises(ReconnectRequired) as err:
         stack.components.tokens.access_token("ws-a", force_refresh=True)
@@ -117,7 +112,7 @@ def test_dead_grants_are_classified(identity_stack: IdentityStack, fault: str, r
 
 def test_password_change_revokes(identity_stack: IdentityStack) -> None:
     stack = identity_stack
-    connect(stack)
+    stack.connect()
     stack.entra.revoke_user(stack.entra.current_user.object_id)
     with pytest.raises(ReconnectRequired) as err:
         stack.components.tokens.access_token("ws-a", force_refresh=True)
@@ -127,7 +122,7 @@ def test_password_change_revokes(identity_stack: IdentityStack) -> None:
 def test_transient_failure_marks_nothing(identity_stack: IdentityStack) -> None:
     stack = identity_stack
     c = stack.components
-    connect(stack)
+    stack.connect()
     found = c.connections.get("ws-a")
     c.connections.replace(
         found.record.refreshed(
@@ -221,7 +216,7 @@ def test_key_vault_unavailable_writes_nothing(identity_stack: IdentityStack) -> 
     stack.keyvault.fail_with(None)
     assert service.get("ws-a") is None and stack.keyvault.live_names() == []
     # disconnect with Key Vault down: 503 and the connection stays as it was
-    connect(stack)
+    stack.connect()
     stack.keyvault.fail_with(503)
     with pytest.raises(KeyVaultUnavailable):
         service.disconnect("ws-a")
@@ -233,7 +228,7 @@ def test_key_vault_unavailable_writes_nothing(identity_stack: IdentityStack) -> 
 
 def test_exports_calls_do_not_hit_key_vault_each_time(identity_stack: IdentityStack) -> None:
     stack = identity_stack
-    connect(stack)
+    stack.connect()
     tokens = stack.components.tokens
     first = tokens.access_token("ws-a")
     reads = stack.keyvault.requests

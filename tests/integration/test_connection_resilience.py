@@ -25,7 +25,7 @@ from core.services.connection_service import ConnectError, build_components
 from core.services.token_provider import TokenService
 from core.services.token_refresh import TokenRefresher
 from core.settings import load_settings
-from tests.integration.test_connection_cycle import connect, refresh_tokens
+from tests.integration.test_connection_cycle import refresh_tokens
 from tests.support.identity import IdentityStack, caller, local_secret_store
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def test_key_vault_failing_to_store_the_rotated_cache_loses_nothing(identity_sta
     refresh token still stored (Entra does not revoke a used one)."""
     stack = identity_stack
     c = stack.components
-    connect(stack)
+    stack.connect()
     stored_before = refresh_tokens(stack, "ws-a")
     make_due(stack, "ws-a")
     stack.keyvault.fail_with(503, methods=("PUT",))  # reads work, writes fail
@@ -71,7 +71,7 @@ def test_one_workspace_failing_never_stops_the_others(
     users = {}
     for workspace in ("ws-revoked", "ws-bug", "ws-ok-1", "ws-ok-2", "ws-ok-3"):
         users[workspace] = stack.entra.add_user(f"{workspace}@contoso.example")  # signs in next
-        connect(stack, workspace)
+        stack.connect(workspace)
         make_due(stack, workspace)
     stack.entra.revoke_user(users["ws-revoked"].object_id)  # password change of that workspace's user
     real_acquire = c.tokens.acquire
@@ -100,7 +100,7 @@ def test_timer_pages_through_due_workspaces_with_bounded_concurrency(identity_st
     c = stack.components
     due = [f"ws-due-{i}" for i in range(7)]
     for workspace in [*due, "ws-fresh-1", "ws-fresh-2"]:
-        connect(stack, workspace)
+        stack.connect(workspace)
     for workspace in due:
         make_due(stack, workspace)
     now = dt.datetime.now(dt.UTC)
@@ -161,7 +161,7 @@ def test_two_callbacks_racing_for_one_state_connect_once(identity_stack: Identit
 def test_slow_identity_provider_is_transient_and_marks_nothing(identity_stack: IdentityStack) -> None:
     stack = identity_stack
     c = stack.components
-    connect(stack)
+    stack.connect()
     settings = load_settings(stack.settings_env)
     store = local_secret_store(stack.keyvault.vault_url, settings.require("KEY_VAULT_LOCAL_TOKEN"))
     impatient = TokenService(
@@ -186,7 +186,7 @@ def test_two_instances_meeting_one_dead_grant_raise_one_notice(identity_stack: I
     both meet the revoked grant: one reconnect notice for the incident, not two."""
     stack = identity_stack
     c = stack.components
-    connect(stack)
+    stack.connect()
     found = c.connections.get("ws-a")  # both read the connected row before either marks it
     assert found is not None
     stack.entra.revoke_user(stack.entra.current_user.object_id)
@@ -251,10 +251,10 @@ def test_due_means_near_expiry_or_no_refresh_for_the_configured_days(identity_st
         table_prefix=stack.prefix,
     )
     stack.entra.access_token_lifetime = 600  # expires in 10 minutes: inside the 20-minute margin
-    connect(stack, "ws-expiring")
+    stack.connect("ws-expiring")
     stack.entra.access_token_lifetime = 3600
     for workspace in ("ws-3-days", "ws-1-day"):
-        connect(stack, workspace)
+        stack.connect(workspace)
     for workspace, days in (("ws-3-days", 3), ("ws-1-day", 1)):
         found = c.connections.get(workspace)
         assert found is not None
@@ -274,10 +274,10 @@ def test_a_reconnect_while_a_token_is_fetched_uses_the_new_connection(identity_s
     the export gets a token of the new connection, not 'not connected' (which would fail its chunk)."""
     stack = identity_stack
     c = stack.components
-    connect(stack)
+    stack.connect()
     old = c.connections.get("ws-a")
     assert old is not None
-    connect(stack)  # reconnect: new connection id and secret, the old secret deleted
+    stack.connect()  # reconnect: new connection id and secret, the old secret deleted
     assert old.record.secret_name not in stack.keyvault.live_names()
     token = c.tokens.acquire(old, force_refresh=False)
     assert token.access_token
@@ -290,7 +290,7 @@ def test_a_connection_whose_token_secret_is_gone_asks_for_a_reconnect(identity_s
     reconnect, instead of every chunk failing as 'not connected' and the timer retrying silently."""
     stack = identity_stack
     c = stack.components
-    connect(stack)
+    stack.connect()
     record = c.service.get("ws-a")
     assert record is not None
     token = stack.settings_env["KEY_VAULT_LOCAL_TOKEN"]

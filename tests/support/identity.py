@@ -122,6 +122,11 @@ class IdentityStack:
     logs: CaptureLogs
     responses: list[str] = field(default_factory=list)
 
+    def connect(self, workspace_id: str = "ws-a") -> None:
+        """An admin of the workspace connects Dynamics: start, sign in at the Entra stand-in, callback."""
+        url = self.components.service.start_connect(caller(workspace_id), self.env.url)
+        self.components.service.complete_connect(self.browser_sign_in(url))
+
     def browser_sign_in(self, authorization_url: str) -> dict[str, str]:
         """What the admin's browser does: follow the sign-in URL, read the redirect back to us."""
         answer = self.session.get(authorization_url, allow_redirects=False, timeout=10)
