@@ -274,7 +274,7 @@ def column_value(key: str, value: PropertyValue, column: DynamicsColumn) -> tupl
             return convert(list(value.entries), FieldType.CHOICES, column, field=key), None
     except ConversionError as exc:
         return NO_VALUE, FieldError(where, f"{key}: {exc.reason}", exc.code)
-    return NO_VALUE, FieldError(where, f"{key} cannot be written to a {kind.value} column")
+    return NO_VALUE, FieldError(where, f"{key} cannot be written to a column of type {kind.value}")
 
 
 def mapped_columns(mapping: CampaignMapping) -> dict[str, str]:

@@ -69,7 +69,7 @@ def _build() -> dict[tuple[FieldType, AttributeType], tuple[Level, str]]:
     every_field = tuple(FieldType)
     # Default for every pair not listed below: the types do not match.
     for a in AttributeType:
-        put(every_field, (a,), ERR, f"a {{field}} value cannot be written to a {a.value} column")
+        put(every_field, (a,), ERR, f"a {{field}} value cannot be written to a column of type {a.value}")
     for a, why in _NOT_WRITABLE.items():
         put(every_field, (a,), ERR, why)
 

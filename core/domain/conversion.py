@@ -103,7 +103,9 @@ def convert(
         return c.to_option(value)
     if kind is AttributeType.MULTI_SELECT_PICKLIST:
         return c.to_options(value)
-    raise c.error("type_mismatch", f"a {field_type.value} value cannot be written to a {kind.value} column")
+    raise c.error(
+        "type_mismatch", f"a {field_type.value} value cannot be written to a column of type {kind.value}"
+    )
 
 
 class _Converter:
