@@ -79,7 +79,13 @@ def required_missing(table: str, column: str) -> ODataError:
     )
 
 
-def duplicate_record() -> ODataError:
+def duplicate_record(*, primary_key: bool = False) -> ODataError:
+    """DuplicateRecord. A create whose client-supplied primary key is taken reads "Cannot insert duplicate
+    key." (troubleshoot/power-platform/power-apps/dataverse/client-errors, bulk-operations); an upsert with
+    ``If-None-Match: *`` on an existing record reads "A record with matching key values already exists."
+    (webapi/perform-conditional-operations-using-web-api)."""
+    if primary_key:
+        return ODataError(412, "0x80040237", "Cannot insert duplicate key.")
     return ODataError(412, "0x80040237", "A record with matching key values already exists.")
 
 

@@ -533,7 +533,7 @@ class RecordService:
             self._deep_singles(table, deep, changes, caller)
             record_id = record_id or changes.get(table.primary_id) or str(uuid.uuid4())
             if self.store.get(table.logical_name, record_id) is not None:
-                raise errors.duplicate_record()
+                raise errors.duplicate_record(primary_key=True)
             row = dict(self._blank[table.logical_name])
             row.update(changes)
             row.update(key_values or {})

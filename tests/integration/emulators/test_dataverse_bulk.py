@@ -42,7 +42,11 @@ def test_one_bad_target_rolls_back_the_whole_call(dv) -> None:  # type: ignore[n
         {"@odata.type": T, "contactid": same_id, "lastname": "B"},
     ]
     r = dv.post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": dup})
-    assert r.status_code == 412 and r.json()["error"]["code"] == "0x80040237"
+    # troubleshoot/power-platform/power-apps/dataverse/client-errors: "Cannot insert duplicate key."
+    assert r.status_code == 412 and r.json()["error"] == {
+        "code": "0x80040237",
+        "message": "Cannot insert duplicate key.",
+    }
     assert dv.get("contacts").json()["value"] == []
 
 
