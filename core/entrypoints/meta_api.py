@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -34,7 +35,13 @@ from core.adapters.keyvault import KeyVaultSecretStore, SecretStoreUnavailable, 
 from core.adapters.tables import get_storage
 from core.domain.caller import Caller
 from core.domain.catalog import CATALOG_VERSION
-from core.domain.connection import ConnectionStatus, NotConnected, ReconnectRequired, TransientTokenError
+from core.domain.connection import (
+    ConnectionStatus,
+    NotConnected,
+    ReconnectRequired,
+    TokenConfigurationError,
+    TransientTokenError,
+)
 from core.domain.retry import RetryPolicy
 from core.entrypoints.http_support import anonymous, authenticated, json_response
 from core.observability import in_current_context
@@ -48,7 +55,8 @@ HEALTH_BUDGET_S = 1.0  # the whole answer of /api/health
 PROBE_TIMEOUT_S = 1.0  # connect / read timeout of each probe
 PROBE_CACHE_S = 5.0  # a finished probe's result answers every health request for this long
 KEY_VAULT_PROBE_SECRET = "health-probe"  # never created: a 404 is the healthy answer
-DYNAMICS_TIMEOUT_S = (3.0, 5.0)
+DYNAMICS_TIMEOUT_S = (3.0, 5.0)  # WhoAmI: connect, read
+DYNAMICS_DEADLINE_S = 10.0  # the whole on-demand check, token included
 
 CheckStatus = Literal["ok", "unreachable", "timeout", "not_configured"]
 
@@ -95,7 +103,7 @@ class DynamicsHealth(BaseModel):
         description="connected: WhoAmI answered; not_connected: connect first; reconnect_required: an "
         "admin must sign in again (see reason); unreachable: Dynamics, Microsoft sign-in or Key Vault did "
         "not answer; access_denied: Dynamics refused the integration user; throttled: Dynamics asked to "
-        "slow down"
+        "slow down; not_configured: a setting of this deployment is missing or refused (detail names it)"
     )
     detail: str | None = None
     reason: str | None = Field(None, description="inactivity | revoked | consent_or_mfa_required")
@@ -110,6 +118,8 @@ class DynamicsHealth(BaseModel):
 # ---------------------------------------------------------------------------------------------- probes
 
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+# Its own threads: on-demand Dynamics checks that hang never starve the storage and Key Vault probes.
+_dynamics_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health-dynamics")
 _clock: Callable[[], float] = time.monotonic  # tests move time forward
 
 
@@ -231,7 +241,18 @@ def get_health(req: func.HttpRequest) -> func.HttpResponse:
 @authenticated()
 def get_dynamics_health(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     start = time.perf_counter()
-    health = _dynamics_health(caller.workspace_id)
+    check = _dynamics_pool.submit(in_current_context(_dynamics_health), caller.workspace_id)
+    try:
+        health = check.result(timeout=DYNAMICS_DEADLINE_S)
+    except FuturesTimeout:
+        # A hung Key Vault or Microsoft sign-in (their clients allow minutes) must not hold the caller:
+        # the check goes on in the background and this answer says so.
+        health = DynamicsHealth(
+            status="unreachable",
+            detail=f"no answer within {DYNAMICS_DEADLINE_S:g} s (token, Key Vault or Dynamics)",
+            checkedAt=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            elapsedMs=0.0,
+        )
     if health.status not in ("connected", "not_connected"):
         log.warning("Dynamics health check: %s (%s)", health.status, health.detail)
     health.elapsedMs = round((time.perf_counter() - start) * 1000, 1)
@@ -279,6 +300,13 @@ def _dynamics_health(workspace_id: str) -> DynamicsHealth:
         )
     except NotConnected:
         return answer("not_connected", "connect Dynamics 365 first")
+    except TokenConfigurationError as exc:  # before its parent: the operator has something to fix
+        return answer(
+            "not_configured",
+            f"this deployment's {exc.setting} is refused (e.g. an expired client secret or a changed "
+            "encryption key): an operator must fix the setting; the connection itself is intact",
+            **known,
+        )
     except TransientTokenError:
         return answer(
             "unreachable", "no access token: Microsoft sign-in or Key Vault did not answer", **known

@@ -10,6 +10,7 @@ unreachable.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import time
@@ -350,3 +351,48 @@ def test_dead_grant_is_reconnect_required(dynamics: EntraEmulator, dataverse: Da
     again = dynamics_health(workspace)
     assert again["status"] == "reconnect_required" and again["reason"] == "revoked"
     assert dataverse.stats()["requests"] == requests_before
+
+
+def test_a_changed_encryption_key_is_not_configured_naming_the_setting_not_a_dead_grant(
+    settings_for: Any,
+    entra: EntraEmulator,
+    keyvault: KeyVaultEmulator,
+    azurite: Azurite,
+    dataverse: DataverseEmulator,
+) -> None:
+    env = identity_settings(entra, keyvault, azurite, keyvault.issue_token())
+    settings_for(**env)
+    workspace = f"ws-{uuid.uuid4().hex[:10]}"
+    dataverse.add_user(object_id=entra.current_user.object_id, domainname=entra.current_user.email)
+    connect(workspace, dataverse.url)
+    # An operator deploys another TOKEN_ENCRYPTION_KEY: this instance cannot open the token caches.
+    settings_for(**{**env, "TOKEN_ENCRYPTION_KEY": base64.b64encode(b"z" * 32).decode()})
+    body = dynamics_health(workspace)
+    assert body["status"] == "not_configured", body
+    assert "TOKEN_ENCRYPTION_KEY" in body["detail"]
+    # Nothing was marked: with the right key back, the same connection answers.
+    settings_for(**env)
+    assert dynamics_health(workspace)["status"] == "connected"
+
+
+def test_a_hung_key_vault_cannot_hold_the_dynamics_check_past_its_deadline(
+    settings_for: Any,
+    entra: EntraEmulator,
+    keyvault: KeyVaultEmulator,
+    azurite: Azurite,
+    dataverse: DataverseEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = identity_settings(entra, keyvault, azurite, keyvault.issue_token())
+    settings_for(**env)
+    workspace = f"ws-{uuid.uuid4().hex[:10]}"
+    dataverse.add_user(object_id=entra.current_user.object_id, domainname=entra.current_user.email)
+    connect(workspace, dataverse.url)
+    monkeypatch.setattr(meta_api, "DYNAMICS_DEADLINE_S", 1.5)
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:  # accepts, never answers
+        settings_for(**{**env, "KEY_VAULT_URL": f"https://127.0.0.1:{silent.getsockname()[1]}"})
+        started = time.perf_counter()
+        body = dynamics_health(workspace)
+        elapsed = time.perf_counter() - started
+    assert body["status"] == "unreachable" and "no answer within 1.5 s" in body["detail"], body
+    assert elapsed < 3
