@@ -50,8 +50,9 @@ class ExportStatus(BaseModel):
     trigger: ExportTrigger
     dryRun: bool
     state: JobState = Field(
-        description="paused_reconnect: waiting for an admin to reconnect Dynamics, or for a setting of this "
-        "deployment to be fixed (errors say which); resumes by itself"
+        description="paused_reconnect: waiting for an admin to reconnect Dynamics, for Microsoft sign-in or "
+        "Key Vault to answer again, or for a setting of this deployment to be fixed (errors say which); "
+        "resumes by itself"
     )
     createdAt: str = Field(description="ISO 8601, UTC")
     requestedBy: str = Field(description="platform user id of the exporting user")

@@ -60,7 +60,7 @@ from core.domain.connection import (
     DynamicsConnection,
     NotConnected,
     ReconnectRequired,
-    TokenConfigurationError,
+    TransientTokenError,
 )
 from core.domain.dynamics_metadata import DynamicsColumn
 from core.domain.export_job import (
@@ -88,8 +88,8 @@ from core.services.export_worker import (
     ChunkMessage,
     ExportWorker,
     ReconnectCheck,
-    pause_for_configuration,
     pause_for_reconnect,
+    pause_for_token_trouble,
     reconnected_since_pause,
 )
 from core.services.metadata_cache import MetadataCache, shared_metadata_cache
@@ -231,8 +231,8 @@ class ActivityWorker:
             self._fail_chunk(ws, job_id, index, staged, "Dynamics is not connected for this workspace")
             return ChunkState.FAILED
         except Exception as exc:
-            if dequeue_count >= self._max_attempts and isinstance(exc, TokenConfigurationError):
-                return pause_for_configuration(self._store, ws, job_id, index, exc)
+            if dequeue_count >= self._max_attempts and isinstance(exc, TransientTokenError):
+                return pause_for_token_trouble(self._store, ws, job_id, index, exc)
             if dequeue_count >= self._max_attempts:
                 reason = failure_reason(exc)
                 log.error("activity chunk failed for good", extra={"workspace": ws, "job": job_id})

@@ -49,6 +49,7 @@ from core.domain.connection import (
     NotConnected,
     ReconnectRequired,
     TokenConfigurationError,
+    TransientTokenError,
 )
 from core.domain.conversion import NO_VALUE, ConversionError, convert
 from core.domain.dynamics_metadata import DynamicsColumn
@@ -121,26 +122,23 @@ def pause_for_reconnect(
     return ChunkState.PAUSED_RECONNECT
 
 
-def pause_for_configuration(
-    store: ExportStore, ws: str, job_id: str, index: int, exc: TokenConfigurationError
+def pause_for_token_trouble(
+    store: ExportStore, ws: str, job_id: str, index: int, exc: TransientTokenError
 ) -> ChunkState:
-    """The last delivery still met this deployment's own misconfiguration (``exc.setting``): the records
-    are not at fault and no workspace admin can fix it, so the chunk is kept, paused and marked, instead of
-    failed. Each token timer run resumes marked work of connected workspaces: it goes on once the setting
-    is fixed. The connection is left alone (no reconnect, no notice)."""
+    """The last delivery still could not get a token: Microsoft sign-in or Key Vault did not answer, or
+    this deployment's own setting (``TokenConfigurationError.setting``) is refused. The records are not at
+    fault, so the chunk is kept, paused and marked, instead of failed; each token timer run resumes marked
+    work of connected workspaces, so it goes on once the outage ends or the setting is fixed. The
+    connection is left alone (no reconnect, no notice)."""
+    if isinstance(exc, TokenConfigurationError):
+        why = f"{exc.setting} is misconfigured on this deployment"
+    else:
+        why = "Microsoft sign-in or the token store (Key Vault) did not answer"
     store.put_chunk(
-        ws,
-        job_id,
-        index,
-        ChunkState.PAUSED_RECONNECT,
-        error=f"paused: {exc.setting} is misconfigured on this deployment; resumed by the token timer",
+        ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"paused: {why}; resumed by the token timer"
     )
     store.mark_paused(ws)
-    log.error(
-        "chunk paused: %s is misconfigured; the token timer resumes it once fixed",
-        exc.setting,
-        extra={"workspace": ws, "job": job_id},
-    )
+    log.error("chunk paused: %s; the token timer resumes it", why, extra={"workspace": ws, "job": job_id})
     return ChunkState.PAUSED_RECONNECT
 
 
@@ -245,9 +243,9 @@ class ExportWorker:
         except Exception as exc:
             if run is not None:
                 run.save_confirmed_creates()
-            if dequeue_count >= self._max_attempts and isinstance(exc, TokenConfigurationError):
+            if dequeue_count >= self._max_attempts and isinstance(exc, TransientTokenError):
                 self._unmark_creating(ws, job_id, staged)
-                return pause_for_configuration(self._store, ws, job_id, index, exc)
+                return pause_for_token_trouble(self._store, ws, job_id, index, exc)
             if dequeue_count >= self._max_attempts:
                 reason = failure_reason(exc)
                 log.error("export chunk failed for good", extra={"workspace": ws, "job": job_id})
