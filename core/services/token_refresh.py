@@ -31,6 +31,7 @@ from core.domain.connection import (
     TokenConfigurationError,
     TransientTokenError,
 )
+from core.observability import in_current_context, log_context
 from core.services.token_provider import LEASE_DURATION, TokenService, utcnow
 
 log = logging.getLogger(__name__)
@@ -85,20 +86,23 @@ class TokenRefresher:
                 setattr(report, field, getattr(report, field) + 1)
 
         def work(workspace_id: str) -> None:
-            try:
-                count(self._refresh_one(workspace_id))
-            except Exception:
-                log.exception("workspace %s: token refresh failed unexpectedly", workspace_id)
-                count("failed")
-            finally:
-                slots.release()
+            # Pool threads start from the run's context (its correlation id) plus the workspace id, so
+            # every line about this workspace can be filtered on both.
+            with log_context(workspace_id=workspace_id):
+                try:
+                    count(self._refresh_one(workspace_id))
+                except Exception:
+                    log.exception("workspace %s: token refresh failed unexpectedly", workspace_id)
+                    count("failed")
+                finally:
+                    slots.release()
 
         with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="token-refresh") as pool:
             futures: list[Future[None]] = []
             for record in self._connections.iter_due(expires_before, refreshed_before):
                 report.due += 1
                 slots.acquire()
-                futures.append(pool.submit(work, record.workspace_id))
+                futures.append(pool.submit(in_current_context(work), record.workspace_id))
                 if len(futures) > 1000:
                     futures = [f for f in futures if not f.done()]
         if report.configuration_error:

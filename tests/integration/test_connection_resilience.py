@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import logging
 import threading
 import time
 from typing import Any
@@ -21,6 +22,7 @@ from core.domain.connection import (
     RefreshPolicy,
     TransientTokenError,
 )
+from core.observability import ContextFilter, log_context
 from core.services.connection_service import ConnectError, build_components
 from core.services.token_provider import TokenService
 from core.services.token_refresh import TokenRefresher
@@ -305,3 +307,28 @@ def test_a_connection_whose_token_secret_is_gone_asks_for_a_reconnect(identity_s
     assert err.value.reason == "revoked"
     assert c.service.get("ws-a").status is ConnectionStatus.RECONNECT_REQUIRED  # type: ignore[union-attr]
     assert [n.reason for n in c.notifications.list("ws-a")] == ["revoked"]
+
+
+def test_timer_lines_about_a_workspace_carry_its_id_and_the_runs_correlation_id(
+    identity_stack: IdentityStack,
+) -> None:
+    """Operators filter the timer's logs by workspace and by run: the pool threads keep both."""
+    stack = identity_stack
+    stack.connect()
+    make_due(stack, "ws-a")
+    stack.entra.revoke_user(stack.entra.current_user.object_id)  # the run finds a dead grant
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.INFO)
+    handler.addFilter(ContextFilter())
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("core").addHandler(handler)
+    try:
+        with log_context(correlation_id="timer-run-1"):
+            report = stack.components.refresher.run()
+    finally:
+        logging.getLogger("core").removeHandler(handler)
+    assert report.reconnect_required == 1
+    about = [r for r in records if getattr(r, "workspaceId", None) == "ws-a"]
+    assert about, [r.getMessage() for r in records]
+    assert all(getattr(r, "correlationId", None) == "timer-run-1" for r in about)
+    assert any("reconnect" in r.getMessage() for r in about)
