@@ -242,3 +242,8 @@ def test_a_realistic_flow_logs_json_lines_with_ids_and_no_secrets(flow: Flow) ->
     for secret in [*flow.seen_secrets, *refresh_tokens]:
         assert secret not in text, f"a secret starting {secret[:6]!r} reached the log"
     assert "eyJ" not in text
+
+    # No personal data beyond ids: the contacts' names and the integration user's e-mail stay out.
+    personal = [c["lastName"] for c in CONTACTS] + [flow.entra.current_user.email]
+    leaked = [value for value in personal if value in text]
+    assert leaked == [], f"personal data reached the log: {leaked}"
