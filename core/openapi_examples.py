@@ -146,6 +146,20 @@ _CONFIG: dict[str, Any] = {
     },
 }
 
+# One export job as its status answers it (also the item of the job list).
+_EXPORT_STATUS: dict[str, Any] = {
+    "jobId": "a69e127a-0100-47e5-9518-94de3a4def41",
+    "entity": "contacts",
+    "trigger": "manual",
+    "dryRun": False,
+    "state": "partially_failed",
+    "createdAt": "2026-11-27T09:14:44.183913+00:00",
+    "requestedBy": "user-admin",
+    "counts": {"created": 0, "updated": 0, "unchanged": 193, "skipped": 3, "failed": 1, "invalid": 3},
+    "progress": {"records": 200, "processed": 200, "chunks": 4, "chunksDone": 4},
+    "errors": [],
+}
+
 EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/openapi.json"): {
         "response": {
@@ -325,45 +339,8 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "statusUrl": "/api/dynamics/exports/f82e7b97-97c6-4154-a883-462f0fe94d34",
         },
     },
-    ("GET", "/api/dynamics/exports"): {
-        "response": {
-            "jobs": [
-                {
-                    "jobId": "a69e127a-0100-47e5-9518-94de3a4def41",
-                    "entity": "contacts",
-                    "trigger": "manual",
-                    "dryRun": False,
-                    "state": "partially_failed",
-                    "createdAt": "2026-11-27T09:14:44.183913+00:00",
-                    "requestedBy": "user-admin",
-                    "counts": {
-                        "created": 0,
-                        "updated": 0,
-                        "unchanged": 193,
-                        "skipped": 3,
-                        "failed": 1,
-                        "invalid": 3,
-                    },
-                    "progress": {"records": 200, "processed": 200, "chunks": 4, "chunksDone": 4},
-                    "errors": [],
-                }
-            ]
-        }
-    },
-    ("GET", "/api/dynamics/exports/{jobId}"): {
-        "response": {
-            "jobId": "a69e127a-0100-47e5-9518-94de3a4def41",
-            "entity": "contacts",
-            "trigger": "manual",
-            "dryRun": False,
-            "state": "partially_failed",
-            "createdAt": "2026-11-27T09:14:44.183913+00:00",
-            "requestedBy": "user-admin",
-            "counts": {"created": 0, "updated": 0, "unchanged": 193, "skipped": 3, "failed": 1, "invalid": 3},
-            "progress": {"records": 200, "processed": 200, "chunks": 4, "chunksDone": 4},
-            "errors": [],
-        }
-    },
+    ("GET", "/api/dynamics/exports"): {"response": {"jobs": [_EXPORT_STATUS]}},
+    ("GET", "/api/dynamics/exports/{jobId}"): {"response": _EXPORT_STATUS},
     ("GET", "/api/dynamics/exports/{jobId}/records"): {
         "response": {
             "records": [
