@@ -5,21 +5,20 @@ gets one notice; the admin reconnects, the paused chunks resume and every record
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.export_store import EXPORT_QUEUE, ExportStore
+from core.adapters.export_store import ExportStore
 from core.domain.connection import ConnectionStatus
 from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
 from core.services.connection_service import ConnectionComponents, build_components
 from core.services.dynamics_access import DynamicsAccess
 from core.services.export_service import ExportService
-from core.services.export_worker import ChunkMessage, ExportWorker
+from core.services.export_worker import ExportWorker
 from core.services.metadata_cache import MetadataCache
 from core.settings import load_settings
 from emulators.dataverse.server import DataverseEmulator
@@ -28,6 +27,7 @@ from emulators.tls import trusting_session
 from tests.integration.exports.test_export_worker import CONFIG
 from tests.support.dataverse import STATIC_TOKEN, rows
 from tests.support.identity import IdentityStack, caller, local_secret_store
+from tests.support.queues import drain_workspace
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -58,25 +58,6 @@ def components_resuming(stack: IdentityStack, exports: ExportService) -> Connect
     )
 
 
-def drain(queues: QueueServiceClient, worker: ExportWorker) -> list[ChunkState]:
-    """Deliver this workspace's queued chunks to the worker as the queue trigger would."""
-    queue = queues.get_queue_client(EXPORT_QUEUE)
-    states = []
-    while True:
-        mine = []
-        for message in queue.receive_messages(max_messages=32, visibility_timeout=60):
-            chunk = ChunkMessage.parse(base64.b64decode(message.content))
-            if chunk.workspace_id == WS:
-                mine.append((message, chunk))
-            else:
-                queue.update_message(message, visibility_timeout=0)  # another test's: leave it
-        if not mine:
-            return states
-        for message, chunk in mine:
-            states.append(worker.handle(chunk, message.dequeue_count or 1))
-            queue.delete_message(message)
-
-
 def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
     identity_stack: IdentityStack, dataverse: DataverseEmulator
 ) -> None:
@@ -104,7 +85,7 @@ def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
     job = exports.submit(caller(WS), ExportRequest.model_validate({"entity": "contacts", "records": records}))
     stack.entra.revoke_user(user.object_id)  # password change while the export waits in the queue
 
-    assert drain(queues, worker) == [ChunkState.PAUSED_RECONNECT, ChunkState.PAUSED_RECONNECT]
+    assert drain_workspace(queues, worker, WS) == [ChunkState.PAUSED_RECONNECT, ChunkState.PAUSED_RECONNECT]
     status = exports.status(WS, job.job_id)
     assert status is not None and status["state"] == "paused_reconnect", status
     assert rows(dataverse, "contacts") == []
@@ -118,7 +99,8 @@ def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
     stack.entra.access_token_lifetime = 3600
     service.complete_connect(stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url)))
     assert components.notifications.list(WS) == []
-    assert drain(queues, worker) == [ChunkState.DONE, ChunkState.DONE]  # resumed by the reconnect
+    resumed = drain_workspace(queues, worker, WS)  # the reconnect re-queued the paused chunks
+    assert resumed == [ChunkState.DONE, ChunkState.DONE]
     status = exports.status(WS, job.job_id)
     assert status is not None and status["state"] == "succeeded", status
     assert status["counts"]["created"] == 6

@@ -20,7 +20,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.export_store import EXPORT_QUEUE, ExportStore, StoreNames
+from core.adapters.export_store import ExportStore, StoreNames
 from core.domain.connection import ConnectionStatus
 from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
@@ -42,6 +42,7 @@ from emulators.tls import trusting_session
 from tests.integration.exports.test_export_worker import CONFIG
 from tests.support.dataverse import STATIC_TOKEN, rows
 from tests.support.identity import IdentityStack, caller, local_secret_store
+from tests.support.queues import drain_workspace
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -119,22 +120,7 @@ class Setup:
         )
 
     def drain(self) -> list[ChunkState]:
-        """Deliver this workspace's queued chunks to the worker as the queue trigger would."""
-        queue = self.queues.get_queue_client(EXPORT_QUEUE)
-        states = []
-        while True:
-            mine = []
-            for message in queue.receive_messages(max_messages=32, visibility_timeout=60):
-                chunk = ChunkMessage.parse(base64.b64decode(message.content))
-                if chunk.workspace_id == self.ws:
-                    mine.append((message, chunk))
-                else:
-                    queue.update_message(message, visibility_timeout=0)  # another test's: leave it
-            if not mine:
-                return states
-            for message, chunk in mine:
-                states.append(self.worker.handle(chunk, message.dequeue_count or 1))
-                queue.delete_message(message)
+        return drain_workspace(self.queues, self.worker, self.ws)
 
     def race(self) -> str:
         """Connect, submit 6 records (2 chunks), the user's password changes; the first chunk meets the
