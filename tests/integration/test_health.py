@@ -353,18 +353,27 @@ def test_dead_grant_is_reconnect_required(dynamics: EntraEmulator, dataverse: Da
     assert dataverse.stats()["requests"] == requests_before
 
 
-def test_a_changed_encryption_key_is_not_configured_naming_the_setting_not_a_dead_grant(
+@pytest.fixture()
+def connected(
     settings_for: Any,
     entra: EntraEmulator,
     keyvault: KeyVaultEmulator,
     azurite: Azurite,
     dataverse: DataverseEmulator,
-) -> None:
+) -> tuple[dict[str, str], str]:
+    """A workspace connected to the Dataverse stand-in; the app settings it was connected with."""
     env = identity_settings(entra, keyvault, azurite, keyvault.issue_token())
     settings_for(**env)
     workspace = f"ws-{uuid.uuid4().hex[:10]}"
     dataverse.add_user(object_id=entra.current_user.object_id, domainname=entra.current_user.email)
     connect(workspace, dataverse.url)
+    return env, workspace
+
+
+def test_a_changed_encryption_key_is_not_configured_naming_the_setting_not_a_dead_grant(
+    settings_for: Any, connected: tuple[dict[str, str], str]
+) -> None:
+    env, workspace = connected
     # An operator deploys another TOKEN_ENCRYPTION_KEY: this instance cannot open the token caches.
     settings_for(**{**env, "TOKEN_ENCRYPTION_KEY": base64.b64encode(b"z" * 32).decode()})
     body = dynamics_health(workspace)
@@ -376,18 +385,9 @@ def test_a_changed_encryption_key_is_not_configured_naming_the_setting_not_a_dea
 
 
 def test_a_hung_key_vault_cannot_hold_the_dynamics_check_past_its_deadline(
-    settings_for: Any,
-    entra: EntraEmulator,
-    keyvault: KeyVaultEmulator,
-    azurite: Azurite,
-    dataverse: DataverseEmulator,
-    monkeypatch: pytest.MonkeyPatch,
+    settings_for: Any, connected: tuple[dict[str, str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = identity_settings(entra, keyvault, azurite, keyvault.issue_token())
-    settings_for(**env)
-    workspace = f"ws-{uuid.uuid4().hex[:10]}"
-    dataverse.add_user(object_id=entra.current_user.object_id, domainname=entra.current_user.email)
-    connect(workspace, dataverse.url)
+    env, workspace = connected
     monkeypatch.setattr(meta_api, "DYNAMICS_DEADLINE_S", 1.5)
     with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:  # accepts, never answers
         settings_for(**{**env, "KEY_VAULT_URL": f"https://127.0.0.1:{silent.getsockname()[1]}"})
