@@ -1,6 +1,6 @@
 """Export benchmark: one large contacts export through the real pipeline, end to end.
 
-``python -m bench.export`` (defaults = issue 5's scenario): 10,000 contacts of 2,000 companies
+``python -m bench.export`` (defaults = the reference scenario): 10,000 contacts of 2,000 companies
 (LinkedIn-or-name identifier, domain for companies, associations on, 8 mapped contact fields) into a
 Dataverse emulator that already holds 30% of the contacts and 50% of the companies, stored in variant
 forms (LinkedIn URLs and websites as real orgs store them), at 50 ms latency per request and the real

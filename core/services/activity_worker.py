@@ -287,7 +287,7 @@ class ActivityWorker:
     ) -> None:
         """Fail the chunk's events with ``reason`` — except those an earlier attempt already logged or
         settled (created / unchanged / skipped): they are in Dynamics, or needed nothing, whatever
-        happened to the attempt afterwards (review R8)."""
+        happened to the attempt afterwards."""
         earlier = self._earlier(ws, job_id, {int(s["seq"]) for s in staged})
         settled = (RecordAction.CREATED.value, RecordAction.UNCHANGED.value, RecordAction.SKIPPED.value)
         counts = empty_counts()

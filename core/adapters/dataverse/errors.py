@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-# Dataverse error codes the product reacts to (includes/data-service-error-codes.md).
+# Dataverse error codes the product reacts to (https://learn.microsoft.com/power-apps/developer/data-platform/reference/web-service-error-codes).
 PRIVILEGE_DENIED = "0x80040220"
 DUPLICATE_RECORD = "0x80040237"
 DUPLICATE_RECORD_ENTITY_KEY = "0x80060892"
