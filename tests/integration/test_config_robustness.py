@@ -97,9 +97,7 @@ def test_random_bad_configurations_never_cause_a_500(ws: str, caplog: pytest.Log
     assert "unhandled error" not in caplog.text
 
 
-def test_health_reports_unreachable_storage(
-    monkeypatch: pytest.MonkeyPatch, azurite: Azurite
-) -> None:
+def test_health_reports_unreachable_storage(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> None:
     dead = azurite.connection_string.replace(str(azurite.table_port), str(free_port()))
     configure_app(monkeypatch, dead)
     try:
