@@ -31,6 +31,7 @@ from typing import Any
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DUPLICATE_RECORD, PRIVILEGE_DENIED, DataverseError, failure_reason
+from core.adapters.dataverse.odata import in_filter
 from core.adapters.dynamics_budget import DynamicsBudget
 from core.adapters.export_store import ExportStore
 from core.domain.campaign_properties import campaign_values
@@ -71,9 +72,11 @@ from core.domain.export_plan import (
     choose_owner,
     plan_write,
 )
-from core.domain.lookup_plan import in_filter, plan_lookups
+from core.domain.lookup_plan import plan_lookups
 from core.domain.matching import (
+    ID_COLUMN,
     PARENT_ACCOUNT_VALUE,
+    TABLE,
     IdentifierConfig,
     MatchStatus,
     match_records,
@@ -547,8 +550,8 @@ class ChunkRun:
             return
         rule = rule_for(entity, self.identifiers)
         export_entity = ExportEntity.CONTACTS if entity is Entity.CONTACT else ExportEntity.COMPANIES
-        id_column = "contactid" if entity is Entity.CONTACT else "accountid"
-        entity_set = "contacts" if entity is Entity.CONTACT else "accounts"
+        id_column = ID_COLUMN[entity]
+        entity_set = self.client.entity_set_name(TABLE[entity])
         plan = plan_lookups(
             entity,
             rule,
@@ -567,7 +570,7 @@ class ChunkRun:
                     ("$filter", in_filter(id_column, sorted(set(own_ids)))),
                 ],
             ),
-            *lookup_operations(plan.queries, select),
+            *lookup_operations(plan),
         ]
         pages = self._batch_gets(gets)
         own_rows = {str(r[id_column]).lower(): r for r in pages[0]}
@@ -810,7 +813,7 @@ class ChunkRun:
                 # ask which ids exist now (one query) instead of bisecting down to single records.
                 ids = [str(records[i][id_column]) for i in part]
                 rows = self.client.query(
-                    ENTITY_SETS[table], filter=in_filter(id_column, ids), select=[id_column]
+                    self.client.entity_set_name(table), filter=in_filter(id_column, ids), select=[id_column]
                 )
                 existing = {str(r[id_column]).lower() for r in rows}
                 taken = [i for i in part if str(records[i][id_column]).lower() in existing]
@@ -845,7 +848,7 @@ class ChunkRun:
             changes = {k: v for k, v in payload.items() if k != "ownerid@odata.bind"}
             try:
                 self.client.update(
-                    ENTITY_SETS[table],
+                    self.client.entity_set_name(table),
                     item.dynamics_id or "",
                     changes,
                     caller_object_id=owner.caller_object_id,
@@ -964,9 +967,6 @@ def _company_key(company: Mapping[str, Any], identifiers: IdentifierConfig) -> s
         return f"domain:{domain}"
     name = normalize_company_name(company.get("name"))
     return f"name:{name}" if name else None
-
-
-ENTITY_SETS = {"contact": "contacts", "account": "accounts"}
 
 
 # --- wiring ---------------------------------------------------------------------------------------

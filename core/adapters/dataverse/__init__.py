@@ -14,7 +14,9 @@
 
 Errors: :class:`DataverseError` and its subclasses (Throttled, Unauthorized, NotFound, PreconditionFailed,
 PrivilegeDenied, TransientError). Retries: :mod:`core.domain.retry`; which calls are repeated and why:
-:mod:`core.adapters.dataverse.client`.
+:mod:`core.adapters.dataverse.client`. OData literals, filters, percent-encoding and URL limits:
+:mod:`core.adapters.dataverse.odata` (the only place that writes them); a lookup plan as requests:
+:mod:`core.adapters.dataverse.lookup_queries`.
 """
 
 from core.adapters.dataverse.batch import BatchOperation, BatchResponse, ChangeSet
@@ -24,8 +26,6 @@ from core.adapters.dataverse.client import (
     TokenSource,
     WhoAmI,
     WorkspaceTokenProvider,
-    key_segment,
-    odata_literal,
     token_source_for,
 )
 from core.adapters.dataverse.errors import (
@@ -41,6 +41,7 @@ from core.adapters.dataverse.errors import (
 )
 from core.adapters.dataverse.limiter import AdaptiveLimiter
 from core.adapters.dataverse.metadata import EntityMetadata
+from core.adapters.dataverse.odata import in_filter, key_segment, odata_literal
 
 __all__ = [
     "DUPLICATE_RECORD",
@@ -62,6 +63,7 @@ __all__ = [
     "Unauthorized",
     "WhoAmI",
     "WorkspaceTokenProvider",
+    "in_filter",
     "key_segment",
     "odata_literal",
     "token_source_for",

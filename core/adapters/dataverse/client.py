@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import logging
 import random
-import re
 import threading
 import time
 import uuid
@@ -49,7 +48,6 @@ from core.adapters.dataverse.batch import (
     ChangeSet,
     boundary_of,
     build_batch_body,
-    encode_query,
     entity_id_from_url,
     parse_batch_response,
 )
@@ -64,11 +62,12 @@ from core.adapters.dataverse.metadata import (
     BASE_ATTRIBUTE_SELECT,
     MULTI_SELECT_CAST,
     MULTI_SELECT_TYPE_NAME,
+    STANDARD_TABLES,
     TYPE_CASTS,
     EntityMetadata,
 )
+from core.adapters.dataverse.odata import encode_query, key_segment, odata_literal
 from core.domain.dynamics_metadata import DynamicsColumn
-from core.domain.lookup_plan import escape_odata_string
 from core.domain.retry import FailureKind, RetryDecision, RetryPolicy, classify_status, parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -97,26 +96,6 @@ def token_source_for(provider: WorkspaceTokenProvider, workspace_id: str) -> Tok
 
 DEFAULT_USER_AGENT = "dynamics-integration-backend/0.1"
 DEFAULT_PAGE_SIZE = 5000
-_GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-# Standard tables whose names never vary between organisations (reference/entities/*.md); any other table
-# is read once from EntityDefinitions.
-_KNOWN_TABLES = {
-    m.logical_name: m
-    for m in (
-        EntityMetadata("account", "accounts", "accountid", "name"),
-        EntityMetadata("contact", "contacts", "contactid", "fullname"),
-        EntityMetadata("systemuser", "systemusers", "systemuserid", "fullname"),
-        EntityMetadata("team", "teams", "teamid", "name"),
-        EntityMetadata("businessunit", "businessunits", "businessunitid", "name"),
-        EntityMetadata("task", "tasks", "activityid", "subject"),
-        EntityMetadata("email", "emails", "activityid", "subject"),
-        EntityMetadata("phonecall", "phonecalls", "activityid", "subject"),
-        EntityMetadata("appointment", "appointments", "activityid", "subject"),
-        EntityMetadata("activitypointer", "activitypointers", "activityid", "subject"),
-        EntityMetadata("activityparty", "activityparties", "activitypartyid", None),
-        EntityMetadata("sdkmessagefilter", "sdkmessagefilters", "sdkmessagefilterid", None),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -141,33 +120,6 @@ class WhoAmI:
     user_id: str
     business_unit_id: str
     organization_id: str
-
-
-def odata_literal(value: Any) -> str:
-    """An OData literal for ``$filter`` / key segments; strings are quoted with ``'`` doubled."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return "'" + escape_odata_string(str(value)) + "'"
-
-
-def key_segment(key: str | uuid.UUID | Mapping[str, Any]) -> str:
-    """``(<guid>)`` or ``(col='v',other=1)`` for an alternate key."""
-    if isinstance(key, Mapping):
-        if not key:
-            raise ValueError("an alternate key needs at least one column")
-        return "(" + ",".join(f"{name}={odata_literal(value)}" for name, value in key.items()) + ")"
-    text = str(key)
-    if not _GUID_RE.match(text):
-        raise ValueError("a record id must be a GUID (or pass an alternate key mapping)")
-    return f"({text.lower()})"
 
 
 class DataverseClient:
@@ -218,7 +170,7 @@ class DataverseClient:
         )
         self._cache_lock = threading.Lock()
         self._bulk_support: dict[tuple[str, str], bool] = {}
-        self._tables: dict[str, EntityMetadata] = dict(_KNOWN_TABLES)
+        self._tables: dict[str, EntityMetadata] = dict(STANDARD_TABLES)
 
     def __repr__(self) -> str:
         return f"DataverseClient({self.environment_url!r})"

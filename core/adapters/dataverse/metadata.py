@@ -1,7 +1,8 @@
 """What the client reads from ``EntityDefinitions`` (webapi/query-metadata-web-api.md).
 
 Columns are described once, by ``core.domain.dynamics_metadata.DynamicsColumn`` (parsed from
-``DataverseClient.attribute_rows``); this module holds the request shapes and the table description.
+``DataverseClient.attribute_rows``); this module holds the request shapes, the table description and the
+standard tables' names (``STANDARD_TABLES``: the one table -> entity set map).
 """
 
 from __future__ import annotations
@@ -50,3 +51,24 @@ class EntityMetadata:
     entity_set_name: str
     primary_id_attribute: str
     primary_name_attribute: str | None
+
+
+# Standard tables whose names never vary between organisations (reference/entities/*.md): the one map of
+# table -> entity set and primary columns; any other table is read once from EntityDefinitions.
+STANDARD_TABLES: dict[str, EntityMetadata] = {
+    m.logical_name: m
+    for m in (
+        EntityMetadata("account", "accounts", "accountid", "name"),
+        EntityMetadata("contact", "contacts", "contactid", "fullname"),
+        EntityMetadata("systemuser", "systemusers", "systemuserid", "fullname"),
+        EntityMetadata("team", "teams", "teamid", "name"),
+        EntityMetadata("businessunit", "businessunits", "businessunitid", "name"),
+        EntityMetadata("task", "tasks", "activityid", "subject"),
+        EntityMetadata("email", "emails", "activityid", "subject"),
+        EntityMetadata("phonecall", "phonecalls", "activityid", "subject"),
+        EntityMetadata("appointment", "appointments", "activityid", "subject"),
+        EntityMetadata("activitypointer", "activitypointers", "activityid", "subject"),
+        EntityMetadata("activityparty", "activityparties", "activitypartyid", None),
+        EntityMetadata("sdkmessagefilter", "sdkmessagefilters", "sdkmessagefilterid", None),
+    )
+}
