@@ -1,4 +1,4 @@
-"""Dynamics connection endpoints (issue 4).
+"""Dynamics connection endpoints.
 
 - ``POST   /api/dynamics/connect``         admin: ``{environmentUrl}`` → ``{authorizationUrl}``
 - ``GET    /api/dynamics/oauth/callback``  anonymous (the one-time state names the flow): completes the

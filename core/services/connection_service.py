@@ -1,4 +1,4 @@
-"""Connect / callback / status / disconnect of a workspace's Dynamics connection (issue 4).
+"""Connect / callback / status / disconnect of a workspace's Dynamics connection.
 
 Connect: validate the environment URL, check Key Vault answers, start an msal auth-code flow (PKCE +
 nonce) and keep the flow server-side, sealed, bound to workspace and user, for 10 minutes.
@@ -266,7 +266,7 @@ class ConnectionService:
 
 @dataclass
 class ConnectionComponents:
-    """Everything issue 4 wires together; entrypoints build one per settings object."""
+    """Everything the connection lifecycle wires together; entrypoints build one per settings object."""
 
     connections: ConnectionRepository
     flows: AuthFlowRepository

@@ -9,12 +9,13 @@ form), single attributes, typed casts such as ``/Microsoft.Dynamics.CRM.Picklist
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from . import errors
 from .odata import parse_filter, split_top_level
-from .schema import ATTRIBUTE_TYPE_CODES, Column, Schema, Table
+from .schema import ATTRIBUTE_TYPE_CODES, NAMESPACE, Column, Schema, Table
 
 CRM = "Microsoft.Dynamics.CRM."
 _CAST_BY_TYPE = {
@@ -65,6 +66,72 @@ _BASE_ATTRIBUTE_PROPS = {
     "IsFilterable",
     "IsRetrievable",
 }
+# Accepted in $select without a cast although the service wants the cast for them: kept so older
+# callers that select them on the base type keep working.
+_LOOSE_BASE = frozenset({"MaxLength", "Targets", "Format"})
+_COMMON_TYPED = {"DefaultFormValue", "DefaultValue"}
+# Type-specific properties per cast (webapi/reference/*attributemetadata.md), beyond the base ones.
+_CAST_EXTRA: dict[str, set[str]] = {
+    "StringAttributeMetadata": {
+        "MaxLength",
+        "DatabaseLength",
+        "Format",
+        "FormatName",
+        "IsLocalizable",
+        "YomiOf",
+    },
+    "MemoAttributeMetadata": {"MaxLength", "DatabaseLength", "Format", "FormatName", "IsLocalizable"},
+    "IntegerAttributeMetadata": {"MinValue", "MaxValue", "Format"},
+    "BigIntAttributeMetadata": {"MinValue", "MaxValue"},
+    "DecimalAttributeMetadata": {"MinValue", "MaxValue", "Precision"},
+    "DoubleAttributeMetadata": {"MinValue", "MaxValue", "Precision"},
+    "MoneyAttributeMetadata": {"MinValue", "MaxValue", "Precision", "PrecisionSource"},
+    "DateTimeAttributeMetadata": {"Format", "DateTimeBehavior", "ImeMode"},
+    "LookupAttributeMetadata": {"Targets", "Format"},
+    "UniqueIdentifierAttributeMetadata": set(),
+    "EntityNameAttributeMetadata": {"DefaultFormValue"},
+    "BooleanAttributeMetadata": {"DefaultValue", "OptionSet", "GlobalOptionSet"},
+    "EnumAttributeMetadata": {"DefaultFormValue", "OptionSet", "GlobalOptionSet"},
+    "PicklistAttributeMetadata": {"DefaultFormValue", "OptionSet", "GlobalOptionSet"},
+    "MultiSelectPicklistAttributeMetadata": {"DefaultFormValue", "OptionSet", "GlobalOptionSet"},
+    "StateAttributeMetadata": {"DefaultFormValue", "OptionSet", "GlobalOptionSet"},
+    "StatusAttributeMetadata": {"DefaultFormValue", "OptionSet", "GlobalOptionSet"},
+}
+_OPTION_CASTS = frozenset(
+    {
+        "BooleanAttributeMetadata",
+        "EnumAttributeMetadata",
+        "PicklistAttributeMetadata",
+        "MultiSelectPicklistAttributeMetadata",
+        "StateAttributeMetadata",
+        "StatusAttributeMetadata",
+    }
+)
+_OPTION_SET_PROPS = frozenset(
+    {
+        "MetadataId",
+        "Name",
+        "OptionSetType",
+        "IsGlobal",
+        "IsCustomOptionSet",
+        "Options",
+        "TrueOption",
+        "FalseOption",
+        "DisplayName",
+        "Description",
+        "IsManaged",
+        "IsCustomizable",
+        "ExternalTypeName",
+    }
+)
+
+
+def _cast_props(cast: str | None) -> frozenset[str]:
+    if cast is None:
+        return frozenset(_BASE_ATTRIBUTE_PROPS | _LOOSE_BASE)
+    return frozenset(_BASE_ATTRIBUTE_PROPS | _CAST_EXTRA[cast])
+
+
 _SEGMENT_RE = re.compile(r"([A-Za-z_.]+)(?:\((.*)\))?\Z", re.DOTALL)
 
 
@@ -147,10 +214,15 @@ def attribute(table: Table, column: Column, number: int) -> dict[str, Any]:
     return data
 
 
+def option_set_id(table: Table, column: Column) -> str:
+    """An option set is metadata of its own, with a MetadataId distinct from its attribute's."""
+    return str(uuid.uuid5(NAMESPACE, f"optionset/{table.logical_name}/{column.logical_name}"))
+
+
 def option_set(table: Table, column: Column) -> dict[str, Any]:
     if column.type == "Boolean":
         return {
-            "MetadataId": column.metadata_id,
+            "MetadataId": option_set_id(table, column),
             "Name": f"{table.logical_name}_{column.logical_name}",
             "OptionSetType": "Boolean",
             "IsGlobal": False,
@@ -168,7 +240,7 @@ def option_set(table: Table, column: Column) -> dict[str, Any]:
         options.append(item)
     kind = {"State": "State", "Status": "Status"}.get(column.type, "Picklist")
     return {
-        "MetadataId": column.metadata_id,
+        "MetadataId": option_set_id(table, column),
         "Name": f"{table.logical_name}_{column.logical_name}",
         "OptionSetType": kind,
         "IsGlobal": False,
@@ -217,12 +289,23 @@ def key(table: Table, index: int) -> dict[str, Any]:
     }
 
 
+def _relationship_name(schema: Schema, child: Table, column: str, parent: str) -> str:
+    """The relationship's SchemaName: the navigation property name it has on the referenced table."""
+    for collection in schema.tables[parent].collections.values():
+        if collection.table == child.logical_name and collection.column == column:
+            return collection.name
+    return f"{child.logical_name}_{column}_{parent}"
+
+
 def many_to_one(schema: Schema, table: Table) -> list[dict[str, Any]]:
+    """The one-to-many relationships in which ``table`` is the referencing (child) table."""
     result = []
     for nav in table.navigations.values():
+        column = table.columns[nav.column]
         for target in nav.targets:
             referenced = schema.tables[target]
-            name = f"{table.logical_name}_{nav.name}_{target}"
+            name = _relationship_name(schema, table, nav.column, target)
+            cascade = "Cascade" if column.cascade_delete else "RemoveLink"
             result.append(
                 {
                     "@odata.type": f"#{CRM}OneToManyRelationshipMetadata",
@@ -232,18 +315,72 @@ def many_to_one(schema: Schema, table: Table) -> list[dict[str, Any]]:
                     "ReferencedAttribute": referenced.primary_id,
                     "ReferencingEntity": table.logical_name,
                     "ReferencingAttribute": nav.column,
+                    "ReferencedEntityNavigationPropertyName": name,
                     "ReferencingEntityNavigationPropertyName": nav.name,
                     "RelationshipType": "OneToManyRelationship",
+                    "IsCustomRelationship": column.is_custom,
+                    "IsManaged": not column.is_custom,
+                    "IsValidForAdvancedFind": True,
+                    "SecurityTypes": "ParentChild" if column.cascade_delete else "None",
+                    "CascadeConfiguration": {
+                        "Assign": "Cascade" if column.cascade_delete else "NoCascade",
+                        "Delete": cascade,
+                        "Merge": "NoCascade",
+                        "Reparent": "Cascade" if column.cascade_delete else "NoCascade",
+                        "Share": "Cascade" if column.cascade_delete else "NoCascade",
+                        "Unshare": "Cascade" if column.cascade_delete else "NoCascade",
+                        "RollupView": "NoCascade",
+                    },
                 }
             )
     return result
 
 
+def one_to_many(schema: Schema, table: Table) -> list[dict[str, Any]]:
+    """The one-to-many relationships in which ``table`` is the referenced (parent) table."""
+    return [
+        rel
+        for other in schema.tables.values()
+        for rel in many_to_one(schema, other)
+        if rel["ReferencedEntity"] == table.logical_name
+    ]
+
+
+def many_to_many(table: Table) -> list[dict[str, Any]]:
+    return [
+        {
+            "@odata.type": f"#{CRM}ManyToManyRelationshipMetadata",
+            "MetadataId": _uuid_for(rel.name),
+            "SchemaName": rel.name,
+            "Entity1LogicalName": rel.entity1,
+            "Entity1IntersectAttribute": rel.entity1_attribute,
+            "Entity1NavigationPropertyName": rel.name,
+            "Entity2LogicalName": rel.entity2,
+            "Entity2IntersectAttribute": rel.entity2_attribute,
+            "Entity2NavigationPropertyName": rel.name,
+            "IntersectEntityName": rel.intersect,
+            "RelationshipType": "ManyToManyRelationship",
+            "IsCustomRelationship": False,
+            "IsManaged": True,
+            "IsValidForAdvancedFind": True,
+            "SecurityTypes": "None",
+        }
+        for rel in table.associations.values()
+    ]
+
+
+_RELATIONSHIPS = ("ManyToOneRelationships", "OneToManyRelationships", "ManyToManyRelationships")
+
+
+def relationships(schema: Schema, table: Table, nav: str) -> list[dict[str, Any]]:
+    if nav == "ManyToOneRelationships":
+        return many_to_one(schema, table)
+    if nav == "OneToManyRelationships":
+        return one_to_many(schema, table)
+    return many_to_many(table)
+
+
 def _uuid_for(name: str) -> str:
-    import uuid
-
-    from .schema import NAMESPACE
-
     return str(uuid.uuid5(NAMESPACE, "rel/" + name))
 
 
@@ -319,48 +456,54 @@ class MetadataService:
         nav, nav_key = rest[0]
         numbered = {c.logical_name: i for i, c in enumerate(table.columns.values(), start=1)}
         if nav == "Attributes":
-            cast = None
+            cast = self._cast(rest[1][0]) if len(rest) > 1 else None
+            allowed = _cast_props(cast)
+            type_name = cast or "AttributeMetadata"
             if nav_key is not None:
                 column = self._column(table, nav_key)
-                if len(rest) > 1:
-                    cast = self._cast(rest[1][0])
-                    if column.type not in self._types_for(cast):
-                        raise errors.ODataError(
-                            404, "0x80040217", f"The attribute '{column.logical_name}' is not a {cast}."
-                        )
+                if cast is not None and column.type not in self._types_for(cast):
+                    raise errors.ODataError(
+                        404, "0x80040217", f"The attribute '{column.logical_name}' is not a {cast}."
+                    )
                 item = attribute(table, column, numbered[column.logical_name])
-                self._expand_options(table, column, item, params)
-                item = self._select(item, params.get("$select"))
+                self._expand_options(table, column, item, params, cast or _CAST_BY_TYPE.get(column.type))
+                item = self._select(item, params.get("$select"), allowed, type_name)
                 item["@odata.context"] = f"{context}({table.metadata_id})/Attributes/$entity"
                 return item
             columns = list(table.columns.values())
-            if len(rest) > 1:
-                cast = self._cast(rest[1][0])
+            if cast is not None:
                 columns = [c for c in columns if c.type in self._types_for(cast)]
             items = []
             for column in columns:
                 item = attribute(table, column, numbered[column.logical_name])
-                self._expand_options(table, column, item, params)
+                self._expand_options(table, column, item, params, cast)
                 items.append(item)
             suffix = f"/{CRM}{cast}" if cast else ""
             return self._collection(
-                f"{context}('{table.metadata_id}')/Attributes{suffix}",
-                items,
-                params,
-                base_props=None if cast else _BASE_ATTRIBUTE_PROPS | {"MaxLength", "Targets", "Format"},
+                f"{context}('{table.metadata_id}')/Attributes{suffix}", items, params, allowed, type_name
             )
         if nav == "Keys":
             items = [key(table, i) for i in range(len(table.keys))]
             return self._collection(f"{context}('{table.metadata_id}')/Keys", items, params, base_props=None)
-        if nav in ("ManyToOneRelationships", "OneToManyRelationships", "ManyToManyRelationships"):
-            items = many_to_one(self.schema, table) if nav == "ManyToOneRelationships" else []
-            if nav == "OneToManyRelationships":
-                items = [
-                    rel
-                    for other in self.schema.tables.values()
-                    for rel in many_to_one(self.schema, other)
-                    if rel["ReferencedEntity"] == table.logical_name
-                ]
+        if nav in _RELATIONSHIPS:
+            items = relationships(self.schema, table, nav)
+            if nav_key is not None:
+                wanted = nav_key.strip().strip("{}").lower()
+                found = next(
+                    (
+                        i
+                        for i in items
+                        if i["MetadataId"] == wanted or f"SchemaName='{i['SchemaName']}'" == nav_key
+                    ),
+                    None,
+                )
+                if found is None:
+                    raise errors.ODataError(
+                        404, "0x80040217", f"Could not find a relationship with key '{nav_key}'."
+                    )
+                found = self._select(found, params.get("$select"))
+                found["@odata.context"] = f"{context}('{table.metadata_id}')/{nav}/$entity"
+                return found
             return self._collection(f"{context}('{table.metadata_id}')/{nav}", items, params, base_props=None)
         raise errors.bad_request(f"Resource not found for the segment '{nav}'.")
 
@@ -378,52 +521,87 @@ class MetadataService:
         return {t for t, c in _CAST_BY_TYPE.items() if c == cast}
 
     @staticmethod
-    def _expand_list(params: Mapping[str, str]) -> list[str]:
+    def _expand_list(params: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]:
+        """``$expand=OptionSet($select=Options),GlobalOptionSet`` -> [(name, nested options), ...]."""
         raw = params.get("$expand")
-        return [p.strip().split("(")[0] for p in split_top_level(raw)] if raw else []
+        items: list[tuple[str, dict[str, str]]] = []
+        for part in split_top_level(raw) if raw else []:
+            part = part.strip()
+            name, paren, inner = part.partition("(")
+            nested: dict[str, str] = {}
+            if paren:
+                if not inner.endswith(")"):
+                    raise errors.bad_request(f"Syntax error in $expand: '{part}'.")
+                for option in split_top_level(inner[:-1], ";"):
+                    key, eq, value = option.strip().partition("=")
+                    if not eq or key.strip() not in ("$select", "$filter", "$expand"):
+                        raise errors.bad_request(f"Syntax error in $expand: '{part}'.")
+                    nested[key.strip()] = value.strip()
+            items.append((name.strip(), nested))
+        return items
 
-    def _expand_entity(self, table: Table, item: dict[str, Any], expand: list[str]) -> None:
-        for nav in expand:
+    def _expand_entity(
+        self, table: Table, item: dict[str, Any], expand: list[tuple[str, dict[str, str]]]
+    ) -> None:
+        for nav, nested in expand:
             if nav == "Attributes":
-                item["Attributes"] = [
-                    attribute(table, c, i) for i, c in enumerate(table.columns.values(), start=1)
+                columns = enumerate(table.columns.values(), start=1)
+                items = [attribute(table, c, i) for i, c in columns]
+                item["Attributes"] = self._collection("", items, nested, _BASE_ATTRIBUTE_PROPS | _LOOSE_BASE)[
+                    "value"
                 ]
             elif nav == "Keys":
-                item["Keys"] = [key(table, i) for i in range(len(table.keys))]
-            elif nav == "ManyToOneRelationships":
-                item[nav] = many_to_one(self.schema, table)
+                items = [key(table, i) for i in range(len(table.keys))]
+                item["Keys"] = self._collection("", items, nested, None)["value"]
+            elif nav in _RELATIONSHIPS:
+                items = relationships(self.schema, table, nav)
+                item[nav] = self._collection("", items, nested, None)["value"]
             else:
                 raise errors.bad_request(
                     f"Could not find a property named '{nav}' on type '{CRM}EntityMetadata'."
                 )
 
     def _expand_options(
-        self, table: Table, column: Column, item: dict[str, Any], params: Mapping[str, str]
+        self, table: Table, column: Column, item: dict[str, Any], params: Mapping[str, str], cast: str | None
     ) -> None:
-        for nav in self._expand_list(params):
-            if nav not in ("OptionSet", "GlobalOptionSet"):
-                raise errors.bad_request(
-                    f"Could not find a property named '{nav}' on type '{CRM}AttributeMetadata'."
-                )
+        type_name = f"{CRM}{cast or 'AttributeMetadata'}"
+        for nav, nested in self._expand_list(params):
+            if nav not in ("OptionSet", "GlobalOptionSet") or cast is None or cast not in _OPTION_CASTS:
+                raise errors.bad_request(f"Could not find a property named '{nav}' on type '{type_name}'.")
             if column.type not in _ENUM_TYPES:
-                raise errors.bad_request(
-                    f"Could not find a property named '{nav}' on type '{CRM}AttributeMetadata'."
-                )
-            item[nav] = option_set(table, column) if nav == "OptionSet" else None
+                continue  # a cast to EnumAttributeMetadata lists enum columns only
+            value = option_set(table, column) if nav == "OptionSet" else None
+            if value is not None and nested.get("$select"):
+                value = self._select(value, nested["$select"], _OPTION_SET_PROPS, "OptionSetMetadata")
+            item[nav] = value
 
     @staticmethod
     def _select(
-        item: dict[str, Any], select: str | None, base_props: set[str] | None = None
+        item: dict[str, Any],
+        select: str | None,
+        allowed: set[str] | frozenset[str] | None = None,
+        type_name: str = "AttributeMetadata",
     ) -> dict[str, Any]:
+        """Keep the ``$select``ed properties (MetadataId and expanded navigation properties always stay);
+        with ``allowed``, a name the metadata type does not have is refused like the service does."""
         if not select:
             return item
         names = [n.strip() for n in select.split(",") if n.strip()]
         for name in names:
-            if base_props is not None and name not in base_props:
+            if allowed is not None and name not in allowed:
                 raise errors.bad_request(
-                    f"Could not find a property named '{name}' on type '{CRM}AttributeMetadata'."
+                    f"Could not find a property named '{name}' on type '{CRM}{type_name}'."
                 )
-        keep = {"@odata.type", "MetadataId", "OptionSet", "GlobalOptionSet", "Attributes", "Keys", *names}
+        keep = {
+            "@odata.type",
+            "MetadataId",
+            "OptionSet",
+            "GlobalOptionSet",
+            "Attributes",
+            "Keys",
+            *_RELATIONSHIPS,
+        }
+        keep.update(names)
         return {k: v for k, v in item.items() if k in keep}
 
     def _collection(
@@ -431,13 +609,14 @@ class MetadataService:
         context: str,
         items: list[dict[str, Any]],
         params: Mapping[str, str],
-        base_props: set[str] | None,
+        base_props: set[str] | frozenset[str] | None,
+        type_name: str = "AttributeMetadata",
     ) -> dict[str, Any]:
         if "$filter" in params:
             aliases = {k: v for k, v in params.items() if k.startswith("@")}
             expr = parse_filter(params["$filter"], aliases)
             items = [item for item in items if expr.evaluate(_Flat(item), lambda row, nav: None)]
-        items = [self._select(item, params.get("$select"), base_props) for item in items]
+        items = [self._select(item, params.get("$select"), base_props, type_name) for item in items]
         return {"@odata.context": context, "value": items}
 
 

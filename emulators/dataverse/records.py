@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote
 from . import errors
 from .clock import Clock
 from .odata import ODataError, QueryOptions, fold, index_hint, parse_query, sort_rows
-from .schema import Column, Schema, Table
+from .schema import Collection, Column, ManyToMany, Schema, Table
 from .store import Row, Store
 
 LOOKUP_ANNOTATION = "@Microsoft.Dynamics.CRM.lookuplogicalname"
@@ -354,7 +354,7 @@ class RecordService:
                 continue
             if at:
                 continue  # other instance annotations (FormattedValue, ...) are ignored like the service does
-            if table.collection(name) is not None:
+            if table.is_collection(name):
                 if not isinstance(value, list):
                     raise errors.payload_error(table.entity_set, f"A collection was expected for '{name}'.")
                 deep.append((name, value))
@@ -555,7 +555,7 @@ class RecordService:
         (create-entity-web-api.md#create-related-table-rows-in-one-operation)."""
         for name, body in deep:
             nav = table.navigations.get(name)
-            if nav is None or table.collection(name) is not None:
+            if nav is None or table.is_collection(name):
                 continue
             if len(nav.targets) != 1:
                 raise errors.bad_request(
@@ -573,6 +573,18 @@ class RecordService:
         """Deep insert of one-to-many navigation properties (activity parties,
         contact_customer_accounts, ...)."""
         for name, items in deep:
+            relationship = table.associations.get(name)
+            if relationship is not None:  # create each related row, then link it
+                other = self.schema.tables[relationship.other(table.logical_name)[1]]
+                for item in items:
+                    if not isinstance(item, Mapping):
+                        raise errors.payload_error(
+                            table.entity_set, f"An entity was expected inside '{name}'."
+                        )
+                    created = self.create(other, item, caller)
+                    reference = f"/{other.entity_set}({created[other.primary_id]})"
+                    self.add_to_collection(table, record_id, name, reference, caller)
+                continue
             collection = table.collection(name)
             if collection is None:
                 continue
@@ -656,6 +668,7 @@ class RecordService:
                 raise errors.etag_mismatch()
             self.store.delete(table.logical_name, record_id)
             self._remove_links(table, record_id)
+            self._remove_associations(table, record_id)
 
     def _remove_links(self, deleted: Table, record_id: str) -> None:
         """Cascade like the default relationship behaviours: parental lookups (contact.parentcustomerid,
@@ -680,23 +693,127 @@ class RecordService:
                     self._set_lookup(updated, column.logical_name, None, deleted.logical_name)
                     self.store.put(other.logical_name, child_id, updated)
 
+    def _no_property(self, table: Table, name: str) -> ODataError:
+        return errors.bad_request(
+            f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{table.logical_name}'."
+        )
+
     def associate(self, table: Table, record_id: str, nav_name: str, reference: str, caller: Caller) -> None:
         """PUT .../<single-valued nav>/$ref {"@odata.id": "<url>"}."""
         if nav_name not in table.navigations:
-            raise errors.bad_request(
-                f"Could not find a property named '{nav_name}' on type "
-                f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
-            )
+            raise self._no_property(table, nav_name)
         self.update(table, record_id, {f"{nav_name}@odata.bind": reference}, caller)
 
     def disassociate(self, table: Table, record_id: str, nav_name: str, caller: Caller) -> None:
         """DELETE .../<single-valued nav>/$ref."""
         if nav_name not in table.navigations:
-            raise errors.bad_request(
-                f"Could not find a property named '{nav_name}' on type "
-                f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
-            )
+            raise self._no_property(table, nav_name)
         self.update(table, record_id, {f"{nav_name}@odata.bind": None}, caller)
+
+    def _child_bind(self, table: Table, collection: Collection) -> str:
+        """The child's single-valued navigation property that points back at ``table`` (its bind name)."""
+        child = self.schema.tables[collection.table]
+        for nav in child.navigations.values():
+            if nav.column == collection.column and table.logical_name in nav.targets:
+                return nav.name
+        raise errors.bad_request(
+            f"The navigation property '{collection.name}' is not supported by the emulator here."
+        )
+
+    def add_to_collection(
+        self, table: Table, record_id: str, nav_name: str, reference: str, caller: Caller
+    ) -> None:
+        """POST .../<collection-valued nav>/$ref {"@odata.id": "<url>"}: for a one-to-many relationship the
+        referenced row's lookup is set to this record; for a many-to-many one a link row is added
+        (associate-disassociate-entities-using-web-api.md#add-a-reference-to-a-collection-valued-navigation-property)."""
+        with self.store.transaction():
+            other, other_id = self.parse_reference(reference)
+            collection = table.collection(nav_name)
+            if collection is not None:
+                if other.logical_name != collection.table:
+                    raise self._wrong_type(table, nav_name, other)
+                bind = self._child_bind(table, collection)
+                self.update(
+                    other, other_id, {f"{bind}@odata.bind": f"/{table.entity_set}({record_id})"}, caller
+                )
+                return
+            relationship = table.associations.get(nav_name)
+            if relationship is None:
+                raise self._no_property(table, nav_name)
+            own_column, other_table, other_column = relationship.other(table.logical_name)
+            if other.logical_name != other_table:
+                raise self._wrong_type(table, nav_name, other)
+            self._check_privilege(caller, table, "Write")
+            link_id = self._link_id(relationship, {own_column: record_id, other_column: other_id})
+            if self.store.get(relationship.intersect, link_id) is not None:
+                # *unconfirmed*: the service refuses a second identical N:N link with DuplicateRecord.
+                raise errors.duplicate_record(primary_key=True)
+            self.store.put(
+                relationship.intersect,
+                link_id,
+                {f"{relationship.intersect}id": link_id, own_column: record_id, other_column: other_id},
+            )
+
+    def remove_from_collection(self, table: Table, record_id: str, nav_name: str, other_text: str) -> None:
+        """DELETE .../<collection-valued nav>(<id>)/$ref or .../<nav>/$ref?$id=<url>: the link between the two
+        rows goes (a one-to-many child's lookup is cleared when it points at this record). Removing a link
+        that does not exist is a no-op here (*unconfirmed*)."""
+        with self.store.transaction():
+            collection = table.collection(nav_name)
+            relationship = table.associations.get(nav_name)
+            if collection is None and relationship is None:
+                raise self._no_property(table, nav_name)
+            target_name = (
+                collection.table if collection is not None else relationship.other(table.logical_name)[1]
+            )  # type: ignore[union-attr]
+            target = self.schema.tables[target_name]
+            match = _REF_RE.match(other_text.strip())
+            if match:
+                target_from_ref, other_id = self.parse_reference(other_text)
+                if target_from_ref.logical_name != target_name:
+                    raise self._wrong_type(table, nav_name, target_from_ref)
+            else:
+                found, _ = self.resolve_key(target, other_text)
+                if found is None or self.store.get(target_name, found) is None:
+                    raise errors.lookup_missing(target_name, other_text)
+                other_id = found
+            if collection is not None:
+                child = self.store.get(target_name, other_id)
+                value_name = f"_{collection.column}_value"
+                if (
+                    child is not None
+                    and child.get(value_name) == record_id
+                    and child.get(value_name + LOOKUP_ANNOTATION) == table.logical_name
+                ):
+                    updated = dict(child)
+                    self._set_lookup(updated, collection.column, None, table.logical_name)
+                    updated["versionnumber"] = self.store.next_version()
+                    updated["modifiedon"] = self._now()
+                    self.store.put(target_name, other_id, updated)
+                return
+            assert relationship is not None
+            own_column, _, other_column = relationship.other(table.logical_name)
+            link_id = self._link_id(relationship, {own_column: record_id, other_column: other_id})
+            self.store.delete(relationship.intersect, link_id)
+
+    @staticmethod
+    def _link_id(relationship: ManyToMany, ends: Mapping[str, str]) -> str:
+        first = ends[relationship.entity1_attribute]
+        second = ends[relationship.entity2_attribute]
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{relationship.intersect}/{first}/{second}"))
+
+    def _wrong_type(self, table: Table, nav_name: str, other: Table) -> ODataError:
+        return errors.bad_request(
+            f"The navigation property '{nav_name}' of 'Microsoft.Dynamics.CRM.{table.logical_name}' cannot "
+            f"refer to an entity of type 'Microsoft.Dynamics.CRM.{other.logical_name}'.",
+            code="0x80048d19",
+        )
+
+    def _remove_associations(self, deleted: Table, record_id: str) -> None:
+        for relationship in deleted.associations.values():
+            own_column = relationship.other(deleted.logical_name)[0]
+            for link in self.store.find(relationship.intersect, own_column, record_id):
+                self.store.delete(relationship.intersect, str(link[f"{relationship.intersect}id"]))
 
     # ------------------------------------------------------------------------------------------------
     # Reads
@@ -738,6 +855,9 @@ class RecordService:
             collection = table.collection(nav_name)
             if collection is not None:
                 return self.known_columns(self.schema.tables[collection.table])
+            relationship = table.associations.get(nav_name)
+            if relationship is not None:
+                return self.known_columns(self.schema.tables[relationship.other(table.logical_name)[1]])
             return None
 
         options = parse_query(
@@ -747,7 +867,7 @@ class RecordService:
             expand_columns=expand_columns,
         )
         for item in options.expand:
-            if item.navigation not in table.navigations and table.collection(item.navigation) is None:
+            if item.navigation not in table.navigations and not table.is_collection(item.navigation):
                 raise errors.bad_request(
                     f"Could not find a property named '{item.navigation}' on type "
                     f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
@@ -797,7 +917,7 @@ class RecordService:
         self, table: Table, row: Mapping[str, Any], nav_name: str, select: list[str] | None, annotations: bool
     ) -> Any:
         sub_options = QueryOptions(select=select)
-        if table.collection(nav_name) is not None:
+        if table.is_collection(nav_name):
             child, rows = self.children(table, row, nav_name)
             return [self.serialize(child, r, sub_options, annotations=annotations) for r in rows]
         related = self.navigate(table)(row, nav_name)
@@ -809,6 +929,12 @@ class RecordService:
 
     def children(self, table: Table, row: Mapping[str, Any], nav_name: str) -> tuple[Table, list[Row]]:
         """The rows of a collection-valued navigation property of ``row`` (insertion order)."""
+        relationship = table.associations.get(nav_name)
+        if relationship is not None:
+            own_column, other_name, other_column = relationship.other(table.logical_name)
+            links = self.store.find(relationship.intersect, own_column, row[table.primary_id])
+            related = (self.store.get(other_name, str(link[other_column])) for link in links)
+            return self.schema.tables[other_name], [r for r in related if r is not None]
         collection = table.collections[nav_name]
         child = self.schema.tables[collection.table]
         value_name = f"_{collection.column}_value"

@@ -124,6 +124,34 @@ class Collection:
 
 
 @dataclass(frozen=True)
+class ManyToMany:
+    """A many-to-many relationship: rows of the two tables linked through an intersect table
+    (``teammembership_association``: systemuser <-> team through ``teammembership``). Both tables expose it
+    as a collection-valued navigation property of the same name."""
+
+    name: str
+    intersect: str  # the intersect table's logical name (stored, not served as an entity set)
+    entity1: str
+    entity1_attribute: str
+    entity2: str
+    entity2_attribute: str
+
+    def other(self, table: str) -> tuple[str, str, str]:
+        """(this side's intersect column, the other table, the other side's intersect column)."""
+        if table == self.entity1:
+            return self.entity1_attribute, self.entity2, self.entity2_attribute
+        return self.entity2_attribute, self.entity1, self.entity1_attribute
+
+
+# Standard N:N relationships (reference/entities/team.md and systemuser.md, "Many-to-Many relationships").
+STANDARD_MANY_TO_MANY = (
+    ManyToMany(
+        "teammembership_association", "teammembership", "systemuser", "systemuserid", "team", "teamid"
+    ),
+)
+
+
+@dataclass(frozen=True)
 class AlternateKey:
     name: str
     columns: tuple[str, ...]
@@ -141,6 +169,7 @@ class Table:
     duplicate_rules: list[tuple[str, ...]] = field(default_factory=list)
     navigations: dict[str, Navigation] = field(default_factory=dict)
     collections: dict[str, Collection] = field(default_factory=dict)
+    associations: dict[str, ManyToMany] = field(default_factory=dict)  # N:N navigation properties
     is_activity: bool = False
     is_custom: bool = False
     ownership: str = "UserOwned"  # UserOwned | OrganizationOwned | BusinessOwned | None
@@ -191,6 +220,10 @@ class Table:
     def collection(self, name: str) -> Collection | None:
         return self.collections.get(name)
 
+    def is_collection(self, name: str) -> bool:
+        """A collection-valued navigation property: one-to-many or many-to-many."""
+        return name in self.collections or name in self.associations
+
 
 COMMONLY_QUERIED = (
     "emailaddress1",
@@ -209,6 +242,9 @@ class Schema:
     def __init__(self, tables: dict[str, Table]) -> None:
         self.tables = tables
         self.by_entity_set = {table.entity_set: table for table in tables.values()}
+        self.many_to_many = {
+            rel.name: rel for table in tables.values() for rel in table.associations.values()
+        }
 
     def table(self, logical_name: str) -> Table | None:
         return self.tables.get(logical_name)
@@ -440,4 +476,8 @@ def load_schema(path: str | Path | None = None) -> Schema:
         activities = tuple(t.logical_name for t in tables.values() if t.is_activity)
         column.targets = tuple(dict.fromkeys((*column.targets, *activities)))
     _link_navigations(tables)
+    for relationship in STANDARD_MANY_TO_MANY:
+        if relationship.entity1 in tables and relationship.entity2 in tables:
+            tables[relationship.entity1].associations[relationship.name] = relationship
+            tables[relationship.entity2].associations[relationship.name] = relationship
     return Schema(tables)

@@ -169,11 +169,22 @@ class DataverseEmulator:
         from .odata import fold
 
         tables = self.schema.tables.values()
+        intersects = {
+            rel.intersect: (rel.entity1_attribute, rel.entity2_attribute)
+            for rel in self.schema.many_to_many.values()
+        }
+        self._primary_ids = {
+            **{t.logical_name: t.primary_id for t in tables},
+            **{name: f"{name}id" for name in intersects},
+        }
         self.store = Store(
-            list(self.schema.tables),
+            [*self.schema.tables, *intersects],
             fold,
-            primary_ids={t.logical_name: t.primary_id for t in tables},
-            eager_indexes={t.logical_name: t.eager_index_columns() for t in tables},
+            primary_ids=self._primary_ids,
+            eager_indexes={
+                **{t.logical_name: t.eager_index_columns() for t in tables},
+                **{name: columns for name, columns in intersects.items()},
+            },
         )
         self.records = RecordService(
             self.schema, self.store, self.clock, lambda: self.api_url, lambda: self.default_user_id
@@ -321,7 +332,7 @@ class DataverseEmulator:
         return self.store.snapshot()
 
     def restore(self, snapshot: dict[str, list[dict[str, Any]]]) -> None:
-        self.store.restore(snapshot, {t.logical_name: t.primary_id for t in self.schema.tables.values()})
+        self.store.restore(snapshot, self._primary_ids)
 
     def add_user(
         self,
@@ -636,17 +647,7 @@ class DataverseEmulator:
             raise errors.not_found(table.logical_name, record_id or key_text)
         name = rest[0]
         if len(rest) == 2 and rest[1] == "$ref":
-            if request.method == "DELETE":
-                self.records.disassociate(table, record_id, name, request.caller)
-                return ApiResponse(204, {"OData-Version": "4.0"})
-            if request.method == "PUT":
-                body = self._json(request, table)
-                reference = body.get("@odata.id") if isinstance(body, dict) else None
-                if not isinstance(reference, str):
-                    raise errors.bad_request("The request body of a $ref PUT must contain '@odata.id'.")
-                self.records.associate(table, record_id, name, reference, request.caller)
-                return ApiResponse(204, {"OData-Version": "4.0"})
-            raise ODataError(405, "0x80060888", f"The HTTP method '{request.method}' is not allowed on $ref.")
+            return self._reference(table, record_id, name, request)
         if len(rest) == 1 and (column := table.column_for_value_name(name)) is not None:
             if request.method == "GET":
                 value = row.get(name)
@@ -662,7 +663,7 @@ class DataverseEmulator:
                 value = body.get("value") if isinstance(body, dict) else None
                 self.records.update(table, record_id, {name: value}, request.caller)
                 return ApiResponse(204, {"OData-Version": "4.0"})
-        if len(rest) == 1 and table.collection(name) is not None and request.method == "GET":
+        if len(rest) == 1 and table.is_collection(name) and request.method == "GET":
             child, rows = self.records.children(table, row, name)
             params = _query_params(request.target.partition("?")[2])
             options = self.records.parse_options(child, params)
@@ -684,6 +685,55 @@ class DataverseEmulator:
         raise errors.bad_request(
             f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{table.logical_name}'."
         )
+
+    def _reference(self, table: Table, record_id: str, name: str, request: ApiRequest) -> ApiResponse:
+        """``<record>/<nav>/$ref`` (associate-disassociate-entities-using-web-api.md): PUT and DELETE on a
+        single-valued navigation property; POST (add) and DELETE with ``(<id>)`` or ``?$id=<url>`` (remove)
+        on a collection-valued one, one-to-many and many-to-many alike. All answer 204."""
+        nav_name, paren, key_text = name.partition("(")
+        method = request.method
+        done = ApiResponse(204, {"OData-Version": "4.0"})
+        if table.is_collection(nav_name):
+            if method == "POST" and not paren:
+                self.records.add_to_collection(
+                    table, record_id, nav_name, self._reference_body(request, table), request.caller
+                )
+                return done
+            if method == "DELETE":
+                params = _query_params(request.target.partition("?")[2])
+                if paren and key_text.endswith(")"):
+                    other = key_text[:-1]
+                elif not paren and params.get("$id"):
+                    other = params["$id"]
+                else:
+                    raise errors.bad_request(
+                        "The $id query option is required to remove a reference from a collection-valued "
+                        f"navigation property '{nav_name}'."
+                    )
+                self.records.remove_from_collection(table, record_id, nav_name, other)
+                return done
+        elif not paren and nav_name in table.navigations:
+            if method == "DELETE":
+                self.records.disassociate(table, record_id, nav_name, request.caller)
+                return done
+            if method == "PUT":
+                self.records.associate(
+                    table, record_id, nav_name, self._reference_body(request, table), request.caller
+                )
+                return done
+        elif not paren or not table.is_collection(nav_name):
+            raise errors.bad_request(
+                f"Could not find a property named '{nav_name}' on type "
+                f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
+            )
+        raise ODataError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on $ref.")
+
+    def _reference_body(self, request: ApiRequest, table: Table) -> str:
+        body = self._json(request, table)
+        reference = body.get("@odata.id") if isinstance(body, dict) else None
+        if not isinstance(reference, str):
+            raise errors.bad_request("The request body of a $ref request must contain '@odata.id'.")
+        return reference
 
     def _query(self, table: Table, params: Mapping[str, str], request: ApiRequest) -> ApiResponse:
         options: QueryOptions = self.records.parse_options(table, params)

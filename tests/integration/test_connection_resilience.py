@@ -1,4 +1,4 @@
-"""Issue 4, what the happy cycle does not show: Key Vault failing after Entra rotated the refresh token,
+"""What the happy connection cycle does not show: Key Vault failing after Entra rotated the refresh token,
 one workspace's failure among many, paging and bounded concurrency of the timer, two callbacks racing for
 one state, and a slow identity provider (real msal, real SecretClient, real Azurite)."""
 

@@ -1,7 +1,7 @@
 """The settings the code actually reads (found by parsing it, not by trusting the declarations) are all
 declared in core/settings.py, provisioned in infra/ (or kept out of it when local-only), in
 local.settings.json.example and in the README; and the infra provisions what Azure itself needs to run the
-app on Flex Consumption with its managed identity (issue 7)."""
+app on Flex Consumption with its managed identity."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What the client reads about tables: ``EntityDefinitions`` (webapi/query-metadata-web-api.md) and which
+"""What the client reads about tables: ``EntityDefinitions``
+(https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query-metadata-web-api) and which
 bulk messages a table supports (``sdkmessagefilters``).
 
 Columns are described once, by ``core.domain.dynamics_metadata.DynamicsColumn`` (parsed from

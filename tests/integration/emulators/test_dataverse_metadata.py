@@ -251,3 +251,54 @@ def test_schema_and_display_names_are_the_real_ones(dv) -> None:  # type: ignore
     ).json()
     assert (table["SchemaName"], table["CollectionSchemaName"]) == ("SystemUser", "SystemUsers")
     assert table["DisplayName"]["UserLocalizedLabel"]["Label"] == "User"
+
+
+def test_nested_select_inside_option_set_expand(dv) -> None:  # type: ignore[no-untyped-def]
+    """query-metadata-web-api.md ("Retrieve attributes": ``$expand=OptionSet($select=Options)``): the nested
+    $select trims the expanded option set; MetadataId stays; an option set is metadata of its own, so its
+    MetadataId differs from its attribute's."""
+    r = dv.get(
+        "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
+        "?$select=LogicalName&$expand=OptionSet($select=Options)"
+    )
+    assert r.status_code == 200, r.text
+    seniority = next(a for a in r.json()["value"] if a["LogicalName"] == "new_seniority")
+    assert set(seniority["OptionSet"]) == {"MetadataId", "Options"}
+    assert seniority["OptionSet"]["MetadataId"] != seniority["MetadataId"]
+    full = dv.get(
+        "EntityDefinitions(LogicalName='contact')/Attributes(LogicalName='new_seniority')"
+        "/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$expand=OptionSet"
+    ).json()
+    assert full["OptionSet"]["MetadataId"] == seniority["OptionSet"]["MetadataId"]
+    assert {"Name", "OptionSetType", "IsGlobal"} <= set(full["OptionSet"])
+    unknown = dv.get(
+        "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
+        "?$select=LogicalName&$expand=OptionSet($select=NoSuchProperty)"
+    )
+    assert unknown.status_code == 400
+
+
+def test_select_on_a_typed_cast_accepts_its_own_properties_only(dv) -> None:  # type: ignore[no-untyped-def]
+    """query-metadata-web-api.md: type-specific properties (MaxLength of StringAttributeMetadata, MinValue
+    of IntegerAttributeMetadata) are selected through the cast; a property the cast's type does not have is
+    refused with "Could not find a property named ..." naming that type."""
+    strings = dv.get(
+        "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata"
+        "?$select=LogicalName,MaxLength"
+    )
+    assert strings.status_code == 200, strings.text
+    first = strings.json()["value"][0]
+    assert set(first) <= {"@odata.type", "MetadataId", "LogicalName", "MaxLength"}
+    wrong = dv.get(
+        "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata"
+        "?$select=LogicalName,MinValue"
+    )
+    assert wrong.status_code == 400
+    assert "MinValue" in wrong.json()["error"]["message"]
+    assert "StringAttributeMetadata" in wrong.json()["error"]["message"]
+    integers = dv.get(
+        "EntityDefinitions(LogicalName='contact')/Attributes(LogicalName='numberofchildren')"
+        "/Microsoft.Dynamics.CRM.IntegerAttributeMetadata?$select=MinValue,MaxValue"
+    ).json()
+    assert (integers["MinValue"], integers["MaxValue"]) == (0, 1000000000)
+    assert "LogicalName" not in integers
