@@ -91,12 +91,10 @@ from core.services.export_worker import (
     ReconnectCheck,
     pause_for_reconnect,
     pause_for_token_trouble,
-    reconnected_since_pause,
 )
 from core.services.jobs.bulk import create_with_own_ids, update_isolating
-from core.services.metadata_cache import MetadataCache, shared_metadata_cache
+from core.services.metadata_cache import MetadataCache
 from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
-from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +168,7 @@ class ActivityWorker:
         self._store = store
         self._client_for = client_for
         self._max_attempts = max_attempts
-        self._metadata = metadata or shared_metadata_cache()
+        self._metadata = metadata or MetadataCache()
         self._linkedin_setting = linkedin_table
         self._linkedin_lock = threading.Lock()
         self._linkedin: dict[str, str] = {}
@@ -846,28 +844,3 @@ def _error_message(exc: DataverseError, actor: Actor | None) -> str:
     if exc.code == PRIVILEGE_DENIED and actor is not None:
         return f"Dynamics user {actor.systemuser_id} ({actor.source.value}) lacks the privilege: {message}"
     return message
-
-
-# --- wiring ---------------------------------------------------------------------------------------
-
-_worker_lock = threading.Lock()
-_worker: tuple[Settings, ActivityWorker] | None = None
-
-
-def get_activity_worker() -> ActivityWorker:
-    from core.services.activity_service import build_activity_store
-    from core.services.dynamics_access import get_dynamics_access
-
-    global _worker
-    settings = get_settings()
-    with _worker_lock:
-        if _worker is None or _worker[0] is not settings:
-            worker = ActivityWorker(
-                build_activity_store(settings),
-                lambda workspace_id: get_dynamics_access().client_for(workspace_id),
-                max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
-                linkedin_table=settings.get("ACTIVITY_LINKEDIN_TABLE"),
-                reconnected=reconnected_since_pause,
-            )
-            _worker = (settings, worker)
-        return _worker[1]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -84,9 +83,8 @@ from core.domain.matching import (
 )
 from core.domain.normalize import domain_any_extension_key, normalize_company_name, registrable_domain
 from core.services.jobs.bulk import create_with_own_ids, update_isolating
-from core.services.metadata_cache import MetadataCache, shared_metadata_cache
+from core.services.metadata_cache import MetadataCache
 from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
-from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +193,7 @@ class ExportWorker:
         self._store = store
         self._client_for = client_for
         self._max_attempts = max_attempts
-        self._metadata = metadata or shared_metadata_cache()
+        self._metadata = metadata or MetadataCache()
         # Shared with the other instances exporting for the same workspace (same Dynamics user).
         self._budget = budget
 
@@ -875,35 +873,3 @@ def _company_key(company: Mapping[str, Any], identifiers: IdentifierConfig) -> s
         return f"domain:{domain}"
     name = normalize_company_name(company.get("name"))
     return f"name:{name}" if name else None
-
-
-# --- wiring ---------------------------------------------------------------------------------------
-
-_worker_lock = threading.Lock()
-_worker: tuple[Settings, ExportWorker] | None = None
-
-
-def get_export_worker() -> ExportWorker:
-    from core.services.dynamics_access import get_dynamics_access
-    from core.services.dynamics_budget import get_dynamics_budget
-    from core.services.export_service import build_export_store
-
-    global _worker
-    settings = get_settings()
-    with _worker_lock:
-        if _worker is None or _worker[0] is not settings:
-            worker = ExportWorker(
-                build_export_store(settings),
-                lambda workspace_id: get_dynamics_access().client_for(workspace_id),
-                max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
-                budget=get_dynamics_budget(),
-                reconnected=reconnected_since_pause,
-            )
-            _worker = (settings, worker)
-        return _worker[1]
-
-
-def reconnected_since_pause(workspace_id: str, paused: ReconnectRequired) -> bool:
-    from core.services.connection_service import get_components
-
-    return get_components().tokens.reconnected_since(workspace_id, paused)
