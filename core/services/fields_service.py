@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DataverseError, Throttled
+from core.adapters.dataverse.odata import in_filter
 from core.domain.catalog import Entity, PlatformField, resolve_field
 from core.domain.compatibility import Compatibility, check_compatibility
 from core.domain.connection import DynamicsConnection, TransientTokenError
 from core.domain.dynamics_metadata import DynamicsColumn
-from core.domain.lookup_plan import in_filter
 from core.services.metadata_cache import MetadataCache
 from core.settings import SettingsError
 
