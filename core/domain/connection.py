@@ -75,7 +75,7 @@ class DynamicsConnection:
 
 class TokenProvider(Protocol):
     """A workspace's Dynamics access tokens and connection (docs/contracts.md), implemented by
-    ``core.services.token_provider.TokenService``. ``access_token`` raises ``ReconnectRequired`` when an
+    ``core.services.connection.tokens.TokenService``. ``access_token`` raises ``ReconnectRequired`` when an
     admin must sign in again and ``TransientTokenError`` when a token cannot be had right now."""
 
     def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str: ...
