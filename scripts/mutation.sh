@@ -18,8 +18,8 @@ declare -A MODULE=(
   [lookup_values]=core.domain.lookup_values
   [lookup_queries]=core.adapters.dataverse.lookup_queries
   [odata]=core.adapters.dataverse.odata
-  [token_crypto]=core.adapters.token_crypto
-  [auth]=core.adapters.auth
+  [token_crypto]=core.adapters.identity.token_crypto
+  [auth]=core.adapters.identity.auth
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(normalize matching lookup_plan lookup_values lookup_queries odata token_crypto auth)
