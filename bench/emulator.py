@@ -12,7 +12,7 @@ measure the server, not the throttle) in its own process and drives it over keep
    ``--seconds`` seconds; the server's own request count (control API ``/_emulator/stats``) is cross-checked;
 4. the emulator's resident memory (Linux ``/proc``) once the contacts are loaded and at the end.
 
-Targets (issue 3): >= 1,500 GETs/s with 8 threads, CreateMultiple of 1,000 < 0.5 s, In of 100 over 100,000
+Targets: >= 1,500 GETs/s with 8 threads, CreateMultiple of 1,000 < 0.5 s, In of 100 over 100,000
 < 20 ms. Prints readable lines; the LAST line is one JSON object with the figures.
 """
 

@@ -1,6 +1,6 @@
 """Export benchmark: one large contacts export through the real pipeline, end to end.
 
-``python -m bench.export`` (defaults = issue 5's scenario): 10,000 contacts of 2,000 companies
+``python -m bench.export`` (defaults = the reference scenario): 10,000 contacts of 2,000 companies
 (LinkedIn-or-name identifier, domain for companies, associations on, 8 mapped contact fields) into a
 Dataverse emulator that already holds 30% of the contacts and 50% of the companies, stored in variant
 forms (LinkedIn URLs and websites as real orgs store them), at 50 ms latency per request and the real
@@ -17,6 +17,12 @@ processes, the bench driver and the emulator separately), the workers' RSS timel
 (one point per tenth of the job, ``worker_rss_by_records_mb``: flat when memory does not grow with the
 job, e.g. ``--contacts 100000 --companies 20000``), duplicates created (must be 0), and as the last line
 one JSON object with every figure.
+
+Exact reports: every record's reported action is checked against the seed's truth
+(``bench/export_truth.py``): created = the new rows, no new contact reported anything but created, no
+contact written by two write calls (counted by the workers' client). ``--faults 503=0.05,500=0.02,drop=0.02
+--fault-seed 3`` turns the emulator's fault injection on for the timed run (a drop closes the connection
+after Dynamics committed the request). The exit status is 1 when a report is not exact.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from bench.export_truth import check_outcomes
+from bench.export_truth import WriteCountingClient, check_outcomes, written_twice
 from core.adapters.dataverse.client import DataverseClient, RequestEvent
 from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.export_store import EXPORT_QUEUE, ExportStore
@@ -403,7 +409,7 @@ def worker_main(argv: list[str]) -> int:
         for observer in observers:
             observer(event)
 
-    client = DataverseClient(
+    client = WriteCountingClient(
         args.dataverse_url,
         lambda _force: TOKEN,
         session=trusting_session(),
@@ -536,6 +542,7 @@ def worker_main(argv: list[str]) -> int:
         **seen,
         "budget": {ws: budget.stats(ws) for ws in connections} if budget else None,
         "budget_storage_ops": budget.storage_operations if budget else 0,
+        "contact_writes": dict(client.contact_writes),
     }
     with contextlib.suppress(OSError):  # the driver may be gone, and its pipe with it
         print(json.dumps(report), flush=True)
@@ -690,6 +697,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if any("azurite" in part for part in child.cmdline()[:2]):
                     pids["azurite"] = child.pid
         emulator_control(url, "stats", {"reset": True})
+        if args.faults:
+            # After the workers' start-up: from here on every Dataverse request may fail.
+            emulator_control(url, "faults", {**parse_faults(args.faults), "seed": args.fault_seed})
         service = ExportService(
             store, lambda _caller: DynamicsConfig.model_validate(CONFIG), chunk_size=args.chunk_size
         )
@@ -718,6 +728,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         + max(0, new_accounts - scenario.expected_new_accounts)
     )
     inner = sum(stats["inner_operations"].values())
+    twice = written_twice([r.get("contact_writes") or {} for r in reports])
     worker_peaks = [sampler.peak[k] for k in sampler.peak if k.startswith("worker")]
     curve = sampler.samples.get("worker0", [])
     worker_curve = [round(mb) for mb in curve[:: max(1, len(curve) // 8)]]
@@ -753,6 +764,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "existing_not_matched": truth["existing_created"],
         # records matched onto somebody else's Dynamics row (overwrote it): must be 0
         "false_merges": truth["false_merges"],
+        # new contacts reported updated / unchanged / failed instead of created: must be 0
+        "created_reported_otherwise": truth["created_reported_otherwise"],
+        # contacts written by two write calls (a create and then an update of the same record): must be 0
+        "contacts_written_twice": twice,
+        "faults": {"rates": parse_faults(args.faults), "seed": args.fault_seed} if args.faults else None,
+        "injected_faults": {k: v for k, v in stats["simulation"].items() if k.startswith("fault_")},
         "outcomes": truth["outcomes"],
         "outcome_examples": truth["outcome_examples"],
         "peak_rss_mb": round(max(worker_peaks or [0.0]), 1),
@@ -771,8 +788,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews elapsed_s
         **chunk_figures(reports, started_wall),
         "budget_storage_ops": sum(int(r.get("budget_storage_ops", 0)) for r in reports),
-        "worker_reports": reports,
+        "worker_reports": [{k: v for k, v in r.items() if k != "contact_writes"} for r in reports],
     }
+
+
+FAULT_NAMES = {"500": "error_rate_500", "503": "error_rate_503", "drop": "drop_rate"}
+
+
+def parse_faults(spec: str | None) -> dict[str, float]:
+    """``503=0.05,500=0.02,drop=0.02`` -> the emulator's fault knobs (``/_emulator/faults``)."""
+    rates: dict[str, float] = {}
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        name, _, value = part.partition("=")
+        if name.strip() not in FAULT_NAMES:
+            raise argparse.ArgumentTypeError(f"unknown fault {name!r}: use 500, 503 or drop")
+        rates[FAULT_NAMES[name.strip()]] = float(value)
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -791,7 +824,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-budget", action="store_true", help="workers without the shared budget")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--profile", help="folder: each worker writes its cProfile stats there")
+    parser.add_argument(
+        "--faults",
+        help="the emulator's fault injection during the run, e.g. 503=0.05,500=0.02,drop=0.02 (a drop "
+        "closes the connection after Dynamics committed the request)",
+    )
+    parser.add_argument("--fault-seed", type=int, default=3, help="seed of the fault sequence")
     args = parser.parse_args(argv)
+    parse_faults(args.faults)  # a typo fails before anything starts
     figures = run(args)
     print(f"records            {figures['records']} ({figures['counts']})")
     print(
@@ -831,9 +871,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{figures['existing_contacts_exported']})"
     )
     print(f"false merges       {figures['false_merges']} (outcomes per record: {figures['outcomes']})")
+    print(
+        f"reported exactly   created {figures['counts']['created']} for {figures['new_contacts']} new rows; "
+        f"new contacts reported otherwise {figures['created_reported_otherwise']}; "
+        f"contacts written twice {figures['contacts_written_twice']}"
+    )
+    if figures["faults"]:
+        print(f"faults             {figures['faults']} injected {figures['injected_faults']}")
     summary = {k: v for k, v in figures.items() if k != "worker_reports"}
     print(json.dumps(summary, separators=(",", ":")))
-    return 0
+    exact = (
+        figures["duplicates"] == 0
+        and figures["created_reported_otherwise"] == 0
+        and figures["contacts_written_twice"] == 0
+        and figures["counts"]["created"] == figures["new_contacts"]
+    )
+    return 0 if exact else 1
 
 
 if __name__ == "__main__":

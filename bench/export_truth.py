@@ -14,10 +14,13 @@ outcome is checked against the seed's ground truth instead:
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from core.adapters.dataverse.client import DataverseClient
+from core.adapters.dataverse.errors import DataverseError
 from emulators.dataverse.seed import SeedSpec, build_seed
 
 MATCHED = ("updated", "unchanged")
@@ -82,7 +85,65 @@ def check_outcomes(source: RecordsSource, workspace_id: str, job_id: str, spec: 
             break
     return {
         "outcomes": dict(sorted(classes.items())),
+        # new contacts (created by this export) reported as anything but created: must be 0
+        "created_reported_otherwise": sum(
+            n for k, n in classes.items() if k.startswith("new_") and k != "new_created"
+        ),
         "outcome_examples": examples,
         "existing_created": classes["existing_created"],
         "false_merges": classes["new_matched_existing"] + classes["existing_wrong_row"],
     }
+
+
+class WriteCountingClient(DataverseClient):
+    """The real client, counting per contact id the write calls that reached Dynamics: answered with
+    success, or failed after an attempt the server may have run (``maybe_applied_earlier``: an answer
+    lost to a dropped connection or a 5xx after commit). A contact counted twice was written twice."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.contact_writes: Counter[str] = Counter()
+        self._writes_lock = threading.Lock()
+
+    def _note(self, table: str, records: Sequence[Mapping[str, Any]]) -> None:
+        if table != "contact":
+            return
+        with self._writes_lock:
+            self.contact_writes.update(str(r.get("contactid", "")).lower() for r in records)
+
+    def create_multiple(self, table: str, records: Sequence[Mapping[str, Any]], **options: Any) -> list[str]:
+        try:
+            ids = super().create_multiple(table, records, **options)
+        except DataverseError as exc:
+            if exc.maybe_applied_earlier:
+                self._note(table, records)
+            raise
+        self._note(table, records)
+        return ids
+
+    def update_multiple(self, table: str, records: Sequence[Mapping[str, Any]], **options: Any) -> None:
+        try:
+            super().update_multiple(table, records, **options)
+        except DataverseError as exc:
+            if exc.maybe_applied_earlier:
+                self._note(table, records)
+            raise
+        self._note(table, records)
+
+    def update(self, entity_set: str, key: Any, changes: Mapping[str, Any], **options: Any) -> None:
+        try:
+            super().update(entity_set, key, changes, **options)
+        except DataverseError as exc:
+            if exc.maybe_applied_earlier and entity_set == "contacts":
+                self._note("contact", [{"contactid": key}])
+            raise
+        if entity_set == "contacts":
+            self._note("contact", [{"contactid": key}])
+
+
+def written_twice(writes: Sequence[Mapping[str, int]]) -> int:
+    """Contacts written more than once, over the counts of every worker process."""
+    total: Counter[str] = Counter()
+    for counts in writes:
+        total.update(counts)
+    return sum(1 for n in total.values() if n > 1)

@@ -60,7 +60,7 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "PLATFORM_JWT_ALLOW_DEV_HS256", "false", "Allow HS256 caller tokens (local development only)."
     ),
-    # --- Dynamics OAuth connection (issue 4) ---
+    # --- Dynamics OAuth connection ---
     SettingSpec("DYNAMICS_CLIENT_ID", None, "Entra ID application (client) id of the Dynamics integration."),
     SettingSpec(
         "DYNAMICS_CLIENT_SECRET",
@@ -166,7 +166,7 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("DYNAMICS_LIMIT_CONCURRENT", "52", "Dataverse service protection: concurrent requests."),
     SettingSpec("DYNAMICS_LIMIT_WINDOW_S", "300", "Dataverse service protection: sliding window in seconds."),
-    # --- Observability (issue 7) ---
+    # --- Observability ---
     SettingSpec(
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         None,

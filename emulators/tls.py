@@ -182,8 +182,8 @@ def server_ssl_context(
 def trusting_session(ca: LocalCA | None = None):  # type: ignore[no-untyped-def]
     """A ``requests.Session`` that trusts the local CA and ignores REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE.
 
-    The environment here sets those variables and they override a session's ``verify``; ``trust_env=False``
-    keeps ours (see shared/notes/azure-msal-local.md).
+    While ``trust_env`` is on, requests lets those variables win over a session's ``verify`` (its
+    ``merge_environment_settings``), and some environments set them; ``trust_env=False`` keeps ours.
     """
     import requests
 

@@ -1,6 +1,6 @@
 """Envelope encryption of token material (MSAL token caches, pending auth-code flows).
 
-Key hierarchy (chosen for issue 4):
+Key hierarchy:
 - a **key-encryption key** (KEK, 32 bytes) from the setting ``TOKEN_ENCRYPTION_KEY`` (base64). In Azure
   that app setting is a Key Vault reference, so the KEK lives in Key Vault and never in code or config;
   locally it is a plain setting.

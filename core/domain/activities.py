@@ -1,6 +1,6 @@
 """Campaign engagement events -> Dynamics activities (pure): validation, ids, tables, actors, payloads.
 
-Decisions (issue 6, docs/campaign-properties.md "Activities"):
+Decisions (docs/campaign-properties.md "Activities"):
 
 - Each event id is an idempotency key: the activity's primary key is ``uuid5(workspace, event id)``, so a
   redelivered or duplicated event finds (or collides with) the activity an earlier attempt made.
@@ -71,7 +71,7 @@ INCOMING_KINDS = frozenset({EventKind.EMAIL_REPLIED})
 
 
 class IdentityInfo(BaseModel):
-    """A platform identity (platform-data.md): who runs the campaign, and the platform user behind it."""
+    """A platform identity: who runs the campaign, and the platform user behind it."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -84,7 +84,7 @@ class IdentityInfo(BaseModel):
 class ActivitiesRequest(BaseModel):
     """``POST /api/dynamics/activities``.
 
-    ``events``: engagement events (platform-data.md); each is validated on its own. ``contacts``: the
+    ``events``: engagement events as the platform sends them; each is validated on its own. ``contacts``: the
     platform contacts the events are about (matching with the configured identifier, campaign data for
     the campaign properties, and the data a contact not in Dynamics is exported from when
     ``syncIdentifiers.exportMissingContacts`` is on); an event may instead embed its ``contact``.
@@ -465,7 +465,7 @@ def closing_state(table: str, incoming: bool, status_options: Sequence[OptionVal
 def engagement_value(
     tab: Sequence[Any], columns: Mapping[str, DynamicsColumn]
 ) -> tuple[DesiredValue | None, FieldError | None]:
-    """The tab's engagement mapping (the spec allows one) as a value for its column."""
+    """The tab's engagement mapping (validation allows one per tab) as a value for its column."""
     mapping = next((m for m in tab if isinstance(m, EngagementMapping)), None)
     if mapping is None:
         return None, None

@@ -1,6 +1,6 @@
 """The thirteen campaign properties of step 3, computed from a contact's campaign data (pure).
 
-Input: the contact's ``campaigns``, ``activities`` and ``conversationTags`` (shared/spec/platform-data.md).
+Input: the contact's ``campaigns``, ``activities`` and ``conversationTags`` as the platform sends them.
 Output: one value per property in ONE stable text format (docs/campaign-properties.md) — admins build
 Dynamics views and reports on these values, so the format never changes silently:
 
@@ -278,7 +278,7 @@ def column_value(key: str, value: PropertyValue, column: DynamicsColumn) -> tupl
 
 
 def mapped_columns(mapping: CampaignMapping) -> dict[str, str]:
-    """Property key -> column, for the mapped properties only (spec order)."""
+    """Property key -> column, for the mapped properties only (in step 3's order)."""
     raw = mapping.to_json()
     return {key: str(raw[key]) for key in CAMPAIGN_PROPERTIES if raw.get(key)}
 

@@ -1,4 +1,4 @@
-"""The platform's field catalog (shared/spec/platform-data.md), kept as data in one module.
+"""The platform's field catalog (the fields a contact or company of the platform carries), as data.
 
 Versioned: ``CATALOG_VERSION`` is published in the OpenAPI document. A workspace may declare custom fields
 (name, entity, type) that then behave exactly like catalog fields (``catalog_for``).
@@ -95,7 +95,7 @@ COMPANY_FIELDS: Mapping[str, PlatformField] = _fields(
 )
 
 # A contact embeds its company; the contacts tab may map company fields with the ``company.`` prefix
-# (e.g. ``company.name``) — those are the "company fields in the contacts tab" the spec warns about.
+# (e.g. ``company.name``) — those are the "company fields in the contacts tab" step 2 warns about.
 COMPANY_PREFIX = "company."
 
 
@@ -118,7 +118,7 @@ def resolve_field(
     return catalog_for(entity, custom).get(name)
 
 
-# The thirteen campaign properties of step 3 (spec order), API keys.
+# The thirteen campaign properties of step 3 (in the order the step lists them), API keys.
 CAMPAIGN_PROPERTIES: tuple[str, ...] = (
     "campaignSequenceDetails",
     "campaignEngagementStatus",

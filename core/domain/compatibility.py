@@ -3,7 +3,7 @@
 ``MATRIX`` maps (platform ``FieldType``, Dynamics ``AttributeType``) to ``ok`` (blue check), ``warning``
 (yellow: may not fit, review) or ``error`` (red: cannot be applied; saving is refused) with the reason
 shown to the admin. ``check_compatibility`` adds the column-level rules (read-only, create/update-only,
-MaxLength, state/status option mappings). Sources: shared/notes/product-facts.md and issue 5 item 4:
+MaxLength, state/status option mappings). Dataverse converts no value itself, so the principle is:
 convert where lossless and unambiguous, warn where a value may not fit, error where impossible.
 """
 

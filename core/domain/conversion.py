@@ -1,8 +1,8 @@
 """Platform value -> the JSON value a Dataverse column accepts, or a ``ConversionError`` naming the field.
 
-Dynamics converts nothing (product-facts.md): what ``compatibility`` marks ok or warning is converted here,
-exactly and only when lossless. An empty platform value (None, blank text, empty list) is ``NO_VALUE``:
-"nothing to write", never a null that would erase the Dynamics value.
+Dataverse converts nothing (a value of the wrong JSON type is refused): what ``compatibility`` marks ok
+or warning is converted here, exactly and only when lossless. An empty platform value (None, blank text,
+empty list) is ``NO_VALUE``: "nothing to write", never a null that would erase the Dynamics value.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """A Dynamics column as the Dataverse metadata API describes it (pure data, parsed from the JSON).
 
 Source: ``GET EntityDefinitions(LogicalName='contact')/Attributes`` (plus the type casts for MaxLength and
-option sets), see shared/notes/dataverse-web-api.md. ``DynamicsColumn.from_metadata`` accepts one
-attribute object of that answer; ``AttributeType`` may be the name (``"String"``) or the numeric code.
+option sets), see https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query-metadata-web-api.
+``DynamicsColumn.from_metadata`` accepts one attribute object of that answer; ``AttributeType`` may be the
+name (``"String"``) or the numeric code.
 """
 
 from __future__ import annotations

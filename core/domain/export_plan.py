@@ -1,6 +1,6 @@
 """Decide what to write for one record: create, update only what changed, or nothing (pure).
 
-Rules (spec step 2 "Mapping Options" + product-facts.md):
+Rules (the "Mapping Options" of setup step 2):
 - ``overwrite``: the platform value replaces the Dynamics value when they differ.
 - ``fill_if_empty``: written only where the Dynamics value is null or blank.
 - An empty platform value is "no value": it never erases Dynamics data, in either mode.

@@ -20,7 +20,7 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.domain.config import STEP_MODELS, DynamicsConfig, Step
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_json
@@ -30,7 +30,6 @@ from core.services.config_service import (
     PreconditionFailed,
     PreconditionRequired,
     etag_for,
-    get_config_service,
 )
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -120,7 +119,7 @@ def _step(req: func.HttpRequest) -> Step:
 def _save(req: func.HttpRequest, caller: Caller, step: Step | None) -> func.HttpResponse:
     data: Any = read_json(req, MAX_CONFIG_BYTES)
     try:
-        view = get_config_service().save(caller, data, req.headers.get("if-match"), step)
+        view = bootstrap.app().config_service.save(caller, data, req.headers.get("if-match"), step)
     except (InvalidConfig, PreconditionRequired, PreconditionFailed) as exc:
         raise _problem_for(exc) from None
     body = view.config.to_json()
@@ -131,7 +130,7 @@ def _save(req: func.HttpRequest, caller: Caller, step: Step | None) -> func.Http
 @bp.route(route="dynamics/config", methods=["GET"])
 @authenticated()
 def get_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    view = get_config_service().get(caller)
+    view = bootstrap.app().config_service.get(caller)
     return json_response(view.config.to_json(), headers=_headers(view))
 
 
@@ -144,7 +143,7 @@ def put_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpRespo
 @bp.route(route="dynamics/config/validate", methods=["POST"])
 @authenticated()
 def validate_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    report = get_config_service().validate(caller, read_json(req, MAX_CONFIG_BYTES))
+    report = bootstrap.app().config_service.validate(caller, read_json(req, MAX_CONFIG_BYTES))
     return json_response(report.to_json())
 
 
@@ -157,7 +156,7 @@ def _history(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
             "limit must be a whole number from 1 to 200",
             errors=[{"pointer": "/limit", "message": "expected 1..200"}],
         )
-    entries = get_config_service().history(caller, int(raw))
+    entries = bootstrap.app().config_service.history(caller, int(raw))
     return json_response({"versions": [e.to_json() for e in entries]}, headers={"Cache-Control": "no-store"})
 
 
@@ -173,7 +172,7 @@ def get_dynamics_config_step(req: func.HttpRequest, caller: Caller) -> func.Http
     if req.route_params.get("step") == "history":  # hosts that try parameter routes before literal ones
         return _history(req, caller)
     step = _step(req)
-    view = get_config_service().get(caller)
+    view = bootstrap.app().config_service.get(caller)
     return json_response(view.config.to_json()[step.member], headers=_headers(view))
 
 

@@ -1,4 +1,4 @@
-"""Dynamics connection endpoints (issue 4).
+"""Dynamics connection endpoints.
 
 - ``POST   /api/dynamics/connect``         admin: ``{environmentUrl}`` → ``{authorizationUrl}``
 - ``GET    /api/dynamics/oauth/callback``  anonymous (the one-time state names the flow): completes the
@@ -18,17 +18,12 @@ from urllib.parse import urlencode
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.domain.connection import InvalidEnvironmentUrl, public_view
 from core.entrypoints.http_support import HttpProblem, anonymous, authenticated, json_response, read_model
-from core.services.connection_service import (
-    ConnectError,
-    ConnectionComponents,
-    KeyVaultUnavailable,
-    get_components,
-)
-from core.settings import SettingsError, get_settings
+from core.services.connection_service import ConnectError, ConnectionComponents, KeyVaultUnavailable
+from core.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +32,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 def _components() -> ConnectionComponents:
     try:
-        return get_components()
+        return bootstrap.app().connection
     except SettingsError as exc:  # names the missing setting, never a value
         raise HttpProblem(503, "Dynamics connection not configured", str(exc)) from None
 
@@ -107,7 +102,7 @@ def dynamics_oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
     except ConnectError as exc:
         log.warning("Dynamics OAuth callback refused: %s", exc.code)
         query = {"dynamics": "error", "code": exc.code}
-    frontend = get_settings().require("FRONTEND_URL")
+    frontend = bootstrap.app().settings.require("FRONTEND_URL")
     sep = "&" if "?" in frontend else "?"
     return func.HttpResponse(
         status_code=302,

@@ -14,13 +14,13 @@ from __future__ import annotations
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.domain.export_job import ExportEntity, JobState
 from core.domain.export_request import ExportRequest, ExportTrigger
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
 from core.entrypoints.job_queries import JobCounts, RecordsPage, job_id_param, records_query
-from core.services.export_service import InvalidExport, get_export_service
+from core.services.export_service import InvalidExport
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -75,7 +75,7 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
             400, "Invalid header", f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters"
         )
     try:
-        result = get_export_service().submit(caller, request, idempotency_key=key)
+        result = bootstrap.app().export_service.submit(caller, request, idempotency_key=key)
     except InvalidExport as exc:
         errors = [p.as_json() for p in exc.problems]
         raise HttpProblem(400, "Invalid export request", f"{len(errors)} problem(s)", errors=errors) from None
@@ -89,13 +89,13 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 @bp.route(route="dynamics/exports", methods=["GET"])
 @authenticated()
 def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return json_response({"jobs": get_export_service().list_jobs(caller.workspace_id)})
+    return json_response({"jobs": bootstrap.app().export_service.list_jobs(caller.workspace_id)})
 
 
 @bp.route(route="dynamics/exports/{jobId}", methods=["GET"])
 @authenticated()
 def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    status = get_export_service().status(caller.workspace_id, job_id_param(req, "export"))
+    status = bootstrap.app().export_service.status(caller.workspace_id, job_id_param(req, "export"))
     if status is None:
         raise HttpProblem(404, "Not found", "no such export job in this workspace")
     return json_response(status, headers={"Cache-Control": "no-store"})
@@ -105,7 +105,7 @@ def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 @authenticated()
 def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)
-    page = get_export_service().records(
+    page = bootstrap.app().export_service.records(
         caller.workspace_id, job_id_param(req, "export"), query.status, query.cursor, query.limit
     )
     if page is None:

@@ -21,19 +21,16 @@ from typing import Literal
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.domain.connection import NotConnected, ReconnectRequired
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response
-from core.services.config_metadata_check import DynamicsMetadataCheck
-from core.services.config_service import add_metadata_check
 from core.services.fields_service import (
     ENTITIES,
     DynamicsUnavailable,
     FieldsListing,
     UnknownEntity,
     UnknownPlatformField,
-    get_fields_service,
 )
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -122,7 +119,7 @@ def listing(req: func.HttpRequest, caller: Caller) -> FieldsListing:
             )
     refresh = _refresh(req)
     try:
-        return get_fields_service().list_fields(
+        return bootstrap.app().fields_service.list_fields(
             caller.workspace_id, entity, platform_field=platform_field, refresh=refresh
         )
     except UnknownEntity as exc:
@@ -180,18 +177,3 @@ openapi.register(
         "409 problems carry code not_connected or reconnect_required; 503 carries dynamics_unavailable."
     ),
 )
-
-
-_checks_registered = False
-
-
-def register_config_checks() -> None:
-    """Make every configuration save/validate check the mappings against live Dynamics metadata.
-
-    Called once by ``function_app`` (app-level wiring, not an import side effect: importing this module in
-    tests or scripts does not change how configurations are validated elsewhere). Idempotent.
-    """
-    global _checks_registered
-    if not _checks_registered:
-        add_metadata_check(DynamicsMetadataCheck())
-        _checks_registered = True

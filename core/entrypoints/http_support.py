@@ -30,9 +30,8 @@ from urllib.parse import urlsplit
 import azure.functions as func
 import pydantic
 
-from core import observability
-from core.adapters.auth import AuthConfigurationError, AuthError, caller_from_authorization
-from core.domain.caller import Caller
+from core import bootstrap, observability
+from core.domain.caller import AuthConfigurationError, AuthError, Caller
 from core.domain.config_validation import pointer as json_pointer
 from core.domain.config_validation import problems_from_validation_error
 
@@ -261,7 +260,7 @@ def anonymous(handler: Handler) -> Handler:
 def authenticate(req: func.HttpRequest, *, admin: bool = False) -> Caller:
     """The verified caller, or ``HttpProblem`` 401 (no/bad token) / 403 (member where admin needed)."""
     try:
-        caller = caller_from_authorization(req.headers.get("authorization"))
+        caller = bootstrap.app().verifier.caller(req.headers.get("authorization"))
     except AuthError as exc:
         raise HttpProblem(
             401, "Unauthorized", exc.reason, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}

@@ -9,14 +9,10 @@ from __future__ import annotations
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
-from core.services.integrations_service import (
-    CRMS,
-    ActiveCrmConflict,
-    get_integrations_service,
-)
+from core.services.integrations_service import CRMS, ActiveCrmConflict
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 TAG = ("Integrations",)
@@ -41,7 +37,7 @@ class IntegrationsList(BaseModel):
 @bp.route(route="integrations", methods=["GET"])
 @authenticated()
 def list_integrations(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    cards = get_integrations_service().list(caller)
+    cards = bootstrap.app().integrations_service.list(caller)
     active = next((c.crm for c in cards if c.enabled), None)
     return json_response({"integrations": [c.to_json() for c in cards], "activeCrm": active})
 
@@ -54,7 +50,7 @@ def put_integration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         raise HttpProblem(404, "Not found", f"unknown CRM {crm[:40]!r}; CRMs are {', '.join(CRMS)}")
     body = read_model(req, EnableRequest)
     try:
-        card = get_integrations_service().set_enabled(caller, crm, body.enabled)
+        card = bootstrap.app().integrations_service.set_enabled(caller, crm, body.enabled)
     except ActiveCrmConflict as exc:
         raise HttpProblem(
             409,

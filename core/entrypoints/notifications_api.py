@@ -11,10 +11,10 @@ import datetime as dt
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response
-from core.services.connection_service import ConnectionComponents, get_components
+from core.services.connection_service import ConnectionComponents
 from core.settings import SettingsError
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -22,7 +22,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 def _components() -> ConnectionComponents:
     try:
-        return get_components()
+        return bootstrap.app().connection
     except SettingsError as exc:  # names the missing setting, never a value
         raise HttpProblem(503, "Dynamics connection not configured", str(exc)) from None
 

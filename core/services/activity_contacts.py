@@ -10,7 +10,7 @@ the owner rules of step 4, the refusal of blank records, bulk writes with the ba
   retried or redelivered chunk (or another chunk, or a later export) finds it instead of creating it again;
   chunks racing to create it end with one contact (the export pipeline turns the loser into an update).
 - Owner: the platform user whose campaign touched the contact (the event's ``userId``, else its identity's
-  user) is the exporting user, as the spec's Users Mapping asks for automatic exports; else the user who
+  user) is the exporting user, as step 4 (Users Mapping) asks for automatic exports; else the user who
   sent the events. One export run per such user (each costs a handful of requests).
 - The export's own checkpoints (``creating`` / ``created``) are kept under ``<job>~contacts`` in the
   activity records table: a retried or resumed chunk reads them to tell a contact it created from one

@@ -36,7 +36,7 @@ from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dataverse.errors import PRIVILEGE_DENIED, DataverseError, failure_reason
+from core.adapters.dataverse.errors import PRIVILEGE_DENIED, DataverseError, column_in_message, failure_reason
 from core.adapters.export_store import ExportStore, StoreNames
 from core.domain.activities import (
     SIGNAL_KINDS,
@@ -90,11 +90,10 @@ from core.services.export_worker import (
     ReconnectCheck,
     pause_for_reconnect,
     pause_for_token_trouble,
-    reconnected_since_pause,
 )
-from core.services.metadata_cache import MetadataCache, shared_metadata_cache
+from core.services.jobs.bulk import create_with_own_ids, update_isolating
+from core.services.metadata_cache import MetadataCache
 from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
-from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +167,7 @@ class ActivityWorker:
         self._store = store
         self._client_for = client_for
         self._max_attempts = max_attempts
-        self._metadata = metadata or shared_metadata_cache()
+        self._metadata = metadata or MetadataCache()
         self._linkedin_setting = linkedin_table
         self._linkedin_lock = threading.Lock()
         self._linkedin: dict[str, str] = {}
@@ -286,7 +285,7 @@ class ActivityWorker:
     ) -> None:
         """Fail the chunk's events with ``reason`` — except those an earlier attempt already logged or
         settled (created / unchanged / skipped): they are in Dynamics, or needed nothing, whatever
-        happened to the attempt afterwards (review R8)."""
+        happened to the attempt afterwards."""
         earlier = self._earlier(ws, job_id, {int(s["seq"]) for s in staged})
         settled = (RecordAction.CREATED.value, RecordAction.UNCHANGED.value, RecordAction.SKIPPED.value)
         counts = empty_counts()
@@ -725,28 +724,20 @@ class ChunkRun:
             self._create_group(table, caller, group)
 
     def _create_group(self, table: str, caller: str | None, group: Sequence[_Event]) -> None:
-        records = [i.write.payload for i in group if i.write is not None]
-
-        def attempt(part: Sequence[int]) -> None:
-            try:
-                self.client.create_multiple(table, [records[i] for i in part], caller_object_id=caller)
-                return
-            except DataverseError as exc:
-                if not exc.about_records:
-                    raise
-                if len(part) > 1:
-                    middle = len(part) // 2
-                    attempt(part[:middle])
-                    attempt(part[middle:])
-                    return
-                item = group[part[0]]
-                if exc.is_duplicate_record:
-                    item.action = RecordAction.UNCHANGED
-                    item.notes.append("already logged in Dynamics (by a concurrent attempt)")
-                    return
-                item.errors.append(FieldError(_column_in(exc), _error_message(exc, item.actor), exc.code))
-
-        attempt(list(range(len(records))))
+        report = create_with_own_ids(
+            self.client,
+            table,
+            "activityid",
+            [i.write.payload for i in group if i.write is not None],
+            caller_object_id=caller,
+        )
+        for index in report.taken:
+            group[index].action = RecordAction.UNCHANGED
+            group[index].notes.append("already logged in Dynamics (by a concurrent attempt)")
+        for index, exc in report.refused.items():
+            item = group[index]
+            column = column_in_message(exc.message or "")
+            item.errors.append(FieldError(column, _error_message(exc, item.actor), exc.code))
 
     def _update_contacts(self, contacts: Mapping[str, _Contact]) -> None:
         contact_columns = self.worker.metadata(self.client, "contact")
@@ -811,24 +802,8 @@ class ChunkRun:
         self, table: str, id_column: str, updates: Sequence[tuple[str, dict[str, Any]]]
     ) -> dict[int, str]:
         records = [{**payload, id_column: record_id} for record_id, payload in updates]
-        failures: dict[int, str] = {}
-
-        def attempt(part: Sequence[int]) -> None:
-            try:
-                self.client.update_multiple(table, [records[i] for i in part])
-            except DataverseError as exc:
-                if not exc.about_records:
-                    raise
-                if len(part) > 1:
-                    middle = len(part) // 2
-                    attempt(part[:middle])
-                    attempt(part[middle:])
-                    return
-                failures[part[0]] = exc.message or str(exc)
-
-        if records:
-            attempt(list(range(len(records))))
-        return failures
+        refused = update_isolating(self.client, table, records)
+        return {i: exc.message or str(exc) for i, exc in refused.items()}
 
     def _close(self, items: Sequence[_Event]) -> None:
         by_table: dict[str, list[_Event]] = {}
@@ -868,39 +843,3 @@ def _error_message(exc: DataverseError, actor: Actor | None) -> str:
     if exc.code == PRIVILEGE_DENIED and actor is not None:
         return f"Dynamics user {actor.systemuser_id} ({actor.source.value}) lacks the privilege: {message}"
     return message
-
-
-def _column_in(exc: DataverseError) -> str:
-    message = exc.message or ""
-    for marker in ("attribute '", "property named '", "column '"):
-        start = message.find(marker)
-        if start >= 0:
-            end = message.find("'", start + len(marker))
-            if end > start:
-                return message[start + len(marker) : end]
-    return ""
-
-
-# --- wiring ---------------------------------------------------------------------------------------
-
-_worker_lock = threading.Lock()
-_worker: tuple[Settings, ActivityWorker] | None = None
-
-
-def get_activity_worker() -> ActivityWorker:
-    from core.services.activity_service import build_activity_store
-    from core.services.dynamics_access import get_dynamics_access
-
-    global _worker
-    settings = get_settings()
-    with _worker_lock:
-        if _worker is None or _worker[0] is not settings:
-            worker = ActivityWorker(
-                build_activity_store(settings),
-                lambda workspace_id: get_dynamics_access().client_for(workspace_id),
-                max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
-                linkedin_table=settings.get("ACTIVITY_LINKEDIN_TABLE"),
-                reconnected=reconnected_since_pause,
-            )
-            _worker = (settings, worker)
-        return _worker[1]

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dataverse.errors import DUPLICATE_RECORD, PRIVILEGE_DENIED, DataverseError, failure_reason
+from core.adapters.dataverse.errors import PRIVILEGE_DENIED, DataverseError, column_in_message, failure_reason
 from core.adapters.dynamics_budget import DynamicsBudget
 from core.adapters.export_store import ExportStore
 from core.domain.campaign_properties import campaign_values
@@ -81,9 +79,9 @@ from core.domain.matching import (
     rule_for,
 )
 from core.domain.normalize import domain_any_extension_key, normalize_company_name, registrable_domain
-from core.services.metadata_cache import MetadataCache, shared_metadata_cache
+from core.services.jobs.bulk import create_with_own_ids, update_isolating
+from core.services.metadata_cache import MetadataCache
 from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
-from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +190,7 @@ class ExportWorker:
         self._store = store
         self._client_for = client_for
         self._max_attempts = max_attempts
-        self._metadata = metadata or shared_metadata_cache()
+        self._metadata = metadata or MetadataCache()
         # Shared with the other instances exporting for the same workspace (same Dynamics user).
         self._budget = budget
 
@@ -796,85 +794,29 @@ class ChunkRun:
         self, table: str, id_column: str, creates: Sequence[tuple[ExportItem, dict[str, Any]]], owner: _Owners
     ) -> dict[ExportItem, FieldError]:
         records = [{**payload, id_column: item.dynamics_id} for item, payload in creates]
-        failures: dict[ExportItem, FieldError] = {}
-
-        def send(part: Sequence[int]) -> None:
-            try:
-                self.client.create_multiple(
-                    table, [records[i] for i in part], caller_object_id=owner.caller_object_id
-                )
-            except DataverseError as exc:
-                if not exc.is_duplicate_record or len(part) == 1:
-                    raise
-                # Chunks running at the same time create the same companies (same deterministic ids):
-                # ask which ids exist now (one query) instead of bisecting down to single records.
-                ids = [str(records[i][id_column]) for i in part]
-                rows = self.client.query(
-                    ENTITY_SETS[table], filter=in_filter(id_column, ids), select=[id_column]
-                )
-                existing = {str(r[id_column]).lower() for r in rows}
-                taken = [i for i in part if str(records[i][id_column]).lower() in existing]
-                if not taken:
-                    raise
-                for item, error in self._update_many(
-                    table,
-                    id_column,
-                    [
-                        (creates[i][0], {k: v for k, v in creates[i][1].items() if k != "ownerid@odata.bind"})
-                        for i in taken
-                    ],
-                    owner,
-                ).items():
-                    failures[item] = error
-                for i in taken:
-                    outcome = creates[i][0].outcome
-                    if outcome and creates[i][0] not in failures:
-                        outcome.action = RecordAction.UPDATED
-                rest = [i for i in part if i not in taken]
-                if rest:
-                    _isolating(rest, send, refused)
-
-        def refused(index: int, exc: DataverseError) -> None:
-            item, payload = creates[index]
-            # Only our own primary key taken means another attempt created this record. An alternate-key
-            # conflict (0x80060892) is another record holding the same key value: the record fails.
-            if exc.code != DUPLICATE_RECORD:
-                failures[item] = _field_error(exc, owner)
-                return
-            # Another attempt created it meanwhile: update it instead (never a second record).
-            changes = {k: v for k, v in payload.items() if k != "ownerid@odata.bind"}
-            try:
-                self.client.update(
-                    ENTITY_SETS[table],
-                    item.dynamics_id or "",
-                    changes,
-                    caller_object_id=owner.caller_object_id,
-                )
-            except DataverseError as again:
-                failures[item] = _field_error(again, owner)
-                return
-            if item.outcome:
-                item.outcome.action = RecordAction.UPDATED
-
-        _isolating(list(range(len(creates))), send, refused)
+        report = create_with_own_ids(
+            self.client, table, id_column, records, caller_object_id=owner.caller_object_id
+        )
+        failures = {creates[i][0]: _field_error(exc, owner) for i, exc in report.refused.items()}
+        if report.taken:
+            # Another attempt created these meanwhile (chunks running at the same time create the same
+            # companies): update them instead, never a second record. The owner stays as that create set it.
+            taken = [
+                (creates[i][0], {k: v for k, v in creates[i][1].items() if k != "ownerid@odata.bind"})
+                for i in report.taken
+            ]
+            failures.update(self._update_many(table, id_column, taken, owner))
+            for item, _ in taken:
+                if item.outcome and item not in failures:
+                    item.outcome.action = RecordAction.UPDATED
         return failures
 
     def _update_many(
         self, table: str, id_column: str, updates: Sequence[tuple[ExportItem, dict[str, Any]]], owner: _Owners
     ) -> dict[ExportItem, FieldError]:
         records = [{**payload, id_column: item.dynamics_id} for item, payload in updates]
-        failures: dict[ExportItem, FieldError] = {}
-
-        def send(part: Sequence[int]) -> None:
-            self.client.update_multiple(
-                table, [records[i] for i in part], caller_object_id=owner.caller_object_id
-            )
-
-        def refused(index: int, exc: DataverseError) -> None:
-            failures[updates[index][0]] = _field_error(exc, owner)
-
-        _isolating(list(range(len(updates))), send, refused)
-        return failures
+        refused = update_isolating(self.client, table, records, caller_object_id=owner.caller_object_id)
+        return {updates[i][0]: _field_error(exc, owner) for i, exc in refused.items()}
 
     # -- reporting --------------------------------------------------------------------------------
     def _finish(self, item: ExportItem) -> RecordOutcome:
@@ -893,27 +835,6 @@ class ChunkRun:
         return outcome
 
 
-def _isolating(
-    part: Sequence[int],
-    send: Callable[[Sequence[int]], None],
-    refused: Callable[[int, DataverseError], None],
-) -> None:
-    """Send ``part`` in one bulk call; when Dynamics refuses records (all-or-nothing on standard tables),
-    split in halves until each refused record stands alone, so the others are still written. Failures
-    of the call itself (throttling, auth, server) propagate to the retry of the whole chunk."""
-    try:
-        send(part)
-    except DataverseError as exc:
-        if not exc.about_records:
-            raise
-        if len(part) == 1:
-            refused(part[0], exc)
-            return
-        middle = len(part) // 2
-        _isolating(part[:middle], send, refused)
-        _isolating(part[middle:], send, refused)
-
-
 def _owner_bind(owner: _Owners) -> dict[str, Any]:
     return {"ownerid@odata.bind": f"/systemusers({owner.choice.systemuser_id})"}
 
@@ -923,22 +844,7 @@ def _field_error(exc: DataverseError, owner: _Owners) -> FieldError:
     if exc.code == PRIVILEGE_DENIED:
         who = f"Dynamics user {owner.choice.systemuser_id} ({owner.choice.source.value})"
         message = f"{who} lacks the privilege: {message}"
-    return FieldError(_column_in(message), message, exc.code)
-
-
-_ATTRIBUTE_IN_MESSAGE = re.compile(
-    r"(?:attribute '|property named '|column ')(?P<quoted>[a-z0-9_]+)'"  # validation, unknown column
-    r"|attribute values (?P<key>[a-z0-9_]+(?:, [a-z0-9_]+)*) already exists"  # alternate key taken
-)
-
-
-def _column_in(message: str) -> str:
-    """Dataverse names the failing attribute in its message: "... attribute 'emailaddress1' ..." or, for a
-    taken alternate key, "A record that has the attribute values emailaddress1 already exists"."""
-    found = _ATTRIBUTE_IN_MESSAGE.search(message)
-    if found is None:
-        return ""
-    return found.group("quoted") or found.group("key") or ""
+    return FieldError(column_in_message(message), message, exc.code)
 
 
 def _company_key(company: Mapping[str, Any], identifiers: IdentifierConfig) -> str | None:
@@ -964,38 +870,3 @@ def _company_key(company: Mapping[str, Any], identifiers: IdentifierConfig) -> s
         return f"domain:{domain}"
     name = normalize_company_name(company.get("name"))
     return f"name:{name}" if name else None
-
-
-ENTITY_SETS = {"contact": "contacts", "account": "accounts"}
-
-
-# --- wiring ---------------------------------------------------------------------------------------
-
-_worker_lock = threading.Lock()
-_worker: tuple[Settings, ExportWorker] | None = None
-
-
-def get_export_worker() -> ExportWorker:
-    from core.services.dynamics_access import get_dynamics_access
-    from core.services.dynamics_budget import get_dynamics_budget
-    from core.services.export_service import build_export_store
-
-    global _worker
-    settings = get_settings()
-    with _worker_lock:
-        if _worker is None or _worker[0] is not settings:
-            worker = ExportWorker(
-                build_export_store(settings),
-                lambda workspace_id: get_dynamics_access().client_for(workspace_id),
-                max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
-                budget=get_dynamics_budget(),
-                reconnected=reconnected_since_pause,
-            )
-            _worker = (settings, worker)
-        return _worker[1]
-
-
-def reconnected_since_pause(workspace_id: str, paused: ReconnectRequired) -> bool:
-    from core.services.connection_service import get_components
-
-    return get_components().tokens.reconnected_since(workspace_id, paused)

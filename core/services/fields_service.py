@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,7 +25,7 @@ from core.domain.compatibility import Compatibility, check_compatibility
 from core.domain.connection import DynamicsConnection, TransientTokenError
 from core.domain.dynamics_metadata import DynamicsColumn
 from core.domain.lookup_plan import in_filter
-from core.services.metadata_cache import MetadataCache, shared_metadata_cache
+from core.services.metadata_cache import MetadataCache
 from core.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -153,21 +152,15 @@ def _unavailable(exc: Exception) -> DynamicsUnavailable:
     return DynamicsUnavailable("the Dynamics connection is not configured on this server")
 
 
-def _default_client_for(workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
-    from core.services.dynamics_access import get_dynamics_access
-
-    return get_dynamics_access().client_for(workspace_id)
-
-
 class FieldsService:
     def __init__(
         self,
-        client_for: ClientFor = _default_client_for,
+        client_for: ClientFor,
         cache: MetadataCache | None = None,
         custom_fields: CustomFields | None = None,
     ) -> None:
         self._client_for = client_for
-        self._cache = cache or shared_metadata_cache()
+        self._cache = cache or MetadataCache()
         self._custom_fields = custom_fields
 
     def custom_fields(self, workspace_id: str) -> list[PlatformField]:
@@ -259,16 +252,3 @@ def _user_rows(client: DataverseClient, ids: Sequence[str]) -> list[dict[str, An
             select=["systemuserid", "fullname", "internalemailaddress", "isdisabled"],
         )
     )
-
-
-_lock = threading.Lock()
-_service: FieldsService | None = None
-
-
-def get_fields_service() -> FieldsService:
-    """Process-wide service: the workspace's connection (``get_dynamics_access``) and the shared cache."""
-    global _service
-    with _lock:
-        if _service is None:
-            _service = FieldsService()
-        return _service

@@ -1,4 +1,4 @@
-"""The control API outside the Web API: ``/_emulator/<name>`` (issue 3, item 11).
+"""The control API outside the Web API: ``/_emulator/<name>``.
 
 | endpoint | GET | POST |
 |---|---|---|

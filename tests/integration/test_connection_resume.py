@@ -21,6 +21,7 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from core.adapters.export_store import ExportStore, StoreNames
+from core.bootstrap import build_connection
 from core.domain.connection import ConnectionStatus
 from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
@@ -28,7 +29,6 @@ from core.services.activity_service import ActivityService
 from core.services.connection_service import (
     ConnectionComponents,
     PausedWorkSource,
-    build_components,
     resume_workspace,
 )
 from core.services.dynamics_access import DynamicsAccess
@@ -93,7 +93,7 @@ class Setup:
         def on_reconnected(workspace_id: str) -> None:  # what production wires (connection_service)
             resume_workspace(workspace_id, kinds)
 
-        self.components = build_components(
+        self.components = build_connection(
             settings,
             tables=stack.tables,
             secret_store=local_secret_store(

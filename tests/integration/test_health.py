@@ -24,10 +24,13 @@ import pytest
 
 from core import openapi
 from core.entrypoints import connection_api, meta_api
+from core.services.health import service as health_service
+from core.services.health.service import HealthService
 from emulators.dataverse import DataverseEmulator
 from emulators.entra import EntraEmulator
 from emulators.keyvault import KeyVaultEmulator
 from emulators.tls import ensure_ca, trusting_session
+from tests.support.app import use_app
 from tests.support.azurite import Azurite, free_port
 from tests.support.http import body_json, call, request
 from tests.support.identity import REDIRECT_URI, identity_settings
@@ -45,7 +48,8 @@ def health(headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], 
 
 
 class Clock:
-    """``meta_api._clock`` under the test's control: the probe cache's window passes when told."""
+    """The health service's monotonic clock under the test's control: the probe cache's window passes
+    when told."""
 
     def __init__(self) -> None:
         self.now = time.monotonic()
@@ -60,12 +64,12 @@ class Clock:
 @pytest.fixture()
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(meta_api, "_clock", fake)
+    use_app(monkeypatch, monotonic=fake)
     return fake
 
 
 def past_the_cache(clock: Clock) -> None:
-    clock.advance(meta_api.PROBE_CACHE_S + 0.1)
+    clock.advance(health_service.PROBE_CACHE_S + 0.1)
 
 
 @pytest.fixture()
@@ -138,13 +142,13 @@ def test_calls_within_the_window_share_one_probe_and_answer_fast(
     PROBE_CACHE_S make one vault request and one storage probe; the first call after it probes again."""
     settings_for(KEY_VAULT_URL=keyvault.vault_url, KEY_VAULT_LOCAL_TOKEN=keyvault.issue_token())
     storage_probes: list[float] = []
-    real_check_storage = meta_api._check_storage
+    real_check_storage = HealthService.check_storage
 
-    def counted_check_storage(settings: Any) -> Any:
+    def counted_check_storage(service: HealthService) -> Any:
         storage_probes.append(clock())
-        return real_check_storage(settings)
+        return real_check_storage(service)
 
-    monkeypatch.setattr(meta_api, "_check_storage", counted_check_storage)
+    monkeypatch.setattr(HealthService, "check_storage", counted_check_storage)
     health()  # builds the clients (the vault's auth challenge)
     past_the_cache(clock)
     vault_before, probes_before = keyvault.requests, len(storage_probes)
@@ -153,7 +157,7 @@ def test_calls_within_the_window_share_one_probe_and_answer_fast(
         burst = list(callers.map(lambda _: health(), range(8)))
     sequential = []
     for _ in range(20):  # then one call every 0.2 s (of the test's clock) up to the end of the window
-        clock.advance((meta_api.PROBE_CACHE_S - 0.5) / 20)
+        clock.advance((health_service.PROBE_CACHE_S - 0.5) / 20)
         sequential.append(health())
     for status, body, _, _ in burst + sequential:
         assert status == 200 and body["status"] == "ok", body
@@ -388,7 +392,7 @@ def test_a_hung_key_vault_cannot_hold_the_dynamics_check_past_its_deadline(
     settings_for: Any, connected: tuple[dict[str, str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env, workspace = connected
-    monkeypatch.setattr(meta_api, "DYNAMICS_DEADLINE_S", 1.5)
+    monkeypatch.setattr(health_service, "DYNAMICS_DEADLINE_S", 1.5)
     with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:  # accepts, never answers
         settings_for(**{**env, "KEY_VAULT_URL": f"https://127.0.0.1:{silent.getsockname()[1]}"})
         started = time.perf_counter()

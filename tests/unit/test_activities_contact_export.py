@@ -1,4 +1,4 @@
-"""The exportMissingContacts option (issue 6): its place in step 1, its validation, and why a contact's
+"""The exportMissingContacts option: its place in step 1, its validation, and why a contact's
 data cannot be exported (pure)."""
 
 from __future__ import annotations

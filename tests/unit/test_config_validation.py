@@ -1,4 +1,4 @@
-"""Every configuration rule of issue 2 item 7: each problem is reported once, at the right pointer."""
+"""Every configuration rule (docs/contracts.md): each problem is reported once, at the right pointer."""
 
 from __future__ import annotations
 

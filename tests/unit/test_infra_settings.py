@@ -1,7 +1,7 @@
 """The settings the code actually reads (found by parsing it, not by trusting the declarations) are all
 declared in core/settings.py, provisioned in infra/ (or kept out of it when local-only), in
 local.settings.json.example and in the README; and the infra provisions what Azure itself needs to run the
-app on Flex Consumption with its managed identity (issue 7)."""
+app on Flex Consumption with its managed identity."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_the_parser_finds_the_reads_it_must_find() -> None:
     assert "core/adapters/auth.py" in READ["PLATFORM_JWT_JWKS_URL"]
     assert "core/adapters/msal_app.py" in READ["DYNAMICS_CLIENT_SECRET"]
     assert "EXPORT_CHUNK_SIZE" in READ
-    assert "core/services/dynamics_budget.py" in READ["DYNAMICS_LIMIT_WINDOW_S"]
+    assert "core/bootstrap.py" in READ["DYNAMICS_LIMIT_WINDOW_S"]
     assert any(f.startswith("core/entrypoints/") for f in READ["TOKEN_REFRESH_SCHEDULE"])
     assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in READ
 

@@ -1,5 +1,5 @@
-"""What a Bicep compiler would catch in infra/ (none can be installed here), and the resources issue 7 asks
-for: module parameters and outputs wired consistently, the Flex Consumption app (FC1, Python 3.11,
+"""What a Bicep compiler would catch in infra/ (none can be installed here), and the resources the app
+needs: module parameters and outputs wired consistently, the Flex Consumption app (FC1, Python 3.11,
 identity-based deployment storage), every table/queue/container the code uses, RBAC role assignments by
 their built-in ids, Key Vault in RBAC mode, Application Insights on Log Analytics, and the azd layout."""
 

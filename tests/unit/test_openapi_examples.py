@@ -1,5 +1,5 @@
 """The OpenAPI document shows an example for every request and response body, each one valid against the
-models the API itself validates with, and a problem+json example for every documented error (issue 7)."""
+models the API itself validates with, and a problem+json example for every documented error."""
 
 from __future__ import annotations
 

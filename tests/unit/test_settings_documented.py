@@ -1,5 +1,5 @@
 """Every app setting the code reads is provisioned in infra/, documented in the README and present in
-local.settings.json.example — so an operator never meets an undocumented knob (issue 7)."""
+local.settings.json.example — so an operator never meets an undocumented knob."""
 
 from __future__ import annotations
 

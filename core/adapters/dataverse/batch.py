@@ -1,6 +1,6 @@
 """``$batch`` bodies: build ``multipart/mixed`` requests (CRLF line ends) and parse the responses.
 
-Request layout (webapi/execute-batch-operations-using-web-api.md)::
+Request layout (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/execute-batch-operations-using-web-api)::
 
     --batch_<id>
     Content-Type: application/http

@@ -9,10 +9,11 @@ server's request id when it sent one.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
-# Dataverse error codes the product reacts to (includes/data-service-error-codes.md).
+# Dataverse error codes the product reacts to (https://learn.microsoft.com/power-apps/developer/data-platform/reference/web-service-error-codes).
 PRIVILEGE_DENIED = "0x80040220"
 DUPLICATE_RECORD = "0x80040237"
 DUPLICATE_RECORD_ENTITY_KEY = "0x80060892"
@@ -141,6 +142,21 @@ def error_for_status(
     if status >= 500:
         return TransientError(message, status=status, code=code, **context)
     return DataverseError(message, status=status, code=code, **context)
+
+
+_ATTRIBUTE_IN_MESSAGE = re.compile(
+    r"(?:attribute '|property named '|column ')(?P<quoted>[a-z0-9_]+)'"  # validation, unknown column
+    r"|attribute values (?P<key>[a-z0-9_]+(?:, [a-z0-9_]+)*) already exists"  # alternate key taken
+)
+
+
+def column_in_message(message: str) -> str:
+    """The column a Dataverse error message names ("... attribute 'emailaddress1' ...", or for a taken
+    alternate key "A record that has the attribute values emailaddress1 already exists"); "" if none."""
+    found = _ATTRIBUTE_IN_MESSAGE.search(message[:_MAX_MESSAGE])
+    if found is None:
+        return ""
+    return found.group("quoted") or found.group("key") or ""
 
 
 def failure_reason(exc: BaseException) -> str:

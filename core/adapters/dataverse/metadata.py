@@ -1,4 +1,4 @@
-"""What the client reads from ``EntityDefinitions`` (webapi/query-metadata-web-api.md).
+"""What the client reads from ``EntityDefinitions`` (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query-metadata-web-api).
 
 Columns are described once, by ``core.domain.dynamics_metadata.DynamicsColumn`` (parsed from
 ``DataverseClient.attribute_rows``); this module holds the request shapes and the table description.

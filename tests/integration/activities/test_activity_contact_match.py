@@ -1,5 +1,5 @@
 """Events for contacts stored in Dynamics with extra spaces or another apostrophe are logged regarding
-that contact (issue 5, matching), below HTTP against Azurite and the Dataverse emulator.
+that contact (docs/matching.md), below HTTP against Azurite and the Dataverse emulator.
 
 ``In``/``eq`` forgive case, accents and trailing spaces only: a contact typed ``"  Jane "`` /
 ``"Van  Dyke"`` is another value to them. The activity worker runs the export's second, broader lookup

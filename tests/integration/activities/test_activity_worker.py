@@ -344,3 +344,19 @@ def test_a_refused_activity_fails_alone_and_the_others_are_logged(
     assert [records[f"e{i}"]["action"] for i in range(4)] == ["created"] * 4
     assert len(rows(env.emulator, "tasks")) == 4
     assert result["status"]["state"] == "partially_failed"
+
+
+def test_an_activity_create_whose_answer_was_lost_is_reported_created_and_closed(
+    env: ActivityHarness,
+) -> None:
+    # The connection of the first CreateMultiple drops after Dynamics committed it: the client's retry
+    # meets the activity it had just created.
+    _jane(env)
+    env.emulator.simulator.inject("drop", count=1, kinds=["bulk"])
+    result = env.run({"events": [_event("e1", "task"), _event("e2", "call")], "contacts": [JANE]})
+    assert env.emulator.simulator.stats()["fault_drop"] == 1
+    assert {e: r["action"] for e, r in result["records"].items()} == {"e1": "created", "e2": "created"}
+    for entity_set in ("tasks", "phonecalls"):
+        [activity] = rows(env.emulator, entity_set)
+        assert activity["statecode"] == 1  # closed, as every logged activity is
+    assert rows(env.emulator, "contacts")[0]["new_engagement"] == "Engaged"

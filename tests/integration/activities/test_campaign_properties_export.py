@@ -1,4 +1,4 @@
-"""Campaign properties written on export: contacts carry their campaign data (issue 6, step 3)."""
+"""Campaign properties written on export: contacts carry their campaign data (step 3)."""
 
 from __future__ import annotations
 

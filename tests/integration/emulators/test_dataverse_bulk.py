@@ -115,7 +115,7 @@ def test_unsupported_table_and_malformed_body(dv) -> None:  # type: ignore[no-un
 
 
 def test_create_multiple_of_1000_is_fast_and_counts_as_one_request(dataverse, dv) -> None:  # type: ignore[no-untyped-def]
-    """Issue 3 figure: CreateMultiple of 1,000 contacts well under 0.5 s; one request toward the limits
+    """CreateMultiple of 1,000 contacts well under 0.5 s; one request toward the limits
     (api-limits.md and bulk-operations.md: each CreateMultiple call counts as one request)."""
     targets = [{"@odata.type": T, "firstname": f"F{i}", "lastname": f"L{i}"} for i in range(1000)]
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The command line (issue 3: ``python -m emulators.dataverse --port ... --seed ...``): it listens on the
+"""The command line (``python -m emulators.dataverse --port ... --seed ...``): it listens on the
 port asked for, over HTTPS with the local CA (real Dataverse is https-only: authenticate-oauth.md, and
 Microsoft's Python SDK refuses an http:// URL), loads the deterministic seed, prints one JSON line when it
 listens, and stops cleanly on SIGTERM. The served API is the one the other tests cover."""

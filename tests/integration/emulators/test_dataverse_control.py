@@ -1,4 +1,4 @@
-"""The control API under /_emulator/ (issue 3, item 11): reset, seed, snapshot, stats, clock, faults,
+"""The control API under /_emulator/: reset, seed, snapshot, stats, clock, faults,
 latency and limits. It is ours, not Microsoft's; the Web API behaviour it switches on follows
 api-limits.md."""
 

@@ -1,6 +1,6 @@
 """Simulation knobs through HTTPS: seeded fault injection (500, 503, dropped connections), latency.
 
-These are the emulator's own knobs (issue 3, item 10); what a client sees when they fire is what it must
+These are the emulator's own knobs; what a client sees when they fire is what it must
 survive against the real service: a 5xx with an error body, a connection closed without an answer, or a
 slow response.
 """

@@ -28,6 +28,7 @@ from bench.export import (
     build_scenario,
     export_store,
 )
+from bench.export_truth import WriteCountingClient, check_outcomes
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.export_store import EXPORT_QUEUE
 from core.domain.caller import Caller, Role
@@ -180,7 +181,10 @@ def test_server_errors_and_dropped_connections(
     export = export_into(
         simulation=SimulationConfig(error_rate_500=0.07, error_rate_503=0.07, drop_rate=0.07, seed=20261127)
     )
-    client, connection = export.client()
+    _, connection = export.client()
+    client = WriteCountingClient(
+        export.emulator.url, lambda _force: TOKEN, session=trusting_session(), retry=FAST_RETRY
+    )
     worker = ExportWorker(export.store, lambda _ws: (client, connection), max_attempts=5)
     export.submit()
     export.drain(worker)
@@ -188,9 +192,15 @@ def test_server_errors_and_dropped_connections(
     faults = result.stats["simulation"]
     assert faults["fault_500"] and faults["fault_503"] and faults["fault_drop"], faults
     assert_every_record_accounted_for(result, scenario)
-    # Retries absorbed the faults: nothing failed for good, every new person was created.
+    # Retries absorbed the faults: nothing failed for good, and each record is reported as what
+    # happened to it: every new person created (none "updated"), every existing one matched.
     assert result.status["state"] == "succeeded", result.status
-    assert result.status["counts"]["created"] >= scenario.expected_new_contacts
+    truth = check_outcomes(export.service, export.caller.workspace_id, export.job_id, scenario.seed)
+    assert truth["outcomes"] == {
+        "existing_matched": scenario.existing_contacts,
+        "new_created": scenario.expected_new_contacts,
+    }, truth["outcome_examples"]
+    assert [c for c, n in client.contact_writes.items() if n > 1] == []  # nobody written twice
 
 
 def test_throttling_storm(export_into: Callable[..., Export], scenario: Scenario) -> None:

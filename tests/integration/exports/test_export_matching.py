@@ -1,5 +1,5 @@
 """Existing Dynamics records stored with odd whitespace, case, typographic apostrophes or accents are
-found and updated, never created a second time (issue 5, matching).
+found and updated, never created a second time (docs/matching.md).
 
 Dataverse's ``In``/``eq`` forgive case, accents and trailing spaces only: ``"  Jane "``, ``"Van  Dyke"``
 or a leading no-break space are other values to it, so the exact lookup misses them and the export's

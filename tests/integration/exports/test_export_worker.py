@@ -162,3 +162,28 @@ def test_redelivered_chunk_never_creates_twice(env: ExportHarness) -> None:
     assert len(rows(env.emulator, "contacts")) == 3
     assert len(rows(env.emulator, "accounts")) == 2
     assert result["records"]["p-john"]["action"] == "created"
+
+
+def test_a_create_whose_answer_was_lost_is_reported_created_and_written_once(env: ExportHarness) -> None:
+    # The connection of the contacts' CreateMultiple (John, Ann) drops after Dynamics committed it: the
+    # client's retry meets the records it had just created.
+    _seed(env.emulator)
+    ann = {"id": "p-ann", "firstName": "Ann", "lastName": "Lee", "professionalEmail": "ann@lee.dev"}
+    env.emulator.simulator.inject("drop", count=1, kinds=["bulk"])
+    before = env.emulator.stats()
+    result = env.run({"entity": "contacts", "records": [*CONTACTS[:2], ann]})
+    after = env.emulator.stats()
+    assert env.emulator.simulator.stats()["fault_drop"] == 1
+    assert {p: r["action"] for p, r in result["records"].items()} == {
+        "p-jane": "updated",
+        "p-john": "created",
+        "p-ann": "created",
+    }
+    assert result["status"]["counts"]["created"] == 2 and result["status"]["counts"]["updated"] == 1
+    # The create sent twice (the lost answer, the retry), then Jane's update: nothing written again.
+    sent = {
+        k: after["requests_by_kind"].get(k, 0) - before["requests_by_kind"].get(k, 0)
+        for k in ("bulk", "write")
+    }
+    assert sent == {"bulk": 3, "write": 0}
+    assert len(rows(env.emulator, "contacts")) == 3

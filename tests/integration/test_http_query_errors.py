@@ -1,4 +1,4 @@
-"""Review of query errors: a 400 about a query parameter names it in ``errors[].pointer`` (as the fields API
+"""Job records queries: a 400 about a query parameter names it in ``errors[].pointer`` (as the fields API
 and ``status`` do), so the frontend can show which one is wrong. The handlers refuse these before any
 storage call, so no service is needed."""
 
@@ -22,7 +22,7 @@ def _pointers(handler: Any, route: str, params: dict[str, str], monkeypatch: pyt
         req = request(
             "GET",
             route,
-            headers=tokens.bearer("ws-review-http"),
+            headers=tokens.bearer("ws-query-errors"),
             params=params,
             route_params={"jobId": "0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70"},
         )

@@ -1,8 +1,13 @@
-"""Review of export data safety: the real service and worker against Azurite and the Dataverse emulator.
+"""What a sales-ops admin relies on from an export, whatever happens to the worker: the real service and
+worker against Azurite and the Dataverse emulator.
 
-Each test states what a sales-ops admin relies on. Open findings (docs/review-findings.md) are marked
-``xfail(strict=True)``: the test fails today for the reason given, and turns the suite red once fixed (then
-drop the mark).
+- The report stays exact when an instance dies between saving outcomes and finishing the chunk, when the
+  chunk is redelivered or failed for good afterwards, and when the token dies before the write: the counts
+  add up, a record Dynamics holds is never reported ``failed``, a record it does not hold never ``created``.
+- Two submits racing with one Idempotency-Key (two instances) both answer one job staged with its own rows.
+- Dynamics never gets a blank record (nothing mapped, or only fixed values), never loses a value to an
+  empty platform value, and a quote in an identifier never widens an OData lookup.
+- A dry run reports what a real run would do, never that something was created.
 """
 
 from __future__ import annotations

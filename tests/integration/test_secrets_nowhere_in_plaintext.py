@@ -1,4 +1,4 @@
-"""Review of secrets: after a realistic flow through the real devhost, no secret is anywhere it should not be.
+"""After a realistic flow through the real devhost, no secret is anywhere it should not be.
 
 The flow: an admin connects Dynamics (the Entra stand-in signs in, msal redeems the code with PKCE, the
 Dataverse emulator answers WhoAmI for the Entra token), saves a configuration (checked against live

@@ -1,6 +1,6 @@
-"""Review of activity data safety: the real activity service and worker against Azurite and the Dataverse
-emulator. R8 of docs/review-findings.md (fixed in b5744db): a chunk failed for good keeps what an earlier
-attempt logged."""
+"""What an activity job's report keeps under crashes and races: the real activity service and worker against
+Azurite and the Dataverse emulator. A chunk failed for good keeps the events an earlier attempt logged, and
+two submits racing with one Idempotency-Key answer one job."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ class _RacingStore:
 def test_concurrent_submits_with_one_idempotency_key_answer_one_job(
     harness_for: Callable[[DynamicsConfig], ActivityHarness],  # noqa: F811
 ) -> None:
-    """R5 for activities (fixed in 5964834): no 500 for the loser, one job, staged events of its own."""
+    """Two instances taking one submit at once: no 500 for the loser, one job, staged events of its own."""
     env = harness_for(CONFIG)
     service = ActivityService(_RacingStore(env.store), lambda _caller: CONFIG)  # type: ignore[arg-type]
     bodies = [[_event("ev-a")], [_event("ev-b"), _event("ev-c")]]

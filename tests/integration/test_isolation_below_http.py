@@ -1,4 +1,4 @@
-"""Review of workspace isolation below HTTP: a caller (or a queue message) naming workspace B can neither
+"""Workspace isolation below HTTP: a caller (or a queue message) naming workspace B can neither
 read nor change anything of workspace A by guessing or replaying A's ids — export/activity job ids,
 Idempotency-Keys, chunk messages, notification ids. Real Azurite, the real services and workers.
 """
@@ -34,7 +34,7 @@ from tests.support.dataverse import rows
 
 pytestmark = pytest.mark.integration
 
-OTHER = Caller("ws-review-other", "platform-user-9", Role.ADMIN)
+OTHER = Caller("ws-isolation-other", "platform-user-9", Role.ADMIN)
 CONFIG = DynamicsConfig.model_validate(
     {
         "syncIdentifiers": {"contactIdentifier": "name_company", "companyIdentifier": "domain"},

@@ -1,0 +1,1 @@
+"""The one chunk-job engine shared by exports and activities (see ``engine``)."""
