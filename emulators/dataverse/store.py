@@ -8,8 +8,9 @@ indexed from the start and kept up to date by every write, so the first query on
 next; any other column is indexed on first use and kept up to date afterwards. Equality and ``In`` filters
 therefore cost one dict lookup per value; on the primary key they read the rows directly. An index maps a
 folded value to one record id (a str) or, when several rows share it, a set of ids, which keeps mostly
-unique columns small; rows without a value are not indexed (a null lookup scans). All access goes through one re-entrant lock; ``transaction()`` records an undo log
-so a failing change set or bulk call leaves no trace.
+unique columns small; rows without a value are not indexed (a null lookup scans). All access goes through
+one re-entrant lock; ``transaction()`` records an undo log so a failing change set or bulk call leaves no
+trace.
 """
 
 from __future__ import annotations
