@@ -3,7 +3,12 @@
 Follows webapi/create-entity-web-api.md, update-delete-entities-using-web-api.md,
 perform-conditional-operations-using-web-api.md, associate-disassociate-entities-using-web-api.md,
 impersonate-another-user-web-api.md and query/*.md. Rows are stored the way the Web API returns them:
-lookups as ``_x_value`` plus the ``@Microsoft.Dynamics.CRM.lookuplogicalname`` annotation.
+lookups as ``_x_value`` plus the ``@Microsoft.Dynamics.CRM.lookuplogicalname`` annotation, and only the
+columns that have a value (defaults included), so the width of a table costs nothing per row. Collection-
+valued navigation properties: one-to-many through the child's lookup, many-to-many through link rows in the
+intersect table (``add_to_collection`` / ``remove_from_collection`` / ``children``).
+
+Over 400 lines: payload validation, the write paths and the read paths share the same row conventions.
 """
 
 from __future__ import annotations

@@ -1,17 +1,32 @@
-"""Tables and columns the emulator knows: the default Dataverse tables plus custom ones from a schema file.
+"""Tables and columns the emulator knows: the standard Dataverse tables plus custom ones from a schema file.
 
-A schema file is JSON with the same shape as ``default_schema.json``::
+Three layers, later ones winning:
+
+1. ``standard_tables.json``: every column of contact, account, systemuser, team, businessunit, task, email,
+   phonecall, appointment and activityparty as Microsoft's table reference pages list them (logical and
+   schema name, English display name, type, MaxLength, RequiredLevel, create/update/read validity, ranges,
+   lookup targets, every choice option). Facts only; the file names the pages and the commit it reflects.
+2. ``default_schema.json``: the emulator's table settings (entity set, ownership, bulk support, duplicate
+   rules), the custom columns every test org has (``new_linkedinurl``, ...) and behaviour patches on standard
+   columns (``cascade_delete`` for parental relationships, ``server_filled`` for SystemRequired columns the
+   service fills itself, ``access`` where the emulator lets tests write what Entra sync writes for real).
+3. a schema file given to the emulator (custom columns, tables, alternate keys), the same shape::
 
     {"tables": {"contact": {"columns": {"new_linkedinurl": {"type": "String", "max_length": 400}},
                             "keys": [{"name": "new_linkedinurl_key", "columns": ["new_linkedinurl"]}]},
                 "new_linkedinactivity": {"activity": true, "entity_set": "new_linkedinactivities"}}}
 
-Entries for an existing table add or replace columns and keys; new tables are created. Tables and columns
-may carry ``schema_name`` / ``display_name`` (what metadata answers as SchemaName / DisplayName); standard
-ones default to the real names (``standard_names.py``), others to names derived from the logical name.
-Standard system columns (primary key, createdon/modifiedon, createdby/modifiedby/createdonbehalfby,
-versionnumber, owner columns for user-owned tables, state/status, the common activity columns) are added
-here, so the file only lists what differs between tables.
+A column spec with a ``type`` replaces the column; one without patches it. Entries for an existing table add
+or replace columns and keys; new tables are created. Tables and columns may carry ``schema_name`` /
+``display_name``; otherwise standard ones use ``standard_names.py`` and others a name derived from the logical
+name. System columns (primary key, created/modified, owner columns of user-owned tables, state/status, the
+activitypointer columns of activity tables) are added here for tables the reference data does not cover
+(custom tables, sdkmessage/sdkmessagefilter). A lookup's name/type companions (``parentcustomeridname``,
+``owneridtype``) carry ``attribute_of``: metadata lists them, records do not have them as properties.
+Many-to-many relationships (``STANDARD_MANY_TO_MANY``) link two tables through an intersect table.
+
+A module over 400 lines: the column model, the three loaders and the relationship wiring share the same
+dataclasses and are read together.
 """
 
 from __future__ import annotations
