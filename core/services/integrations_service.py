@@ -27,9 +27,6 @@ class IntegrationCard:
     name: str
     enabled: bool
 
-    def to_json(self) -> dict[str, object]:
-        return {"crm": self.crm, "name": self.name, "enabled": self.enabled}
-
 
 class IntegrationsService:
     def __init__(self, repository: IntegrationsRepository) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from core.adapters.msal_app import MsalAppFactory, MsalConfig
-from core.adapters.notification_repository import Notification
 from core.adapters.token_crypto import TokenCipher
 from core.bootstrap import build_connection
 from core.domain.connection import (
@@ -23,6 +22,7 @@ from core.domain.connection import (
     RefreshPolicy,
     TransientTokenError,
 )
+from core.domain.notification import Notification
 from core.observability import ContextFilter, log_context
 from core.services.connection_service import ConnectError
 from core.services.token_provider import TokenService
