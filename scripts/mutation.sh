@@ -15,8 +15,8 @@ declare -A MODULE=(
   [normalize]=core.domain.normalize
   [matching]=core.domain.matching
   [lookup_plan]=core.domain.lookup_plan
-  [token_crypto]=core.adapters.token_crypto
-  [auth]=core.adapters.auth
+  [token_crypto]=core.adapters.identity.token_crypto
+  [auth]=core.adapters.identity.auth
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(normalize matching lookup_plan token_crypto auth)

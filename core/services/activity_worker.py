@@ -85,6 +85,7 @@ from core.domain.matching import (
     rule_for,
 )
 from core.services.activity_contacts import ContactToExport, created_earlier, export_contacts
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.export_worker import (
     ChunkMessage,
     ExportWorker,
@@ -93,7 +94,6 @@ from core.services.export_worker import (
     pause_for_token_trouble,
 )
 from core.services.jobs.bulk import create_with_own_ids, update_isolating
-from core.services.metadata_cache import MetadataCache
 from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
 
 log = logging.getLogger(__name__)

@@ -82,8 +82,8 @@ from core.domain.matching import (
     rule_for,
 )
 from core.domain.normalize import domain_any_extension_key, normalize_company_name, registrable_domain
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.jobs.bulk import create_with_own_ids, update_isolating
-from core.services.metadata_cache import MetadataCache
 from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
 
 log = logging.getLogger(__name__)

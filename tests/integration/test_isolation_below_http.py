@@ -13,7 +13,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from core.adapters.export_store import ExportStore
-from core.adapters.notification_repository import NotificationRepository
+from core.adapters.storage.notification_repository import NotificationRepository
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
