@@ -45,8 +45,8 @@ from core.domain.connection import DynamicsConnection
 from core.domain.export_job import ExportEntity, deterministic_dynamics_id
 from core.services.activity_service import ActivityService
 from core.services.activity_worker import ACTIVITY_NAMES, ACTIVITY_QUEUE, ActivityWorker
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.export_worker import ChunkMessage
-from core.services.metadata_cache import MetadataCache
 from emulators.tls import ensure_ca, trusting_session
 from tests.support.azurite import run_azurite
 

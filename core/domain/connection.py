@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 
@@ -73,6 +73,16 @@ class DynamicsConnection:
     dynamics_user_id: str | None
 
 
+class TokenProvider(Protocol):
+    """A workspace's Dynamics access tokens and connection (docs/contracts.md), implemented by
+    ``core.services.connection.tokens.TokenService``. ``access_token`` raises ``ReconnectRequired`` when an
+    admin must sign in again and ``TransientTokenError`` when a token cannot be had right now."""
+
+    def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str: ...
+
+    def connection(self, workspace_id: str) -> DynamicsConnection | None: ...
+
+
 @dataclass(frozen=True)
 class ConnectionRecord:
     """Metadata of a connection as stored in Table Storage. Holds no token and no key material."""
@@ -105,34 +115,6 @@ class ConnectionRecord:
 
     def needs_reconnect(self, reason: str, now: dt.datetime) -> ConnectionRecord:
         return replace(self, status=ConnectionStatus.RECONNECT_REQUIRED, reason=reason, status_changed_at=now)
-
-
-def public_view(record: ConnectionRecord | None) -> dict[str, Any]:
-    """The body of ``GET /api/dynamics/connection`` (camelCase, no secrets)."""
-    if record is None or record.status is ConnectionStatus.DISCONNECTED:
-        return {
-            "status": ConnectionStatus.DISCONNECTED.value,
-            "integrationUser": None,
-            "environmentUrl": None,
-            "connectedAt": None,
-            "lastRefreshAt": None,
-            "reason": None,
-        }
-    return {
-        "status": record.status.value,
-        "integrationUser": {
-            "email": record.integration_user_email,
-            "dynamicsUserId": record.dynamics_user_id,
-        },
-        "environmentUrl": record.environment_url,
-        "connectedAt": _iso(record.connected_at),
-        "lastRefreshAt": _iso(record.last_refresh_at),
-        "reason": record.reason,
-    }
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------------------------------------- due-ness

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from core import bootstrap, openapi
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller
-from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
+from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import ActivitiesStatus, ActivityRecordsPage, job_id_param, records_query
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -47,7 +47,7 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     body = ActivitiesAccepted(
         jobId=result.job_id, accepted=result.accepted, invalid=result.invalid, statusUrl=status_url
     )
-    return json_response(body.model_dump(), status=202, headers={"Location": status_url})
+    return model_response(body, status=202, headers={"Location": status_url})
 
 
 @bp.route(route="dynamics/activities/{jobId}", methods=["GET"])
@@ -56,7 +56,9 @@ def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().activity_service.status(caller.workspace_id, job_id_param(req, "activities"))
     if status is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
-    return json_response(status, headers={"Cache-Control": "no-store"})
+    return model_response(
+        ActivitiesStatus.model_validate(status), headers={"Cache-Control": "no-store"}, omit_unset=True
+    )
 
 
 @bp.route(route="dynamics/activities/{jobId}/records", methods=["GET"])
@@ -68,7 +70,7 @@ def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResp
     )
     if page is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
-    return json_response(page)
+    return model_response(ActivityRecordsPage.model_validate(page), omit_unset=True)
 
 
 openapi.register(

@@ -22,13 +22,15 @@ from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
 from core.domain.caller import Caller
-from core.domain.config import STEP_MODELS, DynamicsConfig, Step
-from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_json
-from core.services.config_service import (
+from core.domain.config import STEP_MODELS, DynamicsConfig, HistoryEntry, Step
+from core.domain.config_validation import Problem
+from core.entrypoints.http_support import HttpProblem, authenticated, json_response, model_response, read_json
+from core.services.config.service import (
     ConfigView,
     InvalidConfig,
     PreconditionFailed,
     PreconditionRequired,
+    ValidationReport,
     etag_for,
 )
 
@@ -49,6 +51,13 @@ class ValidationResult(BaseModel):
     errors: list[PointerMessage]
     warnings: list[PointerMessage]
 
+    @classmethod
+    def of(cls, report: ValidationReport) -> ValidationResult:
+        def entries(problems: list[Problem]) -> list[PointerMessage]:
+            return [PointerMessage(pointer=p.pointer, message=p.message) for p in problems]
+
+        return cls(valid=report.valid, errors=entries(report.errors), warnings=entries(report.warnings))
+
 
 class ChangeEntry(BaseModel):
     op: str = Field(description="add | remove | replace")
@@ -66,6 +75,22 @@ class HistoryVersion(BaseModel):
 
 class HistoryPage(BaseModel):
     versions: list[HistoryVersion]
+
+    @classmethod
+    def of(cls, entries: list[HistoryEntry]) -> HistoryPage:
+        return cls(
+            versions=[
+                HistoryVersion(
+                    version=e.version,
+                    savedAt=e.saved_at.isoformat(),
+                    savedBy=e.saved_by,
+                    step=e.step,
+                    changes=[ChangeEntry.model_validate(change) for change in e.changes],
+                    changesTruncated=e.changes_truncated,
+                )
+                for e in entries
+            ]
+        )
 
 
 def _headers(view: ConfigView) -> dict[str, str]:
@@ -144,7 +169,7 @@ def put_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpRespo
 @authenticated()
 def validate_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     report = bootstrap.app().config_service.validate(caller, read_json(req, MAX_CONFIG_BYTES))
-    return json_response(report.to_json())
+    return model_response(ValidationResult.of(report))
 
 
 def _history(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
@@ -157,7 +182,7 @@ def _history(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
             errors=[{"pointer": "/limit", "message": "expected 1..200"}],
         )
     entries = bootstrap.app().config_service.history(caller, int(raw))
-    return json_response({"versions": [e.to_json() for e in entries]}, headers={"Cache-Control": "no-store"})
+    return model_response(HistoryPage.of(entries), headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="dynamics/config/history", methods=["GET"])

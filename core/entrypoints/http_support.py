@@ -17,6 +17,7 @@ Unexpected exceptions become 500 with a ``correlationId`` (logged with the trace
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 import json
@@ -104,6 +105,23 @@ def json_response(
         mimetype=JSON_CONTENT_TYPE,
         charset="utf-8",
     )
+
+
+def model_response(
+    body: pydantic.BaseModel,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    *,
+    omit_unset: bool = False,
+) -> func.HttpResponse:
+    """``body`` rendered through its pydantic model, the one the OpenAPI document shows for the answer.
+    ``omit_unset``: members the code did not set are left out (documented as optional), not ``null``."""
+    return json_response(body.model_dump(mode="json", exclude_unset=omit_unset), status, headers)
+
+
+def utc_iso(value: dt.datetime | None) -> str | None:
+    """A timestamp as the API writes them: ISO 8601 in UTC with ``Z``."""
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def _reject_constant(name: str) -> Any:

@@ -11,7 +11,7 @@ import azure.functions as func
 
 from core import bootstrap, openapi
 from core.domain.caller import Caller
-from core.entrypoints.http_support import anonymous, authenticated, json_response
+from core.entrypoints.http_support import anonymous, authenticated, json_response, model_response
 from core.services.health.service import PROBE_CACHE_S, DynamicsHealth, Health
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -28,10 +28,8 @@ def get_openapi(req: func.HttpRequest) -> func.HttpResponse:
 @anonymous
 def get_health(req: func.HttpRequest) -> func.HttpResponse:
     health = bootstrap.app().health.check()
-    return json_response(
-        health.model_dump(),
-        status=503 if health.status == "down" else 200,
-        headers={"Cache-Control": "no-store"},
+    return model_response(
+        health, status=503 if health.status == "down" else 200, headers={"Cache-Control": "no-store"}
     )
 
 
@@ -39,7 +37,7 @@ def get_health(req: func.HttpRequest) -> func.HttpResponse:
 @authenticated()
 def get_dynamics_health(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     health = bootstrap.app().health.check_dynamics(caller.workspace_id)
-    return json_response(health.model_dump(), headers={"Cache-Control": "no-store"})
+    return model_response(health, headers={"Cache-Control": "no-store"})
 
 
 openapi.register(

@@ -37,6 +37,7 @@ from typing import Any
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import PRIVILEGE_DENIED, DataverseError, column_in_message, failure_reason
+from core.adapters.dataverse.odata import in_filter
 from core.adapters.export_store import ExportStore, StoreNames
 from core.domain.activities import (
     SIGNAL_KINDS,
@@ -74,7 +75,7 @@ from core.domain.export_job import (
     empty_counts,
 )
 from core.domain.export_plan import DesiredValue, PlanAction, plan_write
-from core.domain.lookup_plan import in_filter, plan_lookups
+from core.domain.lookup_plan import plan_lookups
 from core.domain.matching import (
     PARENT_ACCOUNT_VALUE,
     IdentifierConfig,
@@ -84,6 +85,7 @@ from core.domain.matching import (
     rule_for,
 )
 from core.services.activity_contacts import ContactToExport, created_earlier, export_contacts
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.export_worker import (
     ChunkMessage,
     ExportWorker,
@@ -92,7 +94,6 @@ from core.services.export_worker import (
     pause_for_token_trouble,
 )
 from core.services.jobs.bulk import create_with_own_ids, update_isolating
-from core.services.metadata_cache import MetadataCache
 from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
 
 log = logging.getLogger(__name__)
@@ -503,7 +504,7 @@ class ChunkRun:
             records = [c.data or {} for c in pending]
             plan = plan_lookups(Entity.CONTACT, rule, records, extra_select=list(current))
             rule_select = list(plan.select)
-            queries = lookup_operations(plan.queries, rule_select)
+            queries = lookup_operations(plan)
             candidates_rows = [row for page in self._batch_gets(queries) for row in page] if queries else []
             results = match_records(rule, records, candidates_rows, id_column="contactid")
             # Stored with extra spaces or another apostrophe ("  Jane ", "Van  Dyke"): the broad lookup.

@@ -29,6 +29,7 @@ from typing import Any
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import PRIVILEGE_DENIED, DataverseError, column_in_message, failure_reason
+from core.adapters.dataverse.odata import in_filter
 from core.adapters.dynamics_budget import DynamicsBudget
 from core.adapters.export_store import ExportStore
 from core.domain.campaign_properties import campaign_values
@@ -69,9 +70,11 @@ from core.domain.export_plan import (
     choose_owner,
     plan_write,
 )
-from core.domain.lookup_plan import in_filter, plan_lookups
+from core.domain.lookup_plan import plan_lookups
 from core.domain.matching import (
+    ID_COLUMN,
     PARENT_ACCOUNT_VALUE,
+    TABLE,
     IdentifierConfig,
     MatchStatus,
     match_records,
@@ -79,8 +82,8 @@ from core.domain.matching import (
     rule_for,
 )
 from core.domain.normalize import domain_any_extension_key, normalize_company_name, registrable_domain
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.jobs.bulk import create_with_own_ids, update_isolating
-from core.services.metadata_cache import MetadataCache
 from core.services.rule_lookup import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
 
 log = logging.getLogger(__name__)
@@ -545,8 +548,8 @@ class ChunkRun:
             return
         rule = rule_for(entity, self.identifiers)
         export_entity = ExportEntity.CONTACTS if entity is Entity.CONTACT else ExportEntity.COMPANIES
-        id_column = "contactid" if entity is Entity.CONTACT else "accountid"
-        entity_set = "contacts" if entity is Entity.CONTACT else "accounts"
+        id_column = ID_COLUMN[entity]
+        entity_set = self.client.entity_set_name(TABLE[entity])
         plan = plan_lookups(
             entity,
             rule,
@@ -565,7 +568,7 @@ class ChunkRun:
                     ("$filter", in_filter(id_column, sorted(set(own_ids)))),
                 ],
             ),
-            *lookup_operations(plan.queries, select),
+            *lookup_operations(plan),
         ]
         pages = self._batch_gets(gets)
         own_rows = {str(r[id_column]).lower(): r for r in pages[0]}

@@ -13,12 +13,13 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from core.adapters.export_store import ExportStore
-from core.adapters.notification_repository import Notification, NotificationRepository
+from core.adapters.storage.notification_repository import NotificationRepository
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
+from core.domain.notification import Notification
 from core.services.activity_service import ActivityService
 from core.services.activity_worker import ACTIVITY_NAMES, ActivityWorker
 from core.services.export_worker import ChunkMessage

@@ -15,7 +15,7 @@ import jwt.algorithms
 import pytest
 from jwt.utils import force_bytes
 
-from core.adapters.auth import (
+from core.adapters.identity.auth import (
     LEEWAY_SECONDS,
     MAX_TOKEN_LENGTH,
     AuthConfigurationError,

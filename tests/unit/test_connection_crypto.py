@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core.adapters.token_crypto import ForeignKeyEnvelope, TokenCipher, TokenDecryptError
+from core.adapters.identity.token_crypto import ForeignKeyEnvelope, TokenCipher, TokenDecryptError
 from core.settings import SettingsError, load_settings
 
 SECRET = b'{"RefreshToken": {"x": {"secret": "rt.very-secret"}}}'

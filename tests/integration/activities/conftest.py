@@ -22,8 +22,8 @@ from core.domain.export_job import ChunkState
 from core.entrypoints.job_queries import ActivitiesStatus, ActivityRecordsPage
 from core.services.activity_service import ActivityService
 from core.services.activity_worker import ACTIVITY_NAMES, ACTIVITY_QUEUE, ActivityWorker
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.export_worker import ChunkMessage
-from core.services.metadata_cache import MetadataCache
 from emulators.dataverse import DataverseEmulator
 from emulators.tls import trusting_session
 from tests.support.dataverse import STATIC_TOKEN

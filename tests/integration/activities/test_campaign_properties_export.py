@@ -14,9 +14,9 @@ from core.adapters.export_store import EXPORT_QUEUE, ExportStore
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.export_request import ExportRequest
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.export_service import ExportService
 from core.services.export_worker import ChunkMessage, ExportWorker
-from core.services.metadata_cache import MetadataCache
 from emulators.dataverse import DataverseEmulator
 from emulators.tls import trusting_session
 from tests.integration.activities.conftest import CALLER, WS

@@ -21,9 +21,9 @@ from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
 from core.entrypoints.exports_api import ExportStatus
 from core.entrypoints.job_queries import RecordsPage
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.export_service import ExportService
 from core.services.export_worker import ChunkMessage, ExportWorker
-from core.services.metadata_cache import MetadataCache
 from emulators.dataverse import DataverseEmulator
 from emulators.tls import trusting_session
 from tests.support.dataverse import STATIC_TOKEN

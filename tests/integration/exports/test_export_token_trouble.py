@@ -15,8 +15,8 @@ from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection, TokenConfigurationError, TransientTokenError
 from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.export_worker import ChunkMessage, ExportWorker
-from core.services.metadata_cache import MetadataCache
 from tests.integration.exports.conftest import CALLER, WS, ExportHarness
 from tests.integration.exports.test_export_worker import CONFIG, CONTACTS
 from tests.support.dataverse import rows

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.adapters.config_repository import ConfigConflict, ConfigRepository, HistoryEntry, StoredConfig
+from core.adapters.storage.config_repository import ConfigConflict, ConfigRepository, StoredConfig
 from core.domain.caller import Caller
 from core.domain.catalog import PlatformField
-from core.domain.config import DynamicsConfig, IntegrationUser, Step, diff_documents
+from core.domain.config import DynamicsConfig, HistoryEntry, IntegrationUser, Step, diff_documents
 from core.domain.config_validation import (
     MetadataCheck,
     Problem,
@@ -91,13 +91,6 @@ class ValidationReport:
     @property
     def valid(self) -> bool:
         return not self.errors
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "valid": self.valid,
-            "errors": [p.as_json() for p in self.errors],
-            "warnings": [p.as_json() for p in self.warnings],
-        }
 
 
 class ConfigService:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.adapters.integrations_repository import ActiveCrmConflict, IntegrationsRepository
+from core.adapters.storage.integrations_repository import ActiveCrmConflict, IntegrationsRepository
 from core.domain.caller import Caller
 
 CRMS: dict[str, str] = {
@@ -26,9 +26,6 @@ class IntegrationCard:
     crm: str
     name: str
     enabled: bool
-
-    def to_json(self) -> dict[str, object]:
-        return {"crm": self.crm, "name": self.name, "enabled": self.enabled}
 
 
 class IntegrationsService:
