@@ -12,6 +12,9 @@ the same way until the settings change, so that failure is remembered too: every
 for the connection (the live metadata check) and rebuilding the storage clients to fail again would cost
 each save milliseconds.
 
+It is longer than the usual module on purpose: it is the one place that names every part and what it is
+built from, a few lines each; splitting it would hide the wiring again.
+
 Tests build an ``App`` with their own parts (``App(settings, connection=..., metadata_checks=[])``) and
 make ``app()`` return it with ``install`` (``tests.support.app``), instead of patching modules.
 """
@@ -46,6 +49,8 @@ from core.adapters.storage.leases import LEASES_TABLE, TableLeases
 from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
 from core.adapters.storage.queues import queue_service
 from core.adapters.storage.tables import Storage
+from core.domain.caller import Caller
+from core.domain.config import DynamicsConfig
 from core.domain.config_validation import MetadataCheck
 from core.domain.connection import DynamicsConnection, ReconnectRequired, RefreshPolicy, parse_host_patterns
 from core.domain.export_job import DEFAULT_CHUNK_SIZE
@@ -299,7 +304,8 @@ class App:
             integration_user=self._integration_user,
         )
 
-    def _load_config(self, caller: Any) -> Any:
+    def _load_config(self, caller: Caller) -> DynamicsConfig:
+        """The configuration a job snapshots when it is submitted."""
         return self.config_service.get(caller).config
 
     @property
