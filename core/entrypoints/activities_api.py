@@ -18,7 +18,7 @@ from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
 from core.entrypoints.job_queries import ActivitiesStatus, ActivityRecordsPage, job_id_param, records_query
-from core.services.activity_service import get_activity_service
+from core.services.activities.service import get_activity_service
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

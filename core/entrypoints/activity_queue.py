@@ -7,8 +7,9 @@ import logging
 import azure.functions as func
 
 from core.observability import job_context
-from core.services.activity_worker import ACTIVITY_QUEUE, get_activity_worker
-from core.services.export_worker import ChunkMessage
+from core.services.activities.service import ACTIVITY_QUEUE
+from core.services.activities.worker import get_activity_worker
+from core.services.jobs.messages import ChunkMessage
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)

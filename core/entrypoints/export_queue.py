@@ -6,9 +6,10 @@ import logging
 
 import azure.functions as func
 
-from core.adapters.export_store import EXPORT_QUEUE
 from core.observability import job_context
-from core.services.export_worker import ChunkMessage, get_export_worker
+from core.services.exports.service import EXPORT_QUEUE
+from core.services.exports.worker import get_export_worker
+from core.services.jobs.messages import ChunkMessage
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)

@@ -327,7 +327,7 @@ def test_timer_removes_abandoned_sign_ins(api: Api) -> None:
 def test_reconnect_resumes_exports_paused_for_the_token(
     api: Api, entra: EntraEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.services import export_service
+    from core.services.exports import service as export_service
 
     resumed: list[str] = []
 

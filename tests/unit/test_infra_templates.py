@@ -13,12 +13,12 @@ from core.adapters import (
     config_repository,
     connection_repository,
     dynamics_budget,
-    export_store,
     integrations_repository,
     leases,
     notification_repository,
 )
-from core.services import activity_worker
+from core.services.activities import service as activity_service
+from core.services.exports import service as export_service
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -159,7 +159,7 @@ def _bicep_list(text: str, var: str) -> set[str]:
 
 def test_every_table_queue_and_container_the_code_uses_is_provisioned_and_nothing_else() -> None:
     storage = (INFRA / "app" / "storage.bicep").read_text()
-    names = [export_store.EXPORT_NAMES, activity_worker.ACTIVITY_NAMES]
+    names = [export_service.EXPORT_NAMES, activity_service.ACTIVITY_NAMES]
     tables = {
         integrations_repository.TABLE,
         config_repository.TABLE,

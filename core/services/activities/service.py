@@ -3,7 +3,7 @@
 Submitting validates every event on its own (bad events end ``invalid`` with each problem named; the
 others go ahead), snapshots the workspace's configuration, stages the events (each with its contact's
 data) in Blob Storage in chunks and enqueues one small message per chunk — the same layout, order and
-crash safety as exports (``ExportStore`` under the activity names).
+crash safety as exports (``JobStore`` under the activity names).
 """
 
 from __future__ import annotations
@@ -16,19 +16,29 @@ from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 
-from core.adapters.export_store import ExportStore, JobRow
+from core.adapters.job_store import JobNames, JobRow, JobStore
 from core.adapters.queues import queue_service
 from core.domain.activities import ActivitiesRequest, export_aliases, validate_events
 from core.domain.caller import Caller
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
-from core.domain.export_job import ChunkState, split_chunks
+from core.domain.jobs import ChunkState, split_chunks
 from core.domain.matching import IdentifierConfig, rule_for
-from core.services.activity_worker import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES
-from core.services.export_service import ExportService, SubmitResult
+from core.services.jobs.queries import JobQueries, SubmitResult
 from core.settings import Settings, get_settings
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("4e7d9b2a-1c3f-4a6e-9d8b-7f5e3c2a1b90")
+ACTIVITY_NAMES = JobNames(
+    jobs_table="ActivityJobs",
+    chunks_table="ActivityChunks",
+    records_table="ActivityRecords",
+    container="activity-staging",
+    queue="dynamics-activities",
+)
+ACTIVITY_QUEUE = ACTIVITY_NAMES.queue
+# Events per chunk: with one CreateMultiple per (table, acting user) a chunk of 1,000 keeps the requests
+# per event far under 0.05 while one chunk's work stays well inside the queue visibility timeout.
+ACTIVITY_CHUNK_SIZE = 1000
 JOB_ENTITY = "activities"
 JOB_TRIGGER = "events"
 
@@ -36,15 +46,15 @@ JOB_TRIGGER = "events"
 class ActivityService:
     def __init__(
         self,
-        store: ExportStore,
+        store: JobStore,
         load_config: Callable[[Caller], DynamicsConfig],
         chunk_size: int = ACTIVITY_CHUNK_SIZE,
     ) -> None:
         self._store = store
         self._load_config = load_config
         self._chunk_size = chunk_size
-        # Status, listing, records and resume read the same rows as exports do.
-        self._jobs = ExportService(store, load_config, chunk_size=chunk_size)
+        # Status, records and resume: the job engine's queries, the same for every kind.
+        self._jobs = JobQueries(store)
 
     def submit(
         self, caller: Caller, request: ActivitiesRequest, idempotency_key: str | None = None
@@ -149,11 +159,11 @@ _lock = threading.Lock()
 _cached: tuple[Settings, ActivityService] | None = None
 
 
-def build_activity_store(settings: Settings) -> ExportStore:
+def build_activity_store(settings: Settings) -> JobStore:
     from core.adapters.tables import Storage
 
     storage = Storage.from_settings(settings)
-    return ExportStore(storage.table_service, storage.blob_service, queue_service(settings), ACTIVITY_NAMES)
+    return JobStore(storage.table_service, storage.blob_service, queue_service(settings), ACTIVITY_NAMES)
 
 
 def get_activity_service() -> ActivityService:
