@@ -29,6 +29,5 @@ app.register_functions(token_timer.bp)
 app.register_functions(exports_api.bp)
 app.register_functions(export_queue.bp)
 app.register_functions(fields_api.bp)
-fields_api.register_config_checks()  # config saves are checked against live Dynamics metadata
 app.register_functions(activities_api.bp)
 app.register_functions(activity_queue.bp)

@@ -31,8 +31,8 @@ from azure.data.tables import TableServiceClient
 
 from core.adapters.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
 from core.adapters.token_crypto import TokenCipher
+from core.bootstrap import build_connection
 from core.domain.connection import ConnectionRecord, ConnectionStatus
-from core.services.connection_service import build_components
 from core.services.token_provider import secret_name_for
 from core.settings import load_settings
 from emulators.tls import ensure_ca, trusting_session
@@ -105,7 +105,7 @@ def run(
         )
     )
     tables = TableServiceClient.from_connection_string(storage)
-    components = build_components(settings, tables=tables, secret_store=store, http_session=session)
+    components = build_connection(settings, tables=tables, secret_store=store, http_session=session)
     cipher = TokenCipher.from_settings(settings)
 
     # --- seed: one real sign-in for the cache template

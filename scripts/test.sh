@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite from a fresh clone: set-up, lint, format check, type check, tests.
+# The whole test suite from a fresh clone: set-up, lint, format check, type check, the architecture
+# contract (import-linter), tests.
 # Tests start every service they need themselves (Azurite, the emulators, the devhost) on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ export PYTHONDONTWRITEBYTECODE=1
 echo "== ruff check"; .venv/bin/ruff check .
 echo "== ruff format --check"; .venv/bin/ruff format --check .
 echo "== mypy core/"; .venv/bin/mypy core/
+echo "== import contract"; .venv/bin/lint-imports --no-cache  # layers, no cycles (pyproject.toml)
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest "$@"

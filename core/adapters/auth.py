@@ -1,4 +1,5 @@
-"""Verification of the platform's caller JWTs (PyJWT).
+"""Verification of the platform's caller JWTs (PyJWT); ``AuthError`` / ``AuthConfigurationError`` are
+the domain's (``core.domain.caller``), so the HTTP layer renders them without importing this adapter.
 
 - RS256 against ``PLATFORM_JWT_JWKS_URL`` (keys fetched and cached by ``jwt.PyJWKClient``) or the PEM in
   ``PLATFORM_JWT_PUBLIC_KEY``.
@@ -11,30 +12,17 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
-from core.domain.caller import Caller, InvalidIdentity
-from core.settings import Settings, get_settings
+from core.domain.caller import AuthConfigurationError, AuthError, Caller, InvalidIdentity
+from core.settings import Settings
 
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 LEEWAY_SECONDS = 30
 MAX_TOKEN_LENGTH = 16 * 1024
-
-
-class AuthError(Exception):
-    """The caller is not authenticated (HTTP 401). ``reason`` is safe to show."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class AuthConfigurationError(Exception):
-    """No verification key is configured (HTTP 500; the message names settings only)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +69,15 @@ class TokenVerifier:
             return self.dev_hs256_secret, "HS256"
         raise AuthError(f"token algorithm {str(alg)[:16]!r} is not accepted")
 
+    def caller(self, authorization: str | None) -> Caller:
+        """The caller of a request from its ``Authorization`` header (``AuthError`` when refused)."""
+        if not authorization:
+            raise AuthError("an Authorization: Bearer <token> header is required")
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("the Authorization header must be 'Bearer <token>'")
+        return self.verify(token.strip())
+
     def verify(self, token: str) -> Caller:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise AuthError("the bearer token is missing or too long")
@@ -117,26 +114,3 @@ class TokenVerifier:
             return Caller.from_claims(claims)
         except InvalidIdentity as exc:
             raise AuthError(str(exc)) from exc
-
-
-_lock = threading.Lock()
-_cached: tuple[Settings, TokenVerifier] | None = None
-
-
-def get_verifier() -> TokenVerifier:
-    """The verifier for the current settings (rebuilt when ``get_settings`` returns new settings)."""
-    global _cached
-    settings = get_settings()
-    with _lock:
-        if _cached is None or _cached[0] is not settings:
-            _cached = (settings, TokenVerifier.from_settings(settings))
-        return _cached[1]
-
-
-def caller_from_authorization(header: str | None) -> Caller:
-    if not header:
-        raise AuthError("an Authorization: Bearer <token> header is required")
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError("the Authorization header must be 'Bearer <token>'")
-    return get_verifier().verify(token.strip())

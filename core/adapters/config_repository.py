@@ -34,6 +34,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, UpdateMode
 
 from core.adapters.tables import Storage, escape_key
+from core.domain.config import HistoryEntry
 
 TABLE = "DynamicsConfig"
 CONTAINER = "dynamics-config"
@@ -68,26 +69,6 @@ class StoredConfig:
     save_id: str  # the save that wrote this version (tells our own landed write from another's)
     # JSON history entries kept in ``current``, oldest first; a save carries them on, so they are required
     recent: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    version: int
-    saved_at: dt.datetime
-    saved_by: str
-    step: str | None
-    changes: list[dict[str, Any]]
-    changes_truncated: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "savedAt": self.saved_at.isoformat(),
-            "savedBy": self.saved_by,
-            "step": self.step,
-            "changes": self.changes,
-            "changesTruncated": self.changes_truncated,
-        }
 
 
 def _block_key(first: int, last: int) -> str:

@@ -54,7 +54,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from core.adapters.dataverse.client import RequestEvent
+from core.adapters.dataverse.transport import RequestEvent
 
 log = logging.getLogger(__name__)
 

@@ -9,40 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
+from core.domain.notification import Notification
+
 NOTIFICATIONS_TABLE = "Notifications"
-
-
-@dataclass(frozen=True)
-class Notification:
-    workspace_id: str
-    id: str
-    kind: str
-    reason: str | None
-    title: str
-    message: str
-    created_at: dt.datetime
-    read_at: dt.datetime | None
-
-    def to_json(self) -> dict[str, Any]:
-        def iso(value: dt.datetime | None) -> str | None:
-            return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
-
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "reason": self.reason,
-            "title": self.title,
-            "message": self.message,
-            "createdAt": iso(self.created_at),
-            "read": self.read_at is not None,
-            "readAt": iso(self.read_at),
-        }
 
 
 def _utc(value: Any) -> dt.datetime:

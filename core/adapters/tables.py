@@ -25,7 +25,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
-from core.settings import Settings, get_settings
+from core.settings import Settings
 
 DEV_STORAGE = "UseDevelopmentStorage=true"
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -167,17 +167,3 @@ class Storage:
             results_per_page=1, retry_total=0, connection_timeout=timeout, read_timeout=timeout
         ).by_page()
         next(iter(pages), None)
-
-
-_lock = threading.Lock()
-_cached: tuple[Settings, Storage] | None = None
-
-
-def get_storage() -> Storage:
-    """Storage for the current settings (rebuilt when ``get_settings`` returns new settings)."""
-    global _cached
-    settings = get_settings()
-    with _lock:
-        if _cached is None or _cached[0] is not settings:
-            _cached = (settings, Storage.from_settings(settings))
-        return _cached[1]

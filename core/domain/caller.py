@@ -23,6 +23,18 @@ class InvalidIdentity(ValueError):
     """A claim does not have the expected shape (the message names the claim, never its value)."""
 
 
+class AuthError(Exception):
+    """The caller is not authenticated (HTTP 401). ``reason`` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AuthConfigurationError(Exception):
+    """No verification key is configured (HTTP 500; the message names settings only)."""
+
+
 def valid_id(value: object) -> bool:
     return isinstance(value, str) and _ID_PATTERN.fullmatch(value) is not None
 

@@ -11,6 +11,8 @@ associated with companies on export, no field/campaign/user mappings.
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -245,6 +247,18 @@ STEP_MODELS: dict[Step, type[_Model]] = {
     Step.CAMPAIGN_MAPPING: CampaignMapping,
     Step.USER_MAPPING: UserMapping,
 }
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One saved version of a configuration: who, when, which step, what changed (JSON pointers)."""
+
+    version: int
+    saved_at: dt.datetime
+    saved_by: str
+    step: str | None
+    changes: list[dict[str, Any]]
+    changes_truncated: bool
 
 
 def diff_documents(

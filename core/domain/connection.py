@@ -107,34 +107,6 @@ class ConnectionRecord:
         return replace(self, status=ConnectionStatus.RECONNECT_REQUIRED, reason=reason, status_changed_at=now)
 
 
-def public_view(record: ConnectionRecord | None) -> dict[str, Any]:
-    """The body of ``GET /api/dynamics/connection`` (camelCase, no secrets)."""
-    if record is None or record.status is ConnectionStatus.DISCONNECTED:
-        return {
-            "status": ConnectionStatus.DISCONNECTED.value,
-            "integrationUser": None,
-            "environmentUrl": None,
-            "connectedAt": None,
-            "lastRefreshAt": None,
-            "reason": None,
-        }
-    return {
-        "status": record.status.value,
-        "integrationUser": {
-            "email": record.integration_user_email,
-            "dynamicsUserId": record.dynamics_user_id,
-        },
-        "environmentUrl": record.environment_url,
-        "connectedAt": _iso(record.connected_at),
-        "lastRefreshAt": _iso(record.last_refresh_at),
-        "reason": record.reason,
-    }
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 # ---------------------------------------------------------------------------------------------- due-ness
 
 

@@ -1,21 +1,21 @@
-"""The Dataverse queries that fetch every candidate row a batch of platform records could match.
+"""Which Dataverse rows to fetch so that a batch of platform records finds every candidate match.
 
-Pure: the plan is data (``$filter``/``$select``/``$expand`` strings and a ready relative URL), the caller
-sends it (direct GETs or GET parts of one ``$batch``) and feeds the rows to ``matching.CandidateIndex``,
-which decides exactly. The queries therefore only need to be a *superset*: wide enough that no real match
-is missed, narrow enough to stay cheap. See docs/matching.md.
+Pure decisions only: which conditions to search and which value variants to search for. The plan is data
+(:class:`ValueSearch` / :class:`ClauseSearch` over :class:`Contains` / :class:`OneOf` terms); the adapter
+``core.adapters.dataverse.lookup_queries`` writes it as OData ``$filter`` strings, split so that each
+URL fits, and the caller sends them and feeds the rows to ``matching.CandidateIndex``, which decides
+exactly. The searches therefore only need to be a *superset*: wide enough that no real match is missed,
+narrow enough to stay cheap. See docs/matching.md.
 
-- Only the conditions needed to find every possible match are queried: for an AND the most selective one
-  (a record matching the AND matches each part), for an OR every branch. A name queried for an AND is
-  paired with a name-like sibling's values (``(In(lastname,['Smith']) and In(firstname,['Ann'])) or
+- Only the conditions needed to find every possible match are searched: for an AND the most selective
+  one (a record matching the AND matches each part), for an OR every branch. A name searched for an AND
+  is paired with a name-like sibling's values (``(lastname in ['Smith'] and firstname in ['Ann']) or
   ...``), so a chunk does not read every namesake in Dynamics (see ``narrowing_sibling``).
 - Dataverse compares strings case- and accent-insensitively (``_CI_AI`` collation) and ignores trailing
-  spaces, but not punctuation or URL variants: names and e-mails go through ``In`` over the variant forms
-  (typographic apostrophes, ``Acme, Inc.`` vs ``Acme Inc``); LinkedIn URLs through
-  ``contains(col,'/in/<slug>')`` (so ``http://www.LinkedIn.com/in/Jane-Doe/?trk=x`` is found);
-  domains through ``contains(col,'acme.com')`` (``acme.`` for "any extension").
-- Every literal is escaped (``escape_odata_string``) and the URL percent-encoded; queries are split so
-  each URL stays under the limit (32 KB for a direct GET, 64 KB inside ``$batch``).
+  spaces, but not punctuation or URL variants: names and e-mails are searched as whole values over their
+  variant forms (typographic apostrophes, ``Acme, Inc.`` vs ``Acme Inc``); LinkedIn URLs as the fragment
+  ``/in/<slug>`` (so ``http://www.LinkedIn.com/in/Jane-Doe/?trk=x`` is found); domains as the fragment
+  ``acme.com`` (``acme.`` for "any extension").
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import idna
 
 from core.domain.catalog import Entity
 from core.domain.matching import (
-    ENTITY_SET,
     ID_COLUMN,
     PARENT_ACCOUNT_NAME,
     PARENT_ACCOUNT_VALUE,
@@ -51,80 +49,80 @@ from core.domain.normalize import (
     strip_accents,
 )
 
-DIRECT_GET_MAX_URL = 32_768
-BATCH_GET_MAX_URL = 65_536
-URL_HEADROOM = 1_024  # room for https://<org>.crm<n>.dynamics.com/api/data/v9.2/ and headers' slack
-DEFAULT_MAX_VALUES = 500  # values (In) or clauses (contains) per query: keeps each SQL query modest
-
 _LEGAL_SUFFIXES = frozenset(
     "inc inc. incorporated corp corp. corporation co co. company ltd ltd. limited llc llp lp plc gmbh ag"
     " kg sa s.a. sas sarl sl s.l. srl s.r.l. spa s.p.a. bv b.v. nv n.v. ab as oy pty pty. ltda".split()
 )
-# Characters the percent-encoder keeps: exactly what the Dataverse client's query encoder keeps
-# (core.adapters.dataverse.batch.QUERY_VALUE_SAFE), so a URL measured here is the URL sent. Keeping
-# '=' here once undercounted the paired In(...) clauses and sent 64 KB+ URLs (414).
-_URL_SAFE = "'(),/:@$*"
 
 
-def escape_odata_string(value: str) -> str:
-    """Escape text for the inside of a single-quoted OData literal: every ``'`` doubled.
-
-    ``O'Brien`` -> ``O''Brien``; ``x' or 1 eq 1 or name eq 'y`` stays one literal. NUL characters (which
-    no Dataverse column can hold) are dropped.
-    """
-    return value.replace("\x00", "").replace("'", "''")
-
-
-def odata_literal(value: str) -> str:
-    """A complete single-quoted OData string literal."""
-    return f"'{escape_odata_string(value)}'"
-
-
-def in_filter(column: str, values: Iterable[str]) -> str:
-    """``Microsoft.Dynamics.CRM.In`` over ``column``: one indexed lookup instead of a chain of ``eq``."""
-    joined = ",".join(odata_literal(v) for v in values)
-    return f"Microsoft.Dynamics.CRM.In(PropertyName={odata_literal(column)},PropertyValues=[{joined}])"
+# ------------------------------------------------------------------------------------------------
+# What a plan asks for (the adapter writes it as OData)
+# ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class LookupQuery:
-    entity_set: str
-    select: tuple[str, ...]
-    filter: str
-    expand: str | None
-    column: str  # the column (or nav/column) filtered on
-    clauses: int  # how many values / contains-clauses this query carries
+class Contains:
+    """Rows whose ``column`` contains ``fragment`` (as Dataverse's collation compares)."""
 
-    def query_string(self) -> str:
-        """``$select=...&$filter=...[&$expand=...]``, percent-encoded."""
-        parts = [f"$select={','.join(self.select)}", f"$filter={_encode(self.filter)}"]
-        if self.expand:
-            parts.append(f"$expand={_encode(self.expand)}")
-        return "&".join(parts)
+    column: str
+    fragment: str
 
-    def relative_url(self) -> str:
-        """``<entity set>?<query string>``, to append to ``.../api/data/v9.2/``."""
-        return f"{self.entity_set}?{self.query_string()}"
 
-    @property
-    def needs_batch(self) -> bool:
-        """True when the URL is too long for a direct GET and must go inside ``$batch``."""
-        return len(self.relative_url()) > DIRECT_GET_MAX_URL - URL_HEADROOM
+@dataclass(frozen=True)
+class OneOf:
+    """Rows whose ``column`` equals one of ``values`` (as Dataverse's collation compares)."""
+
+    column: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AllOf:
+    parts: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    parts: tuple[Term, ...]
+
+
+Term = Contains | OneOf | AllOf | AnyOf
+
+
+@dataclass(frozen=True)
+class ValueSearch:
+    """Rows whose ``column`` holds one of ``values`` -- as a fragment when ``contains``. Sent as few
+    requests as the URL limit allows (values split between them, none lost)."""
+
+    column: str
+    values: tuple[str, ...]
+    contains: bool
+
+
+@dataclass(frozen=True)
+class ClauseSearch:
+    """Rows satisfying any of ``clauses``, split between requests like a :class:`ValueSearch`.
+
+    ``excluded[n]``, when not ``None``, is a whole value of ``column`` that ``clauses[n]`` need not
+    fetch again (the exact lookup read every row holding it); ``excluded`` is ``None`` when no clause
+    ever excludes anything."""
+
+    column: str
+    clauses: tuple[Term, ...]
+    excluded: tuple[str | None, ...] | None = None
+
+
+Search = ValueSearch | ClauseSearch
 
 
 @dataclass(frozen=True)
 class LookupPlan:
     entity: Entity
-    entity_set: str
     id_column: str
     select: tuple[str, ...]
-    expand: str | None
-    queries: tuple[LookupQuery, ...]
+    expand: tuple[tuple[str, tuple[str, ...]], ...]  # (navigation, its columns) read with each row
+    searches: tuple[Search, ...]
     unsearchable: tuple[str, ...]  # platform ids with no value for any queried condition: cannot match
-
-
-def _encode(text: str) -> str:
-    return quote(text, safe=_URL_SAFE)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -188,9 +186,10 @@ def query_conditions(rule: Rule | Condition) -> list[Condition]:
 
 def _select_and_expand(
     entity: Entity, rule: Rule, extra_select: Sequence[str] = ()
-) -> tuple[tuple[str, ...], str | None]:
-    """The columns the queries read: the rule's, then ``extra_select`` (the caller's mapped columns,
-    so each query's URL is measured with the ``$select`` it is really sent with)."""
+) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The columns the searches read: the rule's, then ``extra_select`` (the caller's mapped columns,
+    so each request's URL is measured with the ``$select`` it is really sent with), and the columns of
+    related tables by navigation property."""
     select: dict[str, None] = {ID_COLUMN[entity]: None, "modifiedon": None, "statecode": None}
     expands: dict[str, dict[str, None]] = {}
     for condition in iter_conditions(rule):
@@ -202,8 +201,7 @@ def _select_and_expand(
         else:
             select[condition.dynamics_field] = None
     select.update(dict.fromkeys(extra_select))
-    expand = ",".join(f"{nav}($select={','.join(cols)})" for nav, cols in expands.items()) or None
-    return tuple(select), expand
+    return tuple(select), tuple((nav, tuple(cols)) for nav, cols in expands.items())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -302,19 +300,15 @@ def plan_lookups(
     rule: Rule,
     records: Iterable[Mapping[str, Any]],
     *,
-    in_batch: bool = True,
-    max_values: int = DEFAULT_MAX_VALUES,
-    use_in_function: bool = True,
     extra_select: Sequence[str] = (),
 ) -> LookupPlan:
-    """The queries fetching every candidate for ``records`` under ``rule``.
+    """The searches fetching every candidate for ``records`` under ``rule``.
 
-    ``in_batch``: the queries go into ``$batch`` (URL limit 64 KB) rather than direct GETs (32 KB).
-    ``use_in_function``: ``Microsoft.Dynamics.CRM.In`` for whole values, else ``eq`` joined by ``or``.
-    A name condition with a name-like sibling in its AND is paired with that sibling's values (one clause
-    per value, see ``_narrowed_queries``); the others are queried alone.
+    One :class:`ValueSearch` per searched condition with the values of every record (variants included,
+    each collation-equal value once). A name condition with a name-like sibling in its AND is paired with
+    that sibling's values instead (one clause per value, see ``_narrowed_search``).
     """
-    entity_set, id_column = ENTITY_SET[entity], ID_COLUMN[entity]
+    id_column = ID_COLUMN[entity]
     select, expand = _select_and_expand(entity, rule, extra_select)
     covers = _covers(rule)
     per_condition: list[dict[str, str]] = [{} for _ in covers]
@@ -340,38 +334,14 @@ def plan_lookups(
                 per_condition[i].setdefault(_dedupe_key(value), value)
         if not found:
             unsearchable.append(str(record.get("id", "")))
-    limit = (BATCH_GET_MAX_URL if in_batch else DIRECT_GET_MAX_URL) - URL_HEADROOM
-    queries: list[LookupQuery] = []
-    for (condition, _), values, contains in zip(covers, per_condition, contains_flags, strict=True):
-        if values:
-            queries.extend(
-                _chunk(
-                    entity_set,
-                    select,
-                    expand,
-                    condition.dynamics_field,
-                    list(values.values()),
-                    contains=contains,
-                    use_in=use_in_function and "/" not in condition.dynamics_field,
-                    max_url=limit,
-                    max_values=max_values,
-                )
-            )
+    searches: list[Search] = [
+        ValueSearch(condition.dynamics_field, tuple(values.values()), contains)
+        for (condition, _), values, contains in zip(covers, per_condition, contains_flags, strict=True)
+        if values
+    ]
     for (i, sibling_column), pairs in narrowed.items():
-        column = covers[i][0].dynamics_field
-        queries.extend(
-            _narrowed_queries(
-                entity_set,
-                select,
-                expand,
-                (column, use_in_function and "/" not in column),
-                (sibling_column, use_in_function),
-                pairs,
-                max_url=limit,
-                max_values=max_values,
-            )
-        )
-    return LookupPlan(entity, entity_set, id_column, select, expand, tuple(queries), tuple(unsearchable))
+        searches.append(_narrowed_search(covers[i][0].dynamics_field, sibling_column, pairs))
+    return LookupPlan(entity, id_column, select, expand, tuple(searches), tuple(unsearchable))
 
 
 def narrowing_sibling(
@@ -379,10 +349,10 @@ def narrowing_sibling(
 ) -> Condition | None:
     """The sibling condition whose values the exact lookup of a name ``condition`` is AND-ed with.
 
-    A last name alone fetches every namesake: with ``In(lastname, [...])`` only, each chunk of a large
+    A last name alone fetches every namesake: searching ``lastname`` only, each chunk of a large
     export re-read every contact sharing a last name with one of its records, those created by the
     earlier chunks included, so the rows (and the worker's memory and time) per chunk grew with the job.
-    Any row matching the AND also holds the sibling's value, so ``... and In(firstname, [...])`` loses
+    Any row matching the AND also holds the sibling's value, so ``... and firstname in [...]`` loses
     nothing the exact lookup could find. Only a name-like sibling on the table itself (no lookup join),
     and only one the broad lookup can search too: it narrows the same record the same way (see
     ``plan_broad_lookups``), since rows of the narrowed value are then not all fetched here."""
@@ -401,29 +371,13 @@ def narrowing_sibling(
     return best[0] if best else None
 
 
-def _narrowed_queries(
-    entity_set: str,
-    select: tuple[str, ...],
-    expand: str | None,
-    primary: tuple[str, bool],
-    sibling: tuple[str, bool],
-    pairs: Sequence[tuple[Sequence[str], Sequence[str]]],
-    *,
-    max_url: int,
-    max_values: int,
-) -> list[LookupQuery]:
+def _narrowed_search(
+    column: str, other: str, pairs: Sequence[tuple[Sequence[str], Sequence[str]]]
+) -> ClauseSearch:
     """One clause per value of ``column``, AND-ed with the sibling values of the records holding it,
-    OR-ed and split like the other queries: ``(In(lastname,['Smith']) and In(firstname,['Ann','Bo'])) or
-    (In(lastname,['Lee']) and In(firstname,['Jo']))``. Pairs, not ``In(lastname,[all]) and
-    In(firstname,[all])``: a chunk's last names crossed with its first names would again fetch most of a
-    table whose names come from a common vocabulary."""
-    (column, column_in), (other, other_in) = primary, sibling
-
-    def part(name: str, use_in: bool, values: Iterable[str]) -> str:
-        if use_in:
-            return in_filter(name, values)
-        return "(" + " or ".join(f"{name} eq {odata_literal(v)}" for v in values) + ")"
-
+    OR-ed: ``(lastname in ['Smith'] and firstname in ['Ann','Bo']) or (lastname in ['Lee'] and firstname
+    in ['Jo'])``. Pairs, not ``lastname in [all] and firstname in [all]``: a chunk's last names crossed
+    with its first names would again fetch most of a table whose names come from a common vocabulary."""
     # collation key of a record's value -> (its variant forms, the sibling values of its records)
     groups: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
     for values, sibling_values in pairs:
@@ -432,15 +386,19 @@ def _narrowed_queries(
             forms.setdefault(_dedupe_key(value), value)
         for value in sibling_values:
             others.setdefault(_dedupe_key(value), value)
-    clauses: list[str] = []
+    clauses: list[Term] = []
     for forms, others in groups.values():
         found = list(others.values())
         for start in range(0, len(found), _PAIRED_PER_CLAUSE):
             clauses.append(
-                f"({part(column, column_in, forms.values())}"
-                f" and {part(other, other_in, found[start : start + _PAIRED_PER_CLAUSE])})"
+                AllOf(
+                    (
+                        OneOf(column, tuple(forms.values())),
+                        OneOf(other, tuple(found[start : start + _PAIRED_PER_CLAUSE])),
+                    )
+                )
             )
-    return _chunk_clauses(entity_set, select, expand, column, clauses, "", " or ", "", max_url, max_values)
+    return ClauseSearch(column, tuple(clauses))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -454,7 +412,7 @@ _BROAD_KINDS = frozenset(
 _ASCII_SLUG_RUN = re.compile(r"[a-z0-9-]+")
 _NAME_KINDS = frozenset({ValueKind.PERSON_NAME, ValueKind.COMPANY_NAME, ValueKind.TEXT})
 _NARROWING_KINDS = _NAME_KINDS | {ValueKind.EMAIL}
-_PAIRED_PER_CLAUSE = 50  # sibling tokens OR-ed under one shared token (keeps each clause well under a URL)
+_PAIRED_PER_CLAUSE = 50  # sibling values under one shared value (keeps each clause a small part of a request)
 
 
 def search_tokens(value: str) -> list[str]:
@@ -518,31 +476,29 @@ def plan_broad_lookups(
     rule: Rule,
     records: Iterable[Mapping[str, Any]],
     *,
-    in_batch: bool = True,
-    max_values: int = DEFAULT_MAX_VALUES,
     extra_select: Sequence[str] = (),
 ) -> LookupPlan:
     """The second lookup, for ``records`` the exact plan (``plan_lookups``) left without a match.
 
-    ``In`` compares whole values, and the collation forgives only case, accents and trailing spaces: a
-    name stored as ``"  Jane "``, ``"Van  Dyke"`` or ``"O’Neill"`` is never fetched by it. Here every
-    queried name / text / e-mail condition is searched with ``contains(col,'<longest token>')``
-    instead, one clause per record, OR-ed and split like the exact plan's queries. Rows equal to a
-    fragment the exact plan already looked for are left out (``NotIn``), so a common last name is not
-    fetched twice. A token shorter than ``SHORT_FRAGMENT`` is AND-ed with a sibling condition's token
-    (``contains(lastname,'wu') and contains(firstname,'wei')``) so a short name does not fetch half the
-    table. A condition the exact plan narrowed with a sibling (``narrowing_sibling``) is always AND-ed
-    with that sibling's token instead of excluding anything (the exact plan did not read every row of
-    its value); records sharing a token share one clause, ``(contains(lastname,'lovelace') and
-    (contains(firstname,'ada') or ...))``. Rows are a superset again; ``CandidateIndex`` decides exactly.
+    A whole-value search compares whole values, and the collation forgives only case, accents and
+    trailing spaces: a name stored as ``"  Jane "``, ``"Van  Dyke"`` or ``"O’Neill"`` is never fetched by
+    it. Here every searched name / text / e-mail condition is searched for its longest token
+    (:class:`Contains`) instead, one clause per record, OR-ed and split like the exact plan's searches.
+    Rows equal to a value the exact plan already looked for are left out (``ClauseSearch.excluded``), so
+    a common last name is not fetched twice. A token shorter than ``SHORT_FRAGMENT`` is AND-ed with a
+    sibling condition's token (lastname contains 'wu' and firstname contains 'wei') so a short name does
+    not fetch half the table. A condition the exact plan narrowed with a sibling (``narrowing_sibling``)
+    is always AND-ed with that sibling's token instead of excluding anything (the exact plan did not read
+    every row of its value); records sharing a token share one clause (lastname contains 'lovelace' and
+    (firstname contains 'ada' or ...)). Rows are a superset again; ``CandidateIndex`` decides exactly.
     The records must be ones the exact plan searched (the exclusion relies on it). ``unsearchable``
     lists those this plan has nothing broader to search for.
     """
-    entity_set, id_column = ENTITY_SET[entity], ID_COLUMN[entity]
+    id_column = ID_COLUMN[entity]
     select, expand = _select_and_expand(entity, rule, extra_select)
     covers = [(c, s) for c, s in _covers(rule) if c.kind in _BROAD_KINDS]
     # columns of a clause -> collation key of its fragments -> (clause, value to exclude or None)
-    shapes: dict[tuple[str, ...], dict[tuple[str, ...], tuple[str, str | None]]] = {}
+    shapes: dict[tuple[str, ...], dict[tuple[str, ...], tuple[Term, str | None]]] = {}
     # (column, sibling column) -> collation key of a token -> (token, sibling tokens by collation key)
     paired: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {}
     unsearchable: list[str] = []
@@ -556,7 +512,7 @@ def plan_broad_lookups(
             sibling = narrowing_sibling(condition, siblings, record)
             if sibling is not None:
                 # The exact plan narrowed this one with the sibling, so it did not read every row of the
-                # value: no NotIn here, the sibling's token narrows instead (``contains`` on both columns).
+                # value: nothing excluded here, the sibling's token narrows instead.
                 pair = paired.setdefault((condition.dynamics_field, sibling.dynamics_field), {})
                 token = broad_fragments(sibling, record)[0]
                 for fragment in fragments:
@@ -576,9 +532,9 @@ def plan_broad_lookups(
                 parts = [(condition.dynamics_field, fragment), *([narrow] if narrow else [])]
                 columns = tuple(column for column, _ in parts)
                 key = tuple(_dedupe_key(text) for _, text in parts)
-                clause = " and ".join(f"contains({column},{odata_literal(text)})" for column, text in parts)
+                terms = tuple(Contains(column, text) for column, text in parts)
                 shapes.setdefault(columns, {}).setdefault(
-                    key, (f"({clause})" if narrow else clause, exact.get(_dedupe_key(fragment)))
+                    key, (AllOf(terms) if narrow else terms[0], exact.get(_dedupe_key(fragment)))
                 )
         if not found:
             unsearchable.append(str(record.get("id", "")))
@@ -589,59 +545,18 @@ def plan_broad_lookups(
             found_tokens = list(sibling_tokens.values())
             for start in range(0, len(found_tokens), _PAIRED_PER_CLAUSE):
                 part = found_tokens[start : start + _PAIRED_PER_CLAUSE]
-                ors = " or ".join(f"contains({other},{odata_literal(t)})" for t in part)
-                narrowing = f"({ors})" if len(part) > 1 else ors
-                clause = f"(contains({column},{odata_literal(fragment)}) and {narrowing})"
+                clause = AllOf((Contains(column, fragment), AnyOf(tuple(Contains(other, t) for t in part))))
                 key = (_dedupe_key(fragment), *(_dedupe_key(t) for t in part))
                 shapes.setdefault((column, other), {}).setdefault(key, (clause, None))
-    limit = (BATCH_GET_MAX_URL if in_batch else DIRECT_GET_MAX_URL) - URL_HEADROOM
-    queries: list[LookupQuery] = []
-    for columns, clauses in shapes.items():
-        queries.extend(
-            _broad_queries(entity_set, select, expand, columns[0], list(clauses.values()), limit, max_values)
+    searches = tuple(
+        ClauseSearch(
+            columns[0],
+            tuple(clause for clause, _ in clauses.values()),
+            tuple(excluded for _, excluded in clauses.values()),
         )
-    return LookupPlan(entity, entity_set, id_column, select, expand, tuple(queries), tuple(unsearchable))
-
-
-def _broad_queries(
-    entity_set: str,
-    select: tuple[str, ...],
-    expand: str | None,
-    column: str,
-    clauses: Sequence[tuple[str, str | None]],
-    max_url: int,
-    max_values: int,
-) -> list[LookupQuery]:
-    """``contains(...) or ...`` [``and NotIn(col, [already fetched values])``], each URL under
-    ``max_url`` (counting the clause and its excluded value together)."""
-    not_in = f"Microsoft.Dynamics.CRM.NotIn(PropertyName={odata_literal(column)},PropertyValues=[])"
-    fixed = len(LookupQuery(entity_set, select, f"() and {not_in}", expand, column, 0).relative_url())
-    sep_len = len(_encode(" or "))
-    queries: list[LookupQuery] = []
-    current: list[tuple[str, str | None]] = []
-    length = fixed
-
-    def flush() -> None:
-        ors = " or ".join(clause for clause, _ in current)
-        excluded = list(dict.fromkeys(odata_literal(v) for _, v in current if v is not None))
-        text = ors
-        if excluded:
-            text = f"({ors}) and {not_in[:-2]}{','.join(excluded)}])"
-        queries.append(LookupQuery(entity_set, select, text, expand, column, len(current)))
-
-    for clause, excluded in clauses:
-        size = len(_encode(clause)) + (len(_encode(odata_literal(excluded))) + 1 if excluded else 0)
-        if fixed + size > max_url:
-            raise ValueError(f"a single value for {column} does not fit in a {max_url}-byte URL")
-        extra = size + (sep_len if current else 0)
-        if current and (length + extra > max_url or len(current) >= max_values):
-            flush()
-            current, length, extra = [], fixed, size
-        current.append((clause, excluded))
-        length += extra
-    if current:
-        flush()
-    return queries
+        for columns, clauses in shapes.items()
+    )
+    return LookupPlan(entity, id_column, select, expand, searches, tuple(unsearchable))
 
 
 def _narrowing(siblings: Sequence[Condition], record: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -654,78 +569,3 @@ def _narrowing(siblings: Sequence[Condition], record: Mapping[str, Any]) -> tupl
         if fragments and (best is None or len(fragments[0]) > len(best[1])):
             best = (sibling.dynamics_field, fragments[0])
     return best
-
-
-def _chunk(
-    entity_set: str,
-    select: tuple[str, ...],
-    expand: str | None,
-    column: str,
-    values: Sequence[str],
-    *,
-    contains: bool,
-    use_in: bool,
-    max_url: int,
-    max_values: int,
-) -> list[LookupQuery]:
-    if contains:
-        clause_of = [f"contains({column},{odata_literal(v)})" for v in values]
-        prefix, separator, suffix = "", " or ", ""
-    elif use_in:
-        clause_of = [odata_literal(v) for v in values]
-        prefix = f"Microsoft.Dynamics.CRM.In(PropertyName={odata_literal(column)},PropertyValues=["
-        separator, suffix = ",", "])"
-    else:
-        clause_of = [f"{column} eq {odata_literal(v)}" for v in values]
-        prefix, separator, suffix = "", " or ", ""
-    return _chunk_clauses(
-        entity_set, select, expand, column, clause_of, prefix, separator, suffix, max_url, max_values
-    )
-
-
-def _chunk_clauses(
-    entity_set: str,
-    select: tuple[str, ...],
-    expand: str | None,
-    column: str,
-    clause_of: Sequence[str],
-    prefix: str,
-    separator: str,
-    suffix: str,
-    max_url: int,
-    max_values: int,
-) -> list[LookupQuery]:
-    fixed = len(LookupQuery(entity_set, select, prefix + suffix, expand, column, 0).relative_url())
-    sep_len = len(_encode(separator))
-    queries: list[LookupQuery] = []
-    current: list[str] = []
-    length = fixed
-    for clause in clause_of:
-        clause_len = len(_encode(clause))
-        if fixed + clause_len > max_url:
-            raise ValueError(f"a single value for {column} does not fit in a {max_url}-byte URL")
-        extra = clause_len + (sep_len if current else 0)
-        if current and (length + extra > max_url or len(current) >= max_values):
-            queries.append(_query(entity_set, select, expand, column, current, prefix, separator, suffix))
-            current, length = [], fixed
-            extra = clause_len
-        current.append(clause)
-        length += extra
-    if current:
-        queries.append(_query(entity_set, select, expand, column, current, prefix, separator, suffix))
-    return queries
-
-
-def _query(
-    entity_set: str,
-    select: tuple[str, ...],
-    expand: str | None,
-    column: str,
-    clauses: list[str],
-    prefix: str,
-    separator: str,
-    suffix: str,
-) -> LookupQuery:
-    return LookupQuery(
-        entity_set, select, prefix + separator.join(clauses) + suffix, expand, column, len(clauses)
-    )

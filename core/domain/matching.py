@@ -31,7 +31,8 @@ PARENT_ACCOUNT_NAME = "parentcustomerid_account/name"
 """The contact's company name in Dynamics: the name of the parent account (lookup navigation path)."""
 PARENT_ACCOUNT_VALUE = "_parentcustomerid_value"
 ID_COLUMN: Mapping[Entity, str] = {Entity.CONTACT: "contactid", Entity.COMPANY: "accountid"}
-ENTITY_SET: Mapping[Entity, str] = {Entity.CONTACT: "contacts", Entity.COMPANY: "accounts"}
+TABLE: Mapping[Entity, str] = {Entity.CONTACT: "contact", Entity.COMPANY: "account"}
+"""Dataverse table (logical name) of each entity; its entity set for URLs comes from the adapter."""
 MAX_RULE_DEPTH = 4
 MAX_RULE_CONDITIONS = 20
 

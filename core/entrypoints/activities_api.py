@@ -13,12 +13,11 @@ from __future__ import annotations
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller
-from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
+from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import ActivitiesStatus, ActivityRecordsPage, job_id_param, records_query
-from core.services.activities.service import get_activity_service
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -43,33 +42,35 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         raise HttpProblem(
             400, "Invalid header", f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters"
         )
-    result = get_activity_service().submit(caller, request, idempotency_key=key)
+    result = bootstrap.app().activity_service.submit(caller, request, idempotency_key=key)
     status_url = f"/api/dynamics/activities/{result.job_id}"
     body = ActivitiesAccepted(
         jobId=result.job_id, accepted=result.accepted, invalid=result.invalid, statusUrl=status_url
     )
-    return json_response(body.model_dump(), status=202, headers={"Location": status_url})
+    return model_response(body, status=202, headers={"Location": status_url})
 
 
 @bp.route(route="dynamics/activities/{jobId}", methods=["GET"])
 @authenticated()
 def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    status = get_activity_service().status(caller.workspace_id, job_id_param(req, "activities"))
+    status = bootstrap.app().activity_service.status(caller.workspace_id, job_id_param(req, "activities"))
     if status is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
-    return json_response(status, headers={"Cache-Control": "no-store"})
+    return model_response(
+        ActivitiesStatus.model_validate(status), headers={"Cache-Control": "no-store"}, omit_unset=True
+    )
 
 
 @bp.route(route="dynamics/activities/{jobId}/records", methods=["GET"])
 @authenticated()
 def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)
-    page = get_activity_service().records(
+    page = bootstrap.app().activity_service.records(
         caller.workspace_id, job_id_param(req, "activities"), query.status, query.cursor, query.limit
     )
     if page is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
-    return json_response(page)
+    return model_response(ActivityRecordsPage.model_validate(page), omit_unset=True)
 
 
 openapi.register(

@@ -20,17 +20,18 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
-from core.domain.config import STEP_MODELS, DynamicsConfig, Step
-from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_json
+from core.domain.config import STEP_MODELS, DynamicsConfig, HistoryEntry, Step
+from core.domain.config_validation import Problem
+from core.entrypoints.http_support import HttpProblem, authenticated, json_response, model_response, read_json
 from core.services.config_service import (
     ConfigView,
     InvalidConfig,
     PreconditionFailed,
     PreconditionRequired,
+    ValidationReport,
     etag_for,
-    get_config_service,
 )
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -50,6 +51,13 @@ class ValidationResult(BaseModel):
     errors: list[PointerMessage]
     warnings: list[PointerMessage]
 
+    @classmethod
+    def of(cls, report: ValidationReport) -> ValidationResult:
+        def entries(problems: list[Problem]) -> list[PointerMessage]:
+            return [PointerMessage(pointer=p.pointer, message=p.message) for p in problems]
+
+        return cls(valid=report.valid, errors=entries(report.errors), warnings=entries(report.warnings))
+
 
 class ChangeEntry(BaseModel):
     op: str = Field(description="add | remove | replace")
@@ -67,6 +75,22 @@ class HistoryVersion(BaseModel):
 
 class HistoryPage(BaseModel):
     versions: list[HistoryVersion]
+
+    @classmethod
+    def of(cls, entries: list[HistoryEntry]) -> HistoryPage:
+        return cls(
+            versions=[
+                HistoryVersion(
+                    version=e.version,
+                    savedAt=e.saved_at.isoformat(),
+                    savedBy=e.saved_by,
+                    step=e.step,
+                    changes=[ChangeEntry.model_validate(change) for change in e.changes],
+                    changesTruncated=e.changes_truncated,
+                )
+                for e in entries
+            ]
+        )
 
 
 def _headers(view: ConfigView) -> dict[str, str]:
@@ -120,7 +144,7 @@ def _step(req: func.HttpRequest) -> Step:
 def _save(req: func.HttpRequest, caller: Caller, step: Step | None) -> func.HttpResponse:
     data: Any = read_json(req, MAX_CONFIG_BYTES)
     try:
-        view = get_config_service().save(caller, data, req.headers.get("if-match"), step)
+        view = bootstrap.app().config_service.save(caller, data, req.headers.get("if-match"), step)
     except (InvalidConfig, PreconditionRequired, PreconditionFailed) as exc:
         raise _problem_for(exc) from None
     body = view.config.to_json()
@@ -131,7 +155,7 @@ def _save(req: func.HttpRequest, caller: Caller, step: Step | None) -> func.Http
 @bp.route(route="dynamics/config", methods=["GET"])
 @authenticated()
 def get_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    view = get_config_service().get(caller)
+    view = bootstrap.app().config_service.get(caller)
     return json_response(view.config.to_json(), headers=_headers(view))
 
 
@@ -144,8 +168,8 @@ def put_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpRespo
 @bp.route(route="dynamics/config/validate", methods=["POST"])
 @authenticated()
 def validate_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    report = get_config_service().validate(caller, read_json(req, MAX_CONFIG_BYTES))
-    return json_response(report.to_json())
+    report = bootstrap.app().config_service.validate(caller, read_json(req, MAX_CONFIG_BYTES))
+    return model_response(ValidationResult.of(report))
 
 
 def _history(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
@@ -157,8 +181,8 @@ def _history(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
             "limit must be a whole number from 1 to 200",
             errors=[{"pointer": "/limit", "message": "expected 1..200"}],
         )
-    entries = get_config_service().history(caller, int(raw))
-    return json_response({"versions": [e.to_json() for e in entries]}, headers={"Cache-Control": "no-store"})
+    entries = bootstrap.app().config_service.history(caller, int(raw))
+    return model_response(HistoryPage.of(entries), headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="dynamics/config/history", methods=["GET"])
@@ -173,7 +197,7 @@ def get_dynamics_config_step(req: func.HttpRequest, caller: Caller) -> func.Http
     if req.route_params.get("step") == "history":  # hosts that try parameter routes before literal ones
         return _history(req, caller)
     step = _step(req)
-    view = get_config_service().get(caller)
+    view = bootstrap.app().config_service.get(caller)
     return json_response(view.config.to_json()[step.member], headers=_headers(view))
 
 

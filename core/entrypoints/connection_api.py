@@ -18,17 +18,19 @@ from urllib.parse import urlencode
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
-from core.domain.connection import InvalidEnvironmentUrl, public_view
-from core.entrypoints.http_support import HttpProblem, anonymous, authenticated, json_response, read_model
-from core.services.connection_service import (
-    ConnectError,
-    ConnectionComponents,
-    KeyVaultUnavailable,
-    get_components,
+from core.domain.connection import ConnectionRecord, ConnectionStatus, InvalidEnvironmentUrl
+from core.entrypoints.http_support import (
+    HttpProblem,
+    anonymous,
+    authenticated,
+    model_response,
+    read_model,
+    utc_iso,
 )
-from core.settings import SettingsError, get_settings
+from core.services.connection_service import ConnectError, ConnectionComponents, KeyVaultUnavailable
+from core.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 def _components() -> ConnectionComponents:
     try:
-        return get_components()
+        return bootstrap.app().connection
     except SettingsError as exc:  # names the missing setting, never a value
         raise HttpProblem(503, "Dynamics connection not configured", str(exc)) from None
 
@@ -69,6 +71,29 @@ class ConnectionView(BaseModel):
         description="inactivity | revoked | consent_or_mfa_required (reconnect_required)"
     )
 
+    @classmethod
+    def of(cls, record: ConnectionRecord | None) -> ConnectionView:
+        """What the workspace may see of its connection: status, who and when, never a secret."""
+        if record is None or record.status is ConnectionStatus.DISCONNECTED:
+            return cls(
+                status=ConnectionStatus.DISCONNECTED.value,
+                integrationUser=None,
+                environmentUrl=None,
+                connectedAt=None,
+                lastRefreshAt=None,
+                reason=None,
+            )
+        return cls(
+            status=record.status.value,
+            integrationUser=IntegrationUser(
+                email=record.integration_user_email, dynamicsUserId=record.dynamics_user_id
+            ),
+            environmentUrl=record.environment_url,
+            connectedAt=utc_iso(record.connected_at),
+            lastRefreshAt=utc_iso(record.last_refresh_at),
+            reason=record.reason,
+        )
+
 
 def _key_vault_down() -> HttpProblem:
     return HttpProblem(
@@ -94,7 +119,7 @@ def dynamics_connect(req: func.HttpRequest, caller: Caller) -> func.HttpResponse
         ) from None
     except KeyVaultUnavailable:
         raise _key_vault_down() from None
-    return json_response({"authorizationUrl": url}, headers={"Cache-Control": "no-store"})
+    return model_response(ConnectResponse(authorizationUrl=url), headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="dynamics/oauth/callback", methods=["GET"])
@@ -107,7 +132,7 @@ def dynamics_oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
     except ConnectError as exc:
         log.warning("Dynamics OAuth callback refused: %s", exc.code)
         query = {"dynamics": "error", "code": exc.code}
-    frontend = get_settings().require("FRONTEND_URL")
+    frontend = bootstrap.app().settings.require("FRONTEND_URL")
     sep = "&" if "?" in frontend else "?"
     return func.HttpResponse(
         status_code=302,
@@ -123,7 +148,7 @@ def dynamics_oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
 @authenticated()
 def dynamics_connection_get(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     record = _components().service.get(caller.workspace_id)
-    return json_response(public_view(record), headers={"Cache-Control": "no-store"})
+    return model_response(ConnectionView.of(record), headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="dynamics/connection", methods=["DELETE"])

@@ -6,9 +6,9 @@ import logging
 
 import azure.functions as func
 
+from core import bootstrap
 from core.observability import job_context
 from core.services.exports.service import EXPORT_QUEUE
-from core.services.exports.worker import get_export_worker
 from core.services.jobs.messages import ChunkMessage
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -24,7 +24,7 @@ def export_chunk(msg: func.QueueMessage) -> None:
         return
     dequeue_count = getattr(msg, "dequeue_count", None) or 1
     with job_context(message.workspace_id, message.job_id, message.chunk):
-        get_export_worker().handle(message, dequeue_count)
+        bootstrap.app().export_worker.handle(message, dequeue_count)
         log.info("export chunk handled (delivery %d)", dequeue_count)
 
 
@@ -36,4 +36,6 @@ def export_chunk_poison(msg: func.QueueMessage) -> None:
         log.error("poison export message %s is malformed and was dropped", msg.id)
         return
     with job_context(message.workspace_id, message.job_id, message.chunk):
-        get_export_worker().fail_poisoned(message, "the chunk could not be processed after repeated attempts")
+        bootstrap.app().export_worker.fail_poisoned(
+            message, "the chunk could not be processed after repeated attempts"
+        )

@@ -5,6 +5,10 @@
 - ``GET  /api/dynamics/exports/{jobId}``           state, counts, progress
 - ``GET  /api/dynamics/exports/{jobId}/records``   per-record results (``status``, ``cursor``, ``limit``)
 
+Answers are rendered through the models below (the ones the OpenAPI document shows); the job status and
+records come from the job store as JSON objects and are validated into them, members the store left out
+staying out.
+
 Any workspace member may export (the exporting user decides the owner, step 4); the workspace and user
 come from the caller's token.
 """
@@ -14,13 +18,13 @@ from __future__ import annotations
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.domain.export_request import ExportRequest, ExportTrigger
 from core.domain.jobs import ExportEntity, JobState
-from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
+from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import JobCounts, RecordsPage, job_id_param, records_query
-from core.services.exports.service import InvalidExport, get_export_service
+from core.services.exports.service import InvalidExport
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -75,7 +79,7 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
             400, "Invalid header", f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters"
         )
     try:
-        result = get_export_service().submit(caller, request, idempotency_key=key)
+        result = bootstrap.app().export_service.submit(caller, request, idempotency_key=key)
     except InvalidExport as exc:
         errors = [p.as_json() for p in exc.problems]
         raise HttpProblem(400, "Invalid export request", f"{len(errors)} problem(s)", errors=errors) from None
@@ -83,34 +87,37 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     body = ExportAccepted(
         jobId=result.job_id, accepted=result.accepted, invalid=result.invalid, statusUrl=status_url
     )
-    return json_response(body.model_dump(), status=202, headers={"Location": status_url})
+    return model_response(body, status=202, headers={"Location": status_url})
 
 
 @bp.route(route="dynamics/exports", methods=["GET"])
 @authenticated()
 def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return json_response({"jobs": get_export_service().list_jobs(caller.workspace_id)})
+    jobs = bootstrap.app().export_service.list_jobs(caller.workspace_id)
+    return model_response(ExportList.model_validate({"jobs": jobs}), omit_unset=True)
 
 
 @bp.route(route="dynamics/exports/{jobId}", methods=["GET"])
 @authenticated()
 def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    status = get_export_service().status(caller.workspace_id, job_id_param(req, "export"))
+    status = bootstrap.app().export_service.status(caller.workspace_id, job_id_param(req, "export"))
     if status is None:
         raise HttpProblem(404, "Not found", "no such export job in this workspace")
-    return json_response(status, headers={"Cache-Control": "no-store"})
+    return model_response(
+        ExportStatus.model_validate(status), headers={"Cache-Control": "no-store"}, omit_unset=True
+    )
 
 
 @bp.route(route="dynamics/exports/{jobId}/records", methods=["GET"])
 @authenticated()
 def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)
-    page = get_export_service().records(
+    page = bootstrap.app().export_service.records(
         caller.workspace_id, job_id_param(req, "export"), query.status, query.cursor, query.limit
     )
     if page is None:
         raise HttpProblem(404, "Not found", "no such export job in this workspace")
-    return json_response(page)
+    return model_response(RecordsPage.model_validate(page), omit_unset=True)
 
 
 openapi.register(

@@ -21,19 +21,17 @@ from typing import Literal
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.domain.connection import NotConnected, ReconnectRequired
-from core.entrypoints.http_support import HttpProblem, authenticated, json_response
-from core.services.config_metadata_check import DynamicsMetadataCheck
-from core.services.config_service import add_metadata_check
+from core.entrypoints.http_support import HttpProblem, authenticated, model_response
 from core.services.fields_service import (
     ENTITIES,
+    ColumnView,
     DynamicsUnavailable,
     FieldsListing,
     UnknownEntity,
     UnknownPlatformField,
-    get_fields_service,
 )
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -69,6 +67,36 @@ class ColumnInfo(BaseModel):
     )
     reasons: list[str] | None = Field(default=None, description="Only with platformField: why")
 
+    @classmethod
+    def of(cls, view: ColumnView) -> ColumnInfo:
+        """Members that do not apply (``targets``, ``compatibility``, ``reasons``, an option's ``state``)
+        are left unset, so the answer omits them."""
+        c = view.column
+        optional: dict[str, object] = {}
+        if c.targets:
+            optional["targets"] = list(c.targets)
+        if view.compatibility is not None:
+            optional["compatibility"] = view.compatibility.level.value
+            optional["reasons"] = list(view.compatibility.reasons)
+        return cls.model_validate(
+            {
+                "logicalName": c.logical_name,
+                "displayName": c.display_name,
+                "type": c.attribute_type.value,
+                "requiredLevel": c.required_level.value,
+                "writable": Writable(create=c.is_valid_for_create, update=c.is_valid_for_update),
+                "maxLength": c.max_length,
+                "format": c.format,
+                "options": [
+                    OptionInfo(value=o.value, label=o.label)
+                    if o.state is None
+                    else OptionInfo(value=o.value, label=o.label, state=o.state)
+                    for o in c.options
+                ],
+                **optional,
+            }
+        )
+
 
 class PlatformFieldInfo(BaseModel):
     name: str
@@ -88,6 +116,26 @@ class FieldsPage(BaseModel):
     columns: list[ColumnInfo]
     platformField: PlatformFieldInfo | None = None
     counts: IconCounts | None = None
+
+    @classmethod
+    def of(cls, listing: FieldsListing) -> FieldsPage:
+        """``platformField`` and ``counts`` only when the listing was for a platform field."""
+        optional: dict[str, object] = {}
+        if listing.platform_field is not None:
+            optional["platformField"] = PlatformFieldInfo(
+                name=listing.platform_field_name or listing.platform_field.name,
+                type=listing.platform_field.type.value,
+                custom=listing.platform_field.custom,
+            )
+            optional["counts"] = IconCounts(**listing.counts)
+        return cls.model_validate(
+            {
+                "entity": listing.entity,
+                "environmentUrl": listing.environment_url,
+                "columns": [ColumnInfo.of(view) for view in listing.columns],
+                **optional,
+            }
+        )
 
 
 def _bad_query(name: str, detail: str, code: str) -> HttpProblem:
@@ -122,7 +170,7 @@ def listing(req: func.HttpRequest, caller: Caller) -> FieldsListing:
             )
     refresh = _refresh(req)
     try:
-        return get_fields_service().list_fields(
+        return bootstrap.app().fields_service.list_fields(
             caller.workspace_id, entity, platform_field=platform_field, refresh=refresh
         )
     except UnknownEntity as exc:
@@ -155,7 +203,9 @@ def listing(req: func.HttpRequest, caller: Caller) -> FieldsListing:
 @bp.route(route="dynamics/fields", methods=["GET"])
 @authenticated()
 def get_dynamics_fields(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    return json_response(listing(req, caller).to_json(), headers={"Cache-Control": "no-store"})
+    return model_response(
+        FieldsPage.of(listing(req, caller)), headers={"Cache-Control": "no-store"}, omit_unset=True
+    )
 
 
 openapi.register(
@@ -180,18 +230,3 @@ openapi.register(
         "409 problems carry code not_connected or reconnect_required; 503 carries dynamics_unavailable."
     ),
 )
-
-
-_checks_registered = False
-
-
-def register_config_checks() -> None:
-    """Make every configuration save/validate check the mappings against live Dynamics metadata.
-
-    Called once by ``function_app`` (app-level wiring, not an import side effect: importing this module in
-    tests or scripts does not change how configurations are validated elsewhere). Idempotent.
-    """
-    global _checks_registered
-    if not _checks_registered:
-        add_metadata_check(DynamicsMetadataCheck())
-        _checks_registered = True

@@ -17,6 +17,7 @@ Unexpected exceptions become 500 with a ``correlationId`` (logged with the trace
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 import json
@@ -30,9 +31,8 @@ from urllib.parse import urlsplit
 import azure.functions as func
 import pydantic
 
-from core import observability
-from core.adapters.auth import AuthConfigurationError, AuthError, caller_from_authorization
-from core.domain.caller import Caller
+from core import bootstrap, observability
+from core.domain.caller import AuthConfigurationError, AuthError, Caller
 from core.domain.config_validation import pointer as json_pointer
 from core.domain.config_validation import problems_from_validation_error
 
@@ -105,6 +105,23 @@ def json_response(
         mimetype=JSON_CONTENT_TYPE,
         charset="utf-8",
     )
+
+
+def model_response(
+    body: pydantic.BaseModel,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    *,
+    omit_unset: bool = False,
+) -> func.HttpResponse:
+    """``body`` rendered through its pydantic model, the one the OpenAPI document shows for the answer.
+    ``omit_unset``: members the code did not set are left out (documented as optional), not ``null``."""
+    return json_response(body.model_dump(mode="json", exclude_unset=omit_unset), status, headers)
+
+
+def utc_iso(value: dt.datetime | None) -> str | None:
+    """A timestamp as the API writes them: ISO 8601 in UTC with ``Z``."""
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def _reject_constant(name: str) -> Any:
@@ -261,7 +278,7 @@ def anonymous(handler: Handler) -> Handler:
 def authenticate(req: func.HttpRequest, *, admin: bool = False) -> Caller:
     """The verified caller, or ``HttpProblem`` 401 (no/bad token) / 403 (member where admin needed)."""
     try:
-        caller = caller_from_authorization(req.headers.get("authorization"))
+        caller = bootstrap.app().verifier.caller(req.headers.get("authorization"))
     except AuthError as exc:
         raise HttpProblem(
             401, "Unauthorized", exc.reason, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}

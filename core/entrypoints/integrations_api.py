@@ -9,14 +9,10 @@ from __future__ import annotations
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
-from core.entrypoints.http_support import HttpProblem, authenticated, json_response, read_model
-from core.services.integrations_service import (
-    CRMS,
-    ActiveCrmConflict,
-    get_integrations_service,
-)
+from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
+from core.services.integrations_service import CRMS, ActiveCrmConflict, IntegrationCard
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 TAG = ("Integrations",)
@@ -32,18 +28,25 @@ class IntegrationCardModel(BaseModel):
     name: str
     enabled: bool
 
+    @classmethod
+    def of(cls, card: IntegrationCard) -> IntegrationCardModel:
+        return cls(crm=card.crm, name=card.name, enabled=card.enabled)
+
 
 class IntegrationsList(BaseModel):
     integrations: list[IntegrationCardModel]
     activeCrm: str | None
 
+    @classmethod
+    def of(cls, cards: list[IntegrationCard]) -> IntegrationsList:
+        active = next((c.crm for c in cards if c.enabled), None)
+        return cls(integrations=[IntegrationCardModel.of(c) for c in cards], activeCrm=active)
+
 
 @bp.route(route="integrations", methods=["GET"])
 @authenticated()
 def list_integrations(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    cards = get_integrations_service().list(caller)
-    active = next((c.crm for c in cards if c.enabled), None)
-    return json_response({"integrations": [c.to_json() for c in cards], "activeCrm": active})
+    return model_response(IntegrationsList.of(bootstrap.app().integrations_service.list(caller)))
 
 
 @bp.route(route="integrations/{crm}", methods=["PUT"])
@@ -54,7 +57,7 @@ def put_integration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         raise HttpProblem(404, "Not found", f"unknown CRM {crm[:40]!r}; CRMs are {', '.join(CRMS)}")
     body = read_model(req, EnableRequest)
     try:
-        card = get_integrations_service().set_enabled(caller, crm, body.enabled)
+        card = bootstrap.app().integrations_service.set_enabled(caller, crm, body.enabled)
     except ActiveCrmConflict as exc:
         raise HttpProblem(
             409,
@@ -62,7 +65,7 @@ def put_integration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
             f"{CRMS.get(exc.active, exc.active)} is enabled; disable it first (only one CRM may be active)",
             extra={"activeCrm": exc.active},
         ) from None
-    return json_response(card.to_json())
+    return model_response(IntegrationCardModel.of(card))
 
 
 openapi.register(

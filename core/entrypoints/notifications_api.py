@@ -11,10 +11,11 @@ import datetime as dt
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
-from core import openapi
+from core import bootstrap, openapi
 from core.domain.caller import Caller
-from core.entrypoints.http_support import HttpProblem, authenticated, json_response
-from core.services.connection_service import ConnectionComponents, get_components
+from core.domain.notification import Notification
+from core.entrypoints.http_support import HttpProblem, authenticated, model_response, utc_iso
+from core.services.connection_service import ConnectionComponents
 from core.settings import SettingsError
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -22,7 +23,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 def _components() -> ConnectionComponents:
     try:
-        return get_components()
+        return bootstrap.app().connection
     except SettingsError as exc:  # names the missing setting, never a value
         raise HttpProblem(503, "Dynamics connection not configured", str(exc)) from None
 
@@ -41,6 +42,19 @@ class NotificationView(BaseModel):
     read: bool
     readAt: str | None
 
+    @classmethod
+    def of(cls, notification: Notification) -> NotificationView:
+        return cls(
+            id=notification.id,
+            kind=notification.kind,
+            reason=notification.reason,
+            title=notification.title,
+            message=notification.message,
+            createdAt=str(utc_iso(notification.created_at)),
+            read=notification.read_at is not None,
+            readAt=utc_iso(notification.read_at),
+        )
+
 
 class NotificationList(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -51,8 +65,9 @@ class NotificationList(BaseModel):
 @authenticated()
 def notifications_list(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     items = _components().notifications.list(caller.workspace_id)
-    return json_response(
-        {"notifications": [n.to_json() for n in items]}, headers={"Cache-Control": "no-store"}
+    return model_response(
+        NotificationList(notifications=[NotificationView.of(n) for n in items]),
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -67,7 +82,7 @@ def notifications_mark_read(req: func.HttpRequest, caller: Caller) -> func.HttpR
     )
     if found is None:
         raise HttpProblem(404, "Not found", "no such notification")
-    return json_response(found.to_json())
+    return model_response(NotificationView.of(found))
 
 
 openapi.register(

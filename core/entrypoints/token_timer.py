@@ -12,8 +12,8 @@ import logging
 
 import azure.functions as func
 
+from core import bootstrap
 from core.observability import log_context, new_correlation_id
-from core.services.connection_service import get_components
 from core.settings import SETTING_SPECS, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _refresh_due_tokens(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.info("token refresh timer is past due; running now")
     try:
-        components = get_components()
+        components = bootstrap.app().connection
     except SettingsError as exc:  # the integration is not configured on this deployment
         log.warning("token refresh skipped: %s", exc)
         return

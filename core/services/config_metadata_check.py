@@ -19,9 +19,8 @@ Errors refuse the save (the red icon); warnings are returned with it. A workspac
 one that must be reconnected, or a Dynamics that does not answer gets one warning ("not verified against
 Dynamics: ...") and is not blocked: the configuration can be prepared before connecting.
 
-Wiring: ``function_app`` registers ``DynamicsMetadataCheck()`` with ``add_metadata_check`` next to the
-fields blueprint. It is app-level wiring rather than an import side effect so that importing this module
-(tests, scripts) never changes how other code validates configurations.
+Wiring: the composition root (``core.bootstrap``) gives the configuration service this check on the
+app's ``FieldsService``; tests build their ``App`` with the checks they want.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ from core.domain.config_validation import Path, Problem, Severity, pointer
 from core.domain.connection import NotConnected, ReconnectRequired
 from core.domain.conversion import NO_VALUE, ConversionError, convert
 from core.domain.dynamics_metadata import AttributeType, DynamicsColumn
-from core.services.fields_service import DynamicsUnavailable, FieldsService, SystemUser, get_fields_service
+from core.services.fields_service import DynamicsUnavailable, FieldsService, SystemUser
 
 Columns = Mapping[str, DynamicsColumn]
 
@@ -295,21 +294,20 @@ def not_verified(reason: str) -> Problem:
 
 
 class DynamicsMetadataCheck:
-    """``MetadataCheck`` reading the workspace's Dynamics through ``FieldsService`` (the process-wide one
-    unless given)."""
+    """``MetadataCheck`` reading the workspace's Dynamics through ``FieldsService``."""
 
-    def __init__(self, service: FieldsService | None = None) -> None:
+    def __init__(self, service: FieldsService) -> None:
         self._service = service
 
     def read(self, workspace_id: str, config: DynamicsConfig) -> DynamicsMetadata:
-        service = self._service or get_fields_service()
+        service = self._service
         _, contact = service.columns(workspace_id, "contact")
         _, account = service.columns(workspace_id, "account")
         users = service.system_users(workspace_id, (user_id for _, user_id in _user_ids(config)))
         return DynamicsMetadata(contact, account, users)
 
     def __call__(self, workspace_id: str, config: DynamicsConfig) -> Sequence[Problem]:
-        service = self._service or get_fields_service()
+        service = self._service
         try:
             metadata = self.read(workspace_id, config)
         except NotConnected:

@@ -16,11 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.adapters.config_repository import ConfigConflict, ConfigRepository, HistoryEntry, StoredConfig
-from core.adapters.tables import Storage, get_storage
+from core.adapters.config_repository import ConfigConflict, ConfigRepository, StoredConfig
 from core.domain.caller import Caller
 from core.domain.catalog import PlatformField
-from core.domain.config import DynamicsConfig, IntegrationUser, Step, diff_documents
+from core.domain.config import DynamicsConfig, HistoryEntry, IntegrationUser, Step, diff_documents
 from core.domain.config_validation import (
     MetadataCheck,
     Problem,
@@ -92,13 +91,6 @@ class ValidationReport:
     @property
     def valid(self) -> bool:
         return not self.errors
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "valid": self.valid,
-            "errors": [p.as_json() for p in self.errors],
-            "warnings": [p.as_json() for p in self.warnings],
-        }
 
 
 class ConfigService:
@@ -237,58 +229,3 @@ class ConfigService:
         self._remember(caller.workspace_id, saved)
         view = self._view(caller.workspace_id, saved)
         return ConfigView(view.config, view.version, view.saved_at, view.saved_by, report.warnings)
-
-
-# --- wiring ---------------------------------------------------------------------------------------
-
-_metadata_checks: list[MetadataCheck] = []
-_lookups: dict[str, Any] = {"custom_fields": None, "integration_user": None}
-_lock = threading.Lock()
-_cached: tuple[Storage, ConfigService] | None = None
-
-
-def add_metadata_check(check: MetadataCheck) -> None:
-    """Register a live-Dynamics check for every configuration save/validate (e.g. from the Dataverse work)."""
-    global _cached
-    with _lock:
-        _metadata_checks.append(check)
-        _cached = None
-
-
-def remove_metadata_check(check: MetadataCheck) -> None:
-    global _cached
-    with _lock:
-        if check in _metadata_checks:
-            _metadata_checks.remove(check)
-        _cached = None
-
-
-def set_custom_fields_lookup(lookup: CustomFields | None) -> None:
-    """Where a workspace's custom platform fields come from (they then validate like catalog fields)."""
-    global _cached
-    with _lock:
-        _lookups["custom_fields"] = lookup
-        _cached = None
-
-
-def set_integration_user_lookup(lookup: IntegrationUserLookup | None) -> None:
-    """Fills the read-only ``syncIdentifiers.integrationUser`` on reads (from the Dynamics connection)."""
-    global _cached
-    with _lock:
-        _lookups["integration_user"] = lookup
-        _cached = None
-
-
-def get_config_service() -> ConfigService:
-    global _cached
-    storage = get_storage()
-    with _lock:
-        if _cached is None or _cached[0] is not storage:
-            service = ConfigService(
-                ConfigRepository(storage),
-                list(_metadata_checks),
-                custom_fields=_lookups["custom_fields"],
-                integration_user=_lookups["integration_user"],
-            )
-            _cached = (storage, service)
-        return _cached[1]

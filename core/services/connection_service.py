@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import logging
 import secrets
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,33 +28,27 @@ from typing import Any, Protocol
 import msal
 import requests
 from azure.core.exceptions import AzureError
-from azure.data.tables import TableServiceClient
 
 from core.adapters.connection_repository import (
-    CONNECTIONS_TABLE,
-    FLOWS_TABLE,
     AuthFlowRepository,
     ConnectionRepository,
     PendingFlow,
 )
 from core.adapters.keyvault import SecretStore, SecretStoreUnavailable
-from core.adapters.leases import LEASES_TABLE, TableLeases
-from core.adapters.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig, WhoAmIError
-from core.adapters.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
+from core.adapters.leases import TableLeases
+from core.adapters.msal_app import DataverseWhoAmI, MsalAppFactory, WhoAmIError
+from core.adapters.notification_repository import NotificationRepository
 from core.adapters.token_crypto import TokenCipher, TokenDecryptError
 from core.domain.caller import Caller
 from core.domain.connection import (
     ConnectionRecord,
     ConnectionStatus,
-    RefreshPolicy,
     classify_token_error,
     dataverse_scope,
     normalize_environment_url,
-    parse_host_patterns,
 )
 from core.services.token_provider import RECONNECT_NOTIFICATION_KIND, TokenService, secret_name_for, utcnow
 from core.services.token_refresh import TokenRefresher
-from core.settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -261,12 +254,12 @@ class ConnectionService:
             log.warning("old token cache secret could not be deleted now; it stays soft-deletable")
 
 
-# ---------------------------------------------------------------------------------------------- wiring
+# ---------------------------------------------------------------------------------------------- parts
 
 
 @dataclass
 class ConnectionComponents:
-    """Everything the connection lifecycle wires together; entrypoints build one per settings object."""
+    """The connection's parts, built together by the composition root (``core.bootstrap``)."""
 
     connections: ConnectionRepository
     flows: AuthFlowRepository
@@ -279,100 +272,6 @@ class ConnectionComponents:
     def ensure_ready(self) -> None:
         for repo in (self.connections, self.flows, self.notifications, self.leases):
             repo.ensure_ready()
-
-
-def build_components(
-    settings: Settings,
-    *,
-    tables: TableServiceClient | None = None,
-    secret_store: SecretStore | None = None,
-    http_session: requests.Session | None = None,
-    table_prefix: str = "",
-    clock: Callable[[], dt.datetime] = utcnow,
-    on_reconnected: Callable[[str], None] | None = None,
-    paused_work: Callable[[], Sequence[tuple[str, PausedWorkSource]]] | None = None,
-) -> ConnectionComponents:
-    """Production wiring from settings; tests pass their own tables/secret store/HTTP session/prefix.
-    ``paused_work`` lists the kinds of work the token timer resumes for marked, connected workspaces."""
-    from core.adapters.keyvault import secret_store_from_settings
-    from core.adapters.tables import Storage
-
-    tables = tables or Storage.from_settings(settings).table_service
-    store = secret_store or secret_store_from_settings(settings)
-    session = http_session or requests.Session()
-    cipher = TokenCipher.from_settings(settings)
-    factory = MsalAppFactory(MsalConfig.from_settings(settings), http_client=session)
-    connections = ConnectionRepository(tables, table_prefix + CONNECTIONS_TABLE)
-    flows = AuthFlowRepository(tables, table_prefix + FLOWS_TABLE)
-    notifications = NotificationRepository(tables, table_prefix + NOTIFICATIONS_TABLE)
-    leases = TableLeases(tables, "token-refresh", table_prefix + LEASES_TABLE, clock=clock)
-    tokens = TokenService(
-        connections=connections,
-        secrets=store,
-        cipher=cipher,
-        msal_factory=factory,
-        notifications=notifications,
-        leases=leases,
-        clock=clock,
-    )
-    service = ConnectionService(
-        connections=connections,
-        flows=flows,
-        notifications=notifications,
-        secrets=store,
-        cipher=cipher,
-        msal_factory=factory,
-        whoami=DataverseWhoAmI(session),
-        allowed_hosts=parse_host_patterns(settings.get("DYNAMICS_ALLOWED_HOST_PATTERNS")),
-        clock=clock,
-        on_reconnected=on_reconnected,
-    )
-    policy = RefreshPolicy(
-        expiry_margin=dt.timedelta(minutes=settings.get_int("TOKEN_EXPIRY_MARGIN_MINUTES") or 20),
-        proactive_after=dt.timedelta(days=settings.get_int("TOKEN_PROACTIVE_REFRESH_DAYS") or 7),
-    )
-    refresher = TokenRefresher(
-        connections=connections,
-        tokens=tokens,
-        leases=leases,
-        policy=policy,
-        concurrency=settings.get_int("TOKEN_REFRESH_CONCURRENCY") or 8,
-        clock=clock,
-        resume_paused=(lambda: resume_marked(connections, paused_work()))
-        if paused_work is not None
-        else None,
-    )
-    components = ConnectionComponents(connections, flows, notifications, leases, service, tokens, refresher)
-    components.ensure_ready()
-    return components
-
-
-_components_lock = threading.Lock()
-_components: tuple[Settings, ConnectionComponents] | None = None
-_components_missing: tuple[Settings, str] | None = None
-
-
-def get_components() -> ConnectionComponents:
-    """Components for the current settings (rebuilt when ``get_settings`` returns new settings).
-
-    Settings that cannot build them (a server without the Dynamics app registration) fail the same way
-    until the settings change, so that answer is remembered too: every configuration save asks (the live
-    metadata check) and rebuilding the storage clients to fail again cost each save milliseconds."""
-    global _components, _components_missing
-    settings = get_settings()
-    with _components_lock:
-        if _components is None or _components[0] is not settings:
-            if _components_missing is not None and _components_missing[0] is settings:
-                raise SettingsError(_components_missing[1])
-            try:
-                built = build_components(
-                    settings, on_reconnected=_resume_paused_exports, paused_work=_paused_work_kinds
-                )
-            except SettingsError as exc:
-                _components_missing = (settings, str(exc))
-                raise
-            _components = (settings, built)
-        return _components[1]
 
 
 class PausedWork(Protocol):
@@ -440,16 +339,3 @@ def resume_marked(
                 )
             resumed += count
     return resumed, failed
-
-
-def _paused_work_kinds() -> list[tuple[str, PausedWorkSource]]:
-    # Imported late: no import cycle.
-    from core.services.activities.service import get_activity_service
-    from core.services.exports.service import get_export_service
-
-    return [("export", get_export_service), ("activity", get_activity_service)]
-
-
-def _resume_paused_exports(workspace_id: str) -> None:
-    """Exports and activity logs paused for the token continue once the workspace reconnects."""
-    resume_workspace(workspace_id, _paused_work_kinds())

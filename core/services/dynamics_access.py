@@ -14,7 +14,6 @@ import requests
 
 from core.adapters.dataverse.client import DataverseClient, RequestEvent, token_source_for
 from core.domain.connection import DynamicsConnection, NotConnected
-from core.settings import get_settings
 
 
 class WorkspaceTokens(Protocol):
@@ -61,29 +60,3 @@ class DynamicsAccess:
                 )
                 self._clients[key] = client
         return client, connection
-
-
-_lock = threading.Lock()
-_cached: tuple[object, DynamicsAccess] | None = None
-
-
-def get_dynamics_access() -> DynamicsAccess:
-    """Process-wide access built on the connection components of the current settings."""
-    from core.services.connection_service import get_components
-    from core.services.dynamics_budget import get_dynamics_budget
-
-    global _cached
-    components = get_components()
-    with _lock:
-        if _cached is None or _cached[0] is not components:
-            concurrency = get_settings().get_int("DYNAMICS_MAX_CONCURRENCY") or 16
-            budget = get_dynamics_budget()
-            _cached = (
-                components,
-                DynamicsAccess(
-                    components.tokens,
-                    max_concurrency=concurrency,
-                    on_request_for=budget.observer if budget else None,
-                ),
-            )
-        return _cached[1]

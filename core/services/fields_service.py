@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DataverseError, Throttled
+from core.adapters.dataverse.odata import in_filter
 from core.domain.catalog import Entity, PlatformField, resolve_field
 from core.domain.compatibility import Compatibility, check_compatibility
 from core.domain.connection import DynamicsConnection, TransientTokenError
 from core.domain.dynamics_metadata import DynamicsColumn
-from core.domain.lookup_plan import in_filter
-from core.services.metadata_cache import MetadataCache, shared_metadata_cache
+from core.services.metadata_cache import MetadataCache
 from core.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -90,28 +89,6 @@ class ColumnView:
     column: DynamicsColumn
     compatibility: Compatibility | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        c = self.column
-        body: dict[str, Any] = {
-            "logicalName": c.logical_name,
-            "displayName": c.display_name,
-            "type": c.attribute_type.value,
-            "requiredLevel": c.required_level.value,
-            "writable": {"create": c.is_valid_for_create, "update": c.is_valid_for_update},
-            "maxLength": c.max_length,
-            "format": c.format,
-            "options": [
-                {"value": o.value, "label": o.label} | ({"state": o.state} if o.state is not None else {})
-                for o in c.options
-            ],
-        }
-        if c.targets:
-            body["targets"] = list(c.targets)
-        if self.compatibility is not None:
-            body["compatibility"] = self.compatibility.level.value
-            body["reasons"] = list(self.compatibility.reasons)
-        return body
-
 
 @dataclass(frozen=True)
 class FieldsListing:
@@ -121,24 +98,14 @@ class FieldsListing:
     platform_field: PlatformField | None = None
     platform_field_name: str | None = None  # as asked (``company.name``), when given
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "entity": self.entity,
-            "environmentUrl": self.environment_url,
-            "columns": [c.to_json() for c in self.columns],
-        }
-        if self.platform_field is not None:
-            body["platformField"] = {
-                "name": self.platform_field_name or self.platform_field.name,
-                "type": self.platform_field.type.value,
-                "custom": self.platform_field.custom,
-            }
-            counts = {"ok": 0, "warning": 0, "error": 0}
-            for view in self.columns:
-                if view.compatibility is not None:
-                    counts[view.compatibility.level.value] += 1
-            body["counts"] = counts
-        return body
+    @property
+    def counts(self) -> dict[str, int]:
+        """Columns by compatibility icon (ok / warning / error) for the platform field asked about."""
+        counts = {"ok": 0, "warning": 0, "error": 0}
+        for view in self.columns:
+            if view.compatibility is not None:
+                counts[view.compatibility.level.value] += 1
+        return counts
 
 
 def _unavailable(exc: Exception) -> DynamicsUnavailable:
@@ -153,21 +120,15 @@ def _unavailable(exc: Exception) -> DynamicsUnavailable:
     return DynamicsUnavailable("the Dynamics connection is not configured on this server")
 
 
-def _default_client_for(workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
-    from core.services.dynamics_access import get_dynamics_access
-
-    return get_dynamics_access().client_for(workspace_id)
-
-
 class FieldsService:
     def __init__(
         self,
-        client_for: ClientFor = _default_client_for,
+        client_for: ClientFor,
         cache: MetadataCache | None = None,
         custom_fields: CustomFields | None = None,
     ) -> None:
         self._client_for = client_for
-        self._cache = cache or shared_metadata_cache()
+        self._cache = cache or MetadataCache()
         self._custom_fields = custom_fields
 
     def custom_fields(self, workspace_id: str) -> list[PlatformField]:
@@ -259,16 +220,3 @@ def _user_rows(client: DataverseClient, ids: Sequence[str]) -> list[dict[str, An
             select=["systemuserid", "fullname", "internalemailaddress", "isdisabled"],
         )
     )
-
-
-_lock = threading.Lock()
-_service: FieldsService | None = None
-
-
-def get_fields_service() -> FieldsService:
-    """Process-wide service: the workspace's connection (``get_dynamics_access``) and the shared cache."""
-    global _service
-    with _lock:
-        if _service is None:
-            _service = FieldsService()
-        return _service

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from core.adapters.integrations_repository import ActiveCrmConflict, IntegrationsRepository
-from core.adapters.tables import Storage, get_storage
 from core.domain.caller import Caller
 
 CRMS: dict[str, str] = {
@@ -29,9 +27,6 @@ class IntegrationCard:
     name: str
     enabled: bool
 
-    def to_json(self) -> dict[str, object]:
-        return {"crm": self.crm, "name": self.name, "enabled": self.enabled}
-
 
 class IntegrationsService:
     def __init__(self, repository: IntegrationsRepository) -> None:
@@ -53,16 +48,3 @@ class IntegrationsService:
 
     def active(self, workspace_id: str) -> str | None:
         return self._repo.active(workspace_id)
-
-
-_lock = threading.Lock()
-_cached: tuple[Storage, IntegrationsService] | None = None
-
-
-def get_integrations_service() -> IntegrationsService:
-    global _cached
-    storage = get_storage()
-    with _lock:
-        if _cached is None or _cached[0] is not storage:
-            _cached = (storage, IntegrationsService(IntegrationsRepository(storage)))
-        return _cached[1]

@@ -48,10 +48,3 @@ class MetadataCache:
         with self._lock:
             for key in [k for k in self._entries if k[0] == environment_url]:
                 del self._entries[key]
-
-
-_shared = MetadataCache()
-
-
-def shared_metadata_cache() -> MetadataCache:
-    return _shared

@@ -31,7 +31,7 @@ from core.adapters.connection_repository import ConcurrentUpdate, ConnectionRepo
 from core.adapters.keyvault import SecretStore, SecretStoreUnavailable
 from core.adapters.leases import TableLeases
 from core.adapters.msal_app import MsalAppFactory
-from core.adapters.notification_repository import Notification, NotificationRepository
+from core.adapters.notification_repository import NotificationRepository
 from core.adapters.token_crypto import ForeignKeyEnvelope, TokenCipher, TokenDecryptError
 from core.domain.connection import (
     ConnectionRecord,
@@ -45,6 +45,7 @@ from core.domain.connection import (
     classify_token_error,
     dataverse_scope,
 )
+from core.domain.notification import Notification
 
 log = logging.getLogger(__name__)
 

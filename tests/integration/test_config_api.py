@@ -17,6 +17,7 @@ from core.domain.config import IntegrationUser
 from core.entrypoints import config_api
 from core.settings import get_settings
 from tests.support import tokens
+from tests.support.app import use_app
 from tests.support.azurite import Azurite
 from tests.support.http import body_json, call, configure_app, request
 from tests.unit.test_config_validation import GUID, GUID2, valid_doc
@@ -388,9 +389,10 @@ def test_unicode_everywhere_saves_or_is_refused_clearly(ws: str) -> None:
     }
 
 
-def test_metadata_checks_plug_in_errors_refuse_warnings_allow(ws: str) -> None:
+def test_metadata_checks_plug_in_errors_refuse_warnings_allow(
+    ws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from core.domain.config_validation import Problem, Severity
-    from core.services import config_service
 
     seen: list[str] = []
 
@@ -403,30 +405,29 @@ def test_metadata_checks_plug_in_errors_refuse_warnings_allow(ws: str) -> None:
             problems.append(Problem("/campaignMapping/senders", "column is read-only in Dynamics"))
         return problems
 
-    config_service.add_metadata_check(live_check)
-    config_service.set_integration_user_lookup(lambda w: IntegrationUser(email=f"sync@{w}.example"))
-    try:
-        doc = valid_doc()
-        doc["campaignMapping"]["senders"] = "new_readonly"
-        refused = put(ws, doc)
-        assert refused.status_code == 400
-        assert [e["pointer"] for e in body_json(refused)["errors"]] == ["/campaignMapping/senders"]
-        doc["campaignMapping"]["senders"] = "new_senders"
-        report = call(
-            config_api.validate_dynamics_config,
-            request("POST", "x", json_body=doc, headers=tokens.bearer(ws)),
-        )
-        assert body_json(report)["valid"] is True
-        assert body_json(report)["warnings"] == [
-            {"pointer": "/fieldMapping/contacts/0/dynamicsField", "message": "may be incompatible"}
-        ]
-        saved = put(ws, doc)
-        assert saved.status_code == 200 and saved.headers["X-Config-Warning-Count"] == "1"
-        assert set(seen) == {ws}
-        assert body_json(get(ws))["syncIdentifiers"]["integrationUser"]["email"] == f"sync@{ws}.example"
-    finally:
-        config_service.remove_metadata_check(live_check)
-        config_service.set_integration_user_lookup(None)
+    use_app(
+        monkeypatch,
+        metadata_checks=[live_check],
+        integration_user=lambda w: IntegrationUser(email=f"sync@{w}.example"),
+    )
+    doc = valid_doc()
+    doc["campaignMapping"]["senders"] = "new_readonly"
+    refused = put(ws, doc)
+    assert refused.status_code == 400
+    assert [e["pointer"] for e in body_json(refused)["errors"]] == ["/campaignMapping/senders"]
+    doc["campaignMapping"]["senders"] = "new_senders"
+    report = call(
+        config_api.validate_dynamics_config,
+        request("POST", "x", json_body=doc, headers=tokens.bearer(ws)),
+    )
+    assert body_json(report)["valid"] is True
+    assert body_json(report)["warnings"] == [
+        {"pointer": "/fieldMapping/contacts/0/dynamicsField", "message": "may be incompatible"}
+    ]
+    saved = put(ws, doc)
+    assert saved.status_code == 200 and saved.headers["X-Config-Warning-Count"] == "1"
+    assert set(seen) == {ws}
+    assert body_json(get(ws))["syncIdentifiers"]["integrationUser"]["email"] == f"sync@{ws}.example"
 
 
 def test_concurrent_first_saves_one_wins(ws: str) -> None:
@@ -452,13 +453,13 @@ def test_concurrent_first_saves_one_wins(ws: str) -> None:
 def test_two_hosts_never_overwrite_each_other(ws: str) -> None:
     """Each Function host keeps its own memo of the last version; a stale memo must still end in 412."""
     from core.adapters.config_repository import ConfigRepository
-    from core.adapters.tables import get_storage
     from core.domain.caller import Caller, Role
     from core.services.config_service import ConfigService, PreconditionFailed
+    from tests.support.app import storage
 
     caller = Caller(ws, "user-1", Role.ADMIN)
-    host1 = ConfigService(ConfigRepository(get_storage()))
-    host2 = ConfigService(ConfigRepository(get_storage()))
+    host1 = ConfigService(ConfigRepository(storage()))
+    host2 = ConfigService(ConfigRepository(storage()))
     assert host1.save(caller, valid_doc(), None).version == 1
     assert host2.get(caller).version == 1
     doc = valid_doc()

@@ -18,10 +18,11 @@ from azure.data.tables import TableClient
 
 from core.adapters import config_repository as repo_module
 from core.adapters.config_repository import ConfigConflict, ConfigRepository
-from core.adapters.tables import Storage, escape_key, get_storage
+from core.adapters.tables import Storage, escape_key
 from core.domain.caller import Caller, Role
 from core.services.config_service import ConfigService, PreconditionFailed
 from core.settings import get_settings
+from tests.support.app import storage as app_storage
 from tests.support.azurite import Azurite
 from tests.support.http import configure_app
 from tests.unit.test_config_validation import valid_doc
@@ -88,7 +89,7 @@ def _doc(senders: str) -> dict[str, Any]:
 
 
 def _history_rows(ws: str) -> list[dict[str, Any]]:
-    table = get_storage().table(repo_module.TABLE)
+    table = app_storage().table(repo_module.TABLE)
     return list(table.query_entities("PartitionKey eq @pk and RowKey ge 'h-' and RowKey lt 'h.'",
                                      parameters={"pk": escape_key(ws)}))  # fmt: skip
 
@@ -98,13 +99,13 @@ def _history(service: ConfigService, ws: str) -> list[tuple[int, str]]:
 
 
 def test_a_save_that_never_lands_changes_nothing_visible(ws: str) -> None:
-    repo = FaultyRepository(get_storage())
+    repo = FaultyRepository(app_storage())
     service = ConfigService(repo)
     service.save(_caller(ws, "alice"), _doc("new_v1"), None)
     repo.faulty.fail_current = "before"
     with pytest.raises(ServiceRequestError):
         service.save(_caller(ws, "mallory"), _doc("new_never_saved"), '"v1"')
-    fresh = ConfigService(ConfigRepository(get_storage()))  # another host, nothing memoised
+    fresh = ConfigService(ConfigRepository(app_storage()))  # another host, nothing memoised
     view = fresh.get(_caller(ws))
     assert view.version == 1 and view.config.campaign_mapping.senders == "new_v1"
     assert _history(fresh, ws) == [(1, "alice")]
@@ -115,14 +116,14 @@ def test_a_save_that_never_lands_changes_nothing_visible(ws: str) -> None:
 
 def test_long_history_moves_to_blocks_and_reads_whole(ws: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(repo_module, "MAX_RECENT_CHARS", 700)  # a block every few saves
-    service = ConfigService(ConfigRepository(get_storage()))
+    service = ConfigService(ConfigRepository(app_storage()))
     etag = None
     for version in range(1, 31):
         saved = service.save(_caller(ws, f"user-{version}"), _doc(f"new_s{version}"), etag)
         assert saved.version == version
         etag = saved.etag
     assert len(_history_rows(ws)) >= 5  # it did move entries out of the current row
-    fresh = ConfigService(ConfigRepository(get_storage()))
+    fresh = ConfigService(ConfigRepository(app_storage()))
     assert _history(fresh, ws) == [(v, f"user-{v}") for v in range(30, 0, -1)]
     for limit in (1, 2, 7, 29):
         assert [e.version for e in fresh.history(_caller(ws), limit)] == list(range(30, 30 - limit, -1))
@@ -134,7 +135,7 @@ def test_a_writer_that_moves_history_then_dies_or_loses_leaves_it_whole(
     ws: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(repo_module, "MAX_RECENT_CHARS", 700)
-    repo = FaultyRepository(get_storage())
+    repo = FaultyRepository(app_storage())
     service = ConfigService(repo)
     etag = None
     for version in range(1, 5):
@@ -145,7 +146,7 @@ def test_a_writer_that_moves_history_then_dies_or_loses_leaves_it_whole(
     with pytest.raises(ServiceRequestError):
         repo.save(ws, _doc("new_dies"), previous=repo.load(ws), saved_by="dies", step=None, changes=many)
     assert len(_history_rows(ws)) == rows_before + 1  # the block was written, the version was not
-    fresh = ConfigService(ConfigRepository(get_storage()))
+    fresh = ConfigService(ConfigRepository(app_storage()))
     assert fresh.get(_caller(ws)).version == 4
     assert _history(fresh, ws) == [(v, f"user-{v}") for v in range(4, 0, -1)]
     # A short save from the same version wins (no block of its own); the copy is harmless.
@@ -158,13 +159,13 @@ def test_a_writer_that_moves_history_then_dies_or_loses_leaves_it_whole(
 
 
 def test_losers_leave_nothing_and_history_shows_the_winner(ws: str) -> None:
-    service = ConfigService(ConfigRepository(get_storage()))
+    service = ConfigService(ConfigRepository(app_storage()))
     service.save(_caller(ws, "alice"), _doc("new_v1"), None)
     results: list[tuple[str, int | None]] = []
     barrier = threading.Barrier(6)
 
     def writer(i: int) -> None:
-        host = ConfigService(ConfigRepository(get_storage()))  # one host each: no shared memo
+        host = ConfigService(ConfigRepository(app_storage()))  # one host each: no shared memo
         barrier.wait()
         try:
             saved = host.save(_caller(ws, f"writer-{i}"), _doc(f"new_w{i}"), '"v1"')
@@ -180,7 +181,7 @@ def test_losers_leave_nothing_and_history_shows_the_winner(ws: str) -> None:
         t.join()
     winners = [name for name, version in results if version == 2]
     assert len(winners) == 1 and len(results) == 6
-    fresh = ConfigService(ConfigRepository(get_storage()))
+    fresh = ConfigService(ConfigRepository(app_storage()))
     assert fresh.get(_caller(ws)).config.campaign_mapping.senders == f"new_w{winners[0][7:]}"
     assert _history(fresh, ws) == [(2, winners[0]), (1, "alice")]
     assert _history_rows(ws) == []
@@ -194,13 +195,13 @@ def test_the_largest_inline_document_with_the_largest_history_entry_saves(ws: st
         {"kind": "fixed_value", "dynamicsField": f"new_c{i}", "value": "z" * per, "valueType": "text"}
         for i in range(count)
     ]
-    service = ConfigService(ConfigRepository(get_storage()))
+    service = ConfigService(ConfigRepository(app_storage()))
     first = service.save(_caller(ws, "alice"), doc, None)
     assert first.version == 1
-    stored = ConfigRepository(get_storage()).load(ws)
+    stored = ConfigRepository(app_storage()).load(ws)
     assert stored is not None and stored.blob is None  # inline, next to its history
     many = [{"op": "replace", "path": f"/fieldMapping/companies/{i}/value"} for i in range(2_000)]
-    repo = ConfigRepository(get_storage())
+    repo = ConfigRepository(app_storage())
     for version in (2, 3):
         saved = repo.save(ws, doc, previous=stored, saved_by=f"user-{version}", step=None, changes=many)
         assert saved.version == version
@@ -212,7 +213,7 @@ def test_the_largest_inline_document_with_the_largest_history_entry_saves(ws: st
 
 
 def test_a_lost_answer_to_a_landed_write_is_still_a_success(ws: str) -> None:
-    repo = FaultyRepository(get_storage())
+    repo = FaultyRepository(app_storage())
     service = ConfigService(repo)
     service.save(_caller(ws, "alice"), _doc("new_v1"), None)
     repo.faulty.fail_current = "after"
@@ -223,7 +224,7 @@ def test_a_lost_answer_to_a_landed_write_is_still_a_success(ws: str) -> None:
 
 
 def test_a_first_save_whose_answer_was_lost_is_a_success(ws: str) -> None:
-    repo = FaultyRepository(get_storage())
+    repo = FaultyRepository(app_storage())
     repo.faulty.fail_current = "after"  # the insert lands; its retry is told "exists"
     stored = repo.save(ws, _doc("new_v1"), previous=None, saved_by="alice", step=None, changes=[])
     assert stored.version == 1 and stored.saved_by == "alice"
@@ -234,7 +235,7 @@ def test_a_first_save_whose_answer_was_lost_is_a_success(ws: str) -> None:
 
 def test_history_written_before_it_moved_into_current_still_reads(ws: str) -> None:
     """One-version rows of the earlier layout (written in one transaction with ``current``) still read."""
-    table = get_storage().table(repo_module.TABLE)
+    table = app_storage().table(repo_module.TABLE)
     pk = escape_key(ws)
     text = json.dumps(_doc("new_legacy"), ensure_ascii=True, separators=(",", ":"))
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -255,7 +256,7 @@ def test_history_written_before_it_moved_into_current_still_reads(ws: str) -> No
         {"PartitionKey": pk, "RowKey": "current", "version": 2, "savedAt": now, "savedBy": "legacy-2",
          "size": len(text), "chunks": 1, "d000": text}
     )  # fmt: skip
-    service = ConfigService(ConfigRepository(get_storage()))
+    service = ConfigService(ConfigRepository(app_storage()))
     assert _history(service, ws) == [(2, "legacy-2"), (1, "legacy-1")]
     assert service.save(_caller(ws, "carol"), _doc("new_v3"), '"v2"').version == 3
     assert _history(service, ws) == [(3, "carol"), (2, "legacy-2"), (1, "legacy-1")]
@@ -267,14 +268,14 @@ def test_a_big_configuration_lost_race_leaves_no_blob(ws: str) -> None:
         {"kind": "fixed_value", "dynamicsField": f"new_big_{i}", "value": "x" * 90_000, "valueType": "text"}
         for i in range(6)
     ]
-    repo = ConfigRepository(get_storage())
+    repo = ConfigRepository(app_storage())
     first = repo.save(ws, big, previous=None, saved_by="alice", step=None, changes=[])
     assert first.blob is not None
     second = repo.save(ws, big, previous=first, saved_by="bob", step=None, changes=[])
     with pytest.raises(ConfigConflict) as info:
         repo.save(ws, big, previous=first, saved_by="carol", step=None, changes=[])  # stale: lost
     assert info.value.current_version == 2
-    container = get_storage().container(repo_module.CONTAINER)
+    container = app_storage().container(repo_module.CONTAINER)
     assert [b.name for b in container.list_blobs(name_starts_with=f"{escape_key(ws)}/")] == [second.blob]
     loaded = repo.load(ws)
     assert loaded is not None and loaded.document == big and loaded.version == 2

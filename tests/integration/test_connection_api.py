@@ -18,14 +18,16 @@ from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from core import bootstrap
 from core.adapters.connection_repository import PendingFlow
 from core.adapters.token_crypto import TokenCipher
 from core.entrypoints import connection_api, notifications_api, token_timer
-from core.services.connection_service import ConnectionComponents, get_components
+from core.services.connection_service import ConnectionComponents
 from core.settings import get_settings
 from emulators.entra import EntraEmulator
 from emulators.keyvault import KeyVaultEmulator
 from emulators.tls import ensure_ca, trusting_session
+from tests.support.app import use_app
 from tests.support.azurite import Azurite
 from tests.support.http import body_json, call, request
 from tests.support.identity import FRONTEND_URL, REDIRECT_URI, CaptureLogs, WhoAmIStandIn, identity_settings
@@ -203,7 +205,7 @@ def test_key_vault_unavailable_is_503_and_nothing_changes(api: Api, keyvault: Ke
 def test_notifications_flow_and_isolation(api: Api, entra: EntraEmulator) -> None:
     workspace, other = ws(), ws()
     api.connect_fully(workspace)
-    components = get_components()
+    components = bootstrap.app().connection
     make_due(components, workspace)
     entra.revoke_user(entra.current_user.object_id)  # password change
     components.refresher.run()
@@ -228,7 +230,7 @@ def test_two_timer_runs_at_once_refresh_each_workspace_once(api: Api, entra: Ent
     workspaces = [ws() for _ in range(6)]
     for workspace in workspaces:
         api.connect_fully(workspace)
-    components = get_components()
+    components = bootstrap.app().connection
     for workspace in workspaces:
         make_due(components, workspace)
     before = entra.stats.refresh_token
@@ -272,7 +274,7 @@ def test_timer_function_and_secret_scan_of_the_cycle(
     try:
         workspace = ws()
         api.connect_fully(workspace)
-        components = get_components()
+        components = bootstrap.app().connection
         make_due(components, workspace)
         token_timer.token_refresh_timer.build().get_user_function()(TimerRequest(past_due=False))
         token = components.tokens.access_token(workspace)  # what an export would use
@@ -315,7 +317,7 @@ def test_timer_function_and_secret_scan_of_the_cycle(
 
 
 def test_timer_removes_abandoned_sign_ins(api: Api) -> None:
-    components = get_components()
+    components = bootstrap.app().connection
     now = dt.datetime.now(dt.UTC)
     components.flows.add("abandoned", PendingFlow("ws-x", "u", "sealed", now - dt.timedelta(minutes=1)))
     components.flows.add("in-progress", PendingFlow("ws-x", "u", "sealed", now + dt.timedelta(minutes=9)))
@@ -327,8 +329,6 @@ def test_timer_removes_abandoned_sign_ins(api: Api) -> None:
 def test_reconnect_resumes_exports_paused_for_the_token(
     api: Api, entra: EntraEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.services.exports import service as export_service
-
     resumed: list[str] = []
 
     class Exports:
@@ -336,12 +336,12 @@ def test_reconnect_resumes_exports_paused_for_the_token(
             resumed.append(workspace_id)
             return 2
 
-    monkeypatch.setattr(export_service, "get_export_service", lambda: Exports())
+    use_app(monkeypatch, export_service=Exports())
     workspace = ws()
     api.connect_fully(workspace)
     assert resumed == [workspace]  # a first connect finds nothing paused; harmless
     entra.revoke_user(entra.current_user.object_id)
-    components = get_components()
+    components = bootstrap.app().connection
     make_due(components, workspace)
     components.refresher.run()
     assert body_json(api.connection(workspace))["status"] == "reconnect_required"

@@ -16,6 +16,7 @@ import logging
 
 import pytest
 
+from core.bootstrap import build_connection
 from core.domain.connection import (
     ConnectionStatus,
     ReconnectRequired,
@@ -24,7 +25,6 @@ from core.domain.connection import (
 )
 from core.services.connection_service import (
     ConnectionComponents,
-    build_components,
 )
 from core.settings import load_settings
 from tests.integration.test_connection_resilience import make_due
@@ -39,7 +39,7 @@ WS = "ws-a"
 def instance_with(stack: IdentityStack, **overrides: str) -> ConnectionComponents:
     """Another instance of the app on the same storage and vault, with some settings of its own."""
     settings = load_settings({**stack.settings_env, **overrides})
-    return build_components(
+    return build_connection(
         settings,
         tables=stack.tables,
         secret_store=local_secret_store(stack.keyvault.vault_url, settings.require("KEY_VAULT_LOCAL_TOKEN")),

@@ -12,10 +12,11 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from core.adapters.job_store import JobStore
+from core.bootstrap import build_connection
 from core.domain.connection import ConnectionStatus
 from core.domain.export_request import ExportRequest
 from core.domain.jobs import ChunkState
-from core.services.connection_service import ConnectionComponents, build_components
+from core.services.connection_service import ConnectionComponents
 from core.services.dynamics_access import DynamicsAccess
 from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
@@ -48,7 +49,7 @@ def components_resuming(stack: IdentityStack, exports: ExportService) -> Connect
     """The issue-4 wiring of production: a reconnect resumes the workspace's paused exports."""
     settings = load_settings(stack.settings_env)
     store = local_secret_store(stack.keyvault.vault_url, settings.require("KEY_VAULT_LOCAL_TOKEN"))
-    return build_components(
+    return build_connection(
         settings,
         tables=stack.tables,
         secret_store=store,

@@ -14,16 +14,17 @@ from typing import Any
 import pytest
 
 from core.adapters.msal_app import MsalAppFactory, MsalConfig
-from core.adapters.notification_repository import Notification
 from core.adapters.token_crypto import TokenCipher
+from core.bootstrap import build_connection
 from core.domain.connection import (
     ConnectionStatus,
     ReconnectRequired,
     RefreshPolicy,
     TransientTokenError,
 )
+from core.domain.notification import Notification
 from core.observability import ContextFilter, log_context
-from core.services.connection_service import ConnectError, build_components
+from core.services.connection_service import ConnectError
 from core.services.token_provider import TokenService
 from core.services.token_refresh import TokenRefresher
 from core.settings import load_settings
@@ -245,7 +246,7 @@ def test_due_means_near_expiry_or_no_refresh_for_the_configured_days(identity_st
     stack = identity_stack
     settings = load_settings({**stack.settings_env, "TOKEN_PROACTIVE_REFRESH_DAYS": "2"})
     store = local_secret_store(stack.keyvault.vault_url, settings.require("KEY_VAULT_LOCAL_TOKEN"))
-    c = build_components(
+    c = build_connection(
         settings,
         tables=stack.tables,
         secret_store=store,

@@ -21,6 +21,7 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from core.adapters.job_store import JobNames, JobStore
+from core.bootstrap import build_connection
 from core.domain.connection import ConnectionStatus
 from core.domain.export_request import ExportRequest
 from core.domain.jobs import ChunkState
@@ -28,7 +29,6 @@ from core.services.activities.service import ActivityService
 from core.services.connection_service import (
     ConnectionComponents,
     PausedWorkSource,
-    build_components,
     resume_workspace,
 )
 from core.services.dynamics_access import DynamicsAccess
@@ -84,7 +84,10 @@ class Setup:
         connection_string = stack.azurite.connection_string
         self.queues = QueueServiceClient.from_connection_string(connection_string)
         self.store = ReconnectWhilePausing(
-            stack.tables, BlobServiceClient.from_connection_string(connection_string), self.queues
+            stack.tables,
+            BlobServiceClient.from_connection_string(connection_string),
+            self.queues,
+            EXPORT_NAMES,
         )
         self.store.ensure_ready()
         self.exports = ExportService(self.store, lambda _caller: CONFIG, chunk_size=3)
@@ -94,7 +97,7 @@ class Setup:
         def on_reconnected(workspace_id: str) -> None:  # what production wires (connection_service)
             resume_workspace(workspace_id, kinds)
 
-        self.components = build_components(
+        self.components = build_connection(
             settings,
             tables=stack.tables,
             secret_store=local_secret_store(

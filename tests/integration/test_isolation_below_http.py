@@ -13,12 +13,13 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from core.adapters.job_store import JobStore
-from core.adapters.notification_repository import Notification, NotificationRepository
+from core.adapters.notification_repository import NotificationRepository
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.export_request import ExportRequest
 from core.domain.jobs import ChunkState
+from core.domain.notification import Notification
 from core.services.activities.service import ACTIVITY_NAMES, ActivityService
 from core.services.activities.worker import ActivityWorker
 from core.services.exports.contacts_for_jobs import ContactExport

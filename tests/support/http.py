@@ -63,9 +63,8 @@ def configure_app(monkeypatch: Any, connection_string: str, **extra: str) -> Non
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    # Importing function_app wires app-level live-Dynamics checks; these tests exercise the API without a
-    # Dynamics connection, so they start with none (monkeypatch restores the app's list afterwards).
-    from core.services import config_service
+    # The app checks every configuration save against live Dynamics metadata; these tests exercise the
+    # API without a Dynamics connection, so their app has no such check.
+    from tests.support.app import use_app
 
-    monkeypatch.setattr(config_service, "_metadata_checks", [])
-    monkeypatch.setattr(config_service, "_cached", None)
+    use_app(monkeypatch, metadata_checks=[])

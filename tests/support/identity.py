@@ -21,7 +21,8 @@ import requests
 from azure.data.tables import TableServiceClient
 
 from core.adapters.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
-from core.services.connection_service import ConnectionComponents, build_components
+from core.bootstrap import build_connection
+from core.services.connection_service import ConnectionComponents
 from core.settings import load_settings
 from emulators.entra import EntraEmulator
 from emulators.entra.httpd import HttpsServer, Reply, Request
@@ -186,7 +187,7 @@ def identity_stack(
     store = local_secret_store(keyvault.vault_url, kv_token)
     tables = TableServiceClient.from_connection_string(azurite.connection_string)
     prefix = "t" + uuid.uuid4().hex[:10]
-    components = build_components(
+    components = build_connection(
         settings, tables=tables, secret_store=store, http_session=session, table_prefix=prefix
     )
     logs = CaptureLogs()

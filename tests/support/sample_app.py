@@ -75,8 +75,27 @@ def files(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="slow", methods=["GET"])
 def slow(req: func.HttpRequest) -> func.HttpResponse:
+    record("http", route="slow")  # so a test can tell the request is in flight
     time.sleep(int(req.params.get("ms", "200")) / 1000)
     return _json({"slept_ms": int(req.params.get("ms", "200")), "thread": threading.get_ident()})
+
+
+_meetings: dict[str, threading.Barrier] = {}
+_meetings_lock = threading.Lock()
+
+
+@app.route(route="meet/{key}", methods=["GET"])
+def meet(req: func.HttpRequest) -> func.HttpResponse:
+    """200 once ``n`` requests with this key are inside the function at the same time, 409 if they are not
+    all there within 10 s: requests served one after another can never all meet."""
+    parties = int(req.params.get("n", "2"))
+    with _meetings_lock:
+        barrier = _meetings.setdefault(req.route_params["key"], threading.Barrier(parties))
+    try:
+        barrier.wait(timeout=10)
+    except threading.BrokenBarrierError:
+        return _json({"met": False}, status=409)
+    return _json({"met": True})
 
 
 @app.route(route="async/{n:int}", methods=["GET"])

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
 
 import azure.functions as func
 import jwt
+import jwt.algorithms
 import pytest
+from jwt.utils import force_bytes
 
-from core.adapters.auth import AuthError, TokenVerifier
+from core.adapters.auth import MAX_TOKEN_LENGTH, AuthError, TokenVerifier
 from core.domain.caller import Caller, Role
 from core.entrypoints.http_support import authenticated, json_response
 from tests.support import tokens
@@ -44,16 +48,30 @@ def test_alg_none_is_rejected() -> None:
         verifier(dev_hs256_secret=tokens.DEV_SECRET).verify(token)
 
 
-def test_rsa_public_key_used_as_hmac_secret_is_rejected() -> None:
-    # Algorithm confusion: sign HS256 with the public PEM; a naive verifier would accept it.
-    import hashlib
-    import hmac
+def _hs256_signed_with(secret: bytes, claims: dict[str, Any]) -> str:
+    header, payload = _b64({"alg": "HS256", "typ": "JWT"}), _b64(claims)
+    mac = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
 
-    header, payload = _b64({"alg": "HS256", "typ": "JWT"}), _b64(tokens.claims())
-    mac = hmac.new(tokens.public_pem().encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
-    forged = f"{header}.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
-    with pytest.raises(AuthError):
-        verifier().verify(forged)
+
+def _without_pyjwt_pem_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyJWT >= 1.5.1 refuses a PEM key as an HMAC secret itself (CVE-2017-11424); take that guard away
+    so only the verifier's own key choice stands between a forged token and a caller."""
+    monkeypatch.setattr(jwt.algorithms.HMACAlgorithm, "prepare_key", lambda self, key: force_bytes(key))
+
+
+def test_rsa_public_key_used_as_hmac_secret_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Algorithm confusion: HS256 signed with the platform's public PEM. HS256 is allowed here (dev
+    # secret set), so the only thing refusing it is that an HS256 token is checked against the dev
+    # secret and never against the RSA key.
+    _without_pyjwt_pem_guard(monkeypatch)
+    forged = _hs256_signed_with(tokens.public_pem().encode(), tokens.claims())
+    # the forgery is real: verified with the public key as HMAC secret, it passes
+    assert jwt.decode(forged, key=tokens.public_pem(), algorithms=["HS256"], audience=tokens.AUDIENCE)
+    with pytest.raises(AuthError, match="signature"):
+        verifier(dev_hs256_secret=tokens.DEV_SECRET).verify(forged)
+    with pytest.raises(AuthError, match="algorithm"):
+        verifier().verify(forged)  # and without the dev setting HS256 is not accepted at all
 
 
 def test_hs256_only_when_dev_mode_allows_it() -> None:
@@ -88,6 +106,26 @@ def test_token_signed_by_another_key_is_rejected() -> None:
 def test_invalid_claims_are_rejected_with_a_reason(overrides: dict[str, Any], reason: str) -> None:
     with pytest.raises(AuthError, match=reason):
         verifier().verify(tokens.rs256(tokens.claims(**overrides)))
+
+
+def _rs256_of_length(length: int) -> str:
+    """A valid token exactly ``length`` characters long (padded through a claim and a header field)."""
+    unpadded = len(tokens.rs256())
+    start = max(0, (length - unpadded) * 3 // 4 - 24)  # base64url: 4 characters per 3 bytes
+    for pad in range(start, start + 32):
+        for header_pad in range(4):
+            claims, header = tokens.claims(pad="x" * pad), {"x": "y" * header_pad}
+            token = jwt.encode(claims, tokens.rsa_key(), algorithm="RS256", headers=header)
+            if len(token) == length:
+                return token
+    raise AssertionError(f"no token of {length} characters")
+
+
+def test_token_length_cap() -> None:
+    # Bounded before any parsing: a longer token is refused unread, one at the cap is verified.
+    assert verifier().verify(_rs256_of_length(MAX_TOKEN_LENGTH)).workspace_id == "ws-a"
+    with pytest.raises(AuthError, match="too long"):
+        verifier().verify(_rs256_of_length(MAX_TOKEN_LENGTH + 1))
 
 
 def test_garbage_token() -> None:

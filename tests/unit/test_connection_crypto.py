@@ -28,6 +28,32 @@ def test_random_nonce_each_time() -> None:
     assert cipher().seal(SECRET, "ws-a") != cipher().seal(SECRET, "ws-a")
 
 
+def _nonce(envelope: str) -> bytes:
+    return base64.b64decode(json.loads(envelope)["n"])
+
+
+def test_no_nonce_repeats_under_a_data_key_reused_across_cache_versions() -> None:
+    # One data key seals every cache version of a connection; AES-GCM under one key with a repeated
+    # nonce leaks the XOR of the two plaintexts and lets the tag be forged (NIST SP 800-38D, 8.3).
+    versions = [cipher().seal(SECRET, "ws-a")]
+    for n in range(40):
+        versions.append(cipher().seal(SECRET + str(n).encode(), "ws-a", previous=versions[-1]))
+    assert len({json.loads(v)["wk"] for v in versions}) == 1  # the same data key all along
+    assert len({_nonce(v) for v in versions}) == len(versions)
+    # what a repeated nonce would give away: equal plaintext prefixes show as equal ciphertext prefixes
+    first, second = (base64.b64decode(json.loads(v)["ct"]) for v in versions[:2])
+    assert first[:16] != second[:16]
+    assert [cipher().open(v, "ws-a") for v in versions[-2:]] == [SECRET + b"38", SECRET + b"39"]
+
+
+def test_no_nonce_repeats_when_the_key_encryption_key_wraps_data_keys() -> None:
+    # The one KEK wraps the data key of every workspace and every reconnect.
+    wrapped = [
+        base64.b64decode(json.loads(cipher().seal(SECRET, f"ws-{n % 5}"))["wk"])[:12] for n in range(40)
+    ]
+    assert len(set(wrapped)) == len(wrapped)
+
+
 def test_bound_to_workspace_and_key() -> None:
     sealed = cipher().seal(SECRET, "ws-a")
     with pytest.raises(TokenDecryptError):

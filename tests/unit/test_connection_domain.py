@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,6 @@ from core.domain.connection import (
     classify_token_error,
     normalize_environment_url,
     parse_host_patterns,
-    public_view,
 )
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -110,6 +110,11 @@ def test_due_when_expiring_or_not_refreshed_for_days() -> None:
 
 
 def test_public_view_shapes() -> None:
+    from core.entrypoints.connection_api import ConnectionView
+
+    def public_view(found: ConnectionRecord | None) -> dict[str, Any]:
+        return ConnectionView.of(found).model_dump(mode="json")
+
     assert public_view(None)["status"] == "disconnected"
     view = public_view(record().needs_reconnect("inactivity", NOW))
     assert view["status"] == "reconnect_required" and view["reason"] == "inactivity"

@@ -647,4 +647,4 @@ def test_token_provider_adapter_passes_workspace_and_refresh_flag_and_lets_recon
     with pytest.raises(ReconnectRequired):
         client.who_am_i()
     assert calls == [("ws-1", False), ("ws-1", True)]
-    assert client._limiter.in_flight == 0
+    assert client.transport.limiter.in_flight == 0

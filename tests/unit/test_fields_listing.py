@@ -25,6 +25,13 @@ from core.services.metadata_cache import MetadataCache
 ENV = "https://contoso.crm4.dynamics.com"
 
 
+def rendered(listing: Any) -> dict[str, Any]:
+    """The listing as ``GET /api/dynamics/fields`` answers it (through the OpenAPI model)."""
+    from core.entrypoints.fields_api import FieldsPage
+
+    return FieldsPage.of(listing).model_dump(mode="json", exclude_unset=True)
+
+
 def _label(text: str) -> dict[str, Any]:
     return {"UserLocalizedLabel": {"Label": text}, "LocalizedLabels": [{"Label": text}]}
 
@@ -92,7 +99,7 @@ def service(client: StubClient | None, **kw: Any) -> FieldsService:
 
 
 def test_columns_describe_what_the_dropdown_needs() -> None:
-    listing = service(StubClient()).list_fields("ws", "contact").to_json()
+    listing = rendered(service(StubClient()).list_fields("ws", "contact"))
     FieldsPage.model_validate(listing)  # the documented response shape
     columns = {c["logicalName"]: c for c in listing["columns"]}
     assert [c["logicalName"] for c in listing["columns"]] == sorted(columns)
@@ -116,7 +123,7 @@ def test_columns_describe_what_the_dropdown_needs() -> None:
 
 
 def test_a_platform_field_gives_every_column_its_icon() -> None:
-    listing = service(StubClient()).list_fields("ws", "contact", platform_field="jobTitle").to_json()
+    listing = rendered(service(StubClient()).list_fields("ws", "contact", platform_field="jobTitle"))
     FieldsPage.model_validate(listing)
     icons = {c["logicalName"]: c["compatibility"] for c in listing["columns"]}
     assert icons == {
@@ -135,14 +142,14 @@ def test_a_platform_field_gives_every_column_its_icon() -> None:
 
 def test_company_fields_in_the_contact_list_and_account_fields() -> None:
     svc = service(StubClient())
-    via_contact = svc.list_fields("ws", "contact", platform_field="company.employeeCount").to_json()
+    via_contact = rendered(svc.list_fields("ws", "contact", platform_field="company.employeeCount"))
     assert via_contact["platformField"] == {
         "name": "company.employeeCount",
         "type": "integer",
         "custom": False,
     }
     assert {c["logicalName"]: c["compatibility"] for c in via_contact["columns"]}["jobtitle"] == "ok"
-    account = svc.list_fields("ws", "account", platform_field="name").to_json()
+    account = rendered(svc.list_fields("ws", "account", platform_field="name"))
     assert [c["compatibility"] for c in account["columns"]] == ["ok"]
 
 
@@ -163,7 +170,7 @@ def test_workspace_custom_fields_are_platform_fields() -> None:
 
     custom = [PlatformField("intentScore", Entity.CONTACT, FieldType.DECIMAL, custom=True)]
     svc = service(StubClient(), custom_fields=lambda ws: custom if ws == "ws-custom" else [])
-    listing = svc.list_fields("ws-custom", "contact", platform_field="intentScore").to_json()
+    listing = rendered(svc.list_fields("ws-custom", "contact", platform_field="intentScore"))
     assert listing["platformField"] == {"name": "intentScore", "type": "decimal", "custom": True}
     with pytest.raises(UnknownPlatformField):
         svc.list_fields("ws-other", "contact", platform_field="intentScore")

@@ -97,7 +97,7 @@ def test_the_parser_finds_the_reads_it_must_find() -> None:
     assert "core/adapters/auth.py" in READ["PLATFORM_JWT_JWKS_URL"]
     assert "core/adapters/msal_app.py" in READ["DYNAMICS_CLIENT_SECRET"]
     assert "EXPORT_CHUNK_SIZE" in READ
-    assert "core/services/dynamics_budget.py" in READ["DYNAMICS_LIMIT_WINDOW_S"]
+    assert "core/bootstrap.py" in READ["DYNAMICS_LIMIT_WINDOW_S"]
     assert any(f.startswith("core/entrypoints/") for f in READ["TOKEN_REFRESH_SCHEDULE"])
     assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in READ
 

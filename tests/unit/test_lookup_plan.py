@@ -1,22 +1,30 @@
-"""Lookup plans: the planned $filter strings, evaluated by the emulator's OData engine (same collation
-rules as Dataverse: case- and accent-insensitive), must fetch every stored variant of a match."""
+"""Lookup plans as the requests they become: the $filter strings (``lookup_queries``), evaluated by the
+emulator's OData engine (same collation rules as Dataverse: case- and accent-insensitive), must fetch every
+stored variant of a match, and every URL must fit the limit as the client sends it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from core.adapters.dataverse.batch import encode_query
-from core.domain.catalog import Entity
-from core.domain.lookup_plan import (
+from core.adapters.dataverse.batch import build_batch_body
+from core.adapters.dataverse.lookup_queries import LookupQuery, lookup_queries
+from core.adapters.dataverse.odata import (
     BATCH_GET_MAX_URL,
     DIRECT_GET_MAX_URL,
-    LookupPlan,
+    URL_HEADROOM,
     escape_odata_string,
+    expand_option,
     in_filter,
     odata_literal,
+)
+from core.domain.catalog import Entity
+from core.domain.lookup_plan import (
+    LookupPlan,
     plan_broad_lookups,
     plan_lookups,
     query_conditions,
@@ -30,6 +38,7 @@ from core.domain.matching import (
     contact_rule,
     parse_rule,
 )
+from core.services.jobs.lookups import lookup_operations
 from emulators.dataverse.odata import Row, parse_filter
 
 ACCOUNTS: dict[str, Row] = {}
@@ -42,12 +51,46 @@ def nav(row: Row, navigation: str) -> Row | None:
     return None
 
 
-def fetched(plan: LookupPlan, rows: list[dict[str, Any]]) -> set[str]:
-    """Ids of the rows any query of the plan returns (the emulator evaluates each $filter)."""
+@dataclass(frozen=True)
+class Planned:
+    """A plan and the requests the adapter writes for it."""
+
+    plan: LookupPlan
+    queries: tuple[LookupQuery, ...]
+
+    @property
+    def select(self) -> tuple[str, ...]:
+        return self.plan.select
+
+    @property
+    def expand(self) -> str | None:
+        return expand_option(self.plan.expand)
+
+    @property
+    def unsearchable(self) -> tuple[str, ...]:
+        return self.plan.unsearchable
+
+
+def exact_plan(
+    entity: Entity, rule: Any, records: Iterable[Mapping[str, Any]], *, extra_select: Any = (), **options: Any
+) -> Planned:
+    plan = plan_lookups(entity, rule, records, extra_select=extra_select)
+    return Planned(plan, lookup_queries(plan, **options))
+
+
+def broad_plan(
+    entity: Entity, rule: Any, records: Iterable[Mapping[str, Any]], *, extra_select: Any = (), **options: Any
+) -> Planned:
+    plan = plan_broad_lookups(entity, rule, records, extra_select=extra_select)
+    return Planned(plan, lookup_queries(plan, **options))
+
+
+def fetched(planned: Planned, rows: list[dict[str, Any]]) -> set[str]:
+    """Ids of the rows any request of the plan returns (the emulator evaluates each $filter)."""
     out: set[str] = set()
-    for query in plan.queries:
+    for query in planned.queries:
         expr = parse_filter(query.filter)
-        out |= {str(r[plan.id_column]) for r in rows if expr.evaluate(r, nav)}
+        out |= {str(r[planned.plan.id_column]) for r in rows if expr.evaluate(r, nav)}
     return out
 
 
@@ -86,14 +129,14 @@ def test_injection_attempts_stay_one_literal(attack: str) -> None:
         {"contactid": "victim", "firstname": "A", "lastname": "Smith"},
         {"contactid": "literal", "firstname": "A", "lastname": attack},
     ]
-    plan = plan_lookups(
+    plan = exact_plan(
         Entity.CONTACT,
         contact_rule(IdentifierConfig()),
         [{"id": "p", "firstName": "A", "lastName": attack, "company": {"name": "C"}}],
     )
     assert fetched(plan, rows) == {"literal"}
     for use_in in (True, False):
-        query = plan_lookups(
+        query = exact_plan(
             Entity.CONTACT,
             contact_rule(IdentifierConfig()),
             [{"id": "p", "firstName": "A", "lastName": attack, "company": {"name": "C"}}],
@@ -133,7 +176,7 @@ def test_linkedin_urls_stored_in_any_form_are_fetched() -> None:
         {"id": "1", "linkedinUrl": "https://www.linkedin.com/in/jane-doe"},
         {"id": "2", "linkedinUrl": "linkedin.com/in/José-García"},
     ]
-    plan = plan_lookups(Entity.CONTACT, contact_rule(LINKEDIN_OR), records)
+    plan = exact_plan(Entity.CONTACT, contact_rule(LINKEDIN_OR), records)
     assert fetched(plan, rows) == {"upper", "country", "mobile", "encoded", "decoded"}
 
 
@@ -147,9 +190,7 @@ def test_last_name_variants_are_fetched() -> None:
     ]
     record = {"id": "1", "firstName": "Jane", "lastName": "O'Brien", "company": {"name": "Acme"}}
     for use_in in (True, False):
-        plan = plan_lookups(
-            Entity.CONTACT, contact_rule(IdentifierConfig()), [record], use_in_function=use_in
-        )
+        plan = exact_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), [record], use_in_function=use_in)
         got = fetched(plan, rows)
         assert {"curly", "case", "accent"} <= got
         assert "no-apostrophe" not in got
@@ -162,7 +203,7 @@ def test_company_name_legal_suffix_punctuation_is_fetched() -> None:
         {"accountid": "ltd", "name": "Acme Ltd"},
     ]
     config = IdentifierConfig.from_json({"companyIdentifier": "domain_or_name"})
-    plan = plan_lookups(Entity.COMPANY, company_rule(config), [{"id": "1", "name": "Acme Inc"}])
+    plan = exact_plan(Entity.COMPANY, company_rule(config), [{"id": "1", "name": "Acme Inc"}])
     assert fetched(plan, rows) == {"comma", "dot"}
 
 
@@ -175,17 +216,17 @@ def test_domains_are_fetched_from_websites_in_any_form() -> None:
         {"accountid": "none", "websiteurl": None},
     ]
     records = [{"id": "1", "domain": "acme.com"}, {"id": "2", "website": "http://xn--bcher-kva.de/shop"}]
-    exact = plan_lookups(Entity.COMPANY, company_rule(IdentifierConfig()), records)
+    exact = exact_plan(Entity.COMPANY, company_rule(IdentifierConfig()), records)
     assert fetched(exact, rows) == {"url", "bare", "idn"}
     any_ext = IdentifierConfig.from_json({"companyIdentifier": "domain", "companyDomainAnyExtension": True})
-    plan = plan_lookups(Entity.COMPANY, company_rule(any_ext), records)
+    plan = exact_plan(Entity.COMPANY, company_rule(any_ext), records)
     assert fetched(plan, rows) == {"url", "bare", "uk", "idn"}
 
 
 def test_an_and_rule_queries_only_its_most_selective_column() -> None:
     rule = contact_rule(IdentifierConfig())
     assert [c.dynamics_field for c in query_conditions(rule)] == ["lastname"]
-    plan = plan_lookups(
+    plan = exact_plan(
         Entity.CONTACT, rule, [{"id": "1", "firstName": "Jane", "lastName": "Doe", "company": {"name": "A"}}]
     )
     assert plan.expand == "parentcustomerid_account($select=name)"
@@ -199,7 +240,7 @@ def test_or_rule_queries_every_branch() -> None:
 
 
 def test_records_that_cannot_match_need_no_query() -> None:
-    plan = plan_lookups(
+    plan = exact_plan(
         Entity.CONTACT,
         contact_rule(LINKEDIN_OR),
         [{"id": "empty", "firstName": "Jane", "lastName": "  ", "linkedinUrl": "not a url"}],
@@ -224,12 +265,13 @@ def test_queries_are_split_to_fit_the_url_limit(in_batch: bool, limit: int) -> N
         }
         for i in range(800)
     ]
-    plan = plan_lookups(
+    plan = exact_plan(
         Entity.CONTACT, contact_rule(IdentifierConfig()), records, in_batch=in_batch, max_values=10_000
     )
     assert len(plan.queries) > 1
     assert all(len(q.relative_url()) <= limit for q in plan.queries)
-    assert all(q.needs_batch == (len(q.relative_url()) > DIRECT_GET_MAX_URL - 1024) for q in plan.queries)
+    direct_limit = DIRECT_GET_MAX_URL - URL_HEADROOM
+    assert all(q.needs_batch == (len(q.relative_url()) > direct_limit) for q in plan.queries)
     rows = [{"contactid": r["id"], "firstname": "A", "lastname": r["lastName"]} for r in records]
     assert fetched(plan, rows) == {r["id"] for r in records}  # nothing lost between chunks
 
@@ -238,7 +280,7 @@ def test_max_values_per_query() -> None:
     records = [
         {"id": str(i), "lastName": f"N{i}", "firstName": "A", "company": {"name": "C"}} for i in range(250)
     ]
-    plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records, max_values=100)
+    plan = exact_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), records, max_values=100)
     assert [q.clauses for q in plan.queries] == [100, 100, 50]
 
 
@@ -248,7 +290,7 @@ def test_duplicate_values_are_sent_once() -> None:
         {"id": str(i), "lastName": name, "firstName": "A", "company": {"name": "C"}}
         for i, name in enumerate(names)
     ]
-    plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
+    plan = exact_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
     assert [q.clauses for q in plan.queries] == [1]
 
 
@@ -284,7 +326,7 @@ def test_plan_then_match_finds_stored_variants_end_to_end() -> None:
         {"id": "p3", "firstName": "Nobody", "lastName": "Here", "company": {"name": "Acme"}},
     ]
     rule = contact_rule(LINKEDIN_OR)
-    plan = plan_lookups(Entity.CONTACT, rule, records)
+    plan = exact_plan(Entity.CONTACT, rule, records)
     got_ids = fetched(plan, rows)
     candidates = [
         {**r, "parentcustomerid_account": ACCOUNTS.get(str(r.get("_parentcustomerid_value")))}
@@ -314,7 +356,7 @@ def test_exact_plan_misses_names_stored_with_extra_whitespace() -> None:
         {"contactid": "nbsp", "firstname": "Jane", "lastname": "Doe\u00a0"},
         {"contactid": "trailing", "firstname": "Jane", "lastname": "Doe   "},
     ]
-    plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), [JANE_DOE])
+    plan = exact_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), [JANE_DOE])
     assert fetched(plan, rows) == {"trailing"}
 
 
@@ -325,7 +367,7 @@ def test_broad_plan_searches_the_longest_token_of_the_queried_column() -> None:
         {"id": "3", "firstName": "Jo", "lastName": "o'NEILL", "company": {"name": "A"}},
         {"id": "4", "firstName": "Jo", "lastName": "Ó Súilleabháin", "company": {"name": "A"}},
     ]
-    plan = plan_broad_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
+    plan = broad_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
     [query] = plan.queries
     assert query.column == "lastname" and query.clauses == 4
     # each AND-ed with its first name's token, as the exact plan AND-ed it with the first name
@@ -372,9 +414,9 @@ def test_broad_plan_fetches_every_stored_variant_and_leaves_out_what_the_exact_p
         {"operator": "and", "conditions": [{"platformField": "lastName", "dynamicsField": "lastname"}]},
         Entity.CONTACT,
     )
-    broad = plan_broad_lookups(Entity.CONTACT, rule, [JANE_DOE])
+    broad = broad_plan(Entity.CONTACT, rule, [JANE_DOE])
     assert fetched(broad, rows) == {"leading", "inner", "tab", "accent", "width", "longer"}
-    exact = plan_lookups(Entity.CONTACT, rule, [JANE_DOE])
+    exact = exact_plan(Entity.CONTACT, rule, [JANE_DOE])
     assert fetched(exact, rows) | fetched(broad, rows) == set(r["contactid"] for r in rows) - {"other"}
 
 
@@ -388,7 +430,7 @@ def test_exact_plan_narrows_a_last_name_with_the_first_name() -> None:
     rows = [{"contactid": f"mine-{i}", "firstname": f"ADA{i}", "lastname": "lovelace "} for i in range(3)] + [
         {"contactid": f"namesake-{i}", "firstname": f"Ada{i}0", "lastname": "Lovelace"} for i in range(50)
     ]
-    plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
+    plan = exact_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
     [query] = plan.queries
     assert query.filter == (
         "(Microsoft.Dynamics.CRM.In(PropertyName='lastname',PropertyValues=['Lovelace'])"
@@ -396,9 +438,7 @@ def test_exact_plan_narrows_a_last_name_with_the_first_name() -> None:
     )
     assert fetched(plan, rows) == {"mine-0", "mine-1", "mine-2"}
     for use_in in (True, False):  # ``eq`` joined by ``or`` narrows the same way
-        plain = plan_lookups(
-            Entity.CONTACT, contact_rule(IdentifierConfig()), records, use_in_function=use_in
-        )
+        plain = exact_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), records, use_in_function=use_in)
         assert fetched(plain, rows) == {"mine-0", "mine-1", "mine-2"}
 
 
@@ -415,7 +455,7 @@ def test_exact_plan_pairs_each_last_name_with_its_own_first_names() -> None:
         {"contactid": "bo-smith", "firstname": "Bo", "lastname": "Smith"},
         {"contactid": "ann-lee", "firstname": "Ann", "lastname": "Lee"},
     ]
-    plan = plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
+    plan = exact_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), records)
     assert fetched(plan, rows) == {"ann-smith", "bo-lee"}
     many = [
         {"id": str(i), "firstName": f"F{i % 7}", "lastName": f"L{i % 5}", "company": {"name": "C"}}
@@ -427,7 +467,7 @@ def test_exact_plan_pairs_each_last_name_with_its_own_first_names() -> None:
         for ln in range(5)
     ]
     wanted = {f"{i % 7}-{i % 5}" for i in range(10)}  # 10 of the 35 combinations
-    assert fetched(plan_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), many), table) == wanted
+    assert fetched(exact_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), many), table) == wanted
 
 
 def test_a_first_name_stored_in_a_variant_form_is_found_by_the_narrowed_broad_plan() -> None:
@@ -438,8 +478,8 @@ def test_a_first_name_stored_in_a_variant_form_is_found_by_the_narrowed_broad_pl
         {"contactid": "namesake", "firstname": "John", "lastname": "Doe"},
     ]
     rule = contact_rule(IdentifierConfig())
-    assert fetched(plan_lookups(Entity.CONTACT, rule, [JANE_DOE]), rows) == set()
-    broad = plan_broad_lookups(Entity.CONTACT, rule, [JANE_DOE])
+    assert fetched(exact_plan(Entity.CONTACT, rule, [JANE_DOE]), rows) == set()
+    broad = broad_plan(Entity.CONTACT, rule, [JANE_DOE])
     assert [q.filter for q in broad.queries] == ["(contains(lastname,'doe') and contains(firstname,'jane'))"]
     assert fetched(broad, rows) == {"padded"}
 
@@ -451,7 +491,7 @@ def test_broad_plan_narrows_a_short_token_with_a_sibling_column() -> None:
         {"contactid": "wurst", "firstname": "Hans", "lastname": "Wurst"},
     ]
     record = {"id": "p", "firstName": "Wei", "lastName": "Wu", "company": {"name": "Acme"}}
-    plan = plan_broad_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), [record])
+    plan = broad_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), [record])
     [query] = plan.queries
     # no NotIn: the narrowed clause already excludes most rows, and "Wu" rows were fetched anyway
     assert query.filter == "(contains(lastname,'wu') and contains(firstname,'wei'))"
@@ -466,7 +506,7 @@ def test_broad_plan_escapes_apostrophes_in_every_literal() -> None:
         },
         Entity.CONTACT,
     )
-    plan = plan_broad_lookups(Entity.CONTACT, rule, [{"id": "p", "professionalEmail": " O'Neill@Acme.com"}])
+    plan = broad_plan(Entity.CONTACT, rule, [{"id": "p", "professionalEmail": " O'Neill@Acme.com"}])
     [query] = plan.queries
     assert query.filter == (
         "(contains(emailaddress1,'o''neill@acme.com'))"
@@ -492,7 +532,7 @@ def test_broad_plan_injection_attempts_stay_one_literal(local: str) -> None:
         },
         Entity.CONTACT,
     )
-    plan = plan_broad_lookups(Entity.CONTACT, rule, [{"id": "p", "professionalEmail": f"{local}@acme.com"}])
+    plan = broad_plan(Entity.CONTACT, rule, [{"id": "p", "professionalEmail": f"{local}@acme.com"}])
     assert plan.queries
     for query in plan.queries:
         params = parse_qsl(urlsplit(query.relative_url()).query, keep_blank_values=True)
@@ -511,23 +551,23 @@ def test_broad_plan_for_companies_searches_the_name_only() -> None:
         {"accountid": "other", "name": "Globex", "websiteurl": "acme.com"},
     ]
     config = IdentifierConfig.from_json({"companyIdentifier": "domain_or_name"})
-    plan = plan_broad_lookups(
+    plan = broad_plan(
         Entity.COMPANY, company_rule(config), [{"id": "1", "name": "Acme Inc", "domain": "acme.com"}]
     )
     assert [q.column for q in plan.queries] == ["name"]  # domains are already found with contains()
     assert fetched(plan, rows) == {"spaces"}
     assert (
-        fetched(plan_lookups(Entity.COMPANY, company_rule(config), [{"id": "1", "name": "Acme Inc"}]), rows)
+        fetched(exact_plan(Entity.COMPANY, company_rule(config), [{"id": "1", "name": "Acme Inc"}]), rows)
         == set()
     )
 
 
 def test_broad_plan_has_nothing_to_add_to_linkedin_and_domain_lookups() -> None:
-    plan = plan_broad_lookups(
+    plan = broad_plan(
         Entity.COMPANY, company_rule(IdentifierConfig()), [{"id": "1", "name": "Acme", "domain": "acme.com"}]
     )
     assert plan.queries == () and plan.unsearchable == ("1",)
-    only_linkedin = plan_broad_lookups(
+    only_linkedin = broad_plan(
         Entity.CONTACT, contact_rule(LINKEDIN_OR), [{"id": "2", "linkedinUrl": "linkedin.com/in/jane"}]
     )
     assert only_linkedin.queries == ()
@@ -544,12 +584,12 @@ def test_broad_plan_splits_to_fit_the_url_and_clause_limits() -> None:
         for i in range(800)
     ]
     rule = contact_rule(IdentifierConfig())
-    plan = plan_broad_lookups(Entity.CONTACT, rule, records, max_values=10_000)
+    plan = broad_plan(Entity.CONTACT, rule, records, max_values=10_000)
     assert len(plan.queries) > 1
-    assert all(len(q.relative_url()) <= BATCH_GET_MAX_URL - 1024 for q in plan.queries)
+    assert all(len(q.relative_url()) <= BATCH_GET_MAX_URL - URL_HEADROOM for q in plan.queries)
     rows = [{"contactid": r["id"], "firstname": "Ann", "lastname": f"  {r['lastName']}"} for r in records]
     assert fetched(plan, rows) == {r["id"] for r in records}
-    few = plan_broad_lookups(Entity.CONTACT, rule, records[:250], max_values=100)
+    few = broad_plan(Entity.CONTACT, rule, records[:250], max_values=100)
     assert [q.clauses for q in few.queries] == [100, 100, 50]
 
 
@@ -570,7 +610,7 @@ def test_exact_then_broad_then_match_finds_whitespace_variants_end_to_end() -> N
     ]
     rule = contact_rule(LINKEDIN_OR)
 
-    def candidates(plan: LookupPlan) -> list[dict[str, Any]]:
+    def candidates(plan: Planned) -> list[dict[str, Any]]:
         got = fetched(plan, rows)
         return [
             {**r, "parentcustomerid_account": ACCOUNTS.get(str(r.get("_parentcustomerid_value")))}
@@ -578,10 +618,10 @@ def test_exact_then_broad_then_match_finds_whitespace_variants_end_to_end() -> N
             if r["contactid"] in got
         ]
 
-    first = candidates(plan_lookups(Entity.CONTACT, rule, records))
+    first = candidates(exact_plan(Entity.CONTACT, rule, records))
     exact = [CandidateIndex(rule, first, id_column="contactid").match(r) for r in records]
     assert [r.status for r in exact] == [MatchStatus.NONE] * 4
-    broad = plan_broad_lookups(Entity.CONTACT, rule, records)
+    broad = broad_plan(Entity.CONTACT, rule, records)
     index = CandidateIndex(rule, first + candidates(broad), id_column="contactid")
     assert [(index.match(r).status, index.match(r).dynamics_id) for r in records] == [
         (MatchStatus.MATCHED, "c1"),
@@ -618,12 +658,12 @@ def test_a_short_token_reached_through_two_or_branches_is_not_narrowed_by_either
     assert [c.dynamics_field for c in query_conditions(rule)] == ["lastname"]
     record = {"id": "p", "firstName": "Wei", "lastName": "Wu", "city": "Seattle"}
     rows = [{"contactid": "by-city", "firstname": "W.", "lastname": "  Wu", "address1_city": "Seattle"}]
-    plan = plan_broad_lookups(Entity.CONTACT, rule, [record])
+    plan = broad_plan(Entity.CONTACT, rule, [record])
     [query] = plan.queries
     assert query.filter.startswith("(contains(lastname,'wu')) and ")
     assert fetched(plan, rows) == {"by-city"}
     # one branch only: its sibling narrows the short token
-    narrowed = plan_broad_lookups(Entity.CONTACT, contact_rule(IdentifierConfig()), [record])
+    narrowed = broad_plan(Entity.CONTACT, contact_rule(IdentifierConfig()), [record])
     assert [q.filter for q in narrowed.queries] == ["(contains(lastname,'wu') and contains(firstname,'wei'))"]
 
 
@@ -634,22 +674,22 @@ def test_broad_plan_finds_a_non_ascii_slug_percent_encoded_from_another_letter_c
     ]
     record = {"id": "p", "linkedinUrl": "linkedin.com/in/émilie-dupont", "lastName": "Dupont"}
     rule = contact_rule(LINKEDIN_OR)
-    assert "upper-encoded" not in fetched(plan_lookups(Entity.CONTACT, rule, [record]), rows)
-    broad = plan_broad_lookups(Entity.CONTACT, rule, [record])
+    assert "upper-encoded" not in fetched(exact_plan(Entity.CONTACT, rule, [record]), rows)
+    broad = broad_plan(Entity.CONTACT, rule, [record])
     assert "contains(new_linkedinurl,'milie-dupont')" in [q.filter for q in broad.queries]
     got = fetched(broad, rows)
     assert "upper-encoded" in got
     index = CandidateIndex(rule, [r for r in rows if r["contactid"] in got], id_column="contactid")
     assert index.match(record).dynamics_id == "upper-encoded"  # the index still decides exactly
-    ascii_slug = plan_broad_lookups(
-        Entity.CONTACT, rule, [{"id": "q", "linkedinUrl": "linkedin.com/in/jane"}]
-    )
+    ascii_slug = broad_plan(Entity.CONTACT, rule, [{"id": "q", "linkedinUrl": "linkedin.com/in/jane"}])
     assert ascii_slug.queries == ()  # the exact contains() already finds every stored form
 
 
-def test_queries_fit_the_url_limit_as_the_dataverse_client_encodes_them() -> None:
-    """The limit must hold for the URL really sent: the client's encoder (which percent-encodes '=' in
-    the paired ``In(PropertyName='..',PropertyValues=[..])`` clauses) and the caller's whole $select."""
+def test_queries_fit_the_url_limit_as_the_dataverse_client_sends_them() -> None:
+    """The limit must hold for the URL really sent: the request line of each GET inside the ``$batch``
+    body the client posts (its encoder percent-encodes '=' in the paired
+    ``In(PropertyName='..',PropertyValues=[..])`` clauses) with the caller's whole $select; and the length
+    the plan was split by is that request line's."""
     records = [
         {
             "id": str(i),
@@ -661,14 +701,25 @@ def test_queries_fit_the_url_limit_as_the_dataverse_client_encodes_them() -> Non
     ]
     mapped = [f"new_mapped_column_{n:02d}" for n in range(40)]
     rule = contact_rule(IdentifierConfig())
-    exact = plan_lookups(Entity.CONTACT, rule, records, max_values=10_000, extra_select=mapped)
-    broad = plan_broad_lookups(Entity.CONTACT, rule, records, max_values=10_000, extra_select=mapped)
-    assert set(mapped) <= set(exact.select) and set(mapped) <= set(broad.select)
-    for plan in (exact, broad):
-        assert len(plan.queries) > 1
-        for query in plan.queries:
-            params = [("$select", ",".join(plan.select)), ("$filter", query.filter)]
-            if query.expand:
-                params.append(("$expand", query.expand))
-            sent = f"/api/data/v9.2/{query.entity_set}?{encode_query(params)}"
-            assert len(sent) <= BATCH_GET_MAX_URL, len(sent)
+    api_path = "/api/data/v9.2/"
+    for plan in (
+        plan_lookups(Entity.CONTACT, rule, records, extra_select=mapped),
+        plan_broad_lookups(Entity.CONTACT, rule, records, extra_select=mapped),
+    ):
+        assert set(mapped) <= set(plan.select)
+        measured = lookup_queries(plan)
+        operations = lookup_operations(plan)
+        assert len(operations) == len(measured) > 1
+        _, body = build_batch_body(operations, api_path)
+        sent = [
+            line.removeprefix("GET ").removesuffix(" HTTP/1.1")
+            for line in body.decode("utf-8").split("\r\n")
+            if line.startswith("GET ")
+        ]
+        assert sent == [api_path + query.relative_url() for query in measured]
+        assert all(
+            set(mapped) <= set(dict(parse_qsl(urlsplit(url).query))["$select"].split(",")) for url in sent
+        )
+        # the URL limit is what split the plan (not the count of values), and it held with the host
+        longest = max(len("https://org.crm4.dynamics.com" + url) for url in sent)
+        assert BATCH_GET_MAX_URL // 2 < longest <= BATCH_GET_MAX_URL, longest

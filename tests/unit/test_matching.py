@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -378,7 +377,24 @@ def test_report_json_shape() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_ten_thousand_records_match_in_well_under_a_second() -> None:
+class CountingRow(dict[str, Any]):
+    """A Dynamics row that counts how often the matcher reads it."""
+
+    reads = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        CountingRow.reads += 1
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        CountingRow.reads += 1
+        return super().__getitem__(key)
+
+
+def test_ten_thousand_records_are_matched_through_the_index_not_pairwise() -> None:
+    # Reads of the candidate rows, not seconds: a pairwise matcher reads every row for every record
+    # (10,000 x 3,334), the index reads each row a few times to build and only the picked row per match.
+    # The time it takes is printed by `python -m bench.matching`.
     records, rows = [], []
     for i in range(10_000):
         records.append(
@@ -391,24 +407,22 @@ def test_ten_thousand_records_match_in_well_under_a_second() -> None:
             )
         )
         if i % 3 == 0:
+            linkedin = f"http://LinkedIn.com/in/User-{i}?x=1" if i % 2 else None
             rows.append(
-                row(
-                    f"c{i}",
-                    f"JANE{i}",
-                    "O'Brien",
-                    f"ACME {i % 2000} INC",
-                    new_linkedinurl=f"http://LinkedIn.com/in/User-{i}?x=1" if i % 2 else None,
+                CountingRow(
+                    row(f"c{i}", f"JANE{i}", "O'Brien", f"ACME {i % 2000} INC", new_linkedinurl=linkedin)
                 )
             )
-    start = time.process_time()
+    CountingRow.reads = 0
     index = CandidateIndex(contact_rule(LINKEDIN_OR), rows, id_column="contactid")
+    reads_to_index, CountingRow.reads = CountingRow.reads, 0
     results = [index.match(r) for r in records]
-    elapsed = time.process_time() - start
     matched = {
         rec["id"]: res.dynamics_id for rec, res in zip(records, results, strict=True) if res.dynamics_id
     }
     assert matched == {f"p{i}": f"c{i}" for i in range(0, 10_000, 3)}
-    assert elapsed < 1.5, f"{elapsed:.2f}s CPU"  # measured ~0.5 s on the shared 2-core box
+    assert reads_to_index <= 10 * len(rows)
+    assert CountingRow.reads <= 3 * len(matched)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.domain.normalize import (
+    _LINKEDIN_FAST,
     ValueKind,
     domain_any_extension_key,
     domain_host,
@@ -140,6 +145,65 @@ def test_linkedin_company_pages() -> None:
 )
 def test_not_a_linkedin_profile(url: str | None) -> None:
     assert linkedin_key(url) is None
+
+
+_SLUG_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.éÉèÈüÜñÑçÇøØßİıłŁ"
+
+
+def _recase(text: str, uppers: list[bool]) -> str:
+    """Letters in another case, where that is the same letter case-folded (``ı``.upper() is ``I``)."""
+    recased = [ch.upper() if up else ch.lower() for ch, up in zip(text, uppers, strict=True)]
+    pairs = zip(text, recased, strict=True)
+    return "".join(new if new.casefold() == ch.casefold() else ch for ch, new in pairs)
+
+
+def _spell_slug(slug: str, encode: list[bool]) -> str:
+    return "".join(quote(ch, safe="") if enc else ch for ch, enc in zip(slug, encode, strict=True))
+
+
+@st.composite
+def _linkedin_url_pair(draw: st.DrawFn) -> tuple[str, str, str]:
+    """The same profile written twice: once in the common shape ``linkedin_key`` reads with its regex,
+    once with a port, a trailing dot on the host or doubled slashes, which it parses with ``urlsplit``;
+    each spelling with its own letter case and percent-encoding. Returns (common, unusual, expected key)."""
+    kind = draw(st.sampled_from(["in", "company", "school", "showcase"]))
+    slug = draw(st.text(alphabet=_SLUG_LETTERS, min_size=1, max_size=24))
+    scheme = draw(st.sampled_from(["", "http://", "https://", "HTTPS://"]))
+    subdomain = draw(st.sampled_from(["", "www.", "WWW.", "es.", "m."]))
+    host = draw(st.sampled_from(["linkedin.com", "LinkedIn.com", "LINKEDIN.COM"]))
+    prefix = draw(st.sampled_from(["", "m/", "mwlite/", "MWLite/"]))
+    tail = draw(st.sampled_from(["", "/", "/details/", "?originalSubdomain=es", "#top", "/?a=b#c"]))
+
+    def flags(text: str) -> list[bool]:
+        return draw(st.lists(st.booleans(), min_size=len(text), max_size=len(text)))
+
+    def spelled() -> tuple[str, str]:
+        recased = _recase(slug, flags(slug))
+        return _recase(kind, flags(kind)), _spell_slug(recased, flags(recased))
+
+    kind_a, slug_a = spelled()
+    common = f"{scheme}{subdomain}{host}/{prefix}{kind_a}/{slug_a}{tail}"
+    kind_b, slug_b = spelled()
+    port = draw(st.sampled_from(["", ":443", ":80", ":8443"]))
+    dot = draw(st.sampled_from(["", "."]))
+    lead = draw(st.sampled_from(["", "//"])) if not scheme else ""
+    inner = draw(st.sampled_from(["/", "//"]))
+    between = draw(st.sampled_from(["/", "//"]))
+    if not (port or dot or lead or inner == "//" or between == "//"):
+        port = ":443"
+    unusual = f"{lead}{scheme}{subdomain}{host}{dot}{port}{inner}{prefix}{kind_b}{between}{slug_b}{tail}"
+    expected = normalize_text(slug, keep_accents=True)
+    return common, unusual, f"{kind}/{expected}"
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(_linkedin_url_pair())
+def test_both_linkedin_parsers_agree(pair: tuple[str, str, str]) -> None:
+    # linkedin_key reads the common shape with a regex and anything else with urlsplit: a profile must
+    # get one key whichever way it was written, or a match is missed and a duplicate created.
+    common, unusual, expected = pair
+    assert _LINKEDIN_FAST.match(common) is not None and _LINKEDIN_FAST.match(unusual) is None
+    assert linkedin_key(common) == linkedin_key(unusual) == expected
 
 
 def test_linkedin_slug_variants_for_contains_queries() -> None:

@@ -13,21 +13,15 @@
     client.attributes("contact") / attribute_rows("contact") / table("new_x") / supports_bulk("contact")
 
 Errors: :class:`DataverseError` and its subclasses (Throttled, Unauthorized, NotFound, PreconditionFailed,
-PrivilegeDenied, TransientError). Retries: :mod:`core.domain.retry`; which calls are repeated and why:
-:mod:`core.adapters.dataverse.client`.
+PrivilegeDenied, TransientError). Sending and retrying (the one retry policy, :mod:`core.domain.retry`):
+:mod:`core.adapters.dataverse.transport`; which calls are repeated and why:
+:mod:`core.adapters.dataverse.client`. OData literals, filters, percent-encoding and URL limits:
+:mod:`core.adapters.dataverse.odata` (the only place that writes them); a lookup plan as requests:
+:mod:`core.adapters.dataverse.lookup_queries`.
 """
 
 from core.adapters.dataverse.batch import BatchOperation, BatchResponse, ChangeSet
-from core.adapters.dataverse.client import (
-    DataverseClient,
-    RequestEvent,
-    TokenSource,
-    WhoAmI,
-    WorkspaceTokenProvider,
-    key_segment,
-    odata_literal,
-    token_source_for,
-)
+from core.adapters.dataverse.client import DataverseClient, WhoAmI
 from core.adapters.dataverse.errors import (
     DUPLICATE_RECORD,
     PRIVILEGE_DENIED,
@@ -41,6 +35,14 @@ from core.adapters.dataverse.errors import (
 )
 from core.adapters.dataverse.limiter import AdaptiveLimiter
 from core.adapters.dataverse.metadata import EntityMetadata
+from core.adapters.dataverse.odata import in_filter, key_segment, odata_literal
+from core.adapters.dataverse.transport import (
+    RequestEvent,
+    TokenSource,
+    Transport,
+    WorkspaceTokenProvider,
+    token_source_for,
+)
 
 __all__ = [
     "DUPLICATE_RECORD",
@@ -59,9 +61,11 @@ __all__ = [
     "Throttled",
     "TokenSource",
     "TransientError",
+    "Transport",
     "Unauthorized",
     "WhoAmI",
     "WorkspaceTokenProvider",
+    "in_filter",
     "key_segment",
     "odata_literal",
     "token_source_for",

@@ -35,16 +35,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from requests.structures import CaseInsensitiveDict
 
 from core.adapters.dataverse.errors import DataverseError, error_for_status, parse_error_body
+from core.adapters.dataverse.odata import encode_target
 
 CRLF = "\r\n"
 MAX_BATCH_OPERATIONS = 1000  # Dataverse: operations per $batch request, change sets included
-QUERY_VALUE_SAFE = "'(),/:@$*"
-PATH_SAFE = "/'(),=$@:*"
 _SAFE_METHODS = frozenset({"GET", "PATCH", "PUT", "DELETE"})
 _BOUNDARY_RE = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _STATUS_LINE_RE = re.compile(r"^HTTP/\d(?:\.\d)?\s+(\d{3})\s*(.*)$")
@@ -135,30 +133,6 @@ def entity_id_from_url(value: str | None) -> str | None:
         return None
     match = _ENTITY_ID_RE.search(value)
     return match.group(1).lower() if match else None
-
-
-def encode_query(params: Sequence[tuple[str, str]]) -> str:
-    """``name=value&...`` with values percent-encoded (spaces as %20, ``+`` as %2B) and OData quotes kept."""
-    return "&".join(
-        f"{quote(name, safe='$@')}={quote(value, safe=QUERY_VALUE_SAFE)}" for name, value in params
-    )
-
-
-def encode_target(url: str, params: Sequence[tuple[str, str]] = ()) -> str:
-    """Percent-encode a raw relative OData URL (path and query) for a request line."""
-    path, sep, query = url.partition("?")
-    encoded = quote(path, safe=PATH_SAFE)
-    parts = []
-    if sep and query:
-        parts.append("&".join(_encode_raw_option(option) for option in query.split("&")))
-    if params:
-        parts.append(encode_query(params))
-    return encoded + ("?" + "&".join(parts) if parts else "")
-
-
-def _encode_raw_option(option: str) -> str:
-    name, sep, value = option.partition("=")
-    return quote(name, safe="$@") + (sep + quote(value, safe=QUERY_VALUE_SAFE) if sep else "")
 
 
 def new_boundary(prefix: str) -> str:

@@ -1,9 +1,14 @@
 """The product's Dataverse Web API client: every call to Dynamics goes through :class:`DataverseClient`.
 
-Transport: ``requests`` with JSON bodies and the OData 4.0 headers. Retries follow the one policy in
-:mod:`core.domain.retry`; parallelism adapts to throttling through :class:`AdaptiveLimiter`.
+This module holds the operations (one request built, one answer read): reads (``who_am_i``, ``get``,
+``query``), writes (``create``, ``update``, ``upsert``, ``delete``), bulk messages (``CreateMultiple``,
+``UpdateMultiple``, ``UpsertMultiple``) and ``$batch``; table metadata is read by
+:class:`~core.adapters.dataverse.metadata.TableReader`. Sending, retrying, throttling and request events
+are the :class:`~core.adapters.dataverse.transport.Transport`'s; OData text is written by
+:mod:`core.adapters.dataverse.odata`.
 
-Which requests are safe to repeat after a 5xx or a dropped connection (the server may have run them):
+Which requests are safe to repeat after a 5xx or a dropped connection (the server may have run them);
+each operation passes this as ``idempotent`` to the transport:
 
 * GET (``get``, ``query``, metadata, ``who_am_i``, ``supports_bulk``): reads change nothing.
 * PATCH with ``If-Match: *`` (``update``) and PATCH without it (``upsert``): they set columns to given
@@ -20,28 +25,25 @@ Which requests are safe to repeat after a 5xx or a dropped connection (the serve
 A POST create without a client id is not retried after a 5xx or dropped connection (it could create a
 duplicate); it is retried after 429 (never executed) and after a failed connect (never sent).
 
-The bearer token is only ever placed in the ``Authorization`` header of the outgoing request: it is not
-logged, not put in exceptions, and not sent to a ``@odata.nextLink`` outside the environment URL.
-Exceptions raised by the token source itself (e.g. ``ReconnectRequired``) propagate unchanged.
+The bearer token never leaves the transport (see :mod:`core.adapters.dataverse.transport`).
+
+Over 400 lines on purpose: one short method per Web API operation the product uses (build the request,
+send it, read the answer), kept on one class so that callers and tests hold a single ``DataverseClient``
+and the idempotency list above sits next to the code it justifies.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import random
-import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from core.adapters.dataverse.batch import (
     BatchItem,
@@ -49,91 +51,36 @@ from core.adapters.dataverse.batch import (
     ChangeSet,
     boundary_of,
     build_batch_body,
-    encode_query,
     entity_id_from_url,
     parse_batch_response,
 )
-from core.adapters.dataverse.errors import (
-    DataverseError,
-    TransientError,
-    error_for_status,
-    parse_error_body,
-)
-from core.adapters.dataverse.limiter import AdaptiveLimiter
-from core.adapters.dataverse.metadata import (
-    BASE_ATTRIBUTE_SELECT,
-    MULTI_SELECT_CAST,
-    MULTI_SELECT_TYPE_NAME,
-    TYPE_CASTS,
-    EntityMetadata,
+from core.adapters.dataverse.errors import DataverseError
+from core.adapters.dataverse.metadata import EntityMetadata, TableReader
+from core.adapters.dataverse.odata import key_segment
+from core.adapters.dataverse.transport import (
+    DEFAULT_USER_AGENT,
+    RequestEvent,
+    TokenSource,
+    Transport,
+    WorkspaceTokenProvider,
+    read_json,
+    token_source_for,
 )
 from core.domain.dynamics_metadata import DynamicsColumn
-from core.domain.lookup_plan import escape_odata_string
-from core.domain.retry import FailureKind, RetryDecision, RetryPolicy, classify_status, parse_retry_after
+from core.domain.retry import RetryPolicy
+
+__all__ = [
+    "DataverseClient",
+    "RequestEvent",
+    "TokenSource",
+    "WhoAmI",
+    "WorkspaceTokenProvider",
+    "token_source_for",
+]
 
 logger = logging.getLogger(__name__)
 
-TokenSource = Callable[[bool], str]
-"""``token_source(force_refresh)`` returns a bearer token for the environment."""
-
-
-class WorkspaceTokenProvider(Protocol):
-    """The token provider of docs/contracts.md (only the part the client needs)."""
-
-    def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str: ...
-
-
-def token_source_for(provider: WorkspaceTokenProvider, workspace_id: str) -> TokenSource:
-    """Adapt the connection's token provider to a client's ``token_source`` for one workspace.
-
-    ``ReconnectRequired`` raised by the provider reaches the caller of the client unchanged.
-    """
-
-    def source(force_refresh: bool) -> str:
-        return provider.access_token(workspace_id, force_refresh=force_refresh)
-
-    return source
-
-
-DEFAULT_USER_AGENT = "dynamics-integration-backend/0.1"
 DEFAULT_PAGE_SIZE = 5000
-_GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-# Standard tables whose names never vary between organisations (reference/entities/*.md); any other table
-# is read once from EntityDefinitions.
-_KNOWN_TABLES = {
-    m.logical_name: m
-    for m in (
-        EntityMetadata("account", "accounts", "accountid", "name"),
-        EntityMetadata("contact", "contacts", "contactid", "fullname"),
-        EntityMetadata("systemuser", "systemusers", "systemuserid", "fullname"),
-        EntityMetadata("team", "teams", "teamid", "name"),
-        EntityMetadata("businessunit", "businessunits", "businessunitid", "name"),
-        EntityMetadata("task", "tasks", "activityid", "subject"),
-        EntityMetadata("email", "emails", "activityid", "subject"),
-        EntityMetadata("phonecall", "phonecalls", "activityid", "subject"),
-        EntityMetadata("appointment", "appointments", "activityid", "subject"),
-        EntityMetadata("activitypointer", "activitypointers", "activityid", "subject"),
-        EntityMetadata("activityparty", "activityparties", "activitypartyid", None),
-        EntityMetadata("sdkmessagefilter", "sdkmessagefilters", "sdkmessagefilterid", None),
-    )
-}
-
-
-@dataclass(frozen=True)
-class RequestEvent:
-    """One HTTP attempt, reported to ``on_request`` (request ledgers, metrics). Holds no token, no query."""
-
-    method: str
-    path: str
-    attempt: int
-    status: int | None
-    elapsed_s: float
-    failure: FailureKind | None
-    retry_after: float | None
-    will_retry: bool
-    delay_s: float
-    concurrency_limit: int
-    request_id: str | None
 
 
 @dataclass(frozen=True)
@@ -143,35 +90,12 @@ class WhoAmI:
     organization_id: str
 
 
-def odata_literal(value: Any) -> str:
-    """An OData literal for ``$filter`` / key segments; strings are quoted with ``'`` doubled."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return "'" + escape_odata_string(str(value)) + "'"
-
-
-def key_segment(key: str | uuid.UUID | Mapping[str, Any]) -> str:
-    """``(<guid>)`` or ``(col='v',other=1)`` for an alternate key."""
-    if isinstance(key, Mapping):
-        if not key:
-            raise ValueError("an alternate key needs at least one column")
-        return "(" + ",".join(f"{name}={odata_literal(value)}" for name, value in key.items()) + ")"
-    text = str(key)
-    if not _GUID_RE.match(text):
-        raise ValueError("a record id must be a GUID (or pass an alternate key mapping)")
-    return f"({text.lower()})"
-
-
 class DataverseClient:
-    """A Dataverse Web API client for one environment (thread-safe; share one per workspace/process)."""
+    """A Dataverse Web API client for one environment (thread-safe; share one per workspace/process).
+
+    The keyword arguments configure its :class:`Transport` (retry policy, parallelism, the
+    ``on_request`` hook, duplicate detection default, clocks for tests).
+    """
 
     def __init__(
         self,
@@ -192,33 +116,27 @@ class DataverseClient:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
-        parts = urlsplit(environment_url)
-        if parts.scheme not in ("https", "http") or not parts.netloc:
-            raise ValueError("environment_url must be an absolute https URL")
-        self.environment_url = f"{parts.scheme}://{parts.netloc}"
-        self.api_path = f"/api/data/{api_version}/"
-        self.api_url = self.environment_url + self.api_path
-        self._token_source = token_source
-        self._retry = retry or RetryPolicy()
-        self._user_agent = user_agent
-        self._on_request = on_request
-        self._suppress_duplicate_detection = suppress_duplicate_detection
-        self._honor_dop_hint = honor_dop_hint
-        self._timeout = timeout
-        self._rng = rng or random.Random()
-        self._rng_lock = threading.Lock()
-        self._sleep = sleep
-        self._now = now
-        self._limiter = AdaptiveLimiter(max_concurrency, clock=clock, sleep=sleep)
-        self._session = session or requests.Session()
-        # Our own retry policy decides; urllib3 must not retry behind it. Pool sized to the parallelism.
-        self._session.mount(
-            self.environment_url + "/",
-            HTTPAdapter(pool_connections=1, pool_maxsize=max(10, max_concurrency), max_retries=0),
+        self.transport = Transport(
+            environment_url,
+            token_source,
+            session=session,
+            retry=retry,
+            user_agent=user_agent,
+            max_concurrency=max_concurrency,
+            on_request=on_request,
+            suppress_duplicate_detection=suppress_duplicate_detection,
+            honor_dop_hint=honor_dop_hint,
+            timeout=timeout,
+            api_version=api_version,
+            rng=rng,
+            sleep=sleep,
+            clock=clock,
+            now=now,
         )
-        self._cache_lock = threading.Lock()
-        self._bulk_support: dict[tuple[str, str], bool] = {}
-        self._tables: dict[str, EntityMetadata] = dict(_KNOWN_TABLES)
+        self.tables = TableReader(self.transport)
+        self.environment_url = self.transport.environment_url
+        self.api_path = self.transport.api_path
+        self.api_url = self.transport.api_url
 
     def __repr__(self) -> str:
         return f"DataverseClient({self.environment_url!r})"
@@ -226,233 +144,16 @@ class DataverseClient:
     @property
     def concurrency_limit(self) -> int:
         """The current adaptive parallelism (lowered by 429s, regrown by successes)."""
-        return self._limiter.limit
+        return self.transport.limiter.limit
 
     @property
     def throttle_events(self) -> int:
-        return self._limiter.throttle_events
-
-    # ------------------------------------------------------------------ transport
-
-    def _url(self, path: str, params: Sequence[tuple[str, str]] = ()) -> str:
-        if path.startswith(("https://", "http://")):
-            if not (path + "/").lower().startswith(self.environment_url.lower() + "/"):
-                raise DataverseError("refusing to follow a link outside the environment URL")
-            url = path
-        else:
-            url = self.api_url + path.lstrip("/")
-        if params:
-            url += ("&" if "?" in url else "?") + encode_query(params)
-        return url
-
-    def _headers(
-        self,
-        *,
-        prefer: Sequence[str],
-        caller_object_id: str | None,
-        suppress_duplicate_detection: bool | None,
-        extra: Mapping[str, str] | None,
-    ) -> dict[str, str]:
-        headers = {
-            "Accept": "application/json",
-            "OData-MaxVersion": "4.0",
-            "OData-Version": "4.0",
-            "User-Agent": self._user_agent,
-        }
-        if prefer:
-            headers["Prefer"] = ",".join(prefer)
-        if caller_object_id:
-            headers["CallerObjectId"] = caller_object_id
-        suppress = (
-            suppress_duplicate_detection
-            if suppress_duplicate_detection is not None
-            else self._suppress_duplicate_detection
-        )
-        if suppress is not None:
-            headers["MSCRM.SuppressDuplicateDetection"] = "true" if suppress else "false"
-        if extra:
-            headers.update(extra)
-        return headers
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        idempotent: bool,
-        params: Sequence[tuple[str, str]] = (),
-        json_body: Any = None,
-        data: bytes | None = None,
-        content_type: str | None = None,
-        prefer: Sequence[str] = (),
-        caller_object_id: str | None = None,
-        suppress_duplicate_detection: bool | None = None,
-        headers: Mapping[str, str] | None = None,
-        accept: Callable[[requests.Response], bool] | None = None,
-    ) -> requests.Response:
-        url = self._url(path, params)
-        log_path = urlsplit(url).path
-        if json_body is not None:
-            data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-            content_type = "application/json; charset=utf-8"
-        base_headers = self._headers(
-            prefer=prefer,
-            caller_object_id=caller_object_id,
-            suppress_duplicate_detection=suppress_duplicate_detection,
-            extra=headers,
-        )
-        if content_type:
-            base_headers["Content-Type"] = content_type
-        throttles = transients = unauthorized = 0
-        maybe_applied = False  # an earlier attempt failed after the server may have run it
-        force_refresh = False
-        attempt = 0
-        while True:
-            attempt += 1
-            request_headers = dict(base_headers)
-            request_headers["Authorization"] = "Bearer " + self._token_source(force_refresh)
-            force_refresh = False
-            ticket = self._limiter.acquire()
-            started = time.perf_counter()
-            response: requests.Response | None = None
-            network_error: requests.RequestException | None = None
-            failure: FailureKind | None
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    data=data,
-                    headers=request_headers,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                )
-            except requests.RequestException as exc:
-                network_error = exc
-            except BaseException:
-                self._limiter.release(ticket, succeeded=False)
-                raise
-            elapsed = time.perf_counter() - started
-            retry_after: float | None = None
-            status: int | None = None
-            if response is not None:
-                status = response.status_code
-                failure = None if (accept and accept(response)) else classify_status(status)
-                if status == 429:
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now())
-            else:
-                assert network_error is not None
-                failure = _classify_network_error(network_error)
-            decision: RetryDecision | None = None
-            if failure is not None:
-                if failure is FailureKind.THROTTLED:
-                    throttles += 1
-                    count = throttles
-                elif failure is FailureKind.UNAUTHORIZED:
-                    unauthorized += 1
-                    count = unauthorized
-                else:
-                    transients += 1
-                    count = transients
-                with self._rng_lock:
-                    decision = self._retry.decide(
-                        failure, count, idempotent=idempotent, rng=self._rng, retry_after=retry_after
-                    )
-            throttled = failure is FailureKind.THROTTLED
-            self._limiter.release(
-                ticket,
-                throttled=throttled,
-                succeeded=failure is None,
-                pause=decision.delay if (throttled and decision is not None and decision.retry) else None,
-            )
-            if response is not None and failure is None and self._honor_dop_hint:
-                self._apply_dop_hint(response)
-            request_id = _request_id(response)
-            self._emit(
-                RequestEvent(
-                    method=method,
-                    path=log_path,
-                    attempt=attempt,
-                    status=status,
-                    elapsed_s=elapsed,
-                    failure=failure,
-                    retry_after=retry_after,
-                    will_retry=bool(decision and decision.retry),
-                    delay_s=decision.delay if decision and decision.retry else 0.0,
-                    concurrency_limit=self._limiter.limit,
-                    request_id=request_id,
-                )
-            )
-            if failure is None:
-                assert response is not None
-                return response
-            assert decision is not None
-            if not decision.retry:
-                context: dict[str, Any] = {
-                    "method": method,
-                    "path": log_path,
-                    "attempts": attempt,
-                    "request_id": request_id,
-                    "maybe_applied_earlier": maybe_applied,
-                }
-                if response is None:
-                    # TLS / invalid URL problems are not transient: retrying cannot fix them
-                    kind = DataverseError if failure is FailureKind.CLIENT else TransientError
-                    raise kind(
-                        f"{type(network_error).__name__}: no response ({decision.reason})", **context
-                    ) from network_error
-                code, message = parse_error_body(response.content)
-                raise error_for_status(
-                    response.status_code, code, message, retry_after=retry_after, **context
-                )
-            logger.warning(
-                "Dataverse %s %s: %s; retry %d in %.2fs (%s)",
-                method,
-                log_path,
-                status if status is not None else type(network_error).__name__,
-                attempt,
-                decision.delay,
-                decision.reason,
-            )
-            if failure in (FailureKind.SERVER, FailureKind.NETWORK):
-                maybe_applied = True
-            if decision.refresh_token:
-                force_refresh = True
-            elif not throttled:  # a throttle waits inside the limiter, together with every other thread
-                self._sleep(decision.delay)
-
-    def _apply_dop_hint(self, response: requests.Response) -> None:
-        hint = response.headers.get("x-ms-dop-hint")
-        if hint and hint.strip().isdigit() and int(hint) > 0:
-            self._limiter.cap(int(hint))
-
-    def _emit(self, event: RequestEvent) -> None:
-        logger.debug(
-            "Dataverse %s %s -> %s in %.3fs (attempt %d)",
-            event.method,
-            event.path,
-            event.status if event.status is not None else event.failure,
-            event.elapsed_s,
-            event.attempt,
-        )
-        if self._on_request is not None:
-            self._on_request(event)
-
-    def _json(self, response: requests.Response) -> Any:
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise DataverseError(
-                "response is not valid JSON",
-                status=response.status_code,
-                path=urlsplit(response.url).path,
-            ) from exc
+        return self.transport.limiter.throttle_events
 
     # ------------------------------------------------------------------ reads
 
     def who_am_i(self) -> WhoAmI:
-        body = self._json(self._request("GET", "WhoAmI", idempotent=True))
+        body = read_json(self.transport.send("GET", "WhoAmI", idempotent=True))
         return WhoAmI(str(body["UserId"]), str(body["BusinessUnitId"]), str(body["OrganizationId"]))
 
     def get(
@@ -472,7 +173,7 @@ class DataverseClient:
         if expand:
             params.append(("$expand", expand))
         prefer = [f'odata.include-annotations="{include_annotations}"'] if include_annotations else []
-        response = self._request(
+        response = self.transport.send(
             "GET",
             entity_set + key_segment(key),
             idempotent=True,
@@ -480,7 +181,7 @@ class DataverseClient:
             prefer=prefer,
             caller_object_id=caller_object_id,
         )
-        body = self._json(response)
+        body = read_json(response)
         if not isinstance(body, dict):
             raise DataverseError("expected a JSON object", status=response.status_code)
         return body
@@ -528,7 +229,7 @@ class DataverseClient:
         next_path: str | None = entity_set
         next_params: Sequence[tuple[str, str]] = params
         while next_path is not None:
-            response = self._request(
+            response = self.transport.send(
                 "GET",
                 next_path,
                 idempotent=True,
@@ -536,7 +237,7 @@ class DataverseClient:
                 prefer=prefer,
                 caller_object_id=caller_object_id,
             )
-            body = self._json(response)
+            body = read_json(response)
             rows = body.get("value") if isinstance(body, dict) else None
             if not isinstance(rows, list):
                 raise DataverseError("query response has no 'value' array", status=response.status_code)
@@ -594,10 +295,10 @@ class DataverseClient:
         """
         body = dict(record)
         if record_id is not None:
-            attribute = id_attribute or self._id_attribute_for_set(entity_set)
+            attribute = id_attribute or self.tables.id_attribute_for_set(entity_set)
             body[attribute] = str(record_id).lower()
         try:
-            response = self._request(
+            response = self.transport.send(
                 "POST",
                 entity_set,
                 idempotent=record_id is not None,
@@ -630,7 +331,7 @@ class DataverseClient:
         suppress_duplicate_detection: bool | None = None,
     ) -> None:
         """Update an existing record (``If-Match: *``: never creates; :class:`NotFound` if missing)."""
-        self._request(
+        self.transport.send(
             "PATCH",
             entity_set + key_segment(key),
             idempotent=True,
@@ -650,7 +351,7 @@ class DataverseClient:
         suppress_duplicate_detection: bool | None = None,
     ) -> str | None:
         """Create the record with this key, or update it if it exists; returns its id when reported."""
-        response = self._request(
+        response = self.transport.send(
             "PATCH",
             entity_set + key_segment(key),
             idempotent=True,
@@ -669,7 +370,7 @@ class DataverseClient:
         *,
         caller_object_id: str | None = None,
     ) -> None:
-        self._request(
+        self.transport.send(
             "DELETE", entity_set + key_segment(key), idempotent=True, caller_object_id=caller_object_id
         )
 
@@ -708,7 +409,7 @@ class DataverseClient:
             caller_object_id,
             suppress_duplicate_detection,
         )
-        body = self._json(response)
+        body = read_json(response)
         ids = body.get("Ids") if isinstance(body, dict) else None
         if not isinstance(ids, list):
             raise DataverseError("CreateMultiple response has no Ids", status=response.status_code)
@@ -753,7 +454,7 @@ class DataverseClient:
         suppress_duplicate_detection: bool | None,
     ) -> requests.Response:
         """POST one bulk message (``Targets`` typed with ``@odata.type``) to the table's entity set."""
-        return self._request(
+        return self.transport.send(
             "POST",
             f"{entity_set or self.entity_set_name(table)}/Microsoft.Dynamics.CRM.{message}",
             idempotent=idempotent,
@@ -782,7 +483,7 @@ class DataverseClient:
             for operation in (item.operations if isinstance(item, ChangeSet) else (item,))
         )
         boundary, body = build_batch_body(operations, self.api_path)
-        response = self._request(
+        response = self.transport.send(
             "POST",
             "$batch",
             idempotent=idempotent,
@@ -797,123 +498,27 @@ class DataverseClient:
         except ValueError as exc:
             raise DataverseError(f"unreadable $batch response: {exc}", status=response.status_code) from exc
 
-    # ------------------------------------------------------------------ metadata
+    # ------------------------------------------------------------------ metadata (TableReader)
 
     def entity_metadata(self, table: str) -> EntityMetadata:
         """Names of a table read from ``EntityDefinitions`` (always a request; see :meth:`table`)."""
-        body = self._json(
-            self._request(
-                "GET",
-                f"EntityDefinitions(LogicalName={odata_literal(table)})",
-                idempotent=True,
-                params=[("$select", "LogicalName,EntitySetName,PrimaryIdAttribute,PrimaryNameAttribute")],
-            )
-        )
-        metadata = EntityMetadata(
-            logical_name=str(body["LogicalName"]),
-            entity_set_name=str(body["EntitySetName"]),
-            primary_id_attribute=str(body["PrimaryIdAttribute"]),
-            primary_name_attribute=body.get("PrimaryNameAttribute") or None,
-        )
-        with self._cache_lock:
-            self._tables[table] = metadata
-        return metadata
+        return self.tables.entity_metadata(table)
 
     def table(self, table: str) -> EntityMetadata:
         """Entity set, primary id and name of a table: standard ones known, others read once and cached."""
-        with self._cache_lock:
-            known = self._tables.get(table)
-        return known or self.entity_metadata(table)
+        return self.tables.table(table)
 
     def entity_set_name(self, table: str) -> str:
-        return self.table(table).entity_set_name
-
-    def _id_attribute_for_set(self, entity_set: str) -> str:
-        with self._cache_lock:
-            for metadata in self._tables.values():
-                if metadata.entity_set_name == entity_set:
-                    return metadata.primary_id_attribute
-        raise ValueError(
-            f"pass id_attribute (or call table() first): the primary key of {entity_set!r} is not known"
-        )
+        return self.tables.table(table).entity_set_name
 
     def attribute_rows(self, table: str) -> list[dict[str, Any]]:
-        """Raw attribute objects of ``table``: the common properties merged with the type-specific ones.
-
-        One request for the common properties, then one per type cast present (String, Memo, Picklist,
-        multi-select, State, Status, Boolean, Lookup/Customer/Owner, Integer, BigInt, Decimal, Double,
-        Money, DateTime) for MaxLength, options, targets, MinValue/MaxValue/Precision, Format and
-        DateTimeBehavior. Metadata is never paged.
-        """
-        prefix = f"EntityDefinitions(LogicalName={odata_literal(table)})/Attributes"
-        base_rows = self._values(prefix, [("$select", ",".join(BASE_ATTRIBUTE_SELECT))])
-        casts: dict[tuple[str, str, str | None], None] = {}
-        for row in base_rows:
-            type_name = row.get("AttributeTypeName")
-            if isinstance(type_name, Mapping) and type_name.get("Value") == MULTI_SELECT_TYPE_NAME:
-                casts[MULTI_SELECT_CAST] = None
-            elif str(row.get("AttributeType")) in TYPE_CASTS:
-                casts[TYPE_CASTS[str(row["AttributeType"])]] = None
-        merged = {str(row["LogicalName"]): dict(row) for row in base_rows}
-        for cast, select, expand in casts:
-            params = [("$select", select)]
-            if expand:
-                params.append(("$expand", expand))
-            for row in self._values(f"{prefix}/Microsoft.Dynamics.CRM.{cast}", params):
-                target = merged.get(str(row["LogicalName"]))
-                if target is not None:
-                    target.update({k: v for k, v in row.items() if not k.startswith("@odata.")})
-        return list(merged.values())
+        """Raw attribute objects of ``table`` (see :meth:`TableReader.attribute_rows`)."""
+        return self.tables.attribute_rows(table)
 
     def attributes(self, table: str) -> list[DynamicsColumn]:
-        """Typed columns of ``table`` (see :meth:`attribute_rows` for what is read)."""
-        return [DynamicsColumn.from_metadata(row) for row in self.attribute_rows(table)]
-
-    def _values(self, path: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-        body = self._json(self._request("GET", path, idempotent=True, params=params))
-        rows = body.get("value") if isinstance(body, dict) else None
-        if not isinstance(rows, list):
-            raise DataverseError("metadata response has no 'value' array")
-        return rows
+        """Typed columns of ``table`` (see :meth:`TableReader.attribute_rows` for what is read)."""
+        return self.tables.attributes(table)
 
     def supports_bulk(self, table: str, message: str = "CreateMultiple") -> bool:
         """Whether ``table`` supports a bulk message (sdkmessagefilters); cached per client."""
-        cache_key = (table, message)
-        with self._cache_lock:
-            cached = self._bulk_support.get(cache_key)
-        if cached is not None:
-            return cached
-        filter_ = (
-            f"sdkmessageid/name eq {odata_literal(message)}"
-            f" and primaryobjecttypecode eq {odata_literal(table)}"
-        )
-        rows = next(
-            self.query_pages("sdkmessagefilters", filter=filter_, select=["sdkmessagefilterid"], page_size=1),
-            [],
-        )
-        supported = bool(rows)
-        with self._cache_lock:
-            self._bulk_support[cache_key] = supported
-        return supported
-
-
-def _classify_network_error(error: requests.RequestException) -> FailureKind:
-    """CONNECT when the request surely never reached the server, else NETWORK (it may have run)."""
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return FailureKind.CONNECT
-    if isinstance(error, requests.exceptions.ConnectionError):
-        reason = getattr(error.args[0], "reason", None) if error.args else None
-        text = f"{type(reason).__name__} {reason}" if reason is not None else ""
-        if "NewConnectionError" in text or "NameResolutionError" in text:
-            return FailureKind.CONNECT
-        if isinstance(error, requests.exceptions.SSLError):
-            return FailureKind.CLIENT  # a certificate problem does not go away by retrying
-    if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.InvalidHeader):
-        return FailureKind.CLIENT
-    return FailureKind.NETWORK
-
-
-def _request_id(response: requests.Response | None) -> str | None:
-    if response is None:
-        return None
-    return response.headers.get("x-ms-service-request-id") or response.headers.get("REQ_ID")
+        return self.tables.supports_bulk(table, message)

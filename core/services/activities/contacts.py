@@ -11,22 +11,21 @@ queries, and only for those still not found (a name stored as ``"  Jane "``, ``"
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
+from core.adapters.dataverse.odata import in_filter
 from core.domain.activities import activity_id
 from core.domain.campaign_properties import mapped_columns
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig, EngagementMapping
 from core.domain.dynamics_metadata import DynamicsColumn
 from core.domain.jobs import ExportEntity, deterministic_dynamics_id
-from core.domain.lookup_plan import in_filter, plan_lookups
+from core.domain.lookup_plan import plan_lookups
 from core.domain.matching import PARENT_ACCOUNT_VALUE, MatchStatus, match_records, rule_for
+from core.services.activities.context import ActivityContext
 from core.services.activities.items import ContactItem, EventItem
 from core.services.jobs.lookups import PREFER_PAGES, lookup_operations, match_broadly
-
-if TYPE_CHECKING:
-    from core.services.activities.run import ActivityRun
 
 ACTIVITY_SELECT = ["activityid", "statecode", "statuscode"]
 USER_SELECT = ["systemuserid", "fullname", "isdisabled", "azureactivedirectoryobjectid"]
@@ -52,7 +51,7 @@ def _contact_select(config: DynamicsConfig, contact_columns: Mapping[str, Dynami
 
 
 def find_in_dynamics(
-    run: ActivityRun,
+    run: ActivityContext,
     contacts: Mapping[str, ContactItem],
     tables: Sequence[str],
     contact_columns: Mapping[str, DynamicsColumn],
@@ -144,7 +143,7 @@ def find_in_dynamics(
         records = [c.data or {} for c in pending]
         plan = plan_lookups(Entity.CONTACT, rule, records, extra_select=list(current))
         rule_select = list(plan.select)
-        queries = lookup_operations(plan.queries, rule_select)
+        queries = lookup_operations(plan)
         candidates_rows = [row for page in run.batch_gets(queries) for row in page] if queries else []
         results = match_records(rule, records, candidates_rows, id_column="contactid")
         # Stored with extra spaces or another apostrophe ("  Jane ", "Van  Dyke"): the broad lookup.

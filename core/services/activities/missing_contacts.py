@@ -11,21 +11,18 @@ export checkpoints say), else ``existing``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from core.domain.activities import ContactAction, contact_export_problem
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
 from core.domain.jobs import FieldError, RecordAction
 from core.domain.matching import duplicate_groups, rule_for
+from core.services.activities.context import ActivityContext
 from core.services.activities.items import ContactItem, EventItem
 from core.services.jobs.contact_export import ContactToExport, created_earlier
 
-if TYPE_CHECKING:
-    from core.services.activities.run import ActivityRun
 
-
-def export_missing(run: ActivityRun, contacts: Mapping[str, ContactItem]) -> None:
+def export_missing(run: ActivityContext, contacts: Mapping[str, ContactItem]) -> None:
     """Export the contacts of events to log that are not in Dynamics (exportMissingContacts)."""
     first: dict[str, EventItem] = {}  # each contact's first event to log: its checkpoint row, its owner
     for item in run.items:

@@ -9,7 +9,6 @@ crash safety as exports (``JobStore`` under the activity names).
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.job_store import JobNames, JobRow, JobStore
-from core.adapters.queues import queue_service
 from core.domain.activities import ActivitiesRequest, export_aliases, validate_events
 from core.domain.caller import Caller
 from core.domain.catalog import Entity
@@ -25,7 +23,6 @@ from core.domain.config import DynamicsConfig
 from core.domain.jobs import ChunkState, split_chunks
 from core.domain.matching import IdentifierConfig, rule_for
 from core.services.jobs.queries import JobQueries, SubmitResult
-from core.settings import Settings, get_settings
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("4e7d9b2a-1c3f-4a6e-9d8b-7f5e3c2a1b90")
 ACTIVITY_NAMES = JobNames(
@@ -151,32 +148,3 @@ class ActivityService:
 
 def _already_submitted(job: JobRow) -> SubmitResult:
     return SubmitResult(job.job_id, job.total_records - job.invalid_count, job.invalid_count, False)
-
-
-# --- wiring ---------------------------------------------------------------------------------------
-
-_lock = threading.Lock()
-_cached: tuple[Settings, ActivityService] | None = None
-
-
-def build_activity_store(settings: Settings) -> JobStore:
-    from core.adapters.tables import Storage
-
-    storage = Storage.from_settings(settings)
-    return JobStore(storage.table_service, storage.blob_service, queue_service(settings), ACTIVITY_NAMES)
-
-
-def get_activity_service() -> ActivityService:
-    from core.services.config_service import get_config_service
-
-    global _cached
-    settings = get_settings()
-    with _lock:
-        if _cached is None or _cached[0] is not settings:
-            service = ActivityService(
-                build_activity_store(settings),
-                lambda caller: get_config_service().get(caller).config,
-                chunk_size=settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
-            )
-            _cached = (settings, service)
-        return _cached[1]

@@ -23,8 +23,7 @@ from core.services.activities.run import ActivityRun
 from core.services.jobs.contact_export import ContactExporter
 from core.services.jobs.engine import Chunk, ChunkJobWorker
 from core.services.jobs.messages import ClientFactory, ReconnectCheck
-from core.services.metadata_cache import MetadataCache, shared_metadata_cache
-from core.settings import Settings, get_settings
+from core.services.metadata_cache import MetadataCache
 
 
 class ActivityWorker(ChunkJobWorker):
@@ -43,7 +42,7 @@ class ActivityWorker(ChunkJobWorker):
         reconnected: ReconnectCheck | None = None,
     ) -> None:
         super().__init__(store, client_for, max_attempts=max_attempts, budget=budget, reconnected=reconnected)
-        self.metadata = metadata or shared_metadata_cache()
+        self.metadata = metadata or MetadataCache()
         # The export pipeline, for contacts exported before their activities (exportMissingContacts).
         self.export_contacts = export_contacts
         self._linkedin_setting = linkedin_table
@@ -104,32 +103,3 @@ class ActivityWorker(ChunkJobWorker):
         with self._linkedin_lock:
             self._linkedin[client.environment_url] = chosen
         return chosen
-
-
-# --- wiring ---------------------------------------------------------------------------------------
-
-_worker_lock = threading.Lock()
-_worker: tuple[Settings, ActivityWorker] | None = None
-
-
-def get_activity_worker() -> ActivityWorker:
-    from core.services.activities.service import build_activity_store
-    from core.services.dynamics_access import get_dynamics_access
-    from core.services.exports.contacts_for_jobs import ContactExport
-    from core.services.exports.worker import reconnected_since_pause
-
-    global _worker
-    settings = get_settings()
-    with _worker_lock:
-        if _worker is None or _worker[0] is not settings:
-            store = build_activity_store(settings)
-            worker = ActivityWorker(
-                store,
-                lambda workspace_id: get_dynamics_access().client_for(workspace_id),
-                export_contacts=ContactExport(store, shared_metadata_cache()),
-                max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
-                linkedin_table=settings.get("ACTIVITY_LINKEDIN_TABLE"),
-                reconnected=reconnected_since_pause,
-            )
-            _worker = (settings, worker)
-        return _worker[1]

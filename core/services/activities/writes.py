@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.adapters.dataverse.errors import PRIVILEGE_DENIED, DataverseError, column_in_message
 from core.domain.activities import Actor, engagement_value
@@ -23,16 +23,14 @@ from core.domain.config import EngagementMapping
 from core.domain.export_plan import DesiredValue, PlanAction, plan_write
 from core.domain.jobs import FieldError, RecordAction
 from core.domain.matching import PARENT_ACCOUNT_VALUE
+from core.services.activities.context import ActivityContext
 from core.services.activities.items import ContactItem, EventItem
 from core.services.jobs.bulk import create_with_own_ids, update_isolating
-
-if TYPE_CHECKING:
-    from core.services.activities.run import ActivityRun
 
 log = logging.getLogger(__name__)
 
 
-def create_activities(run: ActivityRun, items: Sequence[EventItem]) -> None:
+def create_activities(run: ActivityContext, items: Sequence[EventItem]) -> None:
     """One CreateMultiple per (activity table, acting user), as that user (``CallerObjectId``)."""
     groups: dict[tuple[str, str | None], list[EventItem]] = {}
     for item in items:
@@ -43,7 +41,7 @@ def create_activities(run: ActivityRun, items: Sequence[EventItem]) -> None:
         _create_group(run, table, caller, group)
 
 
-def _create_group(run: ActivityRun, table: str, caller: str | None, group: Sequence[EventItem]) -> None:
+def _create_group(run: ActivityContext, table: str, caller: str | None, group: Sequence[EventItem]) -> None:
     report = create_with_own_ids(
         run.client,
         table,
@@ -60,7 +58,7 @@ def _create_group(run: ActivityRun, table: str, caller: str | None, group: Seque
         item.errors.append(FieldError(column, _error_message(exc, item.actor), exc.code))
 
 
-def update_contacts(run: ActivityRun, contacts: Mapping[str, ContactItem]) -> None:
+def update_contacts(run: ActivityContext, contacts: Mapping[str, ContactItem]) -> None:
     """The engagement field (once per new activity) and campaign properties, changed values only."""
     contact_columns = run.columns("contact")
     engagement, engagement_problem = engagement_value(run.config.field_mapping.contacts, contact_columns)
@@ -102,7 +100,7 @@ def update_contacts(run: ActivityRun, contacts: Mapping[str, ContactItem]) -> No
                 item.notes.append(message)
 
 
-def _company_engagement(run: ActivityRun, contacts: Mapping[str, ContactItem]) -> None:
+def _company_engagement(run: ActivityContext, contacts: Mapping[str, ContactItem]) -> None:
     """An engagement mapping in the companies tab: the contact's account gets the value."""
     tab = run.config.field_mapping.companies
     if not any(isinstance(m, EngagementMapping) for m in tab):
@@ -121,14 +119,14 @@ def _company_engagement(run: ActivityRun, contacts: Mapping[str, ContactItem]) -
 
 
 def _update_many(
-    run: ActivityRun, table: str, id_column: str, updates: Sequence[tuple[str, dict[str, Any]]]
+    run: ActivityContext, table: str, id_column: str, updates: Sequence[tuple[str, dict[str, Any]]]
 ) -> dict[int, str]:
     records = [{**payload, id_column: record_id} for record_id, payload in updates]
     refused = update_isolating(run.client, table, records)
     return {i: exc.message or str(exc) for i, exc in refused.items()}
 
 
-def close_activities(run: ActivityRun, items: Sequence[EventItem]) -> None:
+def close_activities(run: ActivityContext, items: Sequence[EventItem]) -> None:
     """One UpdateMultiple per table: statecode Completed and its fitting status (last, see run)."""
     by_table: dict[str, list[EventItem]] = {}
     for item in items:

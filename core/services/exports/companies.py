@@ -11,7 +11,7 @@ found in Dynamics are linked in one ``UpdateMultiple``; none is created.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.domain.catalog import Entity
 from core.domain.config import Mode
@@ -19,15 +19,13 @@ from core.domain.export_plan import DesiredLink, DesiredValue, PlanAction, plan_
 from core.domain.jobs import ExportEntity, RecordAction, RecordOutcome, deterministic_dynamics_id
 from core.domain.matching import PARENT_ACCOUNT_VALUE, IdentifierConfig
 from core.domain.normalize import domain_any_extension_key, normalize_company_name, registrable_domain
+from core.services.exports.context import ExportContext
 from core.services.exports.items import ExportItem
 from core.services.exports.mapping import desired_values, mapped_columns
 from core.services.exports.owners import Owners, owner_bind
 
-if TYPE_CHECKING:
-    from core.services.exports.run import ExportRun
 
-
-def link_companies(run: ExportRun, owner: Owners) -> None:
+def link_companies(run: ExportContext, owner: Owners) -> None:
     """Contacts -> their company: match the embedded companies, create the missing ones, then link."""
     companies: dict[str, ExportItem] = {}
     key_of: dict[int, str] = {}
@@ -96,7 +94,7 @@ def link_companies(run: ExportRun, owner: Owners) -> None:
             item.notes.append(f"company not linked: {reasons}")
 
 
-def link_contacts_to_companies(run: ExportRun, owner: Owners) -> None:
+def link_contacts_to_companies(run: ExportContext, owner: Owners) -> None:
     """Companies -> their contacts: those found in Dynamics are linked to the account (none created)."""
     pairs: list[tuple[ExportItem, ExportItem]] = []
     for item in run.items:

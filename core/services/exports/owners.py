@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.adapters.dataverse.client import DataverseClient
+from core.adapters.dataverse.odata import in_filter
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.export_plan import OwnerChoice, OwnerSource, choose_owner
-from core.domain.lookup_plan import in_filter
 
 
 @dataclass

@@ -23,13 +23,22 @@ from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
+from core.adapters.dataverse.odata import in_filter
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.dynamics_metadata import DynamicsColumn
 from core.domain.jobs import ExportEntity, RecordAction, RecordOutcome, deterministic_dynamics_id
-from core.domain.lookup_plan import in_filter, plan_lookups
-from core.domain.matching import PARENT_ACCOUNT_VALUE, IdentifierConfig, MatchStatus, match_records, rule_for
+from core.domain.lookup_plan import plan_lookups
+from core.domain.matching import (
+    ID_COLUMN,
+    PARENT_ACCOUNT_VALUE,
+    TABLE,
+    IdentifierConfig,
+    MatchStatus,
+    match_records,
+    rule_for,
+)
 from core.services.exports.companies import link_companies, link_contacts_to_companies
 from core.services.exports.items import ExportItem
 from core.services.exports.mapping import desired_values, mapped_columns
@@ -106,8 +115,8 @@ class ExportRun:
             return
         rule = rule_for(entity, self.identifiers)
         export_entity = ExportEntity.CONTACTS if entity is Entity.CONTACT else ExportEntity.COMPANIES
-        id_column = "contactid" if entity is Entity.CONTACT else "accountid"
-        entity_set = "contacts" if entity is Entity.CONTACT else "accounts"
+        id_column = ID_COLUMN[entity]
+        entity_set = self.client.entity_set_name(TABLE[entity])
         plan = plan_lookups(
             entity,
             rule,
@@ -126,7 +135,7 @@ class ExportRun:
                     ("$filter", in_filter(id_column, sorted(set(own_ids)))),
                 ],
             ),
-            *lookup_operations(plan.queries, select),
+            *lookup_operations(plan),
         ]
         pages = self.batch_gets(gets)
         own_rows = {str(r[id_column]).lower(): r for r in pages[0]}

@@ -9,7 +9,6 @@ then the job row, then chunk rows, then messages — a message never points at s
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.job_store import JobNames, JobRow, JobStore
-from core.adapters.queues import queue_service
 from core.domain.caller import Caller
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
@@ -38,7 +36,6 @@ from core.domain.jobs import (
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
 from core.services.jobs.queries import JobQueries, SubmitResult
-from core.settings import Settings, get_settings
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
 EXPORT_NAMES = JobNames(
@@ -242,32 +239,3 @@ def _drop_duplicates(
                 )
             )
     return [v for i, v in enumerate(valid) if i not in dropped], skipped
-
-
-# --- wiring ---------------------------------------------------------------------------------------
-
-_lock = threading.Lock()
-_cached: tuple[Settings, ExportService] | None = None
-
-
-def build_export_store(settings: Settings) -> JobStore:
-    from core.adapters.tables import Storage
-
-    storage = Storage.from_settings(settings)
-    return JobStore(storage.table_service, storage.blob_service, queue_service(settings), EXPORT_NAMES)
-
-
-def get_export_service() -> ExportService:
-    from core.services.config_service import get_config_service
-
-    global _cached
-    settings = get_settings()
-    with _lock:
-        if _cached is None or _cached[0] is not settings:
-            service = ExportService(
-                build_export_store(settings),
-                lambda caller: get_config_service().get(caller).config,
-                chunk_size=settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
-            )
-            _cached = (settings, service)
-        return _cached[1]

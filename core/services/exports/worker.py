@@ -6,21 +6,18 @@ Everything about the chunk's lifecycle (claim, checkpoints, pause, poison, retry
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from core.adapters.dynamics_budget import DynamicsBudget
 from core.adapters.job_store import JobStore
 from core.domain.config import DynamicsConfig
-from core.domain.connection import ReconnectRequired
 from core.domain.jobs import ExportEntity, RecordOutcome
 from core.services.exports.items import ExportItem
 from core.services.exports.run import ExportRun
 from core.services.jobs.engine import Chunk, ChunkJobWorker
 from core.services.jobs.messages import ClientFactory, ReconnectCheck
-from core.services.metadata_cache import MetadataCache, shared_metadata_cache
-from core.settings import Settings, get_settings
+from core.services.metadata_cache import MetadataCache
 
 
 class ExportWorker(ChunkJobWorker):
@@ -37,7 +34,7 @@ class ExportWorker(ChunkJobWorker):
         reconnected: ReconnectCheck | None = None,
     ) -> None:
         super().__init__(store, client_for, max_attempts=max_attempts, budget=budget, reconnected=reconnected)
-        self.metadata = metadata or shared_metadata_cache()
+        self.metadata = metadata or MetadataCache()
 
     def platform_id(self, staged: Mapping[str, Any]) -> str:
         return str(staged["record"].get("id", ""))
@@ -58,35 +55,3 @@ class ExportWorker(ChunkJobWorker):
             items=[ExportItem(int(s["seq"]), str(s["record"]["id"]), s["record"]) for s in chunk.staged],
         )
         return run.execute()
-
-
-# --- wiring ---------------------------------------------------------------------------------------
-
-_worker_lock = threading.Lock()
-_worker: tuple[Settings, ExportWorker] | None = None
-
-
-def get_export_worker() -> ExportWorker:
-    from core.services.dynamics_access import get_dynamics_access
-    from core.services.dynamics_budget import get_dynamics_budget
-    from core.services.exports.service import build_export_store
-
-    global _worker
-    settings = get_settings()
-    with _worker_lock:
-        if _worker is None or _worker[0] is not settings:
-            worker = ExportWorker(
-                build_export_store(settings),
-                lambda workspace_id: get_dynamics_access().client_for(workspace_id),
-                max_attempts=settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
-                budget=get_dynamics_budget(),
-                reconnected=reconnected_since_pause,
-            )
-            _worker = (settings, worker)
-        return _worker[1]
-
-
-def reconnected_since_pause(workspace_id: str, paused: ReconnectRequired) -> bool:
-    from core.services.connection_service import get_components
-
-    return get_components().tokens.reconnected_since(workspace_id, paused)

@@ -29,7 +29,7 @@ from typing import Any
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DUPLICATE_RECORD, DataverseError
-from core.domain.lookup_plan import in_filter
+from core.adapters.dataverse.odata import in_filter
 from core.services.jobs.lookups import PREFER_PAGES, batch_get_rows
 
 

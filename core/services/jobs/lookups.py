@@ -1,7 +1,8 @@
 """Running the identifier's lookups against Dataverse: shared by the export and the activity workers.
 
-The plans are pure (``core.domain.lookup_plan``), the matching too (``core.domain.matching``); what is
-left is sending a plan's queries as GET parts of a ``$batch`` and, for the records the exact lookup left
+The plans are pure (``core.domain.lookup_plan``), the matching too (``core.domain.matching``); the
+adapter ``core.adapters.dataverse.lookup_queries`` writes a plan as requests. What is left is sending
+them as GET parts of a ``$batch`` and, for the records the exact lookup left
 without a match, the second, broader lookup (docs/matching.md "second lookup"): one more ``$batch``, only
 when some record has something broader to search for, and those records matched again against its rows.
 """
@@ -13,8 +14,9 @@ from typing import Any
 
 from core.adapters.dataverse.batch import MAX_BATCH_OPERATIONS, BatchOperation
 from core.adapters.dataverse.client import DataverseClient
+from core.adapters.dataverse.lookup_queries import lookup_queries
 from core.domain.catalog import Entity
-from core.domain.lookup_plan import LookupQuery, plan_broad_lookups
+from core.domain.lookup_plan import LookupPlan, plan_broad_lookups
 from core.domain.matching import MatchResult, MatchStatus, Rule, match_records
 
 PREFER_PAGES: Mapping[str, str] = {"Prefer": "odata.maxpagesize=5000"}
@@ -23,16 +25,12 @@ PREFER_PAGES: Mapping[str, str] = {"Prefer": "odata.maxpagesize=5000"}
 BatchGets = Callable[[Sequence[BatchOperation]], list[list[dict[str, Any]]]]
 
 
-def lookup_operations(queries: Iterable[LookupQuery], select: Sequence[str]) -> list[BatchOperation]:
-    """One GET part per query, selecting ``select`` (which must include the plan's own ``select``)."""
-    columns = ",".join(dict.fromkeys(select))
-    operations = []
-    for query in queries:
-        params = [("$select", columns), ("$filter", query.filter)]
-        if query.expand:
-            params.append(("$expand", query.expand))
-        operations.append(BatchOperation("GET", query.entity_set, headers=PREFER_PAGES, params=params))
-    return operations
+def lookup_operations(plan: LookupPlan) -> list[BatchOperation]:
+    """One GET part per request of ``plan``, each URL within the ``$batch`` limit as it is sent."""
+    return [
+        BatchOperation("GET", query.entity_set, headers=PREFER_PAGES, params=query.params())
+        for query in lookup_queries(plan)
+    ]
 
 
 def match_broadly(
@@ -58,9 +56,9 @@ def match_broadly(
     if not unmatched:
         return []
     broad = plan_broad_lookups(entity, rule, [records[n] for n in unmatched], extra_select=select)
-    if not broad.queries:
+    if not broad.searches:
         return []
-    pages = batch_gets(lookup_operations(broad.queries, broad.select))
+    pages = batch_gets(lookup_operations(broad))
     rows = [row for page in pages for row in page]
     again = match_records(rule, [records[n] for n in unmatched], rows, id_column=id_column)
     for n, result in zip(unmatched, again, strict=True):

@@ -17,13 +17,12 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from core import bootstrap
 from core.adapters.dataverse.client import DataverseClient
 from core.domain.caller import Caller, Role
 from core.domain.connection import DynamicsConnection, NotConnected, ReconnectRequired
 from core.domain.retry import RetryPolicy
 from core.entrypoints import config_api, fields_api
-from core.services import config_service
-from core.services.config_metadata_check import DynamicsMetadataCheck
 from core.services.dynamics_access import DynamicsAccess
 from core.services.fields_service import FieldsService
 from core.services.metadata_cache import MetadataCache
@@ -32,6 +31,7 @@ from emulators.dataverse import DataverseEmulator
 from emulators.dataverse.schema import Column
 from emulators.tls import trusting_session
 from tests.support import tokens
+from tests.support.app import use_app
 from tests.support.azurite import Azurite, free_port
 from tests.support.dataverse import STATIC_TOKEN
 from tests.support.http import body_json, call, configure_app, request
@@ -119,14 +119,9 @@ def app(emulator: DataverseEmulator, azurite: Azurite, monkeypatch: pytest.Monke
     emulator.reset()
     configure_app(monkeypatch, azurite.connection_string)
     provider = EmulatorTokens(emulator.url, emulator.default_user_id)
-    access = DynamicsAccess(provider, session_factory=trusting_session)
-    service = FieldsService(access.client_for, MetadataCache())
-    monkeypatch.setattr(fields_api, "get_fields_service", lambda: service)
-    # The configuration service of this test runs exactly our check (restored afterwards).
-    monkeypatch.setattr(config_service, "_metadata_checks", [])
-    monkeypatch.setattr(config_service, "_cached", None)
-    config_service.add_metadata_check(DynamicsMetadataCheck(service))
-    yield App(emulator, provider, service, f"ws-{uuid.uuid4().hex[:12]}")
+    # The app as production wires it (fields service, live configuration check), on the stand-in tokens.
+    use_app(monkeypatch, dynamics_access=DynamicsAccess(provider, session_factory=trusting_session))
+    yield App(emulator, provider, bootstrap.app().fields_service, f"ws-{uuid.uuid4().hex[:12]}")
     get_settings.cache_clear()
 
 
@@ -241,7 +236,7 @@ def test_unreachable_dynamics_is_503_without_the_token(app: App, monkeypatch: py
     )
     connection = DynamicsConnection(app.ws, closed, None, None)
     service = FieldsService(lambda _ws: (client, connection), MetadataCache())
-    monkeypatch.setattr(fields_api, "get_fields_service", lambda: service)
+    use_app(monkeypatch, fields_service=service)
     resp = app.fields(entity="contact", platformField="jobTitle")
     assert resp.status_code == 503, resp.get_body()
     assert body_json(resp)["code"] == "dynamics_unavailable"
@@ -303,7 +298,7 @@ def test_yellow_mappings_are_saved_and_reported(app: App) -> None:
     assert resp.headers["X-Config-Warning-Count"] == "1"  # the PUT says how many; validate lists them
     # The service hands the warnings back with the saved configuration.
     caller = Caller(app.ws, "user-1", Role.ADMIN)
-    view = config_service.get_config_service().save(caller, doc, if_match=resp.headers["ETag"])
+    view = bootstrap.app().config_service.save(caller, doc, if_match=resp.headers["ETag"])
     assert view.version == 2
     assert [w.pointer for w in view.warnings] == ["/fieldMapping/contacts/2/dynamicsField"]
 

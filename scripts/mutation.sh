@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Mutation testing of the riskiest modules with mutmut (configured in pyproject.toml, [tool.mutmut]).
+# Not part of CI: it re-runs the covering unit tests once per mutant (minutes per module on 2 CPUs).
+#
+#   bash scripts/mutation.sh                      # normalize, matching, lookup_plan, token_crypto, auth
+#   bash scripts/mutation.sh normalize auth       # a subset, by module name
+#
+# Prints killed/total per module; `.venv/bin/mutmut show <mutant>` shows one survivor's diff and
+# `.venv/bin/mutmut browse` lists them all. Results are kept in mutants/ (gitignored): a second run only
+# tests mutants of functions that changed since.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+declare -A MODULE=(
+  [normalize]=core.domain.normalize
+  [matching]=core.domain.matching
+  [lookup_plan]=core.domain.lookup_plan
+  [token_crypto]=core.adapters.token_crypto
+  [auth]=core.adapters.auth
+)
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(normalize matching lookup_plan token_crypto auth)
+globs=()
+for name in "${names[@]}"; do
+  [ -n "${MODULE[$name]:-}" ] || { echo "unknown module '$name' (one of: ${!MODULE[*]})" >&2; exit 2; }
+  globs+=("${MODULE[$name]}.*")
+done
+
+.venv/bin/mutmut run --max-children "${MUTMUT_CHILDREN:-2}" "${globs[@]}"
+.venv/bin/mutmut results --all true | .venv/bin/python -c '
+import collections, sys
+wanted = sys.argv[1:]
+counts = collections.defaultdict(collections.Counter)
+for line in sys.stdin:
+    name, _, status = line.strip().rpartition(": ")
+    module = name.rsplit(".", 1)[0]
+    if module in wanted:
+        counts[module][status] += 1
+for module in wanted:
+    c = counts[module]
+    total = sum(c.values())
+    caught = c["killed"] + c["timeout"]
+    others = ", ".join(f"{n} {s}" for s, n in sorted(c.items()) if s not in ("killed", "timeout"))
+    print(f"{module}: {caught}/{total} killed" + (f" ({others})" if others else ""))
+' $(for name in "${names[@]}"; do echo "${MODULE[$name]}"; done)

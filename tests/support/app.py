@@ -1,0 +1,26 @@
+"""The app's composition root under a test's control: ``app()`` builds the test's own ``App``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from core import bootstrap
+from core.bootstrap import App
+from core.settings import Settings
+
+
+def use_app(
+    monkeypatch: pytest.MonkeyPatch, make: Callable[[Settings], App] | None = None, **parts: Any
+) -> None:
+    """Until the test ends, ``bootstrap.app()`` is ``make(settings)`` or ``App(settings, **parts)`` for
+    whatever settings the test applies (a new ``App`` each time they change, as in production)."""
+    monkeypatch.setattr(bootstrap, "_make", make or (lambda settings: App(settings, **parts)))
+    monkeypatch.setattr(bootstrap, "_current", None)
+
+
+def storage() -> Any:
+    """The storage clients of the app of the current settings."""
+    return bootstrap.app().storage
