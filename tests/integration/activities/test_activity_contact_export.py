@@ -200,7 +200,7 @@ def test_two_platform_contacts_of_one_person_make_one_dynamics_contact(
 
 
 def test_two_platform_contacts_of_one_person_in_racing_chunks_make_one_dynamics_contact(
-    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
 ) -> None:
     """The twins land in different chunks, and the chunk of p-new runs whole while the chunk of p-twin
     sits between its lookups (nothing found) and its create: still one contact, both events regard it."""
@@ -325,7 +325,7 @@ def test_config_api_validates_and_saves_the_option(azurite: Any, monkeypatch: py
 
 
 def test_a_chunk_racing_another_to_create_the_contact_ends_with_one_contact(
-    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
 ) -> None:
     env = _env(harness_for, export_missing=True)
 
@@ -346,7 +346,7 @@ def test_a_chunk_racing_another_to_create_the_contact_ends_with_one_contact(
 
 
 def test_paused_for_reconnect_after_creating_the_contact_resumes_without_a_second_one(
-    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
 ) -> None:
     from core.domain.connection import ReconnectRequired
 
@@ -372,24 +372,21 @@ def test_paused_for_reconnect_after_creating_the_contact_resumes_without_a_secon
 
 
 def test_a_contact_dynamics_refuses_fails_its_events_with_dynamics_error(
-    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
 ) -> None:
-    from core.adapters.dataverse.client import DataverseClient
     from core.adapters.dataverse.errors import DataverseError
 
     env = _env(harness_for, export_missing=True)
-    real_create_multiple = DataverseClient.create_multiple
 
-    def refuse_contacts(self: Any, table: str, records: Any, **kw: Any) -> Any:
+    def refuse_contacts(table: str, records: Any) -> None:
         if table == "contact":
             raise DataverseError(
                 "A record with matching key values already exists for attribute 'emailaddress1'",
                 status=412,
                 code="0x80060892",
             )
-        return real_create_multiple(self, table, records, **kw)
 
-    monkeypatch.setattr(DataverseClient, "create_multiple", refuse_contacts)
+    env.client.before("create_multiple", refuse_contacts)
     result = env.run({"events": [_event("e1"), _event("e2")], "contacts": [NEW], "identities": IDENTITIES})
     for record in result["records"].values():
         assert record["action"] == "failed" and record["contactAction"] == "not_found"

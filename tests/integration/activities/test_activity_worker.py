@@ -224,7 +224,7 @@ def test_duplicate_and_redelivered_events_log_one_activity(env: ActivityHarness)
 
 
 def test_a_crash_before_closing_is_finished_by_the_retry_without_a_second_activity(
-    env: ActivityHarness, monkeypatch: pytest.MonkeyPatch
+    env: ActivityHarness,
 ) -> None:
     _jane(env)
     crashes = []
@@ -315,9 +315,7 @@ def test_identity_fallback_chain(
         assert record["activity"]["actor"]["passedOver"]  # the result says why the mapping was not used
 
 
-def test_a_refused_activity_fails_alone_and_the_others_are_logged(
-    env: ActivityHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_refused_activity_fails_alone_and_the_others_are_logged(env: ActivityHarness) -> None:
     _jane(env)
     url = "https://www.linkedin.com/in/bob-stone"
     bob = create(env.emulator, "contacts", {"firstname": "Bob", "lastname": "Stone", "new_linkedinurl": url})
