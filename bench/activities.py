@@ -45,9 +45,9 @@ from core.domain.connection import DynamicsConnection
 from core.domain.jobs import ExportEntity, deterministic_dynamics_id
 from core.services.activities.service import ACTIVITY_NAMES, ACTIVITY_QUEUE, ActivityService
 from core.services.activities.worker import ActivityWorker
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.contacts_for_jobs import ContactExport
 from core.services.jobs.messages import ChunkMessage
-from core.services.metadata_cache import MetadataCache
 from emulators.tls import ensure_ca, trusting_session
 from tests.support.azurite import run_azurite
 

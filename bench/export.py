@@ -57,7 +57,7 @@ from bench.export_truth import WriteCountingClient, check_outcomes, written_twic
 from core.adapters.dataverse.client import DataverseClient, RequestEvent
 from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.job_store import JobStore
-from core.adapters.tables import blob_retry
+from core.adapters.storage.tables import blob_retry
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection

@@ -29,11 +29,11 @@ import msal
 import psutil
 from azure.data.tables import TableServiceClient
 
-from core.adapters.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
-from core.adapters.token_crypto import TokenCipher
+from core.adapters.identity.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
+from core.adapters.identity.token_crypto import TokenCipher
 from core.bootstrap import build_connection
 from core.domain.connection import ConnectionRecord, ConnectionStatus
-from core.services.token_provider import secret_name_for
+from core.services.connection.tokens import secret_name_for
 from core.settings import load_settings
 from emulators.tls import ensure_ca, trusting_session
 from tests.support.azurite import run_azurite

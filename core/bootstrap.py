@@ -12,6 +12,9 @@ the same way until the settings change, so that failure is remembered too: every
 for the connection (the live metadata check) and rebuilding the storage clients to fail again would cost
 each save milliseconds.
 
+It is longer than the usual module on purpose: it is the one place that names every part and what it is
+built from, a few lines each; splitting it would hide the wiring again.
+
 Tests build an ``App`` with their own parts (``App(settings, connection=..., metadata_checks=[])``) and
 make ``app()`` return it with ``install`` (``tests.support.app``), instead of patching modules.
 """
@@ -27,49 +30,51 @@ from typing import Any, TypeVar
 import requests
 from azure.data.tables import TableServiceClient
 
-from core.adapters.auth import TokenVerifier
-from core.adapters.config_repository import ConfigRepository
-from core.adapters.connection_repository import (
+from core.adapters.dataverse.client import DataverseClient
+from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
+from core.adapters.identity.auth import TokenVerifier
+from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
+from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
+from core.adapters.identity.token_crypto import TokenCipher
+from core.adapters.job_store import JobStore
+from core.adapters.storage.config_repository import ConfigRepository
+from core.adapters.storage.connection_repository import (
     CONNECTIONS_TABLE,
     FLOWS_TABLE,
     AuthFlowRepository,
     ConnectionRepository,
 )
-from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
-from core.adapters.integrations_repository import IntegrationsRepository
-from core.adapters.job_store import JobStore
-from core.adapters.keyvault import SecretStore, secret_store_from_settings
-from core.adapters.leases import LEASES_TABLE, TableLeases
-from core.adapters.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
-from core.adapters.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
-from core.adapters.queues import queue_service
-from core.adapters.tables import Storage
-from core.adapters.token_crypto import TokenCipher
+from core.adapters.storage.integrations_repository import IntegrationsRepository
+from core.adapters.storage.leases import LEASES_TABLE, TableLeases
+from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
+from core.adapters.storage.queues import queue_service
+from core.adapters.storage.tables import Storage
+from core.domain.caller import Caller
+from core.domain.config import DynamicsConfig
 from core.domain.config_validation import MetadataCheck
 from core.domain.connection import DynamicsConnection, ReconnectRequired, RefreshPolicy, parse_host_patterns
 from core.domain.jobs import DEFAULT_CHUNK_SIZE
 from core.services.activities.service import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityService
 from core.services.activities.worker import ActivityWorker
-from core.services.config_metadata_check import DynamicsMetadataCheck
-from core.services.config_service import ConfigService, CustomFields, IntegrationUserLookup
-from core.services.connection_service import (
+from core.services.config.metadata_check import DynamicsMetadataCheck
+from core.services.config.service import ConfigService, CustomFields, IntegrationUserLookup
+from core.services.connection.refresh import TokenRefresher
+from core.services.connection.service import (
     ConnectionComponents,
     ConnectionService,
     PausedWorkSource,
     resume_marked,
     resume_workspace,
 )
-from core.services.dynamics_access import DynamicsAccess
+from core.services.connection.tokens import TokenService, utcnow
+from core.services.dynamics.access import DynamicsAccess
+from core.services.dynamics.fields import FieldsService
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.contacts_for_jobs import ContactExport
 from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
-from core.services.fields_service import FieldsService
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
-from core.services.integrations_service import IntegrationsService
-from core.services.metadata_cache import MetadataCache
-from core.services.token_provider import TokenService, utcnow
-from core.services.token_refresh import TokenRefresher
+from core.services.integrations.service import IntegrationsService
 from core.settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger(__name__)
@@ -303,7 +308,8 @@ class App:
             integration_user=self._integration_user,
         )
 
-    def _load_config(self, caller: Any) -> Any:
+    def _load_config(self, caller: Caller) -> DynamicsConfig:
+        """The configuration a job snapshots when it is submitted."""
         return self.config_service.get(caller).config
 
     @property

@@ -2,7 +2,7 @@
 # Mutation testing of the riskiest modules with mutmut (configured in pyproject.toml, [tool.mutmut]).
 # Not part of CI: it re-runs the covering unit tests once per mutant (minutes per module on 2 CPUs).
 #
-#   bash scripts/mutation.sh                      # normalize, matching, lookup_plan, token_crypto, auth
+#   bash scripts/mutation.sh                      # every module below
 #   bash scripts/mutation.sh normalize auth       # a subset, by module name
 #
 # Prints killed/total per module; `.venv/bin/mutmut show <mutant>` shows one survivor's diff and
@@ -15,11 +15,14 @@ declare -A MODULE=(
   [normalize]=core.domain.normalize
   [matching]=core.domain.matching
   [lookup_plan]=core.domain.lookup_plan
-  [token_crypto]=core.adapters.token_crypto
-  [auth]=core.adapters.auth
+  [lookup_values]=core.domain.lookup_values
+  [lookup_queries]=core.adapters.dataverse.lookup_queries
+  [odata]=core.adapters.dataverse.odata
+  [token_crypto]=core.adapters.identity.token_crypto
+  [auth]=core.adapters.identity.auth
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(normalize matching lookup_plan token_crypto auth)
+[ ${#names[@]} -gt 0 ] || names=(normalize matching lookup_plan lookup_values lookup_queries odata token_crypto auth)
 globs=()
 for name in "${names[@]}"; do
   [ -n "${MODULE[$name]:-}" ] || { echo "unknown module '$name' (one of: ${!MODULE[*]})" >&2; exit 2; }

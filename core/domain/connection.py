@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 
@@ -71,6 +71,16 @@ class DynamicsConnection:
     environment_url: str
     integration_user_email: str | None
     dynamics_user_id: str | None
+
+
+class TokenProvider(Protocol):
+    """A workspace's Dynamics access tokens and connection (docs/contracts.md), implemented by
+    ``core.services.connection.tokens.TokenService``. ``access_token`` raises ``ReconnectRequired`` when an
+    admin must sign in again and ``TransientTokenError`` when a token cannot be had right now."""
+
+    def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str: ...
+
+    def connection(self, workspace_id: str) -> DynamicsConnection | None: ...
 
 
 @dataclass(frozen=True)

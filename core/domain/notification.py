@@ -1,5 +1,5 @@
 """An in-app notification of a workspace (e.g. "reconnect Dynamics 365"); stored by
-``core.adapters.notification_repository``, one per incident."""
+``core.adapters.storage.notification_repository``, one per incident."""
 
 from __future__ import annotations
 

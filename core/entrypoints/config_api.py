@@ -25,7 +25,7 @@ from core.domain.caller import Caller
 from core.domain.config import STEP_MODELS, DynamicsConfig, HistoryEntry, Step
 from core.domain.config_validation import Problem
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, model_response, read_json
-from core.services.config_service import (
+from core.services.config.service import (
     ConfigView,
     InvalidConfig,
     PreconditionFailed,

@@ -29,7 +29,7 @@ from core.entrypoints.http_support import (
     read_model,
     utc_iso,
 )
-from core.services.connection_service import ConnectError, ConnectionComponents, KeyVaultUnavailable
+from core.services.connection.service import ConnectError, ConnectionComponents, KeyVaultUnavailable
 from core.settings import SettingsError
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.domain.connection import NotConnected, ReconnectRequired
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response
-from core.services.fields_service import (
+from core.services.dynamics.fields import (
     ENTITIES,
     ColumnView,
     DynamicsUnavailable,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
-from core.services.integrations_service import CRMS, ActiveCrmConflict, IntegrationCard
+from core.services.integrations.service import CRMS, ActiveCrmConflict, IntegrationCard
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 TAG = ("Integrations",)

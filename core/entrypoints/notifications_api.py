@@ -15,7 +15,7 @@ from core import bootstrap, openapi
 from core.domain.caller import Caller
 from core.domain.notification import Notification
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, utc_iso
-from core.services.connection_service import ConnectionComponents
+from core.services.connection.service import ConnectionComponents
 from core.settings import SettingsError
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]

@@ -3,7 +3,14 @@
 Serves ``EntityDefinitions``, ``EntityDefinitions(LogicalName='x')`` / ``(<MetadataId>)``, ``/Attributes``
 (with ``$select``/``$filter``, including the ``Microsoft.Dynamics.CRM.AttributeTypeCode'Picklist'`` enum
 form), single attributes, typed casts such as ``/Microsoft.Dynamics.CRM.PicklistAttributeMetadata`` with
-``$expand=OptionSet,GlobalOptionSet``, ``/Keys`` and ``ManyToOneRelationships``. Metadata is never paged.
+``$expand=OptionSet($select=Options),GlobalOptionSet`` (nested ``$select``/``$filter`` honoured; ``$select``
+checked against the cast's own properties), ``/Keys`` and the ``ManyToOneRelationships``,
+``OneToManyRelationships`` and ``ManyToManyRelationships`` of a table (by collection or by MetadataId).
+Option sets have MetadataIds of their own. Metadata is never paged; every answer is built from the schema on
+request (cost: the table's columns, a few hundred dicts).
+
+Over 400 lines: the attribute, option-set, entity, key and relationship shapes and the one query handler
+over them belong together.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ _CAST_BY_TYPE = {
     "Owner": "LookupAttributeMetadata",
     "Uniqueidentifier": "UniqueIdentifierAttributeMetadata",
     "EntityName": "EntityNameAttributeMetadata",
+    "Image": "ImageAttributeMetadata",
 }
 _CASTS = {*_CAST_BY_TYPE.values(), "EnumAttributeMetadata"}
 _ENUM_TYPES = {"Picklist", "MultiSelectPicklist", "State", "Status", "Boolean"}
@@ -89,6 +97,7 @@ _CAST_EXTRA: dict[str, set[str]] = {
     "DateTimeAttributeMetadata": {"Format", "DateTimeBehavior", "ImeMode"},
     "LookupAttributeMetadata": {"Targets", "Format"},
     "UniqueIdentifierAttributeMetadata": set(),
+    "ImageAttributeMetadata": {"MaxHeight", "MaxWidth", "IsPrimaryImage", "CanStoreFullImage"},
     "EntityNameAttributeMetadata": {"DefaultFormValue"},
     "BooleanAttributeMetadata": {"DefaultValue", "OptionSet", "GlobalOptionSet"},
     "EnumAttributeMetadata": {"DefaultFormValue", "OptionSet", "GlobalOptionSet"},
@@ -147,6 +156,10 @@ def _schema_name(name: str, custom: bool) -> str:
     return name[:1].upper() + name[1:]
 
 
+def _derived_label(logical_name: str) -> str:
+    return logical_name.replace("new_", "").replace("_", " ").title()
+
+
 def _plural(name: str) -> str:
     return name[:-1] + "ies" if name.endswith("y") else name + "s"  # ActivityParty -> ActivityParties
 
@@ -172,21 +185,22 @@ def attribute(table: Table, column: Column, number: int) -> dict[str, Any]:
         "IsValidForUpdate": column.valid_for_update,
         "IsValidForRead": column.valid_for_read,
         "IsValidForAdvancedFind": {"Value": True, "CanBeChanged": False},
-        "IsLogical": False,
+        "IsLogical": column.attribute_of is not None,
         "IsManaged": not column.is_custom,
         "IsCustomizable": {"Value": True, "CanBeChanged": False},
         "IsSearchable": True,
         "IsFilterable": True,
         "IsRetrievable": True,
         "ColumnNumber": number,
-        "AttributeOf": None,
+        "AttributeOf": column.attribute_of,
         "RequiredLevel": {
             "Value": column.required_level,
             "CanBeChanged": column.required_level != "SystemRequired",
             "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings",
         },
         "DisplayName": _label(
-            column.display_name or column.logical_name.replace("new_", "").replace("_", " ").title()
+            column.display_name
+            or ("" if column.attribute_of is not None else _derived_label(column.logical_name))
         ),
         "Description": _label(""),
     }
@@ -221,13 +235,14 @@ def option_set_id(table: Table, column: Column) -> str:
 
 def option_set(table: Table, column: Column) -> dict[str, Any]:
     if column.type == "Boolean":
+        labels = {option.value: option.label for option in column.options}  # e.g. 1 "Do Not Allow"
         return {
             "MetadataId": option_set_id(table, column),
             "Name": f"{table.logical_name}_{column.logical_name}",
             "OptionSetType": "Boolean",
             "IsGlobal": False,
-            "TrueOption": {"Value": 1, "Label": _label("Yes")},
-            "FalseOption": {"Value": 0, "Label": _label("No")},
+            "TrueOption": {"Value": 1, "Label": _label(labels.get(1, "Yes"))},
+            "FalseOption": {"Value": 0, "Label": _label(labels.get(0, "No"))},
         }
     options = []
     for option in column.options:

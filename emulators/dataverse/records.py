@@ -3,7 +3,12 @@
 Follows webapi/create-entity-web-api.md, update-delete-entities-using-web-api.md,
 perform-conditional-operations-using-web-api.md, associate-disassociate-entities-using-web-api.md,
 impersonate-another-user-web-api.md and query/*.md. Rows are stored the way the Web API returns them:
-lookups as ``_x_value`` plus the ``@Microsoft.Dynamics.CRM.lookuplogicalname`` annotation.
+lookups as ``_x_value`` plus the ``@Microsoft.Dynamics.CRM.lookuplogicalname`` annotation, and only the
+columns that have a value (defaults included), so the width of a table costs nothing per row. Collection-
+valued navigation properties: one-to-many through the child's lookup, many-to-many through link rows in the
+intersect table (``add_to_collection`` / ``remove_from_collection`` / ``children``).
+
+Over 400 lines: payload validation, the write paths and the read paths share the same row conventions.
 """
 
 from __future__ import annotations
@@ -153,23 +158,29 @@ class RecordService:
         self._api_url = api_url
         self._default_user = default_user
         self._blank: dict[str, dict[str, Any]] = {}
+        self._readable: dict[str, list[str]] = {}
         self._required: dict[str, list[Column]] = {}
         self._now_cache: tuple[int, str] = (-1, "")
         # Security roles are not emulated; tests deny single privileges instead: user -> {(table, op)}.
         self.denied: dict[str, set[tuple[str, str]]] = {}
         for table in schema.tables.values():
-            blank: dict[str, Any] = {}
-            for column in table.columns.values():
-                if column.is_lookup:
-                    blank[column.value_name] = None
-                    blank[column.value_name + LOOKUP_ANNOTATION] = None
-                elif column.type != "PartyList":
-                    blank[column.logical_name] = column.default
-            self._blank[table.logical_name] = blank
+            # A new row holds only the columns with a default value: rows store what is set (store.py).
+            self._blank[table.logical_name] = {
+                column.logical_name: column.default
+                for column in table.columns.values()
+                if column.is_property and not column.is_lookup and column.default is not None
+            }
+            self._readable[table.logical_name] = [
+                c.value_name for c in table.columns.values() if c.valid_for_read and c.is_property
+            ]
             self._required[table.logical_name] = [
                 c
                 for c in table.columns.values()
-                if c.required_level == "SystemRequired" and c.valid_for_create and not c.is_primary_id
+                if c.required_level == "SystemRequired"
+                and c.valid_for_create
+                and c.is_property
+                and not c.server_filled
+                and not c.is_primary_id
             ]
 
     # ------------------------------------------------------------------------------------------------
@@ -363,7 +374,7 @@ class RecordService:
                 deep.append((name, value))
                 continue
             column = table.columns.get(name)
-            if column is None or column.type == "PartyList":
+            if column is None or not column.is_property:
                 raise errors.payload_error(
                     table.entity_set,
                     f"The property '{name}' does not exist on type "
@@ -441,7 +452,7 @@ class RecordService:
         row["modifiedon"] = now
         self._set_lookup(row, "modifiedby", caller.user_id, "systemuser")
         self._set_lookup(row, "modifiedonbehalfby", caller.on_behalf_of, "systemuser")
-        if "ownerid" in table.columns:
+        if table.ownership == "UserOwned" and "ownerid" in table.columns:
             if creating and not row.get("_ownerid_value"):
                 self._set_lookup(row, "ownerid", caller.user_id, "systemuser")
             owner_id = row.get("_ownerid_value")
@@ -468,8 +479,12 @@ class RecordService:
 
     @staticmethod
     def _set_lookup(row: dict[str, Any], column: str, value: str | None, target: str) -> None:
-        row[f"_{column}_value"] = value
-        row[f"_{column}_value{LOOKUP_ANNOTATION}"] = target if value else None
+        if value:
+            row[f"_{column}_value"] = value
+            row[f"_{column}_value{LOOKUP_ANNOTATION}"] = target
+        else:  # rows hold only what is set
+            row.pop(f"_{column}_value", None)
+            row.pop(f"_{column}_value{LOOKUP_ANNOTATION}", None)
 
     def _check_status(
         self, table: Table, row: dict[str, Any], changes: Mapping[str, Any], record_id: str
@@ -544,7 +559,7 @@ class RecordService:
             self._check_keys(table, row, record_id)
             if caller.detect_duplicates:
                 self._check_duplicates(table, row, record_id)
-            self.store.put(table.logical_name, record_id, row)
+            self.store.put(table.logical_name, record_id, _set_only(row))
             self._deep_collections(table, record_id, deep, caller)
         return row
 
@@ -630,7 +645,7 @@ class RecordService:
             self._check_keys(table, row, record_id)
             if caller.detect_duplicates:
                 self._check_duplicates(table, row, record_id)
-            self.store.put(table.logical_name, record_id, row)
+            self.store.put(table.logical_name, record_id, _set_only(row))
             self._deep_collections(table, record_id, deep, caller)
         return row
 
@@ -843,7 +858,7 @@ class RecordService:
                     self.schema.tables[t].column_for_value_name(related) is not None for t in nav.targets
                 )
             column = table.column_for_value_name(name)
-            return column is not None and column.valid_for_read and column.type != "PartyList"
+            return column is not None and column.valid_for_read and column.is_property
 
         return known
 
@@ -888,9 +903,7 @@ class RecordService:
         if select:
             names = list(dict.fromkeys([*select, table.primary_id]))
         else:
-            names = [
-                c.value_name for c in table.columns.values() if c.valid_for_read and c.type != "PartyList"
-            ]
+            names = self._readable[table.logical_name]
         for name in names:
             value = row.get(name)
             column = table.column_for_value_name(name)
@@ -974,6 +987,13 @@ class RecordService:
         if options.orderby:
             return sort_rows(rows, options.orderby, nav)
         return rows
+
+
+def _set_only(row: dict[str, Any]) -> dict[str, Any]:
+    """The row without its null columns (a cleared column reads back as null all the same)."""
+    if None in row.values():
+        return {name: value for name, value in row.items() if value is not None}
+    return row
 
 
 def etag(row: Mapping[str, Any]) -> str:

@@ -1,17 +1,32 @@
-"""Tables and columns the emulator knows: the default Dataverse tables plus custom ones from a schema file.
+"""Tables and columns the emulator knows: the standard Dataverse tables plus custom ones from a schema file.
 
-A schema file is JSON with the same shape as ``default_schema.json``::
+Three layers, later ones winning:
+
+1. ``standard_tables.json``: every column of contact, account, systemuser, team, businessunit, task, email,
+   phonecall, appointment and activityparty as Microsoft's table reference pages list them (logical and
+   schema name, English display name, type, MaxLength, RequiredLevel, create/update/read validity, ranges,
+   lookup targets, every choice option). Facts only; the file names the pages and the commit it reflects.
+2. ``default_schema.json``: the emulator's table settings (entity set, ownership, bulk support, duplicate
+   rules), the custom columns every test org has (``new_linkedinurl``, ...) and behaviour patches on standard
+   columns (``cascade_delete`` for parental relationships, ``server_filled`` for SystemRequired columns the
+   service fills itself, ``access`` where the emulator lets tests write what Entra sync writes for real).
+3. a schema file given to the emulator (custom columns, tables, alternate keys), the same shape::
 
     {"tables": {"contact": {"columns": {"new_linkedinurl": {"type": "String", "max_length": 400}},
                             "keys": [{"name": "new_linkedinurl_key", "columns": ["new_linkedinurl"]}]},
                 "new_linkedinactivity": {"activity": true, "entity_set": "new_linkedinactivities"}}}
 
-Entries for an existing table add or replace columns and keys; new tables are created. Tables and columns
-may carry ``schema_name`` / ``display_name`` (what metadata answers as SchemaName / DisplayName); standard
-ones default to the real names (``standard_names.py``), others to names derived from the logical name.
-Standard system columns (primary key, createdon/modifiedon, createdby/modifiedby/createdonbehalfby,
-versionnumber, owner columns for user-owned tables, state/status, the common activity columns) are added
-here, so the file only lists what differs between tables.
+A column spec with a ``type`` replaces the column; one without patches it. Entries for an existing table add
+or replace columns and keys; new tables are created. Tables and columns may carry ``schema_name`` /
+``display_name``; otherwise standard ones use ``standard_names.py`` and others a name derived from the logical
+name. System columns (primary key, created/modified, owner columns of user-owned tables, state/status, the
+activitypointer columns of activity tables) are added here for tables the reference data does not cover
+(custom tables, sdkmessage/sdkmessagefilter). A lookup's name/type companions (``parentcustomeridname``,
+``owneridtype``) carry ``attribute_of``: metadata lists them, records do not have them as properties.
+Many-to-many relationships (``STANDARD_MANY_TO_MANY``) link two tables through an intersect table.
+
+A module over 400 lines: the column model, the three loaders and the relationship wiring share the same
+dataclasses and are read together.
 """
 
 from __future__ import annotations
@@ -25,6 +40,9 @@ from typing import Any
 from emulators.dataverse import standard_names
 
 DEFAULT_SCHEMA_PATH = Path(__file__).with_name("default_schema.json")
+# Every column of the standard tables as Microsoft's reference pages list them (the file names the pages and
+# the commit it reflects). default_schema.json adds the emulator's table settings and custom columns on top.
+STANDARD_TABLES_PATH = Path(__file__).with_name("standard_tables.json")
 
 # AttributeTypeCode values (query-metadata-web-api.md).
 ATTRIBUTE_TYPE_CODES: dict[str, int] = {
@@ -85,6 +103,8 @@ class Column:
     schema_name: str = ""  # empty: derived from the logical name (metadata.py)
     display_name: str = ""
     cascade_delete: bool = False  # parental relationship: deleting the referenced record deletes this one
+    attribute_of: str | None = None  # a lookup's name/type companion: metadata only, not an entity property
+    server_filled: bool = False  # SystemRequired but set by the service itself: a create need not send it
 
     @property
     def is_lookup(self) -> bool:
@@ -97,7 +117,12 @@ class Column:
 
     @property
     def attribute_type(self) -> str:
-        return "Virtual" if self.type == "MultiSelectPicklist" else self.type
+        return "Virtual" if self.type in ("MultiSelectPicklist", "Image", "File") else self.type
+
+    @property
+    def is_property(self) -> bool:
+        """Whether the Web API exposes the column as a property of the entity type."""
+        return self.attribute_of is None and self.type != "PartyList"
 
     @property
     def option_values(self) -> frozenset[int]:
@@ -143,10 +168,11 @@ class ManyToMany:
         return self.entity2_attribute, self.entity1, self.entity1_attribute
 
 
-# Standard N:N relationships (reference/entities/team.md and systemuser.md, "Many-to-Many relationships").
+# Standard N:N relationships (reference/entities/team.md, "Many-To-Many Relationships": team is Entity1,
+# systemuser Entity2, intersect table teammembership).
 STANDARD_MANY_TO_MANY = (
     ManyToMany(
-        "teammembership_association", "teammembership", "systemuser", "systemuserid", "team", "teamid"
+        "teammembership_association", "teammembership", "team", "teamid", "systemuser", "systemuserid"
     ),
 )
 
@@ -269,7 +295,7 @@ def _options(raw: list[Any] | None) -> tuple[OptionValue, ...]:
 
 def _column(table: str, name: str, spec: dict[str, Any], *, custom: bool) -> Column:
     kind = spec["type"]
-    access = spec.get("access", "rw")  # rw | create | update | read
+    access = spec.get("access", "rw")  # rw | create | update | read | none
     is_custom = spec.get("custom", custom or name.startswith("new_"))
     standard = None if is_custom else standard_names.column_names(table, name)
     return Column(
@@ -279,6 +305,7 @@ def _column(table: str, name: str, spec: dict[str, Any], *, custom: bool) -> Col
         required_level=spec.get("required", "None"),
         valid_for_create=access in ("rw", "create"),
         valid_for_update=access in ("rw", "update"),
+        valid_for_read=bool(spec.get("readable", True)),
         targets=tuple(spec.get("targets", ())),
         options=_options(spec.get("options")),
         min_value=spec.get("min"),
@@ -291,7 +318,19 @@ def _column(table: str, name: str, spec: dict[str, Any], *, custom: bool) -> Col
         schema_name=spec.get("schema_name") or (standard[0] if standard else ""),
         display_name=spec.get("display_name") or (standard[1] if standard else ""),
         cascade_delete=bool(spec.get("cascade_delete", False)),
+        attribute_of=spec.get("attribute_of"),
+        server_filled=bool(spec.get("server_filled", False)),
     )
+
+
+def _merge_columns(merged: dict[str, dict[str, Any]], columns: dict[str, dict[str, Any]]) -> None:
+    """A column spec with a ``type`` replaces the column; one without patches it (``cascade_delete``,
+    ``default``, ...), so default_schema.json states only what the emulator adds to the reference."""
+    for name, spec in columns.items():
+        if "type" in spec or name not in merged:
+            merged[name] = dict(spec)
+        else:
+            merged[name] = {**merged[name], **spec}
 
 
 _STATE = {"type": "State", "access": "update", "options": [[0, "Active"], [1, "Inactive"]], "default": 0}
@@ -360,7 +399,14 @@ def _system_columns(name: str, spec: dict[str, Any]) -> dict[str, dict[str, Any]
     return cols
 
 
-def _build_table(name: str, spec: dict[str, Any], *, custom: bool, code: int) -> Table:
+def _build_table(
+    name: str,
+    spec: dict[str, Any],
+    *,
+    custom: bool,
+    code: int,
+    standard: dict[str, dict[str, Any]] | None = None,
+) -> Table:
     activity = bool(spec.get("activity"))
     primary_id = spec.get("primary_id") or ("activityid" if activity else f"{name}id")
     table = Table(
@@ -383,7 +429,8 @@ def _build_table(name: str, spec: dict[str, Any], *, custom: bool, code: int) ->
         object_type_code=int(spec.get("object_type_code", code)),
     )
     merged = _system_columns(name, spec)
-    merged.update(spec.get("columns", {}))
+    _merge_columns(merged, standard or {})
+    _merge_columns(merged, spec.get("columns", {}))
     for column_name, column_spec in merged.items():
         table.columns[column_name] = _column(name, column_name, column_spec, custom=custom)
     table.columns[primary_id].is_primary_id = True
@@ -392,11 +439,20 @@ def _build_table(name: str, spec: dict[str, Any], *, custom: bool, code: int) ->
     return table
 
 
-def _merge(tables: dict[str, Table], raw: dict[str, Any], *, custom: bool) -> None:
+def _merge(
+    tables: dict[str, Table],
+    raw: dict[str, Any],
+    *,
+    custom: bool,
+    standard: dict[str, dict[str, dict[str, Any]]] | None = None,
+) -> None:
     for name, spec in raw.get("tables", {}).items():
         existing = tables.get(name)
         if existing is None:
-            tables[name] = _build_table(name, spec, custom=custom, code=10000 + len(tables))
+            reference = (standard or {}).get(name)
+            tables[name] = _build_table(
+                name, spec, custom=custom, code=10000 + len(tables), standard=reference
+            )
         else:
             for column_name, column_spec in spec.get("columns", {}).items():
                 existing.columns[column_name] = _column(name, column_name, column_spec, custom=custom)
@@ -467,7 +523,9 @@ def _link_navigations(schema_tables: dict[str, Table]) -> None:
 def load_schema(path: str | Path | None = None) -> Schema:
     """The default tables, extended by the schema file at ``path`` (if any)."""
     tables: dict[str, Table] = {}
-    _merge(tables, json.loads(DEFAULT_SCHEMA_PATH.read_text()), custom=False)
+    reference = json.loads(STANDARD_TABLES_PATH.read_text())["tables"]
+    standard = {name: table["columns"] for name, table in reference.items()}
+    _merge(tables, json.loads(DEFAULT_SCHEMA_PATH.read_text()), custom=False, standard=standard)
     if path:
         _merge(tables, json.loads(Path(path).read_text()), custom=True)
     party = tables.get("activityparty")

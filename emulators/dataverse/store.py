@@ -1,14 +1,16 @@
 """In-memory tables with per-column hash indexes on folded values.
 
-Rows are plain dicts (Web API property name -> JSON value; lookups as ``_x_value`` plus the
-``@Microsoft.Dynamics.CRM.lookuplogicalname`` annotation). The columns named in ``eager_indexes`` (the
+Rows are plain dicts holding only the columns that have a value (Web API property name -> JSON value;
+lookups as ``_x_value`` plus the ``@Microsoft.Dynamics.CRM.lookuplogicalname`` annotation), so a table of a
+few hundred columns costs per row what the row sets. The columns named in ``eager_indexes`` (the
 commonly queried ones: primary name, alternate-key and duplicate-rule columns, e-mail, names, URLs) are
 indexed from the start and kept up to date by every write, so the first query on them is as fast as the
 next; any other column is indexed on first use and kept up to date afterwards. Equality and ``In`` filters
 therefore cost one dict lookup per value; on the primary key they read the rows directly. An index maps a
 folded value to one record id (a str) or, when several rows share it, a set of ids, which keeps mostly
-unique columns small. All access goes through one re-entrant lock; ``transaction()`` records an undo log
-so a failing change set or bulk call leaves no trace.
+unique columns small; rows without a value are not indexed (a null lookup scans). All access goes through
+one re-entrant lock; ``transaction()`` records an undo log so a failing change set or bulk call leaves no
+trace.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ Index = dict[Any, "str | set[str]"]
 
 
 def _index_add(index: Index, key: Any, record_id: str) -> None:
+    if key is None:  # rows without a value are not indexed (sparse columns stay cheap)
+        return
     held = index.get(key)
     if held is None:
         index[key] = record_id
@@ -35,6 +39,8 @@ def _index_add(index: Index, key: Any, record_id: str) -> None:
 
 
 def _index_remove(index: Index, key: Any, record_id: str) -> None:
+    if key is None:
+        return
     held = index.get(key)
     if held is None:
         return
@@ -106,6 +112,9 @@ class Store:
         with self.lock:
             data = self._tables[table]
             ids: set[str] = set()
+            if None in folded_values:  # null is not indexed: scan
+                fold = self._fold
+                return [row for row in data.rows.values() if fold(row.get(column)) in folded_values]
             if column == self._primary_ids.get(table):
                 ids.update(v for v in folded_values if isinstance(v, str) and v in data.rows)
             else:

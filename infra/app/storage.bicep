@@ -10,12 +10,12 @@ param principalId string
 // against the names in core/ both ways). The app also creates them on first use (the roles below allow
 // it), so a missing one would not fail a deployment: it would only hide from operators what the app keeps.
 var tables = [
-  'Integrations' // CRM cards (core/adapters/integrations_repository.py)
-  'DynamicsConfig' // the four setup steps and their history (core/adapters/config_repository.py)
-  'DynamicsConnections' // connection status, integration user (core/adapters/connection_repository.py)
+  'Integrations' // CRM cards (core/adapters/storage/integrations_repository.py)
+  'DynamicsConfig' // the four setup steps and their history (core/adapters/storage/config_repository.py)
+  'DynamicsConnections' // connection status, integration user (core/adapters/storage/connection_repository.py)
   'DynamicsAuthFlows' // pending OAuth auth-code flows, redeemed once
   'Notifications' // in-app "reconnect Dynamics" notices
-  'Leases' // token refresh leases (core/adapters/leases.py)
+  'Leases' // token refresh leases (core/adapters/storage/leases.py)
   'DynamicsBudget' // each Dynamics user's shared API budget (core/adapters/dynamics_budget.py)
   'ExportJobs'
   'ExportChunks'

@@ -201,7 +201,7 @@ def test_keep_running_leaves_a_working_stack_whose_storage_infra_provisions(tmp_
     from azure.storage.blob import BlobServiceClient
     from azure.storage.queue import QueueServiceClient
 
-    from core.adapters.tables import AZURITE_ACCOUNT, AZURITE_KEY
+    from core.adapters.storage.tables import AZURITE_ACCOUNT, AZURITE_KEY
 
     ports = {name: free_port() for name in ("DEVHOST", "BLOB", "QUEUE", "TABLE")}
     env = {

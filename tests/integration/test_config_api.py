@@ -452,9 +452,9 @@ def test_concurrent_first_saves_one_wins(ws: str) -> None:
 
 def test_two_hosts_never_overwrite_each_other(ws: str) -> None:
     """Each Function host keeps its own memo of the last version; a stale memo must still end in 412."""
-    from core.adapters.config_repository import ConfigRepository
+    from core.adapters.storage.config_repository import ConfigRepository
     from core.domain.caller import Caller, Role
-    from core.services.config_service import ConfigService, PreconditionFailed
+    from core.services.config.service import ConfigService, PreconditionFailed
     from tests.support.app import storage
 
     caller = Caller(ws, "user-1", Role.ADMIN)

@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 import pytest
 
-from core.adapters.auth import AuthConfigurationError, AuthError, TokenVerifier
+from core.adapters.identity.auth import AuthConfigurationError, AuthError, TokenVerifier
 from tests.support import tokens
 from tests.support.azurite import free_port
 

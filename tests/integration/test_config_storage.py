@@ -16,11 +16,11 @@ import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ServiceRequestError
 from azure.data.tables import TableClient
 
-from core.adapters import config_repository as repo_module
-from core.adapters.config_repository import ConfigConflict, ConfigRepository
-from core.adapters.tables import Storage, escape_key
+from core.adapters.storage import config_repository as repo_module
+from core.adapters.storage.config_repository import ConfigConflict, ConfigRepository
+from core.adapters.storage.tables import Storage, escape_key
 from core.domain.caller import Caller, Role
-from core.services.config_service import ConfigService, PreconditionFailed
+from core.services.config.service import ConfigService, PreconditionFailed
 from core.settings import get_settings
 from tests.support.app import storage as app_storage
 from tests.support.azurite import Azurite

@@ -19,10 +19,10 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from core import bootstrap
-from core.adapters.connection_repository import PendingFlow
-from core.adapters.token_crypto import TokenCipher
+from core.adapters.identity.token_crypto import TokenCipher
+from core.adapters.storage.connection_repository import PendingFlow
 from core.entrypoints import connection_api, notifications_api, token_timer
-from core.services.connection_service import ConnectionComponents
+from core.services.connection.service import ConnectionComponents
 from core.settings import get_settings
 from emulators.entra import EntraEmulator
 from emulators.keyvault import KeyVaultEmulator

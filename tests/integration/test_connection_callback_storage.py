@@ -9,9 +9,9 @@ import base64
 import pytest
 from azure.data.tables import TableServiceClient
 
-from core.adapters.connection_repository import AuthFlowRepository, ConnectionRepository
+from core.adapters.storage.connection_repository import AuthFlowRepository, ConnectionRepository
 from core.domain.connection import ConnectionStatus
-from core.services.connection_service import ConnectError, ConnectionService
+from core.services.connection.service import ConnectError, ConnectionService
 from tests.support.identity import IdentityStack, caller
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from core.domain.connection import (
     TokenConfigurationError,
     TransientTokenError,
 )
-from core.services.connection_service import (
+from core.services.connection.service import (
     ConnectionComponents,
 )
 from core.settings import load_settings

@@ -8,9 +8,9 @@ import json
 import msal
 import pytest
 
-from core.adapters.token_crypto import TokenCipher
+from core.adapters.identity.token_crypto import TokenCipher
 from core.domain.connection import ConnectionStatus, InvalidEnvironmentUrl, NotConnected, ReconnectRequired
-from core.services.connection_service import ConnectError, KeyVaultUnavailable
+from core.services.connection.service import ConnectError, KeyVaultUnavailable
 from core.settings import load_settings
 from tests.support.identity import IdentityStack, caller
 

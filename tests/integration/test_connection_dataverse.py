@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.services.connection_service import ConnectError
+from core.services.connection.service import ConnectError
 from emulators.dataverse.server import DataverseEmulator
 from emulators.entra import EntraEmulator
 from tests.support.identity import IdentityStack, caller

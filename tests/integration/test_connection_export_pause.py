@@ -16,11 +16,11 @@ from core.bootstrap import build_connection
 from core.domain.connection import ConnectionStatus
 from core.domain.export_request import ExportRequest
 from core.domain.jobs import ChunkState
-from core.services.connection_service import ConnectionComponents
-from core.services.dynamics_access import DynamicsAccess
+from core.services.connection.service import ConnectionComponents
+from core.services.dynamics.access import DynamicsAccess
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
-from core.services.metadata_cache import MetadataCache
 from core.settings import load_settings
 from emulators.dataverse.server import DataverseEmulator
 from emulators.entra import EntraEmulator

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from azure.data.tables import TableServiceClient
 
-from core.adapters.leases import TableLeases
+from core.adapters.storage.leases import TableLeases
 from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.integration

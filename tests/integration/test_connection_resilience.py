@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from core.adapters.msal_app import MsalAppFactory, MsalConfig
-from core.adapters.token_crypto import TokenCipher
+from core.adapters.identity.msal_app import MsalAppFactory, MsalConfig
+from core.adapters.identity.token_crypto import TokenCipher
 from core.bootstrap import build_connection
 from core.domain.connection import (
     ConnectionStatus,
@@ -24,9 +24,9 @@ from core.domain.connection import (
 )
 from core.domain.notification import Notification
 from core.observability import ContextFilter, log_context
-from core.services.connection_service import ConnectError
-from core.services.token_provider import TokenService
-from core.services.token_refresh import TokenRefresher
+from core.services.connection.refresh import TokenRefresher
+from core.services.connection.service import ConnectError
+from core.services.connection.tokens import TokenService
 from core.settings import load_settings
 from tests.integration.test_connection_cycle import refresh_tokens
 from tests.support.identity import IdentityStack, caller, local_secret_store

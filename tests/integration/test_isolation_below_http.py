@@ -13,7 +13,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from core.adapters.job_store import JobStore
-from core.adapters.notification_repository import NotificationRepository
+from core.adapters.storage.notification_repository import NotificationRepository
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
@@ -22,9 +22,9 @@ from core.domain.jobs import ChunkState
 from core.domain.notification import Notification
 from core.services.activities.service import ACTIVITY_NAMES, ActivityService
 from core.services.activities.worker import ActivityWorker
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.contacts_for_jobs import ContactExport
 from core.services.jobs.messages import ChunkMessage
-from core.services.metadata_cache import MetadataCache
 from tests.integration.exports.conftest import (  # noqa: F401  (fixtures)
     CALLER,
     WS,

@@ -11,7 +11,7 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
-from core.adapters.keyvault import (
+from core.adapters.identity.keyvault import (
     KeyVaultSecretStore,
     SecretStoreUnavailable,
     StaticTokenCredential,

@@ -20,9 +20,9 @@ import pytest
 import requests
 from azure.data.tables import TableServiceClient
 
-from core.adapters.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
+from core.adapters.identity.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
 from core.bootstrap import build_connection
-from core.services.connection_service import ConnectionComponents
+from core.services.connection.service import ConnectionComponents
 from core.settings import load_settings
 from emulators.entra import EntraEmulator
 from emulators.entra.httpd import HttpsServer, Reply, Request

@@ -31,12 +31,12 @@ from core.entrypoints.exports_api import ExportStatus
 from core.entrypoints.job_queries import ActivitiesStatus, ActivityRecordsPage, RecordsPage
 from core.services.activities.service import ACTIVITY_NAMES, ActivityService
 from core.services.activities.worker import ActivityWorker
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.contacts_for_jobs import ContactExport
 from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.jobs.engine import ChunkJobWorker
 from core.services.jobs.messages import ChunkMessage, ClientFactory
-from core.services.metadata_cache import MetadataCache
 from emulators.dataverse import DataverseEmulator
 from emulators.tls import trusting_session
 from tests.support.dataverse import STATIC_TOKEN, HookedClient

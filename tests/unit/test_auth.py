@@ -15,7 +15,7 @@ import jwt.algorithms
 import pytest
 from jwt.utils import force_bytes
 
-from core.adapters.auth import MAX_TOKEN_LENGTH, AuthError, TokenVerifier
+from core.adapters.identity.auth import MAX_TOKEN_LENGTH, AuthError, TokenVerifier
 from core.domain.caller import Caller, Role
 from core.entrypoints.http_support import authenticated, json_response
 from tests.support import tokens

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.adapters.tables import (
+from core.adapters.storage.tables import (
     AZURITE_CONNECTION_STRING,
     connection_string,
     escape_key,
@@ -44,7 +44,7 @@ def test_distinct_ids_never_share_a_key() -> None:
 
 
 def test_storage_keeps_proxy_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.adapters import tables
+    from core.adapters.storage import tables
 
     for name in (
         "HTTP_PROXY",

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from core.adapters.token_crypto import TokenCipher, TokenDecryptError
+from core.adapters.identity.token_crypto import TokenCipher, TokenDecryptError
 from core.settings import SettingsError, load_settings
 
 SECRET = b'{"RefreshToken": {"x": {"secret": "rt.very-secret"}}}'

@@ -14,8 +14,8 @@ from core.domain.catalog import Entity, FieldType, PlatformField
 from core.domain.config import DynamicsConfig
 from core.domain.config_validation import Problem, Severity, validate_config
 from core.domain.dynamics_metadata import AttributeType, DynamicsColumn, OptionValue
-from core.services.config_metadata_check import DynamicsMetadata, metadata_problems
-from core.services.fields_service import SystemUser
+from core.services.config.metadata_check import DynamicsMetadata, metadata_problems
+from core.services.dynamics.fields import SystemUser
 
 A = AttributeType
 USER = "6f1c1f7e-8d3a-4c6b-9a53-2f5c1e0d9b11"

@@ -14,13 +14,13 @@ import pytest
 from core.adapters.dataverse.errors import Throttled, TransientError
 from core.domain.connection import DynamicsConnection, NotConnected, ReconnectRequired, TransientTokenError
 from core.entrypoints.fields_api import FieldsPage
-from core.services.fields_service import (
+from core.services.dynamics.fields import (
     DynamicsUnavailable,
     FieldsService,
     UnknownEntity,
     UnknownPlatformField,
 )
-from core.services.metadata_cache import MetadataCache
+from core.services.dynamics.metadata_cache import MetadataCache
 
 ENV = "https://contoso.crm4.dynamics.com"
 
@@ -213,7 +213,7 @@ def test_not_connected_and_reconnect_pass_through() -> None:
 def test_the_config_check_only_warns_when_dynamics_cannot_be_asked() -> None:
     from core.domain.config import DynamicsConfig
     from core.domain.config_validation import Severity
-    from core.services.config_metadata_check import DynamicsMetadataCheck
+    from core.services.config.metadata_check import DynamicsMetadataCheck
 
     config = DynamicsConfig.default()
     for svc, reason in (

@@ -94,8 +94,8 @@ def _app_settings() -> dict[str, str]:
 
 def test_the_parser_finds_the_reads_it_must_find() -> None:
     # One of each shape: a plain get, require, get_int, the forwarding helper, the timer placeholder.
-    assert "core/adapters/auth.py" in READ["PLATFORM_JWT_JWKS_URL"]
-    assert "core/adapters/msal_app.py" in READ["DYNAMICS_CLIENT_SECRET"]
+    assert "core/adapters/identity/auth.py" in READ["PLATFORM_JWT_JWKS_URL"]
+    assert "core/adapters/identity/msal_app.py" in READ["DYNAMICS_CLIENT_SECRET"]
     assert "EXPORT_CHUNK_SIZE" in READ
     assert "core/bootstrap.py" in READ["DYNAMICS_LIMIT_WINDOW_S"]
     assert any(f.startswith("core/entrypoints/") for f in READ["TOKEN_REFRESH_SCHEDULE"])

@@ -9,10 +9,10 @@ import json
 import re
 from pathlib import Path
 
-from core.adapters import (
+from core.adapters import dynamics_budget
+from core.adapters.storage import (
     config_repository,
     connection_repository,
-    dynamics_budget,
     integrations_repository,
     leases,
     notification_repository,

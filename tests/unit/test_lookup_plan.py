@@ -28,8 +28,8 @@ from core.domain.lookup_plan import (
     plan_broad_lookups,
     plan_lookups,
     query_conditions,
-    search_tokens,
 )
+from core.domain.lookup_values import search_tokens
 from core.domain.matching import (
     CandidateIndex,
     IdentifierConfig,

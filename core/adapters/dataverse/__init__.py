@@ -40,7 +40,6 @@ from core.adapters.dataverse.transport import (
     RequestEvent,
     TokenSource,
     Transport,
-    WorkspaceTokenProvider,
     token_source_for,
 )
 
@@ -64,7 +63,6 @@ __all__ = [
     "Transport",
     "Unauthorized",
     "WhoAmI",
-    "WorkspaceTokenProvider",
     "in_filter",
     "key_segment",
     "odata_literal",

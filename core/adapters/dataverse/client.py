@@ -62,7 +62,6 @@ from core.adapters.dataverse.transport import (
     RequestEvent,
     TokenSource,
     Transport,
-    WorkspaceTokenProvider,
     read_json,
     token_source_for,
 )
@@ -74,7 +73,6 @@ __all__ = [
     "RequestEvent",
     "TokenSource",
     "WhoAmI",
-    "WorkspaceTokenProvider",
     "token_source_for",
 ]
 

@@ -7,7 +7,7 @@ Columns are described once, by ``core.domain.dynamics_metadata.DynamicsColumn`` 
 standard tables' names (``STANDARD_TABLES``: the one table -> entity set map) and :class:`TableReader`,
 which reads and caches the rest per client. Costs: a standard table's names cost nothing, another's one
 request (then cached); a table's columns one request plus one per attribute type present (not cached
-here: ``core.services.metadata_cache`` caches them across clients).
+here: ``core.services.dynamics.metadata_cache`` caches them across clients).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -44,6 +44,7 @@ from requests.adapters import HTTPAdapter
 from core.adapters.dataverse.errors import DataverseError, TransientError, error_for_status, parse_error_body
 from core.adapters.dataverse.limiter import AdaptiveLimiter, Ticket
 from core.adapters.dataverse.odata import encode_query
+from core.domain.connection import TokenProvider
 from core.domain.retry import FailureKind, RetryDecision, RetryPolicy, classify_status, parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -54,13 +55,7 @@ TokenSource = Callable[[bool], str]
 """``token_source(force_refresh)`` returns a bearer token for the environment."""
 
 
-class WorkspaceTokenProvider(Protocol):
-    """The token provider of docs/contracts.md (only the part the client needs)."""
-
-    def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str: ...
-
-
-def token_source_for(provider: WorkspaceTokenProvider, workspace_id: str) -> TokenSource:
+def token_source_for(provider: TokenProvider, workspace_id: str) -> TokenSource:
     """Adapt the connection's token provider to a client's ``token_source`` for one workspace.
 
     ``ReconnectRequired`` raised by the provider reaches the caller of the client unchanged.

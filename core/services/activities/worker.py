@@ -20,10 +20,10 @@ from core.domain.config import DynamicsConfig
 from core.domain.jobs import RecordOutcome
 from core.services.activities.items import EventItem
 from core.services.activities.run import ActivityRun
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.jobs.contact_export import ContactExporter
 from core.services.jobs.engine import Chunk, ChunkJobWorker
 from core.services.jobs.messages import ClientFactory, ReconnectCheck
-from core.services.metadata_cache import MetadataCache
 
 
 class ActivityWorker(ChunkJobWorker):

@@ -22,11 +22,11 @@ from core.adapters.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.jobs import ExportEntity, RecordAction, RecordOutcome
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.items import ExportItem
 from core.services.exports.run import ExportRun
 from core.services.jobs.checkpoints import Checkpoints
 from core.services.jobs.contact_export import ContactToExport, ExportedContact, contacts_job_id
-from core.services.metadata_cache import MetadataCache
 
 
 class ContactExport:

@@ -13,11 +13,11 @@ from core.adapters.dynamics_budget import DynamicsBudget
 from core.adapters.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.jobs import ExportEntity, RecordOutcome
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.items import ExportItem
 from core.services.exports.run import ExportRun
 from core.services.jobs.engine import Chunk, ChunkJobWorker
 from core.services.jobs.messages import ClientFactory, ReconnectCheck
-from core.services.metadata_cache import MetadataCache
 
 
 class ExportWorker(ChunkJobWorker):

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from core.adapters.dataverse.client import DataverseClient, token_source_for
 from core.adapters.dataverse.errors import DataverseError, PrivilegeDenied, Throttled, Unauthorized
-from core.adapters.keyvault import SecretStore, SecretStoreUnavailable
+from core.adapters.identity.keyvault import SecretStore, SecretStoreUnavailable
 from core.domain.catalog import CATALOG_VERSION
 from core.domain.connection import (
     ConnectionStatus,
@@ -41,7 +41,7 @@ from core.domain.connection import (
 )
 from core.domain.retry import RetryPolicy
 from core.observability import in_current_context
-from core.services.connection_service import ConnectionComponents
+from core.services.connection.service import ConnectionComponents
 from core.settings import SettingsError
 
 log = logging.getLogger(__name__)

@@ -156,15 +156,18 @@ def test_each_event_kind_becomes_the_right_closed_activity_as_the_mapped_user(en
     assert "signal" in records["e-open"]["note"]
     assert "p-ghost is not in Dynamics" in records["e-ghost"]["note"]
 
+    # Closed as Completed (statecode 1) with the status reason that says what happened, from each table's
+    # own choices (reference/entities/email.md: 3 Sent, 4 Received; phonecall.md: 2 Made; task.md: 5
+    # Completed; the custom activity keeps the activitypointer template's 5 Completed).
     tables = {
-        "e-sent": ("emails", "email"),
-        "e-reply": ("emails", "email"),
-        "e-li": ("new_linkedinactivities", "new_linkedinactivity"),
-        "e-conn": ("new_linkedinactivities", "new_linkedinactivity"),
-        "e-call": ("phonecalls", "phonecall"),
-        "e-task": ("tasks", "task"),
+        "e-sent": ("emails", "email", 3),
+        "e-reply": ("emails", "email", 4),
+        "e-li": ("new_linkedinactivities", "new_linkedinactivity", 5),
+        "e-conn": ("new_linkedinactivities", "new_linkedinactivity", 5),
+        "e-call": ("phonecalls", "phonecall", 2),
+        "e-task": ("tasks", "task", 5),
     }
-    for event_id, (entity_set, table) in tables.items():
+    for event_id, (entity_set, table, status) in tables.items():
         record = records[event_id]
         assert record["action"] == "created"
         assert record["dynamicsId"] == activity_id(WS, event_id)
@@ -179,7 +182,7 @@ def test_each_event_kind_becomes_the_right_closed_activity_as_the_mapped_user(en
         assert row["_createdby_value"] == U_ANA  # the activity log shows the identity's user
         assert row["_ownerid_value"] == U_ANA
         assert row["_createdonbehalfby_value"] == env.integration_user_id
-        assert (row["statecode"], row["statuscode"]) == (1, 5)
+        assert (row["statecode"], row["statuscode"]) == (1, status)
         assert row["actualend"] == "2026-11-20T10:30:00Z"
     email = rows(env.emulator, "emails", f"?$filter=activityid eq {activity_id(WS, 'e-sent')}")[0]
     assert email["directioncode"] is True and email["subject"] == "About email_sent"
@@ -194,7 +197,7 @@ def test_each_event_kind_becomes_the_right_closed_activity_as_the_mapped_user(en
     conn = rows(env.emulator, "new_linkedinactivities", f"?$filter=activityid eq {activity_id(WS, 'e-conn')}")
     assert conn[0]["subject"] == "LinkedIn connection request"
     # Nothing else was logged: the signal and the unknown contact made no activity.
-    assert sum(len(rows(env.emulator, s)) for s, _ in set(tables.values())) == 6
+    assert sum(len(rows(env.emulator, s)) for s in {t[0] for t in tables.values()}) == 6
 
 
 def test_linkedin_events_fall_back_to_a_task_with_a_clear_subject(

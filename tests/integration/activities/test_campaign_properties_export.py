@@ -14,10 +14,10 @@ from core.adapters.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.export_request import ExportRequest
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.service import EXPORT_NAMES, EXPORT_QUEUE, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.jobs.messages import ChunkMessage
-from core.services.metadata_cache import MetadataCache
 from emulators.dataverse import DataverseEmulator
 from emulators.tls import trusting_session
 from tests.integration.activities.conftest import CALLER, WS

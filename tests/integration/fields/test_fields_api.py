@@ -23,9 +23,9 @@ from core.domain.caller import Caller, Role
 from core.domain.connection import DynamicsConnection, NotConnected, ReconnectRequired
 from core.domain.retry import RetryPolicy
 from core.entrypoints import config_api, fields_api
-from core.services.dynamics_access import DynamicsAccess
-from core.services.fields_service import FieldsService
-from core.services.metadata_cache import MetadataCache
+from core.services.dynamics.access import DynamicsAccess
+from core.services.dynamics.fields import FieldsService
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.settings import get_settings
 from emulators.dataverse import DataverseEmulator
 from emulators.dataverse.schema import Column

@@ -15,7 +15,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from core.adapters.tables import Storage, escape_key
+from core.adapters.storage.tables import Storage, escape_key
 
 TABLE = "Integrations"
 ACTIVE = "active"

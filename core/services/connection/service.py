@@ -29,16 +29,16 @@ import msal
 import requests
 from azure.core.exceptions import AzureError
 
-from core.adapters.connection_repository import (
+from core.adapters.identity.keyvault import SecretStore, SecretStoreUnavailable
+from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, WhoAmIError
+from core.adapters.identity.token_crypto import TokenCipher, TokenDecryptError
+from core.adapters.storage.connection_repository import (
     AuthFlowRepository,
     ConnectionRepository,
     PendingFlow,
 )
-from core.adapters.keyvault import SecretStore, SecretStoreUnavailable
-from core.adapters.leases import TableLeases
-from core.adapters.msal_app import DataverseWhoAmI, MsalAppFactory, WhoAmIError
-from core.adapters.notification_repository import NotificationRepository
-from core.adapters.token_crypto import TokenCipher, TokenDecryptError
+from core.adapters.storage.leases import TableLeases
+from core.adapters.storage.notification_repository import NotificationRepository
 from core.domain.caller import Caller
 from core.domain.connection import (
     ConnectionRecord,
@@ -47,8 +47,8 @@ from core.domain.connection import (
     dataverse_scope,
     normalize_environment_url,
 )
-from core.services.token_provider import RECONNECT_NOTIFICATION_KIND, TokenService, secret_name_for, utcnow
-from core.services.token_refresh import TokenRefresher
+from core.services.connection.refresh import TokenRefresher
+from core.services.connection.tokens import RECONNECT_NOTIFICATION_KIND, TokenService, secret_name_for, utcnow
 
 log = logging.getLogger(__name__)
 

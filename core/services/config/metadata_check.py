@@ -44,7 +44,7 @@ from core.domain.config_validation import Path, Problem, Severity, pointer
 from core.domain.connection import NotConnected, ReconnectRequired
 from core.domain.conversion import NO_VALUE, ConversionError, convert
 from core.domain.dynamics_metadata import AttributeType, DynamicsColumn
-from core.services.fields_service import DynamicsUnavailable, FieldsService, SystemUser
+from core.services.dynamics.fields import DynamicsUnavailable, FieldsService, SystemUser
 
 Columns = Mapping[str, DynamicsColumn]
 

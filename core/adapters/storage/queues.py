@@ -6,7 +6,7 @@ from typing import Any
 
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.tables import connection_string, service_uri
+from core.adapters.storage.tables import connection_string, service_uri
 from core.settings import Settings
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.adapters.config_repository import ConfigConflict, ConfigRepository, StoredConfig
+from core.adapters.storage.config_repository import ConfigConflict, ConfigRepository, StoredConfig
 from core.domain.caller import Caller
 from core.domain.catalog import PlatformField
 from core.domain.config import DynamicsConfig, HistoryEntry, IntegrationUser, Step, diff_documents

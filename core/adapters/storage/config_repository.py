@@ -33,7 +33,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from core.adapters.tables import Storage, escape_key
+from core.adapters.storage.tables import Storage, escape_key
 from core.domain.config import HistoryEntry
 
 TABLE = "DynamicsConfig"

@@ -27,12 +27,12 @@ from typing import Any
 import msal
 import requests
 
-from core.adapters.connection_repository import ConcurrentUpdate, ConnectionRepository, Versioned
-from core.adapters.keyvault import SecretStore, SecretStoreUnavailable
-from core.adapters.leases import TableLeases
-from core.adapters.msal_app import MsalAppFactory
-from core.adapters.notification_repository import NotificationRepository
-from core.adapters.token_crypto import ForeignKeyEnvelope, TokenCipher, TokenDecryptError
+from core.adapters.identity.keyvault import SecretStore, SecretStoreUnavailable
+from core.adapters.identity.msal_app import MsalAppFactory
+from core.adapters.identity.token_crypto import ForeignKeyEnvelope, TokenCipher, TokenDecryptError
+from core.adapters.storage.connection_repository import ConcurrentUpdate, ConnectionRepository, Versioned
+from core.adapters.storage.leases import TableLeases
+from core.adapters.storage.notification_repository import NotificationRepository
 from core.domain.connection import (
     ConnectionRecord,
     ConnectionStatus,

@@ -25,7 +25,7 @@ from core.domain.catalog import Entity, PlatformField, resolve_field
 from core.domain.compatibility import Compatibility, check_compatibility
 from core.domain.connection import DynamicsConnection, TransientTokenError
 from core.domain.dynamics_metadata import DynamicsColumn
-from core.services.metadata_cache import MetadataCache
+from core.services.dynamics.metadata_cache import MetadataCache
 from core.settings import SettingsError
 
 log = logging.getLogger(__name__)

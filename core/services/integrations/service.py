@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.adapters.integrations_repository import ActiveCrmConflict, IntegrationsRepository
+from core.adapters.storage.integrations_repository import ActiveCrmConflict, IntegrationsRepository
 from core.domain.caller import Caller
 
 CRMS: dict[str, str] = {

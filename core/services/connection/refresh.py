@@ -22,8 +22,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from core.adapters.connection_repository import ConnectionRepository
-from core.adapters.leases import TableLeases
+from core.adapters.storage.connection_repository import ConnectionRepository
+from core.adapters.storage.leases import TableLeases
 from core.domain.connection import (
     NotConnected,
     ReconnectRequired,
@@ -32,7 +32,7 @@ from core.domain.connection import (
     TransientTokenError,
 )
 from core.observability import in_current_context, log_context
-from core.services.token_provider import LEASE_DURATION, TokenService, utcnow
+from core.services.connection.tokens import LEASE_DURATION, TokenService, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
 
 import requests
 
 from core.adapters.dataverse.client import DataverseClient, RequestEvent, token_source_for
-from core.domain.connection import DynamicsConnection, NotConnected
-
-
-class WorkspaceTokens(Protocol):
-    def access_token(self, workspace_id: str, *, force_refresh: bool = False) -> str: ...
-
-    def connection(self, workspace_id: str) -> DynamicsConnection | None: ...
+from core.domain.connection import DynamicsConnection, NotConnected, TokenProvider
 
 
 class DynamicsAccess:
     def __init__(
         self,
-        tokens: WorkspaceTokens,
+        tokens: TokenProvider,
         *,
         session_factory: Callable[[], requests.Session] = requests.Session,
         max_concurrency: int = 16,
