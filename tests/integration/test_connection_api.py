@@ -18,7 +18,7 @@ from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core import bootstrap
+from core import bootstrap, observability
 from core.adapters.identity.token_crypto import TokenCipher
 from core.adapters.storage.connection_repository import PendingFlow
 from core.entrypoints import connection_api, notifications_api, token_timer
@@ -261,6 +261,11 @@ def test_timer_function_and_secret_scan_of_the_cycle(
     old_level = root.level
     root.addHandler(logs)
     root.setLevel(logging.DEBUG)
+    # The libraries' own debug lines (msal, azure, urllib3) are scanned too, even when the app's logging
+    # set-up (run by any earlier import of function_app) quieted them for this process.
+    library_levels = {name: logging.getLogger(name).level for name in observability.LIBRARY_LOGGERS}
+    for name in library_levels:
+        logging.getLogger(name).setLevel(logging.DEBUG)
     issued: list[str] = []
     original_issue = entra._issue
 
@@ -284,6 +289,8 @@ def test_timer_function_and_secret_scan_of_the_cycle(
     finally:
         root.removeHandler(logs)
         root.setLevel(old_level)
+        for name, level in library_levels.items():
+            logging.getLogger(name).setLevel(level)
         entra._issue = original_issue  # type: ignore[method-assign]
     assert entra.stats.refresh_token >= 1 and len(issued) >= 6
     secrets_ = [s for s in issued if s]
