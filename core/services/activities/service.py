@@ -40,18 +40,19 @@ JOB_ENTITY = "activities"
 JOB_TRIGGER = "events"
 
 
-class ActivityService:
+class ActivityService(JobQueries):
+    """Submit engagement events; status (events instead of records), records and resume are the job
+    engine's queries (``JobQueries``)."""
+
     def __init__(
         self,
         store: JobStore,
         load_config: Callable[[Caller], DynamicsConfig],
         chunk_size: int = ACTIVITY_CHUNK_SIZE,
     ) -> None:
-        self._store = store
+        super().__init__(store)
         self._load_config = load_config
         self._chunk_size = chunk_size
-        # Status, records and resume: the job engine's queries, the same for every kind.
-        self._jobs = JobQueries(store)
 
     def submit(
         self, caller: Caller, request: ActivitiesRequest, idempotency_key: str | None = None
@@ -125,25 +126,12 @@ class ActivityService:
         return SubmitResult(job_id, len(valid), len(invalid), True)
 
     def status(self, workspace_id: str, job_id: str) -> dict[str, Any] | None:
-        status = self._jobs.status(workspace_id, job_id)
+        status = super().status(workspace_id, job_id)
         if status is not None:
             status["progress"]["events"] = status["progress"].pop("records")
             for key in ("entity", "trigger", "dryRun"):
                 status.pop(key, None)
         return status
-
-    def records(
-        self, workspace_id: str, job_id: str, status: str | None, cursor: str | None, limit: int
-    ) -> dict[str, Any] | None:
-        return self._jobs.records(workspace_id, job_id, status, cursor, limit)
-
-    def resume_paused(self, workspace_id: str) -> int:
-        """Re-enqueue every chunk paused for the Dynamics token (call when the workspace reconnects)."""
-        return self._jobs.resume_paused(workspace_id)
-
-    def paused_workspaces(self) -> list[str]:
-        """Workspaces marked as having activity chunks paused for the token."""
-        return self._jobs.paused_workspaces()
 
 
 def _already_submitted(job: JobRow) -> SubmitResult:

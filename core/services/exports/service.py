@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 
@@ -56,7 +55,9 @@ class InvalidExport(Exception):
         self.problems = list(problems)
 
 
-class ExportService:
+class ExportService(JobQueries):
+    """Submit exports; status, records and resume are the job engine's queries (``JobQueries``)."""
+
     def __init__(
         self,
         store: JobStore,
@@ -64,11 +65,10 @@ class ExportService:
         custom_fields: Callable[[str], Iterable[PlatformField]] = lambda _ws: (),
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
-        self._store = store
+        super().__init__(store)
         self._load_config = load_config
         self._custom_fields = custom_fields
         self._chunk_size = chunk_size
-        self._jobs = JobQueries(store)
 
     def submit(
         self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
@@ -181,26 +181,6 @@ class ExportService:
                 problems.append(Problem(pointer(("manualValues", column)), message))
         if problems:
             raise InvalidExport(problems)
-
-    # -- reading: the job engine's queries (the same for every job kind) -------------------------
-    def status(self, workspace_id: str, job_id: str) -> dict[str, Any] | None:
-        return self._jobs.status(workspace_id, job_id)
-
-    def list_jobs(self, workspace_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        return self._jobs.list_jobs(workspace_id, limit)
-
-    def records(
-        self, workspace_id: str, job_id: str, status: str | None, cursor: str | None, limit: int
-    ) -> dict[str, Any] | None:
-        return self._jobs.records(workspace_id, job_id, status, cursor, limit)
-
-    def resume_paused(self, workspace_id: str) -> int:
-        """Re-enqueue every chunk paused for the Dynamics token (``JobQueries.resume_paused``)."""
-        return self._jobs.resume_paused(workspace_id)
-
-    def paused_workspaces(self) -> list[str]:
-        """Workspaces marked as having chunks paused for the token."""
-        return self._jobs.paused_workspaces()
 
 
 def _already_submitted(job: JobRow) -> SubmitResult:
