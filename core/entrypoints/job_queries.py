@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.domain.activities import ActorSource, ContactAction
 from core.domain.jobs import RecordAction
 from core.domain.matching import MatchStatus
+from core.domain.values import ascii_whole_number
 from core.entrypoints.http_support import HttpProblem
 
 MAX_PAGE = 1000
@@ -45,7 +46,7 @@ def records_query(req: func.HttpRequest) -> RecordsQuery:
             errors=[{"pointer": "/status", "message": "unknown status"}],
         )
     cursor = req.params.get("cursor") or None
-    if cursor is not None and not (cursor.isdigit() and len(cursor) <= 9):
+    if cursor is not None and ascii_whole_number(cursor, max_digits=9) is None:
         raise HttpProblem(
             400,
             "Invalid query",
@@ -53,14 +54,15 @@ def records_query(req: func.HttpRequest) -> RecordsQuery:
             errors=[{"pointer": "/cursor", "message": "use the nextCursor of the previous page"}],
         )
     raw_limit = req.params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+    limit = ascii_whole_number(raw_limit, max_digits=4)
+    if limit is None or not 1 <= limit <= MAX_PAGE:
         raise HttpProblem(
             400,
             "Invalid query",
             f"limit must be a whole number from 1 to {MAX_PAGE}",
             errors=[{"pointer": "/limit", "message": f"expected 1..{MAX_PAGE}"}],
         )
-    return RecordsQuery(status, cursor, int(raw_limit))
+    return RecordsQuery(status, cursor, limit)
 
 
 # --- answer shapes --------------------------------------------------------------------------------

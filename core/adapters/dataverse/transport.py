@@ -46,6 +46,7 @@ from core.adapters.dataverse.limiter import AdaptiveLimiter, Ticket
 from core.adapters.dataverse.odata import encode_query
 from core.domain.connection import TokenProvider
 from core.domain.retry import FailureKind, RetryDecision, RetryPolicy, classify_status, parse_retry_after
+from core.domain.values import ascii_whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -432,8 +433,9 @@ class Transport:
 
     def _apply_dop_hint(self, response: requests.Response) -> None:
         hint = response.headers.get("x-ms-dop-hint")
-        if hint and hint.strip().isdigit() and int(hint) > 0:
-            self.limiter.cap(int(hint))
+        degree = ascii_whole_number(hint, max_digits=4) if hint else None
+        if degree:
+            self.limiter.cap(degree)
 
     def _emit(self, event: RequestEvent) -> None:
         logger.debug(
