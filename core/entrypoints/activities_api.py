@@ -17,7 +17,14 @@ from core import bootstrap, openapi
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
-from core.entrypoints.job_queries import ActivitiesStatus, ActivityRecordsPage, job_id_param, records_query
+from core.entrypoints.job_queries import (
+    ActivitiesStatus,
+    ActivityRecordsPage,
+    job_id_param,
+    queue_full,
+    records_query,
+)
+from core.services.jobs.queries import JobQueueFull
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -42,7 +49,10 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         raise HttpProblem(
             400, "Invalid header", f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters"
         )
-    result = bootstrap.app().activity_service.submit(caller, request, idempotency_key=key)
+    try:
+        result = bootstrap.app().activity_service.submit(caller, request, idempotency_key=key)
+    except JobQueueFull as exc:
+        raise queue_full(exc) from None
     status_url = f"/api/dynamics/activities/{result.job_id}"
     body = ActivitiesAccepted(
         jobId=result.job_id, accepted=result.accepted, invalid=result.invalid, statusUrl=status_url
@@ -80,7 +90,7 @@ openapi.register(
     request=ActivitiesRequest,
     response=ActivitiesAccepted,
     status=202,
-    problems=(400, 401, 413, 415),
+    problems=(400, 401, 413, 415, 429),
     tags=TAG,
     request_headers={
         "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "

@@ -121,3 +121,58 @@ def test_unicode_digits_in_a_query_are_a_400_naming_it(workspace: str, digits: s
     )
     assert response.status_code == 400
     assert [e["pointer"] for e in body_json(response)["errors"]] == ["/limit"]
+
+
+def _export(ws: str, n: int, key: str | None = None) -> Any:
+    headers = {"Idempotency-Key": key} if key else {}
+    body = {"entity": "contacts", "records": [{"id": f"c{n}", "lastName": "Ok"}]}
+    return call(
+        exports_api.post_export,
+        request("POST", "dynamics/exports", json_body=body, headers={**tokens.bearer(ws), **headers}),
+    )
+
+
+def test_a_workspace_with_its_jobs_in_flight_is_told_when_to_come_back(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOBS_MAX_ACTIVE_PER_WORKSPACE", "2")
+    get_settings.cache_clear()
+    # No worker runs here: both jobs stay queued.
+    assert [_export(workspace, n, key=f"k{n}").status_code for n in (1, 2)] == [202, 202]
+    refused = _export(workspace, 3)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert body_json(refused)["status"] == 429
+    # A retry of an accepted request still answers its job; another workspace is not affected.
+    assert _export(workspace, 1, key="k1").status_code == 202
+    assert _export(workspace + "-other", 1).status_code != 429
+    listed = call(exports_api.list_exports, request("GET", "x", headers=tokens.bearer(workspace)))
+    assert len(body_json(listed)["jobs"]) == 2
+
+
+def test_the_job_list_is_read_a_page_at_a_time(workspace: str) -> None:
+    submitted = [body_json(_export(workspace, n))["jobId"] for n in range(5)]
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = body_json(
+            call(
+                exports_api.list_exports, request("GET", "x", headers=tokens.bearer(workspace), params=params)
+            )
+        )
+        pages += 1
+        assert len(page["jobs"]) <= 2
+        seen += [j["jobId"] for j in page["jobs"]]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            break
+    assert pages == 3
+    assert seen == list(reversed(submitted))  # newest first, each once
+    bad = call(
+        exports_api.list_exports,
+        request("GET", "x", headers=tokens.bearer(workspace), params={"cursor": "not-ours"}),
+    )
+    assert bad.status_code == 400
+    assert [e["pointer"] for e in body_json(bad)["errors"]] == ["/cursor"]
