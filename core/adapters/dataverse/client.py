@@ -81,6 +81,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 5000
 
 
+class MorePagesThanRead(Exception):
+    """A query stopped at its page cap while Dataverse still offered a next page."""
+
+    def __init__(self, pages: int) -> None:
+        super().__init__(f"stopped after {pages} page(s); more rows match")
+        self.pages = pages
+
+
 @dataclass(frozen=True)
 class WhoAmI:
     user_id: str
@@ -197,8 +205,12 @@ class DataverseClient:
         aliases: Mapping[str, str] | None = None,
         caller_object_id: str | None = None,
         include_annotations: str | None = None,
+        max_pages: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of rows, following ``@odata.nextLink`` with ``Prefer: odata.maxpagesize``.
+
+        ``max_pages``: after that many pages, a further ``@odata.nextLink`` is not followed: the iteration
+        raises ``MorePagesThanRead`` instead (the pages read were already yielded).
 
         ``aliases`` are parameter aliases used in ``filter``/``orderby`` (``{"@p1": "'lastname'"}``), sent
         verbatim: build their values with :func:`odata_literal`.
@@ -226,7 +238,10 @@ class DataverseClient:
             prefer.append(f'odata.include-annotations="{include_annotations}"')
         next_path: str | None = entity_set
         next_params: Sequence[tuple[str, str]] = params
+        read = 0
         while next_path is not None:
+            if max_pages is not None and read >= max_pages:
+                raise MorePagesThanRead(read)
             response = self.transport.send(
                 "GET",
                 next_path,
@@ -240,6 +255,7 @@ class DataverseClient:
             if not isinstance(rows, list):
                 raise DataverseError("query response has no 'value' array", status=response.status_code)
             yield rows
+            read += 1
             link = body.get("@odata.nextLink")
             next_path, next_params = (str(link), ()) if link else (None, ())
 
