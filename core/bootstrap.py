@@ -246,6 +246,7 @@ class App:
             self.connection.tokens,
             max_concurrency=self.settings.get_int("DYNAMICS_MAX_CONCURRENCY") or 16,
             on_request_for=budget.observer if budget else None,
+            before_send_for=budget.gate if budget else None,
         )
 
     def client_for(self, workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
