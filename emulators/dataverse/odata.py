@@ -1332,15 +1332,26 @@ def index_hint(expr: Expr | None) -> Hint | None:
             return None
         return ContainsHint(target.column, tuple(expr.needles))
     if isinstance(expr, KeyedOr):
+        # One part per term, each narrowed by its key AND by its rest when the rest has an index: a lookup
+        # of (common last name, rare first name) pairs then touches the rare first names' rows only.
         target = expr.target
-        if target.navigation is None and all(expr.needles):
-            parts: list[Hint] = []
-            if expr.equal:
-                parts.append(EqHint(target.column, frozenset(expr.equal)))
-            if expr.needles:
-                parts.append(ContainsHint(target.column, tuple(expr.needles)))
-            return parts[0] if len(parts) == 1 else AnyHint(tuple(parts))
-        return None
+        if target.navigation is not None or not all(expr.needles):
+            return None
+        keyed: list[tuple[Hint, Expr]] = [
+            (EqHint(target.column, frozenset({value})), rest)
+            for value, rests in expr.equal.items()
+            for rest in rests
+        ]
+        keyed += [
+            (ContainsHint(target.column, (needle,)), rest)
+            for needle, rests in expr.needles.items()
+            for rest in rests
+        ]
+        parts: list[Hint] = []
+        for key, rest in keyed:
+            rest_hint = index_hint(rest)
+            parts.append(key if rest_hint is None else AllHint((key, rest_hint)))
+        return parts[0] if len(parts) == 1 else AnyHint(tuple(parts))
     if isinstance(expr, And):
         found = [h for h in (index_hint(expr.left), index_hint(expr.right)) if h is not None]
         if not found:

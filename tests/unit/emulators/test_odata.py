@@ -324,6 +324,14 @@ def test_index_hint_shapes() -> None:
     assert hint("contains(parentcustomerid_account/name,'a')") is None
     assert hint("createdon eq 2024-01-01T00:00:00Z") is None
     assert index_hint(None) is None
+    pairs = " or ".join(f"(contains(lastname,'smith') and contains(firstname,'ada{i}'))" for i in range(10))
+    keyed = hint(pairs)  # a lookup of name pairs: each term narrowed by both of its columns
+    assert keyed == AnyHint(
+        tuple(
+            AllHint((ContainsHint("lastname", ("smith",)), ContainsHint("firstname", (f"ada{i}",))))
+            for i in range(10)
+        )
+    )
 
 
 def _covers(hint: Hint, row: dict[str, Any]) -> bool:
