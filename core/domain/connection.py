@@ -102,6 +102,12 @@ class ConnectionRecord:
     reason: str | None = None
     status_changed_at: dt.datetime | None = None
 
+    @property
+    def tenant_id(self) -> str | None:
+        """Entra tenant of the signed-in account: MSAL's ``home_account_id`` is ``<oid>.<tid>``."""
+        _, dot, tid = self.account_id.rpartition(".")
+        return tid if dot and tid else None
+
     def as_connection(self) -> DynamicsConnection:
         return DynamicsConnection(
             workspace_id=self.workspace_id,
