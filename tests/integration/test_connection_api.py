@@ -188,6 +188,17 @@ def test_invalid_environment_url_is_400_with_pointer(api: Api) -> None:
     assert resp.status_code == 400
     assert body_json(resp)["errors"][0]["pointer"] == "/environmentUrl"
     assert api.connect(ws(), env_url="https://contoso.evil.example").status_code == 400
+    # hostile spellings: each a 400 naming the field, none a 500, none reaching a sign-in
+    for hostile in (
+        "https://evil.com\\.crm.dynamics.com",  # requests would send the bearer token to evil.com
+        "https://evil.com＃.crm.dynamics.com",  # a ValueError from NFKC checking, answered 500, before
+        "https://contoso.crm.dynamics.com:8443",
+        "https://contoso .crm.dynamics.com",
+        "https://contoso\x00.crm.dynamics.com",
+    ):
+        resp = api.connect(ws(), env_url=hostile)
+        assert resp.status_code == 400, (hostile, resp.get_body())
+        assert body_json(resp)["errors"][0]["pointer"] == "/environmentUrl"
 
 
 def test_forged_replayed_and_foreign_state(api: Api) -> None:
