@@ -37,16 +37,17 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from core.adapters.dataverse.client import DataverseClient, RequestEvent
-from core.adapters.export_store import ExportStore
+from core.adapters.job_store import JobStore
 from core.domain.activities import SIGNAL_KINDS, ActivitiesRequest, EventKind
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
-from core.domain.export_job import ExportEntity, deterministic_dynamics_id
-from core.services.activity_service import ActivityService
-from core.services.activity_worker import ACTIVITY_NAMES, ACTIVITY_QUEUE, ActivityWorker
+from core.domain.jobs import ExportEntity, deterministic_dynamics_id
+from core.services.activities.service import ACTIVITY_NAMES, ACTIVITY_QUEUE, ActivityService
+from core.services.activities.worker import ActivityWorker
 from core.services.dynamics.metadata_cache import MetadataCache
-from core.services.export_worker import ChunkMessage
+from core.services.exports.contacts_for_jobs import ContactExport
+from core.services.jobs.messages import ChunkMessage
 from emulators.tls import ensure_ca, trusting_session
 from tests.support.azurite import run_azurite
 
@@ -243,7 +244,7 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
     for start in range(0, len(rows), 500):
         client.create_multiple("contact", rows[start : start + 500])
     config = _config(user_ids, export_missing=missing > 0)
-    store = ExportStore(
+    store = JobStore(
         TableServiceClient.from_connection_string(storage),
         BlobServiceClient.from_connection_string(storage),
         QueueServiceClient.from_connection_string(storage),
@@ -252,7 +253,13 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
     store.ensure_ready()
     queues = QueueServiceClient.from_connection_string(storage)
     connection = DynamicsConnection(WS, url, "integration@contoso.com", client.who_am_i().user_id)
-    worker = ActivityWorker(store, lambda _ws: (client, connection), metadata=MetadataCache())
+    metadata = MetadataCache()
+    worker = ActivityWorker(
+        store,
+        lambda _ws: (client, connection),
+        export_contacts=ContactExport(store, metadata),
+        metadata=metadata,
+    )
     service = ActivityService(store, lambda _caller: config)
     events = _events(args.events, args.contacts)
     body = ActivitiesRequest.model_validate({"events": events, "contacts": contacts})

@@ -6,8 +6,9 @@
 #   bash scripts/mutation.sh normalize auth       # a subset, by module name
 #
 # Prints killed/total per module; `.venv/bin/mutmut show <mutant>` shows one survivor's diff and
-# `.venv/bin/mutmut browse` lists them all. Results are kept in mutants/ (gitignored): a second run only
-# tests mutants of functions that changed since.
+# `.venv/bin/mutmut browse` lists them all. Every run re-tests each mutant of the modules named; the
+# mutated copy and mutmut's record of which test covers which function are kept in mutants/ (gitignored).
+# MUTMUT_CHILDREN sets the parallel test processes (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

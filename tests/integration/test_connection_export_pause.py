@@ -11,16 +11,16 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.export_store import ExportStore
+from core.adapters.job_store import JobStore
 from core.bootstrap import build_connection
 from core.domain.connection import ConnectionStatus
-from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
+from core.domain.jobs import ChunkState
 from core.services.connection.service import ConnectionComponents
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.metadata_cache import MetadataCache
-from core.services.export_service import ExportService
-from core.services.export_worker import ExportWorker
+from core.services.exports.service import EXPORT_NAMES, ExportService
+from core.services.exports.worker import ExportWorker
 from core.settings import load_settings
 from emulators.dataverse.server import DataverseEmulator
 from emulators.entra import EntraEmulator
@@ -65,7 +65,9 @@ def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
     stack = identity_stack
     connection_string = stack.azurite.connection_string
     queues = QueueServiceClient.from_connection_string(connection_string)
-    store = ExportStore(stack.tables, BlobServiceClient.from_connection_string(connection_string), queues)
+    store = JobStore(
+        stack.tables, BlobServiceClient.from_connection_string(connection_string), queues, EXPORT_NAMES
+    )
     store.ensure_ready()
     exports = ExportService(store, lambda _caller: CONFIG, chunk_size=3)
     components = components_resuming(stack, exports)

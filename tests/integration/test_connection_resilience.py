@@ -8,7 +8,6 @@ import datetime as dt
 import importlib
 import logging
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -112,15 +111,19 @@ def test_timer_pages_through_due_workspaces_with_bounded_concurrency(identity_st
     paged = [r.workspace_id for r in c.connections.iter_due(expires_before, refreshed_before, page_size=2)]
     assert sorted(paged) == sorted(due)
 
-    running, peak, lock = [0], [0], threading.Lock()
+    running, peak, started, lock = [0], [0], [0], threading.Lock()
+    first_two = threading.Barrier(2)  # the first two refreshes wait for each other: they run together
     real_acquire = c.tokens.acquire
 
     def acquire(found: Any, **kwargs: Any) -> Any:
         with lock:
             running[0] += 1
+            started[0] += 1
             peak[0] = max(peak[0], running[0])
+            first = started[0] <= 2
         try:
-            time.sleep(0.2)  # long enough for a third worker to overlap if there were one
+            if first:
+                first_two.wait(timeout=30)  # BrokenBarrierError: the refreshes ran one at a time
             return real_acquire(found, **kwargs)
         finally:
             with lock:

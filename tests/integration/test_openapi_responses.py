@@ -27,7 +27,6 @@ from jsonschema import Draft202012Validator
 
 import function_app  # noqa: F401 - registers every blueprint's operations
 from core import bootstrap, openapi
-from core.adapters.export_store import EXPORT_QUEUE
 from core.entrypoints import (
     activities_api,
     activity_queue,
@@ -42,8 +41,9 @@ from core.entrypoints import (
     token_timer,
 )
 from core.openapi_examples import EXAMPLES
-from core.services.activity_worker import ACTIVITY_QUEUE
-from core.services.export_worker import ChunkMessage
+from core.services.activities.service import ACTIVITY_QUEUE
+from core.services.exports.service import EXPORT_QUEUE
+from core.services.jobs.messages import ChunkMessage
 from emulators.dataverse import DataverseEmulator
 from emulators.entra import EntraEmulator
 from emulators.keyvault import KeyVaultEmulator

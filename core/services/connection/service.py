@@ -9,7 +9,7 @@ is deleted again (``storage_unavailable``). Reconnecting clears the reconnect no
 (exports paused for the token resume).
 
 Paused work always resumes: the reconnect resumes exports and activities (each in its own try); a worker
-that pauses a chunk marks its workspace (``ExportStore.mark_paused``) and re-checks the connection itself,
+that pauses a chunk marks its workspace (``JobStore.mark_paused``) and re-checks the connection itself,
 and every token timer run resumes the marked workspaces that are connected (``resume_marked``), so a chunk
 paused while the reconnect's own resume ran is never stuck.
 """
