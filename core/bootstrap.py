@@ -12,6 +12,9 @@ the same way until the settings change, so that failure is remembered too: every
 for the connection (the live metadata check) and rebuilding the storage clients to fail again would cost
 each save milliseconds.
 
+It is longer than the usual module on purpose: it is the one place that names every part and what it is
+built from, a few lines each; splitting it would hide the wiring again.
+
 Tests build an ``App`` with their own parts (``App(settings, connection=..., metadata_checks=[])``) and
 make ``app()`` return it with ``install`` (``tests.support.app``), instead of patching modules.
 """
@@ -29,11 +32,11 @@ from azure.data.tables import TableServiceClient
 
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
-from core.adapters.export_store import ExportStore
 from core.adapters.identity.auth import TokenVerifier
 from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
 from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
 from core.adapters.identity.token_crypto import TokenCipher
+from core.adapters.job_store import JobStore
 from core.adapters.storage.config_repository import ConfigRepository
 from core.adapters.storage.connection_repository import (
     CONNECTIONS_TABLE,
@@ -46,11 +49,13 @@ from core.adapters.storage.leases import LEASES_TABLE, TableLeases
 from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
 from core.adapters.storage.queues import queue_service
 from core.adapters.storage.tables import Storage
+from core.domain.caller import Caller
+from core.domain.config import DynamicsConfig
 from core.domain.config_validation import MetadataCheck
 from core.domain.connection import DynamicsConnection, ReconnectRequired, RefreshPolicy, parse_host_patterns
-from core.domain.export_job import DEFAULT_CHUNK_SIZE
-from core.services.activity_service import ActivityService
-from core.services.activity_worker import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityWorker
+from core.domain.jobs import DEFAULT_CHUNK_SIZE
+from core.services.activities.service import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityService
+from core.services.activities.worker import ActivityWorker
 from core.services.config.metadata_check import DynamicsMetadataCheck
 from core.services.config.service import ConfigService, CustomFields, IntegrationUserLookup
 from core.services.connection.refresh import TokenRefresher
@@ -65,8 +70,9 @@ from core.services.connection.tokens import TokenService, utcnow
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.fields import FieldsService
 from core.services.dynamics.metadata_cache import MetadataCache
-from core.services.export_service import ExportService
-from core.services.export_worker import ExportWorker
+from core.services.exports.contacts_for_jobs import ContactExport
+from core.services.exports.service import EXPORT_NAMES, ExportService
+from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService
 from core.settings import Settings, SettingsError, get_settings
@@ -178,19 +184,22 @@ class App:
         return self._once("metadata_cache", MetadataCache)
 
     @property
-    def export_store(self) -> ExportStore:
+    def export_store(self) -> JobStore:
         return self._once(
             "export_store",
-            lambda: ExportStore(
-                self.storage.table_service, self.storage.blob_service, queue_service(self.settings)
+            lambda: JobStore(
+                self.storage.table_service,
+                self.storage.blob_service,
+                queue_service(self.settings),
+                EXPORT_NAMES,
             ),
         )
 
     @property
-    def activity_store(self) -> ExportStore:
+    def activity_store(self) -> JobStore:
         return self._once(
             "activity_store",
-            lambda: ExportStore(
+            lambda: JobStore(
                 self.storage.table_service,
                 self.storage.blob_service,
                 queue_service(self.settings),
@@ -299,7 +308,8 @@ class App:
             integration_user=self._integration_user,
         )
 
-    def _load_config(self, caller: Any) -> Any:
+    def _load_config(self, caller: Caller) -> DynamicsConfig:
+        """The configuration a job snapshots when it is submitted."""
         return self.config_service.get(caller).config
 
     @property
@@ -348,9 +358,12 @@ class App:
             lambda: ActivityWorker(
                 self.activity_store,
                 self.client_for,
+                # Contacts its events need are exported by the export pipeline, checkpointed beside the job.
+                export_contacts=ContactExport(self.activity_store, self.metadata_cache),
                 max_attempts=self.settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
                 metadata=self.metadata_cache,
                 linkedin_table=self.settings.get("ACTIVITY_LINKEDIN_TABLE"),
+                budget=self.dynamics_budget,
                 reconnected=self.reconnected_since,
             ),
         )

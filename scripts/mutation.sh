@@ -2,12 +2,13 @@
 # Mutation testing of the riskiest modules with mutmut (configured in pyproject.toml, [tool.mutmut]).
 # Not part of CI: it re-runs the covering unit tests once per mutant (minutes per module on 2 CPUs).
 #
-#   bash scripts/mutation.sh                      # normalize, matching, lookup_plan, token_crypto, auth
+#   bash scripts/mutation.sh                      # every module below
 #   bash scripts/mutation.sh normalize auth       # a subset, by module name
 #
 # Prints killed/total per module; `.venv/bin/mutmut show <mutant>` shows one survivor's diff and
-# `.venv/bin/mutmut browse` lists them all. Results are kept in mutants/ (gitignored): a second run only
-# tests mutants of functions that changed since.
+# `.venv/bin/mutmut browse` lists them all. Every run re-tests each mutant of the modules named; the
+# mutated copy and mutmut's record of which test covers which function are kept in mutants/ (gitignored).
+# MUTMUT_CHILDREN sets the parallel test processes (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,11 +16,14 @@ declare -A MODULE=(
   [normalize]=core.domain.normalize
   [matching]=core.domain.matching
   [lookup_plan]=core.domain.lookup_plan
+  [lookup_values]=core.domain.lookup_values
+  [lookup_queries]=core.adapters.dataverse.lookup_queries
+  [odata]=core.adapters.dataverse.odata
   [token_crypto]=core.adapters.identity.token_crypto
   [auth]=core.adapters.identity.auth
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(normalize matching lookup_plan token_crypto auth)
+[ ${#names[@]} -gt 0 ] || names=(normalize matching lookup_plan lookup_values lookup_queries odata token_crypto auth)
 globs=()
 for name in "${names[@]}"; do
   [ -n "${MODULE[$name]:-}" ] || { echo "unknown module '$name' (one of: ${!MODULE[*]})" >&2; exit 2; }

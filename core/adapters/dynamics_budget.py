@@ -31,6 +31,12 @@ Degrades gracefully: when storage fails or is slow, the instance logs it (once p
 static share (``1 / slots`` of each limit, counted locally) and retries storage after a pause. Nothing here
 ever blocks a chunk forever: waits are bounded by ``max_wait_s``, after which the chunk goes ahead and the
 client's own 429 handling takes over.
+
+Over 400 lines on purpose: slots, ledger and pacing read and update one per-workspace state
+(``_Workspace``) under one condition variable, and the fallback to the static share cuts across all
+three; split into modules, each part would have to follow the others' locking from afar. Sections, in
+order: limits, public API (``observer``, ``working``, ``pace``), slots, ledger (buckets, reads, merges,
+the wait for room), storage plumbing.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain.catalog import Entity, PlatformField, catalog_for
-from core.domain.export_job import ExportEntity, FieldError, RecordAction, RecordOutcome
+from core.domain.jobs import ExportEntity, FieldError, RecordAction, RecordOutcome
 from core.domain.values import check_value
 
 MAX_RECORDS_PER_EXPORT = 100_000

@@ -1,6 +1,7 @@
 """Which Dataverse rows to fetch so that a batch of platform records finds every candidate match.
 
-Pure decisions only: which conditions to search and which value variants to search for. The plan is data
+Pure decisions only: which conditions to search (here) and which value variants to search for
+(``core.domain.lookup_values``). The plan is data
 (:class:`ValueSearch` / :class:`ClauseSearch` over :class:`Contains` / :class:`OneOf` terms); the adapter
 ``core.adapters.dataverse.lookup_queries`` writes it as OData ``$filter`` strings, split so that each
 URL fits, and the caller sends them and feeds the rows to ``matching.CandidateIndex``, which decides
@@ -20,15 +21,18 @@ narrow enough to stay cheap. See docs/matching.md.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import idna
-
 from core.domain.catalog import Entity
+from core.domain.lookup_values import (
+    BROAD_KINDS,
+    SHORT_FRAGMENT,
+    broad_fragments,
+    collation_key,
+    condition_values,
+)
 from core.domain.matching import (
     ID_COLUMN,
     PARENT_ACCOUNT_NAME,
@@ -36,24 +40,12 @@ from core.domain.matching import (
     Condition,
     Rule,
     iter_conditions,
-    platform_value,
 )
-from core.domain.normalize import (
-    ValueKind,
-    domain_any_extension_key,
-    linkedin_key,
-    linkedin_slug_variants,
-    normalize_email,
-    normalize_phone,
-    registrable_domain,
-    strip_accents,
-)
+from core.domain.normalize import ValueKind
 
-_LEGAL_SUFFIXES = frozenset(
-    "inc inc. incorporated corp corp. corporation co co. company ltd ltd. limited llc llp lp plc gmbh ag"
-    " kg sa s.a. sas sarl sl s.l. srl s.r.l. spa s.p.a. bv b.v. nv n.v. ab as oy pty pty. ltda".split()
-)
-
+_NAME_KINDS = frozenset({ValueKind.PERSON_NAME, ValueKind.COMPANY_NAME, ValueKind.TEXT})
+_NARROWING_KINDS = _NAME_KINDS | {ValueKind.EMAIL}
+_PAIRED_PER_CLAUSE = 50  # sibling values under one shared value (keeps each clause a small part of a request)
 
 # ------------------------------------------------------------------------------------------------
 # What a plan asks for (the adapter writes it as OData)
@@ -205,92 +197,6 @@ def _select_and_expand(
 
 
 # ------------------------------------------------------------------------------------------------
-# Variant values
-# ------------------------------------------------------------------------------------------------
-
-
-def _text_variants(raw: str, *, company: bool) -> list[str]:
-    base = raw.strip()
-    if not base:
-        return []
-    collapsed = " ".join(base.split())
-    forms = [base, collapsed]
-    for form in list(forms):
-        if "'" in form:
-            forms.append(form.replace("'", "\u2019"))
-        if "\u2019" in form:
-            forms.append(form.replace("\u2019", "'"))
-    if company:
-        for form in list(forms):
-            forms.extend(_company_suffix_variants(form))
-    return forms
-
-
-def _company_suffix_variants(name: str) -> list[str]:
-    """``Acme Inc`` -> ``Acme, Inc.``, ``Acme Inc.``, ``Acme, Inc``: the punctuation the key ignores."""
-    head, sep, last = name.rstrip().rpartition(" ")
-    if not sep or last.lower() not in _LEGAL_SUFFIXES:
-        return []
-    head = head.rstrip(", ")
-    bare = last.rstrip(".")
-    dotted = bare + "."
-    return [f"{head} {bare}", f"{head} {dotted}", f"{head}, {bare}", f"{head}, {dotted}"]
-
-
-def _unicode_domain(ascii_domain: str) -> str | None:
-    if "xn--" not in ascii_domain:
-        return None
-    try:
-        return str(idna.decode(ascii_domain))
-    except (idna.IDNAError, UnicodeError):
-        return None
-
-
-def condition_values(condition: Condition, record: Mapping[str, Any]) -> tuple[list[str], bool]:
-    """The raw strings to look for in ``condition.dynamics_field`` for one record, and whether they are
-    ``contains`` fragments (True) or whole values (False)."""
-    raws = [platform_value(record, name) for name in (condition.platform_field, *condition.fallback_fields)]
-    texts = [r.strip() for r in raws if isinstance(r, str) and r.strip()]
-    texts += [str(r) for r in raws if isinstance(r, int | float) and not isinstance(r, bool)]
-    if condition.kind is ValueKind.LINKEDIN:
-        return [v for t in texts for v in linkedin_slug_variants(t)][:2], True
-    if condition.kind is ValueKind.DOMAIN:
-        for text in texts:
-            if condition.any_extension:
-                key = domain_any_extension_key(text)
-                registrable = registrable_domain(text)
-                if key is None or registrable is None:
-                    continue
-                fragment = key if key == registrable else key + "."
-            else:
-                fragment = registrable_domain(text) or ""
-            if not fragment:
-                continue
-            unicode_form = _unicode_domain(fragment)
-            return [fragment, *([unicode_form] if unicode_form else [])], True
-        return [], True
-    if condition.kind is ValueKind.EMAIL:
-        out: list[str] = []
-        for text in texts[:1]:
-            email = normalize_email(text)
-            if email is None:
-                continue
-            local, _, domain = email.partition("@")
-            unicode_domain = _unicode_domain(domain)
-            out += [text, email] + ([f"{local}@{unicode_domain}"] if unicode_domain else [])
-        return out, False
-    if condition.kind is ValueKind.PHONE:
-        return [v for t in texts[:1] for v in (t, normalize_phone(t) or "") if v], False
-    company = condition.kind is ValueKind.COMPANY_NAME
-    return [v for t in texts[:1] for v in _text_variants(t, company=company)], False
-
-
-def _dedupe_key(value: str) -> str:
-    # What the _CI_AI collation would treat as equal anyway (case, accents, trailing spaces).
-    return strip_accents(value).casefold().rstrip(" ")
-
-
-# ------------------------------------------------------------------------------------------------
 # The plan
 # ------------------------------------------------------------------------------------------------
 
@@ -331,7 +237,7 @@ def plan_lookups(
                 )
                 continue
             for value in record_values:
-                per_condition[i].setdefault(_dedupe_key(value), value)
+                per_condition[i].setdefault(collation_key(value), value)
         if not found:
             unsearchable.append(str(record.get("id", "")))
     searches: list[Search] = [
@@ -381,11 +287,11 @@ def _narrowed_search(
     # collation key of a record's value -> (its variant forms, the sibling values of its records)
     groups: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
     for values, sibling_values in pairs:
-        forms, others = groups.setdefault(_dedupe_key(values[0]), ({}, {}))
+        forms, others = groups.setdefault(collation_key(values[0]), ({}, {}))
         for value in values:
-            forms.setdefault(_dedupe_key(value), value)
+            forms.setdefault(collation_key(value), value)
         for value in sibling_values:
-            others.setdefault(_dedupe_key(value), value)
+            others.setdefault(collation_key(value), value)
     clauses: list[Term] = []
     for forms, others in groups.values():
         found = list(others.values())
@@ -404,71 +310,6 @@ def _narrowed_search(
 # ------------------------------------------------------------------------------------------------
 # The second, broader plan: records the exact plan did not find
 # ------------------------------------------------------------------------------------------------
-
-SHORT_FRAGMENT = 3  # a contains() fragment shorter than this matches too many rows on its own
-_BROAD_KINDS = frozenset(
-    {ValueKind.PERSON_NAME, ValueKind.COMPANY_NAME, ValueKind.TEXT, ValueKind.EMAIL, ValueKind.LINKEDIN}
-)
-_ASCII_SLUG_RUN = re.compile(r"[a-z0-9-]+")
-_NAME_KINDS = frozenset({ValueKind.PERSON_NAME, ValueKind.COMPANY_NAME, ValueKind.TEXT})
-_NARROWING_KINDS = _NAME_KINDS | {ValueKind.EMAIL}
-_PAIRED_PER_CLAUSE = 50  # sibling values under one shared value (keeps each clause a small part of a request)
-
-
-def search_tokens(value: str) -> list[str]:
-    """The fragments of a name or text that any stored form with the same normalised key contains.
-
-    Runs of letters and digits of the NFKC, lower-cased value: whitespace, punctuation (apostrophes of
-    any kind, dashes, ``.``, ``,``, ``&``) and letters whose case folding expands (``ß`` -> ``ss``) end
-    a token, since a stored form may differ exactly there (``"  Van  Dyke "``, ``O’Neill``, ``Weiss``).
-    Case, accents and width are left to the ``_CI_AI`` collation (accents are kept as given, so an
-    accent-sensitive org still finds values typed with the same accents). Longest first, then in order.
-    """
-    text = unicodedata.normalize("NFKC", value).lower()
-    tokens: list[str] = []
-    current: list[str] = []
-    for ch in text:
-        if ch.isalnum() and ch.casefold() == ch:
-            current.append(ch)
-        elif current:
-            tokens.append("".join(current))
-            current = []
-    if current:
-        tokens.append("".join(current))
-    ordered = sorted(enumerate(tokens), key=lambda item: (-len(item[1]), item[0]))
-    return list(dict.fromkeys(token for _, token in ordered))
-
-
-def broad_fragments(condition: Condition, record: Mapping[str, Any]) -> list[str]:
-    """What the broad lookup looks for with ``contains`` in ``condition.dynamics_field`` for one record:
-    the longest search token of a name or text; the whole normalised address for an e-mail (+ its
-    Unicode-domain form); for a LinkedIn slug with non-ASCII letters, its longest ASCII run (a slug
-    stored percent-encoded from another letter case, ``/in/%C3%89milie-dupont``, contains neither form
-    the exact plan searched). Empty for domains and ASCII slugs (the exact plan's ``contains`` already
-    finds every form) and for phones (formatting differs too much for a fragment; documented miss)."""
-    if condition.kind not in _BROAD_KINDS:
-        return []
-    raws = [platform_value(record, name) for name in (condition.platform_field, *condition.fallback_fields)]
-    texts = [r.strip() for r in raws if isinstance(r, str) and r.strip()]
-    texts += [str(r) for r in raws if isinstance(r, int | float) and not isinstance(r, bool)]
-    if not texts:
-        return []
-    if condition.kind is ValueKind.LINKEDIN:
-        key = linkedin_key(texts[0])
-        slug = key.split("/", 1)[1] if key else ""
-        if slug.isascii():
-            return []
-        runs = sorted(_ASCII_SLUG_RUN.findall(slug), key=len, reverse=True)
-        return runs[:1] if runs and len(runs[0]) >= SHORT_FRAGMENT else []
-    if condition.kind is ValueKind.EMAIL:
-        email = normalize_email(texts[0])
-        if email is None:
-            return []
-        local, _, domain = email.partition("@")
-        unicode_domain = _unicode_domain(domain)
-        return [email, *([f"{local}@{unicode_domain}"] if unicode_domain else [])]
-    tokens = search_tokens(texts[0])
-    return tokens[:1]
 
 
 def plan_broad_lookups(
@@ -496,7 +337,7 @@ def plan_broad_lookups(
     """
     id_column = ID_COLUMN[entity]
     select, expand = _select_and_expand(entity, rule, extra_select)
-    covers = [(c, s) for c, s in _covers(rule) if c.kind in _BROAD_KINDS]
+    covers = [(c, s) for c, s in _covers(rule) if c.kind in BROAD_KINDS]
     # columns of a clause -> collation key of its fragments -> (clause, value to exclude or None)
     shapes: dict[tuple[str, ...], dict[tuple[str, ...], tuple[Term, str | None]]] = {}
     # (column, sibling column) -> collation key of a token -> (token, sibling tokens by collation key)
@@ -516,25 +357,25 @@ def plan_broad_lookups(
                 pair = paired.setdefault((condition.dynamics_field, sibling.dynamics_field), {})
                 token = broad_fragments(sibling, record)[0]
                 for fragment in fragments:
-                    pair.setdefault(_dedupe_key(fragment), (fragment, {}))[1].setdefault(
-                        _dedupe_key(token), token
+                    pair.setdefault(collation_key(fragment), (fragment, {}))[1].setdefault(
+                        collation_key(token), token
                     )
                 continue
             narrow: tuple[str, str] | None = None
             if condition.kind in _NAME_KINDS and len(fragments[0]) < SHORT_FRAGMENT:
                 narrow = _narrowing(siblings, record)
             exact = (
-                {_dedupe_key(v): v for v in condition_values(condition, record)[0]}
+                {collation_key(v): v for v in condition_values(condition, record)[0]}
                 if narrow is None and "/" not in condition.dynamics_field
                 else {}
             )
             for fragment in fragments:
                 parts = [(condition.dynamics_field, fragment), *([narrow] if narrow else [])]
                 columns = tuple(column for column, _ in parts)
-                key = tuple(_dedupe_key(text) for _, text in parts)
+                key = tuple(collation_key(text) for _, text in parts)
                 terms = tuple(Contains(column, text) for column, text in parts)
                 shapes.setdefault(columns, {}).setdefault(
-                    key, (AllOf(terms) if narrow else terms[0], exact.get(_dedupe_key(fragment)))
+                    key, (AllOf(terms) if narrow else terms[0], exact.get(collation_key(fragment)))
                 )
         if not found:
             unsearchable.append(str(record.get("id", "")))
@@ -546,7 +387,7 @@ def plan_broad_lookups(
             for start in range(0, len(found_tokens), _PAIRED_PER_CLAUSE):
                 part = found_tokens[start : start + _PAIRED_PER_CLAUSE]
                 clause = AllOf((Contains(column, fragment), AnyOf(tuple(Contains(other, t) for t in part))))
-                key = (_dedupe_key(fragment), *(_dedupe_key(t) for t in part))
+                key = (collation_key(fragment), *(collation_key(t) for t in part))
                 shapes.setdefault((column, other), {}).setdefault(key, (clause, None))
     searches = tuple(
         ClauseSearch(

@@ -20,11 +20,11 @@ from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
 from core.domain.caller import Caller
-from core.domain.export_job import ExportEntity, JobState
 from core.domain.export_request import ExportRequest, ExportTrigger
+from core.domain.jobs import ExportEntity, JobState
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import JobCounts, RecordsPage, job_id_param, records_query
-from core.services.export_service import InvalidExport
+from core.services.exports.service import InvalidExport
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

@@ -11,7 +11,7 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain.activities import ActorSource, ContactAction
-from core.domain.export_job import RecordAction
+from core.domain.jobs import RecordAction
 from core.domain.matching import MatchStatus
 from core.entrypoints.http_support import HttpProblem
 

@@ -8,7 +8,7 @@ import datetime as dt
 import importlib
 import logging
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -112,15 +112,19 @@ def test_timer_pages_through_due_workspaces_with_bounded_concurrency(identity_st
     paged = [r.workspace_id for r in c.connections.iter_due(expires_before, refreshed_before, page_size=2)]
     assert sorted(paged) == sorted(due)
 
-    running, peak, lock = [0], [0], threading.Lock()
+    running, peak, started, lock = [0], [0], [0], threading.Lock()
+    first_two = threading.Barrier(2)  # the first two refreshes wait for each other: they run together
     real_acquire = c.tokens.acquire
 
     def acquire(found: Any, **kwargs: Any) -> Any:
         with lock:
             running[0] += 1
+            started[0] += 1
             peak[0] = max(peak[0], running[0])
+            first = started[0] <= 2
         try:
-            time.sleep(0.2)  # long enough for a third worker to overlap if there were one
+            if first:
+                first_two.wait(timeout=30)  # BrokenBarrierError: the refreshes ran one at a time
             return real_acquire(found, **kwargs)
         finally:
             with lock:
@@ -139,25 +143,41 @@ def test_timer_pages_through_due_workspaces_with_bounded_concurrency(identity_st
 def test_two_callbacks_racing_for_one_state_connect_once(identity_stack: IdentityStack) -> None:
     stack = identity_stack
     service = stack.components.service
-    answer = stack.browser_sign_in(service.start_connect(caller("ws-race"), stack.env.url))
-    outcomes: list[str] = []
-    barrier = threading.Barrier(4)
+    admin = caller("ws-race")
+    answer = stack.browser_sign_in(service.start_connect(admin, stack.env.url))
 
-    def complete() -> None:
-        barrier.wait()
-        try:
-            service.complete_connect(answer)
-            outcomes.append("connected")
-        except ConnectError as exc:
-            outcomes.append(exc.code)
+    def race(step: Callable[[], object], success: str) -> list[str]:
+        outcomes: list[str] = []
+        barrier = threading.Barrier(4)
 
-    threads = [threading.Thread(target=complete) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sorted(outcomes) == ["connected", "invalid_state", "invalid_state", "invalid_state"]
-    assert stack.entra.stats.authorization_code == 1  # the code was redeemed by one callback only
+        def attempt() -> None:
+            barrier.wait()
+            try:
+                outcomes.append(success if step() else "nothing")
+            except ConnectError as exc:
+                outcomes.append(exc.code)
+
+        threads = [threading.Thread(target=attempt) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return outcomes
+
+    handles: list[str] = []
+    assert sorted(race(lambda: handles.append(service.receive_callback(answer)) or True, "kept")) == [
+        "invalid_state",
+        "invalid_state",
+        "invalid_state",
+        "kept",
+    ]
+    assert sorted(race(lambda: service.complete_connect(admin, handles[0]), "connected")) == [
+        "connected",
+        "invalid_handle",
+        "invalid_handle",
+        "invalid_handle",
+    ]
+    assert stack.entra.stats.authorization_code == 1  # the code was redeemed by one completion only
     assert len(stack.keyvault.live_names()) == 1
 
 

@@ -17,8 +17,9 @@ def use_app(
 ) -> None:
     """Until the test ends, ``bootstrap.app()`` is ``make(settings)`` or ``App(settings, **parts)`` for
     whatever settings the test applies (a new ``App`` each time they change, as in production)."""
-    monkeypatch.setattr(bootstrap, "_make", make or (lambda settings: App(settings, **parts)))
-    monkeypatch.setattr(bootstrap, "_current", None)
+    monkeypatch.setattr(bootstrap, "_make", bootstrap._make)  # the production root again afterwards
+    monkeypatch.setattr(bootstrap, "_current", bootstrap._current)
+    bootstrap.install(make or (lambda settings: App(settings, **parts)))
 
 
 def storage() -> Any:

@@ -15,9 +15,16 @@ import jwt.algorithms
 import pytest
 from jwt.utils import force_bytes
 
-from core.adapters.identity.auth import MAX_TOKEN_LENGTH, AuthError, TokenVerifier
+from core.adapters.identity.auth import (
+    LEEWAY_SECONDS,
+    MAX_TOKEN_LENGTH,
+    AuthConfigurationError,
+    AuthError,
+    TokenVerifier,
+)
 from core.domain.caller import Caller, Role
 from core.entrypoints.http_support import authenticated, json_response
+from core.settings import load_settings
 from tests.support import tokens
 from tests.support.http import body_json, request
 
@@ -129,8 +136,38 @@ def test_token_length_cap() -> None:
 
 
 def test_garbage_token() -> None:
-    with pytest.raises(AuthError):
+    with pytest.raises(AuthError, match="well-formed"):
         verifier().verify("not-a-jwt")
+
+
+def test_clock_skew_of_the_leeway_is_tolerated_and_no_more() -> None:
+    now = int(time.time())
+    assert (
+        verifier().verify(tokens.rs256(tokens.claims(exp=now - LEEWAY_SECONDS // 2))).workspace_id == "ws-a"
+    )
+    with pytest.raises(AuthError, match="expired"):
+        verifier().verify(tokens.rs256(tokens.claims(exp=now - LEEWAY_SECONDS - 30)))
+
+
+def test_no_key_configured_is_a_configuration_error_naming_the_settings() -> None:
+    with pytest.raises(AuthConfigurationError, match="PLATFORM_JWT_PUBLIC_KEY"):
+        verifier(public_key=None).verify(tokens.rs256())
+
+
+def test_verifier_from_settings_checks_issuer_audience_and_reads_an_escaped_pem() -> None:
+    # App settings hold one line: the PEM may come with its newlines written as \n.
+    env = {**tokens.auth_env(), "PLATFORM_JWT_PUBLIC_KEY": tokens.public_pem().replace("\n", "\\n")}
+    assert "\n" not in env["PLATFORM_JWT_PUBLIC_KEY"]
+    from_settings = TokenVerifier.from_settings(load_settings(env))
+    assert from_settings.verify(tokens.rs256()).workspace_id == "ws-a"
+    with pytest.raises(AuthError, match="issuer"):
+        from_settings.verify(tokens.rs256(tokens.claims(iss="https://evil.example")))
+    with pytest.raises(AuthError, match="audience"):
+        from_settings.verify(tokens.rs256(tokens.claims(aud="someone-else")))
+    with pytest.raises(AuthError, match="HS256"):  # the dev secret alone does not turn HS256 on
+        TokenVerifier.from_settings(
+            load_settings({**env, "PLATFORM_JWT_DEV_HS256_SECRET": tokens.DEV_SECRET})
+        ).verify(tokens.hs256())
 
 
 @authenticated(admin=True)
@@ -152,7 +189,7 @@ def test_wrapper_401_403_and_success(monkeypatch: pytest.MonkeyPatch) -> None:
         assert "Bearer" in resp.headers["WWW-Authenticate"]
 
         resp = anyone(request("GET", "x", headers={"Authorization": "Basic abc"}))
-        assert resp.status_code == 401
+        assert resp.status_code == 401 and "'Bearer <token>'" in body_json(resp)["detail"]
 
         expired = tokens.rs256(tokens.claims(exp=int(time.time()) - 300))
         resp = anyone(request("GET", "x", headers={"Authorization": f"Bearer {expired}"}))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 
-from core.adapters.identity.token_crypto import TokenCipher, TokenDecryptError
+from core.adapters.identity.token_crypto import ForeignKeyEnvelope, TokenCipher, TokenDecryptError
 from core.settings import SettingsError, load_settings
 
 SECRET = b'{"RefreshToken": {"x": {"secret": "rt.very-secret"}}}'
@@ -73,6 +74,34 @@ def test_tampering_is_detected() -> None:
         cipher().open("not json", "ws-a")
 
 
+def test_another_kek_is_told_apart_from_damaged_material() -> None:
+    # A rotated or mistyped TOKEN_ENCRYPTION_KEY is a configuration fault, not a dead connection.
+    sealed = cipher().seal(SECRET, "ws-a")
+    with pytest.raises(ForeignKeyEnvelope):
+        cipher(b"b").open(sealed, "ws-a")
+    with pytest.raises(TokenDecryptError) as wrong_workspace:
+        cipher().open(sealed, "ws-b")
+    assert not isinstance(wrong_workspace.value, ForeignKeyEnvelope)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda e: "[]",
+        lambda e: "null",
+        lambda e: json.dumps({**e, "v": 2}),
+        lambda e: json.dumps({k: v for k, v in e.items() if k != "n"}),
+        lambda e: json.dumps({**e, "ct": "!" + e["ct"]}),
+        lambda e: json.dumps({**e, "wk": 7}),
+    ],
+    ids=["list", "null", "unknown version", "no nonce", "not base64", "wrapped key not text"],
+)
+def test_malformed_envelopes_never_open(damage: Any) -> None:
+    envelope = json.loads(cipher().seal(SECRET, "ws-a"))
+    with pytest.raises(TokenDecryptError):
+        cipher().open(damage(envelope), "ws-a")
+
+
 def test_data_key_reused_across_versions_but_not_across_workspaces() -> None:
     first = cipher().seal(SECRET, "ws-a")
     second = cipher().seal(b"newer", "ws-a", previous=first)
@@ -91,11 +120,13 @@ def test_rotated_kek_starts_a_new_data_key() -> None:
 def test_key_from_settings_is_validated() -> None:
     with pytest.raises(SettingsError):
         TokenCipher.from_settings(load_settings({}))
-    with pytest.raises(SettingsError):
+    with pytest.raises(SettingsError, match="32 bytes"):
         TokenCipher.from_settings(
             load_settings({"TOKEN_ENCRYPTION_KEY": base64.b64encode(b"short").decode()})
         )
     key = TokenCipher.generate_kek()
+    with pytest.raises(SettingsError, match="base64"):  # not silently read as another key
+        TokenCipher.from_settings(load_settings({"TOKEN_ENCRYPTION_KEY": key[:20] + "!" + key[20:]}))
     assert (
         TokenCipher.from_settings(load_settings({"TOKEN_ENCRYPTION_KEY": key})).open(
             TokenCipher(base64.b64decode(key)).seal(b"z", "w"), "w"

@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from core.adapters import dynamics_budget, export_store
+from core.adapters import dynamics_budget
 from core.adapters.storage import (
     config_repository,
     connection_repository,
@@ -17,7 +17,8 @@ from core.adapters.storage import (
     leases,
     notification_repository,
 )
-from core.services import activity_worker
+from core.services.activities import service as activity_service
+from core.services.exports import service as export_service
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -158,7 +159,7 @@ def _bicep_list(text: str, var: str) -> set[str]:
 
 def test_every_table_queue_and_container_the_code_uses_is_provisioned_and_nothing_else() -> None:
     storage = (INFRA / "app" / "storage.bicep").read_text()
-    names = [export_store.EXPORT_NAMES, activity_worker.ACTIVITY_NAMES]
+    names = [export_service.EXPORT_NAMES, activity_service.ACTIVITY_NAMES]
     tables = {
         integrations_repository.TABLE,
         config_repository.TABLE,

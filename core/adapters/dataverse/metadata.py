@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.adapters.dataverse.errors import DataverseError
-from core.adapters.dataverse.odata import odata_literal
+from core.adapters.dataverse.odata import odata_literal, prefer_page_size
 from core.adapters.dataverse.transport import Transport, read_json
 from core.domain.dynamics_metadata import DynamicsColumn
 
@@ -178,7 +178,7 @@ class TableReader:
         rows = self._rows(
             "sdkmessagefilters",
             [("$select", "sdkmessagefilterid"), ("$filter", filter_)],
-            prefer=["odata.maxpagesize=1"],
+            prefer=[prefer_page_size(1)],
             what="query",
         )
         supported = bool(rows)

@@ -32,14 +32,14 @@ from bench.export import (
 )
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dynamics_budget import BudgetLimits
-from core.adapters.export_store import EXPORT_QUEUE
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
-from core.domain.export_job import ExportEntity, deterministic_dynamics_id
 from core.domain.export_request import ExportRequest
-from core.services.export_service import ExportService
-from core.services.export_worker import ChunkMessage, ExportWorker
+from core.domain.jobs import ExportEntity, deterministic_dynamics_id
+from core.services.exports.service import EXPORT_QUEUE, ExportService
+from core.services.exports.worker import ExportWorker
+from core.services.jobs.messages import ChunkMessage
 from emulators.dataverse import DataverseEmulator, LimitConfig
 from emulators.tls import trusting_session
 from tests.support.azurite import Azurite
@@ -87,7 +87,9 @@ def export_with(
             workers,
         )
         try:
-            time.sleep(WINDOW_S)  # the workers' start-up WhoAmI calls are not in the ledger: let them age out
+            # The workers' start-up WhoAmI calls are not in their budget's ledger: age them out of the
+            # emulator's window (its clock), so the budget and Dynamics count the same requests.
+            emulator.clock.advance(WINDOW_S)
             config = DynamicsConfig.model_validate(CONFIG)
             service = ExportService(store, lambda _caller: config, chunk_size=20)
             job = service.submit(
