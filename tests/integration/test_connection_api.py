@@ -444,10 +444,17 @@ def test_a_victim_completing_an_attackers_sign_in_is_refused_and_nothing_is_stor
 
 
 def test_completion_only_by_the_initiating_admin_once_and_in_time(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workspace = ws()
-    back = api.callback(api.sign_in(body_json(api.connect(workspace, user="boss"))["authorizationUrl"]))
+    answer = api.sign_in(body_json(api.connect(workspace, user="boss"))["authorizationUrl"])
+    back = api.callback(answer)
+    # while it waits for the admin, the kept sign-in is sealed: neither code nor handle is in any table
+    tables = TableServiceClient.from_connection_string(azurite.connection_string)
+    stored = [
+        repr(dict(e)) for t in tables.list_tables() for e in tables.get_table_client(t.name).list_entities()
+    ]
+    assert stored and not [row for row in stored if answer["code"] in row or back["handle"] in row]
     # a member of the workspace cannot complete (and does not spend the handle)
     member = api.complete(workspace, back["handle"], role="member", user="boss")
     assert member.status_code == 403

@@ -129,7 +129,7 @@ class DataverseClient:
             clock=clock,
             now=now,
         )
-        self.tables = TableReader(self.transport)
+        self.tables = TableReader(self.transport, self.execute_batch)
         self.environment_url = self.transport.environment_url
         self.api_path = self.transport.api_path
         self.api_url = self.transport.api_url
