@@ -20,13 +20,14 @@ from typing import Any
 from core.adapters.dataverse.batch import MAX_BATCH_OPERATIONS, BatchOperation
 from core.adapters.dataverse.client import DataverseClient, MorePagesThanRead
 from core.adapters.dataverse.lookup_queries import lookup_queries
+from core.adapters.dataverse.odata import MAX_PAGE_SIZE, prefer_page_size
 from core.domain.catalog import Entity
 from core.domain.jobs import FieldError
 from core.domain.lookup_plan import LookupPlan, plan_broad_lookups
 from core.domain.matching import MatchResult, MatchStatus, Rule, match_records
 
-LOOKUP_PAGE_SIZE = 5000
-PREFER_PAGES: Mapping[str, str] = {"Prefer": f"odata.maxpagesize={LOOKUP_PAGE_SIZE}"}
+LOOKUP_PAGE_SIZE = MAX_PAGE_SIZE
+PREFER_PAGES: Mapping[str, str] = {"Prefer": prefer_page_size()}
 MAX_LOOKUP_PAGES = 4
 LOOKUP_TOO_BROAD = "lookup_too_broad"
 
@@ -56,7 +57,7 @@ BatchGets = Callable[[Sequence[BatchOperation]], list[list[dict[str, Any]]]]
 
 
 def _prefer_pages() -> Mapping[str, str]:
-    return {"Prefer": f"odata.maxpagesize={LOOKUP_PAGE_SIZE}"}
+    return {"Prefer": prefer_page_size(LOOKUP_PAGE_SIZE)}
 
 
 def lookup_operations(plan: LookupPlan) -> list[BatchOperation]:
