@@ -1,6 +1,7 @@
 """Campaign engagement events logged as Dynamics activities.
 
 - ``POST /api/dynamics/activities``                   events (202 + job id); optional ``Idempotency-Key``
+- ``GET  /api/dynamics/activities``                   jobs, newest first (``cursor``, ``limit``)
 - ``GET  /api/dynamics/activities/{jobId}``           state, counts, progress
 - ``GET  /api/dynamics/activities/{jobId}/records``   per-event results (``status``, ``cursor``, ``limit``)
 
@@ -18,9 +19,11 @@ from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
+    JOBS_PAGE_QUERY,
     ActivitiesStatus,
     ActivityRecordsPage,
     job_id_param,
+    jobs_page,
     queue_full,
     records_query,
 )
@@ -60,6 +63,20 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(body, status=202, headers={"Location": status_url})
 
 
+class ActivitiesList(BaseModel):
+    jobs: list[ActivitiesStatus] = Field(description="newest first, `limit` of them (50 unless asked)")
+    nextCursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; absent or null on the last page"
+    )
+
+
+@bp.route(route="dynamics/activities", methods=["GET"])
+@authenticated()
+def list_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    page = jobs_page(req, bootstrap.app().activity_service, caller.workspace_id)
+    return model_response(ActivitiesList.model_validate(page), omit_unset=True)
+
+
 @bp.route(route="dynamics/activities/{jobId}", methods=["GET"])
 @authenticated()
 def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
@@ -97,6 +114,15 @@ openapi.register(
         "same key (same workspace) answers the job the first one created instead of starting another",
     },
     headers={"Location": "The job's status URL (/api/dynamics/activities/{jobId}), same as statusUrl"},
+)
+openapi.register(
+    "GET",
+    "/api/dynamics/activities",
+    "List activities jobs, newest first, a page at a time (`cursor`, `limit` 1..100)",
+    response=ActivitiesList,
+    problems=(400,),
+    query=JOBS_PAGE_QUERY,
+    tags=TAG,
 )
 openapi.register(
     "GET",

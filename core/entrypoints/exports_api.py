@@ -24,6 +24,7 @@ from core.domain.export_request import ExportRequest, ExportTrigger
 from core.domain.jobs import ExportEntity, JobState
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
+    JOBS_PAGE_QUERY,
     JobCounts,
     RecordsPage,
     job_id_param,
@@ -154,10 +155,7 @@ openapi.register(
     "List export jobs, newest first, a page at a time (`cursor`, `limit` 1..100)",
     response=ExportList,
     problems=(400,),
-    query={
-        "cursor": {"type": "string", "maxLength": 200, "description": "nextCursor of the previous page"},
-        "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
-    },
+    query=JOBS_PAGE_QUERY,
     tags=TAG,
 )
 openapi.register(

@@ -167,6 +167,11 @@ class ActivitiesStatus(BaseModel):
 
 MAX_JOBS_PAGE = 100
 DEFAULT_JOBS_PAGE = 50
+# The query parameters of a job list, as the OpenAPI document shows them.
+JOBS_PAGE_QUERY: dict[str, dict[str, Any]] = {
+    "cursor": {"type": "string", "maxLength": 200, "description": "nextCursor of the previous page"},
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_JOBS_PAGE, "default": DEFAULT_JOBS_PAGE},
+}
 
 
 def jobs_page(req: func.HttpRequest, service: JobQueries, workspace_id: str) -> dict[str, Any]:

@@ -127,12 +127,13 @@ class ActivityService(JobQueries):
         self._store.enqueue_chunks(caller.workspace_id, job_id, range(len(chunks)))
         return SubmitResult(job_id, len(valid), len(invalid), True)
 
-    def status(self, workspace_id: str, job_id: str) -> dict[str, Any] | None:
-        status = super().status(workspace_id, job_id)
-        if status is not None:
-            status["progress"]["events"] = status["progress"].pop("records")
-            for key in ("entity", "trigger", "dryRun"):
-                status.pop(key, None)
+    def _status_of(self, job: JobRow) -> dict[str, Any]:
+        """The engine's status in the activities' terms (events, no entity/trigger/dry run): the same for
+        one job's status and the job list."""
+        status = super()._status_of(job)
+        status["progress"]["events"] = status["progress"].pop("records")
+        for key in ("entity", "trigger", "dryRun"):
+            status.pop(key, None)
         return status
 
 
