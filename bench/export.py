@@ -56,14 +56,15 @@ from azure.storage.queue import QueueServiceClient
 from bench.export_truth import WriteCountingClient, check_outcomes, written_twice
 from core.adapters.dataverse.client import DataverseClient, RequestEvent
 from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
-from core.adapters.export_store import EXPORT_QUEUE, ExportStore
+from core.adapters.job_store import JobStore
 from core.adapters.storage.tables import blob_retry
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.export_request import ExportRequest
-from core.services.export_service import ExportService
-from core.services.export_worker import ChunkMessage, ExportWorker
+from core.services.exports.service import EXPORT_NAMES, EXPORT_QUEUE, ExportService
+from core.services.exports.worker import ExportWorker
+from core.services.jobs.messages import ChunkMessage
 from emulators.dataverse.seed import SeedSpec, build_seed
 from emulators.tls import trusting_session
 from tests.support.processes import die_with_parent
@@ -375,10 +376,11 @@ def worker_main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     tables = TableServiceClient.from_connection_string(args.storage)
-    store = ExportStore(
+    store = JobStore(
         tables,
         BlobServiceClient.from_connection_string(args.storage, retry_policy=blob_retry()),
         QueueServiceClient.from_connection_string(args.storage),
+        EXPORT_NAMES,
     )
     budget = None
     if not args.no_budget:
@@ -395,6 +397,11 @@ def worker_main(argv: list[str]) -> int:
     seen: dict[str, int] = {"requests": 0, "throttled": 0, "errors": 0}
     seen_lock = threading.Lock()
     observers: list[Any] = []
+    gates: list[Any] = []  # the budget's shared 429 pause, checked before every request
+
+    def before_send() -> None:
+        for gate in gates:
+            gate()
 
     slowest: list[tuple[float, str, str, int | None]] = []  # the slowest Dataverse requests
 
@@ -415,6 +422,7 @@ def worker_main(argv: list[str]) -> int:
         session=trusting_session(),
         max_concurrency=max(4, args.threads),
         on_request=observe,
+        before_send=before_send,
     )
     who = client.who_am_i()
     connections: dict[str, DynamicsConnection] = {}
@@ -422,6 +430,7 @@ def worker_main(argv: list[str]) -> int:
     def client_for(workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
         if budget is not None and workspace_id not in connections:
             observers.append(budget.observer(workspace_id))
+            gates.append(budget.gate(workspace_id))
         connection = connections.setdefault(
             workspace_id,
             DynamicsConnection(workspace_id, args.dataverse_url, "integration@contoso.com", who.user_id),
@@ -554,11 +563,12 @@ def worker_main(argv: list[str]) -> int:
 # --- the driver ------------------------------------------------------------------------------------
 
 
-def export_store(storage: str) -> ExportStore:
-    return ExportStore(
+def export_store(storage: str) -> JobStore:
+    return JobStore(
         TableServiceClient.from_connection_string(storage),
         BlobServiceClient.from_connection_string(storage, retry_policy=blob_retry()),
         QueueServiceClient.from_connection_string(storage),
+        EXPORT_NAMES,
     )
 
 

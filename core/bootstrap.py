@@ -32,11 +32,11 @@ from azure.data.tables import TableServiceClient
 
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
-from core.adapters.export_store import ExportStore
 from core.adapters.identity.auth import TokenVerifier
 from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
 from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
 from core.adapters.identity.token_crypto import TokenCipher
+from core.adapters.job_store import JobStore
 from core.adapters.storage.config_repository import ConfigRepository
 from core.adapters.storage.connection_repository import (
     CONNECTIONS_TABLE,
@@ -53,9 +53,9 @@ from core.domain.caller import Caller
 from core.domain.config import DynamicsConfig
 from core.domain.config_validation import MetadataCheck
 from core.domain.connection import DynamicsConnection, ReconnectRequired, RefreshPolicy, parse_host_patterns
-from core.domain.export_job import DEFAULT_CHUNK_SIZE
-from core.services.activity_service import ActivityService
-from core.services.activity_worker import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityWorker
+from core.domain.jobs import DEFAULT_CHUNK_SIZE
+from core.services.activities.service import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityService
+from core.services.activities.worker import ActivityWorker
 from core.services.config.metadata_check import DynamicsMetadataCheck
 from core.services.config.service import ConfigService, CustomFields, IntegrationUserLookup
 from core.services.connection.refresh import TokenRefresher
@@ -70,10 +70,12 @@ from core.services.connection.tokens import TokenService, utcnow
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.fields import FieldsService
 from core.services.dynamics.metadata_cache import MetadataCache
-from core.services.export_service import ExportService
-from core.services.export_worker import ExportWorker
+from core.services.exports.contacts_for_jobs import ContactExport
+from core.services.exports.service import EXPORT_NAMES, ExportService
+from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService
+from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
 from core.settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger(__name__)
@@ -183,19 +185,22 @@ class App:
         return self._once("metadata_cache", MetadataCache)
 
     @property
-    def export_store(self) -> ExportStore:
+    def export_store(self) -> JobStore:
         return self._once(
             "export_store",
-            lambda: ExportStore(
-                self.storage.table_service, self.storage.blob_service, queue_service(self.settings)
+            lambda: JobStore(
+                self.storage.table_service,
+                self.storage.blob_service,
+                queue_service(self.settings),
+                EXPORT_NAMES,
             ),
         )
 
     @property
-    def activity_store(self) -> ExportStore:
+    def activity_store(self) -> JobStore:
         return self._once(
             "activity_store",
-            lambda: ExportStore(
+            lambda: JobStore(
                 self.storage.table_service,
                 self.storage.blob_service,
                 queue_service(self.settings),
@@ -241,6 +246,7 @@ class App:
             self.connection.tokens,
             max_concurrency=self.settings.get_int("DYNAMICS_MAX_CONCURRENCY") or 16,
             on_request_for=budget.observer if budget else None,
+            before_send_for=budget.gate if budget else None,
         )
 
     def client_for(self, workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
@@ -308,6 +314,9 @@ class App:
         """The configuration a job snapshots when it is submitted."""
         return self.config_service.get(caller).config
 
+    def _max_active_jobs(self) -> int:
+        return self.settings.get_int("JOBS_MAX_ACTIVE_PER_WORKSPACE") or DEFAULT_MAX_ACTIVE_JOBS
+
     @property
     def export_service(self) -> ExportService:
         return self._once(
@@ -316,6 +325,7 @@ class App:
                 self.export_store,
                 self._load_config,
                 chunk_size=self.settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
+                max_active_jobs=self._max_active_jobs(),
                 **({"custom_fields": self._custom_fields} if self._custom_fields else {}),
             ),
         )
@@ -328,6 +338,7 @@ class App:
                 self.activity_store,
                 self._load_config,
                 chunk_size=self.settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
+                max_active_jobs=self._max_active_jobs(),
             ),
         )
 
@@ -354,9 +365,12 @@ class App:
             lambda: ActivityWorker(
                 self.activity_store,
                 self.client_for,
+                # Contacts its events need are exported by the export pipeline, checkpointed beside the job.
+                export_contacts=ContactExport(self.activity_store, self.metadata_cache),
                 max_attempts=self.settings.get_int("EXPORT_MAX_ATTEMPTS") or 5,
                 metadata=self.metadata_cache,
                 linkedin_table=self.settings.get("ACTIVITY_LINKEDIN_TABLE"),
+                budget=self.dynamics_budget,
                 reconnected=self.reconnected_since,
             ),
         )

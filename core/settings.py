@@ -87,7 +87,8 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "FRONTEND_URL",
         "http://localhost:3000/settings/integrations/dynamics",
-        "Where the OAuth callback redirects the browser (?dynamics=connected or ?dynamics=error&code=...).",
+        "Where the OAuth callback redirects the browser (?dynamics=confirm&handle=... for "
+        "POST /api/dynamics/oauth/complete, or ?dynamics=error&code=...).",
     ),
     SettingSpec(
         "KEY_VAULT_URL", None, "Key Vault for the encrypted token caches (https://<vault>.vault.azure.net)."
@@ -126,6 +127,12 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "EXPORT_CHUNK_SIZE",
         "500",
         "Records per export chunk (one queue message; the unit of retry and checkpointing).",
+    ),
+    SettingSpec(
+        "JOBS_MAX_ACTIVE_PER_WORKSPACE",
+        "20",
+        "Jobs of one kind (exports, activities) a workspace may have queued or running at once; one more "
+        "is refused with 429 and Retry-After.",
     ),
     SettingSpec(
         "ACTIVITY_CHUNK_SIZE",

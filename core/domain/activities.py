@@ -39,9 +39,9 @@ from core.domain.catalog import FieldType
 from core.domain.config import EngagementMapping
 from core.domain.conversion import NO_VALUE, ConversionError, convert, utf16_length
 from core.domain.dynamics_metadata import DynamicsColumn, OptionValue
-from core.domain.export_job import ExportEntity, FieldError, RecordAction, RecordOutcome
 from core.domain.export_plan import DesiredValue
 from core.domain.export_request import validate_records
+from core.domain.jobs import ExportEntity, FieldError, RecordAction, RecordOutcome
 from core.domain.matching import Rule, duplicate_groups
 from core.domain.values import parse_datetime
 

@@ -27,8 +27,8 @@ from core.domain.catalog import CAMPAIGN_PROPERTIES, FieldType
 from core.domain.config import CampaignMapping, Mode
 from core.domain.conversion import NO_VALUE, ConversionError, convert, utf16_length
 from core.domain.dynamics_metadata import AttributeType, DynamicsColumn
-from core.domain.export_job import FieldError
 from core.domain.export_plan import DesiredValue
+from core.domain.jobs import FieldError
 
 FORMAT_VERSION = "1"
 LIST_SEPARATOR = ", "

@@ -8,8 +8,8 @@ import azure.functions as func
 
 from core import bootstrap
 from core.observability import job_context
-from core.services.activity_worker import ACTIVITY_QUEUE
-from core.services.export_worker import ChunkMessage
+from core.services.activities.service import ACTIVITY_QUEUE
+from core.services.jobs.messages import ChunkMessage
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)

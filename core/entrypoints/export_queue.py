@@ -7,9 +7,9 @@ import logging
 import azure.functions as func
 
 from core import bootstrap
-from core.adapters.export_store import EXPORT_QUEUE
 from core.observability import job_context
-from core.services.export_worker import ChunkMessage
+from core.services.exports.service import EXPORT_QUEUE
+from core.services.jobs.messages import ChunkMessage
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)

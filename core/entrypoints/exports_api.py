@@ -1,7 +1,7 @@
 """Exports of contacts and companies into Dynamics.
 
 - ``POST /api/dynamics/exports``                   submit (202 + job id); optional ``Idempotency-Key``
-- ``GET  /api/dynamics/exports``                   the workspace's jobs, newest first
+- ``GET  /api/dynamics/exports``                   the workspace's jobs, newest first (``cursor``, ``limit``)
 - ``GET  /api/dynamics/exports/{jobId}``           state, counts, progress
 - ``GET  /api/dynamics/exports/{jobId}/records``   per-record results (``status``, ``cursor``, ``limit``)
 
@@ -20,11 +20,20 @@ from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
 from core.domain.caller import Caller
-from core.domain.export_job import ExportEntity, JobState
 from core.domain.export_request import ExportRequest, ExportTrigger
+from core.domain.jobs import ExportEntity, JobState
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
-from core.entrypoints.job_queries import JobCounts, RecordsPage, job_id_param, records_query
-from core.services.export_service import InvalidExport
+from core.entrypoints.job_queries import (
+    JOBS_PAGE_QUERY,
+    JobCounts,
+    RecordsPage,
+    job_id_param,
+    jobs_page,
+    queue_full,
+    records_query,
+)
+from core.services.exports.service import InvalidExport
+from core.services.jobs.queries import JobQueueFull
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -66,7 +75,10 @@ class ExportStatus(BaseModel):
 
 
 class ExportList(BaseModel):
-    jobs: list[ExportStatus] = Field(description="newest first, at most 50")
+    jobs: list[ExportStatus] = Field(description="newest first, `limit` of them (50 unless asked)")
+    nextCursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; absent or null on the last page"
+    )
 
 
 @bp.route(route="dynamics/exports", methods=["POST"])
@@ -83,6 +95,8 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     except InvalidExport as exc:
         errors = [p.as_json() for p in exc.problems]
         raise HttpProblem(400, "Invalid export request", f"{len(errors)} problem(s)", errors=errors) from None
+    except JobQueueFull as exc:
+        raise queue_full(exc) from None
     status_url = f"/api/dynamics/exports/{result.job_id}"
     body = ExportAccepted(
         jobId=result.job_id, accepted=result.accepted, invalid=result.invalid, statusUrl=status_url
@@ -93,8 +107,8 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 @bp.route(route="dynamics/exports", methods=["GET"])
 @authenticated()
 def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    jobs = bootstrap.app().export_service.list_jobs(caller.workspace_id)
-    return model_response(ExportList.model_validate({"jobs": jobs}), omit_unset=True)
+    page = jobs_page(req, bootstrap.app().export_service, caller.workspace_id)
+    return model_response(ExportList.model_validate(page), omit_unset=True)
 
 
 @bp.route(route="dynamics/exports/{jobId}", methods=["GET"])
@@ -127,7 +141,7 @@ openapi.register(
     request=ExportRequest,
     response=ExportAccepted,
     status=202,
-    problems=(400, 401, 413, 415),
+    problems=(400, 401, 413, 415, 429),
     tags=TAG,
     request_headers={
         "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "
@@ -135,7 +149,15 @@ openapi.register(
     },
     headers={"Location": "The job's status URL (/api/dynamics/exports/{jobId}), same as statusUrl"},
 )
-openapi.register("GET", "/api/dynamics/exports", "List export jobs", response=ExportList, tags=TAG)
+openapi.register(
+    "GET",
+    "/api/dynamics/exports",
+    "List export jobs, newest first, a page at a time (`cursor`, `limit` 1..100)",
+    response=ExportList,
+    problems=(400,),
+    query=JOBS_PAGE_QUERY,
+    tags=TAG,
+)
 openapi.register(
     "GET",
     "/api/dynamics/exports/{jobId}",

@@ -11,23 +11,23 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.export_store import ExportStore
+from core.adapters.job_store import JobStore
 from core.bootstrap import build_connection
 from core.domain.connection import ConnectionStatus
-from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
+from core.domain.jobs import ChunkState
 from core.services.connection.service import ConnectionComponents
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.metadata_cache import MetadataCache
-from core.services.export_service import ExportService
-from core.services.export_worker import ExportWorker
+from core.services.exports.service import EXPORT_NAMES, ExportService
+from core.services.exports.worker import ExportWorker
 from core.settings import load_settings
 from emulators.dataverse.server import DataverseEmulator
 from emulators.entra import EntraEmulator
 from emulators.tls import trusting_session
 from tests.integration.exports.test_export_worker import CONFIG
 from tests.support.dataverse import STATIC_TOKEN, rows
-from tests.support.identity import IdentityStack, caller, local_secret_store
+from tests.support.identity import IdentityStack, caller, finish_sign_in, local_secret_store
 from tests.support.queues import drain_workspace
 
 pytestmark = pytest.mark.integration
@@ -65,7 +65,9 @@ def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
     stack = identity_stack
     connection_string = stack.azurite.connection_string
     queues = QueueServiceClient.from_connection_string(connection_string)
-    store = ExportStore(stack.tables, BlobServiceClient.from_connection_string(connection_string), queues)
+    store = JobStore(
+        stack.tables, BlobServiceClient.from_connection_string(connection_string), queues, EXPORT_NAMES
+    )
     store.ensure_ready()
     exports = ExportService(store, lambda _caller: CONFIG, chunk_size=3)
     components = components_resuming(stack, exports)
@@ -80,7 +82,9 @@ def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
     # tokens expiring within 5 minutes), as an export does once its token ages.
     stack.entra.access_token_lifetime = 120
     service = components.service
-    service.complete_connect(stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url)))
+    finish_sign_in(
+        service, caller(WS), stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url))
+    )
 
     records = [{"id": f"p-{i}", "firstName": "Ada", "lastName": f"Pause {i}"} for i in range(6)]
     job = exports.submit(caller(WS), ExportRequest.model_validate({"entity": "contacts", "records": records}))
@@ -98,7 +102,9 @@ def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
     assert [n.reason for n in components.notifications.list(WS)] == ["revoked"]
 
     stack.entra.access_token_lifetime = 3600
-    service.complete_connect(stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url)))
+    finish_sign_in(
+        service, caller(WS), stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url))
+    )
     assert components.notifications.list(WS) == []
     resumed = drain_workspace(queues, worker, WS)  # the reconnect re-queued the paused chunks
     assert resumed == [ChunkState.DONE, ChunkState.DONE]

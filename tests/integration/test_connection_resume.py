@@ -20,12 +20,12 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.export_store import ExportStore, StoreNames
+from core.adapters.job_store import JobNames, JobStore
 from core.bootstrap import build_connection
 from core.domain.connection import ConnectionStatus
-from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
-from core.services.activity_service import ActivityService
+from core.domain.jobs import ChunkState
+from core.services.activities.service import ActivityService
 from core.services.connection.service import (
     ConnectionComponents,
     PausedWorkSource,
@@ -33,15 +33,16 @@ from core.services.connection.service import (
 )
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.metadata_cache import MetadataCache
-from core.services.export_service import ExportService
-from core.services.export_worker import ChunkMessage, ExportWorker, ReconnectCheck
+from core.services.exports.service import EXPORT_NAMES, ExportService
+from core.services.exports.worker import ExportWorker
+from core.services.jobs.messages import ChunkMessage, ReconnectCheck
 from core.settings import load_settings
 from emulators.dataverse.server import DataverseEmulator
 from emulators.entra import EntraEmulator
 from emulators.tls import trusting_session
 from tests.integration.exports.test_export_worker import CONFIG
 from tests.support.dataverse import STATIC_TOKEN, rows
-from tests.support.identity import IdentityStack, caller, local_secret_store
+from tests.support.identity import IdentityStack, caller, finish_sign_in, local_secret_store
 from tests.support.queues import drain_workspace
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,7 @@ def dataverse(entra: EntraEmulator) -> Iterator[DataverseEmulator]:
     emulator.stop()
 
 
-class ReconnectWhilePausing(ExportStore):
+class ReconnectWhilePausing(JobStore):
     """The store of the race: the first time a worker writes a chunk ``paused_reconnect``, the admin
     reconnects just before that write lands (the chunk's row still says ``running``)."""
 
@@ -83,7 +84,10 @@ class Setup:
         connection_string = stack.azurite.connection_string
         self.queues = QueueServiceClient.from_connection_string(connection_string)
         self.store = ReconnectWhilePausing(
-            stack.tables, BlobServiceClient.from_connection_string(connection_string), self.queues
+            stack.tables,
+            BlobServiceClient.from_connection_string(connection_string),
+            self.queues,
+            EXPORT_NAMES,
         )
         self.store.ensure_ready()
         self.exports = ExportService(self.store, lambda _caller: CONFIG, chunk_size=3)
@@ -115,8 +119,9 @@ class Setup:
 
     def connect(self) -> None:
         service = self.components.service
-        service.complete_connect(
-            self.stack.browser_sign_in(service.start_connect(caller(self.ws), self.dataverse.url))
+        admin = caller(self.ws)
+        finish_sign_in(
+            service, admin, self.stack.browser_sign_in(service.start_connect(admin, self.dataverse.url))
         )
 
     def drain(self) -> list[ChunkState]:
@@ -215,15 +220,15 @@ def test_exports_failing_to_resume_never_stop_activities_from_resuming(identity_
         f"AccountKey={base64.b64encode(b'x' * 64).decode()};TableEndpoint=http://127.0.0.1:9/devstoreaccount1;",
         retry_total=0,
     )
-    failing_exports = ExportService(ExportStore(dead_tables, blobs, queues), lambda _c: CONFIG)
-    names = StoreNames(
+    failing_exports = ExportService(JobStore(dead_tables, blobs, queues, EXPORT_NAMES), lambda _c: CONFIG)
+    names = JobNames(
         jobs_table=f"{stack.prefix}AJobs",
         chunks_table=f"{stack.prefix}AChunks",
         records_table=f"{stack.prefix}ARecords",
         container="activity-staging",
         queue=f"q{stack.prefix}",
     )
-    activity_store = ExportStore(stack.tables, blobs, queues, names)
+    activity_store = JobStore(stack.tables, blobs, queues, names)
     activities = ActivityService(activity_store, lambda _c: CONFIG)
     # a job in the activities' layout (the rows and messages resume works on), one chunk
     job = ExportService(activity_store, lambda _c: CONFIG).submit(

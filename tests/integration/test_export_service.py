@@ -7,12 +7,12 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.export_store import EXPORT_QUEUE, ExportStore
+from core.adapters.job_store import JobStore
 from core.domain.caller import Caller, Role
 from core.domain.catalog import FieldType
 from core.domain.config import DynamicsConfig, FieldMapping, ManualExportMapping, PlatformFieldMapping
 from core.domain.export_request import ExportRequest
-from core.services.export_service import ExportService, InvalidExport
+from core.services.exports.service import EXPORT_NAMES, EXPORT_QUEUE, ExportService, InvalidExport
 
 ADMIN_A = Caller("ws-svc-a", "user-1", Role.ADMIN)
 ADMIN_B = Caller("ws-svc-b", "user-9", Role.ADMIN)
@@ -30,10 +30,11 @@ def _config() -> DynamicsConfig:
 
 @pytest.fixture()
 def service(storage_connection_string: str) -> ExportService:
-    store = ExportStore(
+    store = JobStore(
         TableServiceClient.from_connection_string(storage_connection_string),
         BlobServiceClient.from_connection_string(storage_connection_string),
         QueueServiceClient.from_connection_string(storage_connection_string),
+        EXPORT_NAMES,
     )
     return ExportService(store, lambda _caller: _config(), chunk_size=2)
 
@@ -86,10 +87,11 @@ def test_idempotency_key_returns_the_same_job(service: ExportService) -> None:
 
 
 def test_exporting_with_nothing_mapped_is_refused(storage_connection_string: str) -> None:
-    store = ExportStore(
+    store = JobStore(
         TableServiceClient.from_connection_string(storage_connection_string),
         BlobServiceClient.from_connection_string(storage_connection_string),
         QueueServiceClient.from_connection_string(storage_connection_string),
+        EXPORT_NAMES,
     )
     service = ExportService(store, lambda _caller: DynamicsConfig.default())
     with pytest.raises(InvalidExport) as err:

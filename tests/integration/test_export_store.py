@@ -11,16 +11,18 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.export_store import EXPORT_QUEUE, ExportStore, JobRow
-from core.domain.export_job import ChunkState, FieldError, RecordAction, RecordOutcome
+from core.adapters.job_store import JobRow, JobStore
+from core.domain.jobs import ChunkState, FieldError, RecordAction, RecordOutcome
+from core.services.exports.service import EXPORT_NAMES, EXPORT_QUEUE
 
 
 @pytest.fixture()
-def store(storage_connection_string: str) -> ExportStore:
-    s = ExportStore(
+def store(storage_connection_string: str) -> JobStore:
+    s = JobStore(
         TableServiceClient.from_connection_string(storage_connection_string),
         BlobServiceClient.from_connection_string(storage_connection_string),
         QueueServiceClient.from_connection_string(storage_connection_string),
+        EXPORT_NAMES,
     )
     s.ensure_ready()
     return s
@@ -30,7 +32,7 @@ def _job(ws: str, job: str) -> JobRow:
     return JobRow(ws, job, "contacts", "manual", False, "u1", 3, 2, "2026-11-27T00:00:00+00:00", 0)
 
 
-def test_staged_records_and_results_round_trip(store: ExportStore, storage_connection_string: str) -> None:
+def test_staged_records_and_results_round_trip(store: JobStore, storage_connection_string: str) -> None:
     ws, job = "ws-a", uuid.uuid4().hex
     store.create_job(_job(ws, job))
     store.stage_chunk(ws, job, 0, [{"seq": 0, "record": {"id": "c1", "firstName": "Zoë"}}])
@@ -46,8 +48,8 @@ def test_staged_records_and_results_round_trip(store: ExportStore, storage_conne
     first = store.records_page(ws, job, action=None, cursor=None, limit=100)
     assert len(first.records) == 100 and first.next_cursor is not None
     rest = store.records_page(ws, job, action=None, cursor=first.next_cursor, limit=100)
-    assert [r["seq"] for r in first.records + rest.records] == list(range(150))
-    assert rest.records[0]["errors"][0]["message"] == big_note
+    assert [r.seq for r in first.records + rest.records] == list(range(150))
+    assert rest.records[0].detail["errors"][0]["message"] == big_note
     store.finish_chunk(ws, job, 0, ChunkState.DONE, {"created": 2}, records=2)
     store.put_chunk(ws, job, 1, ChunkState.RUNNING)
     chunks = store.list_chunks(ws, job)
@@ -58,7 +60,7 @@ def test_staged_records_and_results_round_trip(store: ExportStore, storage_conne
     assert store.records_page("ws-b", job, action=None, cursor=None, limit=10).records == []
 
 
-def test_queue_messages_carry_references_only(store: ExportStore, storage_connection_string: str) -> None:
+def test_queue_messages_carry_references_only(store: JobStore, storage_connection_string: str) -> None:
     queues = QueueServiceClient.from_connection_string(storage_connection_string)
     queue = queues.get_queue_client(EXPORT_QUEUE)
     queue.clear_messages()

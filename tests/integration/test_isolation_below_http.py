@@ -12,17 +12,19 @@ from collections.abc import Callable
 import pytest
 from azure.data.tables import TableServiceClient
 
-from core.adapters.export_store import ExportStore
+from core.adapters.job_store import JobStore
 from core.adapters.storage.notification_repository import NotificationRepository
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
-from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
+from core.domain.jobs import ChunkState
 from core.domain.notification import Notification
-from core.services.activity_service import ActivityService
-from core.services.activity_worker import ACTIVITY_NAMES, ActivityWorker
-from core.services.export_worker import ChunkMessage
+from core.services.activities.service import ACTIVITY_NAMES, ActivityService
+from core.services.activities.worker import ActivityWorker
+from core.services.dynamics.metadata_cache import MetadataCache
+from core.services.exports.contacts_for_jobs import ContactExport
+from core.services.jobs.messages import ChunkMessage
 from tests.integration.exports.conftest import (  # noqa: F401  (fixtures)
     CALLER,
     WS,
@@ -100,7 +102,7 @@ def test_a_poison_message_naming_b_is_dropped_and_leaves_a_alone(env: ExportHarn
 
 
 def test_an_activity_chunk_message_naming_b_does_not_run_a_job(env: ExportHarness) -> None:
-    store = ExportStore(env.store._tables, env.store._blobs, env.store._queues, ACTIVITY_NAMES)
+    store = JobStore(env.store._tables, env.store._blobs, env.store._queues, ACTIVITY_NAMES)
     store.ensure_ready()
     service = ActivityService(store, lambda _caller: CONFIG)
     events = {
@@ -117,7 +119,9 @@ def test_an_activity_chunk_message_naming_b_does_not_run_a_job(env: ExportHarnes
     }
     request = ActivitiesRequest.model_validate(events)
     job_id = service.submit(CALLER, request).job_id
-    worker = ActivityWorker(store, env.worker._client_for)
+    worker = ActivityWorker(
+        store, lambda _ws: (env.client, env.connection), export_contacts=ContactExport(store, MetadataCache())
+    )
     assert worker.handle(ChunkMessage(OTHER.workspace_id, job_id, 0), 1) is ChunkState.FAILED
     assert service.status(OTHER.workspace_id, job_id) is None
     assert store.get_chunk(OTHER.workspace_id, job_id, 0) is None

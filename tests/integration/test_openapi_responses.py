@@ -27,7 +27,6 @@ from jsonschema import Draft202012Validator
 
 import function_app  # noqa: F401 - registers every blueprint's operations
 from core import bootstrap, openapi
-from core.adapters.export_store import EXPORT_QUEUE
 from core.entrypoints import (
     activities_api,
     activity_queue,
@@ -42,8 +41,9 @@ from core.entrypoints import (
     token_timer,
 )
 from core.openapi_examples import EXAMPLES
-from core.services.activity_worker import ACTIVITY_QUEUE
-from core.services.export_worker import ChunkMessage
+from core.services.activities.service import ACTIVITY_QUEUE
+from core.services.exports.service import EXPORT_QUEUE
+from core.services.jobs.messages import ChunkMessage
 from emulators.dataverse import DataverseEmulator
 from emulators.entra import EntraEmulator
 from emulators.keyvault import KeyVaultEmulator
@@ -194,7 +194,16 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             params=back,
             expect=302,
         )
-        assert "dynamics=connected" in callback.headers["Location"]
+        returned = parse_qs(urlsplit(callback.headers["Location"]).query)
+        assert returned["dynamics"] == ["confirm"], callback.headers["Location"]
+        completed = walk(
+            "POST",
+            "/api/dynamics/oauth/complete",
+            connection_api.dynamics_oauth_complete,
+            json_body={"handle": returned["handle"][0]},
+            expect=200,
+        )
+        assert body_json(completed)["environmentUrl"] == dataverse.url
         walk("GET", "/api/dynamics/connection", connection_api.dynamics_connection_get, expect=200)
         health = walk("GET", "/api/health/dynamics", meta_api.get_dynamics_health, expect=200)
         assert body_json(health)["status"] == "connected", body_json(health)
@@ -282,6 +291,8 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             route_params=job,
             expect=200,
         )
+        listed = walk("GET", "/api/dynamics/activities", activities_api.list_activities, expect=200)
+        assert [j["jobId"] for j in body_json(listed)["jobs"]] == [job["jobId"]]
         walk(
             "GET",
             "/api/dynamics/activities/{jobId}/records",

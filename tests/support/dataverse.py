@@ -32,3 +32,33 @@ def rows(emulator: DataverseEmulator, entity_set: str, query: str = "") -> list[
     response.raise_for_status()
     result: list[dict[str, Any]] = response.json()["value"]
     return result
+
+
+class HookedClient:
+    """The real Dataverse client, with hooks a test runs just before a bulk write reaches Dynamics (another
+    attempt racing this one, a token dying, a worker crashing): the seam a worker's injected client gives,
+    instead of patching the worker's internals. ``before("create_multiple", hook)``: ``hook(table,
+    records)`` runs before each ``CreateMultiple`` (and ``update_multiple`` likewise)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._hooks: dict[str, list[Any]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def before(self, method: str, hook: Any) -> None:
+        self._hooks.setdefault(method, []).append(hook)
+
+    def clear_hooks(self) -> None:
+        self._hooks.clear()
+
+    def create_multiple(self, table: str, records: Any, **options: Any) -> Any:
+        for hook in list(self._hooks.get("create_multiple", [])):
+            hook(table, records)
+        return self._client.create_multiple(table, records, **options)
+
+    def update_multiple(self, table: str, records: Any, **options: Any) -> Any:
+        for hook in list(self._hooks.get("update_multiple", [])):
+            hook(table, records)
+        return self._client.update_multiple(table, records, **options)

@@ -22,7 +22,7 @@ from core.domain.activities import (
 )
 from core.domain.config import EngagementMapping
 from core.domain.dynamics_metadata import AttributeType, DynamicsColumn, OptionValue
-from core.domain.export_job import RecordAction
+from core.domain.jobs import RecordAction
 
 AT = "2026-11-20T10:30:00+01:00"
 

@@ -15,7 +15,7 @@ from core.domain.activities import (
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
 from core.domain.config_validation import Severity, validate_config
-from core.domain.export_job import RecordAction
+from core.domain.jobs import RecordAction
 from core.domain.matching import IdentifierConfig, rule_for
 
 

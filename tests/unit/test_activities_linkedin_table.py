@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from core.adapters.dataverse.errors import DataverseError, NotFound
-from core.services.activity_worker import ActivityWorker
+from core.services.activities.worker import ActivityWorker
 
 
 class _Client:
@@ -29,7 +29,12 @@ class _Client:
 
 
 def _worker(setting: str | None = "auto") -> ActivityWorker:
-    return ActivityWorker(store=None, client_for=lambda _ws: None, linkedin_table=setting)  # type: ignore[arg-type]
+    return ActivityWorker(
+        store=None,  # type: ignore[arg-type]
+        client_for=lambda _ws: None,  # type: ignore[arg-type,return-value]
+        export_contacts=lambda **_: {},
+        linkedin_table=setting,
+    )
 
 
 def test_auto_uses_the_custom_table_when_it_exists_and_asks_once_per_environment() -> None:

@@ -4,8 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from core.domain.catalog import Entity, FieldType, PlatformField
-from core.domain.export_job import ExportEntity, RecordAction
 from core.domain.export_request import ExportRequest, validate_records
+from core.domain.jobs import ExportEntity, RecordAction
 
 
 def test_good_records_pass_and_bad_ones_list_every_problem() -> None:

@@ -38,7 +38,7 @@ from core.domain.matching import (
     contact_rule,
     parse_rule,
 )
-from core.services.rule_lookup import lookup_operations
+from core.services.jobs.lookups import lookup_operations
 from emulators.dataverse.odata import Row, parse_filter
 
 ACCOUNTS: dict[str, Row] = {}

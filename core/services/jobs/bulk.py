@@ -30,7 +30,7 @@ from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DUPLICATE_RECORD, DataverseError
 from core.adapters.dataverse.odata import in_filter
-from core.services.rule_lookup import PREFER_PAGES, batch_get_rows
+from core.services.jobs.lookups import PREFER_PAGES, batch_get_rows
 
 
 def isolating(

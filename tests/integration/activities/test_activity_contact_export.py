@@ -17,9 +17,9 @@ import pytest
 
 from core.domain.activities import ActivitiesRequest, activity_id
 from core.domain.config import DynamicsConfig
-from core.domain.export_job import ExportEntity, deterministic_dynamics_id
-from core.services.activity_worker import ACTIVITY_QUEUE
-from core.services.export_worker import ChunkMessage
+from core.domain.jobs import ExportEntity, deterministic_dynamics_id
+from core.services.activities.service import ACTIVITY_QUEUE
+from core.services.jobs.messages import ChunkMessage
 from tests.integration.activities.conftest import CALLER, WS, ActivityHarness
 from tests.support.dataverse import create, rows
 
@@ -200,12 +200,10 @@ def test_two_platform_contacts_of_one_person_make_one_dynamics_contact(
 
 
 def test_two_platform_contacts_of_one_person_in_racing_chunks_make_one_dynamics_contact(
-    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
 ) -> None:
     """The twins land in different chunks, and the chunk of p-new runs whole while the chunk of p-twin
     sits between its lookups (nothing found) and its create: still one contact, both events regard it."""
-    from core.services import export_worker
-
     env = _env(harness_for, export_missing=True)
     twin = {**NEW, "id": "p-twin", "linkedinUrl": "linkedin.com/in/Nora-Quist/"}
     events = [_event("e1"), _event("e2", contact="p-twin")]
@@ -225,17 +223,15 @@ def test_two_platform_contacts_of_one_person_in_racing_chunks_make_one_dynamics_
         )
     }
     assert sorted(chunks) == [0, 1]
-    real_write = export_worker.ChunkRun._write
     raced: list[bool] = []
 
-    def other_chunk_runs_first(self: Any, items: Any, table: str, owner: Any) -> None:
+    def other_chunk_runs_first(table: str, records: Any) -> None:
         if table == "contact" and not raced:
             raced.append(True)
             assert rows(env.emulator, "contacts") == []  # p-twin's chunk found nobody
             env.worker.handle(chunks[0], 1)  # p-new's chunk, whole
-        real_write(self, items, table, owner)
 
-    monkeypatch.setattr(export_worker.ChunkRun, "_write", other_chunk_runs_first)
+    env.client.before("create_multiple", other_chunk_runs_first)
     env.worker.handle(chunks[1], 1)
     assert raced
     [contact] = rows(env.emulator, "contacts")
@@ -329,21 +325,17 @@ def test_config_api_validates_and_saves_the_option(azurite: Any, monkeypatch: py
 
 
 def test_a_chunk_racing_another_to_create_the_contact_ends_with_one_contact(
-    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
 ) -> None:
-    from core.services import export_worker
-
     env = _env(harness_for, export_missing=True)
-    real_write = export_worker.ChunkRun._write
 
-    def other_chunk_creates_it_first(self: Any, items: Any, table: str, owner: Any) -> None:
+    def other_chunk_creates_it_first(table: str, records: Any) -> None:
         # Another chunk with an event for the same contact creates it (same deterministic id) between
         # this chunk's lookups and its create.
         if table == "contact" and not rows(env.emulator, "contacts"):
             create(env.emulator, "contacts", {"contactid": NEW_ID, "firstname": "Nora", "lastname": "Q"})
-        real_write(self, items, table, owner)
 
-    monkeypatch.setattr(export_worker.ChunkRun, "_write", other_chunk_creates_it_first)
+    env.client.before("create_multiple", other_chunk_creates_it_first)
     result = env.run({"events": [_event("e1")], "contacts": [NEW], "identities": IDENTITIES})
     record = result["records"]["e1"]
     assert record["action"] == "created" and record["contactAction"] == "updated"
@@ -354,22 +346,19 @@ def test_a_chunk_racing_another_to_create_the_contact_ends_with_one_contact(
 
 
 def test_paused_for_reconnect_after_creating_the_contact_resumes_without_a_second_one(
-    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
 ) -> None:
     from core.domain.connection import ReconnectRequired
-    from core.services import activity_worker
 
     env = _env(harness_for, export_missing=True)
-    real_create = activity_worker.ChunkRun._create
     expired = []
 
-    def token_dies_once(self: Any, items: Any) -> None:
-        if not expired:
+    def token_dies_once(table: str, records: Any) -> None:
+        if table not in ("contact", "account") and not expired:  # an activity table
             expired.append(1)
             raise ReconnectRequired(WS, "inactivity")  # after the contact's export, before the activities
-        real_create(self, items)
 
-    monkeypatch.setattr(activity_worker.ChunkRun, "_create", token_dies_once)
+    env.client.before("create_multiple", token_dies_once)
     paused = env.run({"events": [_event("e1"), _event("e2")], "contacts": [NEW], "identities": IDENTITIES})
     assert paused["status"]["state"] == "paused_reconnect"
     assert [c["contactid"] for c in rows(env.emulator, "contacts")] == [NEW_ID] and _activities(env) == []
@@ -383,24 +372,21 @@ def test_paused_for_reconnect_after_creating_the_contact_resumes_without_a_secon
 
 
 def test_a_contact_dynamics_refuses_fails_its_events_with_dynamics_error(
-    harness_for: Callable[[DynamicsConfig], ActivityHarness], monkeypatch: pytest.MonkeyPatch
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
 ) -> None:
-    from core.adapters.dataverse.client import DataverseClient
     from core.adapters.dataverse.errors import DataverseError
 
     env = _env(harness_for, export_missing=True)
-    real_create_multiple = DataverseClient.create_multiple
 
-    def refuse_contacts(self: Any, table: str, records: Any, **kw: Any) -> Any:
+    def refuse_contacts(table: str, records: Any) -> None:
         if table == "contact":
             raise DataverseError(
                 "A record with matching key values already exists for attribute 'emailaddress1'",
                 status=412,
                 code="0x80060892",
             )
-        return real_create_multiple(self, table, records, **kw)
 
-    monkeypatch.setattr(DataverseClient, "create_multiple", refuse_contacts)
+    env.client.before("create_multiple", refuse_contacts)
     result = env.run({"events": [_event("e1"), _event("e2")], "contacts": [NEW], "identities": IDENTITIES})
     for record in result["records"].values():
         assert record["action"] == "failed" and record["contactAction"] == "not_found"

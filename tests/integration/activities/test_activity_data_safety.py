@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from core.adapters.export_store import JobRow
+from core.adapters.job_store import JobRow
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
-from core.services.activity_service import ActivityService
-from core.services.export_worker import ChunkMessage
+from core.services.activities.service import ActivityService
+from core.services.jobs.messages import ChunkMessage
 from tests.integration.activities.conftest import (  # noqa: F401  (fixtures)
     CALLER,
     WS,

@@ -9,7 +9,6 @@ import pytest
 
 from core.domain.config import DynamicsConfig
 from core.domain.connection import ReconnectRequired
-from core.services.activity_worker import ActivityWorker
 from tests.integration.activities.conftest import WS, ActivityHarness
 from tests.integration.activities.test_activity_worker import JANE, _config, _event, _jane
 from tests.support.dataverse import rows
@@ -27,7 +26,7 @@ def test_reconnect_required_pauses_then_resume_logs_the_events(env: ActivityHarn
     def expired(_ws: str) -> tuple[object, object]:
         raise ReconnectRequired(WS, "inactivity")
 
-    env.worker = ActivityWorker(env.store, expired)  # type: ignore[arg-type]
+    env.worker = env.worker_for(expired)  # type: ignore[arg-type]
     paused = env.run({"events": [_event("e1", "task")], "contacts": [JANE]})
     assert paused["status"]["state"] == "paused_reconnect"
     assert paused["status"]["errors"] == ["reconnect: inactivity"]
@@ -49,7 +48,7 @@ def test_a_chunk_that_keeps_failing_fails_with_its_reason_on_the_last_delivery(e
     def broken(_ws: str) -> tuple[object, object]:
         raise RuntimeError("dataverse unreachable")
 
-    env.worker = ActivityWorker(env.store, broken, max_attempts=1)  # type: ignore[arg-type]
+    env.worker = env.worker_for(broken, max_attempts=1)  # type: ignore[arg-type]
     result = env.run({"events": [_event("e1", "task")], "contacts": [JANE]})
     assert result["status"]["state"] == "failed"
     record = result["records"]["e1"]

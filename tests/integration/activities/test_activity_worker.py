@@ -14,7 +14,7 @@ import pytest
 
 from core.domain.activities import ActivitiesRequest, activity_id
 from core.domain.config import DynamicsConfig
-from core.services import activity_worker
+from core.services.jobs.messages import ChunkMessage
 from tests.integration.activities.conftest import CALLER, WS, ActivityHarness
 from tests.support.dataverse import api_session, create, rows
 
@@ -205,7 +205,7 @@ def test_linkedin_events_fall_back_to_a_task_with_a_clear_subject(
 ) -> None:
     env = harness_for(_config())
     # An organisation without the custom LinkedIn table (or an admin's choice): tasks.
-    env.worker = activity_worker.ActivityWorker(env.store, env.worker._client_for, linkedin_table="task")
+    env.worker = env.worker_for(lambda _ws: (env.client, env.connection), linkedin_table="task")
     _jane(env)
     result = env.run({"events": [_event("e-li", "linkedin_message", subject="Hi Jane")], "contacts": [JANE]})
     assert result["records"]["e-li"]["activity"]["table"] == "task"
@@ -227,19 +227,17 @@ def test_duplicate_and_redelivered_events_log_one_activity(env: ActivityHarness)
 
 
 def test_a_crash_before_closing_is_finished_by_the_retry_without_a_second_activity(
-    env: ActivityHarness, monkeypatch: pytest.MonkeyPatch
+    env: ActivityHarness,
 ) -> None:
     _jane(env)
-    real_close = activity_worker.ChunkRun._close
     crashes = []
 
-    def crash_once(self: Any, items: Any) -> None:
-        if not crashes:
+    def crash_once(table: str, records: Any) -> None:
+        if table == "task" and not crashes:  # the close: after the create and the contact's update
             crashes.append(1)
             raise RuntimeError("host died")
-        real_close(self, items)
 
-    monkeypatch.setattr(activity_worker.ChunkRun, "_close", crash_once)
+    env.client.before("update_multiple", crash_once)
     service = env.service()
     body = {"events": [_event("e1", "task")], "contacts": [JANE]}
     job = service.submit(CALLER, ActivitiesRequest.model_validate(body))
@@ -248,7 +246,7 @@ def test_a_crash_before_closing_is_finished_by_the_retry_without_a_second_activi
     [open_task] = rows(env.emulator, "tasks")
     assert open_task["statecode"] == 0
     # The queue delivers the message again (after its visibility timeout; here at once).
-    env.worker.handle(activity_worker.ChunkMessage(WS, job.job_id, 0), 2)
+    env.worker.handle(ChunkMessage(WS, job.job_id, 0), 2)
     [task] = rows(env.emulator, "tasks")
     assert (task["statecode"], task["statuscode"]) == (1, 5)
     records = service.records(WS, job.job_id, None, None, 10)
@@ -320,23 +318,22 @@ def test_identity_fallback_chain(
         assert record["activity"]["actor"]["passedOver"]  # the result says why the mapping was not used
 
 
-def test_a_refused_activity_fails_alone_and_the_others_are_logged(
-    env: ActivityHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_refused_activity_fails_alone_and_the_others_are_logged(env: ActivityHarness) -> None:
     _jane(env)
     url = "https://www.linkedin.com/in/bob-stone"
     bob = create(env.emulator, "contacts", {"firstname": "Bob", "lastname": "Stone", "new_linkedinurl": url})
     bob_data = {"id": "p-bob", "firstName": "Bob", "lastName": "Stone", "linkedinUrl": url}
-    real_create = activity_worker.ChunkRun._create
+    deleted = []
 
-    def delete_bob_first(self: Any, items: Any) -> None:
+    def delete_bob_first(table: str, records: Any) -> None:
         # Someone deletes Bob in Dynamics between our lookup and our write.
-        api_session(env.emulator).delete(
-            env.emulator.api_url + f"contacts({bob})", timeout=10
-        ).raise_for_status()
-        real_create(self, items)
+        if not deleted:
+            deleted.append(1)
+            api_session(env.emulator).delete(
+                env.emulator.api_url + f"contacts({bob})", timeout=10
+            ).raise_for_status()
 
-    monkeypatch.setattr(activity_worker.ChunkRun, "_create", delete_bob_first)
+    env.client.before("create_multiple", delete_bob_first)
     events = [_event(f"e{i}", "task") for i in range(3)]
     events.append({**_event("e-bob", "task"), "contactId": "p-bob"})
     events.append(_event("e3", "task"))

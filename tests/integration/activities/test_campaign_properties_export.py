@@ -10,13 +10,14 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.export_store import EXPORT_QUEUE, ExportStore
+from core.adapters.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.export_request import ExportRequest
 from core.services.dynamics.metadata_cache import MetadataCache
-from core.services.export_service import ExportService
-from core.services.export_worker import ChunkMessage, ExportWorker
+from core.services.exports.service import EXPORT_NAMES, EXPORT_QUEUE, ExportService
+from core.services.exports.worker import ExportWorker
+from core.services.jobs.messages import ChunkMessage
 from emulators.dataverse import DataverseEmulator
 from emulators.tls import trusting_session
 from tests.integration.activities.conftest import CALLER, WS
@@ -72,10 +73,11 @@ def _contact(opens: int, steps: int = 2) -> dict[str, Any]:
 
 
 def _export(emulator: DataverseEmulator, connection_string: str, contact: dict[str, Any]) -> dict[str, Any]:
-    store = ExportStore(
+    store = JobStore(
         TableServiceClient.from_connection_string(connection_string),
         BlobServiceClient.from_connection_string(connection_string),
         QueueServiceClient.from_connection_string(connection_string),
+        EXPORT_NAMES,
     )
     store.ensure_ready()
     queue = QueueServiceClient.from_connection_string(connection_string).get_queue_client(EXPORT_QUEUE)

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from core.adapters.export_store import JobRow
+from core.adapters.job_store import JobRow
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import ReconnectRequired
-from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
-from core.services.export_service import ExportService, InvalidExport
-from core.services.export_worker import ChunkMessage
+from core.domain.jobs import ChunkState
+from core.services.exports.service import ExportService, InvalidExport
+from core.services.jobs.messages import ChunkMessage
 from emulators.dataverse import DataverseEmulator
 from tests.integration.exports.conftest import (  # noqa: F401  (fixtures)
     CALLER,
@@ -172,16 +172,13 @@ def test_a_redelivered_chunk_still_reports_the_update_it_made(
     assert _records(service, job_id)["p-jane"]["action"] == "updated"
 
 
-def test_a_paused_chunk_reports_no_record_as_created_that_is_not_in_dynamics(
-    env: ExportHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_paused_chunk_reports_no_record_as_created_that_is_not_in_dynamics(env: ExportHarness) -> None:
     service, job_id = _submit(env, CONTACTS)
-    client, _connection = env.worker._client_for(WS)
 
-    def grant_dies(*_args: Any, **_kwargs: Any) -> None:
+    def grant_dies(*_args: Any) -> None:
         raise ReconnectRequired(WS, "revoked")
 
-    monkeypatch.setattr(client, "create_multiple", grant_dies)
+    env.client.before("create_multiple", grant_dies)
     assert env.worker.handle(ChunkMessage(WS, job_id, 0), 1) is ChunkState.PAUSED_RECONNECT
 
     assert rows(env.emulator, "contacts") == []

@@ -10,7 +10,6 @@ the job's counts add up to the records submitted, Dynamics gained exactly the co
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from azure.storage.queue import QueueServiceClient
 
 from bench.export import (
     CONFIG,
@@ -30,19 +30,20 @@ from bench.export import (
 )
 from bench.export_truth import WriteCountingClient, check_outcomes
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.export_store import EXPORT_QUEUE
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
-from core.domain.export_job import ExportEntity, deterministic_dynamics_id
 from core.domain.export_request import ExportRequest
+from core.domain.jobs import ChunkState, ExportEntity, deterministic_dynamics_id
 from core.domain.retry import RetryPolicy
 from core.entrypoints.job_queries import RecordsPage
-from core.services.export_service import ExportService
-from core.services.export_worker import ChunkMessage, ExportWorker
+from core.services.exports.service import EXPORT_QUEUE, ExportService
+from core.services.exports.worker import ExportWorker
+from core.services.jobs.messages import ChunkMessage
 from emulators.dataverse import DataverseEmulator, LimitConfig, SimulationConfig
 from emulators.tls import trusting_session
 from tests.support.azurite import Azurite
+from tests.support.job_harness import deliver
 
 FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05)
 
@@ -97,29 +98,16 @@ class Export:
         )
         return client, connection
 
-    def drain(self, worker: ExportWorker, *, timeout_s: float = 120) -> None:
-        """The host's loop in-process: a failed chunk's message comes back after its visibility timeout."""
-        queue = self.store_queue()
-        deadline = time.monotonic() + timeout_s
-        while not self.finished():
-            assert time.monotonic() < deadline, self.service.status(self.caller.workspace_id, self.job_id)
-            for message in queue.receive_messages(max_messages=8, visibility_timeout=1):
-                self.redelivered += message.dequeue_count > 1
-                try:
-                    worker.handle(
-                        ChunkMessage.parse(base64.b64decode(message.content)), message.dequeue_count
-                    )
-                except Exception:
-                    continue
-                queue.delete_message(message)
-            time.sleep(0.05)
+    def drain(self, worker: ExportWorker) -> None:
+        """The host's loop in-process: a failed chunk's message comes back, until every chunk is finished."""
 
-    def store_queue(self) -> Any:
-        from azure.storage.queue import QueueServiceClient
+        def handle(chunk: ChunkMessage, dequeue_count: int) -> ChunkState:
+            self.redelivered += dequeue_count > 1
+            return worker.handle(chunk, dequeue_count)
 
-        return QueueServiceClient.from_connection_string(self.azurite.connection_string).get_queue_client(
-            EXPORT_QUEUE
-        )
+        queues = QueueServiceClient.from_connection_string(self.azurite.connection_string)
+        deliver(queues, EXPORT_QUEUE, self.caller.workspace_id, handle, failed_come_back=True)
+        assert self.finished(), self.service.status(self.caller.workspace_id, self.job_id)
 
     def finished(self) -> bool:
         status = self.service.status(self.caller.workspace_id, self.job_id)
@@ -209,7 +197,7 @@ def test_throttling_storm(export_into: Callable[..., Export], scenario: Scenario
     client, connection = export.client(RetryPolicy(base_delay=0.01, max_delay=0.05, max_throttle_retries=20))
     worker = ExportWorker(export.store, lambda _ws: (client, connection), max_attempts=5)
     export.submit()
-    export.drain(worker, timeout_s=180)
+    export.drain(worker)
     result = export.result()
     assert result.stats["throttled"] > 0
     assert_every_record_accounted_for(result, scenario)
@@ -270,7 +258,9 @@ def test_worker_process_killed_while_holding_chunks(
         ):
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        time.sleep(0.3)  # inside a chunk: its lookups are done, its writes under way
+        while not export.emulator.stats()["requests_by_kind"].get("bulk"):  # inside a chunk: writes under way
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         workers.kill(0)
         deadline = time.monotonic() + 120
         while not export.finished():

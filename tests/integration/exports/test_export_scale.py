@@ -32,14 +32,14 @@ from bench.export import (
 )
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dynamics_budget import BudgetLimits
-from core.adapters.export_store import EXPORT_QUEUE
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
-from core.domain.export_job import ExportEntity, deterministic_dynamics_id
 from core.domain.export_request import ExportRequest
-from core.services.export_service import ExportService
-from core.services.export_worker import ChunkMessage, ExportWorker
+from core.domain.jobs import ExportEntity, deterministic_dynamics_id
+from core.services.exports.service import EXPORT_QUEUE, ExportService
+from core.services.exports.worker import ExportWorker
+from core.services.jobs.messages import ChunkMessage
 from emulators.dataverse import DataverseEmulator, LimitConfig
 from emulators.tls import trusting_session
 from tests.support.azurite import Azurite
@@ -66,12 +66,19 @@ class Run:
 
 
 def export_with(
-    azurite: Azurite, scenario: Scenario, workers: int, *, budget: bool = True, threads: int = 2
+    azurite: Azurite,
+    scenario: Scenario,
+    workers: int,
+    *,
+    budget: bool = True,
+    threads: int = 2,
+    emulator_limits: LimitConfig | None = None,
+    budget_limits: BudgetLimits = LIMITS,
 ) -> Run:
     emulator = DataverseEmulator(
         seed=scenario.seed,
         accepted_tokens=(TOKEN,),
-        limits=LimitConfig(window_s=WINDOW_S, max_requests=MAX_REQUESTS),
+        limits=emulator_limits or LimitConfig(window_s=WINDOW_S, max_requests=MAX_REQUESTS),
     )
     emulator.start()
     try:
@@ -82,12 +89,14 @@ def export_with(
         caller = Caller(f"ws-scale-{uuid.uuid4().hex[:8]}", "platform-user-1", Role.ADMIN)
         processes = WorkerProcesses(
             WorkerOptions(
-                azurite.connection_string, emulator.url, threads=threads, budget=budget, limits=LIMITS
+                azurite.connection_string, emulator.url, threads=threads, budget=budget, limits=budget_limits
             ),
             workers,
         )
         try:
-            time.sleep(WINDOW_S)  # the workers' start-up WhoAmI calls are not in the ledger: let them age out
+            # The workers' start-up WhoAmI calls are not in their budget's ledger: age them out of the
+            # emulator's window (its clock), so the budget and Dynamics count the same requests.
+            emulator.clock.advance(WINDOW_S)
             config = DynamicsConfig.model_validate(CONFIG)
             service = ExportService(store, lambda _caller: config, chunk_size=20)
             job = service.submit(

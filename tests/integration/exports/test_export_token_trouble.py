@@ -10,13 +10,14 @@ from collections.abc import Callable
 
 import pytest
 
-from core.adapters.export_store import EXPORT_QUEUE
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection, TokenConfigurationError, TransientTokenError
-from core.domain.export_job import ChunkState
 from core.domain.export_request import ExportRequest
+from core.domain.jobs import ChunkState
 from core.services.dynamics.metadata_cache import MetadataCache
-from core.services.export_worker import ChunkMessage, ExportWorker
+from core.services.exports.service import EXPORT_QUEUE
+from core.services.exports.worker import ExportWorker
+from core.services.jobs.messages import ChunkMessage
 from tests.integration.exports.conftest import CALLER, WS, ExportHarness
 from tests.integration.exports.test_export_worker import CONFIG, CONTACTS
 from tests.support.dataverse import rows

@@ -1,7 +1,8 @@
-"""Where export jobs live: job and chunk rows and per-record results in Table Storage, the submitted
-records staged in Blob Storage, and one queue message per chunk carrying only references.
+"""Where chunk jobs live (exports and activities, each kind under its own ``JobNames``): job and chunk
+rows and per-record results in Table Storage, the submitted records staged in Blob Storage, and one queue
+message per chunk carrying only references.
 
-Layout (workspace ids are validated by ``core.domain.caller`` and safe as keys):
+Layout (workspace ids are validated by ``core.domain.caller`` and safe as keys), e.g. for exports:
 - table ``ExportJobs``: PK workspace, RK job id — what was asked, by whom, when, how many chunks.
 - table ``ExportChunks``: PK ``<workspace>~<job>``, RK chunk index — state and counts of each chunk. Job
   status is derived from these rows, so concurrent workers never contend on one job row.
@@ -13,6 +14,12 @@ Layout (workspace ids are validated by ``core.domain.caller`` and safe as keys):
 - table ``ExportJobsPaused``: PK ``paused``, RK workspace — a marker written when a chunk of the workspace
   pauses for the Dynamics token, removed by a resume that saw no newer pause; the token timer resumes
   the marked workspaces that are connected again without scanning every job.
+
+What it returns is typed: ``JobRow``, ``ChunkStatus``, ``StoredOutcome`` (pages of them).
+
+Over 400 lines on purpose: one class owns a job's whole layout across three services (tables, blobs,
+queue), so the crash-safe write orders (blobs, job row, chunk rows, messages; a paused chunk's row, then
+its marker) and the conditional resume live in one place.
 """
 
 from __future__ import annotations
@@ -20,41 +27,32 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
-from azure.core.rest import HttpRequest
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.domain.export_job import (
+from core.adapters.table_transactions import replace_entities
+from core.domain.jobs import (
     COUNT_KEYS,
     ChunkState,
     ChunkStatus,
+    RecordAction,
     RecordOutcome,
     empty_counts,
 )
 
-JOBS_TABLE = "ExportJobs"
-CHUNKS_TABLE = "ExportChunks"
-RECORDS_TABLE = "ExportRecords"
-STAGING_CONTAINER = "export-staging"
-EXPORT_QUEUE = "dynamics-exports"
 # Table property values are limited to 64 KiB; JSON columns longer than this are cut into parts.
 _PART_CHARS = 30_000
 # An entity-group transaction holds at most 100 entities and 4 MiB; stay under both.
@@ -75,22 +73,19 @@ def encode_message(payload: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class StoreNames:
-    """Where a kind of job lives; activities reuse the same layout under their own names."""
+class JobNames:
+    """Where a kind of job lives (its service names them): the same layout under each kind's names."""
 
-    jobs_table: str = JOBS_TABLE
-    chunks_table: str = CHUNKS_TABLE
-    records_table: str = RECORDS_TABLE
-    container: str = STAGING_CONTAINER
-    queue: str = EXPORT_QUEUE
+    jobs_table: str
+    chunks_table: str
+    records_table: str
+    container: str
+    queue: str
 
     @property
     def paused_table(self) -> str:
         """Markers of workspaces with chunks paused for the token (``ExportJobsPaused``)."""
         return f"{self.jobs_table}Paused"
-
-
-EXPORT_NAMES = StoreNames()
 
 
 @dataclass(frozen=True)
@@ -106,23 +101,40 @@ class JobRow:
     created_at: str
     invalid_count: int
     skipped_count: int = 0  # duplicates within the submitted list, exported once
-    staging: str = ""  # the blob folder of this job's request and chunks (see ExportStore._blob)
+    staging: str = ""  # the blob folder of this job's request and chunks (see JobStore._blob)
     error: str | None = None
 
 
 @dataclass(frozen=True)
+class StoredOutcome:
+    """A record's outcome as saved: the columns a worker decides on, typed, and the whole outcome as the
+    records endpoint shows it (``detail``, what ``RecordOutcome.to_json`` wrote)."""
+
+    seq: int
+    platform_id: str
+    action: RecordAction
+    dynamics_id: str | None
+    detail: dict[str, Any]
+
+    @property
+    def changes(self) -> dict[str, Any] | None:
+        changes = self.detail.get("changes")
+        return changes if isinstance(changes, dict) else None
+
+
+@dataclass(frozen=True)
 class RecordsPage:
-    records: list[dict[str, Any]]
+    records: list[StoredOutcome]
     next_cursor: str | None
 
 
-class ExportStore:
+class JobStore:
     def __init__(
         self,
         tables: TableServiceClient,
         blobs: BlobServiceClient,
         queues: QueueServiceClient,
-        names: StoreNames = EXPORT_NAMES,
+        names: JobNames,
     ) -> None:
         self.names = names
         self._tables = tables
@@ -239,11 +251,31 @@ class ExportStore:
             {"PartitionKey": workspace_id, "RowKey": job_id, "error": error}, mode=UpdateMode.MERGE
         )
 
-    def list_jobs(self, workspace_id: str, limit: int = 100) -> list[JobRow]:
+    def list_jobs(
+        self,
+        workspace_id: str,
+        limit: int = 100,
+        *,
+        before: tuple[str, str] | None = None,
+        since: str | None = None,
+    ) -> list[JobRow]:
+        """The workspace's jobs, newest first (``createdAt``, then job id, descending): those strictly
+        after ``before`` (a ``(createdAt, jobId)`` of an earlier page) and created at ``since`` or later.
+        One partition query; the bounds are filters the table applies (ISO timestamps in UTC sort as
+        text), so a later page or a recent window reads only the rows it may return."""
         table = self._tables.get_table_client(self.names.jobs_table)
-        rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": workspace_id})
-        jobs = [_job_from_row(r) for r in rows]
-        jobs.sort(key=lambda j: j.created_at, reverse=True)
+        query = "PartitionKey eq @pk"
+        parameters: dict[str, Any] = {"pk": workspace_id}
+        if before is not None:
+            query += " and createdAt le @before"
+            parameters["before"] = before[0]
+        if since is not None:
+            query += " and createdAt ge @since"
+            parameters["since"] = since
+        jobs = [_job_from_row(r) for r in table.query_entities(query, parameters=parameters)]
+        if before is not None:
+            jobs = [j for j in jobs if (j.created_at, j.job_id) < before]
+        jobs.sort(key=lambda j: (j.created_at, j.job_id), reverse=True)
         return jobs[:limit]
 
     # -- chunks ---------------------------------------------------------------------------------
@@ -373,12 +405,18 @@ class ExportStore:
         if batch:
             replace_entities(table, batch)
 
-    def iter_outcomes(self, workspace_id: str, job_id: str) -> Iterator[dict[str, Any]]:
+    def outcomes_between(self, workspace_id: str, job_id: str, low: int, high: int) -> list[StoredOutcome]:
+        """The saved outcomes of positions ``low``..``high`` (one chunk's range of row keys): a chunk
+        reads only its own rows, never the whole job (that made a job O(records^2))."""
         rows = self._tables.get_table_client(self.names.records_table).query_entities(
-            "PartitionKey eq @pk", parameters={"pk": _job_partition(workspace_id, job_id)}
+            "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
+            parameters={
+                "pk": _job_partition(workspace_id, job_id),
+                "low": f"{low:07d}",
+                "high": f"{high:07d}",
+            },
         )
-        for row in rows:
-            yield _join_json("detail", row)
+        return [_outcome_from_row(row) for row in rows]
 
     def records_page(
         self,
@@ -401,10 +439,10 @@ class ExportStore:
         rows = self._tables.get_table_client(self.names.records_table).query_entities(
             flt, parameters=params, results_per_page=limit
         )
-        page: list[dict[str, Any]] = []
+        page: list[StoredOutcome] = []
         last: str | None = None
         for row in rows:
-            page.append(_join_json("detail", row))
+            page.append(_outcome_from_row(row))
             last = str(row["RowKey"])
             if len(page) >= limit:
                 break
@@ -451,99 +489,7 @@ class ExportStore:
                 future.result()  # the first failure is raised (the others have finished by then)
 
 
-_CONNECTION_ATTEMPTS = 3
 _PARALLEL_UPLOADS = 8
-_STATUS_LINE = re.compile(rb"^HTTP/1\.[01] (\d{3})(?: ([^\r\n]*))?\r?$", re.MULTILINE)
-_ERROR_MESSAGE = re.compile(rb'"message":\{[^{}]*"value":"((?:[^"\\]|\\.)*)"')
-
-
-def replace_entities(table: TableClient, entities: Sequence[Mapping[str, Any]]) -> None:
-    """Upsert (replace) up to 100 entities of one partition in one entity-group transaction.
-
-    What ``TableClient.submit_transaction`` does, with the multipart body written here: the SDK builds
-    and parses it through the ``email`` package and a thread pool per part, which cost more CPU than
-    everything else an export worker does (about 60% of it). The request still goes through the
-    client's own pipeline (authentication, retries, logging). Values: str, bool, int, float.
-    Raises :class:`HttpResponseError` when the service refuses the transaction (nothing is written).
-    """
-    if not entities:
-        return
-    if len({str(e["PartitionKey"]) for e in entities}) > 1:
-        raise ValueError("a table transaction holds entities of one partition only")
-    base = f"{table.scheme}://{table._primary_hostname}"  # as the SDK's own _batch_send
-    batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
-    lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
-    for index, entity in enumerate(entities):
-        body = json.dumps(_typed(entity), separators=(",", ":"))  # ASCII: length in bytes = in chars
-        key = f"PartitionKey='{_key(entity['PartitionKey'])}',RowKey='{_key(entity['RowKey'])}'"
-        lines += [
-            f"--{changeset}",
-            "Content-Type: application/http",
-            "Content-Transfer-Encoding: binary",
-            f"Content-ID: {index}",
-            "",
-            f"PUT {base}/{table.table_name}({key}) HTTP/1.1",
-            "Content-Type: application/json",
-            "Accept: application/json;odata=nometadata",
-            "DataServiceVersion: 3.0",
-            f"Content-Length: {len(body)}",
-            "",
-            body,
-        ]
-    lines += [f"--{changeset}--", "", f"--{batch}--", ""]
-    request = HttpRequest(
-        "POST",
-        f"{base}/$batch",
-        headers={
-            "x-ms-version": table.api_version,
-            "DataServiceVersion": "3.0",
-            "MaxDataServiceVersion": "3.0;NetFx",
-            "Content-Type": f"multipart/mixed; boundary={batch}",
-            "Accept": "application/json",
-        },
-        content="\r\n".join(lines).encode("utf-8"),
-    )
-    for attempt in range(_CONNECTION_ATTEMPTS):
-        try:
-            response = table._client.send_request(request, stream=True)  # not decoded by ContentDecodePolicy
-            break
-        except (ServiceRequestError, ServiceResponseError):
-            # The SDK does not repeat a POST whose connection broke (e.g. a pooled keep-alive connection
-            # the server had just closed). Replacing the same entities again is harmless: repeat it.
-            if attempt + 1 == _CONNECTION_ATTEMPTS:
-                raise
-    if response.status_code != 202:
-        raise HttpResponseError(
-            message=f"table transaction refused: HTTP {response.status_code}", response=response
-        )
-    answer = response.read()
-    for status, reason in _STATUS_LINE.findall(answer):
-        if not 200 <= int(status) < 300:
-            error = _ERROR_MESSAGE.search(answer)
-            detail = json.loads(b'"' + error.group(1) + b'"') if error else reason.decode(errors="replace")
-            raise HttpResponseError(
-                message=f"table transaction refused: HTTP {int(status)}: {detail}"[:500], response=response
-            )
-
-
-def _key(value: Any) -> str:
-    return quote(str(value).replace("'", "''"), safe="~")
-
-
-def _typed(entity: Mapping[str, Any]) -> dict[str, Any]:
-    """The entity as Table JSON: 64-bit integers need their type named, the rest are inferred."""
-    out: dict[str, Any] = {}
-    for name, value in entity.items():
-        if isinstance(value, bool) or isinstance(value, str) or isinstance(value, float):
-            out[name] = value
-        elif isinstance(value, int):
-            if -(2**31) <= value < 2**31:
-                out[name] = value
-            else:
-                out[name], out[f"{name}@odata.type"] = str(value), "Edm.Int64"
-        else:
-            raise TypeError(f"unsupported table value for {name}: {type(value).__name__}")
-    return out
 
 
 def _split_json(prefix: str, value: Any) -> dict[str, str]:
@@ -559,6 +505,16 @@ def _join_json(prefix: str, row: Mapping[str, Any]) -> dict[str, Any]:
     text = "".join(str(row.get(f"{prefix}{i}", "")) for i in range(count))
     result: dict[str, Any] = json.loads(text) if text else {}
     return result
+
+
+def _outcome_from_row(row: Mapping[str, Any]) -> StoredOutcome:
+    return StoredOutcome(
+        seq=int(row["RowKey"]),
+        platform_id=str(row.get("platformId") or ""),
+        action=RecordAction(str(row["action"])),
+        dynamics_id=str(row["dynamicsId"]) if row.get("dynamicsId") else None,
+        detail=_join_json("detail", row),
+    )
 
 
 def _job_from_row(row: Mapping[str, Any]) -> JobRow:

@@ -11,12 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 
-from core.adapters.export_store import ExportStore, JobRow
+from core.adapters.job_store import JobNames, JobRow, JobStore
 from core.domain.caller import Caller
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
@@ -26,23 +24,27 @@ from core.domain.config import (
     PlatformFieldMapping,
 )
 from core.domain.config_validation import Problem, pointer
-from core.domain.export_job import (
-    COUNT_KEYS,
+from core.domain.export_request import ExportRequest, ExportTrigger, ValidRecord, validate_records
+from core.domain.jobs import (
     DEFAULT_CHUNK_SIZE,
-    ChunkState,
     ExportEntity,
-    JobState,
     RecordAction,
     RecordOutcome,
-    empty_counts,
-    job_state,
     split_chunks,
 )
-from core.domain.export_request import ExportRequest, ExportTrigger, ValidRecord, validate_records
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
+from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
+EXPORT_NAMES = JobNames(
+    jobs_table="ExportJobs",
+    chunks_table="ExportChunks",
+    records_table="ExportRecords",
+    container="export-staging",
+    queue="dynamics-exports",
+)
+EXPORT_QUEUE = EXPORT_NAMES.queue
 
 
 class InvalidExport(Exception):
@@ -53,23 +55,18 @@ class InvalidExport(Exception):
         self.problems = list(problems)
 
 
-@dataclass(frozen=True)
-class SubmitResult:
-    job_id: str
-    accepted: int
-    invalid: int
-    created_new: bool  # False when an Idempotency-Key named a job that already exists
+class ExportService(JobQueries):
+    """Submit exports; status, records and resume are the job engine's queries (``JobQueries``)."""
 
-
-class ExportService:
     def __init__(
         self,
-        store: ExportStore,
+        store: JobStore,
         load_config: Callable[[Caller], DynamicsConfig],
         custom_fields: Callable[[str], Iterable[PlatformField]] = lambda _ws: (),
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
     ) -> None:
-        self._store = store
+        super().__init__(store, max_active_jobs)
         self._load_config = load_config
         self._custom_fields = custom_fields
         self._chunk_size = chunk_size
@@ -87,6 +84,7 @@ class ExportService:
                 return _already_submitted(existing)
         else:
             job_id = str(uuid.uuid4())
+        self.check_capacity(caller.workspace_id)
         # Staged under a folder of this request's own: a concurrent request with the same key stages
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
@@ -185,82 +183,6 @@ class ExportService:
                 problems.append(Problem(pointer(("manualValues", column)), message))
         if problems:
             raise InvalidExport(problems)
-
-    # -- reading ----------------------------------------------------------------------------------
-    def status(self, workspace_id: str, job_id: str) -> dict[str, Any] | None:
-        job = self._store.get_job(workspace_id, job_id)
-        if job is None:
-            return None
-        return self._status_of(job)
-
-    def _status_of(self, job: JobRow) -> dict[str, Any]:
-        chunks = self._store.list_chunks(job.workspace_id, job.job_id)
-        counts = empty_counts()
-        counts["invalid"] = job.invalid_count
-        counts["skipped"] = job.skipped_count
-        processed = job.invalid_count + job.skipped_count
-        for chunk in chunks:
-            for key in COUNT_KEYS:
-                counts[key] += chunk.counts.get(key, 0)
-            if chunk.state in (ChunkState.DONE, ChunkState.FAILED):
-                processed += chunk.records
-        if job.total_chunks == 0:
-            state = JobState.FAILED if job.invalid_count else JobState.SUCCEEDED
-        else:
-            state = job_state(chunks, total_chunks=job.total_chunks)
-        errors = sorted({c.error for c in chunks if c.error})
-        return {
-            "jobId": job.job_id,
-            "entity": job.entity,
-            "trigger": job.trigger,
-            "dryRun": job.dry_run,
-            "state": state.value,
-            "createdAt": job.created_at,
-            "requestedBy": job.user_id,
-            "counts": counts,
-            "progress": {
-                "records": job.total_records,
-                "processed": min(processed, job.total_records),
-                "chunks": job.total_chunks,
-                "chunksDone": sum(1 for c in chunks if c.state in (ChunkState.DONE, ChunkState.FAILED)),
-            },
-            "errors": errors + ([job.error] if job.error else []),
-        }
-
-    def list_jobs(self, workspace_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        self._store.ensure_ready()
-        return [self._status_of(job) for job in self._store.list_jobs(workspace_id, limit)]
-
-    def records(
-        self, workspace_id: str, job_id: str, status: str | None, cursor: str | None, limit: int
-    ) -> dict[str, Any] | None:
-        if self._store.get_job(workspace_id, job_id) is None:
-            return None
-        page = self._store.records_page(workspace_id, job_id, action=status, cursor=cursor, limit=limit)
-        return {"records": page.records, "nextCursor": page.next_cursor}
-
-    def resume_paused(self, workspace_id: str) -> int:
-        """Re-enqueue every chunk paused for the Dynamics token (called when the workspace reconnects and
-        by the token timer for marked workspaces). A chunk is enqueued once even when resumers race
-        (``requeue_paused``). The workspace's paused marker, read first, is removed afterwards unless a
-        chunk paused again meanwhile: then the next timer run looks again."""
-        self._store.ensure_ready()
-        marker = self._store.paused_marker(workspace_id)
-        resumed = 0
-        for job in self._store.list_jobs(workspace_id, limit=1000):
-            for chunk in self._store.list_chunks(workspace_id, job.job_id):
-                if chunk.state is ChunkState.PAUSED_RECONNECT and self._store.requeue_paused(
-                    workspace_id, job.job_id, chunk.index
-                ):
-                    resumed += 1
-        if marker is not None:
-            self._store.clear_paused_marker(workspace_id, marker)
-        return resumed
-
-    def paused_workspaces(self) -> list[str]:
-        """Workspaces marked as having chunks paused for the token."""
-        self._store.ensure_ready()
-        return self._store.paused_workspaces()
 
 
 def _already_submitted(job: JobRow) -> SubmitResult:

@@ -1,4 +1,5 @@
-"""Export jobs: states, per-record outcomes and how chunk results add up to a job's status (pure)."""
+"""Chunk jobs (exports, activities): states, per-record outcomes and how chunk results add up to a job's
+status (pure)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ class RecordAction(StrEnum):
     WOULD_FAIL = "would_fail"
     # Checkpoints while a chunk runs, never final: replaced by the chunk's report.
     CREATING = "creating"  # a create is being sent; on a retry, found by its id -> it was created
+    UPDATING = "updating"  # an update is being sent; on a retry, found unchanged -> it was updated
     PENDING = "pending"  # waiting for Dynamics to be reconnected
 
 

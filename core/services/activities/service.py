@@ -3,7 +3,7 @@
 Submitting validates every event on its own (bad events end ``invalid`` with each problem named; the
 others go ahead), snapshots the workspace's configuration, stages the events (each with its contact's
 data) in Blob Storage in chunks and enqueues one small message per chunk — the same layout, order and
-crash safety as exports (``ExportStore`` under the activity names).
+crash safety as exports (``JobStore`` under the activity names).
 """
 
 from __future__ import annotations
@@ -15,33 +15,45 @@ from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 
-from core.adapters.export_store import ExportStore, JobRow
+from core.adapters.job_store import JobNames, JobRow, JobStore
 from core.domain.activities import ActivitiesRequest, export_aliases, validate_events
 from core.domain.caller import Caller
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
-from core.domain.export_job import ChunkState, split_chunks
+from core.domain.jobs import ChunkState, split_chunks
 from core.domain.matching import IdentifierConfig, rule_for
-from core.services.activity_worker import ACTIVITY_CHUNK_SIZE
-from core.services.export_service import ExportService, SubmitResult
+from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("4e7d9b2a-1c3f-4a6e-9d8b-7f5e3c2a1b90")
+ACTIVITY_NAMES = JobNames(
+    jobs_table="ActivityJobs",
+    chunks_table="ActivityChunks",
+    records_table="ActivityRecords",
+    container="activity-staging",
+    queue="dynamics-activities",
+)
+ACTIVITY_QUEUE = ACTIVITY_NAMES.queue
+# Events per chunk: with one CreateMultiple per (table, acting user) a chunk of 1,000 keeps the requests
+# per event far under 0.05 while one chunk's work stays well inside the queue visibility timeout.
+ACTIVITY_CHUNK_SIZE = 1000
 JOB_ENTITY = "activities"
 JOB_TRIGGER = "events"
 
 
-class ActivityService:
+class ActivityService(JobQueries):
+    """Submit engagement events; status (events instead of records), records and resume are the job
+    engine's queries (``JobQueries``)."""
+
     def __init__(
         self,
-        store: ExportStore,
+        store: JobStore,
         load_config: Callable[[Caller], DynamicsConfig],
         chunk_size: int = ACTIVITY_CHUNK_SIZE,
+        max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
     ) -> None:
-        self._store = store
+        super().__init__(store, max_active_jobs)
         self._load_config = load_config
         self._chunk_size = chunk_size
-        # Status, listing, records and resume read the same rows as exports do.
-        self._jobs = ExportService(store, load_config, chunk_size=chunk_size)
 
     def submit(
         self, caller: Caller, request: ActivitiesRequest, idempotency_key: str | None = None
@@ -55,6 +67,7 @@ class ActivityService:
                 return _already_submitted(existing)
         else:
             job_id = str(uuid.uuid4())
+        self.check_capacity(caller.workspace_id)
         # Staged under a folder of this request's own: a concurrent request with the same key stages
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
@@ -114,26 +127,14 @@ class ActivityService:
         self._store.enqueue_chunks(caller.workspace_id, job_id, range(len(chunks)))
         return SubmitResult(job_id, len(valid), len(invalid), True)
 
-    def status(self, workspace_id: str, job_id: str) -> dict[str, Any] | None:
-        status = self._jobs.status(workspace_id, job_id)
-        if status is not None:
-            status["progress"]["events"] = status["progress"].pop("records")
-            for key in ("entity", "trigger", "dryRun"):
-                status.pop(key, None)
+    def _status_of(self, job: JobRow) -> dict[str, Any]:
+        """The engine's status in the activities' terms (events, no entity/trigger/dry run): the same for
+        one job's status and the job list."""
+        status = super()._status_of(job)
+        status["progress"]["events"] = status["progress"].pop("records")
+        for key in ("entity", "trigger", "dryRun"):
+            status.pop(key, None)
         return status
-
-    def records(
-        self, workspace_id: str, job_id: str, status: str | None, cursor: str | None, limit: int
-    ) -> dict[str, Any] | None:
-        return self._jobs.records(workspace_id, job_id, status, cursor, limit)
-
-    def resume_paused(self, workspace_id: str) -> int:
-        """Re-enqueue every chunk paused for the Dynamics token (call when the workspace reconnects)."""
-        return self._jobs.resume_paused(workspace_id)
-
-    def paused_workspaces(self) -> list[str]:
-        """Workspaces marked as having activity chunks paused for the token."""
-        return self._jobs.paused_workspaces()
 
 
 def _already_submitted(job: JobRow) -> SubmitResult:

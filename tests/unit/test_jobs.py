@@ -1,6 +1,6 @@
 """How chunk outcomes add up to what an admin sees on an export job."""
 
-from core.domain.export_job import (
+from core.domain.jobs import (
     ChunkState,
     ChunkStatus,
     ExportEntity,

@@ -1,0 +1,214 @@
+"""The chunk-job engine: the one lifecycle of a queued chunk, for every job kind (exports, activities).
+
+A job is staged by its service (request + chunks in Blob Storage, chunk rows ``queued``, one queue message
+per chunk). A worker is a :class:`ChunkJobWorker` specialisation that only says how to run a chunk's
+staged rows (``run_chunk``) and how a staged row names its record (``platform_id``); the engine does the
+rest, the same way for every kind:
+
+- claim: a message for an unknown job, an unknown chunk or a finished chunk does nothing;
+- run: ``running`` with the delivery count, then the kind's step with the workspace's Dataverse client,
+  inside the workspace's shared Dynamics budget when there is one;
+- checkpoint and report: ``core.services.jobs.checkpoints`` (one policy for every kind);
+- pause: a dead Dynamics token (``ReconnectRequired``) pauses the chunk until the workspace reconnects;
+  token trouble of the deployment itself (sign-in or Key Vault down, a refused setting) on the last
+  delivery pauses it for the token timer instead of failing records that are not at fault;
+- retry: any other failure raises, so the queue delivers the message again; on the last delivery the
+  chunk fails for good with the reason (``fail_poisoned`` does the same for a message the host moved to
+  the poison queue);
+- resume: ``requeue_paused`` (by the services' ``resume_paused`` and the pausing worker's own re-check).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from core.adapters.dataverse.client import DataverseClient
+from core.adapters.dataverse.errors import failure_reason
+from core.adapters.dynamics_budget import DynamicsBudget
+from core.adapters.job_store import JobRow, JobStore
+from core.domain.connection import (
+    DynamicsConnection,
+    NotConnected,
+    ReconnectRequired,
+    TokenConfigurationError,
+    TransientTokenError,
+)
+from core.domain.jobs import ChunkState, RecordOutcome, count_outcomes
+from core.services.jobs.checkpoints import Checkpoints
+from core.services.jobs.messages import ChunkMessage, ClientFactory, ReconnectCheck
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Chunk:
+    """One delivery of one chunk, as the kind's step sees it."""
+
+    workspace_id: str
+    job_id: str
+    index: int
+    job: JobRow
+    request: dict[str, Any]  # the staged request (configuration snapshot, user, options)
+    staged: list[dict[str, Any]]  # the chunk's staged rows, each with its "seq"
+    client: DataverseClient
+    connection: DynamicsConnection
+    checkpoints: Checkpoints
+
+
+class ChunkJobWorker(ABC):
+    """The lifecycle of a chunk; subclasses plug in the kind's step."""
+
+    kind: ClassVar[str]  # "export" / "activity": in log lines
+
+    def __init__(
+        self,
+        store: JobStore,
+        client_for: ClientFactory,
+        *,
+        max_attempts: int = 5,
+        budget: DynamicsBudget | None = None,
+        reconnected: ReconnectCheck | None = None,
+    ) -> None:
+        self.store = store
+        self._client_for = client_for
+        self._max_attempts = max_attempts
+        # Shared with the other instances working for the same workspace (same Dynamics user).
+        self._budget = budget
+        self._reconnected = reconnected  # re-checked after a chunk pauses (see pause_for_reconnect)
+
+    @abstractmethod
+    def run_chunk(self, chunk: Chunk) -> list[RecordOutcome]:
+        """Run the chunk's staged rows against Dynamics; one outcome per row. Raises to retry."""
+
+    @abstractmethod
+    def platform_id(self, staged: Mapping[str, Any]) -> str:
+        """The id a staged row's record is reported under."""
+
+    def handle(self, message: ChunkMessage, dequeue_count: int = 1) -> ChunkState:
+        """Process one chunk; returns its final state. Raises to have the queue retry it."""
+        ws, job_id, index = message.workspace_id, message.job_id, message.chunk
+        where = {"workspace": ws, "job": job_id}
+        job = self.store.get_job(ws, job_id)
+        if job is None:
+            log.warning("%s chunk for an unknown job ignored", self.kind, extra=where)
+            return ChunkState.FAILED
+        status = self.store.get_chunk(ws, job_id, index)
+        if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+            return status.state  # a redelivered message for finished work: nothing to do
+        request = self.store.load_request(ws, job_id, staging=job.staging)
+        staged = self.store.try_load_chunk(ws, job_id, index, staging=job.staging)
+        if staged is None:
+            log.warning("%s chunk the job does not have ignored", self.kind, extra=where)
+            return ChunkState.FAILED
+        # The first delivery has no earlier checkpoints to read back.
+        first_attempt = status is not None and status.attempts == 0
+        self.store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
+        checkpoints = Checkpoints(
+            self.store, ws, job_id, (int(s["seq"]) for s in staged), first_attempt=first_attempt
+        )
+        try:
+            client, connection = self._client_for(ws)
+            chunk = Chunk(ws, job_id, index, job, request, staged, client, connection, checkpoints)
+            with self._budget.working(ws) if self._budget is not None else nullcontext():
+                outcomes = self.run_chunk(chunk)
+        except ReconnectRequired as exc:
+            log.info("%s chunk paused until Dynamics is reconnected", self.kind, extra=where)
+            checkpoints.pause()
+            return self._pause_for_reconnect(ws, job_id, index, exc)
+        except NotConnected:
+            self._fail(message, staged, checkpoints, "Dynamics is not connected for this workspace")
+            return ChunkState.FAILED
+        except Exception as exc:
+            if dequeue_count >= self._max_attempts and isinstance(exc, TransientTokenError):
+                checkpoints.pause()
+                return self._pause_for_token_trouble(ws, job_id, index, exc)
+            checkpoints.save_confirmed()
+            if dequeue_count >= self._max_attempts:
+                log.error("%s chunk failed for good", self.kind, extra=where)
+                reason = f"gave up after {dequeue_count} attempts: {failure_reason(exc)}"
+                self._fail(message, staged, checkpoints, reason)
+                return ChunkState.FAILED
+            raise
+        checkpoints.report(outcomes)
+        self.store.finish_chunk(ws, job_id, index, ChunkState.DONE, count_outcomes(outcomes), len(outcomes))
+        return ChunkState.DONE
+
+    def fail_poisoned(self, message: ChunkMessage, reason: str) -> None:
+        """A message that exhausted its deliveries: the chunk fails with the reason, nothing silent."""
+        job = self.store.get_job(message.workspace_id, message.job_id)
+        if job is None:
+            return  # names a job this workspace does not have: nothing to fail
+        status = self.store.get_chunk(message.workspace_id, message.job_id, message.chunk)
+        if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+            return
+        staged = self.store.try_load_chunk(
+            message.workspace_id, message.job_id, message.chunk, staging=job.staging
+        )
+        if staged is None:
+            return
+        checkpoints = Checkpoints(
+            self.store, message.workspace_id, message.job_id, (int(s["seq"]) for s in staged)
+        )
+        self._fail(message, staged, checkpoints, reason)
+
+    def _fail(
+        self, message: ChunkMessage, staged: list[dict[str, Any]], checkpoints: Checkpoints, reason: str
+    ) -> None:
+        counts = checkpoints.fail({int(s["seq"]): self.platform_id(s) for s in staged}, reason)
+        self.store.finish_chunk(
+            message.workspace_id,
+            message.job_id,
+            message.chunk,
+            ChunkState.FAILED,
+            counts,
+            len(staged),
+            error=reason,
+        )
+
+    def _pause_for_reconnect(self, ws: str, job_id: str, index: int, exc: ReconnectRequired) -> ChunkState:
+        """Write the chunk ``paused_reconnect``, mark the workspace paused, then look at the connection
+        again: an admin may have reconnected while this chunk was still running, after the reconnect's
+        resume scan skipped it. Then the chunk is re-queued here (at most once: ``requeue_paused`` is
+        conditional). The marker lets the token timer resume it should this check fail or not run. A
+        failing marker write raises: the message is redelivered and the chunk paused again."""
+        store = self.store
+        store.put_chunk(ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}")
+        store.mark_paused(ws)
+        if self._reconnected is None:
+            return ChunkState.PAUSED_RECONNECT
+        try:
+            if self._reconnected(ws, exc) and store.requeue_paused(ws, job_id, index):
+                log.info(
+                    "reconnected while the chunk paused: re-queued", extra={"workspace": ws, "job": job_id}
+                )
+                return ChunkState.QUEUED
+        except Exception:
+            log.exception(
+                "paused chunk: connection re-check failed; the token timer resumes it",
+                extra={"workspace": ws, "job": job_id},
+            )
+        return ChunkState.PAUSED_RECONNECT
+
+    def _pause_for_token_trouble(
+        self, ws: str, job_id: str, index: int, exc: TransientTokenError
+    ) -> ChunkState:
+        """The last delivery still could not get a token: Microsoft sign-in or Key Vault did not answer,
+        or this deployment's own setting (``TokenConfigurationError.setting``) is refused. The records are
+        not at fault, so the chunk is kept, paused and marked, instead of failed; each token timer run
+        resumes marked work of connected workspaces. The connection is left alone (no reconnect, no
+        notice)."""
+        if isinstance(exc, TokenConfigurationError):
+            why = f"{exc.setting} is misconfigured on this deployment"
+        else:
+            why = "Microsoft sign-in or the token store (Key Vault) did not answer"
+        self.store.put_chunk(
+            ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"paused: {why}; resumed by the token timer"
+        )
+        self.store.mark_paused(ws)
+        log.error("chunk paused: %s; the token timer resumes it", why, extra={"workspace": ws, "job": job_id})
+        return ChunkState.PAUSED_RECONNECT

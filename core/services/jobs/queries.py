@@ -1,0 +1,173 @@
+"""Reading jobs, the same way for every job kind: status (derived from the chunk rows), the job list,
+per-record results, resuming what paused for the Dynamics token, and the per-workspace cap on jobs in
+flight.
+
+Status costs one query of the job's chunk rows (no job-row contention: workers never write the job row);
+records are read a page at a time in submission order (row key = position); the job list a page at a time,
+newest first, with an opaque cursor (the status of the page's jobs only is derived).
+
+The cap counts the workspace's jobs of this kind still queued or running among those submitted in the last
+``ACTIVE_JOB_WINDOW`` (one query of their job rows, then one chunk query per job until the cap is
+reached): a workspace cannot fill the shared queue for everybody else. A job paused for reconnection does
+not count (it holds no queue message), nor one older than the window (a job queued a day is stuck, and the
+poison handling ends it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from core.adapters.job_store import JobRow, JobStore
+from core.domain.jobs import COUNT_KEYS, ChunkState, JobState, empty_counts, job_state
+
+DEFAULT_MAX_ACTIVE_JOBS = 20
+ACTIVE_JOB_WINDOW = dt.timedelta(hours=24)
+# How long a refused client waits before trying again: about a chunk's run, when one job may finish.
+QUEUE_FULL_RETRY_AFTER_S = 30
+MAX_JOB_CURSOR = 200
+
+
+class JobQueueFull(Exception):
+    """The workspace already has ``limit`` jobs of this kind queued or running."""
+
+    def __init__(self, limit: int, retry_after_s: int = QUEUE_FULL_RETRY_AFTER_S) -> None:
+        super().__init__(f"{limit} jobs are already queued or running for this workspace")
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+class InvalidCursor(ValueError):
+    """A job-list cursor this API did not hand out."""
+
+
+def encode_job_cursor(job: JobRow) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at}|{job.job_id}".encode()).decode("ascii").rstrip("=")
+
+
+def decode_job_cursor(cursor: str) -> tuple[str, str]:
+    if len(cursor) > MAX_JOB_CURSOR:
+        raise InvalidCursor(cursor)
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidCursor(cursor) from None
+    created_at, bar, job_id = text.partition("|")
+    if not bar or not created_at or not job_id:
+        raise InvalidCursor(cursor)
+    return created_at, job_id
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    job_id: str
+    accepted: int
+    invalid: int
+    created_new: bool  # False when an Idempotency-Key named a job that already exists
+
+
+class JobQueries:
+    def __init__(self, store: JobStore, max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS) -> None:
+        self._store = store
+        self._max_active_jobs = max_active_jobs
+
+    def check_capacity(self, workspace_id: str) -> None:
+        """``JobQueueFull`` when the workspace already has ``max_active_jobs`` jobs queued or running."""
+        since = (dt.datetime.now(dt.UTC) - ACTIVE_JOB_WINDOW).isoformat()
+        active = 0
+        for job in self._store.list_jobs(workspace_id, limit=10_000, since=since):
+            chunks = self._store.list_chunks(workspace_id, job.job_id)
+            if job.total_chunks and job_state(chunks, total_chunks=job.total_chunks) in (
+                JobState.QUEUED,
+                JobState.RUNNING,
+            ):
+                active += 1
+                if active >= self._max_active_jobs:
+                    raise JobQueueFull(self._max_active_jobs)
+
+    def status(self, workspace_id: str, job_id: str) -> dict[str, Any] | None:
+        job = self._store.get_job(workspace_id, job_id)
+        if job is None:
+            return None
+        return self._status_of(job)
+
+    def _status_of(self, job: JobRow) -> dict[str, Any]:
+        chunks = self._store.list_chunks(job.workspace_id, job.job_id)
+        counts = empty_counts()
+        counts["invalid"] = job.invalid_count
+        counts["skipped"] = job.skipped_count
+        processed = job.invalid_count + job.skipped_count
+        for chunk in chunks:
+            for key in COUNT_KEYS:
+                counts[key] += chunk.counts.get(key, 0)
+            if chunk.state in (ChunkState.DONE, ChunkState.FAILED):
+                processed += chunk.records
+        if job.total_chunks == 0:
+            state = JobState.FAILED if job.invalid_count else JobState.SUCCEEDED
+        else:
+            state = job_state(chunks, total_chunks=job.total_chunks)
+        errors = sorted({c.error for c in chunks if c.error})
+        return {
+            "jobId": job.job_id,
+            "entity": job.entity,
+            "trigger": job.trigger,
+            "dryRun": job.dry_run,
+            "state": state.value,
+            "createdAt": job.created_at,
+            "requestedBy": job.user_id,
+            "counts": counts,
+            "progress": {
+                "records": job.total_records,
+                "processed": min(processed, job.total_records),
+                "chunks": job.total_chunks,
+                "chunksDone": sum(1 for c in chunks if c.state in (ChunkState.DONE, ChunkState.FAILED)),
+            },
+            "errors": errors + ([job.error] if job.error else []),
+        }
+
+    def list_jobs(self, workspace_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.jobs_page(workspace_id, None, limit)["jobs"]  # type: ignore[no-any-return]
+
+    def jobs_page(self, workspace_id: str, cursor: str | None, limit: int = 50) -> dict[str, Any]:
+        """A page of the workspace's jobs, newest first: ``{"jobs", "nextCursor"}`` (``None`` on the last
+        page). ``InvalidCursor`` for a cursor this method did not return."""
+        self._store.ensure_ready()
+        before = decode_job_cursor(cursor) if cursor is not None else None
+        rows = self._store.list_jobs(workspace_id, limit + 1, before=before)
+        page = rows[:limit]
+        next_cursor = encode_job_cursor(page[-1]) if len(rows) > limit else None
+        return {"jobs": [self._status_of(job) for job in page], "nextCursor": next_cursor}
+
+    def records(
+        self, workspace_id: str, job_id: str, status: str | None, cursor: str | None, limit: int
+    ) -> dict[str, Any] | None:
+        if self._store.get_job(workspace_id, job_id) is None:
+            return None
+        page = self._store.records_page(workspace_id, job_id, action=status, cursor=cursor, limit=limit)
+        return {"records": [r.detail for r in page.records], "nextCursor": page.next_cursor}
+
+    def resume_paused(self, workspace_id: str) -> int:
+        """Re-enqueue every chunk paused for the Dynamics token (called when the workspace reconnects and
+        by the token timer for marked workspaces). A chunk is enqueued once even when resumers race
+        (``requeue_paused``). The workspace's paused marker, read first, is removed afterwards unless a
+        chunk paused again meanwhile: then the next timer run looks again."""
+        self._store.ensure_ready()
+        marker = self._store.paused_marker(workspace_id)
+        resumed = 0
+        for job in self._store.list_jobs(workspace_id, limit=1000):
+            for chunk in self._store.list_chunks(workspace_id, job.job_id):
+                if chunk.state is ChunkState.PAUSED_RECONNECT and self._store.requeue_paused(
+                    workspace_id, job.job_id, chunk.index
+                ):
+                    resumed += 1
+        if marker is not None:
+            self._store.clear_paused_marker(workspace_id, marker)
+        return resumed
+
+    def paused_workspaces(self) -> list[str]:
+        """Workspaces marked as having chunks paused for the token."""
+        self._store.ensure_ready()
+        return self._store.paused_workspaces()
