@@ -5,7 +5,8 @@
 - ``GET  /api/dynamics/activities/{jobId}/records``   per-event results (``status``, ``cursor``, ``limit``)
 
 Each event id is its own idempotency key (the same event sent twice logs one activity). The workspace
-comes from the caller's token.
+comes from the caller's token. Only the platform's service may submit events (they name the user and
+identity each activity is logged as); people may read the jobs of their workspace.
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
 from core.domain.activities import ActivitiesRequest
-from core.domain.caller import Caller
+from core.domain.caller import EVERY_CALLER, SERVICE, Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
-from core.entrypoints.job_queries import ActivitiesStatus, ActivityRecordsPage, job_id_param, records_query
+from core.entrypoints.job_queries import (
+    ActivitiesStatus,
+    ActivityRecordsPage,
+    job_id_param,
+    records_query,
+    records_seen_by,
+)
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -34,7 +41,7 @@ class ActivitiesAccepted(BaseModel):
 
 
 @bp.route(route="dynamics/activities", methods=["POST"])
-@authenticated()
+@authenticated(callers=SERVICE)
 def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     request = read_model(req, ActivitiesRequest, MAX_ACTIVITIES_BYTES)
     key = req.headers.get("idempotency-key")
@@ -51,7 +58,7 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 
 
 @bp.route(route="dynamics/activities/{jobId}", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().activity_service.status(caller.workspace_id, job_id_param(req, "activities"))
     if status is None:
@@ -62,7 +69,7 @@ def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 
 
 @bp.route(route="dynamics/activities/{jobId}/records", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)
     page = bootstrap.app().activity_service.records(
@@ -70,7 +77,7 @@ def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResp
     )
     if page is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
-    return model_response(ActivityRecordsPage.model_validate(page), omit_unset=True)
+    return model_response(ActivityRecordsPage.model_validate(records_seen_by(caller, page)), omit_unset=True)
 
 
 openapi.register(
@@ -87,6 +94,7 @@ openapi.register(
         "same key (same workspace) answers the job the first one created instead of starting another",
     },
     headers={"Location": "The job's status URL (/api/dynamics/activities/{jobId}), same as statusUrl"},
+    callers=SERVICE,
 )
 openapi.register(
     "GET",
@@ -95,6 +103,7 @@ openapi.register(
     response=ActivitiesStatus,
     problems=(404,),
     tags=TAG,
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",
@@ -103,4 +112,5 @@ openapi.register(
     response=ActivityRecordsPage,
     problems=(400, 404),
     tags=TAG,
+    callers=EVERY_CALLER,
 )

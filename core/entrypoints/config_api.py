@@ -21,7 +21,7 @@ import azure.functions as func
 from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
-from core.domain.caller import Caller
+from core.domain.caller import ADMINS, Caller
 from core.domain.config import STEP_MODELS, DynamicsConfig, HistoryEntry, Step
 from core.domain.config_validation import Problem
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, model_response, read_json
@@ -230,6 +230,7 @@ openapi.register(
     tags=TAG,
     headers=_put_headers,
     request_headers=_if_match,
+    callers=ADMINS,
 )
 openapi.register(
     "POST",
@@ -274,4 +275,5 @@ openapi.register(
     headers=_put_headers,
     request_headers=_if_match,
     description=f"Body: the step's section ({', '.join(m.__name__ for m in STEP_MODELS.values())}).",
+    callers=ADMINS,
 )

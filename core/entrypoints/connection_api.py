@@ -19,7 +19,7 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
 from core import bootstrap, openapi
-from core.domain.caller import Caller
+from core.domain.caller import ADMINS, Caller
 from core.domain.connection import ConnectionRecord, ConnectionStatus, InvalidEnvironmentUrl
 from core.entrypoints.http_support import (
     HttpProblem,
@@ -169,6 +169,7 @@ openapi.register(
     response=ConnectResponse,
     problems=(400, 401, 403, 415, 503),
     tags=TAG,
+    callers=ADMINS,
 )
 openapi.register(
     "GET",
@@ -204,4 +205,5 @@ openapi.register(
     status=204,
     problems=(401, 403, 503),
     tags=TAG,
+    callers=ADMINS,
 )
