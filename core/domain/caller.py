@@ -70,6 +70,9 @@ _KIND_NAMES = {
 }
 
 
+_WHOSE = {Role.ADMIN: "an admin's", Role.MEMBER: "a member's", Role.SERVICE: "the platform service's"}
+
+
 @dataclass(frozen=True)
 class Caller:
     workspace_id: str
@@ -100,7 +103,7 @@ class Caller:
                 if allowed == SERVICE
                 else ""
             )
-            raise Forbidden(f"{action} is for {who} only; this token is a {self.role.value}'s{why}")
+            raise Forbidden(f"{action} is for {who} only; this token is {_WHOSE[self.role]}{why}")
 
     @classmethod
     def from_claims(cls, claims: dict[str, object], *, service: bool = False) -> Caller:
