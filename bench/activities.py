@@ -1,7 +1,7 @@
 """Benchmark: engagement events logged as Dynamics activities through the real service and queue worker.
 
 ``python -m bench.activities [--events 10000] [--contacts 2000] [--latency-ms 50] [--workers 2]
-[--missing-fraction 0]``
+[--missing-fraction 0] [--faults 503=0.05,500=0.02,drop=0.02 --fault-seed 3]``
 
 Real pieces: Azurite (tables, blobs, queues), the Dataverse emulator in its own process (HTTPS, the given
 latency on every request, default service protection limits), the real ``ActivityService`` (submit, staging,
@@ -16,7 +16,10 @@ first; ``contact_duplicates`` counts contacts beyond one per missing contact wit
 Measured: the wall time from submit to the last chunk done (``events_per_s``), the HTTP requests the
 emulator answered for it (``http_requests_per_event``), then the whole event list is delivered AGAIN
 (platform retry) and every activity in Dynamics is counted: ``duplicates`` = activities beyond one per
-loggable event. The last line is one JSON object.
+loggable event. ``--faults`` turns the emulator's fault injection on for both deliveries (a chunk that
+raises comes back, as the host retries it); ``open_activities`` counts activities created but never closed
+and ``reported_created`` the events reported created, to compare with the activities there. The last line
+is one JSON object.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from bench.export import parse_faults
 from core.adapters.dataverse.client import DataverseClient, RequestEvent
 from core.adapters.job_store import JobStore
 from core.domain.activities import SIGNAL_KINDS, ActivitiesRequest, EventKind
@@ -164,10 +168,13 @@ def _events(count: int, contacts: int) -> list[dict[str, Any]]:
     ]
 
 
-def _drain(queues: QueueServiceClient, worker: ActivityWorker, threads: int) -> None:
+def _drain(queues: QueueServiceClient, worker: ActivityWorker, threads: int, *, retry: bool = False) -> int:
+    """Deliver every chunk (``threads`` at a time). A chunk that raises stops the bench, or with ``retry``
+    comes back at once with the next dequeue count, as the host retries it. Returns the retried attempts."""
     queue = queues.get_queue_client(ACTIVITY_QUEUE)
     lock = threading.Lock()
     failures: list[BaseException] = []
+    retried: list[int] = []
 
     def loop() -> None:
         while True:
@@ -181,6 +188,10 @@ def _drain(queues: QueueServiceClient, worker: ActivityWorker, threads: int) -> 
                         ChunkMessage.parse(base64.b64decode(message.content)), message.dequeue_count or 1
                     )
                 except Exception as exc:  # a chunk that raises would be retried by the host: say so
+                    if retry:
+                        retried.append(1)
+                        queue.update_message(message, visibility_timeout=0)
+                        continue
                     failures.append(exc)
                     return
                 queue.delete_message(message)
@@ -193,6 +204,7 @@ def _drain(queues: QueueServiceClient, worker: ActivityWorker, threads: int) -> 
     if failures:
         # Figures from a half-processed job would read as duplicates < 0: stop instead.
         raise RuntimeError(f"{len(failures)} chunk run(s) raised; first: {failures[0]!r}") from failures[0]
+    return len(retried)
 
 
 def _stats(control: requests.Session, url: str) -> dict[str, Any]:
@@ -265,18 +277,30 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
     body = ActivitiesRequest.model_validate({"events": events, "contacts": contacts})
 
     dataverse_s.clear()
+    if args.faults:
+        # From here on every Dataverse request may fail (a drop comes after Dynamics committed it).
+        faults = {**parse_faults(args.faults), "seed": args.fault_seed}
+        control.post(url + "/_emulator/faults", json=faults, timeout=30).raise_for_status()
     before = _stats(control, url)["requests"]
     started = time.perf_counter()
     job = service.submit(CALLER, body)
-    _drain(queues, worker, args.workers)
+    retried = _drain(queues, worker, args.workers, retry=bool(args.faults))
     elapsed = time.perf_counter() - started
     requests_made = _stats(control, url)["requests"] - before - 1  # minus the stats call itself
     status = service.status(WS, job.job_id) or {}
     waited = {k: round(v, 2) for k, v in sorted(dataverse_s.items())}
 
     again = service.submit(CALLER, body)  # the platform delivers every event a second time
-    _drain(queues, worker, args.workers)
+    retried += _drain(queues, worker, args.workers, retry=bool(args.faults))
     second = service.status(WS, again.job_id) or {}
+    injected = _stats(control, url)["simulation"]
+    if args.faults:
+        control.post(url + "/_emulator/faults", json={k: 0 for k in parse_faults(args.faults)}, timeout=30)
+    opened = sum(
+        len(page)
+        for s in ACTIVITY_SETS
+        for page in client.query_pages(s, select=["activityid"], filter="statecode eq 0")
+    )
 
     loggable = sum(1 for e in events if EventKind(e["kind"]) not in SIGNAL_KINDS)
     activities = sum(_count(client, s) for s in ACTIVITY_SETS)
@@ -304,6 +328,13 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
         "activities_in_dynamics": activities,
         "loggable_events": loggable,
         "duplicates": activities - loggable,
+        # a logged event's activity is closed: an open one was created and then lost (must be 0)
+        "open_activities": opened,
+        # events reported created on the first run vs activities there: exact when equal
+        "reported_created": (status.get("counts") or {}).get("created"),
+        "faults": {"rates": parse_faults(args.faults), "seed": args.fault_seed} if args.faults else None,
+        "injected_faults": {k: v for k, v in injected.items() if k.startswith("fault_")},
+        "chunk_attempts_retried": retried,
         "missing_contacts": missing,
         "contacts_created": created,
         "contact_duplicates": created - len(to_create),
@@ -329,7 +360,10 @@ def main() -> None:
         default=0.0,
         help="contacts not in Dynamics at all; > 0 turns on exportMissingContacts (they are exported first)",
     )
+    parser.add_argument("--faults", help="the emulator's fault injection, e.g. 503=0.05,500=0.02,drop=0.02")
+    parser.add_argument("--fault-seed", type=int, default=3, help="seed of the fault sequence")
     args = parser.parse_args()
+    parse_faults(args.faults)  # a typo fails before anything starts
     ensure_ca()
     proc, url = _start_emulator(args.latency_ms)
     try:

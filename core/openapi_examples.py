@@ -241,6 +241,17 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "authorizationUrl": "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize?client_id=11111111-2222-3333-4444-555555555555&response_type=code&redirect_uri=https%3A%2F%2Ffunc-example.azurewebsites.net%2Fapi%2Fdynamics%2Foauth%2Fcallback&scope=https%3A%2F%2Fcontoso.crm4.dynamics.com%2F.default+offline_access+openid+profile&state=1JKYh6QQBxVIvO7JorBL9RX4-SkNRu52WooCogvchPw&response_mode=query&code_challenge=P0CIOUtZtjLbf_uRMN4Oe5bxZIL_71h3BaQYskX-stw&code_challenge_method=S256&nonce=b8e58673&client_info=1&prompt=select_account"
         },
     },
+    ("POST", "/api/dynamics/oauth/complete"): {
+        "request": {"handle": "Zq3v9yH1c0mXb7QeLr2TnW8uKdA5sGfJ4pVxYoI6hEk"},
+        "response": {
+            "status": "connected",
+            "signedInAs": "integration.user@contoso.example",
+            "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "environmentUrl": "https://contoso.crm4.dynamics.com",
+            "dynamicsUserId": "4d806f9a-9b2e-46ce-873d-0c75d16401ce",
+            "connectedAt": "2026-11-27T09:14:40.492224Z",
+        },
+    },
     ("GET", "/api/dynamics/connection"): {
         "response": {
             "status": "connected",

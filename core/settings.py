@@ -96,7 +96,8 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "FRONTEND_URL",
         "http://localhost:3000/settings/integrations/dynamics",
-        "Where the OAuth callback redirects the browser (?dynamics=connected or ?dynamics=error&code=...).",
+        "Where the OAuth callback redirects the browser (?dynamics=confirm&handle=... for "
+        "POST /api/dynamics/oauth/complete, or ?dynamics=error&code=...).",
     ),
     SettingSpec(
         "KEY_VAULT_URL", None, "Key Vault for the encrypted token caches (https://<vault>.vault.azure.net)."

@@ -2,8 +2,9 @@
 // Flex Consumption Function App (Python 3.11) with a user-assigned managed identity, storage with
 // shared-key access off, Key Vault (RBAC) for the encrypted token caches and the client secret,
 // Application Insights on Log Analytics, and the role assignments the identity needs: Storage Blob Data
-// Owner, Queue Data Contributor, Table Data Contributor (storage.bicep), Key Vault Secrets Officer
-// (keyvault.bicep), Monitoring Metrics Publisher (monitoring.bicep). Whoever runs azd (AZURE_PRINCIPAL_ID)
+// Owner, Queue Data Contributor, Table Data Contributor (storage.bicep), Key Vault Secrets Officer on the
+// vault and Key Vault Crypto Service Encryption User on the token-wrapping key only (keyvault.bicep),
+// Monitoring Metrics Publisher (monitoring.bicep). FTP and basic-auth publishing are off (api.bicep). Whoever runs azd (AZURE_PRINCIPAL_ID)
 // is also a Key Vault Secrets Officer on the vault, to store the app secrets there (RBAC mode lets no one
 // else read or write secrets).
 targetScope = 'subscription'
@@ -40,6 +41,9 @@ param dynamicsAuthority string = 'https://login.microsoftonline.com/organization
 
 @description('Allowed Dynamics environment host patterns (comma-separated shell patterns).')
 param dynamicsAllowedHostPatterns string = '*.crm.dynamics.com,*.crm?.dynamics.com,*.crm??.dynamics.com,*.crm.microsoftdynamics.us'
+
+@description('Comma-separated public IPv4 ranges (CIDR) allowed to call the Function App: the platform backend and the admins\' browsers, which open the OAuth callback. Empty: any address.')
+param allowedIpRanges string = ''
 
 @description('Object id of whoever runs azd (azd fills AZURE_PRINCIPAL_ID): made a Key Vault Secrets Officer on the vault so they can store the app secrets. Empty: no role.')
 param principalId string = ''
@@ -124,6 +128,7 @@ module api 'app/api.bicep' = {
     dynamicsClientId: dynamicsClientId
     dynamicsAuthority: dynamicsAuthority
     dynamicsAllowedHostPatterns: dynamicsAllowedHostPatterns
+    allowedIpRanges: allowedIpRanges
   }
 }
 

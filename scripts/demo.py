@@ -362,10 +362,20 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
         raise DemoFailed(f"the Entra stand-in answered {signed_in.status_code}: {signed_in.text[:300]}")
     print(f"  Entra ID -> 302 back to {location.split('?')[0]} with code and state")
     callback = anonymous.call("GET", f"/api/dynamics/oauth/callback?{urlsplit(location).query}", 302)
-    frontend = callback.headers["Location"]
-    print(f"  callback -> 302 to the frontend: {frontend}")
-    if parse_qs(urlsplit(frontend).query).get("dynamics") != ["connected"]:
-        raise DemoFailed(f"the callback did not report success: {frontend}")
+    frontend = urlsplit(callback.headers["Location"])
+    returned = parse_qs(frontend.query)
+    if returned.get("dynamics") != ["confirm"] or not returned.get("handle"):
+        raise DemoFailed(f"the callback did not keep the sign-in: ?{frontend.query}")
+    print(
+        f"  callback -> 302 to the frontend {frontend.scheme}://{frontend.netloc}{frontend.path}"
+        "?dynamics=confirm&handle=... (nothing connected yet)"
+    )
+    completed = admin.call("POST", "/api/dynamics/oauth/complete", 200, {"handle": returned["handle"][0]})
+    account = completed.json()
+    print(
+        f"  the admin who started completes -> signed in as {account['signedInAs']} "
+        f"(tenant {account['tenantId']}) to {account['environmentUrl']}"
+    )
     connection = admin.call("GET", "/api/dynamics/connection", 200).json()
     integration_user = connection["integrationUser"]
     print(

@@ -1,4 +1,5 @@
-"""The Dynamics connection of a workspace: states, reconnect reasons and token-failure classification.
+"""The Dynamics connection of a workspace: states, reconnect reasons, token-failure classification and
+the environment URL's validation.
 
 Pure: no I/O, no Azure SDK. The adapters store a ``ConnectionRecord`` (metadata only, never tokens) and
 the services decide with the functions here when a token is due and what a failed refresh means.
@@ -9,11 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+
+# urllib3's parser is pure string work (no I/O); it is the one requests uses (PreparedRequest.prepare_url,
+# HTTPAdapter's connection pool key), so the environment URL is judged exactly as it will be sent.
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 
 class ConnectionStatus(StrEnum):
@@ -101,6 +107,12 @@ class ConnectionRecord:
     access_token_expires_at: dt.datetime
     reason: str | None = None
     status_changed_at: dt.datetime | None = None
+
+    @property
+    def tenant_id(self) -> str | None:
+        """Entra tenant of the signed-in account: MSAL's ``home_account_id`` is ``<oid>.<tid>``."""
+        _, dot, tid = self.account_id.rpartition(".")
+        return tid if dot and tid else None
 
     def as_connection(self) -> DynamicsConnection:
         return DynamicsConnection(
@@ -194,38 +206,86 @@ class InvalidEnvironmentUrl(ValueError):
 DEFAULT_ALLOWED_HOSTS = (
     "*.crm.dynamics.com,*.crm?.dynamics.com,*.crm??.dynamics.com,*.crm.microsoftdynamics.us"
 )
+MAX_ENVIRONMENT_URL_LENGTH = 300
+# A DNS label as RFC 1123 allows it in host names (letters, digits, inner hyphens, 1-63 characters),
+# after IDNA encoding (``xn--`` A-labels are LDH too). Checked label by label: linear in the input.
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_HTTPS_PORT = 443
 
 
 def parse_host_patterns(value: str | None) -> tuple[str, ...]:
     return tuple(p.strip().lower() for p in (value or "").split(",") if p.strip())
 
 
-def normalize_environment_url(url: str, allowed_host_patterns: Iterable[str]) -> str:
-    """``https://org.crm.dynamics.com/`` → ``https://org.crm.dynamics.com``; reject anything else.
+def _is_dns_name(host: str) -> bool:
+    return 0 < len(host) <= 253 and all(_LABEL.fullmatch(label) for label in host.split("."))
 
-    Patterns are shell-style (``*.crm?.dynamics.com``) and match ``host`` or ``host:port``.
+
+def _refuse_characters(url: str) -> None:
+    for char in url:
+        if char == "\\":
+            # urllib3 (so requests) ends the host at a backslash, as browsers do: a backslash before
+            # ".crm.dynamics.com" would send the request, bearer token included, to the host before it.
+            raise InvalidEnvironmentUrl("environmentUrl must not contain a backslash")
+        if char.isspace() or unicodedata.category(char)[0] in ("C", "Z"):
+            raise InvalidEnvironmentUrl("environmentUrl must not contain spaces or control characters")
+
+
+def normalize_environment_url(url: str, allowed_host_patterns: Iterable[str]) -> str:
+    """``https://org.crm.dynamics.com/`` → ``https://org.crm.dynamics.com``; reject anything else with
+    ``InvalidEnvironmentUrl`` (never another exception).
+
+    One parser: urllib3's ``parse_url``, the one ``requests`` itself uses to prepare a URL and to pick the
+    host and port it connects to, so what is checked here is what the bearer token is sent to. Non-ASCII
+    host names are IDNA-encoded by it (``bücher`` → ``xn--bcher-kva``); what IDNA refuses (``＃``, fullwidth
+    letters) is refused. The host must then be DNS labels only (no IP literal unless a pattern names it, no
+    ``%``, no brackets); no user info, path, query or fragment; no backslash, space or control character
+    anywhere. Patterns are shell-style (``*.crm?.dynamics.com``) on the host, and the port must be 443 (or
+    absent) unless a pattern itself names a port (``127.0.0.1:*``, local stand-ins only): then
+    ``host:port`` must match that pattern. Cost: linear in the URL, which is capped at 300 characters first.
     """
-    if not isinstance(url, str) or len(url) > 300:
-        raise InvalidEnvironmentUrl("environmentUrl must be a URL string")
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() != "https":
+    if not isinstance(url, str) or not url or len(url) > MAX_ENVIRONMENT_URL_LENGTH:
+        raise InvalidEnvironmentUrl(
+            f"environmentUrl must be a URL of at most {MAX_ENVIRONMENT_URL_LENGTH} characters"
+        )
+    _refuse_characters(url)
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        raise InvalidEnvironmentUrl("environmentUrl is not a valid URL") from None
+    if parts.scheme != "https":
         raise InvalidEnvironmentUrl("environmentUrl must use https")
-    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+    if parts.auth is not None:
+        raise InvalidEnvironmentUrl("environmentUrl must not contain a user name or password")
+    if parts.query is not None or parts.fragment is not None or parts.path not in (None, "", "/"):
         raise InvalidEnvironmentUrl(
             "environmentUrl must be the environment's root URL, e.g. https://org.crm.dynamics.com"
         )
-    host = (parts.hostname or "").lower()
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidEnvironmentUrl("environmentUrl has an invalid port") from exc
-    if not host:
-        raise InvalidEnvironmentUrl("environmentUrl has no host")
-    netloc = f"{host}:{port}" if port is not None else host
+    host = parts.host or ""
+    if not _is_dns_name(host):
+        raise InvalidEnvironmentUrl("environmentUrl host must be a DNS name, e.g. org.crm.dynamics.com")
+    port = parts.port
     patterns = list(allowed_host_patterns)
-    if not any(fnmatch.fnmatchcase(netloc, p) or fnmatch.fnmatchcase(host, p) for p in patterns):
-        raise InvalidEnvironmentUrl(f"environmentUrl host {netloc!r} is not a Dynamics 365 environment host")
-    return f"https://{netloc}"
+    if port in (None, _HTTPS_PORT):
+        allowed = any(":" not in p and fnmatch.fnmatchcase(host, p) for p in patterns)
+        canonical = f"https://{host}"
+    else:
+        netloc = f"{host}:{port}"
+        allowed = any(":" in p and fnmatch.fnmatchcase(netloc, p) for p in patterns)
+        if not allowed and any(":" not in p and fnmatch.fnmatchcase(host, p) for p in patterns):
+            raise InvalidEnvironmentUrl("environmentUrl must not name a port other than 443")
+        canonical = f"https://{netloc}"
+    if not allowed:
+        raise InvalidEnvironmentUrl(f"environmentUrl host {host!r} is not a Dynamics 365 environment host")
+    again = parse_url(canonical)  # the stored form reads back as the same host and port
+    if (again.scheme, again.host, again.port, again.auth) != (
+        "https",
+        host,
+        None if port == 443 else port,
+        None,
+    ):
+        raise InvalidEnvironmentUrl("environmentUrl is not a valid URL")
+    return canonical
 
 
 def dataverse_scope(environment_url: str) -> str:

@@ -1,9 +1,14 @@
 """Dynamics connection endpoints.
 
 - ``POST   /api/dynamics/connect``         admin: ``{environmentUrl}`` → ``{authorizationUrl}``
-- ``GET    /api/dynamics/oauth/callback``  anonymous (the one-time state names the flow): completes the
-                                           sign-in, redirects to ``FRONTEND_URL`` with
-                                           ``?dynamics=connected`` or ``?dynamics=error&code=<code>``
+- ``GET    /api/dynamics/oauth/callback``  anonymous (the one-time state names the flow): keeps the
+                                           sign-in under a one-time handle (nothing is connected yet),
+                                           redirects to ``FRONTEND_URL`` with
+                                           ``?dynamics=confirm&handle=<handle>`` or
+                                           ``?dynamics=error&code=<code>``
+- ``POST   /api/dynamics/oauth/complete``  the admin who started: ``{handle}`` → the connected account
+                                           (``signedInAs``, ``tenantId``, ``environmentUrl``); another
+                                           user or workspace → 403, used or unknown → 410, expired → 410
 - ``GET    /api/dynamics/connection``      ``{status, integrationUser, environmentUrl, connectedAt,
                                            lastRefreshAt, reason}``
 - ``DELETE /api/dynamics/connection``      admin: disconnect (the token secret is removed)
@@ -54,6 +59,35 @@ class ConnectRequest(BaseModel):
 
 class ConnectResponse(BaseModel):
     authorizationUrl: str
+
+
+class CompleteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    handle: str = Field(
+        min_length=1, max_length=200, description="the `handle` the callback put on the frontend URL"
+    )
+
+
+class ConnectedAccount(BaseModel):
+    """What was connected, for the admin to confirm."""
+
+    status: str = Field(description="connected")
+    signedInAs: str | None = Field(description="UPN or e-mail of the Microsoft account that signed in")
+    tenantId: str | None = Field(description="Entra tenant of that account")
+    environmentUrl: str
+    dynamicsUserId: str | None
+    connectedAt: str | None
+
+    @classmethod
+    def of(cls, record: ConnectionRecord) -> ConnectedAccount:
+        return cls(
+            status=record.status.value,
+            signedInAs=record.integration_user_email,
+            tenantId=record.tenant_id,
+            environmentUrl=record.environment_url,
+            dynamicsUserId=record.dynamics_user_id,
+            connectedAt=utc_iso(record.connected_at),
+        )
 
 
 class IntegrationUser(BaseModel):
@@ -127,8 +161,8 @@ def dynamics_connect(req: func.HttpRequest, caller: Caller) -> func.HttpResponse
 def dynamics_oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
     params = {k: req.params[k] for k in ("code", "state", "error", "error_description") if req.params.get(k)}
     try:
-        _components().service.complete_connect(params)
-        query = {"dynamics": "connected"}
+        handle = _components().service.receive_callback(params)
+        query = {"dynamics": "confirm", "handle": handle}
     except ConnectError as exc:
         log.warning("Dynamics OAuth callback refused: %s", exc.code)
         query = {"dynamics": "error", "code": exc.code}
@@ -142,6 +176,43 @@ def dynamics_oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
             "Referrer-Policy": "no-referrer",
         },
     )
+
+
+# Completion refusals and failures: the caller is not the one who started (403), the handle is spent,
+# unknown or expired (410), Microsoft or the environment refused the kept sign-in (502), a dependency is
+# down (503). In every case nothing was stored.
+_COMPLETION_PROBLEMS: dict[str, tuple[int, str]] = {
+    "not_initiator": (403, "Not your sign-in"),
+    "invalid_handle": (410, "Sign-in no longer usable"),
+    "expired_handle": (410, "Sign-in expired"),
+    "invalid_state": (410, "Sign-in no longer usable"),
+    "token_exchange_failed": (502, "Microsoft refused the sign-in"),
+    "whoami_failed": (502, "The Dynamics environment refused the sign-in"),
+    "identity_provider_unavailable": (503, "Microsoft sign-in unavailable"),
+    "key_vault_unavailable": (503, "Token storage unavailable"),
+    "storage_unavailable": (503, "Storage unavailable"),
+}
+
+
+@bp.route(route="dynamics/oauth/complete", methods=["POST"])
+@authenticated(admin=True)
+def dynamics_oauth_complete(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    body = read_model(req, CompleteRequest, max_bytes=1024)
+    try:
+        record = _components().service.complete_connect(caller, body.handle)
+    except ConnectError as exc:
+        status, title = _COMPLETION_PROBLEMS.get(exc.code, (502, "Sign-in could not be completed"))
+        log.warning("Dynamics OAuth completion refused: %s", exc.code)
+        raise HttpProblem(
+            status,
+            title,
+            "Nothing was connected. Start again from the Dynamics settings."
+            if status != 503
+            else "Nothing was connected. Try again in a minute.",
+            headers={"Retry-After": "60"} if status == 503 else None,
+            extra={"code": exc.code},
+        ) from None
+    return model_response(ConnectedAccount.of(record), headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="dynamics/connection", methods=["GET"])
@@ -174,21 +245,36 @@ openapi.register(
 openapi.register(
     "GET",
     "/api/dynamics/oauth/callback",
-    "OAuth redirect target: completes the sign-in and redirects to the frontend",
+    "OAuth redirect target: keeps the sign-in under a one-time handle and redirects to the frontend",
     status=302,
     anonymous=True,
     tags=TAG,
     headers={
-        "Location": "FRONTEND_URL with ?dynamics=connected, or ?dynamics=error&code=<code>; codes: "
-        "invalid_state (forged, unknown or already used), expired_state (over 10 minutes), invalid_request, "
-        "access_denied, consent_required, identity_provider_unavailable, token_exchange_failed, "
-        "whoami_failed, key_vault_unavailable, storage_unavailable",
+        "Location": "FRONTEND_URL with ?dynamics=confirm&handle=<handle> (nothing is connected until the "
+        "admin who started posts the handle to /api/dynamics/oauth/complete within 10 minutes), or "
+        "?dynamics=error&code=<code>; codes: invalid_state (forged, unknown or already used), expired_state "
+        "(over 10 minutes), invalid_request, access_denied, consent_required, storage_unavailable",
     },
     query={
         "code": {"type": "string"},
         "state": {"type": "string"},
         "error": {"type": "string"},
     },
+)
+openapi.register(
+    "POST",
+    "/api/dynamics/oauth/complete",
+    "Complete connecting Dynamics 365 (the admin who started confirms the sign-in)",
+    description="Redeems the sign-in the callback kept under `handle` and stores the connection. Only the "
+    "admin who called /api/dynamics/connect, in the same workspace, may complete: anyone else gets 403 and "
+    "the handle is spent; a used or unknown handle, or one older than 10 minutes, gets 410. The answer names "
+    "the Microsoft account, tenant and environment that were connected. Problems carry a `code`: "
+    "not_initiator, invalid_handle, expired_handle, token_exchange_failed, whoami_failed, "
+    "identity_provider_unavailable, key_vault_unavailable, storage_unavailable.",
+    request=CompleteRequest,
+    response=ConnectedAccount,
+    problems=(400, 401, 403, 410, 415, 502, 503),
+    tags=TAG,
 )
 openapi.register(
     "GET",

@@ -28,8 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AllHint",
+    "AnyHint",
+    "ContainsHint",
+    "EqHint",
     "ExpandItem",
     "Expr",
+    "Hint",
     "NavResolver",
     "ODataError",
     "QueryOptions",
@@ -1255,12 +1260,47 @@ def parse_query(
 # --------------------------------------------------------------------------------------------
 
 
-def index_hint(expr: Expr | None) -> tuple[str, frozenset[Any]] | None:
-    """A column and folded candidate values such that every row matching ``expr`` has
-    ``fold(row[column])`` in the set (rows may still fail other conditions: always re-evaluate).
+@dataclass(frozen=True)
+class EqHint:
+    """Every matching row has ``fold(row[column])`` in ``values``."""
 
-    Derived from a top-level ``eq`` / ``In`` / ``or`` of those on the same column, or from any branch of an
-    ``and`` that has one (the smallest set wins). None means a full scan is needed.
+    column: str
+    values: frozenset[Any]
+
+
+@dataclass(frozen=True)
+class ContainsHint:
+    """Every matching row's ``like_fold(str(row[column]))`` contains one of ``needles`` (already folded)."""
+
+    column: str
+    needles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AnyHint:
+    """OR: every matching row satisfies one of ``parts``."""
+
+    parts: tuple[Hint, ...]
+
+
+@dataclass(frozen=True)
+class AllHint:
+    """AND: every matching row satisfies each of ``parts`` (the store uses the cheapest one)."""
+
+    parts: tuple[Hint, ...]
+
+
+Hint = EqHint | ContainsHint | AnyHint | AllHint
+
+
+def index_hint(expr: Expr | None) -> Hint | None:
+    """What the store's indexes can narrow ``expr`` to: a superset of the matching rows (rows may still fail
+    other conditions: always re-evaluate). None means a full scan is needed.
+
+    ``eq`` / ``In`` give an :class:`EqHint` (hash indexes), ``contains`` / ``startswith`` / ``endswith`` and
+    their merged forms a :class:`ContainsHint` (q-gram indexes), ``or`` an :class:`AnyHint` when every branch
+    has one, ``and`` an :class:`AllHint` of the branches that have one. Paths through a navigation property
+    and comparisons with null have none.
     """
     if expr is None:
         return None
@@ -1275,21 +1315,53 @@ def index_hint(expr: Expr | None) -> tuple[str, frozenset[Any]] | None:
         lit = right.literal
         if lit is None or isinstance(lit, _DateTimeValue):
             return None
-        return left.column, _variants(lit)
+        return EqHint(left.column, _variants(lit))
     if isinstance(expr, InFunction):
         if expr.negated or expr.target.navigation is not None:
             return None
-        return expr.target.column, expr._folded
+        return EqHint(expr.target.column, expr._folded)
+    if isinstance(expr, StringFunction):
+        target = expr.target
+        if not isinstance(target, _Path) or target.navigation is not None:
+            return None
+        needle = like_fold(expr.argument)
+        return ContainsHint(target.column, (needle,)) if needle else None
+    if isinstance(expr, ContainsAny):
+        target = expr.target
+        if not isinstance(target, _Path) or target.navigation is not None or not all(expr.needles):
+            return None
+        return ContainsHint(target.column, tuple(expr.needles))
+    if isinstance(expr, KeyedOr):
+        # One part per term, each narrowed by its key AND by its rest when the rest has an index: a lookup
+        # of (common last name, rare first name) pairs then touches the rare first names' rows only.
+        target = expr.target
+        if target.navigation is not None or not all(expr.needles):
+            return None
+        keyed: list[tuple[Hint, Expr]] = [
+            (EqHint(target.column, frozenset({value})), rest)
+            for value, rests in expr.equal.items()
+            for rest in rests
+        ]
+        keyed += [
+            (ContainsHint(target.column, (needle,)), rest)
+            for needle, rests in expr.needles.items()
+            for rest in rests
+        ]
+        parts: list[Hint] = []
+        for key, rest in keyed:
+            rest_hint = index_hint(rest)
+            parts.append(key if rest_hint is None else AllHint((key, rest_hint)))
+        return parts[0] if len(parts) == 1 else AnyHint(tuple(parts))
     if isinstance(expr, And):
-        hints = [h for h in (index_hint(expr.left), index_hint(expr.right)) if h is not None]
-        if not hints:
+        found = [h for h in (index_hint(expr.left), index_hint(expr.right)) if h is not None]
+        if not found:
             return None
-        return min(hints, key=lambda h: len(h[1]))
+        return found[0] if len(found) == 1 else AllHint(tuple(found))
     if isinstance(expr, Or):
-        a, b = index_hint(expr.left), index_hint(expr.right)
-        if a is None or b is None or a[0] != b[0]:
+        parts_or = [index_hint(term) for term in _or_terms(expr)]
+        if any(h is None for h in parts_or):
             return None
-        return a[0], a[1] | b[1]
+        return AnyHint(tuple(h for h in parts_or if h is not None))
     return None
 
 

@@ -166,7 +166,7 @@ class DataverseEmulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
-        from .odata import fold
+        from .odata import fold, like_fold
 
         tables = self.schema.tables.values()
         intersects = {
@@ -180,6 +180,7 @@ class DataverseEmulator:
         self.store = Store(
             [*self.schema.tables, *intersects],
             fold,
+            text_fold=like_fold,
             primary_ids=self._primary_ids,
             eager_indexes={
                 **{t.logical_name: t.eager_index_columns() for t in tables},

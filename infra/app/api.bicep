@@ -23,8 +23,11 @@ param frontendUrl string
 param dynamicsClientId string
 param dynamicsAuthority string
 param dynamicsAllowedHostPatterns string
+@description('Comma-separated public IPv4 ranges (CIDR) allowed to call the app; empty: any address (callers still need a token).')
+param allowedIpRanges string = ''
 
 var vaultName = split(split(keyVaultUri, '//')[1], '.')[0]
+var allowedRanges = empty(allowedIpRanges) ? [] : map(split(allowedIpRanges, ','), range => trim(range))
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -61,6 +64,19 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      // Optional inbound restriction: only the listed ranges reach the app (and its scm site, same rules).
+      // The OAuth callback is opened by the admin's browser, so their addresses must be in the list too.
+      ipSecurityRestrictionsDefaultAction: empty(allowedRanges) ? 'Allow' : 'Deny'
+      ipSecurityRestrictions: [
+        for (range, i) in allowedRanges: {
+          name: 'allowed-${i}'
+          ipAddress: range
+          action: 'Allow'
+          priority: 100 + i
+        }
+      ]
+      scmIpSecurityRestrictionsUseMain: true
       appSettings: [
         // Storage through the managed identity (no keys anywhere; no AzureWebJobsStorage connection string).
         // The host and the queue triggers (connection "AzureWebJobsStorage") read the *ServiceUri,
@@ -119,6 +135,20 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ]
     }
   }
+}
+
+// No FTP or basic-auth (user/password) publishing: azd deploys through the identity-based blob package.
+// https://learn.microsoft.com/azure/app-service/configure-basic-auth-disable
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'ftp'
+  properties: { allow: false }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'scm'
+  properties: { allow: false }
 }
 
 output name string = app.name

@@ -158,7 +158,8 @@ def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
 
 
 def test_a_realistic_flow_logs_json_lines_with_ids_and_no_secrets(flow: Flow) -> None:
-    # Connect: the admin starts, signs in at Microsoft, the browser comes back with a code.
+    # Connect: the admin starts, signs in at Microsoft, the browser comes back with a code, the callback
+    # sends it to the frontend with a one-time handle.
     assert flow.call("PUT", "/api/integrations/dynamics", json={"enabled": True}).status_code == 200
     started = flow.call("POST", "/api/dynamics/connect", json={"environmentUrl": flow.dataverse.url})
     assert started.status_code == 200, started.text
@@ -172,7 +173,13 @@ def test_a_realistic_flow_logs_json_lines_with_ids_and_no_secrets(flow: Flow) ->
         allow_redirects=False,
         timeout=30,
     )
-    assert "dynamics=connected" in callback.headers["Location"], callback.headers["Location"]
+    returned = parse_qs(urlsplit(callback.headers["Location"]).query)
+    assert returned["dynamics"] == ["confirm"], callback.headers["Location"]
+    flow.seen_secrets.append(returned["handle"][0])
+    # The admin who started confirms in the frontend; the answer names what was connected.
+    completed = flow.call("POST", "/api/dynamics/oauth/complete", json={"handle": returned["handle"][0]})
+    assert completed.status_code == 200, completed.text
+    assert completed.json()["environmentUrl"] == flow.dataverse.url
 
     # Save the field mapping (checked against the environment's live metadata).
     current = flow.call("GET", "/api/dynamics/config")

@@ -52,12 +52,14 @@ class Api:
         )
         return resp
 
-    def connect(self, workspace_id: str, role: str = "admin", env_url: str | None = None):  # type: ignore[no-untyped-def]
+    def connect(
+        self, workspace_id: str, role: str = "admin", env_url: str | None = None, user: str = "user-1"
+    ):  # type: ignore[no-untyped-def]
         req = request(
             "POST",
             "dynamics/connect",
             json_body={"environmentUrl": env_url or self.env.url},
-            headers=bearer(workspace_id, role=role),
+            headers=bearer(workspace_id, role=role, user_id=user),
         )
         return self._keep(call(connection_api.dynamics_connect, req))
 
@@ -79,10 +81,24 @@ class Api:
         assert location.startswith(FRONTEND_URL)
         return {k: v[-1] for k, v in parse_qs(urlsplit(location).query).items()}
 
-    def connect_fully(self, workspace_id: str) -> dict[str, str]:
+    def complete(self, workspace_id: str, handle: str, role: str = "admin", user: str = "user-1"):  # type: ignore[no-untyped-def]
+        req = request(
+            "POST",
+            "dynamics/oauth/complete",
+            json_body={"handle": handle},
+            headers=bearer(workspace_id, role=role, user_id=user),
+        )
+        return self._keep(call(connection_api.dynamics_oauth_complete, req))
+
+    def connect_fully(self, workspace_id: str) -> dict[str, object]:
+        """Start, sign in, callback, and the same admin completes; returns the completion's answer."""
         resp = self.connect(workspace_id)
         assert resp.status_code == 200, resp.get_body()
-        return self.callback(self.sign_in(body_json(resp)["authorizationUrl"]))
+        back = self.callback(self.sign_in(body_json(resp)["authorizationUrl"]))
+        assert back["dynamics"] == "confirm", back
+        done = self.complete(workspace_id, back["handle"])
+        assert done.status_code == 200, done.get_body()
+        return body_json(done)  # type: ignore[no-any-return]
 
     def connection(self, workspace_id: str, role: str = "admin"):  # type: ignore[no-untyped-def]
         req = request("GET", "dynamics/connection", headers=bearer(workspace_id, role=role))
@@ -145,7 +161,12 @@ def make_due(components: ConnectionComponents, workspace_id: str) -> None:
 def test_connect_callback_and_state_shown_for_step_1(api: Api) -> None:
     workspace = ws()
     assert body_json(api.connection(workspace))["status"] == "disconnected"
-    assert api.connect_fully(workspace) == {"dynamics": "connected"}
+    connected = api.connect_fully(workspace)
+    # the admin sees which Microsoft account, tenant and environment were connected
+    assert connected["status"] == "connected"
+    assert connected["signedInAs"] == api.entra.current_user.email
+    assert connected["environmentUrl"] == api.env.url
+    assert connected["tenantId"] and str(connected["tenantId"]) in api.entra.authority
     view = body_json(api.connection(workspace, role="member"))  # members see the integration user too
     assert view["status"] == "connected"
     assert view["integrationUser"]["email"] == api.entra.current_user.email
@@ -167,6 +188,17 @@ def test_invalid_environment_url_is_400_with_pointer(api: Api) -> None:
     assert resp.status_code == 400
     assert body_json(resp)["errors"][0]["pointer"] == "/environmentUrl"
     assert api.connect(ws(), env_url="https://contoso.evil.example").status_code == 400
+    # hostile spellings: each a 400 naming the field, none a 500, none reaching a sign-in
+    for hostile in (
+        "https://evil.com\\.crm.dynamics.com",  # requests would send the bearer token to evil.com
+        "https://evil.com＃.crm.dynamics.com",  # a ValueError from NFKC checking, answered 500, before
+        "https://contoso.crm.dynamics.com:8443",
+        "https://contoso .crm.dynamics.com",
+        "https://contoso\x00.crm.dynamics.com",
+    ):
+        resp = api.connect(ws(), env_url=hostile)
+        assert resp.status_code == 400, (hostile, resp.get_body())
+        assert body_json(resp)["errors"][0]["pointer"] == "/environmentUrl"
 
 
 def test_forged_replayed_and_foreign_state(api: Api) -> None:
@@ -178,7 +210,8 @@ def test_forged_replayed_and_foreign_state(api: Api) -> None:
     assert api.callback({**answer_a, "state": "x" * 43}) == {"dynamics": "error", "code": "invalid_state"}
     # B's code presented with A's state: A's flow is consumed, the code does not match A's PKCE/redirect
     result = api.callback({"code": answer_b["code"], "state": answer_a["state"]})
-    assert result["dynamics"] == "error"
+    refused = api.complete(a, result["handle"])
+    assert refused.status_code == 502 and body_json(refused)["code"] == "token_exchange_failed"
     assert body_json(api.connection(a))["status"] == "disconnected"
     # A's state can never be used again (replay), even with its own code
     assert api.callback(answer_a) == {"dynamics": "error", "code": "invalid_state"}
@@ -352,11 +385,11 @@ def test_reconnect_resumes_exports_paused_for_the_token(
     make_due(components, workspace)
     components.refresher.run()
     assert body_json(api.connection(workspace))["status"] == "reconnect_required"
-    assert api.connect_fully(workspace) == {"dynamics": "connected"}
+    assert api.connect_fully(workspace)["status"] == "connected"
     assert resumed == [workspace, workspace]
 
 
-def test_callback_failures_redirect_with_their_code_and_store_nothing(
+def test_callback_and_completion_failures_name_their_code_and_store_nothing(
     api: Api, entra: EntraEmulator, keyvault: KeyVaultEmulator
 ) -> None:
     workspace = ws()
@@ -364,10 +397,13 @@ def test_callback_failures_redirect_with_their_code_and_store_nothing(
     entra.set_fault("consent_required", count=1)
     answer = api.sign_in(body_json(api.connect(workspace))["authorizationUrl"])
     assert api.callback(answer) == {"dynamics": "error", "code": "consent_required"}
-    # Key Vault fails while the tokens are stored
+    # Key Vault fails while the tokens are stored (at completion)
     answer = api.sign_in(body_json(api.connect(workspace))["authorizationUrl"])
+    back = api.callback(answer)
     keyvault.fail_with(503, methods=("PUT",))
-    assert api.callback(answer) == {"dynamics": "error", "code": "key_vault_unavailable"}
+    refused = api.complete(workspace, back["handle"])
+    assert refused.status_code == 503 and refused.headers.get("Retry-After")
+    assert body_json(refused)["code"] == "key_vault_unavailable"
     keyvault.fail_with(None)
     assert keyvault.live_names() == []
     # the callback without state or code
@@ -375,3 +411,67 @@ def test_callback_failures_redirect_with_their_code_and_store_nothing(
     answer = api.sign_in(body_json(api.connect(workspace))["authorizationUrl"])
     assert api.callback({"state": answer["state"]}) == {"dynamics": "error", "code": "invalid_request"}
     assert body_json(api.connection(workspace))["status"] == "disconnected"
+
+
+def test_a_victim_completing_an_attackers_sign_in_is_refused_and_nothing_is_stored(
+    api: Api, entra: EntraEmulator, keyvault: KeyVaultEmulator, dynamics_env: WhoAmIStandIn
+) -> None:
+    """An admin of workspace X starts a connect and sends the Microsoft sign-in link to someone else; that
+    person signs in and their browser comes back with the handle. Whoever they are on the platform, their
+    completion is refused and the handle is spent: X never holds their tokens."""
+    attacker_ws, victim_ws = ws(), ws()
+    redeemed_before = entra.stats.authorization_code
+    for workspace_id, user in (
+        (victim_ws, "victim"),  # an admin of another workspace
+        (attacker_ws, "another-admin"),  # another admin of the same workspace
+    ):
+        started = api.connect(attacker_ws, user="attacker")
+        back = api.callback(api.sign_in(body_json(started)["authorizationUrl"]))  # the victim's browser
+        assert back["dynamics"] == "confirm" and set(back) == {"dynamics", "handle"}
+        refused = api.complete(workspace_id, back["handle"], user=user)
+        assert refused.status_code == 403, refused.get_body()
+        assert refused.mimetype == "application/problem+json"
+        assert body_json(refused)["code"] == "not_initiator"
+        # the handle was spent by the refusal: not even the admin who started can use it now
+        late = api.complete(attacker_ws, back["handle"], user="attacker")
+        assert late.status_code == 410 and body_json(late)["code"] == "invalid_handle"
+    # nothing was redeemed, asked of Dynamics or stored
+    assert entra.stats.authorization_code == redeemed_before
+    assert dynamics_env.calls == 0
+    assert keyvault.live_names() == []
+    assert body_json(api.connection(attacker_ws))["status"] == "disconnected"
+    assert body_json(api.connection(victim_ws))["status"] == "disconnected"
+
+
+def test_completion_only_by_the_initiating_admin_once_and_in_time(
+    api: Api, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = ws()
+    answer = api.sign_in(body_json(api.connect(workspace, user="boss"))["authorizationUrl"])
+    back = api.callback(answer)
+    # while it waits for the admin, the kept sign-in is sealed: neither code nor handle is in any table
+    tables = TableServiceClient.from_connection_string(azurite.connection_string)
+    stored = [
+        repr(dict(e)) for t in tables.list_tables() for e in tables.get_table_client(t.name).list_entities()
+    ]
+    assert stored and not [row for row in stored if answer["code"] in row or back["handle"] in row]
+    # a member of the workspace cannot complete (and does not spend the handle)
+    member = api.complete(workspace, back["handle"], role="member", user="boss")
+    assert member.status_code == 403
+    assert body_json(api.connection(workspace))["status"] == "disconnected"
+    done = api.complete(workspace, back["handle"], user="boss")
+    assert done.status_code == 200 and body_json(done)["status"] == "connected"
+    again = api.complete(workspace, back["handle"], user="boss")
+    assert again.status_code == 410 and body_json(again)["code"] == "invalid_handle"
+    # unknown or malformed handles are refused the same way, never a 500
+    assert api.complete(workspace, "x" * 43, user="boss").status_code == 410
+    assert api.complete(workspace, "", user="boss").status_code == 400
+    # a handle older than 10 minutes has expired: 410, nothing stored
+    other = ws()
+    back = api.callback(api.sign_in(body_json(api.connect(other, user="boss"))["authorizationUrl"]))
+    service = bootstrap.app().connection.service
+    monkeypatch.setattr(service, "_clock", lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11))
+    expired = api.complete(other, back["handle"], user="boss")
+    assert expired.status_code == 410 and body_json(expired)["code"] == "expired_handle"
+    monkeypatch.undo()
+    assert body_json(api.connection(other))["status"] == "disconnected"

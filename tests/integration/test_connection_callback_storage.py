@@ -12,7 +12,7 @@ from azure.data.tables import TableServiceClient
 from core.adapters.storage.connection_repository import AuthFlowRepository, ConnectionRepository
 from core.domain.connection import ConnectionStatus
 from core.services.connection.service import ConnectError, ConnectionService
-from tests.support.identity import IdentityStack, caller
+from tests.support.identity import IdentityStack, caller, finish_sign_in
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -54,7 +54,7 @@ def test_callback_with_connections_table_failing_redirects_and_leaves_no_secret(
     dead = ConnectionRepository(dead_table_service(), stack.prefix + "DynamicsConnections")
     answer = stack.browser_sign_in(c.service.start_connect(caller(WS), stack.env.url))
     with pytest.raises(ConnectError) as err:
-        with_storage(stack, flows=c.flows, connections=dead).complete_connect(answer)
+        finish_sign_in(with_storage(stack, flows=c.flows, connections=dead), caller(WS), answer)
     assert err.value.code == "storage_unavailable"
     assert stack.keyvault.live_names() == []  # the secret written just before was deleted again
     assert c.service.get(WS) is None
@@ -72,7 +72,7 @@ def test_callback_with_flows_table_failing_redirects_and_stores_nothing(
     dead = AuthFlowRepository(dead_table_service(), stack.prefix + "DynamicsAuthFlows")
     answer = stack.browser_sign_in(c.service.start_connect(caller(WS), stack.env.url))
     with pytest.raises(ConnectError) as err:
-        with_storage(stack, flows=dead, connections=c.connections).complete_connect(answer)
+        finish_sign_in(with_storage(stack, flows=dead, connections=c.connections), caller(WS), answer)
     assert err.value.code == "storage_unavailable"
     assert stack.keyvault.live_names() == []
     assert c.service.get(WS) is None

@@ -12,7 +12,7 @@ from core.adapters.identity.token_crypto import TokenCipher
 from core.domain.connection import ConnectionStatus, InvalidEnvironmentUrl, NotConnected, ReconnectRequired
 from core.services.connection.service import ConnectError, KeyVaultUnavailable
 from core.settings import load_settings
-from tests.support.identity import IdentityStack, caller
+from tests.support.identity import IdentityStack, caller, finish_sign_in
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -145,18 +145,18 @@ def test_state_forgery_replay_and_expiry(identity_stack: IdentityStack) -> None:
     url = service.start_connect(caller(), stack.env.url)
     answer = stack.browser_sign_in(url)
     with pytest.raises(ConnectError) as err:
-        service.complete_connect({**answer, "state": "forged-" + answer["state"][:20]})
+        finish_sign_in(service, caller(), {**answer, "state": "forged-" + answer["state"][:20]})
     assert err.value.code == "invalid_state"
-    service.complete_connect(answer)
+    finish_sign_in(service, caller(), answer)
     with pytest.raises(ConnectError) as err:
-        service.complete_connect(answer)  # replay
+        finish_sign_in(service, caller(), answer)  # replay
     assert err.value.code == "invalid_state"
     # expiry: 11 minutes later the flow is refused and nothing is stored
     url = service.start_connect(caller("ws-b"), stack.env.url)
     answer = stack.browser_sign_in(url)
     service._clock = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11)
     with pytest.raises(ConnectError) as err:
-        service.complete_connect(answer)
+        finish_sign_in(service, caller("ws-b"), answer)
     assert err.value.code == "expired_state"
     assert service.get("ws-b") is None
 
@@ -171,7 +171,7 @@ def test_pkce_mismatch_is_refused(identity_stack: IdentityStack, monkeypatch: py
     monkeypatch.setattr(msal.ConfidentialClientApplication, "acquire_token_by_auth_code_flow", tampered)
     url = stack.components.service.start_connect(caller(), stack.env.url)
     with pytest.raises(ConnectError) as err:
-        stack.components.service.complete_connect(stack.browser_sign_in(url))
+        finish_sign_in(stack.components.service, caller(), stack.browser_sign_in(url))
     assert err.value.code == "token_exchange_failed"
     assert stack.components.service.get("ws-a") is None
     assert stack.keyvault.live_names() == []
@@ -182,7 +182,7 @@ def test_consent_error_from_sign_in(identity_stack: IdentityStack) -> None:
     stack.entra.set_fault("consent_required", count=1)
     url = stack.components.service.start_connect(caller(), stack.env.url)
     with pytest.raises(ConnectError) as err:
-        stack.components.service.complete_connect(stack.browser_sign_in(url))
+        finish_sign_in(stack.components.service, caller(), stack.browser_sign_in(url))
     assert err.value.code == "consent_required"
 
 
@@ -211,7 +211,7 @@ def test_key_vault_unavailable_writes_nothing(identity_stack: IdentityStack) -> 
     answer = stack.browser_sign_in(url)
     stack.keyvault.fail_with(503)
     with pytest.raises(ConnectError) as err:
-        service.complete_connect(answer)
+        finish_sign_in(service, caller(), answer)
     assert err.value.code == "key_vault_unavailable"
     stack.keyvault.fail_with(None)
     assert service.get("ws-a") is None and stack.keyvault.live_names() == []

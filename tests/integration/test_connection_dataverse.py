@@ -10,7 +10,7 @@ import pytest
 from core.services.connection.service import ConnectError
 from emulators.dataverse.server import DataverseEmulator
 from emulators.entra import EntraEmulator
-from tests.support.identity import IdentityStack, caller
+from tests.support.identity import IdentityStack, caller, finish_sign_in
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -32,7 +32,7 @@ def test_connect_records_the_dynamics_user_and_token_works(
     user = stack.entra.current_user
     systemuserid = dataverse.add_user(object_id=user.object_id, domainname=user.email)
     url = stack.components.service.start_connect(caller("ws-dv"), dataverse.url)
-    record = stack.components.service.complete_connect(stack.browser_sign_in(url))
+    record = finish_sign_in(stack.components.service, caller("ws-dv"), stack.browser_sign_in(url))
     assert record.dynamics_user_id == systemuserid
     assert record.integration_user_email == user.email
     token = stack.components.tokens.access_token("ws-dv")
@@ -49,7 +49,7 @@ def test_user_outside_the_organisation_is_refused(
     stack.entra.add_user("stranger@fabrikam.example")  # signs in, but is no systemuser of this environment
     url = stack.components.service.start_connect(caller("ws-dv2"), dataverse.url)
     with pytest.raises(ConnectError) as err:
-        stack.components.service.complete_connect(stack.browser_sign_in(url))
+        finish_sign_in(stack.components.service, caller("ws-dv2"), stack.browser_sign_in(url))
     assert err.value.code == "whoami_failed"
     assert stack.components.service.get("ws-dv2") is None
     assert stack.keyvault.live_names() == []

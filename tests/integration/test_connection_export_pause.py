@@ -27,7 +27,7 @@ from emulators.entra import EntraEmulator
 from emulators.tls import trusting_session
 from tests.integration.exports.test_export_worker import CONFIG
 from tests.support.dataverse import STATIC_TOKEN, rows
-from tests.support.identity import IdentityStack, caller, local_secret_store
+from tests.support.identity import IdentityStack, caller, finish_sign_in, local_secret_store
 from tests.support.queues import drain_workspace
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,9 @@ def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
     # tokens expiring within 5 minutes), as an export does once its token ages.
     stack.entra.access_token_lifetime = 120
     service = components.service
-    service.complete_connect(stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url)))
+    finish_sign_in(
+        service, caller(WS), stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url))
+    )
 
     records = [{"id": f"p-{i}", "firstName": "Ada", "lastName": f"Pause {i}"} for i in range(6)]
     job = exports.submit(caller(WS), ExportRequest.model_validate({"entity": "contacts", "records": records}))
@@ -100,7 +102,9 @@ def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
     assert [n.reason for n in components.notifications.list(WS)] == ["revoked"]
 
     stack.entra.access_token_lifetime = 3600
-    service.complete_connect(stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url)))
+    finish_sign_in(
+        service, caller(WS), stack.browser_sign_in(service.start_connect(caller(WS), dataverse.url))
+    )
     assert components.notifications.list(WS) == []
     resumed = drain_workspace(queues, worker, WS)  # the reconnect re-queued the paused chunks
     assert resumed == [ChunkState.DONE, ChunkState.DONE]

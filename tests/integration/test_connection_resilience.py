@@ -8,6 +8,7 @@ import datetime as dt
 import importlib
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -142,25 +143,41 @@ def test_timer_pages_through_due_workspaces_with_bounded_concurrency(identity_st
 def test_two_callbacks_racing_for_one_state_connect_once(identity_stack: IdentityStack) -> None:
     stack = identity_stack
     service = stack.components.service
-    answer = stack.browser_sign_in(service.start_connect(caller("ws-race"), stack.env.url))
-    outcomes: list[str] = []
-    barrier = threading.Barrier(4)
+    admin = caller("ws-race")
+    answer = stack.browser_sign_in(service.start_connect(admin, stack.env.url))
 
-    def complete() -> None:
-        barrier.wait()
-        try:
-            service.complete_connect(answer)
-            outcomes.append("connected")
-        except ConnectError as exc:
-            outcomes.append(exc.code)
+    def race(step: Callable[[], object], success: str) -> list[str]:
+        outcomes: list[str] = []
+        barrier = threading.Barrier(4)
 
-    threads = [threading.Thread(target=complete) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sorted(outcomes) == ["connected", "invalid_state", "invalid_state", "invalid_state"]
-    assert stack.entra.stats.authorization_code == 1  # the code was redeemed by one callback only
+        def attempt() -> None:
+            barrier.wait()
+            try:
+                outcomes.append(success if step() else "nothing")
+            except ConnectError as exc:
+                outcomes.append(exc.code)
+
+        threads = [threading.Thread(target=attempt) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return outcomes
+
+    handles: list[str] = []
+    assert sorted(race(lambda: handles.append(service.receive_callback(answer)) or True, "kept")) == [
+        "invalid_state",
+        "invalid_state",
+        "invalid_state",
+        "kept",
+    ]
+    assert sorted(race(lambda: service.complete_connect(admin, handles[0]), "connected")) == [
+        "connected",
+        "invalid_handle",
+        "invalid_handle",
+        "invalid_handle",
+    ]
+    assert stack.entra.stats.authorization_code == 1  # the code was redeemed by one completion only
     assert len(stack.keyvault.live_names()) == 1
 
 

@@ -42,7 +42,7 @@ from emulators.entra import EntraEmulator
 from emulators.tls import trusting_session
 from tests.integration.exports.test_export_worker import CONFIG
 from tests.support.dataverse import STATIC_TOKEN, rows
-from tests.support.identity import IdentityStack, caller, local_secret_store
+from tests.support.identity import IdentityStack, caller, finish_sign_in, local_secret_store
 from tests.support.queues import drain_workspace
 
 pytestmark = pytest.mark.integration
@@ -119,8 +119,9 @@ class Setup:
 
     def connect(self) -> None:
         service = self.components.service
-        service.complete_connect(
-            self.stack.browser_sign_in(service.start_connect(caller(self.ws), self.dataverse.url))
+        admin = caller(self.ws)
+        finish_sign_in(
+            service, admin, self.stack.browser_sign_in(service.start_connect(admin, self.dataverse.url))
         )
 
     def drain(self) -> list[ChunkState]:

@@ -293,7 +293,8 @@ def dynamics(
 
 
 def connect(workspace: str, environment_url: str) -> None:
-    """What the admin does in the UI: connect, sign in at Microsoft, come back through the callback."""
+    """What the admin does in the UI: connect, sign in at Microsoft, come back through the callback,
+    confirm."""
     started = call(
         connection_api.dynamics_connect,
         request(
@@ -311,7 +312,18 @@ def connect(workspace: str, environment_url: str) -> None:
     back = call(
         connection_api.dynamics_oauth_callback, request("GET", "dynamics/oauth/callback", params=params)
     )
-    assert "dynamics=connected" in back.headers["Location"], back.headers["Location"]
+    returned = parse_qs(urlsplit(back.headers["Location"]).query)
+    assert returned["dynamics"] == ["confirm"], back.headers["Location"]
+    done = call(
+        connection_api.dynamics_oauth_complete,
+        request(
+            "POST",
+            "dynamics/oauth/complete",
+            json_body={"handle": returned["handle"][0]},
+            headers=bearer(workspace),
+        ),
+    )
+    assert done.status_code == 200, done.get_body()
 
 
 def dynamics_health(workspace: str, role: str = "member") -> dict[str, Any]:

@@ -194,7 +194,16 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             params=back,
             expect=302,
         )
-        assert "dynamics=connected" in callback.headers["Location"]
+        returned = parse_qs(urlsplit(callback.headers["Location"]).query)
+        assert returned["dynamics"] == ["confirm"], callback.headers["Location"]
+        completed = walk(
+            "POST",
+            "/api/dynamics/oauth/complete",
+            connection_api.dynamics_oauth_complete,
+            json_body={"handle": returned["handle"][0]},
+            expect=200,
+        )
+        assert body_json(completed)["environmentUrl"] == dataverse.url
         walk("GET", "/api/dynamics/connection", connection_api.dynamics_connection_get, expect=200)
         health = walk("GET", "/api/health/dynamics", meta_api.get_dynamics_health, expect=200)
         assert body_json(health)["status"] == "connected", body_json(health)

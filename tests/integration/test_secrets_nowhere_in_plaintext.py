@@ -168,9 +168,13 @@ def _run_flow(flow: Flow, entra: RecordingEntra, dataverse: DataverseEmulator, j
     assert answer.status_code == 302, answer.text
     back = {k: v[-1] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
     callback = _keep(flow, app.get(f"{url}/dynamics/oauth/callback", params=back, allow_redirects=False))
-    assert callback.status_code == 302 and "dynamics=connected" in callback.headers["Location"], (
-        callback.headers
+    returned = parse_qs(urlsplit(callback.headers["Location"]).query)
+    assert callback.status_code == 302 and returned["dynamics"] == ["confirm"], callback.headers
+    completed = _keep(
+        flow,
+        app.post(f"{url}/dynamics/oauth/complete", json={"handle": returned["handle"][0]}, headers=auth),
     )
+    assert completed.status_code == 200, completed.text
     assert _keep(flow, app.get(f"{url}/dynamics/connection", headers=auth)).json()["status"] == "connected"
 
     current = _keep(flow, app.get(f"{url}/dynamics/config", headers=auth))

@@ -22,7 +22,8 @@ from azure.data.tables import TableServiceClient
 
 from core.adapters.identity.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
 from core.bootstrap import build_connection
-from core.services.connection.service import ConnectionComponents
+from core.domain.connection import ConnectionRecord
+from core.services.connection.service import ConnectionComponents, ConnectionService
 from core.settings import load_settings
 from emulators.entra import EntraEmulator
 from emulators.entra.httpd import HttpsServer, Reply, Request
@@ -124,9 +125,11 @@ class IdentityStack:
     responses: list[str] = field(default_factory=list)
 
     def connect(self, workspace_id: str = "ws-a") -> None:
-        """An admin of the workspace connects Dynamics: start, sign in at the Entra stand-in, callback."""
-        url = self.components.service.start_connect(caller(workspace_id), self.env.url)
-        self.components.service.complete_connect(self.browser_sign_in(url))
+        """An admin of the workspace connects Dynamics: start, sign in at the Entra stand-in, callback,
+        then the same admin completes with the handle."""
+        admin = caller(workspace_id)
+        url = self.components.service.start_connect(admin, self.env.url)
+        finish_sign_in(self.components.service, admin, self.browser_sign_in(url))
 
     def browser_sign_in(self, authorization_url: str) -> dict[str, str]:
         """What the admin's browser does: follow the sign-in URL, read the redirect back to us."""
@@ -144,6 +147,12 @@ class IdentityStack:
                 client = self.tables.get_table_client(table.name)
                 out.extend(repr(dict(e)) for e in client.list_entities())
         return out
+
+
+def finish_sign_in(service: ConnectionService, admin: Any, answer: dict[str, str]) -> ConnectionRecord:
+    """After the browser came back from Microsoft: the callback keeps the sign-in under a handle, and the
+    admin who started completes with it (``ConnectError`` from either step propagates)."""
+    return service.complete_connect(admin, service.receive_callback(answer))
 
 
 def local_secret_store(vault_url: str, token: str) -> KeyVaultSecretStore:

@@ -350,23 +350,40 @@ def test_attribute_metadata_merges_type_casts() -> None:
             }
         ]
     }
-    client, transport, _, _ = make_client(
-        response(200, base), response(200, strings), response(200, picklists)
+    boundary = "batchresponse_meta"
+    parts = "".join(
+        f"--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json; odata.metadata=minimal\r\n\r\n"
+        f"{json.dumps(part)}\r\n"
+        for part in (strings, picklists)
     )
+    batch = response(
+        200,
+        raw=f"{parts}--{boundary}--\r\n".encode(),
+        headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
+    )
+    client, transport, _, _ = make_client(response(200, base), batch)
     columns = {a.logical_name: a for a in client.attributes("contact")}
     assert columns["firstname"].max_length == 50
     assert columns["firstname"].display_name == "First Name"
     assert columns["fullname"].is_valid_for_create is False
     assert [(o.value, o.label) for o in columns["preferredcontactmethodcode"].options] == [(1, "Any")]
+    # two requests whatever the number of attribute types: the common properties, then one $batch
+    # holding a GET per type cast present
+    assert len(transport.requests) == 2
     urls = [unquote(r.url or "") for r in transport.requests]
     assert urls[0].startswith(
         API + "EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,"
     )
+    assert urls[1] == API + "$batch"
+    body = unquote(bytes(transport.requests[1].body or b"").decode())
+    gets = [line for line in body.split("\r\n") if line.startswith("GET ")]
+    assert len(gets) == 2
     assert (
-        "/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=LogicalName,MaxLength" in urls[1]
+        "/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=LogicalName,MaxLength" in gets[0]
     )
-    assert "/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?" in urls[2]
-    assert "$expand=OptionSet,GlobalOptionSet" in urls[2]
+    assert "/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?" in gets[1]
+    assert "$expand=OptionSet,GlobalOptionSet" in gets[1]
 
 
 # ---------------------------------------------------------------------------- errors

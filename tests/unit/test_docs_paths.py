@@ -1,4 +1,4 @@
-"""The README and docs/ name only what exists: every repository path they quote (`core/...`, `tests/...`),
+"""The READMEs and docs/ name only what exists: every repository path they quote (`core/...`, `tests/...`),
 every local link, and every test they cite as `path::test_name`. A module moved or a test renamed without
 its documentation fails here, so a reader never follows a path to nothing."""
 
@@ -11,8 +11,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TOP_LEVEL = ("core", "tests", "emulators", "devhost", "bench", "scripts", "infra", "docs")
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *(readme for d in TOP_LEVEL if (readme := ROOT / d / "README.md").is_file()),
+]
 QUOTED = re.compile(r"`([^`\s]+)`")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
@@ -42,7 +46,7 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert _local_links(text + " [u](https://example.com) [a](#anchor)") == ["docs/m.md"]
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_quoted_path_and_local_link_exists(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     missing = [q for q in _quoted_paths(text) if not (ROOT / q.split("::")[0]).exists()]
@@ -50,7 +54,7 @@ def test_every_quoted_path_and_local_link_exists(doc: Path) -> None:
     assert missing == [], f"{doc.relative_to(ROOT)} names paths that do not exist: {missing}"
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_cited_test_exists(doc: Path) -> None:
     missing = []
     for quoted in _quoted_paths(doc.read_text(encoding="utf-8")):

@@ -27,6 +27,17 @@ MAIN = (INFRA / "main.bicep").read_text()
 # when logged in with a client id), not from the .env file (azure-dev bicep_provider.go loadParameters).
 AZD_PROVIDED = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_PRINCIPAL_ID", "AZURE_PRINCIPAL_TYPE"}
 SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+CRYPTO_SERVICE_ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+# Roles the app never needs: key or vault management, every crypto operation, or everything.
+# learn.microsoft.com/azure/role-based-access-control/built-in-roles#security and #privileged
+TOO_BROAD = {
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
+    "14b46e9e-c2b7-41b4-b07b-48a6ebf60603": "Key Vault Crypto Officer",
+    "12338af0-0e69-4776-bea7-57ae8d297424": "Key Vault Crypto User",
+    "f25e0fa2-a7c8-4377-a976-54943a77a395": "Key Vault Contributor",
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+}
 
 # Built-in role ids (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 ROLES = {
@@ -35,7 +46,10 @@ ROLES = {
         "974c5e8b-45b9-4653-ba55-5f855dd0fb88",  # Storage Queue Data Contributor
         "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",  # Storage Table Data Contributor
     },
-    "keyvault.bicep": {"b86a8fe4-44ce-4948-aee5-eccb2c155cd7"},  # Key Vault Secrets Officer
+    "keyvault.bicep": {
+        "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",  # Key Vault Secrets Officer
+        "e147488a-f6f5-4113-8e2d-b22465e65bf6",  # Key Vault Crypto Service Encryption User
+    },
     "monitoring.bicep": {"3913510d-42f4-4e42-8a64-420c390055eb"},  # Monitoring Metrics Publisher
 }
 
@@ -221,11 +235,12 @@ def test_whoever_runs_azd_becomes_key_vault_secrets_officer_to_store_the_app_sec
     assert re.search(r"^param operatorPrincipalId string = ''$", vault, re.M)
     assert "@allowed(['User', 'ServicePrincipal'])" in _decorated_param(vault, "operatorPrincipalType")
     assignments = _role_assignments(vault)
-    assert len(assignments) == 2, sorted(assignments)
     by_principal = {
         re.search(r"principalId: (\w+)", body).group(1): (condition, body)  # type: ignore[union-attr]
         for condition, body in assignments.values()
+        if "keyVaultSecretsOfficer" in body
     }
+    assert len(by_principal) == 2, sorted(assignments)
     app_condition, app_body = by_principal["principalId"]
     operator_condition, operator_body = by_principal["operatorPrincipalId"]
     assert app_condition is None and "principalType: 'ServicePrincipal'" in app_body
@@ -250,3 +265,81 @@ def test_whoever_runs_azd_becomes_key_vault_secrets_officer_to_store_the_app_sec
     for secret in ("DYNAMICS-CLIENT-SECRET", "TOKEN-ENCRYPTION-KEY"):
         assert re.search(rf"az keyvault secret set --vault-name \S+ --name {secret} ", deploy), secret
     assert "Key Vault Secrets Officer" in deploy and "AZURE_PRINCIPAL_ID" in deploy
+
+
+def _resource(text: str, type_: str) -> dict[str, tuple[str | None, str]]:
+    """symbol -> (condition or None, body) of every resource of one type (``Microsoft.X/y``)."""
+    found: dict[str, tuple[str | None, str]] = {}
+    text = _strip_comments(text)
+    for m in re.finditer(rf"^resource (\w+) '{re.escape(type_)}@[\w-]+' = (?:if \((.+)\) )?\{{$", text, re.M):
+        end = re.compile(r"^\}$", re.M).search(text, m.end())
+        assert end, m.group(1)
+        found[m.group(1)] = (m.group(2), text[m.end() : end.start()])
+    return found
+
+
+def test_the_app_identity_wraps_with_a_vault_key_it_cannot_manage_or_read() -> None:
+    vault = (INFRA / "app" / "keyvault.bicep").read_text()
+    keys = _resource(vault, "Microsoft.KeyVault/vaults/keys")
+    assert list(keys) == ["tokenWrappingKey"], keys
+    condition, key = keys["tokenWrappingKey"]
+    assert condition is None and "parent: vault" in key
+    assert "kty: 'RSA'" in key and re.search(r"keySize: (3072|4096)", key)  # standard vaults: no oct keys
+    assert "keyOps: ['wrapKey', 'unwrapKey']" in key  # no encrypt/decrypt/sign on this key
+    assert "exportable: true" not in key and "releasePolicy" not in key
+    assert re.search(
+        r"^output tokenWrappingKeyId string = tokenWrappingKey\.properties\.keyUri$", vault, re.M
+    )
+
+    # The app principal: wrap/unwrap on that one key, secrets on the vault, nothing else in the vault.
+    app_roles = set()
+    for _condition, body in _role_assignments(vault).values():
+        if re.search(r"principalId: principalId$", body, re.M):
+            role = re.search(
+                r"roleDefinitionId: subscriptionResourceId\(\s*'Microsoft\.Authorization/roleDefinitions',"
+                r"\s*(\w+)\s*\)",
+                body,
+            )
+            scope = re.search(r"scope: (\w+)", body)
+            assert role and scope, body
+            app_roles.add((role.group(1), scope.group(1)))
+    assert app_roles == {
+        ("keyVaultSecretsOfficer", "vault"),
+        ("keyVaultCryptoServiceEncryptionUser", "tokenWrappingKey"),
+    }
+    assert f"var keyVaultCryptoServiceEncryptionUser = '{CRYPTO_SERVICE_ENCRYPTION_USER}'" in vault
+    for path in INFRA.rglob("*.bicep"):
+        for role_id, role in TOO_BROAD.items():
+            assert role_id not in path.read_text(), f"{path.name} grants {role}"
+
+
+def test_ftp_and_basic_auth_publishing_are_off() -> None:
+    api = (INFRA / "app" / "api.bicep").read_text()
+    policies = _resource(api, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+    names = {}
+    for condition, body in policies.values():
+        assert condition is None  # unconditional
+        assert "parent: app" in body
+        assert re.search(r"^\s+properties: \{ allow: false \}$", body, re.M), body
+        names[re.search(r"name: '(\w+)'", body).group(1)] = body  # type: ignore[union-attr]
+    assert set(names) == {"ftp", "scm"}
+    assert "ftpsState: 'Disabled'" in api
+
+
+def test_network_restriction_is_an_off_by_default_parameter_documented_in_the_readme() -> None:
+    assert re.search(r"^param allowedIpRanges string = ''$", MAIN, re.M)
+    assert "allowedIpRanges" in _modules()["api"][1]
+    assert re.search(r"^\s+allowedIpRanges: allowedIpRanges$", MAIN, re.M)
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert given["allowedIpRanges"]["value"] == "${ALLOWED_IP_RANGES=}"  # empty unless the operator sets it
+    api = _strip_comments((INFRA / "app" / "api.bicep").read_text())
+    assert re.search(r"^param allowedIpRanges string = ''$", api, re.M)
+    assert "ipSecurityRestrictionsDefaultAction: empty(allowedRanges) ? 'Allow' : 'Deny'" in api
+    assert re.search(
+        r"for \(range, i\) in allowedRanges: \{\s+name: [^\n]+\s+ipAddress: range\s+action: 'Allow'", api
+    )
+    assert "scmIpSecurityRestrictionsUseMain: true" in api  # the scm site cannot be a way around it
+    readme = (ROOT / "README.md").read_text()
+    deploy = readme[readme.index("## Deploy to Azure") :]
+    assert "azd env set ALLOWED_IP_RANGES " in deploy
+    assert "OAuth callback" in deploy[deploy.index("ALLOWED_IP_RANGES") :][:1200]

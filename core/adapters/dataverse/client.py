@@ -56,7 +56,7 @@ from core.adapters.dataverse.batch import (
 )
 from core.adapters.dataverse.errors import DataverseError
 from core.adapters.dataverse.metadata import EntityMetadata, TableReader
-from core.adapters.dataverse.odata import key_segment
+from core.adapters.dataverse.odata import MAX_PAGE_SIZE, key_segment, prefer_page_size
 from core.adapters.dataverse.transport import (
     DEFAULT_USER_AGENT,
     RequestEvent,
@@ -77,8 +77,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_PAGE_SIZE = 5000
 
 
 @dataclass(frozen=True)
@@ -131,7 +129,7 @@ class DataverseClient:
             clock=clock,
             now=now,
         )
-        self.tables = TableReader(self.transport)
+        self.tables = TableReader(self.transport, self.execute_batch)
         self.environment_url = self.transport.environment_url
         self.api_path = self.transport.api_path
         self.api_url = self.transport.api_url
@@ -218,10 +216,7 @@ class DataverseClient:
             params.extend(aliases.items())
         prefer: list[str] = []
         if top is None or page_size is not None:  # $top is ignored together with maxpagesize
-            size = page_size or DEFAULT_PAGE_SIZE
-            if not 1 <= size <= DEFAULT_PAGE_SIZE:
-                raise ValueError("page_size must be between 1 and 5000")
-            prefer.append(f"odata.maxpagesize={size}")
+            prefer.append(prefer_page_size(page_size or MAX_PAGE_SIZE))
         if include_annotations:
             prefer.append(f'odata.include-annotations="{include_annotations}"')
         next_path: str | None = entity_set

@@ -26,6 +26,7 @@ from urllib.parse import quote
 DIRECT_GET_MAX_URL = 32_768
 BATCH_GET_MAX_URL = 65_536
 URL_HEADROOM = 1_024  # room for https://<org>.crm<n>.dynamics.com/api/data/v9.2/ and headers' slack
+MAX_PAGE_SIZE = 5_000  # rows per page Dataverse returns at most (Prefer: odata.maxpagesize)
 
 # Characters kept as they are in a query option's value: the OData punctuation ('(),/:@$*) reads better
 # unencoded and Dataverse accepts it; '=', '&', '+', '#' and spaces are always encoded.
@@ -103,6 +104,13 @@ def contains_filter(column: str, fragment: str) -> str:
 
 def eq_filter(column: str, value: Any) -> str:
     return f"{column} eq {odata_literal(value)}"
+
+
+def prefer_page_size(size: int = MAX_PAGE_SIZE) -> str:
+    """The ``Prefer`` value asking for pages of ``size`` rows (1 to ``MAX_PAGE_SIZE``)."""
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+    return f"odata.maxpagesize={size}"
 
 
 def expand_option(navigations: Iterable[tuple[str, Sequence[str]]]) -> str | None:

@@ -2,11 +2,17 @@
 
 Connect: validate the environment URL, check Key Vault answers, start an msal auth-code flow (PKCE +
 nonce) and keep the flow server-side, sealed, bound to workspace and user, for 10 minutes.
-Callback: take the flow atomically (a replayed or forged state finds nothing), redeem the code with
-msal, ask WhoAmI for the Dynamics user id, store the sealed token cache in Key Vault *first* and only then
-the metadata row — if Key Vault fails nothing is recorded; if Table Storage fails the secret just written
-is deleted again (``storage_unavailable``). Reconnecting clears the reconnect notices and tells listeners
-(exports paused for the token resume).
+Callback (anonymous: whoever signed in at Microsoft lands there, not necessarily the admin): take the
+flow atomically (a replayed or forged state finds nothing) and redeem *nothing*: the code and the flow's
+PKCE verifier are kept, sealed, under a new one-time handle bound to the same workspace and admin for 10
+minutes, and the browser goes to the frontend with the handle. Completion (the initiating admin's bearer
+token + the handle): take the handle atomically -- refused when it names another workspace or user, is
+expired or was used; a refused handle is spent -- then redeem the code with msal, ask WhoAmI for the
+Dynamics user id, store the sealed token cache in Key Vault *first* and only then the metadata row — if
+Key Vault fails nothing is recorded; if Table Storage fails the secret just written is deleted again
+(``storage_unavailable``). So a person an admin lured into signing in never becomes the workspace's
+connection unless that admin, signed in to the platform, completes in the browser that got the handle.
+Reconnecting clears the reconnect notices and tells listeners (exports paused for the token resume).
 
 Paused work always resumes: the reconnect resumes exports and activities (each in its own try); a worker
 that pauses a chunk marks its workspace (``JobStore.mark_paused``) and re-checks the connection itself,
@@ -53,10 +59,15 @@ from core.services.connection.tokens import RECONNECT_NOTIFICATION_KIND, TokenSe
 log = logging.getLogger(__name__)
 
 FLOW_LIFETIME = dt.timedelta(minutes=10)
+# Entra ID authorization codes are short lived ("typically expire after about 10 minutes",
+# https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#redeem-a-code-for-an-access-token);
+# the frontend completes right after the redirect, so the handle need not outlive the code.
+HANDLE_LIFETIME = dt.timedelta(minutes=10)
 
 
 class ConnectError(Exception):
-    """The callback failed; ``code`` goes to the frontend (``?dynamics=error&code=<code>``)."""
+    """The callback or the completion failed; ``code`` goes to the frontend (``?dynamics=error&code=<code>``
+    from the callback, the problem's ``code`` from the completion)."""
 
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
@@ -69,6 +80,16 @@ class KeyVaultUnavailable(Exception):
 
 def _flow_context(workspace_id: str, user_id: str) -> str:
     return f"oauth-flow|{workspace_id}|{user_id}"
+
+
+def _completion_context(workspace_id: str, user_id: str) -> str:
+    return f"oauth-completion|{workspace_id}|{user_id}"
+
+
+def _handle_key(handle: str) -> str:
+    """Handles share the flows table with states (and its purge of expired rows); the prefix keeps the two
+    key spaces apart, and the repository stores only a hash of either."""
+    return f"completion|{handle}"
 
 
 class ConnectionService:
@@ -115,19 +136,13 @@ class ConnectionService:
         return str(flow["auth_uri"])
 
     # ------------------------------------------------------------------ callback
-    def complete_connect(self, params: Mapping[str, str]) -> ConnectionRecord:
+    def receive_callback(self, params: Mapping[str, str]) -> str:
+        """The redirect back from Microsoft: spend the state, keep code + flow sealed under a new one-time
+        handle bound to the initiating admin; redeem nothing. Returns the handle; raises ``ConnectError``."""
         state = params.get("state") or ""
         if not state or len(state) > 200:
             raise ConnectError("invalid_state", "the callback carries no usable state")
-        try:
-            pending = self._flows.take(state)
-        except AzureError as exc:
-            log.error(
-                "OAuth callback: Table Storage unavailable while taking the flow (%s)", type(exc).__name__
-            )
-            raise ConnectError(
-                "storage_unavailable", "the sign-in could not be completed; try again"
-            ) from None
+        pending = self._take(state, "the flow")
         if pending is None:
             raise ConnectError("invalid_state", "unknown, forged or already used state")
         if pending.expires_at <= self._clock():
@@ -138,8 +153,6 @@ class ConnectionService:
             )
         except (TokenDecryptError, ValueError):
             raise ConnectError("invalid_state", "the stored flow does not open") from None
-        flow: dict[str, Any] = payload["flow"]
-        env = str(payload["environmentUrl"])
         if params.get("error"):
             error = str(params["error"])
             code = (
@@ -148,14 +161,69 @@ class ConnectionService:
                 else "access_denied"
             )
             raise ConnectError(code, "Microsoft sign-in did not grant access")
-        if not params.get("code"):
+        code_param = params.get("code") or ""
+        if not code_param or len(code_param) > 4096:
             raise ConnectError("invalid_request", "the callback carries no code")
+        handle = secrets.token_urlsafe(32)
+        kept = json.dumps({**payload, "code": code_param, "state": state}).encode("utf-8")
+        sealed = self._cipher.seal(kept, _completion_context(pending.workspace_id, pending.user_id))
+        try:
+            self._flows.add(
+                _handle_key(handle),
+                PendingFlow(pending.workspace_id, pending.user_id, sealed, self._clock() + HANDLE_LIFETIME),
+            )
+        except AzureError as exc:
+            log.error(
+                "OAuth callback: Table Storage unavailable while keeping the sign-in (%s)", type(exc).__name__
+            )
+            raise ConnectError("storage_unavailable", "the sign-in could not be kept; try again") from None
+        return handle
+
+    def _take(self, key: str, what: str) -> PendingFlow | None:
+        try:
+            return self._flows.take(key)
+        except AzureError as exc:
+            log.error("OAuth: Table Storage unavailable while taking %s (%s)", what, type(exc).__name__)
+            raise ConnectError(
+                "storage_unavailable", "the sign-in could not be completed; try again"
+            ) from None
+
+    # ------------------------------------------------------------------ completion
+    def complete_connect(self, caller: Caller, handle: str) -> ConnectionRecord:
+        """The initiating admin confirms: redeem the kept code and store the connection. Raises
+        ``ConnectError``: ``invalid_handle`` (unknown or used), ``expired_handle``, ``not_initiator``
+        (another workspace or user: the handle is spent and nothing is stored), or a redemption failure."""
+        if not handle or len(handle) > 200:
+            raise ConnectError("invalid_handle", "unknown or already used sign-in")
+        pending = self._take(_handle_key(handle), "the completion handle")
+        if pending is None:
+            raise ConnectError("invalid_handle", "unknown or already used sign-in")
+        if (pending.workspace_id, pending.user_id) != (caller.workspace_id, caller.user_id):
+            log.warning(
+                "workspace %s: a sign-in started by another admin or workspace was presented; refused",
+                caller.workspace_id,
+            )
+            raise ConnectError("not_initiator", "only the admin who started this sign-in can complete it")
+        if pending.expires_at <= self._clock():
+            raise ConnectError("expired_handle", "the sign-in was not completed within 10 minutes")
+        try:
+            payload = json.loads(
+                self._cipher.open(
+                    pending.sealed_flow, _completion_context(pending.workspace_id, pending.user_id)
+                )
+            )
+        except (TokenDecryptError, ValueError):
+            raise ConnectError("invalid_handle", "the kept sign-in does not open") from None
+        flow: dict[str, Any] = payload["flow"]
+        env = str(payload["environmentUrl"])
+        state = str(payload["state"])
+        code = str(payload["code"])
 
         cache = msal.SerializableTokenCache()
         app = self._msal.build(cache)
         try:
             result: dict[str, Any] = app.acquire_token_by_auth_code_flow(
-                flow, {"code": params["code"], "state": state}, scopes=[dataverse_scope(env)]
+                flow, {"code": code, "state": state}, scopes=[dataverse_scope(env)]
             )
         except (ValueError, RuntimeError):  # state / nonce mismatch
             raise ConnectError("invalid_state", "the answer does not belong to this sign-in") from None

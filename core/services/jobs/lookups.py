@@ -15,11 +15,12 @@ from typing import Any
 from core.adapters.dataverse.batch import MAX_BATCH_OPERATIONS, BatchOperation
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.lookup_queries import lookup_queries
+from core.adapters.dataverse.odata import prefer_page_size
 from core.domain.catalog import Entity
 from core.domain.lookup_plan import LookupPlan, plan_broad_lookups
 from core.domain.matching import MatchResult, MatchStatus, Rule, match_records
 
-PREFER_PAGES: Mapping[str, str] = {"Prefer": "odata.maxpagesize=5000"}
+PREFER_PAGES: Mapping[str, str] = {"Prefer": prefer_page_size()}
 
 # Sends GET operations in $batch requests; one list of rows per operation, every page followed.
 BatchGets = Callable[[Sequence[BatchOperation]], list[list[dict[str, Any]]]]

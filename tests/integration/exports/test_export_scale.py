@@ -87,7 +87,9 @@ def export_with(
             workers,
         )
         try:
-            time.sleep(WINDOW_S)  # the workers' start-up WhoAmI calls are not in the ledger: let them age out
+            # The workers' start-up WhoAmI calls are not in their budget's ledger: age them out of the
+            # emulator's window (its clock), so the budget and Dynamics count the same requests.
+            emulator.clock.advance(WINDOW_S)
             config = DynamicsConfig.model_validate(CONFIG)
             service = ExportService(store, lambda _caller: config, chunk_size=20)
             job = service.submit(
