@@ -91,7 +91,10 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "DYNAMICS_ALLOWED_HOST_PATTERNS",
         "*.crm.dynamics.com,*.crm?.dynamics.com,*.crm??.dynamics.com,*.crm.microsoftdynamics.us",
         "Comma-separated shell patterns (host or host:port) an environment URL must match "
-        "(locally add 127.0.0.1:* for the Dataverse stand-in).",
+        "(locally add 127.0.0.1:* for the Dataverse stand-in). The URL must be `https://` + DNS labels "
+        "(IDNA-encoded), port 443 unless a host:port pattern names another, with no user info, path, query, "
+        "fragment, backslash, space or control character; it is parsed by urllib3, the parser requests "
+        "sends with.",
     ),
     SettingSpec(
         "FRONTEND_URL",

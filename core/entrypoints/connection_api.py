@@ -275,6 +275,7 @@ openapi.register(
     response=ConnectedAccount,
     problems=(400, 401, 403, 410, 415, 502, 503),
     tags=TAG,
+    callers=ADMINS,
 )
 openapi.register(
     "GET",
