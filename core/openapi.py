@@ -46,8 +46,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "correlationId": {"type": "string", "description": "500 only: quote it when reporting"},
+        "errorsTotal": {
+            "type": "integer",
+            "description": "present when `errors` lists only the first 100 problems: how many there are",
+        },
         "errors": {
             "type": "array",
+            "maxItems": 100,
             "items": {
                 "type": "object",
                 "required": ["pointer", "message"],
@@ -68,6 +73,7 @@ PROBLEM_TEXT = {
     409: "Conflicts with the current state",
     412: "If-Match names a version that is no longer current",
     413: "Request body too large",
+    429: "Too many jobs queued or running for this workspace; retry after Retry-After seconds",
     415: "Body is not application/json",
     428: "If-Match is required",
     500: "Unexpected error (with correlationId)",

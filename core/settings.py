@@ -141,6 +141,12 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "Records per export chunk (one queue message; the unit of retry and checkpointing).",
     ),
     SettingSpec(
+        "JOBS_MAX_ACTIVE_PER_WORKSPACE",
+        "20",
+        "Jobs of one kind (exports, activities) a workspace may have queued or running at once; one more "
+        "is refused with 429 and Retry-After.",
+    ),
+    SettingSpec(
         "ACTIVITY_CHUNK_SIZE",
         "1000",
         "Engagement events per activity chunk (one queue message; the unit of retry).",

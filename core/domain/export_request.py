@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain.catalog import Entity, PlatformField, catalog_for
+from core.domain.config import MAX_MAPPINGS_PER_TAB
 from core.domain.jobs import ExportEntity, FieldError, RecordAction, RecordOutcome
 from core.domain.values import check_value
 
@@ -39,7 +40,9 @@ class ExportRequest(BaseModel):
 
     entity: ExportEntity
     records: list[Any] = Field(min_length=1, max_length=MAX_RECORDS_PER_EXPORT)
-    manualValues: dict[str, Any] = Field(default_factory=dict)
+    # One value per manual-export mapping of the tab, so never more than a tab may hold; the cap is
+    # checked before any key is looked at (a 500,000-key body is one problem, not 500,000).
+    manualValues: dict[str, Any] = Field(default_factory=dict, max_length=MAX_MAPPINGS_PER_TAB)
     trigger: ExportTrigger = ExportTrigger.MANUAL
     dryRun: bool = False
     userId: str | None = Field(

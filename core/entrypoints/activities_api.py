@@ -1,6 +1,7 @@
 """Campaign engagement events logged as Dynamics activities.
 
 - ``POST /api/dynamics/activities``                   events (202 + job id); optional ``Idempotency-Key``
+- ``GET  /api/dynamics/activities``                   jobs, newest first (``cursor``, ``limit``)
 - ``GET  /api/dynamics/activities/{jobId}``           state, counts, progress
 - ``GET  /api/dynamics/activities/{jobId}/records``   per-event results (``status``, ``cursor``, ``limit``)
 
@@ -19,12 +20,16 @@ from core.domain.activities import ActivitiesRequest
 from core.domain.caller import EVERY_CALLER, SERVICE, Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
+    JOBS_PAGE_QUERY,
     ActivitiesStatus,
     ActivityRecordsPage,
     job_id_param,
+    jobs_page,
+    queue_full,
     records_query,
     records_seen_by,
 )
+from core.services.jobs.queries import JobQueueFull
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -49,12 +54,29 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         raise HttpProblem(
             400, "Invalid header", f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters"
         )
-    result = bootstrap.app().activity_service.submit(caller, request, idempotency_key=key)
+    try:
+        result = bootstrap.app().activity_service.submit(caller, request, idempotency_key=key)
+    except JobQueueFull as exc:
+        raise queue_full(exc) from None
     status_url = f"/api/dynamics/activities/{result.job_id}"
     body = ActivitiesAccepted(
         jobId=result.job_id, accepted=result.accepted, invalid=result.invalid, statusUrl=status_url
     )
     return model_response(body, status=202, headers={"Location": status_url})
+
+
+class ActivitiesList(BaseModel):
+    jobs: list[ActivitiesStatus] = Field(description="newest first, `limit` of them (50 unless asked)")
+    nextCursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; absent or null on the last page"
+    )
+
+
+@bp.route(route="dynamics/activities", methods=["GET"])
+@authenticated(callers=EVERY_CALLER)
+def list_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    page = jobs_page(req, bootstrap.app().activity_service, caller.workspace_id)
+    return model_response(ActivitiesList.model_validate(page), omit_unset=True)
 
 
 @bp.route(route="dynamics/activities/{jobId}", methods=["GET"])
@@ -87,7 +109,7 @@ openapi.register(
     request=ActivitiesRequest,
     response=ActivitiesAccepted,
     status=202,
-    problems=(400, 401, 413, 415),
+    problems=(400, 401, 413, 415, 429),
     tags=TAG,
     request_headers={
         "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "
@@ -95,6 +117,16 @@ openapi.register(
     },
     headers={"Location": "The job's status URL (/api/dynamics/activities/{jobId}), same as statusUrl"},
     callers=SERVICE,
+)
+openapi.register(
+    "GET",
+    "/api/dynamics/activities",
+    "List activities jobs, newest first, a page at a time (`cursor`, `limit` 1..100)",
+    response=ActivitiesList,
+    problems=(400,),
+    query=JOBS_PAGE_QUERY,
+    tags=TAG,
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",

@@ -1,7 +1,7 @@
 """Exports of contacts and companies into Dynamics.
 
 - ``POST /api/dynamics/exports``                   submit (202 + job id); optional ``Idempotency-Key``
-- ``GET  /api/dynamics/exports``                   the workspace's jobs, newest first
+- ``GET  /api/dynamics/exports``                   the workspace's jobs, newest first (``cursor``, ``limit``)
 - ``GET  /api/dynamics/exports/{jobId}``           state, counts, progress
 - ``GET  /api/dynamics/exports/{jobId}/records``   per-record results (``status``, ``cursor``, ``limit``)
 
@@ -25,13 +25,17 @@ from core.domain.export_request import ExportRequest, ExportTrigger
 from core.domain.jobs import ExportEntity, JobState
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
+    JOBS_PAGE_QUERY,
     JobCounts,
     RecordsPage,
     job_id_param,
+    jobs_page,
+    queue_full,
     records_query,
     records_seen_by,
 )
 from core.services.exports.service import InvalidExport
+from core.services.jobs.queries import JobQueueFull
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -73,7 +77,10 @@ class ExportStatus(BaseModel):
 
 
 class ExportList(BaseModel):
-    jobs: list[ExportStatus] = Field(description="newest first, at most 50")
+    jobs: list[ExportStatus] = Field(description="newest first, `limit` of them (50 unless asked)")
+    nextCursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; absent or null on the last page"
+    )
 
 
 @bp.route(route="dynamics/exports", methods=["POST"])
@@ -90,6 +97,8 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     except InvalidExport as exc:
         errors = [p.as_json() for p in exc.problems]
         raise HttpProblem(400, "Invalid export request", f"{len(errors)} problem(s)", errors=errors) from None
+    except JobQueueFull as exc:
+        raise queue_full(exc) from None
     status_url = f"/api/dynamics/exports/{result.job_id}"
     body = ExportAccepted(
         jobId=result.job_id, accepted=result.accepted, invalid=result.invalid, statusUrl=status_url
@@ -100,8 +109,8 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 @bp.route(route="dynamics/exports", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    jobs = bootstrap.app().export_service.list_jobs(caller.workspace_id)
-    return model_response(ExportList.model_validate({"jobs": jobs}), omit_unset=True)
+    page = jobs_page(req, bootstrap.app().export_service, caller.workspace_id)
+    return model_response(ExportList.model_validate(page), omit_unset=True)
 
 
 @bp.route(route="dynamics/exports/{jobId}", methods=["GET"])
@@ -134,7 +143,7 @@ openapi.register(
     request=ExportRequest,
     response=ExportAccepted,
     status=202,
-    problems=(400, 401, 413, 415),
+    problems=(400, 401, 413, 415, 429),
     tags=TAG,
     request_headers={
         "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "
@@ -144,7 +153,14 @@ openapi.register(
     callers=EVERY_CALLER,
 )
 openapi.register(
-    "GET", "/api/dynamics/exports", "List export jobs", response=ExportList, tags=TAG, callers=EVERY_CALLER
+    "GET",
+    "/api/dynamics/exports",
+    "List export jobs, newest first, a page at a time (`cursor`, `limit` 1..100)",
+    response=ExportList,
+    problems=(400,),
+    query=JOBS_PAGE_QUERY,
+    tags=TAG,
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",

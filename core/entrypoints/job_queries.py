@@ -14,7 +14,9 @@ from core.domain.activities import ActorSource, ContactAction
 from core.domain.caller import Caller
 from core.domain.jobs import RecordAction
 from core.domain.matching import MatchStatus
+from core.domain.values import ascii_whole_number
 from core.entrypoints.http_support import HttpProblem
+from core.services.jobs.queries import InvalidCursor, JobQueries, JobQueueFull
 
 MAX_PAGE = 1000
 
@@ -63,7 +65,7 @@ def records_query(req: func.HttpRequest) -> RecordsQuery:
             errors=[{"pointer": "/status", "message": "unknown status"}],
         )
     cursor = req.params.get("cursor") or None
-    if cursor is not None and not (cursor.isdigit() and len(cursor) <= 9):
+    if cursor is not None and ascii_whole_number(cursor, max_digits=9) is None:
         raise HttpProblem(
             400,
             "Invalid query",
@@ -71,14 +73,15 @@ def records_query(req: func.HttpRequest) -> RecordsQuery:
             errors=[{"pointer": "/cursor", "message": "use the nextCursor of the previous page"}],
         )
     raw_limit = req.params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+    limit = ascii_whole_number(raw_limit, max_digits=4)
+    if limit is None or not 1 <= limit <= MAX_PAGE:
         raise HttpProblem(
             400,
             "Invalid query",
             f"limit must be a whole number from 1 to {MAX_PAGE}",
             errors=[{"pointer": "/limit", "message": f"expected 1..{MAX_PAGE}"}],
         )
-    return RecordsQuery(status, cursor, int(raw_limit))
+    return RecordsQuery(status, cursor, limit)
 
 
 # --- answer shapes --------------------------------------------------------------------------------
@@ -180,3 +183,44 @@ class ActivitiesStatus(BaseModel):
     counts: JobCounts
     progress: ActivitiesProgress
     errors: list[str]
+
+
+MAX_JOBS_PAGE = 100
+DEFAULT_JOBS_PAGE = 50
+# The query parameters of a job list, as the OpenAPI document shows them.
+JOBS_PAGE_QUERY: dict[str, dict[str, Any]] = {
+    "cursor": {"type": "string", "maxLength": 200, "description": "nextCursor of the previous page"},
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_JOBS_PAGE, "default": DEFAULT_JOBS_PAGE},
+}
+
+
+def jobs_page(req: func.HttpRequest, service: JobQueries, workspace_id: str) -> dict[str, Any]:
+    """A page of the workspace's jobs (``cursor``, ``limit`` query parameters); 400 naming a bad one."""
+    limit = ascii_whole_number(req.params.get("limit", str(DEFAULT_JOBS_PAGE)), max_digits=4)
+    if limit is None or not 1 <= limit <= MAX_JOBS_PAGE:
+        raise HttpProblem(
+            400,
+            "Invalid query",
+            f"limit must be a whole number from 1 to {MAX_JOBS_PAGE}",
+            errors=[{"pointer": "/limit", "message": f"expected 1..{MAX_JOBS_PAGE}"}],
+        )
+    try:
+        return service.jobs_page(workspace_id, req.params.get("cursor") or None, limit)
+    except InvalidCursor:
+        raise HttpProblem(
+            400,
+            "Invalid query",
+            "cursor is not one this API returned",
+            errors=[{"pointer": "/cursor", "message": "use the nextCursor of the previous page"}],
+        ) from None
+
+
+def queue_full(exc: JobQueueFull) -> HttpProblem:
+    """429 with ``Retry-After``: the workspace has as many jobs of this kind in flight as it may."""
+    return HttpProblem(
+        429,
+        "Too many jobs in flight",
+        f"{exc.limit} jobs of this kind are already queued or running for this workspace; "
+        f"retry after {exc.retry_after_s} seconds",
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )

@@ -122,6 +122,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'DYNAMICS_MAX_CONCURRENCY', value: '16' }
         { name: 'EXPORT_CHUNK_SIZE', value: '500' }
         { name: 'EXPORT_MAX_ATTEMPTS', value: '5' }
+        { name: 'JOBS_MAX_ACTIVE_PER_WORKSPACE', value: '20' }
         // Activities (engagement events).
         { name: 'ACTIVITY_CHUNK_SIZE', value: '1000' }
         { name: 'ACTIVITY_LINKEDIN_TABLE', value: 'auto' }

@@ -34,7 +34,7 @@ from core.domain.jobs import (
 )
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
-from core.services.jobs.queries import JobQueries, SubmitResult
+from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
 EXPORT_NAMES = JobNames(
@@ -64,8 +64,9 @@ class ExportService(JobQueries):
         load_config: Callable[[Caller], DynamicsConfig],
         custom_fields: Callable[[str], Iterable[PlatformField]] = lambda _ws: (),
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
     ) -> None:
-        super().__init__(store)
+        super().__init__(store, max_active_jobs)
         self._load_config = load_config
         self._custom_fields = custom_fields
         self._chunk_size = chunk_size
@@ -84,6 +85,7 @@ class ExportService(JobQueries):
                 return _already_submitted(existing)
         else:
             job_id = str(uuid.uuid4())
+        self.check_capacity(caller.workspace_id)
         # Staged under a folder of this request's own: a concurrent request with the same key stages
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
