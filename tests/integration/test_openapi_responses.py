@@ -279,6 +279,7 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             "POST",
             "/api/dynamics/activities",
             activities_api.post_activities,
+            role="service",
             json_body=activities_request,
             expect=202,
         )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.job_store import JobNames, JobRow, JobStore
-from core.domain.caller import Caller
+from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
     DynamicsConfig,
@@ -74,6 +74,7 @@ class ExportService(JobQueries):
     def submit(
         self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
     ) -> SubmitResult:
+        requester = _requester(caller, request)
         self._store.ensure_ready()
         config = self._load_config(caller)
         self._check_request(request, config)
@@ -102,7 +103,7 @@ class ExportService(JobQueries):
                 "entity": request.entity.value,
                 "trigger": request.trigger.value,
                 "dryRun": request.dryRun,
-                "userId": caller.user_id,
+                "userId": requester,
                 "manualValues": request.manualValues,
                 "config": config.to_json(),
                 "createdAt": now,
@@ -122,7 +123,7 @@ class ExportService(JobQueries):
                     entity=request.entity.value,
                     trigger=request.trigger.value,
                     dry_run=request.dryRun,
-                    user_id=caller.user_id,
+                    user_id=requester,
                     total_records=len(request.records),
                     total_chunks=len(chunks),
                     created_at=now,
@@ -183,6 +184,17 @@ class ExportService(JobQueries):
                 problems.append(Problem(pointer(("manualValues", column)), message))
         if problems:
             raise InvalidExport(problems)
+
+
+def _requester(caller: Caller, request: ExportRequest) -> str:
+    """The platform user an export is for: a person is always themselves; only the platform's service
+    submits automatic exports and names the user it acts for (``Forbidden`` otherwise)."""
+    if request.trigger is ExportTrigger.AUTOMATIC:
+        caller.require(SERVICE, "an automatic export")
+    if request.userId is not None:
+        caller.require(SERVICE, "naming the user an export is for (userId)")
+        return request.userId
+    return caller.user_id
 
 
 def _already_submitted(job: JobRow) -> SubmitResult:
