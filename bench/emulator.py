@@ -12,8 +12,24 @@ measure the server, not the throttle) in its own process and drives it over keep
    ``--seconds`` seconds; the server's own request count (control API ``/_emulator/stats``) is cross-checked;
 4. the emulator's resident memory (Linux ``/proc``) once the contacts are loaded and at the end.
 
-Targets: >= 1,500 GETs/s with 8 threads, CreateMultiple of 1,000 < 0.5 s, In of 100 over 100,000
-< 20 ms. Prints readable lines; the LAST line is one JSON object with the figures.
+Targets: >= 1,500 GETs/s with 8 threads, CreateMultiple of 1,000 < 0.5 s, In of 100 over 100,000 < 20 ms.
+
+``--rows 10000 200000`` measures instead how the emulator's cost grows with table size: for each size a fresh
+emulator gets that many contacts AND accounts (values unique per row, as real LinkedIn slugs, e-mails and
+domains are), then each operation below is repeated until the emulator process has spent about
+``--cpu-budget`` seconds of CPU; printed is the emulator's CPU per operation (user + system time of its
+process, Linux ``/proc``), at each size and the ratio between the sizes (target: within 25%):
+
+- ``get``: a contact by id with ``$select``;
+- ``in100``: ``Microsoft.Dynamics.CRM.In`` over 100 e-mails;
+- ``create1000`` / ``update1000``: ``CreateMultiple`` / ``UpdateMultiple`` of 1,000 contacts;
+- the lookups the export worker sends (core/domain/lookup_plan.py): ``contains_linkedin`` (100
+  ``contains(new_linkedinurl,'/in/<slug>')`` OR-ed), ``contains_names`` (50 ``(contains(lastname,..) and
+  contains(firstname,..))`` OR-ed), ``contains_domains`` (100 ``contains(websiteurl,'<domain>')`` on
+  accounts), ``eq_names`` (50 ``(lastname eq .. and firstname eq ..)`` OR-ed) and ``batch_gets`` (a ``$batch``
+  of 20 GETs, each an ``In`` of 50 e-mails).
+
+Prints readable lines; the LAST line is one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -221,9 +237,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="timed In queries after the first")
     parser.add_argument("--threads", type=int, default=8, help="client threads for the GET benchmark")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of the GET benchmark")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        help="table sizes for the per-operation CPU comparison (e.g. --rows 10000 200000)",
+    )
+    parser.add_argument(
+        "--cpu-budget", type=float, default=2.0, help="emulator CPU seconds spent per operation and size"
+    )
     args = parser.parse_args(argv)
 
     context = ssl.create_default_context(cafile=str(ensure_ca().cert_path))
+    if args.rows:
+        return per_operation_cpu(context, args.rows, args.cpu_budget)
     figures: dict[str, Any] = {}
     with running_emulator() as server:
         client = Client(server, context)
@@ -335,6 +362,216 @@ def main(argv: list[str] | None = None) -> int:
         "create_multiple_1000_s": figures["create_multiple_s_p50"] < TARGETS["create_multiple_1000_s"],
         "in_query_ms": figures["in_query_ms_p50"] < TARGETS["in_query_ms"],
     }
+    print(json.dumps(figures, sort_keys=True), flush=True)
+    return 0
+
+
+# --- per-operation CPU by table size -----------------------------------------------------------------
+
+FIRST = ["ada", "grace", "alan", "edsger", "barbara", "donald", "margaret", "linus", "frances", "ken"]
+
+
+def _contact(i: int) -> dict[str, Any]:
+    first = FIRST[i % len(FIRST)]
+    return {
+        "@odata.type": "Microsoft.Dynamics.CRM.contact",
+        "firstname": f"{first}{i}",
+        "lastname": f"surname{i:07d}",
+        "emailaddress1": f"{first}.{i}@bench.example",
+        "new_linkedinurl": f"https://www.linkedin.com/in/{first}-surname-{i:07x}/",
+        "jobtitle": "Engineer",
+    }
+
+
+def _account(i: int) -> dict[str, Any]:
+    return {
+        "@odata.type": "Microsoft.Dynamics.CRM.account",
+        "name": f"Company {i:07d}",
+        "websiteurl": f"https://www.company{i:07d}.example/about",
+        "emailaddress1": f"info@company{i:07d}.example",
+    }
+
+
+def _load(client: Client, entity_set: str, make: Any, start: int, count: int, batch: int = 1000) -> list[str]:
+    ids: list[str] = []
+    for first in range(start, start + count, batch):
+        targets = [make(i) for i in range(first, min(start + count, first + batch))]
+        status, _, payload = client.request(
+            "POST", f"{API}{entity_set}/Microsoft.Dynamics.CRM.CreateMultiple", {"Targets": targets}
+        )
+        if status != 200:
+            raise RuntimeError(f"CreateMultiple failed: {status} {payload[:300]!r}")
+        ids.extend(json.loads(payload)["Ids"])
+    return ids
+
+
+def _query(entity_set: str, select: str, flt: str) -> str:
+    return f"{API}{entity_set}?$select={select}&$filter={quote(flt, safe='')}"
+
+
+def _batch_body(paths: list[str]) -> tuple[bytes, str]:
+    boundary = "batch_bench"
+    parts = [
+        f"--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        f"GET {path} HTTP/1.1\r\nAccept: application/json\r\n\r\n"
+        for path in paths
+    ]
+    return ("".join(parts) + f"--{boundary}--\r\n").encode(), f"multipart/mixed; boundary={boundary}"
+
+
+class _Operations:
+    """The measured operations over ``rows`` contacts and accounts (each call varies its values)."""
+
+    def __init__(self, client: Client, rows: int, contact_ids: list[str]) -> None:
+        self.client = client
+        self.rows = rows
+        self.contact_ids = contact_ids
+        self.rng = random.Random(rows)
+        self.next_new = rows
+
+    def _sample(self, count: int) -> list[int]:
+        return self.rng.sample(range(self.rows), count)
+
+    def _get(self, path: str, expect_rows: int | None = None) -> None:
+        status, _, payload = self.client.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET failed: {status} {payload[:300]!r}")
+        if expect_rows is not None and len(json.loads(payload)["value"]) != expect_rows:
+            raise RuntimeError(f"expected {expect_rows} rows from {path[:200]}")
+
+    def get(self) -> None:
+        contact_id = self.contact_ids[self.rng.randrange(len(self.contact_ids))]
+        self._get(f"{API}contacts({contact_id})?$select=fullname,emailaddress1")
+
+    def in100(self) -> None:
+        values = ",".join(json.dumps(_contact(i)["emailaddress1"]) for i in self._sample(100))
+        flt = f"Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=[{values}])"
+        self._get(_query("contacts", "contactid", flt), 100)
+
+    def create1000(self) -> None:
+        _load(self.client, "contacts", _contact, self.next_new, 1000)
+        self.next_new += 1000
+
+    def update1000(self) -> None:
+        start = self.rng.randrange(len(self.contact_ids) - 1000)
+        targets = [
+            {"@odata.type": "Microsoft.Dynamics.CRM.contact", "contactid": cid, "jobtitle": f"Role {start}"}
+            for cid in self.contact_ids[start : start + 1000]
+        ]
+        status, _, payload = self.client.request(
+            "POST", f"{API}contacts/Microsoft.Dynamics.CRM.UpdateMultiple", {"Targets": targets}
+        )
+        if status != 204:
+            raise RuntimeError(f"UpdateMultiple failed: {status} {payload[:300]!r}")
+
+    def contains_linkedin(self) -> None:
+        clauses = []
+        for i in self._sample(100):
+            slug = _contact(i)["new_linkedinurl"].split("/in/")[1].rstrip("/")
+            clauses.append(f"contains(new_linkedinurl,'/in/{slug}')")
+        self._get(_query("contacts", "contactid,new_linkedinurl", " or ".join(clauses)), 100)
+
+    def contains_names(self) -> None:
+        clauses = []
+        for i in self._sample(50):
+            last, first = _contact(i)["lastname"], _contact(i)["firstname"]
+            clauses.append(f"(contains(lastname,'{last}') and contains(firstname,'{first}'))")
+        self._get(_query("contacts", "contactid,firstname,lastname", " or ".join(clauses)), 50)
+
+    def contains_domains(self) -> None:
+        clauses = [f"contains(websiteurl,'company{i:07d}.example')" for i in self._sample(100)]
+        self._get(_query("accounts", "accountid,websiteurl", " or ".join(clauses)), 100)
+
+    def eq_names(self) -> None:
+        clauses = []
+        for i in self._sample(50):
+            contact = _contact(i)
+            clauses.append(f"(lastname eq '{contact['lastname']}' and firstname eq '{contact['firstname']}')")
+        self._get(_query("contacts", "contactid", " or ".join(clauses)), 50)
+
+    def batch_gets(self) -> None:
+        paths = []
+        for _ in range(20):
+            values = ",".join(json.dumps(_contact(i)["emailaddress1"]) for i in self._sample(50))
+            flt = f"Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=[{values}])"
+            paths.append(_query("contacts", "contactid", flt))
+        body, content_type = _batch_body(paths)
+        self.client.conn.request(
+            "POST", f"{API}$batch", body=body, headers={**HEADERS, "Content-Type": content_type}
+        )
+        response = self.client.conn.getresponse()
+        payload = response.read()
+        if response.status != 200 or payload.count(b"HTTP/1.1 200") != 20:
+            raise RuntimeError(f"$batch failed: {response.status} {payload[:300]!r}")
+
+
+OPERATIONS = (
+    "get",
+    "in100",
+    "create1000",
+    "update1000",
+    "contains_linkedin",
+    "contains_names",
+    "contains_domains",
+    "eq_names",
+    "batch_gets",
+)
+
+
+def _measure(pid: int, run: Any, budget_s: float, max_calls: int = 5000) -> tuple[float, int]:
+    """Emulator CPU seconds per call of ``run``, repeated until about ``budget_s`` CPU was spent."""
+    run()  # warm-up: a lazily built index or first-call cost is not what a steady export sees
+    before = process_cpu_s(pid)
+    assert before is not None
+    calls = 0
+    spent = 0.0
+    while calls < max_calls and spent < budget_s:
+        run()
+        calls += 1
+        spent = (process_cpu_s(pid) or before) - before
+    return spent / calls, calls
+
+
+def per_operation_cpu(context: ssl.SSLContext, sizes: list[int], budget_s: float) -> int:
+    figures: dict[str, Any] = {"rows": sizes, "cpu_ms": {}, "calls": {}, "rss_mb": {}}
+    for rows in sizes:
+        with running_emulator() as server:
+            client = Client(server, context)
+            try:
+                began = time.perf_counter()
+                contact_ids = _load(client, "contacts", _contact, 0, rows)
+                _load(client, "accounts", _account, 0, rows)
+                print(
+                    f"{rows:,} contacts and {rows:,} accounts loaded in {time.perf_counter() - began:.0f} s",
+                    flush=True,
+                )
+                operations = _Operations(client, rows, contact_ids)
+                cpu: dict[str, float] = {}
+                calls: dict[str, int] = {}
+                for name in OPERATIONS:
+                    per_call, count = _measure(server.process.pid, getattr(operations, name), budget_s)
+                    cpu[name] = round(per_call * 1000, 3)
+                    calls[name] = count
+                    print(
+                        f"  {name:18} {cpu[name]:9.3f} ms emulator CPU per call ({count} calls)", flush=True
+                    )
+                figures["cpu_ms"][str(rows)] = cpu
+                figures["calls"][str(rows)] = calls
+                figures["rss_mb"][str(rows)] = process_rss_mb(server.process.pid)
+            finally:
+                client.close()
+    if len(sizes) >= 2:
+        small, large = str(sizes[0]), str(sizes[-1])
+        ratios = {
+            name: round(figures["cpu_ms"][large][name] / figures["cpu_ms"][small][name], 2)
+            for name in OPERATIONS
+        }
+        figures["ratio_largest_to_smallest"] = ratios
+        figures["within_25_percent"] = {name: ratio <= 1.25 for name, ratio in ratios.items()}
+        print(f"CPU per call, {sizes[-1]:,} rows / {sizes[0]:,} rows:", flush=True)
+        for name in OPERATIONS:
+            print(f"  {name:18} x{ratios[name]:.2f}", flush=True)
+    figures["load_average_1m"] = round(os.getloadavg()[0], 2)
     print(json.dumps(figures, sort_keys=True), flush=True)
     return 0
 

@@ -28,8 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AllHint",
+    "AnyHint",
+    "ContainsHint",
+    "EqHint",
     "ExpandItem",
     "Expr",
+    "Hint",
     "NavResolver",
     "ODataError",
     "QueryOptions",
@@ -376,6 +381,43 @@ class Not(Expr):
         return self.operand.columns()
 
 
+_LIKE_WILDCARDS = frozenset("%_[")
+
+
+def like_regex(pattern: str) -> re.Pattern[str] | None:
+    """A T-SQL LIKE pattern's wildcards as a regex, ``None`` when it has none (a plain substring).
+
+    Dataverse documents ``contains``/``startswith``/``endswith`` arguments as LIKE patterns: ``%`` any
+    string, ``_`` one character, ``[abc]``/``[a-f]`` one of a set, ``[^...]`` none of it; a wildcard
+    between brackets (``[%]``, ``[_]``, ``[[]``) is itself (powerapps-docs
+    ``developer/data-platform/wildcard-characters.md``). An unclosed ``[`` is taken literally.
+    """
+    if not _LIKE_WILDCARDS.intersection(pattern):
+        return None
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        close = pattern.find("]", i + 2) if ch == "[" else -1
+        if ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        elif ch == "[" and close != -1:
+            body = pattern[i + 1 : close]
+            negated = body.startswith("^") and len(body) > 1
+            members = body[1:] if negated else body
+            escaped = "".join(
+                "-" if c == "-" and 0 < k < len(members) - 1 else re.escape(c) for k, c in enumerate(members)
+            )
+            out.append(f"[{'^' if negated else ''}{escaped}]")
+            i = close
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
 @dataclass
 class StringFunction(Expr):
     """contains / startswith / endswith (SQL LIKE under the _CI_AI collation)."""
@@ -383,12 +425,27 @@ class StringFunction(Expr):
     name: str
     target: _Operand
     argument: str
+    _like: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._like = like_regex(like_fold(self.argument))
+
+    @property
+    def plain(self) -> bool:
+        """No LIKE wildcard: the argument is a substring (what the merged OR chains may index)."""
+        return self._like is None
 
     def _eval3(self, row: Row, nav: NavResolver) -> bool | None:
         value = self.target.value(row, nav)
         if value is None:
             return None
         text = like_fold(str(value))
+        if self._like is not None:
+            if self.name == "contains":
+                return self._like.search(text) is not None
+            if self.name == "startswith":
+                return self._like.match(text) is not None
+            return any(self._like.fullmatch(text, start) for start in range(len(text) + 1))
         needle = like_fold(self.argument)
         if self.name == "contains":
             return needle in text
@@ -454,7 +511,8 @@ def _merge_contains(expr: Expr, minimum: int = 8) -> Expr:
         return expr
     terms = _or_terms(expr)
     if not all(
-        isinstance(t, StringFunction) and t.name == "contains" and isinstance(t.target, _Path) for t in terms
+        isinstance(t, StringFunction) and t.name == "contains" and t.plain and isinstance(t.target, _Path)
+        for t in terms
     ):
         keyed = _keyed_or(terms, minimum)
         if keyed is not None:
@@ -542,6 +600,7 @@ def _keyed_or(terms: Sequence[Expr], minimum: int) -> KeyedOr | None:
         elif (
             isinstance(key, StringFunction)
             and key.name == "contains"
+            and key.plain
             and isinstance(key.target, _Path)
             and like_fold(key.argument)
         ):
@@ -1255,12 +1314,47 @@ def parse_query(
 # --------------------------------------------------------------------------------------------
 
 
-def index_hint(expr: Expr | None) -> tuple[str, frozenset[Any]] | None:
-    """A column and folded candidate values such that every row matching ``expr`` has
-    ``fold(row[column])`` in the set (rows may still fail other conditions: always re-evaluate).
+@dataclass(frozen=True)
+class EqHint:
+    """Every matching row has ``fold(row[column])`` in ``values``."""
 
-    Derived from a top-level ``eq`` / ``In`` / ``or`` of those on the same column, or from any branch of an
-    ``and`` that has one (the smallest set wins). None means a full scan is needed.
+    column: str
+    values: frozenset[Any]
+
+
+@dataclass(frozen=True)
+class ContainsHint:
+    """Every matching row's ``like_fold(str(row[column]))`` contains one of ``needles`` (already folded)."""
+
+    column: str
+    needles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AnyHint:
+    """OR: every matching row satisfies one of ``parts``."""
+
+    parts: tuple[Hint, ...]
+
+
+@dataclass(frozen=True)
+class AllHint:
+    """AND: every matching row satisfies each of ``parts`` (the store uses the cheapest one)."""
+
+    parts: tuple[Hint, ...]
+
+
+Hint = EqHint | ContainsHint | AnyHint | AllHint
+
+
+def index_hint(expr: Expr | None) -> Hint | None:
+    """What the store's indexes can narrow ``expr`` to: a superset of the matching rows (rows may still fail
+    other conditions: always re-evaluate). None means a full scan is needed.
+
+    ``eq`` / ``In`` give an :class:`EqHint` (hash indexes), ``contains`` / ``startswith`` / ``endswith`` and
+    their merged forms a :class:`ContainsHint` (q-gram indexes), ``or`` an :class:`AnyHint` when every branch
+    has one, ``and`` an :class:`AllHint` of the branches that have one. Paths through a navigation property
+    and comparisons with null have none.
     """
     if expr is None:
         return None
@@ -1275,21 +1369,53 @@ def index_hint(expr: Expr | None) -> tuple[str, frozenset[Any]] | None:
         lit = right.literal
         if lit is None or isinstance(lit, _DateTimeValue):
             return None
-        return left.column, _variants(lit)
+        return EqHint(left.column, _variants(lit))
     if isinstance(expr, InFunction):
         if expr.negated or expr.target.navigation is not None:
             return None
-        return expr.target.column, expr._folded
+        return EqHint(expr.target.column, expr._folded)
+    if isinstance(expr, StringFunction):
+        target = expr.target
+        if not isinstance(target, _Path) or target.navigation is not None or not expr.plain:
+            return None  # a LIKE pattern with wildcards is not a substring the q-gram index can look up
+        needle = like_fold(expr.argument)
+        return ContainsHint(target.column, (needle,)) if needle else None
+    if isinstance(expr, ContainsAny):
+        target = expr.target
+        if not isinstance(target, _Path) or target.navigation is not None or not all(expr.needles):
+            return None
+        return ContainsHint(target.column, tuple(expr.needles))
+    if isinstance(expr, KeyedOr):
+        # One part per term, each narrowed by its key AND by its rest when the rest has an index: a lookup
+        # of (common last name, rare first name) pairs then touches the rare first names' rows only.
+        target = expr.target
+        if target.navigation is not None or not all(expr.needles):
+            return None
+        keyed: list[tuple[Hint, Expr]] = [
+            (EqHint(target.column, frozenset({value})), rest)
+            for value, rests in expr.equal.items()
+            for rest in rests
+        ]
+        keyed += [
+            (ContainsHint(target.column, (needle,)), rest)
+            for needle, rests in expr.needles.items()
+            for rest in rests
+        ]
+        parts: list[Hint] = []
+        for key, rest in keyed:
+            rest_hint = index_hint(rest)
+            parts.append(key if rest_hint is None else AllHint((key, rest_hint)))
+        return parts[0] if len(parts) == 1 else AnyHint(tuple(parts))
     if isinstance(expr, And):
-        hints = [h for h in (index_hint(expr.left), index_hint(expr.right)) if h is not None]
-        if not hints:
+        found = [h for h in (index_hint(expr.left), index_hint(expr.right)) if h is not None]
+        if not found:
             return None
-        return min(hints, key=lambda h: len(h[1]))
+        return found[0] if len(found) == 1 else AllHint(tuple(found))
     if isinstance(expr, Or):
-        a, b = index_hint(expr.left), index_hint(expr.right)
-        if a is None or b is None or a[0] != b[0]:
+        parts_or = [index_hint(term) for term in _or_terms(expr)]
+        if any(h is None for h in parts_or):
             return None
-        return a[0], a[1] | b[1]
+        return AnyHint(tuple(h for h in parts_or if h is not None))
     return None
 
 

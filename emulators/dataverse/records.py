@@ -17,7 +17,7 @@ import datetime as dt
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -778,9 +778,11 @@ class RecordService:
             relationship = table.associations.get(nav_name)
             if collection is None and relationship is None:
                 raise self._no_property(table, nav_name)
-            target_name = (
-                collection.table if collection is not None else relationship.other(table.logical_name)[1]
-            )  # type: ignore[union-attr]
+            if collection is not None:
+                target_name = collection.table
+            else:
+                assert relationship is not None
+                target_name = relationship.other(table.logical_name)[1]
             target = self.schema.tables[target_name]
             match = _REF_RE.match(other_text.strip())
             if match:
@@ -976,14 +978,12 @@ class RecordService:
         """Every row matching ``options.filter``, ordered (paging is the caller's business)."""
         nav = self.navigate(table)
         hint = index_hint(options.filter)
-        if hint is not None:
-            column, values = hint
-            rows: list[Mapping[str, Any]] = list(self.store.candidates(table.logical_name, column, values))
-        else:
-            rows = list(self.store.rows(table.logical_name))
-        if options.filter is not None:
-            expr = options.filter
-            rows = [r for r in rows if expr.evaluate(r, nav)]
+        hinted = self.store.hinted(table.logical_name, hint) if hint is not None else None
+        scanned: Sequence[Mapping[str, Any]] = (
+            hinted if hinted is not None else self.store.rows(table.logical_name)
+        )
+        expr = options.filter
+        rows = [r for r in scanned if expr.evaluate(r, nav)] if expr is not None else list(scanned)
         if options.orderby:
             return sort_rows(rows, options.orderby, nav)
         return rows

@@ -1,4 +1,7 @@
-"""SchemaName and English DisplayName of the standard tables and columns the emulator serves.
+"""SchemaName and English DisplayName of the standard tables, and of the standard columns that
+``standard_tables.json`` does not name: the system and activity columns of custom tables
+(``new_linkedinactivity``) and the sdkmessage / sdkmessagefilter tables. The ten reference tables take their
+names from ``standard_tables.json``, which wins over this file.
 
 Real metadata answers ``SchemaName`` in Pascal case (``FirstName``, ``EMailAddress1``, ``DoNotEMail``) and
 a display label per column (``Job Title``, ``Business Phone``). The values below follow the table reference

@@ -55,7 +55,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             "NO_PROXY": "127.0.0.1",
         }
         done = subprocess.run(
-            [node, str(SCRIPT)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+            [node, str(SCRIPT)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, done.stderr[-3000:]
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -8,12 +8,18 @@ from typing import Any
 import pytest
 
 from emulators.dataverse.odata import (
+    AllHint,
+    AnyHint,
+    ContainsHint,
+    EqHint,
     ExpandItem,
+    Hint,
     ODataError,
     Row,
     escape_literal,
     fold,
     index_hint,
+    like_fold,
     parse_filter,
     parse_query,
     sort_rows,
@@ -293,24 +299,51 @@ def test_sort_rows_nulls_first_case_insensitive_and_stable() -> None:
 
 
 def test_index_hint_shapes() -> None:
-    def hint(text: str, **aliases: str) -> tuple[str, frozenset[Any]] | None:
+    def hint(text: str, **aliases: str) -> Hint | None:
         return index_hint(parse_filter(text, aliases))
 
-    assert hint("lastname eq 'Smith '") == ("lastname", frozenset({"smith"}))
-    assert hint("'x' eq lastname") == ("lastname", frozenset({"x"}))
-    col_vals = hint("lastname eq 'a' or lastname eq 'B'")
-    assert col_vals == ("lastname", frozenset({"a", "b"}))
-    h = hint(
+    assert hint("lastname eq 'Smith '") == EqHint("lastname", frozenset({"smith"}))
+    assert hint("'x' eq lastname") == EqHint("lastname", frozenset({"x"}))
+    assert hint("lastname eq 'a' or lastname eq 'B'") == AnyHint(
+        (EqHint("lastname", frozenset({"a"})), EqHint("lastname", frozenset({"b"})))
+    )
+    both = hint(
         'statecode eq 0 and Microsoft.Dynamics.CRM.In(PropertyName=\'lastname\',PropertyValues=["a","b"])'
     )
-    assert h is not None and h[0] == "statecode"  # the smaller set wins
-    assert hint("lastname eq 'a' or firstname eq 'b'") is None
+    assert both == AllHint((EqHint("statecode", frozenset({0})), EqHint("lastname", frozenset({"a", "b"}))))
+    assert hint("contains(new_linkedinurl,'/in/Ada-L')") == ContainsHint("new_linkedinurl", ("/in/ada-l",))
+    assert hint("startswith(lastname,'Lov')") == ContainsHint("lastname", ("lov",))
+    many = " or ".join(f"contains(websiteurl,'acme{i}.com')" for i in range(10))
+    assert hint(many) == ContainsHint("websiteurl", tuple(f"acme{i}.com" for i in range(10)))
+    assert isinstance(hint("lastname eq 'a' or firstname eq 'b'"), AnyHint)  # a union over two indexes
+    assert hint("lastname eq 'a' or lastname ne 'b'") is None  # a branch without an index: full scan
     assert hint("lastname ne 'a'") is None
     assert hint("not (lastname eq 'a')") is None
     assert hint("lastname eq null") is None
     assert hint("parentcustomerid_account/name eq 'a'") is None
+    assert hint("contains(parentcustomerid_account/name,'a')") is None
     assert hint("createdon eq 2024-01-01T00:00:00Z") is None
     assert index_hint(None) is None
+    pairs = " or ".join(f"(contains(lastname,'smith') and contains(firstname,'ada{i}'))" for i in range(10))
+    keyed = hint(pairs)  # a lookup of name pairs: each term narrowed by both of its columns
+    assert keyed == AnyHint(
+        tuple(
+            AllHint((ContainsHint("lastname", ("smith",)), ContainsHint("firstname", (f"ada{i}",))))
+            for i in range(10)
+        )
+    )
+
+
+def _covers(hint: Hint, row: dict[str, Any]) -> bool:
+    """Whether ``row`` is among the rows ``hint`` narrows to (what the store's indexes compute)."""
+    if isinstance(hint, EqHint):
+        return fold(row.get(hint.column)) in hint.values
+    if isinstance(hint, ContainsHint):
+        value = row.get(hint.column)
+        return value is not None and any(n in like_fold(str(value)) for n in hint.needles)
+    if isinstance(hint, AnyHint):
+        return any(_covers(part, row) for part in hint.parts)
+    return all(_covers(part, row) for part in hint.parts)
 
 
 _COLUMNS = ["lastname", "statecode", "city"]
@@ -336,7 +369,8 @@ def _random_filter(rng: random.Random, depth: int) -> str:
             quoted = ",".join(f'"{v}"' for v in (str(x) for x in vals))
             return f"Microsoft.Dynamics.CRM.In(PropertyName='{col}',PropertyValues=[{quoted}])"
         if kind < 0.85:
-            return f"contains({col},'{escape_literal(str(rng.choice(_VALUES))[:2])}')"
+            function = rng.choice(["contains", "startswith", "endswith"])
+            return f"{function}({col},'{escape_literal(str(rng.choice(_VALUES))[:3])}')"
         return f"{col} eq {_literal(rng.choice(_VALUES))}"
     op = rng.choice(["and", "or", "and", "not"])
     if op == "not":
@@ -345,7 +379,7 @@ def _random_filter(rng: random.Random, depth: int) -> str:
 
 
 def test_index_hint_never_excludes_a_matching_row() -> None:
-    """Property: for random rows and filters, every matching row's folded column value is in the hint."""
+    """Property: for random rows and filters, every matching row is among the rows the hint narrows to."""
     rng = random.Random(20240301)
     rows = [{c: rng.choice(_VALUES) for c in _COLUMNS} for _ in range(300)]
     hinted = 0
@@ -356,10 +390,9 @@ def test_index_hint_never_excludes_a_matching_row() -> None:
         if hint is None:
             continue
         hinted += 1
-        column, candidates = hint
         for row in rows:
             if expr.evaluate(row, nav):
-                assert fold(row[column]) in candidates, (text, row)
+                assert _covers(hint, row), (text, row)
     assert hinted > 100  # the property was exercised on many hinted filters
 
 
@@ -488,3 +521,20 @@ def test_options_inside_expand_other_than_select_are_the_emulators_limit(option:
         f"The query option '{key}' inside $expand of navigation property 'Account_Tasks' is not supported "
         "by the emulator: only $select is."
     )
+
+
+def test_string_function_arguments_are_like_patterns() -> None:
+    """As in Dataverse, ``%``, ``_`` and ``[...]`` are wildcards; a bracketed one is itself
+    (powerapps-docs developer/data-platform/wildcard-characters.md)."""
+    row = {"new_linkedinurl": "https://www.linkedin.com/in/50%_off", "emailaddress1": "ann@gmail.com"}
+    assert matches("contains(new_linkedinurl,'/in/%')", {"new_linkedinurl": "https://linkedin.com/in/jo"})
+    assert matches("contains(emailaddress1,'_@gmail.com')", {"emailaddress1": "x@gmail.com"})
+    assert matches("contains(new_linkedinurl,'/in/50[%][_]off')", row)
+    assert not matches(
+        "contains(new_linkedinurl,'/in/[%]')", {"new_linkedinurl": "https://linkedin.com/in/jo"}
+    )
+    assert matches("startswith(emailaddress1,'[a-c]nn')", row)
+    assert not matches("startswith(emailaddress1,'[^a]nn')", row)
+    assert matches("endswith(emailaddress1,'gmail.co_')", row)
+    # A pattern is not a substring: the q-gram index cannot look it up, the rows are scanned.
+    assert index_hint(parse_filter("contains(new_linkedinurl,'/in/50[%]off')", {})) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.dataverse.odata import fold
+from emulators.dataverse.odata import AllHint, AnyHint, ContainsHint, EqHint, fold, like_fold
 from emulators.dataverse.schema import load_schema
 from emulators.dataverse.store import Store
 
@@ -84,3 +84,53 @@ def test_default_schema_indexes_the_columns_integrations_look_records_up_by() ->
     assert {"name", "emailaddress1", "websiteurl"} <= set(account)
     user = tables["systemuser"].eager_index_columns()
     assert {"domainname", "internalemailaddress", "azureactivedirectoryobjectid"} <= set(user)
+
+
+def _contains(store: Store, column: str, *needles: str) -> list[str] | None:
+    rows = store.hinted("contact", ContainsHint(column, tuple(like_fold(n) for n in needles)))
+    return None if rows is None else [row["contactid"] for row in rows]
+
+
+def _url_store(count: int = 50) -> Store:
+    store = Store(["contact"], fold, text_fold=like_fold, primary_ids={"contact": "contactid"})
+    for i in range(count):
+        url = f"https://www.linkedin.com/in/Person-{i:04d}/"
+        store.put("contact", f"c{i}", {"contactid": f"c{i}", "new_linkedinurl": url})
+    return store
+
+
+def test_contains_uses_a_q_gram_index_that_follows_every_write() -> None:
+    """The q-gram index yields every row whose folded value holds a needle (plus at most a few extra that
+    the query re-checks); it is built on the first contains() and kept through updates, deletes,
+    rollbacks and clear."""
+    store = _url_store()
+    assert _contains(store, "new_linkedinurl", "/in/PERSON-0007") == ["c7"]
+    assert _contains(store, "new_linkedinurl", "person-0012", "person-0031/") == ["c12", "c31"]
+    store.put("contact", "c7", {"contactid": "c7", "new_linkedinurl": "linkedin.com/in/Renamed-7"})
+    found = _contains(store, "new_linkedinurl", "renamed-7")
+    assert found == ["c7"]
+    assert "c7" in (_contains(store, "new_linkedinurl", "person-0007") or [])  # a stale posting: re-checked
+    store.delete("contact", "c12")
+    assert _contains(store, "new_linkedinurl", "person-0012") == []
+    with pytest.raises(RuntimeError), store.transaction():
+        store.put("contact", "c99", {"contactid": "c99", "new_linkedinurl": "https://x.example/in/new-99"})
+        raise RuntimeError("roll back")
+    assert _contains(store, "new_linkedinurl", "new-99") == []
+    store.clear()
+    store.put("contact", "n1", {"contactid": "n1", "new_linkedinurl": "https://x.example/in/person-0001"})
+    store.put("contact", "n2", {"contactid": "n2", "new_linkedinurl": "https://x.example/in/other"})
+    assert _contains(store, "new_linkedinurl", "person-0001") == ["n1"]  # rebuilt from the rows left
+
+
+def test_short_needles_and_broad_hints_fall_back_to_a_scan() -> None:
+    store = _url_store()
+    assert _contains(store, "new_linkedinurl", "in") is None  # shorter than a q-gram
+    assert _contains(store, "new_linkedinurl", "linkedin.com") is None  # every row: no saving
+    broad = AllHint((ContainsHint("new_linkedinurl", ("linkedin",)), EqHint("contactid", frozenset({"c3"}))))
+    rows = store.hinted("contact", broad)
+    assert rows is not None and [r["contactid"] for r in rows] == ["c3"]  # the cheapest part of an AND
+    union = AnyHint(
+        (ContainsHint("new_linkedinurl", ("person-0002",)), EqHint("contactid", frozenset({"c9"})))
+    )
+    rows = store.hinted("contact", union)
+    assert rows is not None and [r["contactid"] for r in rows] == ["c2", "c9"]
