@@ -397,6 +397,11 @@ def worker_main(argv: list[str]) -> int:
     seen: dict[str, int] = {"requests": 0, "throttled": 0, "errors": 0}
     seen_lock = threading.Lock()
     observers: list[Any] = []
+    gates: list[Any] = []  # the budget's shared 429 pause, checked before every request
+
+    def before_send() -> None:
+        for gate in gates:
+            gate()
 
     slowest: list[tuple[float, str, str, int | None]] = []  # the slowest Dataverse requests
 
@@ -417,6 +422,7 @@ def worker_main(argv: list[str]) -> int:
         session=trusting_session(),
         max_concurrency=max(4, args.threads),
         on_request=observe,
+        before_send=before_send,
     )
     who = client.who_am_i()
     connections: dict[str, DynamicsConnection] = {}
@@ -424,6 +430,7 @@ def worker_main(argv: list[str]) -> int:
     def client_for(workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
         if budget is not None and workspace_id not in connections:
             observers.append(budget.observer(workspace_id))
+            gates.append(budget.gate(workspace_id))
         connection = connections.setdefault(
             workspace_id,
             DynamicsConnection(workspace_id, args.dataverse_url, "integration@contoso.com", who.user_id),

@@ -75,6 +75,7 @@ from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService
+from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
 from core.settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,7 @@ class App:
             self.connection.tokens,
             max_concurrency=self.settings.get_int("DYNAMICS_MAX_CONCURRENCY") or 16,
             on_request_for=budget.observer if budget else None,
+            before_send_for=budget.gate if budget else None,
         )
 
     def client_for(self, workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
@@ -312,6 +314,9 @@ class App:
         """The configuration a job snapshots when it is submitted."""
         return self.config_service.get(caller).config
 
+    def _max_active_jobs(self) -> int:
+        return self.settings.get_int("JOBS_MAX_ACTIVE_PER_WORKSPACE") or DEFAULT_MAX_ACTIVE_JOBS
+
     @property
     def export_service(self) -> ExportService:
         return self._once(
@@ -320,6 +325,7 @@ class App:
                 self.export_store,
                 self._load_config,
                 chunk_size=self.settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
+                max_active_jobs=self._max_active_jobs(),
                 **({"custom_fields": self._custom_fields} if self._custom_fields else {}),
             ),
         )
@@ -332,6 +338,7 @@ class App:
                 self.activity_store,
                 self._load_config,
                 chunk_size=self.settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
+                max_active_jobs=self._max_active_jobs(),
             ),
         )
 

@@ -416,6 +416,29 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "statusUrl": "/api/dynamics/activities/fa894b6a-c8d3-4afb-ac76-6254a6cfba87",
         },
     },
+    ("GET", "/api/dynamics/activities"): {
+        "response": {
+            "jobs": [
+                {
+                    "jobId": "fa894b6a-c8d3-4afb-ac76-6254a6cfba87",
+                    "state": "succeeded",
+                    "createdAt": "2026-11-27T09:15:30.455165+00:00",
+                    "requestedBy": "user-admin",
+                    "counts": {
+                        "created": 1,
+                        "updated": 0,
+                        "unchanged": 0,
+                        "skipped": 0,
+                        "failed": 0,
+                        "invalid": 0,
+                    },
+                    "progress": {"processed": 1, "chunks": 1, "chunksDone": 1, "events": 1},
+                    "errors": [],
+                }
+            ],
+            "nextCursor": None,
+        }
+    },
     ("GET", "/api/dynamics/activities/{jobId}"): {
         "response": {
             "jobId": "fa894b6a-c8d3-4afb-ac76-6254a6cfba87",

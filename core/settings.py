@@ -47,6 +47,12 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         for service in ("blob", "queue", "table")
     ),
     SettingSpec("PLATFORM_JWT_AUDIENCE", "dynamics-integration", "Expected `aud` of platform caller tokens."),
+    SettingSpec(
+        "PLATFORM_JWT_SERVICE_AUDIENCE",
+        "dynamics-integration-service",
+        "Expected `aud` of the platform backend's own (service) tokens; must differ from "
+        "PLATFORM_JWT_AUDIENCE.",
+    ),
     SettingSpec("PLATFORM_JWT_ISSUER", "https://platform.local", "Expected `iss` of platform caller tokens."),
     SettingSpec("PLATFORM_JWT_JWKS_URL", None, "JWKS URL with the platform's RS256 signing keys."),
     SettingSpec("PLATFORM_JWT_PUBLIC_KEY", None, "PEM public key for RS256 caller tokens (instead of JWKS)."),
@@ -58,7 +64,10 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         secret=True,
     ),
     SettingSpec(
-        "PLATFORM_JWT_ALLOW_DEV_HS256", "false", "Allow HS256 caller tokens (local development only)."
+        "PLATFORM_JWT_ALLOW_DEV_HS256",
+        "false",
+        "Allow HS256 caller tokens (local development only; refused on Azure and whenever "
+        "PLATFORM_JWT_JWKS_URL or PLATFORM_JWT_PUBLIC_KEY is set).",
     ),
     # --- Dynamics OAuth connection ---
     SettingSpec("DYNAMICS_CLIENT_ID", None, "Entra ID application (client) id of the Dynamics integration."),
@@ -82,7 +91,10 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "DYNAMICS_ALLOWED_HOST_PATTERNS",
         "*.crm.dynamics.com,*.crm?.dynamics.com,*.crm??.dynamics.com,*.crm.microsoftdynamics.us",
         "Comma-separated shell patterns (host or host:port) an environment URL must match "
-        "(locally add 127.0.0.1:* for the Dataverse stand-in).",
+        "(locally add 127.0.0.1:* for the Dataverse stand-in). The URL must be `https://` + DNS labels "
+        "(IDNA-encoded), port 443 unless a host:port pattern names another, with no user info, path, query, "
+        "fragment, backslash, space or control character; it is parsed by urllib3, the parser requests "
+        "sends with.",
     ),
     SettingSpec(
         "FRONTEND_URL",
@@ -127,6 +139,12 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "EXPORT_CHUNK_SIZE",
         "500",
         "Records per export chunk (one queue message; the unit of retry and checkpointing).",
+    ),
+    SettingSpec(
+        "JOBS_MAX_ACTIVE_PER_WORKSPACE",
+        "20",
+        "Jobs of one kind (exports, activities) a workspace may have queued or running at once; one more "
+        "is refused with 429 and Retry-After.",
     ),
     SettingSpec(
         "ACTIVITY_CHUNK_SIZE",
@@ -180,6 +198,11 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
 _SPECS_BY_NAME = {spec.name: spec for spec in SETTING_SPECS}
 
 
+# Set by App Service / Azure Functions on every instance, never by local tools (read-only platform
+# variables: https://learn.microsoft.com/azure/app-service/reference-app-settings#app-environment).
+AZURE_PLATFORM_VARIABLES = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME")
+
+
 class SettingsError(RuntimeError):
     """A required setting is missing or malformed (names the setting, never its value)."""
 
@@ -205,6 +228,11 @@ class Settings:
     def get_bool(self, name: str) -> bool:
         value = (self.get(name) or "").strip().lower()
         return value in {"1", "true", "yes", "on"}
+
+    @property
+    def on_azure(self) -> bool:
+        """Running in App Service / Azure Functions (a platform variable is set), not on a developer box."""
+        return any((self.values.get(name) or "").strip() for name in AZURE_PLATFORM_VARIABLES)
 
     def get_int(self, name: str) -> int | None:
         value = self.get(name)

@@ -27,6 +27,9 @@ param platformJwtIssuer string
 @description('Audience (`aud`) of the platform caller tokens.')
 param platformJwtAudience string = 'dynamics-integration'
 
+@description('Audience (`aud`) of the platform backend\'s own (service) tokens; differs from platformJwtAudience.')
+param platformJwtServiceAudience string = 'dynamics-integration-service'
+
 @description('Frontend page the OAuth callback redirects to.')
 param frontendUrl string
 
@@ -120,6 +123,7 @@ module api 'app/api.bicep' = {
     platformJwtJwksUrl: platformJwtJwksUrl
     platformJwtIssuer: platformJwtIssuer
     platformJwtAudience: platformJwtAudience
+    platformJwtServiceAudience: platformJwtServiceAudience
     frontendUrl: frontendUrl
     dynamicsClientId: dynamicsClientId
     dynamicsAuthority: dynamicsAuthority

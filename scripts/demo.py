@@ -13,7 +13,9 @@ polled from the job status), engagement events logged as activities, and the sam
 Dataverse emulator's Web API directly, as an admin would look at Dynamics.
 
 Caller tokens are HS256 JWTs minted with the local development secret from local.settings.json
-(PLATFORM_JWT_* settings); that only works while PLATFORM_JWT_ALLOW_DEV_HS256=true, never in Azure.
+(PLATFORM_JWT_* settings); that only works while PLATFORM_JWT_ALLOW_DEV_HS256=true, never in Azure. The
+admin's token drives the setup and exports; the engagement events are posted with the platform service's
+own token (its audience, PLATFORM_JWT_SERVICE_AUDIENCE), the only caller that may log activities.
 Exits non-zero on the first answer that is not what the API promises.
 """
 
@@ -78,11 +80,14 @@ def mint_token(settings: dict[str, str], workspace_id: str, user_id: str, role: 
             "the demo needs PLATFORM_JWT_ALLOW_DEV_HS256=true and a dev secret in local.settings.json"
         )
     now = int(time.time())
+    service = role == "service"  # the platform backend's token: its own audience, no role claim
     claims = {
         "sub": user_id,
         "workspace_id": workspace_id,
-        "role": role,
-        "aud": settings.get("PLATFORM_JWT_AUDIENCE", "dynamics-integration"),
+        **({} if service else {"role": role}),
+        "aud": settings.get("PLATFORM_JWT_SERVICE_AUDIENCE", "dynamics-integration-service")
+        if service
+        else settings.get("PLATFORM_JWT_AUDIENCE", "dynamics-integration"),
         "iss": settings.get("PLATFORM_JWT_ISSUER", "https://platform.local"),
         "iat": now,
         "nbf": now,
@@ -326,6 +331,7 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
     settings = load_settings()
     admin = Client(base_url, mint_token(settings, workspace, "user-admin", "admin"))
     anonymous = Client(base_url, None)
+    platform_service = Client(base_url, mint_token(settings, workspace, "platform-backend", "service"))
     browser = trusting_session()  # the admin's browser: trusts the local CA like a real one trusts Microsoft
     browser.trust_env = False
     dynamics = Dynamics(services["dataverse"]["url"])
@@ -455,7 +461,7 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
     section("8. Engagement events -> Dynamics activities")
     t = time.perf_counter()
     events = demo_data.events(contacts)
-    accepted = admin.call(
+    accepted = platform_service.call(
         "POST",
         "/api/dynamics/activities",
         202,

@@ -24,8 +24,14 @@ lets them divide it up front instead. Table ``DynamicsBudget``, partition = work
   The ledger is read at most every ``min(2 s, bucket / 4)``; between two reads an instance
   spends only ``room / slots`` of what the last read showed free, so instances that cannot see each
   other's latest requests still cannot overshoot together. Room is ``headroom`` (90%) of each limit.
-* **429s**: one instance's 429 is merged at once (``PausedUntil``): the others hold back for its
-  Retry-After instead of each collecting its own.
+* **429s** (row ``pause``): a 429 any thread of any instance receives is written at once, before that
+  thread does anything else, as ``PausedUntil`` (epoch seconds, the latest wins). ``gate()`` is the
+  client's ``before_send`` hook: right before every HTTP attempt of the workspace's client -- chunk
+  threads, interactive calls and retries alike -- it reads that row (one point read per request) and holds
+  the thread until the pause has elapsed. So no request of the Dynamics user is sent before a
+  Retry-After it was given has elapsed, except those sent in the moment between Dynamics answering the
+  429 and the pause being written (a storage round trip). Epoch seconds: instances' clocks must agree to
+  within the pause's precision (NTP-synchronised hosts; Retry-After is whole seconds).
 
 Degrades gracefully: when storage fails or is slow, the instance logs it (once per outage), falls back to a
 static share (``1 / slots`` of each limit, counted locally) and retries storage after a pause. Nothing here
@@ -65,6 +71,7 @@ from core.adapters.dataverse.transport import RequestEvent
 log = logging.getLogger(__name__)
 
 BUDGET_TABLE = "DynamicsBudget"
+_PAUSE_ROW = "pause"
 _MERGE_ATTEMPTS = 6
 # Per-call transport options: the budget sits on the request path, so a slow or unreachable storage must
 # fail fast (and the instance fall back to its static share) rather than hang behind SDK retries.
@@ -135,6 +142,7 @@ class _Workspace:
     pending_requests: int = 0  # counted here, not yet merged into the ledger
     pending_execution_ms: float = 0.0
     pending_paused_until: float = 0.0
+    shared_paused_until: float = 0.0  # the ``pause`` row as last read or written by this instance
     unread_requests: int = 0  # merged by this instance since the window was last read
     in_flight: int = 0  # requests chunk threads were cleared to send that have not answered yet
     unread_execution_ms: float = 0.0
@@ -175,6 +183,34 @@ class DynamicsBudget:
         self.storage_operations = 0
 
     # -- public API ------------------------------------------------------------------------------
+    def gate(self, workspace_id: str) -> Callable[[], None]:
+        """A ``before_send`` hook for the workspace's client: holds the calling thread while a 429 seen
+        by any instance has not reached its Retry-After (bounded by ``max_wait_s``)."""
+
+        def hold() -> None:
+            try:
+                self.wait_out_pause(workspace_id)
+            except Exception as exc:  # the budget must never break a Dataverse call
+                self._storage_failed(exc)
+
+        return hold
+
+    def wait_out_pause(self, workspace_id: str) -> float:
+        """Block until the workspace's shared pause (and this instance's own) has elapsed; the seconds
+        waited. Storage unavailable: this instance's own 429s only."""
+        ws = self._workspace(workspace_id)
+        started = self._clock()
+        deadline = started + self.limits.max_wait_s
+        while True:
+            now = self._clock()
+            with ws.cond:
+                until = max(ws.pending_paused_until, ws.shared_paused_until)
+            if until <= now and not self._degraded(now):
+                until = self._read_pause(workspace_id, ws)
+            if until <= now or now >= deadline:
+                return now - started
+            self._sleep(max(0.01, min(until - now, deadline - now)))
+
     def ensure_ready(self) -> None:
         try:
             self._service.create_table(self._table_name, **_FAST)
@@ -215,6 +251,8 @@ class DynamicsBudget:
             if throttled_for:
                 ws.pending_paused_until = max(ws.pending_paused_until, now + throttled_for)
             due = ws.pending_requests >= self.limits.flush_batch or throttled_for is not None
+        if throttled_for:
+            self._publish_pause(workspace_id, ws, now + throttled_for)
         if due:
             self._flush(workspace_id, ws)
 
@@ -494,6 +532,9 @@ class DynamicsBudget:
         paused = 0.0
         live = 0
         for row in rows:
+            if row["RowKey"] == _PAUSE_ROW:
+                paused = max(paused, float(row.get("PausedUntil") or 0))
+                continue
             if str(row["RowKey"]).startswith("slot-"):
                 live += float(row.get("Until") or 0) > now
                 continue
@@ -577,6 +618,54 @@ class DynamicsBudget:
                 continue  # another instance merged first: read again
         log.info("Dynamics budget ledger merge kept racing; %d requests wait for the next flush", requests)
         return False
+
+    # -- the shared pause ------------------------------------------------------------------------
+    def _read_pause(self, workspace_id: str, ws: _Workspace) -> float:
+        """``PausedUntil`` of the workspace's ``pause`` row (0 when there is none); storage errors go to
+        the fallback (own pauses only)."""
+        try:
+            self._ensure_ready()
+            row = self._op().get_entity(workspace_id, _PAUSE_ROW, select=["PausedUntil"], **_FAST)
+        except ResourceNotFoundError:
+            return 0.0
+        except (AzureError, OSError) as exc:
+            self._storage_failed(exc)
+            return 0.0
+        until = float(row.get("PausedUntil") or 0)
+        with ws.cond:
+            ws.shared_paused_until = max(ws.shared_paused_until, until)
+        return until
+
+    def _publish_pause(self, workspace_id: str, ws: _Workspace, until: float) -> None:
+        """Raise the ``pause`` row to ``until`` (ETag-conditional; a later pause already there wins)."""
+        with ws.cond:
+            ws.shared_paused_until = max(ws.shared_paused_until, until)
+        if self._degraded(self._clock()):
+            return
+        try:
+            self._ensure_ready()
+            for _ in range(_MERGE_ATTEMPTS):
+                try:
+                    row = self._op().get_entity(workspace_id, _PAUSE_ROW, **_FAST)
+                except ResourceNotFoundError:
+                    row = None
+                entity = {"PartitionKey": workspace_id, "RowKey": _PAUSE_ROW, "PausedUntil": float(until)}
+                try:
+                    if row is None:
+                        self._op().create_entity(entity, **_FAST)
+                    elif float(row.get("PausedUntil") or 0) < until:
+                        self._op().update_entity(
+                            entity,
+                            mode=UpdateMode.REPLACE,
+                            etag=row.metadata["etag"],
+                            match_condition=MatchConditions.IfNotModified,
+                            **_FAST,
+                        )
+                    return
+                except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                    continue  # another instance wrote a pause meanwhile: compare with it
+        except (AzureError, OSError) as exc:
+            self._storage_failed(exc)
 
     # -- storage plumbing ------------------------------------------------------------------------
     def _workspace(self, workspace_id: str) -> _Workspace:

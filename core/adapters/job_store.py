@@ -251,11 +251,31 @@ class JobStore:
             {"PartitionKey": workspace_id, "RowKey": job_id, "error": error}, mode=UpdateMode.MERGE
         )
 
-    def list_jobs(self, workspace_id: str, limit: int = 100) -> list[JobRow]:
+    def list_jobs(
+        self,
+        workspace_id: str,
+        limit: int = 100,
+        *,
+        before: tuple[str, str] | None = None,
+        since: str | None = None,
+    ) -> list[JobRow]:
+        """The workspace's jobs, newest first (``createdAt``, then job id, descending): those strictly
+        after ``before`` (a ``(createdAt, jobId)`` of an earlier page) and created at ``since`` or later.
+        One partition query; the bounds are filters the table applies (ISO timestamps in UTC sort as
+        text), so a later page or a recent window reads only the rows it may return."""
         table = self._tables.get_table_client(self.names.jobs_table)
-        rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": workspace_id})
-        jobs = [_job_from_row(r) for r in rows]
-        jobs.sort(key=lambda j: j.created_at, reverse=True)
+        query = "PartitionKey eq @pk"
+        parameters: dict[str, Any] = {"pk": workspace_id}
+        if before is not None:
+            query += " and createdAt le @before"
+            parameters["before"] = before[0]
+        if since is not None:
+            query += " and createdAt ge @since"
+            parameters["since"] = since
+        jobs = [_job_from_row(r) for r in table.query_entities(query, parameters=parameters)]
+        if before is not None:
+            jobs = [j for j in jobs if (j.created_at, j.job_id) < before]
+        jobs.sort(key=lambda j: (j.created_at, j.job_id), reverse=True)
         return jobs[:limit]
 
     # -- chunks ---------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from core.domain.values import ascii_whole_number
+
 
 class ConnectionStatus(StrEnum):
     CONNECTED = "connected"
@@ -180,7 +182,12 @@ _CLIENT_CODES = (7000215, 7000222, 7000216, 700027, 700016)
 def classify_token_error(result: Mapping[str, Any]) -> TokenFailure:
     """Classify an OAuth error answer (msal's error dict: ``error``, ``error_codes``, ``suberror``)."""
     error = str(result.get("error") or "")
-    codes = tuple(int(c) for c in (result.get("error_codes") or []) if str(c).isdigit())
+    raw_codes = result.get("error_codes") or []
+    codes = tuple(
+        code
+        for c in (raw_codes if isinstance(raw_codes, list) else [])
+        if (code := ascii_whole_number(str(c)))
+    )
     if not codes:
         codes = tuple(int(m) for m in re.findall(r"AADSTS(\d+)", str(result.get("error_description") or "")))
     if error in _INTERACTION or any(c in (50076, 50079, 50074, 65001, 50158) for c in codes):

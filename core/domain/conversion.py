@@ -273,7 +273,9 @@ class _Converter:
         if matches:
             return matches[0]
         stripped = value.strip()
-        if stripped.lstrip("-").isdigit():
+        # ASCII digits only: "²" and other Unicode digits pass isdigit() but int() refuses them.
+        digits = stripped.removeprefix("-")
+        if digits.isascii() and digits.isdigit() and len(digits) <= 10:
             for option in options:
                 if option.value == int(stripped):
                     return option

@@ -149,7 +149,7 @@ def _attribute_type(raw: object, type_name: object) -> AttributeType:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return ATTRIBUTE_TYPE_CODES.get(raw, AttributeType.VIRTUAL)
     if isinstance(raw, str):
-        if raw.isdigit():
+        if raw.isascii() and raw.isdigit():  # not "²": a Unicode digit that int() refuses
             return ATTRIBUTE_TYPE_CODES.get(int(raw), AttributeType.VIRTUAL)
         for member in AttributeType:
             if member.value.lower() == raw.lower():

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain.catalog import Entity, PlatformField, catalog_for
+from core.domain.config import MAX_MAPPINGS_PER_TAB
 from core.domain.jobs import ExportEntity, FieldError, RecordAction, RecordOutcome
 from core.domain.values import check_value
 
@@ -32,15 +33,27 @@ class ExportTrigger(StrEnum):
 
 
 class ExportRequest(BaseModel):
-    """``POST /api/dynamics/exports``. The exporting platform user comes from the caller's token."""
+    """``POST /api/dynamics/exports``. The exporting platform user comes from the caller's token, or, for
+    the platform's service only, from ``userId``."""
 
     model_config = ConfigDict(extra="forbid")
 
     entity: ExportEntity
     records: list[Any] = Field(min_length=1, max_length=MAX_RECORDS_PER_EXPORT)
-    manualValues: dict[str, Any] = Field(default_factory=dict)
+    # One value per manual-export mapping of the tab, so never more than a tab may hold; the cap is
+    # checked before any key is looked at (a 500,000-key body is one problem, not 500,000).
+    manualValues: dict[str, Any] = Field(default_factory=dict, max_length=MAX_MAPPINGS_PER_TAB)
     trigger: ExportTrigger = ExportTrigger.MANUAL
     dryRun: bool = False
+    userId: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PLATFORM_ID_LENGTH,
+        description=(
+            "The platform user the export is for (who requested it; decides the owner). Only the "
+            "platform's service may name it; a person exports as themselves (their token's sub)"
+        ),
+    )
 
 
 @dataclass(frozen=True)

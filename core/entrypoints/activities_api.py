@@ -1,11 +1,13 @@
 """Campaign engagement events logged as Dynamics activities.
 
 - ``POST /api/dynamics/activities``                   events (202 + job id); optional ``Idempotency-Key``
+- ``GET  /api/dynamics/activities``                   jobs, newest first (``cursor``, ``limit``)
 - ``GET  /api/dynamics/activities/{jobId}``           state, counts, progress
 - ``GET  /api/dynamics/activities/{jobId}/records``   per-event results (``status``, ``cursor``, ``limit``)
 
 Each event id is its own idempotency key (the same event sent twice logs one activity). The workspace
-comes from the caller's token.
+comes from the caller's token. Only the platform's service may submit events (they name the user and
+identity each activity is logged as); people may read the jobs of their workspace.
 """
 
 from __future__ import annotations
@@ -15,9 +17,19 @@ from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
 from core.domain.activities import ActivitiesRequest
-from core.domain.caller import Caller
+from core.domain.caller import EVERY_CALLER, SERVICE, Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
-from core.entrypoints.job_queries import ActivitiesStatus, ActivityRecordsPage, job_id_param, records_query
+from core.entrypoints.job_queries import (
+    JOBS_PAGE_QUERY,
+    ActivitiesStatus,
+    ActivityRecordsPage,
+    job_id_param,
+    jobs_page,
+    queue_full,
+    records_query,
+    records_seen_by,
+)
+from core.services.jobs.queries import JobQueueFull
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -34,7 +46,7 @@ class ActivitiesAccepted(BaseModel):
 
 
 @bp.route(route="dynamics/activities", methods=["POST"])
-@authenticated()
+@authenticated(callers=SERVICE)
 def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     request = read_model(req, ActivitiesRequest, MAX_ACTIVITIES_BYTES)
     key = req.headers.get("idempotency-key")
@@ -42,7 +54,10 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         raise HttpProblem(
             400, "Invalid header", f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters"
         )
-    result = bootstrap.app().activity_service.submit(caller, request, idempotency_key=key)
+    try:
+        result = bootstrap.app().activity_service.submit(caller, request, idempotency_key=key)
+    except JobQueueFull as exc:
+        raise queue_full(exc) from None
     status_url = f"/api/dynamics/activities/{result.job_id}"
     body = ActivitiesAccepted(
         jobId=result.job_id, accepted=result.accepted, invalid=result.invalid, statusUrl=status_url
@@ -50,8 +65,22 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(body, status=202, headers={"Location": status_url})
 
 
+class ActivitiesList(BaseModel):
+    jobs: list[ActivitiesStatus] = Field(description="newest first, `limit` of them (50 unless asked)")
+    nextCursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; absent or null on the last page"
+    )
+
+
+@bp.route(route="dynamics/activities", methods=["GET"])
+@authenticated(callers=EVERY_CALLER)
+def list_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    page = jobs_page(req, bootstrap.app().activity_service, caller.workspace_id)
+    return model_response(ActivitiesList.model_validate(page), omit_unset=True)
+
+
 @bp.route(route="dynamics/activities/{jobId}", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().activity_service.status(caller.workspace_id, job_id_param(req, "activities"))
     if status is None:
@@ -62,7 +91,7 @@ def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 
 
 @bp.route(route="dynamics/activities/{jobId}/records", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)
     page = bootstrap.app().activity_service.records(
@@ -70,7 +99,7 @@ def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResp
     )
     if page is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
-    return model_response(ActivityRecordsPage.model_validate(page), omit_unset=True)
+    return model_response(ActivityRecordsPage.model_validate(records_seen_by(caller, page)), omit_unset=True)
 
 
 openapi.register(
@@ -80,13 +109,24 @@ openapi.register(
     request=ActivitiesRequest,
     response=ActivitiesAccepted,
     status=202,
-    problems=(400, 401, 413, 415),
+    problems=(400, 401, 413, 415, 429),
     tags=TAG,
     request_headers={
         "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "
         "same key (same workspace) answers the job the first one created instead of starting another",
     },
     headers={"Location": "The job's status URL (/api/dynamics/activities/{jobId}), same as statusUrl"},
+    callers=SERVICE,
+)
+openapi.register(
+    "GET",
+    "/api/dynamics/activities",
+    "List activities jobs, newest first, a page at a time (`cursor`, `limit` 1..100)",
+    response=ActivitiesList,
+    problems=(400,),
+    query=JOBS_PAGE_QUERY,
+    tags=TAG,
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",
@@ -95,6 +135,7 @@ openapi.register(
     response=ActivitiesStatus,
     problems=(404,),
     tags=TAG,
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",
@@ -103,4 +144,5 @@ openapi.register(
     response=ActivityRecordsPage,
     problems=(400, 404),
     tags=TAG,
+    callers=EVERY_CALLER,
 )

@@ -21,9 +21,10 @@ import azure.functions as func
 from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
-from core.domain.caller import Caller
+from core.domain.caller import ADMINS, Caller
 from core.domain.config import STEP_MODELS, DynamicsConfig, HistoryEntry, Step
 from core.domain.config_validation import Problem
+from core.domain.values import ascii_whole_number
 from core.entrypoints.http_support import HttpProblem, authenticated, json_response, model_response, read_json
 from core.services.config.service import (
     ConfigView,
@@ -173,15 +174,15 @@ def validate_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.Http
 
 
 def _history(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    raw = req.params.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+    limit = ascii_whole_number(req.params.get("limit", "50"), max_digits=3)
+    if limit is None or not 1 <= limit <= 200:
         raise HttpProblem(
             400,
             "Invalid query",
             "limit must be a whole number from 1 to 200",
             errors=[{"pointer": "/limit", "message": "expected 1..200"}],
         )
-    entries = bootstrap.app().config_service.history(caller, int(raw))
+    entries = bootstrap.app().config_service.history(caller, limit)
     return model_response(HistoryPage.of(entries), headers={"Cache-Control": "no-store"})
 
 
@@ -230,6 +231,7 @@ openapi.register(
     tags=TAG,
     headers=_put_headers,
     request_headers=_if_match,
+    callers=ADMINS,
 )
 openapi.register(
     "POST",
@@ -274,4 +276,5 @@ openapi.register(
     headers=_put_headers,
     request_headers=_if_match,
     description=f"Body: the step's section ({', '.join(m.__name__ for m in STEP_MODELS.values())}).",
+    callers=ADMINS,
 )

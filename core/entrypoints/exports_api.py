@@ -1,7 +1,7 @@
 """Exports of contacts and companies into Dynamics.
 
 - ``POST /api/dynamics/exports``                   submit (202 + job id); optional ``Idempotency-Key``
-- ``GET  /api/dynamics/exports``                   the workspace's jobs, newest first
+- ``GET  /api/dynamics/exports``                   the workspace's jobs, newest first (``cursor``, ``limit``)
 - ``GET  /api/dynamics/exports/{jobId}``           state, counts, progress
 - ``GET  /api/dynamics/exports/{jobId}/records``   per-record results (``status``, ``cursor``, ``limit``)
 
@@ -9,8 +9,9 @@ Answers are rendered through the models below (the ones the OpenAPI document sho
 records come from the job store as JSON objects and are validated into them, members the store left out
 staying out.
 
-Any workspace member may export (the exporting user decides the owner, step 4); the workspace and user
-come from the caller's token.
+Any workspace member may export manually as themselves (the exporting user decides the owner, step 4);
+automatic exports, and exports naming the user they are for (``userId``), are the platform service's
+only. The workspace comes from the caller's token.
 """
 
 from __future__ import annotations
@@ -19,12 +20,22 @@ import azure.functions as func
 from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
-from core.domain.caller import Caller
+from core.domain.caller import EVERY_CALLER, Caller
 from core.domain.export_request import ExportRequest, ExportTrigger
 from core.domain.jobs import ExportEntity, JobState
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
-from core.entrypoints.job_queries import JobCounts, RecordsPage, job_id_param, records_query
+from core.entrypoints.job_queries import (
+    JOBS_PAGE_QUERY,
+    JobCounts,
+    RecordsPage,
+    job_id_param,
+    jobs_page,
+    queue_full,
+    records_query,
+    records_seen_by,
+)
 from core.services.exports.service import InvalidExport
+from core.services.jobs.queries import JobQueueFull
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -66,11 +77,14 @@ class ExportStatus(BaseModel):
 
 
 class ExportList(BaseModel):
-    jobs: list[ExportStatus] = Field(description="newest first, at most 50")
+    jobs: list[ExportStatus] = Field(description="newest first, `limit` of them (50 unless asked)")
+    nextCursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; absent or null on the last page"
+    )
 
 
 @bp.route(route="dynamics/exports", methods=["POST"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     request = read_model(req, ExportRequest, MAX_EXPORT_BYTES)
     key = req.headers.get("idempotency-key")
@@ -83,6 +97,8 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     except InvalidExport as exc:
         errors = [p.as_json() for p in exc.problems]
         raise HttpProblem(400, "Invalid export request", f"{len(errors)} problem(s)", errors=errors) from None
+    except JobQueueFull as exc:
+        raise queue_full(exc) from None
     status_url = f"/api/dynamics/exports/{result.job_id}"
     body = ExportAccepted(
         jobId=result.job_id, accepted=result.accepted, invalid=result.invalid, statusUrl=status_url
@@ -91,14 +107,14 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 
 
 @bp.route(route="dynamics/exports", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    jobs = bootstrap.app().export_service.list_jobs(caller.workspace_id)
-    return model_response(ExportList.model_validate({"jobs": jobs}), omit_unset=True)
+    page = jobs_page(req, bootstrap.app().export_service, caller.workspace_id)
+    return model_response(ExportList.model_validate(page), omit_unset=True)
 
 
 @bp.route(route="dynamics/exports/{jobId}", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().export_service.status(caller.workspace_id, job_id_param(req, "export"))
     if status is None:
@@ -109,7 +125,7 @@ def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 
 
 @bp.route(route="dynamics/exports/{jobId}/records", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)
     page = bootstrap.app().export_service.records(
@@ -117,7 +133,7 @@ def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpRespon
     )
     if page is None:
         raise HttpProblem(404, "Not found", "no such export job in this workspace")
-    return model_response(RecordsPage.model_validate(page), omit_unset=True)
+    return model_response(RecordsPage.model_validate(records_seen_by(caller, page)), omit_unset=True)
 
 
 openapi.register(
@@ -127,15 +143,25 @@ openapi.register(
     request=ExportRequest,
     response=ExportAccepted,
     status=202,
-    problems=(400, 401, 413, 415),
+    problems=(400, 401, 413, 415, 429),
     tags=TAG,
     request_headers={
         "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "
         "same key (same workspace) answers the job the first one created instead of starting another",
     },
     headers={"Location": "The job's status URL (/api/dynamics/exports/{jobId}), same as statusUrl"},
+    callers=EVERY_CALLER,
 )
-openapi.register("GET", "/api/dynamics/exports", "List export jobs", response=ExportList, tags=TAG)
+openapi.register(
+    "GET",
+    "/api/dynamics/exports",
+    "List export jobs, newest first, a page at a time (`cursor`, `limit` 1..100)",
+    response=ExportList,
+    problems=(400,),
+    query=JOBS_PAGE_QUERY,
+    tags=TAG,
+    callers=EVERY_CALLER,
+)
 openapi.register(
     "GET",
     "/api/dynamics/exports/{jobId}",
@@ -143,6 +169,7 @@ openapi.register(
     response=ExportStatus,
     problems=(404,),
     tags=TAG,
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",
@@ -151,4 +178,5 @@ openapi.register(
     response=RecordsPage,
     problems=(400, 404),
     tags=TAG,
+    callers=EVERY_CALLER,
 )

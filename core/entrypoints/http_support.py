@@ -10,7 +10,9 @@ Usage in a blueprint::
         return json_response(body.model_dump(by_alias=True), headers={"ETag": etag})
 
 Errors are RFC 9457 ``application/problem+json``: ``type``, ``title``, ``status``, ``detail`` and, for
-input problems, ``errors: [{"pointer": "/json/pointer", "message": "..."}]`` (one entry per problem).
+input problems, ``errors: [{"pointer": "/json/pointer", "message": "..."}]`` (one entry per problem, the first
+``MAX_LISTED_PROBLEMS`` only, with ``errorsTotal`` when more were found: a hostile body with a million
+bad members gets a small answer, not one as large as itself).
 Raise ``HttpProblem`` anywhere below a wrapped handler; ``authenticated`` / ``anonymous`` render it.
 Unexpected exceptions become 500 with a ``correlationId`` (logged with the traceback), no internals.
 """
@@ -32,9 +34,10 @@ import azure.functions as func
 import pydantic
 
 from core import bootstrap, observability
-from core.domain.caller import AuthConfigurationError, AuthError, Caller
+from core.domain.caller import ADMINS, PEOPLE, AuthConfigurationError, AuthError, Caller, Forbidden, Role
 from core.domain.config_validation import pointer as json_pointer
 from core.domain.config_validation import problems_from_validation_error
+from core.domain.values import ascii_whole_number
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 JSON_CONTENT_TYPE = "application/json"
 DEFAULT_MAX_BYTES = 1024 * 1024  # 1 MiB
 MAX_JSON_DEPTH = 64
+MAX_LISTED_PROBLEMS = 100
 
 ErrorEntry = dict[str, str]
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -83,7 +87,9 @@ def problem(
     if detail is not None:
         body["detail"] = detail
     if errors:
-        body["errors"] = list(errors)
+        body["errors"] = list(errors[:MAX_LISTED_PROBLEMS])
+        if len(errors) > MAX_LISTED_PROBLEMS:
+            body["errorsTotal"] = len(errors)
     if extra:
         body.update(extra)
     return func.HttpResponse(
@@ -165,7 +171,8 @@ def read_json(req: func.HttpRequest, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
             f"send the body as {JSON_CONTENT_TYPE} (got {content_type[:60] or 'no Content-Type'!r})",
         )
     declared = req.headers.get("content-length")
-    if declared and declared.strip().isdigit() and int(declared) > max_bytes:
+    declared_bytes = ascii_whole_number(declared) if declared else None
+    if declared_bytes is not None and declared_bytes > max_bytes:
         raise HttpProblem(413, "Request body too large", f"the body may be at most {max_bytes} bytes")
     raw = req.get_body() or b""
     if len(raw) > max_bytes:
@@ -275,8 +282,9 @@ def anonymous(handler: Handler) -> Handler:
     return _as_http_function(wrapper, handler)
 
 
-def authenticate(req: func.HttpRequest, *, admin: bool = False) -> Caller:
-    """The verified caller, or ``HttpProblem`` 401 (no/bad token) / 403 (member where admin needed)."""
+def authenticate(req: func.HttpRequest, *, admin: bool = False, callers: frozenset[Role] = PEOPLE) -> Caller:
+    """The verified caller, or ``HttpProblem`` 401 (no/bad token) / 403 (a kind of caller ``callers``
+    does not admit; ``admin=True`` narrows it to admins)."""
     try:
         caller = bootstrap.app().verifier.caller(req.headers.get("authorization"))
     except AuthError as exc:
@@ -286,22 +294,30 @@ def authenticate(req: func.HttpRequest, *, admin: bool = False) -> Caller:
     except AuthConfigurationError:
         log.error("caller-token verification is not configured")
         raise HttpProblem(503, "Authentication unavailable", "caller tokens cannot be verified") from None
-    if admin and not caller.is_admin:
-        raise HttpProblem(403, "Forbidden", "this action needs the admin role")
+    try:
+        caller.require(ADMINS if admin else callers, f"{req.method} {urlsplit(req.url).path}")
+    except Forbidden as exc:
+        raise HttpProblem(403, "Forbidden", exc.reason) from None
     return caller
 
 
-def authenticated(*, admin: bool = False) -> Callable[[CallerHandler], Handler]:
-    """Decorator: verify the bearer token, pass ``Caller``; 401/403 as problem+json."""
+def authenticated(
+    *, admin: bool = False, callers: frozenset[Role] = PEOPLE
+) -> Callable[[CallerHandler], Handler]:
+    """Decorator: verify the bearer token, pass ``Caller``; 401/403 as problem+json. ``callers``: the
+    kinds admitted (people by default; docs/contracts.md "Who may call what"). A service refusing the
+    caller below (``Forbidden``) is a 403 too."""
 
     def decorate(handler: CallerHandler) -> Handler:
         def respond(req: func.HttpRequest) -> func.HttpResponse:
             try:
-                caller = authenticate(req, admin=admin)
+                caller = authenticate(req, admin=admin, callers=callers)
                 observability.bind(workspace_id=caller.workspace_id, user_id=caller.user_id)
                 return handler(req, caller)
             except HttpProblem as exc:
                 return exc.response()
+            except Forbidden as exc:
+                return problem(403, "Forbidden", exc.reason)
             except Exception as exc:
                 return _internal_error(exc)
 

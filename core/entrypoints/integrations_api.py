@@ -10,7 +10,7 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict
 
 from core import bootstrap, openapi
-from core.domain.caller import Caller
+from core.domain.caller import ADMINS, Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.services.integrations.service import CRMS, ActiveCrmConflict, IntegrationCard
 
@@ -84,4 +84,5 @@ openapi.register(
     problems=(403, 404, 409),
     tags=TAG,
     path_params={"crm": {"type": "string", "enum": list(CRMS)}},
+    callers=ADMINS,
 )

@@ -11,9 +11,12 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain.activities import ActorSource, ContactAction
+from core.domain.caller import Caller
 from core.domain.jobs import RecordAction
 from core.domain.matching import MatchStatus
+from core.domain.values import ascii_whole_number
 from core.entrypoints.http_support import HttpProblem
+from core.services.jobs.queries import InvalidCursor, JobQueries, JobQueueFull
 
 MAX_PAGE = 1000
 
@@ -24,6 +27,23 @@ def job_id_param(req: func.HttpRequest, kind: str) -> str:
     if not (0 < len(job_id) <= 64) or not all(c.isalnum() or c == "-" for c in job_id):
         raise HttpProblem(404, "Not found", f"no such {kind} job")
     return job_id
+
+
+def records_seen_by(caller: Caller, page: dict[str, Any]) -> dict[str, Any]:
+    """``page`` as ``caller`` may see it: without the current CRM values (``changes[column].before``)
+    unless ``caller.sees_crm_values``; which columns change, and to what, stays visible."""
+    if caller.sees_crm_values:
+        return page
+    for record in page.get("records") or []:
+        changes = record.get("changes") if isinstance(record, dict) else None
+        if isinstance(changes, dict):
+            record["changes"] = {
+                column: {k: v for k, v in change.items() if k != "before"}
+                if isinstance(change, dict)
+                else change
+                for column, change in changes.items()
+            }
+    return page
 
 
 @dataclass(frozen=True)
@@ -45,7 +65,7 @@ def records_query(req: func.HttpRequest) -> RecordsQuery:
             errors=[{"pointer": "/status", "message": "unknown status"}],
         )
     cursor = req.params.get("cursor") or None
-    if cursor is not None and not (cursor.isdigit() and len(cursor) <= 9):
+    if cursor is not None and ascii_whole_number(cursor, max_digits=9) is None:
         raise HttpProblem(
             400,
             "Invalid query",
@@ -53,14 +73,15 @@ def records_query(req: func.HttpRequest) -> RecordsQuery:
             errors=[{"pointer": "/cursor", "message": "use the nextCursor of the previous page"}],
         )
     raw_limit = req.params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+    limit = ascii_whole_number(raw_limit, max_digits=4)
+    if limit is None or not 1 <= limit <= MAX_PAGE:
         raise HttpProblem(
             400,
             "Invalid query",
             f"limit must be a whole number from 1 to {MAX_PAGE}",
             errors=[{"pointer": "/limit", "message": f"expected 1..{MAX_PAGE}"}],
         )
-    return RecordsQuery(status, cursor, int(raw_limit))
+    return RecordsQuery(status, cursor, limit)
 
 
 # --- answer shapes --------------------------------------------------------------------------------
@@ -112,7 +133,9 @@ class RecordResult(_Strict):
     match: MatchExplanation | None = None
     errors: list[RecordError] = Field(default_factory=list)
     changes: dict[str, Any] | None = Field(
-        default=None, description="columns written (dry run: column -> {before, after})"
+        default=None,
+        description="columns written: column -> {before, after}; `before` (the value Dynamics held) is "
+        "shown to admins only",
     )
     note: str | None = Field(default=None, description="why a record was skipped, or what was left alone")
 
@@ -160,3 +183,44 @@ class ActivitiesStatus(BaseModel):
     counts: JobCounts
     progress: ActivitiesProgress
     errors: list[str]
+
+
+MAX_JOBS_PAGE = 100
+DEFAULT_JOBS_PAGE = 50
+# The query parameters of a job list, as the OpenAPI document shows them.
+JOBS_PAGE_QUERY: dict[str, dict[str, Any]] = {
+    "cursor": {"type": "string", "maxLength": 200, "description": "nextCursor of the previous page"},
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_JOBS_PAGE, "default": DEFAULT_JOBS_PAGE},
+}
+
+
+def jobs_page(req: func.HttpRequest, service: JobQueries, workspace_id: str) -> dict[str, Any]:
+    """A page of the workspace's jobs (``cursor``, ``limit`` query parameters); 400 naming a bad one."""
+    limit = ascii_whole_number(req.params.get("limit", str(DEFAULT_JOBS_PAGE)), max_digits=4)
+    if limit is None or not 1 <= limit <= MAX_JOBS_PAGE:
+        raise HttpProblem(
+            400,
+            "Invalid query",
+            f"limit must be a whole number from 1 to {MAX_JOBS_PAGE}",
+            errors=[{"pointer": "/limit", "message": f"expected 1..{MAX_JOBS_PAGE}"}],
+        )
+    try:
+        return service.jobs_page(workspace_id, req.params.get("cursor") or None, limit)
+    except InvalidCursor:
+        raise HttpProblem(
+            400,
+            "Invalid query",
+            "cursor is not one this API returned",
+            errors=[{"pointer": "/cursor", "message": "use the nextCursor of the previous page"}],
+        ) from None
+
+
+def queue_full(exc: JobQueueFull) -> HttpProblem:
+    """429 with ``Retry-After``: the workspace has as many jobs of this kind in flight as it may."""
+    return HttpProblem(
+        429,
+        "Too many jobs in flight",
+        f"{exc.limit} jobs of this kind are already queued or running for this workspace; "
+        f"retry after {exc.retry_after_s} seconds",
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )

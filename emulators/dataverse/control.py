@@ -6,7 +6,7 @@
 | ``reset`` | | empty the tables, knobs back to start-up values, counters zeroed |
 | ``seed`` | | load ``SeedSpec`` fields (``accounts``, ``contacts``, ``users``, ``seed``, ...) |
 | ``snapshot`` | every table's rows | restore rows from a snapshot |
-| ``stats`` | requests by method/kind/status, inner operations, 429s, rows per table | ``{"reset": true}`` |
+| ``stats`` | requests by method/kind/status, inner ops, 429s, rows served/stored | ``{"reset": true}`` |
 | ``clock`` | the emulator clock | ``{"advance": s}`` / ``{"set": epoch}`` |
 | ``latency`` / ``faults`` | simulation knobs | knob values; ``{"inject": 503, "count": n, "kinds": [..]}`` |
 | ``limits`` | limits and counters | limit values (``max_requests``, ``window_s``, ...) |

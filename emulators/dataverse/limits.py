@@ -17,7 +17,10 @@ Follows Microsoft's "Service protection API limits" page (power-apps/developer/d
   here (``escalation_s`` > 0), off by default so that a parallel client whose in-flight requests all
   bounce is not punished for requests it sent before it saw the first 429.
 
-Requests refused with 429 do not count toward the window. Time comes from :class:`Clock`, so a test
+Requests refused with 429 do not count toward the window. For tests of clients that share a pause, the
+stats count ``early`` requests: those that arrive while a Retry-After the same caller was given has not
+elapsed, ``early_grace_s`` or more after it was given (the grace covers a client's in-process propagation
+of the 429; 0 counts every one). Time comes from :class:`Clock`, so a test
 frees the window by advancing the clock instead of waiting 300 s.
 """
 
@@ -55,6 +58,8 @@ class LimitConfig:
     concurrency_retry_after_s: int = 1
     # Seconds added to a caller's penalty for each request it sends while already told to wait.
     escalation_s: float = 0.0
+    # A request arriving this long or longer after a 429 and before its Retry-After counts as ``early``.
+    early_grace_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.window_s <= 0:
@@ -123,6 +128,7 @@ class _CallerState:
     execution_ms: float = 0.0  # sum over entries
     in_flight: int = 0
     blocked_until: float = 0.0  # only used when escalation is on
+    told: deque[tuple[float, float]] = field(default_factory=deque)  # (429 answered at, Retry-After ends)
 
 
 def _retry_seconds(seconds: float) -> int:
@@ -143,6 +149,7 @@ class ServiceProtection:
             "throttled_requests": 0,
             "throttled_execution_time": 0,
             "throttled_concurrency": 0,
+            "early": 0,
         }
 
     # -- configuration -------------------------------------------------------------------------------------
@@ -166,6 +173,7 @@ class ServiceProtection:
                 state.entries.clear()
                 state.execution_ms = 0.0
                 state.blocked_until = 0.0
+                state.told.clear()
             for key in self._stats:
                 self._stats[key] = 0
 
@@ -211,6 +219,9 @@ class ServiceProtection:
             wait_s = state.blocked_until - now
         self._stats["throttled"] += 1
         self._stats[f"throttled_{facet}"] += 1
+        self._told(
+            state, now, _retry_seconds(wait_s) if facet != "concurrency" else cfg.concurrency_retry_after_s
+        )
         window = _fmt_number(cfg.window_s)
         if facet == "requests":
             code = REQUESTS_CODE
@@ -234,12 +245,23 @@ class ServiceProtection:
             retry = cfg.concurrency_retry_after_s
         return Throttled(retry_after_s=retry, code=code, message=message, facet=facet)
 
+    def _told(self, state: _CallerState, now: float, retry_after_s: int) -> None:
+        state.told.append((now, now + retry_after_s))
+
+    def _count_early(self, state: _CallerState, now: float) -> None:
+        while state.told and state.told[0][1] <= now:
+            state.told.popleft()
+        grace = self._config.early_grace_s
+        if any(at + grace <= now < until for at, until in state.told):
+            self._stats["early"] += 1
+
     def admit(self, caller: str) -> Admission | Throttled:
         """Let a request of ``caller`` in, or refuse it. An Admission must be released exactly once."""
         now = self._clock.now()
         with self._lock:
             cfg = self._config
             state = self._state(caller)
+            self._count_early(state, now)
             self._prune(state, now)
             if cfg.enabled:
                 if cfg.escalation_s > 0 and state.blocked_until > now:

@@ -381,6 +381,43 @@ class Not(Expr):
         return self.operand.columns()
 
 
+_LIKE_WILDCARDS = frozenset("%_[")
+
+
+def like_regex(pattern: str) -> re.Pattern[str] | None:
+    """A T-SQL LIKE pattern's wildcards as a regex, ``None`` when it has none (a plain substring).
+
+    Dataverse documents ``contains``/``startswith``/``endswith`` arguments as LIKE patterns: ``%`` any
+    string, ``_`` one character, ``[abc]``/``[a-f]`` one of a set, ``[^...]`` none of it; a wildcard
+    between brackets (``[%]``, ``[_]``, ``[[]``) is itself (powerapps-docs
+    ``developer/data-platform/wildcard-characters.md``). An unclosed ``[`` is taken literally.
+    """
+    if not _LIKE_WILDCARDS.intersection(pattern):
+        return None
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        close = pattern.find("]", i + 2) if ch == "[" else -1
+        if ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        elif ch == "[" and close != -1:
+            body = pattern[i + 1 : close]
+            negated = body.startswith("^") and len(body) > 1
+            members = body[1:] if negated else body
+            escaped = "".join(
+                "-" if c == "-" and 0 < k < len(members) - 1 else re.escape(c) for k, c in enumerate(members)
+            )
+            out.append(f"[{'^' if negated else ''}{escaped}]")
+            i = close
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
 @dataclass
 class StringFunction(Expr):
     """contains / startswith / endswith (SQL LIKE under the _CI_AI collation)."""
@@ -388,12 +425,27 @@ class StringFunction(Expr):
     name: str
     target: _Operand
     argument: str
+    _like: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._like = like_regex(like_fold(self.argument))
+
+    @property
+    def plain(self) -> bool:
+        """No LIKE wildcard: the argument is a substring (what the merged OR chains may index)."""
+        return self._like is None
 
     def _eval3(self, row: Row, nav: NavResolver) -> bool | None:
         value = self.target.value(row, nav)
         if value is None:
             return None
         text = like_fold(str(value))
+        if self._like is not None:
+            if self.name == "contains":
+                return self._like.search(text) is not None
+            if self.name == "startswith":
+                return self._like.match(text) is not None
+            return any(self._like.fullmatch(text, start) for start in range(len(text) + 1))
         needle = like_fold(self.argument)
         if self.name == "contains":
             return needle in text
@@ -459,7 +511,8 @@ def _merge_contains(expr: Expr, minimum: int = 8) -> Expr:
         return expr
     terms = _or_terms(expr)
     if not all(
-        isinstance(t, StringFunction) and t.name == "contains" and isinstance(t.target, _Path) for t in terms
+        isinstance(t, StringFunction) and t.name == "contains" and t.plain and isinstance(t.target, _Path)
+        for t in terms
     ):
         keyed = _keyed_or(terms, minimum)
         if keyed is not None:
@@ -547,6 +600,7 @@ def _keyed_or(terms: Sequence[Expr], minimum: int) -> KeyedOr | None:
         elif (
             isinstance(key, StringFunction)
             and key.name == "contains"
+            and key.plain
             and isinstance(key.target, _Path)
             and like_fold(key.argument)
         ):
@@ -1322,8 +1376,8 @@ def index_hint(expr: Expr | None) -> Hint | None:
         return EqHint(expr.target.column, expr._folded)
     if isinstance(expr, StringFunction):
         target = expr.target
-        if not isinstance(target, _Path) or target.navigation is not None:
-            return None
+        if not isinstance(target, _Path) or target.navigation is not None or not expr.plain:
+            return None  # a LIKE pattern with wildcards is not a substring the q-gram index can look up
         needle = like_fold(expr.argument)
         return ContainsHint(target.column, (needle,)) if needle else None
     if isinstance(expr, ContainsAny):

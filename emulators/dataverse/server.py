@@ -371,6 +371,7 @@ class DataverseEmulator:
                 "by_kind": Counter(),
                 "inner": Counter(),
                 "status": Counter(),
+                "rows": Counter(),
             }
 
     def _count(self, method: str, kind: str, status: int, inner: int = 0, inner_kind: str = "") -> None:
@@ -391,6 +392,7 @@ class DataverseEmulator:
                 "inner_operations": dict(self._stats["inner"]),
                 "responses_by_status": dict(self._stats["status"]),
                 "throttled": self._stats["status"].get("429", 0),
+                "rows_served": self._stats["rows"].get("query", 0),
             }
         data["records"] = self.store.counts()
         data["limits"] = self.limits.stats()
@@ -775,6 +777,8 @@ class DataverseEmulator:
             if total > MAX_PAGE_SIZE:
                 body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = True
         body["value"] = [self.records.serialize(table, row, options, **annotations) for row in page]
+        with self._stats_lock:
+            self._stats["rows"]["query"] += len(page)
         if next_link:
             body["@odata.nextLink"] = next_link
         if applied:

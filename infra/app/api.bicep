@@ -18,6 +18,7 @@ param keyVaultUri string
 param platformJwtJwksUrl string
 param platformJwtIssuer string
 param platformJwtAudience string
+param platformJwtServiceAudience string
 param frontendUrl string
 param dynamicsClientId string
 param dynamicsAuthority string
@@ -102,6 +103,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'PLATFORM_JWT_PUBLIC_KEY', value: '' } // JWKS is used; a PEM here would replace it
         { name: 'PLATFORM_JWT_ISSUER', value: platformJwtIssuer }
         { name: 'PLATFORM_JWT_AUDIENCE', value: platformJwtAudience }
+        { name: 'PLATFORM_JWT_SERVICE_AUDIENCE', value: platformJwtServiceAudience }
         { name: 'PLATFORM_JWT_ALLOW_DEV_HS256', value: 'false' }
         // Dynamics connection (OAuth 2.0 through MSAL).
         { name: 'DYNAMICS_CLIENT_ID', value: dynamicsClientId }
@@ -120,6 +122,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'DYNAMICS_MAX_CONCURRENCY', value: '16' }
         { name: 'EXPORT_CHUNK_SIZE', value: '500' }
         { name: 'EXPORT_MAX_ATTEMPTS', value: '5' }
+        { name: 'JOBS_MAX_ACTIVE_PER_WORKSPACE', value: '20' }
         // Activities (engagement events).
         { name: 'ACTIVITY_CHUNK_SIZE', value: '1000' }
         { name: 'ACTIVITY_LINKEDIN_TABLE', value: 'auto' }

@@ -279,6 +279,7 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             "POST",
             "/api/dynamics/activities",
             activities_api.post_activities,
+            role="service",
             json_body=activities_request,
             expect=202,
         )
@@ -291,6 +292,8 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             route_params=job,
             expect=200,
         )
+        listed = walk("GET", "/api/dynamics/activities", activities_api.list_activities, expect=200)
+        assert [j["jobId"] for j in body_json(listed)["jobs"]] == [job["jobId"]]
         walk(
             "GET",
             "/api/dynamics/activities/{jobId}/records",

@@ -235,6 +235,8 @@ def test_choice_labels_keep_accents() -> None:
     ("value", "code"),
     [
         ("Qualified", "unknown_option"),
+        ("²", "unknown_option"),  # a Unicode digit int() refuses: an unknown label, not a crash
+        ("--1", "unknown_option"),
         (5, "unknown_option"),
         (["New", "Contacted"], "too_many_values"),
         (True, "unknown_option"),

@@ -235,6 +235,34 @@ def test_domain_or_name() -> None:
     assert both.dynamics_id == "a-d"  # the domain branch comes first
 
 
+def test_configured_domain_column_and_custom_company_rule_with_any_extension() -> None:
+    record = {"id": "x", "name": "Acme", "domain": "acme.es"}
+    in_own_column = [account("a-1", "Acme", "https://other.com", new_domain="https://www.acme.es/")]
+    result = match_company({"columns": {"companyDomain": "new_domain"}}, record, in_own_column)
+    assert (result.dynamics_id, result.rule) == ("a-1", "domain")
+    custom = {
+        "companyIdentifier": "custom",
+        "companyDomainAnyExtension": True,
+        "companyRule": {
+            "operator": "and",
+            "conditions": [{"platformField": "domain", "dynamicsField": "new_domain"}],
+        },
+    }
+    uk = [account("a-uk", "Acme UK", None, new_domain="acme.co.uk")]
+    assert match_company(custom, record, uk).dynamics_id == "a-uk"  # the flag reaches the custom rule
+    assert (
+        match_company({**custom, "companyDomainAnyExtension": False}, record, uk).status is MatchStatus.NONE
+    )
+
+
+def test_identifiers_default_to_name_company_and_domain() -> None:
+    config = IdentifierConfig.from_json({})
+    assert contact_rule(config).label == "name_company"
+    assert company_rule(config).label == "domain"
+    result = match_company({}, {"id": "x", "domain": "acme.com"}, [account("a-1", "Other", "acme.com")])
+    assert result.dynamics_id == "a-1"
+
+
 def test_domain_only_does_not_match_by_name() -> None:
     result = match_company(
         {"companyIdentifier": "domain"},

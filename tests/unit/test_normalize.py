@@ -223,6 +223,8 @@ def test_linkedin_slug_variants_for_contains_queries() -> None:
         ("jane.doe@Acme.com", "acme.com"),
         ("mailto:jane@acme.com", "acme.com"),
         ("https://user:pw@shop.acme.com/", "shop.acme.com"),
+        ("https://www.acme.com/contact?to=sales@other.org", "acme.com"),  # an address in the URL's query
+        ("//www.acme.com/about", "acme.com"),  # protocol-relative, as pasted from HTML
         ("bücher.de", "xn--bcher-kva.de"),
         ("https://xn--bcher-kva.de/", "xn--bcher-kva.de"),
         ("www.com", "www.com"),

@@ -3,7 +3,7 @@
 import pytest
 
 from core.domain.catalog import FieldType
-from core.domain.values import check_value, is_empty, parse_datetime
+from core.domain.values import MAX_EMAIL_LENGTH, ascii_whole_number, check_value, is_empty, parse_datetime
 
 T = FieldType
 
@@ -62,3 +62,35 @@ def test_empty_values_mean_no_value() -> None:
 def test_datetimes_keep_their_zone() -> None:
     parsed = parse_datetime("2026-01-31T09:00:00+01:00")
     assert parsed is not None and parsed.utcoffset() is not None and parsed.hour == 9
+
+
+@pytest.mark.parametrize(
+    ("text", "shaped"),
+    [
+        ("a@b.c", True),
+        ("x@sub.example.com", True),
+        ("a@b..c", True),
+        ("a@b", False),
+        ("a@.c", False),
+        ("a@b.", False),
+        ("@b.c", False),
+        ("a@b@c.d", False),
+        ("a b@c.d", False),
+        ("a@" + "." * 300 + "@", False),
+    ],
+)
+def test_email_shape_is_the_permissive_check(text: str, shaped: bool) -> None:
+    assert (check_value(T.EMAIL, text) is None) is shaped
+
+
+def test_a_long_email_is_refused_by_its_length_before_any_scan() -> None:
+    assert check_value(T.EMAIL, "a@" + "." * 200_000 + "@") == (
+        f"an email address is at most {MAX_EMAIL_LENGTH} characters"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "number"), [("42", 42), (" 7 ", 7), ("²", None), ("٣", None), ("-1", None), ("", None)]
+)
+def test_whole_numbers_are_ascii_digits_only(text: str, number: int | None) -> None:
+    assert ascii_whole_number(text) == number

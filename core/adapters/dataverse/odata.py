@@ -4,7 +4,8 @@ Everything that turns values into URL text lives here, so that what a caller mea
 sends (a URL measured with one encoder and sent with another once went over the limit: 414):
 
 * literals: :func:`odata_literal` (``'O''Brien'``, ``null``, ``true``, GUIDs, ISO dates), key segments;
-* filters: ``Microsoft.Dynamics.CRM.In`` / ``NotIn``, ``contains``, ``eq`` chains, and
+* filters: ``Microsoft.Dynamics.CRM.In`` / ``NotIn``, ``contains`` (its argument a LIKE pattern, so the
+  value's own ``%``, ``_`` and ``[`` are escaped: :func:`like_literal`), ``eq`` chains, and
   :func:`split_clauses`, which packs clauses into as few filters as fit a URL limit;
 * percent-encoding of query options and of request targets inside ``$batch`` (``QUERY_VALUE_SAFE``,
   ``PATH_SAFE``);
@@ -98,8 +99,23 @@ def not_in_filter(column: str, values: Iterable[str]) -> str:
     return f"Microsoft.Dynamics.CRM.NotIn(PropertyName={odata_literal(column)},PropertyValues=[{joined}])"
 
 
+def like_literal(text: str) -> str:
+    """``text`` as a LIKE pattern matching only itself: each wildcard character enclosed in brackets.
+
+    Dataverse evaluates ``contains``/``startswith``/``endswith`` as SQL LIKE, where ``%`` is any string,
+    ``_`` any character and ``[`` opens a set; a wildcard "enclosed in brackets" is a literal
+    (https://learn.microsoft.com/power-apps/developer/data-platform/wildcard-characters). Unescaped, a
+    LinkedIn slug ``%`` or an e-mail ``%@gmail.com`` would match (and read) every row.
+    """
+    return text.translate(_LIKE_ESCAPES)
+
+
+_LIKE_ESCAPES = str.maketrans({"%": "[%]", "_": "[_]", "[": "[[]"})
+
+
 def contains_filter(column: str, fragment: str) -> str:
-    return f"contains({column},{odata_literal(fragment)})"
+    """``contains(column,'fragment')`` matching ``fragment`` literally (wildcards escaped)."""
+    return f"contains({column},{odata_literal(like_literal(fragment))})"
 
 
 def eq_filter(column: str, value: Any) -> str:

@@ -3,7 +3,8 @@
 ``requests`` with JSON bodies and the OData 4.0 headers. Each attempt goes through these steps:
 
 1. **token** -- a bearer token from the token source (force-refreshed after a 401);
-2. **slot** -- a slot of the :class:`AdaptiveLimiter` (waits out a 429's pause shared by every thread);
+2. **slot** -- a slot of the :class:`AdaptiveLimiter` (waits out a 429's pause shared by every thread),
+   then the ``before_send`` hook (the shared budget's pause: a 429 another instance was given);
 3. **send** -- one HTTP exchange, timed; a ``requests`` exception is a failure kind, not an exception yet;
 4. **decide** -- the one retry policy (:mod:`core.domain.retry`): 429 waits ``Retry-After``; 5xx and
    broken connections are repeated only for a request that is safe to repeat (``idempotent``), a failed
@@ -46,6 +47,7 @@ from core.adapters.dataverse.limiter import AdaptiveLimiter, Ticket
 from core.adapters.dataverse.odata import encode_query
 from core.domain.connection import TokenProvider
 from core.domain.retry import FailureKind, RetryDecision, RetryPolicy, classify_status, parse_retry_after
+from core.domain.values import ascii_whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +156,7 @@ class Transport:
         user_agent: str = DEFAULT_USER_AGENT,
         max_concurrency: int = 16,
         on_request: Callable[[RequestEvent], None] | None = None,
+        before_send: Callable[[], None] | None = None,
         suppress_duplicate_detection: bool | None = None,
         honor_dop_hint: bool = True,
         timeout: tuple[float, float] = (10.0, 120.0),
@@ -174,6 +177,7 @@ class Transport:
         self._retry = retry or RetryPolicy()
         self._user_agent = user_agent
         self._on_request = on_request
+        self._before_send = before_send
         self._suppress_duplicate_detection = suppress_duplicate_detection
         self._honor_dop_hint = honor_dop_hint
         self._timeout = timeout
@@ -277,6 +281,11 @@ class Transport:
         ticket = self.limiter.acquire()
         started = time.perf_counter()
         try:
+            if self._before_send is not None:
+                # Last, right before the exchange: e.g. the shared budget waits out a Retry-After another
+                # instance was given meanwhile (the limiter only knows this process's 429s).
+                self._before_send()
+                started = time.perf_counter()
             response = self._session.request(
                 request.method,
                 request.url,
@@ -432,8 +441,9 @@ class Transport:
 
     def _apply_dop_hint(self, response: requests.Response) -> None:
         hint = response.headers.get("x-ms-dop-hint")
-        if hint and hint.strip().isdigit() and int(hint) > 0:
-            self.limiter.cap(int(hint))
+        degree = ascii_whole_number(hint, max_digits=4) if hint else None
+        if degree:
+            self.limiter.cap(degree)
 
     def _emit(self, event: RequestEvent) -> None:
         logger.debug(

@@ -25,7 +25,7 @@ from core.domain.lookup_plan import plan_lookups
 from core.domain.matching import PARENT_ACCOUNT_VALUE, MatchStatus, match_records, rule_for
 from core.services.activities.context import ActivityContext
 from core.services.activities.items import ContactItem, EventItem
-from core.services.jobs.lookups import PREFER_PAGES, lookup_operations, match_broadly
+from core.services.jobs.lookups import PREFER_PAGES, capped, lookup_operations, match_broadly, too_broad_error
 
 ACTIVITY_SELECT = ["activityid", "statecode", "statuscode"]
 USER_SELECT = ["systemuserid", "fullname", "isdisabled", "azureactivedirectoryobjectid"]
@@ -144,10 +144,11 @@ def find_in_dynamics(
         plan = plan_lookups(Entity.CONTACT, rule, records, extra_select=list(current))
         rule_select = list(plan.select)
         queries = lookup_operations(plan)
-        candidates_rows = [row for page in run.batch_gets(queries) for row in page] if queries else []
+        found = run.batch_gets(queries) if queries else []
+        candidates_rows = [row for page in found for row in page]
         results = match_records(rule, records, candidates_rows, id_column="contactid")
         # Stored with extra spaces or another apostrophe ("  Jane ", "Van  Dyke"): the broad lookup.
-        candidates_rows += match_broadly(
+        broad_rows = match_broadly(
             Entity.CONTACT,
             rule,
             records,
@@ -157,9 +158,13 @@ def find_in_dynamics(
             batch_gets=run.batch_gets,
             id_column="contactid",
         )
+        too_broad = capped([*found, broad_rows])
+        candidates_rows += broad_rows
         by_id = {str(r["contactid"]).lower(): r for r in candidates_rows}
         for contact, result in zip(pending, results, strict=True):
             contact.match = result.to_json()
+            if result.status is MatchStatus.NONE and too_broad:
+                contact.export_problem = too_broad_error().message  # not created: its row may be unread
             if result.status is not MatchStatus.NONE and result.dynamics_id:
                 contact.dynamics_id = result.dynamics_id.lower()
                 contact.current = by_id.get(contact.dynamics_id)

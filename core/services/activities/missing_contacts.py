@@ -45,7 +45,7 @@ def export_missing(run: ActivityContext, contacts: Mapping[str, ContactItem]) ->
         contact = contacts[platform_id]
         if contact.dynamics_id is not None:
             continue
-        contact.export_problem = contact_export_problem(platform_id, contact.data)
+        contact.export_problem = contact.export_problem or contact_export_problem(platform_id, contact.data)
         if contact.export_problem is None:
             ready.append(contact)
     # Two platform contacts the identifier says are one person: exported once, both events regard it.

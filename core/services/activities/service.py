@@ -17,12 +17,12 @@ from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.job_store import JobNames, JobRow, JobStore
 from core.domain.activities import ActivitiesRequest, export_aliases, validate_events
-from core.domain.caller import Caller
+from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
 from core.domain.jobs import ChunkState, split_chunks
 from core.domain.matching import IdentifierConfig, rule_for
-from core.services.jobs.queries import JobQueries, SubmitResult
+from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("4e7d9b2a-1c3f-4a6e-9d8b-7f5e3c2a1b90")
 ACTIVITY_NAMES = JobNames(
@@ -49,14 +49,18 @@ class ActivityService(JobQueries):
         store: JobStore,
         load_config: Callable[[Caller], DynamicsConfig],
         chunk_size: int = ACTIVITY_CHUNK_SIZE,
+        max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
     ) -> None:
-        super().__init__(store)
+        super().__init__(store, max_active_jobs)
         self._load_config = load_config
         self._chunk_size = chunk_size
 
     def submit(
         self, caller: Caller, request: ActivitiesRequest, idempotency_key: str | None = None
     ) -> SubmitResult:
+        # Events name the user and identity each activity is logged as (CallerObjectId): only the
+        # platform's service may say who acted; a person could otherwise write as anyone.
+        caller.require(SERVICE, "logging activities")
         self._store.ensure_ready()
         config = self._load_config(caller)
         if idempotency_key:
@@ -66,6 +70,7 @@ class ActivityService(JobQueries):
                 return _already_submitted(existing)
         else:
             job_id = str(uuid.uuid4())
+        self.check_capacity(caller.workspace_id)
         # Staged under a folder of this request's own: a concurrent request with the same key stages
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
@@ -125,12 +130,13 @@ class ActivityService(JobQueries):
         self._store.enqueue_chunks(caller.workspace_id, job_id, range(len(chunks)))
         return SubmitResult(job_id, len(valid), len(invalid), True)
 
-    def status(self, workspace_id: str, job_id: str) -> dict[str, Any] | None:
-        status = super().status(workspace_id, job_id)
-        if status is not None:
-            status["progress"]["events"] = status["progress"].pop("records")
-            for key in ("entity", "trigger", "dryRun"):
-                status.pop(key, None)
+    def _status_of(self, job: JobRow) -> dict[str, Any]:
+        """The engine's status in the activities' terms (events, no entity/trigger/dry run): the same for
+        one job's status and the job list."""
+        status = super()._status_of(job)
+        status["progress"]["events"] = status["progress"].pop("records")
+        for key in ("entity", "trigger", "dryRun"):
+            status.pop(key, None)
         return status
 
 

@@ -23,9 +23,11 @@ class DynamicsAccess:
         session_factory: Callable[[], requests.Session] = requests.Session,
         max_concurrency: int = 16,
         on_request_for: Callable[[str], Callable[[RequestEvent], None]] | None = None,
+        before_send_for: Callable[[str], Callable[[], None]] | None = None,
     ) -> None:
         self._tokens = tokens
         self._on_request_for = on_request_for  # e.g. the shared budget's ledger, per workspace
+        self._before_send_for = before_send_for  # e.g. the shared budget's 429 pause, per workspace
         self._session_factory = session_factory
         self._max_concurrency = max_concurrency
         self._lock = threading.Lock()
@@ -50,6 +52,7 @@ class DynamicsAccess:
                     session=self._session_factory(),
                     max_concurrency=self._max_concurrency,
                     on_request=self._on_request_for(workspace_id) if self._on_request_for else None,
+                    before_send=self._before_send_for(workspace_id) if self._before_send_for else None,
                 )
                 self._clients[key] = client
         return client, connection

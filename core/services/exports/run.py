@@ -45,7 +45,14 @@ from core.services.exports.mapping import desired_values, mapped_columns
 from core.services.exports.owners import choose_owners
 from core.services.exports.writes import ExportWrites
 from core.services.jobs.checkpoints import Checkpoints
-from core.services.jobs.lookups import PREFER_PAGES, batch_get_rows, lookup_operations, match_broadly
+from core.services.jobs.lookups import (
+    PREFER_PAGES,
+    batch_get_rows,
+    capped,
+    lookup_operations,
+    match_broadly,
+    too_broad_error,
+)
 
 # (client, table) -> the table's columns as the metadata API describes them (cached per process)
 ColumnsOf = Callable[[DataverseClient, str], dict[str, DynamicsColumn]]
@@ -140,6 +147,7 @@ class ExportRun:
         pages = self.batch_gets(gets)
         own_rows = {str(r[id_column]).lower(): r for r in pages[0]}
         candidates = [row for page in pages[1:] for row in page]
+        too_broad = capped(pages[1:])
         results = match_records(rule, [i.data for i in items], candidates, id_column=id_column)
         # Would-create records get a second, broader lookup (names stored with extra whitespace...).
         unmatched = [
@@ -147,7 +155,7 @@ class ExportRun:
             for n, (own_id, result) in enumerate(zip(own_ids, results, strict=True))
             if result.status is MatchStatus.NONE and own_id not in own_rows
         ]
-        candidates += match_broadly(
+        broad_rows = match_broadly(
             entity,
             rule,
             [i.data for i in items],
@@ -157,6 +165,8 @@ class ExportRun:
             batch_gets=self.batch_gets,
             id_column=id_column,
         )
+        too_broad = too_broad or capped([broad_rows])
+        candidates += broad_rows
         by_id = {str(r[id_column]).lower(): r for r in candidates}
         for item, result, det_id in zip(items, results, own_ids, strict=True):
             own = own_rows.get(det_id)
@@ -165,6 +175,8 @@ class ExportRun:
                 item.match = {"status": "matched", "rule": "created_by_platform", "dynamicsId": det_id}
                 continue
             item.match = result.to_json()
+            if result.status is MatchStatus.NONE and too_broad:
+                item.errors.append(too_broad_error())
             if result.status is not MatchStatus.NONE and result.dynamics_id:
                 item.dynamics_id = result.dynamics_id.lower()
                 item.current = by_id.get(item.dynamics_id)

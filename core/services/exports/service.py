@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.job_store import JobNames, JobRow, JobStore
-from core.domain.caller import Caller
+from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
     DynamicsConfig,
@@ -34,7 +34,7 @@ from core.domain.jobs import (
 )
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
-from core.services.jobs.queries import JobQueries, SubmitResult
+from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
 EXPORT_NAMES = JobNames(
@@ -64,8 +64,9 @@ class ExportService(JobQueries):
         load_config: Callable[[Caller], DynamicsConfig],
         custom_fields: Callable[[str], Iterable[PlatformField]] = lambda _ws: (),
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
     ) -> None:
-        super().__init__(store)
+        super().__init__(store, max_active_jobs)
         self._load_config = load_config
         self._custom_fields = custom_fields
         self._chunk_size = chunk_size
@@ -73,6 +74,7 @@ class ExportService(JobQueries):
     def submit(
         self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
     ) -> SubmitResult:
+        requester = _requester(caller, request)
         self._store.ensure_ready()
         config = self._load_config(caller)
         self._check_request(request, config)
@@ -83,6 +85,7 @@ class ExportService(JobQueries):
                 return _already_submitted(existing)
         else:
             job_id = str(uuid.uuid4())
+        self.check_capacity(caller.workspace_id)
         # Staged under a folder of this request's own: a concurrent request with the same key stages
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
@@ -100,7 +103,7 @@ class ExportService(JobQueries):
                 "entity": request.entity.value,
                 "trigger": request.trigger.value,
                 "dryRun": request.dryRun,
-                "userId": caller.user_id,
+                "userId": requester,
                 "manualValues": request.manualValues,
                 "config": config.to_json(),
                 "createdAt": now,
@@ -120,7 +123,7 @@ class ExportService(JobQueries):
                     entity=request.entity.value,
                     trigger=request.trigger.value,
                     dry_run=request.dryRun,
-                    user_id=caller.user_id,
+                    user_id=requester,
                     total_records=len(request.records),
                     total_chunks=len(chunks),
                     created_at=now,
@@ -181,6 +184,17 @@ class ExportService(JobQueries):
                 problems.append(Problem(pointer(("manualValues", column)), message))
         if problems:
             raise InvalidExport(problems)
+
+
+def _requester(caller: Caller, request: ExportRequest) -> str:
+    """The platform user an export is for: a person is always themselves; only the platform's service
+    submits automatic exports and names the user it acts for (``Forbidden`` otherwise)."""
+    if request.trigger is ExportTrigger.AUTOMATIC:
+        caller.require(SERVICE, "an automatic export")
+    if request.userId is not None:
+        caller.require(SERVICE, "naming the user an export is for (userId)")
+        return request.userId
+    return caller.user_id
 
 
 def _already_submitted(job: JobRow) -> SubmitResult:

@@ -1,17 +1,64 @@
 """Reading jobs, the same way for every job kind: status (derived from the chunk rows), the job list,
-per-record results, and resuming what paused for the Dynamics token.
+per-record results, resuming what paused for the Dynamics token, and the per-workspace cap on jobs in
+flight.
 
 Status costs one query of the job's chunk rows (no job-row contention: workers never write the job row);
-records are read a page at a time in submission order (row key = position).
+records are read a page at a time in submission order (row key = position); the job list a page at a time,
+newest first, with an opaque cursor (the status of the page's jobs only is derived).
+
+The cap counts the workspace's jobs of this kind still queued or running among those submitted in the last
+``ACTIVE_JOB_WINDOW`` (one query of their job rows, then one chunk query per job until the cap is
+reached): a workspace cannot fill the shared queue for everybody else. A job paused for reconnection does
+not count (it holds no queue message), nor one older than the window (a job queued a day is stuck, and the
+poison handling ends it).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from core.adapters.job_store import JobRow, JobStore
 from core.domain.jobs import COUNT_KEYS, ChunkState, JobState, empty_counts, job_state
+
+DEFAULT_MAX_ACTIVE_JOBS = 20
+ACTIVE_JOB_WINDOW = dt.timedelta(hours=24)
+# How long a refused client waits before trying again: about a chunk's run, when one job may finish.
+QUEUE_FULL_RETRY_AFTER_S = 30
+MAX_JOB_CURSOR = 200
+
+
+class JobQueueFull(Exception):
+    """The workspace already has ``limit`` jobs of this kind queued or running."""
+
+    def __init__(self, limit: int, retry_after_s: int = QUEUE_FULL_RETRY_AFTER_S) -> None:
+        super().__init__(f"{limit} jobs are already queued or running for this workspace")
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+class InvalidCursor(ValueError):
+    """A job-list cursor this API did not hand out."""
+
+
+def encode_job_cursor(job: JobRow) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at}|{job.job_id}".encode()).decode("ascii").rstrip("=")
+
+
+def decode_job_cursor(cursor: str) -> tuple[str, str]:
+    if len(cursor) > MAX_JOB_CURSOR:
+        raise InvalidCursor(cursor)
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidCursor(cursor) from None
+    created_at, bar, job_id = text.partition("|")
+    if not bar or not created_at or not job_id:
+        raise InvalidCursor(cursor)
+    return created_at, job_id
 
 
 @dataclass(frozen=True)
@@ -23,8 +70,23 @@ class SubmitResult:
 
 
 class JobQueries:
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS) -> None:
         self._store = store
+        self._max_active_jobs = max_active_jobs
+
+    def check_capacity(self, workspace_id: str) -> None:
+        """``JobQueueFull`` when the workspace already has ``max_active_jobs`` jobs queued or running."""
+        since = (dt.datetime.now(dt.UTC) - ACTIVE_JOB_WINDOW).isoformat()
+        active = 0
+        for job in self._store.list_jobs(workspace_id, limit=10_000, since=since):
+            chunks = self._store.list_chunks(workspace_id, job.job_id)
+            if job.total_chunks and job_state(chunks, total_chunks=job.total_chunks) in (
+                JobState.QUEUED,
+                JobState.RUNNING,
+            ):
+                active += 1
+                if active >= self._max_active_jobs:
+                    raise JobQueueFull(self._max_active_jobs)
 
     def status(self, workspace_id: str, job_id: str) -> dict[str, Any] | None:
         job = self._store.get_job(workspace_id, job_id)
@@ -67,8 +129,17 @@ class JobQueries:
         }
 
     def list_jobs(self, workspace_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.jobs_page(workspace_id, None, limit)["jobs"]  # type: ignore[no-any-return]
+
+    def jobs_page(self, workspace_id: str, cursor: str | None, limit: int = 50) -> dict[str, Any]:
+        """A page of the workspace's jobs, newest first: ``{"jobs", "nextCursor"}`` (``None`` on the last
+        page). ``InvalidCursor`` for a cursor this method did not return."""
         self._store.ensure_ready()
-        return [self._status_of(job) for job in self._store.list_jobs(workspace_id, limit)]
+        before = decode_job_cursor(cursor) if cursor is not None else None
+        rows = self._store.list_jobs(workspace_id, limit + 1, before=before)
+        page = rows[:limit]
+        next_cursor = encode_job_cursor(page[-1]) if len(rows) > limit else None
+        return {"jobs": [self._status_of(job) for job in page], "nextCursor": next_cursor}
 
     def records(
         self, workspace_id: str, job_id: str, status: str | None, cursor: str | None, limit: int

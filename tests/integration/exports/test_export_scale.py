@@ -66,12 +66,19 @@ class Run:
 
 
 def export_with(
-    azurite: Azurite, scenario: Scenario, workers: int, *, budget: bool = True, threads: int = 2
+    azurite: Azurite,
+    scenario: Scenario,
+    workers: int,
+    *,
+    budget: bool = True,
+    threads: int = 2,
+    emulator_limits: LimitConfig | None = None,
+    budget_limits: BudgetLimits = LIMITS,
 ) -> Run:
     emulator = DataverseEmulator(
         seed=scenario.seed,
         accepted_tokens=(TOKEN,),
-        limits=LimitConfig(window_s=WINDOW_S, max_requests=MAX_REQUESTS),
+        limits=emulator_limits or LimitConfig(window_s=WINDOW_S, max_requests=MAX_REQUESTS),
     )
     emulator.start()
     try:
@@ -82,7 +89,7 @@ def export_with(
         caller = Caller(f"ws-scale-{uuid.uuid4().hex[:8]}", "platform-user-1", Role.ADMIN)
         processes = WorkerProcesses(
             WorkerOptions(
-                azurite.connection_string, emulator.url, threads=threads, budget=budget, limits=LIMITS
+                azurite.connection_string, emulator.url, threads=threads, budget=budget, limits=budget_limits
             ),
             workers,
         )

@@ -182,3 +182,20 @@ def test_a_request_in_flight_counts_before_it_answers(
     with a.working(workspace, expected_requests=11):
         pass
     assert time_.now - started < 1
+
+
+def test_a_429_holds_every_request_of_the_other_instances_until_its_retry_after(
+    azurite: Azurite, time_: FakeTime, workspace: str
+) -> None:
+    """Not only chunk runs: the gate runs before every request of the workspace's client, interactive
+    calls and retries included, and reads the pause another instance wrote the moment it got its 429."""
+    a, b = instance(azurite, time_), instance(azurite, time_)
+    b.gate(workspace)()  # nothing paused: goes at once
+    assert time_.slept == []
+    a.observer(workspace)(event(429, retry_after=7))
+    started = time_.now
+    b.gate(workspace)()
+    assert time_.now - started == pytest.approx(7, abs=0.1)
+    started = time_.now
+    b.gate(workspace)()  # elapsed: no more waiting
+    assert time_.now == started
