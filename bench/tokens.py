@@ -108,6 +108,7 @@ def run(
         )
     )
     tables = TableServiceClient.from_connection_string(storage)
+
     def wrapper() -> VaultKeyWrapper:
         return VaultKeyWrapper(
             str(kv["tokenWrappingKeyId"]),
