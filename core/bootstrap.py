@@ -36,7 +36,7 @@ from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.identity.auth import TokenVerifier
 from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
 from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
-from core.adapters.identity.token_crypto import TokenCipher
+from core.adapters.identity.token_crypto import KeyWrapper, TokenCipher
 from core.adapters.job_store import JobStore
 from core.adapters.storage.config_repository import ConfigRepository
 from core.adapters.storage.connection_repository import (
@@ -408,18 +408,20 @@ def build_connection(
     *,
     tables: TableServiceClient | None = None,
     secret_store: SecretStore | None = None,
+    key_wrapper: KeyWrapper | None = None,
     http_session: requests.Session | None = None,
     table_prefix: str = "",
     clock: Callable[[], dt.datetime] = utcnow,
     on_reconnected: Callable[[str], None] | None = None,
     paused_work: Callable[[], Sequence[tuple[str, PausedWorkSource]]] | None = None,
 ) -> ConnectionComponents:
-    """The connection's parts from settings; tests pass their own tables/secret store/HTTP session/prefix.
+    """The connection's parts from settings; tests pass their own tables/secret store/key wrapper/HTTP
+    session/prefix.
     ``paused_work`` lists the kinds of work the token timer resumes for marked, connected workspaces."""
     tables = tables or Storage.from_settings(settings).table_service
     store = secret_store or secret_store_from_settings(settings)
     session = http_session or requests.Session()
-    cipher = TokenCipher.from_settings(settings)
+    cipher = TokenCipher.from_settings(settings, wrapper=key_wrapper)
     factory = MsalAppFactory(MsalConfig.from_settings(settings), http_client=session)
     connections = ConnectionRepository(tables, table_prefix + CONNECTIONS_TABLE)
     flows = AuthFlowRepository(tables, table_prefix + FLOWS_TABLE)

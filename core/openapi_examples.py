@@ -429,7 +429,21 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
                         ],
                     },
                     "changes": {},
-                }
+                },
+                {
+                    "seq": 1,
+                    "platformId": "ct-001",
+                    "action": "skipped",
+                    "dynamicsId": "8f313f99-30f8-436e-ae1c-bf4e05b68421",
+                    "note": "same contact as record ct-000 earlier in this export (by the configured "
+                    "identifier): exported once",
+                    "mergedInto": {
+                        "seq": 0,
+                        "platformId": "ct-000",
+                        "action": "unchanged",
+                        "dynamicsId": "8f313f99-30f8-436e-ae1c-bf4e05b68421",
+                    },
+                },
             ],
             "nextCursor": "0000002",
         }

@@ -112,10 +112,17 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         secret=True,
     ),
     SettingSpec(
+        "TOKEN_WRAPPING_KEY_ID",
+        None,
+        "Key Vault key (https://<vault>.vault.azure.net/keys/<name>, no version) that wraps each token "
+        "cache's AES-256-GCM data key inside the vault (RSA-OAEP-256); infra creates it.",
+    ),
+    SettingSpec(
         "TOKEN_ENCRYPTION_KEY",
         None,
-        "Base64 of the 32-byte key-encryption key that wraps each workspace's AES-256-GCM data key "
-        "(in Azure: a Key Vault reference app setting).",
+        "Legacy: base64 of the 32-byte key-encryption key of caches sealed before TOKEN_WRAPPING_KEY_ID "
+        "(kept to open them; each is resealed under the vault key at its next refresh). Without "
+        "TOKEN_WRAPPING_KEY_ID it is the key-encryption key (local development).",
         secret=True,
     ),
     SettingSpec("TOKEN_REFRESH_SCHEDULE", "0 */15 * * * *", "NCRONTAB schedule of the token refresh timer."),

@@ -125,6 +125,16 @@ class MatchExplanation(_Strict):
     searched: list[MatchCondition] = Field(default_factory=list, description="the values looked up")
 
 
+class MergedInto(_Strict):
+    """The earlier record of the same list a skipped duplicate was exported as (by the configured
+    identifier): the platform links the skipped record to the same Dynamics record."""
+
+    seq: int = Field(description="position of that record in the submitted list")
+    platformId: str
+    action: RecordAction | None = Field(default=None, description="its outcome; null until it has one")
+    dynamicsId: str | None = Field(default=None, description="the Dynamics record it was written to")
+
+
 class RecordResult(_Strict):
     seq: int = Field(description="position in the submitted list")
     platformId: str
@@ -138,6 +148,11 @@ class RecordResult(_Strict):
         "shown to admins only",
     )
     note: str | None = Field(default=None, description="why a record was skipped, or what was left alone")
+    mergedInto: MergedInto | None = Field(
+        default=None,
+        description="skipped as the same person or company as an earlier record of the same export: that "
+        "record, with its Dynamics id and action (dynamicsId above is the same id)",
+    )
 
 
 class RecordsPage(_Strict):

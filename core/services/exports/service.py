@@ -207,8 +207,9 @@ def _drop_duplicates(
 ) -> tuple[list[ValidRecord], list[RecordOutcome]]:
     """Records of one list that the configured identifier says are the same person or company (same
     LinkedIn profile, same domain, ...) are exported once: the first is kept, the others are ``skipped``
-    with the keeper named. Done over the whole list before chunking, so two chunks running at once can
-    never both create the same record."""
+    with the keeper named (``mergedInto``; its Dynamics id and action join them when results are read).
+    Done over the whole list before chunking, so two chunks running at once can never both create the
+    same record."""
     catalog_entity = Entity.CONTACT if entity is ExportEntity.CONTACTS else Entity.COMPANY
     rule = rule_for(catalog_entity, IdentifierConfig.from_model(config.sync_identifiers))
     groups = duplicate_groups(rule, [v.data for v in valid])
@@ -230,6 +231,7 @@ def _drop_duplicates(
                         f"same {catalog_entity.value} as record {keeper.platform_id} earlier in this export "
                         f"(by the configured identifier): exported once"
                     ),
+                    merged_into=(keeper.seq, keeper.platform_id),
                 )
             )
     return [v for i, v in enumerate(valid) if i not in dropped], skipped
