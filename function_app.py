@@ -15,6 +15,7 @@ from core.entrypoints import (
     meta_api,
     notifications_api,
     token_timer,
+    users_api,
 )
 
 observability.setup()  # JSON logs with ids and redaction; OpenTelemetry only when its setting is set
@@ -29,5 +30,6 @@ app.register_functions(token_timer.bp)
 app.register_functions(exports_api.bp)
 app.register_functions(export_queue.bp)
 app.register_functions(fields_api.bp)
+app.register_functions(users_api.bp)
 app.register_functions(activities_api.bp)
 app.register_functions(activity_queue.bp)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -78,6 +79,7 @@ from core.services.connection.tokens import TokenService, utcnow
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.fields import FieldsService
 from core.services.dynamics.metadata_cache import MetadataCache
+from core.services.dynamics.users import DynamicsUsers, PageCache
 from core.services.exports.contacts_for_jobs import ContactExport
 from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
@@ -338,6 +340,14 @@ class App:
         return self._once(
             "fields_service",
             lambda: FieldsService(self.client_for, self.metadata_cache, custom_fields=self._custom_fields),
+        )
+
+    @property
+    def dynamics_users(self) -> DynamicsUsers:
+        """The environment's users for the users-mapping step; pages cached per workspace for a minute."""
+        return self._once(
+            "dynamics_users",
+            lambda: DynamicsUsers(self.client_for, PageCache(monotonic=self._monotonic or time.monotonic)),
         )
 
     @property

@@ -326,6 +326,47 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "request": _CONFIG["userMapping"],
         "response": _CONFIG["userMapping"],
     },
+    ("GET", "/api/dynamics/users"): {
+        "response": {
+            "environmentUrl": "https://contoso.crm4.dynamics.com",
+            "users": [
+                {
+                    "id": "b7c93acf-e059-40ee-9132-b63ef16287e4",
+                    "fullName": "Ada Lovelace",
+                    "email": "ada.lovelace@contoso.com",
+                    "businessUnitId": "4e1b6c2a-7f55-4b5e-8c1d-2a3b4c5d6e70",
+                    "businessUnitName": "Contoso Sales",
+                    "enabled": True,
+                }
+            ],
+            "nextCursor": "eyJ0IjoiPGNvb2tpZSBwYWdlbnVtYmVyPVwiMlwiIC8-IiwiZiI6IjNmNGE1YjZjN2Q4ZTlmMDEifQ",
+        }
+    },
+    ("POST", "/api/dynamics/users/suggestions"): {
+        "request": {
+            "people": [
+                {"platformId": "user-42", "email": "Ada.Lovelace@contoso.com"},
+                {"platformId": "identity-7", "email": "sales@acme.example"},
+            ]
+        },
+        "response": {
+            "suggestions": [
+                {
+                    "platformId": "user-42",
+                    "email": "Ada.Lovelace@contoso.com",
+                    "user": {
+                        "id": "b7c93acf-e059-40ee-9132-b63ef16287e4",
+                        "fullName": "Ada Lovelace",
+                        "email": "ada.lovelace@contoso.com",
+                        "businessUnitId": "4e1b6c2a-7f55-4b5e-8c1d-2a3b4c5d6e70",
+                        "businessUnitName": "Contoso Sales",
+                        "enabled": True,
+                    },
+                },
+                {"platformId": "identity-7", "email": "sales@acme.example", "user": None},
+            ]
+        },
+    },
     ("GET", "/api/dynamics/fields"): {
         "response": {
             "entity": "contact",

@@ -203,6 +203,18 @@ def test_a_new_key_version_wraps_new_data_keys_and_old_caches_still_open(keyvaul
     assert fresh.open(old, "ws-a") == b"old" and fresh.open(new, "ws-b") == b"new"
 
 
+def test_wrapping_goes_on_with_the_known_key_version_when_reading_the_key_fails(
+    keyvault: KeyVaultEmulator,
+) -> None:
+    clock = Clock()
+    cipher = TokenCipher(wrapper=wrapper_for(keyvault, clock=clock))
+    first = json.loads(cipher.seal(b"a", "ws-a"))["kid"]
+    clock.now += key_wrapping.KEY_REFRESH_S + 1
+    keyvault.fail_with(503, methods=("GET",))
+    assert json.loads(cipher.seal(b"b", "ws-b"))["kid"] == first  # wrapped locally with the known version
+    keyvault.fail_with(None)
+
+
 def test_a_cache_under_another_vault_key_is_a_configuration_fault_found_without_a_vault_call(
     keyvault: KeyVaultEmulator,
 ) -> None:

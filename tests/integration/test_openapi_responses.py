@@ -39,6 +39,7 @@ from core.entrypoints import (
     meta_api,
     notifications_api,
     token_timer,
+    users_api,
 )
 from core.openapi_examples import EXAMPLES
 from core.services.activities.service import ACTIVITY_QUEUE
@@ -217,6 +218,17 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             expect=200,
         )
         assert body_json(fields)["counts"]["ok"] > 0
+        users = walk(
+            "GET", "/api/dynamics/users", users_api.get_dynamics_users, params={"limit": "5"}, expect=200
+        )
+        assert body_json(users)["users"], body_json(users)
+        walk(
+            "POST",
+            "/api/dynamics/users/suggestions",
+            users_api.post_dynamics_user_suggestions,
+            json_body={"people": [{"platformId": "u-1", "email": user.email.upper()}]},
+            expect=200,
+        )
         defaults = body_json(walk("GET", "/api/dynamics/config", config_api.get_dynamics_config, expect=200))
         document = copy.deepcopy(EXAMPLES[("PUT", "/api/dynamics/config")]["request"])
         document["userMapping"] = defaults["userMapping"]  # the example's users are not in this environment

@@ -10,7 +10,8 @@ algorithms they list for RSA keys; A256KW needs an ``oct`` key, which only Manag
 Costs, per instance:
 - wrap: local, with the key's public part (the SDK encrypts RSA-OAEP-256 itself once it has read the key).
   The current version is read (one GET) at first use and again after ``KEY_REFRESH_S``, so a new key
-  version is used for new data keys within that time.
+  version is used for new data keys within that time; when that GET fails, the known version is used
+  and the GET retried after ``KEY_RETRY_S``.
 - unwrap: one vault call (POST .../unwrapkey) per distinct wrapped data key, then served from memory for
   ``UNWRAP_TTL_S`` (at most ``UNWRAP_CACHE_MAX`` entries, keyed by key version and wrapped bytes). A
   workspace's data key is reused across its cache versions, so reading a token costs one vault call per
@@ -41,6 +42,7 @@ from core.settings import Settings, SettingsError
 UNWRAP_TTL_S = 600.0
 UNWRAP_CACHE_MAX = 4096
 KEY_REFRESH_S = 3600.0
+KEY_RETRY_S = 60.0
 ALGORITHM = KeyWrapAlgorithm.rsa_oaep_256
 
 
@@ -138,6 +140,10 @@ class VaultKeyWrapper:
         try:
             key: KeyVaultKey = self._keys.get_key(self.key_name)
         except AzureError as exc:
+            with self._lock:
+                if self._wrapping is not None:  # keep wrapping with the version we know; ask again later
+                    self._wrapping = (self._wrapping[0], now + KEY_RETRY_S)
+                    return self._wrapping[0]
             raise vault_unavailable("get key", exc) from None
         client = CryptographyClient(key, self._credential, **self._client_kwargs)
         with self._lock:
