@@ -223,10 +223,41 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/integrations"): {
         "response": {
             "integrations": [
-                {"crm": "dynamics", "name": "Microsoft Dynamics 365", "enabled": True},
-                {"crm": "hubspot", "name": "HubSpot", "enabled": False},
-                {"crm": "salesforce", "name": "Salesforce", "enabled": False},
-                {"crm": "pipedrive", "name": "Pipedrive", "enabled": False},
+                {
+                    "crm": "dynamics",
+                    "name": "Microsoft Dynamics 365",
+                    "enabled": True,
+                    "dynamics": {
+                        "connection": {
+                            "status": "reconnect_required",
+                            "integrationUserEmail": "sync@contoso.example",
+                            "reconnectReason": "inactivity",
+                            "since": "2026-11-30T08:15:00Z",
+                        },
+                        "configured": {
+                            "version": 7,
+                            "savedAt": "2026-11-28T16:02:11Z",
+                            "savedBy": "platform-admin-1",
+                        },
+                        "lastExport": {
+                            "jobId": "f82e7b97-97c6-4154-a883-462f0fe94d34",
+                            "entity": "contacts",
+                            "state": "partially_failed",
+                            "counts": {
+                                "created": 12,
+                                "updated": 180,
+                                "unchanged": 1,
+                                "skipped": 3,
+                                "failed": 1,
+                                "invalid": 3,
+                            },
+                            "createdAt": "2026-11-29T10:00:00+00:00",
+                        },
+                    },
+                },
+                {"crm": "hubspot", "name": "HubSpot", "enabled": False, "dynamics": None},
+                {"crm": "salesforce", "name": "Salesforce", "enabled": False, "dynamics": None},
+                {"crm": "pipedrive", "name": "Pipedrive", "enabled": False, "dynamics": None},
             ],
             "activeCrm": "dynamics",
         }
