@@ -58,7 +58,7 @@ from tests.support.azurite import run_azurite
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "static-test-token"
 WS = "ws-bench-activities"
-CALLER = Caller(WS, "bench-user", Role.ADMIN)
+CALLER = Caller(WS, "bench-user", Role.SERVICE)
 IDENTITIES = 5
 # A campaign's mix: many e-mails and signals, fewer LinkedIn steps, calls and tasks.
 KINDS = (

@@ -4,9 +4,11 @@
 
 Real pieces: Azurite (tables), the Entra ID stand-in and the Key Vault stand-in in their own processes
 (HTTPS), real msal and the real SecretClient. Seeding (not measured): one real sign-in gives an msal cache;
-every workspace gets a copy holding its own live refresh token, sealed (AES-256-GCM) in Key Vault, and a
-metadata row; due workspaces were last refreshed 8 days ago. Measured: the wall time of
-``TokenRefresher.run()`` and the process's peak RSS during it. The last line is one JSON object.
+every workspace gets a copy holding its own live refresh token, sealed (AES-256-GCM, its data key wrapped
+by the stand-in's RSA key as on Azure) in Key Vault, and a metadata row; due workspaces were last
+refreshed 8 days ago. Measured: the wall time of ``TokenRefresher.run()``, the process's peak RSS during
+it and the vault unwraps it made (a cold instance: one per due workspace). The last line is one JSON
+object.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import msal
 import psutil
 from azure.data.tables import TableServiceClient
 
+from core.adapters.identity.key_wrapping import VaultKeyWrapper
 from core.adapters.identity.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
 from core.adapters.identity.token_crypto import TokenCipher
 from core.bootstrap import build_connection
@@ -91,7 +94,7 @@ def run(
             "DYNAMICS_REDIRECT_URI": REDIRECT,
             "KEY_VAULT_URL": str(kv["vaultUrl"]),
             "KEY_VAULT_LOCAL_TOKEN": str(kv["KEY_VAULT_LOCAL_TOKEN"]),
-            "TOKEN_ENCRYPTION_KEY": TokenCipher.generate_kek(),
+            "TOKEN_WRAPPING_KEY_ID": str(kv["tokenWrappingKeyId"]),
             "TOKEN_REFRESH_CONCURRENCY": str(args.concurrency),
         }
     )
@@ -105,8 +108,21 @@ def run(
         )
     )
     tables = TableServiceClient.from_connection_string(storage)
-    components = build_connection(settings, tables=tables, secret_store=store, http_session=session)
-    cipher = TokenCipher.from_settings(settings)
+
+    def wrapper() -> VaultKeyWrapper:
+        return VaultKeyWrapper(
+            str(kv["tokenWrappingKeyId"]),
+            StaticTokenCredential(str(kv["KEY_VAULT_LOCAL_TOKEN"])),
+            verify_challenge_resource=False,
+            connection_verify=str(ensure_ca().bundle_path),
+            connection_pool_maxsize=32,
+        )
+
+    # The measured run has its own wrapper, cold like a fresh instance's: each due workspace costs an unwrap.
+    components = build_connection(
+        settings, tables=tables, secret_store=store, key_wrapper=wrapper(), http_session=session
+    )
+    cipher = TokenCipher.from_settings(settings, wrapper=wrapper())
 
     # --- seed: one real sign-in for the cache template
     t0 = time.monotonic()
@@ -174,6 +190,8 @@ def run(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    vault_stats = f"{kv['vaultUrl']}/_emulator/stats"
+    unwraps_before = session.get(vault_stats, timeout=10).json()["unwraps"]
     started = time.monotonic()
     report = components.refresher.run()
     wall = time.monotonic() - started
@@ -192,6 +210,7 @@ def run(
         "rss_growth_mb": round((peak[0] - rss_before) / 2**20, 1),
         "report": report.as_dict(),
         "entra_refresh_requests": stats["refreshToken"],
+        "vault_unwraps": session.get(vault_stats, timeout=10).json()["unwraps"] - unwraps_before,
         "seed_seconds": round(seed_seconds, 1),
     }
 

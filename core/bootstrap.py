@@ -24,18 +24,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import requests
 from azure.data.tables import TableServiceClient
+from pydantic import ValidationError
 
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.identity.auth import TokenVerifier
 from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
 from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
-from core.adapters.identity.token_crypto import TokenCipher
+from core.adapters.identity.token_crypto import KeyWrapper, TokenCipher
 from core.adapters.job_store import JobStore
 from core.adapters.storage.config_repository import ConfigRepository
 from core.adapters.storage.connection_repository import (
@@ -50,9 +52,16 @@ from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, N
 from core.adapters.storage.queues import queue_service
 from core.adapters.storage.tables import Storage
 from core.domain.caller import Caller
-from core.domain.config import DynamicsConfig
+from core.domain.config import DynamicsConfig, IntegrationUser
 from core.domain.config_validation import MetadataCheck
-from core.domain.connection import DynamicsConnection, ReconnectRequired, RefreshPolicy, parse_host_patterns
+from core.domain.connection import (
+    ConnectionRecord,
+    ConnectionStatus,
+    DynamicsConnection,
+    ReconnectRequired,
+    RefreshPolicy,
+    parse_host_patterns,
+)
 from core.domain.jobs import DEFAULT_CHUNK_SIZE
 from core.services.activities.service import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityService
 from core.services.activities.worker import ActivityWorker
@@ -70,11 +79,12 @@ from core.services.connection.tokens import TokenService, utcnow
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.fields import FieldsService
 from core.services.dynamics.metadata_cache import MetadataCache
+from core.services.dynamics.users import DynamicsUsers, PageCache
 from core.services.exports.contacts_for_jobs import ContactExport
 from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
-from core.services.integrations.service import IntegrationsService
+from core.services.integrations.service import IntegrationsService, SavedVersion
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
 from core.settings import Settings, SettingsError, get_settings
 
@@ -90,8 +100,9 @@ class App:
 
     Keyword arguments replace a part with the caller's own (tests); ``metadata_checks`` replaces the
     live-Dynamics check that every configuration save and validate runs; ``custom_fields`` and
-    ``integration_user`` are the lookups of a workspace's custom platform fields and of the read-only
-    ``syncIdentifiers.integrationUser`` (none in this deployment).
+    ``integration_user`` are the lookups of a workspace's custom platform fields (none in this
+    deployment) and of the read-only ``syncIdentifiers.integrationUser`` (by default the stored
+    connection's user: one table read).
     """
 
     def __init__(
@@ -285,14 +296,58 @@ class App:
     @property
     def integrations_service(self) -> IntegrationsService:
         return self._once(
-            "integrations_service", lambda: IntegrationsService(IntegrationsRepository(self.storage))
+            "integrations_service",
+            lambda: IntegrationsService(
+                IntegrationsRepository(self.storage),
+                connection=self.connection_record,
+                saved_config=self._saved_config,
+                last_export=self._last_export,
+            ),
         )
+
+    def connection_record(self, workspace_id: str) -> ConnectionRecord | None:
+        """The workspace's stored connection: one table read, no call to Dynamics or Microsoft sign-in.
+        A deployment without the Dynamics app registration has no connection to show."""
+        try:
+            connections = self.connection.connections
+        except SettingsError:
+            return None
+        found = connections.get(workspace_id)
+        return found.record if found is not None else None
+
+    def _integration_user_of(self, workspace_id: str) -> IntegrationUser | None:
+        """``syncIdentifiers.integrationUser``: who the connection signs in as (none when not connected)."""
+        record = self.connection_record(workspace_id)
+        if record is None or record.status is ConnectionStatus.DISCONNECTED:
+            return None
+        try:
+            return IntegrationUser.model_validate(
+                {"email": record.integration_user_email, "dynamics_user_id": record.dynamics_user_id}
+            )
+        except ValidationError:  # WhoAmI answered something that is not a GUID: the e-mail still holds
+            return IntegrationUser(email=record.integration_user_email)
+
+    def _saved_config(self, workspace_id: str) -> SavedVersion | None:
+        saved = self.config_service.saved_version(workspace_id)
+        return None if saved is None else SavedVersion(*saved)
+
+    def _last_export(self, workspace_id: str) -> dict[str, Any] | None:
+        jobs = self.export_service.jobs_page(workspace_id, None, 1)["jobs"]
+        return jobs[0] if jobs else None
 
     @property
     def fields_service(self) -> FieldsService:
         return self._once(
             "fields_service",
             lambda: FieldsService(self.client_for, self.metadata_cache, custom_fields=self._custom_fields),
+        )
+
+    @property
+    def dynamics_users(self) -> DynamicsUsers:
+        """The environment's users for the users-mapping step; pages cached per workspace for a minute."""
+        return self._once(
+            "dynamics_users",
+            lambda: DynamicsUsers(self.client_for, PageCache(monotonic=self._monotonic or time.monotonic)),
         )
 
     @property
@@ -307,7 +362,7 @@ class App:
             ConfigRepository(self.storage),
             checks,
             custom_fields=self._custom_fields,
-            integration_user=self._integration_user,
+            integration_user=self._integration_user or self._integration_user_of,
         )
 
     def _load_config(self, caller: Caller) -> DynamicsConfig:
@@ -398,18 +453,20 @@ def build_connection(
     *,
     tables: TableServiceClient | None = None,
     secret_store: SecretStore | None = None,
+    key_wrapper: KeyWrapper | None = None,
     http_session: requests.Session | None = None,
     table_prefix: str = "",
     clock: Callable[[], dt.datetime] = utcnow,
     on_reconnected: Callable[[str], None] | None = None,
     paused_work: Callable[[], Sequence[tuple[str, PausedWorkSource]]] | None = None,
 ) -> ConnectionComponents:
-    """The connection's parts from settings; tests pass their own tables/secret store/HTTP session/prefix.
+    """The connection's parts from settings; tests pass their own tables/secret store/key wrapper/HTTP
+    session/prefix.
     ``paused_work`` lists the kinds of work the token timer resumes for marked, connected workspaces."""
     tables = tables or Storage.from_settings(settings).table_service
     store = secret_store or secret_store_from_settings(settings)
     session = http_session or requests.Session()
-    cipher = TokenCipher.from_settings(settings)
+    cipher = TokenCipher.from_settings(settings, wrapper=key_wrapper)
     factory = MsalAppFactory(MsalConfig.from_settings(settings), http_client=session)
     connections = ConnectionRepository(tables, table_prefix + CONNECTIONS_TABLE)
     flows = AuthFlowRepository(tables, table_prefix + FLOWS_TABLE)

@@ -7,9 +7,13 @@ Blueprints register each route once, next to its definition::
                      tags=("Dynamics configuration",))
 
 ``document()`` builds the spec (schemas under ``components.schemas``, problem+json for errors, bearer
-security on every operation unless ``anonymous=True``) and publishes ``core.domain.catalog.CATALOG_VERSION``
-as ``info.x-catalog-version``. Every authenticated operation documents 401 and 503 (``authenticate`` answers
-503 when caller tokens cannot be verified). A status whose body is not problem+json is documented with
+security on every operation unless ``anonymous=True``: ``callers`` says which kinds of caller the
+operation admits -- people by default -- as ``security`` (the ``platformUser`` scheme with the roles
+admitted, and/or ``platformService``) and ``x-callers``; it must say what the route's ``authenticated``
+admits) and publishes ``core.domain.catalog.CATALOG_VERSION``
+as ``info.x-catalog-version``. Every authenticated operation documents 401, 403 and 503 (``authenticate``
+answers 403 to a kind of caller the operation does not admit, 503 when caller tokens cannot be
+verified). A status whose body is not problem+json is documented with
 ``alternatives={503: (Health, "storage does not answer")}`` (its example under ``EXAMPLES[...]["503"]``).
 scripts/openapi_doc.py writes the document to docs/openapi.json.
 """
@@ -24,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core.domain.caller import PEOPLE, Role
 from core.domain.catalog import CATALOG_VERSION
 from core.openapi_examples import EXAMPLES
 
@@ -63,7 +68,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 PROBLEM_TEXT = {
     400: "Malformed JSON or invalid body (one `errors` entry per problem)",
     401: "Missing or invalid bearer token",
-    403: "The caller's role may not do this",
+    403: "This kind of caller (admin, member or the platform's service) may not do this",
     404: "No such resource",
     409: "Conflicts with the current state",
     412: "If-Match names a version that is no longer current",
@@ -73,6 +78,26 @@ PROBLEM_TEXT = {
     428: "If-Match is required",
     500: "Unexpected error (with correlationId)",
     503: "A dependency is unavailable",
+}
+SECURITY_SCHEMES: dict[str, Any] = {
+    "platformUser": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A person in the platform's web app: an RS256 JWT of the platform (JWKS or "
+        "public key) with aud = PLATFORM_JWT_AUDIENCE, iss, exp, sub (the platform user: a person acts "
+        "only as themselves), workspace_id and role (admin or member; each operation lists the roles "
+        "it admits).",
+    },
+    "platformService": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The platform's own backend (campaign engine, automatic sync), client-credentials "
+        "style: an RS256 JWT of the platform with aud = PLATFORM_JWT_SERVICE_AUDIENCE, iss, exp, sub (its "
+        "client id) and workspace_id, no role. The only caller that submits activities and automatic "
+        "exports and names the platform user or identity it acts for.",
+    },
 }
 AUTH_UNAVAILABLE = "Authentication unavailable"
 AUTH_UNAVAILABLE_DETAIL = "caller tokens cannot be verified"
@@ -119,6 +144,16 @@ class Operation:
     path_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema (default string)
     # status -> (body model, description): a non-problem body answered with that status
     alternatives: dict[int, tuple[type[BaseModel] | dict[str, Any], str]] = field(default_factory=dict)
+    callers: frozenset[Role] = PEOPLE  # who may call it (ignored when anonymous)
+
+
+def security(callers: frozenset[Role]) -> list[dict[str, list[str]]]:
+    """OpenAPI ``security`` for ``callers``: any one of the listed requirements admits the request."""
+    roles = [r.value for r in (Role.ADMIN, Role.MEMBER) if r in callers]
+    requirements: list[dict[str, list[str]]] = [{"platformUser": roles}] if roles else []
+    if Role.SERVICE in callers:
+        requirements.append({"platformService": []})
+    return requirements
 
 
 _lock = threading.Lock()
@@ -142,6 +177,7 @@ def register(
     query: dict[str, dict[str, Any]] | None = None,
     path_params: dict[str, dict[str, Any]] | None = None,
     alternatives: dict[int, tuple[type[BaseModel] | dict[str, Any], str]] | None = None,
+    callers: frozenset[Role] = PEOPLE,
 ) -> Operation:
     """Add (or replace) the documentation of one route. ``path`` as served, e.g. ``/api/x/{id}``.
     ``alternatives``: statuses answered with an application/json body instead of problem+json."""
@@ -161,6 +197,7 @@ def register(
         dict(query or {}),
         dict(path_params or {}),
         dict(alternatives or {}),
+        callers,
     )
     with _lock:
         _operations[(op.method, op.path)] = op
@@ -241,7 +278,7 @@ def document(server_url: str | None = None) -> dict[str, Any]:
         auth_only_503 = False
         if not op.anonymous:  # core.entrypoints.http_support.authenticate: 401, or 503 when it cannot verify
             auth_only_503 = 503 not in problems
-            problems |= {401, 503}
+            problems |= {401, 403, 503}
         if op.request is not None:
             problems |= {400, 413, 415}
         for status in sorted(problems - set(op.alternatives)):
@@ -263,6 +300,9 @@ def document(server_url: str | None = None) -> dict[str, Any]:
         item["responses"] = dict(sorted(responses.items()))
         if op.anonymous:
             item["security"] = []
+        else:
+            item["security"] = security(op.callers)
+            item["x-callers"] = sorted(r.value for r in op.callers)
         paths.setdefault(op.path, {})[op.method.lower()] = item
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -275,9 +315,9 @@ def document(server_url: str | None = None) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"platformJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": SECURITY_SCHEMES,
         },
-        "security": [{"platformJwt": []}],
+        "security": security(PEOPLE),
     }
     if server_url:
         doc["servers"] = [{"url": server_url}]

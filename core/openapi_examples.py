@@ -223,10 +223,41 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/integrations"): {
         "response": {
             "integrations": [
-                {"crm": "dynamics", "name": "Microsoft Dynamics 365", "enabled": True},
-                {"crm": "hubspot", "name": "HubSpot", "enabled": False},
-                {"crm": "salesforce", "name": "Salesforce", "enabled": False},
-                {"crm": "pipedrive", "name": "Pipedrive", "enabled": False},
+                {
+                    "crm": "dynamics",
+                    "name": "Microsoft Dynamics 365",
+                    "enabled": True,
+                    "dynamics": {
+                        "connection": {
+                            "status": "reconnect_required",
+                            "integrationUserEmail": "sync@contoso.example",
+                            "reconnectReason": "inactivity",
+                            "since": "2026-11-30T08:15:00Z",
+                        },
+                        "configured": {
+                            "version": 7,
+                            "savedAt": "2026-11-28T16:02:11Z",
+                            "savedBy": "platform-admin-1",
+                        },
+                        "lastExport": {
+                            "jobId": "f82e7b97-97c6-4154-a883-462f0fe94d34",
+                            "entity": "contacts",
+                            "state": "partially_failed",
+                            "counts": {
+                                "created": 12,
+                                "updated": 180,
+                                "unchanged": 1,
+                                "skipped": 3,
+                                "failed": 1,
+                                "invalid": 3,
+                            },
+                            "createdAt": "2026-11-29T10:00:00+00:00",
+                        },
+                    },
+                },
+                {"crm": "hubspot", "name": "HubSpot", "enabled": False, "dynamics": None},
+                {"crm": "salesforce", "name": "Salesforce", "enabled": False, "dynamics": None},
+                {"crm": "pipedrive", "name": "Pipedrive", "enabled": False, "dynamics": None},
             ],
             "activeCrm": "dynamics",
         }
@@ -294,6 +325,139 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/dynamics/config/{step}"): {
         "request": _CONFIG["userMapping"],
         "response": _CONFIG["userMapping"],
+    },
+    # Abridged: the served catalog lists every field, option, property and kind (GET it for the whole).
+    ("GET", "/api/dynamics/catalog"): {
+        "response": {
+            "catalogVersion": "2026-11-01",
+            "campaignFormatVersion": "1",
+            "platformFields": {
+                "contact": [
+                    {
+                        "key": "jobTitle",
+                        "type": "text",
+                        "label": "Job title",
+                        "description": "The contact's current job title.",
+                        "required": False,
+                        "custom": False,
+                    }
+                ],
+                "company": [
+                    {
+                        "key": "employeeCount",
+                        "type": "integer",
+                        "label": "Employee count",
+                        "description": "Number of employees.",
+                        "required": False,
+                        "custom": False,
+                    }
+                ],
+                "companyPrefix": "company.",
+            },
+            "fieldKinds": [
+                {
+                    "key": "fixed_value",
+                    "label": "Fixed Value Fields",
+                    "description": "Fields that always export with the same static value.",
+                }
+            ],
+            "modes": [
+                {
+                    "key": "fill_if_empty",
+                    "label": "Sync with Dynamics",
+                    "description": "Data only syncs automatically when the destination field is empty, "
+                    "preventing overwriting existing values.",
+                }
+            ],
+            "contactIdentifiers": [
+                {
+                    "key": "name_company",
+                    "label": "First name + Last name + Company name",
+                    "description": "A contact matches when all three fields are the same in both Enginy and "
+                    "Dynamics.",
+                }
+            ],
+            "companyIdentifiers": [
+                {
+                    "key": "domain",
+                    "label": "Domain",
+                    "description": "Matches on the company domain (e.g., contoso.com).",
+                }
+            ],
+            "campaignSections": [
+                {
+                    "key": "email",
+                    "label": "Email",
+                    "properties": [
+                        {
+                            "key": "campaignOpens",
+                            "label": "Campaign Opens",
+                            "contains": "Total number of times a lead has opened one or more emails in the "
+                            "campaign.",
+                            "example": "5",
+                        }
+                    ],
+                }
+            ],
+            "engagementStatuses": [
+                {
+                    "key": "replied",
+                    "label": "Replied",
+                    "description": "The lead replied to a campaign message.",
+                }
+            ],
+            "sequenceStatuses": [
+                {"key": "active", "label": "Active", "description": "The sequence is running for the lead."}
+            ],
+            "activityKinds": [
+                {
+                    "key": "email_sent",
+                    "label": "Email sent",
+                    "description": "Logged as an outgoing email activity.",
+                }
+            ],
+        }
+    },
+    ("GET", "/api/dynamics/users"): {
+        "response": {
+            "environmentUrl": "https://contoso.crm4.dynamics.com",
+            "users": [
+                {
+                    "id": "b7c93acf-e059-40ee-9132-b63ef16287e4",
+                    "fullName": "Ada Lovelace",
+                    "email": "ada.lovelace@contoso.com",
+                    "businessUnitId": "4e1b6c2a-7f55-4b5e-8c1d-2a3b4c5d6e70",
+                    "businessUnitName": "Contoso Sales",
+                    "enabled": True,
+                }
+            ],
+            "nextCursor": "eyJ0IjoiPGNvb2tpZSBwYWdlbnVtYmVyPVwiMlwiIC8-IiwiZiI6IjNmNGE1YjZjN2Q4ZTlmMDEifQ",
+        }
+    },
+    ("POST", "/api/dynamics/users/suggestions"): {
+        "request": {
+            "people": [
+                {"platformId": "user-42", "email": "Ada.Lovelace@contoso.com"},
+                {"platformId": "identity-7", "email": "sales@acme.example"},
+            ]
+        },
+        "response": {
+            "suggestions": [
+                {
+                    "platformId": "user-42",
+                    "email": "Ada.Lovelace@contoso.com",
+                    "user": {
+                        "id": "b7c93acf-e059-40ee-9132-b63ef16287e4",
+                        "fullName": "Ada Lovelace",
+                        "email": "ada.lovelace@contoso.com",
+                        "businessUnitId": "4e1b6c2a-7f55-4b5e-8c1d-2a3b4c5d6e70",
+                        "businessUnitName": "Contoso Sales",
+                        "enabled": True,
+                    },
+                },
+                {"platformId": "identity-7", "email": "sales@acme.example", "user": None},
+            ]
+        },
     },
     ("GET", "/api/dynamics/fields"): {
         "response": {
@@ -388,7 +552,21 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
                         ],
                     },
                     "changes": {},
-                }
+                },
+                {
+                    "seq": 1,
+                    "platformId": "ct-001",
+                    "action": "skipped",
+                    "dynamicsId": "8f313f99-30f8-436e-ae1c-bf4e05b68421",
+                    "note": "same contact as record ct-000 earlier in this export (by the configured "
+                    "identifier): exported once",
+                    "mergedInto": {
+                        "seq": 0,
+                        "platformId": "ct-000",
+                        "action": "unchanged",
+                        "dynamicsId": "8f313f99-30f8-436e-ae1c-bf4e05b68421",
+                    },
+                },
             ],
             "nextCursor": "0000002",
         }

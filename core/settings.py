@@ -47,6 +47,12 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         for service in ("blob", "queue", "table")
     ),
     SettingSpec("PLATFORM_JWT_AUDIENCE", "dynamics-integration", "Expected `aud` of platform caller tokens."),
+    SettingSpec(
+        "PLATFORM_JWT_SERVICE_AUDIENCE",
+        "dynamics-integration-service",
+        "Expected `aud` of the platform backend's own (service) tokens; must differ from "
+        "PLATFORM_JWT_AUDIENCE.",
+    ),
     SettingSpec("PLATFORM_JWT_ISSUER", "https://platform.local", "Expected `iss` of platform caller tokens."),
     SettingSpec("PLATFORM_JWT_JWKS_URL", None, "JWKS URL with the platform's RS256 signing keys."),
     SettingSpec("PLATFORM_JWT_PUBLIC_KEY", None, "PEM public key for RS256 caller tokens (instead of JWKS)."),
@@ -58,7 +64,10 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         secret=True,
     ),
     SettingSpec(
-        "PLATFORM_JWT_ALLOW_DEV_HS256", "false", "Allow HS256 caller tokens (local development only)."
+        "PLATFORM_JWT_ALLOW_DEV_HS256",
+        "false",
+        "Allow HS256 caller tokens (local development only; refused on Azure and whenever "
+        "PLATFORM_JWT_JWKS_URL or PLATFORM_JWT_PUBLIC_KEY is set).",
     ),
     # --- Dynamics OAuth connection ---
     SettingSpec("DYNAMICS_CLIENT_ID", None, "Entra ID application (client) id of the Dynamics integration."),
@@ -82,7 +91,10 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "DYNAMICS_ALLOWED_HOST_PATTERNS",
         "*.crm.dynamics.com,*.crm?.dynamics.com,*.crm??.dynamics.com,*.crm.microsoftdynamics.us",
         "Comma-separated shell patterns (host or host:port) an environment URL must match "
-        "(locally add 127.0.0.1:* for the Dataverse stand-in).",
+        "(locally add 127.0.0.1:* for the Dataverse stand-in). The URL must be `https://` + DNS labels "
+        "(IDNA-encoded), port 443 unless a host:port pattern names another, with no user info, path, query, "
+        "fragment, backslash, space or control character; it is parsed by urllib3, the parser requests "
+        "sends with.",
     ),
     SettingSpec(
         "FRONTEND_URL",
@@ -100,10 +112,17 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         secret=True,
     ),
     SettingSpec(
+        "TOKEN_WRAPPING_KEY_ID",
+        None,
+        "Key Vault key (https://<vault>.vault.azure.net/keys/<name>, no version) that wraps each token "
+        "cache's AES-256-GCM data key inside the vault (RSA-OAEP-256); infra creates it.",
+    ),
+    SettingSpec(
         "TOKEN_ENCRYPTION_KEY",
         None,
-        "Base64 of the 32-byte key-encryption key that wraps each workspace's AES-256-GCM data key "
-        "(in Azure: a Key Vault reference app setting).",
+        "Legacy: base64 of the 32-byte key-encryption key of caches sealed before TOKEN_WRAPPING_KEY_ID "
+        "(kept to open them; each is resealed under the vault key at its next refresh). Without "
+        "TOKEN_WRAPPING_KEY_ID it is the key-encryption key (local development).",
         secret=True,
     ),
     SettingSpec("TOKEN_REFRESH_SCHEDULE", "0 */15 * * * *", "NCRONTAB schedule of the token refresh timer."),
@@ -186,6 +205,11 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
 _SPECS_BY_NAME = {spec.name: spec for spec in SETTING_SPECS}
 
 
+# Set by App Service / Azure Functions on every instance, never by local tools (read-only platform
+# variables: https://learn.microsoft.com/azure/app-service/reference-app-settings#app-environment).
+AZURE_PLATFORM_VARIABLES = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME")
+
+
 class SettingsError(RuntimeError):
     """A required setting is missing or malformed (names the setting, never its value)."""
 
@@ -211,6 +235,11 @@ class Settings:
     def get_bool(self, name: str) -> bool:
         value = (self.get(name) or "").strip().lower()
         return value in {"1", "true", "yes", "on"}
+
+    @property
+    def on_azure(self) -> bool:
+        """Running in App Service / Azure Functions (a platform variable is set), not on a developer box."""
+        return any((self.values.get(name) or "").strip() for name in AZURE_PLATFORM_VARIABLES)
 
     def get_int(self, name: str) -> int | None:
         value = self.get(name)

@@ -1,12 +1,13 @@
 // Azure infrastructure of the Dynamics 365 integration backend (azd layout).
 // Flex Consumption Function App (Python 3.11) with a user-assigned managed identity, storage with
-// shared-key access off, Key Vault (RBAC) for the encrypted token caches and the client secret,
-// Application Insights on Log Analytics, and the role assignments the identity needs: Storage Blob Data
-// Owner, Queue Data Contributor, Table Data Contributor (storage.bicep), Key Vault Secrets Officer on the
-// vault and Key Vault Crypto Service Encryption User on the token-wrapping key only (keyvault.bicep),
-// Monitoring Metrics Publisher (monitoring.bicep). FTP and basic-auth publishing are off (api.bicep). Whoever runs azd (AZURE_PRINCIPAL_ID)
-// is also a Key Vault Secrets Officer on the vault, to store the app secrets there (RBAC mode lets no one
-// else read or write secrets).
+// shared-key access off, Key Vault (RBAC) for the encrypted token caches, the client secret and the RSA
+// key that wraps the caches' data keys, Application Insights on Log Analytics, and the role assignments
+// the identity needs: Storage Blob Data Owner, Queue Data Contributor, Table Data Contributor
+// (storage.bicep), Key Vault Secrets Officer on the vault and Key Vault Crypto Service Encryption User on
+// the wrapping key only (keyvault.bicep), Monitoring Metrics Publisher (monitoring.bicep). FTP and
+// basic-auth publishing are off (api.bicep). Whoever runs azd (AZURE_PRINCIPAL_ID) is also a Key Vault
+// Secrets Officer on the vault, to store the client secret there (RBAC mode lets no one else read or
+// write secrets).
 targetScope = 'subscription'
 
 @minLength(1)
@@ -27,6 +28,9 @@ param platformJwtIssuer string
 @description('Audience (`aud`) of the platform caller tokens.')
 param platformJwtAudience string = 'dynamics-integration'
 
+@description('Audience (`aud`) of the platform backend\'s own (service) tokens; differs from platformJwtAudience.')
+param platformJwtServiceAudience string = 'dynamics-integration-service'
+
 @description('Frontend page the OAuth callback redirects to.')
 param frontendUrl string
 
@@ -38,6 +42,9 @@ param dynamicsAuthority string = 'https://login.microsoftonline.com/organization
 
 @description('Allowed Dynamics environment host patterns (comma-separated shell patterns).')
 param dynamicsAllowedHostPatterns string = '*.crm.dynamics.com,*.crm?.dynamics.com,*.crm??.dynamics.com,*.crm.microsoftdynamics.us'
+
+@description('Upgrading a deployment whose token caches were sealed under the secret TOKEN-ENCRYPTION-KEY: that secret\'s name, so they still open (each is resealed under the vault key at its next refresh). Empty for new deployments.')
+param legacyTokenEncryptionKeySecret string = ''
 
 @description('Comma-separated public IPv4 ranges (CIDR) allowed to call the Function App: the platform backend and the admins\' browsers, which open the OAuth callback. Empty: any address.')
 param allowedIpRanges string = ''
@@ -120,10 +127,13 @@ module api 'app/api.bicep' = {
     platformJwtJwksUrl: platformJwtJwksUrl
     platformJwtIssuer: platformJwtIssuer
     platformJwtAudience: platformJwtAudience
+    platformJwtServiceAudience: platformJwtServiceAudience
     frontendUrl: frontendUrl
     dynamicsClientId: dynamicsClientId
     dynamicsAuthority: dynamicsAuthority
     dynamicsAllowedHostPatterns: dynamicsAllowedHostPatterns
+    tokenWrappingKeyId: keyVault.outputs.tokenWrappingKeyId
+    legacyTokenEncryptionKeySecret: legacyTokenEncryptionKeySecret
     allowedIpRanges: allowedIpRanges
   }
 }

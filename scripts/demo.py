@@ -13,7 +13,9 @@ polled from the job status), engagement events logged as activities, and the sam
 Dataverse emulator's Web API directly, as an admin would look at Dynamics.
 
 Caller tokens are HS256 JWTs minted with the local development secret from local.settings.json
-(PLATFORM_JWT_* settings); that only works while PLATFORM_JWT_ALLOW_DEV_HS256=true, never in Azure.
+(PLATFORM_JWT_* settings); that only works while PLATFORM_JWT_ALLOW_DEV_HS256=true, never in Azure. The
+admin's token drives the setup and exports; the engagement events are posted with the platform service's
+own token (its audience, PLATFORM_JWT_SERVICE_AUDIENCE), the only caller that may log activities.
 Exits non-zero on the first answer that is not what the API promises.
 """
 
@@ -78,11 +80,14 @@ def mint_token(settings: dict[str, str], workspace_id: str, user_id: str, role: 
             "the demo needs PLATFORM_JWT_ALLOW_DEV_HS256=true and a dev secret in local.settings.json"
         )
     now = int(time.time())
+    service = role == "service"  # the platform backend's token: its own audience, no role claim
     claims = {
         "sub": user_id,
         "workspace_id": workspace_id,
-        "role": role,
-        "aud": settings.get("PLATFORM_JWT_AUDIENCE", "dynamics-integration"),
+        **({} if service else {"role": role}),
+        "aud": settings.get("PLATFORM_JWT_SERVICE_AUDIENCE", "dynamics-integration-service")
+        if service
+        else settings.get("PLATFORM_JWT_AUDIENCE", "dynamics-integration"),
         "iss": settings.get("PLATFORM_JWT_ISSUER", "https://platform.local"),
         "iat": now,
         "nbf": now,
@@ -211,16 +216,16 @@ def all_records(client: Client, path: str) -> list[dict[str, Any]]:
 # --- the Dynamics side before the export --------------------------------------------------------------
 
 
-def enabled_users(dynamics: Dynamics) -> list[dict[str, Any]]:
-    users = dynamics.get(
-        "systemusers",
-        **{
-            "$select": "systemuserid,fullname,internalemailaddress,azureactivedirectoryobjectid",
-            "$filter": "isdisabled eq false",
-            "$orderby": "fullname",
-        },
-    )["value"]
-    return [u for u in users if u.get("azureactivedirectoryobjectid") and u["fullname"] != "Integration User"]
+def enabled_users(admin: Client) -> list[dict[str, Any]]:
+    """The Dynamics users step 4's dropdowns offer, as the frontend gets them (people, enabled, by name)."""
+    users: list[dict[str, Any]] = []
+    params = {"limit": "200"}
+    while True:
+        page = admin.call("GET", "/api/dynamics/users", 200, params=params, quiet=True).json()
+        users.extend(u for u in page["users"] if u["fullName"] != "Integration User")
+        if not page["nextCursor"]:
+            return users
+        params = {"limit": "200", "cursor": page["nextCursor"]}
 
 
 def seed_existing_records(dynamics: Dynamics, contacts: list[dict[str, Any]], tag: str) -> dict[str, int]:
@@ -271,7 +276,7 @@ def seed_existing_records(dynamics: Dynamics, contacts: list[dict[str, Any]], ta
 
 
 def steps(users: list[dict[str, Any]]) -> dict[str, Any]:
-    alex, sam, owner = (u["systemuserid"] for u in users[:3])
+    alex, sam, owner = (u["id"] for u in users[:3])
     return {
         "sync-identifiers": {
             "contactIdentifier": "linkedin_or_name_company",
@@ -326,6 +331,7 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
     settings = load_settings()
     admin = Client(base_url, mint_token(settings, workspace, "user-admin", "admin"))
     anonymous = Client(base_url, None)
+    platform_service = Client(base_url, mint_token(settings, workspace, "platform-backend", "service"))
     browser = trusting_session()  # the admin's browser: trusts the local CA like a real one trusts Microsoft
     browser.trust_env = False
     dynamics = Dynamics(services["dataverse"]["url"])
@@ -389,17 +395,17 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
     section("4. Meanwhile in Dynamics: records the sales team already has, and its users")
     t = time.perf_counter()
     seeded = seed_existing_records(dynamics, contacts, tag)
-    users = enabled_users(dynamics)
+    users = enabled_users(admin)
     if len(users) < 3:
         raise DemoFailed("the Dataverse stand-in has fewer than 3 enabled users to map")
-    names = {u["systemuserid"]: u["fullname"] for u in users}
+    names = {u["id"]: u["fullName"] for u in users}
     names[integration_user["dynamicsUserId"]] = f"{integration_user['email']} (integration user)"
     print(
         f"  added {seeded['accounts']} accounts (website https://www.<domain>/, upper-case names) and "
         f"{seeded['contacts']} contacts (LinkedIn URLs written another way, accented / upper-case names)"
     )
     print(f"  Dynamics now holds {dynamics.count('contacts')} contacts, {dynamics.count('accounts')} accounts; "
-          f"{len(users)} enabled users, e.g. " + ", ".join(u["fullname"] for u in users[:3]))  # fmt: skip
+          f"{len(users)} enabled users (GET /api/dynamics/users), e.g. " + ", ".join(u["fullName"] for u in users[:3]))  # fmt: skip
     timings["Dynamics seed"] = seconds(t)
 
     section("5. Configuration: the four steps")
@@ -455,7 +461,7 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
     section("8. Engagement events -> Dynamics activities")
     t = time.perf_counter()
     events = demo_data.events(contacts)
-    accepted = admin.call(
+    accepted = platform_service.call(
         "POST",
         "/api/dynamics/activities",
         202,

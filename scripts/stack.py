@@ -20,11 +20,9 @@ state.json ("services").
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -217,6 +215,7 @@ KEYVAULT = Service(
     settings=lambda _c, ready: {
         "KEY_VAULT_URL": str(ready["vaultUrl"]),
         "KEY_VAULT_LOCAL_TOKEN": str(ready["KEY_VAULT_LOCAL_TOKEN"]),
+        "TOKEN_WRAPPING_KEY_ID": str(ready["tokenWrappingKeyId"]),
     },
     prints_json=True,
     public=lambda ready: {"url": str(ready["vaultUrl"])},
@@ -239,12 +238,9 @@ SERVICES: list[Service] = [AZURITE, ENTRA, KEYVAULT, DATAVERSE]
 
 
 def base_settings() -> dict[str, str]:
-    """Settings of the devhost that no service provides: the local CA for its HTTPS clients, and a fresh
-    token-encryption key (Azurite keeps nothing across starts, so nothing needs the old one)."""
-    return {
-        "REQUESTS_CA_BUNDLE": str(ensure_ca().bundle_path),
-        "TOKEN_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-    }
+    """Settings of the devhost that no service provides: the local CA for its HTTPS clients. Token caches
+    are wrapped by the Key Vault stand-in's key (``TOKEN_WRAPPING_KEY_ID``), as on Azure."""
+    return {"REQUESTS_CA_BUNDLE": str(ensure_ca().bundle_path)}
 
 
 def port_open(port: int) -> bool:

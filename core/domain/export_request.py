@@ -33,7 +33,8 @@ class ExportTrigger(StrEnum):
 
 
 class ExportRequest(BaseModel):
-    """``POST /api/dynamics/exports``. The exporting platform user comes from the caller's token."""
+    """``POST /api/dynamics/exports``. The exporting platform user comes from the caller's token, or, for
+    the platform's service only, from ``userId``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -44,6 +45,15 @@ class ExportRequest(BaseModel):
     manualValues: dict[str, Any] = Field(default_factory=dict, max_length=MAX_MAPPINGS_PER_TAB)
     trigger: ExportTrigger = ExportTrigger.MANUAL
     dryRun: bool = False
+    userId: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PLATFORM_ID_LENGTH,
+        description=(
+            "The platform user the export is for (who requested it; decides the owner). Only the "
+            "platform's service may name it; a person exports as themselves (their token's sub)"
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,10 @@ class RecordOutcome:
     errors: list[FieldError] = field(default_factory=list)
     changes: dict[str, Any] | None = None  # dry run: column -> {"before": x, "after": y}
     note: str | None = None
+    # A record skipped as the same person/company as an earlier record of the same list: that record's
+    # position and id. Its Dynamics id and action are filled in when the results are read (the record it
+    # was merged into may not have run yet when this one is skipped).
+    merged_into: tuple[int, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -120,6 +124,8 @@ class RecordOutcome:
             out["changes"] = self.changes
         if self.note:
             out["note"] = self.note
+        if self.merged_into is not None:
+            out["mergedInto"] = {"seq": self.merged_into[0], "platformId": self.merged_into[1]}
         return out
 
 

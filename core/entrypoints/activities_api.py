@@ -6,7 +6,8 @@
 - ``GET  /api/dynamics/activities/{jobId}/records``   per-event results (``status``, ``cursor``, ``limit``)
 
 Each event id is its own idempotency key (the same event sent twice logs one activity). The workspace
-comes from the caller's token.
+comes from the caller's token. Only the platform's service may submit events (they name the user and
+identity each activity is logged as); people may read the jobs of their workspace.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
 from core.domain.activities import ActivitiesRequest
-from core.domain.caller import Caller
+from core.domain.caller import EVERY_CALLER, SERVICE, Caller
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
     JOBS_PAGE_QUERY,
@@ -26,6 +27,7 @@ from core.entrypoints.job_queries import (
     jobs_page,
     queue_full,
     records_query,
+    records_seen_by,
 )
 from core.services.jobs.queries import JobQueueFull
 
@@ -44,7 +46,7 @@ class ActivitiesAccepted(BaseModel):
 
 
 @bp.route(route="dynamics/activities", methods=["POST"])
-@authenticated()
+@authenticated(callers=SERVICE)
 def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     request = read_model(req, ActivitiesRequest, MAX_ACTIVITIES_BYTES)
     key = req.headers.get("idempotency-key")
@@ -71,14 +73,14 @@ class ActivitiesList(BaseModel):
 
 
 @bp.route(route="dynamics/activities", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def list_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     page = jobs_page(req, bootstrap.app().activity_service, caller.workspace_id)
     return model_response(ActivitiesList.model_validate(page), omit_unset=True)
 
 
 @bp.route(route="dynamics/activities/{jobId}", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().activity_service.status(caller.workspace_id, job_id_param(req, "activities"))
     if status is None:
@@ -89,7 +91,7 @@ def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 
 
 @bp.route(route="dynamics/activities/{jobId}/records", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)
     page = bootstrap.app().activity_service.records(
@@ -97,7 +99,7 @@ def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResp
     )
     if page is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
-    return model_response(ActivityRecordsPage.model_validate(page), omit_unset=True)
+    return model_response(ActivityRecordsPage.model_validate(records_seen_by(caller, page)), omit_unset=True)
 
 
 openapi.register(
@@ -114,6 +116,7 @@ openapi.register(
         "same key (same workspace) answers the job the first one created instead of starting another",
     },
     headers={"Location": "The job's status URL (/api/dynamics/activities/{jobId}), same as statusUrl"},
+    callers=SERVICE,
 )
 openapi.register(
     "GET",
@@ -123,6 +126,7 @@ openapi.register(
     problems=(400,),
     query=JOBS_PAGE_QUERY,
     tags=TAG,
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",
@@ -131,6 +135,7 @@ openapi.register(
     response=ActivitiesStatus,
     problems=(404,),
     tags=TAG,
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",
@@ -139,4 +144,5 @@ openapi.register(
     response=ActivityRecordsPage,
     problems=(400, 404),
     tags=TAG,
+    callers=EVERY_CALLER,
 )

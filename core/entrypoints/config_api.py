@@ -21,7 +21,7 @@ import azure.functions as func
 from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
-from core.domain.caller import Caller
+from core.domain.caller import ADMINS, Caller
 from core.domain.config import STEP_MODELS, DynamicsConfig, HistoryEntry, Step
 from core.domain.config_validation import Problem
 from core.domain.values import ascii_whole_number
@@ -231,6 +231,7 @@ openapi.register(
     tags=TAG,
     headers=_put_headers,
     request_headers=_if_match,
+    callers=ADMINS,
 )
 openapi.register(
     "POST",
@@ -275,4 +276,5 @@ openapi.register(
     headers=_put_headers,
     request_headers=_if_match,
     description=f"Body: the step's section ({', '.join(m.__name__ for m in STEP_MODELS.values())}).",
+    callers=ADMINS,
 )

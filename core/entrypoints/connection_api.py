@@ -24,7 +24,7 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
 from core import bootstrap, openapi
-from core.domain.caller import Caller
+from core.domain.caller import ADMINS, Caller
 from core.domain.connection import ConnectionRecord, ConnectionStatus, InvalidEnvironmentUrl
 from core.entrypoints.http_support import (
     HttpProblem,
@@ -240,6 +240,7 @@ openapi.register(
     response=ConnectResponse,
     problems=(400, 401, 403, 415, 503),
     tags=TAG,
+    callers=ADMINS,
 )
 openapi.register(
     "GET",
@@ -274,6 +275,7 @@ openapi.register(
     response=ConnectedAccount,
     problems=(400, 401, 403, 410, 415, 502, 503),
     tags=TAG,
+    callers=ADMINS,
 )
 openapi.register(
     "GET",
@@ -290,4 +292,5 @@ openapi.register(
     status=204,
     problems=(401, 403, 503),
     tags=TAG,
+    callers=ADMINS,
 )

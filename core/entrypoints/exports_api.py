@@ -9,8 +9,9 @@ Answers are rendered through the models below (the ones the OpenAPI document sho
 records come from the job store as JSON objects and are validated into them, members the store left out
 staying out.
 
-Any workspace member may export (the exporting user decides the owner, step 4); the workspace and user
-come from the caller's token.
+Any workspace member may export manually as themselves (the exporting user decides the owner, step 4);
+automatic exports, and exports naming the user they are for (``userId``), are the platform service's
+only. The workspace comes from the caller's token.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import azure.functions as func
 from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
-from core.domain.caller import Caller
+from core.domain.caller import EVERY_CALLER, Caller
 from core.domain.export_request import ExportRequest, ExportTrigger
 from core.domain.jobs import ExportEntity, JobState
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
@@ -31,6 +32,7 @@ from core.entrypoints.job_queries import (
     jobs_page,
     queue_full,
     records_query,
+    records_seen_by,
 )
 from core.services.exports.service import InvalidExport
 from core.services.jobs.queries import JobQueueFull
@@ -82,7 +84,7 @@ class ExportList(BaseModel):
 
 
 @bp.route(route="dynamics/exports", methods=["POST"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     request = read_model(req, ExportRequest, MAX_EXPORT_BYTES)
     key = req.headers.get("idempotency-key")
@@ -105,14 +107,14 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 
 
 @bp.route(route="dynamics/exports", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     page = jobs_page(req, bootstrap.app().export_service, caller.workspace_id)
     return model_response(ExportList.model_validate(page), omit_unset=True)
 
 
 @bp.route(route="dynamics/exports/{jobId}", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().export_service.status(caller.workspace_id, job_id_param(req, "export"))
     if status is None:
@@ -123,7 +125,7 @@ def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
 
 
 @bp.route(route="dynamics/exports/{jobId}/records", methods=["GET"])
-@authenticated()
+@authenticated(callers=EVERY_CALLER)
 def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)
     page = bootstrap.app().export_service.records(
@@ -131,7 +133,7 @@ def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpRespon
     )
     if page is None:
         raise HttpProblem(404, "Not found", "no such export job in this workspace")
-    return model_response(RecordsPage.model_validate(page), omit_unset=True)
+    return model_response(RecordsPage.model_validate(records_seen_by(caller, page)), omit_unset=True)
 
 
 openapi.register(
@@ -148,6 +150,7 @@ openapi.register(
         "same key (same workspace) answers the job the first one created instead of starting another",
     },
     headers={"Location": "The job's status URL (/api/dynamics/exports/{jobId}), same as statusUrl"},
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",
@@ -157,6 +160,7 @@ openapi.register(
     problems=(400,),
     query=JOBS_PAGE_QUERY,
     tags=TAG,
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",
@@ -165,6 +169,7 @@ openapi.register(
     response=ExportStatus,
     problems=(404,),
     tags=TAG,
+    callers=EVERY_CALLER,
 )
 openapi.register(
     "GET",
@@ -173,4 +178,5 @@ openapi.register(
     response=RecordsPage,
     problems=(400, 404),
     tags=TAG,
+    callers=EVERY_CALLER,
 )

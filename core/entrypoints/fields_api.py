@@ -15,7 +15,6 @@ token service) cannot be reached.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import azure.functions as func
@@ -23,12 +22,11 @@ from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
 from core.domain.caller import Caller
-from core.domain.connection import NotConnected, ReconnectRequired
+from core.entrypoints.dynamics_problems import DYNAMICS_FAILURES, dynamics_problem
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response
 from core.services.dynamics.fields import (
     ENTITIES,
     ColumnView,
-    DynamicsUnavailable,
     FieldsListing,
     UnknownEntity,
     UnknownPlatformField,
@@ -138,7 +136,7 @@ class FieldsPage(BaseModel):
         )
 
 
-def _bad_query(name: str, detail: str, code: str) -> HttpProblem:
+def bad_query(name: str, detail: str, code: str) -> HttpProblem:
     return HttpProblem(
         400,
         "Invalid query",
@@ -148,56 +146,38 @@ def _bad_query(name: str, detail: str, code: str) -> HttpProblem:
     )
 
 
-def _refresh(req: func.HttpRequest) -> bool:
-    raw = (req.params.get("refresh") or "false").strip().lower()
+def boolean_param(req: func.HttpRequest, name: str = "refresh") -> bool:
+    """A ``true``/``false`` (or 1/0) query parameter, false when absent; 400 naming it otherwise."""
+    raw = (req.params.get(name) or "false").strip().lower()
     if raw not in _BOOLEANS:
-        raise _bad_query("refresh", "refresh must be true or false", "invalid_refresh")
+        raise bad_query(name, f"{name} must be true or false", f"invalid_{name.lower()}")
     return _BOOLEANS[raw]
 
 
 def listing(req: func.HttpRequest, caller: Caller) -> FieldsListing:
     entity = (req.params.get("entity") or "").strip()
     if not entity:
-        raise _bad_query("entity", f"entity is required: one of {', '.join(ENTITIES)}", "unknown_entity")
+        raise bad_query("entity", f"entity is required: one of {', '.join(ENTITIES)}", "unknown_entity")
     platform_field = req.params.get("platformField")
     if platform_field is not None:
         platform_field = platform_field.strip()
         if not 0 < len(platform_field) <= MAX_PLATFORM_FIELD:
-            raise _bad_query(
+            raise bad_query(
                 "platformField",
                 f"platformField must be 1..{MAX_PLATFORM_FIELD} characters",
                 "unknown_platform_field",
             )
-    refresh = _refresh(req)
+    refresh = boolean_param(req)
     try:
         return bootstrap.app().fields_service.list_fields(
             caller.workspace_id, entity, platform_field=platform_field, refresh=refresh
         )
     except UnknownEntity as exc:
-        raise _bad_query("entity", str(exc), "unknown_entity") from None
+        raise bad_query("entity", str(exc), "unknown_entity") from None
     except UnknownPlatformField as exc:
-        raise _bad_query("platformField", str(exc), "unknown_platform_field") from None
-    except NotConnected:
-        raise HttpProblem(
-            409,
-            "Dynamics not connected",
-            "this workspace has no Dynamics connection: an admin connects it first",
-            extra={"code": "not_connected"},
-        ) from None
-    except ReconnectRequired as exc:
-        raise HttpProblem(
-            409,
-            "Dynamics reconnection required",
-            "the workspace's Dynamics connection must be reconnected by an admin",
-            extra={"code": "reconnect_required", "reason": exc.reason},
-        ) from None
-    except DynamicsUnavailable as exc:
-        headers: dict[str, str] = {}
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-        raise HttpProblem(
-            503, "Dynamics unavailable", exc.reason, headers=headers, extra={"code": "dynamics_unavailable"}
-        ) from None
+        raise bad_query("platformField", str(exc), "unknown_platform_field") from None
+    except DYNAMICS_FAILURES as exc:
+        raise dynamics_problem(exc) from None
 
 
 @bp.route(route="dynamics/fields", methods=["GET"])

@@ -34,7 +34,7 @@ import azure.functions as func
 import pydantic
 
 from core import bootstrap, observability
-from core.domain.caller import AuthConfigurationError, AuthError, Caller
+from core.domain.caller import ADMINS, PEOPLE, AuthConfigurationError, AuthError, Caller, Forbidden, Role
 from core.domain.config_validation import pointer as json_pointer
 from core.domain.config_validation import problems_from_validation_error
 from core.domain.values import ascii_whole_number
@@ -282,8 +282,9 @@ def anonymous(handler: Handler) -> Handler:
     return _as_http_function(wrapper, handler)
 
 
-def authenticate(req: func.HttpRequest, *, admin: bool = False) -> Caller:
-    """The verified caller, or ``HttpProblem`` 401 (no/bad token) / 403 (member where admin needed)."""
+def authenticate(req: func.HttpRequest, *, admin: bool = False, callers: frozenset[Role] = PEOPLE) -> Caller:
+    """The verified caller, or ``HttpProblem`` 401 (no/bad token) / 403 (a kind of caller ``callers``
+    does not admit; ``admin=True`` narrows it to admins)."""
     try:
         caller = bootstrap.app().verifier.caller(req.headers.get("authorization"))
     except AuthError as exc:
@@ -293,22 +294,30 @@ def authenticate(req: func.HttpRequest, *, admin: bool = False) -> Caller:
     except AuthConfigurationError:
         log.error("caller-token verification is not configured")
         raise HttpProblem(503, "Authentication unavailable", "caller tokens cannot be verified") from None
-    if admin and not caller.is_admin:
-        raise HttpProblem(403, "Forbidden", "this action needs the admin role")
+    try:
+        caller.require(ADMINS if admin else callers, f"{req.method} {urlsplit(req.url).path}")
+    except Forbidden as exc:
+        raise HttpProblem(403, "Forbidden", exc.reason) from None
     return caller
 
 
-def authenticated(*, admin: bool = False) -> Callable[[CallerHandler], Handler]:
-    """Decorator: verify the bearer token, pass ``Caller``; 401/403 as problem+json."""
+def authenticated(
+    *, admin: bool = False, callers: frozenset[Role] = PEOPLE
+) -> Callable[[CallerHandler], Handler]:
+    """Decorator: verify the bearer token, pass ``Caller``; 401/403 as problem+json. ``callers``: the
+    kinds admitted (people by default; docs/contracts.md "Who may call what"). A service refusing the
+    caller below (``Forbidden``) is a 403 too."""
 
     def decorate(handler: CallerHandler) -> Handler:
         def respond(req: func.HttpRequest) -> func.HttpResponse:
             try:
-                caller = authenticate(req, admin=admin)
+                caller = authenticate(req, admin=admin, callers=callers)
                 observability.bind(workspace_id=caller.workspace_id, user_id=caller.user_id)
                 return handler(req, caller)
             except HttpProblem as exc:
                 return exc.response()
+            except Forbidden as exc:
+                return problem(403, "Forbidden", exc.reason)
             except Exception as exc:
                 return _internal_error(exc)
 

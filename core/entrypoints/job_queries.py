@@ -11,6 +11,7 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain.activities import ActorSource, ContactAction
+from core.domain.caller import Caller
 from core.domain.jobs import RecordAction
 from core.domain.matching import MatchStatus
 from core.domain.values import ascii_whole_number
@@ -26,6 +27,23 @@ def job_id_param(req: func.HttpRequest, kind: str) -> str:
     if not (0 < len(job_id) <= 64) or not all(c.isalnum() or c == "-" for c in job_id):
         raise HttpProblem(404, "Not found", f"no such {kind} job")
     return job_id
+
+
+def records_seen_by(caller: Caller, page: dict[str, Any]) -> dict[str, Any]:
+    """``page`` as ``caller`` may see it: without the current CRM values (``changes[column].before``)
+    unless ``caller.sees_crm_values``; which columns change, and to what, stays visible."""
+    if caller.sees_crm_values:
+        return page
+    for record in page.get("records") or []:
+        changes = record.get("changes") if isinstance(record, dict) else None
+        if isinstance(changes, dict):
+            record["changes"] = {
+                column: {k: v for k, v in change.items() if k != "before"}
+                if isinstance(change, dict)
+                else change
+                for column, change in changes.items()
+            }
+    return page
 
 
 @dataclass(frozen=True)
@@ -107,6 +125,16 @@ class MatchExplanation(_Strict):
     searched: list[MatchCondition] = Field(default_factory=list, description="the values looked up")
 
 
+class MergedInto(_Strict):
+    """The earlier record of the same list a skipped duplicate was exported as (by the configured
+    identifier): the platform links the skipped record to the same Dynamics record."""
+
+    seq: int = Field(description="position of that record in the submitted list")
+    platformId: str
+    action: RecordAction | None = Field(default=None, description="its outcome; null until it has one")
+    dynamicsId: str | None = Field(default=None, description="the Dynamics record it was written to")
+
+
 class RecordResult(_Strict):
     seq: int = Field(description="position in the submitted list")
     platformId: str
@@ -115,9 +143,16 @@ class RecordResult(_Strict):
     match: MatchExplanation | None = None
     errors: list[RecordError] = Field(default_factory=list)
     changes: dict[str, Any] | None = Field(
-        default=None, description="columns written (dry run: column -> {before, after})"
+        default=None,
+        description="columns written: column -> {before, after}; `before` (the value Dynamics held) is "
+        "shown to admins only",
     )
     note: str | None = Field(default=None, description="why a record was skipped, or what was left alone")
+    mergedInto: MergedInto | None = Field(
+        default=None,
+        description="skipped as the same person or company as an earlier record of the same export: that "
+        "record, with its Dynamics id and action (dynamicsId above is the same id)",
+    )
 
 
 class RecordsPage(_Strict):

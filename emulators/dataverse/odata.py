@@ -1376,8 +1376,8 @@ def index_hint(expr: Expr | None) -> Hint | None:
         return EqHint(expr.target.column, expr._folded)
     if isinstance(expr, StringFunction):
         target = expr.target
-        if not isinstance(target, _Path) or target.navigation is not None:
-            return None
+        if not isinstance(target, _Path) or target.navigation is not None or not expr.plain:
+            return None  # a LIKE pattern with wildcards is not a substring the q-gram index can look up
         needle = like_fold(expr.argument)
         return ContainsHint(target.column, (needle,)) if needle else None
     if isinstance(expr, ContainsAny):

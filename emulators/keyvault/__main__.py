@@ -1,4 +1,5 @@
-"""``python -m emulators.keyvault [--port N]``: run the Key Vault stand-in; prints its URL and a token."""
+"""``python -m emulators.keyvault [--port N] [--key NAME]``: run the Key Vault stand-in; prints its URL, a
+token and the id of the RSA wrapping key it created at start (as infra creates ``token-wrapping-key``)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,19 @@ def main() -> None:
     parser.add_argument(
         "--token", default=os.environ.get("KEY_VAULT_LOCAL_TOKEN"), help="accept this bearer token"
     )
+    parser.add_argument("--key", default="token-wrapping-key", help="create this wrapKey/unwrapKey RSA key")
     args = parser.parse_args()
     emulator = KeyVaultEmulator(port=args.port)
     emulator.start()
     token = args.token or emulator.issue_token()
     if args.token:
         emulator.accept_token(args.token)
-    print(json.dumps({"vaultUrl": emulator.vault_url, "KEY_VAULT_LOCAL_TOKEN": token}))
+    key_id = emulator.create_key(args.key, key_size=3072)
+    print(
+        json.dumps(
+            {"vaultUrl": emulator.vault_url, "KEY_VAULT_LOCAL_TOKEN": token, "tokenWrappingKeyId": key_id}
+        )
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

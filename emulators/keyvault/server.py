@@ -5,6 +5,8 @@
   DELETE /secrets/{name}                 soft delete → DeletedSecretBundle
   GET    /deletedsecrets[/{name}]        DELETE /deletedsecrets/{name} (purge)
   POST   /deletedsecrets/{name}/recover
+  POST   /keys/{name}/create · GET /keys/{name}[/{version}] · POST /keys/{name}[/{version}]/wrapkey|unwrapkey
+         (``emulators.keyvault.keys``: RSA keys, wrap/unwrap for ``CryptographyClient``)
 Every call needs ``api-version`` (one the SDK knows) and ``Authorization: Bearer <token>`` with a token
 from ``issue_token()``; otherwise 401 with the real challenge
 ``WWW-Authenticate: Bearer authorization="<authority>", resource="https://vault.azure.net"``.
@@ -25,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from emulators.entra.httpd import HttpsServer, Reply, Request
+from emulators.keyvault.keys import KeyProblem, KeyStore
 from emulators.tls import LocalCA
 
 API_VERSIONS = {
@@ -76,6 +79,7 @@ class KeyVaultEmulator:
 
     def _reset_state(self) -> None:
         self._secrets: dict[str, _Secret] = {}
+        self.keys = KeyStore()
         self._fault_status: int | None = None
         self._fault_remaining: int | None = None
         self._fault_methods: frozenset[str] | None = None
@@ -119,6 +123,12 @@ class KeyVaultEmulator:
         with self._lock:
             self._fault_status, self._fault_remaining = status, count
             self._fault_methods = frozenset(m.upper() for m in methods) if methods else None
+
+    def create_key(self, name: str, key_size: int = 2048) -> str:
+        """Create (a new version of) an RSA wrapKey/unwrapKey key, as infra does; its versionless id."""
+        body = {"kty": "RSA", "key_size": key_size, "key_ops": ["wrapKey", "unwrapKey"]}
+        self.keys.route(self.vault_url, "POST", [name, "create"], body)
+        return f"{self.vault_url}/keys/{name}"
 
     def all_values(self) -> list[str]:
         """Every stored value of every version, deleted ones included (for secret scans in tests)."""
@@ -164,11 +174,19 @@ class KeyVaultEmulator:
         parts = [p for p in req.path.split("/") if p]
         try:
             return self._route(req, parts)
-        except _Problem as problem:
+        except (_Problem, KeyProblem) as problem:
             return _error(problem.status, problem.code, problem.message)
 
     def _route(self, req: Request, parts: list[str]) -> Reply:
         method = req.method
+        if parts and parts[0] == "keys":
+            try:
+                body = req.json() if method == "POST" else None
+            except ValueError:
+                raise _Problem(400, "BadParameter", "The request body is not valid JSON.") from None
+            answer = self.keys.route(self.vault_url, method, parts[1:], body)
+            if answer is not None:
+                return Reply.json(answer)
         if parts == ["secrets"] and method == "GET":
             return self._list(req, [(n, s.versions[-1]) for n, s in self._live()], "secrets")
         if len(parts) >= 2 and parts[0] == "secrets":
@@ -331,6 +349,7 @@ class KeyVaultEmulator:
                     "requests": self.requests,
                     "unauthorized": self.unauthorized,
                     "liveSecrets": len(self.live_names()),
+                    "unwraps": self.keys.unwraps,
                 }
             )
         if path == "reset" and req.method == "POST":

@@ -18,10 +18,15 @@ param keyVaultUri string
 param platformJwtJwksUrl string
 param platformJwtIssuer string
 param platformJwtAudience string
+param platformJwtServiceAudience string
 param frontendUrl string
 param dynamicsClientId string
 param dynamicsAuthority string
 param dynamicsAllowedHostPatterns string
+@description('Versionless id of the Key Vault key that wraps each token cache\'s data key (TOKEN_WRAPPING_KEY_ID).')
+param tokenWrappingKeyId string
+@description('Name of the vault secret holding the key-encryption key of caches sealed before the vault key (TOKEN_ENCRYPTION_KEY); empty: none.')
+param legacyTokenEncryptionKeySecret string = ''
 @description('Comma-separated public IPv4 ranges (CIDR) allowed to call the app; empty: any address (callers still need a token).')
 param allowedIpRanges string = ''
 
@@ -102,6 +107,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'PLATFORM_JWT_PUBLIC_KEY', value: '' } // JWKS is used; a PEM here would replace it
         { name: 'PLATFORM_JWT_ISSUER', value: platformJwtIssuer }
         { name: 'PLATFORM_JWT_AUDIENCE', value: platformJwtAudience }
+        { name: 'PLATFORM_JWT_SERVICE_AUDIENCE', value: platformJwtServiceAudience }
         { name: 'PLATFORM_JWT_ALLOW_DEV_HS256', value: 'false' }
         // Dynamics connection (OAuth 2.0 through MSAL).
         { name: 'DYNAMICS_CLIENT_ID', value: dynamicsClientId }
@@ -111,7 +117,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'DYNAMICS_ALLOWED_HOST_PATTERNS', value: dynamicsAllowedHostPatterns }
         { name: 'FRONTEND_URL', value: frontendUrl }
         { name: 'KEY_VAULT_URL', value: keyVaultUri }
-        { name: 'TOKEN_ENCRYPTION_KEY', value: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=TOKEN-ENCRYPTION-KEY)' }
+        // The key-encryption key is a Key Vault key: data keys are wrapped and unwrapped inside the vault.
+        { name: 'TOKEN_WRAPPING_KEY_ID', value: tokenWrappingKeyId }
+        // Only to open caches sealed under the former secret key (each is resealed at its next refresh).
+        { name: 'TOKEN_ENCRYPTION_KEY', value: empty(legacyTokenEncryptionKeySecret) ? '' : '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${legacyTokenEncryptionKeySecret})' }
         { name: 'TOKEN_REFRESH_SCHEDULE', value: '0 */15 * * * *' }
         { name: 'TOKEN_PROACTIVE_REFRESH_DAYS', value: '7' }
         { name: 'TOKEN_EXPIRY_MARGIN_MINUTES', value: '20' }

@@ -5,7 +5,7 @@ stand-ins wired in (so ``connect`` builds a real authorization URL; Dynamics its
 fields/exports may legitimately answer 409/503). For each operation hypothesis draws request bodies from
 the operation's own JSON schema (``from_schema`` below) or arbitrary JSON, and random path and query
 values and odd headers (If-Match, Idempotency-Key, Content-Type, broken Authorization), and sends them with
-an admin token, a member token and no token. Every answer must be:
+an admin token, a member token, the platform service's token and no token. Every answer must be:
 
 - below 500 (bad input is never an internal error); 503 only from operations that need Dynamics, Entra or
   Key Vault, and never titled "Internal error";
@@ -51,8 +51,10 @@ set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, True)
 
 AUDIENCE = "dynamics-integration"
+SERVICE_AUDIENCE = "dynamics-integration-service"
 ISSUER = "https://platform.local"
-EXAMPLES = {"admin": 12, "member": 6, "none": 4}
+EXAMPLES = {"admin": 12, "member": 6, "service": 6, "none": 4}
+CALLERS = tuple(EXAMPLES)
 MAX_REF_DEPTH = 3
 
 
@@ -64,7 +66,8 @@ class Target:
 
     def token(self, workspace: str, role: str) -> str:
         now = int(time.time())
-        claims = {"sub": "fuzz-user", "workspace_id": workspace, "role": role, "aud": AUDIENCE}
+        claims: dict[str, Any] = {"sub": "fuzz-user", "workspace_id": workspace}
+        claims |= {"aud": SERVICE_AUDIENCE} if role == "service" else {"role": role, "aud": AUDIENCE}
         claims |= {"iss": ISSUER, "iat": now, "nbf": now, "exp": now + 3600}
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
@@ -242,6 +245,7 @@ def operations(doc: dict[str, Any]) -> list[Operation]:
 # Operations that need Dynamics, Entra or Key Vault: they may answer 503 (a problem naming the dependency).
 NEEDS_DYNAMICS = (
     "/api/dynamics/fields",
+    "/api/dynamics/users",
     "/api/dynamics/exports",
     "/api/dynamics/activities",
     "/api/dynamics/connect",
@@ -380,7 +384,15 @@ def seed_jobs(target: Target, workspace: str) -> list[str]:
         timeout=30,
     )
     assert exported.status_code == 202, exported.text
-    return [exported.json()["jobId"]]
+    event = {"id": "e-1", "contactId": "p-1", "kind": "task", "at": "2026-11-20T10:00:00Z"}
+    logged = target.session.post(
+        f"{target.base_url}/api/dynamics/activities",
+        json={"events": [event], "contacts": contacts},
+        headers={"Authorization": f"Bearer {target.token(workspace, 'service')}"},
+        timeout=30,
+    )
+    assert logged.status_code == 202, logged.text
+    return [exported.json()["jobId"], logged.json()["jobId"]]
 
 
 def test_every_operation_survives_fuzzed_requests(target: Target) -> None:
@@ -394,13 +406,17 @@ def test_every_operation_survives_fuzzed_requests(target: Target) -> None:
     pointed: list[int] = []
     known_ids = seed_jobs(target, workspace)
     for op in ops:
-        for role in ("admin", "member", "none"):
+        for role in CALLERS:
             try:
                 fuzz_operation(target, op, role, workspace, seen, known_ids, pointed)
             except AssertionError as exc:  # keep going: one report naming every operation that failed
                 failures.append(f"[{role}] {op.method} {op.path}: {str(exc)[:600]}")
     elapsed = time.monotonic() - started
-    print(f"fuzzed {len(ops)} operations x 3 callers in {elapsed:.1f}s; {len(pointed)} 400s with pointers")
+    fivexx = sum(1 for statuses in seen.values() for s in statuses if s >= 500)
+    print(
+        f"fuzzed {len(ops)} operations x {len(CALLERS)} callers in {elapsed:.1f}s; "
+        f"{len(pointed)} 400s with pointers; {fivexx} distinct 5xx statuses seen"
+    )
     for name, statuses in sorted(seen.items()):
         print(f"  {name}: {sorted(statuses)}")
     assert not failures, "\n".join(failures)

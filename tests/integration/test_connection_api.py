@@ -10,6 +10,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,7 +22,14 @@ from azure.storage.queue import QueueServiceClient
 from core import bootstrap, observability
 from core.adapters.identity.token_crypto import TokenCipher
 from core.adapters.storage.connection_repository import PendingFlow
-from core.entrypoints import connection_api, notifications_api, token_timer
+from core.entrypoints import (
+    config_api,
+    connection_api,
+    exports_api,
+    integrations_api,
+    notifications_api,
+    token_timer,
+)
 from core.services.connection.service import ConnectionComponents
 from core.settings import get_settings
 from emulators.entra import EntraEmulator
@@ -32,6 +40,7 @@ from tests.support.azurite import Azurite
 from tests.support.http import body_json, call, request
 from tests.support.identity import FRONTEND_URL, REDIRECT_URI, CaptureLogs, WhoAmIStandIn, identity_settings
 from tests.support.tokens import bearer, configured
+from tests.unit.test_config_validation import valid_doc
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -475,3 +484,93 @@ def test_completion_only_by_the_initiating_admin_once_and_in_time(
     assert expired.status_code == 410 and body_json(expired)["code"] == "expired_handle"
     monkeypatch.undo()
     assert body_json(api.connection(other))["status"] == "disconnected"
+
+
+def _dynamics_card(workspace_id: str) -> dict[str, Any]:
+    resp = call(
+        integrations_api.list_integrations,
+        request("GET", "integrations", headers=bearer(workspace_id, role="member")),
+    )
+    assert resp.status_code == 200
+    cards = {c["crm"]: c for c in body_json(resp)["integrations"]}
+    assert all(c["dynamics"] is None for crm, c in cards.items() if crm != "dynamics")
+    return cards["dynamics"]["dynamics"]  # type: ignore[no-any-return]
+
+
+def _integration_user(workspace_id: str) -> Any:
+    resp = call(
+        config_api.get_dynamics_config, request("GET", "dynamics/config", headers=bearer(workspace_id))
+    )
+    assert resp.status_code == 200
+    return body_json(resp)["syncIdentifiers"]["integrationUser"]
+
+
+def test_the_dynamics_card_shows_connection_configuration_and_last_export(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_app(monkeypatch, metadata_checks=[])  # the saves below are not about live Dynamics metadata
+    workspace = ws()
+    fresh = _dynamics_card(workspace)
+    assert fresh == {
+        "connection": {
+            "status": "not_connected",
+            "integrationUserEmail": None,
+            "reconnectReason": None,
+            "since": None,
+        },
+        "configured": None,
+        "lastExport": None,
+    }
+    assert _integration_user(workspace) is None
+
+    api.connect_fully(workspace)
+    card = _dynamics_card(workspace)
+    assert card["connection"]["status"] == "connected"
+    assert card["connection"]["integrationUserEmail"] == api.entra.current_user.email
+    # the configuration names the integration user from the connection, in every response
+    assert _integration_user(workspace) == {
+        "email": api.entra.current_user.email,
+        "dynamicsUserId": api.env.user_ids[api.entra.current_user.object_id],
+    }
+
+    saved = call(
+        config_api.put_dynamics_config,
+        request(
+            "PUT", "dynamics/config", json_body=valid_doc(), headers=bearer(workspace, user_id="admin-7")
+        ),
+    )
+    assert saved.status_code == 200, saved.get_body()
+    assert body_json(saved)["syncIdentifiers"]["integrationUser"]["email"] == api.entra.current_user.email
+    configured = _dynamics_card(workspace)["configured"]
+    assert configured["version"] == 1 and configured["savedBy"] == "admin-7" and configured["savedAt"]
+
+    # An export whose every record is refused before sending: its summary is on the card.
+    submitted = call(
+        exports_api.post_export,
+        request(
+            "POST",
+            "dynamics/exports",
+            json_body={"entity": "contacts", "records": [{"id": "c1", "linkedinUrl": 7}]},
+            headers=bearer(workspace),
+        ),
+    )
+    assert submitted.status_code == 202, submitted.get_body()
+    last = _dynamics_card(workspace)["lastExport"]
+    assert last["jobId"] == body_json(submitted)["jobId"]
+    assert last["state"] == "failed" and last["counts"]["invalid"] == 1 and last["entity"] == "contacts"
+
+    # Microsoft stops accepting the sign-in: the card says reconnect, why, and for whom.
+    components = bootstrap.app().connection
+    found = components.connections.get(workspace)
+    assert found is not None
+    components.connections.replace(
+        found.record.needs_reconnect("inactivity", dt.datetime.now(dt.UTC)), found.etag
+    )
+    card = _dynamics_card(workspace)
+    assert card["connection"]["status"] == "reconnect_required"
+    assert card["connection"]["reconnectReason"] == "inactivity"
+    assert card["connection"]["integrationUserEmail"] == api.entra.current_user.email
+
+    assert api.disconnect(workspace).status_code in (200, 204)
+    assert _dynamics_card(workspace)["connection"]["status"] == "not_connected"
+    assert _integration_user(workspace) is None

@@ -1,11 +1,11 @@
 """Configuration faults are not dead grants.
 
 Real msal against the Entra stand-in, the real SecretClient against the Key Vault stand-in, Azurite:
-- a token cache sealed under another key-encryption key (this instance's TOKEN_ENCRYPTION_KEY wrong or
-  half-rotated) and Entra refusing the app's client secret (invalid_client, AADSTS7000215) leave the
-  connection connected with no notice, are logged at error level naming the setting every timer run and
-  counted as ``configuration_error``; an envelope failing under the matching key still asks for a
-  reconnect.
+- a token cache sealed under another key-encryption key (this instance's TOKEN_WRAPPING_KEY_ID naming
+  another Key Vault key, or its legacy TOKEN_ENCRYPTION_KEY wrong or half-rotated) and Entra refusing
+  the app's client secret (invalid_client, AADSTS7000215) leave the connection connected with no notice,
+  are logged at error level naming the setting every timer run and counted as ``configuration_error``;
+  an envelope failing under the matching key still asks for a reconnect.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 
 import pytest
 
+from core.adapters.identity.token_crypto import TokenCipher
 from core.bootstrap import build_connection
 from core.domain.connection import (
     ConnectionStatus,
@@ -28,7 +29,7 @@ from core.services.connection.service import (
 )
 from core.settings import load_settings
 from tests.integration.test_connection_resilience import make_due
-from tests.support.identity import IdentityStack, local_secret_store
+from tests.support.identity import IdentityStack, key_wrapper_for, local_secret_store
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -43,6 +44,7 @@ def instance_with(stack: IdentityStack, **overrides: str) -> ConnectionComponent
         settings,
         tables=stack.tables,
         secret_store=local_secret_store(stack.keyvault.vault_url, settings.require("KEY_VAULT_LOCAL_TOKEN")),
+        key_wrapper=key_wrapper_for(settings),
         http_session=stack.session,
         table_prefix=stack.prefix,
     )
@@ -65,18 +67,20 @@ def test_a_cache_sealed_under_another_key_is_a_configuration_fault(
 ) -> None:
     stack = identity_stack
     stack.connect()
-    rotated = instance_with(stack, TOKEN_ENCRYPTION_KEY=base64.b64encode(b"r" * 32).decode())
+    rotated = instance_with(stack, TOKEN_WRAPPING_KEY_ID=stack.keyvault.create_key("another-key"))
     make_due(stack, WS)
+    unwraps = stack.keyvault.keys.unwraps
     for run in (1, 2):
         report = rotated.refresher.run()
         assert (report.configuration_error, report.reconnect_required, report.refreshed) == (1, 0, 0), report
         assert (
-            len(errors_naming(caplog, "TOKEN_ENCRYPTION_KEY")) >= run * 2
+            len(errors_naming(caplog, "TOKEN_WRAPPING_KEY_ID")) >= run * 2
         )  # each run: the workspace + summary
         assert_untouched(stack)
+    assert stack.keyvault.keys.unwraps == unwraps  # told apart by the key id, without asking the vault
     with pytest.raises(TokenConfigurationError) as err:  # exports see a transient failure, not a pause
         rotated.tokens.access_token(WS, force_refresh=True)
-    assert isinstance(err.value, TransientTokenError) and err.value.setting == "TOKEN_ENCRYPTION_KEY"
+    assert isinstance(err.value, TransientTokenError) and err.value.setting == "TOKEN_WRAPPING_KEY_ID"
     assert_untouched(stack)
     # the instance with the right key still works with the same connection
     assert stack.components.refresher.run().refreshed == 1
@@ -120,3 +124,34 @@ def test_a_refused_client_secret_is_a_configuration_fault(
         misconfigured.tokens.access_token(WS, force_refresh=True)
     assert_untouched(stack)
     assert stack.components.refresher.run().refreshed == 1  # fixed secret: the same grant works
+
+
+def test_a_cache_sealed_under_the_former_secret_key_is_resealed_under_the_vault_key_at_its_refresh(
+    identity_stack: IdentityStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Upgrading a deployment: caches sealed under TOKEN_ENCRYPTION_KEY keep working (read old, write new)."""
+    stack = identity_stack
+    stack.connect()
+    record = stack.components.service.get(WS)
+    assert record is not None
+    store = local_secret_store(stack.keyvault.vault_url, stack.settings_env["KEY_VAULT_LOCAL_TOKEN"])
+    settings = load_settings(stack.settings_env)
+    current = TokenCipher.from_settings(settings, wrapper=key_wrapper_for(settings))
+    legacy_kek = base64.b64encode(b"L" * 32).decode()
+    plaintext = current.open(store.get(record.secret_name) or "", WS)
+    before_upgrade = TokenCipher(base64.b64decode(legacy_kek)).seal(plaintext, WS)
+    store.put(record.secret_name, before_upgrade, tags={"kind": "dynamics-token-cache"})
+
+    # Upgraded without the legacy key: refused as configuration, naming the setting; nothing marked.
+    vault_only = instance_with(stack)
+    make_due(stack, WS)
+    assert vault_only.refresher.run().configuration_error == 1
+    assert errors_naming(caplog, "TOKEN_ENCRYPTION_KEY")
+    assert_untouched(stack)
+    # With the legacy key as well: the refresh opens the old cache and stores it under the vault key.
+    upgraded = instance_with(stack, TOKEN_ENCRYPTION_KEY=legacy_kek)
+    assert upgraded.refresher.run().refreshed == 1
+    resealed = json.loads(store.get(record.secret_name) or "")
+    assert resealed["v"] == 2 and resealed["kid"].startswith(stack.settings_env["TOKEN_WRAPPING_KEY_ID"])
+    assert vault_only.tokens.access_token(WS, force_refresh=True)  # the legacy key is no longer needed
+    assert_untouched(stack)

@@ -12,7 +12,7 @@ from core.adapters.identity.token_crypto import TokenCipher
 from core.domain.connection import ConnectionStatus, InvalidEnvironmentUrl, NotConnected, ReconnectRequired
 from core.services.connection.service import ConnectError, KeyVaultUnavailable
 from core.settings import load_settings
-from tests.support.identity import IdentityStack, caller, finish_sign_in
+from tests.support.identity import IdentityStack, caller, finish_sign_in, key_wrapper_for
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -21,7 +21,8 @@ pytest_plugins = ["tests.support.identity"]
 def cache_of(stack: IdentityStack, workspace_id: str) -> dict:
     record = stack.components.connections.get(workspace_id).record
     latest = stack.keyvault.all_values()[-1]
-    cipher = TokenCipher.from_settings(load_settings(stack.settings_env))
+    settings = load_settings(stack.settings_env)
+    cipher = TokenCipher.from_settings(settings, wrapper=key_wrapper_for(settings))
     data = json.loads(cipher.open(latest, record.workspace_id))
     return data
 
@@ -41,7 +42,10 @@ def test_connect_records_user_and_stores_only_ciphertext(identity_stack: Identit
     # Key Vault holds one secret, and it is an envelope, not msal's JSON
     assert stack.keyvault.live_names() == [record.secret_name]
     (value,) = stack.keyvault.all_values()
-    assert '"RefreshToken"' not in value and json.loads(value)["v"] == 1
+    envelope = json.loads(value)
+    assert '"RefreshToken"' not in value and envelope["v"] == 2
+    # its data key is wrapped by the vault key's current version, which the app cannot read
+    assert envelope["kid"].startswith(stack.settings_env["TOKEN_WRAPPING_KEY_ID"] + "/")
     assert len(refresh_tokens(stack, "ws-a")) == 1
 
 

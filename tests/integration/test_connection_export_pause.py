@@ -27,7 +27,13 @@ from emulators.entra import EntraEmulator
 from emulators.tls import trusting_session
 from tests.integration.exports.test_export_worker import CONFIG
 from tests.support.dataverse import STATIC_TOKEN, rows
-from tests.support.identity import IdentityStack, caller, finish_sign_in, local_secret_store
+from tests.support.identity import (
+    IdentityStack,
+    caller,
+    finish_sign_in,
+    key_wrapper_for,
+    local_secret_store,
+)
 from tests.support.queues import drain_workspace
 
 pytestmark = pytest.mark.integration
@@ -53,6 +59,7 @@ def components_resuming(stack: IdentityStack, exports: ExportService) -> Connect
         settings,
         tables=stack.tables,
         secret_store=store,
+        key_wrapper=key_wrapper_for(settings),
         http_session=stack.session,
         table_prefix=stack.prefix,
         on_reconnected=exports.resume_paused,

@@ -29,7 +29,7 @@ from core.services.connection.service import ConnectError
 from core.services.connection.tokens import TokenService
 from core.settings import load_settings
 from tests.integration.test_connection_cycle import refresh_tokens
-from tests.support.identity import IdentityStack, caller, local_secret_store
+from tests.support.identity import IdentityStack, caller, key_wrapper_for, local_secret_store
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -190,7 +190,7 @@ def test_slow_identity_provider_is_transient_and_marks_nothing(identity_stack: I
     impatient = TokenService(
         connections=c.connections,
         secrets=store,
-        cipher=TokenCipher.from_settings(settings),
+        cipher=TokenCipher.from_settings(settings, wrapper=key_wrapper_for(settings)),
         msal_factory=MsalAppFactory(MsalConfig.from_settings(settings), stack.session, timeout=0.5),
         notifications=c.notifications,
         leases=c.leases,
@@ -270,6 +270,7 @@ def test_due_means_near_expiry_or_no_refresh_for_the_configured_days(identity_st
         settings,
         tables=stack.tables,
         secret_store=store,
+        key_wrapper=key_wrapper_for(settings),
         http_session=stack.session,
         table_prefix=stack.prefix,
     )

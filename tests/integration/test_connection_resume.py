@@ -42,7 +42,13 @@ from emulators.entra import EntraEmulator
 from emulators.tls import trusting_session
 from tests.integration.exports.test_export_worker import CONFIG
 from tests.support.dataverse import STATIC_TOKEN, rows
-from tests.support.identity import IdentityStack, caller, finish_sign_in, local_secret_store
+from tests.support.identity import (
+    IdentityStack,
+    caller,
+    finish_sign_in,
+    key_wrapper_for,
+    local_secret_store,
+)
 from tests.support.queues import drain_workspace
 
 pytestmark = pytest.mark.integration
@@ -103,6 +109,7 @@ class Setup:
             secret_store=local_secret_store(
                 stack.keyvault.vault_url, settings.require("KEY_VAULT_LOCAL_TOKEN")
             ),
+            key_wrapper=key_wrapper_for(settings),
             http_session=stack.session,
             table_prefix=stack.prefix,
             on_reconnected=on_reconnected,

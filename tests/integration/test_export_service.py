@@ -16,6 +16,7 @@ from core.services.exports.service import EXPORT_NAMES, EXPORT_QUEUE, ExportServ
 
 ADMIN_A = Caller("ws-svc-a", "user-1", Role.ADMIN)
 ADMIN_B = Caller("ws-svc-b", "user-9", Role.ADMIN)
+SERVICE_A = Caller("ws-svc-a", "platform-backend", Role.SERVICE)  # the only one submitting automatic exports
 
 
 def _config() -> DynamicsConfig:
@@ -75,7 +76,7 @@ def test_manual_values_must_be_configured_and_typed(service: ExportService) -> N
     pointers = {p.pointer for p in err.value.problems}
     assert pointers == {"/manualValues/jobtitle", "/manualValues/description"}
     with pytest.raises(InvalidExport):
-        service.submit(ADMIN_A, _request(trigger="automatic", manualValues={"description": "x"}))
+        service.submit(SERVICE_A, _request(trigger="automatic", manualValues={"description": "x"}))
 
 
 def test_idempotency_key_returns_the_same_job(service: ExportService) -> None:

@@ -10,7 +10,6 @@ unreachable.
 
 from __future__ import annotations
 
-import base64
 import json
 import socket
 import threading
@@ -420,14 +419,14 @@ def connected(
 
 
 def test_a_changed_encryption_key_is_not_configured_naming_the_setting_not_a_dead_grant(
-    settings_for: Any, connected: tuple[dict[str, str], str]
+    settings_for: Any, connected: tuple[dict[str, str], str], keyvault: KeyVaultEmulator
 ) -> None:
     env, workspace = connected
-    # An operator deploys another TOKEN_ENCRYPTION_KEY: this instance cannot open the token caches.
-    settings_for(**{**env, "TOKEN_ENCRYPTION_KEY": base64.b64encode(b"z" * 32).decode()})
+    # An operator points TOKEN_WRAPPING_KEY_ID at another vault key: this instance cannot open the caches.
+    settings_for(**{**env, "TOKEN_WRAPPING_KEY_ID": keyvault.create_key("another-key")})
     body = dynamics_health(workspace)
     assert body["status"] == "not_configured", body
-    assert "TOKEN_ENCRYPTION_KEY" in body["detail"]
+    assert "TOKEN_WRAPPING_KEY_ID" in body["detail"]
     # Nothing was marked: with the right key back, the same connection answers.
     settings_for(**env)
     assert dynamics_health(workspace)["status"] == "connected"

@@ -118,7 +118,7 @@ def test_an_activity_chunk_message_naming_b_does_not_run_a_job(env: ExportHarnes
         "contacts": [RECORDS[0]],
     }
     request = ActivitiesRequest.model_validate(events)
-    job_id = service.submit(CALLER, request).job_id
+    job_id = service.submit(Caller(CALLER.workspace_id, "platform-backend", Role.SERVICE), request).job_id
     worker = ActivityWorker(
         store, lambda _ws: (env.client, env.connection), export_contacts=ContactExport(store, MetadataCache())
     )

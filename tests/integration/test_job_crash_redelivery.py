@@ -32,7 +32,7 @@ from tests.support.job_harness import (
 
 pytestmark = pytest.mark.integration
 
-CALLER = Caller("ws-crashes", "platform-user-1", Role.ADMIN)
+CALLER = Caller("ws-crashes", "platform-user-1", Role.SERVICE)  # it may submit both kinds
 U_ANA = "a0000000-0000-4000-8000-00000000000a"
 STORE_WRITES = ("put_chunk", "save_outcomes", "finish_chunk")
 DYNAMICS_WRITES = ("create_multiple", "update_multiple")

@@ -30,6 +30,7 @@ from core import bootstrap, openapi
 from core.entrypoints import (
     activities_api,
     activity_queue,
+    catalog_api,
     config_api,
     connection_api,
     export_queue,
@@ -39,6 +40,7 @@ from core.entrypoints import (
     meta_api,
     notifications_api,
     token_timer,
+    users_api,
 )
 from core.openapi_examples import EXAMPLES
 from core.services.activities.service import ACTIVITY_QUEUE
@@ -217,6 +219,21 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             expect=200,
         )
         assert body_json(fields)["counts"]["ok"] > 0
+        catalog = walk(
+            "GET", "/api/dynamics/catalog", catalog_api.get_dynamics_catalog, role="member", expect=200
+        )
+        assert len([p for s in body_json(catalog)["campaignSections"] for p in s["properties"]]) == 13
+        users = walk(
+            "GET", "/api/dynamics/users", users_api.get_dynamics_users, params={"limit": "5"}, expect=200
+        )
+        assert body_json(users)["users"], body_json(users)
+        walk(
+            "POST",
+            "/api/dynamics/users/suggestions",
+            users_api.post_dynamics_user_suggestions,
+            json_body={"people": [{"platformId": "u-1", "email": user.email.upper()}]},
+            expect=200,
+        )
         defaults = body_json(walk("GET", "/api/dynamics/config", config_api.get_dynamics_config, expect=200))
         document = copy.deepcopy(EXAMPLES[("PUT", "/api/dynamics/config")]["request"])
         document["userMapping"] = defaults["userMapping"]  # the example's users are not in this environment
@@ -279,6 +296,7 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             "POST",
             "/api/dynamics/activities",
             activities_api.post_activities,
+            role="service",
             json_body=activities_request,
             expect=202,
         )

@@ -72,6 +72,7 @@ class RunningDevHost:
 DevHostFactory = Callable[..., RunningDevHost]
 
 JWT_AUDIENCE = "dynamics-integration"
+JWT_SERVICE_AUDIENCE = "dynamics-integration-service"
 JWT_ISSUER = "https://platform.local"
 
 
@@ -87,12 +88,15 @@ class AppClient:
         self.session.trust_env = False
 
     def token(self, workspace: str, role: str = "admin", user_id: str = "user-e2e", **claims: Any) -> str:
+        """A person's token (``role`` admin/member), or with ``role="service"`` the platform service's
+        (its own audience, no role claim)."""
         now = int(time.time())
+        service = role == "service"
         payload: dict[str, Any] = {
             "sub": user_id,
             "workspace_id": workspace,
-            "role": role,
-            "aud": JWT_AUDIENCE,
+            **({} if service else {"role": role}),
+            "aud": JWT_SERVICE_AUDIENCE if service else JWT_AUDIENCE,
             "iss": JWT_ISSUER,
             "iat": now,
             "nbf": now,

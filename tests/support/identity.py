@@ -7,7 +7,6 @@ Everything is real: msal talks HTTPS to the Entra stand-in, ``SecretClient`` to 
 
 from __future__ import annotations
 
-import base64
 import logging
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 import requests
 from azure.data.tables import TableServiceClient
 
+from core.adapters.identity.key_wrapping import VaultKeyWrapper
 from core.adapters.identity.keyvault import KeyVaultSecretStore, StaticTokenCredential, secret_client
 from core.bootstrap import build_connection
 from core.domain.connection import ConnectionRecord
@@ -168,6 +168,24 @@ def local_secret_store(vault_url: str, token: str) -> KeyVaultSecretStore:
     )
 
 
+def local_key_wrapper(key_id: str, token: str, **kwargs: Any) -> VaultKeyWrapper:
+    """The vault-key wrapper of the app, against the stand-in (trusting the local CA)."""
+    return VaultKeyWrapper(
+        key_id,
+        StaticTokenCredential(token),
+        **kwargs,
+        verify_challenge_resource=False,
+        connection_verify=str(ensure_ca().bundle_path),
+        retry_total=0,
+    )
+
+
+def key_wrapper_for(settings: Any) -> VaultKeyWrapper | None:
+    """``local_key_wrapper`` for settings naming a wrapping key, else None (legacy key only)."""
+    key_id = settings.get("TOKEN_WRAPPING_KEY_ID")
+    return local_key_wrapper(key_id, settings.require("KEY_VAULT_LOCAL_TOKEN")) if key_id else None
+
+
 def identity_settings(
     entra: EntraEmulator, keyvault: KeyVaultEmulator, azurite: Azurite, kv_token: str
 ) -> dict[str, str]:
@@ -181,7 +199,7 @@ def identity_settings(
         "FRONTEND_URL": FRONTEND_URL,
         "KEY_VAULT_URL": keyvault.vault_url,
         "KEY_VAULT_LOCAL_TOKEN": kv_token,
-        "TOKEN_ENCRYPTION_KEY": base64.b64encode(b"k" * 32).decode(),
+        "TOKEN_WRAPPING_KEY_ID": keyvault.create_key("token-wrapping-key"),
     }
 
 
@@ -197,7 +215,12 @@ def identity_stack(
     tables = TableServiceClient.from_connection_string(azurite.connection_string)
     prefix = "t" + uuid.uuid4().hex[:10]
     components = build_connection(
-        settings, tables=tables, secret_store=store, http_session=session, table_prefix=prefix
+        settings,
+        tables=tables,
+        secret_store=store,
+        key_wrapper=key_wrapper_for(settings),
+        http_session=session,
+        table_prefix=prefix,
     )
     logs = CaptureLogs()
     root = logging.getLogger()

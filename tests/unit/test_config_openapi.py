@@ -51,7 +51,9 @@ def test_document_shape_and_catalog_version() -> None:
     assert schemas["DynamicsConfig"]["required"] == DynamicsConfig.model_json_schema()["required"]
     assert {"Rule", "Condition", "CampaignMapping", "PlatformFieldMapping", "Problem"} <= set(schemas)
     assert doc["paths"]["/api/health"]["get"]["security"] == []
-    assert "security" not in doc["paths"]["/api/integrations"]["get"]
+    assert doc["paths"]["/api/integrations"]["get"]["security"] == [{"platformUser": ["admin", "member"]}]
+    assert doc["paths"]["/api/dynamics/activities"]["post"]["security"] == [{"platformService": []}]
+    assert doc["paths"]["/api/dynamics/config"]["put"]["security"] == [{"platformUser": ["admin"]}]
 
 
 def test_refs_all_resolve() -> None:
@@ -85,7 +87,7 @@ def test_later_blueprints_can_register_themselves() -> None:
     )
     try:
         op = openapi.document()["paths"]["/api/test-only/things"]["post"]
-        assert set(op["responses"]) == {"200", "400", "401", "409", "413", "415", "500", "503"}
+        assert set(op["responses"]) == {"200", "400", "401", "403", "409", "413", "415", "500", "503"}
         assert openapi.document()["components"]["schemas"]["Thing"]["required"] == ["name"]
     finally:
         openapi.unregister("POST", "/api/test-only/things")

@@ -42,6 +42,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -255,6 +256,41 @@ class DataverseClient:
             read += 1
             link = body.get("@odata.nextLink")
             next_path, next_params = (str(link), ()) if link else (None, ())
+
+    def query_page(
+        self,
+        entity_set: str,
+        *,
+        page_size: int,
+        filter: str | None = None,
+        select: Sequence[str] | None = None,
+        expand: str | None = None,
+        orderby: str | None = None,
+        skiptoken: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of ``page_size`` rows and the ``$skiptoken`` of the next page (``None`` on the last).
+
+        For callers that hand paging to their own client: the same query with the returned token reads
+        the next page (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/page-results).
+        Only the token is taken from ``@odata.nextLink``, never its host: a token a caller sends back is a
+        query value, not a URL this client would follow with its bearer token.
+        """
+        params: list[tuple[str, str]] = [("$select", ",".join(select))] if select else []
+        for name, value in (("$filter", filter), ("$expand", expand), ("$orderby", orderby)):
+            if value:
+                params.append((name, value))
+        if skiptoken:
+            params.append(("$skiptoken", skiptoken))
+        response = self.transport.send(
+            "GET", entity_set, idempotent=True, params=params, prefer=[prefer_page_size(page_size)]
+        )
+        body = read_json(response)
+        rows = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            raise DataverseError("query response has no 'value' array", status=response.status_code)
+        link = body.get("@odata.nextLink")
+        tokens = parse_qs(urlsplit(str(link)).query).get("$skiptoken") if link else None
+        return rows, (tokens[0] if tokens else None)
 
     def query(
         self,

@@ -54,7 +54,7 @@ class KeyVaultSecretStore:
         try:
             self._client.set_secret(name, value, tags=dict(tags or {}), content_type="application/json")
         except AzureError as exc:
-            raise _unavailable("set", exc) from None
+            raise vault_unavailable("set", exc) from None
 
     def get(self, name: str) -> str | None:
         try:
@@ -62,7 +62,7 @@ class KeyVaultSecretStore:
         except ResourceNotFoundError:
             return None
         except AzureError as exc:
-            raise _unavailable("get", exc) from None
+            raise vault_unavailable("get", exc) from None
 
     def delete(self, name: str) -> None:
         """Soft-delete (the vault's retention policy applies); a missing secret is not an error."""
@@ -71,10 +71,10 @@ class KeyVaultSecretStore:
         except ResourceNotFoundError:
             return
         except AzureError as exc:
-            raise _unavailable("delete", exc) from None
+            raise vault_unavailable("delete", exc) from None
 
 
-def _unavailable(action: str, exc: AzureError) -> SecretStoreUnavailable:
+def vault_unavailable(action: str, exc: AzureError) -> SecretStoreUnavailable:
     status = exc.status_code if isinstance(exc, HttpResponseError) else None
     kind = "authentication" if isinstance(exc, ClientAuthenticationError) else type(exc).__name__
     log.warning("Key Vault %s failed: %s (HTTP %s)", action, kind, status)
@@ -91,14 +91,17 @@ def secret_client(
     return SecretClient(vault_url, credential, **kwargs)
 
 
+def vault_credential(settings: Settings) -> tuple[TokenCredential, bool]:
+    """(credential for Key Vault, whether it is the local stand-in's static token)."""
+    local_token = settings.get("KEY_VAULT_LOCAL_TOKEN")
+    if local_token:
+        return StaticTokenCredential(local_token), True
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(), False
+
+
 def secret_store_from_settings(settings: Settings, **client_kwargs: Any) -> KeyVaultSecretStore:
     vault_url = settings.require("KEY_VAULT_URL")
-    local_token = settings.get("KEY_VAULT_LOCAL_TOKEN")
-    credential: TokenCredential
-    if local_token:
-        credential = StaticTokenCredential(local_token)
-    else:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
-    return KeyVaultSecretStore(secret_client(vault_url, credential, local=bool(local_token), **client_kwargs))
+    credential, local = vault_credential(settings)
+    return KeyVaultSecretStore(secret_client(vault_url, credential, local=local, **client_kwargs))

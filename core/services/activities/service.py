@@ -17,7 +17,7 @@ from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.job_store import JobNames, JobRow, JobStore
 from core.domain.activities import ActivitiesRequest, export_aliases, validate_events
-from core.domain.caller import Caller
+from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
 from core.domain.jobs import ChunkState, split_chunks
@@ -58,6 +58,9 @@ class ActivityService(JobQueries):
     def submit(
         self, caller: Caller, request: ActivitiesRequest, idempotency_key: str | None = None
     ) -> SubmitResult:
+        # Events name the user and identity each activity is logged as (CallerObjectId): only the
+        # platform's service may say who acted; a person could otherwise write as anyone.
+        caller.require(SERVICE, "logging activities")
         self._store.ensure_ready()
         config = self._load_config(caller)
         if idempotency_key:

@@ -128,6 +128,11 @@ class ConfigService:
             )
         return view
 
+    def saved_version(self, workspace_id: str) -> tuple[int, dt.datetime, str] | None:
+        """Version, when and by whom of the saved configuration; ``None`` before the first save."""
+        stored = self._repo.load(workspace_id)
+        return None if stored is None else (stored.version, stored.saved_at, stored.saved_by)
+
     def get(self, caller: Caller) -> ConfigView:
         stored = self._repo.load(caller.workspace_id)
         self._remember(caller.workspace_id, stored)

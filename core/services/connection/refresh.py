@@ -7,8 +7,9 @@ runs (or instances) refresh it once. One workspace's failure never stops the oth
 - dead grant → ``reconnect_required`` with its reason + one notification (``TokenService``);
 - network / 5xx / Key Vault trouble → counted as transient, retried next run, no notification;
 - the deployment's own configuration refused (``invalid_client``: bad or expired client secret; a token
-  cache sealed under another ``TOKEN_ENCRYPTION_KEY``) → counted as ``configuration_error`` and logged at
-  error level every run until fixed; no state change, no workspace notice.
+  cache sealed under another ``TOKEN_WRAPPING_KEY_ID`` or legacy ``TOKEN_ENCRYPTION_KEY``) → counted as
+  ``configuration_error`` and logged at error level every run until fixed; no state change, no
+  workspace notice.
 After refreshing, a run resumes work paused for the token of workspaces that are connected again (the
 safety net of the reconnect's own resume, see ``connection_service.resume_marked``).
 """
@@ -108,7 +109,8 @@ class TokenRefresher:
         if report.configuration_error:
             log.error(
                 "token refresh run: %d workspace(s) failed on this deployment's configuration (client secret "
-                "or TOKEN_ENCRYPTION_KEY; see the errors above); their connections were left unchanged",
+                "or TOKEN_WRAPPING_KEY_ID / TOKEN_ENCRYPTION_KEY; see the errors above); "
+                "their connections were left unchanged",
                 report.configuration_error,
             )
         if self._resume_paused is not None:

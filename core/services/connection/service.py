@@ -129,7 +129,10 @@ class ConnectionService:
         state = secrets.token_urlsafe(32)
         flow = self._msal.initiate_flow([dataverse_scope(env)], state)
         payload = json.dumps({"flow": flow, "environmentUrl": env}).encode("utf-8")
-        sealed = self._cipher.seal(payload, _flow_context(caller.workspace_id, caller.user_id))
+        try:  # the vault key wraps the flow's data key
+            sealed = self._cipher.seal(payload, _flow_context(caller.workspace_id, caller.user_id))
+        except SecretStoreUnavailable as exc:
+            raise KeyVaultUnavailable(str(exc)) from None
         self._flows.add(
             state, PendingFlow(caller.workspace_id, caller.user_id, sealed, self._clock() + FLOW_LIFETIME)
         )
@@ -153,6 +156,8 @@ class ConnectionService:
             )
         except (TokenDecryptError, ValueError):
             raise ConnectError("invalid_state", "the stored flow does not open") from None
+        except SecretStoreUnavailable:  # the vault could not unwrap the flow's data key
+            raise ConnectError("storage_unavailable", "the sign-in could not be kept; try again") from None
         if params.get("error"):
             error = str(params["error"])
             code = (
@@ -166,7 +171,10 @@ class ConnectionService:
             raise ConnectError("invalid_request", "the callback carries no code")
         handle = secrets.token_urlsafe(32)
         kept = json.dumps({**payload, "code": code_param, "state": state}).encode("utf-8")
-        sealed = self._cipher.seal(kept, _completion_context(pending.workspace_id, pending.user_id))
+        try:
+            sealed = self._cipher.seal(kept, _completion_context(pending.workspace_id, pending.user_id))
+        except SecretStoreUnavailable:
+            raise ConnectError("storage_unavailable", "the sign-in could not be kept; try again") from None
         try:
             self._flows.add(
                 _handle_key(handle),
@@ -214,6 +222,8 @@ class ConnectionService:
             )
         except (TokenDecryptError, ValueError):
             raise ConnectError("invalid_handle", "the kept sign-in does not open") from None
+        except SecretStoreUnavailable:
+            raise ConnectError("key_vault_unavailable", "the kept sign-in could not be opened") from None
         flow: dict[str, Any] = payload["flow"]
         env = str(payload["environmentUrl"])
         state = str(payload["state"])
@@ -265,8 +275,8 @@ class ConnectionService:
             reason=None,
             status_changed_at=now,
         )
-        sealed = self._cipher.seal(cache.serialize().encode("utf-8"), pending.workspace_id)
         try:
+            sealed = self._cipher.seal(cache.serialize().encode("utf-8"), pending.workspace_id)
             self._secrets.put(record.secret_name, sealed, tags={"kind": "dynamics-token-cache"})
         except SecretStoreUnavailable:
             raise ConnectError(

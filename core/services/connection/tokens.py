@@ -178,19 +178,22 @@ class TokenService:
         cache = msal.SerializableTokenCache()
         try:
             cache.deserialize(self._cipher.open(sealed, record.workspace_id).decode("utf-8"))
-        except ForeignKeyEnvelope:
+        except ForeignKeyEnvelope as foreign:
             # Sealed under another key-encryption key: this instance's key is wrong (or half-rotated), the
             # grant is fine. Nothing is marked; other instances with the right key keep working.
             log.error(
                 "workspace %s: the stored token cache was sealed under another key-encryption key; "
-                "the setting TOKEN_ENCRYPTION_KEY of this instance is wrong or half-rotated "
+                "the setting %s of this instance is wrong or half-rotated "
                 "(connection left unchanged)",
                 record.workspace_id,
+                foreign.setting,
             )
             raise TokenConfigurationError(
-                f"workspace {record.workspace_id}: TOKEN_ENCRYPTION_KEY does not open the token cache",
-                "TOKEN_ENCRYPTION_KEY",
+                f"workspace {record.workspace_id}: {foreign.setting} does not open the token cache",
+                foreign.setting,
             ) from None
+        except SecretStoreUnavailable:  # the vault could not unwrap the data key: nothing concluded
+            raise TransientTokenError(f"workspace {record.workspace_id}: Key Vault unavailable") from None
         except (TokenDecryptError, ValueError):
             log.error("workspace %s: stored token cache cannot be opened", record.workspace_id)
             raise self._dead(found, ReconnectReason.REVOKED.value) from None
@@ -279,8 +282,8 @@ class TokenService:
         raise self._dead(latest, ReconnectReason.REVOKED.value)
 
     def _store_cache(self, record: ConnectionRecord, serialized: str, previous: str | None) -> None:
-        sealed = self._cipher.seal(serialized.encode("utf-8"), record.workspace_id, previous=previous)
         try:
+            sealed = self._cipher.seal(serialized.encode("utf-8"), record.workspace_id, previous=previous)
             self._secrets.put(record.secret_name, sealed, tags={"kind": "dynamics-token-cache"})
         except SecretStoreUnavailable:
             log.error("workspace %s: rotated token cache could not be stored", record.workspace_id)

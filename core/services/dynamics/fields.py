@@ -108,13 +108,14 @@ class FieldsListing:
         return counts
 
 
-def _unavailable(exc: Exception) -> DynamicsUnavailable:
+def dynamics_unavailable(exc: Exception, what: str = "the metadata request") -> DynamicsUnavailable:
+    """``exc`` (a Dataverse, token or settings failure) as the reason a caller may be shown."""
     if isinstance(exc, Throttled):
         return DynamicsUnavailable("Dynamics is throttling this connection; try again later", exc.retry_after)
     if isinstance(exc, DataverseError):
         status = f"HTTP {exc.status}" if exc.status is not None else "no response"
         code = f" {exc.code}" if exc.code else ""
-        return DynamicsUnavailable(f"Dynamics did not answer the metadata request ({status}{code})")
+        return DynamicsUnavailable(f"Dynamics did not answer {what} ({status}{code})")
     if isinstance(exc, TransientTokenError):
         return DynamicsUnavailable("a token for Dynamics could not be obtained right now; try again later")
     return DynamicsUnavailable("the Dynamics connection is not configured on this server")
@@ -140,7 +141,7 @@ class FieldsService:
             return action()
         except (DataverseError, TransientTokenError, SettingsError) as exc:
             log.warning("Dynamics metadata unavailable: %s", type(exc).__name__)
-            raise _unavailable(exc) from exc
+            raise dynamics_unavailable(exc) from exc
 
     def connection(self, workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
         """The workspace's client; ``NotConnected`` when it has no connection."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.job_store import JobNames, JobRow, JobStore
-from core.domain.caller import Caller
+from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
     DynamicsConfig,
@@ -74,6 +74,7 @@ class ExportService(JobQueries):
     def submit(
         self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
     ) -> SubmitResult:
+        requester = _requester(caller, request)
         self._store.ensure_ready()
         config = self._load_config(caller)
         self._check_request(request, config)
@@ -102,7 +103,7 @@ class ExportService(JobQueries):
                 "entity": request.entity.value,
                 "trigger": request.trigger.value,
                 "dryRun": request.dryRun,
-                "userId": caller.user_id,
+                "userId": requester,
                 "manualValues": request.manualValues,
                 "config": config.to_json(),
                 "createdAt": now,
@@ -122,7 +123,7 @@ class ExportService(JobQueries):
                     entity=request.entity.value,
                     trigger=request.trigger.value,
                     dry_run=request.dryRun,
-                    user_id=caller.user_id,
+                    user_id=requester,
                     total_records=len(request.records),
                     total_chunks=len(chunks),
                     created_at=now,
@@ -185,6 +186,17 @@ class ExportService(JobQueries):
             raise InvalidExport(problems)
 
 
+def _requester(caller: Caller, request: ExportRequest) -> str:
+    """The platform user an export is for: a person is always themselves; only the platform's service
+    submits automatic exports and names the user it acts for (``Forbidden`` otherwise)."""
+    if request.trigger is ExportTrigger.AUTOMATIC:
+        caller.require(SERVICE, "an automatic export")
+    if request.userId is not None:
+        caller.require(SERVICE, "naming the user an export is for (userId)")
+        return request.userId
+    return caller.user_id
+
+
 def _already_submitted(job: JobRow) -> SubmitResult:
     accepted = job.total_records - job.invalid_count - job.skipped_count
     return SubmitResult(job.job_id, accepted, job.invalid_count, False)
@@ -195,8 +207,9 @@ def _drop_duplicates(
 ) -> tuple[list[ValidRecord], list[RecordOutcome]]:
     """Records of one list that the configured identifier says are the same person or company (same
     LinkedIn profile, same domain, ...) are exported once: the first is kept, the others are ``skipped``
-    with the keeper named. Done over the whole list before chunking, so two chunks running at once can
-    never both create the same record."""
+    with the keeper named (``mergedInto``; its Dynamics id and action join them when results are read).
+    Done over the whole list before chunking, so two chunks running at once can never both create the
+    same record."""
     catalog_entity = Entity.CONTACT if entity is ExportEntity.CONTACTS else Entity.COMPANY
     rule = rule_for(catalog_entity, IdentifierConfig.from_model(config.sync_identifiers))
     groups = duplicate_groups(rule, [v.data for v in valid])
@@ -218,6 +231,7 @@ def _drop_duplicates(
                         f"same {catalog_entity.value} as record {keeper.platform_id} earlier in this export "
                         f"(by the configured identifier): exported once"
                     ),
+                    merged_into=(keeper.seq, keeper.platform_id),
                 )
             )
     return [v for i, v in enumerate(valid) if i not in dropped], skipped

@@ -1,11 +1,23 @@
-"""The CRM cards of the Integrations page and the one-active-CRM rule."""
+"""The CRM cards of the Integrations page and the one-active-CRM rule.
+
+The Dynamics card also says where the workspace stands, from what is already stored -- never a call to
+Dynamics: the connection (one table read: status, the integration user's e-mail, why a reconnect is
+needed), the saved configuration (one read: version, when and by whom) and the newest export (one job
+query and one chunk query). Each of these is a lookup the composition root passes in; a card without
+them shows ``enabled`` only.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 from core.adapters.storage.integrations_repository import ActiveCrmConflict, IntegrationsRepository
 from core.domain.caller import Caller
+from core.domain.connection import ConnectionRecord, ConnectionStatus
 
 CRMS: dict[str, str] = {
     "dynamics": "Microsoft Dynamics 365",
@@ -14,11 +26,49 @@ CRMS: dict[str, str] = {
     "pipedrive": "Pipedrive",
 }
 
-__all__ = ["CRMS", "ActiveCrmConflict", "IntegrationCard", "IntegrationsService", "UnknownCrm"]
+__all__ = [
+    "CRMS",
+    "ActiveCrmConflict",
+    "CardConnection",
+    "CardConnectionStatus",
+    "DynamicsCardState",
+    "IntegrationCard",
+    "IntegrationsService",
+    "SavedVersion",
+    "UnknownCrm",
+]
 
 
 class UnknownCrm(Exception):
     pass
+
+
+class CardConnectionStatus(StrEnum):
+    NOT_CONNECTED = "not_connected"
+    CONNECTED = "connected"
+    RECONNECT_REQUIRED = "reconnect_required"
+
+
+@dataclass(frozen=True)
+class CardConnection:
+    status: CardConnectionStatus
+    integration_user_email: str | None = None
+    reconnect_reason: str | None = None
+    since: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class SavedVersion:
+    version: int
+    saved_at: dt.datetime
+    saved_by: str
+
+
+@dataclass(frozen=True)
+class DynamicsCardState:
+    connection: CardConnection
+    configured: SavedVersion | None  # None: the configuration was never saved
+    last_export: dict[str, Any] | None  # the newest export's status (state, counts, createdAt)
 
 
 @dataclass(frozen=True)
@@ -26,15 +76,61 @@ class IntegrationCard:
     crm: str
     name: str
     enabled: bool
+    dynamics: DynamicsCardState | None = None
+
+
+ConnectionLookup = Callable[[str], ConnectionRecord | None]
+SavedVersionLookup = Callable[[str], SavedVersion | None]
+LastExportLookup = Callable[[str], dict[str, Any] | None]
+
+
+def card_connection(record: ConnectionRecord | None) -> CardConnection:
+    if record is None or record.status is ConnectionStatus.DISCONNECTED:
+        return CardConnection(CardConnectionStatus.NOT_CONNECTED)
+    if record.status is ConnectionStatus.RECONNECT_REQUIRED:
+        return CardConnection(
+            CardConnectionStatus.RECONNECT_REQUIRED,
+            record.integration_user_email,
+            record.reason,
+            record.status_changed_at,
+        )
+    return CardConnection(
+        CardConnectionStatus.CONNECTED,
+        record.integration_user_email,
+        None,
+        record.status_changed_at or record.connected_at,
+    )
 
 
 class IntegrationsService:
-    def __init__(self, repository: IntegrationsRepository) -> None:
+    def __init__(
+        self,
+        repository: IntegrationsRepository,
+        *,
+        connection: ConnectionLookup | None = None,
+        saved_config: SavedVersionLookup | None = None,
+        last_export: LastExportLookup | None = None,
+    ) -> None:
         self._repo = repository
+        self._connection = connection
+        self._saved_config = saved_config
+        self._last_export = last_export
 
     def list(self, caller: Caller) -> list[IntegrationCard]:
         active = self._repo.active(caller.workspace_id)
-        return [IntegrationCard(crm, name, crm == active) for crm, name in CRMS.items()]
+        dynamics = self.dynamics_state(caller.workspace_id)
+        return [
+            IntegrationCard(crm, name, crm == active, dynamics if crm == "dynamics" else None)
+            for crm, name in CRMS.items()
+        ]
+
+    def dynamics_state(self, workspace_id: str) -> DynamicsCardState:
+        record = self._connection(workspace_id) if self._connection is not None else None
+        return DynamicsCardState(
+            card_connection(record),
+            self._saved_config(workspace_id) if self._saved_config is not None else None,
+            self._last_export(workspace_id) if self._last_export is not None else None,
+        )
 
     def set_enabled(self, caller: Caller, crm: str, enabled: bool) -> IntegrationCard:
         """Enable or disable ``crm``; ``ActiveCrmConflict`` when another CRM is enabled."""

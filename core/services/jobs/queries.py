@@ -3,7 +3,8 @@ per-record results, resuming what paused for the Dynamics token, and the per-wor
 flight.
 
 Status costs one query of the job's chunk rows (no job-row contention: workers never write the job row);
-records are read a page at a time in submission order (row key = position); the job list a page at a time,
+records are read a page at a time in submission order (row key = position), plus one row read per
+distinct record that skipped duplicates on the page were merged into; the job list a page at a time,
 newest first, with an opaque cursor (the status of the page's jobs only is derived).
 
 The cap counts the workspace's jobs of this kind still queued or running among those submitted in the last
@@ -21,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from core.adapters.job_store import JobRow, JobStore
+from core.adapters.job_store import JobRow, JobStore, StoredOutcome
 from core.domain.jobs import COUNT_KEYS, ChunkState, JobState, empty_counts, job_state
 
 DEFAULT_MAX_ACTIVE_JOBS = 20
@@ -147,7 +148,26 @@ class JobQueries:
         if self._store.get_job(workspace_id, job_id) is None:
             return None
         page = self._store.records_page(workspace_id, job_id, action=status, cursor=cursor, limit=limit)
-        return {"records": [r.detail for r in page.records], "nextCursor": page.next_cursor}
+        details = [r.detail for r in page.records]
+        self._join_merged(workspace_id, job_id, details)
+        return {"records": details, "nextCursor": page.next_cursor}
+
+    def _join_merged(self, workspace_id: str, job_id: str, details: list[dict[str, Any]]) -> None:
+        """A record skipped as the same person/company as an earlier record of the job carries that
+        record's Dynamics id and action (``mergedInto``), read now: it ran after the skip was decided.
+        One row read per distinct earlier record on the page; before that record has a result, ``action``
+        and the ids are null."""
+        merged = [d for d in details if isinstance(d.get("mergedInto"), dict)]
+        into: dict[int, StoredOutcome | None] = {}
+        for detail in merged:
+            seq = int(detail["mergedInto"].get("seq", -1))
+            if seq not in into:
+                rows = self._store.outcomes_between(workspace_id, job_id, seq, seq) if seq >= 0 else []
+                into[seq] = rows[0] if rows else None
+            keeper = into[seq]
+            detail["mergedInto"]["action"] = keeper.action.value if keeper is not None else None
+            detail["mergedInto"]["dynamicsId"] = keeper.dynamics_id if keeper is not None else None
+            detail["dynamicsId"] = keeper.dynamics_id if keeper is not None else None
 
     def resume_paused(self, workspace_id: str) -> int:
         """Re-enqueue every chunk paused for the Dynamics token (called when the workspace reconnects and

@@ -28,7 +28,7 @@ def _event(event_id: str, **extra: object) -> dict[str, object]:
 
 
 def test_submit_reports_bad_events_individually_and_serves_status_and_records(ws: str) -> None:
-    headers = tokens.bearer(ws, role="member")
+    headers = tokens.service_bearer(ws)
     events = [_event("e1"), _event("e2", kind="carrier_pigeon"), _event("e3", at="soon")]
     resp = call(
         activities_api.post_activities,
@@ -68,7 +68,7 @@ def test_submit_reports_bad_events_individually_and_serves_status_and_records(ws
 
 
 def test_envelope_problems_unknown_jobs_and_other_workspaces(ws: str) -> None:
-    headers = tokens.bearer(ws)
+    headers = tokens.service_bearer(ws)
     empty = call(
         activities_api.post_activities,
         request("POST", "dynamics/activities", json_body={"events": []}, headers=headers),
@@ -79,7 +79,7 @@ def test_envelope_problems_unknown_jobs_and_other_workspaces(ws: str) -> None:
         request("POST", "dynamics/activities", json_body={"events": [_event("e1")]}, headers=headers),
     )
     job_id = body_json(resp)["jobId"]
-    other = tokens.bearer(f"{ws}-other")
+    other = tokens.service_bearer(f"{ws}-other")
     hidden = call(
         activities_api.get_activities,
         request("GET", f"dynamics/activities/{job_id}", headers=other, route_params={"jobId": job_id}),
@@ -129,7 +129,7 @@ def test_envelope_problems_unknown_jobs_and_other_workspaces(ws: str) -> None:
 def test_odd_bodies_are_client_errors_never_internal_ones(ws: str, body: object) -> None:
     resp = call(
         activities_api.post_activities,
-        request("POST", "dynamics/activities", json_body=body, headers=tokens.bearer(ws)),
+        request("POST", "dynamics/activities", json_body=body, headers=tokens.service_bearer(ws)),
     )
     assert resp.status_code in (202, 400), resp.get_body()
     if resp.status_code == 202:

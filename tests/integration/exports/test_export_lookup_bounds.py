@@ -118,6 +118,29 @@ def test_wildcards_in_a_value_are_searched_literally(
     assert len(rows(env.emulator, "contacts")) == PEOPLE + 2
 
 
+def test_a_value_with_a_wildcard_character_still_finds_its_own_row(
+    harness_for: Callable[[DynamicsConfig], ExportHarness],
+) -> None:
+    env = harness_for(LINKEDIN)
+    _seed_people(env)
+    own = create(
+        env.emulator,
+        "contacts",
+        {"firstname": "Pat", "lastname": "Cent", "new_linkedinurl": "https://www.linkedin.com/in/50%_off"},
+    )
+    record = {
+        "id": "p-50",
+        "firstName": "Pat",
+        "lastName": "Cent",
+        "linkedinUrl": "linkedin.com/in/50%25_off",
+    }
+
+    outcome = env.run({"entity": "contacts", "records": [record]})["records"]["p-50"]
+
+    assert outcome["dynamicsId"] == own
+    assert outcome["match"]["rule"] == "linkedin"
+
+
 def test_a_lookup_matching_more_rows_than_the_cap_stops_and_says_so(
     harness_for: Callable[[DynamicsConfig], ExportHarness], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -390,3 +390,49 @@ def test_the_same_person_twice_in_one_list_is_created_once(
     assert sorted(r["lastname"] for r in rows(h.emulator, "contacts")) == ["Chan", "Park"]
     # Two platform company ids with one domain are one company in Dynamics.
     assert len(rows(h.emulator, "accounts")) == 1
+
+
+def test_a_skipped_duplicate_carries_the_dynamics_id_and_action_of_the_record_it_was_merged_into(
+    harness_for: Callable[[DynamicsConfig], ExportHarness],
+) -> None:
+    config = _config(
+        {
+            "contactIdentifier": "linkedin_or_name_company",
+            "columns": {"contactLinkedinUrl": "new_linkedinurl"},
+        },
+        [_pf("lastName", "lastname"), _pf("linkedinUrl", "new_linkedinurl")],
+        [_pf("name", "name")],
+    )
+    h = harness_for(config)
+    records = [
+        {"id": "p1", "lastName": "Park", "linkedinUrl": "https://www.linkedin.com/in/kim-park/"},
+        {"id": "x1", "lastName": "Chan", "linkedinUrl": "https://www.linkedin.com/in/lee-chan/"},
+        {"id": "p2", "lastName": "Park", "linkedinUrl": "http://linkedin.com/in/Kim-Park?src=x"},
+    ]
+    result = h.run({"entity": "contacts", "records": records}, chunk_size=1)
+    keeper, skipped = result["records"]["p1"], result["records"]["p2"]
+    assert keeper["action"] == "created" and keeper["dynamicsId"]
+    # The platform links the skipped record to the same Dynamics contact the first one became.
+    assert skipped["action"] == "skipped"
+    assert skipped["dynamicsId"] == keeper["dynamicsId"]
+    assert skipped["mergedInto"] == {
+        "seq": 0,
+        "platformId": "p1",
+        "action": "created",
+        "dynamicsId": keeper["dynamicsId"],
+    }
+    assert [r["contactid"] for r in rows(h.emulator, "contacts") if r["lastname"] == "Park"] == [
+        keeper["dynamicsId"]
+    ]
+    # Listing only the skipped records (the record merged into is on no page read) still joins it; the
+    # same list again finds the contact, and the duplicate carries that action.
+    again = h.service().submit(
+        CALLER, h.kind.request.model_validate({"entity": "contacts", "records": records})
+    )
+    h.drain()
+    page = h.service().records(WS, again.job_id, "skipped", None, 10)
+    h.kind.page_model.model_validate(page)
+    [only] = page["records"]
+    assert only["platformId"] == "p2" and only["dynamicsId"] == keeper["dynamicsId"]
+    assert only["mergedInto"]["action"] == "unchanged"
+    assert only["mergedInto"]["dynamicsId"] == keeper["dynamicsId"]

@@ -521,3 +521,20 @@ def test_options_inside_expand_other_than_select_are_the_emulators_limit(option:
         f"The query option '{key}' inside $expand of navigation property 'Account_Tasks' is not supported "
         "by the emulator: only $select is."
     )
+
+
+def test_string_function_arguments_are_like_patterns() -> None:
+    """As in Dataverse, ``%``, ``_`` and ``[...]`` are wildcards; a bracketed one is itself
+    (powerapps-docs developer/data-platform/wildcard-characters.md)."""
+    row = {"new_linkedinurl": "https://www.linkedin.com/in/50%_off", "emailaddress1": "ann@gmail.com"}
+    assert matches("contains(new_linkedinurl,'/in/%')", {"new_linkedinurl": "https://linkedin.com/in/jo"})
+    assert matches("contains(emailaddress1,'_@gmail.com')", {"emailaddress1": "x@gmail.com"})
+    assert matches("contains(new_linkedinurl,'/in/50[%][_]off')", row)
+    assert not matches(
+        "contains(new_linkedinurl,'/in/[%]')", {"new_linkedinurl": "https://linkedin.com/in/jo"}
+    )
+    assert matches("startswith(emailaddress1,'[a-c]nn')", row)
+    assert not matches("startswith(emailaddress1,'[^a]nn')", row)
+    assert matches("endswith(emailaddress1,'gmail.co_')", row)
+    # A pattern is not a substring: the q-gram index cannot look it up, the rows are scanned.
+    assert index_hint(parse_filter("contains(new_linkedinurl,'/in/50[%]off')", {})) is None
