@@ -6,6 +6,7 @@ from core import observability
 from core.entrypoints import (
     activities_api,
     activity_queue,
+    catalog_api,
     config_api,
     connection_api,
     export_queue,
@@ -30,6 +31,7 @@ app.register_functions(token_timer.bp)
 app.register_functions(exports_api.bp)
 app.register_functions(export_queue.bp)
 app.register_functions(fields_api.bp)
+app.register_functions(catalog_api.bp)
 app.register_functions(users_api.bp)
 app.register_functions(activities_api.bp)
 app.register_functions(activity_queue.bp)

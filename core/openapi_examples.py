@@ -351,6 +351,98 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "request": _CONFIG["userMapping"],
         "response": {**_CONFIG["userMapping"], "warnings": []},
     },
+    # Abridged: the served catalog lists every field, option, property and kind (GET it for the whole).
+    ("GET", "/api/dynamics/catalog"): {
+        "response": {
+            "catalogVersion": "2026-11-01",
+            "campaignFormatVersion": "1",
+            "platformFields": {
+                "contact": [
+                    {
+                        "key": "jobTitle",
+                        "type": "text",
+                        "label": "Job title",
+                        "description": "The contact's current job title.",
+                        "required": False,
+                        "custom": False,
+                    }
+                ],
+                "company": [
+                    {
+                        "key": "employeeCount",
+                        "type": "integer",
+                        "label": "Employee count",
+                        "description": "Number of employees.",
+                        "required": False,
+                        "custom": False,
+                    }
+                ],
+                "companyPrefix": "company.",
+            },
+            "fieldKinds": [
+                {
+                    "key": "fixed_value",
+                    "label": "Fixed Value Fields",
+                    "description": "Fields that always export with the same static value.",
+                }
+            ],
+            "modes": [
+                {
+                    "key": "fill_if_empty",
+                    "label": "Sync with Dynamics",
+                    "description": "Data only syncs automatically when the destination field is empty, "
+                    "preventing overwriting existing values.",
+                }
+            ],
+            "contactIdentifiers": [
+                {
+                    "key": "name_company",
+                    "label": "First name + Last name + Company name",
+                    "description": "A contact matches when all three fields are the same in both Enginy and "
+                    "Dynamics.",
+                }
+            ],
+            "companyIdentifiers": [
+                {
+                    "key": "domain",
+                    "label": "Domain",
+                    "description": "Matches on the company domain (e.g., contoso.com).",
+                }
+            ],
+            "campaignSections": [
+                {
+                    "key": "email",
+                    "label": "Email",
+                    "properties": [
+                        {
+                            "key": "campaignOpens",
+                            "label": "Campaign Opens",
+                            "contains": "Total number of times a lead has opened one or more emails in the "
+                            "campaign.",
+                            "example": "5",
+                        }
+                    ],
+                }
+            ],
+            "engagementStatuses": [
+                {
+                    "key": "replied",
+                    "label": "Replied",
+                    "description": "The lead replied to a campaign message.",
+                }
+            ],
+            "sequenceStatuses": [
+                {"key": "active", "label": "Active", "description": "The sequence is running for the lead."}
+            ],
+            "activityKinds": [
+                {
+                    "key": "email_sent",
+                    "label": "Email sent",
+                    "description": "Logged as an outgoing email activity.",
+                }
+            ],
+        }
+    },
     ("GET", "/api/dynamics/users"): {
         "response": {
             "environmentUrl": "https://contoso.crm4.dynamics.com",

@@ -216,16 +216,16 @@ def all_records(client: Client, path: str) -> list[dict[str, Any]]:
 # --- the Dynamics side before the export --------------------------------------------------------------
 
 
-def enabled_users(dynamics: Dynamics) -> list[dict[str, Any]]:
-    users = dynamics.get(
-        "systemusers",
-        **{
-            "$select": "systemuserid,fullname,internalemailaddress,azureactivedirectoryobjectid",
-            "$filter": "isdisabled eq false",
-            "$orderby": "fullname",
-        },
-    )["value"]
-    return [u for u in users if u.get("azureactivedirectoryobjectid") and u["fullname"] != "Integration User"]
+def enabled_users(admin: Client) -> list[dict[str, Any]]:
+    """The Dynamics users step 4's dropdowns offer, as the frontend gets them (people, enabled, by name)."""
+    users: list[dict[str, Any]] = []
+    params = {"limit": "200"}
+    while True:
+        page = admin.call("GET", "/api/dynamics/users", 200, params=params, quiet=True).json()
+        users.extend(u for u in page["users"] if u["fullName"] != "Integration User")
+        if not page["nextCursor"]:
+            return users
+        params = {"limit": "200", "cursor": page["nextCursor"]}
 
 
 def seed_existing_records(dynamics: Dynamics, contacts: list[dict[str, Any]], tag: str) -> dict[str, int]:
@@ -276,7 +276,7 @@ def seed_existing_records(dynamics: Dynamics, contacts: list[dict[str, Any]], ta
 
 
 def steps(users: list[dict[str, Any]]) -> dict[str, Any]:
-    alex, sam, owner = (u["systemuserid"] for u in users[:3])
+    alex, sam, owner = (u["id"] for u in users[:3])
     return {
         "sync-identifiers": {
             "contactIdentifier": "linkedin_or_name_company",
@@ -395,17 +395,17 @@ def demo(base_url: str, workspace: str, services: dict[str, dict[str, str]]) -> 
     section("4. Meanwhile in Dynamics: records the sales team already has, and its users")
     t = time.perf_counter()
     seeded = seed_existing_records(dynamics, contacts, tag)
-    users = enabled_users(dynamics)
+    users = enabled_users(admin)
     if len(users) < 3:
         raise DemoFailed("the Dataverse stand-in has fewer than 3 enabled users to map")
-    names = {u["systemuserid"]: u["fullname"] for u in users}
+    names = {u["id"]: u["fullName"] for u in users}
     names[integration_user["dynamicsUserId"]] = f"{integration_user['email']} (integration user)"
     print(
         f"  added {seeded['accounts']} accounts (website https://www.<domain>/, upper-case names) and "
         f"{seeded['contacts']} contacts (LinkedIn URLs written another way, accented / upper-case names)"
     )
     print(f"  Dynamics now holds {dynamics.count('contacts')} contacts, {dynamics.count('accounts')} accounts; "
-          f"{len(users)} enabled users, e.g. " + ", ".join(u["fullname"] for u in users[:3]))  # fmt: skip
+          f"{len(users)} enabled users (GET /api/dynamics/users), e.g. " + ", ".join(u["fullName"] for u in users[:3]))  # fmt: skip
     timings["Dynamics seed"] = seconds(t)
 
     section("5. Configuration: the four steps")

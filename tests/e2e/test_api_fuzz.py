@@ -245,6 +245,7 @@ def operations(doc: dict[str, Any]) -> list[Operation]:
 # Operations that need Dynamics, Entra or Key Vault: they may answer 503 (a problem naming the dependency).
 NEEDS_DYNAMICS = (
     "/api/dynamics/fields",
+    "/api/dynamics/users",
     "/api/dynamics/exports",
     "/api/dynamics/activities",
     "/api/dynamics/connect",

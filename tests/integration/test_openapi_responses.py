@@ -30,6 +30,7 @@ from core import bootstrap, openapi
 from core.entrypoints import (
     activities_api,
     activity_queue,
+    catalog_api,
     config_api,
     connection_api,
     export_queue,
@@ -218,6 +219,10 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             expect=200,
         )
         assert body_json(fields)["counts"]["ok"] > 0
+        catalog = walk(
+            "GET", "/api/dynamics/catalog", catalog_api.get_dynamics_catalog, role="member", expect=200
+        )
+        assert len([p for s in body_json(catalog)["campaignSections"] for p in s["properties"]]) == 13
         users = walk(
             "GET", "/api/dynamics/users", users_api.get_dynamics_users, params={"limit": "5"}, expect=200
         )

@@ -8,7 +8,7 @@ columns the window shows, the business unit's name through ``$expand``, ``contai
 e-mail written by the one OData module (the search text matched literally, LIKE wildcards escaped), and
 Dataverse's own paging (``Prefer: odata.maxpagesize`` and the ``$skiptoken`` of the next page). The
 cursor handed to the caller is that token plus a fingerprint of the query it belongs to, so a cursor is
-only ever read back with the same search, filter and page size.
+only ever read back by the same workspace with the same search, filter and page size.
 
 Pages are cached per workspace and environment for ``ttl_s`` (60 s): the window asks again on every
 keystroke and every re-open. ``refresh`` drops the workspace's pages first. The cache holds at most
@@ -117,8 +117,8 @@ def _user(row: dict[str, Any]) -> DynamicsUser:
     )
 
 
-def _fingerprint(search: str, include_disabled: bool, limit: int) -> str:
-    text = json.dumps([search, include_disabled, limit])
+def _fingerprint(workspace_id: str, search: str, include_disabled: bool, limit: int) -> str:
+    text = json.dumps([workspace_id, search, include_disabled, limit])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -138,7 +138,7 @@ def decode_cursor(cursor: str, fingerprint: str) -> str:
     if not isinstance(data, dict) or not isinstance(data.get("t"), str) or not data["t"]:
         raise InvalidCursor("cursor is not one this endpoint returned")
     if data.get("f") != fingerprint:
-        raise InvalidCursor("cursor belongs to another search, includeDisabled or limit")
+        raise InvalidCursor("cursor belongs to another search, includeDisabled, limit or workspace")
     token: str = data["t"]
     return token
 
@@ -205,7 +205,7 @@ class DynamicsUsers:
     ) -> UsersPage:
         """One page of users (``NotConnected``, ``ReconnectRequired``, ``DynamicsUnavailable``,
         ``InvalidCursor``)."""
-        fingerprint = _fingerprint(search, include_disabled, limit)
+        fingerprint = _fingerprint(workspace_id, search, include_disabled, limit)
         skiptoken = decode_cursor(cursor, fingerprint) if cursor else None
         client, connection = self._call(lambda: self._client_for(workspace_id))
         if refresh:
