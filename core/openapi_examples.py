@@ -160,6 +160,28 @@ _EXPORT_STATUS: dict[str, Any] = {
     "errors": [],
 }
 
+# The spec's cross-tab case: the company's name kept as text on the contact saves, with a warning.
+_CROSSING_CONFIG: dict[str, Any] = {
+    **_CONFIG,
+    "fieldMapping": {
+        **_CONFIG["fieldMapping"],
+        "contacts": [
+            *_CONFIG["fieldMapping"]["contacts"],
+            {
+                "kind": "platform_field",
+                "dynamicsField": "company",
+                "platformField": "company.name",
+                "mode": "overwrite",
+            },
+        ],
+    },
+}
+_CROSSING_WARNING = {
+    "pointer": f"/fieldMapping/contacts/{len(_CONFIG['fieldMapping']['contacts'])}/platformField",
+    "message": "'company.name' is a company field in the contacts tab: this can cause export errors; if the "
+    "companies tab maps column 'company' too, map it the same way there",
+}
+
 EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/openapi.json"): {
         "response": {
@@ -297,10 +319,13 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         }
     },
     ("GET", "/api/dynamics/config"): {"response": _CONFIG},
-    ("PUT", "/api/dynamics/config"): {"request": _CONFIG, "response": _CONFIG},
+    ("PUT", "/api/dynamics/config"): {
+        "request": _CROSSING_CONFIG,
+        "response": {**_CROSSING_CONFIG, "warnings": [_CROSSING_WARNING]},
+    },
     ("POST", "/api/dynamics/config/validate"): {
-        "request": _CONFIG,
-        "response": {"valid": True, "errors": [], "warnings": []},
+        "request": _CROSSING_CONFIG,
+        "response": {"valid": True, "errors": [], "warnings": [_CROSSING_WARNING]},
     },
     ("GET", "/api/dynamics/config/history"): {
         "response": {
@@ -324,7 +349,7 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/dynamics/config/{step}"): {"response": _CONFIG["userMapping"]},
     ("PUT", "/api/dynamics/config/{step}"): {
         "request": _CONFIG["userMapping"],
-        "response": _CONFIG["userMapping"],
+        "response": {**_CONFIG["userMapping"], "warnings": []},
     },
     # Abridged: the served catalog lists every field, option, property and kind (GET it for the whole).
     ("GET", "/api/dynamics/catalog"): {

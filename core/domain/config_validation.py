@@ -270,21 +270,40 @@ def _platform_field(
     if crossing is None:
         return []
     other_name, what = crossing
-    expected_other = other_name if entity is Entity.CONTACT else f"{COMPANY_PREFIX}{other_name}"
-    mirrored = any(
-        isinstance(m, PlatformFieldMapping)
-        and m.platform_field in {other_name, expected_other}
-        and _same_mapping(m, mapping)
-        for m in other_tab
-    )
-    if mirrored:
-        return []
+    counterparts = {other_name, other_name if entity is Entity.CONTACT else f"{COMPANY_PREFIX}{other_name}"}
+    tab_name = "contacts" if entity is Entity.CONTACT else "companies"
     other_tab_name = "companies" if entity is Entity.CONTACT else "contacts"
+    # The spec's warning: "Don't map a Company field in the Contacts tab (or a Contact field in the
+    # Companies tab). This can cause export errors. If you must map the same field in both tabs, make
+    # sure it's mapped the same in both places." Storing the company's name as text on the contact is a
+    # common need, so the crossing itself only warns; the same column mapped differently in the other
+    # tab is what makes the two exports fight over it, and stays an error.
+    same_column = [
+        (index, m) for index, m in enumerate(other_tab) if m.dynamics_field == mapping.dynamics_field
+    ]
+    for index, other in same_column:
+        if not (
+            isinstance(other, PlatformFieldMapping)
+            and other.platform_field in counterparts
+            and _same_mapping(other, mapping)
+        ):
+            return [
+                _problem(
+                    field_path,
+                    f"{name!r} is {what} in the {tab_name} tab and column {mapping.dynamics_field!r} is "
+                    f"mapped differently in the {other_tab_name} tab (at "
+                    f"{pointer(('fieldMapping', other_tab_name, index))}): map it the same way in both "
+                    "tabs, or remove one",
+                )
+            ]
+    if same_column:
+        return []  # mapped the same in both places, as the spec asks
     return [
-        _problem(
-            field_path,
-            f"{name!r} is {what} in the {'contacts' if entity is Entity.CONTACT else 'companies'} tab; "
-            f"remove it, or map column {mapping.dynamics_field!r} the same way in the {other_tab_name} tab",
+        Problem(
+            pointer(field_path),
+            f"{name!r} is {what} in the {tab_name} tab: this can cause export errors; if the "
+            f"{other_tab_name} tab maps column {mapping.dynamics_field!r} too, map it the same way there",
+            Severity.WARNING,
         )
     ]
 

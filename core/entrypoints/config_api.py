@@ -5,20 +5,23 @@
 - ``GET  /api/dynamics/config/{step}``     one step: sync-identifiers | field-mapping | campaign-mapping |
                                            user-mapping (ETag of the whole configuration)
 - ``PUT  /api/dynamics/config/{step}``     replace one step (admin; same ETag rules)
-- ``POST /api/dynamics/config/validate``   every problem of a proposed configuration; saves nothing
+- ``POST /api/dynamics/config/validate``   every problem of a proposed configuration, or with ``?step=``
+                                           of one proposed step in the saved configuration; saves nothing
 - ``GET  /api/dynamics/config/history``    saved versions, newest first: who, when, what changed
 
 Error pointers always point into the whole configuration document, also for a step PUT. A PUT that saved
-despite warnings (e.g. the yellow "may be incompatible" icon of a live Dynamics check) says how many in
-``X-Config-Warning-Count``; ``POST .../validate`` lists them with pointers.
+despite warnings (e.g. the yellow "may be incompatible" icon of a live Dynamics check, or a company field
+mapped in the Contacts tab) lists them in the answer's read-only ``warnings`` member (pointers, messages;
+ignored when sent back) and counts them in ``X-Config-Warning-Count``; ``POST .../validate`` lists them
+too.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 import azure.functions as func
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel, create_model
 
 from core import bootstrap, openapi
 from core.domain.caller import ADMINS, Caller
@@ -58,6 +61,35 @@ class ValidationResult(BaseModel):
             return [PointerMessage(pointer=p.pointer, message=p.message) for p in problems]
 
         return cls(valid=report.valid, errors=entries(report.errors), warnings=entries(report.warnings))
+
+
+_WARNINGS_FIELD: Any = Field(
+    default_factory=list,
+    description="read-only: what the save went ahead with (JSON pointers into the whole configuration, "
+    "messages); ignored when sent back",
+)
+
+
+class SavedConfig(DynamicsConfig):
+    """The answer of a save: the configuration as stored, with the warnings it was saved with."""
+
+    warnings: list[PointerMessage] = _WARNINGS_FIELD
+
+
+_SAVED_STEP_MODELS: dict[Step, type[BaseModel]] = {
+    step: create_model(
+        f"Saved{model.__name__}", __base__=model, warnings=(list[PointerMessage], _WARNINGS_FIELD)
+    )
+    for step, model in STEP_MODELS.items()
+}
+
+
+class SavedStep(RootModel[Union[tuple(_SAVED_STEP_MODELS.values())]]):  # type: ignore[misc]  # noqa: UP007
+    """The answer of a step save: the step's section as stored, with the warnings it was saved with."""
+
+
+def _with_warnings(body: dict[str, Any], warnings: list[Problem]) -> dict[str, Any]:
+    return body | {"warnings": [{"pointer": p.pointer, "message": p.message} for p in warnings]}
 
 
 class ChangeEntry(BaseModel):
@@ -150,7 +182,9 @@ def _save(req: func.HttpRequest, caller: Caller, step: Step | None) -> func.Http
         raise _problem_for(exc) from None
     body = view.config.to_json()
     headers = _headers(view) | {"X-Config-Warning-Count": str(len(view.warnings))}
-    return json_response(body if step is None else body[step.member], headers=headers)
+    return json_response(
+        _with_warnings(body if step is None else body[step.member], view.warnings), headers=headers
+    )
 
 
 @bp.route(route="dynamics/config", methods=["GET"])
@@ -169,7 +203,19 @@ def put_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpRespo
 @bp.route(route="dynamics/config/validate", methods=["POST"])
 @authenticated()
 def validate_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    report = bootstrap.app().config_service.validate(caller, read_json(req, MAX_CONFIG_BYTES))
+    name = req.params.get("step")
+    step: Step | None = None
+    if name is not None:
+        try:
+            step = Step(name)
+        except ValueError:
+            raise HttpProblem(
+                400,
+                "Invalid query",
+                f"step must be one of {STEP_NAMES}",
+                errors=[{"pointer": "/step", "message": "unknown step"}],
+            ) from None
+    report = bootstrap.app().config_service.validate(caller, read_json(req, MAX_CONFIG_BYTES), step)
     return model_response(ValidationResult.of(report))
 
 
@@ -226,7 +272,7 @@ openapi.register(
     "/api/dynamics/config",
     "Replace the whole configuration (admin)",
     request=DynamicsConfig,
-    response=DynamicsConfig,
+    response=SavedConfig,
     problems=(403, 412, 428),
     tags=TAG,
     headers=_put_headers,
@@ -236,10 +282,21 @@ openapi.register(
 openapi.register(
     "POST",
     "/api/dynamics/config/validate",
-    "Report every problem of a proposed configuration; saves nothing",
-    request=DynamicsConfig,
+    "Report every problem of a proposed configuration, or of one proposed step; saves nothing",
+    request={
+        "oneOf": [
+            {"$ref": openapi.REF.format(model="DynamicsConfig")},
+            *({"$ref": openapi.REF.format(model=m.__name__)} for m in STEP_MODELS.values()),
+        ]
+    },
     response=ValidationResult,
+    problems=(400,),
     tags=TAG,
+    query={"step": {"type": "string", "enum": [s.value for s in Step]}},
+    description="Without `step` the body is the whole configuration. With `step` (the URL names of "
+    "`/api/dynamics/config/{step}`) the body is that step's section, checked inside the saved "
+    "configuration exactly as a PUT of that step would be; pointers are into the whole document. "
+    "`warnings` are what a save would go ahead with; `errors` would refuse it.",
 )
 openapi.register(
     "GET",
@@ -269,7 +326,7 @@ openapi.register(
     "/api/dynamics/config/{step}",
     "Replace one step (admin); error pointers are into the whole document",
     request=_step_schema,
-    response=_step_schema,
+    response=SavedStep,
     path_params=_step_param,
     problems=(400, 403, 404, 412, 413, 415, 428),
     tags=TAG,

@@ -19,7 +19,7 @@ from core.settings import get_settings
 from tests.support import tokens
 from tests.support.app import use_app
 from tests.support.azurite import Azurite
-from tests.support.http import body_json, call, configure_app, request
+from tests.support.http import body_json, call, configure_app, request, without_warnings
 from tests.unit.test_config_validation import GUID, GUID2, valid_doc
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,8 @@ def test_save_read_and_etag_rules(ws: str) -> None:
     first = put(ws, doc)
     assert first.status_code == 200, first.get_body()
     assert first.headers["ETag"] == '"v1"'
-    assert body_json(get(ws)) == body_json(first)
+    assert body_json(first)["warnings"] == []
+    assert body_json(get(ws)) == without_warnings(body_json(first))
     assert body_json(first)["fieldMapping"] == doc["fieldMapping"] | {
         "contacts": [
             dict(m, **({"mode": m.get("mode", "overwrite")})) for m in doc["fieldMapping"]["contacts"]
@@ -114,7 +115,7 @@ def test_step_endpoints_change_only_their_step(ws: str) -> None:
     assert resp.status_code == 200, resp.get_body()
     assert body_json(resp)["contacts"][0]["mode"] == "overwrite" and body_json(resp)["companies"] == []
     whole = body_json(get(ws))
-    assert whole["fieldMapping"] == body_json(resp)
+    assert whole["fieldMapping"] == without_warnings(body_json(resp))
     assert whole["userMapping"] == body_json(get(ws, "dynamics/config/user-mapping"))
     assert whole["userMapping"]["defaultOwnerId"] == GUID
     step = get(ws, "dynamics/config/field-mapping")
@@ -161,11 +162,13 @@ def _mutations() -> list[tuple[str, Any, str]]:
         ("column twice in a tab", m(lambda d: d["fieldMapping"]["contacts"].append(
             {"kind": "platform_field", "dynamicsField": "jobtitle", "platformField": "city"})),
          "/fieldMapping/contacts/4/dynamicsField"),
-        ("company field in contacts", m(lambda d: d["fieldMapping"]["contacts"].append(
-            {"kind": "platform_field", "dynamicsField": "new_ind", "platformField": "company.industry"})),
+        ("company field in contacts, its column mapped differently in companies", m(
+            lambda d: d["fieldMapping"]["contacts"].append(
+                {"kind": "platform_field", "dynamicsField": "numberofemployees", "platformField": "company.industry"})),
          "/fieldMapping/contacts/4/platformField"),
-        ("contact field in companies", m(lambda d: d["fieldMapping"]["companies"].append(
-            {"kind": "platform_field", "dynamicsField": "new_fn", "platformField": "firstName"})),
+        ("contact field in companies, its column mapped differently in contacts", m(
+            lambda d: d["fieldMapping"]["companies"].append(
+                {"kind": "platform_field", "dynamicsField": "jobtitle", "platformField": "firstName"})),
          "/fieldMapping/companies/2/platformField"),
         ("fixed value of wrong type", m(lambda d: d["fieldMapping"]["contacts"][1].update(value="x", valueType="integer")),
          "/fieldMapping/contacts/1/value"),
@@ -470,3 +473,69 @@ def test_two_hosts_never_overwrite_each_other(ws: str) -> None:
     assert info.value.current_version == 2
     assert host1.get(caller).config.campaign_mapping.senders == "new_from_host2"
     assert host1.save(caller, valid_doc(), '"v2"').version == 3
+
+
+def _validate(ws: str, body: Any, **params: str) -> func.HttpResponse:
+    return call(
+        config_api.validate_dynamics_config,
+        request("POST", "dynamics/config/validate", json_body=body, params=params, headers=tokens.bearer(ws)),
+    )
+
+
+def test_a_company_field_in_the_contacts_tab_saves_with_the_warning_in_the_body(
+    ws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+
+    def live_check(workspace_id: str, config: Any) -> list[Any]:
+        seen.append(workspace_id)
+        return []
+
+    use_app(monkeypatch, metadata_checks=[live_check])
+    doc = valid_doc()
+    # The company's name kept as text on the contact: the spec warns, the save goes ahead.
+    doc["fieldMapping"]["contacts"].append(
+        {"kind": "platform_field", "dynamicsField": "new_companyname", "platformField": "company.name"}
+    )
+    saved = put(ws, doc)
+    assert saved.status_code == 200, saved.get_body()
+    [warning] = body_json(saved)["warnings"]
+    assert warning["pointer"] == "/fieldMapping/contacts/4/platformField"
+    assert "company field" in warning["message"] and saved.headers["X-Config-Warning-Count"] == "1"
+    assert seen == [ws]  # a warning does not skip the live Dynamics check
+    assert body_json(get(ws))["fieldMapping"]["contacts"][4]["platformField"] == "company.name"
+    # What the save answered can be sent back as it is: the warnings are read-only.
+    again = put(ws, body_json(saved), if_match=saved.headers["ETag"])
+    assert again.status_code == 200 and body_json(again)["warnings"] == [warning]
+    step = put(ws, body_json(again)["fieldMapping"], if_match=again.headers["ETag"], step="field-mapping")
+    assert step.status_code == 200 and body_json(step)["warnings"] == [warning]
+
+    # The same column mapped differently in the companies tab is still refused.
+    doc["fieldMapping"]["companies"].append(
+        {"kind": "platform_field", "dynamicsField": "new_companyname", "platformField": "industry"}
+    )
+    refused = put(ws, doc, if_match=step.headers["ETag"])
+    assert refused.status_code == 400
+    assert [e["pointer"] for e in body_json(refused)["errors"]] == ["/fieldMapping/contacts/4/platformField"]
+
+
+def test_validate_checks_one_step_inside_the_saved_configuration(ws: str) -> None:
+    assert put(ws, valid_doc()).status_code == 200
+    mapping = valid_doc()["fieldMapping"]
+    mapping["contacts"].append(
+        {"kind": "platform_field", "dynamicsField": "new_companyname", "platformField": "company.name"}
+    )
+    report = body_json(_validate(ws, mapping, step="field-mapping"))
+    assert report["valid"] is True and report["errors"] == []
+    assert [w["pointer"] for w in report["warnings"]] == ["/fieldMapping/contacts/4/platformField"]
+    mapping["contacts"][0]["platformField"] = "shoe"
+    report = body_json(_validate(ws, mapping, step="field-mapping"))
+    assert report["valid"] is False
+    assert [e["pointer"] for e in report["errors"]] == ["/fieldMapping/contacts/0/platformField"]
+    # a step's section against the whole document's shape: pointers say what is missing
+    whole = body_json(_validate(ws, mapping))
+    assert whole["valid"] is False and "/syncIdentifiers" in {e["pointer"] for e in whole["errors"]}
+    bad = _validate(ws, mapping, step="fieldMapping")
+    assert bad.status_code == 400 and bad.mimetype == "application/problem+json"
+    assert body_json(bad)["errors"][0]["pointer"] == "/step"
+    assert get(ws).headers["ETag"] == '"v1"'  # nothing saved

@@ -68,3 +68,8 @@ def configure_app(monkeypatch: Any, connection_string: str, **extra: str) -> Non
     from tests.support.app import use_app
 
     use_app(monkeypatch, metadata_checks=[])
+
+
+def without_warnings(saved: dict[str, Any]) -> dict[str, Any]:
+    """A configuration save's answer without its read-only ``warnings``: the document as stored."""
+    return {k: v for k, v in saved.items() if k != "warnings"}

@@ -142,7 +142,11 @@ def test_same_dynamics_column_twice_in_a_tab() -> None:
     assert list(problems_of(doc)) == ["/fieldMapping/contacts/4/dynamicsField"]
 
 
-def test_company_field_in_contacts_tab_unless_mirrored() -> None:
+def severities_of(doc: dict[str, Any]) -> dict[str, str]:
+    return {p.pointer: p.severity.value for p in validate_config(DynamicsConfig.model_validate(doc))}
+
+
+def test_company_field_in_contacts_tab_warns_and_the_same_column_mapped_differently_is_an_error() -> None:
     doc = valid_doc()
     crossing = {
         "kind": "platform_field",
@@ -150,7 +154,9 @@ def test_company_field_in_contacts_tab_unless_mirrored() -> None:
         "platformField": "company.industry",
     }
     doc["fieldMapping"]["contacts"].append(crossing)
-    assert list(problems_of(doc)) == ["/fieldMapping/contacts/4/platformField"]
+    # The spec warns against it; the save goes ahead (e.g. the company's name kept as text on the contact).
+    assert severities_of(doc) == {"/fieldMapping/contacts/4/platformField": "warning"}
+    assert "can cause export errors" in problems_of(doc)["/fieldMapping/contacts/4/platformField"]
     mirrored = copy.deepcopy(doc)
     mirrored["fieldMapping"]["companies"].append({**crossing, "platformField": "industry"})
     assert problems_of(mirrored) == {}
@@ -158,7 +164,27 @@ def test_company_field_in_contacts_tab_unless_mirrored() -> None:
     different_mode["fieldMapping"]["companies"].append(
         {**crossing, "platformField": "industry", "mode": "fill_if_empty"}
     )
-    assert list(problems_of(different_mode)) == ["/fieldMapping/contacts/4/platformField"]
+    assert severities_of(different_mode) == {"/fieldMapping/contacts/4/platformField": "error"}
+    assert (
+        "/fieldMapping/companies/2" in problems_of(different_mode)["/fieldMapping/contacts/4/platformField"]
+    )
+    other_field = copy.deepcopy(doc)
+    other_field["fieldMapping"]["companies"].append({**crossing, "platformField": "name"})
+    assert severities_of(other_field) == {"/fieldMapping/contacts/4/platformField": "error"}
+    # The counterpart mapped to another column of the account is no conflict: still only the warning.
+    elsewhere = copy.deepcopy(doc)
+    elsewhere["fieldMapping"]["companies"].append(
+        {**crossing, "platformField": "industry", "dynamicsField": "x"}
+    )
+    assert severities_of(elsewhere) == {"/fieldMapping/contacts/4/platformField": "warning"}
+
+
+def test_the_documented_cross_tab_example_is_what_validation_reports() -> None:
+    from core.openapi_examples import _CROSSING_CONFIG, _CROSSING_WARNING
+
+    [problem] = validate_config(DynamicsConfig.model_validate(_CROSSING_CONFIG))
+    assert problem.severity.value == "warning"
+    assert {"pointer": problem.pointer, "message": problem.message} == _CROSSING_WARNING
 
 
 def test_contact_field_in_companies_tab_unless_mirrored() -> None:
@@ -167,6 +193,7 @@ def test_contact_field_in_companies_tab_unless_mirrored() -> None:
         {"kind": "platform_field", "dynamicsField": "new_owner_title", "platformField": "jobTitle"}
     )
     assert "contact field" in problems_of(doc)["/fieldMapping/companies/2/platformField"]
+    assert severities_of(doc) == {"/fieldMapping/companies/2/platformField": "warning"}
     doc["fieldMapping"]["contacts"].append(
         {"kind": "platform_field", "dynamicsField": "new_owner_title", "platformField": "jobTitle"}
     )

@@ -93,6 +93,24 @@ class ValidationReport:
         return not self.errors
 
 
+def without_read_only(data: Any) -> Any:
+    """``data`` without the read-only ``warnings`` member a PUT answers with: a client may send back
+    what it was given."""
+    if isinstance(data, dict) and isinstance(data.get("warnings"), list):
+        return {k: v for k, v in data.items() if k != "warnings"}
+    return data
+
+
+def _merged(base: DynamicsConfig, parsed: Any, step: Step | None) -> DynamicsConfig:
+    """The configuration a save of ``parsed`` (the whole document, or one step of it) would store."""
+    config = parsed if step is None else base.model_copy(update={step.attribute: parsed})
+    # The integration user is read-only: whatever the caller sent, keep what is stored.
+    sync = config.sync_identifiers.model_copy(
+        update={"integration_user": base.sync_identifiers.integration_user}
+    )
+    return config.model_copy(update={"sync_identifiers": sync})  # type: ignore[no-any-return]
+
+
 class ConfigService:
     def __init__(
         self,
@@ -177,7 +195,7 @@ class ConfigService:
     def check(self, workspace_id: str, config: DynamicsConfig) -> ValidationReport:
         custom = list(self._custom_fields(workspace_id)) if self._custom_fields else []
         problems = validate_config(config, custom)
-        if not problems:
+        if not any(p.severity is Severity.ERROR for p in problems):
             for check in self._checks:
                 problems.extend(check(workspace_id, config))
         return ValidationReport(
@@ -185,19 +203,25 @@ class ConfigService:
             warnings=[p for p in problems if p.severity is Severity.WARNING],
         )
 
-    def validate(self, caller: Caller, data: Any) -> ValidationReport:
-        """Every problem of a proposed whole configuration; saves nothing."""
+    def validate(self, caller: Caller, data: Any, step: Step | None = None) -> ValidationReport:
+        """Every problem of a proposed whole configuration, or of one proposed step in the saved
+        configuration (what a PUT of that step would report; pointers into the whole document). Saves
+        nothing."""
         try:
-            config = self.parse(data)
+            parsed = self.parse(without_read_only(data), step)
         except InvalidConfig as exc:
             return ValidationReport(errors=exc.problems, warnings=[])
-        return self.check(caller.workspace_id, config)
+        if step is None:
+            return self.check(caller.workspace_id, parsed)
+        stored = self._repo.load(caller.workspace_id)
+        base = DynamicsConfig.model_validate(stored.document) if stored else DynamicsConfig.default()
+        return self.check(caller.workspace_id, _merged(base, parsed, step))
 
     # --- saving -----------------------------------------------------------------------------------
 
     def save(self, caller: Caller, data: Any, if_match: str | None, step: Step | None = None) -> ConfigView:
         """Validate and store the whole configuration (``step`` None) or one step of it."""
-        parsed = self.parse(data, step)
+        parsed = self.parse(without_read_only(data), step)
         if if_match is not None and not if_match.strip():
             if_match = None
         stored = self._recent_matching(caller.workspace_id, if_match) or self._repo.load(caller.workspace_id)
@@ -207,12 +231,7 @@ class ConfigService:
         if not if_match_allows(if_match, current_version, exists=stored is not None):
             raise PreconditionFailed(current_version)
         base = DynamicsConfig.model_validate(stored.document) if stored else DynamicsConfig.default()
-        config = parsed if step is None else base.model_copy(update={step.attribute: parsed})
-        # The integration user is read-only: whatever the caller sent, keep what is stored.
-        sync = config.sync_identifiers.model_copy(
-            update={"integration_user": base.sync_identifiers.integration_user}
-        )
-        config = config.model_copy(update={"sync_identifiers": sync})
+        config = _merged(base, parsed, step)
         report = self.check(caller.workspace_id, config)
         if not report.valid:
             raise InvalidConfig(report.errors)
