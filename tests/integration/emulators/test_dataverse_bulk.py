@@ -4,7 +4,6 @@ all-or-nothing on standard tables, the same validation as single writes, the rea
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
@@ -114,14 +113,11 @@ def test_unsupported_table_and_malformed_body(dv) -> None:  # type: ignore[no-un
     assert wrong_type.status_code == 400
 
 
-def test_create_multiple_of_1000_is_fast_and_counts_as_one_request(dataverse, dv) -> None:  # type: ignore[no-untyped-def]
-    """CreateMultiple of 1,000 contacts well under 0.5 s; one request toward the limits
-    (api-limits.md and bulk-operations.md: each CreateMultiple call counts as one request)."""
+def test_create_multiple_of_1000_counts_as_one_request(dataverse, dv) -> None:  # type: ignore[no-untyped-def]
+    """One request toward the limits (api-limits.md and bulk-operations.md: each CreateMultiple call
+    counts as one request). Its speed is a figure of ``python -m bench.emulator``, not asserted here."""
     targets = [{"@odata.type": T, "firstname": f"F{i}", "lastname": f"L{i}"} for i in range(1000)]
-    started = time.perf_counter()
     r = dv.post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": targets})
-    elapsed = time.perf_counter() - started
     assert r.status_code == 200 and len(r.json()["Ids"]) == 1000
-    assert elapsed < 2.0  # generous for a loaded CI box; bench.emulator reports the real figure
     stats = dv.get("/_emulator/stats").json()
     assert stats["inner_operations"]["bulk"] == 1000 and stats["limits"]["admitted"] == 1

@@ -11,7 +11,6 @@ the clock instead of waiting.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -159,32 +158,28 @@ def test_concurrency_over_the_limit_is_refused_at_once(dataverse, dv) -> None:  
         sessions.append(session)
     dv.post("/_emulator/latency", json={"latency_ms": 800})
     barrier = threading.Barrier(len(sessions))
-    results: list[tuple[int, float, dict[str, Any]]] = []
+    results: list[tuple[int, dict[str, Any]]] = []  # in the order the answers arrived
     lock = threading.Lock()
 
     def call(session: requests.Session) -> None:
         barrier.wait()
-        started = time.perf_counter()
         r = session.get(dataverse.api_url + "WhoAmI")
         with lock:
-            results.append((r.status_code, time.perf_counter() - started, r.json()))
+            results.append((r.status_code, r.json()))
 
     threads = [threading.Thread(target=call, args=(s,)) for s in sessions]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=30)
-    statuses = sorted(status for status, _, _ in results)
-    assert statuses == [200, 200, 429, 429, 429, 429]
-    for status, elapsed, body in results:
-        if status == 429:
-            assert elapsed < 0.6, "refused without waiting for the slow requests"
-            assert body["error"] == {
-                "code": "0x80072326",
-                "message": "Number of concurrent requests exceeded the limit of 2.",
-            }
-        else:
-            assert elapsed >= 0.8
+    statuses = [status for status, _ in results]
+    # refused at once: every 429 arrives while the two admitted requests still sit in their 800 ms
+    assert statuses == [429, 429, 429, 429, 200, 200]
+    for _, body in results[:4]:
+        assert body["error"] == {
+            "code": "0x80072326",
+            "message": "Number of concurrent requests exceeded the limit of 2.",
+        }
     for session in sessions:
         session.close()
     # once the slow ones are done, the same client gets through again

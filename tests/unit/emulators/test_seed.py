@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -114,13 +113,6 @@ def test_output_does_not_depend_on_hash_randomisation() -> None:
         json.dumps(generate_seed(SeedSpec(accounts=200, contacts=800))).encode()
     ).hexdigest()
     assert digests == {in_process}
-
-
-def test_default_generation_is_fast() -> None:
-    # CPU time, not wall time: the machine is shared and a loaded run should not fail this
-    started = time.process_time()
-    generate_seed(SeedSpec())
-    assert time.process_time() - started < 2.0
 
 
 def test_keys_are_unique_guids_and_every_bind_points_to_an_earlier_record(seed: Seed) -> None:
