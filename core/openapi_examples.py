@@ -4,6 +4,8 @@ and under the status (``"503"``) the body of a non-problem alternative answer (`
 Taken from real answers of the local stack (``bash scripts/demo.sh --keep-running`` then curl), with the
 local Dataverse stand-in's URL replaced by a Dynamics one. tests/unit/test_openapi_examples.py checks that
 each example validates against the operation's models and that every operation with a body has one.
+
+Over 400 lines on purpose: it is data, one example per documented body, kept apart from the models.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Decisions (docs/campaign-properties.md "Activities"):
   so the log shows that user as creator and owner), else the identity's platform user's mapping, else the
   default CRM owner (owner only), else the integration user. Mapped users that do not exist, are disabled
   or have no Entra object id are passed over, with the reason in the result.
+
+Over 400 lines on purpose: the request model, validation, actor choice and payload building are the
+whole pure pipeline of one event, in the order the worker applies them.
 """
 
 from __future__ import annotations

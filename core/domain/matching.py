@@ -10,6 +10,9 @@ record costs one dictionary look-up per condition (no pairwise comparison). Rule
 - Several rows matching -> ``ambiguous``: the pick is deterministic — the earliest top-level OR branch
   that matched (e.g. LinkedIn before name+company), then active rows (``statecode`` 0 or absent) before
   inactive ones, then the most recently modified (``modifiedon``), then the lowest id.
+
+Over 400 lines on purpose: rules, normalised keys and the candidate index are one decision (does this
+record exist, and which row); splitting them would put one invariant across modules.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ Paused work always resumes: the reconnect resumes exports and activities (each i
 that pauses a chunk marks its workspace (``JobStore.mark_paused``) and re-checks the connection itself,
 and every token timer run resumes the marked workspaces that are connected (``resume_marked``), so a chunk
 paused while the reconnect's own resume ran is never stuck.
+
+Over 400 lines on purpose: connect, callback, completion and disconnect share one flow state and one
+ordering rule (Key Vault before the table row), which read best in one class.
 """
 
 from __future__ import annotations
