@@ -382,6 +382,17 @@ class Not(Expr):
 
 
 _LIKE_WILDCARDS = frozenset("%_[")
+_ESCAPED_WILDCARD = re.compile(r"\[([%_\[])\]")
+
+
+def like_literal_text(pattern: str) -> str | None:
+    """The plain text a LIKE pattern stands for when its only wildcards are escaped ones (``[%]``,
+    ``[_]``, ``[[]``: what a client sends to search a value literally), ``None`` when it has a real
+    wildcard. Such a pattern is a substring search, so it can use the q-gram index like any other.
+    """
+    if _LIKE_WILDCARDS.intersection(_ESCAPED_WILDCARD.sub("", pattern)):
+        return None
+    return _ESCAPED_WILDCARD.sub(r"\1", pattern)
 
 
 def like_regex(pattern: str) -> re.Pattern[str] | None:
@@ -426,14 +437,21 @@ class StringFunction(Expr):
     target: _Operand
     argument: str
     _like: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._like = like_regex(like_fold(self.argument))
+        self._text = like_literal_text(self.argument)
+        self._like = like_regex(like_fold(self.argument)) if self._text is None else None
 
     @property
     def plain(self) -> bool:
-        """No LIKE wildcard: the argument is a substring (what the merged OR chains may index)."""
+        """No unescaped LIKE wildcard: the argument is a substring (what the merged OR chains may index)."""
         return self._like is None
+
+    @property
+    def text(self) -> str:
+        """The substring a plain argument searches for (escaped wildcards as themselves)."""
+        return self.argument if self._text is None else self._text
 
     def _eval3(self, row: Row, nav: NavResolver) -> bool | None:
         value = self.target.value(row, nav)
@@ -446,7 +464,7 @@ class StringFunction(Expr):
             if self.name == "startswith":
                 return self._like.match(text) is not None
             return any(self._like.fullmatch(text, start) for start in range(len(text) + 1))
-        needle = like_fold(self.argument)
+        needle = like_fold(self.text)
         if self.name == "contains":
             return needle in text
         if self.name == "startswith":
@@ -530,7 +548,7 @@ def _merge_contains(expr: Expr, minimum: int = 8) -> Expr:
         return expr
     first = terms[0]
     assert isinstance(first, StringFunction)
-    return ContainsAny(first.target, [t.argument for t in terms if isinstance(t, StringFunction)])
+    return ContainsAny(first.target, [t.text for t in terms if isinstance(t, StringFunction)])
 
 
 class KeyedOr(Expr):
@@ -553,7 +571,7 @@ class KeyedOr(Expr):
                 for value in key._folded:
                     self.equal.setdefault(value, []).append(rest)
             elif isinstance(key, StringFunction):
-                self.needles.setdefault(like_fold(key.argument), []).append(rest)
+                self.needles.setdefault(like_fold(key.text), []).append(rest)
         self.q = max(1, min(8, min((len(n) for n in self.needles), default=1)))
         self.by_gram: dict[str, list[str]] = {}
         for needle in self.needles:
@@ -602,7 +620,7 @@ def _keyed_or(terms: Sequence[Expr], minimum: int) -> KeyedOr | None:
             and key.name == "contains"
             and key.plain
             and isinstance(key.target, _Path)
-            and like_fold(key.argument)
+            and like_fold(key.text)
         ):
             names.add(key.target.name)
         else:
@@ -1378,7 +1396,7 @@ def index_hint(expr: Expr | None) -> Hint | None:
         target = expr.target
         if not isinstance(target, _Path) or target.navigation is not None or not expr.plain:
             return None  # a LIKE pattern with wildcards is not a substring the q-gram index can look up
-        needle = like_fold(expr.argument)
+        needle = like_fold(expr.text)
         return ContainsHint(target.column, (needle,)) if needle else None
     if isinstance(expr, ContainsAny):
         target = expr.target

@@ -536,5 +536,14 @@ def test_string_function_arguments_are_like_patterns() -> None:
     assert matches("startswith(emailaddress1,'[a-c]nn')", row)
     assert not matches("startswith(emailaddress1,'[^a]nn')", row)
     assert matches("endswith(emailaddress1,'gmail.co_')", row)
-    # A pattern is not a substring: the q-gram index cannot look it up, the rows are scanned.
-    assert index_hint(parse_filter("contains(new_linkedinurl,'/in/50[%]off')", {})) is None
+    # A pattern with a real wildcard is not a substring: the q-gram index cannot look it up, rows are scanned.
+    assert index_hint(parse_filter("contains(new_linkedinurl,'/in/50%off')", {})) is None
+    # Escaped wildcards only: a literal search (what the product sends for every value), so it is indexed
+    # like any substring; scanning every row for each such value made a 100,000-contact export crawl.
+    assert index_hint(parse_filter("contains(new_linkedinurl,'/in/50[%][_]off')", {})) == ContainsHint(
+        "new_linkedinurl", ("/in/50%_off",)
+    )
+    assert matches(
+        "contains(new_linkedinurl,'/in/jo[_]x') or contains(new_linkedinurl,'/in/50[%][_]off')", row
+    )
+    assert not matches("contains(new_linkedinurl,'/in/50[%][_]of[[]')", row)
