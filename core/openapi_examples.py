@@ -162,7 +162,7 @@ _EXPORT_STATUS: dict[str, Any] = {
     "errors": [],
 }
 
-# The spec's cross-tab case: the company's name kept as text on the contact saves, with a warning.
+# The setup guide's cross-tab case: the company's name kept as text on the contact saves, with a warning.
 _CROSSING_CONFIG: dict[str, Any] = {
     **_CONFIG,
     "fieldMapping": {

@@ -273,7 +273,7 @@ def _platform_field(
     counterparts = {other_name, other_name if entity is Entity.CONTACT else f"{COMPANY_PREFIX}{other_name}"}
     tab_name = "contacts" if entity is Entity.CONTACT else "companies"
     other_tab_name = "companies" if entity is Entity.CONTACT else "contacts"
-    # The spec's warning: "Don't map a Company field in the Contacts tab (or a Contact field in the
+    # The setup guide's warning: "Don't map a Company field in the Contacts tab (or a Contact field in the
     # Companies tab). This can cause export errors. If you must map the same field in both tabs, make
     # sure it's mapped the same in both places." Storing the company's name as text on the contact is a
     # common need, so the crossing itself only warns; the same column mapped differently in the other
@@ -297,7 +297,7 @@ def _platform_field(
                 )
             ]
     if same_column:
-        return []  # mapped the same in both places, as the spec asks
+        return []  # mapped the same in both places, as the setup guide asks
     return [
         Problem(
             pointer(field_path),

@@ -1,4 +1,4 @@
-"""What the setup window shows, with stable keys and English labels: the spec's own words, as data.
+"""What the setup window shows, with stable keys and English labels: the setup guide's own words, as data.
 
 The keys are the API's (``core.domain.catalog``, ``core.domain.config``, ``core.domain.activities``); this
 module only adds labels, descriptions and, for the thirteen campaign properties, the section of step 3
@@ -30,7 +30,7 @@ class Entry:
 class PropertyEntry:
     key: str
     label: str
-    contains: str  # "What it contains", the spec's column
+    contains: str  # "What it contains", the setup guide's column
     example: str
 
 

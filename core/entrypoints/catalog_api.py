@@ -3,7 +3,7 @@
 - ``GET /api/dynamics/catalog``: the platform's contact and company fields with their types (and the
   workspace's custom fields), the four field kinds, the two modes, the contact and company identifier
   options, the thirteen campaign properties in the four sections of step 3 (what each contains, an example
-  value), engagement and sequence statuses, and activity kinds. English labels in the spec's words
+  value), engagement and sequence statuses, and activity kinds. English labels in the setup guide's words
   (``core.domain.setup_catalog``). No Dynamics call: it answers without a connection.
 """
 

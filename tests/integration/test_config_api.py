@@ -493,7 +493,7 @@ def test_a_company_field_in_the_contacts_tab_saves_with_the_warning_in_the_body(
 
     use_app(monkeypatch, metadata_checks=[live_check])
     doc = valid_doc()
-    # The company's name kept as text on the contact: the spec warns, the save goes ahead.
+    # The company's name kept as text on the contact: the setup guide warns, the save goes ahead.
     doc["fieldMapping"]["contacts"].append(
         {"kind": "platform_field", "dynamicsField": "new_companyname", "platformField": "company.name"}
     )

@@ -154,7 +154,7 @@ def test_company_field_in_contacts_tab_warns_and_the_same_column_mapped_differen
         "platformField": "company.industry",
     }
     doc["fieldMapping"]["contacts"].append(crossing)
-    # The spec warns against it; the save goes ahead (e.g. the company's name kept as text on the contact).
+    # The setup guide warns against it; the save goes ahead (the company's name kept as text on the contact).
     assert severities_of(doc) == {"/fieldMapping/contacts/4/platformField": "warning"}
     assert "can cause export errors" in problems_of(doc)["/fieldMapping/contacts/4/platformField"]
     mirrored = copy.deepcopy(doc)

@@ -1,5 +1,5 @@
 """The catalog the setup window is built from: every key the API accepts has a label, the thirteen
-campaign properties are exactly the domain's, in the spec's four sections, and keys do not drift."""
+campaign properties are exactly the domain's, in the setup guide's four sections, and keys do not drift."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every export option of the spec against the Dataverse emulator: company identifiers and the
+"""Every export option of the setup guide against the Dataverse emulator: company identifiers and the
 "associate companies with contacts" toggle, custom AND/OR rules, fixed and manual values, owners from user
 mapping (written on that user's behalf), the default-owner fallback, ambiguous matches and dry runs."""
 
