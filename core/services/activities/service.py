@@ -13,18 +13,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
-
 from core.adapters.job_store import JobNames, JobRow, JobStore
 from core.domain.activities import ActivitiesRequest, export_aliases, validate_events
 from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
-from core.domain.jobs import ChunkState, split_chunks
+from core.domain.jobs import split_chunks
 from core.domain.matching import IdentifierConfig, rule_for
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
-IDEMPOTENCY_NAMESPACE = uuid.UUID("4e7d9b2a-1c3f-4a6e-9d8b-7f5e3c2a1b90")
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("4e7d9b2a-1c3f-4a6e-9d8b-7f5e3c2a1b90")
 ACTIVITY_NAMES = JobNames(
     jobs_table="ActivityJobs",
     chunks_table="ActivityChunks",
@@ -41,6 +39,7 @@ JOB_TRIGGER = "events"
 
 
 class ActivityService(JobQueries):
+    idempotency_namespace = _IDEMPOTENCY_NAMESPACE
     """Submit engagement events; status (events instead of records), records and resume are the job
     engine's queries (``JobQueries``)."""
 
@@ -63,14 +62,9 @@ class ActivityService(JobQueries):
         caller.require(SERVICE, "logging activities")
         self._store.ensure_ready()
         config = self._load_config(caller)
-        if idempotency_key:
-            job_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller.workspace_id}\x1f{idempotency_key}"))
-            existing = self._store.get_job(caller.workspace_id, job_id)
-            if existing is not None:
-                return _already_submitted(existing)
-        else:
-            job_id = str(uuid.uuid4())
-        self.check_capacity(caller.workspace_id)
+        job_id, already = self.reserve_job_id(caller.workspace_id, idempotency_key)
+        if already is not None:
+            return already
         # Staged under a folder of this request's own: a concurrent request with the same key stages
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
@@ -102,33 +96,20 @@ class ActivityService(JobQueries):
                     item["exportAs"] = alias
                 staged.append(item)
             self._store.stage_chunk(caller.workspace_id, job_id, index, staged, staging=staging)
-        try:
-            self._store.create_job(
-                JobRow(
-                    workspace_id=caller.workspace_id,
-                    job_id=job_id,
-                    entity=JOB_ENTITY,
-                    trigger=JOB_TRIGGER,
-                    dry_run=False,
-                    user_id=caller.user_id,
-                    total_records=len(request.events),
-                    total_chunks=len(chunks),
-                    created_at=now,
-                    invalid_count=len(invalid),
-                    staging=staging,
-                )
-            )
-        except ResourceExistsError:
-            existing = self._store.get_job(caller.workspace_id, job_id)
-            if existing is None or not idempotency_key:
-                raise
-            return _already_submitted(existing)
-        if invalid:
-            self._store.save_outcomes(caller.workspace_id, job_id, invalid)
-        for index in range(len(chunks)):
-            self._store.put_chunk(caller.workspace_id, job_id, index, ChunkState.QUEUED)
-        self._store.enqueue_chunks(caller.workspace_id, job_id, range(len(chunks)))
-        return SubmitResult(job_id, len(valid), len(invalid), True)
+        job = JobRow(
+            workspace_id=caller.workspace_id,
+            job_id=job_id,
+            entity=JOB_ENTITY,
+            trigger=JOB_TRIGGER,
+            dry_run=False,
+            user_id=caller.user_id,
+            total_records=len(request.events),
+            total_chunks=len(chunks),
+            created_at=now,
+            invalid_count=len(invalid),
+            staging=staging,
+        )
+        return self.open_job(job, invalid, idempotent=bool(idempotency_key))
 
     def _status_of(self, job: JobRow) -> dict[str, Any]:
         """The engine's status in the activities' terms (events, no entity/trigger/dry run): the same for
@@ -138,7 +119,3 @@ class ActivityService(JobQueries):
         for key in ("entity", "trigger", "dryRun"):
             status.pop(key, None)
         return status
-
-
-def _already_submitted(job: JobRow) -> SubmitResult:
-    return SubmitResult(job.job_id, job.total_records - job.invalid_count, job.invalid_count, False)

@@ -12,8 +12,6 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 
-from azure.core.exceptions import ResourceExistsError
-
 from core.adapters.job_store import JobNames, JobRow, JobStore
 from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity, PlatformField
@@ -36,7 +34,7 @@ from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
-IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
 EXPORT_NAMES = JobNames(
     jobs_table="ExportJobs",
     chunks_table="ExportChunks",
@@ -56,6 +54,7 @@ class InvalidExport(Exception):
 
 
 class ExportService(JobQueries):
+    idempotency_namespace = _IDEMPOTENCY_NAMESPACE
     """Submit exports; status, records and resume are the job engine's queries (``JobQueries``)."""
 
     def __init__(
@@ -78,14 +77,9 @@ class ExportService(JobQueries):
         self._store.ensure_ready()
         config = self._load_config(caller)
         self._check_request(request, config)
-        if idempotency_key:
-            job_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller.workspace_id}\x1f{idempotency_key}"))
-            existing = self._store.get_job(caller.workspace_id, job_id)
-            if existing is not None:
-                return _already_submitted(existing)
-        else:
-            job_id = str(uuid.uuid4())
-        self.check_capacity(caller.workspace_id)
+        job_id, already = self.reserve_job_id(caller.workspace_id, idempotency_key)
+        if already is not None:
+            return already
         # Staged under a folder of this request's own: a concurrent request with the same key stages
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
@@ -115,32 +109,21 @@ class ExportService(JobQueries):
             [[{"seq": valid[i].seq, "record": valid[i].data} for i in positions] for positions in chunks],
             staging=staging,
         )
-        try:
-            self._store.create_job(
-                JobRow(
-                    workspace_id=caller.workspace_id,
-                    job_id=job_id,
-                    entity=request.entity.value,
-                    trigger=request.trigger.value,
-                    dry_run=request.dryRun,
-                    user_id=requester,
-                    total_records=len(request.records),
-                    total_chunks=len(chunks),
-                    created_at=now,
-                    invalid_count=len(invalid),
-                    skipped_count=len(duplicates),
-                    staging=staging,
-                )
-            )
-        except ResourceExistsError:
-            existing = self._store.get_job(caller.workspace_id, job_id)
-            if existing is None or not idempotency_key:
-                raise
-            return _already_submitted(existing)
-        if invalid or duplicates:
-            self._store.save_outcomes(caller.workspace_id, job_id, [*invalid, *duplicates])
-        self._store.queue_new_chunks(caller.workspace_id, job_id, len(chunks))
-        return SubmitResult(job_id, len(valid), len(invalid), True)
+        job = JobRow(
+            workspace_id=caller.workspace_id,
+            job_id=job_id,
+            entity=request.entity.value,
+            trigger=request.trigger.value,
+            dry_run=request.dryRun,
+            user_id=requester,
+            total_records=len(request.records),
+            total_chunks=len(chunks),
+            created_at=now,
+            invalid_count=len(invalid),
+            skipped_count=len(duplicates),
+            staging=staging,
+        )
+        return self.open_job(job, [*invalid, *duplicates], idempotent=bool(idempotency_key))
 
     @staticmethod
     def _check_request(request: ExportRequest, config: DynamicsConfig) -> None:
@@ -195,11 +178,6 @@ def _requester(caller: Caller, request: ExportRequest) -> str:
         caller.require(SERVICE, "naming the user an export is for (userId)")
         return request.userId
     return caller.user_id
-
-
-def _already_submitted(job: JobRow) -> SubmitResult:
-    accepted = job.total_records - job.invalid_count - job.skipped_count
-    return SubmitResult(job.job_id, accepted, job.invalid_count, False)
 
 
 def _drop_duplicates(

@@ -1,6 +1,8 @@
-"""Reading jobs, the same way for every job kind: status (derived from the chunk rows), the job list,
-per-record results, resuming what paused for the Dynamics token, and the per-workspace cap on jobs in
-flight.
+"""Submitting and reading jobs, the same way for every job kind: the job id of a submission (a retried
+``Idempotency-Key`` answers the job it made), opening a staged job (the job row is the lock between two
+submissions of one key, then the outcomes known before sending and every chunk queued), status (derived
+from the chunk rows), the job list, per-record results, resuming what paused for the Dynamics token, and
+the per-workspace cap on jobs in flight.
 
 Status costs one query of the job's chunk rows (no job-row contention: workers never write the job row);
 records are read a page at a time in submission order (row key = position), plus one row read per
@@ -19,11 +21,15 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.job_store import JobRow, JobStore, StoredOutcome
-from core.domain.jobs import COUNT_KEYS, ChunkState, JobState, empty_counts, job_state
+from core.domain.jobs import COUNT_KEYS, ChunkState, JobState, RecordOutcome, empty_counts, job_state
 
 DEFAULT_MAX_ACTIVE_JOBS = 20
 ACTIVE_JOB_WINDOW = dt.timedelta(hours=24)
@@ -70,10 +76,51 @@ class SubmitResult:
     created_new: bool  # False when an Idempotency-Key named a job that already exists
 
 
+def _submitted(job: JobRow, *, created_new: bool) -> SubmitResult:
+    accepted = job.total_records - job.invalid_count - job.skipped_count
+    return SubmitResult(job.job_id, accepted, job.invalid_count, created_new)
+
+
 class JobQueries:
+    # Each job kind's own namespace: one Idempotency-Key names different jobs of different kinds.
+    idempotency_namespace: ClassVar[uuid.UUID]
+
     def __init__(self, store: JobStore, max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS) -> None:
         self._store = store
         self._max_active_jobs = max_active_jobs
+
+    def reserve_job_id(
+        self, workspace_id: str, idempotency_key: str | None
+    ) -> tuple[str, SubmitResult | None]:
+        """The id of a new submission's job, and the job a retried ``Idempotency-Key`` already made (then
+        nothing else is to be done); a new job must fit the workspace's cap (``JobQueueFull``)."""
+        if idempotency_key:
+            job_id = str(uuid.uuid5(self.idempotency_namespace, f"{workspace_id}\x1f{idempotency_key}"))
+            existing = self._store.get_job(workspace_id, job_id)
+            if existing is not None:
+                return job_id, _submitted(existing, created_new=False)
+        else:
+            job_id = str(uuid.uuid4())
+        self.check_capacity(workspace_id)
+        return job_id, None
+
+    def open_job(
+        self, job: JobRow, known_outcomes: Sequence[RecordOutcome], *, idempotent: bool
+    ) -> SubmitResult:
+        """Start a job whose chunks are staged: the job row first (a concurrent submission of the same key,
+        staged elsewhere, loses here and answers the winner's job), then the outcomes known before sending
+        (invalid, skipped) and every chunk queued."""
+        try:
+            self._store.create_job(job)
+        except ResourceExistsError:
+            existing = self._store.get_job(job.workspace_id, job.job_id)
+            if existing is None or not idempotent:
+                raise
+            return _submitted(existing, created_new=False)
+        if known_outcomes:
+            self._store.save_outcomes(job.workspace_id, job.job_id, known_outcomes)
+        self._store.queue_new_chunks(job.workspace_id, job.job_id, job.total_chunks)
+        return _submitted(job, created_new=True)
 
     def check_capacity(self, workspace_id: str) -> None:
         """``JobQueueFull`` when the workspace already has ``max_active_jobs`` jobs queued or running."""
