@@ -39,9 +39,10 @@ JOB_TRIGGER = "events"
 
 
 class ActivityService(JobQueries):
-    idempotency_namespace = _IDEMPOTENCY_NAMESPACE
     """Submit engagement events; status (events instead of records), records and resume are the job
     engine's queries (``JobQueries``)."""
+
+    idempotency_namespace = _IDEMPOTENCY_NAMESPACE
 
     def __init__(
         self,

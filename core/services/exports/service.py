@@ -54,8 +54,9 @@ class InvalidExport(Exception):
 
 
 class ExportService(JobQueries):
-    idempotency_namespace = _IDEMPOTENCY_NAMESPACE
     """Submit exports; status, records and resume are the job engine's queries (``JobQueries``)."""
+
+    idempotency_namespace = _IDEMPOTENCY_NAMESPACE
 
     def __init__(
         self,
