@@ -11,7 +11,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.job_store import JobRow, JobStore
+from core.adapters.storage.job_store import JobRow, JobStore
 from core.domain.jobs import ChunkState, FieldError, RecordAction, RecordOutcome
 from core.services.exports.service import EXPORT_NAMES, EXPORT_QUEUE
 

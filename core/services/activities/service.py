@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from core.adapters.job_store import JobNames, JobRow, JobStore
+from core.adapters.storage.job_store import JobNames, JobRow, JobStore
 from core.domain.activities import ActivitiesRequest, export_aliases, validate_events
 from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity

@@ -11,10 +11,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from core.adapters.dataverse.budget import DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DataverseError
-from core.adapters.dynamics_budget import DynamicsBudget
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.activities import ActivityEvent, choose_linkedin_table
 from core.domain.config import DynamicsConfig
 from core.domain.jobs import RecordOutcome

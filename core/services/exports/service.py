@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 
-from core.adapters.job_store import JobNames, JobRow, JobStore
+from core.adapters.storage.job_store import JobNames, JobRow, JobStore
 from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (

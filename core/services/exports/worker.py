@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.adapters.dynamics_budget import DynamicsBudget
-from core.adapters.job_store import JobStore
+from core.adapters.dataverse.budget import DynamicsBudget
+from core.adapters.storage.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.jobs import ExportEntity, RecordOutcome
 from core.services.dynamics.metadata_cache import MetadataCache

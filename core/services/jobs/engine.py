@@ -27,10 +27,10 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from core.adapters.dataverse.budget import DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import failure_reason
-from core.adapters.dynamics_budget import DynamicsBudget
-from core.adapters.job_store import JobRow, JobStore
+from core.adapters.storage.job_store import JobRow, JobStore
 from core.domain.connection import (
     DynamicsConnection,
     NotConnected,

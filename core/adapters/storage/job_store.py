@@ -43,7 +43,7 @@ from azure.data.tables import TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.table_transactions import replace_entities
+from core.adapters.storage.table_transactions import replace_entities
 from core.domain.jobs import (
     COUNT_KEYS,
     ChunkState,
