@@ -17,6 +17,7 @@ from core.entrypoints import (
     notifications_api,
     token_timer,
     users_api,
+    window_api,
 )
 
 observability.setup()  # JSON logs with ids and redaction; OpenTelemetry only when its setting is set
@@ -35,3 +36,4 @@ app.register_functions(catalog_api.bp)
 app.register_functions(users_api.bp)
 app.register_functions(activities_api.bp)
 app.register_functions(activity_queue.bp)
+app.register_functions(window_api.bp)
