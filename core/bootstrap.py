@@ -50,6 +50,7 @@ from core.adapters.storage.integrations_repository import IntegrationsRepository
 from core.adapters.storage.leases import LEASES_TABLE, TableLeases
 from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
 from core.adapters.storage.queues import queue_service
+from core.adapters.storage.result_files import ResultFiles
 from core.adapters.storage.tables import Storage
 from core.domain.caller import Caller
 from core.domain.config import DynamicsConfig, IntegrationUser
@@ -85,6 +86,7 @@ from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService, SavedVersion
+from core.services.jobs.downloads import ResultsDownloads
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
 from core.settings import Settings, SettingsError, get_settings
 
@@ -216,6 +218,18 @@ class App:
                 self.storage.blob_service,
                 queue_service(self.settings),
                 ACTIVITY_NAMES,
+            ),
+        )
+
+    @property
+    def export_downloads(self) -> ResultsDownloads:
+        """Finished exports' per-record results as CSV/NDJSON files in the staging container."""
+        return self._once(
+            "export_downloads",
+            lambda: ResultsDownloads(
+                self.export_store,
+                ResultFiles(self.storage.blob_service, EXPORT_NAMES.container),
+                kind="export",
             ),
         )
 
