@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.jobs import ExportEntity, RecordAction, RecordOutcome

@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 
-from core.adapters.job_store import JobNames, JobRow, JobStore
+from core.adapters.storage.job_store import JobNames, JobRow, JobStore
 from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
@@ -32,6 +32,7 @@ from core.domain.jobs import (
 )
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
+from core.services.exports.items import StagedRecord
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
@@ -108,7 +109,7 @@ class ExportService(JobQueries):
         self._store.stage_chunks(
             caller.workspace_id,
             job_id,
-            [[{"seq": valid[i].seq, "record": valid[i].data} for i in positions] for positions in chunks],
+            [[StagedRecord(valid[i].seq, valid[i].data).to_row() for i in positions] for positions in chunks],
             staging=staging,
         )
         job = JobRow(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.jobs import FieldError, RecordAction

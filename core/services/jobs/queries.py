@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from azure.core.exceptions import ResourceExistsError
 
-from core.adapters.job_store import JobRow, JobStore, StoredOutcome
+from core.adapters.storage.job_store import JobRow, JobStore, StoredOutcome
 from core.domain.jobs import COUNT_KEYS, ChunkState, JobState, RecordOutcome, empty_counts, job_state
 
 DEFAULT_MAX_ACTIVE_JOBS = 20
