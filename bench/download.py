@@ -26,7 +26,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.result_files import ResultFiles
 from core.domain.jobs import FieldError, RecordAction, RecordOutcome
 from core.domain.result_files import ResultFormat

@@ -32,13 +32,12 @@ import requests
 from azure.data.tables import TableServiceClient
 from pydantic import ValidationError
 
+from core.adapters.dataverse.budget import BudgetLimits, DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.identity.auth import TokenVerifier
 from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
 from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
 from core.adapters.identity.token_crypto import KeyWrapper, TokenCipher
-from core.adapters.job_store import JobStore
 from core.adapters.storage.config_repository import ConfigRepository
 from core.adapters.storage.connection_repository import (
     CONNECTIONS_TABLE,
@@ -47,6 +46,7 @@ from core.adapters.storage.connection_repository import (
     ConnectionRepository,
 )
 from core.adapters.storage.integrations_repository import IntegrationsRepository
+from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.leases import LEASES_TABLE, TableLeases
 from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
 from core.adapters.storage.queues import queue_service

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from core.adapters.job_store import JobRow, JobStore
+from core.adapters.storage.job_store import JobRow, JobStore
 from core.domain.jobs import ChunkState, RecordAction, RecordOutcome, count_outcomes
 
 CHUNK = 500

@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.result_files import LINK_TTL, ResultFile, ResultFiles
 from core.domain.jobs import JobState, job_state
 from core.domain.result_files import ResultFormat, csv_header, csv_row, ndjson_line, without_crm_values

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.adapters.job_store import JobStore, StoredOutcome
+from core.adapters.storage.job_store import JobStore, StoredOutcome
 
 
 def join_merged(store: JobStore, workspace_id: str, job_id: str, details: list[dict[str, Any]]) -> None:

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from azure.core.exceptions import ResourceExistsError
 
-from core.adapters.job_store import JobRow, JobStore
+from core.adapters.storage.job_store import JobRow, JobStore
 from core.domain.jobs import COUNT_KEYS, ChunkState, JobState, RecordOutcome, empty_counts, job_state
 from core.services.jobs.merged import join_merged
 

@@ -15,7 +15,7 @@ Layout (workspace ids are validated by ``core.domain.caller`` and safe as keys),
   pauses for the Dynamics token, removed by a resume that saw no newer pause; the token timer resumes
   the marked workspaces that are connected again without scanning every job.
 
-What it returns is typed: ``JobRow``, ``ChunkStatus``, ``StoredOutcome`` (pages of them).
+What it returns is typed: ``JobRow``, ``ChunkStatus``, ``StagedRow``, ``StoredOutcome`` (pages of them).
 
 Over 400 lines on purpose: one class owns a job's whole layout across three services (tables, blobs,
 queue), so the crash-safe write orders (blobs, job row, chunk rows, messages; a paused chunk's row, then
@@ -43,7 +43,7 @@ from azure.data.tables import TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.table_transactions import replace_entities
+from core.adapters.storage.table_transactions import replace_entities
 from core.domain.jobs import (
     COUNT_KEYS,
     ChunkState,
@@ -125,6 +125,23 @@ class StoredOutcome:
 
 
 @dataclass(frozen=True)
+class StagedRow:
+    """One staged record of a chunk: its position in the submitted list and what the job kind staged for
+    it (the kind reads its own fields: an export's ``record``, an activity's ``event`` and ``contact``).
+    Stored as one JSON object, ``{"seq": ..., **fields}``."""
+
+    seq: int
+    fields: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.fields, "seq": self.seq}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> StagedRow:
+        return cls(int(value["seq"]), {k: v for k, v in value.items() if k != "seq"})
+
+
+@dataclass(frozen=True)
 class RecordsPage:
     records: list[StoredOutcome]
     next_cursor: str | None
@@ -185,17 +202,17 @@ class JobStore:
         return result
 
     def stage_chunk(
-        self, workspace_id: str, job_id: str, index: int, records: list[dict[str, Any]], *, staging: str = ""
+        self, workspace_id: str, job_id: str, index: int, rows: Sequence[StagedRow], *, staging: str = ""
     ) -> None:
         self._blob(workspace_id, job_id, f"chunk-{index:06d}.json", staging).upload_blob(
-            json.dumps(records, separators=(",", ":")).encode(), overwrite=True
+            json.dumps([row.to_json() for row in rows], separators=(",", ":")).encode(), overwrite=True
         )
 
     def stage_chunks(
         self,
         workspace_id: str,
         job_id: str,
-        chunks: Sequence[list[dict[str, Any]]],
+        chunks: Sequence[Sequence[StagedRow]],
         *,
         staging: str = "",
     ) -> None:
@@ -206,16 +223,13 @@ class JobStore:
             range(len(chunks)),
         )
 
-    def load_chunk(
-        self, workspace_id: str, job_id: str, index: int, *, staging: str = ""
-    ) -> list[dict[str, Any]]:
+    def load_chunk(self, workspace_id: str, job_id: str, index: int, *, staging: str = "") -> list[StagedRow]:
         data = self._blob(workspace_id, job_id, f"chunk-{index:06d}.json", staging).download_blob().readall()
-        result: list[dict[str, Any]] = json.loads(data)
-        return result
+        return [StagedRow.from_json(row) for row in json.loads(data)]
 
     def try_load_chunk(
         self, workspace_id: str, job_id: str, index: int, *, staging: str = ""
-    ) -> list[dict[str, Any]] | None:
+    ) -> list[StagedRow] | None:
         """The staged records of a chunk; ``None`` when the job has no such chunk."""
         try:
             return self.load_chunk(workspace_id, job_id, index, staging=staging)
