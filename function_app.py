@@ -15,6 +15,7 @@ from core.entrypoints import (
     integrations_api,
     meta_api,
     notifications_api,
+    results_api,
     token_timer,
     users_api,
     window_api,
@@ -30,6 +31,7 @@ app.register_functions(connection_api.bp)
 app.register_functions(notifications_api.bp)
 app.register_functions(token_timer.bp)
 app.register_functions(exports_api.bp)
+app.register_functions(results_api.bp)
 app.register_functions(export_queue.bp)
 app.register_functions(fields_api.bp)
 app.register_functions(catalog_api.bp)

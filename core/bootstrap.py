@@ -33,13 +33,12 @@ import requests
 from azure.data.tables import TableServiceClient
 from pydantic import ValidationError
 
+from core.adapters.dataverse.budget import BudgetLimits, DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.identity.auth import TokenVerifier
 from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
 from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
 from core.adapters.identity.token_crypto import KeyWrapper, TokenCipher
-from core.adapters.job_store import JobStore
 from core.adapters.storage.config_repository import ConfigRepository
 from core.adapters.storage.connection_repository import (
     CONNECTIONS_TABLE,
@@ -48,9 +47,11 @@ from core.adapters.storage.connection_repository import (
     ConnectionRepository,
 )
 from core.adapters.storage.integrations_repository import IntegrationsRepository
+from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.leases import LEASES_TABLE, TableLeases
 from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
 from core.adapters.storage.queues import queue_service
+from core.adapters.storage.result_files import ResultFiles
 from core.adapters.storage.tables import Storage
 from core.adapters.window_files import WindowFiles
 from core.domain.caller import Caller
@@ -87,6 +88,7 @@ from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService, SavedVersion
+from core.services.jobs.downloads import ResultsDownloads
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
 from core.settings import Settings, SettingsError, get_settings
 
@@ -223,6 +225,18 @@ class App:
                 self.storage.blob_service,
                 queue_service(self.settings),
                 ACTIVITY_NAMES,
+            ),
+        )
+
+    @property
+    def export_downloads(self) -> ResultsDownloads:
+        """Finished exports' per-record results as CSV/NDJSON files in the staging container."""
+        return self._once(
+            "export_downloads",
+            lambda: ResultsDownloads(
+                self.export_store,
+                ResultFiles(self.storage.blob_service, EXPORT_NAMES.container),
+                kind="export",
             ),
         )
 

@@ -239,6 +239,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dynamics/exports/{jobId}/records.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an export's per-record results as CSV
+         * @description Only an export that has ended (succeeded, partially_failed, failed) is offered: 409 while it is queued, running or paused; 410 once retention has deleted its per-record results. The file is built a page of records at a time into Blob Storage, once per format (admins' files also hold the values Dynamics had), and later downloads reuse it. CSV (RFC 4180, UTF-8 with a byte order mark, every cell quoted), columns seq, platformId, action, dynamicsId, matchStatus, matchRule, errorCodes, errors, note, changedColumns, changes, mergedIntoSeq. A cell starting with = + - @, tab or carriage return (also after leading spaces) is prefixed with a single quote, so spreadsheet programs show it as text instead of running it as a formula (OWASP CSV injection).
+         */
+        get: operations["get_api_dynamics_exports_jobId_records_csv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/exports/{jobId}/records.ndjson": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an export's per-record results as NDJSON
+         * @description Only an export that has ended (succeeded, partially_failed, failed) is offered: 409 while it is queued, running or paused; 410 once retention has deleted its per-record results. The file is built a page of records at a time into Blob Storage, once per format (admins' files also hold the values Dynamics had), and later downloads reuse it. NDJSON: one JSON object per line per record, in submission order, each as GET /api/dynamics/exports/{jobId}/records shows it (RecordResult).
+         */
+        get: operations["get_api_dynamics_exports_jobId_records_ndjson"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dynamics/fields": {
         parameters: {
             query?: never;
@@ -1586,6 +1626,12 @@ export interface components {
              * @default null
              */
             userId: string | null;
+            /**
+             * Identityid
+             * @description The campaign identity an export is made for (a campaign's sync or export): the records are written on behalf of the identity's mapped Dynamics user (step 4, identities mapping), so Dynamics shows that user as created by / modified by. The owner still follows the users mapping of `userId`. An identity without a usable mapping is written as the owner's rule says and each record's note says why. Only the platform's service may name it
+             * @default null
+             */
+            identityId: string | null;
         };
         /** ExportAccepted */
         ExportAccepted: {
@@ -5369,6 +5415,278 @@ export interface operations {
             };
         };
     };
+    get_api_dynamics_exports_jobId_records_csv: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                jobId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            302: {
+                headers: {
+                    /** @description The file in Blob Storage: a read-only link to this one file, valid for 5 minutes, that names the download (Content-Disposition). Follow it without the Authorization header. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No such resource",
+                     *       "status": 404
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No longer kept (deleted by retention, or a one-time handle already used or expired) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No longer kept (deleted by retention, or a one-time handle already used or expired)",
+                     *       "status": 410
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_dynamics_exports_jobId_records_ndjson: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                jobId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            302: {
+                headers: {
+                    /** @description The file in Blob Storage: a read-only link to this one file, valid for 5 minutes, that names the download (Content-Disposition). Follow it without the Authorization header. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No such resource",
+                     *       "status": 404
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No longer kept (deleted by retention, or a one-time handle already used or expired) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No longer kept (deleted by retention, or a one-time handle already used or expired)",
+                     *       "status": 410
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_api_dynamics_fields: {
         parameters: {
             query?: {
@@ -5682,7 +6000,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem */
+            /** @description No longer kept (deleted by retention, or a one-time handle already used or expired) */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -5691,7 +6009,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "type": "about:blank",
-                     *       "title": "Problem",
+                     *       "title": "No longer kept (deleted by retention, or a one-time handle already used or expired)",
                      *       "status": 410
                      *     }
                      */
