@@ -17,6 +17,7 @@ from core.entrypoints import (
     notifications_api,
     results_api,
     token_timer,
+    usage_api,
     users_api,
     window_api,
 )
@@ -36,6 +37,7 @@ app.register_functions(export_queue.bp)
 app.register_functions(fields_api.bp)
 app.register_functions(catalog_api.bp)
 app.register_functions(users_api.bp)
+app.register_functions(usage_api.bp)
 app.register_functions(activities_api.bp)
 app.register_functions(activity_queue.bp)
 app.register_functions(window_api.bp)

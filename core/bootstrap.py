@@ -82,6 +82,7 @@ from core.services.connection.tokens import TokenService, utcnow
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.fields import FieldsService
 from core.services.dynamics.metadata_cache import MetadataCache
+from core.services.dynamics.usage import DynamicsUsage
 from core.services.dynamics.users import DynamicsUsers, PageCache
 from core.services.exports.contacts_for_jobs import ContactExport
 from core.services.exports.service import EXPORT_NAMES, ExportService
@@ -198,6 +199,13 @@ class App:
         if not self.settings.get_bool("DYNAMICS_BUDGET_ENABLED"):
             return None
         return DynamicsBudget(self.storage.table_service, budget_limits(self.settings))
+
+    @property
+    def dynamics_usage(self) -> DynamicsUsage:
+        """What the integration spent of each workspace's Dynamics API budget (the budget's counts)."""
+        return self._once(
+            "dynamics_usage", lambda: DynamicsUsage(self.dynamics_budget, budget_limits(self.settings))
+        )
 
     @property
     def metadata_cache(self) -> MetadataCache:

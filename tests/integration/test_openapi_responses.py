@@ -42,6 +42,7 @@ from core.entrypoints import (
     notifications_api,
     results_api,
     token_timer,
+    usage_api,
     users_api,
 )
 from core.openapi_examples import EXAMPLES
@@ -299,6 +300,9 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             )
             file = requests.get(link.headers["Location"], timeout=10)
             assert file.status_code == 200 and export_request["records"][0]["id"] in file.text
+        usage = body_json(walk("GET", "/api/dynamics/usage", usage_api.get_dynamics_usage, expect=200))
+        assert usage["window"]["busiestJob"]["jobId"] == job["jobId"], usage
+        assert usage["days"][0]["requests"] >= usage["window"]["busiestJob"]["requests"] > 0
 
         # --- activities of the exported contact, run by the activity queue's worker
         activities_request = copy.deepcopy(EXAMPLES[("POST", "/api/dynamics/activities")]["request"])
