@@ -336,6 +336,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dynamics/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How much of the Dynamics user's API limits the integration used: this 5-minute window and per day
+         * @description Dataverse limits each user to 6,000 requests and 1,200 s of execution time per sliding 5 minutes and 52 requests at once (service protection limits); beyond them it answers 429. Counted by the integration itself for every request of the workspace's Dynamics connection (exports, activities, setup screens), merged into storage at least every 30 s, so the last seconds may be missing.
+         */
+        get: operations["get_api_dynamics_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dynamics/users": {
         parameters: {
             query?: never;
@@ -1832,6 +1852,143 @@ export interface components {
             dynamicsUserId: string | null;
             /** Connectedat */
             connectedAt: string | null;
+        };
+        /** BusiestJob */
+        BusiestJob: {
+            /**
+             * Kind
+             * @description export or activity
+             */
+            kind: string;
+            /** Jobid */
+            jobId: string;
+            /** Requests */
+            requests: number;
+            /** Executionseconds */
+            executionSeconds: number;
+        };
+        /** ReportedByDynamics */
+        ReportedByDynamics: {
+            /**
+             * At
+             * @description ISO 8601, UTC: when Dynamics answered
+             */
+            at: string;
+            /**
+             * Requestsremaining
+             * @description x-ms-ratelimit-burst-remaining-xrm-requests
+             */
+            requestsRemaining: number | null;
+            /**
+             * Executionsecondsremaining
+             * @description x-ms-ratelimit-time-remaining-xrm-requests
+             */
+            executionSecondsRemaining: number | null;
+        };
+        /** UsageDay */
+        UsageDay: {
+            /**
+             * Requests
+             * @description requests Dynamics counted toward the limit (answered; 429s not included)
+             */
+            requests: number;
+            /**
+             * Throttled
+             * @description 429 Too Many Requests answers received
+             */
+            throttled: number;
+            /**
+             * Executionseconds
+             * @description time Dynamics took to answer, as the integration measured it (round trips)
+             */
+            executionSeconds: number;
+            /** @description the job that sent most requests; null when none did */
+            busiestJob: components["schemas"]["BusiestJob"] | null;
+            /**
+             * Date
+             * @description YYYY-MM-DD, UTC
+             */
+            date: string;
+        };
+        /** UsageLimits */
+        UsageLimits: {
+            /**
+             * Requests
+             * @description requests per user per window (Dataverse default 6,000)
+             */
+            requests: number;
+            /**
+             * Executionseconds
+             * @description execution time per user per window (default 1,200 s)
+             */
+            executionSeconds: number;
+            /**
+             * Concurrentrequests
+             * @description requests at once per user (default 52)
+             */
+            concurrentRequests: number;
+            /**
+             * Windowseconds
+             * @description the sliding window (default 300 s)
+             */
+            windowSeconds: number;
+        };
+        /** UsageWindow */
+        UsageWindow: {
+            /**
+             * Requests
+             * @description requests Dynamics counted toward the limit (answered; 429s not included)
+             */
+            requests: number;
+            /**
+             * Throttled
+             * @description 429 Too Many Requests answers received
+             */
+            throttled: number;
+            /**
+             * Executionseconds
+             * @description time Dynamics took to answer, as the integration measured it (round trips)
+             */
+            executionSeconds: number;
+            /** @description the job that sent most requests; null when none did */
+            busiestJob: components["schemas"]["BusiestJob"] | null;
+            /**
+             * Start
+             * @description ISO 8601, UTC: the window counted, in 30-second steps (the oldest in full)
+             */
+            start: string;
+            /**
+             * End
+             * @description ISO 8601, UTC: now
+             */
+            end: string;
+            /**
+             * Requestsshare
+             * @description requests / limits.requests (1.0 = the whole window's limit)
+             */
+            requestsShare: number;
+            /**
+             * Executionshare
+             * @description executionSeconds / limits.executionSeconds
+             */
+            executionShare: number;
+        };
+        /** DynamicsUsageAnswer */
+        DynamicsUsageAnswer: {
+            /**
+             * Recorded
+             * @description false when this deployment does not count requests (DYNAMICS_BUDGET_ENABLED=false): every count is then 0
+             */
+            recorded: boolean;
+            limits: components["schemas"]["UsageLimits"];
+            window: components["schemas"]["UsageWindow"];
+            /**
+             * Days
+             * @description today first, then each earlier day of the last 7 with requests
+             */
+            days: components["schemas"]["UsageDay"][];
+            /** @description what Dynamics said, in its latest answer, is left of the user's window on the server that answered: every app of the user counts there, not only this integration */
+            reportedByDynamics: components["schemas"]["ReportedByDynamics"] | null;
         };
         /** DynamicsUserInfo */
         DynamicsUserInfo: {
@@ -6092,6 +6249,144 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "A dependency is unavailable",
                      *       "status": 503
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_dynamics_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "recorded": true,
+                     *       "limits": {
+                     *         "requests": 6000,
+                     *         "executionSeconds": 1200,
+                     *         "concurrentRequests": 52,
+                     *         "windowSeconds": 300
+                     *       },
+                     *       "window": {
+                     *         "requests": 214,
+                     *         "throttled": 0,
+                     *         "executionSeconds": 41.873,
+                     *         "busiestJob": {
+                     *           "kind": "export",
+                     *           "jobId": "0b7c61f4-31a2-4f0e-9f5a-0d8c2b7e4a11",
+                     *           "requests": 198,
+                     *           "executionSeconds": 39.2
+                     *         },
+                     *         "start": "2026-11-27T09:10:00Z",
+                     *         "end": "2026-11-27T09:15:02.118000Z",
+                     *         "requestsShare": 0.0357,
+                     *         "executionShare": 0.0349
+                     *       },
+                     *       "days": [
+                     *         {
+                     *           "date": "2026-11-27",
+                     *           "requests": 1874,
+                     *           "throttled": 3,
+                     *           "executionSeconds": 402.511,
+                     *           "busiestJob": {
+                     *             "kind": "export",
+                     *             "jobId": "0b7c61f4-31a2-4f0e-9f5a-0d8c2b7e4a11",
+                     *             "requests": 1204,
+                     *             "executionSeconds": 250.3
+                     *           }
+                     *         },
+                     *         {
+                     *           "date": "2026-11-26",
+                     *           "requests": 96,
+                     *           "throttled": 0,
+                     *           "executionSeconds": 12.04,
+                     *           "busiestJob": null
+                     *         }
+                     *       ],
+                     *       "reportedByDynamics": {
+                     *         "at": "2026-11-27T09:15:01.904000Z",
+                     *         "requestsRemaining": 5772,
+                     *         "executionSecondsRemaining": 1154.37
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DynamicsUsageAnswer"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
