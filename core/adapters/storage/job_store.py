@@ -28,7 +28,7 @@ import base64
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +103,8 @@ class JobRow:
     skipped_count: int = 0  # duplicates within the submitted list, exported once
     staging: str = ""  # the blob folder of this job's request and chunks (see JobStore._blob)
     error: str | None = None
+    # When retention began deleting the job's per-record results and staged payloads (ISO 8601, UTC).
+    records_deleted_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -462,6 +464,19 @@ class JobStore:
                 break
         return RecordsPage(page, last if len(page) >= limit else None)
 
+    def iter_outcome_pages(
+        self, workspace_id: str, job_id: str, page_size: int = 1000
+    ) -> Iterator[list[StoredOutcome]]:
+        """Every saved outcome of the job in submission order, a page of ``page_size`` at a time: one
+        query followed by its continuation tokens, so only the current page is ever in memory."""
+        rows = self._tables.get_table_client(self.names.records_table).query_entities(
+            "PartitionKey eq @pk",
+            parameters={"pk": _job_partition(workspace_id, job_id)},
+            results_per_page=page_size,
+        )
+        for page in rows.by_page():
+            yield [_outcome_from_row(row) for row in page]
+
     # -- queue ----------------------------------------------------------------------------------
     def enqueue_chunks(self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int]) -> None:
         queue = self._queues.get_queue_client(self.names.queue)
@@ -546,6 +561,7 @@ def _job_from_row(row: Mapping[str, Any]) -> JobRow:
         skipped_count=int(row.get("skippedCount", 0) or 0),
         staging=str(row.get("staging") or ""),
         error=(str(row["error"]) if row.get("error") else None),
+        records_deleted_at=(str(row["recordsDeletedAt"]) if row.get("recordsDeletedAt") else None),
     )
 
 

@@ -100,6 +100,7 @@ class ExportService(JobQueries):
                 "trigger": request.trigger.value,
                 "dryRun": request.dryRun,
                 "userId": requester,
+                "identityId": request.identityId,
                 "manualValues": request.manualValues,
                 "config": config.to_json(),
                 "createdAt": now,
@@ -176,6 +177,8 @@ def _requester(caller: Caller, request: ExportRequest) -> str:
     submits automatic exports and names the user it acts for (``Forbidden`` otherwise)."""
     if request.trigger is ExportTrigger.AUTOMATIC:
         caller.require(SERVICE, "an automatic export")
+    if request.identityId is not None:
+        caller.require(SERVICE, "naming the campaign identity an export is for (identityId)")
     if request.userId is not None:
         caller.require(SERVICE, "naming the user an export is for (userId)")
         return request.userId

@@ -49,6 +49,7 @@ class ExportWorker(ChunkJobWorker):
             manual_values=dict(request.get("manualValues") or {}),
             user_id=str(request.get("userId") or chunk.job.user_id),
             dry_run=bool(request.get("dryRun")),
+            identity_id=request.get("identityId") or None,
             items=[
                 ExportItem(s.seq, s.platform_id, s.record) for s in map(StagedRecord.from_row, chunk.staged)
             ],

@@ -36,6 +36,7 @@ class ContactToExport:
     data: Mapping[str, Any]
     seq: int  # position of its first event in the job: the row key of its export checkpoint
     user_id: str  # the exporting platform user (owner rules)
+    identity_id: str | None = None  # the identity of its first event: its Dynamics user writes it
 
 
 @dataclass

@@ -113,7 +113,8 @@ class ChunkJobWorker(ABC):
         try:
             client, connection = self._client_for(ws)
             chunk = Chunk(ws, job_id, index, job, request, staged, client, connection, checkpoints)
-            with self._budget.working(ws) if self._budget is not None else nullcontext():
+            budget = self._budget
+            with budget.working(ws, job=f"{self.kind}:{job_id}") if budget is not None else nullcontext():
                 outcomes = self.run_chunk(chunk)
         except ReconnectRequired as exc:
             log.info("%s chunk paused until Dynamics is reconnected", self.kind, extra=where)
