@@ -192,6 +192,25 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("DYNAMICS_LIMIT_CONCURRENT", "52", "Dataverse service protection: concurrent requests."),
     SettingSpec("DYNAMICS_LIMIT_WINDOW_S", "300", "Dataverse service protection: sliding window in seconds."),
+    # --- Retention ---
+    SettingSpec(
+        "RESULTS_RETENTION_DAYS",
+        "30",
+        "Days a finished job's per-record results, staged records and download files are kept; then the "
+        "retention timer deletes them (the job's summary stays).",
+    ),
+    SettingSpec(
+        "JOB_SUMMARY_RETENTION_DAYS",
+        "400",
+        "Days a job's summary (state, counts, who, when) is kept; then the retention timer deletes it. At "
+        "least RESULTS_RETENTION_DAYS.",
+    ),
+    SettingSpec("RETENTION_SCHEDULE", "0 */10 * * * *", "NCRONTAB schedule of the retention timer."),
+    SettingSpec(
+        "RETENTION_MAX_DELETES_PER_RUN",
+        "20000",
+        "Rows and blobs one retention timer run deletes at most; the next run goes on where it stopped.",
+    ),
     # --- Observability ---
     SettingSpec(
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
