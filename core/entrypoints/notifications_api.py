@@ -35,8 +35,8 @@ TAG = ("Notifications",)
 class ErrorCodeCount(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str = Field(
-        description="a Dataverse error code (e.g. 0x80040237); `invalid`: refused before sending; "
-        "`no_code`: failed without one (a chunk that gave up, a lost connection)"
+        description="a Dataverse error code (e.g. 0x80040237), a value check (e.g. too_long); `invalid`: "
+        "refused before sending; `no_code`: failed without one (a chunk that gave up, a lost connection)"
     )
     count: int = Field(description="records with this code")
 
