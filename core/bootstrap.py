@@ -32,13 +32,12 @@ import requests
 from azure.data.tables import TableServiceClient
 from pydantic import ValidationError
 
+from core.adapters.dataverse.budget import BudgetLimits, DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.identity.auth import TokenVerifier
 from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
 from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
 from core.adapters.identity.token_crypto import KeyWrapper, TokenCipher
-from core.adapters.job_store import JobStore
 from core.adapters.storage.alert_repository import AlertRepository
 from core.adapters.storage.config_repository import ConfigRepository
 from core.adapters.storage.connection_repository import (
@@ -48,9 +47,11 @@ from core.adapters.storage.connection_repository import (
     ConnectionRepository,
 )
 from core.adapters.storage.integrations_repository import IntegrationsRepository
+from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.leases import LEASES_TABLE, TableLeases
 from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
 from core.adapters.storage.queues import queue_service
+from core.adapters.storage.result_files import ResultFiles
 from core.adapters.storage.tables import Storage
 from core.adapters.webhook_http import WebhookSender
 from core.domain.caller import Caller
@@ -83,12 +84,14 @@ from core.services.connection.tokens import TokenService, utcnow
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.fields import FieldsService
 from core.services.dynamics.metadata_cache import MetadataCache
+from core.services.dynamics.usage import DynamicsUsage
 from core.services.dynamics.users import DynamicsUsers, PageCache
 from core.services.exports.contacts_for_jobs import ContactExport
 from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService, SavedVersion
+from core.services.jobs.downloads import ResultsDownloads
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
 from core.settings import Settings, SettingsError, get_settings
 
@@ -195,6 +198,13 @@ class App:
         return DynamicsBudget(self.storage.table_service, budget_limits(self.settings))
 
     @property
+    def dynamics_usage(self) -> DynamicsUsage:
+        """What the integration spent of each workspace's Dynamics API budget (the budget's counts)."""
+        return self._once(
+            "dynamics_usage", lambda: DynamicsUsage(self.dynamics_budget, budget_limits(self.settings))
+        )
+
+    @property
     def metadata_cache(self) -> MetadataCache:
         """Dynamics column metadata shared by exports, activities, the fields endpoint and config checks."""
         return self._once("metadata_cache", MetadataCache)
@@ -251,6 +261,18 @@ class App:
     def _allow_local_webhooks(self) -> bool:
         # Never on Azure, whatever the setting says: 127.0.0.1 there is the instance itself.
         return self.settings.get_bool("ALERT_WEBHOOK_ALLOW_LOCAL") and not self.settings.on_azure
+
+    @property
+    def export_downloads(self) -> ResultsDownloads:
+        """Finished exports' per-record results as CSV/NDJSON files in the staging container."""
+        return self._once(
+            "export_downloads",
+            lambda: ResultsDownloads(
+                self.export_store,
+                ResultFiles(self.storage.blob_service, EXPORT_NAMES.container),
+                kind="export",
+            ),
+        )
 
     # --- connection and Dynamics access -------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableServiceClient, UpdateMode
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.job_store import encode_message
+from core.adapters.storage.job_store import encode_message
 from core.domain.alerts import DeliveryState
 
 WEBHOOKS_TABLE = "AlertWebhooks"

@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.adapters.identity.keyvault import SecretStore, SecretStoreUnavailable
-from core.adapters.job_store import JobRow
 from core.adapters.storage.alert_repository import ALERT_QUEUE as ALERT_QUEUE  # the queue triggers' name
 from core.adapters.storage.alert_repository import AlertRepository, Attempt, Delivery, Webhook
+from core.adapters.storage.job_store import JobRow
 from core.adapters.storage.notification_repository import NotificationRepository
 from core.domain.alerts import TEST_EVENT, DeliveryState, JobAlert, JobEvent, validate_webhook_url
 from core.domain.jobs import JobSummary

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.adapters.job_store import JobRow
+from core.adapters.storage.job_store import JobRow
 from core.domain.alerts import JobEvent
 from core.domain.jobs import JobSummary
 
