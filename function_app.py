@@ -21,6 +21,7 @@ from core.entrypoints import (
     token_timer,
     usage_api,
     users_api,
+    window_api,
 )
 
 observability.setup()  # JSON logs with ids and redaction; OpenTelemetry only when its setting is set
@@ -43,3 +44,4 @@ app.register_functions(activities_api.bp)
 app.register_functions(activity_queue.bp)
 app.register_functions(alerts_api.bp)
 app.register_functions(alert_queue.bp)
+app.register_functions(window_api.bp)

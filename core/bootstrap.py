@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -54,6 +55,7 @@ from core.adapters.storage.queues import queue_service
 from core.adapters.storage.result_files import ResultFiles
 from core.adapters.storage.tables import Storage
 from core.adapters.webhook_http import WebhookSender
+from core.adapters.window_files import WindowFiles
 from core.domain.caller import Caller
 from core.domain.config import DynamicsConfig, IntegrationUser
 from core.domain.config_validation import MetadataCheck
@@ -180,6 +182,11 @@ class App:
     def storage(self) -> Storage:
         """Table and blob clients of the app's storage account."""
         return self._once("storage", lambda: Storage.from_settings(self.settings))
+
+    @property
+    def window_files(self) -> WindowFiles:
+        """The built setup window (``static/`` at the repository root, shipped with the app)."""
+        return self._once("window_files", lambda: WindowFiles(WINDOW_ROOT))
 
     @property
     def verifier(self) -> TokenVerifier:
@@ -603,6 +610,8 @@ def build_connection(
     components.ensure_ready()
     return components
 
+
+WINDOW_ROOT = Path(__file__).resolve().parent.parent / "static"
 
 # --- the App of the current settings ------------------------------------------------------------------
 

@@ -141,7 +141,7 @@ def _view(hook: _Hook) -> WebhookView:
     )
 
 
-@bp.route(route="dynamics/alerts/webhook", methods=["GET"])
+@bp.route(route="api/dynamics/alerts/webhook", methods=["GET"])
 @authenticated(admin=True)
 def get_alert_webhook(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     hook = _alerts().webhook(caller.workspace_id)
@@ -150,7 +150,7 @@ def get_alert_webhook(req: func.HttpRequest, caller: Caller) -> func.HttpRespons
     return model_response(_view(hook), headers=_NO_STORE)
 
 
-@bp.route(route="dynamics/alerts/webhook", methods=["PUT"])
+@bp.route(route="api/dynamics/alerts/webhook", methods=["PUT"])
 @authenticated(admin=True)
 def put_alert_webhook(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     body = read_model(req, WebhookRequest, max_bytes=MAX_WEBHOOK_BODY)
@@ -176,7 +176,7 @@ def put_alert_webhook(req: func.HttpRequest, caller: Caller) -> func.HttpRespons
     )
 
 
-@bp.route(route="dynamics/alerts/webhook", methods=["DELETE"])
+@bp.route(route="api/dynamics/alerts/webhook", methods=["DELETE"])
 @authenticated(admin=True)
 def delete_alert_webhook(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     try:
@@ -190,7 +190,7 @@ def delete_alert_webhook(req: func.HttpRequest, caller: Caller) -> func.HttpResp
     return func.HttpResponse(status_code=204)
 
 
-@bp.route(route="dynamics/alerts/webhook/test", methods=["POST"])
+@bp.route(route="api/dynamics/alerts/webhook/test", methods=["POST"])
 @authenticated(admin=True)
 def post_alert_webhook_test(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     try:
@@ -200,7 +200,7 @@ def post_alert_webhook_test(req: func.HttpRequest, caller: Caller) -> func.HttpR
     return model_response(TestQueued(deliveryId=delivery_id), status=202)
 
 
-@bp.route(route="dynamics/alerts/webhook/deliveries", methods=["GET"])
+@bp.route(route="api/dynamics/alerts/webhook/deliveries", methods=["GET"])
 @authenticated(admin=True)
 def get_alert_webhook_deliveries(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     cursor = req.params.get("cursor") or None

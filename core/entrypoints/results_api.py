@@ -55,13 +55,13 @@ def _download(req: func.HttpRequest, caller: Caller, fmt: ResultFormat) -> func.
     )
 
 
-@bp.route(route="dynamics/exports/{jobId}/records.csv", methods=["GET"])
+@bp.route(route="api/dynamics/exports/{jobId}/records.csv", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def get_export_records_csv(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return _download(req, caller, ResultFormat.CSV)
 
 
-@bp.route(route="dynamics/exports/{jobId}/records.ndjson", methods=["GET"])
+@bp.route(route="api/dynamics/exports/{jobId}/records.ndjson", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def get_export_records_ndjson(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return _download(req, caller, ResultFormat.NDJSON)

@@ -116,7 +116,7 @@ def render(view: UsageView) -> DynamicsUsageAnswer:
     )
 
 
-@bp.route(route="dynamics/usage", methods=["GET"])
+@bp.route(route="api/dynamics/usage", methods=["GET"])
 @authenticated(callers=PEOPLE)
 def get_dynamics_usage(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     view = bootstrap.app().dynamics_usage.view(caller.workspace_id)

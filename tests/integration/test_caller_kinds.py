@@ -45,9 +45,7 @@ def _handlers() -> dict[tuple[str, str], Any]:
         for binding in fn.get_bindings():
             if binding.type == "httpTrigger":
                 for method in binding.methods:
-                    found[(str(method).split(".")[-1].upper(), f"/api/{binding.route}")] = (
-                        fn.get_user_function()
-                    )
+                    found[(str(method).split(".")[-1].upper(), f"/{binding.route}")] = fn.get_user_function()
     return found
 
 
