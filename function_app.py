@@ -18,6 +18,7 @@ from core.entrypoints import (
     meta_api,
     notifications_api,
     results_api,
+    retention_timer,
     token_timer,
     usage_api,
     users_api,
@@ -33,6 +34,7 @@ app.register_functions(config_api.bp)
 app.register_functions(connection_api.bp)
 app.register_functions(notifications_api.bp)
 app.register_functions(token_timer.bp)
+app.register_functions(retention_timer.bp)
 app.register_functions(exports_api.bp)
 app.register_functions(results_api.bp)
 app.register_functions(export_queue.bp)

@@ -95,6 +95,13 @@ from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService, SavedVersion
 from core.services.jobs.downloads import ResultsDownloads
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
+from core.services.jobs.retention import (
+    DEFAULT_MAX_DELETES,
+    DEFAULT_RESULTS_DAYS,
+    DEFAULT_SUMMARY_DAYS,
+    JobRetention,
+    RetentionPolicy,
+)
 from core.settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger(__name__)
@@ -278,6 +285,21 @@ class App:
                 self.export_store,
                 ResultFiles(self.storage.blob_service, EXPORT_NAMES.container),
                 kind="export",
+            ),
+        )
+
+    @property
+    def retention(self) -> JobRetention:
+        """Deletes finished jobs' results, then their summaries, once older than the settings say."""
+        return self._once(
+            "retention",
+            lambda: JobRetention(
+                [self.export_store, self.activity_store],
+                RetentionPolicy(
+                    results_days=self.settings.get_int("RESULTS_RETENTION_DAYS") or DEFAULT_RESULTS_DAYS,
+                    summary_days=self.settings.get_int("JOB_SUMMARY_RETENTION_DAYS") or DEFAULT_SUMMARY_DAYS,
+                    max_deletes=self.settings.get_int("RETENTION_MAX_DELETES_PER_RUN") or DEFAULT_MAX_DELETES,
+                ),
             ),
         )
 

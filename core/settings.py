@@ -215,6 +215,25 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "Local development only: also admit webhook URLs on 127.0.0.1, over http or https (ignored on "
         "Azure).",
     ),
+    # --- Retention ---
+    SettingSpec(
+        "RESULTS_RETENTION_DAYS",
+        "30",
+        "Days a finished job's per-record results, staged records and download files are kept; then the "
+        "retention timer deletes them (the job's summary stays).",
+    ),
+    SettingSpec(
+        "JOB_SUMMARY_RETENTION_DAYS",
+        "400",
+        "Days a job's summary (state, counts, who, when) is kept; then the retention timer deletes it. At "
+        "least RESULTS_RETENTION_DAYS.",
+    ),
+    SettingSpec("RETENTION_SCHEDULE", "0 */10 * * * *", "NCRONTAB schedule of the retention timer."),
+    SettingSpec(
+        "RETENTION_MAX_DELETES_PER_RUN",
+        "20000",
+        "Rows and blobs one retention timer run deletes at most; the next run goes on where it stopped.",
+    ),
     # --- Observability ---
     SettingSpec(
         "APPLICATIONINSIGHTS_CONNECTION_STRING",

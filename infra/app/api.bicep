@@ -130,6 +130,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'EXPORT_CHUNK_SIZE', value: '500' }
         { name: 'EXPORT_MAX_ATTEMPTS', value: '5' }
         { name: 'JOBS_MAX_ACTIVE_PER_WORKSPACE', value: '20' }
+        // Retention of job results and summaries.
+        { name: 'RESULTS_RETENTION_DAYS', value: '30' }
+        { name: 'JOB_SUMMARY_RETENTION_DAYS', value: '400' }
+        { name: 'RETENTION_SCHEDULE', value: '0 */10 * * * *' }
+        { name: 'RETENTION_MAX_DELETES_PER_RUN', value: '20000' }
         // Activities (engagement events).
         { name: 'ACTIVITY_CHUNK_SIZE', value: '1000' }
         { name: 'ACTIVITY_LINKEDIN_TABLE', value: 'auto' }
