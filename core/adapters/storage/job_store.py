@@ -315,10 +315,14 @@ class JobStore:
         counts: Mapping[str, int],
         records: int,
         error: str | None = None,
+        error_codes: Mapping[str, int] | None = None,
     ) -> None:
+        """The chunk's final row: state, counts and its failed records per error code (``errorCodes``,
+        a small JSON object: ``core.domain.jobs.error_codes`` bounds it)."""
         extra: dict[str, Any] = {f"count_{k}": int(counts.get(k, 0)) for k in COUNT_KEYS}
         extra["records"] = records
         extra["error"] = error or ""
+        extra["errorCodes"] = json.dumps(dict(error_codes or {}), separators=(",", ":"))
         self.put_chunk(workspace_id, job_id, index, state, **extra)
 
     def get_chunk(self, workspace_id: str, job_id: str, index: int) -> ChunkStatus | None:
@@ -684,4 +688,18 @@ def _chunk_from_row(row: Mapping[str, Any]) -> ChunkStatus:
         records=int(row.get("records", 0) or 0),
         error=(str(row["error"]) if row.get("error") else None),
         attempts=int(row.get("attempts", 0) or 0),
+        error_codes=_error_codes(row.get("errorCodes")),
     )
+
+
+def _error_codes(value: Any) -> dict[str, int]:
+    """A chunk row's ``errorCodes`` (rows written before it existed have none)."""
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(str(value))
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k): int(v) for k, v in parsed.items() if isinstance(v, int)}
