@@ -6,6 +6,8 @@ from core import observability
 from core.entrypoints import (
     activities_api,
     activity_queue,
+    alert_queue,
+    alerts_api,
     catalog_api,
     config_api,
     connection_api,
@@ -42,4 +44,6 @@ app.register_functions(users_api.bp)
 app.register_functions(usage_api.bp)
 app.register_functions(activities_api.bp)
 app.register_functions(activity_queue.bp)
+app.register_functions(alerts_api.bp)
+app.register_functions(alert_queue.bp)
 app.register_functions(window_api.bp)

@@ -192,6 +192,29 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("DYNAMICS_LIMIT_CONCURRENT", "52", "Dataverse service protection: concurrent requests."),
     SettingSpec("DYNAMICS_LIMIT_WINDOW_S", "300", "Dataverse service protection: sliding window in seconds."),
+    # --- Alerts ---
+    SettingSpec(
+        "ALERT_WEBHOOK_MAX_ATTEMPTS",
+        "8",
+        "Attempts at one webhook delivery (the first included) before it is logged dead.",
+    ),
+    SettingSpec(
+        "ALERT_WEBHOOK_BACKOFF_S",
+        "30",
+        "Seconds before the second attempt at a webhook delivery; doubled for each further one, at most "
+        "3600.",
+    ),
+    SettingSpec(
+        "ALERT_WEBHOOK_TIMEOUT_S",
+        "10",
+        "Seconds a webhook receiver has to answer one attempt (connect at most 5 of them).",
+    ),
+    SettingSpec(
+        "ALERT_WEBHOOK_ALLOW_LOCAL",
+        "false",
+        "Local development only: also admit webhook URLs on 127.0.0.1, over http or https (ignored on "
+        "Azure).",
+    ),
     # --- Retention ---
     SettingSpec(
         "RESULTS_RETENTION_DAYS",

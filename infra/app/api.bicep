@@ -145,6 +145,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'DYNAMICS_LIMIT_EXECUTION_S', value: '1200' }
         { name: 'DYNAMICS_LIMIT_CONCURRENT', value: '52' }
         { name: 'DYNAMICS_LIMIT_WINDOW_S', value: '300' }
+        // Alerts: webhook deliveries (the signing secrets are Key Vault secrets the app creates at run time).
+        { name: 'ALERT_WEBHOOK_MAX_ATTEMPTS', value: '8' }
+        { name: 'ALERT_WEBHOOK_BACKOFF_S', value: '30' }
+        { name: 'ALERT_WEBHOOK_TIMEOUT_S', value: '10' }
+        { name: 'ALERT_WEBHOOK_ALLOW_LOCAL', value: 'false' } // local development only: never on Azure
       ]
     }
   }

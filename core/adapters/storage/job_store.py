@@ -39,7 +39,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableServiceClient, UpdateMode
+from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
@@ -315,10 +315,14 @@ class JobStore:
         counts: Mapping[str, int],
         records: int,
         error: str | None = None,
+        error_codes: Mapping[str, int] | None = None,
     ) -> None:
+        """The chunk's final row: state, counts and its failed records per error code (``errorCodes``,
+        a small JSON object: ``core.domain.jobs.error_codes`` bounds it)."""
         extra: dict[str, Any] = {f"count_{k}": int(counts.get(k, 0)) for k in COUNT_KEYS}
         extra["records"] = records
         extra["error"] = error or ""
+        extra["errorCodes"] = json.dumps(dict(error_codes or {}), separators=(",", ":"))
         self.put_chunk(workspace_id, job_id, index, state, **extra)
 
     def get_chunk(self, workspace_id: str, job_id: str, index: int) -> ChunkStatus | None:
@@ -509,12 +513,24 @@ class JobStore:
         return bool(row.get("recordsDeleted"))
 
     def delete_job_rows(self, workspace_id: str, job_id: str, table: str, budget: int) -> tuple[int, bool]:
-        """Delete up to ``budget`` rows of the job's partition in ``table`` (its records or its chunks), in
-        entity-group transactions of 100; (how many, whether none is left)."""
+        """Delete up to ``budget`` rows of the job's partitions in ``table`` (its records, with an activity
+        job's exported contacts, or its chunks), in entity-group transactions of 100; (how many, whether
+        none is left)."""
         client = self._tables.get_table_client(table)
+        partition = _job_partition(workspace_id, job_id)
+        deleted = 0
+        for pk in (partition, f"{partition}~contacts"):
+            done, more = self._delete_partition(client, pk, budget - deleted)
+            deleted += done
+            if more:
+                return deleted, False
+        return deleted, True
+
+    @staticmethod
+    def _delete_partition(client: Any, partition: str, budget: int) -> tuple[int, bool]:
         rows = client.query_entities(
             "PartitionKey eq @pk",
-            parameters={"pk": _job_partition(workspace_id, job_id)},
+            parameters={"pk": partition},
             select=["PartitionKey", "RowKey"],
             results_per_page=_TABLE_BATCH,
         )
@@ -524,17 +540,17 @@ class JobStore:
             if not keys:
                 continue
             if deleted + len(keys) > budget:
-                return deleted, False
+                return deleted, True
             try:
                 client.submit_transaction([("delete", key) for key in keys])
-            except ResourceNotFoundError:  # someone else deleted one of them: one by one
+            except (TableTransactionError, ResourceNotFoundError):  # one was gone already: one by one
                 for key in keys:
                     try:
                         client.delete_entity(key["PartitionKey"], key["RowKey"])
                     except ResourceNotFoundError:
                         pass
             deleted += len(keys)
-        return deleted, True
+        return deleted, False
 
     def delete_staged(self, workspace_id: str, job_id: str, budget: int) -> tuple[int, bool]:
         """Delete up to ``budget`` blobs of the job's folder (request, chunks, download files)."""
@@ -672,4 +688,18 @@ def _chunk_from_row(row: Mapping[str, Any]) -> ChunkStatus:
         records=int(row.get("records", 0) or 0),
         error=(str(row["error"]) if row.get("error") else None),
         attempts=int(row.get("attempts", 0) or 0),
+        error_codes=_error_codes(row.get("errorCodes")),
     )
+
+
+def _error_codes(value: Any) -> dict[str, int]:
+    """A chunk row's ``errorCodes`` (rows written before it existed have none)."""
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(str(value))
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k): int(v) for k, v in parsed.items() if isinstance(v, int)}

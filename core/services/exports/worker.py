@@ -14,6 +14,7 @@ from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.items import ExportItem, StagedRecord
 from core.services.exports.run import ExportRun
 from core.services.jobs.engine import Chunk, ChunkJobWorker
+from core.services.jobs.events import JobEvents
 from core.services.jobs.messages import ClientFactory, ReconnectCheck
 
 
@@ -29,8 +30,16 @@ class ExportWorker(ChunkJobWorker):
         metadata: MetadataCache | None = None,
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        events: JobEvents | None = None,
     ) -> None:
-        super().__init__(store, client_for, max_attempts=max_attempts, budget=budget, reconnected=reconnected)
+        super().__init__(
+            store,
+            client_for,
+            max_attempts=max_attempts,
+            budget=budget,
+            reconnected=reconnected,
+            events=events,
+        )
         self.metadata = metadata or MetadataCache()
 
     def platform_id(self, staged: StagedRow) -> str:
