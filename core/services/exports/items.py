@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.domain.export_plan import DesiredLink, DesiredValue
-from core.domain.jobs import FieldError, RecordOutcome
+from core.domain.jobs import FieldError, RecordOutcome, RecordWarning
 
 
 @dataclass(eq=False)  # identity semantics: items key the per-record failure maps
@@ -22,5 +22,6 @@ class ExportItem:
     links: list[DesiredLink] = field(default_factory=list)
     errors: list[FieldError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[RecordWarning] = field(default_factory=list)
     outcome: RecordOutcome | None = None
     has_record_value: bool = False  # a value from the record itself (not only fixed/manual constants)
