@@ -15,8 +15,11 @@ from core.entrypoints import (
     integrations_api,
     meta_api,
     notifications_api,
+    results_api,
     token_timer,
+    usage_api,
     users_api,
+    window_api,
 )
 
 observability.setup()  # JSON logs with ids and redaction; OpenTelemetry only when its setting is set
@@ -29,9 +32,12 @@ app.register_functions(connection_api.bp)
 app.register_functions(notifications_api.bp)
 app.register_functions(token_timer.bp)
 app.register_functions(exports_api.bp)
+app.register_functions(results_api.bp)
 app.register_functions(export_queue.bp)
 app.register_functions(fields_api.bp)
 app.register_functions(catalog_api.bp)
 app.register_functions(users_api.bp)
+app.register_functions(usage_api.bp)
 app.register_functions(activities_api.bp)
 app.register_functions(activity_queue.bp)
+app.register_functions(window_api.bp)

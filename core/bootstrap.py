@@ -26,19 +26,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 from azure.data.tables import TableServiceClient
 from pydantic import ValidationError
 
+from core.adapters.dataverse.budget import BudgetLimits, DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.identity.auth import TokenVerifier
 from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
 from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
 from core.adapters.identity.token_crypto import KeyWrapper, TokenCipher
-from core.adapters.job_store import JobStore
 from core.adapters.storage.config_repository import ConfigRepository
 from core.adapters.storage.connection_repository import (
     CONNECTIONS_TABLE,
@@ -47,10 +47,13 @@ from core.adapters.storage.connection_repository import (
     ConnectionRepository,
 )
 from core.adapters.storage.integrations_repository import IntegrationsRepository
+from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.leases import LEASES_TABLE, TableLeases
 from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
 from core.adapters.storage.queues import queue_service
+from core.adapters.storage.result_files import ResultFiles
 from core.adapters.storage.tables import Storage
+from core.adapters.window_files import WindowFiles
 from core.domain.caller import Caller
 from core.domain.config import DynamicsConfig, IntegrationUser
 from core.domain.config_validation import MetadataCheck
@@ -80,12 +83,14 @@ from core.services.connection.tokens import TokenService, utcnow
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.fields import FieldsService
 from core.services.dynamics.metadata_cache import MetadataCache
+from core.services.dynamics.usage import DynamicsUsage
 from core.services.dynamics.users import DynamicsUsers, PageCache
 from core.services.exports.contacts_for_jobs import ContactExport
 from core.services.exports.service import EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService, SavedVersion
+from core.services.jobs.downloads import ResultsDownloads
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
 from core.settings import Settings, SettingsError, get_settings
 
@@ -176,6 +181,11 @@ class App:
         return self._once("storage", lambda: Storage.from_settings(self.settings))
 
     @property
+    def window_files(self) -> WindowFiles:
+        """The built setup window (``static/`` at the repository root, shipped with the app)."""
+        return self._once("window_files", lambda: WindowFiles(WINDOW_ROOT))
+
+    @property
     def verifier(self) -> TokenVerifier:
         """Verifies the platform's caller tokens (``AuthConfigurationError`` when not configured)."""
         return self._once("verifier", lambda: TokenVerifier.from_settings(self.settings))
@@ -190,6 +200,13 @@ class App:
         if not self.settings.get_bool("DYNAMICS_BUDGET_ENABLED"):
             return None
         return DynamicsBudget(self.storage.table_service, budget_limits(self.settings))
+
+    @property
+    def dynamics_usage(self) -> DynamicsUsage:
+        """What the integration spent of each workspace's Dynamics API budget (the budget's counts)."""
+        return self._once(
+            "dynamics_usage", lambda: DynamicsUsage(self.dynamics_budget, budget_limits(self.settings))
+        )
 
     @property
     def metadata_cache(self) -> MetadataCache:
@@ -217,6 +234,18 @@ class App:
                 self.storage.blob_service,
                 queue_service(self.settings),
                 ACTIVITY_NAMES,
+            ),
+        )
+
+    @property
+    def export_downloads(self) -> ResultsDownloads:
+        """Finished exports' per-record results as CSV/NDJSON files in the staging container."""
+        return self._once(
+            "export_downloads",
+            lambda: ResultsDownloads(
+                self.export_store,
+                ResultFiles(self.storage.blob_service, EXPORT_NAMES.container),
+                kind="export",
             ),
         )
 
@@ -533,6 +562,8 @@ def build_connection(
     components.ensure_ready()
     return components
 
+
+WINDOW_ROOT = Path(__file__).resolve().parent.parent / "static"
 
 # --- the App of the current settings ------------------------------------------------------------------
 

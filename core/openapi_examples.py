@@ -683,6 +683,58 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "nextCursor": None,
         }
     },
+    ("GET", "/api/dynamics/usage"): {
+        "response": {
+            "recorded": True,
+            "limits": {
+                "requests": 6000,
+                "executionSeconds": 1200.0,
+                "concurrentRequests": 52,
+                "windowSeconds": 300.0,
+            },
+            "window": {
+                "requests": 214,
+                "throttled": 0,
+                "executionSeconds": 41.873,
+                "busiestJob": {
+                    "kind": "export",
+                    "jobId": "0b7c61f4-31a2-4f0e-9f5a-0d8c2b7e4a11",
+                    "requests": 198,
+                    "executionSeconds": 39.2,
+                },
+                "start": "2026-11-27T09:10:00Z",
+                "end": "2026-11-27T09:15:02.118000Z",
+                "requestsShare": 0.0357,
+                "executionShare": 0.0349,
+            },
+            "days": [
+                {
+                    "date": "2026-11-27",
+                    "requests": 1874,
+                    "throttled": 3,
+                    "executionSeconds": 402.511,
+                    "busiestJob": {
+                        "kind": "export",
+                        "jobId": "0b7c61f4-31a2-4f0e-9f5a-0d8c2b7e4a11",
+                        "requests": 1204,
+                        "executionSeconds": 250.3,
+                    },
+                },
+                {
+                    "date": "2026-11-26",
+                    "requests": 96,
+                    "throttled": 0,
+                    "executionSeconds": 12.04,
+                    "busiestJob": None,
+                },
+            ],
+            "reportedByDynamics": {
+                "at": "2026-11-27T09:15:01.904000Z",
+                "requestsRemaining": 5772,
+                "executionSecondsRemaining": 1154.37,
+            },
+        }
+    },
     ("GET", "/api/notifications"): {"response": {"notifications": [_NOTIFICATION]}},
     ("POST", "/api/notifications/{notification_id}/read"): {
         "response": {**_NOTIFICATION, "read": True, "readAt": "2026-11-27T09:20:41.512Z"}

@@ -61,7 +61,7 @@ class NotificationList(BaseModel):
     notifications: list[NotificationView] = Field(description="newest first")
 
 
-@bp.route(route="notifications", methods=["GET"])
+@bp.route(route="api/notifications", methods=["GET"])
 @authenticated()
 def notifications_list(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     items = _components().notifications.list(caller.workspace_id)
@@ -71,7 +71,7 @@ def notifications_list(req: func.HttpRequest, caller: Caller) -> func.HttpRespon
     )
 
 
-@bp.route(route="notifications/{notification_id}/read", methods=["POST"])
+@bp.route(route="api/notifications/{notification_id}/read", methods=["POST"])
 @authenticated()
 def notifications_mark_read(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     notification_id = req.route_params.get("notification_id", "")

@@ -16,7 +16,7 @@ var tables = [
   'DynamicsAuthFlows' // pending OAuth auth-code flows, redeemed once
   'Notifications' // in-app "reconnect Dynamics" notices
   'Leases' // token refresh leases (core/adapters/storage/leases.py)
-  'DynamicsBudget' // each Dynamics user's shared API budget (core/adapters/dynamics_budget.py)
+  'DynamicsBudget' // each Dynamics user's shared API budget (core/adapters/dataverse/budget.py)
   'ExportJobs'
   'ExportChunks'
   'ExportRecords'

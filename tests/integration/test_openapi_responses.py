@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 import pytest
+import requests
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueServiceClient
 from jsonschema import Draft202012Validator
@@ -39,7 +40,9 @@ from core.entrypoints import (
     integrations_api,
     meta_api,
     notifications_api,
+    results_api,
     token_timer,
+    usage_api,
     users_api,
 )
 from core.openapi_examples import EXAMPLES
@@ -288,6 +291,18 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             expect=200,
         )
         assert [r["action"] for r in body_json(records)["records"]] == ["created", "skipped"]
+        for fmt, fn in (
+            ("csv", results_api.get_export_records_csv),
+            ("ndjson", results_api.get_export_records_ndjson),
+        ):
+            link = walk(
+                "GET", f"/api/dynamics/exports/{{jobId}}/records.{fmt}", fn, route_params=job, expect=302
+            )
+            file = requests.get(link.headers["Location"], timeout=10)
+            assert file.status_code == 200 and export_request["records"][0]["id"] in file.text
+        usage = body_json(walk("GET", "/api/dynamics/usage", usage_api.get_dynamics_usage, expect=200))
+        assert usage["window"]["busiestJob"]["jobId"] == job["jobId"], usage
+        assert usage["days"][0]["requests"] >= usage["window"]["busiestJob"]["requests"] > 0
 
         # --- activities of the exported contact, run by the activity queue's worker
         activities_request = copy.deepcopy(EXAMPLES[("POST", "/api/dynamics/activities")]["request"])

@@ -21,7 +21,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.services.exports.service import EXPORT_NAMES
 from devhost.launcher import DevHostProcess
 from emulators.dataverse import DataverseEmulator

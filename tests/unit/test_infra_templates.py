@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from core.adapters import dynamics_budget
+from core.adapters.dataverse import budget as dynamics_budget
 from core.adapters.storage import (
     config_repository,
     connection_repository,

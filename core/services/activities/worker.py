@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
 
+from core.adapters.dataverse.budget import DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DataverseError
-from core.adapters.dynamics_budget import DynamicsBudget
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore, StagedRow
 from core.domain.activities import ActivityEvent, choose_linkedin_table
 from core.domain.config import DynamicsConfig
 from core.domain.jobs import RecordOutcome
-from core.services.activities.items import EventItem
+from core.services.activities.items import EventItem, StagedEvent
 from core.services.activities.run import ActivityRun
 from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.jobs.contact_export import ContactExporter
@@ -57,8 +56,8 @@ class ActivityWorker(ChunkJobWorker):
         self._linkedin_lock = threading.Lock()
         self._linkedin: dict[str, str] = {}
 
-    def platform_id(self, staged: Mapping[str, Any]) -> str:
-        return str(staged["event"].get("id", ""))
+    def platform_id(self, staged: StagedRow) -> str:
+        return StagedEvent.from_row(staged).platform_id
 
     def run_chunk(self, chunk: Chunk) -> list[RecordOutcome]:
         request = chunk.request
@@ -80,13 +79,8 @@ class ActivityWorker(ChunkJobWorker):
                 if isinstance(i, Mapping) and i.get("userId")
             },
             items=[
-                EventItem(
-                    int(s["seq"]),
-                    ActivityEvent.from_json(s["event"]),
-                    s.get("contact"),
-                    export_as=s.get("exportAs"),
-                )
-                for s in chunk.staged
+                EventItem(s.seq, ActivityEvent.from_json(s.event), s.contact, export_as=s.export_as)
+                for s in map(StagedEvent.from_row, chunk.staged)
             ],
         )
         return run.execute()

@@ -75,6 +75,7 @@ class ExportRun:
         user_id: str,
         dry_run: bool,
         items: list[ExportItem],
+        identity_id: str | None = None,
     ) -> None:
         self.client = client
         self.connection = connection
@@ -83,6 +84,7 @@ class ExportRun:
         self.config = config
         self.manual_values = manual_values
         self.user_id = user_id
+        self.identity_id = identity_id  # a campaign's identity: its Dynamics user writes (step 4)
         self.dry_run = dry_run
         self.items = items
         self.identifiers = IdentifierConfig.from_model(config.sync_identifiers)
@@ -95,7 +97,7 @@ class ExportRun:
         return self._columns_of(self.client, table)
 
     def execute(self) -> list[RecordOutcome]:
-        owner = choose_owners(self.client, self.connection, self.config, self.user_id)
+        owner = choose_owners(self.client, self.connection, self.config, self.user_id, self.identity_id)
         table = self.entity.table
         entity = Entity.CONTACT if table == "contact" else Entity.COMPANY
         columns = self.columns(table)

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from core.adapters.dataverse.budget import DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import failure_reason
-from core.adapters.dynamics_budget import DynamicsBudget
-from core.adapters.job_store import JobRow, JobStore
+from core.adapters.storage.job_store import JobRow, JobStore, StagedRow
 from core.domain.connection import (
     DynamicsConnection,
     NotConnected,
@@ -60,7 +60,7 @@ class Chunk:
     index: int
     job: JobRow
     request: dict[str, Any]  # the staged request (configuration snapshot, user, options)
-    staged: list[dict[str, Any]]  # the chunk's staged rows, each with its "seq"
+    staged: list[StagedRow]  # the chunk's staged rows
     client: DataverseClient
     connection: DynamicsConnection
     checkpoints: Checkpoints
@@ -94,7 +94,7 @@ class ChunkJobWorker(ABC):
         """Run the chunk's staged rows against Dynamics; one outcome per row. Raises to retry."""
 
     @abstractmethod
-    def platform_id(self, staged: Mapping[str, Any]) -> str:
+    def platform_id(self, staged: StagedRow) -> str:
         """The id a staged row's record is reported under."""
 
     def handle(self, message: ChunkMessage, dequeue_count: int = 1) -> ChunkState:
@@ -115,7 +115,7 @@ class ChunkJobWorker(ABC):
             return ChunkState.FAILED
         # The first delivery has no earlier checkpoints to read back.
         first_attempt = status is not None and status.attempts == 0
-        records = {int(s["seq"]): self.platform_id(s) for s in staged}
+        records = {s.seq: self.platform_id(s) for s in staged}
         if self._enabled is not None and not self._enabled(ws):
             # Not even a token is asked for; an earlier attempt's in-flight marks turn pending.
             checkpoints = Checkpoints(self.store, ws, job_id, records)
@@ -130,7 +130,8 @@ class ChunkJobWorker(ABC):
         try:
             client, connection = self._client_for(ws)
             chunk = Chunk(ws, job_id, index, job, request, staged, client, connection, checkpoints)
-            with self._budget.working(ws) if self._budget is not None else nullcontext():
+            budget = self._budget
+            with budget.working(ws, job=f"{self.kind}:{job_id}") if budget is not None else nullcontext():
                 outcomes = self.run_chunk(chunk)
         except ChunkHalted as halted:
             log.info("%s chunk halted: %s", self.kind, halted.reason, extra=where)
@@ -210,15 +211,13 @@ class ChunkJobWorker(ABC):
         )
         if staged is None:
             return
-        checkpoints = Checkpoints(
-            self.store, message.workspace_id, message.job_id, (int(s["seq"]) for s in staged)
-        )
+        checkpoints = Checkpoints(self.store, message.workspace_id, message.job_id, (s.seq for s in staged))
         self._fail(message, staged, checkpoints, reason)
 
     def _fail(
-        self, message: ChunkMessage, staged: list[dict[str, Any]], checkpoints: Checkpoints, reason: str
+        self, message: ChunkMessage, staged: list[StagedRow], checkpoints: Checkpoints, reason: str
     ) -> None:
-        counts = checkpoints.fail({int(s["seq"]): self.platform_id(s) for s in staged}, reason)
+        counts = checkpoints.fail({s.seq: self.platform_id(s) for s in staged}, reason)
         self.store.finish_chunk(
             message.workspace_id,
             message.job_id,

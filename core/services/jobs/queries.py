@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from azure.core.exceptions import ResourceExistsError
 
-from core.adapters.job_store import JobRow, JobStore, StoredOutcome
+from core.adapters.storage.job_store import JobRow, JobStore
 from core.domain.integration_switch import DYNAMICS, IntegrationDisabled
 from core.domain.jobs import (
     COUNT_KEYS,
@@ -39,6 +39,7 @@ from core.domain.jobs import (
     empty_counts,
     job_state,
 )
+from core.services.jobs.merged import join_merged
 
 DEFAULT_MAX_ACTIVE_JOBS = 20
 ACTIVE_JOB_WINDOW = dt.timedelta(hours=24)
@@ -227,21 +228,7 @@ class JobQueries:
         return {"records": details, "nextCursor": page.next_cursor}
 
     def _join_merged(self, workspace_id: str, job_id: str, details: list[dict[str, Any]]) -> None:
-        """A record skipped as the same person/company as an earlier record of the job carries that
-        record's Dynamics id and action (``mergedInto``), read now: it ran after the skip was decided.
-        One row read per distinct earlier record on the page; before that record has a result, ``action``
-        and the ids are null."""
-        merged = [d for d in details if isinstance(d.get("mergedInto"), dict)]
-        into: dict[int, StoredOutcome | None] = {}
-        for detail in merged:
-            seq = int(detail["mergedInto"].get("seq", -1))
-            if seq not in into:
-                rows = self._store.outcomes_between(workspace_id, job_id, seq, seq) if seq >= 0 else []
-                into[seq] = rows[0] if rows else None
-            keeper = into[seq]
-            detail["mergedInto"]["action"] = keeper.action.value if keeper is not None else None
-            detail["mergedInto"]["dynamicsId"] = keeper.dynamics_id if keeper is not None else None
-            detail["dynamicsId"] = keeper.dynamics_id if keeper is not None else None
+        join_merged(self._store, workspace_id, job_id, details)
 
     def resume_paused(self, workspace_id: str) -> int:
         """Re-enqueue every paused chunk whose cause is gone: those paused for the Dynamics token, and

@@ -15,7 +15,7 @@ Layout (workspace ids are validated by ``core.domain.caller`` and safe as keys),
   pauses for the Dynamics token, removed by a resume that saw no newer pause; the token timer resumes
   the marked workspaces that are connected again without scanning every job.
 
-What it returns is typed: ``JobRow``, ``ChunkStatus``, ``StoredOutcome`` (pages of them).
+What it returns is typed: ``JobRow``, ``ChunkStatus``, ``StagedRow``, ``StoredOutcome`` (pages of them).
 
 Over 400 lines on purpose: one class owns a job's whole layout across three services (tables, blobs,
 queue), so the crash-safe write orders (blobs, job row, chunk rows, messages; a paused chunk's row, then
@@ -28,7 +28,7 @@ import base64
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +43,7 @@ from azure.data.tables import TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.table_transactions import replace_entities
+from core.adapters.storage.table_transactions import replace_entities
 from core.domain.jobs import (
     COUNT_KEYS,
     ChunkState,
@@ -103,6 +103,8 @@ class JobRow:
     skipped_count: int = 0  # duplicates within the submitted list, exported once
     staging: str = ""  # the blob folder of this job's request and chunks (see JobStore._blob)
     error: str | None = None
+    # When retention began deleting the job's per-record results and staged payloads (ISO 8601, UTC).
+    records_deleted_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,23 @@ class StoredOutcome:
     def changes(self) -> dict[str, Any] | None:
         changes = self.detail.get("changes")
         return changes if isinstance(changes, dict) else None
+
+
+@dataclass(frozen=True)
+class StagedRow:
+    """One staged record of a chunk: its position in the submitted list and what the job kind staged for
+    it (the kind reads its own fields: an export's ``record``, an activity's ``event`` and ``contact``).
+    Stored as one JSON object, ``{"seq": ..., **fields}``."""
+
+    seq: int
+    fields: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.fields, "seq": self.seq}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> StagedRow:
+        return cls(int(value["seq"]), {k: v for k, v in value.items() if k != "seq"})
 
 
 @dataclass(frozen=True)
@@ -183,17 +202,17 @@ class JobStore:
         return result
 
     def stage_chunk(
-        self, workspace_id: str, job_id: str, index: int, records: list[dict[str, Any]], *, staging: str = ""
+        self, workspace_id: str, job_id: str, index: int, rows: Sequence[StagedRow], *, staging: str = ""
     ) -> None:
         self._blob(workspace_id, job_id, f"chunk-{index:06d}.json", staging).upload_blob(
-            json.dumps(records, separators=(",", ":")).encode(), overwrite=True
+            json.dumps([row.to_json() for row in rows], separators=(",", ":")).encode(), overwrite=True
         )
 
     def stage_chunks(
         self,
         workspace_id: str,
         job_id: str,
-        chunks: Sequence[list[dict[str, Any]]],
+        chunks: Sequence[Sequence[StagedRow]],
         *,
         staging: str = "",
     ) -> None:
@@ -204,16 +223,13 @@ class JobStore:
             range(len(chunks)),
         )
 
-    def load_chunk(
-        self, workspace_id: str, job_id: str, index: int, *, staging: str = ""
-    ) -> list[dict[str, Any]]:
+    def load_chunk(self, workspace_id: str, job_id: str, index: int, *, staging: str = "") -> list[StagedRow]:
         data = self._blob(workspace_id, job_id, f"chunk-{index:06d}.json", staging).download_blob().readall()
-        result: list[dict[str, Any]] = json.loads(data)
-        return result
+        return [StagedRow.from_json(row) for row in json.loads(data)]
 
     def try_load_chunk(
         self, workspace_id: str, job_id: str, index: int, *, staging: str = ""
-    ) -> list[dict[str, Any]] | None:
+    ) -> list[StagedRow] | None:
         """The staged records of a chunk; ``None`` when the job has no such chunk."""
         try:
             return self.load_chunk(workspace_id, job_id, index, staging=staging)
@@ -455,6 +471,19 @@ class JobStore:
                 break
         return RecordsPage(page, last if len(page) >= limit else None)
 
+    def iter_outcome_pages(
+        self, workspace_id: str, job_id: str, page_size: int = 1000
+    ) -> Iterator[list[StoredOutcome]]:
+        """Every saved outcome of the job in submission order, a page of ``page_size`` at a time: one
+        query followed by its continuation tokens, so only the current page is ever in memory."""
+        rows = self._tables.get_table_client(self.names.records_table).query_entities(
+            "PartitionKey eq @pk",
+            parameters={"pk": _job_partition(workspace_id, job_id)},
+            results_per_page=page_size,
+        )
+        for page in rows.by_page():
+            yield [_outcome_from_row(row) for row in page]
+
     # -- queue ----------------------------------------------------------------------------------
     def enqueue_chunks(self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int]) -> None:
         queue = self._queues.get_queue_client(self.names.queue)
@@ -539,6 +568,7 @@ def _job_from_row(row: Mapping[str, Any]) -> JobRow:
         skipped_count=int(row.get("skippedCount", 0) or 0),
         staging=str(row.get("staging") or ""),
         error=(str(row["error"]) if row.get("error") else None),
+        records_deleted_at=(str(row["recordsDeletedAt"]) if row.get("recordsDeletedAt") else None),
     )
 
 
