@@ -22,6 +22,7 @@ from core.services.activities.run import ActivityRun
 from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.jobs.contact_export import ContactExporter
 from core.services.jobs.engine import Chunk, ChunkJobWorker
+from core.services.jobs.events import JobEvents
 from core.services.jobs.messages import ClientFactory, EnabledCheck, ReconnectCheck
 
 
@@ -40,6 +41,7 @@ class ActivityWorker(ChunkJobWorker):
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
         dynamics_enabled: EnabledCheck | None = None,
+        events: JobEvents | None = None,
     ) -> None:
         super().__init__(
             store,
@@ -48,6 +50,7 @@ class ActivityWorker(ChunkJobWorker):
             budget=budget,
             reconnected=reconnected,
             dynamics_enabled=dynamics_enabled,
+            events=events,
         )
         self.metadata = metadata or MetadataCache()
         # The export pipeline, for contacts exported before their activities (exportMissingContacts).

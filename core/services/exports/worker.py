@@ -14,6 +14,7 @@ from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.items import ExportItem, StagedRecord
 from core.services.exports.run import ExportRun
 from core.services.jobs.engine import Chunk, ChunkJobWorker
+from core.services.jobs.events import JobEvents
 from core.services.jobs.messages import ClientFactory, EnabledCheck, ReconnectCheck
 
 
@@ -30,6 +31,7 @@ class ExportWorker(ChunkJobWorker):
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
         dynamics_enabled: EnabledCheck | None = None,
+        events: JobEvents | None = None,
     ) -> None:
         super().__init__(
             store,
@@ -38,6 +40,7 @@ class ExportWorker(ChunkJobWorker):
             budget=budget,
             reconnected=reconnected,
             dynamics_enabled=dynamics_enabled,
+            events=events,
         )
         self.metadata = metadata or MetadataCache()
 

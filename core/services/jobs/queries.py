@@ -31,13 +31,13 @@ from azure.core.exceptions import ResourceExistsError
 from core.adapters.storage.job_store import JobRow, JobStore
 from core.domain.integration_switch import DYNAMICS, IntegrationDisabled
 from core.domain.jobs import (
-    COUNT_KEYS,
     PAUSED_CHUNK_STATES,
     ChunkState,
     JobState,
+    JobSummary,
     RecordOutcome,
-    empty_counts,
     job_state,
+    summarize_job,
 )
 from core.services.jobs.merged import join_merged
 
@@ -170,38 +170,35 @@ class JobQueries:
             return None
         return self._status_of(job)
 
+    def summary(self, job: JobRow) -> JobSummary:
+        """The job's state, counts, progress and top error codes, from one query of its chunk rows."""
+        return summarize_job(
+            self._store.list_chunks(job.workspace_id, job.job_id),
+            total_chunks=job.total_chunks,
+            total_records=job.total_records,
+            invalid=job.invalid_count,
+            skipped=job.skipped_count,
+            job_error=job.error,
+        )
+
     def _status_of(self, job: JobRow) -> dict[str, Any]:
-        chunks = self._store.list_chunks(job.workspace_id, job.job_id)
-        counts = empty_counts()
-        counts["invalid"] = job.invalid_count
-        counts["skipped"] = job.skipped_count
-        processed = job.invalid_count + job.skipped_count
-        for chunk in chunks:
-            for key in COUNT_KEYS:
-                counts[key] += chunk.counts.get(key, 0)
-            if chunk.state in (ChunkState.DONE, ChunkState.FAILED):
-                processed += chunk.records
-        if job.total_chunks == 0:
-            state = JobState.FAILED if job.invalid_count else JobState.SUCCEEDED
-        else:
-            state = job_state(chunks, total_chunks=job.total_chunks)
-        errors = sorted({c.error for c in chunks if c.error})
+        summary = self.summary(job)
         return {
             "jobId": job.job_id,
             "entity": job.entity,
             "trigger": job.trigger,
             "dryRun": job.dry_run,
-            "state": state.value,
+            "state": summary.state.value,
             "createdAt": job.created_at,
             "requestedBy": job.user_id,
-            "counts": counts,
+            "counts": summary.counts,
             "progress": {
                 "records": job.total_records,
-                "processed": min(processed, job.total_records),
+                "processed": summary.processed,
                 "chunks": job.total_chunks,
-                "chunksDone": sum(1 for c in chunks if c.state in (ChunkState.DONE, ChunkState.FAILED)),
+                "chunksDone": summary.chunks_done,
             },
-            "errors": errors + ([job.error] if job.error else []),
+            "errors": summary.errors,
         }
 
     def list_jobs(self, workspace_id: str, limit: int = 50) -> list[dict[str, Any]]:
