@@ -54,9 +54,9 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from bench.export_truth import WriteCountingClient, check_outcomes, written_twice
+from core.adapters.dataverse.budget import BudgetLimits, DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient, RequestEvent
-from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.tables import blob_retry
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig

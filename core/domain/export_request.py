@@ -54,6 +54,18 @@ class ExportRequest(BaseModel):
             "platform's service may name it; a person exports as themselves (their token's sub)"
         ),
     )
+    identityId: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PLATFORM_ID_LENGTH,
+        description=(
+            "The campaign identity an export is made for (a campaign's sync or export): the records are "
+            "written on behalf of the identity's mapped Dynamics user (step 4, identities mapping), so "
+            "Dynamics shows that user as created by / modified by. The owner still follows the users "
+            "mapping of `userId`. An identity without a usable mapping is written as the owner's rule "
+            "says and each record's note says why. Only the platform's service may name it"
+        ),
+    )
 
 
 @dataclass(frozen=True)

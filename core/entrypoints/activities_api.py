@@ -45,7 +45,7 @@ class ActivitiesAccepted(BaseModel):
     statusUrl: str
 
 
-@bp.route(route="dynamics/activities", methods=["POST"])
+@bp.route(route="api/dynamics/activities", methods=["POST"])
 @authenticated(callers=SERVICE)
 def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     request = read_model(req, ActivitiesRequest, MAX_ACTIVITIES_BYTES)
@@ -72,14 +72,14 @@ class ActivitiesList(BaseModel):
     )
 
 
-@bp.route(route="dynamics/activities", methods=["GET"])
+@bp.route(route="api/dynamics/activities", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def list_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     page = jobs_page(req, bootstrap.app().activity_service, caller.workspace_id)
     return model_response(ActivitiesList.model_validate(page), omit_unset=True)
 
 
-@bp.route(route="dynamics/activities/{jobId}", methods=["GET"])
+@bp.route(route="api/dynamics/activities/{jobId}", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().activity_service.status(caller.workspace_id, job_id_param(req, "activities"))
@@ -90,7 +90,7 @@ def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     )
 
 
-@bp.route(route="dynamics/activities/{jobId}/records", methods=["GET"])
+@bp.route(route="api/dynamics/activities/{jobId}/records", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)

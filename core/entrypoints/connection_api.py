@@ -138,7 +138,7 @@ def _key_vault_down() -> HttpProblem:
     )
 
 
-@bp.route(route="dynamics/connect", methods=["POST"])
+@bp.route(route="api/dynamics/connect", methods=["POST"])
 @authenticated(admin=True)
 def dynamics_connect(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     body = read_model(req, ConnectRequest, max_bytes=4096)
@@ -156,7 +156,7 @@ def dynamics_connect(req: func.HttpRequest, caller: Caller) -> func.HttpResponse
     return model_response(ConnectResponse(authorizationUrl=url), headers={"Cache-Control": "no-store"})
 
 
-@bp.route(route="dynamics/oauth/callback", methods=["GET"])
+@bp.route(route="api/dynamics/oauth/callback", methods=["GET"])
 @anonymous
 def dynamics_oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
     params = {k: req.params[k] for k in ("code", "state", "error", "error_description") if req.params.get(k)}
@@ -194,7 +194,7 @@ _COMPLETION_PROBLEMS: dict[str, tuple[int, str]] = {
 }
 
 
-@bp.route(route="dynamics/oauth/complete", methods=["POST"])
+@bp.route(route="api/dynamics/oauth/complete", methods=["POST"])
 @authenticated(admin=True)
 def dynamics_oauth_complete(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     body = read_model(req, CompleteRequest, max_bytes=1024)
@@ -215,14 +215,14 @@ def dynamics_oauth_complete(req: func.HttpRequest, caller: Caller) -> func.HttpR
     return model_response(ConnectedAccount.of(record), headers={"Cache-Control": "no-store"})
 
 
-@bp.route(route="dynamics/connection", methods=["GET"])
+@bp.route(route="api/dynamics/connection", methods=["GET"])
 @authenticated()
 def dynamics_connection_get(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     record = _components().service.get(caller.workspace_id)
     return model_response(ConnectionView.of(record), headers={"Cache-Control": "no-store"})
 
 
-@bp.route(route="dynamics/connection", methods=["DELETE"])
+@bp.route(route="api/dynamics/connection", methods=["DELETE"])
 @authenticated(admin=True)
 def dynamics_connection_delete(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     try:

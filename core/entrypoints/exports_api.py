@@ -83,7 +83,7 @@ class ExportList(BaseModel):
     )
 
 
-@bp.route(route="dynamics/exports", methods=["POST"])
+@bp.route(route="api/dynamics/exports", methods=["POST"])
 @authenticated(callers=EVERY_CALLER)
 def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     request = read_model(req, ExportRequest, MAX_EXPORT_BYTES)
@@ -106,14 +106,14 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(body, status=202, headers={"Location": status_url})
 
 
-@bp.route(route="dynamics/exports", methods=["GET"])
+@bp.route(route="api/dynamics/exports", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     page = jobs_page(req, bootstrap.app().export_service, caller.workspace_id)
     return model_response(ExportList.model_validate(page), omit_unset=True)
 
 
-@bp.route(route="dynamics/exports/{jobId}", methods=["GET"])
+@bp.route(route="api/dynamics/exports/{jobId}", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().export_service.status(caller.workspace_id, job_id_param(req, "export"))
@@ -124,7 +124,7 @@ def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     )
 
 
-@bp.route(route="dynamics/exports/{jobId}/records", methods=["GET"])
+@bp.route(route="api/dynamics/exports/{jobId}/records", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)

@@ -114,13 +114,13 @@ class IntegrationsList(BaseModel):
         return cls(integrations=[IntegrationCardModel.of(c) for c in cards], activeCrm=active)
 
 
-@bp.route(route="integrations", methods=["GET"])
+@bp.route(route="api/integrations", methods=["GET"])
 @authenticated()
 def list_integrations(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(IntegrationsList.of(bootstrap.app().integrations_service.list(caller)))
 
 
-@bp.route(route="integrations/{crm}", methods=["PUT"])
+@bp.route(route="api/integrations/{crm}", methods=["PUT"])
 @authenticated(admin=True)
 def put_integration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     crm = req.route_params.get("crm", "")

@@ -45,9 +45,7 @@ def _handlers() -> dict[tuple[str, str], Any]:
         for binding in fn.get_bindings():
             if binding.type == "httpTrigger":
                 for method in binding.methods:
-                    found[(str(method).split(".")[-1].upper(), f"/api/{binding.route}")] = (
-                        fn.get_user_function()
-                    )
+                    found[(str(method).split(".")[-1].upper(), f"/{binding.route}")] = fn.get_user_function()
     return found
 
 
@@ -141,13 +139,16 @@ def _requested_by(ws: str, resp: func.HttpResponse) -> str:
     return str(status["requestedBy"])
 
 
-def test_automatic_exports_and_naming_the_requester_are_the_services_only(ws: str) -> None:
+def test_automatic_exports_and_naming_the_requester_or_identity_are_the_services_only(ws: str) -> None:
     _map_fields(ws)
     for role in ("member", "admin"):
         automatic = _export(ws, role, trigger="automatic")
         assert automatic.status_code == 403 and "automatic export" in body_json(automatic)["detail"]
         forged = _export(ws, role, userId="pu-director")
         assert forged.status_code == 403 and "userId" in body_json(forged)["detail"]
+        as_identity = _export(ws, role, identityId="id-director")
+        assert as_identity.status_code == 403 and as_identity.mimetype == "application/problem+json"
+        assert "identityId" in body_json(as_identity)["detail"]
     assert bootstrap.app().export_service.list_jobs(ws) == []
 
     assert _requested_by(ws, _export(ws, "member", user_id="pu-member")) == "pu-member"  # manual: themselves

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.activities import ActivityEvent
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection

@@ -73,6 +73,7 @@ def export_missing(run: ActivityContext, contacts: Mapping[str, ContactItem]) ->
                 c.data or {},
                 first[c.platform_id].seq,
                 run.platform_user(first[c.platform_id].event) or run.user_id,
+                first[c.platform_id].event.identity_id,
             )
             for c in to_export
         ],

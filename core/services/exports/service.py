@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 
-from core.adapters.job_store import JobNames, JobRow, JobStore
+from core.adapters.storage.job_store import JobNames, JobRow, JobStore
 from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
@@ -32,6 +32,7 @@ from core.domain.jobs import (
 )
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
+from core.services.exports.items import StagedRecord
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
@@ -99,6 +100,7 @@ class ExportService(JobQueries):
                 "trigger": request.trigger.value,
                 "dryRun": request.dryRun,
                 "userId": requester,
+                "identityId": request.identityId,
                 "manualValues": request.manualValues,
                 "config": config.to_json(),
                 "createdAt": now,
@@ -107,7 +109,7 @@ class ExportService(JobQueries):
         self._store.stage_chunks(
             caller.workspace_id,
             job_id,
-            [[{"seq": valid[i].seq, "record": valid[i].data} for i in positions] for positions in chunks],
+            [[StagedRecord(valid[i].seq, valid[i].data).to_row() for i in positions] for positions in chunks],
             staging=staging,
         )
         job = JobRow(
@@ -175,6 +177,8 @@ def _requester(caller: Caller, request: ExportRequest) -> str:
     submits automatic exports and names the user it acts for (``Forbidden`` otherwise)."""
     if request.trigger is ExportTrigger.AUTOMATIC:
         caller.require(SERVICE, "an automatic export")
+    if request.identityId is not None:
+        caller.require(SERVICE, "naming the campaign identity an export is for (identityId)")
     if request.userId is not None:
         caller.require(SERVICE, "naming the user an export is for (userId)")
         return request.userId

@@ -6,17 +6,15 @@ Everything about the chunk's lifecycle (claim, checkpoints, pause, poison, retry
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from core.adapters.dynamics_budget import DynamicsBudget
-from core.adapters.job_store import JobStore
+from core.adapters.dataverse.budget import DynamicsBudget
+from core.adapters.storage.job_store import JobStore, StagedRow
 from core.domain.config import DynamicsConfig
 from core.domain.jobs import ExportEntity, RecordOutcome
 from core.services.dynamics.metadata_cache import MetadataCache
-from core.services.exports.items import ExportItem
+from core.services.exports.items import ExportItem, StagedRecord
 from core.services.exports.run import ExportRun
 from core.services.jobs.engine import Chunk, ChunkJobWorker
+from core.services.jobs.events import JobEvents
 from core.services.jobs.messages import ClientFactory, ReconnectCheck
 
 
@@ -32,12 +30,20 @@ class ExportWorker(ChunkJobWorker):
         metadata: MetadataCache | None = None,
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        events: JobEvents | None = None,
     ) -> None:
-        super().__init__(store, client_for, max_attempts=max_attempts, budget=budget, reconnected=reconnected)
+        super().__init__(
+            store,
+            client_for,
+            max_attempts=max_attempts,
+            budget=budget,
+            reconnected=reconnected,
+            events=events,
+        )
         self.metadata = metadata or MetadataCache()
 
-    def platform_id(self, staged: Mapping[str, Any]) -> str:
-        return str(staged["record"].get("id", ""))
+    def platform_id(self, staged: StagedRow) -> str:
+        return StagedRecord.from_row(staged).platform_id
 
     def run_chunk(self, chunk: Chunk) -> list[RecordOutcome]:
         request = chunk.request
@@ -52,6 +58,9 @@ class ExportWorker(ChunkJobWorker):
             manual_values=dict(request.get("manualValues") or {}),
             user_id=str(request.get("userId") or chunk.job.user_id),
             dry_run=bool(request.get("dryRun")),
-            items=[ExportItem(int(s["seq"]), str(s["record"]["id"]), s["record"]) for s in chunk.staged],
+            identity_id=request.get("identityId") or None,
+            items=[
+                ExportItem(s.seq, s.platform_id, s.record) for s in map(StagedRecord.from_row, chunk.staged)
+            ],
         )
         return run.execute()

@@ -76,6 +76,9 @@ class ExportWrites:
         if owner.problem and creates:
             for item, _ in creates:
                 item.notes.append(f"owner: {owner.problem}; used {owner.choice.source.value}")
+        if owner.writer_problem:
+            for item, _ in (*creates, *updates):
+                item.notes.append(f"written as: {owner.writer_problem}")
         if self.dry_run or not (creates or updates):
             return
         self.checkpoints.sending(creates=_outcomes(creates), updates=_outcomes(updates))
@@ -127,6 +130,5 @@ def _outcomes(writes: Sequence[Write]) -> list[RecordOutcome]:
 def field_error(exc: DataverseError, owner: Owners) -> FieldError:
     message = exc.message or str(exc)
     if exc.code == PRIVILEGE_DENIED:
-        who = f"Dynamics user {owner.choice.systemuser_id} ({owner.choice.source.value})"
-        message = f"{who} lacks the privilege: {message}"
+        message = f"{owner.writer_label()} lacks the privilege: {message}"
     return FieldError(column_in_message(message), message, exc.code)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 
-from core.adapters.job_store import JobStore, StoredOutcome
+from core.adapters.storage.job_store import JobStore, StoredOutcome
 from core.domain.jobs import FieldError, RecordAction, RecordOutcome, count_outcomes
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.jobs import FieldError, RecordAction
@@ -36,6 +36,7 @@ class ContactToExport:
     data: Mapping[str, Any]
     seq: int  # position of its first event in the job: the row key of its export checkpoint
     user_id: str  # the exporting platform user (owner rules)
+    identity_id: str | None = None  # the identity of its first event: its Dynamics user writes it
 
 
 @dataclass

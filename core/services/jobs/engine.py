@@ -15,22 +15,27 @@ rest, the same way for every kind:
 - retry: any other failure raises, so the queue delivers the message again; on the last delivery the
   chunk fails for good with the reason (``fail_poisoned`` does the same for a message the host moved to
   the poison queue);
-- resume: ``requeue_paused`` (by the services' ``resume_paused`` and the pausing worker's own re-check).
+- resume: ``requeue_paused`` (by the services' ``resume_paused`` and the pausing worker's own re-check);
+- tell: after a chunk settles (done, failed, paused for reconnect), the job's summary is read again from
+  its chunk rows and a job that ended ``failed`` / ``partially_failed`` or paused for reconnect is told to
+  the ``events`` listener (the alerts). The chunk that settles last sees the job's final state (each
+  writes its own row before reading them all); a redelivered message of a finished chunk tells it again,
+  so an event a crash or a storage error lost is told by the redelivery, and the listener dedupes.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from core.adapters.dataverse.budget import DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import failure_reason
-from core.adapters.dynamics_budget import DynamicsBudget
-from core.adapters.job_store import JobRow, JobStore
+from core.adapters.storage.job_store import JobRow, JobStore, StagedRow
+from core.domain.alerts import RECONNECT_PAUSE_PREFIX, job_event
 from core.domain.connection import (
     DynamicsConnection,
     NotConnected,
@@ -38,8 +43,17 @@ from core.domain.connection import (
     TokenConfigurationError,
     TransientTokenError,
 )
-from core.domain.jobs import ChunkState, RecordOutcome, count_outcomes
+from core.domain.jobs import (
+    NO_CODE,
+    ChunkState,
+    JobState,
+    RecordOutcome,
+    count_outcomes,
+    error_codes,
+    summarize_job,
+)
 from core.services.jobs.checkpoints import Checkpoints
+from core.services.jobs.events import JobEvents
 from core.services.jobs.messages import ChunkMessage, ClientFactory, ReconnectCheck
 
 log = logging.getLogger(__name__)
@@ -54,7 +68,7 @@ class Chunk:
     index: int
     job: JobRow
     request: dict[str, Any]  # the staged request (configuration snapshot, user, options)
-    staged: list[dict[str, Any]]  # the chunk's staged rows, each with its "seq"
+    staged: list[StagedRow]  # the chunk's staged rows
     client: DataverseClient
     connection: DynamicsConnection
     checkpoints: Checkpoints
@@ -73,8 +87,10 @@ class ChunkJobWorker(ABC):
         max_attempts: int = 5,
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        events: JobEvents | None = None,
     ) -> None:
         self.store = store
+        self._events = events
         self._client_for = client_for
         self._max_attempts = max_attempts
         # Shared with the other instances working for the same workspace (same Dynamics user).
@@ -86,7 +102,7 @@ class ChunkJobWorker(ABC):
         """Run the chunk's staged rows against Dynamics; one outcome per row. Raises to retry."""
 
     @abstractmethod
-    def platform_id(self, staged: Mapping[str, Any]) -> str:
+    def platform_id(self, staged: StagedRow) -> str:
         """The id a staged row's record is reported under."""
 
     def handle(self, message: ChunkMessage, dequeue_count: int = 1) -> ChunkState:
@@ -99,7 +115,8 @@ class ChunkJobWorker(ABC):
             return ChunkState.FAILED
         status = self.store.get_chunk(ws, job_id, index)
         if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
-            return status.state  # a redelivered message for finished work: nothing to do
+            self._tell(job)  # a redelivered message for finished work: only its job's event, once more
+            return status.state
         request = self.store.load_request(ws, job_id, staging=job.staging)
         staged = self.store.try_load_chunk(ws, job_id, index, staging=job.staging)
         if staged is None:
@@ -109,19 +126,24 @@ class ChunkJobWorker(ABC):
         first_attempt = status is not None and status.attempts == 0
         self.store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
         checkpoints = Checkpoints(
-            self.store, ws, job_id, (int(s["seq"]) for s in staged), first_attempt=first_attempt
+            self.store, ws, job_id, (s.seq for s in staged), first_attempt=first_attempt
         )
         try:
             client, connection = self._client_for(ws)
             chunk = Chunk(ws, job_id, index, job, request, staged, client, connection, checkpoints)
-            with self._budget.working(ws) if self._budget is not None else nullcontext():
+            budget = self._budget
+            with budget.working(ws, job=f"{self.kind}:{job_id}") if budget is not None else nullcontext():
                 outcomes = self.run_chunk(chunk)
         except ReconnectRequired as exc:
             log.info("%s chunk paused until Dynamics is reconnected", self.kind, extra=where)
             checkpoints.pause()
-            return self._pause_for_reconnect(ws, job_id, index, exc)
+            state = self._pause_for_reconnect(ws, job_id, index, exc)
+            if state is ChunkState.PAUSED_RECONNECT:
+                self._tell(job)
+            return state
         except NotConnected:
             self._fail(message, staged, checkpoints, "Dynamics is not connected for this workspace")
+            self._tell(job)
             return ChunkState.FAILED
         except Exception as exc:
             if dequeue_count >= self._max_attempts and isinstance(exc, TransientTokenError):
@@ -132,11 +154,40 @@ class ChunkJobWorker(ABC):
                 log.error("%s chunk failed for good", self.kind, extra=where)
                 reason = f"gave up after {dequeue_count} attempts: {failure_reason(exc)}"
                 self._fail(message, staged, checkpoints, reason)
+                self._tell(job)
                 return ChunkState.FAILED
             raise
         checkpoints.report(outcomes)
-        self.store.finish_chunk(ws, job_id, index, ChunkState.DONE, count_outcomes(outcomes), len(outcomes))
+        self.store.finish_chunk(
+            ws,
+            job_id,
+            index,
+            ChunkState.DONE,
+            count_outcomes(outcomes),
+            len(outcomes),
+            error_codes=error_codes(outcomes),
+        )
+        self._tell(job)
         return ChunkState.DONE
+
+    def _tell(self, job: JobRow) -> None:
+        """Tell the listener the event the job's state raises now, if any (module docstring, "tell")."""
+        if self._events is None:
+            return
+        chunks = self.store.list_chunks(job.workspace_id, job.job_id)
+        summary = summarize_job(
+            chunks,
+            total_chunks=job.total_chunks,
+            total_records=job.total_records,
+            invalid=job.invalid_count,
+            skipped=job.skipped_count,
+            job_error=job.error,
+        )
+        if summary.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
+            return
+        event = job_event(summary, chunks)
+        if event is not None:
+            self._events.job_event(self.kind, job, summary, event)
 
     def fail_poisoned(self, message: ChunkMessage, reason: str) -> None:
         """A message that exhausted its deliveries: the chunk fails with the reason, nothing silent."""
@@ -145,21 +196,21 @@ class ChunkJobWorker(ABC):
             return  # names a job this workspace does not have: nothing to fail
         status = self.store.get_chunk(message.workspace_id, message.job_id, message.chunk)
         if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+            self._tell(job)
             return
         staged = self.store.try_load_chunk(
             message.workspace_id, message.job_id, message.chunk, staging=job.staging
         )
         if staged is None:
             return
-        checkpoints = Checkpoints(
-            self.store, message.workspace_id, message.job_id, (int(s["seq"]) for s in staged)
-        )
+        checkpoints = Checkpoints(self.store, message.workspace_id, message.job_id, (s.seq for s in staged))
         self._fail(message, staged, checkpoints, reason)
+        self._tell(job)
 
     def _fail(
-        self, message: ChunkMessage, staged: list[dict[str, Any]], checkpoints: Checkpoints, reason: str
+        self, message: ChunkMessage, staged: list[StagedRow], checkpoints: Checkpoints, reason: str
     ) -> None:
-        counts = checkpoints.fail({int(s["seq"]): self.platform_id(s) for s in staged}, reason)
+        counts = checkpoints.fail({s.seq: self.platform_id(s) for s in staged}, reason)
         self.store.finish_chunk(
             message.workspace_id,
             message.job_id,
@@ -168,6 +219,8 @@ class ChunkJobWorker(ABC):
             counts,
             len(staged),
             error=reason,
+            # The records failed with the chunk's reason, which no Dynamics error code names.
+            error_codes={NO_CODE: counts["failed"]} if counts.get("failed") else {},
         )
 
     def _pause_for_reconnect(self, ws: str, job_id: str, index: int, exc: ReconnectRequired) -> ChunkState:
@@ -177,7 +230,9 @@ class ChunkJobWorker(ABC):
         conditional). The marker lets the token timer resume it should this check fail or not run. A
         failing marker write raises: the message is redelivered and the chunk paused again."""
         store = self.store
-        store.put_chunk(ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}")
+        store.put_chunk(
+            ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"{RECONNECT_PAUSE_PREFIX}{exc.reason}"
+        )
         store.mark_paused(ws)
         if self._reconnected is None:
             return ChunkState.PAUSED_RECONNECT

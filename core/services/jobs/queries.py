@@ -28,8 +28,9 @@ from typing import Any, ClassVar
 
 from azure.core.exceptions import ResourceExistsError
 
-from core.adapters.job_store import JobRow, JobStore, StoredOutcome
-from core.domain.jobs import COUNT_KEYS, ChunkState, JobState, RecordOutcome, empty_counts, job_state
+from core.adapters.storage.job_store import JobRow, JobStore
+from core.domain.jobs import ChunkState, JobState, JobSummary, RecordOutcome, job_state, summarize_job
+from core.services.jobs.merged import join_merged
 
 DEFAULT_MAX_ACTIVE_JOBS = 20
 ACTIVE_JOB_WINDOW = dt.timedelta(hours=24)
@@ -142,38 +143,35 @@ class JobQueries:
             return None
         return self._status_of(job)
 
+    def summary(self, job: JobRow) -> JobSummary:
+        """The job's state, counts, progress and top error codes, from one query of its chunk rows."""
+        return summarize_job(
+            self._store.list_chunks(job.workspace_id, job.job_id),
+            total_chunks=job.total_chunks,
+            total_records=job.total_records,
+            invalid=job.invalid_count,
+            skipped=job.skipped_count,
+            job_error=job.error,
+        )
+
     def _status_of(self, job: JobRow) -> dict[str, Any]:
-        chunks = self._store.list_chunks(job.workspace_id, job.job_id)
-        counts = empty_counts()
-        counts["invalid"] = job.invalid_count
-        counts["skipped"] = job.skipped_count
-        processed = job.invalid_count + job.skipped_count
-        for chunk in chunks:
-            for key in COUNT_KEYS:
-                counts[key] += chunk.counts.get(key, 0)
-            if chunk.state in (ChunkState.DONE, ChunkState.FAILED):
-                processed += chunk.records
-        if job.total_chunks == 0:
-            state = JobState.FAILED if job.invalid_count else JobState.SUCCEEDED
-        else:
-            state = job_state(chunks, total_chunks=job.total_chunks)
-        errors = sorted({c.error for c in chunks if c.error})
+        summary = self.summary(job)
         return {
             "jobId": job.job_id,
             "entity": job.entity,
             "trigger": job.trigger,
             "dryRun": job.dry_run,
-            "state": state.value,
+            "state": summary.state.value,
             "createdAt": job.created_at,
             "requestedBy": job.user_id,
-            "counts": counts,
+            "counts": summary.counts,
             "progress": {
                 "records": job.total_records,
-                "processed": min(processed, job.total_records),
+                "processed": summary.processed,
                 "chunks": job.total_chunks,
-                "chunksDone": sum(1 for c in chunks if c.state in (ChunkState.DONE, ChunkState.FAILED)),
+                "chunksDone": summary.chunks_done,
             },
-            "errors": errors + ([job.error] if job.error else []),
+            "errors": summary.errors,
         }
 
     def list_jobs(self, workspace_id: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -200,21 +198,7 @@ class JobQueries:
         return {"records": details, "nextCursor": page.next_cursor}
 
     def _join_merged(self, workspace_id: str, job_id: str, details: list[dict[str, Any]]) -> None:
-        """A record skipped as the same person/company as an earlier record of the job carries that
-        record's Dynamics id and action (``mergedInto``), read now: it ran after the skip was decided.
-        One row read per distinct earlier record on the page; before that record has a result, ``action``
-        and the ids are null."""
-        merged = [d for d in details if isinstance(d.get("mergedInto"), dict)]
-        into: dict[int, StoredOutcome | None] = {}
-        for detail in merged:
-            seq = int(detail["mergedInto"].get("seq", -1))
-            if seq not in into:
-                rows = self._store.outcomes_between(workspace_id, job_id, seq, seq) if seq >= 0 else []
-                into[seq] = rows[0] if rows else None
-            keeper = into[seq]
-            detail["mergedInto"]["action"] = keeper.action.value if keeper is not None else None
-            detail["mergedInto"]["dynamicsId"] = keeper.dynamics_id if keeper is not None else None
-            detail["dynamicsId"] = keeper.dynamics_id if keeper is not None else None
+        join_merged(self._store, workspace_id, job_id, details)
 
     def resume_paused(self, workspace_id: str) -> int:
         """Re-enqueue every chunk paused for the Dynamics token (called when the workspace reconnects and
