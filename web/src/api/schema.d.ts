@@ -821,6 +821,11 @@ export interface components {
              * @default null
              */
             mergedInto: components["schemas"]["MergedInto"] | null;
+            /**
+             * Warnings
+             * @description what the export left alone on purpose, and why
+             */
+            warnings?: components["schemas"]["RecordWarning"][];
             /** @default null */
             contactAction: components["schemas"]["ContactAction"] | null;
             /** @default null */
@@ -929,6 +934,16 @@ export interface components {
              * @default null
              */
             code: string | null;
+        };
+        /** RecordWarning */
+        RecordWarning: {
+            /**
+             * Code
+             * @description company_not_identifiable: the contact's company has none of the values the company identifier compares, so it was not created and the contact kept its current company; company_kept: the contact stayed under its current company rather than move to a new one of the same name
+             */
+            code: string;
+            /** Message */
+            message: string;
         };
         /** ActivityRecordsPage */
         ActivityRecordsPage: {
@@ -1914,6 +1929,11 @@ export interface components {
              * @default null
              */
             mergedInto: components["schemas"]["MergedInto"] | null;
+            /**
+             * Warnings
+             * @description what the export left alone on purpose, and why
+             */
+            warnings?: components["schemas"]["RecordWarning"][];
         };
         /** RecordsPage */
         RecordsPage: {
