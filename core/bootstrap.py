@@ -39,6 +39,7 @@ from core.adapters.identity.auth import TokenVerifier
 from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
 from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
 from core.adapters.identity.token_crypto import KeyWrapper, TokenCipher
+from core.adapters.storage.alert_repository import AlertRepository
 from core.adapters.storage.config_repository import ConfigRepository
 from core.adapters.storage.connection_repository import (
     CONNECTIONS_TABLE,
@@ -53,6 +54,7 @@ from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, N
 from core.adapters.storage.queues import queue_service
 from core.adapters.storage.result_files import ResultFiles
 from core.adapters.storage.tables import Storage
+from core.adapters.webhook_http import WebhookSender
 from core.adapters.window_files import WindowFiles
 from core.domain.caller import Caller
 from core.domain.config import DynamicsConfig, IntegrationUser
@@ -65,9 +67,12 @@ from core.domain.connection import (
     RefreshPolicy,
     parse_host_patterns,
 )
+from core.domain.integration_switch import DYNAMICS
 from core.domain.jobs import DEFAULT_CHUNK_SIZE
 from core.services.activities.service import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityService
 from core.services.activities.worker import ActivityWorker
+from core.services.alerts.delivery import DEFAULT_BACKOFF_S, DEFAULT_MAX_ATTEMPTS, WebhookDeliveryWorker
+from core.services.alerts.service import AlertService
 from core.services.config.metadata_check import DynamicsMetadataCheck
 from core.services.config.service import ConfigService, CustomFields, IntegrationUserLookup
 from core.services.connection.refresh import TokenRefresher
@@ -91,6 +96,13 @@ from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService, SavedVersion
 from core.services.jobs.downloads import ResultsDownloads
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
+from core.services.jobs.retention import (
+    DEFAULT_MAX_DELETES,
+    DEFAULT_RESULTS_DAYS,
+    DEFAULT_SUMMARY_DAYS,
+    JobRetention,
+    RetentionPolicy,
+)
 from core.settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger(__name__)
@@ -237,6 +249,35 @@ class App:
         )
 
     @property
+    def alert_repository(self) -> AlertRepository:
+        """Webhooks, their deliveries and attempts (tables), and the queue of deliveries."""
+        return self._once("alert_repository", self._build_alert_repository)
+
+    def _build_alert_repository(self) -> AlertRepository:
+        repository = AlertRepository(self.storage.table_service, queue_service(self.settings))
+        repository.ensure_ready()
+        return repository
+
+    @property
+    def notification_store(self) -> NotificationRepository:
+        """In-app notifications; the same table the connection's reconnect notices are in."""
+        return self._once("notification_store", self._build_notification_store)
+
+    def _build_notification_store(self) -> NotificationRepository:
+        store = NotificationRepository(self.storage.table_service)
+        store.ensure_ready()
+        return store
+
+    def alert_secrets(self) -> SecretStore:
+        """Key Vault for webhook signing secrets (``SettingsError`` without ``KEY_VAULT_URL``); built when a
+        webhook is first configured or sent, so alerts without a webhook never need it."""
+        return self._once("alert_secrets", lambda: secret_store_from_settings(self.settings))
+
+    def _allow_local_webhooks(self) -> bool:
+        # Never on Azure, whatever the setting says: 127.0.0.1 there is the instance itself.
+        return self.settings.get_bool("ALERT_WEBHOOK_ALLOW_LOCAL") and not self.settings.on_azure
+
+    @property
     def export_downloads(self) -> ResultsDownloads:
         """Finished exports' per-record results as CSV/NDJSON files in the staging container."""
         return self._once(
@@ -245,6 +286,22 @@ class App:
                 self.export_store,
                 ResultFiles(self.storage.blob_service, EXPORT_NAMES.container),
                 kind="export",
+            ),
+        )
+
+    @property
+    def retention(self) -> JobRetention:
+        """Deletes finished jobs' results, then their summaries, once older than the settings say."""
+        return self._once(
+            "retention",
+            lambda: JobRetention(
+                [self.export_store, self.activity_store],
+                RetentionPolicy(
+                    results_days=self.settings.get_int("RESULTS_RETENTION_DAYS") or DEFAULT_RESULTS_DAYS,
+                    summary_days=self.settings.get_int("JOB_SUMMARY_RETENTION_DAYS") or DEFAULT_SUMMARY_DAYS,
+                    max_deletes=self.settings.get_int("RETENTION_MAX_DELETES_PER_RUN") or DEFAULT_MAX_DELETES,
+                ),
+                usage_days=self.dynamics_budget.purge_usage_days if self.dynamics_budget else None,
             ),
         )
 
@@ -261,6 +318,7 @@ class App:
                 tables=self.storage.table_service,
                 on_reconnected=self._resume_paused_work,
                 paused_work=self._paused_work_kinds,
+                active_crm=self.active_crm,
             ),
         )
 
@@ -296,6 +354,19 @@ class App:
     # --- services -----------------------------------------------------------------------------------
 
     @property
+    def alerts(self) -> AlertService:
+        """Notifications (job alerts and their listing) and the workspace's webhook."""
+        return self._once(
+            "alerts",
+            lambda: AlertService(
+                self.notification_store,
+                self.alert_repository,
+                self.alert_secrets,
+                allow_local=self._allow_local_webhooks(),
+            ),
+        )
+
+    @property
     def health(self) -> HealthService:
         return self._once("health", self._build_health)
 
@@ -323,14 +394,27 @@ class App:
         )
 
     @property
+    def integrations_repository(self) -> IntegrationsRepository:
+        return self._once("integrations_repository", lambda: IntegrationsRepository(self.storage))
+
+    def active_crm(self, workspace_id: str) -> str | None:
+        """The workspace's enabled CRM (one table read): connecting, exports and activities need it to be
+        Dynamics, and chunks halt while it is not."""
+        return self.integrations_repository.active(workspace_id)
+
+    def dynamics_enabled(self, workspace_id: str) -> bool:
+        return self.active_crm(workspace_id) == DYNAMICS
+
+    @property
     def integrations_service(self) -> IntegrationsService:
         return self._once(
             "integrations_service",
             lambda: IntegrationsService(
-                IntegrationsRepository(self.storage),
+                self.integrations_repository,
                 connection=self.connection_record,
                 saved_config=self._saved_config,
                 last_export=self._last_export,
+                on_dynamics_enabled=self._resume_paused_work,
             ),
         )
 
@@ -410,6 +494,7 @@ class App:
                 self._load_config,
                 chunk_size=self.settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
+                active_crm=self.active_crm,
                 **({"custom_fields": self._custom_fields} if self._custom_fields else {}),
             ),
         )
@@ -423,6 +508,7 @@ class App:
                 self._load_config,
                 chunk_size=self.settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
+                active_crm=self.active_crm,
             ),
         )
 
@@ -439,6 +525,8 @@ class App:
                 metadata=self.metadata_cache,
                 budget=self.dynamics_budget,
                 reconnected=self.reconnected_since,
+                dynamics_enabled=self.dynamics_enabled,
+                events=self.alerts,
             ),
         )
 
@@ -456,8 +544,31 @@ class App:
                 linkedin_table=self.settings.get("ACTIVITY_LINKEDIN_TABLE"),
                 budget=self.dynamics_budget,
                 reconnected=self.reconnected_since,
+                dynamics_enabled=self.dynamics_enabled,
+                events=self.alerts,
             ),
         )
+
+    @property
+    def webhook_worker(self) -> WebhookDeliveryWorker:
+        """Sends queued webhook deliveries, one attempt per message."""
+        return self._once("webhook_worker", self._build_webhook_worker)
+
+    def _build_webhook_worker(self) -> WebhookDeliveryWorker:
+        timeout_s = float(self.settings.get_int("ALERT_WEBHOOK_TIMEOUT_S") or 10)
+        return WebhookDeliveryWorker(
+            self.alert_repository,
+            self.alert_secrets,
+            WebhookSender(timeout_s=timeout_s, allow_local=self._allow_local_webhooks()),
+            max_attempts=self.settings.get_int("ALERT_WEBHOOK_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS,
+            backoff_s=_int_or(self.settings.get_int("ALERT_WEBHOOK_BACKOFF_S"), DEFAULT_BACKOFF_S),
+            timeout_s=timeout_s,
+        )
+
+
+def _int_or(value: int | None, default: int) -> int:
+    """A setting where 0 means something (no delay) rather than "use the default"."""
+    return default if value is None else value
 
 
 def budget_limits(settings: Settings) -> BudgetLimits:
@@ -488,6 +599,7 @@ def build_connection(
     clock: Callable[[], dt.datetime] = utcnow,
     on_reconnected: Callable[[str], None] | None = None,
     paused_work: Callable[[], Sequence[tuple[str, PausedWorkSource]]] | None = None,
+    active_crm: Callable[[str], str | None] | None = None,
 ) -> ConnectionComponents:
     """The connection's parts from settings; tests pass their own tables/secret store/key wrapper/HTTP
     session/prefix.
@@ -521,6 +633,7 @@ def build_connection(
         allowed_hosts=parse_host_patterns(settings.get("DYNAMICS_ALLOWED_HOST_PATTERNS")),
         clock=clock,
         on_reconnected=on_reconnected,
+        active_crm=active_crm,
     )
     policy = RefreshPolicy(
         expiry_margin=dt.timedelta(minutes=settings.get_int("TOKEN_EXPIRY_MARGIN_MINUTES") or 20),

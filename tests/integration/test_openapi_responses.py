@@ -31,6 +31,7 @@ from core import bootstrap, openapi
 from core.entrypoints import (
     activities_api,
     activity_queue,
+    alerts_api,
     catalog_api,
     config_api,
     connection_api,
@@ -351,6 +352,38 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             route_params={"notification_id": notice["id"]},
             expect=200,
         )
+        # --- the alert webhook: created (its secret shown once), read, rotated, tested, logged, removed
+        hook = "/api/dynamics/alerts/webhook"
+        walk("GET", hook, alerts_api.get_alert_webhook, expect=404)
+        created = walk(
+            "PUT",
+            hook,
+            alerts_api.put_alert_webhook,
+            json_body={"url": "https://hooks.example.com/a"},
+            expect=201,
+        )
+        assert body_json(created)["secret"].startswith("whsec_")
+        assert "secret" not in body_json(walk("GET", hook, alerts_api.get_alert_webhook, expect=200))
+        rotated = walk(
+            "PUT",
+            hook,
+            alerts_api.put_alert_webhook,
+            json_body={"url": "https://hooks.example.com/b", "rotateSecret": True},
+            expect=200,
+        )
+        assert body_json(rotated)["secret"] not in (None, body_json(created)["secret"])
+        walk(
+            "PUT",
+            hook,
+            alerts_api.put_alert_webhook,
+            json_body={"url": "http://169.254.169.254/latest"},
+            expect=400,
+        )
+        walk("POST", f"{hook}/test", alerts_api.post_alert_webhook_test, expect=202)
+        walk("GET", f"{hook}/deliveries", alerts_api.get_alert_webhook_deliveries, expect=200)
+        walk("DELETE", hook, alerts_api.delete_alert_webhook, expect=204)
+        walk("POST", f"{hook}/test", alerts_api.post_alert_webhook_test, expect=404)
+
         walk("DELETE", "/api/dynamics/connection", connection_api.dynamics_connection_delete, expect=204)
 
         # --- problems are problem+json as documented (one of each family)
@@ -362,6 +395,18 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             expect=404,
         )
         walk("GET", "/api/integrations", integrations_api.list_integrations, role=None, expect=401)
+        walk(
+            "PUT",
+            "/api/integrations/{crm}",
+            integrations_api.put_integration,
+            route_params={"crm": "dynamics"},
+            json_body={"enabled": False},
+            expect=200,
+        )
+        disabled = walk(
+            "POST", "/api/dynamics/exports", exports_api.post_export, json_body=export_request, expect=409
+        )
+        assert body_json(disabled)["code"] == "integration_disabled"
 
     registered = {(op.method, op.path) for op in openapi.operations()}
     assert registered - walk.called == set(), "operations this walk does not call yet"

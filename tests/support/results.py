@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from core.adapters.storage.job_store import JobRow, JobStore
+from core.adapters.storage.job_store import JobRow, JobStore, StagedRow
 from core.domain.jobs import ChunkState, RecordAction, RecordOutcome, count_outcomes
 
 CHUNK = 500
@@ -46,7 +46,10 @@ def seed_job(
         store.save_outcomes(workspace_id, job_id, outcomes)
         if staged:
             store.stage_chunk(
-                workspace_id, job_id, index, [{"seq": o.seq, "id": o.platform_id} for o in outcomes]
+                workspace_id,
+                job_id,
+                index,
+                [StagedRow(o.seq, {"record": {"id": o.platform_id}}) for o in outcomes],
             )
         state = ChunkState.RUNNING if not finished and index == chunks - 1 else ChunkState.DONE
         if state is ChunkState.DONE:

@@ -27,7 +27,9 @@ from core.services.jobs.merged import join_merged
 log = logging.getLogger(__name__)
 
 # Still running (or waiting to): results may change.
-_UNFINISHED = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.PAUSED_RECONNECT})
+UNFINISHED = frozenset(
+    {JobState.QUEUED, JobState.RUNNING, JobState.PAUSED_RECONNECT, JobState.PAUSED_DISABLED}
+)
 PAGE_SIZE = 1000
 
 
@@ -81,7 +83,7 @@ class ResultsDownloads:
             raise ResultsExpired(job.records_deleted_at)
         if job.total_chunks:
             state = job_state(self._store.list_chunks(workspace_id, job_id), total_chunks=job.total_chunks)
-            if state in _UNFINISHED:
+            if state in UNFINISHED:
                 raise JobNotFinished(state)
         audience = "admin" if sees_crm_values else "people"
         prefix = f"{workspace_id}/{job_id}/downloads/records-{audience}.{fmt.value}."
