@@ -478,6 +478,7 @@ class App:
                 self._load_config,
                 chunk_size=self.settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
+                events=self.alerts,
                 **({"custom_fields": self._custom_fields} if self._custom_fields else {}),
             ),
         )
@@ -491,6 +492,7 @@ class App:
                 self._load_config,
                 chunk_size=self.settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
+                events=self.alerts,
             ),
         )
 
