@@ -300,6 +300,7 @@ class App:
                     summary_days=self.settings.get_int("JOB_SUMMARY_RETENTION_DAYS") or DEFAULT_SUMMARY_DAYS,
                     max_deletes=self.settings.get_int("RETENTION_MAX_DELETES_PER_RUN") or DEFAULT_MAX_DELETES,
                 ),
+                usage_days=self.dynamics_budget.purge_usage_days if self.dynamics_budget else None,
             ),
         )
 

@@ -95,6 +95,17 @@ class FieldError:
         return out
 
 
+@dataclass(frozen=True)
+class RecordWarning:
+    """Something the export left alone on purpose that the platform should show next to the record."""
+
+    code: str  # stable, e.g. company_not_identifiable
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
 @dataclass
 class RecordOutcome:
     seq: int  # position of the record in the submitted list
@@ -109,6 +120,7 @@ class RecordOutcome:
     # position and id. Its Dynamics id and action are filled in when the results are read (the record it
     # was merged into may not have run yet when this one is skipped).
     merged_into: tuple[int, str] | None = None
+    warnings: list[RecordWarning] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -127,6 +139,8 @@ class RecordOutcome:
             out["note"] = self.note
         if self.merged_into is not None:
             out["mergedInto"] = {"seq": self.merged_into[0], "platformId": self.merged_into[1]}
+        if self.warnings:
+            out["warnings"] = [w.to_json() for w in self.warnings]
         return out
 
 

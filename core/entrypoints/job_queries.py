@@ -135,6 +135,16 @@ class MergedInto(_Strict):
     dynamicsId: str | None = Field(default=None, description="the Dynamics record it was written to")
 
 
+class RecordWarning(_Strict):
+    code: str = Field(
+        description="company_not_identifiable: the contact's company has none of the values the company "
+        "identifier compares, so it was not created and the contact kept its current company; "
+        "company_kept: the contact stayed under its current company rather than move to a new one of the "
+        "same name"
+    )
+    message: str
+
+
 class RecordResult(_Strict):
     seq: int = Field(description="position in the submitted list")
     platformId: str
@@ -152,6 +162,9 @@ class RecordResult(_Strict):
         default=None,
         description="skipped as the same person or company as an earlier record of the same export: that "
         "record, with its Dynamics id and action (dynamicsId above is the same id)",
+    )
+    warnings: list[RecordWarning] = Field(
+        default_factory=list, description="what the export left alone on purpose, and why"
     )
 
 

@@ -860,6 +860,25 @@ class DynamicsBudget:
         window_start = (current - self.limits.buckets) * self.limits.bucket_s
         return UsageReport(window_totals, window_start, dict(sorted(totals.items())), reported)
 
+    def purge_usage_days(self, before: dt.date, limit: int) -> int:
+        """Delete up to ``limit`` day rows (every workspace's) of days before ``before``; how many. One
+        query over the table, which holds a dozen rows per workspace besides them."""
+        self._ensure_ready()
+        deleted = 0
+        for row in self._table.query_entities(
+            "RowKey ge 'day-' and RowKey lt @before",
+            parameters={"before": "day-" + before.strftime("%Y%m%d")},
+            select=["PartitionKey", "RowKey"],
+        ):
+            if deleted >= limit:
+                break
+            try:
+                self._table.delete_entity(row["PartitionKey"], row["RowKey"])
+            except ResourceNotFoundError:
+                pass
+            deleted += 1
+        return deleted
+
     # -- the shared pause ------------------------------------------------------------------------
     def _read_pause(self, workspace_id: str, ws: _Workspace) -> float:
         """``PausedUntil`` of the workspace's ``pause`` row (0 when there is none); storage errors go to

@@ -39,7 +39,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableServiceClient, UpdateMode
+from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
@@ -513,12 +513,24 @@ class JobStore:
         return bool(row.get("recordsDeleted"))
 
     def delete_job_rows(self, workspace_id: str, job_id: str, table: str, budget: int) -> tuple[int, bool]:
-        """Delete up to ``budget`` rows of the job's partition in ``table`` (its records or its chunks), in
-        entity-group transactions of 100; (how many, whether none is left)."""
+        """Delete up to ``budget`` rows of the job's partitions in ``table`` (its records, with an activity
+        job's exported contacts, or its chunks), in entity-group transactions of 100; (how many, whether
+        none is left)."""
         client = self._tables.get_table_client(table)
+        partition = _job_partition(workspace_id, job_id)
+        deleted = 0
+        for pk in (partition, f"{partition}~contacts"):
+            done, more = self._delete_partition(client, pk, budget - deleted)
+            deleted += done
+            if more:
+                return deleted, False
+        return deleted, True
+
+    @staticmethod
+    def _delete_partition(client: Any, partition: str, budget: int) -> tuple[int, bool]:
         rows = client.query_entities(
             "PartitionKey eq @pk",
-            parameters={"pk": _job_partition(workspace_id, job_id)},
+            parameters={"pk": partition},
             select=["PartitionKey", "RowKey"],
             results_per_page=_TABLE_BATCH,
         )
@@ -528,17 +540,17 @@ class JobStore:
             if not keys:
                 continue
             if deleted + len(keys) > budget:
-                return deleted, False
+                return deleted, True
             try:
                 client.submit_transaction([("delete", key) for key in keys])
-            except ResourceNotFoundError:  # someone else deleted one of them: one by one
+            except (TableTransactionError, ResourceNotFoundError):  # one was gone already: one by one
                 for key in keys:
                     try:
                         client.delete_entity(key["PartitionKey"], key["RowKey"])
                     except ResourceNotFoundError:
                         pass
             deleted += len(keys)
-        return deleted, True
+        return deleted, False
 
     def delete_staged(self, workspace_id: str, job_id: str, budget: int) -> tuple[int, bool]:
         """Delete up to ``budget`` blobs of the job's folder (request, chunks, download files)."""

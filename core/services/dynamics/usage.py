@@ -17,8 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from core.adapters.dataverse.budget import BudgetLimits, DynamicsBudget, UsageTotals
-
-DAYS = 7
+from core.services.jobs.retention import USAGE_DAYS as DAYS
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Retention: a finished job's per-record results, staged records and download files are deleted
 ``results_days`` after it was submitted, its summary (job and chunk rows: state, counts, who, when)
-``summary_days`` after; so what a workspace stores is bounded by what it submits in those periods.
+``summary_days`` after; so what a workspace stores is bounded by what it submits in those periods. The
+Dynamics usage view's day rows go after the week it shows.
 
 Run by a timer (``core/entrypoints/retention_timer.py``). Each run deletes at most ``max_deletes`` rows
 and blobs in all, in entity-group transactions of 100 rows, and goes on where the previous one stopped:
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_RESULTS_DAYS = 30
 DEFAULT_SUMMARY_DAYS = 400
 DEFAULT_MAX_DELETES = 20_000
+USAGE_DAYS = 7  # days GET /api/dynamics/usage shows
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,12 @@ class JobRetention:
         stores: Sequence[JobStore],
         policy: RetentionPolicy,
         *,
+        usage_days: Callable[[dt.date, int], int] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._stores = stores
         self._policy = policy
+        self._usage_days = usage_days  # deletes the Dynamics usage view's day rows before a date
         self._clock = clock
 
     def run(self) -> RetentionReport:
@@ -85,6 +89,10 @@ class JobRetention:
             store.ensure_ready()
             self._scan(store, "results", now - dt.timedelta(days=self._policy.results_days), report)
             self._scan(store, "summaries", now - dt.timedelta(days=self._policy.summary_days), report)
+        if self._usage_days is not None and self._left(report) > 0:
+            # The usage view shows the last USAGE_DAYS days; older day rows have no reader.
+            before = (now - dt.timedelta(days=USAGE_DAYS)).date()
+            report.deleted += self._usage_days(before, self._left(report))
         log.info("retention: %s", report.as_dict())
         return report
 

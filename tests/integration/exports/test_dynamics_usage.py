@@ -4,6 +4,7 @@ the view's requests, 429s and busiest job are compared with the emulator's own s
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 
@@ -65,11 +66,11 @@ def test_usage_matches_the_requests_dynamics_served(
     assert view.window.requests == served["admitted"] and view.window.throttled == served["throttled"]
     assert view.window.execution_s > 0
 
-    job_ids = {str(r["jobId"]) for r in harness.service().list_jobs(ws)}
-    assert len(job_ids) == 2
+    jobs = harness.store.list_jobs(ws)
+    assert len(jobs) == 2
+    big_job = next(j.job_id for j in jobs if j.total_records == 20)
     busiest = view.window.busiest_job
     assert busiest is not None and busiest.kind == "export"
-    big_job = next(j for j in job_ids if harness.store.get_job(ws, j).total_records == 20)  # type: ignore[union-attr]
     assert busiest.job_id == big_job
     per_job = budget.usage_report(ws).window.jobs
     # every attempt is some job's, except the who-am-I above
@@ -77,3 +78,20 @@ def test_usage_matches_the_requests_dynamics_served(
 
     assert view.reported is not None and view.reported.requests_remaining is not None
     assert 0 <= view.reported.requests_remaining <= 6
+
+
+def test_day_rows_older_than_the_view_are_deleted(storage_connection_string: str) -> None:
+    tables = TableServiceClient.from_connection_string(storage_connection_string)
+    budget = DynamicsBudget(tables, BudgetLimits())
+    ws = f"ws-usage-{uuid.uuid4().hex[:8]}"
+    budget.record(ws, 3, 120.0, job="export:job-1")
+    budget.release(ws)  # merged now
+    table = tables.get_table_client("DynamicsBudget")
+    old = {"PartitionKey": f"{ws}~usage", "RowKey": "day-20000101", "Requests": 9}
+    table.upsert_entity(old)
+    assert [d for d in budget.usage_report(ws, days=40_000).days] == [
+        "2000-01-01",
+        dt.datetime.now(dt.UTC).date().isoformat(),
+    ]
+    assert budget.purge_usage_days(dt.date(2000, 1, 2), limit=100_000) >= 1
+    assert list(budget.usage_report(ws, days=40_000).days) == [dt.datetime.now(dt.UTC).date().isoformat()]

@@ -50,6 +50,9 @@ def test_retention_deletes_old_results_in_bounded_runs_while_an_export_runs(
         store, old_ws, 600, created_at=now - dt.timedelta(days=40), staged=True, finished=False
     )
     ancient = seed_job(store, old_ws, 10, created_at=now - dt.timedelta(days=500), staged=True)
+    records_table = store._tables.get_table_client(store.names.records_table)
+    # what an activity job keeps of the contacts it exported, beside its records
+    records_table.upsert_entity({"PartitionKey": f"{old_ws}~{old}~contacts", "RowKey": "0000000", "x": 1})
     retention = JobRetention([store], RetentionPolicy(results_days=30, summary_days=400, max_deletes=LIMIT))
     runs: list[RetentionReport] = []
 
@@ -84,6 +87,10 @@ def test_retention_deletes_old_results_in_bounded_runs_while_an_export_runs(
 
     # The old finished job: results and staged records gone, its summary kept (and downloads say 410).
     assert _records(store, old_ws, old) == 0 and _blobs(store, old_ws, old) == 0
+    contacts = records_table.query_entities(
+        "PartitionKey eq @pk", parameters={"pk": f"{old_ws}~{old}~contacts"}
+    )
+    assert list(contacts) == []
     kept = store.get_job(old_ws, old)
     assert kept is not None and kept.records_deleted and kept.records_deleted_at
     assert sum(c.counts["created"] for c in store.list_chunks(old_ws, old)) == 1_200
