@@ -68,9 +68,10 @@ class ExportService(JobQueries):
         custom_fields: Callable[[str], Iterable[PlatformField]] = lambda _ws: (),
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
+        active_crm: Callable[[str], str | None] | None = None,
         events: JobEvents | None = None,
     ) -> None:
-        super().__init__(store, max_active_jobs, events)
+        super().__init__(store, max_active_jobs, active_crm, events)
         self._load_config = load_config
         self._custom_fields = custom_fields
         self._chunk_size = chunk_size
@@ -79,6 +80,7 @@ class ExportService(JobQueries):
         self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
     ) -> SubmitResult:
         requester = _requester(caller, request)
+        self.require_enabled(caller.workspace_id, "exporting")
         self._store.ensure_ready()
         config = self._load_config(caller)
         self._check_request(request, config)

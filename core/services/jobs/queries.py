@@ -23,7 +23,7 @@ import binascii
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,7 +31,16 @@ from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.storage.job_store import JobRow, JobStore
 from core.domain.alerts import job_event
-from core.domain.jobs import ChunkState, JobState, JobSummary, RecordOutcome, job_state, summarize_job
+from core.domain.integration_switch import DYNAMICS, IntegrationDisabled
+from core.domain.jobs import (
+    PAUSED_CHUNK_STATES,
+    ChunkState,
+    JobState,
+    JobSummary,
+    RecordOutcome,
+    job_state,
+    summarize_job,
+)
 from core.services.jobs.events import JobEvents
 from core.services.jobs.merged import join_merged
 
@@ -97,11 +106,25 @@ class JobQueries:
         self,
         store: JobStore,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
+        active_crm: Callable[[str], str | None] | None = None,
         events: JobEvents | None = None,
     ) -> None:
         self._store = store
         self._max_active_jobs = max_active_jobs
+        # workspace -> its enabled CRM; None: the switch is not consulted (every workspace may submit)
+        self._active_crm = active_crm
         self._events = events  # told about a job that ends at submission (no chunk to run)
+
+    def dynamics_enabled(self, workspace_id: str) -> bool:
+        return self._active_crm is None or self._active_crm(workspace_id) == DYNAMICS
+
+    def require_enabled(self, workspace_id: str, doing: str) -> None:
+        """``IntegrationDisabled`` unless Dynamics is the workspace's enabled CRM (one table read)."""
+        if self._active_crm is None:
+            return
+        active = self._active_crm(workspace_id)
+        if active != DYNAMICS:
+            raise IntegrationDisabled(active, doing)
 
     def reserve_job_id(
         self, workspace_id: str, idempotency_key: str | None
@@ -232,20 +255,27 @@ class JobQueries:
         join_merged(self._store, workspace_id, job_id, details)
 
     def resume_paused(self, workspace_id: str) -> int:
-        """Re-enqueue every chunk paused for the Dynamics token (called when the workspace reconnects and
-        by the token timer for marked workspaces). A chunk is enqueued once even when resumers race
-        (``requeue_paused``). The workspace's paused marker, read first, is removed afterwards unless a
-        chunk paused again meanwhile: then the next timer run looks again."""
+        """Re-enqueue every paused chunk whose cause is gone: those paused for the Dynamics token, and
+        those paused while Dynamics was disabled if it is enabled now (called when the workspace
+        reconnects, when Dynamics is enabled, and by the token timer for marked workspaces). A chunk is
+        enqueued once even when resumers race (``requeue_paused``). The workspace's paused marker, read
+        first, is removed afterwards unless a chunk paused again meanwhile: then the next timer run looks
+        again; it also stays while chunks wait for Dynamics to be enabled, so the timer resumes them should
+        the resume of the enabling itself fail."""
         self._store.ensure_ready()
         marker = self._store.paused_marker(workspace_id)
+        states = set(PAUSED_CHUNK_STATES)
+        if not self.dynamics_enabled(workspace_id):
+            states.discard(ChunkState.PAUSED_DISABLED)
         resumed = 0
+        left = False  # chunks still waiting for Dynamics to be enabled: the marker stays
         for job in self._store.list_jobs(workspace_id, limit=1000):
             for chunk in self._store.list_chunks(workspace_id, job.job_id):
-                if chunk.state is ChunkState.PAUSED_RECONNECT and self._store.requeue_paused(
-                    workspace_id, job.job_id, chunk.index
-                ):
+                if chunk.state not in states:
+                    left = left or chunk.state is ChunkState.PAUSED_DISABLED
+                elif self._store.requeue_paused(workspace_id, job.job_id, chunk.index, (chunk.state,)):
                     resumed += 1
-        if marker is not None:
+        if marker is not None and not left:
             self._store.clear_paused_marker(workspace_id, marker)
         return resumed
 
