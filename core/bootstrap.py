@@ -495,6 +495,7 @@ class App:
                 chunk_size=self.settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
                 active_crm=self.active_crm,
+                events=self.alerts,
                 **({"custom_fields": self._custom_fields} if self._custom_fields else {}),
             ),
         )
@@ -509,6 +510,7 @@ class App:
                 chunk_size=self.settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
                 active_crm=self.active_crm,
+                events=self.alerts,
             ),
         )
 
