@@ -67,6 +67,7 @@ from core.domain.connection import (
     RefreshPolicy,
     parse_host_patterns,
 )
+from core.domain.integration_switch import DYNAMICS
 from core.domain.jobs import DEFAULT_CHUNK_SIZE
 from core.services.activities.service import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityService
 from core.services.activities.worker import ActivityWorker
@@ -317,6 +318,7 @@ class App:
                 tables=self.storage.table_service,
                 on_reconnected=self._resume_paused_work,
                 paused_work=self._paused_work_kinds,
+                active_crm=self.active_crm,
             ),
         )
 
@@ -392,14 +394,27 @@ class App:
         )
 
     @property
+    def integrations_repository(self) -> IntegrationsRepository:
+        return self._once("integrations_repository", lambda: IntegrationsRepository(self.storage))
+
+    def active_crm(self, workspace_id: str) -> str | None:
+        """The workspace's enabled CRM (one table read): connecting, exports and activities need it to be
+        Dynamics, and chunks halt while it is not."""
+        return self.integrations_repository.active(workspace_id)
+
+    def dynamics_enabled(self, workspace_id: str) -> bool:
+        return self.active_crm(workspace_id) == DYNAMICS
+
+    @property
     def integrations_service(self) -> IntegrationsService:
         return self._once(
             "integrations_service",
             lambda: IntegrationsService(
-                IntegrationsRepository(self.storage),
+                self.integrations_repository,
                 connection=self.connection_record,
                 saved_config=self._saved_config,
                 last_export=self._last_export,
+                on_dynamics_enabled=self._resume_paused_work,
             ),
         )
 
@@ -479,6 +494,8 @@ class App:
                 self._load_config,
                 chunk_size=self.settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
+                active_crm=self.active_crm,
+                events=self.alerts,
                 **({"custom_fields": self._custom_fields} if self._custom_fields else {}),
             ),
         )
@@ -492,6 +509,8 @@ class App:
                 self._load_config,
                 chunk_size=self.settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
+                active_crm=self.active_crm,
+                events=self.alerts,
             ),
         )
 
@@ -508,6 +527,7 @@ class App:
                 metadata=self.metadata_cache,
                 budget=self.dynamics_budget,
                 reconnected=self.reconnected_since,
+                dynamics_enabled=self.dynamics_enabled,
                 events=self.alerts,
             ),
         )
@@ -526,6 +546,7 @@ class App:
                 linkedin_table=self.settings.get("ACTIVITY_LINKEDIN_TABLE"),
                 budget=self.dynamics_budget,
                 reconnected=self.reconnected_since,
+                dynamics_enabled=self.dynamics_enabled,
                 events=self.alerts,
             ),
         )
@@ -580,6 +601,7 @@ def build_connection(
     clock: Callable[[], dt.datetime] = utcnow,
     on_reconnected: Callable[[str], None] | None = None,
     paused_work: Callable[[], Sequence[tuple[str, PausedWorkSource]]] | None = None,
+    active_crm: Callable[[str], str | None] | None = None,
 ) -> ConnectionComponents:
     """The connection's parts from settings; tests pass their own tables/secret store/key wrapper/HTTP
     session/prefix.
@@ -613,6 +635,7 @@ def build_connection(
         allowed_hosts=parse_host_patterns(settings.get("DYNAMICS_ALLOWED_HOST_PATTERNS")),
         clock=clock,
         on_reconnected=on_reconnected,
+        active_crm=active_crm,
     )
     policy = RefreshPolicy(
         expiry_margin=dt.timedelta(minutes=settings.get_int("TOKEN_EXPIRY_MARGIN_MINUTES") or 20),

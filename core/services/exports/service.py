@@ -33,6 +33,7 @@ from core.domain.jobs import (
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
 from core.services.exports.items import StagedRecord
+from core.services.jobs.events import JobEvents
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
@@ -58,6 +59,7 @@ class ExportService(JobQueries):
     """Submit exports; status, records and resume are the job engine's queries (``JobQueries``)."""
 
     idempotency_namespace = _IDEMPOTENCY_NAMESPACE
+    job_kind = "export"
 
     def __init__(
         self,
@@ -66,8 +68,10 @@ class ExportService(JobQueries):
         custom_fields: Callable[[str], Iterable[PlatformField]] = lambda _ws: (),
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
+        active_crm: Callable[[str], str | None] | None = None,
+        events: JobEvents | None = None,
     ) -> None:
-        super().__init__(store, max_active_jobs)
+        super().__init__(store, max_active_jobs, active_crm, events)
         self._load_config = load_config
         self._custom_fields = custom_fields
         self._chunk_size = chunk_size
@@ -76,6 +80,7 @@ class ExportService(JobQueries):
         self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
     ) -> SubmitResult:
         requester = _requester(caller, request)
+        self.require_enabled(caller.workspace_id, "exporting")
         self._store.ensure_ready()
         config = self._load_config(caller)
         self._check_request(request, config)

@@ -15,7 +15,7 @@ from core.services.exports.items import ExportItem, StagedRecord
 from core.services.exports.run import ExportRun
 from core.services.jobs.engine import Chunk, ChunkJobWorker
 from core.services.jobs.events import JobEvents
-from core.services.jobs.messages import ClientFactory, ReconnectCheck
+from core.services.jobs.messages import ClientFactory, EnabledCheck, ReconnectCheck
 
 
 class ExportWorker(ChunkJobWorker):
@@ -30,6 +30,7 @@ class ExportWorker(ChunkJobWorker):
         metadata: MetadataCache | None = None,
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        dynamics_enabled: EnabledCheck | None = None,
         events: JobEvents | None = None,
     ) -> None:
         super().__init__(
@@ -38,6 +39,7 @@ class ExportWorker(ChunkJobWorker):
             max_attempts=max_attempts,
             budget=budget,
             reconnected=reconnected,
+            dynamics_enabled=dynamics_enabled,
             events=events,
         )
         self.metadata = metadata or MetadataCache()

@@ -14,7 +14,10 @@ export interface paths {
         /** List activities jobs, newest first, a page at a time (`cursor`, `limit` 1..100) */
         get: operations["get_api_dynamics_activities"];
         put?: never;
-        /** Log campaign engagement events as Dynamics activities */
+        /**
+         * Log campaign engagement events as Dynamics activities
+         * @description 409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM (nothing is queued). Jobs already queued or running pause (`paused_disabled`) when Dynamics is disabled and resume when it is enabled again.
+         */
         post: operations["post_api_dynamics_activities"];
         delete?: never;
         options?: never;
@@ -50,6 +53,65 @@ export interface paths {
         get: operations["get_api_dynamics_activities_jobId_records"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/alerts/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The workspace's alert webhook
+         * @description Each request is a POST of the event as JSON with `X-Dynamics-Timestamp` (Unix seconds), `X-Dynamics-Signature: v1=<hex HMAC-SHA256 of '<timestamp>.<raw body>' keyed by the secret>`, `X-Dynamics-Event-Id` (the same on every retry: dedupe on it) and `X-Dynamics-Event`. Any 2xx within the timeout delivers it; anything else (redirects are not followed) is retried with exponential backoff.
+         */
+        get: operations["get_api_dynamics_alerts_webhook"];
+        /**
+         * Set the alert webhook (the signing secret is answered once)
+         * @description Each request is a POST of the event as JSON with `X-Dynamics-Timestamp` (Unix seconds), `X-Dynamics-Signature: v1=<hex HMAC-SHA256 of '<timestamp>.<raw body>' keyed by the secret>`, `X-Dynamics-Event-Id` (the same on every retry: dedupe on it) and `X-Dynamics-Event`. Any 2xx within the timeout delivers it; anything else (redirects are not followed) is retried with exponential backoff.
+         */
+        put: operations["put_api_dynamics_alerts_webhook"];
+        post?: never;
+        /** Remove the alert webhook and its signing secret */
+        delete: operations["delete_api_dynamics_alerts_webhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/alerts/webhook/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Webhook delivery attempts, newest first */
+        get: operations["get_api_dynamics_alerts_webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/alerts/webhook/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a signed test event to the webhook */
+        post: operations["post_api_dynamics_alerts_webhook_test"];
         delete?: never;
         options?: never;
         head?: never;
@@ -161,7 +223,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start connecting Dynamics 365 (returns the Microsoft sign-in URL) */
+        /**
+         * Start connecting Dynamics 365 (returns the Microsoft sign-in URL)
+         * @description 409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM: an admin enables it on the Integrations page first.
+         */
         post: operations["post_api_dynamics_connect"];
         delete?: never;
         options?: never;
@@ -197,7 +262,10 @@ export interface paths {
         /** List export jobs, newest first, a page at a time (`cursor`, `limit` 1..100) */
         get: operations["get_api_dynamics_exports"];
         put?: never;
-        /** Export contacts or companies into Dynamics */
+        /**
+         * Export contacts or companies into Dynamics
+         * @description 409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM (nothing is queued; `activeCrm` names the enabled one). Jobs already queued or running pause (`paused_disabled`) when Dynamics is disabled and resume when it is enabled again.
+         */
         post: operations["post_api_dynamics_exports"];
         delete?: never;
         options?: never;
@@ -327,7 +395,7 @@ export interface paths {
         put?: never;
         /**
          * Complete connecting Dynamics 365 (the admin who started confirms the sign-in)
-         * @description Redeems the sign-in the callback kept under `handle` and stores the connection. Only the admin who called /api/dynamics/connect, in the same workspace, may complete: anyone else gets 403 and the handle is spent; a used or unknown handle, or one older than 10 minutes, gets 410. The answer names the Microsoft account, tenant and environment that were connected. Problems carry a `code`: not_initiator, invalid_handle, expired_handle, token_exchange_failed, whoami_failed, identity_provider_unavailable, key_vault_unavailable, storage_unavailable.
+         * @description Redeems the sign-in the callback kept under `handle` and stores the connection. Only the admin who called /api/dynamics/connect, in the same workspace, may complete: anyone else gets 403 and the handle is spent; a used or unknown handle, or one older than 10 minutes, gets 410. The answer names the Microsoft account, tenant and environment that were connected. Problems carry a `code`: not_initiator, invalid_handle, expired_handle, token_exchange_failed, whoami_failed, identity_provider_unavailable, key_vault_unavailable, storage_unavailable; 409 integration_disabled when Dynamics was disabled meanwhile.
          */
         post: operations["post_api_dynamics_oauth_complete"];
         delete?: never;
@@ -461,7 +529,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Enable or disable a CRM (admin); 409 names the CRM that is already active */
+        /**
+         * Enable or disable a CRM (admin); 409 names the CRM that is already active
+         * @description While Dynamics is not the enabled CRM, connecting, exports and activities answer 409 `integration_disabled`, and queued or running Dynamics jobs pause (`paused_disabled`: a running chunk stops before its next Dynamics write, its unwritten records stay `pending`). Enabling Dynamics again resumes them. The Dynamics connection is kept, and its tokens keep being refreshed while disabled, so it still works when Dynamics is enabled again. To switch CRMs, disable the enabled one first.
+         */
         put: operations["put_api_integrations_crm"];
         post?: never;
         delete?: never;
@@ -561,7 +632,7 @@ export interface components {
             jobId: string;
             /**
              * State
-             * @description queued, running, succeeded, partially_failed, failed, paused_reconnect
+             * @description queued, running, succeeded, partially_failed, failed, paused_reconnect, paused_disabled (Dynamics disabled for the workspace: resumes when it is enabled again)
              */
             state: string;
             /**
@@ -750,6 +821,11 @@ export interface components {
              * @default null
              */
             mergedInto: components["schemas"]["MergedInto"] | null;
+            /**
+             * Warnings
+             * @description what the export left alone on purpose, and why
+             */
+            warnings?: components["schemas"]["RecordWarning"][];
             /** @default null */
             contactAction: components["schemas"]["ContactAction"] | null;
             /** @default null */
@@ -859,12 +935,157 @@ export interface components {
              */
             code: string | null;
         };
+        /** RecordWarning */
+        RecordWarning: {
+            /**
+             * Code
+             * @description company_not_identifiable: the contact's company has none of the values the company identifier compares, so it was not created and the contact kept its current company; company_kept: the contact stayed under its current company rather than move to a new one of the same name
+             */
+            code: string;
+            /** Message */
+            message: string;
+        };
         /** ActivityRecordsPage */
         ActivityRecordsPage: {
             /** Records */
             records: components["schemas"]["ActivityResult"][];
             /** Nextcursor */
             nextCursor: string | null;
+        };
+        /** WebhookView */
+        WebhookView: {
+            /** Url */
+            url: string;
+            /**
+             * Updatedat
+             * @description ISO 8601, UTC
+             */
+            updatedAt: string;
+            /**
+             * Updatedby
+             * @description platform user id of the admin who set it
+             */
+            updatedBy: string;
+            /**
+             * Secretcreatedat
+             * @description when the current signing secret was generated
+             */
+            secretCreatedAt: string;
+            /**
+             * Events
+             * @description the events sent
+             */
+            events: string[];
+        };
+        /** WebhookRequest */
+        WebhookRequest: {
+            /**
+             * Url
+             * @description https:// URL of a public host; no user information or fragment; redirects not followed
+             */
+            url: string;
+            /**
+             * Rotatesecret
+             * @description generate a new signing secret (answered once, in this response)
+             * @default false
+             */
+            rotateSecret: boolean;
+        };
+        /** WebhookSaved */
+        WebhookSaved: {
+            /** Url */
+            url: string;
+            /**
+             * Updatedat
+             * @description ISO 8601, UTC
+             */
+            updatedAt: string;
+            /**
+             * Updatedby
+             * @description platform user id of the admin who set it
+             */
+            updatedBy: string;
+            /**
+             * Secretcreatedat
+             * @description when the current signing secret was generated
+             */
+            secretCreatedAt: string;
+            /**
+             * Events
+             * @description the events sent
+             */
+            events: string[];
+            /**
+             * Secret
+             * @description the signing secret: only in the answer that created or rotated it, never shown again
+             */
+            secret: string | null;
+        };
+        /** DeliveryAttempt */
+        DeliveryAttempt: {
+            /**
+             * Deliveryid
+             * @description the event's id, as sent in X-Dynamics-Event-Id
+             */
+            deliveryId: string;
+            /**
+             * Event
+             * @description job.failed | job.partially_failed | job.paused_reconnect | webhook.test
+             */
+            event: string;
+            /** Jobid */
+            jobId: string | null;
+            /**
+             * Attempt
+             * @description 1 for the first attempt
+             */
+            attempt: number;
+            /**
+             * At
+             * @description ISO 8601, UTC
+             */
+            at: string;
+            /**
+             * Statuscode
+             * @description the receiver's HTTP status; null when it did not answer
+             */
+            statusCode: number | null;
+            /**
+             * Outcome
+             * @description delivered | retry (another attempt is queued) | dead (no more attempts)
+             */
+            outcome: string;
+            /**
+             * Error
+             * @description why the attempt failed (timeout, HTTP 500, ...); null when delivered
+             */
+            error: string | null;
+            /**
+             * Nextattemptat
+             * @description when the next attempt is due (outcome retry)
+             */
+            nextAttemptAt: string | null;
+        };
+        /** DeliveryLog */
+        DeliveryLog: {
+            /**
+             * Attempts
+             * @description newest first
+             */
+            attempts: components["schemas"]["DeliveryAttempt"][];
+            /**
+             * Nextcursor
+             * @description pass as cursor for the next page; null on the last page
+             */
+            nextCursor: string | null;
+        };
+        /** TestQueued */
+        TestQueued: {
+            /**
+             * Deliveryid
+             * @description find its attempts in the delivery log
+             */
+            deliveryId: string;
         };
         /** CampaignPropertyEntry */
         CampaignPropertyEntry: {
@@ -1576,7 +1797,7 @@ export interface components {
             trigger: components["schemas"]["ExportTrigger"];
             /** Dryrun */
             dryRun: boolean;
-            /** @description paused_reconnect: waiting for an admin to reconnect Dynamics, for Microsoft sign-in or Key Vault to answer again, or for a setting of this deployment to be fixed (errors say which); resumes by itself */
+            /** @description paused_reconnect: waiting for an admin to reconnect Dynamics, for Microsoft sign-in or Key Vault to answer again, or for a setting of this deployment to be fixed (errors say which); resumes by itself. paused_disabled: Dynamics was disabled for the workspace; the records not yet written are pending and the job resumes when an admin enables Dynamics again */
             state: components["schemas"]["JobState"];
             /**
              * Createdat
@@ -1605,7 +1826,7 @@ export interface components {
          * JobState
          * @enum {string}
          */
-        JobState: "queued" | "running" | "succeeded" | "partially_failed" | "failed" | "paused_reconnect";
+        JobState: "queued" | "running" | "succeeded" | "partially_failed" | "failed" | "paused_reconnect" | "paused_disabled";
         /** ExportList */
         ExportList: {
             /**
@@ -1708,6 +1929,11 @@ export interface components {
              * @default null
              */
             mergedInto: components["schemas"]["MergedInto"] | null;
+            /**
+             * Warnings
+             * @description what the export left alone on purpose, and why
+             */
+            warnings?: components["schemas"]["RecordWarning"][];
         };
         /** RecordsPage */
         RecordsPage: {
@@ -2241,18 +2467,75 @@ export interface components {
             /** Enabled */
             enabled: boolean;
         };
+        /** ErrorCodeCount */
+        ErrorCodeCount: {
+            /**
+             * Code
+             * @description a Dataverse error code (e.g. 0x80040237), a value check (e.g. too_long); `invalid`: refused before sending; `no_code`: failed without one (a chunk that gave up, a lost connection)
+             */
+            code: string;
+            /**
+             * Count
+             * @description records with this code
+             */
+            count: number;
+        };
+        /** NotificationJob */
+        NotificationJob: {
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "export" | "activity";
+            /** Jobid */
+            jobId: string;
+            /**
+             * Entity
+             * @description contacts | companies | events
+             */
+            entity: string;
+            /** Trigger */
+            trigger: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "failed" | "partially_failed" | "paused_reconnect";
+            /**
+             * Records
+             * @description records submitted
+             */
+            records: number;
+            /**
+             * Counts
+             * @description created, updated, unchanged, skipped, failed, invalid
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Toperrorcodes
+             * @description most frequent first, at most 5
+             */
+            topErrorCodes: components["schemas"]["ErrorCodeCount"][];
+            /**
+             * Link
+             * @description the job's status: GET this path (its records: + /records)
+             */
+            link: string;
+        };
         /** NotificationView */
         NotificationView: {
             /** Id */
             id: string;
             /**
              * Kind
-             * @description dynamics_reconnect_required
+             * @description dynamics_reconnect_required | dynamics_job_failed | dynamics_job_partially_failed | dynamics_job_paused_reconnect
              */
             kind: string;
             /**
              * Reason
-             * @description inactivity | revoked | consent_or_mfa_required
+             * @description inactivity | revoked | consent_or_mfa_required (reconnect only)
              */
             reason: string | null;
             /** Title */
@@ -2265,6 +2548,11 @@ export interface components {
             read: boolean;
             /** Readat */
             readAt: string | null;
+            /**
+             * @description the job of a job notice; null otherwise
+             * @default null
+             */
+            job: components["schemas"]["NotificationJob"] | null;
         };
         /** NotificationList */
         NotificationList: {
@@ -2530,6 +2818,22 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
                      *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -2815,6 +3119,639 @@ export interface operations {
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No such resource",
+                     *       "status": 404
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_dynamics_alerts_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "url": "https://hooks.example.com/dynamics-alerts",
+                     *       "updatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "updatedBy": "user-admin",
+                     *       "secretCreatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "events": [
+                     *         "job.failed",
+                     *         "job.partially_failed",
+                     *         "job.paused_reconnect"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No such resource",
+                     *       "status": 404
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_api_dynamics_alerts_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/dynamics-alerts",
+                 *       "rotateSecret": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "url": "https://hooks.example.com/dynamics-alerts",
+                     *       "updatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "updatedBy": "user-admin",
+                     *       "secretCreatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "events": [
+                     *         "job.failed",
+                     *         "job.partially_failed",
+                     *         "job.paused_reconnect"
+                     *       ],
+                     *       "secret": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSaved"];
+                };
+            };
+            /** @description created: `secret` is the new signing secret, shown only now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "url": "https://hooks.example.com/dynamics-alerts",
+                     *       "updatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "updatedBy": "user-admin",
+                     *       "secretCreatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "events": [
+                     *         "job.failed",
+                     *         "job.partially_failed",
+                     *         "job.paused_reconnect"
+                     *       ],
+                     *       "secret": "whsec_N0t-a-real-secret-only-an-example-of-its-shape00"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSaved"];
+                };
+            };
+            /** @description Malformed JSON or invalid body (one `errors` entry per problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Invalid request body",
+                     *       "status": 400,
+                     *       "detail": "1 problem(s) in the request body",
+                     *       "errors": [
+                     *         {
+                     *           "pointer": "/records",
+                     *           "message": "List should have at least 1 item after validation, not 0"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Request body too large",
+                     *       "status": 413
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Body is not application/json",
+                     *       "status": 415
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (also `Authentication unavailable` when caller tokens cannot be verified) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "A dependency is unavailable",
+                     *       "status": 503
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_api_dynamics_alerts_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (also `Authentication unavailable` when caller tokens cannot be verified) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "A dependency is unavailable",
+                     *       "status": 503
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_dynamics_alerts_webhook_deliveries: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "attempts": [
+                     *         {
+                     *           "deliveryId": "job-export-failed-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *           "event": "job.failed",
+                     *           "jobId": "0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *           "attempt": 2,
+                     *           "at": "2026-11-27T10:03:15.120Z",
+                     *           "statusCode": 200,
+                     *           "outcome": "delivered",
+                     *           "error": null,
+                     *           "nextAttemptAt": null
+                     *         },
+                     *         {
+                     *           "deliveryId": "job-export-failed-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *           "event": "job.failed",
+                     *           "jobId": "0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *           "attempt": 1,
+                     *           "at": "2026-11-27T10:02:45.002Z",
+                     *           "statusCode": 500,
+                     *           "outcome": "retry",
+                     *           "error": "HTTP 500",
+                     *           "nextAttemptAt": "2026-11-27T10:03:15.002Z"
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DeliveryLog"];
+                };
+            };
+            /** @description Malformed JSON or invalid body (one `errors` entry per problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Invalid request body",
+                     *       "status": 400,
+                     *       "detail": "1 problem(s) in the request body",
+                     *       "errors": [
+                     *         {
+                     *           "pointer": "/records",
+                     *           "message": "List should have at least 1 item after validation, not 0"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_api_dynamics_alerts_webhook_test: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "deliveryId": "test-4be1d0c38a2f4f0d9b3f6f1e2a7c9d55"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TestQueued"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -4667,6 +5604,22 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -5162,6 +6115,22 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
                      *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -6152,6 +7121,22 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
                      *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -7279,6 +8264,43 @@ export interface operations {
                     /**
                      * @example {
                      *       "notifications": [
+                     *         {
+                     *           "id": "job-export-partially-failed-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *           "kind": "dynamics_job_partially_failed",
+                     *           "reason": null,
+                     *           "title": "Dynamics Export partly failed",
+                     *           "message": "The export of 1200 contacts ended partly failed: 1150 written (900 created, 250 updated), 30 unchanged, 0 skipped, 20 failed or invalid. Most frequent errors: 0x80040237 (14), invalid (6).",
+                     *           "createdAt": "2026-11-27T10:02:44.310Z",
+                     *           "read": false,
+                     *           "readAt": null,
+                     *           "job": {
+                     *             "kind": "export",
+                     *             "jobId": "0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *             "entity": "contacts",
+                     *             "trigger": "automatic",
+                     *             "state": "partially_failed",
+                     *             "records": 1200,
+                     *             "counts": {
+                     *               "created": 900,
+                     *               "updated": 250,
+                     *               "unchanged": 30,
+                     *               "skipped": 0,
+                     *               "failed": 14,
+                     *               "invalid": 6
+                     *             },
+                     *             "topErrorCodes": [
+                     *               {
+                     *                 "code": "0x80040237",
+                     *                 "count": 14
+                     *               },
+                     *               {
+                     *                 "code": "invalid",
+                     *                 "count": 6
+                     *               }
+                     *             ],
+                     *             "link": "/api/dynamics/exports/0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10"
+                     *           }
+                     *         },
                      *         {
                      *           "id": "dynamics-reconnect-5f0c9d1e8b7a4c2d9e3f1a2b3c4d5e6f",
                      *           "kind": "dynamics_reconnect_required",
