@@ -130,6 +130,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'EXPORT_CHUNK_SIZE', value: '500' }
         { name: 'EXPORT_MAX_ATTEMPTS', value: '5' }
         { name: 'JOBS_MAX_ACTIVE_PER_WORKSPACE', value: '20' }
+        { name: 'AUTOMATIC_EXPORT_WINDOW_SECONDS', value: '30' }
         // Activities (engagement events).
         { name: 'ACTIVITY_CHUNK_SIZE', value: '1000' }
         { name: 'ACTIVITY_LINKEDIN_TABLE', value: 'auto' }

@@ -12,6 +12,7 @@ rest, the same way for every kind:
 - pause: a dead Dynamics token (``ReconnectRequired``) pauses the chunk until the workspace reconnects;
   token trouble of the deployment itself (sign-in or Key Vault down, a refused setting) on the last
   delivery pauses it for the token timer instead of failing records that are not at fault;
+- defer: a step that raises ``Deferred`` before writing anything is queued again after a delay;
 - retry: any other failure raises, so the queue delivers the message again; on the last delivery the
   chunk fails for good with the reason (``fail_poisoned`` does the same for a message the host moved to
   the poison queue);
@@ -42,6 +43,16 @@ from core.services.jobs.checkpoints import Checkpoints
 from core.services.jobs.messages import ChunkMessage, ClientFactory, ReconnectCheck
 
 log = logging.getLogger(__name__)
+
+
+class Deferred(Exception):
+    """A chunk that cannot run yet and has written nothing (another job is writing some of its records):
+    it is queued again, visible after ``seconds``, without counting as a failed delivery."""
+
+    def __init__(self, reason: str, seconds: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.seconds = seconds
 
 
 @dataclass
@@ -115,6 +126,12 @@ class ChunkJobWorker(ABC):
             chunk = Chunk(ws, job_id, index, job, request, staged, client, connection, checkpoints)
             with self._budget.working(ws) if self._budget is not None else nullcontext():
                 outcomes = self.run_chunk(chunk)
+        except Deferred as exc:
+            # Nothing was written: the chunk goes back to the queue, not counted as a failed delivery.
+            log.info("%s chunk deferred: %s", self.kind, exc.reason, extra=where)
+            self.store.put_chunk(ws, job_id, index, ChunkState.QUEUED)
+            self.store.enqueue_chunks(ws, job_id, [index], delay_seconds=exc.seconds)
+            return ChunkState.QUEUED
         except ReconnectRequired as exc:
             log.info("%s chunk paused until Dynamics is reconnected", self.kind, extra=where)
             checkpoints.pause()
