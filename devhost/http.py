@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import sys
 import threading
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+from devhost import dev_signin
 from devhost.index import HttpFunction
 from devhost.invoke import Invoker
 
@@ -207,6 +209,8 @@ class DevHostRequestHandler(BaseHTTPRequestHandler):
             status, headers, body = 200, [("Content-Type", "application/json")], b'{"state":"Running"}'
             self._write(method, status, headers, body)
             return
+        if path.startswith(dev_signin.PREFIX) and self._dev_signin(method, path, split.query, started):
+            return
         # As in ASP.NET Core routing, HEAD is served only by functions that list it (no implicit GET).
         function, found = self.server.resolve(method, path)
         if function is None:
@@ -253,6 +257,21 @@ class DevHostRequestHandler(BaseHTTPRequestHandler):
             status, headers, body = problem(500, "Internal Server Error")
         self._write(method, status, headers, body)
         self._log(method, path, status, started)
+
+    def _dev_signin(self, method: str, path: str, query: str, started: float) -> bool:
+        """The development sign-in (devhost/dev_signin.py) when it answers this request."""
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdigit() or int(length) > dev_signin.MAX_BODY:
+            return False
+        body = self.rfile.read(int(length)) if int(length) else b""
+        answer = dev_signin.handle(os.environ, method, path, self._params(query), body)
+        if answer is None:
+            status, headers, payload = problem(404, "Not Found", "no function serves this path")
+        else:
+            status, headers, payload = answer
+        self._write(method, status, headers, payload)
+        self._log(method, path, status, started)
+        return True
 
     def _drain_small_body(self) -> None:
         """Consume a small unread body so keep-alive stays usable; close the connection otherwise."""

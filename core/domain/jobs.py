@@ -4,7 +4,8 @@ status (pure)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,6 +36,7 @@ class JobState(StrEnum):
     PARTIALLY_FAILED = "partially_failed"
     FAILED = "failed"
     PAUSED_RECONNECT = "paused_reconnect"
+    PAUSED_DISABLED = "paused_disabled"  # Dynamics is switched off for the workspace: resumes when enabled
 
 
 class ChunkState(StrEnum):
@@ -42,7 +44,12 @@ class ChunkState(StrEnum):
     RUNNING = "running"
     DONE = "done"
     PAUSED_RECONNECT = "paused_reconnect"
+    PAUSED_DISABLED = "paused_disabled"
     FAILED = "failed"
+
+
+# Chunk states that wait for something outside the job (a reconnect, the integration enabled again).
+PAUSED_CHUNK_STATES = frozenset({ChunkState.PAUSED_RECONNECT, ChunkState.PAUSED_DISABLED})
 
 
 class RecordAction(StrEnum):
@@ -59,7 +66,7 @@ class RecordAction(StrEnum):
     # Checkpoints while a chunk runs, never final: replaced by the chunk's report.
     CREATING = "creating"  # a create is being sent; on a retry, found by its id -> it was created
     UPDATING = "updating"  # an update is being sent; on a retry, found unchanged -> it was updated
-    PENDING = "pending"  # waiting for Dynamics to be reconnected
+    PENDING = "pending"  # waiting for Dynamics to be reconnected or enabled again
 
 
 COUNT_KEYS: tuple[str, ...] = ("created", "updated", "unchanged", "skipped", "failed", "invalid")
@@ -94,6 +101,17 @@ class FieldError:
         return out
 
 
+@dataclass(frozen=True)
+class RecordWarning:
+    """Something the export left alone on purpose that the platform should show next to the record."""
+
+    code: str  # stable, e.g. company_not_identifiable
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
 @dataclass
 class RecordOutcome:
     seq: int  # position of the record in the submitted list
@@ -108,6 +126,7 @@ class RecordOutcome:
     # position and id. Its Dynamics id and action are filled in when the results are read (the record it
     # was merged into may not have run yet when this one is skipped).
     merged_into: tuple[int, str] | None = None
+    warnings: list[RecordWarning] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -126,6 +145,8 @@ class RecordOutcome:
             out["note"] = self.note
         if self.merged_into is not None:
             out["mergedInto"] = {"seq": self.merged_into[0], "platformId": self.merged_into[1]}
+        if self.warnings:
+            out["warnings"] = [w.to_json() for w in self.warnings]
         return out
 
 
@@ -142,6 +163,32 @@ def count_outcomes(outcomes: Iterable[RecordOutcome]) -> dict[str, int]:
     return counts
 
 
+# How a failed or invalid record counts in a job's error codes when no Dataverse error code names its
+# problem: refused before sending (validation), or failed without one (a chunk that gave up, a lost
+# connection).
+INVALID_CODE = "invalid"
+NO_CODE = "no_code"
+# A chunk row keeps at most this many distinct codes (the most frequent): a row stays small whatever
+# Dynamics answers.
+MAX_CHUNK_ERROR_CODES = 20
+TOP_ERROR_CODES = 5
+_BAD_ACTIONS = frozenset({RecordAction.FAILED, RecordAction.WOULD_FAIL, RecordAction.INVALID})
+
+
+def error_codes(outcomes: Iterable[RecordOutcome]) -> dict[str, int]:
+    """Failed and invalid records per error code (a record counts once per distinct code it carries),
+    the ``MAX_CHUNK_ERROR_CODES`` most frequent."""
+    counter: Counter[str] = Counter()
+    for outcome in outcomes:
+        if outcome.action not in _BAD_ACTIONS:
+            continue
+        codes = {e.code for e in outcome.errors if e.code}
+        if not codes:
+            codes = {INVALID_CODE if outcome.action is RecordAction.INVALID else NO_CODE}
+        counter.update(codes)
+    return dict(counter.most_common(MAX_CHUNK_ERROR_CODES))
+
+
 @dataclass(frozen=True)
 class ChunkStatus:
     index: int
@@ -150,18 +197,74 @@ class ChunkStatus:
     records: int
     error: str | None = None
     attempts: int = 0  # deliveries that started this chunk; 0 = no attempt has written anything yet
+    error_codes: Mapping[str, int] = field(default_factory=dict)  # see ``error_codes``
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """What a job's chunk rows add up to: its state, record counts, progress and most frequent error
+    codes (the status endpoints, the job list and the alerts of a job that ended badly read the same)."""
+
+    state: JobState
+    counts: dict[str, int]
+    processed: int  # records with a final outcome (invalid and skipped ones from the start)
+    chunks_done: int
+    top_error_codes: list[tuple[str, int]]  # most frequent first, then by code
+    errors: list[str]  # chunk-level reasons (a chunk that gave up, a pause), sorted
+
+
+def summarize_job(
+    chunks: Iterable[ChunkStatus],
+    *,
+    total_chunks: int,
+    total_records: int,
+    invalid: int = 0,
+    skipped: int = 0,
+    job_error: str | None = None,
+) -> JobSummary:
+    """A job's summary from its chunk rows and what was known when it was submitted (``invalid`` and
+    ``skipped`` records never reach a chunk)."""
+    chunk_list = list(chunks)
+    counts = empty_counts()
+    counts["invalid"] = invalid
+    counts["skipped"] = skipped
+    processed = invalid + skipped
+    codes: Counter[str] = Counter({INVALID_CODE: invalid} if invalid else {})
+    for chunk in chunk_list:
+        for key in COUNT_KEYS:
+            counts[key] += chunk.counts.get(key, 0)
+        if chunk.state in (ChunkState.DONE, ChunkState.FAILED):
+            processed += chunk.records
+        codes.update(chunk.error_codes)
+    if total_chunks == 0:
+        state = JobState.FAILED if invalid else JobState.SUCCEEDED
+    else:
+        state = job_state(chunk_list, total_chunks=total_chunks)
+    top = sorted(codes.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERROR_CODES]
+    errors = sorted({c.error for c in chunk_list if c.error})
+    return JobSummary(
+        state=state,
+        counts=counts,
+        processed=min(processed, total_records),
+        chunks_done=sum(1 for c in chunk_list if c.state in (ChunkState.DONE, ChunkState.FAILED)),
+        top_error_codes=top,
+        errors=errors + ([job_error] if job_error else []),
+    )
 
 
 def job_state(chunks: Iterable[ChunkStatus], *, total_chunks: int) -> JobState:
     """The job's state from its chunks.
 
-    Any chunk paused for the token pauses the job (it resumes after reconnect). A job is finished only
+    Any chunk paused for the token pauses the job (it resumes after reconnect); otherwise any chunk paused
+    because Dynamics is disabled pauses it (it resumes when Dynamics is enabled again). A job is finished only
     when every chunk is done or failed; then it succeeded if nothing failed, failed if nothing was
     written at all, else partially failed.
     """
     chunk_list = list(chunks)
     if any(c.state is ChunkState.PAUSED_RECONNECT for c in chunk_list):
         return JobState.PAUSED_RECONNECT
+    if any(c.state is ChunkState.PAUSED_DISABLED for c in chunk_list):
+        return JobState.PAUSED_DISABLED
     finished = [c for c in chunk_list if c.state in (ChunkState.DONE, ChunkState.FAILED)]
     if len(finished) < total_chunks:
         started = any(c.state is not ChunkState.QUEUED for c in chunk_list)

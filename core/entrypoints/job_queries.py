@@ -135,6 +135,16 @@ class MergedInto(_Strict):
     dynamicsId: str | None = Field(default=None, description="the Dynamics record it was written to")
 
 
+class RecordWarning(_Strict):
+    code: str = Field(
+        description="company_not_identifiable: the contact's company has none of the values the company "
+        "identifier compares, so it was not created and the contact kept its current company; "
+        "company_kept: the contact stayed under its current company rather than move to a new one of the "
+        "same name"
+    )
+    message: str
+
+
 class RecordResult(_Strict):
     seq: int = Field(description="position in the submitted list")
     platformId: str
@@ -152,6 +162,9 @@ class RecordResult(_Strict):
         default=None,
         description="skipped as the same person or company as an earlier record of the same export: that "
         "record, with its Dynamics id and action (dynamicsId above is the same id)",
+    )
+    warnings: list[RecordWarning] = Field(
+        default_factory=list, description="what the export left alone on purpose, and why"
     )
 
 
@@ -192,7 +205,10 @@ class ActivitiesProgress(BaseModel):
 
 class ActivitiesStatus(BaseModel):
     jobId: str
-    state: str = Field(description="queued, running, succeeded, partially_failed, failed, paused_reconnect")
+    state: str = Field(
+        description="queued, running, succeeded, partially_failed, failed, paused_reconnect, paused_disabled "
+        "(Dynamics disabled for the workspace: resumes when it is enabled again)"
+    )
     createdAt: str = Field(description="ISO 8601, UTC")
     requestedBy: str
     counts: JobCounts

@@ -131,6 +131,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'EXPORT_MAX_ATTEMPTS', value: '5' }
         { name: 'JOBS_MAX_ACTIVE_PER_WORKSPACE', value: '20' }
         { name: 'AUTOMATIC_EXPORT_WINDOW_SECONDS', value: '30' }
+        // Retention of job results and summaries.
+        { name: 'RESULTS_RETENTION_DAYS', value: '30' }
+        { name: 'JOB_SUMMARY_RETENTION_DAYS', value: '400' }
+        { name: 'RETENTION_SCHEDULE', value: '0 */10 * * * *' }
+        { name: 'RETENTION_MAX_DELETES_PER_RUN', value: '20000' }
         // Activities (engagement events).
         { name: 'ACTIVITY_CHUNK_SIZE', value: '1000' }
         { name: 'ACTIVITY_LINKEDIN_TABLE', value: 'auto' }
@@ -141,6 +146,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'DYNAMICS_LIMIT_EXECUTION_S', value: '1200' }
         { name: 'DYNAMICS_LIMIT_CONCURRENT', value: '52' }
         { name: 'DYNAMICS_LIMIT_WINDOW_S', value: '300' }
+        // Alerts: webhook deliveries (the signing secrets are Key Vault secrets the app creates at run time).
+        { name: 'ALERT_WEBHOOK_MAX_ATTEMPTS', value: '8' }
+        { name: 'ALERT_WEBHOOK_BACKOFF_S', value: '30' }
+        { name: 'ALERT_WEBHOOK_TIMEOUT_S', value: '10' }
+        { name: 'ALERT_WEBHOOK_ALLOW_LOCAL', value: 'false' } // local development only: never on Azure
       ]
     }
   }

@@ -5,6 +5,7 @@ processes sharing one queue without processing a message twice at the same time.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 import uuid
 from collections import Counter
@@ -12,10 +13,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import azure.functions as func
 import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
+from devhost.config import QueueOptions
+from devhost.index import QueueFunction
+from devhost.invoke import Invoker
+from devhost.queues import QueueClients, QueueListener
 from tests.support.azurite import Azurite
 from tests.support.devhost import (  # noqa: F401 - fixtures
     FAST_QUEUES,
@@ -176,3 +182,32 @@ def test_sigterm_lets_an_in_flight_message_finish_and_be_deleted(
     assert sample_devhost.stop() == 0
     assert contents(queue(azurite, f"{queue_name}-out")) == ["done:sleep:1.5#graceful"]
     assert queue(azurite, queue_name).get_queue_properties().approximate_message_count == 0
+
+
+def test_a_run_longer_than_the_lease_keeps_its_message(azurite: Azurite, queue_name: str) -> None:
+    # As the Functions host: the message's visibility is renewed while its function runs, so a run longer
+    # than the lease is not handed out again meanwhile (a second run at once, counted toward poison).
+    started, release = threading.Event(), threading.Event()
+    deliveries: list[int] = []
+
+    def slow(message: func.QueueMessage) -> None:
+        deliveries.append(message.dequeue_count or 0)
+        started.set()
+        release.wait(60)
+
+    function = QueueFunction("slow", slow, "message", False, queue_name=queue_name)
+    clients = QueueClients({"AzureWebJobsStorage": azurite.connection_string})
+    options = QueueOptions(batch_size=2, max_polling_interval=0.1)
+    listener = QueueListener(function, clients, options, Invoker(), processing_lease=2)
+    listener.start()
+    try:
+        queue(azurite, queue_name).send_message(b64("slow"))
+        wait_for(started.is_set, what="the function to start")
+        wait_for(lambda: listener.lease_renewals >= 3, 8, what="three renewals: past the 2 s lease")
+        assert deliveries == [1]
+        assert peek_all(queue(azurite, queue_name)) == []  # still invisible to every other consumer
+    finally:
+        release.set()
+        listener.stop()
+    assert deliveries == [1]
+    assert queue(azurite, queue_name).get_queue_properties().approximate_message_count == 0  # deleted

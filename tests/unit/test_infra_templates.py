@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.adapters.dataverse import budget as dynamics_budget
 from core.adapters.storage import (
+    alert_repository,
     config_repository,
     connection_repository,
     integrations_repository,
@@ -188,8 +189,12 @@ def test_every_table_queue_and_container_the_code_uses_is_provisioned_and_nothin
         *(n.chunks_table for n in names),
         *(n.records_table for n in names),
         *(n.paused_table for n in names),
+        alert_repository.WEBHOOKS_TABLE,
+        alert_repository.DELIVERIES_TABLE,
+        alert_repository.DELIVERY_LOG_TABLE,
     }
     queues = {q for n in names for q in (n.queue, f"{n.queue}-poison")}
+    queues |= {alert_repository.ALERT_QUEUE, f"{alert_repository.ALERT_QUEUE}-poison"}
     containers = {config_repository.CONTAINER, *(n.container for n in names)}
     assert _bicep_list(storage, "tables") == tables
     assert _bicep_list(storage, "queues") == queues

@@ -28,7 +28,7 @@ import base64
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +39,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableServiceClient, UpdateMode
+from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
@@ -103,6 +103,9 @@ class JobRow:
     skipped_count: int = 0  # duplicates within the submitted list, exported once
     staging: str = ""  # the blob folder of this job's request and chunks (see JobStore._blob)
     error: str | None = None
+    # When retention began deleting the job's per-record results and staged payloads (ISO 8601, UTC).
+    records_deleted_at: str | None = None
+    records_deleted: bool = False  # retention has deleted all of them
 
 
 @dataclass(frozen=True)
@@ -312,10 +315,14 @@ class JobStore:
         counts: Mapping[str, int],
         records: int,
         error: str | None = None,
+        error_codes: Mapping[str, int] | None = None,
     ) -> None:
+        """The chunk's final row: state, counts and its failed records per error code (``errorCodes``,
+        a small JSON object: ``core.domain.jobs.error_codes`` bounds it)."""
         extra: dict[str, Any] = {f"count_{k}": int(counts.get(k, 0)) for k in COUNT_KEYS}
         extra["records"] = records
         extra["error"] = error or ""
+        extra["errorCodes"] = json.dumps(dict(error_codes or {}), separators=(",", ":"))
         self.put_chunk(workspace_id, job_id, index, state, **extra)
 
     def get_chunk(self, workspace_id: str, job_id: str, index: int) -> ChunkStatus | None:
@@ -333,16 +340,23 @@ class JobStore:
         )
         return sorted((_chunk_from_row(r) for r in rows), key=lambda c: c.index)
 
-    def requeue_paused(self, workspace_id: str, job_id: str, index: int) -> bool:
-        """Move a chunk paused for the token back to ``queued`` and send its message — only if it is still
-        paused and nobody changed its row meanwhile (ETag), so two resumers racing for one chunk (the
-        reconnect's scan, the pausing worker's re-check, the timer) enqueue it once."""
+    def requeue_paused(
+        self,
+        workspace_id: str,
+        job_id: str,
+        index: int,
+        states: Collection[ChunkState] = (ChunkState.PAUSED_RECONNECT,),
+    ) -> bool:
+        """Move a chunk paused (in one of ``states``: for the token by default) back to ``queued`` and send
+        its message — only if it is still paused and nobody changed its row meanwhile (ETag), so two
+        resumers racing for one chunk (the reconnect's or enable's scan, the pausing worker's re-check,
+        the timer) enqueue it once."""
         table = self._tables.get_table_client(self.names.chunks_table)
         try:
             row = table.get_entity(_job_partition(workspace_id, job_id), f"{index:06d}")
         except ResourceNotFoundError:
             return False
-        if row.get("state") != ChunkState.PAUSED_RECONNECT.value:
+        if row.get("state") not in {state.value for state in states}:
             return False
         try:
             table.update_entity(
@@ -462,6 +476,123 @@ class JobStore:
                 break
         return RecordsPage(page, last if len(page) >= limit else None)
 
+    def iter_outcome_pages(
+        self, workspace_id: str, job_id: str, page_size: int = 1000
+    ) -> Iterator[list[StoredOutcome]]:
+        """Every saved outcome of the job in submission order, a page of ``page_size`` at a time: one
+        query followed by its continuation tokens, so only the current page is ever in memory."""
+        rows = self._tables.get_table_client(self.names.records_table).query_entities(
+            "PartitionKey eq @pk",
+            parameters={"pk": _job_partition(workspace_id, job_id)},
+            results_per_page=page_size,
+        )
+        for page in rows.by_page():
+            yield [_outcome_from_row(row) for row in page]
+
+    # -- retention ------------------------------------------------------------------------------
+    def jobs_created_between(self, low: str, high: str) -> Iterator[JobRow]:
+        """Jobs of every workspace created at ``low`` or later and before ``high`` (ISO timestamps), in no
+        particular order: one query across partitions, filtered by the table, read a page at a time."""
+        rows = self._tables.get_table_client(self.names.jobs_table).query_entities(
+            "createdAt ge @low and createdAt lt @high", parameters={"low": low, "high": high}
+        )
+        for row in rows:
+            if "entity" in row:  # a job (not a bookkeeping row)
+                yield _job_from_row(row)
+
+    def mark_records_deleted(self, workspace_id: str, job_id: str, *, done: bool) -> None:
+        """Note on the job row that its results are being deleted (``recordsDeletedAt``, once: downloads
+        stop being offered) or are gone (``recordsDeleted``: retention skips the job from then on)."""
+        entity: dict[str, Any] = {"PartitionKey": workspace_id, "RowKey": job_id}
+        if done:
+            entity["recordsDeleted"] = True
+        else:
+            entity["recordsDeletedAt"] = _now()
+        self._tables.get_table_client(self.names.jobs_table).update_entity(entity, mode=UpdateMode.MERGE)
+
+    def records_deleted(self, workspace_id: str, job_id: str) -> bool:
+        try:
+            row = self._tables.get_table_client(self.names.jobs_table).get_entity(
+                workspace_id, job_id, select=["recordsDeleted"]
+            )
+        except ResourceNotFoundError:
+            return True
+        return bool(row.get("recordsDeleted"))
+
+    def delete_job_rows(self, workspace_id: str, job_id: str, table: str, budget: int) -> tuple[int, bool]:
+        """Delete up to ``budget`` rows of the job's partitions in ``table`` (its records, with an activity
+        job's exported contacts, or its chunks), in entity-group transactions of 100; (how many, whether
+        none is left)."""
+        client = self._tables.get_table_client(table)
+        partition = _job_partition(workspace_id, job_id)
+        deleted = 0
+        for pk in (partition, f"{partition}~contacts"):
+            done, more = self._delete_partition(client, pk, budget - deleted)
+            deleted += done
+            if more:
+                return deleted, False
+        return deleted, True
+
+    @staticmethod
+    def _delete_partition(client: Any, partition: str, budget: int) -> tuple[int, bool]:
+        rows = client.query_entities(
+            "PartitionKey eq @pk",
+            parameters={"pk": partition},
+            select=["PartitionKey", "RowKey"],
+            results_per_page=_TABLE_BATCH,
+        )
+        deleted = 0
+        for page in rows.by_page():
+            keys = [{"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]} for r in page]
+            if not keys:
+                continue
+            if deleted + len(keys) > budget:
+                return deleted, True
+            try:
+                client.submit_transaction([("delete", key) for key in keys])
+            except (TableTransactionError, ResourceNotFoundError):  # one was gone already: one by one
+                for key in keys:
+                    try:
+                        client.delete_entity(key["PartitionKey"], key["RowKey"])
+                    except ResourceNotFoundError:
+                        pass
+            deleted += len(keys)
+        return deleted, False
+
+    def delete_staged(self, workspace_id: str, job_id: str, budget: int) -> tuple[int, bool]:
+        """Delete up to ``budget`` blobs of the job's folder (request, chunks, download files)."""
+        container = self._blobs.get_container_client(self.names.container)
+        deleted = 0
+        for blob in container.list_blobs(name_starts_with=f"{workspace_id}/{job_id}/"):
+            if deleted >= budget:
+                return deleted, False
+            try:
+                container.delete_blob(blob.name)
+            except ResourceNotFoundError:
+                pass
+            deleted += 1
+        return deleted, True
+
+    def delete_job_row(self, workspace_id: str, job_id: str) -> None:
+        try:
+            self._tables.get_table_client(self.names.jobs_table).delete_entity(workspace_id, job_id)
+        except ResourceNotFoundError:
+            pass
+
+    def retention_mark(self, name: str) -> str | None:
+        """Where retention's scan ``name`` is to resume (an ISO timestamp), kept in the jobs table under a
+        partition no workspace can have."""
+        try:
+            row = self._tables.get_table_client(self.names.jobs_table).get_entity(_RETENTION, name)
+        except ResourceNotFoundError:
+            return None
+        return str(row.get("from") or "") or None
+
+    def set_retention_mark(self, name: str, value: str) -> None:
+        self._tables.get_table_client(self.names.jobs_table).upsert_entity(
+            {"PartitionKey": _RETENTION, "RowKey": name, "from": value}, mode=UpdateMode.REPLACE
+        )
+
     # -- queue ----------------------------------------------------------------------------------
     def enqueue_chunks(
         self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int], *, delay_seconds: int = 0
@@ -512,6 +643,8 @@ class JobStore:
 
 
 _PARALLEL_UPLOADS = 8
+# Partition of retention's bookkeeping rows in the jobs table ("~" is not in any workspace id).
+_RETENTION = "~retention"
 
 
 def _split_json(prefix: str, value: Any) -> dict[str, str]:
@@ -554,6 +687,8 @@ def _job_from_row(row: Mapping[str, Any]) -> JobRow:
         skipped_count=int(row.get("skippedCount", 0) or 0),
         staging=str(row.get("staging") or ""),
         error=(str(row["error"]) if row.get("error") else None),
+        records_deleted_at=(str(row["recordsDeletedAt"]) if row.get("recordsDeletedAt") else None),
+        records_deleted=bool(row.get("recordsDeleted")),
     )
 
 
@@ -568,4 +703,18 @@ def _chunk_from_row(row: Mapping[str, Any]) -> ChunkStatus:
         records=int(row.get("records", 0) or 0),
         error=(str(row["error"]) if row.get("error") else None),
         attempts=int(row.get("attempts", 0) or 0),
+        error_codes=_error_codes(row.get("errorCodes")),
     )
+
+
+def _error_codes(value: Any) -> dict[str, int]:
+    """A chunk row's ``errorCodes`` (rows written before it existed have none)."""
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(str(value))
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k): int(v) for k, v in parsed.items() if isinstance(v, int)}

@@ -51,8 +51,9 @@ class ActivityService(JobQueries):
         load_config: Callable[[Caller], DynamicsConfig],
         chunk_size: int = ACTIVITY_CHUNK_SIZE,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
+        active_crm: Callable[[str], str | None] | None = None,
     ) -> None:
-        super().__init__(store, max_active_jobs)
+        super().__init__(store, max_active_jobs, active_crm)
         self._load_config = load_config
         self._chunk_size = chunk_size
 
@@ -62,6 +63,7 @@ class ActivityService(JobQueries):
         # Events name the user and identity each activity is logged as (CallerObjectId): only the
         # platform's service may say who acted; a person could otherwise write as anyone.
         caller.require(SERVICE, "logging activities")
+        self.require_enabled(caller.workspace_id, "logging activities")
         self._store.ensure_ready()
         config = self._load_config(caller)
         job_id, already = self.reserve_job_id(caller.workspace_id, idempotency_key)

@@ -22,7 +22,8 @@ from core.services.activities.run import ActivityRun
 from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.jobs.contact_export import ContactExporter
 from core.services.jobs.engine import Chunk, ChunkJobWorker
-from core.services.jobs.messages import ClientFactory, ReconnectCheck
+from core.services.jobs.events import JobEvents
+from core.services.jobs.messages import ClientFactory, EnabledCheck, ReconnectCheck
 
 
 class ActivityWorker(ChunkJobWorker):
@@ -39,8 +40,18 @@ class ActivityWorker(ChunkJobWorker):
         linkedin_table: str | None = "auto",
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        dynamics_enabled: EnabledCheck | None = None,
+        events: JobEvents | None = None,
     ) -> None:
-        super().__init__(store, client_for, max_attempts=max_attempts, budget=budget, reconnected=reconnected)
+        super().__init__(
+            store,
+            client_for,
+            max_attempts=max_attempts,
+            budget=budget,
+            reconnected=reconnected,
+            dynamics_enabled=dynamics_enabled,
+            events=events,
+        )
         self.metadata = metadata or MetadataCache()
         # The export pipeline, for contacts exported before their activities (exportMissingContacts).
         self.export_contacts = export_contacts

@@ -8,7 +8,7 @@ from typing import Any
 
 from core.adapters.storage.job_store import StagedRow
 from core.domain.export_plan import DesiredLink, DesiredValue
-from core.domain.jobs import FieldError, RecordOutcome
+from core.domain.jobs import FieldError, RecordOutcome, RecordWarning
 
 
 @dataclass(frozen=True)
@@ -42,5 +42,6 @@ class ExportItem:
     links: list[DesiredLink] = field(default_factory=list)
     errors: list[FieldError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[RecordWarning] = field(default_factory=list)
     outcome: RecordOutcome | None = None
     has_record_value: bool = False  # a value from the record itself (not only fixed/manual constants)

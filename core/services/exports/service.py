@@ -76,10 +76,11 @@ class ExportService(JobQueries):
         custom_fields: Callable[[str], Iterable[PlatformField]] = lambda _ws: (),
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
+        active_crm: Callable[[str], str | None] | None = None,
         versions: RecordVersions | None = None,
         window_seconds: int = 0,
     ) -> None:
-        super().__init__(store, max_active_jobs)
+        super().__init__(store, max_active_jobs, active_crm)
         # Automatic exports: the order of each record's changes, and how long a job waits before it
         # runs so that later changes of its records received meanwhile replace it (one write).
         self._versions = versions
@@ -92,6 +93,7 @@ class ExportService(JobQueries):
         self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
     ) -> SubmitResult:
         requester = _requester(caller, request)
+        self.require_enabled(caller.workspace_id, "exporting")
         self._store.ensure_ready()
         config = self._load_config(caller)
         self._check_request(request, config)

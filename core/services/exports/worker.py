@@ -24,7 +24,8 @@ from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.items import ExportItem, StagedRecord
 from core.services.exports.run import ExportRun
 from core.services.jobs.engine import Chunk, ChunkJobWorker, Deferred
-from core.services.jobs.messages import ClientFactory, ReconnectCheck
+from core.services.jobs.events import JobEvents
+from core.services.jobs.messages import ClientFactory, EnabledCheck, ReconnectCheck
 
 # How long a chunk's claim on its records holds: longer than a chunk may run (host.json functionTimeout,
 # 10 minutes), so a claim only expires when its worker died.
@@ -45,10 +46,20 @@ class ExportWorker(ChunkJobWorker):
         metadata: MetadataCache | None = None,
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        dynamics_enabled: EnabledCheck | None = None,
+        events: JobEvents | None = None,
         versions: RecordVersions | None = None,
         defer_seconds: int = DEFAULT_DEFER_SECONDS,
     ) -> None:
-        super().__init__(store, client_for, max_attempts=max_attempts, budget=budget, reconnected=reconnected)
+        super().__init__(
+            store,
+            client_for,
+            max_attempts=max_attempts,
+            budget=budget,
+            reconnected=reconnected,
+            dynamics_enabled=dynamics_enabled,
+            events=events,
+        )
         self.metadata = metadata or MetadataCache()
         self.versions = versions
         self.defer_seconds = defer_seconds

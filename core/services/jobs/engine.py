@@ -9,6 +9,9 @@ rest, the same way for every kind:
 - run: ``running`` with the delivery count, then the kind's step with the workspace's Dataverse client,
   inside the workspace's shared Dynamics budget when there is one;
 - checkpoint and report: ``core.services.jobs.checkpoints`` (one policy for every kind);
+- halt: when Dynamics is disabled for the workspace (``dynamics_enabled``), a queued chunk pauses before
+  any Dynamics call and a running one before its next Dynamics write (the gate of its checkpoints), both
+  ``paused_disabled``; they resume when Dynamics is enabled again (``resume_paused``);
 - pause: a dead Dynamics token (``ReconnectRequired``) pauses the chunk until the workspace reconnects;
   token trouble of the deployment itself (sign-in or Key Vault down, a refused setting) on the last
   delivery pauses it for the token timer instead of failing records that are not at fault;
@@ -16,13 +19,19 @@ rest, the same way for every kind:
 - retry: any other failure raises, so the queue delivers the message again; on the last delivery the
   chunk fails for good with the reason (``fail_poisoned`` does the same for a message the host moved to
   the poison queue);
-- resume: ``requeue_paused`` (by the services' ``resume_paused`` and the pausing worker's own re-check).
+- resume: ``requeue_paused`` (by the services' ``resume_paused`` and the pausing worker's own re-check);
+- tell: after a chunk settles (done, failed, paused for reconnect), the job's summary is read again from
+  its chunk rows and a job that ended ``failed`` / ``partially_failed`` or paused for reconnect is told to
+  the ``events`` listener (the alerts). The chunk that settles last sees the job's final state (each
+  writes its own row before reading them all); a redelivered message of a finished chunk tells it again,
+  so an event a crash or a storage error lost is told by the redelivery, and the listener dedupes.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,6 +40,7 @@ from core.adapters.dataverse.budget import DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import failure_reason
 from core.adapters.storage.job_store import JobRow, JobStore, StagedRow
+from core.domain.alerts import RECONNECT_PAUSE_PREFIX, job_event
 from core.domain.connection import (
     DynamicsConnection,
     NotConnected,
@@ -38,11 +48,23 @@ from core.domain.connection import (
     TokenConfigurationError,
     TransientTokenError,
 )
-from core.domain.jobs import ChunkState, RecordOutcome, count_outcomes
-from core.services.jobs.checkpoints import Checkpoints
-from core.services.jobs.messages import ChunkMessage, ClientFactory, ReconnectCheck
+from core.domain.jobs import (
+    NO_CODE,
+    ChunkState,
+    JobState,
+    RecordOutcome,
+    count_outcomes,
+    error_codes,
+    summarize_job,
+)
+from core.services.jobs.checkpoints import Checkpoints, ChunkHalted
+from core.services.jobs.events import JobEvents
+from core.services.jobs.messages import ChunkMessage, ClientFactory, EnabledCheck, ReconnectCheck
 
 log = logging.getLogger(__name__)
+
+DISABLED_REASON = "paused: Dynamics is disabled for this workspace; resumed when an admin enables it again"
+DISABLED_NOTE = "waiting for Dynamics to be enabled again"
 
 
 class Deferred(Exception):
@@ -83,13 +105,17 @@ class ChunkJobWorker(ABC):
         max_attempts: int = 5,
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        dynamics_enabled: EnabledCheck | None = None,
+        events: JobEvents | None = None,
     ) -> None:
         self.store = store
+        self._events = events
         self._client_for = client_for
         self._max_attempts = max_attempts
         # Shared with the other instances working for the same workspace (same Dynamics user).
         self._budget = budget
         self._reconnected = reconnected  # re-checked after a chunk pauses (see pause_for_reconnect)
+        self._enabled = dynamics_enabled  # None: the switch is not consulted (every workspace works)
 
     @abstractmethod
     def run_chunk(self, chunk: Chunk) -> list[RecordOutcome]:
@@ -109,7 +135,8 @@ class ChunkJobWorker(ABC):
             return ChunkState.FAILED
         status = self.store.get_chunk(ws, job_id, index)
         if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
-            return status.state  # a redelivered message for finished work: nothing to do
+            self._tell(job)  # a redelivered message for finished work: only its job's event, once more
+            return status.state
         request = self.store.load_request(ws, job_id, staging=job.staging)
         staged = self.store.try_load_chunk(ws, job_id, index, staging=job.staging)
         if staged is None:
@@ -117,14 +144,23 @@ class ChunkJobWorker(ABC):
             return ChunkState.FAILED
         # The first delivery has no earlier checkpoints to read back.
         first_attempt = status is not None and status.attempts == 0
+        records = {s.seq: self.platform_id(s) for s in staged}
+        if self._enabled is not None and not self._enabled(ws):
+            # Not even a token is asked for; an earlier attempt's in-flight marks turn pending.
+            checkpoints = Checkpoints(self.store, ws, job_id, records)
+            halted = self._disabled_halt()
+            if not first_attempt:
+                checkpoints.halt(records, halted.note)
+            return self._pause_halted(ws, job_id, index, halted)
         self.store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
         checkpoints = Checkpoints(
-            self.store, ws, job_id, (s.seq for s in staged), first_attempt=first_attempt
+            self.store, ws, job_id, records, first_attempt=first_attempt, gate=self._gate(ws)
         )
         try:
             client, connection = self._client_for(ws)
             chunk = Chunk(ws, job_id, index, job, request, staged, client, connection, checkpoints)
-            with self._budget.working(ws) if self._budget is not None else nullcontext():
+            budget = self._budget
+            with budget.working(ws, job=f"{self.kind}:{job_id}") if budget is not None else nullcontext():
                 outcomes = self.run_chunk(chunk)
         except Deferred as exc:
             # Nothing was written: the chunk goes back to the queue, not counted as a failed delivery.
@@ -132,12 +168,20 @@ class ChunkJobWorker(ABC):
             self.store.put_chunk(ws, job_id, index, ChunkState.QUEUED)
             self.store.enqueue_chunks(ws, job_id, [index], delay_seconds=exc.seconds)
             return ChunkState.QUEUED
+        except ChunkHalted as halted:
+            log.info("%s chunk halted: %s", self.kind, halted.reason, extra=where)
+            checkpoints.halt(records, halted.note)
+            return self._pause_halted(ws, job_id, index, halted)
         except ReconnectRequired as exc:
             log.info("%s chunk paused until Dynamics is reconnected", self.kind, extra=where)
             checkpoints.pause()
-            return self._pause_for_reconnect(ws, job_id, index, exc)
+            state = self._pause_for_reconnect(ws, job_id, index, exc)
+            if state is ChunkState.PAUSED_RECONNECT:
+                self._tell(job)
+            return state
         except NotConnected:
             self._fail(message, staged, checkpoints, "Dynamics is not connected for this workspace")
+            self._tell(job)
             return ChunkState.FAILED
         except Exception as exc:
             if dequeue_count >= self._max_attempts and isinstance(exc, TransientTokenError):
@@ -148,11 +192,79 @@ class ChunkJobWorker(ABC):
                 log.error("%s chunk failed for good", self.kind, extra=where)
                 reason = f"gave up after {dequeue_count} attempts: {failure_reason(exc)}"
                 self._fail(message, staged, checkpoints, reason)
+                self._tell(job)
                 return ChunkState.FAILED
             raise
         checkpoints.report(outcomes)
-        self.store.finish_chunk(ws, job_id, index, ChunkState.DONE, count_outcomes(outcomes), len(outcomes))
+        self.store.finish_chunk(
+            ws,
+            job_id,
+            index,
+            ChunkState.DONE,
+            count_outcomes(outcomes),
+            len(outcomes),
+            error_codes=error_codes(outcomes),
+        )
+        self._tell(job)
         return ChunkState.DONE
+
+    # -- the integration switch ---------------------------------------------------------------------
+    @staticmethod
+    def _disabled_halt() -> ChunkHalted:
+        return ChunkHalted(ChunkState.PAUSED_DISABLED, DISABLED_REASON, DISABLED_NOTE)
+
+    def _gate(self, ws: str) -> Callable[[], None] | None:
+        """The checkpoints' gate: one read of the workspace's switch before each Dynamics write, so a
+        chunk stops at most one write after an admin disables Dynamics."""
+        enabled = self._enabled
+        if enabled is None:
+            return None
+
+        def gate() -> None:
+            if not enabled(ws):
+                raise self._disabled_halt()
+
+        return gate
+
+    def _pause_halted(self, ws: str, job_id: str, index: int, halted: ChunkHalted) -> ChunkState:
+        """Write the chunk in the halt's state and mark the workspace (the token timer's safety net), then
+        read the switch again: an admin who enabled Dynamics while this chunk was stopping ran the resume
+        scan before the chunk was paused, so the chunk re-queues itself (at most once: conditional)."""
+        store = self.store
+        store.put_chunk(ws, job_id, index, halted.state, error=halted.reason)
+        store.mark_paused(ws)
+        try:
+            if self._enabled is not None and self._enabled(ws):
+                if store.requeue_paused(ws, job_id, index, (halted.state,)):
+                    log.info(
+                        "enabled while the chunk paused: re-queued", extra={"workspace": ws, "job": job_id}
+                    )
+                    return ChunkState.QUEUED
+        except Exception:
+            log.exception(
+                "halted chunk: the switch re-check failed; the token timer resumes it",
+                extra={"workspace": ws, "job": job_id},
+            )
+        return halted.state
+
+    def _tell(self, job: JobRow) -> None:
+        """Tell the listener the event the job's state raises now, if any (module docstring, "tell")."""
+        if self._events is None:
+            return
+        chunks = self.store.list_chunks(job.workspace_id, job.job_id)
+        summary = summarize_job(
+            chunks,
+            total_chunks=job.total_chunks,
+            total_records=job.total_records,
+            invalid=job.invalid_count,
+            skipped=job.skipped_count,
+            job_error=job.error,
+        )
+        if summary.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
+            return
+        event = job_event(summary, chunks)
+        if event is not None:
+            self._events.job_event(self.kind, job, summary, event)
 
     def fail_poisoned(self, message: ChunkMessage, reason: str) -> None:
         """A message that exhausted its deliveries: the chunk fails with the reason, nothing silent."""
@@ -161,6 +273,7 @@ class ChunkJobWorker(ABC):
             return  # names a job this workspace does not have: nothing to fail
         status = self.store.get_chunk(message.workspace_id, message.job_id, message.chunk)
         if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+            self._tell(job)
             return
         staged = self.store.try_load_chunk(
             message.workspace_id, message.job_id, message.chunk, staging=job.staging
@@ -169,6 +282,7 @@ class ChunkJobWorker(ABC):
             return
         checkpoints = Checkpoints(self.store, message.workspace_id, message.job_id, (s.seq for s in staged))
         self._fail(message, staged, checkpoints, reason)
+        self._tell(job)
 
     def _fail(
         self, message: ChunkMessage, staged: list[StagedRow], checkpoints: Checkpoints, reason: str
@@ -182,6 +296,8 @@ class ChunkJobWorker(ABC):
             counts,
             len(staged),
             error=reason,
+            # The records failed with the chunk's reason, which no Dynamics error code names.
+            error_codes={NO_CODE: counts["failed"]} if counts.get("failed") else {},
         )
 
     def _pause_for_reconnect(self, ws: str, job_id: str, index: int, exc: ReconnectRequired) -> ChunkState:
@@ -191,7 +307,9 @@ class ChunkJobWorker(ABC):
         conditional). The marker lets the token timer resume it should this check fail or not run. A
         failing marker write raises: the message is redelivered and the chunk paused again."""
         store = self.store
-        store.put_chunk(ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}")
+        store.put_chunk(
+            ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"{RECONNECT_PAUSE_PREFIX}{exc.reason}"
+        )
         store.mark_paused(ws)
         if self._reconnected is None:
             return ChunkState.PAUSED_RECONNECT

@@ -22,14 +22,24 @@ import base64
 import binascii
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from azure.core.exceptions import ResourceExistsError
 
-from core.adapters.storage.job_store import JobRow, JobStore, StoredOutcome
-from core.domain.jobs import COUNT_KEYS, ChunkState, JobState, RecordOutcome, empty_counts, job_state
+from core.adapters.storage.job_store import JobRow, JobStore
+from core.domain.integration_switch import DYNAMICS, IntegrationDisabled
+from core.domain.jobs import (
+    PAUSED_CHUNK_STATES,
+    ChunkState,
+    JobState,
+    JobSummary,
+    RecordOutcome,
+    job_state,
+    summarize_job,
+)
+from core.services.jobs.merged import join_merged
 
 DEFAULT_MAX_ACTIVE_JOBS = 20
 ACTIVE_JOB_WINDOW = dt.timedelta(hours=24)
@@ -85,9 +95,27 @@ class JobQueries:
     # Each job kind's own namespace: one Idempotency-Key names different jobs of different kinds.
     idempotency_namespace: ClassVar[uuid.UUID]
 
-    def __init__(self, store: JobStore, max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
+        active_crm: Callable[[str], str | None] | None = None,
+    ) -> None:
         self._store = store
         self._max_active_jobs = max_active_jobs
+        # workspace -> its enabled CRM; None: the switch is not consulted (every workspace may submit)
+        self._active_crm = active_crm
+
+    def dynamics_enabled(self, workspace_id: str) -> bool:
+        return self._active_crm is None or self._active_crm(workspace_id) == DYNAMICS
+
+    def require_enabled(self, workspace_id: str, doing: str) -> None:
+        """``IntegrationDisabled`` unless Dynamics is the workspace's enabled CRM (one table read)."""
+        if self._active_crm is None:
+            return
+        active = self._active_crm(workspace_id)
+        if active != DYNAMICS:
+            raise IntegrationDisabled(active, doing)
 
     def reserve_job_id(
         self, workspace_id: str, idempotency_key: str | None
@@ -149,38 +177,35 @@ class JobQueries:
             return None
         return self._status_of(job)
 
+    def summary(self, job: JobRow) -> JobSummary:
+        """The job's state, counts, progress and top error codes, from one query of its chunk rows."""
+        return summarize_job(
+            self._store.list_chunks(job.workspace_id, job.job_id),
+            total_chunks=job.total_chunks,
+            total_records=job.total_records,
+            invalid=job.invalid_count,
+            skipped=job.skipped_count,
+            job_error=job.error,
+        )
+
     def _status_of(self, job: JobRow) -> dict[str, Any]:
-        chunks = self._store.list_chunks(job.workspace_id, job.job_id)
-        counts = empty_counts()
-        counts["invalid"] = job.invalid_count
-        counts["skipped"] = job.skipped_count
-        processed = job.invalid_count + job.skipped_count
-        for chunk in chunks:
-            for key in COUNT_KEYS:
-                counts[key] += chunk.counts.get(key, 0)
-            if chunk.state in (ChunkState.DONE, ChunkState.FAILED):
-                processed += chunk.records
-        if job.total_chunks == 0:
-            state = JobState.FAILED if job.invalid_count else JobState.SUCCEEDED
-        else:
-            state = job_state(chunks, total_chunks=job.total_chunks)
-        errors = sorted({c.error for c in chunks if c.error})
+        summary = self.summary(job)
         return {
             "jobId": job.job_id,
             "entity": job.entity,
             "trigger": job.trigger,
             "dryRun": job.dry_run,
-            "state": state.value,
+            "state": summary.state.value,
             "createdAt": job.created_at,
             "requestedBy": job.user_id,
-            "counts": counts,
+            "counts": summary.counts,
             "progress": {
                 "records": job.total_records,
-                "processed": min(processed, job.total_records),
+                "processed": summary.processed,
                 "chunks": job.total_chunks,
-                "chunksDone": sum(1 for c in chunks if c.state in (ChunkState.DONE, ChunkState.FAILED)),
+                "chunksDone": summary.chunks_done,
             },
-            "errors": errors + ([job.error] if job.error else []),
+            "errors": summary.errors,
         }
 
     def list_jobs(self, workspace_id: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -207,37 +232,30 @@ class JobQueries:
         return {"records": details, "nextCursor": page.next_cursor}
 
     def _join_merged(self, workspace_id: str, job_id: str, details: list[dict[str, Any]]) -> None:
-        """A record skipped as the same person/company as an earlier record of the job carries that
-        record's Dynamics id and action (``mergedInto``), read now: it ran after the skip was decided.
-        One row read per distinct earlier record on the page; before that record has a result, ``action``
-        and the ids are null."""
-        merged = [d for d in details if isinstance(d.get("mergedInto"), dict)]
-        into: dict[int, StoredOutcome | None] = {}
-        for detail in merged:
-            seq = int(detail["mergedInto"].get("seq", -1))
-            if seq not in into:
-                rows = self._store.outcomes_between(workspace_id, job_id, seq, seq) if seq >= 0 else []
-                into[seq] = rows[0] if rows else None
-            keeper = into[seq]
-            detail["mergedInto"]["action"] = keeper.action.value if keeper is not None else None
-            detail["mergedInto"]["dynamicsId"] = keeper.dynamics_id if keeper is not None else None
-            detail["dynamicsId"] = keeper.dynamics_id if keeper is not None else None
+        join_merged(self._store, workspace_id, job_id, details)
 
     def resume_paused(self, workspace_id: str) -> int:
-        """Re-enqueue every chunk paused for the Dynamics token (called when the workspace reconnects and
-        by the token timer for marked workspaces). A chunk is enqueued once even when resumers race
-        (``requeue_paused``). The workspace's paused marker, read first, is removed afterwards unless a
-        chunk paused again meanwhile: then the next timer run looks again."""
+        """Re-enqueue every paused chunk whose cause is gone: those paused for the Dynamics token, and
+        those paused while Dynamics was disabled if it is enabled now (called when the workspace
+        reconnects, when Dynamics is enabled, and by the token timer for marked workspaces). A chunk is
+        enqueued once even when resumers race (``requeue_paused``). The workspace's paused marker, read
+        first, is removed afterwards unless a chunk paused again meanwhile: then the next timer run looks
+        again; it also stays while chunks wait for Dynamics to be enabled, so the timer resumes them should
+        the resume of the enabling itself fail."""
         self._store.ensure_ready()
         marker = self._store.paused_marker(workspace_id)
+        states = set(PAUSED_CHUNK_STATES)
+        if not self.dynamics_enabled(workspace_id):
+            states.discard(ChunkState.PAUSED_DISABLED)
         resumed = 0
+        left = False  # chunks still waiting for Dynamics to be enabled: the marker stays
         for job in self._store.list_jobs(workspace_id, limit=1000):
             for chunk in self._store.list_chunks(workspace_id, job.job_id):
-                if chunk.state is ChunkState.PAUSED_RECONNECT and self._store.requeue_paused(
-                    workspace_id, job.job_id, chunk.index
-                ):
+                if chunk.state not in states:
+                    left = left or chunk.state is ChunkState.PAUSED_DISABLED
+                elif self._store.requeue_paused(workspace_id, job.job_id, chunk.index, (chunk.state,)):
                     resumed += 1
-        if marker is not None:
+        if marker is not None and not left:
             self._store.clear_paused_marker(workspace_id, marker)
         return resumed
 
