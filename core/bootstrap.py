@@ -496,6 +496,7 @@ class App:
                 chunk_size=self.settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
                 active_crm=self.active_crm,
+                events=self.alerts,
                 versions=self.record_versions,
                 window_seconds=self._automatic_export_window(),
                 **({"custom_fields": self._custom_fields} if self._custom_fields else {}),
@@ -521,6 +522,7 @@ class App:
                 chunk_size=self.settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
                 active_crm=self.active_crm,
+                events=self.alerts,
             ),
         )
 

@@ -40,6 +40,7 @@ from core.domain.jobs import (
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
 from core.services.exports.items import StagedRecord
+from core.services.jobs.events import JobEvents
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
@@ -68,6 +69,7 @@ class ExportService(JobQueries):
     """Submit exports; status, records and resume are the job engine's queries (``JobQueries``)."""
 
     idempotency_namespace = _IDEMPOTENCY_NAMESPACE
+    job_kind = "export"
 
     def __init__(
         self,
@@ -77,10 +79,11 @@ class ExportService(JobQueries):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
         active_crm: Callable[[str], str | None] | None = None,
+        events: JobEvents | None = None,
         versions: RecordVersions | None = None,
         window_seconds: int = 0,
     ) -> None:
-        super().__init__(store, max_active_jobs, active_crm)
+        super().__init__(store, max_active_jobs, active_crm, events)
         # Automatic exports: the order of each record's changes, and how long a job waits before it
         # runs so that later changes of its records received meanwhile replace it (one write).
         self._versions = versions
