@@ -56,6 +56,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dynamics/alerts/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The workspace's alert webhook
+         * @description Each request is a POST of the event as JSON with `X-Dynamics-Timestamp` (Unix seconds), `X-Dynamics-Signature: v1=<hex HMAC-SHA256 of '<timestamp>.<raw body>' keyed by the secret>`, `X-Dynamics-Event-Id` (the same on every retry: dedupe on it) and `X-Dynamics-Event`. Any 2xx within the timeout delivers it; anything else (redirects are not followed) is retried with exponential backoff.
+         */
+        get: operations["get_api_dynamics_alerts_webhook"];
+        /**
+         * Set the alert webhook (the signing secret is answered once)
+         * @description Each request is a POST of the event as JSON with `X-Dynamics-Timestamp` (Unix seconds), `X-Dynamics-Signature: v1=<hex HMAC-SHA256 of '<timestamp>.<raw body>' keyed by the secret>`, `X-Dynamics-Event-Id` (the same on every retry: dedupe on it) and `X-Dynamics-Event`. Any 2xx within the timeout delivers it; anything else (redirects are not followed) is retried with exponential backoff.
+         */
+        put: operations["put_api_dynamics_alerts_webhook"];
+        post?: never;
+        /** Remove the alert webhook and its signing secret */
+        delete: operations["delete_api_dynamics_alerts_webhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/alerts/webhook/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Webhook delivery attempts, newest first */
+        get: operations["get_api_dynamics_alerts_webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/alerts/webhook/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a signed test event to the webhook */
+        post: operations["post_api_dynamics_alerts_webhook_test"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dynamics/catalog": {
         parameters: {
             query?: never;
@@ -68,6 +127,26 @@ export interface paths {
          * @description Keys are stable (the configuration's own values); labels and descriptions are English, in the setup guide's words. Needs no Dynamics connection.
          */
         get: operations["get_api_dynamics_catalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/compatibility": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The compatibility rules behind the icons: every value type x Dynamics type pair, and the column rules
+         * @description Needs no Dynamics connection. The icon of a cell is the worst level of its pair and of the column rules that apply.
+         */
+        get: operations["get_api_dynamics_compatibility"];
         put?: never;
         post?: never;
         delete?: never;
@@ -291,6 +370,26 @@ export interface paths {
          * @description compatibility: ok = blue check, warning = may not fit (review), error = cannot be applied (type mismatch or read-only column; saving a configuration with it is refused). 409 problems carry code not_connected or reconnect_required; 503 carries dynamics_unavailable.
          */
         get: operations["get_api_dynamics_fields"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/fields/icons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every compatibility icon of a table at once: each column x each platform field, value kind and campaign property
+         * @description The icon of outcomes[cells[c][t]] is what GET /api/dynamics/fields?platformField=<targets[t].key> shows for columns[c], and what saving that mapping reports (error refuses the save). Read-only columns are error for every target.
+         */
+        get: operations["get_api_dynamics_fields_icons"];
         put?: never;
         post?: never;
         delete?: never;
@@ -750,6 +849,11 @@ export interface components {
              * @default null
              */
             mergedInto: components["schemas"]["MergedInto"] | null;
+            /**
+             * Warnings
+             * @description what the export left alone on purpose, and why
+             */
+            warnings?: components["schemas"]["RecordWarning"][];
             /** @default null */
             contactAction: components["schemas"]["ContactAction"] | null;
             /** @default null */
@@ -859,12 +963,157 @@ export interface components {
              */
             code: string | null;
         };
+        /** RecordWarning */
+        RecordWarning: {
+            /**
+             * Code
+             * @description company_not_identifiable: the contact's company has none of the values the company identifier compares, so it was not created and the contact kept its current company; company_kept: the contact stayed under its current company rather than move to a new one of the same name
+             */
+            code: string;
+            /** Message */
+            message: string;
+        };
         /** ActivityRecordsPage */
         ActivityRecordsPage: {
             /** Records */
             records: components["schemas"]["ActivityResult"][];
             /** Nextcursor */
             nextCursor: string | null;
+        };
+        /** WebhookView */
+        WebhookView: {
+            /** Url */
+            url: string;
+            /**
+             * Updatedat
+             * @description ISO 8601, UTC
+             */
+            updatedAt: string;
+            /**
+             * Updatedby
+             * @description platform user id of the admin who set it
+             */
+            updatedBy: string;
+            /**
+             * Secretcreatedat
+             * @description when the current signing secret was generated
+             */
+            secretCreatedAt: string;
+            /**
+             * Events
+             * @description the events sent
+             */
+            events: string[];
+        };
+        /** WebhookRequest */
+        WebhookRequest: {
+            /**
+             * Url
+             * @description https:// URL of a public host; no user information or fragment; redirects not followed
+             */
+            url: string;
+            /**
+             * Rotatesecret
+             * @description generate a new signing secret (answered once, in this response)
+             * @default false
+             */
+            rotateSecret: boolean;
+        };
+        /** WebhookSaved */
+        WebhookSaved: {
+            /** Url */
+            url: string;
+            /**
+             * Updatedat
+             * @description ISO 8601, UTC
+             */
+            updatedAt: string;
+            /**
+             * Updatedby
+             * @description platform user id of the admin who set it
+             */
+            updatedBy: string;
+            /**
+             * Secretcreatedat
+             * @description when the current signing secret was generated
+             */
+            secretCreatedAt: string;
+            /**
+             * Events
+             * @description the events sent
+             */
+            events: string[];
+            /**
+             * Secret
+             * @description the signing secret: only in the answer that created or rotated it, never shown again
+             */
+            secret: string | null;
+        };
+        /** DeliveryAttempt */
+        DeliveryAttempt: {
+            /**
+             * Deliveryid
+             * @description the event's id, as sent in X-Dynamics-Event-Id
+             */
+            deliveryId: string;
+            /**
+             * Event
+             * @description job.failed | job.partially_failed | job.paused_reconnect | webhook.test
+             */
+            event: string;
+            /** Jobid */
+            jobId: string | null;
+            /**
+             * Attempt
+             * @description 1 for the first attempt
+             */
+            attempt: number;
+            /**
+             * At
+             * @description ISO 8601, UTC
+             */
+            at: string;
+            /**
+             * Statuscode
+             * @description the receiver's HTTP status; null when it did not answer
+             */
+            statusCode: number | null;
+            /**
+             * Outcome
+             * @description delivered | retry (another attempt is queued) | dead (no more attempts)
+             */
+            outcome: string;
+            /**
+             * Error
+             * @description why the attempt failed (timeout, HTTP 500, ...); null when delivered
+             */
+            error: string | null;
+            /**
+             * Nextattemptat
+             * @description when the next attempt is due (outcome retry)
+             */
+            nextAttemptAt: string | null;
+        };
+        /** DeliveryLog */
+        DeliveryLog: {
+            /**
+             * Attempts
+             * @description newest first
+             */
+            attempts: components["schemas"]["DeliveryAttempt"][];
+            /**
+             * Nextcursor
+             * @description pass as cursor for the next page; null on the last page
+             */
+            nextCursor: string | null;
+        };
+        /** TestQueued */
+        TestQueued: {
+            /**
+             * Deliveryid
+             * @description find its attempts in the delivery log
+             */
+            deliveryId: string;
         };
         /** CampaignPropertyEntry */
         CampaignPropertyEntry: {
@@ -966,6 +1215,74 @@ export interface components {
             sequenceStatuses: components["schemas"]["Option"][];
             /** Activitykinds */
             activityKinds: components["schemas"]["Option"][];
+        };
+        /**
+         * AttributeType
+         * @description AttributeTypeCode names; ``MULTI_SELECT_PICKLIST`` is Virtual + ``MultiSelectPicklistType``.
+         * @enum {string}
+         */
+        AttributeType: "Boolean" | "Customer" | "DateTime" | "Decimal" | "Double" | "Integer" | "Lookup" | "Memo" | "Money" | "Owner" | "PartyList" | "Picklist" | "State" | "Status" | "String" | "Uniqueidentifier" | "CalendarRules" | "Virtual" | "BigInt" | "ManagedProperty" | "EntityName" | "MultiSelectPicklist";
+        /** ColumnRule */
+        ColumnRule: {
+            /** Key */
+            key: string;
+            /**
+             * Level
+             * @enum {string}
+             */
+            level: "ok" | "warning" | "error";
+            /** Reason */
+            reason: string;
+        };
+        /**
+         * FieldType
+         * @enum {string}
+         */
+        FieldType: "text" | "email" | "phone" | "url" | "integer" | "decimal" | "boolean" | "datetime" | "choice" | "choices" | "text_list";
+        /** LevelEntry */
+        LevelEntry: {
+            /**
+             * Key
+             * @enum {string}
+             */
+            key: "ok" | "warning" | "error";
+            /** Icon */
+            icon: string;
+            /** Meaning */
+            meaning: string;
+        };
+        /** PairRule */
+        PairRule: {
+            valueType: components["schemas"]["FieldType"];
+            attributeType: components["schemas"]["AttributeType"];
+            /**
+             * Level
+             * @enum {string}
+             */
+            level: "ok" | "warning" | "error";
+            /** Reason */
+            reason: string;
+        };
+        /** CompatibilityRules */
+        CompatibilityRules: {
+            /** Version */
+            version: string;
+            /** Levels */
+            levels: components["schemas"]["LevelEntry"][];
+            /** Valuetypes */
+            valueTypes: components["schemas"]["FieldType"][];
+            /** Attributetypes */
+            attributeTypes: components["schemas"]["AttributeType"][];
+            /**
+             * Pairs
+             * @description every (valueType, attributeType) pair
+             */
+            pairs: components["schemas"]["PairRule"][];
+            /**
+             * Columnrules
+             * @description added to a pair by the column's own metadata
+             */
+            columnRules: components["schemas"]["ColumnRule"][];
         };
         /**
          * CampaignMapping
@@ -1089,11 +1406,6 @@ export interface components {
             /** Companies */
             companies?: (components["schemas"]["PlatformFieldMapping"] | components["schemas"]["FixedValueMapping"] | components["schemas"]["ManualExportMapping"] | components["schemas"]["EngagementMapping"])[];
         };
-        /**
-         * FieldType
-         * @enum {string}
-         */
-        FieldType: "text" | "email" | "phone" | "url" | "integer" | "decimal" | "boolean" | "datetime" | "choice" | "choices" | "text_list";
         /** FixedValueMapping */
         FixedValueMapping: {
             /**
@@ -1708,6 +2020,11 @@ export interface components {
              * @default null
              */
             mergedInto: components["schemas"]["MergedInto"] | null;
+            /**
+             * Warnings
+             * @description what the export left alone on purpose, and why
+             */
+            warnings?: components["schemas"]["RecordWarning"][];
         };
         /** RecordsPage */
         RecordsPage: {
@@ -1817,6 +2134,86 @@ export interface components {
             platformField: components["schemas"]["PlatformFieldInfo"] | null;
             /** @default null */
             counts: components["schemas"]["IconCounts"] | null;
+        };
+        /** IconColumn */
+        IconColumn: {
+            /** Logicalname */
+            logicalName: string;
+            /** Displayname */
+            displayName: string | null;
+            /**
+             * Type
+             * @description AttributeType name, e.g. String, Picklist, MultiSelectPicklist, Lookup
+             */
+            type: string;
+            writable: components["schemas"]["Writable"];
+        };
+        /** IconOutcome */
+        IconOutcome: {
+            /**
+             * Level
+             * @description ok = blue check, warning = yellow (review), error = red
+             * @enum {string}
+             */
+            level: "ok" | "warning" | "error";
+            /**
+             * Reasons
+             * @description indexes into reasons
+             */
+            reasons: number[];
+        };
+        /** IconTarget */
+        IconTarget: {
+            /**
+             * Key
+             * @description platformField of a mapping (contacts: company.<field> too), <kind>:<valueType> for fixed_value, manual_export and engagement values, campaign:<property> for campaign properties
+             */
+            key: string;
+            kind: components["schemas"]["TargetKind"];
+            /** @description the value's type; null for campaign properties */
+            valueType: components["schemas"]["FieldType"] | null;
+        };
+        /**
+         * TargetKind
+         * @enum {string}
+         */
+        TargetKind: "platform_field" | "fixed_value" | "manual_export" | "engagement" | "campaign_property";
+        /** IconMatrixPage */
+        IconMatrixPage: {
+            /**
+             * Entity
+             * @enum {string}
+             */
+            entity: "contact" | "account";
+            /** Environmenturl */
+            environmentUrl: string;
+            /**
+             * Version
+             * @description changes with the metadata, the custom fields or the rules (the ETag)
+             */
+            version: string;
+            /**
+             * Columns
+             * @description every column, in logical-name order
+             */
+            columns: components["schemas"]["IconColumn"][];
+            /** Targets */
+            targets: components["schemas"]["IconTarget"][];
+            /**
+             * Reasons
+             * @description each distinct reason once
+             */
+            reasons: string[];
+            /**
+             * Outcomes
+             * @description each distinct icon (level and reasons) once
+             */
+            outcomes: components["schemas"]["IconOutcome"][];
+            /**
+             * Cells
+             * @description cells[c][t]: index into outcomes of the icon of targets[t] on columns[c]
+             */
+            cells: number[][];
         };
         /** CompleteRequest */
         CompleteRequest: {
@@ -2241,18 +2638,75 @@ export interface components {
             /** Enabled */
             enabled: boolean;
         };
+        /** ErrorCodeCount */
+        ErrorCodeCount: {
+            /**
+             * Code
+             * @description a Dataverse error code (e.g. 0x80040237), a value check (e.g. too_long); `invalid`: refused before sending; `no_code`: failed without one (a chunk that gave up, a lost connection)
+             */
+            code: string;
+            /**
+             * Count
+             * @description records with this code
+             */
+            count: number;
+        };
+        /** NotificationJob */
+        NotificationJob: {
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "export" | "activity";
+            /** Jobid */
+            jobId: string;
+            /**
+             * Entity
+             * @description contacts | companies | events
+             */
+            entity: string;
+            /** Trigger */
+            trigger: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "failed" | "partially_failed" | "paused_reconnect";
+            /**
+             * Records
+             * @description records submitted
+             */
+            records: number;
+            /**
+             * Counts
+             * @description created, updated, unchanged, skipped, failed, invalid
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Toperrorcodes
+             * @description most frequent first, at most 5
+             */
+            topErrorCodes: components["schemas"]["ErrorCodeCount"][];
+            /**
+             * Link
+             * @description the job's status: GET this path (its records: + /records)
+             */
+            link: string;
+        };
         /** NotificationView */
         NotificationView: {
             /** Id */
             id: string;
             /**
              * Kind
-             * @description dynamics_reconnect_required
+             * @description dynamics_reconnect_required | dynamics_job_failed | dynamics_job_partially_failed | dynamics_job_paused_reconnect
              */
             kind: string;
             /**
              * Reason
-             * @description inactivity | revoked | consent_or_mfa_required
+             * @description inactivity | revoked | consent_or_mfa_required (reconnect only)
              */
             reason: string | null;
             /** Title */
@@ -2265,6 +2719,11 @@ export interface components {
             read: boolean;
             /** Readat */
             readAt: string | null;
+            /**
+             * @description the job of a job notice; null otherwise
+             * @default null
+             */
+            job: components["schemas"]["NotificationJob"] | null;
         };
         /** NotificationList */
         NotificationList: {
@@ -2901,6 +3360,639 @@ export interface operations {
             };
         };
     };
+    get_api_dynamics_alerts_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "url": "https://hooks.example.com/dynamics-alerts",
+                     *       "updatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "updatedBy": "user-admin",
+                     *       "secretCreatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "events": [
+                     *         "job.failed",
+                     *         "job.partially_failed",
+                     *         "job.paused_reconnect"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No such resource",
+                     *       "status": 404
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_api_dynamics_alerts_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/dynamics-alerts",
+                 *       "rotateSecret": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "url": "https://hooks.example.com/dynamics-alerts",
+                     *       "updatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "updatedBy": "user-admin",
+                     *       "secretCreatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "events": [
+                     *         "job.failed",
+                     *         "job.partially_failed",
+                     *         "job.paused_reconnect"
+                     *       ],
+                     *       "secret": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSaved"];
+                };
+            };
+            /** @description created: `secret` is the new signing secret, shown only now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "url": "https://hooks.example.com/dynamics-alerts",
+                     *       "updatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "updatedBy": "user-admin",
+                     *       "secretCreatedAt": "2026-11-27T09:40:12.004Z",
+                     *       "events": [
+                     *         "job.failed",
+                     *         "job.partially_failed",
+                     *         "job.paused_reconnect"
+                     *       ],
+                     *       "secret": "whsec_N0t-a-real-secret-only-an-example-of-its-shape00"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSaved"];
+                };
+            };
+            /** @description Malformed JSON or invalid body (one `errors` entry per problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Invalid request body",
+                     *       "status": 400,
+                     *       "detail": "1 problem(s) in the request body",
+                     *       "errors": [
+                     *         {
+                     *           "pointer": "/records",
+                     *           "message": "List should have at least 1 item after validation, not 0"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Request body too large",
+                     *       "status": 413
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Body is not application/json",
+                     *       "status": 415
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (also `Authentication unavailable` when caller tokens cannot be verified) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "A dependency is unavailable",
+                     *       "status": 503
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_api_dynamics_alerts_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (also `Authentication unavailable` when caller tokens cannot be verified) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "A dependency is unavailable",
+                     *       "status": 503
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_dynamics_alerts_webhook_deliveries: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "attempts": [
+                     *         {
+                     *           "deliveryId": "job-export-failed-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *           "event": "job.failed",
+                     *           "jobId": "0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *           "attempt": 2,
+                     *           "at": "2026-11-27T10:03:15.120Z",
+                     *           "statusCode": 200,
+                     *           "outcome": "delivered",
+                     *           "error": null,
+                     *           "nextAttemptAt": null
+                     *         },
+                     *         {
+                     *           "deliveryId": "job-export-failed-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *           "event": "job.failed",
+                     *           "jobId": "0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *           "attempt": 1,
+                     *           "at": "2026-11-27T10:02:45.002Z",
+                     *           "statusCode": 500,
+                     *           "outcome": "retry",
+                     *           "error": "HTTP 500",
+                     *           "nextAttemptAt": "2026-11-27T10:03:15.002Z"
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DeliveryLog"];
+                };
+            };
+            /** @description Malformed JSON or invalid body (one `errors` entry per problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Invalid request body",
+                     *       "status": 400,
+                     *       "detail": "1 problem(s) in the request body",
+                     *       "errors": [
+                     *         {
+                     *           "pointer": "/records",
+                     *           "message": "List should have at least 1 item after validation, not 0"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_api_dynamics_alerts_webhook_test: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "deliveryId": "test-4be1d0c38a2f4f0d9b3f6f1e2a7c9d55"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TestQueued"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No such resource",
+                     *       "status": 404
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_api_dynamics_catalog: {
         parameters: {
             query?: never;
@@ -3009,6 +4101,145 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["Catalog"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_dynamics_compatibility: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "version": "9c4e2a7f1b3d5e60",
+                     *       "levels": [
+                     *         {
+                     *           "key": "ok",
+                     *           "icon": "blue check",
+                     *           "meaning": "compatible"
+                     *         },
+                     *         {
+                     *           "key": "warning",
+                     *           "icon": "yellow",
+                     *           "meaning": "may not fit: review"
+                     *         },
+                     *         {
+                     *           "key": "error",
+                     *           "icon": "red",
+                     *           "meaning": "cannot be applied (type mismatch or read-only column): saving is refused"
+                     *         }
+                     *       ],
+                     *       "valueTypes": [
+                     *         "text",
+                     *         "integer",
+                     *         "datetime"
+                     *       ],
+                     *       "attributeTypes": [
+                     *         "String",
+                     *         "Integer",
+                     *         "DateTime"
+                     *       ],
+                     *       "pairs": [
+                     *         {
+                     *           "valueType": "datetime",
+                     *           "attributeType": "String",
+                     *           "level": "warning",
+                     *           "reason": "written as ISO-8601 text: Dynamics cannot sort or filter it as a date; prefer a DateTime column"
+                     *         },
+                     *         {
+                     *           "valueType": "integer",
+                     *           "attributeType": "Integer",
+                     *           "level": "ok",
+                     *           "reason": "whole number"
+                     *         }
+                     *       ],
+                     *       "columnRules": [
+                     *         {
+                     *           "key": "read_only",
+                     *           "level": "error",
+                     *           "reason": "IsValidForCreate and IsValidForUpdate are both false: Dynamics refuses any value"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CompatibilityRules"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -6024,6 +7255,269 @@ export interface operations {
             };
         };
     };
+    get_api_dynamics_fields_icons: {
+        parameters: {
+            query?: {
+                entity?: "contact" | "account";
+                refresh?: boolean;
+            };
+            header?: {
+                /** @description an ETag of an earlier answer: 304 without a body when still current */
+                "If-None-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description the answer's version; send it as If-None-Match to get 304 when nothing changed */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "entity": "contact",
+                     *       "environmentUrl": "https://contoso.crm4.dynamics.com",
+                     *       "version": "3f9a0c1e5b7d2468-e3b0c44298fc1c14-9c4e2a7f1b3d5e60",
+                     *       "columns": [
+                     *         {
+                     *           "logicalName": "fullname",
+                     *           "displayName": "Full Name",
+                     *           "type": "String",
+                     *           "writable": {
+                     *             "create": false,
+                     *             "update": false
+                     *           }
+                     *         },
+                     *         {
+                     *           "logicalName": "jobtitle",
+                     *           "displayName": "Job Title",
+                     *           "type": "String",
+                     *           "writable": {
+                     *             "create": true,
+                     *             "update": true
+                     *           }
+                     *         },
+                     *         {
+                     *           "logicalName": "numberofchildren",
+                     *           "displayName": "No. of Children",
+                     *           "type": "Integer",
+                     *           "writable": {
+                     *             "create": true,
+                     *             "update": true
+                     *           }
+                     *         }
+                     *       ],
+                     *       "targets": [
+                     *         {
+                     *           "key": "jobTitle",
+                     *           "kind": "platform_field",
+                     *           "valueType": "text"
+                     *         },
+                     *         {
+                     *           "key": "company.employeeCount",
+                     *           "kind": "platform_field",
+                     *           "valueType": "integer"
+                     *         },
+                     *         {
+                     *           "key": "fixed_value:boolean",
+                     *           "kind": "fixed_value",
+                     *           "valueType": "boolean"
+                     *         },
+                     *         {
+                     *           "key": "campaign:campaignOpens",
+                     *           "kind": "campaign_property",
+                     *           "valueType": null
+                     *         }
+                     *       ],
+                     *       "reasons": [
+                     *         "fullname is read-only in Dynamics",
+                     *         "text is written as-is",
+                     *         "the number is written as text",
+                     *         "written as the text 'true' or 'false'",
+                     *         "text that is not a number will fail",
+                     *         "whole number",
+                     *         "a boolean value cannot be written to a column of type Integer"
+                     *       ],
+                     *       "outcomes": [
+                     *         {
+                     *           "level": "error",
+                     *           "reasons": [
+                     *             0
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "ok",
+                     *           "reasons": [
+                     *             1
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "ok",
+                     *           "reasons": [
+                     *             2
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "warning",
+                     *           "reasons": [
+                     *             3
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "warning",
+                     *           "reasons": [
+                     *             4
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "ok",
+                     *           "reasons": [
+                     *             5
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "error",
+                     *           "reasons": [
+                     *             6
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "cells": [
+                     *         [
+                     *           0,
+                     *           0,
+                     *           0,
+                     *           0
+                     *         ],
+                     *         [
+                     *           1,
+                     *           2,
+                     *           3,
+                     *           2
+                     *         ],
+                     *         [
+                     *           4,
+                     *           5,
+                     *           6,
+                     *           5
+                     *         ]
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["IconMatrixPage"];
+                };
+            };
+            /** @description Malformed JSON or invalid body (one `errors` entry per problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Invalid request body",
+                     *       "status": 400,
+                     *       "detail": "1 problem(s) in the request body",
+                     *       "errors": [
+                     *         {
+                     *           "pointer": "/records",
+                     *           "message": "List should have at least 1 item after validation, not 0"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (also `Authentication unavailable` when caller tokens cannot be verified) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "A dependency is unavailable",
+                     *       "status": 503
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_api_dynamics_oauth_callback: {
         parameters: {
             query?: {
@@ -7279,6 +8773,43 @@ export interface operations {
                     /**
                      * @example {
                      *       "notifications": [
+                     *         {
+                     *           "id": "job-export-partially-failed-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *           "kind": "dynamics_job_partially_failed",
+                     *           "reason": null,
+                     *           "title": "Dynamics Export partly failed",
+                     *           "message": "The export of 1200 contacts ended partly failed: 1150 written (900 created, 250 updated), 30 unchanged, 0 skipped, 20 failed or invalid. Most frequent errors: 0x80040237 (14), invalid (6).",
+                     *           "createdAt": "2026-11-27T10:02:44.310Z",
+                     *           "read": false,
+                     *           "readAt": null,
+                     *           "job": {
+                     *             "kind": "export",
+                     *             "jobId": "0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                     *             "entity": "contacts",
+                     *             "trigger": "automatic",
+                     *             "state": "partially_failed",
+                     *             "records": 1200,
+                     *             "counts": {
+                     *               "created": 900,
+                     *               "updated": 250,
+                     *               "unchanged": 30,
+                     *               "skipped": 0,
+                     *               "failed": 14,
+                     *               "invalid": 6
+                     *             },
+                     *             "topErrorCodes": [
+                     *               {
+                     *                 "code": "0x80040237",
+                     *                 "count": 14
+                     *               },
+                     *               {
+                     *                 "code": "invalid",
+                     *                 "count": 6
+                     *               }
+                     *             ],
+                     *             "link": "/api/dynamics/exports/0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10"
+                     *           }
+                     *         },
                      *         {
                      *           "id": "dynamics-reconnect-5f0c9d1e8b7a4c2d9e3f1a2b3c4d5e6f",
                      *           "kind": "dynamics_reconnect_required",
