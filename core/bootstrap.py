@@ -52,6 +52,7 @@ from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.leases import LEASES_TABLE, TableLeases
 from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
 from core.adapters.storage.queues import queue_service
+from core.adapters.storage.record_versions import RecordVersions
 from core.adapters.storage.result_files import ResultFiles
 from core.adapters.storage.tables import Storage
 from core.adapters.webhook_http import WebhookSender
@@ -67,6 +68,7 @@ from core.domain.connection import (
     RefreshPolicy,
     parse_host_patterns,
 )
+from core.domain.integration_switch import DYNAMICS
 from core.domain.jobs import DEFAULT_CHUNK_SIZE
 from core.services.activities.service import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityService
 from core.services.activities.worker import ActivityWorker
@@ -89,7 +91,7 @@ from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.dynamics.usage import DynamicsUsage
 from core.services.dynamics.users import DynamicsUsers, PageCache
 from core.services.exports.contacts_for_jobs import ContactExport
-from core.services.exports.service import EXPORT_NAMES, ExportService
+from core.services.exports.service import DEFAULT_AUTOMATIC_EXPORT_WINDOW, EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService, SavedVersion
@@ -317,6 +319,7 @@ class App:
                 tables=self.storage.table_service,
                 on_reconnected=self._resume_paused_work,
                 paused_work=self._paused_work_kinds,
+                active_crm=self.active_crm,
             ),
         )
 
@@ -392,14 +395,27 @@ class App:
         )
 
     @property
+    def integrations_repository(self) -> IntegrationsRepository:
+        return self._once("integrations_repository", lambda: IntegrationsRepository(self.storage))
+
+    def active_crm(self, workspace_id: str) -> str | None:
+        """The workspace's enabled CRM (one table read): connecting, exports and activities need it to be
+        Dynamics, and chunks halt while it is not."""
+        return self.integrations_repository.active(workspace_id)
+
+    def dynamics_enabled(self, workspace_id: str) -> bool:
+        return self.active_crm(workspace_id) == DYNAMICS
+
+    @property
     def integrations_service(self) -> IntegrationsService:
         return self._once(
             "integrations_service",
             lambda: IntegrationsService(
-                IntegrationsRepository(self.storage),
+                self.integrations_repository,
                 connection=self.connection_record,
                 saved_config=self._saved_config,
                 last_export=self._last_export,
+                on_dynamics_enabled=self._resume_paused_work,
             ),
         )
 
@@ -479,9 +495,22 @@ class App:
                 self._load_config,
                 chunk_size=self.settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
+                active_crm=self.active_crm,
+                events=self.alerts,
+                versions=self.record_versions,
+                window_seconds=self._automatic_export_window(),
                 **({"custom_fields": self._custom_fields} if self._custom_fields else {}),
             ),
         )
+
+    @property
+    def record_versions(self) -> RecordVersions:
+        """The order of each record's automatic-export changes (latest received, being written)."""
+        return self._once("record_versions", lambda: RecordVersions(self.storage.table_service))
+
+    def _automatic_export_window(self) -> int:
+        value = self.settings.get_int("AUTOMATIC_EXPORT_WINDOW_SECONDS")
+        return DEFAULT_AUTOMATIC_EXPORT_WINDOW if value is None else value
 
     @property
     def activity_service(self) -> ActivityService:
@@ -492,6 +521,8 @@ class App:
                 self._load_config,
                 chunk_size=self.settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
+                active_crm=self.active_crm,
+                events=self.alerts,
             ),
         )
 
@@ -508,7 +539,9 @@ class App:
                 metadata=self.metadata_cache,
                 budget=self.dynamics_budget,
                 reconnected=self.reconnected_since,
+                dynamics_enabled=self.dynamics_enabled,
                 events=self.alerts,
+                versions=self.record_versions,
             ),
         )
 
@@ -526,6 +559,7 @@ class App:
                 linkedin_table=self.settings.get("ACTIVITY_LINKEDIN_TABLE"),
                 budget=self.dynamics_budget,
                 reconnected=self.reconnected_since,
+                dynamics_enabled=self.dynamics_enabled,
                 events=self.alerts,
             ),
         )
@@ -580,6 +614,7 @@ def build_connection(
     clock: Callable[[], dt.datetime] = utcnow,
     on_reconnected: Callable[[str], None] | None = None,
     paused_work: Callable[[], Sequence[tuple[str, PausedWorkSource]]] | None = None,
+    active_crm: Callable[[str], str | None] | None = None,
 ) -> ConnectionComponents:
     """The connection's parts from settings; tests pass their own tables/secret store/key wrapper/HTTP
     session/prefix.
@@ -613,6 +648,7 @@ def build_connection(
         allowed_hosts=parse_host_patterns(settings.get("DYNAMICS_ALLOWED_HOST_PATTERNS")),
         clock=clock,
         on_reconnected=on_reconnected,
+        active_crm=active_crm,
     )
     policy = RefreshPolicy(
         expiry_margin=dt.timedelta(minutes=settings.get_int("TOKEN_EXPIRY_MARGIN_MINUTES") or 20),

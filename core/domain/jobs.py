@@ -36,6 +36,7 @@ class JobState(StrEnum):
     PARTIALLY_FAILED = "partially_failed"
     FAILED = "failed"
     PAUSED_RECONNECT = "paused_reconnect"
+    PAUSED_DISABLED = "paused_disabled"  # Dynamics is switched off for the workspace: resumes when enabled
 
 
 class ChunkState(StrEnum):
@@ -43,7 +44,12 @@ class ChunkState(StrEnum):
     RUNNING = "running"
     DONE = "done"
     PAUSED_RECONNECT = "paused_reconnect"
+    PAUSED_DISABLED = "paused_disabled"
     FAILED = "failed"
+
+
+# Chunk states that wait for something outside the job (a reconnect, the integration enabled again).
+PAUSED_CHUNK_STATES = frozenset({ChunkState.PAUSED_RECONNECT, ChunkState.PAUSED_DISABLED})
 
 
 class RecordAction(StrEnum):
@@ -60,7 +66,7 @@ class RecordAction(StrEnum):
     # Checkpoints while a chunk runs, never final: replaced by the chunk's report.
     CREATING = "creating"  # a create is being sent; on a retry, found by its id -> it was created
     UPDATING = "updating"  # an update is being sent; on a retry, found unchanged -> it was updated
-    PENDING = "pending"  # waiting for Dynamics to be reconnected
+    PENDING = "pending"  # waiting for Dynamics to be reconnected or enabled again
 
 
 COUNT_KEYS: tuple[str, ...] = ("created", "updated", "unchanged", "skipped", "failed", "invalid")
@@ -249,13 +255,16 @@ def summarize_job(
 def job_state(chunks: Iterable[ChunkStatus], *, total_chunks: int) -> JobState:
     """The job's state from its chunks.
 
-    Any chunk paused for the token pauses the job (it resumes after reconnect). A job is finished only
+    Any chunk paused for the token pauses the job (it resumes after reconnect); otherwise any chunk paused
+    because Dynamics is disabled pauses it (it resumes when Dynamics is enabled again). A job is finished only
     when every chunk is done or failed; then it succeeded if nothing failed, failed if nothing was
     written at all, else partially failed.
     """
     chunk_list = list(chunks)
     if any(c.state is ChunkState.PAUSED_RECONNECT for c in chunk_list):
         return JobState.PAUSED_RECONNECT
+    if any(c.state is ChunkState.PAUSED_DISABLED for c in chunk_list):
+        return JobState.PAUSED_DISABLED
     finished = [c for c in chunk_list if c.state in (ChunkState.DONE, ChunkState.FAILED)]
     if len(finished) < total_chunks:
         started = any(c.state is not ChunkState.QUEUED for c in chunk_list)

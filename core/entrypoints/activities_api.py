@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field
 from core import bootstrap, openapi
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import EVERY_CALLER, SERVICE, Caller
+from core.domain.integration_switch import IntegrationDisabled
+from core.entrypoints.dynamics_problems import disabled_problem
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
     JOBS_PAGE_QUERY,
@@ -56,6 +58,8 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         )
     try:
         result = bootstrap.app().activity_service.submit(caller, request, idempotency_key=key)
+    except IntegrationDisabled as exc:
+        raise disabled_problem(exc) from None
     except JobQueueFull as exc:
         raise queue_full(exc) from None
     status_url = f"/api/dynamics/activities/{result.job_id}"
@@ -109,8 +113,11 @@ openapi.register(
     request=ActivitiesRequest,
     response=ActivitiesAccepted,
     status=202,
-    problems=(400, 401, 413, 415, 429),
+    problems=(400, 401, 409, 413, 415, 429),
     tags=TAG,
+    description="409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM "
+    "(nothing is queued). Jobs already queued or running pause (`paused_disabled`) when Dynamics is "
+    "disabled and resume when it is enabled again.",
     request_headers={
         "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "
         "same key (same workspace) answers the job the first one created instead of starting another",

@@ -22,7 +22,9 @@ from pydantic import BaseModel, Field
 from core import bootstrap, openapi
 from core.domain.caller import EVERY_CALLER, Caller
 from core.domain.export_request import ExportRequest, ExportTrigger
+from core.domain.integration_switch import IntegrationDisabled
 from core.domain.jobs import ExportEntity, JobState
+from core.entrypoints.dynamics_problems import disabled_problem
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
     JOBS_PAGE_QUERY,
@@ -67,7 +69,8 @@ class ExportStatus(BaseModel):
     state: JobState = Field(
         description="paused_reconnect: waiting for an admin to reconnect Dynamics, for Microsoft sign-in or "
         "Key Vault to answer again, or for a setting of this deployment to be fixed (errors say which); "
-        "resumes by itself"
+        "resumes by itself. paused_disabled: Dynamics was disabled for the workspace; the records not yet "
+        "written are pending and the job resumes when an admin enables Dynamics again"
     )
     createdAt: str = Field(description="ISO 8601, UTC")
     requestedBy: str = Field(description="platform user id of the exporting user")
@@ -94,6 +97,8 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         )
     try:
         result = bootstrap.app().export_service.submit(caller, request, idempotency_key=key)
+    except IntegrationDisabled as exc:
+        raise disabled_problem(exc) from None
     except InvalidExport as exc:
         errors = [p.as_json() for p in exc.problems]
         raise HttpProblem(400, "Invalid export request", f"{len(errors)} problem(s)", errors=errors) from None
@@ -143,8 +148,11 @@ openapi.register(
     request=ExportRequest,
     response=ExportAccepted,
     status=202,
-    problems=(400, 401, 413, 415, 429),
+    problems=(400, 401, 409, 413, 415, 429),
     tags=TAG,
+    description="409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM "
+    "(nothing is queued; `activeCrm` names the enabled one). Jobs already queued or running pause "
+    "(`paused_disabled`) when Dynamics is disabled and resume when it is enabled again.",
     request_headers={
         "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "
         "same key (same workspace) answers the job the first one created instead of starting another",

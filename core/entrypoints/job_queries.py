@@ -205,7 +205,10 @@ class ActivitiesProgress(BaseModel):
 
 class ActivitiesStatus(BaseModel):
     jobId: str
-    state: str = Field(description="queued, running, succeeded, partially_failed, failed, paused_reconnect")
+    state: str = Field(
+        description="queued, running, succeeded, partially_failed, failed, paused_reconnect, paused_disabled "
+        "(Dynamics disabled for the workspace: resumes when it is enabled again)"
+    )
     createdAt: str = Field(description="ISO 8601, UTC")
     requestedBy: str
     counts: JobCounts

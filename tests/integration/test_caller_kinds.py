@@ -23,6 +23,7 @@ from core.domain.jobs import RecordAction, RecordOutcome
 from core.entrypoints import activities_api, exports_api
 from core.settings import get_settings
 from tests.support import tokens
+from tests.support.app import enable_dynamics
 from tests.support.azurite import Azurite
 from tests.support.http import body_json, call, configure_app, request
 
@@ -35,7 +36,9 @@ CONTACT = {"id": "p-1", "firstName": "Ada", "lastName": "Lovelace", "company": {
 @pytest.fixture()
 def ws(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     configure_app(monkeypatch, azurite.connection_string)
-    yield f"ws-{uuid.uuid4().hex[:12]}"
+    workspace = f"ws-{uuid.uuid4().hex[:12]}"
+    enable_dynamics(workspace)
+    yield workspace
     get_settings.cache_clear()
 
 

@@ -406,6 +406,18 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             expect=404,
         )
         walk("GET", "/api/integrations", integrations_api.list_integrations, role=None, expect=401)
+        walk(
+            "PUT",
+            "/api/integrations/{crm}",
+            integrations_api.put_integration,
+            route_params={"crm": "dynamics"},
+            json_body={"enabled": False},
+            expect=200,
+        )
+        disabled = walk(
+            "POST", "/api/dynamics/exports", exports_api.post_export, json_body=export_request, expect=409
+        )
+        assert body_json(disabled)["code"] == "integration_disabled"
 
     registered = {(op.method, op.path) for op in openapi.operations()}
     assert registered - walk.called == set(), "operations this walk does not call yet"

@@ -196,6 +196,8 @@ def _run_flow(
     auth = {"Authorization": f"Bearer {_caller_token(jwt_secret, workspace)}"}
     url = flow.base_url + "/api"
 
+    enabled = _keep(flow, app.put(f"{url}/integrations/dynamics", json={"enabled": True}, headers=auth))
+    assert enabled.status_code == 200, enabled.text
     started = _keep(
         flow, app.post(f"{url}/dynamics/connect", json={"environmentUrl": dataverse.url}, headers=auth)
     )

@@ -28,7 +28,7 @@ import base64
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -340,16 +340,23 @@ class JobStore:
         )
         return sorted((_chunk_from_row(r) for r in rows), key=lambda c: c.index)
 
-    def requeue_paused(self, workspace_id: str, job_id: str, index: int) -> bool:
-        """Move a chunk paused for the token back to ``queued`` and send its message — only if it is still
-        paused and nobody changed its row meanwhile (ETag), so two resumers racing for one chunk (the
-        reconnect's scan, the pausing worker's re-check, the timer) enqueue it once."""
+    def requeue_paused(
+        self,
+        workspace_id: str,
+        job_id: str,
+        index: int,
+        states: Collection[ChunkState] = (ChunkState.PAUSED_RECONNECT,),
+    ) -> bool:
+        """Move a chunk paused (in one of ``states``: for the token by default) back to ``queued`` and send
+        its message — only if it is still paused and nobody changed its row meanwhile (ETag), so two
+        resumers racing for one chunk (the reconnect's or enable's scan, the pausing worker's re-check,
+        the timer) enqueue it once."""
         table = self._tables.get_table_client(self.names.chunks_table)
         try:
             row = table.get_entity(_job_partition(workspace_id, job_id), f"{index:06d}")
         except ResourceNotFoundError:
             return False
-        if row.get("state") != ChunkState.PAUSED_RECONNECT.value:
+        if row.get("state") not in {state.value for state in states}:
             return False
         try:
             table.update_entity(
@@ -587,14 +594,21 @@ class JobStore:
         )
 
     # -- queue ----------------------------------------------------------------------------------
-    def enqueue_chunks(self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int]) -> None:
+    def enqueue_chunks(
+        self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int], *, delay_seconds: int = 0
+    ) -> None:
+        """One message per chunk, invisible for ``delay_seconds`` (the queue's initial visibility delay)."""
         queue = self._queues.get_queue_client(self.names.queue)
         for index in chunk_indexes:
-            queue.send_message(encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}))
+            queue.send_message(
+                encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}),
+                visibility_timeout=delay_seconds or None,
+            )
 
-    def queue_new_chunks(self, workspace_id: str, job_id: str, count: int) -> None:
+    def queue_new_chunks(self, workspace_id: str, job_id: str, count: int, *, delay_seconds: int = 0) -> None:
         """A new job's chunk rows (``queued``; up to 100 per table transaction), then its messages (a few
-        at a time): what ``put_chunk`` + ``enqueue_chunks`` do, in a handful of round trips."""
+        at a time): what ``put_chunk`` + ``enqueue_chunks`` do, in a handful of round trips. The messages
+        become visible after ``delay_seconds``."""
         table = self._tables.get_table_client(self.names.chunks_table)
         now = _now()
         rows = [
@@ -611,7 +625,8 @@ class JobStore:
         queue = self._queues.get_queue_client(self.names.queue)
         self._in_parallel(
             lambda index: queue.send_message(
-                encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index})
+                encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}),
+                visibility_timeout=delay_seconds or None,
             ),
             range(count),
         )

@@ -67,6 +67,7 @@ def export_missing(run: ActivityContext, contacts: Mapping[str, ContactItem]) ->
         workspace_id=run.ws,
         job_id=run.job_id,
         config=run.config,
+        gate=run.checkpoints.gate,
         contacts=[
             ContactToExport(
                 c.export_id,

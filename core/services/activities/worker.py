@@ -23,7 +23,7 @@ from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.jobs.contact_export import ContactExporter
 from core.services.jobs.engine import Chunk, ChunkJobWorker
 from core.services.jobs.events import JobEvents
-from core.services.jobs.messages import ClientFactory, ReconnectCheck
+from core.services.jobs.messages import ClientFactory, EnabledCheck, ReconnectCheck
 
 
 class ActivityWorker(ChunkJobWorker):
@@ -40,6 +40,7 @@ class ActivityWorker(ChunkJobWorker):
         linkedin_table: str | None = "auto",
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        dynamics_enabled: EnabledCheck | None = None,
         events: JobEvents | None = None,
     ) -> None:
         super().__init__(
@@ -48,6 +49,7 @@ class ActivityWorker(ChunkJobWorker):
             max_attempts=max_attempts,
             budget=budget,
             reconnected=reconnected,
+            dynamics_enabled=dynamics_enabled,
             events=events,
         )
         self.metadata = metadata or MetadataCache()

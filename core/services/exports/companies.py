@@ -91,6 +91,7 @@ def link_companies(run: ExportContext, owner: Owners) -> None:
             -1, company_item.platform_id, RecordAction.CREATED, changes=plan.changes
         )
     if to_create and not run.dry_run:
+        run.writes.checkpoints.before_write()
         failed = run.writes.create_many(
             "account",
             "accountid",
@@ -216,6 +217,7 @@ def link_contacts_to_companies(run: ExportContext, owner: Owners) -> None:
         company.notes.append(f"contact {contact.platform_id} linked ({contact.dynamics_id})")
         updates.append((contact, plan.payload))
     if updates and not run.dry_run:
+        run.writes.checkpoints.before_write()
         failed = run.writes.update_many("contact", "contactid", updates, owner)
         for contact, error in failed.items():
             for company, c in pairs:

@@ -26,7 +26,7 @@ from core.domain.jobs import ExportEntity, RecordAction, RecordOutcome
 from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.items import ExportItem
 from core.services.exports.run import ExportRun
-from core.services.jobs.checkpoints import Checkpoints
+from core.services.jobs.checkpoints import Checkpoints, Gate
 from core.services.jobs.contact_export import ContactToExport, ExportedContact, contacts_job_id
 
 
@@ -46,6 +46,7 @@ class ContactExport:
         job_id: str,
         config: DynamicsConfig,
         contacts: Sequence[ContactToExport],
+        gate: Gate | None = None,
     ) -> dict[str, ExportedContact]:
         by_actor: dict[tuple[str, str], list[ContactToExport]] = {}
         for contact in contacts:
@@ -54,7 +55,7 @@ class ContactExport:
         for (user_id, identity_id), group in sorted(by_actor.items()):
             items = [ExportItem(c.seq, c.platform_id, c.data) for c in group]
             checkpoints = Checkpoints(
-                self._store, workspace_id, contacts_job_id(job_id), [c.seq for c in group]
+                self._store, workspace_id, contacts_job_id(job_id), [c.seq for c in group], gate=gate
             )
             run = ExportRun(
                 client=client,

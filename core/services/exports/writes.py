@@ -3,7 +3,7 @@
 Only changed columns are written (``plan_write``); empty platform values never erase Dynamics data;
 ``fill_if_empty`` fills blanks only. A create carries the record's deterministic id and is never a blank
 record. Checkpoints follow ``core.services.jobs.checkpoints``: ``creating`` / ``updating`` are saved before
-the calls, confirmed creates are handed over for the report. Bulk calls isolate refused records
+the calls, the writes Dynamics confirmed are handed over for the report. Bulk calls isolate refused records
 (``core.services.jobs.bulk``); each is reported with Dynamics' error, the column named when the message
 names one.
 """
@@ -88,8 +88,10 @@ class ExportWrites:
                 item.errors.append(error)
             self.checkpoints.confirmed(o for i, _ in creates if i not in failed and (o := i.outcome))
         if updates:
-            for item, error in self.update_many(table, id_column, updates, owner).items():
+            refused = self.update_many(table, id_column, updates, owner)
+            for item, error in refused.items():
                 item.errors.append(error)
+            self.checkpoints.confirmed(o for i, _ in updates if i not in refused and (o := i.outcome))
 
     def create_many(
         self, table: str, id_column: str, creates: Sequence[Write], owner: Owners

@@ -16,6 +16,10 @@ delivers the message again. What keeps a record's report true across attempts, i
    chunk row ``done`` with the counts. A redelivery of a finished chunk does nothing.
 5. Paused for the Dynamics token: ``creating`` / ``updating`` that Dynamics never confirmed become
    ``pending`` (nothing more is written until the workspace reconnects).
+5b. Halted at a safe point (``ChunkHalted``, raised by the chunk's gate right before a Dynamics write:
+   Dynamics was disabled for the workspace): the writes Dynamics answered are saved as they ended, every
+   other record of the chunk is ``pending`` with the reason, and nothing more is sent until the cause
+   is gone. A write in flight is never cut: the gate runs only between writes.
 6. Failed for good: final outcomes of earlier attempts are kept; the rest fail with the reason, and a
    record whose create was being sent says it may exist (a re-run updates it: deterministic id).
 
@@ -25,10 +29,10 @@ Reads cost one range query of the chunk's own row keys, and none at all on a chu
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from core.adapters.storage.job_store import JobStore, StoredOutcome
-from core.domain.jobs import FieldError, RecordAction, RecordOutcome, count_outcomes
+from core.domain.jobs import ChunkState, FieldError, RecordAction, RecordOutcome, count_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,21 @@ MAY_EXIST_NOTE = (
     "the create was being sent when the job stopped and may have reached Dynamics; "
     "running it again updates that record (no duplicate)"
 )
+
+
+class ChunkHalted(Exception):
+    """The chunk must stop before its next Dynamics write and wait in ``state`` (5b.): ``reason`` goes on
+    the chunk (the job's ``errors``), ``note`` on each record left ``pending``."""
+
+    def __init__(self, state: ChunkState, reason: str, note: str) -> None:
+        super().__init__(reason)
+        self.state = state
+        self.reason = reason
+        self.note = note
+
+
+# Raises ChunkHalted when the chunk must stop now; called before each Dynamics write of the chunk.
+Gate = Callable[[], None]
 
 
 class Checkpoints:
@@ -52,8 +71,10 @@ class Checkpoints:
         seqs: Iterable[int],
         *,
         first_attempt: bool = False,
+        gate: Gate | None = None,
     ) -> None:
         self._store = store
+        self.gate = gate
         self.workspace_id = workspace_id
         self.job_id = job_id
         self._seqs = sorted(set(seqs))
@@ -80,8 +101,9 @@ class Checkpoints:
     def sending(
         self, *, creates: Sequence[RecordOutcome] = (), updates: Sequence[RecordOutcome] = ()
     ) -> None:
-        """Before the Dynamics writes of a step: save these records as ``creating`` / ``updating`` (2.),
-        in one go."""
+        """Before the Dynamics writes of a step: the gate first (``ChunkHalted`` stops the chunk here, 5b.),
+        then save these records as ``creating`` / ``updating`` (2.), in one go."""
+        self.before_write()
         marks = [
             RecordOutcome(o.seq, o.platform_id, action, o.dynamics_id, changes=o.changes)
             for action, outcomes in ((RecordAction.CREATING, creates), (RecordAction.UPDATING, updates))
@@ -90,8 +112,13 @@ class Checkpoints:
         if marks:
             self._store.save_outcomes(self.workspace_id, self.job_id, marks)
 
+    def before_write(self) -> None:
+        """A safe point before a Dynamics write: raises ``ChunkHalted`` when the chunk must stop."""
+        if self.gate is not None:
+            self.gate()
+
     def confirmed(self, outcomes: Iterable[RecordOutcome]) -> None:
-        """Creates Dynamics confirmed: saved with the report, or by ``save_confirmed`` (3.)."""
+        """Writes Dynamics confirmed: saved with the report, or by ``save_confirmed`` (3.)."""
         self._confirmed.extend(outcomes)
 
     def save_confirmed(self) -> None:
@@ -126,6 +153,19 @@ class Checkpoints:
             )
             for row in self._read().values()
             if row.action in (RecordAction.CREATING, RecordAction.UPDATING)
+        ]
+        if pending:
+            self._store.save_outcomes(self.workspace_id, self.job_id, pending)
+
+    def halt(self, records: Mapping[int, str], note: str) -> None:
+        """Halted (5b.): ``records`` = position -> platform id of the chunk. What Dynamics confirmed is
+        saved; every record without a final outcome is ``pending`` with ``note``."""
+        self.save_confirmed()
+        earlier = self._read()
+        pending = [
+            RecordOutcome(seq, platform_id, RecordAction.PENDING, note=note)
+            for seq, platform_id in sorted(records.items())
+            if (done := earlier.get(seq)) is None or done.action not in FINAL
         ]
         if pending:
             self._store.save_outcomes(self.workspace_id, self.job_id, pending)

@@ -21,6 +21,7 @@ from core.adapters.storage.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.jobs import FieldError, RecordAction
+from core.services.jobs.checkpoints import Gate
 
 CONTACTS_SUFFIX = "~contacts"
 
@@ -59,9 +60,10 @@ class ContactExporter(Protocol):
         job_id: str,
         config: DynamicsConfig,
         contacts: Sequence[ContactToExport],
+        gate: Gate | None = None,
     ) -> dict[str, ExportedContact]:
         """Export ``contacts`` as an export of them would; the result by platform id. Checkpoints go
-        under ``contacts_job_id(job_id)``."""
+        under ``contacts_job_id(job_id)``, with the activity chunk's ``gate`` (a halt stops them too)."""
         ...
 
 

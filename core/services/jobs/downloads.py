@@ -27,7 +27,9 @@ from core.services.jobs.merged import join_merged
 log = logging.getLogger(__name__)
 
 # Still running (or waiting to): results may change.
-UNFINISHED = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.PAUSED_RECONNECT})
+UNFINISHED = frozenset(
+    {JobState.QUEUED, JobState.RUNNING, JobState.PAUSED_RECONNECT, JobState.PAUSED_DISABLED}
+)
 PAGE_SIZE = 1000
 
 

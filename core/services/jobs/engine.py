@@ -9,9 +9,13 @@ rest, the same way for every kind:
 - run: ``running`` with the delivery count, then the kind's step with the workspace's Dataverse client,
   inside the workspace's shared Dynamics budget when there is one;
 - checkpoint and report: ``core.services.jobs.checkpoints`` (one policy for every kind);
+- halt: when Dynamics is disabled for the workspace (``dynamics_enabled``), a queued chunk pauses before
+  any Dynamics call and a running one before its next Dynamics write (the gate of its checkpoints), both
+  ``paused_disabled``; they resume when Dynamics is enabled again (``resume_paused``);
 - pause: a dead Dynamics token (``ReconnectRequired``) pauses the chunk until the workspace reconnects;
   token trouble of the deployment itself (sign-in or Key Vault down, a refused setting) on the last
   delivery pauses it for the token timer instead of failing records that are not at fault;
+- defer: a step that raises ``Deferred`` before writing anything is queued again after a delay;
 - retry: any other failure raises, so the queue delivers the message again; on the last delivery the
   chunk fails for good with the reason (``fail_poisoned`` does the same for a message the host moved to
   the poison queue);
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -52,11 +57,24 @@ from core.domain.jobs import (
     error_codes,
     summarize_job,
 )
-from core.services.jobs.checkpoints import Checkpoints
+from core.services.jobs.checkpoints import Checkpoints, ChunkHalted
 from core.services.jobs.events import JobEvents
-from core.services.jobs.messages import ChunkMessage, ClientFactory, ReconnectCheck
+from core.services.jobs.messages import ChunkMessage, ClientFactory, EnabledCheck, ReconnectCheck
 
 log = logging.getLogger(__name__)
+
+DISABLED_REASON = "paused: Dynamics is disabled for this workspace; resumed when an admin enables it again"
+DISABLED_NOTE = "waiting for Dynamics to be enabled again"
+
+
+class Deferred(Exception):
+    """A chunk that cannot run yet and has written nothing (another job is writing some of its records):
+    it is queued again, visible after ``seconds``, without counting as a failed delivery."""
+
+    def __init__(self, reason: str, seconds: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.seconds = seconds
 
 
 @dataclass
@@ -87,6 +105,7 @@ class ChunkJobWorker(ABC):
         max_attempts: int = 5,
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        dynamics_enabled: EnabledCheck | None = None,
         events: JobEvents | None = None,
     ) -> None:
         self.store = store
@@ -96,6 +115,7 @@ class ChunkJobWorker(ABC):
         # Shared with the other instances working for the same workspace (same Dynamics user).
         self._budget = budget
         self._reconnected = reconnected  # re-checked after a chunk pauses (see pause_for_reconnect)
+        self._enabled = dynamics_enabled  # None: the switch is not consulted (every workspace works)
 
     @abstractmethod
     def run_chunk(self, chunk: Chunk) -> list[RecordOutcome]:
@@ -124,9 +144,17 @@ class ChunkJobWorker(ABC):
             return ChunkState.FAILED
         # The first delivery has no earlier checkpoints to read back.
         first_attempt = status is not None and status.attempts == 0
+        records = {s.seq: self.platform_id(s) for s in staged}
+        if self._enabled is not None and not self._enabled(ws):
+            # Not even a token is asked for; an earlier attempt's in-flight marks turn pending.
+            checkpoints = Checkpoints(self.store, ws, job_id, records)
+            halted = self._disabled_halt()
+            if not first_attempt:
+                checkpoints.halt(records, halted.note)
+            return self._pause_halted(ws, job_id, index, halted)
         self.store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
         checkpoints = Checkpoints(
-            self.store, ws, job_id, (s.seq for s in staged), first_attempt=first_attempt
+            self.store, ws, job_id, records, first_attempt=first_attempt, gate=self._gate(ws)
         )
         try:
             client, connection = self._client_for(ws)
@@ -134,6 +162,16 @@ class ChunkJobWorker(ABC):
             budget = self._budget
             with budget.working(ws, job=f"{self.kind}:{job_id}") if budget is not None else nullcontext():
                 outcomes = self.run_chunk(chunk)
+        except Deferred as exc:
+            # Nothing was written: the chunk goes back to the queue, not counted as a failed delivery.
+            log.info("%s chunk deferred: %s", self.kind, exc.reason, extra=where)
+            self.store.put_chunk(ws, job_id, index, ChunkState.QUEUED)
+            self.store.enqueue_chunks(ws, job_id, [index], delay_seconds=exc.seconds)
+            return ChunkState.QUEUED
+        except ChunkHalted as halted:
+            log.info("%s chunk halted: %s", self.kind, halted.reason, extra=where)
+            checkpoints.halt(records, halted.note)
+            return self._pause_halted(ws, job_id, index, halted)
         except ReconnectRequired as exc:
             log.info("%s chunk paused until Dynamics is reconnected", self.kind, extra=where)
             checkpoints.pause()
@@ -169,6 +207,45 @@ class ChunkJobWorker(ABC):
         )
         self._tell(job)
         return ChunkState.DONE
+
+    # -- the integration switch ---------------------------------------------------------------------
+    @staticmethod
+    def _disabled_halt() -> ChunkHalted:
+        return ChunkHalted(ChunkState.PAUSED_DISABLED, DISABLED_REASON, DISABLED_NOTE)
+
+    def _gate(self, ws: str) -> Callable[[], None] | None:
+        """The checkpoints' gate: one read of the workspace's switch before each Dynamics write, so a
+        chunk stops at most one write after an admin disables Dynamics."""
+        enabled = self._enabled
+        if enabled is None:
+            return None
+
+        def gate() -> None:
+            if not enabled(ws):
+                raise self._disabled_halt()
+
+        return gate
+
+    def _pause_halted(self, ws: str, job_id: str, index: int, halted: ChunkHalted) -> ChunkState:
+        """Write the chunk in the halt's state and mark the workspace (the token timer's safety net), then
+        read the switch again: an admin who enabled Dynamics while this chunk was stopping ran the resume
+        scan before the chunk was paused, so the chunk re-queues itself (at most once: conditional)."""
+        store = self.store
+        store.put_chunk(ws, job_id, index, halted.state, error=halted.reason)
+        store.mark_paused(ws)
+        try:
+            if self._enabled is not None and self._enabled(ws):
+                if store.requeue_paused(ws, job_id, index, (halted.state,)):
+                    log.info(
+                        "enabled while the chunk paused: re-queued", extra={"workspace": ws, "job": job_id}
+                    )
+                    return ChunkState.QUEUED
+        except Exception:
+            log.exception(
+                "halted chunk: the switch re-check failed; the token timer resumes it",
+                extra={"workspace": ws, "job": job_id},
+            )
+        return halted.state
 
     def _tell(self, job: JobRow) -> None:
         """Tell the listener the event the job's state raises now, if any (module docstring, "tell")."""

@@ -34,6 +34,7 @@ from core.domain.connection import ReconnectRequired
 from core.domain.jobs import ChunkState
 from core.services.alerts.delivery import WebhookDeliveryWorker
 from core.services.alerts.service import AlertService
+from core.services.exports.service import ExportService
 from core.services.jobs.messages import ChunkMessage
 from emulators.keyvault import KeyVaultEmulator
 from tests.integration.exports.conftest import ExportHarness
@@ -330,3 +331,20 @@ def test_a_receiver_that_keeps_failing_ends_dead_after_the_last_attempt(
         (1, "retry"),
     ]
     assert len([g for g in receiver.got if g["id"] == test_id]) == 4
+
+
+def test_an_export_with_nothing_valid_to_send_raises_its_notification_at_submission(
+    env: ExportHarness, alerts: Alerts
+) -> None:
+    service = ExportService(env.store, lambda _caller: CONFIG, events=alerts.service)
+    bad = [
+        {"id": f"p-{i}", "firstName": "Al", "lastName": "Long", "professionalEmail": "a" * 300}
+        for i in range(2)
+    ]
+    job = service.submit(env.caller, env.kind.request.model_validate({"entity": "contacts", "records": bad}))
+    assert service.status(env.caller.workspace_id, job.job_id)["state"] == "failed"
+    [notice] = _job_notices(alerts, env.caller.workspace_id)
+    assert notice.kind == "dynamics_job_failed" and notice.job["jobId"] == job.job_id
+    assert notice.job["counts"]["invalid"] == 2 and notice.job["topErrorCodes"] == [
+        {"code": "invalid", "count": 2}
+    ]

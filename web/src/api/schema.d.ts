@@ -14,7 +14,10 @@ export interface paths {
         /** List activities jobs, newest first, a page at a time (`cursor`, `limit` 1..100) */
         get: operations["get_api_dynamics_activities"];
         put?: never;
-        /** Log campaign engagement events as Dynamics activities */
+        /**
+         * Log campaign engagement events as Dynamics activities
+         * @description 409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM (nothing is queued). Jobs already queued or running pause (`paused_disabled`) when Dynamics is disabled and resume when it is enabled again.
+         */
         post: operations["post_api_dynamics_activities"];
         delete?: never;
         options?: never;
@@ -240,7 +243,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start connecting Dynamics 365 (returns the Microsoft sign-in URL) */
+        /**
+         * Start connecting Dynamics 365 (returns the Microsoft sign-in URL)
+         * @description 409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM: an admin enables it on the Integrations page first.
+         */
         post: operations["post_api_dynamics_connect"];
         delete?: never;
         options?: never;
@@ -276,7 +282,10 @@ export interface paths {
         /** List export jobs, newest first, a page at a time (`cursor`, `limit` 1..100) */
         get: operations["get_api_dynamics_exports"];
         put?: never;
-        /** Export contacts or companies into Dynamics */
+        /**
+         * Export contacts or companies into Dynamics
+         * @description 409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM (nothing is queued; `activeCrm` names the enabled one). Jobs already queued or running pause (`paused_disabled`) when Dynamics is disabled and resume when it is enabled again.
+         */
         post: operations["post_api_dynamics_exports"];
         delete?: never;
         options?: never;
@@ -426,7 +435,7 @@ export interface paths {
         put?: never;
         /**
          * Complete connecting Dynamics 365 (the admin who started confirms the sign-in)
-         * @description Redeems the sign-in the callback kept under `handle` and stores the connection. Only the admin who called /api/dynamics/connect, in the same workspace, may complete: anyone else gets 403 and the handle is spent; a used or unknown handle, or one older than 10 minutes, gets 410. The answer names the Microsoft account, tenant and environment that were connected. Problems carry a `code`: not_initiator, invalid_handle, expired_handle, token_exchange_failed, whoami_failed, identity_provider_unavailable, key_vault_unavailable, storage_unavailable.
+         * @description Redeems the sign-in the callback kept under `handle` and stores the connection. Only the admin who called /api/dynamics/connect, in the same workspace, may complete: anyone else gets 403 and the handle is spent; a used or unknown handle, or one older than 10 minutes, gets 410. The answer names the Microsoft account, tenant and environment that were connected. Problems carry a `code`: not_initiator, invalid_handle, expired_handle, token_exchange_failed, whoami_failed, identity_provider_unavailable, key_vault_unavailable, storage_unavailable; 409 integration_disabled when Dynamics was disabled meanwhile.
          */
         post: operations["post_api_dynamics_oauth_complete"];
         delete?: never;
@@ -560,7 +569,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Enable or disable a CRM (admin); 409 names the CRM that is already active */
+        /**
+         * Enable or disable a CRM (admin); 409 names the CRM that is already active
+         * @description While Dynamics is not the enabled CRM, connecting, exports and activities answer 409 `integration_disabled`, and queued or running Dynamics jobs pause (`paused_disabled`: a running chunk stops before its next Dynamics write, its unwritten records stay `pending`). Enabling Dynamics again resumes them. The Dynamics connection is kept, and its tokens keep being refreshed while disabled, so it still works when Dynamics is enabled again. To switch CRMs, disable the enabled one first.
+         */
         put: operations["put_api_integrations_crm"];
         post?: never;
         delete?: never;
@@ -660,7 +672,7 @@ export interface components {
             jobId: string;
             /**
              * State
-             * @description queued, running, succeeded, partially_failed, failed, paused_reconnect
+             * @description queued, running, succeeded, partially_failed, failed, paused_reconnect, paused_disabled (Dynamics disabled for the workspace: resumes when it is enabled again)
              */
             state: string;
             /**
@@ -1888,7 +1900,7 @@ export interface components {
             trigger: components["schemas"]["ExportTrigger"];
             /** Dryrun */
             dryRun: boolean;
-            /** @description paused_reconnect: waiting for an admin to reconnect Dynamics, for Microsoft sign-in or Key Vault to answer again, or for a setting of this deployment to be fixed (errors say which); resumes by itself */
+            /** @description paused_reconnect: waiting for an admin to reconnect Dynamics, for Microsoft sign-in or Key Vault to answer again, or for a setting of this deployment to be fixed (errors say which); resumes by itself. paused_disabled: Dynamics was disabled for the workspace; the records not yet written are pending and the job resumes when an admin enables Dynamics again */
             state: components["schemas"]["JobState"];
             /**
              * Createdat
@@ -1917,7 +1929,7 @@ export interface components {
          * JobState
          * @enum {string}
          */
-        JobState: "queued" | "running" | "succeeded" | "partially_failed" | "failed" | "paused_reconnect";
+        JobState: "queued" | "running" | "succeeded" | "partially_failed" | "failed" | "paused_reconnect" | "paused_disabled";
         /** ExportList */
         ExportList: {
             /**
@@ -2989,6 +3001,22 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
                      *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -5898,6 +5926,22 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -6393,6 +6437,22 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
                      *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -7646,6 +7706,22 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
                      *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
