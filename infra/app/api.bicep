@@ -130,6 +130,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'EXPORT_CHUNK_SIZE', value: '500' }
         { name: 'EXPORT_MAX_ATTEMPTS', value: '5' }
         { name: 'JOBS_MAX_ACTIVE_PER_WORKSPACE', value: '20' }
+        { name: 'AUTOMATIC_EXPORT_WINDOW_SECONDS', value: '30' }
         // Retention of job results and summaries.
         { name: 'RESULTS_RETENTION_DAYS', value: '30' }
         { name: 'JOB_SUMMARY_RETENTION_DAYS', value: '400' }
