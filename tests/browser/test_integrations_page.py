@@ -69,3 +69,18 @@ def test_enabling_a_second_crm_shows_which_to_disable_first(window: Window, tmp_
     # After a reload the saved state is what shows.
     page.reload()
     expect(window.card("Microsoft Dynamics 365").get_by_role("switch")).to_be_checked()
+
+
+def test_the_platform_origin_may_call_the_api_and_others_may_not(window: Window) -> None:
+    # local.settings.json's Host.CORS (the platform web app's origin locally), as the devhost honours it.
+    request = window.page.request
+    url = f"{window.base_url}/api/integrations"
+    ask = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
+    allowed = request.fetch(url, method="OPTIONS", headers={"Origin": "http://localhost:3000", **ask})
+    assert allowed.status == 204
+    assert allowed.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    answer = request.get(url, headers={"Origin": "http://localhost:3000"})
+    assert answer.status == 401 and answer.headers["access-control-allow-origin"] == "http://localhost:3000"
+    other = request.get(url, headers={"Origin": "https://elsewhere.example"})
+    assert "access-control-allow-origin" not in other.headers
