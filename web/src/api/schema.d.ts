@@ -6748,9 +6748,27 @@ export interface operations {
                      *             "action": "unchanged",
                      *             "dynamicsId": "8f313f99-30f8-436e-ae1c-bf4e05b68421"
                      *           }
+                     *         },
+                     *         {
+                     *           "seq": 2,
+                     *           "platformId": "ct-002",
+                     *           "action": "updated",
+                     *           "dynamicsId": "2b7c0e54-91d3-4f6a-8c2e-5d9a1f3b7e60",
+                     *           "changes": {
+                     *             "jobtitle": {
+                     *               "before": "CTO",
+                     *               "after": "CEO"
+                     *             }
+                     *           },
+                     *           "warnings": [
+                     *             {
+                     *               "code": "company_not_identifiable",
+                     *               "message": "company 'Acme Corp' has none of the values the company identifier (domain) compares (domain, website): it is not created in Dynamics, and the contact keeps its current company"
+                     *             }
+                     *           ]
                      *         }
                      *       ],
-                     *       "nextCursor": "0000002"
+                     *       "nextCursor": "0000003"
                      *     }
                      */
                     "application/json": components["schemas"]["RecordsPage"];
