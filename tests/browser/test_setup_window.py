@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 
 from emulators.tls import trusting_session
-from tests.browser.window import Window
+from tests.browser.window import Stack, Window
 
 pytestmark = pytest.mark.browser
 INTEGRATION_USER = "integration.user@contoso.example"  # the user the stack signs in at the Entra stand-in
@@ -83,6 +83,8 @@ def test_connect_configure_step1_with_a_custom_rule_and_save(window: Window, tmp
     for title in ("Step 2: Field mapping", "Step 3: Campaign mapping", "Step 4: User mapping"):
         page.get_by_role("button", name="Next").click()
         expect(page.get_by_role("heading", name=title)).to_be_focused()
+    page.get_by_role("button", name="Back").click()
+    expect(page.get_by_role("heading", name="Step 3: Campaign mapping")).to_be_focused()
     steps.get_by_role("button", name="Step 1: Sync configuration").click()
     expect(page.get_by_role("heading", name="Step 1: Sync configuration")).to_be_visible()
     expect(steps.get_by_role("button", name="Step 4: User mapping")).to_be_enabled()
@@ -208,3 +210,34 @@ def short_access_tokens(window: Window) -> Iterator[None]:
     yield
     entra.post(f"{window.stack.entra_url}/_emulator/config", json={"accessTokenLifetime": 3600}, timeout=10)
     entra.delete(f"{window.stack.entra_url}/_emulator/faults", timeout=10)
+
+
+def test_phone_sized_screen_keyboard_only(browser: Browser, stack: Stack, tmp_path: Path) -> None:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, bypass_csp=True, ignore_https_errors=True
+    )
+    try:
+        window = Window(context.new_page(), stack)
+        page = window.page
+        window.sign_in()
+        fits = "document.documentElement.scrollWidth <= window.innerWidth"
+        assert page.evaluate(fits)
+        window.assert_accessible()
+        window.screenshot("integrations-phone", tmp_path)
+        # Keyboard only: Space toggles Dynamics on, Tab reaches Configure, Enter opens the window.
+        window.card("Microsoft Dynamics 365").get_by_role("switch").focus()
+        page.keyboard.press("Space")
+        configure = window.card("Microsoft Dynamics 365").get_by_role("button", name="Configure")
+        expect(configure).to_be_enabled()
+        page.keyboard.press("Tab")
+        expect(configure).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Step 1: Sync configuration")).to_be_focused()
+        assert page.evaluate(fits)
+        window.assert_accessible()
+        window.screenshot("step1-phone", tmp_path)
+        page.keyboard.press("Escape")  # nothing changed: closes without a prompt, focus back on Configure
+        expect(page.get_by_role("dialog", name="Dynamics 365 setup")).to_be_hidden()
+        expect(configure).to_be_focused()
+    finally:
+        context.close()

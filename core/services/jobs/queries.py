@@ -142,11 +142,16 @@ class JobQueries:
         return job_id, None
 
     def open_job(
-        self, job: JobRow, known_outcomes: Sequence[RecordOutcome], *, idempotent: bool
+        self,
+        job: JobRow,
+        known_outcomes: Sequence[RecordOutcome],
+        *,
+        idempotent: bool,
+        delay_seconds: int = 0,
     ) -> SubmitResult:
         """Start a job whose chunks are staged: the job row first (a concurrent submission of the same key,
         staged elsewhere, loses here and answers the winner's job), then the outcomes known before sending
-        (invalid, skipped) and every chunk queued."""
+        (invalid, skipped) and every chunk queued (visible after ``delay_seconds``)."""
         try:
             self._store.create_job(job)
         except ResourceExistsError:
@@ -156,7 +161,9 @@ class JobQueries:
             return _submitted(existing, created_new=False)
         if known_outcomes:
             self._store.save_outcomes(job.workspace_id, job.job_id, known_outcomes)
-        self._store.queue_new_chunks(job.workspace_id, job.job_id, job.total_chunks)
+        self._store.queue_new_chunks(
+            job.workspace_id, job.job_id, job.total_chunks, delay_seconds=delay_seconds
+        )
         if job.total_chunks == 0:
             self._tell_ended_at_submission(job)
         return _submitted(job, created_new=True)

@@ -79,7 +79,12 @@ export class NotificationBell extends LitElement {
         aria-controls="notices"
         @click=${this.toggle}
       >
-        <span aria-hidden="true">🔔</span>
+        <svg aria-hidden="true" viewBox="0 0 24 24" width="18" height="18">
+          <path
+            fill="currentColor"
+            d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3a1.5 1.5 0 0 0-3 0v1.16A7 7 0 0 0 5 11v5l-2 2v1h18v-1l-2-2Z"
+          />
+        </svg>
         Notifications${unread ? html` <span class="count">${unread}<span class="visually-hidden"> unread</span></span>` : nothing}
       </button>
       ${this.expanded
@@ -108,6 +113,7 @@ export class NotificationBell extends LitElement {
     base,
     css`
       .wrap { position: relative; }
+      .bell svg { vertical-align: -3px; margin-right: 0.25rem; }
       .bell { border: 1px solid var(--line); background: var(--surface); color: var(--ink); border-radius: 999px;
         padding: 0.3rem 0.8rem; cursor: pointer; min-height: 2.25rem; }
       .count { display: inline-block; background: var(--bad); color: #fff; border-radius: 999px; padding: 0 0.45rem;
