@@ -33,6 +33,7 @@ from core.entrypoints.job_queries import (
     job_id_param,
     jobs_page,
     queue_full,
+    RECORDS_QUERY,
     records_query,
     records_seen_by,
 )
@@ -185,6 +186,7 @@ openapi.register(
     "Per-record results of an export: outcome, how it matched, the field Dynamics refused",
     response=RecordsPage,
     problems=(400, 404),
+    query=RECORDS_QUERY,
     tags=TAG,
     callers=EVERY_CALLER,
 )
