@@ -28,12 +28,12 @@ from core.entrypoints.dynamics_problems import disabled_problem
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
     JOBS_PAGE_QUERY,
+    RECORDS_QUERY,
     JobCounts,
     RecordsPage,
     job_id_param,
     jobs_page,
     queue_full,
-    RECORDS_QUERY,
     records_query,
     records_seen_by,
 )
