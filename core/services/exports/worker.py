@@ -61,6 +61,7 @@ class ExportWorker(ChunkJobWorker):
             user_id=str(request.get("userId") or chunk.job.user_id),
             dry_run=bool(request.get("dryRun")),
             identity_id=request.get("identityId") or None,
+            forget_columns=self.metadata.invalidate,
             items=[
                 ExportItem(s.seq, s.platform_id, s.record) for s in map(StagedRecord.from_row, chunk.staged)
             ],
