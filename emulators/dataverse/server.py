@@ -529,7 +529,7 @@ class DataverseEmulator:
                 self.metadata.delete_attribute(unquote(path))
                 return ApiResponse(204, {"OData-Version": "4.0"})
             if method != "GET":
-                raise ODataError(405, "0x80060888", "The emulator's metadata is read-only (columns can be deleted).")
+                raise ODataError(405, "0x80060888", "The emulator's metadata is read-only but for DELETE.")
             return ApiResponse.json(200, self.metadata.handle(unquote(path), params))
         raw_segments = path.split("/") if "'" not in path else split_top_level(path, "/")
         segments = [s for s in raw_segments if s]
