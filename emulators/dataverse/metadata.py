@@ -421,7 +421,8 @@ class MetadataService:
     def delete_attribute(self, path: str) -> None:
         """``DELETE EntityDefinitions(<key>)/Attributes(<key>)``: delete a custom column, the Web API form
         of DeleteAttributeRequest
-        (https://learn.microsoft.com/dotnet/api/microsoft.xrm.sdk.messages.deleteattributerequest). Writing or selecting it afterwards is refused as for any unknown property. The emulator deletes
+        (https://learn.microsoft.com/dotnet/api/microsoft.xrm.sdk.messages.deleteattributerequest).
+        Writing or selecting it afterwards is refused as for any unknown property. The emulator deletes
         custom columns that are not lookups; standard columns cannot be deleted."""
         segments = _segments(path)
         if (
