@@ -14,6 +14,7 @@ from core.entrypoints import (
     export_queue,
     exports_api,
     fields_api,
+    icons_api,
     integrations_api,
     meta_api,
     notifications_api,
@@ -39,6 +40,7 @@ app.register_functions(exports_api.bp)
 app.register_functions(results_api.bp)
 app.register_functions(export_queue.bp)
 app.register_functions(fields_api.bp)
+app.register_functions(icons_api.bp)
 app.register_functions(catalog_api.bp)
 app.register_functions(users_api.bp)
 app.register_functions(usage_api.bp)

@@ -410,7 +410,7 @@ def worker_main(argv: list[str]) -> int:
         with seen_lock:
             seen["requests"] += 1
             slowest.append((round(event.elapsed_s, 2), event.method, event.path, event.status))
-            slowest.sort(reverse=True)
+            slowest.sort(key=lambda request: request[0], reverse=True)  # status may be None (no answer)
             del slowest[5:]
             if event.status == 429:
                 seen["throttled"] += 1

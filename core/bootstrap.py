@@ -52,6 +52,7 @@ from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.leases import LEASES_TABLE, TableLeases
 from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
 from core.adapters.storage.queues import queue_service
+from core.adapters.storage.record_versions import RecordVersions
 from core.adapters.storage.result_files import ResultFiles
 from core.adapters.storage.tables import Storage
 from core.adapters.webhook_http import WebhookSender
@@ -90,7 +91,7 @@ from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.dynamics.usage import DynamicsUsage
 from core.services.dynamics.users import DynamicsUsers, PageCache
 from core.services.exports.contacts_for_jobs import ContactExport
-from core.services.exports.service import EXPORT_NAMES, ExportService
+from core.services.exports.service import DEFAULT_AUTOMATIC_EXPORT_WINDOW, EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService, SavedVersion
@@ -495,9 +496,21 @@ class App:
                 chunk_size=self.settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
                 active_crm=self.active_crm,
+                events=self.alerts,
+                versions=self.record_versions,
+                window_seconds=self._automatic_export_window(),
                 **({"custom_fields": self._custom_fields} if self._custom_fields else {}),
             ),
         )
+
+    @property
+    def record_versions(self) -> RecordVersions:
+        """The order of each record's automatic-export changes (latest received, being written)."""
+        return self._once("record_versions", lambda: RecordVersions(self.storage.table_service))
+
+    def _automatic_export_window(self) -> int:
+        value = self.settings.get_int("AUTOMATIC_EXPORT_WINDOW_SECONDS")
+        return DEFAULT_AUTOMATIC_EXPORT_WINDOW if value is None else value
 
     @property
     def activity_service(self) -> ActivityService:
@@ -509,6 +522,7 @@ class App:
                 chunk_size=self.settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
                 active_crm=self.active_crm,
+                events=self.alerts,
             ),
         )
 
@@ -527,6 +541,7 @@ class App:
                 reconnected=self.reconnected_since,
                 dynamics_enabled=self.dynamics_enabled,
                 events=self.alerts,
+                versions=self.record_versions,
             ),
         )
 

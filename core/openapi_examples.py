@@ -551,6 +551,94 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "counts": {"ok": 25, "warning": 10, "error": 14},
         }
     },
+    # Abridged: the served answer has every column of the table and every target.
+    ("GET", "/api/dynamics/fields/icons"): {
+        "response": {
+            "entity": "contact",
+            "environmentUrl": "https://contoso.crm4.dynamics.com",
+            "version": "3f9a0c1e5b7d2468-e3b0c44298fc1c14-9c4e2a7f1b3d5e60",
+            "columns": [
+                {
+                    "logicalName": "fullname",
+                    "displayName": "Full Name",
+                    "type": "String",
+                    "writable": {"create": False, "update": False},
+                },
+                {
+                    "logicalName": "jobtitle",
+                    "displayName": "Job Title",
+                    "type": "String",
+                    "writable": {"create": True, "update": True},
+                },
+                {
+                    "logicalName": "numberofchildren",
+                    "displayName": "No. of Children",
+                    "type": "Integer",
+                    "writable": {"create": True, "update": True},
+                },
+            ],
+            "targets": [
+                {"key": "jobTitle", "kind": "platform_field", "valueType": "text"},
+                {"key": "company.employeeCount", "kind": "platform_field", "valueType": "integer"},
+                {"key": "fixed_value:boolean", "kind": "fixed_value", "valueType": "boolean"},
+                {"key": "campaign:campaignOpens", "kind": "campaign_property", "valueType": None},
+            ],
+            "reasons": [
+                "fullname is read-only in Dynamics",
+                "text is written as-is",
+                "the number is written as text",
+                "written as the text 'true' or 'false'",
+                "text that is not a number will fail",
+                "whole number",
+                "a boolean value cannot be written to a column of type Integer",
+            ],
+            "outcomes": [
+                {"level": "error", "reasons": [0]},
+                {"level": "ok", "reasons": [1]},
+                {"level": "ok", "reasons": [2]},
+                {"level": "warning", "reasons": [3]},
+                {"level": "warning", "reasons": [4]},
+                {"level": "ok", "reasons": [5]},
+                {"level": "error", "reasons": [6]},
+            ],
+            "cells": [[0, 0, 0, 0], [1, 2, 3, 2], [4, 5, 6, 5]],
+        }
+    },
+    # Abridged: the served answer has every (valueType, attributeType) pair.
+    ("GET", "/api/dynamics/compatibility"): {
+        "response": {
+            "version": "9c4e2a7f1b3d5e60",
+            "levels": [
+                {"key": "ok", "icon": "blue check", "meaning": "compatible"},
+                {"key": "warning", "icon": "yellow", "meaning": "may not fit: review"},
+                {
+                    "key": "error",
+                    "icon": "red",
+                    "meaning": "cannot be applied (type mismatch or read-only column): saving is refused",
+                },
+            ],
+            "valueTypes": ["text", "integer", "datetime"],
+            "attributeTypes": ["String", "Integer", "DateTime"],
+            "pairs": [
+                {
+                    "valueType": "datetime",
+                    "attributeType": "String",
+                    "level": "warning",
+                    "reason": "written as ISO-8601 text: Dynamics cannot sort or filter it as a date; "
+                    "prefer a DateTime column",
+                },
+                {"valueType": "integer", "attributeType": "Integer", "level": "ok", "reason": "whole number"},
+            ],
+            "columnRules": [
+                {
+                    "key": "read_only",
+                    "level": "error",
+                    "reason": "IsValidForCreate and IsValidForUpdate are both false: Dynamics refuses any "
+                    "value",
+                }
+            ],
+        }
+    },
     ("POST", "/api/dynamics/exports"): {
         "request": {
             "entity": "contacts",
@@ -625,8 +713,23 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
                         "dynamicsId": "8f313f99-30f8-436e-ae1c-bf4e05b68421",
                     },
                 },
+                {
+                    "seq": 2,
+                    "platformId": "ct-002",
+                    "action": "updated",
+                    "dynamicsId": "2b7c0e54-91d3-4f6a-8c2e-5d9a1f3b7e60",
+                    "changes": {"jobtitle": {"before": "CTO", "after": "CEO"}},
+                    "warnings": [
+                        {
+                            "code": "company_not_identifiable",
+                            "message": "company 'Acme Corp' has none of the values the company identifier "
+                            "(domain) compares (domain, website): it is not created in Dynamics, and the "
+                            "contact keeps its current company",
+                        }
+                    ],
+                },
             ],
-            "nextCursor": "0000002",
+            "nextCursor": "0000003",
         }
     },
     ("POST", "/api/dynamics/activities"): {

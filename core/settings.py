@@ -148,6 +148,12 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "Records per export chunk (one queue message; the unit of retry and checkpointing).",
     ),
     SettingSpec(
+        "AUTOMATIC_EXPORT_WINDOW_SECONDS",
+        "30",
+        "Seconds an automatic export waits before it runs; later changes of the same records received "
+        "meanwhile replace it, so several changes of one record within the window are one write.",
+    ),
+    SettingSpec(
         "JOBS_MAX_ACTIVE_PER_WORKSPACE",
         "20",
         "Jobs of one kind (exports, activities) a workspace may have queued or running at once; one more "

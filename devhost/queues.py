@@ -27,6 +27,7 @@ import azure.functions.queue as func_queue
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import LinearRetry, QueueClient, QueueServiceClient
 
+from devhost.clock import SYSTEM_CLOCK, Clock
 from devhost.config import HostConfigError, QueueOptions, resolve_setting_refs
 from devhost.index import QueueFunction
 from devhost.invoke import Invoker
@@ -77,8 +78,14 @@ class MessageLease:
     delete or release after the run uses the latest one."""
 
     def __init__(
-        self, queue: QueueClient, message: Any, lease: float, on_renew: Callable[[], None] | None = None
+        self,
+        queue: QueueClient,
+        message: Any,
+        lease: float,
+        on_renew: Callable[[], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.queue = queue
         self.message = message
         self.lease = lease
@@ -96,7 +103,7 @@ class MessageLease:
         self._thread.join()
 
     def _keep(self) -> None:
-        while not self._done.wait(self.lease / 2):
+        while not self.clock.wait(self._done, self.lease / 2):
             try:
                 updated = self.queue.update_message(
                     self.message.id, self.message.pop_receipt, visibility_timeout=math.ceil(self.lease)
@@ -168,7 +175,9 @@ class QueueListener:
         options: QueueOptions,
         invoker: Invoker,
         processing_lease: int = DEFAULT_PROCESSING_LEASE,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.function = function
         self.options = options
         self.invoker = invoker
@@ -244,8 +253,9 @@ class QueueListener:
             # Empty queue: randomized exponential back-off, capped at maxPollingInterval.
             ceiling = self.options.max_polling_interval
             delay = min(ceiling, max(MIN_POLLING_INTERVAL, delay * 2))
-            self._stop.wait(
-                random.uniform(MIN_POLLING_INTERVAL, delay) if delay > MIN_POLLING_INTERVAL else delay
+            self.clock.wait(
+                self._stop,
+                random.uniform(MIN_POLLING_INTERVAL, delay) if delay > MIN_POLLING_INTERVAL else delay,
             )
 
     def _process(self, message: Any) -> None:
@@ -275,7 +285,7 @@ class QueueListener:
                 expiration_time=message.expires_on,
                 time_next_visible=message.next_visible_on,
             )
-            with MessageLease(self.queue, message, self.lease, on_renew=self._renewed):
+            with MessageLease(self.queue, message, self.lease, on_renew=self._renewed, clock=self.clock):
                 self.invoker.invoke(self.function, trigger)
         except Exception:
             log.exception(
@@ -294,6 +304,12 @@ class QueueListener:
             self.queue.delete_message(message.id, message.pop_receipt)
         except ResourceNotFoundError:
             log.warning("queue %s: message %s was gone before delete", self.queue.queue_name, message.id)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages received and not yet deleted, released or poisoned."""
+        with self._changed:
+            return self._in_flight
 
     def _renewed(self) -> None:
         with self._changed:

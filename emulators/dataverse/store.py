@@ -11,6 +11,10 @@ folded value to one record id (a str) or, when several rows share it, a set of i
 unique columns small; rows without a value are not indexed (a null lookup scans). All access goes through
 one re-entrant lock; ``transaction()`` records an undo log so a failing change set or bulk call leaves no
 trace.
+
+Over 400 lines because the hash indexes, the q-gram postings for ``contains`` and the query planner that
+picks between them share one lock, one undo log and one row-position map; split apart they would each
+need the others' private state.
 """
 
 from __future__ import annotations
@@ -79,6 +83,13 @@ def _grams(text: str) -> set[str]:
 
 def _sampled_grams(text: str) -> set[str]:
     return {text[i : i + LONG_GRAM] for i in range(0, len(text) - LONG_GRAM + 1, LONG_STEP)}
+
+
+def _gram_add(postings: Grams, gram: str, pos: int) -> None:
+    held = postings.get(gram)
+    if held is None:
+        held = postings[gram] = array("i")
+    held.append(pos)
 
 
 def _long_add(postings: LongGrams, gram: str, pos: int) -> None:
@@ -325,33 +336,33 @@ class Store:
     def _long_index(self, data: _TableData, column: str) -> LongGrams:
         long = data.long_grams.get(column)
         if long is None:
-            long = data.long_grams[column] = {}
-            text_fold = self._text_fold
-            position = data.position
-            for record_id, row in data.rows.items():
-                value = row.get(column)
-                if value is not None:
-                    pos = position[record_id]
-                    for gram in _sampled_grams(text_fold(str(value))):
-                        _long_add(long, gram, pos)
+            long = data.long_grams[column] = self._postings_of(data, column, _sampled_grams, _long_add)
         return long
 
     def _gram_index(self, data: _TableData, column: str) -> Grams:
         grams = data.grams.get(column)
         if grams is None:
-            grams = data.grams[column] = {}
-            text_fold = self._text_fold
-            position = data.position
-            for record_id, row in data.rows.items():
-                value = row.get(column)
-                if value is not None:
-                    pos = position[record_id]
-                    for gram in _grams(text_fold(str(value))):
-                        postings = grams.get(gram)
-                        if postings is None:
-                            postings = grams[gram] = array("i")
-                        postings.append(pos)
+            grams = data.grams[column] = self._postings_of(data, column, _grams, _gram_add)
         return grams
+
+    def _postings_of(
+        self,
+        data: _TableData,
+        column: str,
+        grams_of: Callable[[str], set[str]],
+        add: Callable[[Any, str, int], None],
+    ) -> Any:
+        """Postings of every row's folded ``column`` value, built in one pass (once per column)."""
+        postings: dict[str, Any] = {}
+        text_fold = self._text_fold
+        position = data.position
+        for record_id, row in data.rows.items():
+            value = row.get(column)
+            if value is not None:
+                pos = position[record_id]
+                for gram in grams_of(text_fold(str(value))):
+                    add(postings, gram, pos)
+        return postings
 
     # -- writes ------------------------------------------------------------------------------
     def put(self, table: str, record_id: str, row: Row) -> None:
@@ -368,35 +379,32 @@ class Store:
                 data.by_position[data.sequence] = record_id
             for column, index in data.indexes.items():
                 _index_add(index, self._fold(row.get(column)), record_id)
+            pos = data.position[record_id]
             for column, grams in data.grams.items():
-                self._add_grams(grams, data.position[record_id], row.get(column), old and old.get(column))
+                self._add_postings(grams, _grams, _gram_add, pos, row.get(column), old and old.get(column))
             for column, long in data.long_grams.items():
-                self._add_long_grams(long, data.position[record_id], row.get(column), old and old.get(column))
+                self._add_postings(
+                    long, _sampled_grams, _long_add, pos, row.get(column), old and old.get(column)
+                )
 
-    def _add_grams(self, grams: Grams, pos: int, value: Any, old: Any) -> None:
-        """Postings for the q-grams the new value has and the old one had not (stale postings of a changed
+    def _add_postings(
+        self,
+        postings: Any,
+        grams_of: Callable[[str], set[str]],
+        add: Callable[[Any, str, int], None],
+        pos: int,
+        value: Any,
+        old: Any,
+    ) -> None:
+        """Postings for the grams the new value has and the old one had not (stale postings of a changed
         or deleted row stay: reads re-check every candidate, and deleted positions have no row)."""
         if value is None or value == old:
             return
-        text_fold = self._text_fold
-        added = _grams(text_fold(str(value)))
+        added = grams_of(self._text_fold(str(value)))
         if old is not None:
-            added -= _grams(text_fold(str(old)))
+            added -= grams_of(self._text_fold(str(old)))
         for gram in added:
-            postings = grams.get(gram)
-            if postings is None:
-                postings = grams[gram] = array("i")
-            postings.append(pos)
-
-    def _add_long_grams(self, long: LongGrams, pos: int, value: Any, old: Any) -> None:
-        """As :meth:`_add_grams`, for the sampled 8-grams (stale postings stay the same way)."""
-        if value is None or value == old:
-            return
-        added = _sampled_grams(self._text_fold(str(value)))
-        if old is not None:
-            added -= _sampled_grams(self._text_fold(str(old)))
-        for gram in added:
-            _long_add(long, gram, pos)
+            add(postings, gram, pos)
 
     def delete(self, table: str, record_id: str) -> Row | None:
         with self.lock:

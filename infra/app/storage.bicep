@@ -21,6 +21,7 @@ var tables = [
   'ExportChunks'
   'ExportRecords'
   'ExportJobsPaused' // workspaces with export chunks paused for the token (the timer resumes them)
+  'ExportRecordVersions' // the order of automatic exports' changes per record (core/adapters/storage/record_versions.py)
   'ActivityJobs'
   'ActivityChunks'
   'ActivityRecords'

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from devhost.launcher import REPO_ROOT, free_port
-from tests.browser.window import Window
+from tests.browser.window import Stack, Window
 
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
 # Headless without the services a closed network refuses (each would be retried at every start).
@@ -35,8 +35,8 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The local stack on free ports; its devhost URL."""
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The local stack on free ports: the devhost's URL and the stand-ins' (state.json)."""
     if not (REPO_ROOT / "static" / "index.html").is_file():
         pytest.fail("the setup window is not built: run bash scripts/setup.sh")
     state_dir = tmp_path_factory.mktemp("stack")
@@ -52,7 +52,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     started = subprocess.run([*script, "start"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        yield str(json.loads((state_dir / "state.json").read_text())["devhost_url"])
+        state = json.loads((state_dir / "state.json").read_text())
+        services = state["services"]
+        yield Stack(
+            str(state["devhost_url"]),
+            str(services["dataverse"]["url"]),
+            str(services["entra"]["authority"]).rsplit("/", 1)[0],
+        )
     finally:
         subprocess.run([*script, "stop"], cwd=REPO_ROOT, env=env, capture_output=True, check=False)
 
@@ -88,5 +94,5 @@ def page(context: BrowserContext) -> Page:
 
 
 @pytest.fixture()
-def window(page: Page, stack: str) -> Window:
+def window(page: Page, stack: Stack) -> Window:
     return Window(page, stack)

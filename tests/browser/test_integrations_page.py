@@ -69,3 +69,29 @@ def test_enabling_a_second_crm_shows_which_to_disable_first(window: Window, tmp_
     # After a reload the saved state is what shows.
     page.reload()
     expect(window.card("Microsoft Dynamics 365").get_by_role("switch")).to_be_checked()
+
+
+def test_the_platform_origin_may_call_the_api_and_others_may_not(window: Window) -> None:
+    # local.settings.json's Host.CORS (the platform web app's origin locally), as the devhost honours it.
+    request = window.page.request
+    url = f"{window.base_url}/api/integrations"
+    ask = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
+    allowed = request.fetch(url, method="OPTIONS", headers={"Origin": "http://localhost:3000", **ask})
+    assert allowed.status == 204
+    assert allowed.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    answer = request.get(url, headers={"Origin": "http://localhost:3000"})
+    assert answer.status == 401 and answer.headers["access-control-allow-origin"] == "http://localhost:3000"
+    other = request.get(url, headers={"Origin": "https://elsewhere.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_refused_microsoft_sign_in_is_reported_and_nothing_connects(window: Window) -> None:
+    window.sign_in()
+    page = window.page
+    page.goto(f"{window.base_url}/?dynamics=error&code=access_denied")
+    expect(page.get_by_role("alert")).to_contain_text("Microsoft sign-in did not complete (access_denied)")
+    assert "dynamics=" not in page.url
+    expect(window.card("Microsoft Dynamics 365").get_by_test_id("dynamics-connection")).to_have_text(
+        "Not connected"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,18 @@ SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 BLOCKING = {"serious", "critical"}
 
 
+@dataclass(frozen=True)
+class Stack:
+    base_url: str  # the devhost: the window at /, the API at /api/
+    dataverse_url: str  # the Dataverse stand-in: the environment URL an admin connects to
+    entra_url: str  # the Entra ID stand-in (its control API scripts sign-in failures)
+
+
 class Window:
-    def __init__(self, page: Page, base_url: str) -> None:
+    def __init__(self, page: Page, stack: Stack) -> None:
         self.page = page
-        self.base_url = base_url
+        self.stack = stack
+        self.base_url = stack.base_url
         self.workspace = ""
 
     def sign_in(self, role: str = "admin", user: str = "user-admin", workspace: str | None = None) -> str:
@@ -39,6 +48,14 @@ class Window:
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Integrations", level=1)).to_be_visible()
         return self.workspace
+
+    def token(self, role: str = "admin", user: str = "user-admin") -> str:
+        """A caller token for the signed-in workspace, from the same development sign-in."""
+        answer = self.page.request.post(
+            f"{self.base_url}/_devhost/token", data={"workspace": self.workspace, "user": user, "role": role}
+        )
+        assert answer.ok, answer.text()
+        return str(answer.json()["token"])
 
     def card(self, name: str) -> Any:
         return self.page.get_by_role("listitem").filter(has=self.page.get_by_role("heading", name=name))

@@ -38,6 +38,7 @@ from core.entrypoints import (
     export_queue,
     exports_api,
     fields_api,
+    icons_api,
     integrations_api,
     meta_api,
     notifications_api,
@@ -223,6 +224,16 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             expect=200,
         )
         assert body_json(fields)["counts"]["ok"] > 0
+        icons = walk(
+            "GET",
+            "/api/dynamics/fields/icons",
+            icons_api.get_dynamics_field_icons,
+            params={"entity": "contact"},
+            expect=200,
+        )
+        assert len(body_json(icons)["cells"]) == len(body_json(icons)["columns"])
+        rules = walk("GET", "/api/dynamics/compatibility", icons_api.get_dynamics_compatibility, expect=200)
+        assert body_json(rules)["pairs"]
         catalog = walk(
             "GET", "/api/dynamics/catalog", catalog_api.get_dynamics_catalog, role="member", expect=200
         )

@@ -17,6 +17,7 @@ from core.adapters.storage import (
     integrations_repository,
     leases,
     notification_repository,
+    record_versions,
 )
 from core.services.activities import service as activity_service
 from core.services.exports import service as export_service
@@ -183,6 +184,7 @@ def test_every_table_queue_and_container_the_code_uses_is_provisioned_and_nothin
         notification_repository.NOTIFICATIONS_TABLE,
         leases.LEASES_TABLE,
         dynamics_budget.BUDGET_TABLE,
+        record_versions.VERSIONS_TABLE,
         *(n.jobs_table for n in names),
         *(n.chunks_table for n in names),
         *(n.records_table for n in names),

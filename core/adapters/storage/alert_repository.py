@@ -16,7 +16,6 @@ Layout (workspace ids are validated by ``core.domain.caller`` and safe as keys):
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -259,6 +258,37 @@ class AlertRepository:
                 break
         return page, (last if len(page) >= limit else None)
 
+    def delete_older(self, workspace_id: str, before: dt.datetime, limit: int) -> int:
+        """Delete at most ``limit`` finished deliveries and attempt rows of the workspace from before
+        ``before`` (partition queries the table filters: the log's row keys count down from the time)."""
+        removed = 0
+        cutoff_key = f"{_MS_CEILING - int(before.timestamp() * 1000):013d}"
+        for row in self._log.query_entities(
+            "PartitionKey eq @pk and RowKey gt @key", parameters={"pk": workspace_id, "key": cutoff_key}
+        ):
+            if removed >= limit:
+                return removed
+            self._delete(self._log, workspace_id, str(row["RowKey"]))
+            removed += 1
+        for row in self._deliveries.query_entities(
+            "PartitionKey eq @pk and createdAt lt @before",
+            parameters={"pk": workspace_id, "before": _iso(before)},
+            select=["RowKey", "state"],
+        ):
+            if removed >= limit:
+                return removed
+            if DeliveryState(str(row["state"])) in (DeliveryState.DELIVERED, DeliveryState.DEAD):
+                self._delete(self._deliveries, workspace_id, str(row["RowKey"]))
+                removed += 1
+        return removed
+
+    @staticmethod
+    def _delete(table: Any, workspace_id: str, row_key: str) -> None:
+        try:
+            table.delete_entity(workspace_id, row_key)
+        except ResourceNotFoundError:
+            pass
+
 
 def _attempt(workspace_id: str, row: Mapping[str, Any]) -> Attempt:
     status = row.get("statusCode")
@@ -274,8 +304,3 @@ def _attempt(workspace_id: str, row: Mapping[str, Any]) -> Attempt:
         error=str(row["error"]) if row.get("error") else None,
         next_attempt_at=_time(row.get("nextAttemptAt")),
     )
-
-
-def decode_body(delivery: Delivery) -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(delivery.body)
-    return parsed

@@ -594,14 +594,21 @@ class JobStore:
         )
 
     # -- queue ----------------------------------------------------------------------------------
-    def enqueue_chunks(self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int]) -> None:
+    def enqueue_chunks(
+        self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int], *, delay_seconds: int = 0
+    ) -> None:
+        """One message per chunk, invisible for ``delay_seconds`` (the queue's initial visibility delay)."""
         queue = self._queues.get_queue_client(self.names.queue)
         for index in chunk_indexes:
-            queue.send_message(encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}))
+            queue.send_message(
+                encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}),
+                visibility_timeout=delay_seconds or None,
+            )
 
-    def queue_new_chunks(self, workspace_id: str, job_id: str, count: int) -> None:
+    def queue_new_chunks(self, workspace_id: str, job_id: str, count: int, *, delay_seconds: int = 0) -> None:
         """A new job's chunk rows (``queued``; up to 100 per table transaction), then its messages (a few
-        at a time): what ``put_chunk`` + ``enqueue_chunks`` do, in a handful of round trips."""
+        at a time): what ``put_chunk`` + ``enqueue_chunks`` do, in a handful of round trips. The messages
+        become visible after ``delay_seconds``."""
         table = self._tables.get_table_client(self.names.chunks_table)
         now = _now()
         rows = [
@@ -618,7 +625,8 @@ class JobStore:
         queue = self._queues.get_queue_client(self.names.queue)
         self._in_parallel(
             lambda index: queue.send_message(
-                encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index})
+                encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}),
+                visibility_timeout=delay_seconds or None,
             ),
             range(count),
         )

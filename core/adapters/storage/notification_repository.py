@@ -115,3 +115,24 @@ class NotificationRepository:
             except ResourceNotFoundError:
                 pass
         return removed
+
+    def delete_older(self, workspace_id: str, kind_prefix: str, before: dt.datetime, limit: int) -> int:
+        """Delete at most ``limit`` notifications whose kind starts with ``kind_prefix`` created before
+        ``before`` (one partition query, filtered by the table)."""
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and CreatedAt lt @before",
+            parameters={"pk": workspace_id, "before": before},
+            select=["RowKey", "Kind"],
+        )
+        removed = 0
+        for entity in rows:
+            if removed >= limit:
+                break
+            if not str(entity.get("Kind") or "").startswith(kind_prefix):
+                continue
+            try:
+                self._table.delete_entity(workspace_id, entity["RowKey"])
+                removed += 1
+            except ResourceNotFoundError:
+                pass
+        return removed

@@ -21,6 +21,7 @@ from core.domain.config import DynamicsConfig
 from core.domain.jobs import split_chunks
 from core.domain.matching import IdentifierConfig, rule_for
 from core.services.activities.items import StagedEvent
+from core.services.jobs.events import JobEvents
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("4e7d9b2a-1c3f-4a6e-9d8b-7f5e3c2a1b90")
@@ -44,6 +45,7 @@ class ActivityService(JobQueries):
     engine's queries (``JobQueries``)."""
 
     idempotency_namespace = _IDEMPOTENCY_NAMESPACE
+    job_kind = "activity"
 
     def __init__(
         self,
@@ -52,8 +54,9 @@ class ActivityService(JobQueries):
         chunk_size: int = ACTIVITY_CHUNK_SIZE,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
         active_crm: Callable[[str], str | None] | None = None,
+        events: JobEvents | None = None,
     ) -> None:
-        super().__init__(store, max_active_jobs, active_crm)
+        super().__init__(store, max_active_jobs, active_crm, events)
         self._load_config = load_config
         self._chunk_size = chunk_size
 

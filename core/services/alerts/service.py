@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
 MAX_DELIVERY_LOG_PAGE = 100
+# Job notices, finished deliveries and their attempts are kept this long: each new event deletes up to
+# ``PRUNE_PER_EVENT`` older ones of its workspace, so what a workspace stores follows its recent events.
+ALERTS_KEPT = dt.timedelta(days=90)
+PRUNE_PER_EVENT = 100
+JOB_NOTICE_PREFIX = "dynamics_job_"
 
 
 def utcnow() -> dt.datetime:
@@ -118,6 +123,7 @@ class AlertService:
             )
         )
         if raised:
+            self._prune(job.workspace_id, now)
             log.info(
                 "job alert raised: %s", event.value, extra={"workspace": job.workspace_id, "job": job.job_id}
             )
@@ -125,6 +131,15 @@ class AlertService:
             self._queue_delivery(
                 job.workspace_id, alert.id, event.value, job.job_id, alert.payload(_iso(now))
             )
+
+    def _prune(self, workspace_id: str, now: dt.datetime) -> None:
+        """Best effort: a failure leaves the rows for the next event."""
+        before = now - ALERTS_KEPT
+        try:
+            self._notifications.delete_older(workspace_id, JOB_NOTICE_PREFIX, before, PRUNE_PER_EVENT)
+            self._repo.delete_older(workspace_id, before, PRUNE_PER_EVENT)
+        except Exception:
+            log.warning("old alerts not pruned", extra={"workspace": workspace_id}, exc_info=True)
 
     def _queue_delivery(
         self, workspace_id: str, delivery_id: str, event: str, job_id: str | None, payload: dict[str, Any]

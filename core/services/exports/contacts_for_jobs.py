@@ -94,5 +94,8 @@ def _result(item: ExportItem, outcome: RecordOutcome) -> ExportedContact:
         current=current,
         match=outcome.match,
         errors=list(outcome.errors),
-        note=outcome.note,
+        # The activity's record has no warnings list: what the export left alone (a company it would not
+        # create) rides on the note.
+        note="; ".join([*([outcome.note] if outcome.note else []), *(w.message for w in outcome.warnings)])
+        or None,
     )

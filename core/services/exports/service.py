@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 
 from core.adapters.storage.job_store import JobNames, JobRow, JobStore
+from core.adapters.storage.record_versions import RecordVersions
 from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
@@ -22,7 +23,14 @@ from core.domain.config import (
     PlatformFieldMapping,
 )
 from core.domain.config_validation import Problem, pointer
-from core.domain.export_request import ExportRequest, ExportTrigger, ValidRecord, validate_records
+from core.domain.export_request import (
+    MAX_AUTOMATIC_RECORDS,
+    ExportRequest,
+    ExportTrigger,
+    ValidRecord,
+    latest_changes,
+    validate_records,
+)
 from core.domain.jobs import (
     DEFAULT_CHUNK_SIZE,
     ExportEntity,
@@ -33,6 +41,7 @@ from core.domain.jobs import (
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
 from core.services.exports.items import StagedRecord
+from core.services.jobs.events import JobEvents
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
@@ -44,6 +53,9 @@ EXPORT_NAMES = JobNames(
     queue="dynamics-exports",
 )
 EXPORT_QUEUE = EXPORT_NAMES.queue
+# Seconds an automatic export waits before it runs: later changes of its records received meanwhile
+# replace it (one write with the latest values). AUTOMATIC_EXPORT_WINDOW_SECONDS.
+DEFAULT_AUTOMATIC_EXPORT_WINDOW = 30
 
 
 class InvalidExport(Exception):
@@ -58,6 +70,7 @@ class ExportService(JobQueries):
     """Submit exports; status, records and resume are the job engine's queries (``JobQueries``)."""
 
     idempotency_namespace = _IDEMPOTENCY_NAMESPACE
+    job_kind = "export"
 
     def __init__(
         self,
@@ -67,8 +80,15 @@ class ExportService(JobQueries):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
         active_crm: Callable[[str], str | None] | None = None,
+        events: JobEvents | None = None,
+        versions: RecordVersions | None = None,
+        window_seconds: int = 0,
     ) -> None:
-        super().__init__(store, max_active_jobs, active_crm)
+        super().__init__(store, max_active_jobs, active_crm, events)
+        # Automatic exports: the order of each record's changes, and how long a job waits before it
+        # runs so that later changes of its records received meanwhile replace it (one write).
+        self._versions = versions
+        self._window_seconds = window_seconds
         self._load_config = load_config
         self._custom_fields = custom_fields
         self._chunk_size = chunk_size
@@ -87,10 +107,19 @@ class ExportService(JobQueries):
         # Staged under a folder of this request's own: a concurrent request with the same key stages
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
+        automatic = request.trigger is ExportTrigger.AUTOMATIC
         valid, invalid = validate_records(
-            request.entity, request.records, self._custom_fields(caller.workspace_id)
+            request.entity, request.records, self._custom_fields(caller.workspace_id), automatic=automatic
         )
+        superseded: list[RecordOutcome] = []
+        if automatic:
+            valid, superseded = latest_changes(valid)
         valid, duplicates = _drop_duplicates(request.entity, valid, config)
+        if automatic and not request.dryRun and self._versions is not None and valid:
+            self._versions.ensure_ready()
+            valid, stale = self._receive(caller.workspace_id, request.entity, valid, job_id)
+            superseded += stale
+        duplicates += superseded
         chunks = split_chunks(len(valid), self._chunk_size)
         now = dt.datetime.now(dt.UTC).isoformat()
         self._store.stage_request(
@@ -128,11 +157,49 @@ class ExportService(JobQueries):
             skipped_count=len(duplicates),
             staging=staging,
         )
-        return self.open_job(job, [*invalid, *duplicates], idempotent=bool(idempotency_key))
+        return self.open_job(
+            job,
+            [*invalid, *duplicates],
+            idempotent=bool(idempotency_key),
+            delay_seconds=self._window_seconds if automatic else 0,
+        )
+
+    def _receive(
+        self, workspace_id: str, entity: ExportEntity, valid: list[ValidRecord], job_id: str
+    ) -> tuple[list[ValidRecord], list[RecordOutcome]]:
+        """Note each change as its record's latest; a change older than one received before is not sent
+        (it would overwrite newer values) and is reported ``skipped`` at once."""
+        assert self._versions is not None
+        later = self._versions.receive(
+            workspace_id, entity.value, {v.platform_id: v.changed_at or "" for v in valid}, job_id
+        )
+        stale = [
+            RecordOutcome(
+                v.seq,
+                v.platform_id,
+                RecordAction.SKIPPED,
+                note=(
+                    f"superseded: a later change of this record (changedAt {later[v.platform_id]}) was "
+                    "received before this one; not written, so older values never overwrite newer ones"
+                ),
+            )
+            for v in valid
+            if v.platform_id in later
+        ]
+        return [v for v in valid if v.platform_id not in later], stale
 
     @staticmethod
     def _check_request(request: ExportRequest, config: DynamicsConfig) -> None:
         problems: list[Problem] = []
+        if request.trigger is ExportTrigger.AUTOMATIC and len(request.records) > MAX_AUTOMATIC_RECORDS:
+            problems.append(
+                Problem(
+                    "/records",
+                    f"an automatic export carries at most {MAX_AUTOMATIC_RECORDS} changed records (the "
+                    "changes of one window); send more as several requests, or a whole list as a manual "
+                    "export",
+                )
+            )
         if request.trigger is ExportTrigger.AUTOMATIC and request.manualValues:
             problems.append(
                 Problem(

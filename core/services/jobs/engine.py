@@ -17,6 +17,7 @@ rest, the same way for every kind:
   delivery pauses it for the token timer instead of failing records that are not at fault;
 - drift: the job's configuration no longer fits Dynamics (``MappingDrift``, raised by the kind's step
   before it writes): the chunk fails at once with that one reason, no retry;
+- defer: a step that raises ``Deferred`` before writing anything is queued again after a delay;
 - retry: any other failure raises, so the queue delivers the message again; on the last delivery the
   chunk fails for good with the reason (``fail_poisoned`` does the same for a message the host moved to
   the poison queue);
@@ -67,6 +68,16 @@ log = logging.getLogger(__name__)
 
 DISABLED_REASON = "paused: Dynamics is disabled for this workspace; resumed when an admin enables it again"
 DISABLED_NOTE = "waiting for Dynamics to be enabled again"
+
+
+class Deferred(Exception):
+    """A chunk that cannot run yet and has written nothing (another job is writing some of its records):
+    it is queued again, visible after ``seconds``, without counting as a failed delivery."""
+
+    def __init__(self, reason: str, seconds: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.seconds = seconds
 
 
 @dataclass
@@ -154,6 +165,12 @@ class ChunkJobWorker(ABC):
             budget = self._budget
             with budget.working(ws, job=f"{self.kind}:{job_id}") if budget is not None else nullcontext():
                 outcomes = self.run_chunk(chunk)
+        except Deferred as exc:
+            # Nothing was written: the chunk goes back to the queue, not counted as a failed delivery.
+            log.info("%s chunk deferred: %s", self.kind, exc.reason, extra=where)
+            self.store.put_chunk(ws, job_id, index, ChunkState.QUEUED)
+            self.store.enqueue_chunks(ws, job_id, [index], delay_seconds=exc.seconds)
+            return ChunkState.QUEUED
         except ChunkHalted as halted:
             log.info("%s chunk halted: %s", self.kind, halted.reason, extra=where)
             checkpoints.halt(records, halted.note)

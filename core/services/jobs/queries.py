@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import Any, ClassVar
 from azure.core.exceptions import ResourceExistsError
 
 from core.adapters.storage.job_store import JobRow, JobStore
+from core.domain.alerts import job_event
 from core.domain.integration_switch import DYNAMICS, IntegrationDisabled
 from core.domain.jobs import (
     PAUSED_CHUNK_STATES,
@@ -39,7 +41,10 @@ from core.domain.jobs import (
     job_state,
     summarize_job,
 )
+from core.services.jobs.events import JobEvents
 from core.services.jobs.merged import join_merged
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ACTIVE_JOBS = 20
 ACTIVE_JOB_WINDOW = dt.timedelta(hours=24)
@@ -95,16 +100,20 @@ class JobQueries:
     # Each job kind's own namespace: one Idempotency-Key names different jobs of different kinds.
     idempotency_namespace: ClassVar[uuid.UUID]
 
+    job_kind: ClassVar[str]  # "export" / "activity": the kind its alerts name
+
     def __init__(
         self,
         store: JobStore,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
         active_crm: Callable[[str], str | None] | None = None,
+        events: JobEvents | None = None,
     ) -> None:
         self._store = store
         self._max_active_jobs = max_active_jobs
         # workspace -> its enabled CRM; None: the switch is not consulted (every workspace may submit)
         self._active_crm = active_crm
+        self._events = events  # told about a job that ends at submission (no chunk to run)
 
     def dynamics_enabled(self, workspace_id: str) -> bool:
         return self._active_crm is None or self._active_crm(workspace_id) == DYNAMICS
@@ -133,11 +142,16 @@ class JobQueries:
         return job_id, None
 
     def open_job(
-        self, job: JobRow, known_outcomes: Sequence[RecordOutcome], *, idempotent: bool
+        self,
+        job: JobRow,
+        known_outcomes: Sequence[RecordOutcome],
+        *,
+        idempotent: bool,
+        delay_seconds: int = 0,
     ) -> SubmitResult:
         """Start a job whose chunks are staged: the job row first (a concurrent submission of the same key,
         staged elsewhere, loses here and answers the winner's job), then the outcomes known before sending
-        (invalid, skipped) and every chunk queued."""
+        (invalid, skipped) and every chunk queued (visible after ``delay_seconds``)."""
         try:
             self._store.create_job(job)
         except ResourceExistsError:
@@ -147,8 +161,28 @@ class JobQueries:
             return _submitted(existing, created_new=False)
         if known_outcomes:
             self._store.save_outcomes(job.workspace_id, job.job_id, known_outcomes)
-        self._store.queue_new_chunks(job.workspace_id, job.job_id, job.total_chunks)
+        self._store.queue_new_chunks(
+            job.workspace_id, job.job_id, job.total_chunks, delay_seconds=delay_seconds
+        )
+        if job.total_chunks == 0:
+            self._tell_ended_at_submission(job)
         return _submitted(job, created_new=True)
+
+    def _tell_ended_at_submission(self, job: JobRow) -> None:
+        """A job with nothing to send (every record invalid) ended ``failed`` now: no chunk will finish
+        to tell it. The job exists whatever happens here, so a failing listener is logged, not raised."""
+        if self._events is None:
+            return
+        summary = self.summary(job)
+        event = job_event(summary, [])
+        if event is None:
+            return
+        try:
+            self._events.job_event(self.job_kind, job, summary, event)
+        except Exception:
+            log.exception(
+                "job alert at submission failed", extra={"workspace": job.workspace_id, "job": job.job_id}
+            )
 
     def check_capacity(self, workspace_id: str) -> None:
         """``JobQueueFull`` when the workspace already has ``max_active_jobs`` jobs queued or running."""

@@ -431,3 +431,16 @@ def test_a_contact_exported_for_an_event_is_written_as_the_events_identity(
     assert "identity id-unmapped is not mapped" in again["records"]["e2"]["note"]
     otto = next(r for r in rows(env.emulator, "contacts") if r["lastname"] == "Berg")
     assert otto["_createdby_value"] == U_ANA and otto["_ownerid_value"] == U_ANA
+
+
+def test_a_contact_exported_for_its_events_never_gets_a_company_the_identifier_cannot_find(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
+) -> None:
+    env = _env(harness_for, export_missing=True)
+    no_domain = {**NEW, "company": {"id": "co-1", "name": "Quist Labs"}}
+    result = env.run({"events": [_event("e1")], "contacts": [no_domain], "identities": IDENTITIES})
+    record = result["records"]["e1"]
+    assert record["action"] == "created" and record["contactAction"] == "created"
+    [contact] = rows(env.emulator, "contacts")
+    assert contact["_parentcustomerid_value"] is None and rows(env.emulator, "accounts") == []
+    assert "company 'Quist Labs' has none of the values the company identifier" in record["note"]

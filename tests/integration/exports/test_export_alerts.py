@@ -11,6 +11,7 @@ README tells receivers to.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,14 +27,17 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.storage.alert_repository import ALERT_QUEUE, AlertRepository
+from core.adapters.storage.alert_repository import ALERT_QUEUE, AlertRepository, Attempt, Delivery
 from core.adapters.storage.notification_repository import NotificationRepository
 from core.adapters.webhook_http import WebhookSender
+from core.domain.alerts import DeliveryState
 from core.domain.config import DynamicsConfig
 from core.domain.connection import ReconnectRequired
 from core.domain.jobs import ChunkState
+from core.domain.notification import Notification
 from core.services.alerts.delivery import WebhookDeliveryWorker
 from core.services.alerts.service import AlertService
+from core.services.exports.service import ExportService
 from core.services.jobs.messages import ChunkMessage
 from emulators.keyvault import KeyVaultEmulator
 from tests.integration.exports.conftest import ExportHarness
@@ -330,3 +334,57 @@ def test_a_receiver_that_keeps_failing_ends_dead_after_the_last_attempt(
         (1, "retry"),
     ]
     assert len([g for g in receiver.got if g["id"] == test_id]) == 4
+
+
+def test_an_export_with_nothing_valid_to_send_raises_its_notification_at_submission(
+    env: ExportHarness, alerts: Alerts
+) -> None:
+    service = ExportService(env.store, lambda _caller: CONFIG, events=alerts.service)
+    bad = [
+        {"id": f"p-{i}", "firstName": "Al", "lastName": "Long", "professionalEmail": "a" * 300}
+        for i in range(2)
+    ]
+    job = service.submit(env.caller, env.kind.request.model_validate({"entity": "contacts", "records": bad}))
+    assert service.status(env.caller.workspace_id, job.job_id)["state"] == "failed"
+    [notice] = _job_notices(alerts, env.caller.workspace_id)
+    assert notice.kind == "dynamics_job_failed" and notice.job["jobId"] == job.job_id
+    assert notice.job["counts"]["invalid"] == 2 and notice.job["topErrorCodes"] == [
+        {"code": "invalid", "count": 2}
+    ]
+
+
+def test_a_new_alert_deletes_the_workspaces_alerts_older_than_90_days(
+    env: ExportHarness, alerts: Alerts
+) -> None:
+    ws = env.caller.workspace_id
+    notifications = NotificationRepository(env.store._tables)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=91)
+    recent = dt.datetime.now(dt.UTC) - dt.timedelta(days=89)
+    for notice_id, kind, created in (
+        ("job-export-failed-old", "dynamics_job_failed", old),
+        ("job-export-failed-recent", "dynamics_job_failed", recent),
+        ("dynamics-reconnect-old", "dynamics_reconnect_required", old),  # ends with its incident only
+    ):
+        notifications.raise_once(Notification(ws, notice_id, kind, None, "t", "m", created, None))
+    for delivery_id, created in (("test-old", old), ("test-recent", recent)):
+        alerts.repo.create_delivery(
+            Delivery(ws, delivery_id, "webhook.test", None, "{}", DeliveryState.PENDING, 0, created)
+        )
+        finished = alerts.repo.delivery(ws, delivery_id)
+        assert finished is not None
+        alerts.repo.update_delivery(replace(finished, state=DeliveryState.DELIVERED, attempts=1))
+        alerts.repo.log_attempt(
+            Attempt(ws, delivery_id, "webhook.test", None, 1, created, 200, "delivered", None, None)
+        )
+
+    env.run({"entity": "contacts", "records": RECORDS})
+
+    kept = {n.id for n in alerts.service.notifications(ws)}
+    assert "job-export-failed-old" not in kept
+    assert {"job-export-failed-recent", "dynamics-reconnect-old"} <= kept
+    assert (
+        alerts.repo.delivery(ws, "test-old") is None and alerts.repo.delivery(ws, "test-recent") is not None
+    )
+    attempts, _ = alerts.service.delivery_log(ws, None, 100)
+    logged = {a.delivery_id for a in attempts}
+    assert "test-recent" in logged and "test-old" not in logged

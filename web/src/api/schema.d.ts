@@ -138,6 +138,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dynamics/compatibility": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The compatibility rules behind the icons: every value type x Dynamics type pair, and the column rules
+         * @description Needs no Dynamics connection. The icon of a cell is the worst level of its pair and of the column rules that apply.
+         */
+        get: operations["get_api_dynamics_compatibility"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dynamics/config": {
         parameters: {
             query?: never;
@@ -362,6 +382,26 @@ export interface paths {
          * @description compatibility: ok = blue check, warning = may not fit (review), error = cannot be applied (type mismatch or read-only column; saving a configuration with it is refused). 409 problems carry code not_connected or reconnect_required; 503 carries dynamics_unavailable.
          */
         get: operations["get_api_dynamics_fields"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/fields/icons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every compatibility icon of a table at once: each column x each platform field, value kind and campaign property
+         * @description The icon of outcomes[cells[c][t]] is what GET /api/dynamics/fields?platformField=<targets[t].key> shows for columns[c], and what saving that mapping reports (error refuses the save). Read-only columns are error for every target.
+         */
+        get: operations["get_api_dynamics_fields_icons"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1192,6 +1232,74 @@ export interface components {
             activityKinds: components["schemas"]["Option"][];
         };
         /**
+         * AttributeType
+         * @description AttributeTypeCode names; ``MULTI_SELECT_PICKLIST`` is Virtual + ``MultiSelectPicklistType``.
+         * @enum {string}
+         */
+        AttributeType: "Boolean" | "Customer" | "DateTime" | "Decimal" | "Double" | "Integer" | "Lookup" | "Memo" | "Money" | "Owner" | "PartyList" | "Picklist" | "State" | "Status" | "String" | "Uniqueidentifier" | "CalendarRules" | "Virtual" | "BigInt" | "ManagedProperty" | "EntityName" | "MultiSelectPicklist";
+        /** ColumnRule */
+        ColumnRule: {
+            /** Key */
+            key: string;
+            /**
+             * Level
+             * @enum {string}
+             */
+            level: "ok" | "warning" | "error";
+            /** Reason */
+            reason: string;
+        };
+        /**
+         * FieldType
+         * @enum {string}
+         */
+        FieldType: "text" | "email" | "phone" | "url" | "integer" | "decimal" | "boolean" | "datetime" | "choice" | "choices" | "text_list";
+        /** LevelEntry */
+        LevelEntry: {
+            /**
+             * Key
+             * @enum {string}
+             */
+            key: "ok" | "warning" | "error";
+            /** Icon */
+            icon: string;
+            /** Meaning */
+            meaning: string;
+        };
+        /** PairRule */
+        PairRule: {
+            valueType: components["schemas"]["FieldType"];
+            attributeType: components["schemas"]["AttributeType"];
+            /**
+             * Level
+             * @enum {string}
+             */
+            level: "ok" | "warning" | "error";
+            /** Reason */
+            reason: string;
+        };
+        /** CompatibilityRules */
+        CompatibilityRules: {
+            /** Version */
+            version: string;
+            /** Levels */
+            levels: components["schemas"]["LevelEntry"][];
+            /** Valuetypes */
+            valueTypes: components["schemas"]["FieldType"][];
+            /** Attributetypes */
+            attributeTypes: components["schemas"]["AttributeType"][];
+            /**
+             * Pairs
+             * @description every (valueType, attributeType) pair
+             */
+            pairs: components["schemas"]["PairRule"][];
+            /**
+             * Columnrules
+             * @description added to a pair by the column's own metadata
+             */
+            columnRules: components["schemas"]["ColumnRule"][];
+        };
+        /**
          * CampaignMapping
          * @description Each of the thirteen campaign properties (``catalog.CAMPAIGN_PROPERTIES``) -> column or null.
          */
@@ -1327,11 +1435,6 @@ export interface components {
             /** Companies */
             companies?: (components["schemas"]["PlatformFieldMapping"] | components["schemas"]["FixedValueMapping"] | components["schemas"]["ManualExportMapping"] | components["schemas"]["EngagementMapping"])[];
         };
-        /**
-         * FieldType
-         * @enum {string}
-         */
-        FieldType: "text" | "email" | "phone" | "url" | "integer" | "decimal" | "boolean" | "datetime" | "choice" | "choices" | "text_list";
         /** FixedValueMapping */
         FixedValueMapping: {
             /**
@@ -2068,7 +2171,10 @@ export interface components {
             manualValues?: {
                 [key: string]: unknown;
             };
-            /** @default manual */
+            /**
+             * @description automatic: the platform's service pushing changed records (service only; docs/platform-integration.md). Each record then carries `changedAt` (ISO-8601 with a timezone, when the platform changed it); several changes of one record within the window are one write with the latest values, an older change is never written over a newer one; at most 2000 records
+             * @default manual
+             */
             trigger: components["schemas"]["ExportTrigger"];
             /**
              * Dryrun
@@ -2257,6 +2363,86 @@ export interface components {
             platformField: components["schemas"]["PlatformFieldInfo"] | null;
             /** @default null */
             counts: components["schemas"]["IconCounts"] | null;
+        };
+        /** IconColumn */
+        IconColumn: {
+            /** Logicalname */
+            logicalName: string;
+            /** Displayname */
+            displayName: string | null;
+            /**
+             * Type
+             * @description AttributeType name, e.g. String, Picklist, MultiSelectPicklist, Lookup
+             */
+            type: string;
+            writable: components["schemas"]["Writable"];
+        };
+        /** IconOutcome */
+        IconOutcome: {
+            /**
+             * Level
+             * @description ok = blue check, warning = yellow (review), error = red
+             * @enum {string}
+             */
+            level: "ok" | "warning" | "error";
+            /**
+             * Reasons
+             * @description indexes into reasons
+             */
+            reasons: number[];
+        };
+        /** IconTarget */
+        IconTarget: {
+            /**
+             * Key
+             * @description platformField of a mapping (contacts: company.<field> too), <kind>:<valueType> for fixed_value, manual_export and engagement values, campaign:<property> for campaign properties
+             */
+            key: string;
+            kind: components["schemas"]["TargetKind"];
+            /** @description the value's type; null for campaign properties */
+            valueType: components["schemas"]["FieldType"] | null;
+        };
+        /**
+         * TargetKind
+         * @enum {string}
+         */
+        TargetKind: "platform_field" | "fixed_value" | "manual_export" | "engagement" | "campaign_property";
+        /** IconMatrixPage */
+        IconMatrixPage: {
+            /**
+             * Entity
+             * @enum {string}
+             */
+            entity: "contact" | "account";
+            /** Environmenturl */
+            environmentUrl: string;
+            /**
+             * Version
+             * @description changes with the metadata, the custom fields or the rules (the ETag)
+             */
+            version: string;
+            /**
+             * Columns
+             * @description every column, in logical-name order
+             */
+            columns: components["schemas"]["IconColumn"][];
+            /** Targets */
+            targets: components["schemas"]["IconTarget"][];
+            /**
+             * Reasons
+             * @description each distinct reason once
+             */
+            reasons: string[];
+            /**
+             * Outcomes
+             * @description each distinct icon (level and reasons) once
+             */
+            outcomes: components["schemas"]["IconOutcome"][];
+            /**
+             * Cells
+             * @description cells[c][t]: index into outcomes of the icon of targets[t] on columns[c]
+             */
+            cells: number[][];
         };
         /** CompleteRequest */
         CompleteRequest: {
@@ -4160,6 +4346,145 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["Catalog"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_dynamics_compatibility: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "version": "9c4e2a7f1b3d5e60",
+                     *       "levels": [
+                     *         {
+                     *           "key": "ok",
+                     *           "icon": "blue check",
+                     *           "meaning": "compatible"
+                     *         },
+                     *         {
+                     *           "key": "warning",
+                     *           "icon": "yellow",
+                     *           "meaning": "may not fit: review"
+                     *         },
+                     *         {
+                     *           "key": "error",
+                     *           "icon": "red",
+                     *           "meaning": "cannot be applied (type mismatch or read-only column): saving is refused"
+                     *         }
+                     *       ],
+                     *       "valueTypes": [
+                     *         "text",
+                     *         "integer",
+                     *         "datetime"
+                     *       ],
+                     *       "attributeTypes": [
+                     *         "String",
+                     *         "Integer",
+                     *         "DateTime"
+                     *       ],
+                     *       "pairs": [
+                     *         {
+                     *           "valueType": "datetime",
+                     *           "attributeType": "String",
+                     *           "level": "warning",
+                     *           "reason": "written as ISO-8601 text: Dynamics cannot sort or filter it as a date; prefer a DateTime column"
+                     *         },
+                     *         {
+                     *           "valueType": "integer",
+                     *           "attributeType": "Integer",
+                     *           "level": "ok",
+                     *           "reason": "whole number"
+                     *         }
+                     *       ],
+                     *       "columnRules": [
+                     *         {
+                     *           "key": "read_only",
+                     *           "level": "error",
+                     *           "reason": "IsValidForCreate and IsValidForUpdate are both false: Dynamics refuses any value"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CompatibilityRules"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -6640,9 +6965,27 @@ export interface operations {
                      *             "action": "unchanged",
                      *             "dynamicsId": "8f313f99-30f8-436e-ae1c-bf4e05b68421"
                      *           }
+                     *         },
+                     *         {
+                     *           "seq": 2,
+                     *           "platformId": "ct-002",
+                     *           "action": "updated",
+                     *           "dynamicsId": "2b7c0e54-91d3-4f6a-8c2e-5d9a1f3b7e60",
+                     *           "changes": {
+                     *             "jobtitle": {
+                     *               "before": "CTO",
+                     *               "after": "CEO"
+                     *             }
+                     *           },
+                     *           "warnings": [
+                     *             {
+                     *               "code": "company_not_identifiable",
+                     *               "message": "company 'Acme Corp' has none of the values the company identifier (domain) compares (domain, website): it is not created in Dynamics, and the contact keeps its current company"
+                     *             }
+                     *           ]
                      *         }
                      *       ],
-                     *       "nextCursor": "0000002"
+                     *       "nextCursor": "0000003"
                      *     }
                      */
                     "application/json": components["schemas"]["RecordsPage"];
@@ -7099,6 +7442,269 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["FieldsPage"];
+                };
+            };
+            /** @description Malformed JSON or invalid body (one `errors` entry per problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Invalid request body",
+                     *       "status": 400,
+                     *       "detail": "1 problem(s) in the request body",
+                     *       "errors": [
+                     *         {
+                     *           "pointer": "/records",
+                     *           "message": "List should have at least 1 item after validation, not 0"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (also `Authentication unavailable` when caller tokens cannot be verified) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "A dependency is unavailable",
+                     *       "status": 503
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_dynamics_fields_icons: {
+        parameters: {
+            query?: {
+                entity?: "contact" | "account";
+                refresh?: boolean;
+            };
+            header?: {
+                /** @description an ETag of an earlier answer: 304 without a body when still current */
+                "If-None-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description the answer's version; send it as If-None-Match to get 304 when nothing changed */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "entity": "contact",
+                     *       "environmentUrl": "https://contoso.crm4.dynamics.com",
+                     *       "version": "3f9a0c1e5b7d2468-e3b0c44298fc1c14-9c4e2a7f1b3d5e60",
+                     *       "columns": [
+                     *         {
+                     *           "logicalName": "fullname",
+                     *           "displayName": "Full Name",
+                     *           "type": "String",
+                     *           "writable": {
+                     *             "create": false,
+                     *             "update": false
+                     *           }
+                     *         },
+                     *         {
+                     *           "logicalName": "jobtitle",
+                     *           "displayName": "Job Title",
+                     *           "type": "String",
+                     *           "writable": {
+                     *             "create": true,
+                     *             "update": true
+                     *           }
+                     *         },
+                     *         {
+                     *           "logicalName": "numberofchildren",
+                     *           "displayName": "No. of Children",
+                     *           "type": "Integer",
+                     *           "writable": {
+                     *             "create": true,
+                     *             "update": true
+                     *           }
+                     *         }
+                     *       ],
+                     *       "targets": [
+                     *         {
+                     *           "key": "jobTitle",
+                     *           "kind": "platform_field",
+                     *           "valueType": "text"
+                     *         },
+                     *         {
+                     *           "key": "company.employeeCount",
+                     *           "kind": "platform_field",
+                     *           "valueType": "integer"
+                     *         },
+                     *         {
+                     *           "key": "fixed_value:boolean",
+                     *           "kind": "fixed_value",
+                     *           "valueType": "boolean"
+                     *         },
+                     *         {
+                     *           "key": "campaign:campaignOpens",
+                     *           "kind": "campaign_property",
+                     *           "valueType": null
+                     *         }
+                     *       ],
+                     *       "reasons": [
+                     *         "fullname is read-only in Dynamics",
+                     *         "text is written as-is",
+                     *         "the number is written as text",
+                     *         "written as the text 'true' or 'false'",
+                     *         "text that is not a number will fail",
+                     *         "whole number",
+                     *         "a boolean value cannot be written to a column of type Integer"
+                     *       ],
+                     *       "outcomes": [
+                     *         {
+                     *           "level": "error",
+                     *           "reasons": [
+                     *             0
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "ok",
+                     *           "reasons": [
+                     *             1
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "ok",
+                     *           "reasons": [
+                     *             2
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "warning",
+                     *           "reasons": [
+                     *             3
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "warning",
+                     *           "reasons": [
+                     *             4
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "ok",
+                     *           "reasons": [
+                     *             5
+                     *           ]
+                     *         },
+                     *         {
+                     *           "level": "error",
+                     *           "reasons": [
+                     *             6
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "cells": [
+                     *         [
+                     *           0,
+                     *           0,
+                     *           0,
+                     *           0
+                     *         ],
+                     *         [
+                     *           1,
+                     *           2,
+                     *           3,
+                     *           2
+                     *         ],
+                     *         [
+                     *           4,
+                     *           5,
+                     *           6,
+                     *           5
+                     *         ]
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["IconMatrixPage"];
                 };
             };
             /** @description Malformed JSON or invalid body (one `errors` entry per problem) */
