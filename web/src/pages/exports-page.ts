@@ -413,10 +413,6 @@ export class ExportsPage extends LitElement {
           <option value="" ?selected=${this.filter === ""}>every record</option>
           ${actions.map((a) => html`<option value=${a} ?selected=${this.filter === a}>${ACTION_LABELS[a]}</option>`)}
         </select>
-        ${dry
-          ? nothing
-          : html`<button class="btn" @click=${() => void this.download("csv")}>Download CSV</button>
-              <button class="btn" @click=${() => void this.download("ndjson")}>Download NDJSON</button>`}
       </div>
       <p class="visually-hidden" aria-live="polite">${this.records.length} records shown.</p>
       ${this.records.length ? nothing : html`<p>No records with this outcome.</p>`}
@@ -427,29 +423,6 @@ export class ExportsPage extends LitElement {
         ? html`<button class="btn" @click=${() => void this.loadRecords(true)}>Show more records</button>`
         : nothing}
     </section>`;
-  }
-
-  private async download(format: "csv" | "ndjson"): Promise<void> {
-    if (!this.job) return;
-    const path =
-      format === "csv" ? "/api/dynamics/exports/{jobId}/records.csv" : "/api/dynamics/exports/{jobId}/records.ndjson";
-    try {
-      const { data, error, response } = await this.api.GET(path, {
-        params: { path: { jobId: this.job.jobId } },
-        parseAs: "blob",
-      });
-      if (!data) {
-        this.submitError = problemText(error, response);
-        return;
-      }
-      const link = document.createElement("a");
-      link.href = URL.createObjectURL(data as Blob);
-      link.download = `export-${this.job.jobId}.${format}`;
-      link.click();
-      URL.revokeObjectURL(link.href);
-    } catch {
-      this.submitError = `The ${format.toUpperCase()} file could not be downloaded.`;
-    }
   }
 
   private renderRecord(r: RecordResult) {
