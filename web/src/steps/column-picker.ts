@@ -192,7 +192,7 @@ export class ColumnPicker extends LitElement {
             @click=${() => this.choose(c)}
           >
             <span class="icon ${c.level}" aria-hidden="true">${SHAPE[c.level]}</span>
-            <span class="visually-hidden">${LEVEL_WORD[c.level]}: </span>${c.label}
+            <span class="name"><span class="visually-hidden">${LEVEL_WORD[c.level]}: </span>${c.label}</span>
             <span class="reason" id="r-${i}">${LEVEL_WORD[c.level]}: ${c.reason}</span>
           </li>`,
         )}
@@ -227,6 +227,7 @@ export class ColumnPicker extends LitElement {
       li .reason { display: none; flex-basis: 100%; font-size: 0.85rem; color: var(--ink); background: #fff8e1;
         border: 1px solid var(--line); border-radius: 4px; padding: 0.15rem 0.4rem; }
       li.active .reason, li:hover .reason { display: block; }
+      li .name { flex: 1 1 0; min-width: 0; overflow-wrap: anywhere; }
       li.empty { padding: 0.3rem 0.5rem; color: var(--muted); }
       .icon { display: inline-grid; place-items: center; flex: none; width: 1.15rem; height: 1.15rem; border-radius: 50%;
         font-size: 0.75rem; font-weight: 700; color: #fff; }
