@@ -35,6 +35,13 @@ class JobState(StrEnum):
     PARTIALLY_FAILED = "partially_failed"
     FAILED = "failed"
     PAUSED_RECONNECT = "paused_reconnect"
+    # Cancel asked for: a chunk is still finishing (it stops before its next Dynamics call, or finishes
+    # the writes it has begun); then ``cancelled``.
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.PARTIALLY_FAILED, JobState.FAILED, JobState.CANCELLED})
 
 
 class ChunkState(StrEnum):
@@ -43,6 +50,10 @@ class ChunkState(StrEnum):
     DONE = "done"
     PAUSED_RECONNECT = "paused_reconnect"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # the job was cancelled before this chunk wrote anything
+
+
+FINISHED_CHUNKS = frozenset({ChunkState.DONE, ChunkState.FAILED, ChunkState.CANCELLED})
 
 
 class RecordAction(StrEnum):
@@ -52,6 +63,7 @@ class RecordAction(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     INVALID = "invalid"  # caught before anything was sent to Dynamics
+    CANCELLED = "cancelled"  # not written: the job was cancelled before its chunk wrote anything
     # Dry run outcomes: nothing is written.
     WOULD_CREATE = "would_create"
     WOULD_UPDATE = "would_update"
@@ -62,7 +74,15 @@ class RecordAction(StrEnum):
     PENDING = "pending"  # waiting for Dynamics to be reconnected
 
 
-COUNT_KEYS: tuple[str, ...] = ("created", "updated", "unchanged", "skipped", "failed", "invalid")
+COUNT_KEYS: tuple[str, ...] = (
+    "created",
+    "updated",
+    "unchanged",
+    "skipped",
+    "failed",
+    "invalid",
+    "cancelled",
+)
 
 _ACTION_TO_COUNT = {
     RecordAction.CREATED: "created",
@@ -74,6 +94,7 @@ _ACTION_TO_COUNT = {
     RecordAction.FAILED: "failed",
     RecordAction.WOULD_FAIL: "failed",
     RecordAction.INVALID: "invalid",
+    RecordAction.CANCELLED: "cancelled",
 }
 
 
@@ -143,6 +164,74 @@ def count_outcomes(outcomes: Iterable[RecordOutcome]) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class JobRow:
+    """A job as submitted (the job store's job row): what was asked, by whom, when, in how many chunks,
+    and what happened to it since as a whole (cancel asked, retried by another job)."""
+
+    workspace_id: str
+    job_id: str
+    entity: str
+    trigger: str
+    dry_run: bool
+    user_id: str
+    total_records: int
+    total_chunks: int
+    created_at: str
+    invalid_count: int
+    skipped_count: int = 0  # duplicates within the submitted list, exported once
+    staging: str = ""  # the blob folder of this job's request and chunks (see JobStore._blob)
+    error: str | None = None
+    retry_of: str | None = None  # the job whose failed records this job sends again
+    retried_by: str | None = None  # the job sending this job's failed records again
+    cancel_requested_at: str | None = None  # ISO 8601, UTC
+    cancelled_by: str | None = None  # platform user (or service client) id from the cancelling token
+
+    @property
+    def accepted(self) -> int:
+        """Records staged to be sent (neither invalid nor skipped as a duplicate)."""
+        return self.total_records - self.invalid_count - self.skipped_count
+
+
+@dataclass(frozen=True)
+class ErrorTally:
+    """How many failed records carry one error code, and one of their messages as an example."""
+
+    code: str | None
+    count: int
+    message: str
+
+
+MAX_ERROR_MESSAGE = 300
+MAX_TALLIES = 10
+
+
+def tally_errors(outcomes: Iterable[RecordOutcome]) -> tuple[ErrorTally, ...]:
+    """Failed records by their first error's code, most frequent first (at most ``MAX_TALLIES``)."""
+    counts: dict[str | None, int] = {}
+    examples: dict[str | None, str] = {}
+    for outcome in outcomes:
+        if outcome.action not in (RecordAction.FAILED, RecordAction.WOULD_FAIL):
+            continue
+        first = outcome.errors[0] if outcome.errors else None
+        code = first.code if first is not None else None
+        counts[code] = counts.get(code, 0) + 1
+        examples.setdefault(code, (first.message if first is not None else "")[:MAX_ERROR_MESSAGE])
+    return merge_tallies([ErrorTally(c, n, examples[c]) for c, n in counts.items()])
+
+
+def merge_tallies(tallies: Iterable[ErrorTally], limit: int = MAX_TALLIES) -> tuple[ErrorTally, ...]:
+    """Tallies of several chunks added up by code, most frequent first (ties: by code), ``limit`` of
+    them."""
+    counts: dict[str | None, int] = {}
+    examples: dict[str | None, str] = {}
+    for tally in tallies:
+        counts[tally.code] = counts.get(tally.code, 0) + tally.count
+        examples.setdefault(tally.code, tally.message)
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] or ""))
+    return tuple(ErrorTally(code, n, examples[code]) for code, n in ordered[:limit])
+
+
+@dataclass(frozen=True)
 class ChunkStatus:
     index: int
     state: ChunkState
@@ -150,19 +239,34 @@ class ChunkStatus:
     records: int
     error: str | None = None
     attempts: int = 0  # deliveries that started this chunk; 0 = no attempt has written anything yet
+    updated_at: str = ""  # ISO 8601, UTC: when its row last changed (a finished chunk: when it finished)
+    # Failed records by error code (``None``: no Dynamics code, e.g. the chunk's own failure).
+    errors_by_code: tuple[ErrorTally, ...] = ()
 
 
-def job_state(chunks: Iterable[ChunkStatus], *, total_chunks: int) -> JobState:
+def job_state(
+    chunks: Iterable[ChunkStatus], *, total_chunks: int, cancel_requested: bool = False
+) -> JobState:
     """The job's state from its chunks.
 
     Any chunk paused for the token pauses the job (it resumes after reconnect). A job is finished only
     when every chunk is done or failed; then it succeeded if nothing failed, failed if nothing was
     written at all, else partially failed.
+
+    A cancelled job is ``cancelling`` while a chunk runs, or waits for a redelivery that may finish writes
+    an earlier attempt began; then ``cancelled``. Chunks never started are counted as not written at once
+    (their messages, when they arrive, run nothing).
     """
     chunk_list = list(chunks)
     if any(c.state is ChunkState.PAUSED_RECONNECT for c in chunk_list):
         return JobState.PAUSED_RECONNECT
-    finished = [c for c in chunk_list if c.state in (ChunkState.DONE, ChunkState.FAILED)]
+    if cancel_requested:
+        busy = any(
+            c.state is ChunkState.RUNNING or (c.state is ChunkState.QUEUED and c.attempts > 0)
+            for c in chunk_list
+        )
+        return JobState.CANCELLING if busy else JobState.CANCELLED
+    finished = [c for c in chunk_list if c.state in FINISHED_CHUNKS]
     if len(finished) < total_chunks:
         started = any(c.state is not ChunkState.QUEUED for c in chunk_list)
         return JobState.RUNNING if started else JobState.QUEUED

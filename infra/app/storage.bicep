@@ -21,10 +21,12 @@ var tables = [
   'ExportChunks'
   'ExportRecords'
   'ExportJobsPaused' // workspaces with export chunks paused for the token (the timer resumes them)
+  'ExportJobsByTime' // export history: jobs by inverted submission time, finished ones with their status
   'ActivityJobs'
   'ActivityChunks'
   'ActivityRecords'
   'ActivityJobsPaused'
+  'ActivityJobsByTime'
 ]
 var queues = [
   'dynamics-exports'

@@ -186,6 +186,7 @@ def test_every_table_queue_and_container_the_code_uses_is_provisioned_and_nothin
         *(n.chunks_table for n in names),
         *(n.records_table for n in names),
         *(n.paused_table for n in names),
+        *(n.index_table for n in names),
     }
     queues = {q for n in names for q in (n.queue, f"{n.queue}-poison")}
     containers = {config_repository.CONTAINER, *(n.container for n in names)}

@@ -111,12 +111,3 @@ class ActivityService(JobQueries):
             staging=staging,
         )
         return self.open_job(job, invalid, idempotent=bool(idempotency_key))
-
-    def _status_of(self, job: JobRow) -> dict[str, Any]:
-        """The engine's status in the activities' terms (events, no entity/trigger/dry run): the same for
-        one job's status and the job list."""
-        status = super()._status_of(job)
-        status["progress"]["events"] = status["progress"].pop("records")
-        for key in ("entity", "trigger", "dryRun"):
-            status.pop(key, None)
-        return status

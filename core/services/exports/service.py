@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from core.adapters.job_store import JobNames, JobRow, JobStore
-from core.domain.caller import SERVICE, Caller
+from core.adapters.job_store import JobNames, JobStore
+from core.domain.caller import ADMINS, SERVICE, Caller, Role
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
     DynamicsConfig,
@@ -22,17 +24,25 @@ from core.domain.config import (
     PlatformFieldMapping,
 )
 from core.domain.config_validation import Problem, pointer
-from core.domain.export_request import ExportRequest, ExportTrigger, ValidRecord, validate_records
+from core.domain.export_request import (
+    ExportRequest,
+    ExportTrigger,
+    RetryRequest,
+    ValidRecord,
+    validate_records,
+)
+from core.domain.job_status import JobStatus
 from core.domain.jobs import (
     DEFAULT_CHUNK_SIZE,
     ExportEntity,
+    JobRow,
     RecordAction,
     RecordOutcome,
     split_chunks,
 )
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
-from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
+from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult, submitted_as
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
 EXPORT_NAMES = JobNames(
@@ -51,6 +61,29 @@ class InvalidExport(Exception):
     def __init__(self, problems: Sequence[Problem]) -> None:
         super().__init__(f"{len(problems)} problem(s) in the export request")
         self.problems = list(problems)
+
+
+class JobNotFinished(Exception):
+    """The job still runs: what failed is not known yet."""
+
+    def __init__(self, status: JobStatus) -> None:
+        super().__init__(f"the job is {status.state.value}")
+        self.status = status
+
+
+class NothingToRetry(Exception):
+    """The job has no record of the asked outcomes that is still staged."""
+
+    def __init__(self, actions: list[str], missing: int) -> None:
+        super().__init__(f"no {'/'.join(actions)} record to send again")
+        self.actions = actions
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    submitted: SubmitResult  # the retry job (created_new False: it existed already)
+    not_staged: int  # records asked for that are no longer staged, so not sent again
 
 
 class ExportService(JobQueries):
@@ -81,17 +114,31 @@ class ExportService(JobQueries):
         job_id, already = self.reserve_job_id(caller.workspace_id, idempotency_key)
         if already is not None:
             return already
+        return self._stage(
+            caller.workspace_id, job_id, request, requester, config, idempotent=bool(idempotency_key)
+        )
+
+    def _stage(
+        self,
+        workspace_id: str,
+        job_id: str,
+        request: ExportRequest,
+        requester: str,
+        config: DynamicsConfig,
+        *,
+        idempotent: bool,
+        retry_of: str | None = None,
+    ) -> SubmitResult:
+        """Validate, stage and open the job ``job_id`` of ``request`` for ``requester``."""
         # Staged under a folder of this request's own: a concurrent request with the same key stages
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
-        valid, invalid = validate_records(
-            request.entity, request.records, self._custom_fields(caller.workspace_id)
-        )
+        valid, invalid = validate_records(request.entity, request.records, self._custom_fields(workspace_id))
         valid, duplicates = _drop_duplicates(request.entity, valid, config)
         chunks = split_chunks(len(valid), self._chunk_size)
         now = dt.datetime.now(dt.UTC).isoformat()
         self._store.stage_request(
-            caller.workspace_id,
+            workspace_id,
             job_id,
             staging=staging,
             request={
@@ -105,13 +152,21 @@ class ExportService(JobQueries):
             },
         )
         self._store.stage_chunks(
-            caller.workspace_id,
+            workspace_id,
             job_id,
             [[{"seq": valid[i].seq, "record": valid[i].data} for i in positions] for positions in chunks],
             staging=staging,
         )
+        set_aside = sorted(o.seq for o in (*invalid, *duplicates))
+        if set_aside:
+            self._store.stage_set_aside(
+                workspace_id,
+                job_id,
+                [{"seq": seq, "record": request.records[seq]} for seq in set_aside],
+                staging=staging,
+            )
         job = JobRow(
-            workspace_id=caller.workspace_id,
+            workspace_id=workspace_id,
             job_id=job_id,
             entity=request.entity.value,
             trigger=request.trigger.value,
@@ -123,8 +178,94 @@ class ExportService(JobQueries):
             invalid_count=len(invalid),
             skipped_count=len(duplicates),
             staging=staging,
+            retry_of=retry_of,
         )
-        return self.open_job(job, [*invalid, *duplicates], idempotent=bool(idempotency_key))
+        return self.open_job(job, [*invalid, *duplicates], idempotent=idempotent)
+
+    def retry(self, caller: Caller, job_id: str, request: RetryRequest) -> RetryResult | None:
+        """A new job of ``job_id``'s failed records (and, asked for, its skipped / invalid ones) as they
+        were submitted, run with the configuration as it is now. One retry job per job: a second call,
+        or a concurrent one, answers the same job (its id is derived from the job's; its row insert is
+        the lock). Linked both ways (``retryOf`` / ``retriedBy``). ``None``: no such job;
+        ``JobNotFinished``, ``NothingToRetry``; ``Forbidden`` for a member retrying someone else's job.
+
+        The retry is the caller's: a person exports as themselves (a retry is a manual export), the
+        platform's service for the job's own user with the job's trigger."""
+        ws = caller.workspace_id
+        self._store.ensure_ready()
+        source = self._store.get_job(ws, job_id)
+        if source is None:
+            return None
+        if caller.role is Role.MEMBER and source.user_id != caller.user_id:
+            caller.require(ADMINS | SERVICE, "retrying another user's export")
+        retry_id = str(uuid.uuid5(self.idempotency_namespace, f"{ws}\x1fretry\x1f{job_id}"))
+        existing = self._store.get_job(ws, retry_id)
+        if existing is not None:
+            if source.retried_by != retry_id:
+                self._store.set_retried_by(source, retry_id)  # the first call stopped before linking
+            return RetryResult(submitted_as(existing, created_new=False), 0)
+        status = self.status(ws, job_id)
+        if status is None:
+            return None
+        if not status.finished:
+            raise JobNotFinished(status)
+        wanted = {RecordAction.FAILED.value, *(i.value for i in request.include)}
+        seqs = self._record_positions(ws, job_id, wanted)
+        records, missing = self._staged_records(source, seqs)
+        if not records:
+            raise NothingToRetry(sorted(wanted), missing)
+        staged_request = self._store.load_request(ws, job_id, staging=source.staging)
+        trigger = ExportTrigger(source.trigger) if caller.is_service else ExportTrigger.MANUAL
+        export = ExportRequest(
+            entity=ExportEntity(source.entity),
+            records=records,
+            # An automatic export carries none; a manual one the values its person gave.
+            manualValues=dict(staged_request.get("manualValues") or {}),
+            trigger=trigger,
+            dryRun=source.dry_run,
+        )
+        config = self._load_config(caller)
+        self._check_request(export, config)
+        self.check_capacity(ws)
+        requester = source.user_id if caller.is_service else caller.user_id
+        result = self._stage(ws, retry_id, export, requester, config, idempotent=True, retry_of=job_id)
+        self._store.set_retried_by(source, retry_id)
+        return RetryResult(result, missing)
+
+    def _record_positions(self, workspace_id: str, job_id: str, actions: set[str]) -> list[int]:
+        """Positions of the job's records whose outcome is one of ``actions`` (one filtered partition
+        query per action, a page at a time)."""
+        seqs: list[int] = []
+        for action in sorted(actions):
+            cursor: str | None = None
+            while True:
+                page = self._store.records_page(
+                    workspace_id, job_id, action=action, cursor=cursor, limit=1000
+                )
+                seqs += [r.seq for r in page.records]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        return sorted(set(seqs))
+
+    def _staged_records(self, job: JobRow, seqs: list[int]) -> tuple[list[Any], int]:
+        """The submitted records at ``seqs``, in submission order, read from the job's staged chunks (and
+        its set-aside records); and how many are no longer staged (deleted by retention, or set aside
+        before such records were kept)."""
+        wanted = set(seqs)
+        found: dict[int, Any] = {}
+        for index in range(job.total_chunks):
+            if len(found) == len(wanted):
+                break
+            staged = self._store.try_load_chunk(job.workspace_id, job.job_id, index, staging=job.staging)
+            for row in staged or []:
+                if int(row["seq"]) in wanted:
+                    found[int(row["seq"])] = row["record"]
+        if len(found) < len(wanted):
+            for row in self._store.load_set_aside(job.workspace_id, job.job_id, staging=job.staging):
+                if int(row["seq"]) in wanted:
+                    found[int(row["seq"])] = row["record"]
+        return [found[seq] for seq in sorted(found)], len(wanted) - len(found)
 
     @staticmethod
     def _check_request(request: ExportRequest, config: DynamicsConfig) -> None:

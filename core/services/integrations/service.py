@@ -13,11 +13,11 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from core.adapters.storage.integrations_repository import ActiveCrmConflict, IntegrationsRepository
 from core.domain.caller import Caller
 from core.domain.connection import ConnectionRecord, ConnectionStatus
+from core.domain.job_status import JobStatus
 
 CRMS: dict[str, str] = {
     "dynamics": "Microsoft Dynamics 365",
@@ -68,7 +68,7 @@ class SavedVersion:
 class DynamicsCardState:
     connection: CardConnection
     configured: SavedVersion | None  # None: the configuration was never saved
-    last_export: dict[str, Any] | None  # the newest export's status (state, counts, createdAt)
+    last_export: JobStatus | None  # the newest export's status
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class IntegrationCard:
 
 ConnectionLookup = Callable[[str], ConnectionRecord | None]
 SavedVersionLookup = Callable[[str], SavedVersion | None]
-LastExportLookup = Callable[[str], dict[str, Any] | None]
+LastExportLookup = Callable[[str], JobStatus | None]
 
 
 def card_connection(record: ConnectionRecord | None) -> CardConnection:

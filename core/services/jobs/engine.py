@@ -15,14 +15,19 @@ rest, the same way for every kind:
 - retry: any other failure raises, so the queue delivers the message again; on the last delivery the
   chunk fails for good with the reason (``fail_poisoned`` does the same for a message the host moved to
   the poison queue);
-- resume: ``requeue_paused`` (by the services' ``resume_paused`` and the pausing worker's own re-check).
+- resume: ``requeue_paused`` (by the services' ``resume_paused`` and the pausing worker's own re-check);
+- cancel: a chunk of a cancelled job is closed ``cancelled`` when it is claimed, or stopped before its next
+  Dynamics request while it runs (``core.services.jobs.stopping``), its records reported ``cancelled``
+  (not written); a chunk that has begun writing, in this attempt or an earlier one, finishes instead;
+- finish: the chunk that finishes a job keeps the job's status in the job's index row and tells
+  ``on_finished`` (e.g. notifications).
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -38,9 +43,24 @@ from core.domain.connection import (
     TokenConfigurationError,
     TransientTokenError,
 )
-from core.domain.jobs import ChunkState, RecordOutcome, count_outcomes
+from core.domain.job_status import JobStatus
+from core.domain.jobs import (
+    FINISHED_CHUNKS,
+    ChunkState,
+    ErrorTally,
+    RecordOutcome,
+    count_outcomes,
+    tally_errors,
+)
+from core.services.jobs import stopping
 from core.services.jobs.checkpoints import Checkpoints
 from core.services.jobs.messages import ChunkMessage, ClientFactory, ReconnectCheck
+from core.services.jobs.queries import record_if_finished
+from core.services.jobs.stopping import JobCancelled
+
+FinishedHook = Callable[[str, JobStatus], None]
+"""``on_finished(workspace_id, status)``: a job just finished (may be told twice when its last two
+chunks finish at once)."""
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +93,10 @@ class ChunkJobWorker(ABC):
         max_attempts: int = 5,
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        on_finished: FinishedHook | None = None,
     ) -> None:
         self.store = store
+        self._on_finished = on_finished
         self._client_for = client_for
         self._max_attempts = max_attempts
         # Shared with the other instances working for the same workspace (same Dynamics user).
@@ -98,8 +120,11 @@ class ChunkJobWorker(ABC):
             log.warning("%s chunk for an unknown job ignored", self.kind, extra=where)
             return ChunkState.FAILED
         status = self.store.get_chunk(ws, job_id, index)
-        if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
-            return status.state  # a redelivered message for finished work: nothing to do
+        if status is not None and status.state in FINISHED_CHUNKS:
+            # A redelivered message for finished work: nothing to run; the job's finish is recorded if
+            # the delivery that finished it died before it could.
+            self._job_may_be_finished(ws, job_id)
+            return status.state
         request = self.store.load_request(ws, job_id, staging=job.staging)
         staged = self.store.try_load_chunk(ws, job_id, index, staging=job.staging)
         if staged is None:
@@ -107,15 +132,27 @@ class ChunkJobWorker(ABC):
             return ChunkState.FAILED
         # The first delivery has no earlier checkpoints to read back.
         first_attempt = status is not None and status.attempts == 0
-        self.store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
         checkpoints = Checkpoints(
             self.store, ws, job_id, (int(s["seq"]) for s in staged), first_attempt=first_attempt
         )
+        stoppable = True
+        if job.cancel_requested_at is not None:
+            if not checkpoints.began_writing():
+                return self._cancel(message, staged, checkpoints)
+            stoppable = False  # an earlier attempt began writing: its writes are finished first
+        self.store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
         try:
             client, connection = self._client_for(ws)
             chunk = Chunk(ws, job_id, index, job, request, staged, client, connection, checkpoints)
-            with self._budget.working(ws) if self._budget is not None else nullcontext():
+            with (
+                self._budget.working(ws) if self._budget is not None else nullcontext(),
+                stopping.watching(self._cancel_check(ws, job_id)) if stoppable else nullcontext(),
+            ):
                 outcomes = self.run_chunk(chunk)
+        except JobCancelled:
+            log.info("%s chunk stopped: the job was cancelled", self.kind, extra=where)
+            checkpoints.save_confirmed()
+            return self._cancel(message, staged, checkpoints)
         except ReconnectRequired as exc:
             log.info("%s chunk paused until Dynamics is reconnected", self.kind, extra=where)
             checkpoints.pause()
@@ -135,8 +172,49 @@ class ChunkJobWorker(ABC):
                 return ChunkState.FAILED
             raise
         checkpoints.report(outcomes)
-        self.store.finish_chunk(ws, job_id, index, ChunkState.DONE, count_outcomes(outcomes), len(outcomes))
+        self.store.finish_chunk(
+            ws,
+            job_id,
+            index,
+            ChunkState.DONE,
+            count_outcomes(outcomes),
+            len(outcomes),
+            errors_by_code=tally_errors(outcomes),
+        )
+        self._job_may_be_finished(ws, job_id)
         return ChunkState.DONE
+
+    def _cancel_check(self, ws: str, job_id: str) -> Callable[[], None]:
+        """Before each Dynamics request of a running chunk: one read of the job row."""
+
+        def check() -> None:
+            job = self.store.get_job(ws, job_id)
+            if job is not None and job.cancel_requested_at is not None:
+                raise JobCancelled(job_id)
+
+        return check
+
+    def _cancel(
+        self, message: ChunkMessage, staged: list[dict[str, Any]], checkpoints: Checkpoints
+    ) -> ChunkState:
+        """Close the chunk ``cancelled``: outcomes of earlier attempts kept, every other record
+        ``cancelled`` (nothing of it was written)."""
+        counts = checkpoints.cancel({int(s["seq"]): self.platform_id(s) for s in staged})
+        self.store.finish_chunk(
+            message.workspace_id, message.job_id, message.chunk, ChunkState.CANCELLED, counts, len(staged)
+        )
+        self._job_may_be_finished(message.workspace_id, message.job_id)
+        return ChunkState.CANCELLED
+
+    def _job_may_be_finished(self, ws: str, job_id: str) -> None:
+        """After a chunk finished: when the whole job has, keep its status with it and tell
+        ``on_finished``. Never fails the chunk: a lost write is made by the next history read."""
+        try:
+            status = record_if_finished(self.store, ws, job_id)
+            if status is not None and self._on_finished is not None:
+                self._on_finished(ws, status)
+        except Exception:
+            log.exception("could not record the job's finish", extra={"workspace": ws, "job": job_id})
 
     def fail_poisoned(self, message: ChunkMessage, reason: str) -> None:
         """A message that exhausted its deliveries: the chunk fails with the reason, nothing silent."""
@@ -144,7 +222,7 @@ class ChunkJobWorker(ABC):
         if job is None:
             return  # names a job this workspace does not have: nothing to fail
         status = self.store.get_chunk(message.workspace_id, message.job_id, message.chunk)
-        if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+        if status is not None and status.state in FINISHED_CHUNKS:
             return
         staged = self.store.try_load_chunk(
             message.workspace_id, message.job_id, message.chunk, staging=job.staging
@@ -168,7 +246,9 @@ class ChunkJobWorker(ABC):
             counts,
             len(staged),
             error=reason,
+            errors_by_code=[ErrorTally(None, counts["failed"], reason)] if counts["failed"] else [],
         )
+        self._job_may_be_finished(message.workspace_id, message.job_id)
 
     def _pause_for_reconnect(self, ws: str, job_id: str, index: int, exc: ReconnectRequired) -> ChunkState:
         """Write the chunk ``paused_reconnect``, mark the workspace paused, then look at the connection
