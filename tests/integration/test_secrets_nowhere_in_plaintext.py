@@ -207,10 +207,10 @@ def _run_flow(flow: Flow, entra: RecordingEntra, dataverse: DataverseEmulator, j
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         status = _keep(flow, app.get(f"{url}/dynamics/exports/{job.json()['jobId']}", headers=auth)).json()
-        if status.state not in ("queued", "running"):
+        if status["state"] not in ("queued", "running"):
             break
         time.sleep(0.3)
-    assert status.state == "succeeded", status
+    assert status["state"] == "succeeded", status
     _keep(flow, app.get(f"{url}/dynamics/exports/{job.json()['jobId']}/records", headers=auth))
     _keep(flow, app.get(f"{url}/notifications", headers=auth))
     deadline = time.monotonic() + 30
