@@ -42,7 +42,7 @@ from azure.storage.queue import QueueServiceClient
 
 from bench.export import parse_faults
 from core.adapters.dataverse.client import DataverseClient, RequestEvent
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.activities import SIGNAL_KINDS, ActivitiesRequest, EventKind
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig

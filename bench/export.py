@@ -55,9 +55,9 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from bench.export_truth import WriteCountingClient, check_outcomes, written_twice
+from core.adapters.dataverse.budget import BudgetLimits, DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient, RequestEvent
-from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.tables import blob_retry
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
@@ -66,6 +66,7 @@ from core.domain.export_request import ExportRequest
 from core.services.exports.service import EXPORT_NAMES, EXPORT_QUEUE, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.jobs.messages import ChunkMessage
+from devhost.queues import MessageLease
 from emulators.dataverse.seed import SeedSpec, build_seed
 from emulators.tls import trusting_session
 from tests.support.processes import die_with_parent
@@ -410,7 +411,7 @@ def worker_main(argv: list[str]) -> int:
         with seen_lock:
             seen["requests"] += 1
             slowest.append((round(event.elapsed_s, 2), event.method, event.path, event.status))
-            slowest.sort(reverse=True)
+            slowest.sort(key=lambda request: request[0], reverse=True)  # status may be None (no answer)
             del slowest[5:]
             if event.status == 429:
                 seen["throttled"] += 1
@@ -484,7 +485,10 @@ def worker_main(argv: list[str]) -> int:
         begun = time.time()
         running[threading.get_ident()] = (chunk.chunk, begun)
         try:
-            worker.handle(chunk, message.dequeue_count or 1)
+            # Renewed while the chunk runs, as the Functions host renews its messages' visibility: a
+            # chunk slower than the lease (a loaded machine) is not redelivered while still running.
+            with MessageLease(queue, message, args.visibility):
+                worker.handle(chunk, message.dequeue_count or 1)
         except Exception as exc:
             with seen_lock:
                 spans.append((begun, time.time()))
@@ -695,6 +699,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 threads=args.threads,
                 budget=not args.no_budget,
                 limits=limits,
+                visibility_s=args.lease,
                 profile=args.profile,
             ),
             args.workers,
@@ -842,6 +847,13 @@ def main(argv: list[str] | None = None) -> int:
         "closes the connection after Dynamics committed the request)",
     )
     parser.add_argument("--fault-seed", type=int, default=3, help="seed of the fault sequence")
+    parser.add_argument(
+        "--lease",
+        type=int,
+        default=300,
+        help="seconds a received chunk message stays invisible, renewed at half time while the chunk runs "
+        "(a lease shorter than a chunk shows that a slow chunk is not redelivered while running)",
+    )
     args = parser.parse_args(argv)
     parse_faults(args.faults)  # a typo fails before anything starts
     figures = run(args)

@@ -26,19 +26,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 from azure.data.tables import TableServiceClient
 from pydantic import ValidationError
 
+from core.adapters.dataverse.budget import BudgetLimits, DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from core.adapters.identity.auth import TokenVerifier
 from core.adapters.identity.keyvault import SecretStore, secret_store_from_settings
 from core.adapters.identity.msal_app import DataverseWhoAmI, MsalAppFactory, MsalConfig
 from core.adapters.identity.token_crypto import KeyWrapper, TokenCipher
-from core.adapters.job_store import JobStore
+from core.adapters.storage.alert_repository import AlertRepository
 from core.adapters.storage.config_repository import ConfigRepository
 from core.adapters.storage.connection_repository import (
     CONNECTIONS_TABLE,
@@ -47,10 +48,15 @@ from core.adapters.storage.connection_repository import (
     ConnectionRepository,
 )
 from core.adapters.storage.integrations_repository import IntegrationsRepository
+from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.leases import LEASES_TABLE, TableLeases
 from core.adapters.storage.notification_repository import NOTIFICATIONS_TABLE, NotificationRepository
 from core.adapters.storage.queues import queue_service
+from core.adapters.storage.record_versions import RecordVersions
+from core.adapters.storage.result_files import ResultFiles
 from core.adapters.storage.tables import Storage
+from core.adapters.webhook_http import WebhookSender
+from core.adapters.window_files import WindowFiles
 from core.domain.caller import Caller
 from core.domain.config import DynamicsConfig, IntegrationUser
 from core.domain.config_validation import MetadataCheck
@@ -62,10 +68,13 @@ from core.domain.connection import (
     RefreshPolicy,
     parse_host_patterns,
 )
+from core.domain.integration_switch import DYNAMICS
 from core.domain.job_status import JobStatus
 from core.domain.jobs import DEFAULT_CHUNK_SIZE
 from core.services.activities.service import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityService
 from core.services.activities.worker import ActivityWorker
+from core.services.alerts.delivery import DEFAULT_BACKOFF_S, DEFAULT_MAX_ATTEMPTS, WebhookDeliveryWorker
+from core.services.alerts.service import AlertService
 from core.services.config.metadata_check import DynamicsMetadataCheck
 from core.services.config.service import ConfigService, CustomFields, IntegrationUserLookup
 from core.services.connection.refresh import TokenRefresher
@@ -80,14 +89,23 @@ from core.services.connection.tokens import TokenService, utcnow
 from core.services.dynamics.access import DynamicsAccess
 from core.services.dynamics.fields import FieldsService
 from core.services.dynamics.metadata_cache import MetadataCache
+from core.services.dynamics.usage import DynamicsUsage
 from core.services.dynamics.users import DynamicsUsers, PageCache
 from core.services.exports.contacts_for_jobs import ContactExport
-from core.services.exports.service import EXPORT_NAMES, ExportService
+from core.services.exports.service import DEFAULT_AUTOMATIC_EXPORT_WINDOW, EXPORT_NAMES, ExportService
 from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService, SavedVersion
 from core.services.jobs import stopping
+from core.services.jobs.downloads import ResultsDownloads
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
+from core.services.jobs.retention import (
+    DEFAULT_MAX_DELETES,
+    DEFAULT_RESULTS_DAYS,
+    DEFAULT_SUMMARY_DAYS,
+    JobRetention,
+    RetentionPolicy,
+)
 from core.settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger(__name__)
@@ -177,6 +195,11 @@ class App:
         return self._once("storage", lambda: Storage.from_settings(self.settings))
 
     @property
+    def window_files(self) -> WindowFiles:
+        """The built setup window (``static/`` at the repository root, shipped with the app)."""
+        return self._once("window_files", lambda: WindowFiles(WINDOW_ROOT))
+
+    @property
     def verifier(self) -> TokenVerifier:
         """Verifies the platform's caller tokens (``AuthConfigurationError`` when not configured)."""
         return self._once("verifier", lambda: TokenVerifier.from_settings(self.settings))
@@ -191,6 +214,13 @@ class App:
         if not self.settings.get_bool("DYNAMICS_BUDGET_ENABLED"):
             return None
         return DynamicsBudget(self.storage.table_service, budget_limits(self.settings))
+
+    @property
+    def dynamics_usage(self) -> DynamicsUsage:
+        """What the integration spent of each workspace's Dynamics API budget (the budget's counts)."""
+        return self._once(
+            "dynamics_usage", lambda: DynamicsUsage(self.dynamics_budget, budget_limits(self.settings))
+        )
 
     @property
     def metadata_cache(self) -> MetadataCache:
@@ -221,6 +251,63 @@ class App:
             ),
         )
 
+    @property
+    def alert_repository(self) -> AlertRepository:
+        """Webhooks, their deliveries and attempts (tables), and the queue of deliveries."""
+        return self._once("alert_repository", self._build_alert_repository)
+
+    def _build_alert_repository(self) -> AlertRepository:
+        repository = AlertRepository(self.storage.table_service, queue_service(self.settings))
+        repository.ensure_ready()
+        return repository
+
+    @property
+    def notification_store(self) -> NotificationRepository:
+        """In-app notifications; the same table the connection's reconnect notices are in."""
+        return self._once("notification_store", self._build_notification_store)
+
+    def _build_notification_store(self) -> NotificationRepository:
+        store = NotificationRepository(self.storage.table_service)
+        store.ensure_ready()
+        return store
+
+    def alert_secrets(self) -> SecretStore:
+        """Key Vault for webhook signing secrets (``SettingsError`` without ``KEY_VAULT_URL``); built when a
+        webhook is first configured or sent, so alerts without a webhook never need it."""
+        return self._once("alert_secrets", lambda: secret_store_from_settings(self.settings))
+
+    def _allow_local_webhooks(self) -> bool:
+        # Never on Azure, whatever the setting says: 127.0.0.1 there is the instance itself.
+        return self.settings.get_bool("ALERT_WEBHOOK_ALLOW_LOCAL") and not self.settings.on_azure
+
+    @property
+    def export_downloads(self) -> ResultsDownloads:
+        """Finished exports' per-record results as CSV/NDJSON files in the staging container."""
+        return self._once(
+            "export_downloads",
+            lambda: ResultsDownloads(
+                self.export_store,
+                ResultFiles(self.storage.blob_service, EXPORT_NAMES.container),
+                kind="export",
+            ),
+        )
+
+    @property
+    def retention(self) -> JobRetention:
+        """Deletes finished jobs' results, then their summaries, once older than the settings say."""
+        return self._once(
+            "retention",
+            lambda: JobRetention(
+                [self.export_store, self.activity_store],
+                RetentionPolicy(
+                    results_days=self.settings.get_int("RESULTS_RETENTION_DAYS") or DEFAULT_RESULTS_DAYS,
+                    summary_days=self.settings.get_int("JOB_SUMMARY_RETENTION_DAYS") or DEFAULT_SUMMARY_DAYS,
+                    max_deletes=self.settings.get_int("RETENTION_MAX_DELETES_PER_RUN") or DEFAULT_MAX_DELETES,
+                ),
+                usage_days=self.dynamics_budget.purge_usage_days if self.dynamics_budget else None,
+            ),
+        )
+
     # --- connection and Dynamics access -------------------------------------------------------------
 
     @property
@@ -234,6 +321,7 @@ class App:
                 tables=self.storage.table_service,
                 on_reconnected=self._resume_paused_work,
                 paused_work=self._paused_work_kinds,
+                active_crm=self.active_crm,
             ),
         )
 
@@ -269,6 +357,19 @@ class App:
     # --- services -----------------------------------------------------------------------------------
 
     @property
+    def alerts(self) -> AlertService:
+        """Notifications (job alerts and their listing) and the workspace's webhook."""
+        return self._once(
+            "alerts",
+            lambda: AlertService(
+                self.notification_store,
+                self.alert_repository,
+                self.alert_secrets,
+                allow_local=self._allow_local_webhooks(),
+            ),
+        )
+
+    @property
     def health(self) -> HealthService:
         return self._once("health", self._build_health)
 
@@ -296,14 +397,27 @@ class App:
         )
 
     @property
+    def integrations_repository(self) -> IntegrationsRepository:
+        return self._once("integrations_repository", lambda: IntegrationsRepository(self.storage))
+
+    def active_crm(self, workspace_id: str) -> str | None:
+        """The workspace's enabled CRM (one table read): connecting, exports and activities need it to be
+        Dynamics, and chunks halt while it is not."""
+        return self.integrations_repository.active(workspace_id)
+
+    def dynamics_enabled(self, workspace_id: str) -> bool:
+        return self.active_crm(workspace_id) == DYNAMICS
+
+    @property
     def integrations_service(self) -> IntegrationsService:
         return self._once(
             "integrations_service",
             lambda: IntegrationsService(
-                IntegrationsRepository(self.storage),
+                self.integrations_repository,
                 connection=self.connection_record,
                 saved_config=self._saved_config,
                 last_export=self._last_export,
+                on_dynamics_enabled=self._resume_paused_work,
             ),
         )
 
@@ -383,9 +497,22 @@ class App:
                 self._load_config,
                 chunk_size=self.settings.get_int("EXPORT_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
+                active_crm=self.active_crm,
+                events=self.alerts,
+                versions=self.record_versions,
+                window_seconds=self._automatic_export_window(),
                 **({"custom_fields": self._custom_fields} if self._custom_fields else {}),
             ),
         )
+
+    @property
+    def record_versions(self) -> RecordVersions:
+        """The order of each record's automatic-export changes (latest received, being written)."""
+        return self._once("record_versions", lambda: RecordVersions(self.storage.table_service))
+
+    def _automatic_export_window(self) -> int:
+        value = self.settings.get_int("AUTOMATIC_EXPORT_WINDOW_SECONDS")
+        return DEFAULT_AUTOMATIC_EXPORT_WINDOW if value is None else value
 
     @property
     def activity_service(self) -> ActivityService:
@@ -396,6 +523,8 @@ class App:
                 self._load_config,
                 chunk_size=self.settings.get_int("ACTIVITY_CHUNK_SIZE") or ACTIVITY_CHUNK_SIZE,
                 max_active_jobs=self._max_active_jobs(),
+                active_crm=self.active_crm,
+                events=self.alerts,
             ),
         )
 
@@ -412,6 +541,9 @@ class App:
                 metadata=self.metadata_cache,
                 budget=self.dynamics_budget,
                 reconnected=self.reconnected_since,
+                dynamics_enabled=self.dynamics_enabled,
+                events=self.alerts,
+                versions=self.record_versions,
             ),
         )
 
@@ -429,8 +561,31 @@ class App:
                 linkedin_table=self.settings.get("ACTIVITY_LINKEDIN_TABLE"),
                 budget=self.dynamics_budget,
                 reconnected=self.reconnected_since,
+                dynamics_enabled=self.dynamics_enabled,
+                events=self.alerts,
             ),
         )
+
+    @property
+    def webhook_worker(self) -> WebhookDeliveryWorker:
+        """Sends queued webhook deliveries, one attempt per message."""
+        return self._once("webhook_worker", self._build_webhook_worker)
+
+    def _build_webhook_worker(self) -> WebhookDeliveryWorker:
+        timeout_s = float(self.settings.get_int("ALERT_WEBHOOK_TIMEOUT_S") or 10)
+        return WebhookDeliveryWorker(
+            self.alert_repository,
+            self.alert_secrets,
+            WebhookSender(timeout_s=timeout_s, allow_local=self._allow_local_webhooks()),
+            max_attempts=self.settings.get_int("ALERT_WEBHOOK_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS,
+            backoff_s=_int_or(self.settings.get_int("ALERT_WEBHOOK_BACKOFF_S"), DEFAULT_BACKOFF_S),
+            timeout_s=timeout_s,
+        )
+
+
+def _int_or(value: int | None, default: int) -> int:
+    """A setting where 0 means something (no delay) rather than "use the default"."""
+    return default if value is None else value
 
 
 def _before_send(budget: DynamicsBudget | None, workspace_id: str) -> Callable[[], None]:
@@ -474,6 +629,7 @@ def build_connection(
     clock: Callable[[], dt.datetime] = utcnow,
     on_reconnected: Callable[[str], None] | None = None,
     paused_work: Callable[[], Sequence[tuple[str, PausedWorkSource]]] | None = None,
+    active_crm: Callable[[str], str | None] | None = None,
 ) -> ConnectionComponents:
     """The connection's parts from settings; tests pass their own tables/secret store/key wrapper/HTTP
     session/prefix.
@@ -507,6 +663,7 @@ def build_connection(
         allowed_hosts=parse_host_patterns(settings.get("DYNAMICS_ALLOWED_HOST_PATTERNS")),
         clock=clock,
         on_reconnected=on_reconnected,
+        active_crm=active_crm,
     )
     policy = RefreshPolicy(
         expiry_margin=dt.timedelta(minutes=settings.get_int("TOKEN_EXPIRY_MARGIN_MINUTES") or 20),
@@ -527,6 +684,8 @@ def build_connection(
     components.ensure_ready()
     return components
 
+
+WINDOW_ROOT = Path(__file__).resolve().parent.parent / "static"
 
 # --- the App of the current settings ------------------------------------------------------------------
 

@@ -71,6 +71,7 @@ PROBLEM_TEXT = {
     403: "This kind of caller (admin, member or the platform's service) may not do this",
     404: "No such resource",
     409: "Conflicts with the current state",
+    410: "No longer kept (deleted by retention, or a one-time handle already used or expired)",
     412: "If-Match names a version that is no longer current",
     413: "Request body too large",
     429: "Too many jobs queued or running for this workspace; retry after Retry-After seconds",

@@ -24,6 +24,37 @@ _NOTIFICATION: dict[str, Any] = {
     "readAt": None,
 }
 
+_JOB_NOTIFICATION: dict[str, Any] = {
+    "id": "job-export-partially-failed-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+    "kind": "dynamics_job_partially_failed",
+    "reason": None,
+    "title": "Dynamics Export partly failed",
+    "message": "The export of 1200 contacts ended partly failed: 1150 written (900 created, 250 updated), "
+    "30 unchanged, 0 skipped, 20 failed or invalid. Most frequent errors: 0x80040237 (14), invalid (6).",
+    "createdAt": "2026-11-27T10:02:44.310Z",
+    "read": False,
+    "readAt": None,
+    "job": {
+        "kind": "export",
+        "jobId": "0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+        "entity": "contacts",
+        "trigger": "automatic",
+        "state": "partially_failed",
+        "records": 1200,
+        "counts": {"created": 900, "updated": 250, "unchanged": 30, "skipped": 0, "failed": 14, "invalid": 6},
+        "topErrorCodes": [{"code": "0x80040237", "count": 14}, {"code": "invalid", "count": 6}],
+        "link": "/api/dynamics/exports/0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+    },
+}
+
+_WEBHOOK: dict[str, Any] = {
+    "url": "https://hooks.example.com/dynamics-alerts",
+    "updatedAt": "2026-11-27T09:40:12.004Z",
+    "updatedBy": "user-admin",
+    "secretCreatedAt": "2026-11-27T09:40:12.004Z",
+    "events": ["job.failed", "job.partially_failed", "job.paused_reconnect"],
+}
+
 # The whole configuration: as the frontend sends it (PUT, validate), saved and read back (GET).
 _CONFIG: dict[str, Any] = {
     "syncIdentifiers": {
@@ -170,14 +201,7 @@ _EXPORT_STATUS: dict[str, Any] = {
     "errors": [],
     "finishedAt": "2026-11-27T09:15:02.905112+00:00",
     "durationSeconds": 18.721,
-    "topErrors": [
-        {
-            "code": "0x80044331",
-            "count": 1,
-            "message": "A validation error occurred. The length of the 'firstname' attribute of the "
-            "'contact' entity exceeded the maximum allowed length of '50'.",
-        }
-    ],
+    "topErrors": [{"code": "invalid", "count": 3}, {"code": "0x80044331", "count": 1}],
 }
 
 # The setup guide's cross-tab case: the company's name kept as text on the contact saves, with a warning.
@@ -539,6 +563,94 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "counts": {"ok": 25, "warning": 10, "error": 14},
         }
     },
+    # Abridged: the served answer has every column of the table and every target.
+    ("GET", "/api/dynamics/fields/icons"): {
+        "response": {
+            "entity": "contact",
+            "environmentUrl": "https://contoso.crm4.dynamics.com",
+            "version": "3f9a0c1e5b7d2468-e3b0c44298fc1c14-9c4e2a7f1b3d5e60",
+            "columns": [
+                {
+                    "logicalName": "fullname",
+                    "displayName": "Full Name",
+                    "type": "String",
+                    "writable": {"create": False, "update": False},
+                },
+                {
+                    "logicalName": "jobtitle",
+                    "displayName": "Job Title",
+                    "type": "String",
+                    "writable": {"create": True, "update": True},
+                },
+                {
+                    "logicalName": "numberofchildren",
+                    "displayName": "No. of Children",
+                    "type": "Integer",
+                    "writable": {"create": True, "update": True},
+                },
+            ],
+            "targets": [
+                {"key": "jobTitle", "kind": "platform_field", "valueType": "text"},
+                {"key": "company.employeeCount", "kind": "platform_field", "valueType": "integer"},
+                {"key": "fixed_value:boolean", "kind": "fixed_value", "valueType": "boolean"},
+                {"key": "campaign:campaignOpens", "kind": "campaign_property", "valueType": None},
+            ],
+            "reasons": [
+                "fullname is read-only in Dynamics",
+                "text is written as-is",
+                "the number is written as text",
+                "written as the text 'true' or 'false'",
+                "text that is not a number will fail",
+                "whole number",
+                "a boolean value cannot be written to a column of type Integer",
+            ],
+            "outcomes": [
+                {"level": "error", "reasons": [0]},
+                {"level": "ok", "reasons": [1]},
+                {"level": "ok", "reasons": [2]},
+                {"level": "warning", "reasons": [3]},
+                {"level": "warning", "reasons": [4]},
+                {"level": "ok", "reasons": [5]},
+                {"level": "error", "reasons": [6]},
+            ],
+            "cells": [[0, 0, 0, 0], [1, 2, 3, 2], [4, 5, 6, 5]],
+        }
+    },
+    # Abridged: the served answer has every (valueType, attributeType) pair.
+    ("GET", "/api/dynamics/compatibility"): {
+        "response": {
+            "version": "9c4e2a7f1b3d5e60",
+            "levels": [
+                {"key": "ok", "icon": "blue check", "meaning": "compatible"},
+                {"key": "warning", "icon": "yellow", "meaning": "may not fit: review"},
+                {
+                    "key": "error",
+                    "icon": "red",
+                    "meaning": "cannot be applied (type mismatch or read-only column): saving is refused",
+                },
+            ],
+            "valueTypes": ["text", "integer", "datetime"],
+            "attributeTypes": ["String", "Integer", "DateTime"],
+            "pairs": [
+                {
+                    "valueType": "datetime",
+                    "attributeType": "String",
+                    "level": "warning",
+                    "reason": "written as ISO-8601 text: Dynamics cannot sort or filter it as a date; "
+                    "prefer a DateTime column",
+                },
+                {"valueType": "integer", "attributeType": "Integer", "level": "ok", "reason": "whole number"},
+            ],
+            "columnRules": [
+                {
+                    "key": "read_only",
+                    "level": "error",
+                    "reason": "IsValidForCreate and IsValidForUpdate are both false: Dynamics refuses any "
+                    "value",
+                }
+            ],
+        }
+    },
     ("POST", "/api/dynamics/exports"): {
         "request": {
             "entity": "contacts",
@@ -643,8 +755,23 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
                         "dynamicsId": "8f313f99-30f8-436e-ae1c-bf4e05b68421",
                     },
                 },
+                {
+                    "seq": 2,
+                    "platformId": "ct-002",
+                    "action": "updated",
+                    "dynamicsId": "2b7c0e54-91d3-4f6a-8c2e-5d9a1f3b7e60",
+                    "changes": {"jobtitle": {"before": "CTO", "after": "CEO"}},
+                    "warnings": [
+                        {
+                            "code": "company_not_identifiable",
+                            "message": "company 'Acme Corp' has none of the values the company identifier "
+                            "(domain) compares (domain, website): it is not created in Dynamics, and the "
+                            "contact keeps its current company",
+                        }
+                    ],
+                },
             ],
-            "nextCursor": "0000002",
+            "nextCursor": "0000003",
         }
     },
     ("POST", "/api/dynamics/activities"): {
@@ -769,7 +896,97 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "nextCursor": None,
         }
     },
-    ("GET", "/api/notifications"): {"response": {"notifications": [_NOTIFICATION]}},
+    ("GET", "/api/dynamics/usage"): {
+        "response": {
+            "recorded": True,
+            "limits": {
+                "requests": 6000,
+                "executionSeconds": 1200.0,
+                "concurrentRequests": 52,
+                "windowSeconds": 300.0,
+            },
+            "window": {
+                "requests": 214,
+                "throttled": 0,
+                "executionSeconds": 41.873,
+                "busiestJob": {
+                    "kind": "export",
+                    "jobId": "0b7c61f4-31a2-4f0e-9f5a-0d8c2b7e4a11",
+                    "requests": 198,
+                    "executionSeconds": 39.2,
+                },
+                "start": "2026-11-27T09:10:00Z",
+                "end": "2026-11-27T09:15:02.118000Z",
+                "requestsShare": 0.0357,
+                "executionShare": 0.0349,
+            },
+            "days": [
+                {
+                    "date": "2026-11-27",
+                    "requests": 1874,
+                    "throttled": 3,
+                    "executionSeconds": 402.511,
+                    "busiestJob": {
+                        "kind": "export",
+                        "jobId": "0b7c61f4-31a2-4f0e-9f5a-0d8c2b7e4a11",
+                        "requests": 1204,
+                        "executionSeconds": 250.3,
+                    },
+                },
+                {
+                    "date": "2026-11-26",
+                    "requests": 96,
+                    "throttled": 0,
+                    "executionSeconds": 12.04,
+                    "busiestJob": None,
+                },
+            ],
+            "reportedByDynamics": {
+                "at": "2026-11-27T09:15:01.904000Z",
+                "requestsRemaining": 5772,
+                "executionSecondsRemaining": 1154.37,
+            },
+        }
+    },
+    ("GET", "/api/notifications"): {"response": {"notifications": [_JOB_NOTIFICATION, _NOTIFICATION]}},
+    ("GET", "/api/dynamics/alerts/webhook"): {"response": _WEBHOOK},
+    ("PUT", "/api/dynamics/alerts/webhook"): {
+        "request": {"url": "https://hooks.example.com/dynamics-alerts", "rotateSecret": False},
+        "response": {**_WEBHOOK, "secret": None},
+        "201": {**_WEBHOOK, "secret": "whsec_N0t-a-real-secret-only-an-example-of-its-shape00"},
+    },
+    ("POST", "/api/dynamics/alerts/webhook/test"): {
+        "response": {"deliveryId": "test-4be1d0c38a2f4f0d9b3f6f1e2a7c9d55"}
+    },
+    ("GET", "/api/dynamics/alerts/webhook/deliveries"): {
+        "response": {
+            "attempts": [
+                {
+                    "deliveryId": "job-export-failed-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                    "event": "job.failed",
+                    "jobId": "0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                    "attempt": 2,
+                    "at": "2026-11-27T10:03:15.120Z",
+                    "statusCode": 200,
+                    "outcome": "delivered",
+                    "error": None,
+                    "nextAttemptAt": None,
+                },
+                {
+                    "deliveryId": "job-export-failed-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                    "event": "job.failed",
+                    "jobId": "0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10",
+                    "attempt": 1,
+                    "at": "2026-11-27T10:02:45.002Z",
+                    "statusCode": 500,
+                    "outcome": "retry",
+                    "error": "HTTP 500",
+                    "nextAttemptAt": "2026-11-27T10:03:15.002Z",
+                },
+            ],
+            "nextCursor": None,
+        }
+    },
     ("POST", "/api/notifications/{notification_id}/read"): {
         "response": {**_NOTIFICATION, "read": True, "readAt": "2026-11-27T09:20:41.512Z"}
     },

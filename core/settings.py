@@ -148,6 +148,12 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "Records per export chunk (one queue message; the unit of retry and checkpointing).",
     ),
     SettingSpec(
+        "AUTOMATIC_EXPORT_WINDOW_SECONDS",
+        "30",
+        "Seconds an automatic export waits before it runs; later changes of the same records received "
+        "meanwhile replace it, so several changes of one record within the window are one write.",
+    ),
+    SettingSpec(
         "JOBS_MAX_ACTIVE_PER_WORKSPACE",
         "20",
         "Jobs of one kind (exports, activities) a workspace may have queued or running at once; one more "
@@ -192,6 +198,48 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("DYNAMICS_LIMIT_CONCURRENT", "52", "Dataverse service protection: concurrent requests."),
     SettingSpec("DYNAMICS_LIMIT_WINDOW_S", "300", "Dataverse service protection: sliding window in seconds."),
+    # --- Alerts ---
+    SettingSpec(
+        "ALERT_WEBHOOK_MAX_ATTEMPTS",
+        "8",
+        "Attempts at one webhook delivery (the first included) before it is logged dead.",
+    ),
+    SettingSpec(
+        "ALERT_WEBHOOK_BACKOFF_S",
+        "30",
+        "Seconds before the second attempt at a webhook delivery; doubled for each further one, at most "
+        "3600.",
+    ),
+    SettingSpec(
+        "ALERT_WEBHOOK_TIMEOUT_S",
+        "10",
+        "Seconds a webhook receiver has to answer one attempt (connect at most 5 of them).",
+    ),
+    SettingSpec(
+        "ALERT_WEBHOOK_ALLOW_LOCAL",
+        "false",
+        "Local development only: also admit webhook URLs on 127.0.0.1, over http or https (ignored on "
+        "Azure).",
+    ),
+    # --- Retention ---
+    SettingSpec(
+        "RESULTS_RETENTION_DAYS",
+        "30",
+        "Days a finished job's per-record results, staged records and download files are kept; then the "
+        "retention timer deletes them (the job's summary stays).",
+    ),
+    SettingSpec(
+        "JOB_SUMMARY_RETENTION_DAYS",
+        "400",
+        "Days a job's summary (state, counts, who, when) is kept; then the retention timer deletes it. At "
+        "least RESULTS_RETENTION_DAYS.",
+    ),
+    SettingSpec("RETENTION_SCHEDULE", "0 */10 * * * *", "NCRONTAB schedule of the retention timer."),
+    SettingSpec(
+        "RETENTION_MAX_DELETES_PER_RUN",
+        "20000",
+        "Rows and blobs one retention timer run deletes at most; the next run goes on where it stopped.",
+    ),
     # --- Observability ---
     SettingSpec(
         "APPLICATIONINSIGHTS_CONNECTION_STRING",

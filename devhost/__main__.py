@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from devhost.config import HostConfigError, load_local_settings
+from devhost.config import HostConfigError, load_cors_origins, load_local_settings
 from devhost.host import DevHost
 from devhost.index import AppIndexError
 
@@ -50,7 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, "")
     try:
         values = {} if args.settings == "none" else load_local_settings(Path(args.settings))
-        host = DevHost(args.app, values, args.port, host_json=Path(args.host_json), settings_override=False)
+        cors = () if args.settings == "none" else load_cors_origins(Path(args.settings))
+        host = DevHost(
+            args.app,
+            values,
+            args.port,
+            host_json=Path(args.host_json),
+            settings_override=False,
+            cors_origins=cors,
+        )
         stop = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -135,6 +135,20 @@ def _values(path: Path) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in values.items()}
 
 
+def load_cors_origins(path: Path) -> tuple[str, ...]:
+    """The origins of ``"Host": {"CORS": "a,b"}`` in local.settings.json, as Core Tools reads them (the
+    local twin of the Function App's platform CORS, ``siteConfig.cors.allowedOrigins``); ``*`` allows any."""
+    example = path.with_name(path.name + ".example")
+    host: dict[str, Any] = {}
+    for source in (path, example):  # a copy made before "Host" was in the example: the example's
+        if source.is_file():
+            host = json.loads(source.read_text(encoding="utf-8")).get("Host") or {}
+            if host:
+                break
+    listed = str(host.get("CORS") or "")
+    return tuple(o.strip().rstrip("/") for o in listed.split(",") if o.strip())
+
+
 def load_local_settings(path: Path, example: Path | None = None) -> dict[str, str]:
     """The "Values" of local.settings.json, creating the file from the example when it is missing.
 

@@ -53,6 +53,7 @@ class DevHost:
         enable_queues: bool = True,
         enable_timers: bool = True,
         timer_singleton: bool = True,
+        cors_origins: tuple[str, ...] = (),
     ) -> None:
         self.app_module = app_module
         self.settings = dict(settings or {})
@@ -64,6 +65,7 @@ class DevHost:
         self.enable_queues = enable_queues
         self.enable_timers = enable_timers
         self.timer_singleton = timer_singleton
+        self.cors_origins = cors_origins
         self.index: AppIndex | None = None
         self.base_url = ""
         self._previous_env: dict[str, str | None] = {}
@@ -98,7 +100,12 @@ class DevHost:
             send_to_queue=lambda conn, queue, bodies: clients.send(conn, queue, bodies, encoding)
         )
         self._server = FunctionsHttpServer(
-            self.port, index.http, config.route_prefix, invoker, max_body_bytes=self.max_body_bytes
+            self.port,
+            index.http,
+            config.route_prefix,
+            invoker,
+            max_body_bytes=self.max_body_bytes,
+            cors_origins=self.cors_origins,
         )
         self.port = int(self._server.server_address[1])
         self.base_url = f"http://127.0.0.1:{self.port}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import sys
 import threading
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+from devhost import dev_signin
 from devhost.index import HttpFunction
 from devhost.invoke import Invoker
 
@@ -53,8 +55,10 @@ class FunctionsHttpServer(ThreadingHTTPServer):
         route_prefix: str,
         invoker: Invoker,
         max_body_bytes: int = MAX_BODY_BYTES,
+        cors_origins: tuple[str, ...] = (),
     ) -> None:
         self.functions = functions
+        self.cors_origins = {o.lower() for o in cors_origins}
         self.route_prefix = route_prefix.strip("/")
         self.invoker = invoker
         self.max_body_bytes = max_body_bytes
@@ -96,6 +100,12 @@ class FunctionsHttpServer(ThreadingHTTPServer):
             log.info("connection closed by the client (%s)", type(error).__name__)
         else:
             log.exception("unexpected error serving a request")
+
+    def cors_origin(self, origin: str | None) -> str | None:
+        """The request's Origin when the host's CORS list allows it (``*``: any), else ``None``."""
+        if not origin or not self.cors_origins:
+            return None
+        return origin if "*" in self.cors_origins or origin.lower() in self.cors_origins else None
 
     def resolve(self, method: str, path: str) -> tuple[HttpFunction, dict[str, str]] | tuple[None, list[str]]:
         """The function for (method, path), or (None, allowed methods) — empty list for unknown paths."""
@@ -198,6 +208,7 @@ class DevHostRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         started = time.perf_counter()
         method = self.command.upper()
+        self._cors: str | None = None
         split = urlsplit(self.path)
         path = split.path or "/"
         status: int
@@ -206,6 +217,21 @@ class DevHostRequestHandler(BaseHTTPRequestHandler):
         if path.rstrip("/") == "/admin/host/status" and method in {"GET", "HEAD"}:
             status, headers, body = 200, [("Content-Type", "application/json")], b'{"state":"Running"}'
             self._write(method, status, headers, body)
+            return
+        # CORS as the Functions host does it (platform CORS on Azure, Host.CORS locally): an allowed origin's
+        # preflight is answered before any function, and every answer to that origin says it may read it.
+        self._cors = self.server.cors_origin(self.headers.get("Origin"))
+        if method == "OPTIONS" and self.headers.get("Access-Control-Request-Method") and self._cors:
+            preflight = [
+                ("Access-Control-Allow-Methods", self.headers.get("Access-Control-Request-Method") or "GET"),
+                ("Access-Control-Allow-Headers", self.headers.get("Access-Control-Request-Headers") or ""),
+                ("Access-Control-Max-Age", "600"),
+            ]
+            self._drain_small_body()
+            self._write(method, 204, preflight, b"")
+            self._log(method, path, 204, started)
+            return
+        if path.startswith(dev_signin.PREFIX) and self._dev_signin(method, path, split.query, started):
             return
         # As in ASP.NET Core routing, HEAD is served only by functions that list it (no implicit GET).
         function, found = self.server.resolve(method, path)
@@ -253,6 +279,21 @@ class DevHostRequestHandler(BaseHTTPRequestHandler):
             status, headers, body = problem(500, "Internal Server Error")
         self._write(method, status, headers, body)
         self._log(method, path, status, started)
+
+    def _dev_signin(self, method: str, path: str, query: str, started: float) -> bool:
+        """The development sign-in (devhost/dev_signin.py) when it answers this request."""
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdigit() or int(length) > dev_signin.MAX_BODY:
+            return False
+        body = self.rfile.read(int(length)) if int(length) else b""
+        answer = dev_signin.handle(os.environ, method, path, self._params(query), body)
+        if answer is None:
+            status, headers, payload = problem(404, "Not Found", "no function serves this path")
+        else:
+            status, headers, payload = answer
+        self._write(method, status, headers, payload)
+        self._log(method, path, status, started)
+        return True
 
     def _drain_small_body(self) -> None:
         """Consume a small unread body so keep-alive stays usable; close the connection otherwise."""
@@ -310,6 +351,13 @@ class DevHostRequestHandler(BaseHTTPRequestHandler):
             for name, value in headers
             if name.lower() not in {"content-length", "transfer-encoding", "connection", "date"}
         ]
+        origin = getattr(self, "_cors", None)  # set per request by _dispatch
+        if origin:
+            lines += [
+                f"Access-Control-Allow-Origin: {origin}",
+                "Access-Control-Expose-Headers: ETag, Location, Retry-After, X-Correlation-Id",
+                "Vary: Origin",
+            ]
         lines.append(f"Content-Length: {len(body)}")
         if self.close_connection or self.server.stopping.is_set():
             lines.append("Connection: close")

@@ -3,7 +3,9 @@
 Per queue-triggered function one poller thread and a bounded pool of ``batchSize + newBatchThreshold``
 workers. The poller fetches up to ``batchSize`` messages whenever the number in flight has dropped to
 ``newBatchThreshold``; received messages stay invisible to other consumers for a processing lease, so several
-devhost processes on the same queue never process one message at the same time. Success deletes the
+devhost processes on the same queue never process one message at the same time; the lease is renewed
+every half lease while the function runs (``MessageLease``), as the Functions host does, so a function
+that runs longer than the lease is not handed to another consumer meanwhile. Success deletes the
 message; a failure makes it visible again after ``visibilityTimeout``; the ``maxDequeueCount``-th failure
 moves it to ``<queue>-poison``. An empty queue is polled with randomized exponential back-off up to
 ``maxPollingInterval``. Message bodies are base64-decoded when ``messageEncoding`` is base64 (the default).
@@ -17,7 +19,7 @@ import logging
 import math
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,6 +27,7 @@ import azure.functions.queue as func_queue
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import LinearRetry, QueueClient, QueueServiceClient
 
+from devhost.clock import SYSTEM_CLOCK, Clock
 from devhost.config import HostConfigError, QueueOptions, resolve_setting_refs
 from devhost.index import QueueFunction
 from devhost.invoke import Invoker
@@ -61,6 +64,60 @@ def decode_body(content: str, encoding: str) -> bytes:
                 "queue message is not valid base64 (host.json messageEncoding is base64)"
             ) from exc
     return content.encode("utf-8")
+
+
+class MessageLease:
+    """Keeps a received message invisible to other consumers while it is processed: every ``lease / 2``
+    seconds its visibility is extended to ``lease`` again. The Functions host does the same (it receives
+    with a 10-minute visibility and renews it at half time while the function runs,
+    https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-queue-trigger:
+    "the queue trigger automatically prevents a function from processing a queue message multiple times
+    simultaneously"). Without it, a run that outlasts the lease is redelivered while still running: two
+    runs of one message at once, and each redelivery counts toward ``maxDequeueCount`` and the poison
+    queue. Each renewal changes the pop receipt; ``message.pop_receipt`` is kept current, so the
+    delete or release after the run uses the latest one."""
+
+    def __init__(
+        self,
+        queue: QueueClient,
+        message: Any,
+        lease: float,
+        on_renew: Callable[[], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.clock = clock
+        self.queue = queue
+        self.message = message
+        self.lease = lease
+        self._on_renew = on_renew
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name="devhost-lease", daemon=True)
+
+    def __enter__(self) -> MessageLease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _keep(self) -> None:
+        while not self.clock.wait(self._done, self.lease / 2):
+            try:
+                updated = self.queue.update_message(
+                    self.message.id, self.message.pop_receipt, visibility_timeout=math.ceil(self.lease)
+                )
+            except ResourceNotFoundError:
+                log.warning("queue %s: lease of message %s was lost", self.queue.queue_name, self.message.id)
+                return
+            except AzureError as exc:  # storage hiccup: try again at the next half lease
+                log.warning("queue %s: cannot renew a lease (%s)", self.queue.queue_name, type(exc).__name__)
+                continue
+            self.message.pop_receipt = updated.pop_receipt
+            self.message.next_visible_on = updated.next_visible_on
+            if self._on_renew is not None:
+                self._on_renew()
 
 
 class QueueClients:
@@ -118,7 +175,9 @@ class QueueListener:
         options: QueueOptions,
         invoker: Invoker,
         processing_lease: int = DEFAULT_PROCESSING_LEASE,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.function = function
         self.options = options
         self.invoker = invoker
@@ -128,6 +187,7 @@ class QueueListener:
         self.poison = clients.get(function.connection, self.queue.queue_name + "-poison")
         self._failing = False
         self._stop = threading.Event()
+        self.lease_renewals = 0  # leases renewed while functions ran (MessageLease)
         self._in_flight = 0
         self._changed = threading.Condition()
         self._pool = ThreadPoolExecutor(
@@ -193,8 +253,9 @@ class QueueListener:
             # Empty queue: randomized exponential back-off, capped at maxPollingInterval.
             ceiling = self.options.max_polling_interval
             delay = min(ceiling, max(MIN_POLLING_INTERVAL, delay * 2))
-            self._stop.wait(
-                random.uniform(MIN_POLLING_INTERVAL, delay) if delay > MIN_POLLING_INTERVAL else delay
+            self.clock.wait(
+                self._stop,
+                random.uniform(MIN_POLLING_INTERVAL, delay) if delay > MIN_POLLING_INTERVAL else delay,
             )
 
     def _process(self, message: Any) -> None:
@@ -224,7 +285,8 @@ class QueueListener:
                 expiration_time=message.expires_on,
                 time_next_visible=message.next_visible_on,
             )
-            self.invoker.invoke(self.function, trigger)
+            with MessageLease(self.queue, message, self.lease, on_renew=self._renewed, clock=self.clock):
+                self.invoker.invoke(self.function, trigger)
         except Exception:
             log.exception(
                 "function %s failed on message %s (attempt %d of %d)",
@@ -242,6 +304,16 @@ class QueueListener:
             self.queue.delete_message(message.id, message.pop_receipt)
         except ResourceNotFoundError:
             log.warning("queue %s: message %s was gone before delete", self.queue.queue_name, message.id)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages received and not yet deleted, released or poisoned."""
+        with self._changed:
+            return self._in_flight
+
+    def _renewed(self) -> None:
+        with self._changed:
+            self.lease_renewals += 1
 
     def _release(self, message: Any, delay: int) -> None:
         try:

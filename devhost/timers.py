@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import azure.functions.timer as func_timer
 from croniter import croniter
 
+from devhost.clock import SYSTEM_CLOCK, Clock
 from devhost.config import HostConfigError, is_timespan, parse_timespan, resolve_setting_refs
 from devhost.index import TimerFunction
 from devhost.invoke import Invoker
@@ -26,11 +27,6 @@ from devhost.singleton import TimerLock
 log = logging.getLogger("devhost.timers")
 
 LATE_TOLERANCE = dt.timedelta(seconds=1)
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Schedule:
@@ -72,14 +68,14 @@ class TimerRunner:
         function: TimerFunction,
         settings: Mapping[str, str],
         invoker: Invoker,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         lock: TimerLock | None = None,
     ) -> None:
         self.function = function
         self.lock = lock
         self.invoker = invoker
         self.clock = clock
-        self.schedule = Schedule(resolve_setting_refs(function.schedule, settings), clock())
+        self.schedule = Schedule(resolve_setting_refs(function.schedule, settings), clock.now())
         self._stop = threading.Event()
         self._last: dt.datetime | None = None
         self._thread = threading.Thread(target=self._run, name=f"devhost-timer-{function.name}", daemon=True)
@@ -96,7 +92,7 @@ class TimerRunner:
             self.lock.stop()
 
     def _fire(self, past_due: bool, next_due: dt.datetime) -> None:
-        now = self.clock()
+        now = self.clock.now()
         status: dict[str, Any] = {
             "Last": (self._last or now).isoformat(),
             "Next": next_due.isoformat(),
@@ -119,7 +115,7 @@ class TimerRunner:
                 return
             delay = policy.delay_before(attempt)
             log.info("timer function %s: retry %d in %.1f s (@app.retry)", self.function.name, attempt, delay)
-            if self._stop.wait(delay):
+            if self.clock.wait(self._stop, delay):
                 return
 
     def _run(self) -> None:
@@ -127,31 +123,31 @@ class TimerRunner:
         if lock is not None:
             lock.start()
         listening = False  # the timer listener runs only on the host holding the lock
-        base = self.clock()
+        base = self.clock.now()
         overran = False
         while not self._stop.is_set():
             if not listening:
                 if lock is not None and not lock.held():
-                    if self._stop.wait(1.0):
+                    if self.clock.wait(self._stop, 1.0):
                         return
                     continue
                 listening = True
                 if self.function.run_on_startup:
-                    self._fire(past_due=False, next_due=self.schedule.next_after(self.clock()))
-                base = self.clock()
+                    self._fire(past_due=False, next_due=self.schedule.next_after(self.clock.now()))
+                base = self.clock.now()
                 continue
             due = self.schedule.next_after(base)
-            wait = (due - self.clock()).total_seconds()
-            if wait > 0 and self._stop.wait(wait):
+            wait = (due - self.clock.now()).total_seconds()
+            if wait > 0 and self.clock.wait(self._stop, wait):
                 return
             if lock is not None and not lock.held():
                 log.info("timer %s: lock lost; another host fires it", self.function.name)
                 listening = False
                 continue
-            past_due = overran or self.clock() - due > LATE_TOLERANCE
+            past_due = overran or self.clock.now() - due > LATE_TOLERANCE
             self._fire(past_due=past_due, next_due=self.schedule.next_after(due))
             # Occurrences missed while it ran collapse into one immediate, past-due invocation.
-            now = self.clock()
+            now = self.clock.now()
             missed: dt.datetime | None = None
             candidate = self.schedule.next_after(due)
             for _ in range(100_000):

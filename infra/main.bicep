@@ -48,6 +48,8 @@ param legacyTokenEncryptionKeySecret string = ''
 
 @description('Comma-separated public IPv4 ranges (CIDR) allowed to call the Function App: the platform backend and the admins\' browsers, which open the OAuth callback. Empty: any address.')
 param allowedIpRanges string = ''
+@description('Comma-separated origins allowed to call the API from a browser (the platform web app).')
+param corsAllowedOrigins string = ''
 
 @description('Object id of whoever runs azd (azd fills AZURE_PRINCIPAL_ID): made a Key Vault Secrets Officer on the vault so they can store the app secrets. Empty: no role.')
 param principalId string = ''
@@ -135,6 +137,7 @@ module api 'app/api.bicep' = {
     tokenWrappingKeyId: keyVault.outputs.tokenWrappingKeyId
     legacyTokenEncryptionKeySecret: legacyTokenEncryptionKeySecret
     allowedIpRanges: allowedIpRanges
+    corsAllowedOrigins: corsAllowedOrigins
   }
 }
 

@@ -41,6 +41,8 @@ import json, sys
 state = json.load(open(sys.argv[1]))
 api = state["devhost_url"]
 print("\ndemo: the stack is still running:")
+print(f"  setup window     {api}/")
+print(f"  signed in        {api}/_devhost/sign-in?workspace={sys.argv[2]}&user=user-admin&role=admin&go=1")
 print(f"  product API      {api}/api/   (OpenAPI document: {api}/api/openapi.json)")
 for name, urls in state.get("services", {}).items():
     for key, url in urls.items():

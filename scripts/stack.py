@@ -400,6 +400,8 @@ def start(config: StackConfig) -> int:
             if service.on_ready is not None:
                 service.on_ready(config, ready_lines)
             save()
+        # The OAuth callback brings the admin back to the setup window this devhost serves.
+        settings["FRONTEND_URL"] = f"{config.devhost_url}/"
         devhost = DevHostProcess(
             config.app,
             settings,

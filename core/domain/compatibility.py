@@ -151,6 +151,52 @@ def matrix_cell(field_type: FieldType, attribute_type: AttributeType) -> tuple[L
     return level, why.replace("{field}", field_type.value)
 
 
+# The column-level rules ``check_compatibility`` adds to a matrix cell, as data for the window:
+# (key, level, reason). The worst level of the cell and these wins.
+COLUMN_RULES: tuple[tuple[str, Level, str], ...] = (
+    ("read_only", ERR, "IsValidForCreate and IsValidForUpdate are both false: Dynamics refuses any value"),
+    ("create_only", WARN, "IsValidForUpdate is false: set only when the record is created"),
+    ("update_only", WARN, "IsValidForCreate is false: set only when an existing record is updated"),
+    ("too_long", WARN, "a value known to be longer than the text column's MaxLength does not fit"),
+    ("date_only", WARN, "a DateOnly column drops the time of day"),
+    ("no_options", WARN, "a choice column that lists no options cannot convert labels to codes"),
+)
+
+# Campaign properties that are counts; every other one is text (core.domain.campaign_properties).
+CAMPAIGN_COUNTS = frozenset({"campaignOpens", "campaignClicks"})
+_NUMBER_COLUMNS = (A.INTEGER, A.BIGINT, A.DECIMAL, A.DOUBLE, A.MONEY)
+
+
+def campaign_fit(key: str, column: DynamicsColumn) -> tuple[FieldType | None, str]:
+    """How the activity writer (``campaign_properties.column_value``) fills ``column`` for the campaign
+    property ``key``: the value type it converts, and a caveat (a warning) -- or no type and why it cannot
+    (an error)."""
+    kind = column.attribute_type
+    if key in CAMPAIGN_COUNTS:
+        if kind in _TEXT_COLUMNS or kind in _NUMBER_COLUMNS:
+            return FieldType.INTEGER, ""
+        return None, f"{key} is a count: map it to a number or text column"
+    if kind in _TEXT_COLUMNS:
+        return FieldType.TEXT, ""
+    if kind in (A.PICKLIST, A.STATUS):
+        return FieldType.CHOICE, "written only when it is one value equal to an option label"
+    if kind is A.MULTI_SELECT_PICKLIST:
+        return FieldType.CHOICES, "written only when every value equals an option label"
+    return None, f"{key} is text: map it to a text column (String or Memo) or a choice column"
+
+
+def campaign_compatibility(key: str, column: DynamicsColumn) -> Compatibility:
+    """The icon of mapping the campaign property ``key`` to ``column`` (step 3)."""
+    field_type, limits = campaign_fit(key, column)
+    if field_type is None:
+        return Compatibility(ERR, (limits,))
+    compat = check_compatibility(field_type, column)
+    if not limits:
+        return compat
+    reasons = (*(compat.reasons if compat.level is not OK else ()), limits)
+    return Compatibility(WARN if compat.level is OK else compat.level, reasons)
+
+
 def check_compatibility(
     field_type: FieldType, column: DynamicsColumn, *, value_max_length: int | None = None
 ) -> Compatibility:

@@ -15,20 +15,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.domain.jobs import (
-    COUNT_KEYS,
     FINAL_STATES,
     FINISHED_CHUNKS,
-    ChunkState,
     ChunkStatus,
-    ErrorTally,
     JobRow,
     JobState,
     empty_counts,
-    job_state,
-    merge_tallies,
+    summarize_job,
 )
-
-TOP_ERRORS = 5
 
 
 @dataclass(frozen=True)
@@ -52,7 +46,7 @@ class JobStatus:
     progress: JobProgress
     errors: list[str]  # job- and chunk-level failures
     finished_at: str | None = None  # when its last chunk finished (a finished job only)
-    top_errors: tuple[ErrorTally, ...] = field(default_factory=tuple)
+    top_errors: tuple[tuple[str, int], ...] = field(default_factory=tuple)
     retry_of: str | None = None
     retried_by: str | None = None
     cancel_requested_at: str | None = None
@@ -95,7 +89,7 @@ class JobStatus:
             ],
             "errors": self.errors,
             "finishedAt": self.finished_at,
-            "topErrors": [[t.code, t.count, t.message] for t in self.top_errors],
+            "topErrors": [[code, count] for code, count in self.top_errors],
         }
 
     @classmethod
@@ -111,57 +105,38 @@ class JobStatus:
             progress=JobProgress(records, processed, chunks, done),
             errors=[str(e) for e in data.get("errors") or []],
             finished_at=data.get("finishedAt"),
-            top_errors=tuple(
-                ErrorTally(code, int(count), str(message))
-                for code, count, message in data.get("topErrors") or []
-            ),
+            top_errors=tuple((str(code), int(count)) for code, count in data.get("topErrors") or []),
         )
 
 
 def status_of(job: JobRow, chunks: Sequence[ChunkStatus]) -> JobStatus:
-    """The status of ``job`` from its chunk rows."""
-    counts = empty_counts()
-    counts["invalid"] = job.invalid_count
-    counts["skipped"] = job.skipped_count
-    processed = job.invalid_count + job.skipped_count
-    finished = [c for c in chunks if c.state in FINISHED_CHUNKS]
-    for chunk in chunks:
-        for key in COUNT_KEYS:
-            counts[key] += chunk.counts.get(key, 0)
-    for chunk in finished:
-        processed += chunk.records
-    cancelled = job.cancel_requested_at is not None
-    if job.total_chunks == 0:
-        state = JobState.FAILED if job.invalid_count else JobState.SUCCEEDED
-    else:
-        state = job_state(chunks, total_chunks=job.total_chunks, cancel_requested=cancelled)
-    if state is JobState.CANCELLED:
-        # Chunks never started (their messages, when they arrive, run nothing): not written.
-        unstarted = max(0, job.accepted - sum(c.records for c in finished))
-        counts["cancelled"] += unstarted
-        processed += unstarted
-    errors = sorted({c.error for c in chunks if c.error})
+    """The status of ``job`` from its chunk rows (``summarize_job``, with when it finished)."""
+    summary = summarize_job(
+        chunks,
+        total_chunks=job.total_chunks,
+        total_records=job.total_records,
+        invalid=job.invalid_count,
+        skipped=job.skipped_count,
+        job_error=job.error,
+        cancel_requested=job.cancel_requested_at is not None,
+    )
     finished_at = None
-    if state in FINAL_STATES:
-        finished_at = max((c.updated_at for c in finished if c.updated_at), default=None) or job.created_at
+    if summary.state in FINAL_STATES:
+        ends = [c.updated_at for c in chunks if c.state in FINISHED_CHUNKS and c.updated_at]
+        finished_at = max(ends, default=None) or job.cancel_requested_at or job.created_at
     return _base(
         job,
-        state=state,
-        counts=counts,
+        state=summary.state,
+        counts=summary.counts,
         progress=JobProgress(
             records=job.total_records,
-            processed=min(processed, job.total_records),
+            processed=summary.processed,
             chunks=job.total_chunks,
-            chunks_done=len(finished)
-            + (
-                sum(1 for c in chunks if c.state is ChunkState.QUEUED) + job.total_chunks - len(chunks)
-                if state is JobState.CANCELLED
-                else 0
-            ),
+            chunks_done=summary.chunks_done,
         ),
-        errors=errors + ([job.error] if job.error else []),
+        errors=summary.errors,
         finished_at=finished_at,
-        top_errors=merge_tallies((t for c in chunks for t in c.errors_by_code), limit=TOP_ERRORS),
+        top_errors=tuple(summary.top_error_codes),
     )
 
 
@@ -173,7 +148,7 @@ def _base(
     progress: JobProgress,
     errors: list[str],
     finished_at: str | None,
-    top_errors: tuple[ErrorTally, ...],
+    top_errors: tuple[tuple[str, int], ...],
 ) -> JobStatus:
     return JobStatus(
         job_id=job.job_id,

@@ -4,7 +4,8 @@ status (pure)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,6 +36,7 @@ class JobState(StrEnum):
     PARTIALLY_FAILED = "partially_failed"
     FAILED = "failed"
     PAUSED_RECONNECT = "paused_reconnect"
+    PAUSED_DISABLED = "paused_disabled"  # Dynamics is switched off for the workspace: resumes when enabled
     # Cancel asked for: a chunk is still finishing (it stops before its next Dynamics call, or finishes
     # the writes it has begun); then ``cancelled``.
     CANCELLING = "cancelling"
@@ -49,11 +51,16 @@ class ChunkState(StrEnum):
     RUNNING = "running"
     DONE = "done"
     PAUSED_RECONNECT = "paused_reconnect"
+    PAUSED_DISABLED = "paused_disabled"
     FAILED = "failed"
     CANCELLED = "cancelled"  # the job was cancelled before this chunk wrote anything
 
 
 FINISHED_CHUNKS = frozenset({ChunkState.DONE, ChunkState.FAILED, ChunkState.CANCELLED})
+
+
+# Chunk states that wait for something outside the job (a reconnect, the integration enabled again).
+PAUSED_CHUNK_STATES = frozenset({ChunkState.PAUSED_RECONNECT, ChunkState.PAUSED_DISABLED})
 
 
 class RecordAction(StrEnum):
@@ -71,7 +78,7 @@ class RecordAction(StrEnum):
     # Checkpoints while a chunk runs, never final: replaced by the chunk's report.
     CREATING = "creating"  # a create is being sent; on a retry, found by its id -> it was created
     UPDATING = "updating"  # an update is being sent; on a retry, found unchanged -> it was updated
-    PENDING = "pending"  # waiting for Dynamics to be reconnected
+    PENDING = "pending"  # waiting for Dynamics to be reconnected or enabled again
 
 
 COUNT_KEYS: tuple[str, ...] = (
@@ -115,6 +122,17 @@ class FieldError:
         return out
 
 
+@dataclass(frozen=True)
+class RecordWarning:
+    """Something the export left alone on purpose that the platform should show next to the record."""
+
+    code: str  # stable, e.g. company_not_identifiable
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
 @dataclass
 class RecordOutcome:
     seq: int  # position of the record in the submitted list
@@ -129,6 +147,7 @@ class RecordOutcome:
     # position and id. Its Dynamics id and action are filled in when the results are read (the record it
     # was merged into may not have run yet when this one is skipped).
     merged_into: tuple[int, str] | None = None
+    warnings: list[RecordWarning] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -147,6 +166,8 @@ class RecordOutcome:
             out["note"] = self.note
         if self.merged_into is not None:
             out["mergedInto"] = {"seq": self.merged_into[0], "platformId": self.merged_into[1]}
+        if self.warnings:
+            out["warnings"] = [w.to_json() for w in self.warnings]
         return out
 
 
@@ -161,6 +182,32 @@ def count_outcomes(outcomes: Iterable[RecordOutcome]) -> dict[str, int]:
         if key is not None:
             counts[key] += 1
     return counts
+
+
+# How a failed or invalid record counts in a job's error codes when no Dataverse error code names its
+# problem: refused before sending (validation), or failed without one (a chunk that gave up, a lost
+# connection).
+INVALID_CODE = "invalid"
+NO_CODE = "no_code"
+# A chunk row keeps at most this many distinct codes (the most frequent): a row stays small whatever
+# Dynamics answers.
+MAX_CHUNK_ERROR_CODES = 20
+TOP_ERROR_CODES = 5
+_BAD_ACTIONS = frozenset({RecordAction.FAILED, RecordAction.WOULD_FAIL, RecordAction.INVALID})
+
+
+def error_codes(outcomes: Iterable[RecordOutcome]) -> dict[str, int]:
+    """Failed and invalid records per error code (a record counts once per distinct code it carries),
+    the ``MAX_CHUNK_ERROR_CODES`` most frequent."""
+    counter: Counter[str] = Counter()
+    for outcome in outcomes:
+        if outcome.action not in _BAD_ACTIONS:
+            continue
+        codes = {e.code for e in outcome.errors if e.code}
+        if not codes:
+            codes = {INVALID_CODE if outcome.action is RecordAction.INVALID else NO_CODE}
+        counter.update(codes)
+    return dict(counter.most_common(MAX_CHUNK_ERROR_CODES))
 
 
 @dataclass(frozen=True)
@@ -185,50 +232,14 @@ class JobRow:
     retried_by: str | None = None  # the job sending this job's failed records again
     cancel_requested_at: str | None = None  # ISO 8601, UTC
     cancelled_by: str | None = None  # platform user (or service client) id from the cancelling token
+    # When retention began deleting the job's per-record results and staged payloads (ISO 8601, UTC).
+    records_deleted_at: str | None = None
+    records_deleted: bool = False  # retention has deleted all of them
 
     @property
     def accepted(self) -> int:
         """Records staged to be sent (neither invalid nor skipped as a duplicate)."""
         return self.total_records - self.invalid_count - self.skipped_count
-
-
-@dataclass(frozen=True)
-class ErrorTally:
-    """How many failed records carry one error code, and one of their messages as an example."""
-
-    code: str | None
-    count: int
-    message: str
-
-
-MAX_ERROR_MESSAGE = 300
-MAX_TALLIES = 10
-
-
-def tally_errors(outcomes: Iterable[RecordOutcome]) -> tuple[ErrorTally, ...]:
-    """Failed records by their first error's code, most frequent first (at most ``MAX_TALLIES``)."""
-    counts: dict[str | None, int] = {}
-    examples: dict[str | None, str] = {}
-    for outcome in outcomes:
-        if outcome.action not in (RecordAction.FAILED, RecordAction.WOULD_FAIL):
-            continue
-        first = outcome.errors[0] if outcome.errors else None
-        code = first.code if first is not None else None
-        counts[code] = counts.get(code, 0) + 1
-        examples.setdefault(code, (first.message if first is not None else "")[:MAX_ERROR_MESSAGE])
-    return merge_tallies([ErrorTally(c, n, examples[c]) for c, n in counts.items()])
-
-
-def merge_tallies(tallies: Iterable[ErrorTally], limit: int = MAX_TALLIES) -> tuple[ErrorTally, ...]:
-    """Tallies of several chunks added up by code, most frequent first (ties: by code), ``limit`` of
-    them."""
-    counts: dict[str | None, int] = {}
-    examples: dict[str | None, str] = {}
-    for tally in tallies:
-        counts[tally.code] = counts.get(tally.code, 0) + tally.count
-        examples.setdefault(tally.code, tally.message)
-    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] or ""))
-    return tuple(ErrorTally(code, n, examples[code]) for code, n in ordered[:limit])
 
 
 @dataclass(frozen=True)
@@ -239,9 +250,69 @@ class ChunkStatus:
     records: int
     error: str | None = None
     attempts: int = 0  # deliveries that started this chunk; 0 = no attempt has written anything yet
+    error_codes: Mapping[str, int] = field(default_factory=dict)  # see ``error_codes``
     updated_at: str = ""  # ISO 8601, UTC: when its row last changed (a finished chunk: when it finished)
-    # Failed records by error code (``None``: no Dynamics code, e.g. the chunk's own failure).
-    errors_by_code: tuple[ErrorTally, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """What a job's chunk rows add up to: its state, record counts, progress and most frequent error
+    codes (the status endpoints, the job list and the alerts of a job that ended badly read the same)."""
+
+    state: JobState
+    counts: dict[str, int]
+    processed: int  # records with a final outcome (invalid and skipped ones from the start)
+    chunks_done: int
+    top_error_codes: list[tuple[str, int]]  # most frequent first, then by code
+    errors: list[str]  # chunk-level reasons (a chunk that gave up, a pause), sorted
+
+
+def summarize_job(
+    chunks: Iterable[ChunkStatus],
+    *,
+    total_chunks: int,
+    total_records: int,
+    invalid: int = 0,
+    skipped: int = 0,
+    job_error: str | None = None,
+    cancel_requested: bool = False,
+) -> JobSummary:
+    """A job's summary from its chunk rows and what was known when it was submitted (``invalid`` and
+    ``skipped`` records never reach a chunk)."""
+    chunk_list = list(chunks)
+    counts = empty_counts()
+    counts["invalid"] = invalid
+    counts["skipped"] = skipped
+    processed = invalid + skipped
+    codes: Counter[str] = Counter({INVALID_CODE: invalid} if invalid else {})
+    for chunk in chunk_list:
+        for key in COUNT_KEYS:
+            counts[key] += chunk.counts.get(key, 0)
+        if chunk.state in FINISHED_CHUNKS:
+            processed += chunk.records
+        codes.update(chunk.error_codes)
+    if total_chunks == 0:
+        state = JobState.FAILED if invalid else JobState.SUCCEEDED
+    else:
+        state = job_state(chunk_list, total_chunks=total_chunks, cancel_requested=cancel_requested)
+    chunks_done = sum(1 for c in chunk_list if c.state in FINISHED_CHUNKS)
+    if state is JobState.CANCELLED:
+        # Chunks never started (their messages, when they arrive, run nothing): not written.
+        written = sum(c.records for c in chunk_list if c.state in FINISHED_CHUNKS)
+        unstarted = max(0, total_records - invalid - skipped - written)
+        counts["cancelled"] += unstarted
+        processed += unstarted
+        chunks_done = total_chunks
+    top = sorted(codes.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERROR_CODES]
+    errors = sorted({c.error for c in chunk_list if c.error})
+    return JobSummary(
+        state=state,
+        counts=counts,
+        processed=min(processed, total_records),
+        chunks_done=chunks_done,
+        top_error_codes=top,
+        errors=errors + ([job_error] if job_error else []),
+    )
 
 
 def job_state(
@@ -249,7 +320,8 @@ def job_state(
 ) -> JobState:
     """The job's state from its chunks.
 
-    Any chunk paused for the token pauses the job (it resumes after reconnect). A job is finished only
+    Any chunk paused for the token pauses the job (it resumes after reconnect); otherwise any chunk paused
+    because Dynamics is disabled pauses it (it resumes when Dynamics is enabled again). A job is finished only
     when every chunk is done or failed; then it succeeded if nothing failed, failed if nothing was
     written at all, else partially failed.
 
@@ -260,6 +332,8 @@ def job_state(
     chunk_list = list(chunks)
     if any(c.state is ChunkState.PAUSED_RECONNECT for c in chunk_list):
         return JobState.PAUSED_RECONNECT
+    if any(c.state is ChunkState.PAUSED_DISABLED for c in chunk_list):
+        return JobState.PAUSED_DISABLED
     if cancel_requested:
         busy = any(
             c.state is ChunkState.RUNNING or (c.state is ChunkState.QUEUED and c.attempts > 0)

@@ -246,6 +246,21 @@ def iter_conditions(rule: Rule) -> Iterable[Condition]:
             yield from iter_conditions(child)
 
 
+def identifiable(rule: Rule, record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` has the values ``rule`` compares (every condition of an AND, one branch of an
+    OR). A record that is not identifiable can never be found again by the rule: creating it in Dynamics
+    would create it again on every export."""
+    if rule.operator == "or":
+        return any(
+            identifiable(c, record) if isinstance(c, Rule) else platform_key(record, c) is not None
+            for c in rule.conditions
+        )
+    return all(
+        identifiable(c, record) if isinstance(c, Rule) else platform_key(record, c) is not None
+        for c in rule.conditions
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # Values on both sides
 # ------------------------------------------------------------------------------------------------

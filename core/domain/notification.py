@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,3 +19,5 @@ class Notification:
     message: str
     created_at: dt.datetime
     read_at: dt.datetime | None
+    # A job's notice (``core.domain.alerts.JobAlert.detail``): kind, id, state, counts, top error codes, link.
+    job: Mapping[str, Any] | None = None

@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field
 from core import bootstrap, openapi
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import ADMINS, EVERY_CALLER, SERVICE, Caller
+from core.domain.integration_switch import IntegrationDisabled
+from core.entrypoints.dynamics_problems import disabled_problem
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
     JOBS_PAGE_QUERY,
@@ -48,7 +50,7 @@ class ActivitiesAccepted(BaseModel):
     statusUrl: str
 
 
-@bp.route(route="dynamics/activities", methods=["POST"])
+@bp.route(route="api/dynamics/activities", methods=["POST"])
 @authenticated(callers=SERVICE)
 def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     request = read_model(req, ActivitiesRequest, MAX_ACTIVITIES_BYTES)
@@ -59,6 +61,8 @@ def post_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         )
     try:
         result = bootstrap.app().activity_service.submit(caller, request, idempotency_key=key)
+    except IntegrationDisabled as exc:
+        raise disabled_problem(exc) from None
     except JobQueueFull as exc:
         raise queue_full(exc) from None
     status_url = f"/api/dynamics/activities/{result.job_id}"
@@ -75,7 +79,7 @@ class ActivitiesList(BaseModel):
     )
 
 
-@bp.route(route="dynamics/activities", methods=["GET"])
+@bp.route(route="api/dynamics/activities", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def list_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     page = jobs_page(req, bootstrap.app().activity_service, caller.workspace_id, history_filter(req))
@@ -83,7 +87,7 @@ def list_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(body, omit_unset=True)
 
 
-@bp.route(route="dynamics/activities/{jobId}", methods=["GET"])
+@bp.route(route="api/dynamics/activities/{jobId}", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().activity_service.status(caller.workspace_id, job_id_param(req, "activities"))
@@ -92,7 +96,7 @@ def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(ActivitiesStatus.of(status), headers={"Cache-Control": "no-store"}, omit_unset=True)
 
 
-@bp.route(route="dynamics/activities/{jobId}/records", methods=["GET"])
+@bp.route(route="api/dynamics/activities/{jobId}/records", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)
@@ -104,7 +108,7 @@ def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResp
     return model_response(ActivityRecordsPage.model_validate(records_seen_by(caller, page)), omit_unset=True)
 
 
-@bp.route(route="dynamics/activities/{jobId}/cancel", methods=["POST"])
+@bp.route(route="api/dynamics/activities/{jobId}/cancel", methods=["POST"])
 @authenticated(callers=ADMINS | SERVICE)
 def cancel_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     try:
@@ -123,8 +127,11 @@ openapi.register(
     request=ActivitiesRequest,
     response=ActivitiesAccepted,
     status=202,
-    problems=(400, 401, 413, 415, 429),
+    problems=(400, 401, 409, 413, 415, 429),
     tags=TAG,
+    description="409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM "
+    "(nothing is queued). Jobs already queued or running pause (`paused_disabled`) when Dynamics is "
+    "disabled and resume when it is enabled again.",
     request_headers={
         "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "
         "same key (same workspace) answers the job the first one created instead of starting another",

@@ -138,7 +138,7 @@ def catalog(workspace_id: str) -> Catalog:
     )
 
 
-@bp.route(route="dynamics/catalog", methods=["GET"])
+@bp.route(route="api/dynamics/catalog", methods=["GET"])
 @authenticated()
 def get_dynamics_catalog(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(catalog(caller.workspace_id), headers={"Cache-Control": "private, max-age=300"})

@@ -187,20 +187,20 @@ def _save(req: func.HttpRequest, caller: Caller, step: Step | None) -> func.Http
     )
 
 
-@bp.route(route="dynamics/config", methods=["GET"])
+@bp.route(route="api/dynamics/config", methods=["GET"])
 @authenticated()
 def get_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     view = bootstrap.app().config_service.get(caller)
     return json_response(view.config.to_json(), headers=_headers(view))
 
 
-@bp.route(route="dynamics/config", methods=["PUT"])
+@bp.route(route="api/dynamics/config", methods=["PUT"])
 @authenticated(admin=True)
 def put_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return _save(req, caller, None)
 
 
-@bp.route(route="dynamics/config/validate", methods=["POST"])
+@bp.route(route="api/dynamics/config/validate", methods=["POST"])
 @authenticated()
 def validate_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     name = req.params.get("step")
@@ -232,13 +232,13 @@ def _history(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(HistoryPage.of(entries), headers={"Cache-Control": "no-store"})
 
 
-@bp.route(route="dynamics/config/history", methods=["GET"])
+@bp.route(route="api/dynamics/config/history", methods=["GET"])
 @authenticated()
 def get_dynamics_config_history(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return _history(req, caller)
 
 
-@bp.route(route="dynamics/config/{step}", methods=["GET"])
+@bp.route(route="api/dynamics/config/{step}", methods=["GET"])
 @authenticated()
 def get_dynamics_config_step(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     if req.route_params.get("step") == "history":  # hosts that try parameter routes before literal ones
@@ -248,7 +248,7 @@ def get_dynamics_config_step(req: func.HttpRequest, caller: Caller) -> func.Http
     return json_response(view.config.to_json()[step.member], headers=_headers(view))
 
 
-@bp.route(route="dynamics/config/{step}", methods=["PUT"])
+@bp.route(route="api/dynamics/config/{step}", methods=["PUT"])
 @authenticated(admin=True)
 def put_dynamics_config_step(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return _save(req, caller, _step(req))

@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from core import bootstrap, openapi
 from core.domain.caller import ADMINS, Caller
 from core.domain.connection import ConnectionRecord, ConnectionStatus, InvalidEnvironmentUrl
+from core.domain.integration_switch import IntegrationDisabled
+from core.entrypoints.dynamics_problems import disabled_problem
 from core.entrypoints.http_support import (
     HttpProblem,
     anonymous,
@@ -138,7 +140,7 @@ def _key_vault_down() -> HttpProblem:
     )
 
 
-@bp.route(route="dynamics/connect", methods=["POST"])
+@bp.route(route="api/dynamics/connect", methods=["POST"])
 @authenticated(admin=True)
 def dynamics_connect(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     body = read_model(req, ConnectRequest, max_bytes=4096)
@@ -153,10 +155,12 @@ def dynamics_connect(req: func.HttpRequest, caller: Caller) -> func.HttpResponse
         ) from None
     except KeyVaultUnavailable:
         raise _key_vault_down() from None
+    except IntegrationDisabled as exc:
+        raise disabled_problem(exc) from None
     return model_response(ConnectResponse(authorizationUrl=url), headers={"Cache-Control": "no-store"})
 
 
-@bp.route(route="dynamics/oauth/callback", methods=["GET"])
+@bp.route(route="api/dynamics/oauth/callback", methods=["GET"])
 @anonymous
 def dynamics_oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
     params = {k: req.params[k] for k in ("code", "state", "error", "error_description") if req.params.get(k)}
@@ -194,12 +198,14 @@ _COMPLETION_PROBLEMS: dict[str, tuple[int, str]] = {
 }
 
 
-@bp.route(route="dynamics/oauth/complete", methods=["POST"])
+@bp.route(route="api/dynamics/oauth/complete", methods=["POST"])
 @authenticated(admin=True)
 def dynamics_oauth_complete(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     body = read_model(req, CompleteRequest, max_bytes=1024)
     try:
         record = _components().service.complete_connect(caller, body.handle)
+    except IntegrationDisabled as exc:
+        raise disabled_problem(exc) from None
     except ConnectError as exc:
         status, title = _COMPLETION_PROBLEMS.get(exc.code, (502, "Sign-in could not be completed"))
         log.warning("Dynamics OAuth completion refused: %s", exc.code)
@@ -215,14 +221,14 @@ def dynamics_oauth_complete(req: func.HttpRequest, caller: Caller) -> func.HttpR
     return model_response(ConnectedAccount.of(record), headers={"Cache-Control": "no-store"})
 
 
-@bp.route(route="dynamics/connection", methods=["GET"])
+@bp.route(route="api/dynamics/connection", methods=["GET"])
 @authenticated()
 def dynamics_connection_get(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     record = _components().service.get(caller.workspace_id)
     return model_response(ConnectionView.of(record), headers={"Cache-Control": "no-store"})
 
 
-@bp.route(route="dynamics/connection", methods=["DELETE"])
+@bp.route(route="api/dynamics/connection", methods=["DELETE"])
 @authenticated(admin=True)
 def dynamics_connection_delete(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     try:
@@ -238,8 +244,10 @@ openapi.register(
     "Start connecting Dynamics 365 (returns the Microsoft sign-in URL)",
     request=ConnectRequest,
     response=ConnectResponse,
-    problems=(400, 401, 403, 415, 503),
+    problems=(400, 401, 403, 409, 415, 503),
     tags=TAG,
+    description="409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM: an "
+    "admin enables it on the Integrations page first.",
     callers=ADMINS,
 )
 openapi.register(
@@ -270,10 +278,11 @@ openapi.register(
     "the handle is spent; a used or unknown handle, or one older than 10 minutes, gets 410. The answer names "
     "the Microsoft account, tenant and environment that were connected. Problems carry a `code`: "
     "not_initiator, invalid_handle, expired_handle, token_exchange_failed, whoami_failed, "
-    "identity_provider_unavailable, key_vault_unavailable, storage_unavailable.",
+    "identity_provider_unavailable, key_vault_unavailable, storage_unavailable; 409 integration_disabled "
+    "when Dynamics was disabled meanwhile.",
     request=CompleteRequest,
     response=ConnectedAccount,
-    problems=(400, 401, 403, 410, 415, 502, 503),
+    problems=(400, 401, 403, 409, 410, 415, 502, 503),
     tags=TAG,
     callers=ADMINS,
 )

@@ -1,7 +1,8 @@
 """The problems an operation that reads live Dynamics answers when it cannot: one wording for all of them.
 
 409 ``code: not_connected`` (the workspace has no Dynamics connection), 409 ``code: reconnect_required``
-(with the ``reason``), 503 ``code: dynamics_unavailable`` (with ``Retry-After`` when Dynamics gave one).
+(with the ``reason``), 503 ``code: dynamics_unavailable`` (with ``Retry-After`` when Dynamics gave one);
+and 409 ``code: integration_disabled`` when Dynamics is not the workspace's enabled CRM (with ``activeCrm``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 
 from core.domain.connection import NotConnected, ReconnectRequired
+from core.domain.integration_switch import DISABLED_CODE, IntegrationDisabled
 from core.entrypoints.http_support import HttpProblem
 from core.services.dynamics.fields import DynamicsUnavailable
 
@@ -35,4 +37,11 @@ def dynamics_problem(exc: NotConnected | ReconnectRequired | DynamicsUnavailable
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return HttpProblem(
         503, "Dynamics unavailable", exc.reason, headers=headers, extra={"code": "dynamics_unavailable"}
+    )
+
+
+def disabled_problem(exc: IntegrationDisabled) -> HttpProblem:
+    """Dynamics is switched off for the workspace: nothing was sent or queued."""
+    return HttpProblem(
+        409, "Dynamics is disabled", str(exc), extra={"code": DISABLED_CODE, "activeCrm": exc.active}
     )

@@ -24,8 +24,10 @@ from pydantic import BaseModel, Field
 from core import bootstrap, openapi
 from core.domain.caller import EVERY_CALLER, Caller
 from core.domain.export_request import ExportRequest, ExportTrigger, RetryRequest
+from core.domain.integration_switch import IntegrationDisabled
 from core.domain.job_status import JobStatus
 from core.domain.jobs import ExportEntity, JobState
+from core.entrypoints.dynamics_problems import disabled_problem
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
     JOBS_PAGE_QUERY,
@@ -75,8 +77,10 @@ class ExportStatus(JobSummary):
     state: JobState = Field(
         description="paused_reconnect: waiting for an admin to reconnect Dynamics, for Microsoft sign-in or "
         "Key Vault to answer again, or for a setting of this deployment to be fixed (errors say which); "
-        "resumes by itself. cancelling: a cancel was asked and a chunk is still finishing (it stops before "
-        "its next Dynamics request, or finishes the writes it has begun); then cancelled"
+        "resumes by itself. paused_disabled: Dynamics was disabled for the workspace; the records not yet "
+        "written are pending and the job resumes when an admin enables Dynamics again. cancelling: a "
+        "cancel was asked and a chunk is still finishing (it stops before its next Dynamics request, or "
+        "finishes the writes it has begun); then cancelled"
     )
     createdAt: str = Field(description="ISO 8601, UTC")
     requestedBy: str = Field(description="platform user id of the exporting user")
@@ -121,7 +125,7 @@ class RetryAccepted(ExportAccepted):
     )
 
 
-@bp.route(route="dynamics/exports", methods=["POST"])
+@bp.route(route="api/dynamics/exports", methods=["POST"])
 @authenticated(callers=EVERY_CALLER)
 def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     request = read_model(req, ExportRequest, MAX_EXPORT_BYTES)
@@ -132,6 +136,8 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         )
     try:
         result = bootstrap.app().export_service.submit(caller, request, idempotency_key=key)
+    except IntegrationDisabled as exc:
+        raise disabled_problem(exc) from None
     except InvalidExport as exc:
         errors = [p.as_json() for p in exc.problems]
         raise HttpProblem(400, "Invalid export request", f"{len(errors)} problem(s)", errors=errors) from None
@@ -144,7 +150,7 @@ def post_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(body, status=202, headers={"Location": status_url})
 
 
-@bp.route(route="dynamics/exports", methods=["GET"])
+@bp.route(route="api/dynamics/exports", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     flt = history_filter(
@@ -155,7 +161,7 @@ def list_exports(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(body, omit_unset=True)
 
 
-@bp.route(route="dynamics/exports/{jobId}", methods=["GET"])
+@bp.route(route="api/dynamics/exports/{jobId}", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().export_service.status(caller.workspace_id, job_id_param(req, "export"))
@@ -164,7 +170,7 @@ def get_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(ExportStatus.of(status), headers={"Cache-Control": "no-store"}, omit_unset=True)
 
 
-@bp.route(route="dynamics/exports/{jobId}/records", methods=["GET"])
+@bp.route(route="api/dynamics/exports/{jobId}/records", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = records_query(req)
@@ -176,7 +182,7 @@ def get_export_records(req: func.HttpRequest, caller: Caller) -> func.HttpRespon
     return model_response(RecordsPage.model_validate(records_seen_by(caller, page)), omit_unset=True)
 
 
-@bp.route(route="dynamics/exports/{jobId}/retry", methods=["POST"])
+@bp.route(route="api/dynamics/exports/{jobId}/retry", methods=["POST"])
 @authenticated(callers=EVERY_CALLER)
 def retry_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     job_id = job_id_param(req, "export")
@@ -216,7 +222,7 @@ def retry_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(body, status=202, headers={"Location": status_url})
 
 
-@bp.route(route="dynamics/exports/{jobId}/cancel", methods=["POST"])
+@bp.route(route="api/dynamics/exports/{jobId}/cancel", methods=["POST"])
 @authenticated(callers=EVERY_CALLER)
 def cancel_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     try:
@@ -235,8 +241,11 @@ openapi.register(
     request=ExportRequest,
     response=ExportAccepted,
     status=202,
-    problems=(400, 401, 413, 415, 429),
+    problems=(400, 401, 409, 413, 415, 429),
     tags=TAG,
+    description="409 `code: integration_disabled` when Dynamics is not the workspace's enabled CRM "
+    "(nothing is queued; `activeCrm` names the enabled one). Jobs already queued or running pause "
+    "(`paused_disabled`) when Dynamics is disabled and resume when it is enabled again.",
     request_headers={
         "Idempotency-Key": f"Optional, 1..{MAX_IDEMPOTENCY_KEY} characters: a retried request with the "
         "same key (same workspace) answers the job the first one created instead of starting another",

@@ -180,7 +180,7 @@ def listing(req: func.HttpRequest, caller: Caller) -> FieldsListing:
         raise dynamics_problem(exc) from None
 
 
-@bp.route(route="dynamics/fields", methods=["GET"])
+@bp.route(route="api/dynamics/fields", methods=["GET"])
 @authenticated()
 def get_dynamics_fields(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(

@@ -2,7 +2,7 @@
 
 Usage in a blueprint::
 
-    @bp.route(route="dynamics/config", methods=["PUT"])
+    @bp.route(route="api/dynamics/config", methods=["PUT"])
     @authenticated(admin=True)
     def put_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         body = read_model(req, DynamicsConfig)          # 415 / 413 / 400 raised as HttpProblem

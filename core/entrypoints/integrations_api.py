@@ -120,13 +120,13 @@ class IntegrationsList(BaseModel):
         return cls(integrations=[IntegrationCardModel.of(c) for c in cards], activeCrm=active)
 
 
-@bp.route(route="integrations", methods=["GET"])
+@bp.route(route="api/integrations", methods=["GET"])
 @authenticated()
 def list_integrations(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return model_response(IntegrationsList.of(bootstrap.app().integrations_service.list(caller)))
 
 
-@bp.route(route="integrations/{crm}", methods=["PUT"])
+@bp.route(route="api/integrations/{crm}", methods=["PUT"])
 @authenticated(admin=True)
 def put_integration(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     crm = req.route_params.get("crm", "")
@@ -157,6 +157,12 @@ openapi.register(
     "PUT",
     "/api/integrations/{crm}",
     "Enable or disable a CRM (admin); 409 names the CRM that is already active",
+    description="While Dynamics is not the enabled CRM, connecting, exports and activities answer 409 "
+    "`integration_disabled`, and queued or running Dynamics jobs pause (`paused_disabled`: a running chunk "
+    "stops before its next Dynamics write, its unwritten records stay `pending`). Enabling Dynamics "
+    "again resumes them. The Dynamics connection is kept, and its tokens keep being refreshed while "
+    "disabled, so it still works when Dynamics is enabled again. To switch CRMs, disable the enabled one "
+    "first.",
     request=EnableRequest,
     response=IntegrationCardModel,
     problems=(403, 404, 409),

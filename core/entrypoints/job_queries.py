@@ -113,11 +113,11 @@ class JobCounts(BaseModel):
 
 
 class TopError(BaseModel):
-    code: str | None = Field(
-        description="Dataverse error code, e.g. 0x80044331; null: no code (a chunk's own failure)"
+    code: str = Field(
+        description="Dataverse error code, e.g. 0x80044331; invalid: refused before sending; no_code: "
+        "failed without one (a chunk that gave up)"
     )
-    count: int = Field(description="failed records whose first error has this code")
-    message: str = Field(description="one of their messages, as an example")
+    count: int = Field(description="failed or invalid records carrying this code")
 
 
 class JobSummary(BaseModel):
@@ -142,7 +142,7 @@ class JobSummary(BaseModel):
 def summary_fields(status: JobStatus) -> dict[str, Any]:
     """The ``JobSummary`` members of ``status`` that are set (the others are left out of the answer)."""
     out: dict[str, Any] = {
-        "topErrors": [TopError(code=t.code, count=t.count, message=t.message) for t in status.top_errors]
+        "topErrors": [TopError(code=code, count=count) for code, count in status.top_errors]
     }
     optional = {
         "finishedAt": status.finished_at,
@@ -193,6 +193,16 @@ class MergedInto(_Strict):
     dynamicsId: str | None = Field(default=None, description="the Dynamics record it was written to")
 
 
+class RecordWarning(_Strict):
+    code: str = Field(
+        description="company_not_identifiable: the contact's company has none of the values the company "
+        "identifier compares, so it was not created and the contact kept its current company; "
+        "company_kept: the contact stayed under its current company rather than move to a new one of the "
+        "same name"
+    )
+    message: str
+
+
 class RecordResult(_Strict):
     seq: int = Field(description="position in the submitted list")
     platformId: str
@@ -210,6 +220,9 @@ class RecordResult(_Strict):
         default=None,
         description="skipped as the same person or company as an earlier record of the same export: that "
         "record, with its Dynamics id and action (dynamicsId above is the same id)",
+    )
+    warnings: list[RecordWarning] = Field(
+        default_factory=list, description="what the export left alone on purpose, and why"
     )
 
 
@@ -251,8 +264,8 @@ class ActivitiesProgress(BaseModel):
 class ActivitiesStatus(JobSummary):
     jobId: str
     state: str = Field(
-        description="queued, running, succeeded, partially_failed, failed, paused_reconnect, cancelling, "
-        "cancelled"
+        description="queued, running, succeeded, partially_failed, failed, paused_reconnect, paused_disabled "
+        "(Dynamics disabled for the workspace: resumes when it is enabled again), cancelling, cancelled"
     )
     createdAt: str = Field(description="ISO 8601, UTC")
     requestedBy: str

@@ -18,13 +18,13 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 TAG = ("Service",)
 
 
-@bp.route(route="openapi.json", methods=["GET"])
+@bp.route(route="api/openapi.json", methods=["GET"])
 @anonymous
 def get_openapi(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(openapi.document(), headers={"Cache-Control": "no-cache"})
 
 
-@bp.route(route="health", methods=["GET"])
+@bp.route(route="api/health", methods=["GET"])
 @anonymous
 def get_health(req: func.HttpRequest) -> func.HttpResponse:
     health = bootstrap.app().health.check()
@@ -33,7 +33,7 @@ def get_health(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
-@bp.route(route="health/dynamics", methods=["GET"])
+@bp.route(route="api/health/dynamics", methods=["GET"])
 @authenticated()
 def get_dynamics_health(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     health = bootstrap.app().health.check_dynamics(caller.workspace_id)

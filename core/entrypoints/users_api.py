@@ -95,7 +95,7 @@ def _limit(req: func.HttpRequest) -> int:
     return int(raw)
 
 
-@bp.route(route="dynamics/users", methods=["GET"])
+@bp.route(route="api/dynamics/users", methods=["GET"])
 @authenticated(admin=True)
 def get_dynamics_users(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     search = (req.params.get("search") or "").strip()
@@ -126,7 +126,7 @@ def get_dynamics_users(req: func.HttpRequest, caller: Caller) -> func.HttpRespon
     return model_response(body, headers={"Cache-Control": "no-store"})
 
 
-@bp.route(route="dynamics/users/suggestions", methods=["POST"])
+@bp.route(route="api/dynamics/users/suggestions", methods=["POST"])
 @authenticated(admin=True)
 def post_dynamics_user_suggestions(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     body = read_model(req, SuggestionsRequest)

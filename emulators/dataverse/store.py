@@ -11,6 +11,10 @@ folded value to one record id (a str) or, when several rows share it, a set of i
 unique columns small; rows without a value are not indexed (a null lookup scans). All access goes through
 one re-entrant lock; ``transaction()`` records an undo log so a failing change set or bulk call leaves no
 trace.
+
+Over 400 lines because the hash indexes, the q-gram postings for ``contains`` and the query planner that
+picks between them share one lock, one undo log and one row-position map; split apart they would each
+need the others' private state.
 """
 
 from __future__ import annotations
@@ -29,6 +33,18 @@ Index = dict[Any, "str | set[str]"]
 Grams = dict[str, "array[int]"]  # q-gram -> positions of the rows whose folded text holds it (append-only)
 GRAM = 4  # q-gram length: contains() needles of 4+ characters use the q-gram index (3-grams of digits
 # are too common to narrow a lookup: "company0012345.example" shares each with ~1,000 of 200,000 rows)
+# Low-entropy text (digits, hex) makes even 4-gram postings grow with the table: "3456" is held by ~80 of
+# 200,000 "company0123456.example" rows and by ~4 of 10,000. For such needles a second, sampled index of
+# 8-grams taken at every 4th position of a value (built for a column the first time a needle needs it) keeps
+# a lookup's cost at what it returns: a needle of 8 + 4 - 1 characters or more holds, at one of 4
+# consecutive offsets, the 8-gram sampled where its match starts in the row (q-samples, as in Sutinen &
+# Tarhio's filtering for approximate matching). Sampling every 4th position keeps it at a quarter of the
+# postings a full 8-gram index would hold.
+LONG_GRAM = 8
+LONG_STEP = 4
+LONG_NEEDLE = LONG_GRAM + LONG_STEP - 1  # shortest needle the sampled index can serve
+LONG_WHEN = 8  # a needle whose rarest 4-gram more rows hold than this may use the sampled index
+LongGrams = dict[str, "int | array[int]"]  # sampled 8-gram -> position, or positions when several rows
 
 
 def _index_add(index: Index, key: Any, record_id: str) -> None:
@@ -65,13 +81,39 @@ def _grams(text: str) -> set[str]:
     return {text[i : i + GRAM] for i in range(len(text) - GRAM + 1)}
 
 
+def _sampled_grams(text: str) -> set[str]:
+    return {text[i : i + LONG_GRAM] for i in range(0, len(text) - LONG_GRAM + 1, LONG_STEP)}
+
+
+def _gram_add(postings: Grams, gram: str, pos: int) -> None:
+    held = postings.get(gram)
+    if held is None:
+        held = postings[gram] = array("i")
+    held.append(pos)
+
+
+def _long_add(postings: LongGrams, gram: str, pos: int) -> None:
+    held = postings.get(gram)
+    if held is None:
+        postings[gram] = pos
+    elif isinstance(held, int):
+        postings[gram] = array("i", (held, pos))
+    else:
+        held.append(pos)
+
+
+def _long_size(held: int | array[int] | None) -> int:
+    return 0 if held is None else 1 if isinstance(held, int) else len(held)
+
+
 class _TableData:
-    __slots__ = ("by_position", "grams", "indexes", "position", "rows", "sequence")
+    __slots__ = ("by_position", "grams", "indexes", "long_grams", "position", "rows", "sequence")
 
     def __init__(self) -> None:
         self.rows: dict[str, Row] = {}
         self.indexes: dict[str, Index] = {}
         self.grams: dict[str, Grams] = {}  # column -> q-gram postings, built on the first contains() query
+        self.long_grams: dict[str, LongGrams] = {}  # column -> sampled 8-grams, built when first needed
         self.position: dict[str, int] = {}  # insertion order, so indexed reads come back in table order
         self.by_position: dict[int, str] = {}  # the inverse of ``position`` (q-gram postings hold positions)
         self.sequence = 0
@@ -96,6 +138,7 @@ class Store:
         for name, data in self._tables.items():
             data.indexes = {column: {} for column in self._eager.get(name, ())}
         self._undo: list[tuple[str, str, Row | None]] | None = None
+        self._plans: dict[tuple[str, str], tuple[int, list[array[int]], int | None]] = {}
         self._version = 1000
         self.version_lock = threading.Lock()
 
@@ -154,6 +197,7 @@ class Store:
         indexes would not save a full scan. Cost: the postings and index entries it touches, not the table."""
         with self.lock:
             data = self._tables[table]
+            self._plans.clear()  # the estimate's needle plans serve the look-up that follows (under the lock)
             estimate = self._estimate(table, data, hint)
             if estimate is None or estimate >= len(data.rows):
                 return None
@@ -177,8 +221,7 @@ class Store:
         if isinstance(hint, ContainsHint):
             if any(len(needle) < GRAM for needle in hint.needles):
                 return None
-            grams = self._gram_index(data, hint.column)
-            return sum(min(len(grams.get(g, ())) for g in _grams(needle)) for needle in hint.needles)
+            return sum(self._needle_plan(data, hint.column, needle)[0] for needle in hint.needles)
         if isinstance(hint, AnyHint):
             total = 0
             for part in hint.parts:
@@ -194,16 +237,10 @@ class Store:
         if isinstance(hint, EqHint):
             return self._ids(table, data, hint.column, hint.values)
         if isinstance(hint, ContainsHint):
-            grams = data.grams[hint.column]
             found: set[str] = set()
+            by_position = data.by_position
             for needle in hint.needles:
-                postings = sorted((grams.get(g, ()) for g in _grams(needle)), key=len)
-                positions = set(postings[0])
-                for more in postings[1:3]:  # the rarest q-grams together narrow to the few true matches
-                    if len(positions) <= 4:
-                        break
-                    positions.intersection_update(more)
-                by_position = data.by_position
+                positions = self._needle_positions(data, hint.column, needle)
                 found.update(by_position[p] for p in positions if p in by_position)
             return found
         if isinstance(hint, AnyHint):
@@ -236,22 +273,96 @@ class Store:
                 ids.update(held)
         return ids
 
+    def _needle_plan(
+        self, data: _TableData, column: str, needle: str
+    ) -> tuple[int, list[array[int]], int | None]:
+        """How to find the rows that may hold ``needle``: an upper bound of their number, the 4-gram
+        postings rarest first, and the start of the needle's window of sampled 8-grams when those are the
+        cheaper way (the rarest 4-gram is common and the needle long enough), else None. Cost: dict
+        look-ups, no posting is copied."""
+        plan = self._plans.get((column, needle))
+        if plan is None:
+            plan = self._plans[column, needle] = self._new_needle_plan(data, column, needle)
+        return plan
+
+    def _new_needle_plan(
+        self, data: _TableData, column: str, needle: str
+    ) -> tuple[int, list[array[int]], int | None]:
+        long = data.long_grams.get(column)
+        if long is not None and len(needle) >= LONG_NEEDLE:
+            # A column known to hold low-entropy text: its sampled 8-grams first, the 4-grams only when
+            # no window of them narrows (each probe of a large index is a cache miss, so fewer is cheaper).
+            start, sampled = self._sampled_window(long, needle)
+            if sampled <= LONG_WHEN:
+                return sampled, [], start
+        grams = self._gram_index(data, column)
+        postings = sorted((grams.get(g, ()) for g in _grams(needle)), key=len)
+        rarest = len(postings[0])
+        if rarest <= LONG_WHEN or len(needle) < LONG_NEEDLE:
+            return rarest, postings, None
+        start, sampled = self._sampled_window(self._long_index(data, column), needle)
+        return (sampled, postings, start) if sampled < rarest else (rarest, postings, None)
+
+    @staticmethod
+    def _sampled_window(long: LongGrams, needle: str) -> tuple[int, int]:
+        """The start of the needle's window of 4 offsets whose sampled 8-grams fewest rows hold, and how
+        many postings they have together."""
+        sizes = [_long_size(long.get(needle[k : k + LONG_GRAM])) for k in range(len(needle) - LONG_GRAM + 1)]
+        start = min(range(len(needle) - LONG_NEEDLE + 1), key=lambda w: sum(sizes[w : w + LONG_STEP]))
+        return start, sum(sizes[start : start + LONG_STEP])
+
+    def _needle_positions(self, data: _TableData, column: str, needle: str) -> set[int]:
+        """The positions of the rows that may hold ``needle`` (a superset of the true matches)."""
+        _, postings, start = self._needle_plan(data, column, needle)
+        if start is None:
+            positions = set(postings[0])
+            rest: list[array[int]] = postings[1:3]
+        else:
+            positions = set()
+            long = data.long_grams[column]
+            for k in range(start, start + LONG_STEP):
+                held = long.get(needle[k : k + LONG_GRAM])
+                if isinstance(held, int):
+                    positions.add(held)
+                elif held is not None:
+                    positions.update(held)
+            rest = []  # common 4-grams: intersecting with them would cost what the sampled index saved
+        for more in rest:  # the rarest q-grams together narrow to the few true matches
+            if len(positions) <= 4:
+                break
+            positions.intersection_update(more)
+        return positions
+
+    def _long_index(self, data: _TableData, column: str) -> LongGrams:
+        long = data.long_grams.get(column)
+        if long is None:
+            long = data.long_grams[column] = self._postings_of(data, column, _sampled_grams, _long_add)
+        return long
+
     def _gram_index(self, data: _TableData, column: str) -> Grams:
         grams = data.grams.get(column)
         if grams is None:
-            grams = data.grams[column] = {}
-            text_fold = self._text_fold
-            position = data.position
-            for record_id, row in data.rows.items():
-                value = row.get(column)
-                if value is not None:
-                    pos = position[record_id]
-                    for gram in _grams(text_fold(str(value))):
-                        postings = grams.get(gram)
-                        if postings is None:
-                            postings = grams[gram] = array("i")
-                        postings.append(pos)
+            grams = data.grams[column] = self._postings_of(data, column, _grams, _gram_add)
         return grams
+
+    def _postings_of(
+        self,
+        data: _TableData,
+        column: str,
+        grams_of: Callable[[str], set[str]],
+        add: Callable[[Any, str, int], None],
+    ) -> Any:
+        """Postings of every row's folded ``column`` value, built in one pass (once per column)."""
+        postings: dict[str, Any] = {}
+        text_fold = self._text_fold
+        position = data.position
+        for record_id, row in data.rows.items():
+            value = row.get(column)
+            if value is not None:
+                pos = position[record_id]
+                for gram in grams_of(text_fold(str(value))):
+                    add(postings, gram, pos)
+        return postings
 
     # -- writes ------------------------------------------------------------------------------
     def put(self, table: str, record_id: str, row: Row) -> None:
@@ -268,23 +379,32 @@ class Store:
                 data.by_position[data.sequence] = record_id
             for column, index in data.indexes.items():
                 _index_add(index, self._fold(row.get(column)), record_id)
+            pos = data.position[record_id]
             for column, grams in data.grams.items():
-                self._add_grams(grams, data.position[record_id], row.get(column), old and old.get(column))
+                self._add_postings(grams, _grams, _gram_add, pos, row.get(column), old and old.get(column))
+            for column, long in data.long_grams.items():
+                self._add_postings(
+                    long, _sampled_grams, _long_add, pos, row.get(column), old and old.get(column)
+                )
 
-    def _add_grams(self, grams: Grams, pos: int, value: Any, old: Any) -> None:
-        """Postings for the q-grams the new value has and the old one had not (stale postings of a changed
+    def _add_postings(
+        self,
+        postings: Any,
+        grams_of: Callable[[str], set[str]],
+        add: Callable[[Any, str, int], None],
+        pos: int,
+        value: Any,
+        old: Any,
+    ) -> None:
+        """Postings for the grams the new value has and the old one had not (stale postings of a changed
         or deleted row stay: reads re-check every candidate, and deleted positions have no row)."""
         if value is None or value == old:
             return
-        text_fold = self._text_fold
-        added = _grams(text_fold(str(value)))
+        added = grams_of(self._text_fold(str(value)))
         if old is not None:
-            added -= _grams(text_fold(str(old)))
+            added -= grams_of(self._text_fold(str(old)))
         for gram in added:
-            postings = grams.get(gram)
-            if postings is None:
-                postings = grams[gram] = array("i")
-            postings.append(pos)
+            add(postings, gram, pos)
 
     def delete(self, table: str, record_id: str) -> Row | None:
         with self.lock:
@@ -331,6 +451,7 @@ class Store:
                 data.rows.clear()
                 data.indexes = {column: {} for column in self._eager.get(name, ())}
                 data.grams = {}
+                data.long_grams = {}
                 data.position.clear()
                 data.by_position.clear()
 

@@ -29,9 +29,12 @@ param tokenWrappingKeyId string
 param legacyTokenEncryptionKeySecret string = ''
 @description('Comma-separated public IPv4 ranges (CIDR) allowed to call the app; empty: any address (callers still need a token).')
 param allowedIpRanges string = ''
+@description('Comma-separated origins of the platform web app that embeds the setup window and calls the API from the browser (the platform CORS of the app); empty: same origin only.')
+param corsAllowedOrigins string = ''
 
 var vaultName = split(split(keyVaultUri, '//')[1], '.')[0]
 var allowedRanges = empty(allowedIpRanges) ? [] : map(split(allowedIpRanges, ','), range => trim(range))
+var corsOrigins = empty(corsAllowedOrigins) ? [] : map(split(corsAllowedOrigins, ','), origin => trim(origin))
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -69,6 +72,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
+      // The Functions platform answers CORS preflights and marks answers for these origins (Host.CORS in
+      // local.settings.json is the devhost's copy of it); bearer tokens, no cookies: no credentials.
+      cors: {
+        allowedOrigins: corsOrigins
+        supportCredentials: false
+      }
       // Optional inbound restriction: only the listed ranges reach the app (and its scm site, same rules).
       // The OAuth callback is opened by the admin's browser, so their addresses must be in the list too.
       ipSecurityRestrictionsDefaultAction: empty(allowedRanges) ? 'Allow' : 'Deny'
@@ -130,6 +139,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'EXPORT_CHUNK_SIZE', value: '500' }
         { name: 'EXPORT_MAX_ATTEMPTS', value: '5' }
         { name: 'JOBS_MAX_ACTIVE_PER_WORKSPACE', value: '20' }
+        { name: 'AUTOMATIC_EXPORT_WINDOW_SECONDS', value: '30' }
+        // Retention of job results and summaries.
+        { name: 'RESULTS_RETENTION_DAYS', value: '30' }
+        { name: 'JOB_SUMMARY_RETENTION_DAYS', value: '400' }
+        { name: 'RETENTION_SCHEDULE', value: '0 */10 * * * *' }
+        { name: 'RETENTION_MAX_DELETES_PER_RUN', value: '20000' }
         // Activities (engagement events).
         { name: 'ACTIVITY_CHUNK_SIZE', value: '1000' }
         { name: 'ACTIVITY_LINKEDIN_TABLE', value: 'auto' }
@@ -140,6 +155,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'DYNAMICS_LIMIT_EXECUTION_S', value: '1200' }
         { name: 'DYNAMICS_LIMIT_CONCURRENT', value: '52' }
         { name: 'DYNAMICS_LIMIT_WINDOW_S', value: '300' }
+        // Alerts: webhook deliveries (the signing secrets are Key Vault secrets the app creates at run time).
+        { name: 'ALERT_WEBHOOK_MAX_ATTEMPTS', value: '8' }
+        { name: 'ALERT_WEBHOOK_BACKOFF_S', value: '30' }
+        { name: 'ALERT_WEBHOOK_TIMEOUT_S', value: '10' }
+        { name: 'ALERT_WEBHOOK_ALLOW_LOCAL', value: 'false' } // local development only: never on Azure
       ]
     }
   }

@@ -1,5 +1,5 @@
 // Storage for the Functions host and the app: tables (configuration, connections, jobs), queues
-// (export and activity chunks and their poison queues), blob containers (staging, deployment).
+// (export and activity chunks, webhook deliveries, and their poison queues), blob containers (staging, deployment).
 // Shared-key access is off: only the managed identity, through RBAC, reaches the data.
 param name string
 param location string
@@ -14,25 +14,31 @@ var tables = [
   'DynamicsConfig' // the four setup steps and their history (core/adapters/storage/config_repository.py)
   'DynamicsConnections' // connection status, integration user (core/adapters/storage/connection_repository.py)
   'DynamicsAuthFlows' // pending OAuth auth-code flows, redeemed once
-  'Notifications' // in-app "reconnect Dynamics" notices
+  'Notifications' // in-app notices: reconnect Dynamics, jobs that failed or paused
   'Leases' // token refresh leases (core/adapters/storage/leases.py)
-  'DynamicsBudget' // each Dynamics user's shared API budget (core/adapters/dynamics_budget.py)
+  'DynamicsBudget' // each Dynamics user's shared API budget (core/adapters/dataverse/budget.py)
   'ExportJobs'
   'ExportChunks'
   'ExportRecords'
   'ExportJobsPaused' // workspaces with export chunks paused for the token (the timer resumes them)
   'ExportJobsByTime' // export history: jobs by inverted submission time, finished ones with their status
+  'ExportRecordVersions' // the order of automatic exports' changes per record (core/adapters/storage/record_versions.py)
   'ActivityJobs'
   'ActivityChunks'
   'ActivityRecords'
   'ActivityJobsPaused'
   'ActivityJobsByTime'
+  'AlertWebhooks' // each workspace's alert webhook: URL and the name of its Key Vault signing secret
+  'AlertDeliveries' // webhook deliveries: body, state, attempts (core/adapters/storage/alert_repository.py)
+  'AlertDeliveryLog' // one row per delivery attempt, newest first
 ]
 var queues = [
   'dynamics-exports'
   'dynamics-exports-poison' // where the host moves a message after maxDequeueCount deliveries
   'dynamics-activities'
   'dynamics-activities-poison'
+  'dynamics-alerts' // webhook delivery attempts (a retry is a message made visible after its backoff)
+  'dynamics-alerts-poison'
 ]
 var deploymentContainerName = 'deploymentpackage' // Flex Consumption deployment packages
 var containers = [

@@ -362,6 +362,11 @@ def fuzz_operation(
 def seed_jobs(target: Target, workspace: str) -> list[str]:
     """Real job ids of the fuzzed workspace, so the job routes are fuzzed past their 404."""
     auth = {"Authorization": f"Bearer {target.token(workspace, 'admin')}"}
+    # Exports and activities need Dynamics enabled on the Integrations page.
+    enabled = target.session.put(
+        f"{target.base_url}/api/integrations/dynamics", json={"enabled": True}, headers=auth, timeout=30
+    )
+    assert enabled.status_code == 200, enabled.text
     # Exports need a field mapping first (an export that maps nothing is refused).
     current = target.session.get(f"{target.base_url}/api/dynamics/config", headers=auth, timeout=30)
     config = current.json()

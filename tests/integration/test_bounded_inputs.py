@@ -19,6 +19,7 @@ from core.entrypoints import config_api, exports_api
 from core.entrypoints.http_support import MAX_LISTED_PROBLEMS
 from core.settings import get_settings
 from tests.support import tokens
+from tests.support.app import enable_dynamics
 from tests.support.azurite import Azurite
 from tests.support.http import body_json, call, configure_app, request
 from tests.unit.test_config_validation import valid_doc
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.integration
 def workspace(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     configure_app(monkeypatch, azurite.connection_string)
     ws = f"ws-bounded-{uuid.uuid4().hex[:8]}"
+    enable_dynamics(ws)
     saved = call(
         config_api.put_dynamics_config,
         request("PUT", "dynamics/config", json_body=valid_doc(), headers=tokens.bearer(ws)),

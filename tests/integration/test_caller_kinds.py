@@ -23,6 +23,7 @@ from core.domain.jobs import RecordAction, RecordOutcome
 from core.entrypoints import activities_api, exports_api
 from core.settings import get_settings
 from tests.support import tokens
+from tests.support.app import enable_dynamics
 from tests.support.azurite import Azurite
 from tests.support.http import body_json, call, configure_app, request
 
@@ -35,7 +36,9 @@ CONTACT = {"id": "p-1", "firstName": "Ada", "lastName": "Lovelace", "company": {
 @pytest.fixture()
 def ws(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     configure_app(monkeypatch, azurite.connection_string)
-    yield f"ws-{uuid.uuid4().hex[:12]}"
+    workspace = f"ws-{uuid.uuid4().hex[:12]}"
+    enable_dynamics(workspace)
+    yield workspace
     get_settings.cache_clear()
 
 
@@ -45,9 +48,7 @@ def _handlers() -> dict[tuple[str, str], Any]:
         for binding in fn.get_bindings():
             if binding.type == "httpTrigger":
                 for method in binding.methods:
-                    found[(str(method).split(".")[-1].upper(), f"/api/{binding.route}")] = (
-                        fn.get_user_function()
-                    )
+                    found[(str(method).split(".")[-1].upper(), f"/{binding.route}")] = fn.get_user_function()
     return found
 
 
@@ -141,13 +142,16 @@ def _requested_by(ws: str, resp: func.HttpResponse) -> str:
     return str(status.requested_by)
 
 
-def test_automatic_exports_and_naming_the_requester_are_the_services_only(ws: str) -> None:
+def test_automatic_exports_and_naming_the_requester_or_identity_are_the_services_only(ws: str) -> None:
     _map_fields(ws)
     for role in ("member", "admin"):
         automatic = _export(ws, role, trigger="automatic")
         assert automatic.status_code == 403 and "automatic export" in body_json(automatic)["detail"]
         forged = _export(ws, role, userId="pu-director")
         assert forged.status_code == 403 and "userId" in body_json(forged)["detail"]
+        as_identity = _export(ws, role, identityId="id-director")
+        assert as_identity.status_code == 403 and as_identity.mimetype == "application/problem+json"
+        assert "identityId" in body_json(as_identity)["detail"]
     assert bootstrap.app().export_service.list_jobs(ws) == []
 
     assert _requested_by(ws, _export(ws, "member", user_id="pu-member")) == "pu-member"  # manual: themselves

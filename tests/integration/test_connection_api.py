@@ -35,7 +35,7 @@ from core.settings import get_settings
 from emulators.entra import EntraEmulator
 from emulators.keyvault import KeyVaultEmulator
 from emulators.tls import ensure_ca, trusting_session
-from tests.support.app import use_app
+from tests.support.app import enable_dynamics, use_app
 from tests.support.azurite import Azurite
 from tests.support.http import body_json, call, request
 from tests.support.identity import FRONTEND_URL, REDIRECT_URI, CaptureLogs, WhoAmIStandIn, identity_settings
@@ -62,8 +62,15 @@ class Api:
         return resp
 
     def connect(
-        self, workspace_id: str, role: str = "admin", env_url: str | None = None, user: str = "user-1"
+        self,
+        workspace_id: str,
+        role: str = "admin",
+        env_url: str | None = None,
+        user: str = "user-1",
+        enable: bool = True,
     ):  # type: ignore[no-untyped-def]
+        if enable:
+            enable_dynamics(workspace_id)  # the admin's toggle on the Integrations page comes first
         req = request(
             "POST",
             "dynamics/connect",
@@ -574,3 +581,32 @@ def test_the_dynamics_card_shows_connection_configuration_and_last_export(
     assert api.disconnect(workspace).status_code in (200, 204)
     assert _dynamics_card(workspace)["connection"]["status"] == "not_connected"
     assert _integration_user(workspace) is None
+
+
+def test_connecting_needs_dynamics_enabled_and_a_disabled_workspace_keeps_its_tokens_fresh(
+    api: Api, entra: EntraEmulator
+) -> None:
+    workspace = ws()
+    refused = api.connect(workspace, enable=False)
+    assert refused.status_code == 409 and body_json(refused)["code"] == "integration_disabled"
+    assert "Integrations page" in body_json(refused)["detail"]
+
+    # Disabled while the admin is at Microsoft's sign-in: the completion is refused, nothing is stored.
+    started = api.connect(workspace)
+    back = api.callback(api.sign_in(body_json(started)["authorizationUrl"]))
+    repository = bootstrap.app().integrations_repository
+    repository.disable(workspace, "dynamics", "admin-1")
+    done = api.complete(workspace, back["handle"])
+    assert done.status_code == 409 and body_json(done)["code"] == "integration_disabled"
+    assert body_json(api.connection(workspace))["status"] == "disconnected"
+
+    # Connected, then disabled: the token timer keeps refreshing the connection (a refresh token unused
+    # for 90 days dies), so enabling Dynamics again weeks later finds it connected.
+    api.connect_fully(workspace)
+    repository.disable(workspace, "dynamics", "admin-1")
+    components = bootstrap.app().connection
+    make_due(components, workspace)
+    before = entra.stats.refresh_token
+    report = components.refresher.run()
+    assert report.refreshed == 1 and entra.stats.refresh_token - before == 1
+    assert body_json(api.connection(workspace))["status"] == "connected"

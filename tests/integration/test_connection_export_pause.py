@@ -11,7 +11,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.bootstrap import build_connection
 from core.domain.connection import ConnectionStatus
 from core.domain.export_request import ExportRequest

@@ -20,7 +20,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.job_store import JobNames, JobStore
+from core.adapters.storage.job_store import JobNames, JobStore
 from core.bootstrap import build_connection
 from core.domain.connection import ConnectionStatus
 from core.domain.export_request import ExportRequest

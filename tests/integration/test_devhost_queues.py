@@ -5,6 +5,8 @@ processes sharing one queue without processing a message twice at the same time.
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import itertools
 import time
 import uuid
 from collections import Counter
@@ -12,11 +14,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import azure.functions as func
 import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
+from devhost.config import QueueOptions
+from devhost.index import QueueFunction
+from devhost.invoke import Invoker
+from devhost.queues import QueueListener
 from tests.support.azurite import Azurite
+from tests.support.clock import ManualClock
 from tests.support.devhost import (  # noqa: F401 - fixtures
     FAST_QUEUES,
     DevHostFactory,
@@ -27,6 +35,7 @@ from tests.support.devhost import (  # noqa: F401 - fixtures
     shared_devhost_factory_fixture,
     shared_sample_devhost_fixture,
 )
+from tests.support.fake_queue import FakeQueueClients
 
 pytestmark = pytest.mark.integration
 
@@ -116,22 +125,6 @@ def test_message_that_is_not_base64_fails_and_is_poisoned_unchanged(
     assert len(host.records("queue")) == before  # never reached the function
 
 
-def test_failed_message_waits_visibility_timeout_before_its_retry(
-    devhost_factory: DevHostFactory, azurite: Azurite, queue_name: str
-) -> None:
-    slow_retry = {
-        "extensions": {"queues": {**FAST_QUEUES["extensions"]["queues"], "visibilityTimeout": "00:00:01"}}
-    }
-    host = devhost_factory(settings={"SAMPLE_QUEUE": queue_name}, host_overrides=slow_retry)
-    queue(azurite, queue_name).send_message(b64("fail-slowly"))
-    attempts = wait_for(lambda: len(host.records("queue")) >= 2 and host.records("queue"), 30, "a retry")
-    gap = attempts[1]["at"] - attempts[0]["at"]
-    assert [a["dequeue_count"] for a in attempts[:2]] == [1, 2]
-    # The lower bound is the point (with visibilityTimeout 0 the retry is immediate); the upper is slack
-    # for a loaded machine.
-    assert 0.9 <= gap < 10.0, f"retry came {gap:.2f}s after the failure, visibilityTimeout is 1 s"
-
-
 def test_four_devhosts_share_a_queue_and_process_each_message_once(
     devhost_factory: DevHostFactory, azurite: Azurite, queue_name: str
 ) -> None:
@@ -176,3 +169,68 @@ def test_sigterm_lets_an_in_flight_message_finish_and_be_deleted(
     assert sample_devhost.stop() == 0
     assert contents(queue(azurite, f"{queue_name}-out")) == ["done:sleep:1.5#graceful"]
     assert queue(azurite, queue_name).get_queue_properties().approximate_message_count == 0
+
+
+# Visibility and leases on a manual clock: an in-memory queue whose visibility timeouts run on the
+# clock, and the listener waiting on the same clock; each step moves time to the next moment a thread
+# waits for, once nothing is in flight.
+
+
+def listen(
+    clock: ManualClock, function: Callable[[func.QueueMessage], None], *, lease: int = 600, **options: Any
+) -> tuple[QueueListener, FakeQueueClients]:
+    clients = FakeQueueClients(clock)
+    queue_options = QueueOptions(batch_size=2, max_polling_interval=0.5, **options)
+    info = QueueFunction("work", function, "message", False, queue_name="work")
+    listener = QueueListener(info, clients, queue_options, Invoker(), processing_lease=lease, clock=clock)  # type: ignore[arg-type]
+    return listener, clients
+
+
+def test_failed_message_waits_visibility_timeout_before_its_retry() -> None:
+    clock = ManualClock(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    deliveries: list[tuple[int, dt.datetime]] = []
+
+    def failing(message: func.QueueMessage) -> None:
+        deliveries.append((message.dequeue_count or 0, clock.now()))
+        raise RuntimeError("failing on purpose")
+
+    listener, clients = listen(clock, failing, visibility_timeout=2.0, max_dequeue_count=3)
+    clients.get(None, "work").send_message(b64("x"))
+    listener.start()
+    try:
+        while "eA==" not in clients.get(None, "work-poison").contents():
+            clock.blocked(1)
+            wait_for(lambda: listener.in_flight == 0, what="the delivery to be settled")
+            clock.advance_to_next()
+    finally:
+        listener.stop()
+    assert [n for n, _ in deliveries] == [1, 2, 3]  # maxDequeueCount 3, then the poison queue
+    for (_, failed), (_, retried) in itertools.pairwise(deliveries):
+        # invisible for visibilityTimeout after each failure, received by the next poll after that
+        assert dt.timedelta(seconds=2.0) <= retried - failed <= dt.timedelta(seconds=2.5)
+    assert clients.get(None, "work").contents() == []
+
+
+def test_a_run_longer_than_the_lease_keeps_its_message() -> None:
+    # As the Functions host: the message's visibility is renewed while its function runs, so a run longer
+    # than the lease is not handed out again meanwhile (a second run at once, counted toward poison).
+    clock = ManualClock(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    deliveries: list[int] = []
+
+    def slow(message: func.QueueMessage) -> None:
+        deliveries.append(message.dequeue_count or 0)
+        for step in range(1, 21):  # a run of 100 s against a lease of 10 s: renewed every 5 s meanwhile
+            clock.blocked(2)  # the poller and the lease keeper
+            clock.advance(5)
+            wait_for(lambda n=step: listener.lease_renewals >= n, what="the renewal due")  # type: ignore[misc]
+            assert clients.get(None, "work").receive_messages(max_messages=1) == []  # never visible
+
+    listener, clients = listen(clock, slow, lease=10)
+    clients.get(None, "work").send_message(b64("slow"))
+    listener.start()
+    try:
+        wait_for(lambda: deliveries and listener.in_flight == 0, what="the run to end")
+    finally:
+        listener.stop()
+    assert deliveries == [1]
+    assert clients.get(None, "work").contents() == []  # deleted with the receipt of its last renewal

@@ -4,16 +4,18 @@ past_due when an invocation overruns its next occurrence."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import azure.functions as func
 import pytest
 
 from devhost.config import HostConfigError
-from devhost.timers import Schedule
+from devhost.index import RetryPolicy, TimerFunction
+from devhost.invoke import Invoker
+from devhost.timers import Schedule, TimerRunner
+from tests.support.clock import ManualClock
 from tests.support.devhost import (  # noqa: F401 - fixtures
     DevHostFactory,
     RunningDevHost,
@@ -51,41 +53,68 @@ def wait_for_runs(host: RunningDevHost, count: int, timeout: float = 20.0) -> li
     raise AssertionError(f"only {len(host.records('timer'))} timer runs after {timeout}s, expected {count}")
 
 
-def test_timer_runs_on_startup_then_every_second(devhost_factory: DevHostFactory) -> None:
-    started = time.time()
-    host = devhost_factory(settings={"SAMPLE_TIMER_SCHEDULE": "*/1 * * * * *"})
-    runs = wait_for_runs(host, 4)
-    host.stop()
-    runs = host.records("timer")
-    assert runs[0]["past_due"] is False
-    assert runs[0]["at"] - started < 5.0  # run_on_startup: at once, not at the first occurrence
-    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(runs[1:])]
-    assert 0.8 < statistics.median(gaps) < 1.2, gaps
-    assert all(gap > 0.5 for gap in gaps), gaps
+# Schedules, overruns and retries run in-process on a manual clock: each step moves time to the next
+# moment the timer waits for, then waits until the timer waits again, and the runs are compared at the
+# exact times they were due.
 
 
-def test_overrunning_timer_never_overlaps_and_catches_up_past_due(devhost_factory: DevHostFactory) -> None:
-    host = devhost_factory(settings={"SAMPLE_TIMER_SCHEDULE": "*/1 * * * * *", "SAMPLE_TIMER_SLEEP": "1.2"})
-    wait_for_runs(host, 3)
-    host.stop()
-    runs = host.records("timer")
-    starts = [r["at"] for r in runs]
-    assert all(b - a >= 1.15 for a, b in itertools.pairwise(starts)), "two runs overlapped"
-    assert any(r["past_due"] for r in runs[1:]), "an overrun occurrence should be reported past due"
+class Runs:
+    """A timer function that records when (on the clock) it ran, whether past due, and can take time."""
+
+    def __init__(
+        self, clock: ManualClock, takes_s: float = 0.0, slow_runs: int = 0, failures: int = 0
+    ) -> None:
+        self.clock, self.takes_s, self.slow_runs, self.failures = clock, takes_s, slow_runs, failures
+        self.seen: list[tuple[float, bool]] = []
+
+    def __call__(self, timer: func.TimerRequest) -> None:
+        self.seen.append(((self.clock.now() - T0).total_seconds(), timer.past_due))
+        if len(self.seen) <= self.slow_runs:
+            self.clock.advance(self.takes_s)
+        if len(self.seen) <= self.failures:
+            raise RuntimeError("failing on purpose")
 
 
-def test_a_failing_timer_is_retried_per_its_retry_policy(devhost_factory: DevHostFactory) -> None:
-    host = devhost_factory(settings={"SAMPLE_RETRY_SCHEDULE": "*/4 * * * * *"})
-    deadline = time.monotonic() + 12
-    while len(host.records("retry")) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)  # a successful attempt is not retried: nothing more until the next occurrence (4 s)
-    runs = host.records("retry")
-    host.stop()
-    # fixed_delay 0.5 s, max_retry_count 2: attempts 1 and 2 fail, the third succeeds.
-    assert [r["attempt"] for r in runs] == [1, 2, 3]
-    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(runs)]
-    assert all(0.45 <= gap < 2.0 for gap in gaps), f"retries came {gaps} s apart; the schedule is every 4 s"
+def run_timer(
+    runs: Runs, schedule: str, steps: int, *, on_startup: bool = True, retry: RetryPolicy | None = None
+) -> list[tuple[float, bool]]:
+    function = TimerFunction(
+        "tick", runs, "timer", False, schedule=schedule, run_on_startup=on_startup, retry=retry
+    )
+    runner = TimerRunner(function, {}, Invoker(), clock=runs.clock)
+    runner.start()
+    try:
+        for _ in range(steps):
+            runs.clock.blocked(1)
+            runs.clock.advance_to_next()
+        runs.clock.blocked(1)
+    finally:
+        runner.stop()
+    return runs.seen
+
+
+def test_timer_runs_on_startup_then_on_each_occurrence() -> None:
+    clock = ManualClock(T0 + dt.timedelta(seconds=0.5))
+    seen = run_timer(Runs(clock), "*/1 * * * * *", steps=3)
+    # run_on_startup at once (not at the first occurrence), then at every whole second, none past due
+    assert seen == [(0.5, False), (1.0, False), (2.0, False), (3.0, False)]
+
+
+def test_overrunning_timer_never_overlaps_and_catches_up_past_due() -> None:
+    clock = ManualClock(T0)
+    seen = run_timer(Runs(clock, takes_s=1.2, slow_runs=3), "*/1 * * * * *", steps=2)
+    # The first three runs take 1.2 s each: the next starts when the last returned, the occurrences
+    # missed meanwhile collapse into one run at once, past due; then the schedule is kept again.
+    assert seen == [(0.0, False), (2.0, False), (3.2, True), (4.4, True), (5.0, False)]
+
+
+def test_a_failing_timer_is_retried_per_its_retry_policy() -> None:
+    clock = ManualClock(T0)
+    retry = RetryPolicy("fixed_delay", max_retries=2, delay=0.5)
+    seen = run_timer(Runs(clock, failures=2), "*/4 * * * * *", steps=4, on_startup=False, retry=retry)
+    # Attempts 1 and 2 fail, each retried 0.5 s later; the third succeeds and the next run is the
+    # next occurrence (8 s), not another retry.
+    assert seen == [(3.0, False), (3.5, False), (4.0, False), (7.0, False)]
 
 
 def test_timer_schedule_from_a_missing_setting_stops_the_devhost(devhost_factory: DevHostFactory) -> None:

@@ -7,7 +7,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.caller import Caller, Role
 from core.domain.catalog import FieldType
 from core.domain.config import DynamicsConfig, FieldMapping, ManualExportMapping, PlatformFieldMapping

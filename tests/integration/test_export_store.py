@@ -11,8 +11,10 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.job_store import JobRow, JobStore
+from core.adapters.storage.job_store import JobRow, JobStore
 from core.domain.jobs import ChunkState, FieldError, RecordAction, RecordOutcome
+from core.services.activities.items import StagedEvent
+from core.services.exports.items import StagedRecord
 from core.services.exports.service import EXPORT_NAMES, EXPORT_QUEUE
 
 
@@ -32,11 +34,41 @@ def _job(ws: str, job: str) -> JobRow:
     return JobRow(ws, job, "contacts", "manual", False, "u1", 3, 2, "2026-11-27T00:00:00+00:00", 0)
 
 
+def test_chunks_staged_by_an_earlier_version_still_load(
+    store: JobStore, storage_connection_string: str
+) -> None:
+    # Messages queued before a deployment are worked by the new code: the blob's JSON is the contract.
+    ws, job = "ws-a", uuid.uuid4().hex
+    blobs = BlobServiceClient.from_connection_string(storage_connection_string)
+    rows = [
+        {"seq": 4, "record": {"id": "c4", "lastName": "Ng"}},
+        {"seq": 7, "event": {"id": "e7", "contactId": "c1"}, "contact": None},
+        {"seq": 9, "event": {"id": "e9", "contactId": "c2"}, "contact": {"id": "c2"}, "exportAs": "c1"},
+    ]
+    blobs.get_blob_client(EXPORT_NAMES.container, f"{ws}/{job}/chunk-000000.json").upload_blob(
+        json.dumps(rows).encode()
+    )
+    record, plain, aliased = store.load_chunk(ws, job, 0)
+    assert StagedRecord.from_row(record) == StagedRecord(4, {"id": "c4", "lastName": "Ng"})
+    assert StagedEvent.from_row(plain) == StagedEvent(7, {"id": "e7", "contactId": "c1"}, None)
+    assert StagedEvent.from_row(aliased) == StagedEvent(
+        9, {"id": "e9", "contactId": "c2"}, {"id": "c2"}, "c1"
+    )
+    assert [r.seq for r in (record, plain, aliased)] == [4, 7, 9]
+    # and what this version stages reads back the same JSON
+    store.stage_chunk(
+        ws, job, 1, [StagedRecord.from_row(record).to_row(), StagedEvent.from_row(aliased).to_row()]
+    )
+    staged = blobs.get_blob_client(EXPORT_NAMES.container, f"{ws}/{job}/chunk-000001.json").download_blob()
+    assert json.loads(staged.readall()) == [rows[0], rows[2]]
+
+
 def test_staged_records_and_results_round_trip(store: JobStore, storage_connection_string: str) -> None:
     ws, job = "ws-a", uuid.uuid4().hex
     store.create_job(_job(ws, job))
-    store.stage_chunk(ws, job, 0, [{"seq": 0, "record": {"id": "c1", "firstName": "Zoë"}}])
-    assert store.load_chunk(ws, job, 0)[0]["record"]["firstName"] == "Zoë"
+    store.stage_chunk(ws, job, 0, [StagedRecord(0, {"id": "c1", "firstName": "Zoë"}).to_row()])
+    [row] = store.load_chunk(ws, job, 0)
+    assert StagedRecord.from_row(row) == StagedRecord(0, {"id": "c1", "firstName": "Zoë"})
     big_note = "x" * 100_000  # larger than one table property: split and joined transparently
     outcomes = [
         RecordOutcome(

@@ -31,7 +31,7 @@ from emulators.dataverse import DataverseEmulator
 from emulators.entra import EntraEmulator
 from emulators.keyvault import KeyVaultEmulator
 from emulators.tls import ensure_ca, trusting_session
-from tests.support.app import use_app
+from tests.support.app import enable_dynamics, use_app
 from tests.support.azurite import Azurite
 from tests.support.http import body_json, call, request
 from tests.support.identity import REDIRECT_URI, identity_settings
@@ -292,8 +292,9 @@ def dynamics(
 
 
 def connect(workspace: str, environment_url: str) -> None:
-    """What the admin does in the UI: connect, sign in at Microsoft, come back through the callback,
-    confirm."""
+    """What the admin does in the UI: enable Dynamics, connect, sign in at Microsoft, come back through the
+    callback, confirm."""
+    enable_dynamics(workspace)
     started = call(
         connection_api.dynamics_connect,
         request(

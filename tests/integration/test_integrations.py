@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import azure.functions as func
 import pytest
 
-from core.entrypoints import integrations_api
+from core.entrypoints import activities_api, exports_api, integrations_api
 from core.settings import get_settings
+from tests.integration.test_caller_kinds import _map_fields
 from tests.support import tokens
 from tests.support.azurite import Azurite
 from tests.support.http import body_json, call, configure_app, request
@@ -98,3 +99,46 @@ def test_racing_enables_leave_at_most_one_enabled(ws: str, round_: int) -> None:
     assert Counter(status for _, status, _ in results) == Counter({200: 4, 409: 12})
     assert all(crm == winner for crm, status, _ in results if status == 200)
     assert all(active == winner for _, status, active in results if status == 409)
+
+
+def _submit(ws: str, path: str, fn: object, body: object, role: str) -> func.HttpResponse:
+    return call(fn, request("POST", path, json_body=body, headers=tokens.bearer(ws, role)))
+
+
+def test_with_dynamics_disabled_exports_and_activities_are_refused_with_the_reason(ws: str) -> None:
+    export = {"entity": "contacts", "records": [{"id": "p-1", "firstName": "Ada", "lastName": "Lovelace"}]}
+    events = {"events": [{"id": "e-1", "contactId": "p-1", "kind": "task", "at": "2026-11-20T10:00:00Z"}]}
+
+    def refused(role: str = "admin") -> list[dict[str, object]]:
+        answers = [
+            _submit(ws, "dynamics/exports", exports_api.post_export, export, role),
+            _submit(ws, "dynamics/activities", activities_api.post_activities, events, "service"),
+        ]
+        assert [a.status_code for a in answers] == [409, 409], [a.get_body() for a in answers]
+        assert {a.mimetype for a in answers} == {"application/problem+json"}
+        return [body_json(a) for a in answers]
+
+    # Never enabled: nothing is accepted, and the problem says what to do.
+    for problem in refused():
+        assert problem["code"] == "integration_disabled" and problem["activeCrm"] is None
+        assert "enables it on the Integrations page" in str(problem["detail"])
+
+    # Another CRM enabled: Dynamics cannot be enabled until it is disabled; the problem names it.
+    assert set_crm(ws, "hubspot", True).status_code == 200
+    assert set_crm(ws, "dynamics", True).status_code == 409
+    for problem in refused("member"):
+        assert problem["activeCrm"] == "hubspot" and "hubspot" in str(problem["detail"])
+
+    # Switched over to Dynamics: accepted.
+    _map_fields(ws)
+    assert set_crm(ws, "hubspot", False).status_code == 200
+    assert set_crm(ws, "dynamics", True).status_code == 200
+    accepted = [
+        _submit(ws, "dynamics/exports", exports_api.post_export, export, "admin"),
+        _submit(ws, "dynamics/activities", activities_api.post_activities, events, "service"),
+    ]
+    assert [a.status_code for a in accepted] == [202, 202], [a.get_body() for a in accepted]
+
+    # Disabled again: refused again.
+    assert set_crm(ws, "dynamics", False).status_code == 200
+    refused()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from azure.data.tables import TableServiceClient
 
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.adapters.storage.notification_repository import NotificationRepository
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller, Role

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from core import bootstrap
-from core.adapters.job_store import JobRow
+from core.adapters.storage.job_store import JobRow
 from core.domain.jobs import ChunkState
 from core.entrypoints import exports_api
 from core.settings import get_settings

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 import pytest
+import requests
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueServiceClient
 from jsonschema import Draft202012Validator
@@ -30,16 +31,20 @@ from core import bootstrap, openapi
 from core.entrypoints import (
     activities_api,
     activity_queue,
+    alerts_api,
     catalog_api,
     config_api,
     connection_api,
     export_queue,
     exports_api,
     fields_api,
+    icons_api,
     integrations_api,
     meta_api,
     notifications_api,
+    results_api,
     token_timer,
+    usage_api,
     users_api,
 )
 from core.openapi_examples import EXAMPLES
@@ -219,6 +224,16 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             expect=200,
         )
         assert body_json(fields)["counts"]["ok"] > 0
+        icons = walk(
+            "GET",
+            "/api/dynamics/fields/icons",
+            icons_api.get_dynamics_field_icons,
+            params={"entity": "contact"},
+            expect=200,
+        )
+        assert len(body_json(icons)["cells"]) == len(body_json(icons)["columns"])
+        rules = walk("GET", "/api/dynamics/compatibility", icons_api.get_dynamics_compatibility, expect=200)
+        assert body_json(rules)["pairs"]
         catalog = walk(
             "GET", "/api/dynamics/catalog", catalog_api.get_dynamics_catalog, role="member", expect=200
         )
@@ -319,6 +334,18 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             expect=200,
         )
         assert [r["action"] for r in body_json(records)["records"]] == ["created", "skipped"]
+        for fmt, fn in (
+            ("csv", results_api.get_export_records_csv),
+            ("ndjson", results_api.get_export_records_ndjson),
+        ):
+            link = walk(
+                "GET", f"/api/dynamics/exports/{{jobId}}/records.{fmt}", fn, route_params=job, expect=302
+            )
+            file = requests.get(link.headers["Location"], timeout=10)
+            assert file.status_code == 200 and export_request["records"][0]["id"] in file.text
+        usage = body_json(walk("GET", "/api/dynamics/usage", usage_api.get_dynamics_usage, expect=200))
+        assert usage["window"]["busiestJob"]["jobId"] == job["jobId"], usage
+        assert usage["days"][0]["requests"] >= usage["window"]["busiestJob"]["requests"] > 0
 
         # --- activities of the exported contact, run by the activity queue's worker
         activities_request = copy.deepcopy(EXAMPLES[("POST", "/api/dynamics/activities")]["request"])
@@ -374,6 +401,38 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             route_params={"notification_id": notice["id"]},
             expect=200,
         )
+        # --- the alert webhook: created (its secret shown once), read, rotated, tested, logged, removed
+        hook = "/api/dynamics/alerts/webhook"
+        walk("GET", hook, alerts_api.get_alert_webhook, expect=404)
+        created = walk(
+            "PUT",
+            hook,
+            alerts_api.put_alert_webhook,
+            json_body={"url": "https://hooks.example.com/a"},
+            expect=201,
+        )
+        assert body_json(created)["secret"].startswith("whsec_")
+        assert "secret" not in body_json(walk("GET", hook, alerts_api.get_alert_webhook, expect=200))
+        rotated = walk(
+            "PUT",
+            hook,
+            alerts_api.put_alert_webhook,
+            json_body={"url": "https://hooks.example.com/b", "rotateSecret": True},
+            expect=200,
+        )
+        assert body_json(rotated)["secret"] not in (None, body_json(created)["secret"])
+        walk(
+            "PUT",
+            hook,
+            alerts_api.put_alert_webhook,
+            json_body={"url": "http://169.254.169.254/latest"},
+            expect=400,
+        )
+        walk("POST", f"{hook}/test", alerts_api.post_alert_webhook_test, expect=202)
+        walk("GET", f"{hook}/deliveries", alerts_api.get_alert_webhook_deliveries, expect=200)
+        walk("DELETE", hook, alerts_api.delete_alert_webhook, expect=204)
+        walk("POST", f"{hook}/test", alerts_api.post_alert_webhook_test, expect=404)
+
         walk("DELETE", "/api/dynamics/connection", connection_api.dynamics_connection_delete, expect=204)
 
         # --- problems are problem+json as documented (one of each family)
@@ -385,6 +444,18 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             expect=404,
         )
         walk("GET", "/api/integrations", integrations_api.list_integrations, role=None, expect=401)
+        walk(
+            "PUT",
+            "/api/integrations/{crm}",
+            integrations_api.put_integration,
+            route_params={"crm": "dynamics"},
+            json_body={"enabled": False},
+            expect=200,
+        )
+        disabled = walk(
+            "POST", "/api/dynamics/exports", exports_api.post_export, json_body=export_request, expect=409
+        )
+        assert body_json(disabled)["code"] == "integration_disabled"
 
     registered = {(op.method, op.path) for op in openapi.operations()}
     assert registered - walk.called == set(), "operations this walk does not call yet"

@@ -15,9 +15,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,6 +68,34 @@ class RecordingEntra(EntraEmulator):
                 if isinstance(answer, dict) and answer.get(name):
                     self.seen[f"{name} from Entra #{len(self.seen)}"] = str(answer[name])
         return reply
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 answering 500 to its first request, then 200."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status = 500 if not receiver.statuses else 200
+                receiver.statuses.append(status)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @dataclass
@@ -120,6 +150,9 @@ def flow(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         # redeemed and rotated through msal inside the devhost during the flow.
         "TOKEN_REFRESH_SCHEDULE": "*/2 * * * * *",
         "TOKEN_EXPIRY_MARGIN_MINUTES": "240",
+        # Webhooks to the receiver on 127.0.0.1; a refused attempt is retried a second later.
+        "ALERT_WEBHOOK_ALLOW_LOCAL": "true",
+        "ALERT_WEBHOOK_BACKOFF_S": "1",
     }
     log_path = tmp_path_factory.mktemp("secrets") / "devhost.log"
     host = DevHostProcess(
@@ -141,24 +174,30 @@ def flow(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "Key Vault token": kv_token,
         },
     )
+    receiver = Receiver()
     try:
-        _run_flow(flow, entra, dataverse, jwt_secret)
+        _run_flow(flow, entra, dataverse, jwt_secret, receiver)
         flow.secret_values.update(entra.seen)
         yield flow
     finally:
+        receiver.stop()
         host.stop()
         dataverse.stop()
         keyvault.stop()
         entra.stop()
 
 
-def _run_flow(flow: Flow, entra: RecordingEntra, dataverse: DataverseEmulator, jwt_secret: str) -> None:
+def _run_flow(
+    flow: Flow, entra: RecordingEntra, dataverse: DataverseEmulator, jwt_secret: str, receiver: Receiver
+) -> None:
     app = requests.Session()
     app.trust_env = False
     workspace = f"ws-secrets-{secrets.token_hex(4)}"
     auth = {"Authorization": f"Bearer {_caller_token(jwt_secret, workspace)}"}
     url = flow.base_url + "/api"
 
+    enabled = _keep(flow, app.put(f"{url}/integrations/dynamics", json={"enabled": True}, headers=auth))
+    assert enabled.status_code == 200, enabled.text
     started = _keep(
         flow, app.post(f"{url}/dynamics/connect", json={"environmentUrl": dataverse.url}, headers=auth)
     )
@@ -218,6 +257,18 @@ def _run_flow(flow: Flow, entra: RecordingEntra, dataverse: DataverseEmulator, j
         time.sleep(0.2)
     assert entra.stats.refresh_token >= 1, "the refresh timer never redeemed the refresh token"
     assert _keep(flow, app.get(f"{url}/dynamics/connection", headers=auth)).json()["status"] == "connected"
+    # The alert webhook: the PUT's answer is the one place its secret may appear (not kept for the scan).
+    created = app.put(f"{url}/dynamics/alerts/webhook", json={"url": receiver.url}, headers=auth)
+    assert created.status_code == 201, created.text
+    flow.secret_values["webhook signing secret"] = created.json()["secret"]
+    _keep(flow, app.get(f"{url}/dynamics/alerts/webhook", headers=auth))
+    assert _keep(flow, app.post(f"{url}/dynamics/alerts/webhook/test", headers=auth)).status_code == 202
+    deadline = time.monotonic() + 30
+    while receiver.statuses != [500, 200] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert receiver.statuses == [500, 200], "the test event was not retried until delivered"
+    log = _keep(flow, app.get(f"{url}/dynamics/alerts/webhook/deliveries", headers=auth)).json()
+    assert [a["statusCode"] for a in log["attempts"]] == [200, 500]
     # A bad callback too: its error path must not echo what it was given.
     _keep(flow, app.get(f"{url}/dynamics/oauth/callback", params=back, allow_redirects=False))
 
@@ -261,13 +312,16 @@ def _hits(values: dict[str, str], haystacks: list[str]) -> list[str]:
 
 def test_the_flow_handled_real_credentials(flow: Flow) -> None:
     kinds = {name.split(" ")[0] for name in flow.secret_values}
-    assert {"access_token", "refresh_token", "code", "code_verifier", "client_secret"} <= kinds, kinds
+    assert {"access_token", "refresh_token", "code", "code_verifier", "client_secret", "webhook"} <= kinds, (
+        kinds
+    )
     assert sum(name.startswith("refresh_token") for name in flow.secret_values) >= 2  # issued, then rotated
 
 
 def test_no_secret_in_tables_blobs_or_queue_messages(flow: Flow, azurite: Azurite) -> None:
     dump = _storage_dump(azurite.connection_string)
     assert any("ExportJobs" in line or "export-staging" in line for line in dump)  # the scan sees the job
+    assert any("AlertWebhooks" in line for line in dump) and any("AlertDeliveries" in line for line in dump)
     assert _hits(flow.secret_values, dump) == []
 
 

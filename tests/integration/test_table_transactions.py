@@ -15,7 +15,7 @@ from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 
-from core.adapters.table_transactions import replace_entities
+from core.adapters.storage.table_transactions import replace_entities
 
 
 @pytest.fixture()

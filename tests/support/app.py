@@ -25,3 +25,9 @@ def use_app(
 def storage() -> Any:
     """The storage clients of the app of the current settings."""
     return bootstrap.app().storage
+
+
+def enable_dynamics(workspace_id: str, user_id: str = "admin-1") -> None:
+    """Make Dynamics the workspace's enabled CRM, as an admin's toggle on the Integrations page does:
+    connecting, exports and activities need it."""
+    bootstrap.app().integrations_repository.enable(workspace_id, "dynamics", user_id)

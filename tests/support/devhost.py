@@ -28,6 +28,7 @@ import jwt
 import pytest
 import requests
 
+from devhost.config import deep_merge
 from devhost.launcher import REPO_ROOT, DevHostProcess
 from tests.support.azurite import Azurite
 
@@ -45,6 +46,9 @@ FAST_QUEUES: dict[str, Any] = {
         }
     }
 }
+# The sample app is a generic Functions app: its routes live under the host's default "api" prefix (the
+# repository's host.json has none, since function_app serves the setup window at "/").
+SAMPLE_HOST: dict[str, Any] = {"extensions": {"http": {"routePrefix": "api"}}}
 RARE_SCHEDULE = "0 0 0 1 1 *"  # once a year: the timer stays quiet unless a test asks for it
 
 
@@ -176,7 +180,10 @@ class DevHostStarter:
             log_path = self.directory / f"devhost-{self._count}.log"
             self._count += 1
         process = DevHostProcess(
-            app_module, values, host_overrides=host_overrides or FAST_QUEUES, log_path=log_path
+            app_module,
+            values,
+            host_overrides=deep_merge(SAMPLE_HOST, host_overrides or FAST_QUEUES),
+            log_path=log_path,
         )
         running = RunningDevHost(process.base_url, log_path, self.record_path, values, process)
         with self._lock:

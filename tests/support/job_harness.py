@@ -20,7 +20,7 @@ from azure.storage.queue import QueueServiceClient
 from pydantic import BaseModel
 
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.job_store import JobNames, JobStore
+from core.adapters.storage.job_store import JobNames, JobStore
 from core.domain.activities import ActivitiesRequest
 from core.domain.caller import Caller
 from core.domain.config import DynamicsConfig

@@ -95,3 +95,86 @@ def test_owner_fallback_chain() -> None:
     assert (default.systemuser_id, default.source) == ("su-default", OwnerSource.DEFAULT_OWNER)
     fallback = choose_owner(users, None, "su-integration", None)
     assert (fallback.systemuser_id, fallback.source) == ("su-integration", OwnerSource.INTEGRATION_USER)
+
+
+def test_create_reports_every_value_and_link_it_sets() -> None:
+    plan = plan_write(
+        None,
+        [DesiredValue("firstname", "Zoë")],
+        [DesiredLink("parentcustomerid_account", "accounts", "a-1", "_parentcustomerid_value")],
+    )
+    assert plan.changes == {
+        "firstname": {"before": None, "after": "Zoë"},
+        "parentcustomerid_account": {"before": None, "after": "a-1"},
+    }
+
+
+def test_a_skipped_column_or_link_does_not_stop_the_ones_after_it() -> None:
+    current = {"jobtitle": "CTO", "lastname": "Old", "_parentcustomerid_value": "A-1", "_ownerid_value": None}
+    plan = plan_write(
+        current,
+        [DesiredValue("jobtitle", "Engineer", FILL), DesiredValue("lastname", "New")],
+        [
+            DesiredLink("parentcustomerid_account", "accounts", "a-1", "_parentcustomerid_value"),  # same id
+            DesiredLink("ownerid_team", "teams", "t-1", "_ownerid_value"),
+        ],
+    )
+    assert plan.payload == {"lastname": "New", "ownerid_team@odata.bind": "/teams(t-1)"}
+
+
+def test_a_link_to_another_record_is_changed_and_reported() -> None:
+    plan = plan_write(
+        {"_parentcustomerid_value": "b-2"},
+        [],
+        [DesiredLink("parentcustomerid_account", "accounts", "a-1", "_parentcustomerid_value")],
+    )
+    assert plan.action is PlanAction.UPDATE
+    assert plan.payload == {"parentcustomerid_account@odata.bind": "/accounts(a-1)"}
+    assert plan.changes == {"parentcustomerid_account": {"before": "b-2", "after": "a-1"}}
+
+
+def test_a_fill_if_empty_link_is_set_only_where_none_is() -> None:
+    link = DesiredLink("parentcustomerid_account", "accounts", "a-1", "_parentcustomerid_value", FILL)
+    assert plan_write({"_parentcustomerid_value": "b-2"}, [], [link]).action is PlanAction.UNCHANGED
+    empty = plan_write({"_parentcustomerid_value": None}, [], [link])
+    assert empty.payload == {"parentcustomerid_account@odata.bind": "/accounts(a-1)"}
+    overwrite = DesiredLink("parentcustomerid_account", "accounts", "a-1", "_parentcustomerid_value")
+    assert plan_write({"_parentcustomerid_value": None}, [], [overwrite]).action is PlanAction.UPDATE
+
+
+def test_same_value_of_flags_numbers_and_text() -> None:
+    assert same_value(True, True) and same_value(False, False)
+    assert not same_value(True, False) and not same_value(False, True)
+    assert not same_value(5, "5")  # a number and a text are different values
+    # a change of 0.5 in a billion is a real change (e.g. revenue), not a rounding difference
+    assert not same_value(1_000_000_000, 1_000_000_000.5)
+    assert same_value(["a"], ["a"]) and not same_value(["a"], ["b"])
+
+
+def test_only_iso_date_times_with_a_zone_are_compared_as_instants() -> None:
+    assert same_value("2026-01-01T10:00:00Z", "2026-01-01T11:00:00+01:00")
+    # without the T or without a zone it is text, compared exactly
+    assert not same_value("2026-01-01 10:00:00+00:00", "2026-01-01T10:00:00Z")
+    assert not same_value("2026-01-01T10:00:00", "2026-01-01T10:00:00.000")
+
+
+def test_only_a_mapped_user_is_impersonated() -> None:
+    assert choose_owner({}, "su-default", "su-integration", "pu-1").impersonate is False
+    assert choose_owner({}, None, "su-integration", "pu-1").impersonate is False
+
+
+def test_an_unchanged_column_or_kept_link_does_not_stop_the_ones_after_it() -> None:
+    current = {"firstname": "Zoë", "lastname": "Old", "_parentcustomerid_value": "b-2"}
+    plan = plan_write(
+        current,
+        [DesiredValue("firstname", "Zoë"), DesiredValue("lastname", "New")],
+        [
+            DesiredLink("parentcustomerid_account", "accounts", "a-1", "_parentcustomerid_value", FILL),
+            DesiredLink("ownerid_team", "teams", "t-1", "_ownerid_value"),
+        ],
+    )
+    assert plan.payload == {"lastname": "New", "ownerid_team@odata.bind": "/teams(t-1)"}
+
+
+def test_float_noise_around_zero_is_no_change() -> None:
+    assert same_value(0, 1e-12) and not same_value(0, 0.001)

@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # What the deployed app needs: the entry point, the host configuration, the dependencies the platform
 # installs, and the package it imports.
 DEPLOYED = {"function_app.py", "host.json", "requirements.txt", "core"}
+# The built setup window the app serves (``vite build`` of web/, by scripts/setup.sh; not in git).
+BUILT = {"static"}
 # Created by azd (its environment, with a .env of values) or editors; not in this checkout yet.
 EXPECTED_LOCAL_DIRS = {".azure", ".vscode"}
 EXPECTED_LOCAL = {*EXPECTED_LOCAL_DIRS, ".env"}
@@ -124,7 +126,10 @@ def test_everything_but_the_app_is_left_out_of_the_package() -> None:
     entries = _top_level_entries()
     assert DEPLOYED <= entries, DEPLOYED - entries
     shipped = {e for e in entries if not _ignored(e, is_dir=(ROOT / e).is_dir() or e in EXPECTED_LOCAL_DIRS)}
-    assert shipped == DEPLOYED, f"add to .funcignore: {sorted(shipped - DEPLOYED)}"
+    assert shipped - BUILT == DEPLOYED, f"add to .funcignore: {sorted(shipped - DEPLOYED - BUILT)}"
+    # The window ships built, its sources and their node_modules do not.
+    assert not _ignored("static/assets/index-0a1b2c3d.js")
+    assert _ignored("web/src/main.ts") and _ignored("web/node_modules/lit/index.js")
 
 
 def test_secrets_and_local_state_are_left_out() -> None:

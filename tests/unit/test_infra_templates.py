@@ -9,13 +9,15 @@ import json
 import re
 from pathlib import Path
 
-from core.adapters import dynamics_budget
+from core.adapters.dataverse import budget as dynamics_budget
 from core.adapters.storage import (
+    alert_repository,
     config_repository,
     connection_repository,
     integrations_repository,
     leases,
     notification_repository,
+    record_versions,
 )
 from core.services.activities import service as activity_service
 from core.services.exports import service as export_service
@@ -182,13 +184,18 @@ def test_every_table_queue_and_container_the_code_uses_is_provisioned_and_nothin
         notification_repository.NOTIFICATIONS_TABLE,
         leases.LEASES_TABLE,
         dynamics_budget.BUDGET_TABLE,
+        record_versions.VERSIONS_TABLE,
         *(n.jobs_table for n in names),
         *(n.chunks_table for n in names),
         *(n.records_table for n in names),
         *(n.paused_table for n in names),
         *(n.index_table for n in names),
+        alert_repository.WEBHOOKS_TABLE,
+        alert_repository.DELIVERIES_TABLE,
+        alert_repository.DELIVERY_LOG_TABLE,
     }
     queues = {q for n in names for q in (n.queue, f"{n.queue}-poison")}
+    queues |= {alert_repository.ALERT_QUEUE, f"{alert_repository.ALERT_QUEUE}-poison"}
     containers = {config_repository.CONTAINER, *(n.container for n in names)}
     assert _bicep_list(storage, "tables") == tables
     assert _bicep_list(storage, "queues") == queues

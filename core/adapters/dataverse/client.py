@@ -48,6 +48,7 @@ import requests
 
 from core.adapters.dataverse.batch import (
     BatchItem,
+    BatchOperation,
     BatchResponse,
     ChangeSet,
     boundary_of,
@@ -57,7 +58,14 @@ from core.adapters.dataverse.batch import (
 )
 from core.adapters.dataverse.errors import DataverseError
 from core.adapters.dataverse.metadata import EntityMetadata, TableReader
-from core.adapters.dataverse.odata import MAX_PAGE_SIZE, key_segment, prefer_page_size
+from core.adapters.dataverse.odata import (
+    DIRECT_GET_MAX_URL,
+    MAX_PAGE_SIZE,
+    URL_HEADROOM,
+    decode_target,
+    key_segment,
+    prefer_page_size,
+)
 from core.adapters.dataverse.transport import (
     DEFAULT_USER_AGENT,
     RequestEvent,
@@ -240,15 +248,18 @@ class DataverseClient:
         while next_path is not None:
             if max_pages is not None and read >= max_pages:
                 raise MorePagesThanRead(read)
-            response = self.transport.send(
-                "GET",
-                next_path,
-                idempotent=True,
-                params=next_params,
-                prefer=prefer,
-                caller_object_id=caller_object_id,
-            )
-            body = read_json(response)
+            if not next_params and self._too_long_for_get(next_path):
+                body = self._get_inside_batch(next_path, prefer, caller_object_id)
+            else:
+                response = self.transport.send(
+                    "GET",
+                    next_path,
+                    idempotent=True,
+                    params=next_params,
+                    prefer=prefer,
+                    caller_object_id=caller_object_id,
+                )
+                body = read_json(response)
             rows = body.get("value") if isinstance(body, dict) else None
             if not isinstance(rows, list):
                 raise DataverseError("query response has no 'value' array", status=response.status_code)
@@ -256,6 +267,29 @@ class DataverseClient:
             read += 1
             link = body.get("@odata.nextLink")
             next_path, next_params = (str(link), ()) if link else (None, ())
+
+    def _too_long_for_get(self, link: str) -> bool:
+        """True when a next-page link is longer than a direct GET may be. The link repeats the query, so
+        the next page of a query sent inside ``$batch`` (URLs up to 64 KB there, 32 KB for a direct GET:
+        https://learn.microsoft.com/power-apps/developer/data-platform/webapi/execute-batch-operations-using-web-api)
+        has to go inside ``$batch`` too; sent directly it is refused with 414."""
+        if not link.lower().startswith(("https://", "http://")):
+            return False  # an entity set: the query's own options are measured by whoever built them
+        return len(link) - len(self.environment_url) > DIRECT_GET_MAX_URL - URL_HEADROOM
+
+    def _get_inside_batch(self, link: str, prefer: Sequence[str], caller_object_id: str | None) -> Any:
+        """The answer of a GET of ``link`` (inside this environment's Web API) sent as a ``$batch`` part."""
+        root = self.transport.api_url
+        if not link.lower().startswith(root.lower()):
+            raise DataverseError("refusing to follow a link outside the environment URL")
+        path, params = decode_target(link[len(root) :])
+        headers = {"Prefer": ",".join(prefer)} if prefer else {}
+        operation = BatchOperation("GET", path, headers=headers, params=params)
+        responses = self.execute_batch([operation], caller_object_id=caller_object_id)
+        if not responses:
+            raise DataverseError("$batch answered no part for a next-page GET")
+        responses[0].raise_for_error()
+        return responses[0].body
 
     def query_page(
         self,

@@ -22,7 +22,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 DIRECT_GET_MAX_URL = 32_768
 BATCH_GET_MAX_URL = 65_536
@@ -164,6 +164,18 @@ def encode_target(url: str, params: Sequence[tuple[str, str]] = ()) -> str:
 def _encode_raw_option(option: str) -> str:
     name, sep, value = option.partition("=")
     return quote(name, safe="$@") + (sep + encode_value(value) if sep else "")
+
+
+def decode_target(url: str) -> tuple[str, list[tuple[str, str]]]:
+    """A percent-encoded relative URL (an ``@odata.nextLink`` after the Web API root) as its raw path and
+    raw query options, the inverse of :func:`encode_target`: the options are split at the encoded form's
+    ``&`` (an ``&`` inside a value is ``%26`` there) before each is decoded, and ``+`` stays ``+``."""
+    path, _, query = url.partition("?")
+    params: list[tuple[str, str]] = []
+    for option in query.split("&") if query else ():
+        name, _, value = option.partition("=")
+        params.append((unquote(name), unquote(value)))
+    return unquote(path), params
 
 
 # ------------------------------------------------------------------------------------------------

@@ -84,6 +84,10 @@ class RequestEvent:
     delay_s: float
     concurrency_limit: int
     request_id: str | None
+    # What Dynamics says is left of the user's window (x-ms-ratelimit-burst-remaining-xrm-requests and
+    # x-ms-ratelimit-time-remaining-xrm-requests; service protection limits page), when it said so.
+    requests_remaining: int | None = None
+    execution_remaining_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -353,6 +357,7 @@ class Transport:
                 delay_s=decision.delay if decision is not None and retrying else 0.0,
                 concurrency_limit=self.limiter.limit,
                 request_id=_request_id(attempt.response),
+                **_ratelimit_remaining(attempt.response),
             )
         )
 
@@ -486,6 +491,28 @@ def _classify_network_error(error: requests.RequestException) -> FailureKind:
     if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.InvalidHeader):
         return FailureKind.CLIENT
     return FailureKind.NETWORK
+
+
+def _ratelimit_remaining(response: requests.Response | None) -> dict[str, Any]:
+    """The x-ms-ratelimit-* headers of an answer: requests left (an integer) and execution seconds left
+    (written with thousands separators, e.g. ``1,199.46``); absent or unreadable ones are None.
+    https://learn.microsoft.com/power-apps/developer/data-platform/api-limits"""
+    if response is None:
+        return {}
+    found: dict[str, Any] = {}
+    burst = response.headers.get("x-ms-ratelimit-burst-remaining-xrm-requests")
+    time_left = response.headers.get("x-ms-ratelimit-time-remaining-xrm-requests")
+    try:
+        if burst is not None and len(burst) < 20:
+            found["requests_remaining"] = int(burst.strip())
+    except ValueError:
+        pass
+    try:
+        if time_left is not None and len(time_left) < 30:
+            found["execution_remaining_s"] = float(time_left.strip().replace(",", ""))
+    except ValueError:
+        pass
+    return found
 
 
 def _request_id(response: requests.Response | None) -> str | None:

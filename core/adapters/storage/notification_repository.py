@@ -8,6 +8,7 @@ export workers alike.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,7 +37,18 @@ def _from_entity(entity: Mapping[str, Any]) -> Notification:
         message=str(entity.get("Message") or ""),
         created_at=_utc(entity["CreatedAt"]),
         read_at=_utc(read_at) if read_at else None,
+        job=_job(entity.get("Job")),
     )
+
+
+def _job(value: Any) -> dict[str, Any] | None:
+    if not value:
+        return None
+    try:
+        parsed = json.loads(str(value))
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 class NotificationRepository:
@@ -52,19 +64,21 @@ class NotificationRepository:
             pass
 
     def raise_once(self, notification: Notification) -> bool:
-        """Insert; False when this incident already has its notification."""
+        """Insert; False when this incident already has its notification (a conditional insert: of two
+        instances raising the same incident at once, exactly one wins)."""
+        entity: dict[str, Any] = {
+            "PartitionKey": notification.workspace_id,
+            "RowKey": notification.id,
+            "Kind": notification.kind,
+            "Reason": notification.reason,
+            "Title": notification.title,
+            "Message": notification.message,
+            "CreatedAt": notification.created_at,
+        }
+        if notification.job is not None:
+            entity["Job"] = json.dumps(dict(notification.job), separators=(",", ":"))
         try:
-            self._table.create_entity(
-                {
-                    "PartitionKey": notification.workspace_id,
-                    "RowKey": notification.id,
-                    "Kind": notification.kind,
-                    "Reason": notification.reason,
-                    "Title": notification.title,
-                    "Message": notification.message,
-                    "CreatedAt": notification.created_at,
-                }
-            )
+            self._table.create_entity(entity)
         except ResourceExistsError:
             return False
         return True
@@ -95,6 +109,27 @@ class NotificationRepository:
             "PartitionKey eq @pk and Kind eq @kind", parameters={"pk": workspace_id, "kind": kind}
         )
         for entity in rows:
+            try:
+                self._table.delete_entity(workspace_id, entity["RowKey"])
+                removed += 1
+            except ResourceNotFoundError:
+                pass
+        return removed
+
+    def delete_older(self, workspace_id: str, kind_prefix: str, before: dt.datetime, limit: int) -> int:
+        """Delete at most ``limit`` notifications whose kind starts with ``kind_prefix`` created before
+        ``before`` (one partition query, filtered by the table)."""
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and CreatedAt lt @before",
+            parameters={"pk": workspace_id, "before": before},
+            select=["RowKey", "Kind"],
+        )
+        removed = 0
+        for entity in rows:
+            if removed >= limit:
+                break
+            if not str(entity.get("Kind") or "").startswith(kind_prefix):
+                continue
             try:
                 self._table.delete_entity(workspace_id, entity["RowKey"])
                 removed += 1

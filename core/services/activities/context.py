@@ -8,13 +8,14 @@ from typing import Any, Protocol
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.activities import ActivityEvent
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.dynamics_metadata import DynamicsColumn
 from core.domain.matching import IdentifierConfig
 from core.services.activities.items import EventItem
+from core.services.jobs.checkpoints import Checkpoints
 from core.services.jobs.contact_export import ContactExporter
 
 
@@ -22,6 +23,7 @@ class ActivityContext(Protocol):
     client: DataverseClient
     connection: DynamicsConnection
     store: JobStore
+    checkpoints: Checkpoints
     export_contacts: ContactExporter
     ws: str
     job_id: str

@@ -6,8 +6,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.adapters.storage.job_store import StagedRow
 from core.domain.activities import ActivityEvent, ActivityWrite, Actor, ContactAction
 from core.domain.jobs import FieldError, RecordAction
+
+
+@dataclass(frozen=True)
+class StagedEvent:
+    """A submitted event as an activity job stages it in a chunk: its position, the event, the platform
+    contact it regards (when the request carried one) and, when that contact is exported first, the
+    request's first platform contact of the same person (``exportAs``)."""
+
+    seq: int
+    event: Mapping[str, Any]
+    contact: Mapping[str, Any] | None
+    export_as: str | None = None
+
+    @property
+    def platform_id(self) -> str:
+        return str(self.event.get("id", ""))
+
+    def to_row(self) -> StagedRow:
+        fields: dict[str, Any] = {"event": self.event, "contact": self.contact}
+        if self.export_as is not None:
+            fields["exportAs"] = self.export_as
+        return StagedRow(self.seq, fields)
+
+    @classmethod
+    def from_row(cls, row: StagedRow) -> StagedEvent:
+        return cls(row.seq, row.fields["event"], row.fields.get("contact"), row.fields.get("exportAs"))
 
 
 @dataclass

@@ -67,12 +67,14 @@ def export_missing(run: ActivityContext, contacts: Mapping[str, ContactItem]) ->
         workspace_id=run.ws,
         job_id=run.job_id,
         config=run.config,
+        gate=run.checkpoints.gate,
         contacts=[
             ContactToExport(
                 c.export_id,
                 c.data or {},
                 first[c.platform_id].seq,
                 run.platform_user(first[c.platform_id].event) or run.user_id,
+                first[c.platform_id].event.identity_id,
             )
             for c in to_export
         ],

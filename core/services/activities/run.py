@@ -20,7 +20,7 @@ from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.activities import (
     SIGNAL_KINDS,
     ActivityEvent,

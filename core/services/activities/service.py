@@ -11,15 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Any
 
-from core.adapters.job_store import JobNames, JobRow, JobStore
+from core.adapters.storage.job_store import JobNames, JobRow, JobStore
 from core.domain.activities import ActivitiesRequest, export_aliases, validate_events
 from core.domain.caller import SERVICE, Caller
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
 from core.domain.jobs import split_chunks
 from core.domain.matching import IdentifierConfig, rule_for
+from core.services.activities.items import StagedEvent
+from core.services.jobs.events import JobEvents
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("4e7d9b2a-1c3f-4a6e-9d8b-7f5e3c2a1b90")
@@ -43,6 +44,7 @@ class ActivityService(JobQueries):
     engine's queries (``JobQueries``)."""
 
     idempotency_namespace = _IDEMPOTENCY_NAMESPACE
+    job_kind = "activity"
 
     def __init__(
         self,
@@ -50,8 +52,10 @@ class ActivityService(JobQueries):
         load_config: Callable[[Caller], DynamicsConfig],
         chunk_size: int = ACTIVITY_CHUNK_SIZE,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
+        active_crm: Callable[[str], str | None] | None = None,
+        events: JobEvents | None = None,
     ) -> None:
-        super().__init__(store, max_active_jobs)
+        super().__init__(store, max_active_jobs, active_crm, events)
         self._load_config = load_config
         self._chunk_size = chunk_size
 
@@ -61,6 +65,7 @@ class ActivityService(JobQueries):
         # Events name the user and identity each activity is logged as (CallerObjectId): only the
         # platform's service may say who acted; a person could otherwise write as anyone.
         caller.require(SERVICE, "logging activities")
+        self.require_enabled(caller.workspace_id, "logging activities")
         self._store.ensure_ready()
         config = self._load_config(caller)
         job_id, already = self.reserve_job_id(caller.workspace_id, idempotency_key)
@@ -89,13 +94,15 @@ class ActivityService(JobQueries):
             identifiers = IdentifierConfig.from_model(config.sync_identifiers)
             aliases = export_aliases(rule_for(Entity.CONTACT, identifiers), valid)
         for index, positions in enumerate(chunks):
-            staged: list[dict[str, Any]] = []
-            for i in positions:
-                item = {"seq": valid[i].seq, "event": dict(valid[i].event), "contact": valid[i].contact}
-                alias = aliases.get(str(valid[i].event.get("contactId")))
-                if alias is not None:
-                    item["exportAs"] = alias
-                staged.append(item)
+            staged = [
+                StagedEvent(
+                    valid[i].seq,
+                    dict(valid[i].event),
+                    valid[i].contact,
+                    export_as=aliases.get(str(valid[i].event.get("contactId"))),
+                ).to_row()
+                for i in positions
+            ]
             self._store.stage_chunk(caller.workspace_id, job_id, index, staged, staging=staging)
         job = JobRow(
             workspace_id=caller.workspace_id,

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
 
+from core.adapters.dataverse.budget import DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DataverseError
-from core.adapters.dynamics_budget import DynamicsBudget
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore, StagedRow
 from core.domain.activities import ActivityEvent, choose_linkedin_table
 from core.domain.config import DynamicsConfig
 from core.domain.jobs import RecordOutcome
-from core.services.activities.items import EventItem
+from core.services.activities.items import EventItem, StagedEvent
 from core.services.activities.run import ActivityRun
 from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.jobs.contact_export import ContactExporter
 from core.services.jobs.engine import Chunk, ChunkJobWorker
-from core.services.jobs.messages import ClientFactory, ReconnectCheck
+from core.services.jobs.events import JobEvents
+from core.services.jobs.messages import ClientFactory, EnabledCheck, ReconnectCheck
 
 
 class ActivityWorker(ChunkJobWorker):
@@ -40,8 +40,18 @@ class ActivityWorker(ChunkJobWorker):
         linkedin_table: str | None = "auto",
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
+        dynamics_enabled: EnabledCheck | None = None,
+        events: JobEvents | None = None,
     ) -> None:
-        super().__init__(store, client_for, max_attempts=max_attempts, budget=budget, reconnected=reconnected)
+        super().__init__(
+            store,
+            client_for,
+            max_attempts=max_attempts,
+            budget=budget,
+            reconnected=reconnected,
+            dynamics_enabled=dynamics_enabled,
+            events=events,
+        )
         self.metadata = metadata or MetadataCache()
         # The export pipeline, for contacts exported before their activities (exportMissingContacts).
         self.export_contacts = export_contacts
@@ -49,8 +59,8 @@ class ActivityWorker(ChunkJobWorker):
         self._linkedin_lock = threading.Lock()
         self._linkedin: dict[str, str] = {}
 
-    def platform_id(self, staged: Mapping[str, Any]) -> str:
-        return str(staged["event"].get("id", ""))
+    def platform_id(self, staged: StagedRow) -> str:
+        return StagedEvent.from_row(staged).platform_id
 
     def run_chunk(self, chunk: Chunk) -> list[RecordOutcome]:
         request = chunk.request
@@ -72,13 +82,8 @@ class ActivityWorker(ChunkJobWorker):
                 if isinstance(i, Mapping) and i.get("userId")
             },
             items=[
-                EventItem(
-                    int(s["seq"]),
-                    ActivityEvent.from_json(s["event"]),
-                    s.get("contact"),
-                    export_as=s.get("exportAs"),
-                )
-                for s in chunk.staged
+                EventItem(s.seq, ActivityEvent.from_json(s.event), s.contact, export_as=s.export_as)
+                for s in map(StagedEvent.from_row, chunk.staged)
             ],
         )
         return run.execute()

@@ -29,8 +29,8 @@ import difflib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from core.domain.catalog import Entity, FieldType, PlatformField, resolve_field
-from core.domain.compatibility import Level, check_compatibility, matrix_cell
+from core.domain.catalog import Entity, PlatformField, resolve_field
+from core.domain.compatibility import Level, campaign_fit, check_compatibility, matrix_cell
 from core.domain.config import (
     Condition,
     DynamicsConfig,
@@ -50,11 +50,6 @@ Columns = Mapping[str, DynamicsColumn]
 
 NOT_VERIFIED = "not verified against Dynamics"
 _TEXT_TYPES = frozenset({AttributeType.STRING, AttributeType.MEMO})
-_NUMBER_TYPES = frozenset(
-    {AttributeType.INTEGER, AttributeType.BIGINT, AttributeType.DECIMAL, AttributeType.DOUBLE}
-)
-# Campaign properties that are counts; every other one is text (core.domain.campaign_properties).
-CAMPAIGN_COUNTS = frozenset({"campaignOpens", "campaignClicks"})
 
 
 @dataclass(frozen=True)
@@ -227,7 +222,7 @@ def _campaign_problems(config: DynamicsConfig, metadata: DynamicsMetadata) -> It
         if column is None:
             yield _error(path, _missing("contact", name, metadata.contact))
             continue
-        field_type, limits = _campaign_fit(key, column)
+        field_type, limits = campaign_fit(key, column)
         if field_type is None:
             yield _error(path, f"{key} -> {_describe(column)}: {limits}")
             continue
@@ -235,23 +230,6 @@ def _campaign_problems(config: DynamicsConfig, metadata: DynamicsMetadata) -> It
         reasons = [*(compat.reasons if compat.level is not Level.OK else ()), *([limits] if limits else [])]
         level = Level.WARNING if limits and compat.level is Level.OK else compat.level
         yield from _icon(path, level, f"{key} -> {_describe(column)}", reasons)
-
-
-def _campaign_fit(key: str, column: DynamicsColumn) -> tuple[FieldType | None, str]:
-    """How the activity writer (``campaign_properties.column_value``) fills ``column`` for ``key``: the
-    value type it converts, and a caveat (a warning) -- or no type and why it cannot (an error)."""
-    kind = column.attribute_type
-    if key in CAMPAIGN_COUNTS:
-        if kind in _TEXT_TYPES or kind in _NUMBER_TYPES or kind is AttributeType.MONEY:
-            return FieldType.INTEGER, ""
-        return None, f"{key} is a count: map it to a number or text column"
-    if kind in _TEXT_TYPES:
-        return FieldType.TEXT, ""
-    if kind in (AttributeType.PICKLIST, AttributeType.STATUS):
-        return FieldType.CHOICE, "written only when it is one value equal to an option label"
-    if kind is AttributeType.MULTI_SELECT_PICKLIST:
-        return FieldType.CHOICES, "written only when every value equals an option label"
-    return None, f"{key} is text: map it to a text column (String or Memo) or a choice column"
 
 
 def _user_ids(config: DynamicsConfig) -> Iterator[tuple[Path, str]]:

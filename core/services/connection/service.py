@@ -56,6 +56,7 @@ from core.domain.connection import (
     dataverse_scope,
     normalize_environment_url,
 )
+from core.domain.integration_switch import DYNAMICS, IntegrationDisabled
 from core.services.connection.refresh import TokenRefresher
 from core.services.connection.tokens import RECONNECT_NOTIFICATION_KIND, TokenService, secret_name_for, utcnow
 
@@ -109,7 +110,10 @@ class ConnectionService:
         allowed_hosts: tuple[str, ...],
         clock: Callable[[], dt.datetime] = utcnow,
         on_reconnected: Callable[[str], None] | None = None,
+        active_crm: Callable[[str], str | None] | None = None,
     ) -> None:
+        # workspace -> its enabled CRM; connecting needs Dynamics enabled (None: not consulted)
+        self._active_crm = active_crm
         self._connections = connections
         self._flows = flows
         self._notifications = notifications
@@ -123,7 +127,9 @@ class ConnectionService:
 
     # ------------------------------------------------------------------ connect
     def start_connect(self, caller: Caller, environment_url: str) -> str:
-        """Microsoft sign-in URL for the admin; raises ``InvalidEnvironmentUrl``, ``KeyVaultUnavailable``."""
+        """Microsoft sign-in URL for the admin; raises ``IntegrationDisabled``, ``InvalidEnvironmentUrl``,
+        ``KeyVaultUnavailable``."""
+        self._require_enabled(caller.workspace_id)
         env = normalize_environment_url(environment_url, self._allowed_hosts)
         try:
             self._secrets.get("dynamics-connect-probe")  # fail now, not after the user signed in
@@ -140,6 +146,13 @@ class ConnectionService:
             state, PendingFlow(caller.workspace_id, caller.user_id, sealed, self._clock() + FLOW_LIFETIME)
         )
         return str(flow["auth_uri"])
+
+    def _require_enabled(self, workspace_id: str) -> None:
+        if self._active_crm is None:
+            return
+        active = self._active_crm(workspace_id)
+        if active != DYNAMICS:
+            raise IntegrationDisabled(active, "connecting")
 
     # ------------------------------------------------------------------ callback
     def receive_callback(self, params: Mapping[str, str]) -> str:
@@ -217,6 +230,7 @@ class ConnectionService:
             raise ConnectError("not_initiator", "only the admin who started this sign-in can complete it")
         if pending.expires_at <= self._clock():
             raise ConnectError("expired_handle", "the sign-in was not completed within 10 minutes")
+        self._require_enabled(caller.workspace_id)  # disabled while the admin was signing in
         try:
             payload = json.loads(
                 self._cipher.open(

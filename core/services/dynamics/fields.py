@@ -13,7 +13,9 @@ not refresh, a server whose connection is not configured) becomes ``DynamicsUnav
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ from core.domain.catalog import Entity, PlatformField, resolve_field
 from core.domain.compatibility import Compatibility, check_compatibility
 from core.domain.connection import DynamicsConnection, TransientTokenError
 from core.domain.dynamics_metadata import DynamicsColumn
+from core.domain.icon_matrix import IconMatrix, icon_matrix, metadata_version, rules_version, targets
 from core.services.dynamics.metadata_cache import MetadataCache
 from core.settings import SettingsError
 
@@ -41,6 +44,7 @@ ENTITIES: Mapping[str, tuple[str, Entity]] = {
     "account": ("account", Entity.COMPANY),
 }
 USER_LOOKUP_CHUNK = 100  # GUIDs per ``In`` query (about 4 KB of URL)
+ICON_CACHE_SIZE = 64  # icon matrices kept (per environment, table, metadata and custom-field version)
 
 T = TypeVar("T")
 
@@ -121,6 +125,14 @@ def dynamics_unavailable(exc: Exception, what: str = "the metadata request") -> 
     return DynamicsUnavailable("the Dynamics connection is not configured on this server")
 
 
+@dataclass(frozen=True)
+class IconListing:
+    entity: str
+    environment_url: str
+    version: str  # changes with the table's metadata, the workspace's custom fields and the rules
+    matrix: IconMatrix
+
+
 class FieldsService:
     def __init__(
         self,
@@ -131,6 +143,8 @@ class FieldsService:
         self._client_for = client_for
         self._cache = cache or MetadataCache()
         self._custom_fields = custom_fields
+        self._icons: dict[tuple[str, str, str], IconMatrix] = {}
+        self._icons_lock = threading.Lock()
 
     def custom_fields(self, workspace_id: str) -> list[PlatformField]:
         return list(self._custom_fields(workspace_id)) if self._custom_fields else []
@@ -204,6 +218,29 @@ class FieldsService:
             for _, column in sorted(columns.items())
         )
         return FieldsListing(entity, connection.environment_url, views, field, platform_field)
+
+    def icons(self, workspace_id: str, entity: str, *, refresh: bool = False) -> IconListing:
+        """Every icon of ``entity``'s tab (``contact`` | ``account``) at once, from live metadata; the
+        matrix is computed once per metadata and custom-field version and kept (bounded)."""
+        table, catalog_entity = _entity(entity)
+        connection, columns = self.columns(workspace_id, table, refresh=refresh)
+        custom = sorted(
+            (f for f in self.custom_fields(workspace_id)),
+            key=lambda f: (f.entity.value, f.name),
+        )
+        wanted = targets(catalog_entity, custom)
+        custom_key = hashlib.sha256(repr(custom).encode()).hexdigest()[:16]
+        version = f"{metadata_version(columns)}-{custom_key}-{rules_version()}"
+        key = (connection.environment_url, table, version)
+        with self._icons_lock:
+            matrix = self._icons.get(key)
+        if matrix is None:
+            matrix = icon_matrix(columns, wanted)
+            with self._icons_lock:
+                if len(self._icons) >= ICON_CACHE_SIZE:
+                    self._icons.pop(next(iter(self._icons)))
+                self._icons[key] = matrix
+        return IconListing(entity, connection.environment_url, version, matrix)
 
 
 def _entity(entity: str) -> tuple[str, Entity]:

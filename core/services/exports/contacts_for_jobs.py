@@ -8,8 +8,9 @@ with the bad records isolated: an ``ExportRun``, not a copy of it.
 - Deterministic ids: the contact gets the id an export of the same platform contact would give it, so a
   retried or redelivered chunk (or another chunk, or a later export) finds it instead of creating it again;
   chunks racing to create it end with one contact (the loser's create turns into an update).
-- Owner: the exporting platform user of each contact (the caller groups them); one run per such user
-  (each costs a handful of requests).
+- Owner and writer: the owner follows the users mapping of the platform user of each contact's first
+  event, and the contact is written as that event's identity's Dynamics user (identities mapping), as the
+  activity itself is; one run per (user, identity) pair (each costs a handful of requests).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.jobs import ExportEntity, RecordAction, RecordOutcome
 from core.services.dynamics.metadata_cache import MetadataCache
 from core.services.exports.items import ExportItem
 from core.services.exports.run import ExportRun
-from core.services.jobs.checkpoints import Checkpoints
+from core.services.jobs.checkpoints import Checkpoints, Gate
 from core.services.jobs.contact_export import ContactToExport, ExportedContact, contacts_job_id
 
 
@@ -45,15 +46,16 @@ class ContactExport:
         job_id: str,
         config: DynamicsConfig,
         contacts: Sequence[ContactToExport],
+        gate: Gate | None = None,
     ) -> dict[str, ExportedContact]:
-        by_user: dict[str, list[ContactToExport]] = {}
+        by_actor: dict[tuple[str, str], list[ContactToExport]] = {}
         for contact in contacts:
-            by_user.setdefault(contact.user_id, []).append(contact)
+            by_actor.setdefault((contact.user_id, contact.identity_id or ""), []).append(contact)
         results: dict[str, ExportedContact] = {}
-        for user_id, group in sorted(by_user.items()):
+        for (user_id, identity_id), group in sorted(by_actor.items()):
             items = [ExportItem(c.seq, c.platform_id, c.data) for c in group]
             checkpoints = Checkpoints(
-                self._store, workspace_id, contacts_job_id(job_id), [c.seq for c in group]
+                self._store, workspace_id, contacts_job_id(job_id), [c.seq for c in group], gate=gate
             )
             run = ExportRun(
                 client=client,
@@ -67,6 +69,7 @@ class ContactExport:
                 user_id=user_id,
                 dry_run=False,
                 items=items,
+                identity_id=identity_id or None,
             )
             for item, outcome in zip(items, run.execute(), strict=True):
                 results[item.platform_id] = _result(item, outcome)
@@ -90,5 +93,8 @@ def _result(item: ExportItem, outcome: RecordOutcome) -> ExportedContact:
         current=current,
         match=outcome.match,
         errors=list(outcome.errors),
-        note=outcome.note,
+        # The activity's record has no warnings list: what the export left alone (a company it would not
+        # create) rides on the note.
+        note="; ".join([*([outcome.note] if outcome.note else []), *(w.message for w in outcome.warnings)])
+        or None,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from core.domain.catalog import Entity
@@ -24,3 +24,5 @@ class ExportContext(Protocol):
     def columns(self, table: str) -> dict[str, DynamicsColumn]: ...
 
     def match(self, items: Sequence[ExportItem], entity: Entity, mapped: Sequence[str]) -> None: ...
+
+    def account_names(self, ids: Iterable[str]) -> dict[str, str]: ...

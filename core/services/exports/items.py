@@ -6,8 +6,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.adapters.storage.job_store import StagedRow
 from core.domain.export_plan import DesiredLink, DesiredValue
-from core.domain.jobs import FieldError, RecordOutcome
+from core.domain.jobs import FieldError, RecordOutcome, RecordWarning
+
+
+@dataclass(frozen=True)
+class StagedRecord:
+    """A submitted record as an export stages it in a chunk: its position and the platform's fields."""
+
+    seq: int
+    record: Mapping[str, Any]
+
+    @property
+    def platform_id(self) -> str:
+        return str(self.record.get("id", ""))
+
+    def to_row(self) -> StagedRow:
+        return StagedRow(self.seq, {"record": self.record})
+
+    @classmethod
+    def from_row(cls, row: StagedRow) -> StagedRecord:
+        return cls(row.seq, row.fields["record"])
 
 
 @dataclass(eq=False)  # identity semantics: items key the per-record failure maps
@@ -22,5 +42,6 @@ class ExportItem:
     links: list[DesiredLink] = field(default_factory=list)
     errors: list[FieldError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[RecordWarning] = field(default_factory=list)
     outcome: RecordOutcome | None = None
     has_record_value: bool = False  # a value from the record itself (not only fixed/manual constants)

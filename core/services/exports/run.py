@@ -18,7 +18,7 @@ step to export the contacts its events need first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
@@ -75,6 +75,7 @@ class ExportRun:
         user_id: str,
         dry_run: bool,
         items: list[ExportItem],
+        identity_id: str | None = None,
     ) -> None:
         self.client = client
         self.connection = connection
@@ -83,6 +84,7 @@ class ExportRun:
         self.config = config
         self.manual_values = manual_values
         self.user_id = user_id
+        self.identity_id = identity_id  # a campaign's identity: its Dynamics user writes (step 4)
         self.dry_run = dry_run
         self.items = items
         self.identifiers = IdentifierConfig.from_model(config.sync_identifiers)
@@ -95,7 +97,7 @@ class ExportRun:
         return self._columns_of(self.client, table)
 
     def execute(self) -> list[RecordOutcome]:
-        owner = choose_owners(self.client, self.connection, self.config, self.user_id)
+        owner = choose_owners(self.client, self.connection, self.config, self.user_id, self.identity_id)
         table = self.entity.table
         entity = Entity.CONTACT if table == "contact" else Entity.COMPANY
         columns = self.columns(table)
@@ -107,10 +109,12 @@ class ExportRun:
         for item in self.items:
             desired_values(item, tab, columns, entity, self.config, self.manual_values)
         associations = self.config.sync_identifiers
+        contact_columns = columns if table == "contact" else {}
+        # Contacts are matched before their companies are: whether a contact already sits under a
+        # company of the same name decides whether a company is created for it (``link_companies``).
+        self.match(self.items, entity, mapped_columns(self.config, tab, contact_columns))
         if self.entity is ExportEntity.CONTACTS and associations.associate_contacts_with_companies:
             link_companies(self, owner)
-        contact_columns = columns if table == "contact" else {}
-        self.match(self.items, entity, mapped_columns(self.config, tab, contact_columns))
         self.writes.write(self.items, table, owner)
         if self.entity is ExportEntity.COMPANIES and associations.associate_companies_with_contacts:
             link_contacts_to_companies(self, owner)
@@ -189,6 +193,20 @@ class ExportRun:
     def batch_gets(self, operations: Sequence[BatchOperation]) -> list[list[dict[str, Any]]]:
         return batch_get_rows(self.client, operations)
 
+    def account_names(self, ids: Iterable[str]) -> dict[str, str]:
+        """The names of the accounts ``ids`` (lowercase id -> name), in one ``$batch`` GET."""
+        wanted = sorted({i.lower() for i in ids})
+        if not wanted:
+            return {}
+        get = BatchOperation(
+            "GET",
+            self.client.entity_set_name("account"),
+            headers=PREFER_PAGES,
+            params=[("$select", "accountid,name"), ("$filter", in_filter("accountid", wanted))],
+        )
+        rows = self.batch_gets([get])[0]
+        return {str(r["accountid"]).lower(): str(r.get("name") or "") for r in rows}
+
     def finish(self, item: ExportItem) -> RecordOutcome:
         outcome = item.outcome or RecordOutcome(
             item.seq, item.platform_id, RecordAction.SKIPPED, item.dynamics_id
@@ -202,4 +220,5 @@ class ExportRun:
                 outcome.dynamics_id = None
         if item.notes:
             outcome.note = "; ".join(item.notes)
+        outcome.warnings = list(item.warnings)
         return outcome

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.adapters.job_store import JobNames, JobStore
+from core.adapters.storage.job_store import JobNames, JobRow, JobStore
+from core.adapters.storage.record_versions import RecordVersions
 from core.domain.caller import ADMINS, SERVICE, Caller, Role
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
@@ -25,23 +26,26 @@ from core.domain.config import (
 )
 from core.domain.config_validation import Problem, pointer
 from core.domain.export_request import (
+    MAX_AUTOMATIC_RECORDS,
     ExportRequest,
     ExportTrigger,
     RetryRequest,
     ValidRecord,
+    latest_changes,
     validate_records,
 )
 from core.domain.job_status import JobStatus
 from core.domain.jobs import (
     DEFAULT_CHUNK_SIZE,
     ExportEntity,
-    JobRow,
     RecordAction,
     RecordOutcome,
     split_chunks,
 )
 from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
+from core.services.exports.items import StagedRecord
+from core.services.jobs.events import JobEvents
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult, submitted_as
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
@@ -53,6 +57,9 @@ EXPORT_NAMES = JobNames(
     queue="dynamics-exports",
 )
 EXPORT_QUEUE = EXPORT_NAMES.queue
+# Seconds an automatic export waits before it runs: later changes of its records received meanwhile
+# replace it (one write with the latest values). AUTOMATIC_EXPORT_WINDOW_SECONDS.
+DEFAULT_AUTOMATIC_EXPORT_WINDOW = 30
 
 
 class InvalidExport(Exception):
@@ -90,6 +97,7 @@ class ExportService(JobQueries):
     """Submit exports; status, records and resume are the job engine's queries (``JobQueries``)."""
 
     idempotency_namespace = _IDEMPOTENCY_NAMESPACE
+    job_kind = "export"
 
     def __init__(
         self,
@@ -98,47 +106,56 @@ class ExportService(JobQueries):
         custom_fields: Callable[[str], Iterable[PlatformField]] = lambda _ws: (),
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
+        active_crm: Callable[[str], str | None] | None = None,
+        events: JobEvents | None = None,
+        versions: RecordVersions | None = None,
+        window_seconds: int = 0,
     ) -> None:
-        super().__init__(store, max_active_jobs)
+        super().__init__(store, max_active_jobs, active_crm, events)
+        # Automatic exports: the order of each record's changes, and how long a job waits before it
+        # runs so that later changes of its records received meanwhile replace it (one write).
+        self._versions = versions
+        self._window_seconds = window_seconds
         self._load_config = load_config
         self._custom_fields = custom_fields
         self._chunk_size = chunk_size
 
     def submit(
-        self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
+        self,
+        caller: Caller,
+        request: ExportRequest,
+        idempotency_key: str | None = None,
+        *,
+        retry_of: str | None = None,
     ) -> SubmitResult:
         requester = _requester(caller, request)
+        self.require_enabled(caller.workspace_id, "exporting")
         self._store.ensure_ready()
         config = self._load_config(caller)
         self._check_request(request, config)
         job_id, already = self.reserve_job_id(caller.workspace_id, idempotency_key)
         if already is not None:
             return already
-        return self._stage(
-            caller.workspace_id, job_id, request, requester, config, idempotent=bool(idempotency_key)
-        )
-
-    def _stage(
-        self,
-        workspace_id: str,
-        job_id: str,
-        request: ExportRequest,
-        requester: str,
-        config: DynamicsConfig,
-        *,
-        idempotent: bool,
-        retry_of: str | None = None,
-    ) -> SubmitResult:
-        """Validate, stage and open the job ``job_id`` of ``request`` for ``requester``."""
         # Staged under a folder of this request's own: a concurrent request with the same key stages
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
-        valid, invalid = validate_records(request.entity, request.records, self._custom_fields(workspace_id))
+        automatic = request.trigger is ExportTrigger.AUTOMATIC
+        valid, invalid = validate_records(
+            request.entity, request.records, self._custom_fields(caller.workspace_id), automatic=automatic
+        )
+        superseded: list[RecordOutcome] = []
+        if automatic:
+            valid, superseded = latest_changes(valid)
         valid, duplicates = _drop_duplicates(request.entity, valid, config)
+        if automatic and not request.dryRun and self._versions is not None and valid:
+            self._versions.ensure_ready()
+            valid, stale = self._receive(caller.workspace_id, request.entity, valid, job_id)
+            superseded += stale
+        duplicates += superseded
         chunks = split_chunks(len(valid), self._chunk_size)
         now = dt.datetime.now(dt.UTC).isoformat()
         self._store.stage_request(
-            workspace_id,
+            caller.workspace_id,
             job_id,
             staging=staging,
             request={
@@ -146,27 +163,28 @@ class ExportService(JobQueries):
                 "trigger": request.trigger.value,
                 "dryRun": request.dryRun,
                 "userId": requester,
+                "identityId": request.identityId,
                 "manualValues": request.manualValues,
                 "config": config.to_json(),
                 "createdAt": now,
             },
         )
         self._store.stage_chunks(
-            workspace_id,
+            caller.workspace_id,
             job_id,
-            [[{"seq": valid[i].seq, "record": valid[i].data} for i in positions] for positions in chunks],
+            [[StagedRecord(valid[i].seq, valid[i].data).to_row() for i in positions] for positions in chunks],
             staging=staging,
         )
         set_aside = sorted(o.seq for o in (*invalid, *duplicates))
-        if set_aside:
+        if set_aside:  # kept for a retry that includes them
             self._store.stage_set_aside(
-                workspace_id,
+                caller.workspace_id,
                 job_id,
                 [{"seq": seq, "record": request.records[seq]} for seq in set_aside],
                 staging=staging,
             )
         job = JobRow(
-            workspace_id=workspace_id,
+            workspace_id=caller.workspace_id,
             job_id=job_id,
             entity=request.entity.value,
             trigger=request.trigger.value,
@@ -180,7 +198,36 @@ class ExportService(JobQueries):
             staging=staging,
             retry_of=retry_of,
         )
-        return self.open_job(job, [*invalid, *duplicates], idempotent=idempotent)
+        return self.open_job(
+            job,
+            [*invalid, *duplicates],
+            idempotent=bool(idempotency_key),
+            delay_seconds=self._window_seconds if automatic else 0,
+        )
+
+    def _receive(
+        self, workspace_id: str, entity: ExportEntity, valid: list[ValidRecord], job_id: str
+    ) -> tuple[list[ValidRecord], list[RecordOutcome]]:
+        """Note each change as its record's latest; a change older than one received before is not sent
+        (it would overwrite newer values) and is reported ``skipped`` at once."""
+        assert self._versions is not None
+        later = self._versions.receive(
+            workspace_id, entity.value, {v.platform_id: v.changed_at or "" for v in valid}, job_id
+        )
+        stale = [
+            RecordOutcome(
+                v.seq,
+                v.platform_id,
+                RecordAction.SKIPPED,
+                note=(
+                    f"superseded: a later change of this record (changedAt {later[v.platform_id]}) was "
+                    "received before this one; not written, so older values never overwrite newer ones"
+                ),
+            )
+            for v in valid
+            if v.platform_id in later
+        ]
+        return [v for v in valid if v.platform_id not in later], stale
 
     def retry(self, caller: Caller, job_id: str, request: RetryRequest) -> RetryResult | None:
         """A new job of ``job_id``'s failed records (and, asked for, its skipped / invalid ones) as they
@@ -198,7 +245,9 @@ class ExportService(JobQueries):
             return None
         if caller.role is Role.MEMBER and source.user_id != caller.user_id:
             caller.require(ADMINS | SERVICE, "retrying another user's export")
-        retry_id = str(uuid.uuid5(self.idempotency_namespace, f"{ws}\x1fretry\x1f{job_id}"))
+        # The retry job's id is the one of an Idempotency-Key no HTTP header can carry (a control character).
+        key = f"\x1fretry\x1f{job_id}"
+        retry_id = str(uuid.uuid5(self.idempotency_namespace, f"{ws}\x1f{key}"))
         existing = self._store.get_job(ws, retry_id)
         if existing is not None:
             if source.retried_by != retry_id:
@@ -223,12 +272,10 @@ class ExportService(JobQueries):
             manualValues=dict(staged_request.get("manualValues") or {}),
             trigger=trigger,
             dryRun=source.dry_run,
+            # The platform's service retries for the job's own user; a person as themselves.
+            userId=source.user_id if caller.is_service else None,
         )
-        config = self._load_config(caller)
-        self._check_request(export, config)
-        self.check_capacity(ws)
-        requester = source.user_id if caller.is_service else caller.user_id
-        result = self._stage(ws, retry_id, export, requester, config, idempotent=True, retry_of=job_id)
+        result = self.submit(caller, export, idempotency_key=key, retry_of=job_id)
         self._store.set_retried_by(source, retry_id)
         return RetryResult(result, missing)
 
@@ -259,17 +306,26 @@ class ExportService(JobQueries):
                 break
             staged = self._store.try_load_chunk(job.workspace_id, job.job_id, index, staging=job.staging)
             for row in staged or []:
-                if int(row["seq"]) in wanted:
-                    found[int(row["seq"])] = row["record"]
+                if row.seq in wanted:
+                    found[row.seq] = StagedRecord.from_row(row).record
         if len(found) < len(wanted):
-            for row in self._store.load_set_aside(job.workspace_id, job.job_id, staging=job.staging):
-                if int(row["seq"]) in wanted:
-                    found[int(row["seq"])] = row["record"]
+            for aside in self._store.load_set_aside(job.workspace_id, job.job_id, staging=job.staging):
+                if int(aside["seq"]) in wanted:
+                    found[int(aside["seq"])] = aside["record"]
         return [found[seq] for seq in sorted(found)], len(wanted) - len(found)
 
     @staticmethod
     def _check_request(request: ExportRequest, config: DynamicsConfig) -> None:
         problems: list[Problem] = []
+        if request.trigger is ExportTrigger.AUTOMATIC and len(request.records) > MAX_AUTOMATIC_RECORDS:
+            problems.append(
+                Problem(
+                    "/records",
+                    f"an automatic export carries at most {MAX_AUTOMATIC_RECORDS} changed records (the "
+                    "changes of one window); send more as several requests, or a whole list as a manual "
+                    "export",
+                )
+            )
         if request.trigger is ExportTrigger.AUTOMATIC and request.manualValues:
             problems.append(
                 Problem(
@@ -316,6 +372,8 @@ def _requester(caller: Caller, request: ExportRequest) -> str:
     submits automatic exports and names the user it acts for (``Forbidden`` otherwise)."""
     if request.trigger is ExportTrigger.AUTOMATIC:
         caller.require(SERVICE, "an automatic export")
+    if request.identityId is not None:
+        caller.require(SERVICE, "naming the campaign identity an export is for (identityId)")
     if request.userId is not None:
         caller.require(SERVICE, "naming the user an export is for (userId)")
         return request.userId

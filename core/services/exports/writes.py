@@ -3,7 +3,7 @@
 Only changed columns are written (``plan_write``); empty platform values never erase Dynamics data;
 ``fill_if_empty`` fills blanks only. A create carries the record's deterministic id and is never a blank
 record. Checkpoints follow ``core.services.jobs.checkpoints``: ``creating`` / ``updating`` are saved before
-the calls, confirmed creates are handed over for the report. Bulk calls isolate refused records
+the calls, the writes Dynamics confirmed are handed over for the report. Bulk calls isolate refused records
 (``core.services.jobs.bulk``); each is reported with Dynamics' error, the column named when the message
 names one.
 """
@@ -76,6 +76,9 @@ class ExportWrites:
         if owner.problem and creates:
             for item, _ in creates:
                 item.notes.append(f"owner: {owner.problem}; used {owner.choice.source.value}")
+        if owner.writer_problem:
+            for item, _ in (*creates, *updates):
+                item.notes.append(f"written as: {owner.writer_problem}")
         if self.dry_run or not (creates or updates):
             return
         self.checkpoints.sending(creates=_outcomes(creates), updates=_outcomes(updates))
@@ -85,8 +88,10 @@ class ExportWrites:
                 item.errors.append(error)
             self.checkpoints.confirmed(o for i, _ in creates if i not in failed and (o := i.outcome))
         if updates:
-            for item, error in self.update_many(table, id_column, updates, owner).items():
+            refused = self.update_many(table, id_column, updates, owner)
+            for item, error in refused.items():
                 item.errors.append(error)
+            self.checkpoints.confirmed(o for i, _ in updates if i not in refused and (o := i.outcome))
 
     def create_many(
         self, table: str, id_column: str, creates: Sequence[Write], owner: Owners
@@ -127,6 +132,5 @@ def _outcomes(writes: Sequence[Write]) -> list[RecordOutcome]:
 def field_error(exc: DataverseError, owner: Owners) -> FieldError:
     message = exc.message or str(exc)
     if exc.code == PRIVILEGE_DENIED:
-        who = f"Dynamics user {owner.choice.systemuser_id} ({owner.choice.source.value})"
-        message = f"{who} lacks the privilege: {message}"
+        message = f"{owner.writer_label()} lacks the privilege: {message}"
     return FieldError(column_in_message(message), message, exc.code)

@@ -10,6 +10,7 @@ them shows ``enabled`` only.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,7 +18,10 @@ from enum import StrEnum
 from core.adapters.storage.integrations_repository import ActiveCrmConflict, IntegrationsRepository
 from core.domain.caller import Caller
 from core.domain.connection import ConnectionRecord, ConnectionStatus
+from core.domain.integration_switch import DYNAMICS
 from core.domain.job_status import JobStatus
+
+log = logging.getLogger(__name__)
 
 CRMS: dict[str, str] = {
     "dynamics": "Microsoft Dynamics 365",
@@ -110,8 +114,11 @@ class IntegrationsService:
         connection: ConnectionLookup | None = None,
         saved_config: SavedVersionLookup | None = None,
         last_export: LastExportLookup | None = None,
+        on_dynamics_enabled: Callable[[str], None] | None = None,
     ) -> None:
         self._repo = repository
+        # Work paused while Dynamics was disabled continues (exports, activities), each kind in its own try.
+        self._on_dynamics_enabled = on_dynamics_enabled
         self._connection = connection
         self._saved_config = saved_config
         self._last_export = last_export
@@ -140,6 +147,11 @@ class IntegrationsService:
             self._repo.enable(caller.workspace_id, crm, caller.user_id)
         else:
             self._repo.disable(caller.workspace_id, crm, caller.user_id)
+        if enabled and crm == DYNAMICS and self._on_dynamics_enabled is not None:
+            try:
+                self._on_dynamics_enabled(caller.workspace_id)
+            except Exception:  # the switch is on; the token timer resumes what this could not
+                log.exception("workspace %s: resuming paused work after enabling failed", caller.workspace_id)
         return IntegrationCard(crm, CRMS[crm], enabled)
 
     def active(self, workspace_id: str) -> str | None:

@@ -16,6 +16,10 @@ delivers the message again. What keeps a record's report true across attempts, i
    chunk row ``done`` with the counts. A redelivery of a finished chunk does nothing.
 5. Paused for the Dynamics token: ``creating`` / ``updating`` that Dynamics never confirmed become
    ``pending`` (nothing more is written until the workspace reconnects).
+5b. Halted at a safe point (``ChunkHalted``, raised by the chunk's gate right before a Dynamics write:
+   Dynamics was disabled for the workspace): the writes Dynamics answered are saved as they ended, every
+   other record of the chunk is ``pending`` with the reason, and nothing more is sent until the cause
+   is gone. A write in flight is never cut: the gate runs only between writes.
 6. Failed for good: final outcomes of earlier attempts are kept; the rest fail with the reason, and a
    record whose create was being sent says it may exist (a re-run updates it: deterministic id).
 7. Cancelled: only a chunk that has not begun writing (no ``creating`` / ``updating`` / ``pending`` left
@@ -27,10 +31,10 @@ Reads cost one range query of the chunk's own row keys, and none at all on a chu
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from core.adapters.job_store import JobStore, StoredOutcome
-from core.domain.jobs import FieldError, RecordAction, RecordOutcome, count_outcomes
+from core.adapters.storage.job_store import JobStore, StoredOutcome
+from core.domain.jobs import ChunkState, FieldError, RecordAction, RecordOutcome, count_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,21 @@ MAY_EXIST_NOTE = (
     "the create was being sent when the job stopped and may have reached Dynamics; "
     "running it again updates that record (no duplicate)"
 )
+
+
+class ChunkHalted(Exception):
+    """The chunk must stop before its next Dynamics write and wait in ``state`` (5b.): ``reason`` goes on
+    the chunk (the job's ``errors``), ``note`` on each record left ``pending``."""
+
+    def __init__(self, state: ChunkState, reason: str, note: str) -> None:
+        super().__init__(reason)
+        self.state = state
+        self.reason = reason
+        self.note = note
+
+
+# Raises ChunkHalted when the chunk must stop now; called before each Dynamics write of the chunk.
+Gate = Callable[[], None]
 
 
 class Checkpoints:
@@ -54,8 +73,10 @@ class Checkpoints:
         seqs: Iterable[int],
         *,
         first_attempt: bool = False,
+        gate: Gate | None = None,
     ) -> None:
         self._store = store
+        self.gate = gate
         self.workspace_id = workspace_id
         self.job_id = job_id
         self._seqs = sorted(set(seqs))
@@ -82,8 +103,9 @@ class Checkpoints:
     def sending(
         self, *, creates: Sequence[RecordOutcome] = (), updates: Sequence[RecordOutcome] = ()
     ) -> None:
-        """Before the Dynamics writes of a step: save these records as ``creating`` / ``updating`` (2.),
-        in one go."""
+        """Before the Dynamics writes of a step: the gate first (``ChunkHalted`` stops the chunk here, 5b.),
+        then save these records as ``creating`` / ``updating`` (2.), in one go."""
+        self.before_write()
         marks = [
             RecordOutcome(o.seq, o.platform_id, action, o.dynamics_id, changes=o.changes)
             for action, outcomes in ((RecordAction.CREATING, creates), (RecordAction.UPDATING, updates))
@@ -92,8 +114,13 @@ class Checkpoints:
         if marks:
             self._store.save_outcomes(self.workspace_id, self.job_id, marks)
 
+    def before_write(self) -> None:
+        """A safe point before a Dynamics write: raises ``ChunkHalted`` when the chunk must stop."""
+        if self.gate is not None:
+            self.gate()
+
     def confirmed(self, outcomes: Iterable[RecordOutcome]) -> None:
-        """Creates Dynamics confirmed: saved with the report, or by ``save_confirmed`` (3.)."""
+        """Writes Dynamics confirmed: saved with the report, or by ``save_confirmed`` (3.)."""
         self._confirmed.extend(outcomes)
 
     def save_confirmed(self) -> None:
@@ -132,9 +159,23 @@ class Checkpoints:
         if pending:
             self._store.save_outcomes(self.workspace_id, self.job_id, pending)
 
+    def halt(self, records: Mapping[int, str], note: str) -> None:
+        """Halted (5b.): ``records`` = position -> platform id of the chunk. What Dynamics confirmed is
+        saved; every record without a final outcome is ``pending`` with ``note``."""
+        self.save_confirmed()
+        earlier = self._read()
+        pending = [
+            RecordOutcome(seq, platform_id, RecordAction.PENDING, note=note)
+            for seq, platform_id in sorted(records.items())
+            if (done := earlier.get(seq)) is None or done.action not in FINAL
+        ]
+        if pending:
+            self._store.save_outcomes(self.workspace_id, self.job_id, pending)
+
     def began_writing(self) -> bool:
         """Whether an earlier attempt sent writes whose outcome it never reported (7.)."""
-        return any(row.action in IN_FLIGHT for row in self.earlier().values())
+        sending = (RecordAction.CREATING, RecordAction.UPDATING)
+        return any(row.action in sending for row in self.earlier().values())
 
     def cancel(self, records: Mapping[int, str]) -> dict[str, int]:
         """Cancelled before writing (7.): ``records`` = position -> platform id. Returns the counts."""
@@ -146,11 +187,11 @@ class Checkpoints:
             if done is not None and done.action in FINAL:
                 kept.append(RecordOutcome(seq, platform_id, done.action, done.dynamics_id))
                 continue
-            cancelled.append(
-                RecordOutcome(
-                    seq, platform_id, RecordAction.CANCELLED, note="not written: the job was cancelled"
-                )
-            )
+            note = "not written: the job was cancelled"
+            if done is not None and done.action is RecordAction.PENDING:
+                # Paused with its write unconfirmed: it may have reached Dynamics (deterministic id).
+                note = f"{note}; {MAY_EXIST_NOTE}"
+            cancelled.append(RecordOutcome(seq, platform_id, RecordAction.CANCELLED, note=note))
         self._store.save_outcomes(self.workspace_id, self.job_id, cancelled)
         return count_outcomes([*kept, *cancelled])
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.job_store import JobStore
+from core.adapters.storage.job_store import JobStore
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.jobs import FieldError, RecordAction
+from core.services.jobs.checkpoints import Gate
 
 CONTACTS_SUFFIX = "~contacts"
 
@@ -36,6 +37,7 @@ class ContactToExport:
     data: Mapping[str, Any]
     seq: int  # position of its first event in the job: the row key of its export checkpoint
     user_id: str  # the exporting platform user (owner rules)
+    identity_id: str | None = None  # the identity of its first event: its Dynamics user writes it
 
 
 @dataclass
@@ -58,9 +60,10 @@ class ContactExporter(Protocol):
         job_id: str,
         config: DynamicsConfig,
         contacts: Sequence[ContactToExport],
+        gate: Gate | None = None,
     ) -> dict[str, ExportedContact]:
         """Export ``contacts`` as an export of them would; the result by platform id. Checkpoints go
-        under ``contacts_job_id(job_id)``."""
+        under ``contacts_job_id(job_id)``, with the activity chunk's ``gate`` (a halt stops them too)."""
         ...
 
 

@@ -9,33 +9,42 @@ rest, the same way for every kind:
 - run: ``running`` with the delivery count, then the kind's step with the workspace's Dataverse client,
   inside the workspace's shared Dynamics budget when there is one;
 - checkpoint and report: ``core.services.jobs.checkpoints`` (one policy for every kind);
+- halt: when Dynamics is disabled for the workspace (``dynamics_enabled``), a queued chunk pauses before
+  any Dynamics call and a running one before its next Dynamics write (the gate of its checkpoints), both
+  ``paused_disabled``; they resume when Dynamics is enabled again (``resume_paused``);
 - pause: a dead Dynamics token (``ReconnectRequired``) pauses the chunk until the workspace reconnects;
   token trouble of the deployment itself (sign-in or Key Vault down, a refused setting) on the last
   delivery pauses it for the token timer instead of failing records that are not at fault;
+- defer: a step that raises ``Deferred`` before writing anything is queued again after a delay;
 - retry: any other failure raises, so the queue delivers the message again; on the last delivery the
   chunk fails for good with the reason (``fail_poisoned`` does the same for a message the host moved to
   the poison queue);
 - resume: ``requeue_paused`` (by the services' ``resume_paused`` and the pausing worker's own re-check);
+- tell: after a chunk settles (done, failed, paused for reconnect), the job's summary is read again from
+  its chunk rows and a job that ended ``failed`` / ``partially_failed`` or paused for reconnect is told to
+  the ``events`` listener (the alerts). The chunk that settles last sees the job's final state (each
+  writes its own row before reading them all); a redelivered message of a finished chunk tells it again,
+  so an event a crash or a storage error lost is told by the redelivery, and the listener dedupes;
 - cancel: a chunk of a cancelled job is closed ``cancelled`` when it is claimed, or stopped before its next
   Dynamics request while it runs (``core.services.jobs.stopping``), its records reported ``cancelled``
   (not written); a chunk that has begun writing, in this attempt or an earlier one, finishes instead;
-- finish: the chunk that finishes a job keeps the job's status in the job's index row and tells
-  ``on_finished`` (e.g. notifications).
+- record: the chunk that finishes a job keeps the job's status in the job's index row (the history).
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from core.adapters.dataverse.budget import DynamicsBudget
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import failure_reason
-from core.adapters.dynamics_budget import DynamicsBudget
-from core.adapters.job_store import JobRow, JobStore
+from core.adapters.storage.job_store import JobRow, JobStore, StagedRow
+from core.domain.alerts import RECONNECT_PAUSE_PREFIX, job_event
 from core.domain.connection import (
     DynamicsConnection,
     NotConnected,
@@ -43,26 +52,37 @@ from core.domain.connection import (
     TokenConfigurationError,
     TransientTokenError,
 )
-from core.domain.job_status import JobStatus
 from core.domain.jobs import (
     FINISHED_CHUNKS,
+    NO_CODE,
     ChunkState,
-    ErrorTally,
+    JobState,
     RecordOutcome,
     count_outcomes,
-    tally_errors,
+    error_codes,
+    summarize_job,
 )
 from core.services.jobs import stopping
-from core.services.jobs.checkpoints import Checkpoints
-from core.services.jobs.messages import ChunkMessage, ClientFactory, ReconnectCheck
+from core.services.jobs.checkpoints import Checkpoints, ChunkHalted
+from core.services.jobs.events import JobEvents
+from core.services.jobs.messages import ChunkMessage, ClientFactory, EnabledCheck, ReconnectCheck
 from core.services.jobs.queries import record_if_finished
 from core.services.jobs.stopping import JobCancelled
 
-FinishedHook = Callable[[str, JobStatus], None]
-"""``on_finished(workspace_id, status)``: a job just finished (may be told twice when its last two
-chunks finish at once)."""
-
 log = logging.getLogger(__name__)
+
+DISABLED_REASON = "paused: Dynamics is disabled for this workspace; resumed when an admin enables it again"
+DISABLED_NOTE = "waiting for Dynamics to be enabled again"
+
+
+class Deferred(Exception):
+    """A chunk that cannot run yet and has written nothing (another job is writing some of its records):
+    it is queued again, visible after ``seconds``, without counting as a failed delivery."""
+
+    def __init__(self, reason: str, seconds: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.seconds = seconds
 
 
 @dataclass
@@ -74,7 +94,7 @@ class Chunk:
     index: int
     job: JobRow
     request: dict[str, Any]  # the staged request (configuration snapshot, user, options)
-    staged: list[dict[str, Any]]  # the chunk's staged rows, each with its "seq"
+    staged: list[StagedRow]  # the chunk's staged rows
     client: DataverseClient
     connection: DynamicsConnection
     checkpoints: Checkpoints
@@ -93,22 +113,24 @@ class ChunkJobWorker(ABC):
         max_attempts: int = 5,
         budget: DynamicsBudget | None = None,
         reconnected: ReconnectCheck | None = None,
-        on_finished: FinishedHook | None = None,
+        dynamics_enabled: EnabledCheck | None = None,
+        events: JobEvents | None = None,
     ) -> None:
         self.store = store
-        self._on_finished = on_finished
+        self._events = events
         self._client_for = client_for
         self._max_attempts = max_attempts
         # Shared with the other instances working for the same workspace (same Dynamics user).
         self._budget = budget
         self._reconnected = reconnected  # re-checked after a chunk pauses (see pause_for_reconnect)
+        self._enabled = dynamics_enabled  # None: the switch is not consulted (every workspace works)
 
     @abstractmethod
     def run_chunk(self, chunk: Chunk) -> list[RecordOutcome]:
         """Run the chunk's staged rows against Dynamics; one outcome per row. Raises to retry."""
 
     @abstractmethod
-    def platform_id(self, staged: Mapping[str, Any]) -> str:
+    def platform_id(self, staged: StagedRow) -> str:
         """The id a staged row's record is reported under."""
 
     def handle(self, message: ChunkMessage, dequeue_count: int = 1) -> ChunkState:
@@ -121,9 +143,8 @@ class ChunkJobWorker(ABC):
             return ChunkState.FAILED
         status = self.store.get_chunk(ws, job_id, index)
         if status is not None and status.state in FINISHED_CHUNKS:
-            # A redelivered message for finished work: nothing to run; the job's finish is recorded if
-            # the delivery that finished it died before it could.
-            self._job_may_be_finished(ws, job_id)
+            self._tell(job)  # a redelivered message for finished work: only its job's event, once more
+            self._record_if_finished(ws, job_id)
             return status.state
         request = self.store.load_request(ws, job_id, staging=job.staging)
         staged = self.store.try_load_chunk(ws, job_id, index, staging=job.staging)
@@ -132,8 +153,16 @@ class ChunkJobWorker(ABC):
             return ChunkState.FAILED
         # The first delivery has no earlier checkpoints to read back.
         first_attempt = status is not None and status.attempts == 0
+        records = {s.seq: self.platform_id(s) for s in staged}
+        if self._enabled is not None and not self._enabled(ws):
+            # Not even a token is asked for; an earlier attempt's in-flight marks turn pending.
+            checkpoints = Checkpoints(self.store, ws, job_id, records)
+            halted = self._disabled_halt()
+            if not first_attempt:
+                checkpoints.halt(records, halted.note)
+            return self._pause_halted(ws, job_id, index, halted)
         checkpoints = Checkpoints(
-            self.store, ws, job_id, (int(s["seq"]) for s in staged), first_attempt=first_attempt
+            self.store, ws, job_id, records, first_attempt=first_attempt, gate=self._gate(ws)
         )
         stoppable = True
         if job.cancel_requested_at is not None:
@@ -144,8 +173,9 @@ class ChunkJobWorker(ABC):
         try:
             client, connection = self._client_for(ws)
             chunk = Chunk(ws, job_id, index, job, request, staged, client, connection, checkpoints)
+            budget = self._budget
             with (
-                self._budget.working(ws) if self._budget is not None else nullcontext(),
+                budget.working(ws, job=f"{self.kind}:{job_id}") if budget is not None else nullcontext(),
                 stopping.watching(self._cancel_check(ws, job_id)) if stoppable else nullcontext(),
             ):
                 outcomes = self.run_chunk(chunk)
@@ -153,12 +183,27 @@ class ChunkJobWorker(ABC):
             log.info("%s chunk stopped: the job was cancelled", self.kind, extra=where)
             checkpoints.save_confirmed()
             return self._cancel(message, staged, checkpoints)
+        except Deferred as exc:
+            # Nothing was written: the chunk goes back to the queue, not counted as a failed delivery.
+            log.info("%s chunk deferred: %s", self.kind, exc.reason, extra=where)
+            self.store.put_chunk(ws, job_id, index, ChunkState.QUEUED)
+            self.store.enqueue_chunks(ws, job_id, [index], delay_seconds=exc.seconds)
+            return ChunkState.QUEUED
+        except ChunkHalted as halted:
+            log.info("%s chunk halted: %s", self.kind, halted.reason, extra=where)
+            checkpoints.halt(records, halted.note)
+            return self._pause_halted(ws, job_id, index, halted)
         except ReconnectRequired as exc:
             log.info("%s chunk paused until Dynamics is reconnected", self.kind, extra=where)
             checkpoints.pause()
-            return self._pause_for_reconnect(ws, job_id, index, exc)
+            state = self._pause_for_reconnect(ws, job_id, index, exc)
+            if state is ChunkState.PAUSED_RECONNECT:
+                self._tell(job)
+            return state
         except NotConnected:
             self._fail(message, staged, checkpoints, "Dynamics is not connected for this workspace")
+            self._tell(job)
+            self._record_if_finished(ws, job_id)
             return ChunkState.FAILED
         except Exception as exc:
             if dequeue_count >= self._max_attempts and isinstance(exc, TransientTokenError):
@@ -169,6 +214,8 @@ class ChunkJobWorker(ABC):
                 log.error("%s chunk failed for good", self.kind, extra=where)
                 reason = f"gave up after {dequeue_count} attempts: {failure_reason(exc)}"
                 self._fail(message, staged, checkpoints, reason)
+                self._tell(job)
+                self._record_if_finished(ws, job_id)
                 return ChunkState.FAILED
             raise
         checkpoints.report(outcomes)
@@ -179,11 +226,13 @@ class ChunkJobWorker(ABC):
             ChunkState.DONE,
             count_outcomes(outcomes),
             len(outcomes),
-            errors_by_code=tally_errors(outcomes),
+            error_codes=error_codes(outcomes),
         )
-        self._job_may_be_finished(ws, job_id)
+        self._tell(job)
+        self._record_if_finished(ws, job_id)
         return ChunkState.DONE
 
+    # -- cancel ------------------------------------------------------------------------------------
     def _cancel_check(self, ws: str, job_id: str) -> Callable[[], None]:
         """Before each Dynamics request of a running chunk: one read of the job row."""
 
@@ -194,27 +243,82 @@ class ChunkJobWorker(ABC):
 
         return check
 
-    def _cancel(
-        self, message: ChunkMessage, staged: list[dict[str, Any]], checkpoints: Checkpoints
-    ) -> ChunkState:
+    def _cancel(self, message: ChunkMessage, staged: list[StagedRow], checkpoints: Checkpoints) -> ChunkState:
         """Close the chunk ``cancelled``: outcomes of earlier attempts kept, every other record
         ``cancelled`` (nothing of it was written)."""
-        counts = checkpoints.cancel({int(s["seq"]): self.platform_id(s) for s in staged})
+        counts = checkpoints.cancel({s.seq: self.platform_id(s) for s in staged})
         self.store.finish_chunk(
             message.workspace_id, message.job_id, message.chunk, ChunkState.CANCELLED, counts, len(staged)
         )
-        self._job_may_be_finished(message.workspace_id, message.job_id)
+        self._record_if_finished(message.workspace_id, message.job_id)
         return ChunkState.CANCELLED
 
-    def _job_may_be_finished(self, ws: str, job_id: str) -> None:
-        """After a chunk finished: when the whole job has, keep its status with it and tell
-        ``on_finished``. Never fails the chunk: a lost write is made by the next history read."""
+    def _record_if_finished(self, ws: str, job_id: str) -> None:
+        """After a chunk finished: when the whole job has, keep its status in its index row. Never fails
+        the chunk: a lost write is made by the next history read."""
         try:
-            status = record_if_finished(self.store, ws, job_id)
-            if status is not None and self._on_finished is not None:
-                self._on_finished(ws, status)
+            record_if_finished(self.store, ws, job_id)
         except Exception:
             log.exception("could not record the job's finish", extra={"workspace": ws, "job": job_id})
+
+    # -- the integration switch ---------------------------------------------------------------------
+    @staticmethod
+    def _disabled_halt() -> ChunkHalted:
+        return ChunkHalted(ChunkState.PAUSED_DISABLED, DISABLED_REASON, DISABLED_NOTE)
+
+    def _gate(self, ws: str) -> Callable[[], None] | None:
+        """The checkpoints' gate: one read of the workspace's switch before each Dynamics write, so a
+        chunk stops at most one write after an admin disables Dynamics."""
+        enabled = self._enabled
+        if enabled is None:
+            return None
+
+        def gate() -> None:
+            if not enabled(ws):
+                raise self._disabled_halt()
+
+        return gate
+
+    def _pause_halted(self, ws: str, job_id: str, index: int, halted: ChunkHalted) -> ChunkState:
+        """Write the chunk in the halt's state and mark the workspace (the token timer's safety net), then
+        read the switch again: an admin who enabled Dynamics while this chunk was stopping ran the resume
+        scan before the chunk was paused, so the chunk re-queues itself (at most once: conditional)."""
+        store = self.store
+        store.put_chunk(ws, job_id, index, halted.state, error=halted.reason)
+        store.mark_paused(ws)
+        try:
+            if self._enabled is not None and self._enabled(ws):
+                if store.requeue_paused(ws, job_id, index, (halted.state,)):
+                    log.info(
+                        "enabled while the chunk paused: re-queued", extra={"workspace": ws, "job": job_id}
+                    )
+                    return ChunkState.QUEUED
+        except Exception:
+            log.exception(
+                "halted chunk: the switch re-check failed; the token timer resumes it",
+                extra={"workspace": ws, "job": job_id},
+            )
+        return halted.state
+
+    def _tell(self, job: JobRow) -> None:
+        """Tell the listener the event the job's state raises now, if any (module docstring, "tell")."""
+        if self._events is None:
+            return
+        chunks = self.store.list_chunks(job.workspace_id, job.job_id)
+        summary = summarize_job(
+            chunks,
+            total_chunks=job.total_chunks,
+            total_records=job.total_records,
+            invalid=job.invalid_count,
+            skipped=job.skipped_count,
+            job_error=job.error,
+            cancel_requested=job.cancel_requested_at is not None,
+        )
+        if summary.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
+            return
+        event = job_event(summary, chunks)
+        if event is not None:
+            self._events.job_event(self.kind, job, summary, event)
 
     def fail_poisoned(self, message: ChunkMessage, reason: str) -> None:
         """A message that exhausted its deliveries: the chunk fails with the reason, nothing silent."""
@@ -223,21 +327,22 @@ class ChunkJobWorker(ABC):
             return  # names a job this workspace does not have: nothing to fail
         status = self.store.get_chunk(message.workspace_id, message.job_id, message.chunk)
         if status is not None and status.state in FINISHED_CHUNKS:
+            self._tell(job)
             return
         staged = self.store.try_load_chunk(
             message.workspace_id, message.job_id, message.chunk, staging=job.staging
         )
         if staged is None:
             return
-        checkpoints = Checkpoints(
-            self.store, message.workspace_id, message.job_id, (int(s["seq"]) for s in staged)
-        )
+        checkpoints = Checkpoints(self.store, message.workspace_id, message.job_id, (s.seq for s in staged))
         self._fail(message, staged, checkpoints, reason)
+        self._tell(job)
+        self._record_if_finished(message.workspace_id, message.job_id)
 
     def _fail(
-        self, message: ChunkMessage, staged: list[dict[str, Any]], checkpoints: Checkpoints, reason: str
+        self, message: ChunkMessage, staged: list[StagedRow], checkpoints: Checkpoints, reason: str
     ) -> None:
-        counts = checkpoints.fail({int(s["seq"]): self.platform_id(s) for s in staged}, reason)
+        counts = checkpoints.fail({s.seq: self.platform_id(s) for s in staged}, reason)
         self.store.finish_chunk(
             message.workspace_id,
             message.job_id,
@@ -246,9 +351,9 @@ class ChunkJobWorker(ABC):
             counts,
             len(staged),
             error=reason,
-            errors_by_code=[ErrorTally(None, counts["failed"], reason)] if counts["failed"] else [],
+            # The records failed with the chunk's reason, which no Dynamics error code names.
+            error_codes={NO_CODE: counts["failed"]} if counts.get("failed") else {},
         )
-        self._job_may_be_finished(message.workspace_id, message.job_id)
 
     def _pause_for_reconnect(self, ws: str, job_id: str, index: int, exc: ReconnectRequired) -> ChunkState:
         """Write the chunk ``paused_reconnect``, mark the workspace paused, then look at the connection
@@ -257,7 +362,9 @@ class ChunkJobWorker(ABC):
         conditional). The marker lets the token timer resume it should this check fail or not run. A
         failing marker write raises: the message is redelivered and the chunk paused again."""
         store = self.store
-        store.put_chunk(ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"reconnect: {exc.reason}")
+        store.put_chunk(
+            ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"{RECONNECT_PAUSE_PREFIX}{exc.reason}"
+        )
         store.mark_paused(ws)
         if self._reconnected is None:
             return ChunkState.PAUSED_RECONNECT

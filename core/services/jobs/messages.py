@@ -13,6 +13,8 @@ from core.domain.connection import DynamicsConnection, ReconnectRequired
 ClientFactory = Callable[[str], tuple[DataverseClient, DynamicsConnection]]
 # (workspace, the ReconnectRequired that paused a chunk) -> connected again by a newer connection?
 ReconnectCheck = Callable[[str, ReconnectRequired], bool]
+# workspace -> is Dynamics the workspace's enabled integration? (one table read; chunks halt when not)
+EnabledCheck = Callable[[str], bool]
 
 
 @dataclass(frozen=True)

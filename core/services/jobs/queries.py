@@ -23,18 +23,34 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from azure.core.exceptions import ResourceExistsError
 
-from core.adapters.job_store import IndexedJob, JobFilter, JobStore, StoredOutcome
+from core.adapters.storage.job_store import IndexedJob, JobFilter, JobRow, JobStore
+from core.domain.alerts import job_event
 from core.domain.caller import ADMINS, SERVICE, Caller, Role
+from core.domain.integration_switch import DYNAMICS, IntegrationDisabled
 from core.domain.job_status import JobStatus, status_of
-from core.domain.jobs import FINAL_STATES, ChunkState, JobRow, JobState, RecordOutcome, job_state
+from core.domain.jobs import (
+    FINAL_STATES,
+    PAUSED_CHUNK_STATES,
+    ChunkState,
+    JobState,
+    JobSummary,
+    RecordOutcome,
+    job_state,
+    summarize_job,
+)
+from core.services.jobs.events import JobEvents
+from core.services.jobs.merged import join_merged
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ACTIVE_JOBS = 20
 ACTIVE_JOB_WINDOW = dt.timedelta(hours=24)
@@ -147,9 +163,31 @@ class JobQueries:
     # Each job kind's own namespace: one Idempotency-Key names different jobs of different kinds.
     idempotency_namespace: ClassVar[uuid.UUID]
 
-    def __init__(self, store: JobStore, max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS) -> None:
+    job_kind: ClassVar[str]  # "export" / "activity": the kind its alerts name
+
+    def __init__(
+        self,
+        store: JobStore,
+        max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
+        active_crm: Callable[[str], str | None] | None = None,
+        events: JobEvents | None = None,
+    ) -> None:
         self._store = store
         self._max_active_jobs = max_active_jobs
+        # workspace -> its enabled CRM; None: the switch is not consulted (every workspace may submit)
+        self._active_crm = active_crm
+        self._events = events  # told about a job that ends at submission (no chunk to run)
+
+    def dynamics_enabled(self, workspace_id: str) -> bool:
+        return self._active_crm is None or self._active_crm(workspace_id) == DYNAMICS
+
+    def require_enabled(self, workspace_id: str, doing: str) -> None:
+        """``IntegrationDisabled`` unless Dynamics is the workspace's enabled CRM (one table read)."""
+        if self._active_crm is None:
+            return
+        active = self._active_crm(workspace_id)
+        if active != DYNAMICS:
+            raise IntegrationDisabled(active, doing)
 
     def reserve_job_id(
         self, workspace_id: str, idempotency_key: str | None
@@ -168,11 +206,16 @@ class JobQueries:
         return job_id, None
 
     def open_job(
-        self, job: JobRow, known_outcomes: Sequence[RecordOutcome], *, idempotent: bool
+        self,
+        job: JobRow,
+        known_outcomes: Sequence[RecordOutcome],
+        *,
+        idempotent: bool,
+        delay_seconds: int = 0,
     ) -> SubmitResult:
         """Start a job whose chunks are staged: the job row first (a concurrent submission of the same key,
         staged elsewhere, loses here and answers the winner's job), then the outcomes known before sending
-        (invalid, skipped) and every chunk queued."""
+        (invalid, skipped) and every chunk queued (visible after ``delay_seconds``)."""
         try:
             self._store.create_job(job)
         except ResourceExistsError:
@@ -184,8 +227,28 @@ class JobQueries:
         self._store.index_job(job)
         if known_outcomes:
             self._store.save_outcomes(job.workspace_id, job.job_id, known_outcomes)
-        self._store.queue_new_chunks(job.workspace_id, job.job_id, job.total_chunks)
+        self._store.queue_new_chunks(
+            job.workspace_id, job.job_id, job.total_chunks, delay_seconds=delay_seconds
+        )
+        if job.total_chunks == 0:
+            self._tell_ended_at_submission(job)
         return submitted_as(job, created_new=True)
+
+    def _tell_ended_at_submission(self, job: JobRow) -> None:
+        """A job with nothing to send (every record invalid) ended ``failed`` now: no chunk will finish
+        to tell it. The job exists whatever happens here, so a failing listener is logged, not raised."""
+        if self._events is None:
+            return
+        summary = self.summary(job)
+        event = job_event(summary, [])
+        if event is None:
+            return
+        try:
+            self._events.job_event(self.job_kind, job, summary, event)
+        except Exception:
+            log.exception(
+                "job alert at submission failed", extra={"workspace": job.workspace_id, "job": job.job_id}
+            )
 
     def check_capacity(self, workspace_id: str) -> None:
         """``JobQueueFull`` when the workspace already has ``max_active_jobs`` jobs queued or running."""
@@ -210,6 +273,18 @@ class JobQueries:
         if job is None:
             return None
         return self._status_of(job)
+
+    def summary(self, job: JobRow) -> JobSummary:
+        """The job's state, counts, progress and top error codes, from one query of its chunk rows."""
+        return summarize_job(
+            self._store.list_chunks(job.workspace_id, job.job_id),
+            total_chunks=job.total_chunks,
+            total_records=job.total_records,
+            invalid=job.invalid_count,
+            skipped=job.skipped_count,
+            job_error=job.error,
+            cancel_requested=job.cancel_requested_at is not None,
+        )
 
     def _status_of(self, job: JobRow) -> JobStatus:
         return status_of(job, self._store.list_chunks(job.workspace_id, job.job_id))
@@ -314,38 +389,30 @@ class JobQueries:
         return status
 
     def _join_merged(self, workspace_id: str, job_id: str, details: list[dict[str, Any]]) -> None:
-        """A record skipped as the same person/company as an earlier record of the job carries that
-        record's Dynamics id and action (``mergedInto``), read now: it ran after the skip was decided.
-        One row read per distinct earlier record on the page; before that record has a result, ``action``
-        and the ids are null."""
-        # ``details`` are the records as the endpoint shows them (JSON objects, rendered as they are).
-        merged = [d for d in details if isinstance(d.get("mergedInto"), dict)]
-        into: dict[int, StoredOutcome | None] = {}
-        for detail in merged:
-            seq = int(detail["mergedInto"].get("seq", -1))
-            if seq not in into:
-                rows = self._store.outcomes_between(workspace_id, job_id, seq, seq) if seq >= 0 else []
-                into[seq] = rows[0] if rows else None
-            keeper = into[seq]
-            detail["mergedInto"]["action"] = keeper.action.value if keeper is not None else None
-            detail["mergedInto"]["dynamicsId"] = keeper.dynamics_id if keeper is not None else None
-            detail["dynamicsId"] = keeper.dynamics_id if keeper is not None else None
+        join_merged(self._store, workspace_id, job_id, details)
 
     def resume_paused(self, workspace_id: str) -> int:
-        """Re-enqueue every chunk paused for the Dynamics token (called when the workspace reconnects and
-        by the token timer for marked workspaces). A chunk is enqueued once even when resumers race
-        (``requeue_paused``). The workspace's paused marker, read first, is removed afterwards unless a
-        chunk paused again meanwhile: then the next timer run looks again."""
+        """Re-enqueue every paused chunk whose cause is gone: those paused for the Dynamics token, and
+        those paused while Dynamics was disabled if it is enabled now (called when the workspace
+        reconnects, when Dynamics is enabled, and by the token timer for marked workspaces). A chunk is
+        enqueued once even when resumers race (``requeue_paused``). The workspace's paused marker, read
+        first, is removed afterwards unless a chunk paused again meanwhile: then the next timer run looks
+        again; it also stays while chunks wait for Dynamics to be enabled, so the timer resumes them should
+        the resume of the enabling itself fail."""
         self._store.ensure_ready()
         marker = self._store.paused_marker(workspace_id)
+        states = set(PAUSED_CHUNK_STATES)
+        if not self.dynamics_enabled(workspace_id):
+            states.discard(ChunkState.PAUSED_DISABLED)
         resumed = 0
+        left = False  # chunks still waiting for Dynamics to be enabled: the marker stays
         for job in self._store.list_jobs(workspace_id, limit=1000):
             for chunk in self._store.list_chunks(workspace_id, job.job_id):
-                if chunk.state is ChunkState.PAUSED_RECONNECT and self._store.requeue_paused(
-                    workspace_id, job.job_id, chunk.index
-                ):
+                if chunk.state not in states:
+                    left = left or chunk.state is ChunkState.PAUSED_DISABLED
+                elif self._store.requeue_paused(workspace_id, job.job_id, chunk.index, (chunk.state,)):
                     resumed += 1
-        if marker is not None:
+        if marker is not None and not left:
             self._store.clear_paused_marker(workspace_id, marker)
         return resumed
 

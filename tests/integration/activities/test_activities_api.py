@@ -10,6 +10,7 @@ import pytest
 from core.entrypoints import activities_api
 from core.settings import get_settings
 from tests.support import tokens
+from tests.support.app import enable_dynamics
 from tests.support.azurite import Azurite
 from tests.support.http import body_json, call, configure_app, request
 
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture()
 def ws(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     configure_app(monkeypatch, azurite.connection_string)
-    yield f"ws-{uuid.uuid4().hex[:12]}"
+    workspace = f"ws-{uuid.uuid4().hex[:12]}"
+    enable_dynamics(workspace)
+    yield workspace
     get_settings.cache_clear()
 
 

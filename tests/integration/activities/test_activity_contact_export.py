@@ -395,3 +395,52 @@ def test_a_contact_dynamics_refuses_fails_its_events_with_dynamics_error(
         assert error["message"].startswith("contact p-new not exported: ")
     assert result["status"].state == "failed"
     assert rows(env.emulator, "contacts") == [] and _activities(env) == []
+
+
+def test_a_contact_exported_for_an_event_is_written_as_the_events_identity(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
+) -> None:
+    u_sdr, oid_sdr = "5d000000-0000-4000-8000-0000000000b1", "5d5d5d5d-0000-4000-8000-0000000000b2"
+    config = _config(export_missing=True).to_json()
+    config["userMapping"]["identities"] = [{"identityId": "id-sdr", "dynamicsUserId": u_sdr}]
+    env = _env(harness_for, export_missing=True)
+    env.config = DynamicsConfig.model_validate(config)
+    env.emulator.add_user(user_id=u_sdr, object_id=oid_sdr, firstname="Sam", lastname="Sdr")
+    event = {**_event("e1"), "identityId": "id-sdr"}
+    result = env.run(
+        {"events": [event], "contacts": [NEW], "identities": [{"id": "id-sdr", "userId": "pu-ana"}]}
+    )
+    assert result["records"]["e1"]["contactAction"] == "created"
+    [contact] = rows(env.emulator, "contacts")
+    # The identity's Dynamics user executed the export (as it logs the activity); the owner follows the
+    # users mapping of the identity's platform user.
+    assert contact["_createdby_value"] == u_sdr and contact["_ownerid_value"] == U_ANA
+    [activity] = _activities(env)
+    assert activity["_createdby_value"] == u_sdr
+
+    # An identity without a mapping: the owner's user writes, and the event says so.
+    other = {**_event("e2", contact="p-other"), "identityId": "id-unmapped"}
+    contact_data = {**NEW, "id": "p-other", "firstName": "Otto", "lastName": "Berg", "linkedinUrl": None}
+    again = env.run(
+        {
+            "events": [other],
+            "contacts": [contact_data],
+            "identities": [{"id": "id-unmapped", "userId": "pu-ana"}],
+        }
+    )
+    assert "identity id-unmapped is not mapped" in again["records"]["e2"]["note"]
+    otto = next(r for r in rows(env.emulator, "contacts") if r["lastname"] == "Berg")
+    assert otto["_createdby_value"] == U_ANA and otto["_ownerid_value"] == U_ANA
+
+
+def test_a_contact_exported_for_its_events_never_gets_a_company_the_identifier_cannot_find(
+    harness_for: Callable[[DynamicsConfig], ActivityHarness],
+) -> None:
+    env = _env(harness_for, export_missing=True)
+    no_domain = {**NEW, "company": {"id": "co-1", "name": "Quist Labs"}}
+    result = env.run({"events": [_event("e1")], "contacts": [no_domain], "identities": IDENTITIES})
+    record = result["records"]["e1"]
+    assert record["action"] == "created" and record["contactAction"] == "created"
+    [contact] = rows(env.emulator, "contacts")
+    assert contact["_parentcustomerid_value"] is None and rows(env.emulator, "accounts") == []
+    assert "company 'Quist Labs' has none of the values the company identifier" in record["note"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from core.adapters.job_store import JobRow
+from core.adapters.storage.job_store import JobRow
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import ReconnectRequired

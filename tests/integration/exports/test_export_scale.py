@@ -2,7 +2,7 @@
 
 Dataverse's service protection limits are per user, so four instances that each discovered the limit by
 429s would be throttled about four times as often as one. With the shared budget (storage slots and a
-request ledger, core.adapters.dynamics_budget) they divide it up front. The emulator's limits are scaled
+request ledger, core.adapters.dataverse.budget) they divide it up front. The emulator's limits are scaled
 down (a few dozen requests per few seconds) so that the budget is what decides, in seconds of test time.
 
 Workers are plain processes running the queue loop of ``bench.export`` (receive, ``ExportWorker.handle``,
@@ -30,8 +30,8 @@ from bench.export import (
     build_scenario,
     export_store,
 )
+from core.adapters.dataverse.budget import BudgetLimits
 from core.adapters.dataverse.client import DataverseClient
-from core.adapters.dynamics_budget import BudgetLimits
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import pytest
 from azure.data.tables import TableServiceClient
 
+from core.adapters.dataverse.budget import BudgetLimits, DynamicsBudget
 from core.adapters.dataverse.client import RequestEvent
-from core.adapters.dynamics_budget import BudgetLimits, DynamicsBudget
 from tests.support.azurite import Azurite, free_port
 
 LIMITS = BudgetLimits(max_requests=100, window_s=60, max_execution_s=1000, max_concurrent=52, slots=4)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from bench.export import Scenario, build_scenario
-from core.adapters.dynamics_budget import BudgetLimits
+from core.adapters.dataverse.budget import BudgetLimits
 from emulators.dataverse import LimitConfig
 from tests.integration.exports.test_export_scale import assert_exactly_once, export_with
 from tests.support.azurite import Azurite

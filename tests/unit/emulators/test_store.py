@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from emulators.dataverse import store as store_module
 from emulators.dataverse.odata import AllHint, AnyHint, ContainsHint, EqHint, fold, like_fold
 from emulators.dataverse.schema import load_schema
 from emulators.dataverse.store import Store
@@ -134,3 +137,64 @@ def test_short_needles_and_broad_hints_fall_back_to_a_scan() -> None:
     )
     rows = store.hinted("contact", union)
     assert rows is not None and [r["contactid"] for r in rows] == ["c2", "c9"]
+
+
+def _domain_store(count: int) -> Store:
+    store = Store(["contact"], fold, text_fold=like_fold, primary_ids={"contact": "contactid"})
+    for i in range(count):
+        row = {"contactid": f"c{i}", "websiteurl": f"https://www.company{i:07d}.example/about"}
+        store.put("contact", f"c{i}", row)
+    return store
+
+
+def test_low_entropy_needles_narrow_through_the_sampled_long_grams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Digits share 4-grams with many rows ("3456" with ~80 of 200,000 domains); a needle long enough is
+    looked up through the sampled 8-grams instead, so the rows it returns are the true matches, whatever
+    the table size, and the index follows every write."""
+    monkeypatch.setattr(store_module, "LONG_WHEN", 0)  # the sampled index wherever it is cheaper
+    store = _domain_store(3000)
+    rows = store.hinted("contact", ContainsHint("websiteurl", (like_fold("company0001234.example"),)))
+    assert rows is not None and [r["contactid"] for r in rows] == ["c1234"]
+    needles = tuple(like_fold(f"company{i:07d}.example") for i in (7, 1999, 2500))
+    rows = store.hinted("contact", ContainsHint("websiteurl", needles))
+    assert rows is not None and [r["contactid"] for r in rows] == ["c7", "c1999", "c2500"]
+    store.put("contact", "c7", {"contactid": "c7", "websiteurl": "https://renamed0009999.example"})
+    rows = store.hinted("contact", ContainsHint("websiteurl", (like_fold("renamed0009999.exa"),)))
+    assert rows is not None and [r["contactid"] for r in rows] == ["c7"]
+    with pytest.raises(RuntimeError), store.transaction():
+        store.put("contact", "n1", {"contactid": "n1", "websiteurl": "https://www.new0000042.example"})
+        raise RuntimeError("roll back")
+    rows = store.hinted("contact", ContainsHint("websiteurl", (like_fold("new0000042.example"),)))
+    assert rows == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    picks=st.lists(st.integers(min_value=0, max_value=599), min_size=1, max_size=5),
+    starts=st.lists(st.integers(min_value=0, max_value=30), min_size=5, max_size=5),
+    lengths=st.lists(st.integers(min_value=4, max_value=24), min_size=5, max_size=5),
+    when=st.sampled_from([0, 3, 64]),
+)
+def test_contains_candidates_hold_every_match(
+    picks: list[int], starts: list[int], lengths: list[int], when: int
+) -> None:
+    """Differential check against a scan: whichever index a needle goes through (4-grams, sampled
+    8-grams at any offset), no row holding it is missed."""
+    store = _DIFF_STORE
+    values = {f"c{i}": like_fold(f"https://www.company{i:07d}.example/about") for i in range(600)}
+    needles = tuple(values[f"c{p}"][s : s + n] for p, s, n in zip(picks, starts, lengths, strict=False))
+    needles = tuple(n for n in needles if len(n) >= 4)
+    if not needles:
+        return
+    original = store_module.LONG_WHEN
+    store_module.LONG_WHEN = when
+    try:
+        rows = store.hinted("contact", ContainsHint("websiteurl", needles))
+    finally:
+        store_module.LONG_WHEN = original
+    expected = {cid for cid, text in values.items() if any(n in text for n in needles)}
+    got = None if rows is None else {r["contactid"] for r in rows}
+    assert got is None or expected <= got
+
+
+_DIFF_STORE = _domain_store(600)

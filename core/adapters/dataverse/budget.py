@@ -47,6 +47,8 @@ the wait for room), storage plumbing.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import math
 import threading
@@ -130,6 +132,62 @@ class WindowUsage:
 
 
 @dataclass
+class _Tally:
+    """Counts the usage view needs beyond the ledger's: 429s and, per job, requests and execution ms."""
+
+    requests: int = 0
+    execution_ms: float = 0.0
+    throttled: int = 0
+    jobs: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, requests: int, execution_ms: float, throttled: int, job: str | None) -> None:
+        self.requests += requests
+        self.execution_ms += execution_ms
+        self.throttled += throttled
+        if job:
+            spent = self.jobs.setdefault(job, [0.0, 0.0])
+            spent[0] += requests
+            spent[1] += execution_ms
+
+    def merge(self, other: _Tally) -> None:
+        self.add(other.requests, other.execution_ms, other.throttled, None)
+        for job, (requests, ms) in other.jobs.items():
+            spent = self.jobs.setdefault(job, [0.0, 0.0])
+            spent[0] += requests
+            spent[1] += ms
+
+    def take(self) -> _Tally:
+        taken = _Tally(self.requests, self.execution_ms, self.throttled, self.jobs)
+        self.requests, self.execution_ms, self.throttled, self.jobs = 0, 0.0, 0, {}
+        return taken
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What Dynamics last said was left of the user's window (x-ms-ratelimit-* headers)."""
+
+    at: float
+    requests_remaining: int | None
+    execution_remaining_s: float | None
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    requests: int  # HTTP attempts answered (429s included)
+    execution_ms: float  # their round trips as measured here
+    throttled: int  # 429s among them
+    jobs: dict[str, tuple[int, float]]  # job -> (requests, execution ms)
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    window: UsageTotals  # the ledger's current window (every bucket overlapping it, in full)
+    window_start: float  # epoch seconds: where the oldest counted bucket begins
+    days: dict[str, UsageTotals]  # "YYYY-MM-DD" (UTC) -> totals, the last ``days`` days that have any
+    reported: Reported | None
+
+
+@dataclass
 class _Workspace:
     """This instance's view of one workspace's budget (guarded by ``cond``)."""
 
@@ -152,6 +210,12 @@ class _Workspace:
     flush_lock: threading.Lock = field(default_factory=threading.Lock)
     waits: int = 0
     waited_s: float = 0.0
+    # What the usage view adds to the counts: 429s and requests per job, written with each merge (the
+    # ledger bucket and the day row); ``day_carry`` is what a merge put in the bucket but not the day row.
+    tally: _Tally = field(default_factory=lambda: _Tally())
+    day_carry: _Tally = field(default_factory=lambda: _Tally())
+    reported: Reported | None = None  # the latest x-ms-ratelimit-* answer not yet written
+    last_flush: float = -math.inf
 
 
 class DynamicsBudget:
@@ -227,7 +291,19 @@ class DynamicsBudget:
             throttled_for = event.retry_after if event.status == 429 else None
             try:
                 self._answered(workspace_id)
-                self.record(workspace_id, 1, event.elapsed_s * 1000.0, throttled_for)
+                working = getattr(self._local, "working", None) == workspace_id
+                reported = None
+                if event.requests_remaining is not None or event.execution_remaining_s is not None:
+                    reported = Reported(self._clock(), event.requests_remaining, event.execution_remaining_s)
+                self.record(
+                    workspace_id,
+                    1,
+                    event.elapsed_s * 1000.0,
+                    throttled_for,
+                    throttled=event.status == 429,
+                    job=getattr(self._local, "job", None) if working else None,
+                    reported=reported,
+                )
                 if getattr(self._local, "working", None) == workspace_id:
                     self.pace(workspace_id)  # chunk threads only: interactive calls are counted, not held
             except Exception as exc:  # the budget must never break a Dataverse call
@@ -236,21 +312,39 @@ class DynamicsBudget:
         return observe
 
     def record(
-        self, workspace_id: str, requests: int, execution_ms: float, throttled_for: float | None = None
+        self,
+        workspace_id: str,
+        requests: int,
+        execution_ms: float,
+        throttled_for: float | None = None,
+        *,
+        throttled: bool = False,
+        job: str | None = None,
+        reported: Reported | None = None,
     ) -> None:
+        """Count ``requests`` (of ``job`` when a chunk run sent them); a 429 (``throttled``) with its
+        Retry-After (``throttled_for``) is published at once. Merged into storage every ``flush_batch``
+        requests, and at least once per bucket while requests come (the usage view lags by at most that)."""
         ws = self._workspace(workspace_id)
         now = self._clock()
         bucket = self._bucket(now)
         with ws.cond:
             ws.pending_requests += requests
             ws.pending_execution_ms += execution_ms
+            ws.tally.add(requests, execution_ms, int(throttled or throttled_for is not None), job)
+            if reported is not None:
+                ws.reported = reported
             own = ws.local.get(bucket, (0, 0.0))
             ws.local[bucket] = (own[0] + requests, own[1] + execution_ms)
             for old in [b for b in ws.local if b < bucket - self.limits.buckets]:
                 del ws.local[old]
             if throttled_for:
                 ws.pending_paused_until = max(ws.pending_paused_until, now + throttled_for)
-            due = ws.pending_requests >= self.limits.flush_batch or throttled_for is not None
+            due = (
+                ws.pending_requests >= self.limits.flush_batch
+                or throttled_for is not None
+                or now - ws.last_flush >= self.limits.bucket_s
+            )
         if throttled_for:
             self._publish_pause(workspace_id, ws, now + throttled_for)
         if due:
@@ -262,9 +356,12 @@ class DynamicsBudget:
         self._wait_for_room(workspace_id, ws, expected_requests, self._clock() + self.limits.max_wait_s)
 
     @contextmanager
-    def working(self, workspace_id: str, expected_requests: int = 8) -> Iterator[None]:
+    def working(
+        self, workspace_id: str, expected_requests: int = 8, *, job: str | None = None
+    ) -> Iterator[None]:
         """Hold a share of the workspace's budget while a chunk runs: a slot for this instance, one of its
-        concurrency permits, and room in the request ledger for about ``expected_requests``."""
+        concurrency permits, and room in the request ledger for about ``expected_requests``. The
+        requests the thread sends meanwhile are counted as ``job``'s (the usage view's busiest job)."""
         ws = self._workspace(workspace_id)
         deadline = self._clock() + self.limits.max_wait_s
         self._hold_slot(workspace_id, ws, deadline)
@@ -273,13 +370,16 @@ class DynamicsBudget:
                 ws.cond.wait(timeout=1.0)
             ws.in_use += 1
         outer = getattr(self._local, "working", None)
+        outer_job = getattr(self._local, "job", None)
         self._local.working = workspace_id
+        self._local.job = job
         try:
             self._wait_for_room(workspace_id, ws, expected_requests, deadline)
             yield
         finally:
             self._answered(workspace_id)  # the last clearance of a chunk run goes unused
             self._local.working = outer
+            self._local.job = outer_job
             with ws.cond:
                 ws.in_use -= 1
                 ws.cond.notify_all()
@@ -561,10 +661,15 @@ class DynamicsBudget:
                 requests, execution = ws.pending_requests, ws.pending_execution_ms
                 paused = ws.pending_paused_until
                 ws.pending_requests, ws.pending_execution_ms = 0, 0.0
+                tally = ws.tally.take()
+                reported, ws.reported = ws.reported, None
+                ws.last_flush = self._clock()
             if not requests and not paused:
+                with ws.cond:
+                    ws.reported = ws.reported or reported
                 return
             try:
-                merged = self._merge(workspace_id, requests, execution, paused)
+                merged = self._merge(workspace_id, requests, execution, paused, tally)
             except (AzureError, OSError) as exc:
                 self._storage_failed(exc)
                 merged = False
@@ -572,14 +677,28 @@ class DynamicsBudget:
                 if merged:
                     ws.unread_requests += requests
                     ws.unread_execution_ms += execution
+                    ws.day_carry.merge(tally)
+                    day, ws.day_carry = ws.day_carry, _Tally()
                 else:  # keep them: they are merged with the next flush (nothing is ever dropped)
                     ws.pending_requests += requests
                     ws.pending_execution_ms += execution
                     ws.pending_paused_until = max(ws.pending_paused_until, paused)
+                    ws.tally.merge(tally)
+                    if ws.reported is None:
+                        ws.reported = reported
+            if merged and (day.requests or reported is not None):
+                self._merge_day(workspace_id, ws, day, reported)
         finally:
             ws.flush_lock.release()
 
-    def _merge(self, workspace_id: str, requests: int, execution_ms: float, paused: float) -> bool:
+    def _merge(
+        self,
+        workspace_id: str,
+        requests: int,
+        execution_ms: float,
+        paused: float,
+        tally: _Tally | None = None,
+    ) -> bool:
         """True once merged; False when other instances kept winning the race (the caller keeps the
         counts for its next flush)."""
         self._ensure_ready()
@@ -597,6 +716,8 @@ class DynamicsBudget:
                 "Requests": requests,
                 "ExecutionMs": float(execution_ms),
                 "PausedUntil": float(paused),
+                "Throttled": tally.throttled if tally else 0,
+                "Jobs": _jobs_text(tally.jobs if tally else {}),
             }
             try:
                 if row is None:
@@ -606,6 +727,8 @@ class DynamicsBudget:
                     entity["Requests"] = int(row.get("Requests") or 0) + requests
                     entity["ExecutionMs"] = float(row.get("ExecutionMs") or 0) + execution_ms
                     entity["PausedUntil"] = max(float(row.get("PausedUntil") or 0), paused)
+                    entity["Throttled"] = int(row.get("Throttled") or 0) + entity["Throttled"]
+                    entity["Jobs"] = _jobs_text(_add_jobs(_jobs_of(row), tally.jobs if tally else {}))
                 self._op().update_entity(
                     entity,
                     mode=UpdateMode.REPLACE,
@@ -618,6 +741,143 @@ class DynamicsBudget:
                 continue  # another instance merged first: read again
         log.info("Dynamics budget ledger merge kept racing; %d requests wait for the next flush", requests)
         return False
+
+    # -- the usage view --------------------------------------------------------------------------
+    def _merge_day(self, workspace_id: str, ws: _Workspace, day: _Tally, reported: Reported | None) -> None:
+        """Add ``day`` to today's row (partition ``<workspace>~usage``, ETag-conditional); what does not get
+        in is carried to the next merge."""
+        now = self._clock()
+        key = "day-" + dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%d")
+        partition = _usage_partition(workspace_id)
+        try:
+            for _ in range(_MERGE_ATTEMPTS):
+                try:
+                    row: Any = self._op().get_entity(partition, key, **_FAST)
+                except ResourceNotFoundError:
+                    row = None
+                old = row or {}
+                entity: dict[str, Any] = {
+                    "PartitionKey": partition,
+                    "RowKey": key,
+                    "Requests": int(old.get("Requests") or 0) + day.requests,
+                    "ExecutionMs": float(old.get("ExecutionMs") or 0) + day.execution_ms,
+                    "Throttled": int(old.get("Throttled") or 0) + day.throttled,
+                    "Jobs": _jobs_text(_add_jobs(_jobs_of(old), day.jobs), keep=_DAY_JOBS),
+                }
+                for name in ("ReportedAt", "RequestsRemaining", "ExecutionRemainingS"):
+                    if old.get(name) is not None:
+                        entity[name] = old[name]
+                if reported is not None and reported.at >= float(old.get("ReportedAt") or 0):
+                    entity["ReportedAt"] = float(reported.at)
+                    entity["RequestsRemaining"] = reported.requests_remaining
+                    entity["ExecutionRemainingS"] = reported.execution_remaining_s
+                try:
+                    if row is None:
+                        self._op().create_entity(entity, **_FAST)
+                    else:
+                        self._op().update_entity(
+                            entity,
+                            mode=UpdateMode.REPLACE,
+                            etag=row.metadata["etag"],
+                            match_condition=MatchConditions.IfNotModified,
+                            **_FAST,
+                        )
+                    return
+                except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                    continue
+        except (AzureError, OSError) as exc:
+            self._storage_failed(exc)
+        with ws.cond:  # not merged: with the next one
+            ws.day_carry.merge(day)
+
+    def usage_report(self, workspace_id: str, days: int = 7) -> UsageReport:
+        """What the workspace's Dynamics user spent through this integration: the current window (every
+        instance's merged counts plus this instance's unmerged ones) and the last ``days`` UTC days. Two
+        queries; a storage failure raises (``AzureError``)."""
+        self._ensure_ready()
+        now = self._clock()
+        current = self._bucket(now)
+        window: dict[str, Any] = {"requests": 0, "ms": 0.0, "throttled": 0, "jobs": {}}
+        for row in self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge 'ledger-' and RowKey lt 'ledger.'",
+            parameters={"pk": workspace_id},
+            **_FAST,
+        ):
+            if 0 <= current - int(row.get("Bucket") or 0) <= self.limits.buckets:
+                window["requests"] += int(row.get("Requests") or 0)
+                window["ms"] += float(row.get("ExecutionMs") or 0)
+                window["throttled"] += int(row.get("Throttled") or 0)
+                window["jobs"] = _add_jobs(window["jobs"], _jobs_of(row))
+        since = dt.datetime.fromtimestamp(now, dt.UTC).date() - dt.timedelta(days=days - 1)
+        day_rows = list(
+            self._table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @since and RowKey lt 'day.'",
+                parameters={"pk": _usage_partition(workspace_id), "since": "day-" + since.strftime("%Y%m%d")},
+                **_FAST,
+            )
+        )
+        ws = self._workspace(workspace_id)
+        with ws.cond:  # this instance's counts not merged yet
+            unmerged = _Tally()
+            unmerged.merge(ws.tally)
+            unmerged.merge(ws.day_carry)
+            own_reported = ws.reported
+        totals: dict[str, UsageTotals] = {}
+        reported = own_reported
+        today = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%d")
+        for row in day_rows:
+            date = str(row["RowKey"])[4:]
+            date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+            totals[date] = _totals(
+                int(row.get("Requests") or 0),
+                float(row.get("ExecutionMs") or 0),
+                int(row.get("Throttled") or 0),
+                _jobs_of(row),
+            )
+            at = float(row.get("ReportedAt") or 0)
+            if at and (reported is None or at > reported.at):
+                remaining = row.get("RequestsRemaining")
+                left = row.get("ExecutionRemainingS")
+                reported = Reported(
+                    at, int(remaining) if remaining is not None else None, float(left) if left else None
+                )
+        if unmerged.requests:
+            base = totals.get(today, _totals(0, 0.0, 0, {}))
+            totals[today] = _totals(
+                base.requests + unmerged.requests,
+                base.execution_ms + unmerged.execution_ms,
+                base.throttled + unmerged.throttled,
+                _add_jobs({k: [float(r), ms] for k, (r, ms) in base.jobs.items()}, unmerged.jobs),
+            )
+        with ws.cond:
+            window_unmerged = ws.tally
+            window_totals = _totals(
+                window["requests"] + window_unmerged.requests,
+                window["ms"] + window_unmerged.execution_ms,
+                window["throttled"] + window_unmerged.throttled,
+                _add_jobs(window["jobs"], window_unmerged.jobs),
+            )
+        window_start = (current - self.limits.buckets) * self.limits.bucket_s
+        return UsageReport(window_totals, window_start, dict(sorted(totals.items())), reported)
+
+    def purge_usage_days(self, before: dt.date, limit: int) -> int:
+        """Delete up to ``limit`` day rows (every workspace's) of days before ``before``; how many. One
+        query over the table, which holds a dozen rows per workspace besides them."""
+        self._ensure_ready()
+        deleted = 0
+        for row in self._table.query_entities(
+            "RowKey ge 'day-' and RowKey lt @before",
+            parameters={"before": "day-" + before.strftime("%Y%m%d")},
+            select=["PartitionKey", "RowKey"],
+        ):
+            if deleted >= limit:
+                break
+            try:
+                self._table.delete_entity(row["PartitionKey"], row["RowKey"])
+            except ResourceNotFoundError:
+                pass
+            deleted += 1
+        return deleted
 
     # -- the shared pause ------------------------------------------------------------------------
     def _read_pause(self, workspace_id: str, ws: _Workspace) -> float:
@@ -698,3 +958,43 @@ class DynamicsBudget:
                 self.limits.storage_retry_s,
             )
         self._degraded_until = self._clock() + self.limits.storage_retry_s
+
+
+_DAY_JOBS = 50  # jobs kept per day row (the busiest): a day's row stays far below a row's 1 MiB
+
+
+def _usage_partition(workspace_id: str) -> str:
+    """Where a workspace's day rows live: apart from its ledger, which pacing reads whole every few
+    seconds."""
+    return f"{workspace_id}~usage"
+
+
+def _jobs_of(row: Any) -> dict[str, list[float]]:
+    text = row.get("Jobs") if row else None
+    if not text:
+        return {}
+    try:
+        found = json.loads(str(text))
+    except ValueError:
+        return {}
+    return {
+        str(k): [float(v[0]), float(v[1])] for k, v in found.items() if isinstance(v, list) and len(v) == 2
+    }
+
+
+def _add_jobs(into: dict[str, list[float]], more: dict[str, list[float]]) -> dict[str, list[float]]:
+    result = {k: list(v) for k, v in into.items()}
+    for job, (requests, ms) in more.items():
+        spent = result.setdefault(job, [0.0, 0.0])
+        spent[0] += requests
+        spent[1] += ms
+    return result
+
+
+def _jobs_text(jobs: dict[str, list[float]], keep: int = _DAY_JOBS) -> str:
+    busiest = sorted(jobs.items(), key=lambda item: item[1][0], reverse=True)[:keep]
+    return json.dumps({k: [int(v[0]), round(v[1], 1)] for k, v in busiest}, separators=(",", ":"))
+
+
+def _totals(requests: int, execution_ms: float, throttled: int, jobs: dict[str, list[float]]) -> UsageTotals:
+    return UsageTotals(requests, execution_ms, throttled, {k: (int(v[0]), v[1]) for k, v in jobs.items()})

@@ -19,7 +19,7 @@ Layout (workspace ids are validated by ``core.domain.caller`` and safe as keys),
   pauses for the Dynamics token, removed by a resume that saw no newer pause; the token timer resumes
   the marked workspaces that are connected again without scanning every job.
 
-What it returns is typed: ``JobRow``, ``ChunkStatus``, ``StoredOutcome`` (pages of them).
+What it returns is typed: ``JobRow``, ``ChunkStatus``, ``StagedRow``, ``StoredOutcome`` (pages of them).
 
 Over 400 lines on purpose: one class owns a job's whole layout across three services (tables, blobs,
 queue), so the crash-safe write orders (blobs, job row, chunk rows, messages; a paused chunk's row, then
@@ -32,7 +32,7 @@ import base64
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,16 +43,15 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableServiceClient, UpdateMode
+from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from core.adapters.table_transactions import replace_entities
+from core.adapters.storage.table_transactions import replace_entities
 from core.domain.jobs import (
     COUNT_KEYS,
     ChunkState,
     ChunkStatus,
-    ErrorTally,
     RecordAction,
     RecordOutcome,
     empty_counts,
@@ -114,6 +113,23 @@ class StoredOutcome:
     def changes(self) -> dict[str, Any] | None:
         changes = self.detail.get("changes")
         return changes if isinstance(changes, dict) else None
+
+
+@dataclass(frozen=True)
+class StagedRow:
+    """One staged record of a chunk: its position in the submitted list and what the job kind staged for
+    it (the kind reads its own fields: an export's ``record``, an activity's ``event`` and ``contact``).
+    Stored as one JSON object, ``{"seq": ..., **fields}``."""
+
+    seq: int
+    fields: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.fields, "seq": self.seq}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> StagedRow:
+        return cls(int(value["seq"]), {k: v for k, v in value.items() if k != "seq"})
 
 
 @dataclass(frozen=True)
@@ -221,17 +237,17 @@ class JobStore:
         return result
 
     def stage_chunk(
-        self, workspace_id: str, job_id: str, index: int, records: list[dict[str, Any]], *, staging: str = ""
+        self, workspace_id: str, job_id: str, index: int, rows: Sequence[StagedRow], *, staging: str = ""
     ) -> None:
         self._blob(workspace_id, job_id, f"chunk-{index:06d}.json", staging).upload_blob(
-            json.dumps(records, separators=(",", ":")).encode(), overwrite=True
+            json.dumps([row.to_json() for row in rows], separators=(",", ":")).encode(), overwrite=True
         )
 
     def stage_chunks(
         self,
         workspace_id: str,
         job_id: str,
-        chunks: Sequence[list[dict[str, Any]]],
+        chunks: Sequence[Sequence[StagedRow]],
         *,
         staging: str = "",
     ) -> None:
@@ -260,16 +276,13 @@ class JobStore:
         result: list[dict[str, Any]] = json.loads(data)
         return result
 
-    def load_chunk(
-        self, workspace_id: str, job_id: str, index: int, *, staging: str = ""
-    ) -> list[dict[str, Any]]:
+    def load_chunk(self, workspace_id: str, job_id: str, index: int, *, staging: str = "") -> list[StagedRow]:
         data = self._blob(workspace_id, job_id, f"chunk-{index:06d}.json", staging).download_blob().readall()
-        result: list[dict[str, Any]] = json.loads(data)
-        return result
+        return [StagedRow.from_json(row) for row in json.loads(data)]
 
     def try_load_chunk(
         self, workspace_id: str, job_id: str, index: int, *, staging: str = ""
-    ) -> list[dict[str, Any]] | None:
+    ) -> list[StagedRow] | None:
         """The staged records of a chunk; ``None`` when the job has no such chunk."""
         try:
             return self.load_chunk(workspace_id, job_id, index, staging=staging)
@@ -486,12 +499,14 @@ class JobStore:
         counts: Mapping[str, int],
         records: int,
         error: str | None = None,
-        errors_by_code: Sequence[ErrorTally] = (),
+        error_codes: Mapping[str, int] | None = None,
     ) -> None:
+        """The chunk's final row: state, counts and its failed records per error code (``errorCodes``,
+        a small JSON object: ``core.domain.jobs.error_codes`` bounds it)."""
         extra: dict[str, Any] = {f"count_{k}": int(counts.get(k, 0)) for k in COUNT_KEYS}
         extra["records"] = records
         extra["error"] = error or ""
-        extra["errorCodes"] = json.dumps([[t.code, t.count, t.message] for t in errors_by_code])
+        extra["errorCodes"] = json.dumps(dict(error_codes or {}), separators=(",", ":"))
         self.put_chunk(workspace_id, job_id, index, state, **extra)
 
     def get_chunk(self, workspace_id: str, job_id: str, index: int) -> ChunkStatus | None:
@@ -509,16 +524,23 @@ class JobStore:
         )
         return sorted((_chunk_from_row(r) for r in rows), key=lambda c: c.index)
 
-    def requeue_paused(self, workspace_id: str, job_id: str, index: int) -> bool:
-        """Move a chunk paused for the token back to ``queued`` and send its message — only if it is still
-        paused and nobody changed its row meanwhile (ETag), so two resumers racing for one chunk (the
-        reconnect's scan, the pausing worker's re-check, the timer) enqueue it once."""
+    def requeue_paused(
+        self,
+        workspace_id: str,
+        job_id: str,
+        index: int,
+        states: Collection[ChunkState] = (ChunkState.PAUSED_RECONNECT,),
+    ) -> bool:
+        """Move a chunk paused (in one of ``states``: for the token by default) back to ``queued`` and send
+        its message — only if it is still paused and nobody changed its row meanwhile (ETag), so two
+        resumers racing for one chunk (the reconnect's or enable's scan, the pausing worker's re-check,
+        the timer) enqueue it once."""
         table = self._tables.get_table_client(self.names.chunks_table)
         try:
             row = table.get_entity(_job_partition(workspace_id, job_id), f"{index:06d}")
         except ResourceNotFoundError:
             return False
-        if row.get("state") != ChunkState.PAUSED_RECONNECT.value:
+        if row.get("state") not in {state.value for state in states}:
             return False
         try:
             table.update_entity(
@@ -638,15 +660,139 @@ class JobStore:
                 break
         return RecordsPage(page, last if len(page) >= limit else None)
 
+    def iter_outcome_pages(
+        self, workspace_id: str, job_id: str, page_size: int = 1000
+    ) -> Iterator[list[StoredOutcome]]:
+        """Every saved outcome of the job in submission order, a page of ``page_size`` at a time: one
+        query followed by its continuation tokens, so only the current page is ever in memory."""
+        rows = self._tables.get_table_client(self.names.records_table).query_entities(
+            "PartitionKey eq @pk",
+            parameters={"pk": _job_partition(workspace_id, job_id)},
+            results_per_page=page_size,
+        )
+        for page in rows.by_page():
+            yield [_outcome_from_row(row) for row in page]
+
+    # -- retention ------------------------------------------------------------------------------
+    def jobs_created_between(self, low: str, high: str) -> Iterator[JobRow]:
+        """Jobs of every workspace created at ``low`` or later and before ``high`` (ISO timestamps), in no
+        particular order: one query across partitions, filtered by the table, read a page at a time."""
+        rows = self._tables.get_table_client(self.names.jobs_table).query_entities(
+            "createdAt ge @low and createdAt lt @high", parameters={"low": low, "high": high}
+        )
+        for row in rows:
+            if "entity" in row:  # a job (not a bookkeeping row)
+                yield _job_from_row(row)
+
+    def mark_records_deleted(self, workspace_id: str, job_id: str, *, done: bool) -> None:
+        """Note on the job row that its results are being deleted (``recordsDeletedAt``, once: downloads
+        stop being offered) or are gone (``recordsDeleted``: retention skips the job from then on)."""
+        entity: dict[str, Any] = {"PartitionKey": workspace_id, "RowKey": job_id}
+        if done:
+            entity["recordsDeleted"] = True
+        else:
+            entity["recordsDeletedAt"] = _now()
+        self._tables.get_table_client(self.names.jobs_table).update_entity(entity, mode=UpdateMode.MERGE)
+
+    def records_deleted(self, workspace_id: str, job_id: str) -> bool:
+        try:
+            row = self._tables.get_table_client(self.names.jobs_table).get_entity(
+                workspace_id, job_id, select=["recordsDeleted"]
+            )
+        except ResourceNotFoundError:
+            return True
+        return bool(row.get("recordsDeleted"))
+
+    def delete_job_rows(self, workspace_id: str, job_id: str, table: str, budget: int) -> tuple[int, bool]:
+        """Delete up to ``budget`` rows of the job's partitions in ``table`` (its records, with an activity
+        job's exported contacts, or its chunks), in entity-group transactions of 100; (how many, whether
+        none is left)."""
+        client = self._tables.get_table_client(table)
+        partition = _job_partition(workspace_id, job_id)
+        deleted = 0
+        for pk in (partition, f"{partition}~contacts"):
+            done, more = self._delete_partition(client, pk, budget - deleted)
+            deleted += done
+            if more:
+                return deleted, False
+        return deleted, True
+
+    @staticmethod
+    def _delete_partition(client: Any, partition: str, budget: int) -> tuple[int, bool]:
+        rows = client.query_entities(
+            "PartitionKey eq @pk",
+            parameters={"pk": partition},
+            select=["PartitionKey", "RowKey"],
+            results_per_page=_TABLE_BATCH,
+        )
+        deleted = 0
+        for page in rows.by_page():
+            keys = [{"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]} for r in page]
+            if not keys:
+                continue
+            if deleted + len(keys) > budget:
+                return deleted, True
+            try:
+                client.submit_transaction([("delete", key) for key in keys])
+            except (TableTransactionError, ResourceNotFoundError):  # one was gone already: one by one
+                for key in keys:
+                    try:
+                        client.delete_entity(key["PartitionKey"], key["RowKey"])
+                    except ResourceNotFoundError:
+                        pass
+            deleted += len(keys)
+        return deleted, False
+
+    def delete_staged(self, workspace_id: str, job_id: str, budget: int) -> tuple[int, bool]:
+        """Delete up to ``budget`` blobs of the job's folder (request, chunks, download files)."""
+        container = self._blobs.get_container_client(self.names.container)
+        deleted = 0
+        for blob in container.list_blobs(name_starts_with=f"{workspace_id}/{job_id}/"):
+            if deleted >= budget:
+                return deleted, False
+            try:
+                container.delete_blob(blob.name)
+            except ResourceNotFoundError:
+                pass
+            deleted += 1
+        return deleted, True
+
+    def delete_job_row(self, workspace_id: str, job_id: str) -> None:
+        try:
+            self._tables.get_table_client(self.names.jobs_table).delete_entity(workspace_id, job_id)
+        except ResourceNotFoundError:
+            pass
+
+    def retention_mark(self, name: str) -> str | None:
+        """Where retention's scan ``name`` is to resume (an ISO timestamp), kept in the jobs table under a
+        partition no workspace can have."""
+        try:
+            row = self._tables.get_table_client(self.names.jobs_table).get_entity(_RETENTION, name)
+        except ResourceNotFoundError:
+            return None
+        return str(row.get("from") or "") or None
+
+    def set_retention_mark(self, name: str, value: str) -> None:
+        self._tables.get_table_client(self.names.jobs_table).upsert_entity(
+            {"PartitionKey": _RETENTION, "RowKey": name, "from": value}, mode=UpdateMode.REPLACE
+        )
+
     # -- queue ----------------------------------------------------------------------------------
-    def enqueue_chunks(self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int]) -> None:
+    def enqueue_chunks(
+        self, workspace_id: str, job_id: str, chunk_indexes: Iterable[int], *, delay_seconds: int = 0
+    ) -> None:
+        """One message per chunk, invisible for ``delay_seconds`` (the queue's initial visibility delay)."""
         queue = self._queues.get_queue_client(self.names.queue)
         for index in chunk_indexes:
-            queue.send_message(encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}))
+            queue.send_message(
+                encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}),
+                visibility_timeout=delay_seconds or None,
+            )
 
-    def queue_new_chunks(self, workspace_id: str, job_id: str, count: int) -> None:
+    def queue_new_chunks(self, workspace_id: str, job_id: str, count: int, *, delay_seconds: int = 0) -> None:
         """A new job's chunk rows (``queued``; up to 100 per table transaction), then its messages (a few
-        at a time): what ``put_chunk`` + ``enqueue_chunks`` do, in a handful of round trips."""
+        at a time): what ``put_chunk`` + ``enqueue_chunks`` do, in a handful of round trips. The messages
+        become visible after ``delay_seconds``."""
         table = self._tables.get_table_client(self.names.chunks_table)
         now = _now()
         rows = [
@@ -663,7 +809,8 @@ class JobStore:
         queue = self._queues.get_queue_client(self.names.queue)
         self._in_parallel(
             lambda index: queue.send_message(
-                encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index})
+                encode_message({"workspaceId": workspace_id, "jobId": job_id, "chunk": index}),
+                visibility_timeout=delay_seconds or None,
             ),
             range(count),
         )
@@ -680,6 +827,8 @@ class JobStore:
 
 
 _PARALLEL_UPLOADS = 8
+# Partition of retention's bookkeeping rows in the jobs table ("~" is not in any workspace id).
+_RETENTION = "~retention"
 
 
 def _split_json(prefix: str, value: Any) -> dict[str, str]:
@@ -726,6 +875,8 @@ def _job_from_row(row: Mapping[str, Any]) -> JobRow:
         retried_by=(str(row["retriedBy"]) if row.get("retriedBy") else None),
         cancel_requested_at=(str(row["cancelRequestedAt"]) if row.get("cancelRequestedAt") else None),
         cancelled_by=(str(row["cancelledBy"]) if row.get("cancelledBy") else None),
+        records_deleted_at=(str(row["recordsDeletedAt"]) if row.get("recordsDeletedAt") else None),
+        records_deleted=bool(row.get("recordsDeleted")),
     )
 
 
@@ -741,14 +892,18 @@ def _chunk_from_row(row: Mapping[str, Any]) -> ChunkStatus:
         error=(str(row["error"]) if row.get("error") else None),
         attempts=int(row.get("attempts", 0) or 0),
         updated_at=str(row.get("updatedAt") or ""),
-        errors_by_code=_tallies(row.get("errorCodes")),
+        error_codes=_error_codes(row.get("errorCodes")),
     )
 
 
-def _tallies(text: object) -> tuple[ErrorTally, ...]:
-    if not isinstance(text, str) or not text:
-        return ()
+def _error_codes(value: Any) -> dict[str, int]:
+    """A chunk row's ``errorCodes`` (rows written before it existed have none)."""
+    if not value:
+        return {}
     try:
-        return tuple(ErrorTally(code, int(count), str(message)) for code, count, message in json.loads(text))
-    except (ValueError, TypeError):
-        return ()
+        parsed = json.loads(str(value))
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k): int(v) for k, v in parsed.items() if isinstance(v, int)}

@@ -1,0 +1,37 @@
+// The API client: openapi-fetch typed by schema.d.ts, which openapi-typescript generates from the served
+// OpenAPI document (docs/openapi.json). Nothing here declares a request or response shape by hand.
+import createClient from "openapi-fetch";
+import type { components, paths } from "./schema";
+
+export type Schemas = components["schemas"];
+
+/** What the host page gives the component: a function answering the platform caller token to send. */
+export type TokenProvider = () => string | Promise<string>;
+
+export function createApi(baseUrl: string, tokenProvider: TokenProvider) {
+  const client = createClient<paths>({ baseUrl });
+  client.use({
+    async onRequest({ request }) {
+      request.headers.set("Authorization", `Bearer ${await tokenProvider()}`);
+      return request;
+    },
+  });
+  return client;
+}
+
+export type Api = ReturnType<typeof createApi>;
+
+/** An RFC 9457 problem as the API renders it (errors point at the offending member). */
+export interface Problem {
+  title?: string;
+  status?: number;
+  detail?: string;
+  errors?: { pointer: string; message: string }[];
+  [extra: string]: unknown;
+}
+
+/** The words to show for a failed call: the problem's detail, else its title, else the status. */
+export function problemText(problem: unknown, response?: Response): string {
+  const p = (problem ?? {}) as Problem;
+  return p.detail || p.title || `The request failed (${response?.status ?? "no answer"}).`;
+}
