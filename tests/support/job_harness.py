@@ -218,6 +218,11 @@ def _forget_jobs(store: JobStore, workspace_id: str) -> None:
             chunks.delete_entity(partition, row["RowKey"])
         jobs.delete_entity(workspace_id, job.job_id)
     tables.get_table_client(store.names.paused_table).delete_entity("paused", workspace_id)
+    index = tables.get_table_client(store.names.index_table)
+    for row in index.query_entities(
+        "PartitionKey eq @pk", parameters={"pk": workspace_id}, select=["RowKey"]
+    ):
+        index.delete_entity(workspace_id, row["RowKey"])
 
 
 def emulator_fixture() -> Any:

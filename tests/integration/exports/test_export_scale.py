@@ -36,6 +36,7 @@ from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.export_request import ExportRequest
+from core.domain.job_status import JobStatus
 from core.domain.jobs import ExportEntity, deterministic_dynamics_id
 from core.services.exports.service import EXPORT_QUEUE, ExportService
 from core.services.exports.worker import ExportWorker
@@ -58,7 +59,7 @@ def scenario() -> Scenario:
 @dataclass
 class Run:
     workspace_id: str
-    status: dict[str, Any]
+    status: JobStatus
     stats: dict[str, Any]
     reports: list[dict[str, Any]]
     new_contacts: list[dict[str, Any]]  # rows the export added to Dynamics
