@@ -6891,7 +6891,11 @@ export interface operations {
     };
     get_api_dynamics_exports_jobId_records: {
         parameters: {
-            query?: never;
+            query?: {
+                status?: "created" | "updated" | "unchanged" | "skipped" | "failed" | "invalid" | "would_create" | "would_update" | "would_fail" | "creating" | "updating" | "pending";
+                cursor?: string;
+                limit?: number;
+            };
             header?: never;
             path: {
                 jobId: string;
