@@ -22,6 +22,9 @@ from core.domain.values import check_value, parse_datetime
 
 MAX_RECORDS_PER_EXPORT = 100_000
 MAX_PLATFORM_ID_LENGTH = 200
+# An automatic export carries the changes of one window; each record's order of changes is kept in Table
+# Storage at submit (a read and a write per record), so the request stays a few seconds long.
+MAX_AUTOMATIC_RECORDS = 2_000
 # Keys a record may carry besides catalog fields: the contact's embedded company and campaign data, the
 # company's contacts (for the "associate companies with contacts" toggle).
 CONTACT_EXTRA_KEYS = frozenset({"company", "campaigns", "activities", "conversationTags"})
@@ -46,7 +49,16 @@ class ExportRequest(BaseModel):
     # One value per manual-export mapping of the tab, so never more than a tab may hold; the cap is
     # checked before any key is looked at (a 500,000-key body is one problem, not 500,000).
     manualValues: dict[str, Any] = Field(default_factory=dict, max_length=MAX_MAPPINGS_PER_TAB)
-    trigger: ExportTrigger = ExportTrigger.MANUAL
+    trigger: ExportTrigger = Field(
+        default=ExportTrigger.MANUAL,
+        description=(
+            "automatic: the platform's service pushing changed records (service only; docs/platform-"
+            "integration.md). Each record then carries `changedAt` (ISO-8601 with a timezone, when the "
+            "platform changed it); several changes of one record within the window are one write with the "
+            f"latest values, an older change is never written over a newer one; at most "
+            f"{MAX_AUTOMATIC_RECORDS} records"
+        ),
+    )
     dryRun: bool = False
     userId: str | None = Field(
         default=None,

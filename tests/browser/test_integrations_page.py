@@ -84,3 +84,14 @@ def test_the_platform_origin_may_call_the_api_and_others_may_not(window: Window)
     assert answer.status == 401 and answer.headers["access-control-allow-origin"] == "http://localhost:3000"
     other = request.get(url, headers={"Origin": "https://elsewhere.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_refused_microsoft_sign_in_is_reported_and_nothing_connects(window: Window) -> None:
+    window.sign_in()
+    page = window.page
+    page.goto(f"{window.base_url}/?dynamics=error&code=access_denied")
+    expect(page.get_by_role("alert")).to_contain_text("Microsoft sign-in did not complete (access_denied)")
+    assert "dynamics=" not in page.url
+    expect(window.card("Microsoft Dynamics 365").get_by_test_id("dynamics-connection")).to_have_text(
+        "Not connected"
+    )

@@ -83,6 +83,8 @@ def test_connect_configure_step1_with_a_custom_rule_and_save(window: Window, tmp
     for title in ("Step 2: Field mapping", "Step 3: Campaign mapping", "Step 4: User mapping"):
         page.get_by_role("button", name="Next").click()
         expect(page.get_by_role("heading", name=title)).to_be_focused()
+    page.get_by_role("button", name="Back").click()
+    expect(page.get_by_role("heading", name="Step 3: Campaign mapping")).to_be_focused()
     steps.get_by_role("button", name="Step 1: Sync configuration").click()
     expect(page.get_by_role("heading", name="Step 1: Sync configuration")).to_be_visible()
     expect(steps.get_by_role("button", name="Step 4: User mapping")).to_be_enabled()

@@ -161,3 +161,20 @@ def test_only_iso_date_times_with_a_zone_are_compared_as_instants() -> None:
 def test_only_a_mapped_user_is_impersonated() -> None:
     assert choose_owner({}, "su-default", "su-integration", "pu-1").impersonate is False
     assert choose_owner({}, None, "su-integration", "pu-1").impersonate is False
+
+
+def test_an_unchanged_column_or_kept_link_does_not_stop_the_ones_after_it() -> None:
+    current = {"firstname": "Zoë", "lastname": "Old", "_parentcustomerid_value": "b-2"}
+    plan = plan_write(
+        current,
+        [DesiredValue("firstname", "Zoë"), DesiredValue("lastname", "New")],
+        [
+            DesiredLink("parentcustomerid_account", "accounts", "a-1", "_parentcustomerid_value", FILL),
+            DesiredLink("ownerid_team", "teams", "t-1", "_ownerid_value"),
+        ],
+    )
+    assert plan.payload == {"lastname": "New", "ownerid_team@odata.bind": "/teams(t-1)"}
+
+
+def test_float_noise_around_zero_is_no_change() -> None:
+    assert same_value(0, 1e-12) and not same_value(0, 0.001)

@@ -28,7 +28,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableServiceClient, UpdateMode
 
 VERSIONS_TABLE = "ExportRecordVersions"
-_PARALLEL = 8
+_PARALLEL = 16  # one small read and write per record: I/O-bound
 _MAX_TRIES = 20  # ETag conflicts on one record in a row before giving up (the caller retries the work)
 
 # (the row as stored, or None) -> (the row to store, or None to leave it, and the decision)

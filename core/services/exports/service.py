@@ -24,6 +24,7 @@ from core.domain.config import (
 )
 from core.domain.config_validation import Problem, pointer
 from core.domain.export_request import (
+    MAX_AUTOMATIC_RECORDS,
     ExportRequest,
     ExportTrigger,
     ValidRecord,
@@ -190,6 +191,15 @@ class ExportService(JobQueries):
     @staticmethod
     def _check_request(request: ExportRequest, config: DynamicsConfig) -> None:
         problems: list[Problem] = []
+        if request.trigger is ExportTrigger.AUTOMATIC and len(request.records) > MAX_AUTOMATIC_RECORDS:
+            problems.append(
+                Problem(
+                    "/records",
+                    f"an automatic export carries at most {MAX_AUTOMATIC_RECORDS} changed records (the "
+                    "changes of one window); send more as several requests, or a whole list as a manual "
+                    "export",
+                )
+            )
         if request.trigger is ExportTrigger.AUTOMATIC and request.manualValues:
             problems.append(
                 Problem(

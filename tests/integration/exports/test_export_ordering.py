@@ -19,9 +19,9 @@ from azure.data.tables import TableServiceClient
 from core.adapters.storage.record_versions import RecordVersions
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
-from core.domain.export_request import ExportRequest
+from core.domain.export_request import MAX_AUTOMATIC_RECORDS, ExportRequest
 from core.domain.jobs import ChunkState
-from core.services.exports.service import ExportService
+from core.services.exports.service import ExportService, InvalidExport
 from core.services.jobs.messages import ChunkMessage
 from tests.integration.exports.conftest import WS, ExportHarness
 from tests.support.dataverse import rows
@@ -182,6 +182,15 @@ def test_an_automatic_change_without_its_time_is_refused_by_name(ordered: Ordere
     job = ordered.submit({"id": _pid(), "firstName": "Nora", "lastName": "Quist"})
     [record] = ordered.records(job).values()
     assert record["action"] == "invalid" and record["errors"][0]["field"] == "changedAt"
+
+
+def test_an_automatic_export_carries_one_windows_changes_at_most(ordered: Ordered) -> None:
+    records = [_change(f"p-{n}", T1, "CTO") for n in range(MAX_AUTOMATIC_RECORDS + 1)]
+    jobs_before = len(ordered.h.store.list_jobs(WS, limit=1000))
+    with pytest.raises(InvalidExport) as refused:
+        ordered.submit(*records)
+    assert [p.pointer for p in refused.value.problems] == ["/records"]
+    assert len(ordered.h.store.list_jobs(WS, limit=1000)) == jobs_before  # nothing staged
 
 
 def _take_message(h: ExportHarness, job_id: str) -> ChunkMessage:
