@@ -1957,7 +1957,10 @@ export interface components {
             manualValues?: {
                 [key: string]: unknown;
             };
-            /** @default manual */
+            /**
+             * @description automatic: the platform's service pushing changed records (service only; docs/platform-integration.md). Each record then carries `changedAt` (ISO-8601 with a timezone, when the platform changed it); several changes of one record within the window are one write with the latest values, an older change is never written over a newer one; at most 2000 records
+             * @default manual
+             */
             trigger: components["schemas"]["ExportTrigger"];
             /**
              * Dryrun
