@@ -2,12 +2,14 @@
 // contains and an example of its value), each mapped to a column of the Dynamics contact table, which is
 // where the activity writer puts them (core/services/config/metadata_check.py checks the same table).
 // Every column offered carries the icon the server gives for that property (GET /api/dynamics/fields/icons,
-// targets "campaign:<property>"): a shape and a word, never colour alone, with its reason; a red column
-// cannot be chosen (the option is disabled, and a save with it is refused anyway).
+// targets "campaign:<property>") in the same column dropdown as Step 2 (column-picker.ts): a shape and a
+// word, never colour alone, with its reason on hover and focus; a red column cannot be chosen.
 import { LitElement, css, html, nothing } from "lit";
 import type { Api, Schemas } from "../api/client";
 import { problemText } from "../api/client";
 import { base } from "../ui/styles";
+import type { ColumnChoice, Level } from "./column-picker";
+import "./column-picker";
 import {
   copy,
   emitChange,
@@ -19,25 +21,15 @@ import {
   type FieldProblem,
 } from "./contract";
 
-type Level = "ok" | "warning" | "error";
 type Mapping = Schemas["CampaignMapping"];
 type Key = keyof Mapping;
 type Matrix = Schemas["IconMatrixPage"];
 
-export interface ColumnIcon {
-  value: string;
-  label: string;
-  level: Level;
-  reason: string;
-}
-
-const SHAPE: Record<Level, string> = { ok: "✓", warning: "!", error: "✕" };
-const WORD: Record<Level, string> = { ok: "Compatible", warning: "Review", error: "Cannot be applied" };
 const ORDER: Record<Level, number> = { ok: 0, warning: 1, error: 2 };
 const P = "/campaignMapping";
 
 /** The columns of the contact table with the icon of one campaign property on each, best first. */
-export function campaignChoices(matrix: Matrix, property: string): ColumnIcon[] {
+export function campaignChoices(matrix: Matrix, property: string): ColumnChoice[] {
   const t = matrix.targets.findIndex((target) => target.key === `campaign:${property}`);
   if (t < 0) return [];
   return matrix.columns
@@ -105,35 +97,23 @@ export class Step3Campaign extends LitElement {
     const key = p.key as Key;
     const chosen = (this.mapping[key] as string | null | undefined) ?? "";
     const choices = this.matrix ? campaignChoices(this.matrix, p.key) : [];
-    const current = choices.find((c) => c.value === chosen);
-    const error = problemAt(this.problems, `${P}/${p.key}`);
     const id = `prop-${p.key}`;
-    const described = [`${id}-contains`, current ? `${id}-icon` : "", error ? `${id}-error` : ""].filter(Boolean).join(" ");
     return html`<div class="property" data-testid=${id}>
-      <label for=${id} class="name">${p.label}</label>
-      <p class="hint" id="${id}-contains">${p.contains} <span class="example">Example: <code>${p.example}</code></span></p>
+      <p class="name">${p.label}</p>
+      <p class="hint">${p.contains} <span class="example">Example: <code>${p.example}</code></span></p>
       <div class="pick">
-        <select id=${id} aria-describedby=${described} @change=${(e: Event) => this.set(key, (e.target as HTMLSelectElement).value)}>
-          <option value="" ?selected=${!chosen}>Not mapped</option>
-          ${chosen && !current ? html`<option value=${chosen} selected>${chosen}</option>` : nothing}
-          ${choices.map(
-            (c) => html`<option
-              value=${c.value}
-              ?selected=${c.value === chosen}
-              ?disabled=${c.level === "error"}
-              title=${c.reason}
-            >${SHAPE[c.level]} ${c.label} — ${WORD[c.level]}</option>`,
-          )}
-        </select>
-        ${current
-          ? html`<span class="icon ${current.level}" tabindex="0" data-testid="${id}-icon">
-              <span aria-hidden="true">${SHAPE[current.level]}</span>
-              <span class="word">${WORD[current.level]}</span>
-              <span role="tooltip" id="${id}-icon" class="tip">${WORD[current.level]}: ${current.reason}</span>
-            </span>`
+        <column-picker
+          label="Dynamics column for ${p.label}"
+          .value=${chosen}
+          .choices=${choices}
+          ?loading=${!this.matrix && !this.loadError}
+          .problem=${problemAt(this.problems, `${P}/${p.key}`)}
+          @column-change=${(e: CustomEvent<string>) => this.set(key, e.detail)}
+        ></column-picker>
+        ${chosen
+          ? html`<button class="btn" type="button" @click=${() => this.set(key, "")}>Unmap ${p.label}</button>`
           : nothing}
       </div>
-      ${error ? html`<p class="error" id="${id}-error" role="alert">${error}</p>` : nothing}
     </div>`;
   }
 
@@ -141,7 +121,7 @@ export class Step3Campaign extends LitElement {
     return html`
       <p class="hint">Optional. Campaign properties are not list fields: they describe the contact's campaign
         activity and are written to the contact's columns in Dynamics. Each option shows whether the column can
-        take the property: ✓ compatible, ! review, ✕ cannot be applied (those cannot be chosen).</p>
+        take the property: ✓ compatible, ! review, ✕ cannot be applied (those cannot be chosen). Type to search.</p>
       ${this.loadError
         ? html`<p class="error" role="alert">The Dynamics columns could not be listed: ${this.loadError}</p>`
         : !this.matrix
@@ -159,23 +139,16 @@ export class Step3Campaign extends LitElement {
   static styles = [
     base,
     css`
-      fieldset { border: 1px solid var(--line); border-radius: 8px; margin: 0.75rem 0; padding: 0.5rem 0.75rem; }
+      fieldset { border: 1px solid var(--line); border-radius: 8px; margin: 0.75rem 0; padding: 0.5rem 0.75rem; min-width: 0; }
       legend { font-weight: 600; padding: 0 0.25rem; }
       .hint { color: var(--muted); margin: 0.1rem 0 0.4rem; font-size: 0.9rem; }
       .property { margin: 0.6rem 0; }
       .name { font-weight: 600; }
       code { overflow-wrap: anywhere; }
       .example { display: block; }
-      .pick { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: center; }
-      select { padding: 0.35rem; border: 1px solid #6b6b75; border-radius: 6px; max-width: 100%; flex: 1 1 14rem; min-width: 0; }
-      .icon { position: relative; display: inline-flex; gap: 0.3rem; align-items: center; border-radius: 999px;
-        padding: 0.1rem 0.55rem; border: 1px solid currentColor; font-size: 0.9rem; }
-      .icon.ok { color: var(--primary); }
-      .icon.warning { color: var(--warn); }
-      .icon.error { color: var(--bad); }
-      .tip { display: none; position: absolute; right: 0; top: 100%; margin-top: 0.25rem; z-index: 2; width: max-content;
-        max-width: min(22rem, 80vw); background: var(--ink); color: #fff; padding: 0.4rem 0.6rem; border-radius: 6px; }
-      .icon:hover .tip, .icon:focus .tip { display: block; }
+      .name { margin: 0; }
+      .pick { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: end; }
+      column-picker { flex: 1 1 14rem; }
     `,
   ];
 }

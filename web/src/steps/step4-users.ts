@@ -259,7 +259,7 @@ export class Step4Users extends LitElement {
   static styles = [
     base,
     css`
-      fieldset { border: 1px solid var(--line); border-radius: 8px; margin: 0.75rem 0; padding: 0.5rem 0.75rem; }
+      fieldset { border: 1px solid var(--line); border-radius: 8px; margin: 0.75rem 0; padding: 0.5rem 0.75rem; min-width: 0; }
       legend { font-weight: 600; padding: 0 0.25rem; }
       .hint { color: var(--muted); margin: 0.1rem 0 0.4rem; font-size: 0.9rem; }
       .suggest { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: center; }
