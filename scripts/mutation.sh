@@ -22,9 +22,10 @@ declare -A MODULE=(
   [token_crypto]=core.adapters.identity.token_crypto
   [auth]=core.adapters.identity.auth
   [export_plan]=core.domain.export_plan
+  [bulk]=core.services.jobs.bulk
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(normalize matching lookup_plan lookup_values lookup_queries odata token_crypto auth export_plan)
+[ ${#names[@]} -gt 0 ] || names=(normalize matching lookup_plan lookup_values lookup_queries odata token_crypto auth export_plan bulk)
 globs=()
 for name in "${names[@]}"; do
   [ -n "${MODULE[$name]:-}" ] || { echo "unknown module '$name' (one of: ${!MODULE[*]})" >&2; exit 2; }

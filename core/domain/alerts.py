@@ -93,6 +93,8 @@ class JobAlert:
     total_records: int
     counts: Mapping[str, int]
     top_error_codes: list[tuple[str, int]]
+    # The one reason a job failed as a whole for (e.g. its mapping no longer fits Dynamics), if it did.
+    reason: str | None = None
 
     @property
     def id(self) -> str:
@@ -134,6 +136,8 @@ class JobAlert:
         if self.top_error_codes:
             text += " Most frequent errors: " + ", ".join(f"{code} ({n})" for code, n in self.top_error_codes)
             text += "."
+        if self.reason:
+            text += f" Reason: {self.reason}"
         return text
 
     def detail(self) -> dict[str, Any]:

@@ -286,3 +286,13 @@ def split_chunks(count: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[range
     if chunk_size <= 0:
         raise ValueError("chunk_size must be positive")
     return [range(start, min(start + chunk_size, count)) for start in range(0, count, chunk_size)]
+
+
+class MappingDrift(Exception):
+    """The configuration a job snapshotted no longer fits Dynamics (a mapped column was deleted, a choice
+    lost the option a fixed value names...): the job fails as a whole, with this one reason, before any
+    record of the chunk is written, instead of every record failing on its own."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -36,6 +36,7 @@ from core.services.config.service import (
     PreconditionRequired,
     ValidationReport,
     etag_for,
+    step_of,
 )
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -50,17 +51,75 @@ class PointerMessage(BaseModel):
     message: str
 
 
+def _entries(problems: list[Problem]) -> list[PointerMessage]:
+    return [PointerMessage(pointer=p.pointer, message=p.message) for p in problems]
+
+
+_DRIFT_DESCRIPTION = (
+    "read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user "
+    "disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into "
+    "the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail "
+    "as a whole with the same reason. Ignored when sent back"
+)
+
+
 class ValidationResult(BaseModel):
     valid: bool
     errors: list[PointerMessage]
     warnings: list[PointerMessage]
+    drift: list[PointerMessage] = Field(
+        default_factory=list,
+        description="problems of the steps this save would leave as they are (they do not make it invalid)",
+    )
 
     @classmethod
     def of(cls, report: ValidationReport) -> ValidationResult:
-        def entries(problems: list[Problem]) -> list[PointerMessage]:
-            return [PointerMessage(pointer=p.pointer, message=p.message) for p in problems]
+        return cls(
+            valid=report.valid,
+            errors=_entries(report.errors),
+            warnings=_entries(report.warnings),
+            drift=_entries(report.drift),
+        )
 
-        return cls(valid=report.valid, errors=entries(report.errors), warnings=entries(report.warnings))
+
+class DriftByStep(BaseModel):
+    """Drift of each step, by the step's member in the configuration."""
+
+    syncIdentifiers: list[PointerMessage] = Field(default_factory=list)
+    fieldMapping: list[PointerMessage] = Field(default_factory=list)
+    campaignMapping: list[PointerMessage] = Field(default_factory=list)
+    userMapping: list[PointerMessage] = Field(default_factory=list)
+
+
+def _drift_by_step(drift: list[Problem]) -> dict[str, list[dict[str, str]]]:
+    by_step: dict[str, list[dict[str, str]]] = {step.member: [] for step in Step}
+    for problem in drift:
+        step = step_of(problem.pointer)
+        if step is not None:
+            by_step[step.member].append(problem.as_json())
+    return by_step
+
+
+_DRIFT_FIELD: Any = Field(default_factory=DriftByStep, description=_DRIFT_DESCRIPTION)
+_STEP_DRIFT_FIELD: Any = Field(default_factory=list, description=_DRIFT_DESCRIPTION)
+
+
+class ConfigDocument(DynamicsConfig):
+    """The configuration as stored, with what no longer fits Dynamics in it."""
+
+    drift: DriftByStep = _DRIFT_FIELD
+
+
+_STEP_DOCUMENT_MODELS: dict[Step, type[BaseModel]] = {
+    step: create_model(
+        f"{model.__name__}Document", __base__=model, drift=(list[PointerMessage], _STEP_DRIFT_FIELD)
+    )
+    for step, model in STEP_MODELS.items()
+}
+
+
+class StepDocument(RootModel[Union[tuple(_STEP_DOCUMENT_MODELS.values())]]):  # type: ignore[misc]  # noqa: UP007
+    """One step's section as stored, with what no longer fits Dynamics in it."""
 
 
 _WARNINGS_FIELD: Any = Field(
@@ -71,14 +130,19 @@ _WARNINGS_FIELD: Any = Field(
 
 
 class SavedConfig(DynamicsConfig):
-    """The answer of a save: the configuration as stored, with the warnings it was saved with."""
+    """The answer of a save: the configuration as stored, with the warnings it was saved with and the
+    drift of the steps it left as they were."""
 
     warnings: list[PointerMessage] = _WARNINGS_FIELD
+    drift: DriftByStep = _DRIFT_FIELD
 
 
 _SAVED_STEP_MODELS: dict[Step, type[BaseModel]] = {
     step: create_model(
-        f"Saved{model.__name__}", __base__=model, warnings=(list[PointerMessage], _WARNINGS_FIELD)
+        f"Saved{model.__name__}",
+        __base__=model,
+        warnings=(list[PointerMessage], _WARNINGS_FIELD),
+        drift=(list[PointerMessage], _STEP_DRIFT_FIELD),
     )
     for step, model in STEP_MODELS.items()
 }
@@ -90,6 +154,12 @@ class SavedStep(RootModel[Union[tuple(_SAVED_STEP_MODELS.values())]]):  # type: 
 
 def _with_warnings(body: dict[str, Any], warnings: list[Problem]) -> dict[str, Any]:
     return body | {"warnings": [{"pointer": p.pointer, "message": p.message} for p in warnings]}
+
+
+def _with_drift(body: dict[str, Any], drift: list[Problem], step: Step | None) -> dict[str, Any]:
+    """The whole document gets its drift by step; a step's section, the drift of that step."""
+    by_step = _drift_by_step(drift)
+    return body | {"drift": by_step if step is None else by_step[step.member]}
 
 
 class ChangeEntry(BaseModel):
@@ -182,8 +252,9 @@ def _save(req: func.HttpRequest, caller: Caller, step: Step | None) -> func.Http
         raise _problem_for(exc) from None
     body = view.config.to_json()
     headers = _headers(view) | {"X-Config-Warning-Count": str(len(view.warnings))}
+    section = body if step is None else body[step.member]
     return json_response(
-        _with_warnings(body if step is None else body[step.member], view.warnings), headers=headers
+        _with_drift(_with_warnings(section, view.warnings), view.drift, step), headers=headers
     )
 
 
@@ -191,7 +262,7 @@ def _save(req: func.HttpRequest, caller: Caller, step: Step | None) -> func.Http
 @authenticated()
 def get_dynamics_config(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     view = bootstrap.app().config_service.get(caller)
-    return json_response(view.config.to_json(), headers=_headers(view))
+    return json_response(_with_drift(view.config.to_json(), view.drift, None), headers=_headers(view))
 
 
 @bp.route(route="api/dynamics/config", methods=["PUT"])
@@ -245,7 +316,8 @@ def get_dynamics_config_step(req: func.HttpRequest, caller: Caller) -> func.Http
         return _history(req, caller)
     step = _step(req)
     view = bootstrap.app().config_service.get(caller)
-    return json_response(view.config.to_json()[step.member], headers=_headers(view))
+    section = view.config.to_json()[step.member]
+    return json_response(_with_drift(section, view.drift, step), headers=_headers(view))
 
 
 @bp.route(route="api/dynamics/config/{step}", methods=["PUT"])
@@ -262,8 +334,11 @@ _if_match = {"If-Match": "ETag of the configuration being replaced (required onc
 openapi.register(
     "GET",
     "/api/dynamics/config",
-    "The workspace's Dynamics configuration (defaults before the first save)",
-    response=DynamicsConfig,
+    "The workspace's Dynamics configuration (defaults before the first save), with its drift",
+    response=ConfigDocument,
+    description="`drift` lists, per step, what no longer fits Dynamics in the saved configuration (a "
+    "mapped column deleted, a mapped user disabled), checked against live metadata; saving a step "
+    "without drift still works, and an export whose mapping drifted fails as a whole with that reason.",
     tags=TAG,
     headers=_etag,
 )
@@ -314,8 +389,8 @@ _step_schema: dict[str, Any] = {
 openapi.register(
     "GET",
     "/api/dynamics/config/{step}",
-    f"One step of the configuration ({STEP_NAMES})",
-    response=_step_schema,
+    f"One step of the configuration ({STEP_NAMES}), with the step's drift",
+    response=StepDocument,
     problems=(404,),
     path_params=_step_param,
     tags=TAG,

@@ -28,6 +28,7 @@ from core.entrypoints.dynamics_problems import disabled_problem
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
 from core.entrypoints.job_queries import (
     JOBS_PAGE_QUERY,
+    RECORDS_QUERY,
     JobCounts,
     RecordsPage,
     job_id_param,
@@ -185,6 +186,7 @@ openapi.register(
     "Per-record results of an export: outcome, how it matched, the field Dynamics refused",
     response=RecordsPage,
     problems=(400, 404),
+    query=RECORDS_QUERY,
     tags=TAG,
     callers=EVERY_CALLER,
 )

@@ -218,6 +218,16 @@ class ActivitiesStatus(BaseModel):
 
 MAX_JOBS_PAGE = 100
 DEFAULT_JOBS_PAGE = 50
+# The query parameters of a per-record listing, as the OpenAPI document shows them.
+RECORDS_QUERY: dict[str, dict[str, Any]] = {
+    "status": {
+        "type": "string",
+        "enum": [a.value for a in RecordAction],
+        "description": "only the records with this outcome",
+    },
+    "cursor": {"type": "string", "maxLength": 200, "description": "nextCursor of the previous page"},
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 100},
+}
 # The query parameters of a job list, as the OpenAPI document shows them.
 JOBS_PAGE_QUERY: dict[str, dict[str, Any]] = {
     "cursor": {"type": "string", "maxLength": 200, "description": "nextCursor of the previous page"},

@@ -416,6 +416,38 @@ class MetadataService:
     def __init__(self, schema: Schema, api_url: str) -> None:
         self.schema = schema
         self.api_url = api_url
+        self.deleted: list[tuple[Table, Column]] = []  # put back by ``restore_deleted`` (the reset)
+
+    def delete_attribute(self, path: str) -> None:
+        """``DELETE EntityDefinitions(<key>)/Attributes(<key>)``: delete a custom column, the Web API form
+        of DeleteAttributeRequest
+        (https://learn.microsoft.com/dotnet/api/microsoft.xrm.sdk.messages.deleteattributerequest).
+        Writing or selecting it afterwards is refused as for any unknown property. The emulator deletes
+        custom columns that are not lookups; standard columns cannot be deleted."""
+        segments = _segments(path)
+        if (
+            len(segments) != 2
+            or segments[1][0] != "Attributes"
+            or segments[0][1] is None
+            or segments[1][1] is None
+        ):
+            raise errors.ODataError(405, "0x80060888", "The HTTP method 'DELETE' is not allowed here.")
+        table = self._table(segments[0][1])
+        column = self._column(table, segments[1][1])
+        if not column.is_custom or column.is_lookup:
+            raise errors.ODataError(
+                400,
+                "0x80040203",
+                f"The attribute '{column.logical_name}' cannot be deleted: only custom columns that are not "
+                "lookups can be deleted.",
+            )
+        del table.columns[column.logical_name]
+        self.deleted.append((table, column))
+
+    def restore_deleted(self) -> None:
+        for table, column in reversed(self.deleted):
+            table.columns[column.logical_name] = column
+        self.deleted.clear()
 
     def _table(self, key_text: str) -> Table:
         key_text = key_text.strip()

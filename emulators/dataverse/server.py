@@ -307,6 +307,7 @@ class DataverseEmulator:
         """Empty every table (the default business unit and user come back); limits and simulation knobs
         go back to what the emulator was started with; counters and scripted faults are cleared."""
         self.store.clear()
+        self.metadata.restore_deleted()
         self.records.denied.clear()
         self._load_defaults()
         self.limits.reset()
@@ -524,8 +525,11 @@ class DataverseEmulator:
             return ApiResponse.json(200, {"@odata.context": context, "Version": DATAVERSE_VERSION})
         params = _query_params(query)
         if path.startswith("EntityDefinitions"):
+            if method == "DELETE":
+                self.metadata.delete_attribute(unquote(path))
+                return ApiResponse(204, {"OData-Version": "4.0"})
             if method != "GET":
-                raise ODataError(405, "0x80060888", "The emulator's metadata is read-only.")
+                raise ODataError(405, "0x80060888", "The emulator's metadata is read-only but for DELETE.")
             return ApiResponse.json(200, self.metadata.handle(unquote(path), params))
         raw_segments = path.split("/") if "'" not in path else split_top_level(path, "/")
         segments = [s for s in raw_segments if s]

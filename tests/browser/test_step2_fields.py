@@ -120,8 +120,32 @@ def test_map_fields_of_every_kind_with_icons_and_save(window: Window, tmp_path: 
 
     page.get_by_role("tab", name="Contacts").click()
     expect(crossing).to_contain_text("this can cause export errors")
+
+    # The server's problems show at the control their pointer names: the same column mapped twice.
+    manual_row = page.get_by_role("group", name="Address 1: City (address1_city), set at export")
+    pick(manual_row, "job title", "Compatible: Job Title (jobtitle)")
+    twice = page.get_by_role("group", name="Job Title (jobtitle), set at export")
+    expect(twice.get_by_role("alert")).to_have_text(
+        "column 'jobtitle' is already mapped at /fieldMapping/contacts/0"
+    )
+    page.get_by_role("button", name="Update").click()
+    expect(page.get_by_role("status").filter(has_text="Not saved")).to_contain_text("1 problem(s)")
+    expect(twice.get_by_role("combobox", name="Dynamics column")).to_have_attribute("aria-invalid", "true")
+    pick(twice, "city", "Compatible: Address 1: City (address1_city)")
+    expect(manual_row.get_by_role("alert")).to_have_count(0)
+
+    # The icons of a row's dropdown: a mix of blue, yellow and red for the job title; Escape closes the
+    # list only, not the window.
+    job_box = job.get_by_role("combobox", name="Dynamics column")
+    job_box.fill("a")
+    job_box.press("End")
+    expect(job.get_by_role("listbox", name="Dynamics column").get_by_role("option").last).to_be_visible()
     window.assert_accessible()
     window.screenshot("step2", tmp_path)
+    job_box.press("Escape")
+    expect(job_box).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_role("dialog", name="Dynamics 365 setup")).to_be_visible()
+    expect(job_box).to_have_value("Job Title (jobtitle)")
 
     page.get_by_role("button", name="Update").click()
     expect(page.get_by_role("status").filter(has_text="Saved")).to_have_text("Saved (version 1).")

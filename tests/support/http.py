@@ -71,5 +71,5 @@ def configure_app(monkeypatch: Any, connection_string: str, **extra: str) -> Non
 
 
 def without_warnings(saved: dict[str, Any]) -> dict[str, Any]:
-    """A configuration save's answer without its read-only ``warnings``: the document as stored."""
-    return {k: v for k, v in saved.items() if k != "warnings"}
+    """A configuration answer without its read-only ``warnings`` and ``drift``: the document as stored."""
+    return {k: v for k, v in saved.items() if k not in ("warnings", "drift")}

@@ -5,6 +5,7 @@ import { LitElement, css, html, nothing } from "lit";
 import { createApi, problemText, type Api, type Schemas, type TokenProvider } from "./api/client";
 import type { IntegrationsPage } from "./pages/integrations-page";
 import "./pages/integrations-page";
+import "./pages/exports-page";
 import type { SetupWindow } from "./setup-window";
 import "./setup-window";
 import type { NotificationBell } from "./ui/notification-bell";
@@ -19,10 +20,13 @@ export class DynamicsIntegrationSettings extends LitElement {
     signedInAs: { type: String, attribute: "signed-in-as" },
     connected: { state: true },
     oauthError: { state: true },
+    view: { state: true },
   };
 
   declare connected: Schemas["ConnectedAccount"] | null;
   declare oauthError: string;
+  /** The section shown: the integrations (#integrations, the default) or the exports (#exports). */
+  declare view: "integrations" | "exports";
 
   declare tokenProvider: TokenProvider | undefined;
   declare apiBase: string;
@@ -38,6 +42,21 @@ export class DynamicsIntegrationSettings extends LitElement {
     this.signedInAs = "";
     this.connected = null;
     this.oauthError = "";
+    this.view = viewOf(location.hash);
+  }
+
+  private readonly onHash = (): void => {
+    this.view = viewOf(location.hash);
+  };
+
+  connectedCallback(): void {
+    super.connectedCallback();
+    window.addEventListener("hashchange", this.onHash);
+  }
+
+  disconnectedCallback(): void {
+    super.disconnectedCallback();
+    window.removeEventListener("hashchange", this.onHash);
   }
 
   protected firstUpdated(): void {
@@ -103,9 +122,16 @@ export class DynamicsIntegrationSettings extends LitElement {
           ${api ? html`<notification-bell .api=${api} @dynamics-connect=${this.startSignIn}></notification-bell>` : nothing}
         </div>
       </header>
+      ${api
+        ? html`<nav aria-label="Sections">
+            <a href="#integrations" aria-current=${this.view === "integrations" ? "page" : "false"}>Integrations</a>
+            <a href="#exports" aria-current=${this.view === "exports" ? "page" : "false"}>Exports</a>
+          </nav>`
+        : nothing}
       <main>
         ${this.oauthError ? html`<p role="alert" class="error">${this.oauthError}</p>` : nothing}
-        ${api
+        ${api && this.view === "exports" ? html`<exports-page .api=${api}></exports-page>` : nothing}
+        ${api && this.view === "integrations"
           ? html`<h2 class="visually-hidden">CRM integrations</h2>
               <integrations-page .api=${api} @configure=${() => this.setupWindow?.show()}></integrations-page>
               <setup-window
@@ -115,6 +141,9 @@ export class DynamicsIntegrationSettings extends LitElement {
                 @setup-closed=${this.refresh}
               ></setup-window>
               ${this.renderConnected()}`
+          : nothing}
+        ${api
+          ? nothing
           : html`<p role="status">
               You are not signed in.
               ${this.signInUrl ? html`<a href=${this.signInUrl}>Sign in for local development</a>` : nothing}
@@ -161,10 +190,18 @@ export class DynamicsIntegrationSettings extends LitElement {
       dl { display: grid; grid-template-columns: auto 1fr; gap: 0.3rem 0.75rem; }
       dt { color: var(--muted); }
       dd { margin: 0; overflow-wrap: anywhere; }
+      nav { display: flex; gap: 0.25rem; padding: 0 1.25rem; background: var(--surface);
+        border-bottom: 1px solid var(--line); }
+      nav a { padding: 0.6rem 0.9rem; color: var(--muted); text-decoration: none; border-bottom: 3px solid transparent; }
+      nav a[aria-current="page"] { color: var(--primary); border-bottom-color: var(--primary); font-weight: 600; }
       main { padding: 1.25rem; max-width: 72rem; margin: 0 auto; }
       a { color: var(--primary); }
     `,
   ];
+}
+
+function viewOf(hash: string): "integrations" | "exports" {
+  return hash === "#exports" ? "exports" : "integrations";
 }
 
 customElements.define("dynamics-integration-settings", DynamicsIntegrationSettings);

@@ -20,6 +20,10 @@ DUPLICATE_RECORD_ENTITY_KEY = "0x80060892"
 DUPLICATES_FOUND = "0x80040333"
 OBJECT_DOES_NOT_EXIST = "0x80040217"
 VALIDATION_ERROR = "0x80044331"
+# A column the request names is not (or no longer) in the table: in a body "The property 'x' does not exist
+# on type 'Microsoft.Dynamics.CRM.contact'" (0x80048d19), in a query "Could not find a property named 'x'
+# on type ..." (0x80060888). Every record of a call carries the mapping's columns: not a record's fault.
+_UNKNOWN_COLUMN = re.compile(r"property (?:named )?'(?P<name>[^']{1,200})' (?:does not exist )?on type")
 THROTTLE_CODES = frozenset({"0x80072322", "0x80072321", "0x80072326"})
 
 _MAX_MESSAGE = 2000
@@ -67,6 +71,14 @@ class DataverseError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, message={self.message!r})"
+
+    @property
+    def unknown_column(self) -> str | None:
+        """The column Dataverse says the table does not have (deleted since the mapping was saved)."""
+        if self.status != 400:
+            return None
+        found = _UNKNOWN_COLUMN.search((self.message or "")[:_MAX_MESSAGE])
+        return found.group("name") if found else None
 
     @property
     def is_duplicate_record(self) -> bool:

@@ -106,6 +106,7 @@ class AlertService:
             total_records=job.total_records,
             counts=summary.counts,
             top_error_codes=summary.top_error_codes,
+            reason=summary.errors[0] if event is JobEvent.FAILED and len(summary.errors) == 1 else None,
         )
         now = self._clock()
         raised = self._notifications.raise_once(

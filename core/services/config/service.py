@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,7 @@ class ConfigView:
     saved_at: dt.datetime | None = None
     saved_by: str | None = None
     warnings: list[Problem] = field(default_factory=list)
+    drift: list[Problem] = field(default_factory=list)
 
     @property
     def etag(self) -> str:
@@ -87,18 +88,34 @@ class ConfigView:
 class ValidationReport:
     errors: list[Problem]
     warnings: list[Problem]
+    # Dynamics changed under steps the save leaves as they are (a mapped column deleted, a mapped user
+    # disabled): reported, never a reason to refuse saving another step.
+    drift: list[Problem] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
         return not self.errors
 
 
+READ_ONLY_MEMBERS = ("warnings", "drift")
+
+
 def without_read_only(data: Any) -> Any:
-    """``data`` without the read-only ``warnings`` member a PUT answers with: a client may send back
-    what it was given."""
-    if isinstance(data, dict) and isinstance(data.get("warnings"), list):
-        return {k: v for k, v in data.items() if k != "warnings"}
+    """``data`` without the read-only ``warnings`` and ``drift`` members GET and PUT answer with: a client
+    may send back what it was given."""
+    if isinstance(data, dict) and any(isinstance(data.get(name), list | dict) for name in READ_ONLY_MEMBERS):
+        return {k: v for k, v in data.items() if k not in READ_ONLY_MEMBERS}
     return data
+
+
+def step_of(pointer: str) -> Step | None:
+    """The step a JSON pointer into the configuration is in."""
+    member = pointer.split("/")[1] if pointer.startswith("/") else ""
+    return next((step for step in Step if step.member == member), None)
+
+
+def unchanged_steps(before: DynamicsConfig, after: DynamicsConfig) -> set[Step]:
+    return {step for step in Step if getattr(before, step.attribute) == getattr(after, step.attribute)}
 
 
 def _merged(base: DynamicsConfig, parsed: Any, step: Step | None) -> DynamicsConfig:
@@ -109,6 +126,14 @@ def _merged(base: DynamicsConfig, parsed: Any, step: Step | None) -> DynamicsCon
         update={"integration_user": base.sync_identifiers.integration_user}
     )
     return config.model_copy(update={"sync_identifiers": sync})  # type: ignore[no-any-return]
+
+
+def _unchanged(base: DynamicsConfig, config: DynamicsConfig, step: Step | None) -> set[Step]:
+    """The steps a save leaves as they are: every other step of a step save; for the whole document,
+    the steps whose sections equal the stored ones."""
+    if step is not None:
+        return set(Step) - {step}
+    return unchanged_steps(base, config)
 
 
 class ConfigService:
@@ -152,9 +177,14 @@ class ConfigService:
         return None if stored is None else (stored.version, stored.saved_at, stored.saved_by)
 
     def get(self, caller: Caller) -> ConfigView:
+        """The configuration, with its drift: what no longer fits Dynamics (live metadata checks)."""
         stored = self._repo.load(caller.workspace_id)
         self._remember(caller.workspace_id, stored)
-        return self._view(caller.workspace_id, stored)
+        view = self._view(caller.workspace_id, stored)
+        if stored is None:
+            return view  # the defaults name nothing in Dynamics
+        drift = self.check(caller.workspace_id, view.config, unchanged=set(Step)).drift
+        return ConfigView(view.config, view.version, view.saved_at, view.saved_by, drift=drift)
 
     # A small per-process memo of the last version seen per workspace saves the read before a PUT whose
     # If-Match names exactly that version. It is safe when stale: the save is conditional on the stored
@@ -192,15 +222,26 @@ class ConfigService:
         except ValidationError as exc:
             raise InvalidConfig(problems_from_validation_error(data, exc, prefix)) from exc
 
-    def check(self, workspace_id: str, config: DynamicsConfig) -> ValidationReport:
+    def check(
+        self, workspace_id: str, config: DynamicsConfig, unchanged: Collection[Step] = ()
+    ) -> ValidationReport:
+        """Every problem of ``config``. Live-Dynamics errors inside the ``unchanged`` steps (as stored,
+        not part of this save) are ``drift``: Dynamics changed under them, and they must not stop an
+        admin from saving another step."""
         custom = list(self._custom_fields(workspace_id)) if self._custom_fields else []
         problems = validate_config(config, custom)
+        drift: list[Problem] = []
         if not any(p.severity is Severity.ERROR for p in problems):
             for check in self._checks:
-                problems.extend(check(workspace_id, config))
+                for problem in check(workspace_id, config):
+                    if problem.severity is Severity.ERROR and step_of(problem.pointer) in unchanged:
+                        drift.append(problem)
+                    else:
+                        problems.append(problem)
         return ValidationReport(
             errors=[p for p in problems if p.severity is Severity.ERROR],
             warnings=[p for p in problems if p.severity is Severity.WARNING],
+            drift=drift,
         )
 
     def validate(self, caller: Caller, data: Any, step: Step | None = None) -> ValidationReport:
@@ -211,11 +252,10 @@ class ConfigService:
             parsed = self.parse(without_read_only(data), step)
         except InvalidConfig as exc:
             return ValidationReport(errors=exc.problems, warnings=[])
-        if step is None:
-            return self.check(caller.workspace_id, parsed)
         stored = self._repo.load(caller.workspace_id)
         base = DynamicsConfig.model_validate(stored.document) if stored else DynamicsConfig.default()
-        return self.check(caller.workspace_id, _merged(base, parsed, step))
+        config = _merged(base, parsed, step)
+        return self.check(caller.workspace_id, config, _unchanged(base, config, step))
 
     # --- saving -----------------------------------------------------------------------------------
 
@@ -232,7 +272,7 @@ class ConfigService:
             raise PreconditionFailed(current_version)
         base = DynamicsConfig.model_validate(stored.document) if stored else DynamicsConfig.default()
         config = _merged(base, parsed, step)
-        report = self.check(caller.workspace_id, config)
+        report = self.check(caller.workspace_id, config, _unchanged(base, config, step))
         if not report.valid:
             raise InvalidConfig(report.errors)
         document = config.to_json()
@@ -252,4 +292,6 @@ class ConfigService:
             raise PreconditionFailed(exc.current_version or 0) from exc
         self._remember(caller.workspace_id, saved)
         view = self._view(caller.workspace_id, saved)
-        return ConfigView(view.config, view.version, view.saved_at, view.saved_by, report.warnings)
+        return ConfigView(
+            view.config, view.version, view.saved_at, view.saved_by, report.warnings, report.drift
+        )

@@ -68,6 +68,7 @@ class ContactExport:
                 manual_values={},
                 user_id=user_id,
                 dry_run=False,
+                forget_columns=self._metadata.invalidate,
                 items=items,
                 identity_id=identity_id or None,
             )

@@ -23,6 +23,7 @@ from typing import Any
 
 from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
+from core.adapters.dataverse.errors import DataverseError
 from core.adapters.dataverse.odata import in_filter
 from core.domain.catalog import Entity
 from core.domain.config import DynamicsConfig
@@ -40,6 +41,7 @@ from core.domain.matching import (
     rule_for,
 )
 from core.services.exports.companies import link_companies, link_contacts_to_companies
+from core.services.exports.drift import drift_error, drift_problems
 from core.services.exports.items import ExportItem
 from core.services.exports.mapping import desired_values, mapped_columns
 from core.services.exports.owners import choose_owners
@@ -76,6 +78,7 @@ class ExportRun:
         dry_run: bool,
         items: list[ExportItem],
         identity_id: str | None = None,
+        forget_columns: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.connection = connection
@@ -89,6 +92,7 @@ class ExportRun:
         self.items = items
         self.identifiers = IdentifierConfig.from_model(config.sync_identifiers)
         self._columns_of = columns_of
+        self._forget_columns = forget_columns  # environment URL -> drop its cached metadata
         self.writes = ExportWrites(
             client, checkpoints, workspace_id=workspace_id, entity=entity, dry_run=dry_run
         )
@@ -97,6 +101,25 @@ class ExportRun:
         return self._columns_of(self.client, table)
 
     def execute(self) -> list[RecordOutcome]:
+        """The chunk's outcomes; ``MappingDrift`` (nothing of the chunk written) when the configuration no
+        longer fits Dynamics, found before writing or when Dynamics refuses a column it no longer has."""
+        self.check_drift()
+        try:
+            return self._execute()
+        except DataverseError as exc:
+            if exc.unknown_column is None:
+                raise
+            if self._forget_columns is not None:
+                self._forget_columns(self.client.environment_url)  # the cached metadata is older
+            self.check_drift()
+            raise  # Dynamics names a column the mapping does not use: the chunk is retried
+
+    def check_drift(self) -> None:
+        problems = drift_problems(self.config, self.entity, self.columns("contact"), self.columns("account"))
+        if problems:
+            raise drift_error(problems)
+
+    def _execute(self) -> list[RecordOutcome]:
         owner = choose_owners(self.client, self.connection, self.config, self.user_id, self.identity_id)
         table = self.entity.table
         entity = Entity.CONTACT if table == "contact" else Entity.COMPANY

@@ -82,6 +82,7 @@ class ExportWorker(ChunkJobWorker):
             user_id=str(request.get("userId") or chunk.job.user_id),
             dry_run=bool(request.get("dryRun")),
             identity_id=request.get("identityId") or None,
+            forget_columns=self.metadata.invalidate,
             items=items,
         )
         ordered = request.get("trigger") == ExportTrigger.AUTOMATIC.value and not run.dry_run

@@ -43,8 +43,8 @@ def isolating(
     try:
         send(part)
     except DataverseError as exc:
-        if not exc.about_records:
-            raise
+        if not exc.about_records or exc.unknown_column:
+            raise  # a column the table no longer has is the mapping's fault: splitting cannot help
         if len(part) == 1:
             refused(part[0], exc)
             return

@@ -170,8 +170,9 @@ class Checkpoints:
         if pending:
             self._store.save_outcomes(self.workspace_id, self.job_id, pending)
 
-    def fail(self, records: Mapping[int, str], reason: str) -> dict[str, int]:
-        """Failed for good (6.): ``records`` = position -> platform id of the chunk. Returns the counts."""
+    def fail(self, records: Mapping[int, str], reason: str, *, sent_nothing: bool = False) -> dict[str, int]:
+        """Failed for good (6.): ``records`` = position -> platform id of the chunk. Returns the counts.
+        ``sent_nothing``: Dynamics refused the writes in flight as a whole, so no create may exist."""
         earlier = self._read()
         kept: list[RecordOutcome] = []
         failed: list[RecordOutcome] = []
@@ -181,7 +182,7 @@ class Checkpoints:
                 kept.append(RecordOutcome(seq, platform_id, done.action, done.dynamics_id))
                 continue  # saved by an earlier attempt (in Dynamics, or refused with its own reason)
             outcome = RecordOutcome(seq, platform_id, RecordAction.FAILED, errors=[FieldError("", reason)])
-            if done is not None and done.action is RecordAction.CREATING:
+            if done is not None and done.action is RecordAction.CREATING and not sent_nothing:
                 outcome.note = MAY_EXIST_NOTE
                 outcome.dynamics_id = done.dynamics_id
             failed.append(outcome)

@@ -15,6 +15,8 @@ rest, the same way for every kind:
 - pause: a dead Dynamics token (``ReconnectRequired``) pauses the chunk until the workspace reconnects;
   token trouble of the deployment itself (sign-in or Key Vault down, a refused setting) on the last
   delivery pauses it for the token timer instead of failing records that are not at fault;
+- drift: the job's configuration no longer fits Dynamics (``MappingDrift``, raised by the kind's step
+  before it writes): the chunk fails at once with that one reason, no retry;
 - defer: a step that raises ``Deferred`` before writing anything is queued again after a delay;
 - retry: any other failure raises, so the queue delivers the message again; on the last delivery the
   chunk fails for good with the reason (``fail_poisoned`` does the same for a message the host moved to
@@ -52,6 +54,7 @@ from core.domain.jobs import (
     NO_CODE,
     ChunkState,
     JobState,
+    MappingDrift,
     RecordOutcome,
     count_outcomes,
     error_codes,
@@ -172,6 +175,14 @@ class ChunkJobWorker(ABC):
             log.info("%s chunk halted: %s", self.kind, halted.reason, extra=where)
             checkpoints.halt(records, halted.note)
             return self._pause_halted(ws, job_id, index, halted)
+        except MappingDrift as drift:
+            # The job's configuration no longer fits Dynamics: every chunk fails with this one reason
+            # before writing (the others find it at their start), and the job's failure is told once.
+            log.warning("%s chunk failed: the mapping no longer fits Dynamics", self.kind, extra=where)
+            checkpoints.save_confirmed()
+            self._fail(message, staged, checkpoints, drift.reason, sent_nothing=True)
+            self._tell(job)
+            return ChunkState.FAILED
         except ReconnectRequired as exc:
             log.info("%s chunk paused until Dynamics is reconnected", self.kind, extra=where)
             checkpoints.pause()
@@ -285,9 +296,16 @@ class ChunkJobWorker(ABC):
         self._tell(job)
 
     def _fail(
-        self, message: ChunkMessage, staged: list[StagedRow], checkpoints: Checkpoints, reason: str
+        self,
+        message: ChunkMessage,
+        staged: list[StagedRow],
+        checkpoints: Checkpoints,
+        reason: str,
+        *,
+        sent_nothing: bool = False,
     ) -> None:
-        counts = checkpoints.fail({s.seq: self.platform_id(s) for s in staged}, reason)
+        records = {s.seq: self.platform_id(s) for s in staged}
+        counts = checkpoints.fail(records, reason, sent_nothing=sent_nothing)
         self.store.finish_chunk(
             message.workspace_id,
             message.job_id,

@@ -302,3 +302,29 @@ def test_select_on_a_typed_cast_accepts_its_own_properties_only(dv) -> None:  # 
     ).json()
     assert (integers["MinValue"], integers["MaxValue"]) == (0, 1000000000)
     assert "LogicalName" not in integers
+
+
+def test_a_custom_column_can_be_deleted_and_is_then_unknown(dv, dataverse: DataverseEmulator) -> None:  # type: ignore[no-untyped-def]
+    """DeleteAttributeRequest as the Web API sends it: DELETE EntityDefinitions(...)/Attributes(...) answers
+    204; the column then is not in the metadata, and writing it is refused as an unknown property
+    (0x80048d19), as after an admin deletes a column in the maker portal. Standard columns stay."""
+    column = "EntityDefinitions(LogicalName='contact')/Attributes(LogicalName='new_engagement')"
+    assert dv.get(column + "?$select=LogicalName").status_code == 200
+    assert dv.delete(column).status_code == 204
+    assert dv.get(column + "?$select=LogicalName").status_code == 404
+    names = {
+        a["LogicalName"]
+        for a in dv.get("EntityDefinitions(LogicalName='contact')/Attributes").json()["value"]
+    }
+    assert "new_engagement" not in names and "lastname" in names
+    refused = dv.post("contacts", json={"lastname": "Drift", "new_engagement": "hot"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "0x80048d19"
+    assert "new_engagement" in refused.json()["error"]["message"]
+    assert dv.post("contacts", json={"lastname": "Drift"}).status_code == 204
+
+    standard = dv.delete("EntityDefinitions(LogicalName='contact')/Attributes(LogicalName='lastname')")
+    assert standard.status_code == 400
+    assert dv.get(column.replace("new_engagement", "lastname")).status_code == 200
+
+    dataverse.reset()  # the reset brings the emulator's schema back
+    assert dv.get(column + "?$select=LogicalName").status_code == 200

@@ -76,20 +76,18 @@ def test_disabling_mid_chunk_stops_before_the_next_write_and_enabling_finishes_i
     # The company write in flight finished; the chunk stopped before writing its contacts; the second
     # chunk never called Dynamics at all.
     assert states == [ChunkState.PAUSED_DISABLED, ChunkState.PAUSED_DISABLED]
-    assert sorted(r["name"] for r in rows(env.emulator, "accounts")) == [
-        "Company 00",
-        "Company 01",
-        "Company 02",
-    ]
+    # (the queue hands the chunks over in either order: the first one handled made its companies)
+    made = sorted(r["name"] for r in rows(env.emulator, "accounts"))
+    assert made in ([f"Company {n:02d}" for n in range(3)], [f"Company {n:02d}" for n in range(3, 6)])
     assert rows(env.emulator, "contacts") == []
     status = service.status(WS, job.job_id)
     assert status is not None and status["state"] == "paused_disabled", status
     assert any("disabled" in e for e in status["errors"])
     page = service.records(WS, job.job_id, None, None, 100)
     assert page is not None
-    first_chunk = {r["platformId"]: r for r in page["records"]}
-    assert {first_chunk[f"p-{n}"]["action"] for n in range(3)} == {"pending"}
-    assert "enabled again" in first_chunk["p-0"]["note"]
+    started = {r["platformId"]: r for r in page["records"]}  # the records of the chunk that ran
+    assert len(started) == 3 and {r["action"] for r in started.values()} == {"pending"}
+    assert all("enabled again" in r["note"] for r in started.values())
 
     # While disabled: a new export is refused, and a resume (the token timer's) leaves the job paused.
     with pytest.raises(IntegrationDisabled) as refused:

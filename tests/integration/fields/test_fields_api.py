@@ -33,7 +33,7 @@ from emulators.tls import trusting_session
 from tests.support import tokens
 from tests.support.app import use_app
 from tests.support.azurite import Azurite, free_port
-from tests.support.dataverse import STATIC_TOKEN
+from tests.support.dataverse import STATIC_TOKEN, api_session
 from tests.support.http import body_json, call, configure_app, request
 
 pytestmark = pytest.mark.integration
@@ -349,8 +349,96 @@ def test_not_connected_saves_with_one_warning(app: App) -> None:
         "valid": True,
         "errors": [],
         "warnings": [{"pointer": "", "message": "not verified against Dynamics: not connected"}],
+        "drift": [],
     }
     saved = app.put(doc)
     assert saved.status_code == 200 and saved.headers["X-Config-Warning-Count"] == "1"
     app.connect()
+    # Verified once connected: the saved red mapping is drift of the stored step (it does not stop other
+    # steps from saving), and an edit of that step must fix it.
+    assert pointers(app.validate(doc)["drift"]) == {"/fieldMapping/contacts/0/dynamicsField"}
+    doc["fieldMapping"]["contacts"].append(pf("jobTitle", "jobtitle"))
     assert pointers(app.validate(doc)["errors"]) == {"/fieldMapping/contacts/0/dynamicsField"}
+
+
+# --- drift: Dynamics changes under a saved configuration ---------------------------------------------
+
+
+def test_drift_is_listed_per_step_and_never_refuses_saving_another_step(app: App) -> None:
+    app.connect()
+    owner = app.emulator.add_user(firstname="Ann", lastname="Owner")
+    doc = config(
+        [pf("firstName", "firstname"), pf("jobTitle", "new_replyanalysis")],
+        userMapping={"users": [], "identities": [], "defaultOwnerId": owner},
+    )
+    saved = app.put(doc)
+    assert saved.status_code == 200, saved.get_body()
+    assert body_json(saved)["drift"] == {
+        "syncIdentifiers": [],
+        "fieldMapping": [],
+        "campaignMapping": [],
+        "userMapping": [],
+    }
+
+    # In Dynamics, an admin deletes the mapped column and disables the default owner.
+    dynamics = api_session(app.emulator)
+    gone = dynamics.delete(
+        app.emulator.api_url
+        + "EntityDefinitions(LogicalName='contact')/Attributes(LogicalName='new_replyanalysis')"
+    )
+    assert gone.status_code == 204
+    disabled = dynamics.patch(f"{app.emulator.api_url}systemusers({owner})", json={"isdisabled": True})
+    assert disabled.status_code == 204
+    assert app.fields(entity="contact", refresh="true").status_code == 200  # the metadata read again
+
+    current = get_config(app)
+    drift = body_json(current)["drift"]
+    assert pointers(drift["fieldMapping"]) == {"/fieldMapping/contacts/1/dynamicsField"}
+    assert "new_replyanalysis" in drift["fieldMapping"][0]["message"]
+    assert pointers(drift["userMapping"]) == {"/userMapping/defaultOwnerId"}
+    assert "disabled" in drift["userMapping"][0]["message"]
+    assert drift["syncIdentifiers"] == drift["campaignMapping"] == []
+    step = get_config(app, "field-mapping")
+    assert pointers(body_json(step)["drift"]) == {"/fieldMapping/contacts/1/dynamicsField"}
+
+    # Another step saves, and says what still drifts elsewhere.
+    etag = current.headers["ETag"]
+    campaigns = {"campaignOpens": "new_campaignopens", "sequenceStatus": "new_sequencestatus"}
+    other = put_step(app, "campaign-mapping", campaigns, etag)
+    assert other.status_code == 200, other.get_body()
+    assert body_json(other)["drift"] == []  # the saved step's own drift: none
+    # The whole document sent back unchanged saves too (its drifted steps are as they were).
+    whole = body_json(get_config(app))
+    resaved = app.put(whole, if_match=other.headers["ETag"])
+    assert resaved.status_code == 200, resaved.get_body()
+    assert pointers(body_json(resaved)["drift"]["userMapping"]) == {"/userMapping/defaultOwnerId"}
+
+    # Saving the drifted step itself must fix it: refused, naming the pointer; fixed, it saves.
+    mapping = whole["fieldMapping"]
+    refused = put_step(app, "field-mapping", mapping, resaved.headers["ETag"])
+    assert refused.status_code == 400
+    assert pointers(body_json(refused)["errors"]) == {"/fieldMapping/contacts/1/dynamicsField"}
+    mapping["contacts"][1]["dynamicsField"] = "jobtitle"
+    fixed = put_step(app, "field-mapping", mapping, resaved.headers["ETag"])
+    assert fixed.status_code == 200, fixed.get_body()
+    assert body_json(get_config(app))["drift"]["fieldMapping"] == []
+
+
+def get_config(app: App, step: str | None = None) -> func.HttpResponse:
+    headers = tokens.bearer(app.ws)
+    if step is None:
+        return call(config_api.get_dynamics_config, request("GET", "dynamics/config", headers=headers))
+    return call(
+        config_api.get_dynamics_config_step,
+        request("GET", f"dynamics/config/{step}", headers=headers, route_params={"step": step}),
+    )
+
+
+def put_step(app: App, step: str, body: dict[str, Any], if_match: str) -> func.HttpResponse:
+    headers = {**tokens.bearer(app.ws, role="admin"), "If-Match": if_match}
+    return call(
+        config_api.put_dynamics_config_step,
+        request(
+            "PUT", f"dynamics/config/{step}", json_body=body, headers=headers, route_params={"step": step}
+        ),
+    )

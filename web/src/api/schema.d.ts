@@ -165,7 +165,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The workspace's Dynamics configuration (defaults before the first save) */
+        /**
+         * The workspace's Dynamics configuration (defaults before the first save), with its drift
+         * @description `drift` lists, per step, what no longer fits Dynamics in the saved configuration (a mapped column deleted, a mapped user disabled), checked against live metadata; saving a step without drift still works, and an export whose mapping drifted fails as a whole with that reason.
+         */
         get: operations["get_api_dynamics_config"];
         /** Replace the whole configuration (admin) */
         put: operations["put_api_dynamics_config"];
@@ -220,7 +223,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One step of the configuration (sync-identifiers, field-mapping, campaign-mapping, user-mapping) */
+        /** One step of the configuration (sync-identifiers, field-mapping, campaign-mapping, user-mapping), with the step's drift */
         get: operations["get_api_dynamics_config_step"];
         /**
          * Replace one step (admin); error pointers are into the whole document
@@ -1390,6 +1393,20 @@ export interface components {
          * @enum {string}
          */
         ContactIdentifier: "name_company" | "linkedin_or_name_company" | "custom";
+        /**
+         * DriftByStep
+         * @description Drift of each step, by the step's member in the configuration.
+         */
+        DriftByStep: {
+            /** Syncidentifiers */
+            syncIdentifiers?: components["schemas"]["PointerMessage"][];
+            /** Fieldmapping */
+            fieldMapping?: components["schemas"]["PointerMessage"][];
+            /** Campaignmapping */
+            campaignMapping?: components["schemas"]["PointerMessage"][];
+            /** Usermapping */
+            userMapping?: components["schemas"]["PointerMessage"][];
+        };
         /** EngagementMapping */
         EngagementMapping: {
             /**
@@ -1520,6 +1537,13 @@ export interface components {
             /** @default overwrite */
             mode: components["schemas"]["Mode"];
         };
+        /** PointerMessage */
+        PointerMessage: {
+            /** Pointer */
+            pointer: string;
+            /** Message */
+            message: string;
+        };
         /**
          * Rule
          * @description An AND/OR tree of conditions (depth and size limits are checked by the validator).
@@ -1601,6 +1625,18 @@ export interface components {
             dynamicsUserId: string;
         };
         /**
+         * ConfigDocument
+         * @description The configuration as stored, with what no longer fits Dynamics in it.
+         */
+        ConfigDocument: {
+            syncIdentifiers: components["schemas"]["SyncIdentifiers"];
+            fieldMapping: components["schemas"]["FieldMapping"];
+            campaignMapping: components["schemas"]["CampaignMapping"];
+            userMapping: components["schemas"]["UserMapping"];
+            /** @description read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail as a whole with the same reason. Ignored when sent back */
+            drift?: components["schemas"]["DriftByStep"];
+        };
+        /**
          * DynamicsConfig
          * @description The whole configuration (``PUT /api/dynamics/config``): all four steps are required members.
          */
@@ -1610,16 +1646,10 @@ export interface components {
             campaignMapping: components["schemas"]["CampaignMapping"];
             userMapping: components["schemas"]["UserMapping"];
         };
-        /** PointerMessage */
-        PointerMessage: {
-            /** Pointer */
-            pointer: string;
-            /** Message */
-            message: string;
-        };
         /**
          * SavedConfig
-         * @description The answer of a save: the configuration as stored, with the warnings it was saved with.
+         * @description The answer of a save: the configuration as stored, with the warnings it was saved with and the
+         *     drift of the steps it left as they were.
          */
         SavedConfig: {
             syncIdentifiers: components["schemas"]["SyncIdentifiers"];
@@ -1631,6 +1661,8 @@ export interface components {
              * @description read-only: what the save went ahead with (JSON pointers into the whole configuration, messages); ignored when sent back
              */
             warnings?: components["schemas"]["PointerMessage"][];
+            /** @description read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail as a whole with the same reason. Ignored when sent back */
+            drift?: components["schemas"]["DriftByStep"];
         };
         /** ChangeEntry */
         ChangeEntry: {
@@ -1673,7 +1705,169 @@ export interface components {
             errors: components["schemas"]["PointerMessage"][];
             /** Warnings */
             warnings: components["schemas"]["PointerMessage"][];
+            /**
+             * Drift
+             * @description problems of the steps this save would leave as they are (they do not make it invalid)
+             */
+            drift?: components["schemas"]["PointerMessage"][];
         };
+        /** CampaignMappingDocument */
+        CampaignMappingDocument: {
+            /**
+             * Campaignsequencedetails
+             * @default null
+             */
+            campaignSequenceDetails: string | null;
+            /**
+             * Campaignengagementstatus
+             * @default null
+             */
+            campaignEngagementStatus: string | null;
+            /**
+             * Sequencestatus
+             * @default null
+             */
+            sequenceStatus: string | null;
+            /**
+             * Campaignreplyanalysis
+             * @default null
+             */
+            campaignReplyAnalysis: string | null;
+            /**
+             * Campaignopens
+             * @default null
+             */
+            campaignOpens: string | null;
+            /**
+             * Campaignclicks
+             * @default null
+             */
+            campaignClicks: string | null;
+            /**
+             * Campaignopenanalysis
+             * @default null
+             */
+            campaignOpenAnalysis: string | null;
+            /**
+             * Campaignclickanalysis
+             * @default null
+             */
+            campaignClickAnalysis: string | null;
+            /**
+             * Campaigns
+             * @default null
+             */
+            campaigns: string | null;
+            /**
+             * Senders
+             * @default null
+             */
+            senders: string | null;
+            /**
+             * Activities
+             * @default null
+             */
+            activities: string | null;
+            /**
+             * Conversationtags
+             * @default null
+             */
+            conversationTags: string | null;
+            /**
+             * Conversationtagcategories
+             * @default null
+             */
+            conversationTagCategories: string | null;
+            /**
+             * Drift
+             * @description read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail as a whole with the same reason. Ignored when sent back
+             */
+            drift?: components["schemas"]["PointerMessage"][];
+        };
+        /** FieldMappingDocument */
+        FieldMappingDocument: {
+            /** Contacts */
+            contacts?: (components["schemas"]["PlatformFieldMapping"] | components["schemas"]["FixedValueMapping"] | components["schemas"]["ManualExportMapping"] | components["schemas"]["EngagementMapping"])[];
+            /** Companies */
+            companies?: (components["schemas"]["PlatformFieldMapping"] | components["schemas"]["FixedValueMapping"] | components["schemas"]["ManualExportMapping"] | components["schemas"]["EngagementMapping"])[];
+            /**
+             * Drift
+             * @description read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail as a whole with the same reason. Ignored when sent back
+             */
+            drift?: components["schemas"]["PointerMessage"][];
+        };
+        /** SyncIdentifiersDocument */
+        SyncIdentifiersDocument: {
+            /** @default name_company */
+            contactIdentifier: components["schemas"]["ContactIdentifier"];
+            /** @default null */
+            contactRule: components["schemas"]["Rule"] | null;
+            /** @default domain */
+            companyIdentifier: components["schemas"]["CompanyIdentifier"];
+            /**
+             * Companydomainanyextension
+             * @default false
+             */
+            companyDomainAnyExtension: boolean;
+            /** @default null */
+            companyRule: components["schemas"]["Rule"] | null;
+            /**
+             * @default {
+             *       "contactLinkedinUrl": null,
+             *       "companyDomain": "websiteurl",
+             *       "companyLinkedinUrl": null
+             *     }
+             */
+            columns: components["schemas"]["IdentifierColumns"];
+            /**
+             * Associatecontactswithcompanies
+             * @default true
+             */
+            associateContactsWithCompanies: boolean;
+            /**
+             * Associatecompanieswithcontacts
+             * @default false
+             */
+            associateCompaniesWithContacts: boolean;
+            /**
+             * Exportmissingcontacts
+             * @description When logging engagement events as activities: a contact not in Dynamics is exported first (contacts tab mapping, company association, owner rules), then the activity is logged regarding it. Off: its events are reported skipped.
+             * @default false
+             */
+            exportMissingContacts: boolean;
+            /**
+             * @description Read-only; ignored on PUT.
+             * @default null
+             */
+            readonly integrationUser: components["schemas"]["IntegrationUser"] | null;
+            /**
+             * Drift
+             * @description read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail as a whole with the same reason. Ignored when sent back
+             */
+            drift?: components["schemas"]["PointerMessage"][];
+        };
+        /** UserMappingDocument */
+        UserMappingDocument: {
+            /** Identities */
+            identities?: components["schemas"]["IdentityMapping"][];
+            /** Users */
+            users?: components["schemas"]["UserMappingEntry"][];
+            /**
+             * Defaultownerid
+             * @default null
+             */
+            defaultOwnerId: string | null;
+            /**
+             * Drift
+             * @description read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail as a whole with the same reason. Ignored when sent back
+             */
+            drift?: components["schemas"]["PointerMessage"][];
+        };
+        /**
+         * StepDocument
+         * @description One step's section as stored, with what no longer fits Dynamics in it.
+         */
+        StepDocument: components["schemas"]["SyncIdentifiersDocument"] | components["schemas"]["FieldMappingDocument"] | components["schemas"]["CampaignMappingDocument"] | components["schemas"]["UserMappingDocument"];
         /** SavedCampaignMapping */
         SavedCampaignMapping: {
             /**
@@ -1746,6 +1940,11 @@ export interface components {
              * @description read-only: what the save went ahead with (JSON pointers into the whole configuration, messages); ignored when sent back
              */
             warnings?: components["schemas"]["PointerMessage"][];
+            /**
+             * Drift
+             * @description read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail as a whole with the same reason. Ignored when sent back
+             */
+            drift?: components["schemas"]["PointerMessage"][];
         };
         /** SavedFieldMapping */
         SavedFieldMapping: {
@@ -1758,6 +1957,11 @@ export interface components {
              * @description read-only: what the save went ahead with (JSON pointers into the whole configuration, messages); ignored when sent back
              */
             warnings?: components["schemas"]["PointerMessage"][];
+            /**
+             * Drift
+             * @description read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail as a whole with the same reason. Ignored when sent back
+             */
+            drift?: components["schemas"]["PointerMessage"][];
         };
         /** SavedSyncIdentifiers */
         SavedSyncIdentifiers: {
@@ -1808,6 +2012,11 @@ export interface components {
              * @description read-only: what the save went ahead with (JSON pointers into the whole configuration, messages); ignored when sent back
              */
             warnings?: components["schemas"]["PointerMessage"][];
+            /**
+             * Drift
+             * @description read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail as a whole with the same reason. Ignored when sent back
+             */
+            drift?: components["schemas"]["PointerMessage"][];
         };
         /** SavedUserMapping */
         SavedUserMapping: {
@@ -1825,6 +2034,11 @@ export interface components {
              * @description read-only: what the save went ahead with (JSON pointers into the whole configuration, messages); ignored when sent back
              */
             warnings?: components["schemas"]["PointerMessage"][];
+            /**
+             * Drift
+             * @description read-only: what no longer fits Dynamics in the saved steps (a mapped column deleted, a mapped user disabled since the save), checked against live metadata at most 10 minutes old; JSON pointers into the whole configuration. It never refuses saving another step; exports whose mapping it breaks fail as a whole with the same reason. Ignored when sent back
+             */
+            drift?: components["schemas"]["PointerMessage"][];
         };
         /**
          * SavedStep
@@ -4491,7 +4705,7 @@ export interface operations {
                      *       }
                      *     }
                      */
-                    "application/json": components["schemas"]["DynamicsConfig"];
+                    "application/json": components["schemas"]["ConfigDocument"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -5510,7 +5724,7 @@ export interface operations {
                      *       "defaultOwnerId": "07a0ca6e-0822-48f3-ac03-1199972a8469"
                      *     }
                      */
-                    "application/json": components["schemas"]["SyncIdentifiers"] | components["schemas"]["FieldMapping"] | components["schemas"]["CampaignMapping"] | components["schemas"]["UserMapping"];
+                    "application/json": components["schemas"]["StepDocument"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -6677,7 +6891,11 @@ export interface operations {
     };
     get_api_dynamics_exports_jobId_records: {
         parameters: {
-            query?: never;
+            query?: {
+                status?: "created" | "updated" | "unchanged" | "skipped" | "failed" | "invalid" | "would_create" | "would_update" | "would_fail" | "creating" | "updating" | "pending";
+                cursor?: string;
+                limit?: number;
+            };
             header?: never;
             path: {
                 jobId: string;

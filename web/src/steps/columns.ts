@@ -1,11 +1,11 @@
-// The Dynamics columns Step 2 offers, with the icon of each for what would be written to it.
-// For a platform field the server decides (GET /api/dynamics/fields?platformField=..., the same check a
-// save runs). Fixed, manual-export and engagement values are typed by the column they go to, so their
-// icon depends on the column alone: a column that cannot be written, or whose type holds no value the
-// window can type, is red; a column writable only on create or only on update is yellow.
+// The Dynamics columns Step 2 offers, with the icon of each for what would be written to it. All icons of a
+// table come in one call, GET /api/dynamics/fields/icons (every column x every platform field and every
+// value kind and type: the same check a save runs); the columns' details the value inputs need (choice
+// options, format, length) come from GET /api/dynamics/fields. A fixed, manual-export or engagement value
+// is typed by the column it goes to, so its icon is the cell of "<kind>:<the column's value type>".
 import type { Api, Schemas } from "../api/client";
 import { problemText } from "../api/client";
-import type { ColumnChoice, Level } from "./column-picker";
+import type { ColumnChoice } from "./column-picker";
 
 export type Column = Schemas["ColumnInfo"];
 export type Entity = "contact" | "account";
@@ -41,29 +41,19 @@ export function valueTypeOf(col: Column | undefined): FieldType | null {
   }
 }
 
-/** The icon of a column for a value typed by the window. */
-export function valueIcon(col: Column): { level: Level; reason: string } {
-  if (!col.writable.create && !col.writable.update) return { level: "error", reason: `${col.logicalName} is read-only in Dynamics` };
-  const type = valueTypeOf(col);
-  if (!type) return { level: "error", reason: `a value cannot be written to a column of type ${col.type}` };
-  if (!col.writable.update) return { level: "warning", reason: "set only when the record is created; updates leave it unchanged" };
-  if (!col.writable.create)
-    return { level: "warning", reason: "set only when an existing record is updated; new records get the default" };
-  if ((type === "choice" || type === "choices") && !col.options.length)
-    return { level: "warning", reason: "the column lists no options to choose from" };
-  return { level: "ok", reason: `the value is entered as ${type.replace("_", " ")}, the column's type` };
-}
-
-function label(col: Column): string {
+function label(col: { logicalName: string; displayName?: string | null }): string {
   return col.displayName && col.displayName !== col.logicalName ? `${col.displayName} (${col.logicalName})` : col.logicalName;
 }
 
-/** Loads and caches the columns of each entity, and per platform field their server-side icons. */
+type Matrix = Schemas["IconMatrixPage"];
+export type Kind = Mapping["kind"];
+
+/** Loads and caches, per table, its columns and the matrix of their icons. */
 export class ColumnSource {
   private columns = new Map<Entity, Map<string, Column>>();
-  private valueChoices = new Map<Entity, ColumnChoice[]>();
-  private fieldChoices = new Map<string, ColumnChoice[]>();
-  private pending = new Set<string>();
+  private matrices = new Map<Entity, Matrix>();
+  private memo = new Map<string, ColumnChoice[]>();
+  private pending = new Set<Entity>();
 
   constructor(
     private api: Api,
@@ -72,51 +62,56 @@ export class ColumnSource {
   ) {}
 
   column(entity: Entity, name: string): Column | undefined {
-    this.load(entity, null);
+    this.load(entity);
     return this.columns.get(entity)?.get(name);
   }
 
-  /** The options for a value (platformField null) or a platform field; null while they load. */
-  choices(entity: Entity, platformField: string | null): ColumnChoice[] | null {
-    this.load(entity, platformField);
-    return platformField === null ? this.valueChoices.get(entity) ?? null : this.fieldChoices.get(`${entity}|${platformField}`) ?? null;
+  /** The options of a Dynamics dropdown for a platform field or for a value of a kind; null while loading. */
+  choices(entity: Entity, kind: Kind, platformField: string): ColumnChoice[] | null {
+    this.load(entity);
+    const matrix = this.matrices.get(entity);
+    const columns = this.columns.get(entity);
+    if (!matrix || !columns) return null;
+    const key = `${entity}|${kind}|${platformField}`;
+    const known = this.memo.get(key);
+    if (known) return known;
+    const targetIndex = new Map(matrix.targets.map((t, i) => [t.key, i]));
+    const made = matrix.columns.flatMap((col, c) => {
+      const target =
+        kind === "platform_field"
+          ? platformField
+          : `${kind}:${valueTypeOf(columns.get(col.logicalName)) ?? "text"}`;
+      const t = targetIndex.get(target);
+      if (t === undefined) return [];
+      const outcome = matrix.outcomes[matrix.cells[c][t]];
+      return [
+        {
+          value: col.logicalName,
+          label: label(col),
+          level: outcome.level,
+          reason: outcome.reasons.map((r) => matrix.reasons[r]).join("; ") || "no known problem",
+        },
+      ];
+    });
+    this.memo.set(key, made);
+    return made;
   }
 
-  /** Start loading what the mappings of a tab show. */
-  want(entity: Entity, mappings: Mapping[]): void {
-    this.load(entity, null);
-    for (const m of mappings) if (m.kind === "platform_field") this.load(entity, m.platformField);
-  }
-
-  private load(entity: Entity, platformField: string | null): void {
-    const key = `${entity}|${platformField ?? ""}`;
-    const have = platformField === null ? this.columns.has(entity) : this.fieldChoices.has(key);
-    if (have || this.pending.has(key)) return;
-    this.pending.add(key);
-    const query = platformField === null ? { entity } : { entity, platformField };
-    void this.api.GET("/api/dynamics/fields", { params: { query } }).then(({ data, error, response }) => {
-      if (!data) {
-        this.failed(`The Dynamics columns could not be listed: ${problemText(error, response)}`);
-        return; // stays pending: not retried on every render; reopening the step asks again
+  private load(entity: Entity): void {
+    if (this.matrices.has(entity) || this.pending.has(entity)) return;
+    this.pending.add(entity); // stays pending after a failure: not retried on every render
+    void Promise.all([
+      this.api.GET("/api/dynamics/fields/icons", { params: { query: { entity } } }),
+      this.api.GET("/api/dynamics/fields", { params: { query: { entity } } }),
+    ]).then(([icons, fields]) => {
+      if (!icons.data || !fields.data) {
+        const failed = icons.data ? fields : icons;
+        this.failed(`The Dynamics columns could not be listed: ${problemText(failed.error, failed.response)}`);
+        return;
       }
-      this.pending.delete(key);
-      if (platformField === null) {
-        this.columns.set(entity, new Map(data.columns.map((c) => [c.logicalName, c])));
-        this.valueChoices.set(
-          entity,
-          data.columns.map((c) => ({ value: c.logicalName, label: label(c), ...valueIcon(c) })),
-        );
-      } else {
-        this.fieldChoices.set(
-          key,
-          data.columns.map((c) => ({
-            value: c.logicalName,
-            label: label(c),
-            level: c.compatibility ?? "ok",
-            reason: (c.reasons ?? []).join("; ") || "no known problem",
-          })),
-        );
-      }
+      this.pending.delete(entity);
+      this.columns.set(entity, new Map(fields.data.columns.map((c) => [c.logicalName, c])));
+      this.matrices.set(entity, icons.data);
       this.changed();
     });
   }

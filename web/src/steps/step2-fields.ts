@@ -73,6 +73,7 @@ export class Step2Fields extends LitElement {
   private validated = "";
   private validateTimer = 0;
   private validateSeq = 0;
+  private liveFresh = false; // the live check has answered since the window's problems (from Update) came
 
   constructor() {
     super();
@@ -101,6 +102,7 @@ export class Step2Fields extends LitElement {
     if (changed.has("api") && this.api) {
       this.source = new ColumnSource(this.api, () => (this.version += 1), (e) => (this.loadError = e));
     }
+    if (changed.has("problems")) this.liveFresh = false;
     if (changed.has("config") && this.config) {
       const json = JSON.stringify(this.mapping);
       if (json !== this.validated) {
@@ -125,6 +127,7 @@ export class Step2Fields extends LitElement {
     });
     if (seq !== this.validateSeq || !data) return;
     const under = (list: FieldProblem[]) => list.filter((p) => p.pointer.startsWith("/fieldMapping"));
+    this.liveFresh = true;
     this.live = { errors: under(data.errors), warnings: under(data.warnings) };
   }
 
@@ -145,9 +148,14 @@ export class Step2Fields extends LitElement {
     void this.updateComplete.then(() => this.renderRoot.querySelector<HTMLElement>(`#panel-${this.tab} h4`)?.focus());
   }
 
+  /** The server's errors: Update's until the live check answers for a later edit, then the live ones. */
+  private get errors(): FieldProblem[] {
+    return this.liveFresh ? this.live.errors : [...this.problems, ...this.live.errors];
+  }
+
   private errorAt(pointer: string): string {
     const seen = new Set<string>();
-    return [...this.problems, ...this.live.errors]
+    return this.errors
       .filter((p) => p.pointer === pointer && !seen.has(p.message) && seen.add(p.message))
       .map((p) => p.message)
       .join(" ");
@@ -179,11 +187,9 @@ export class Step2Fields extends LitElement {
   /** The options of a Dynamics dropdown, each with its icon, for a platform field or for a typed value. */
   private choices(kind: Kind, platformField: string): { choices: ColumnChoice[]; loading: boolean } {
     void this.version;
-    const source = this.source;
-    if (!source) return { choices: [], loading: true };
-    const subject = kind === "platform_field" ? platformField : null;
+    if (!this.source) return { choices: [], loading: true };
     if (kind === "platform_field" && !platformField) return { choices: [], loading: false };
-    const got = source.choices(this.entity, subject);
+    const got = this.source.choices(this.entity, kind, platformField);
     return got ? { choices: got, loading: false } : { choices: [], loading: true };
   }
 
@@ -464,8 +470,8 @@ export class Step2Fields extends LitElement {
   render() {
     const tabProblems = (tab: Tab) => this.errorAt(`/fieldMapping/${tab}`);
     const count = (tab: Tab) =>
-      [...this.problems, ...this.live.errors].filter((p) => p.pointer.startsWith(`/fieldMapping/${tab}`)).length;
-    this.source?.want(this.entity, this.rows(this.tab));
+      new Set(this.errors.filter((p) => p.pointer.startsWith(`/fieldMapping/${tab}`)).map((p) => p.pointer + p.message)).size;
+    
     return html`
       ${this.connection?.status === "disconnected" || !this.connection
         ? html`<p class="warn" role="status">Connect Dynamics in Step 1 to list its columns.</p>`
