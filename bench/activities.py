@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import subprocess
 import sys
@@ -287,12 +288,14 @@ def run(args: argparse.Namespace, storage: str, url: str) -> dict[str, Any]:
     retried = _drain(queues, worker, args.workers, retry=bool(args.faults))
     elapsed = time.perf_counter() - started
     requests_made = _stats(control, url)["requests"] - before - 1  # minus the stats call itself
-    status = service.status(WS, job.job_id) or {}
+    found = service.status(WS, job.job_id)
+    status = dataclasses.asdict(found) if found is not None else {}
     waited = {k: round(v, 2) for k, v in sorted(dataverse_s.items())}
 
     again = service.submit(CALLER, body)  # the platform delivers every event a second time
     retried += _drain(queues, worker, args.workers, retry=bool(args.faults))
-    second = service.status(WS, again.job_id) or {}
+    found_again = service.status(WS, again.job_id)
+    second = dataclasses.asdict(found_again) if found_again is not None else {}
     injected = _stats(control, url)["simulation"]
     if args.faults:
         control.post(url + "/_emulator/faults", json={k: 0 for k in parse_faults(args.faults)}, timeout=30)

@@ -31,6 +31,7 @@ import argparse
 import base64
 import contextlib
 import cProfile
+import dataclasses
 import json
 import os
 import pstats
@@ -583,12 +584,13 @@ def wait_for_job(
     deadline += timeout_s
     next_report = started + 30
     while True:
-        status = service.status(WORKSPACE, job_id)
-        assert status is not None
+        found = service.status(WORKSPACE, job_id)
+        assert found is not None
+        status = dataclasses.asdict(found)
         progress = status["progress"]
         if sampler is not None:
             sampler.mark(int(progress["processed"]), int(progress["records"]))
-        if progress["chunksDone"] >= progress["chunks"]:
+        if progress["chunks_done"] >= progress["chunks"]:
             return status
         if sampler is not None and time.monotonic() >= next_report:  # progress on stderr
             next_report += 30

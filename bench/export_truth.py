@@ -27,10 +27,15 @@ MATCHED = ("updated", "unchanged")
 EXAMPLES = 5
 
 
+class RecordsPage(Protocol):
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+
+
 class RecordsSource(Protocol):
     def records(
         self, workspace_id: str, job_id: str, status: str | None, cursor: str | None, limit: int
-    ) -> dict[str, Any] | None: ...
+    ) -> RecordsPage | None: ...
 
 
 def existing_rows(spec: SeedSpec) -> dict[str, frozenset[str]]:
@@ -72,7 +77,7 @@ def check_outcomes(source: RecordsSource, workspace_id: str, job_id: str, spec: 
         page = source.records(workspace_id, job_id, None, cursor, 1000)
         if page is None:
             raise RuntimeError(f"job {job_id} has no records")
-        for record in page["records"]:
+        for record in page.records:
             platform_id = str(record.get("platformId"))
             kind = classify(record, expected.get(platform_id))
             classes[kind] += 1
@@ -80,7 +85,7 @@ def check_outcomes(source: RecordsSource, workspace_id: str, job_id: str, spec: 
                 examples.setdefault(kind, [])
                 if len(examples[kind]) < EXAMPLES:
                     examples[kind].append(platform_id)
-        cursor = page.get("nextCursor")
+        cursor = page.next_cursor
         if not cursor:
             break
     return {

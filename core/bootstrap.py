@@ -69,6 +69,7 @@ from core.domain.connection import (
     parse_host_patterns,
 )
 from core.domain.integration_switch import DYNAMICS
+from core.domain.job_status import JobStatus
 from core.domain.jobs import DEFAULT_CHUNK_SIZE
 from core.services.activities.service import ACTIVITY_CHUNK_SIZE, ACTIVITY_NAMES, ActivityService
 from core.services.activities.worker import ActivityWorker
@@ -95,6 +96,7 @@ from core.services.exports.service import DEFAULT_AUTOMATIC_EXPORT_WINDOW, EXPOR
 from core.services.exports.worker import ExportWorker
 from core.services.health.service import PROBE_TIMEOUT_S, HealthService
 from core.services.integrations.service import IntegrationsService, SavedVersion
+from core.services.jobs import stopping
 from core.services.jobs.downloads import ResultsDownloads
 from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS
 from core.services.jobs.retention import (
@@ -345,7 +347,7 @@ class App:
             self.connection.tokens,
             max_concurrency=self.settings.get_int("DYNAMICS_MAX_CONCURRENCY") or 16,
             on_request_for=budget.observer if budget else None,
-            before_send_for=budget.gate if budget else None,
+            before_send_for=lambda ws: _before_send(budget, ws),
         )
 
     def client_for(self, workspace_id: str) -> tuple[DataverseClient, DynamicsConnection]:
@@ -445,8 +447,8 @@ class App:
         saved = self.config_service.saved_version(workspace_id)
         return None if saved is None else SavedVersion(*saved)
 
-    def _last_export(self, workspace_id: str) -> dict[str, Any] | None:
-        jobs = self.export_service.jobs_page(workspace_id, None, 1)["jobs"]
+    def _last_export(self, workspace_id: str) -> JobStatus | None:
+        jobs = self.export_service.jobs_page(workspace_id, None, 1).jobs
         return jobs[0] if jobs else None
 
     @property
@@ -584,6 +586,19 @@ class App:
 def _int_or(value: int | None, default: int) -> int:
     """A setting where 0 means something (no delay) rather than "use the default"."""
     return default if value is None else value
+
+
+def _before_send(budget: DynamicsBudget | None, workspace_id: str) -> Callable[[], None]:
+    """Right before each request of a workspace's client: a cancelled job's running chunk stops
+    (``stopping``), then the shared budget holds the request while a 429's pause lasts."""
+    gate = budget.gate(workspace_id) if budget is not None else None
+
+    def before_send() -> None:
+        stopping.before_request()
+        if gate is not None:
+            gate()
+
+    return before_send
 
 
 def budget_limits(settings: Settings) -> BudgetLimits:

@@ -188,9 +188,20 @@ _EXPORT_STATUS: dict[str, Any] = {
     "state": "partially_failed",
     "createdAt": "2026-11-27T09:14:44.183913+00:00",
     "requestedBy": "user-admin",
-    "counts": {"created": 0, "updated": 0, "unchanged": 193, "skipped": 3, "failed": 1, "invalid": 3},
+    "counts": {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 193,
+        "skipped": 3,
+        "failed": 1,
+        "invalid": 3,
+        "cancelled": 0,
+    },
     "progress": {"records": 200, "processed": 200, "chunks": 4, "chunksDone": 4},
     "errors": [],
+    "finishedAt": "2026-11-27T09:15:02.905112+00:00",
+    "durationSeconds": 18.721,
+    "topErrors": [{"code": "invalid", "count": 3}, {"code": "0x80044331", "count": 1}],
 }
 
 # The setup guide's cross-tab case: the company's name kept as text on the contact saves, with a warning.
@@ -305,6 +316,7 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
                                 "skipped": 3,
                                 "failed": 1,
                                 "invalid": 3,
+                                "cancelled": 0,
                             },
                             "createdAt": "2026-11-29T10:00:00+00:00",
                         },
@@ -662,6 +674,36 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("GET", "/api/dynamics/exports"): {"response": {"jobs": [_EXPORT_STATUS]}},
     ("GET", "/api/dynamics/exports/{jobId}"): {"response": _EXPORT_STATUS},
+    ("POST", "/api/dynamics/exports/{jobId}/retry"): {
+        "request": {"include": ["skipped"]},
+        "response": {
+            "jobId": "5f0c2d1e-8a7b-5c3d-9e4f-1a2b3c4d5e6f",
+            "accepted": 4,
+            "invalid": 0,
+            "statusUrl": "/api/dynamics/exports/5f0c2d1e-8a7b-5c3d-9e4f-1a2b3c4d5e6f",
+            "retryOf": "a69e127a-0100-47e5-9518-94de3a4def41",
+            "notStaged": 0,
+        },
+    },
+    ("POST", "/api/dynamics/exports/{jobId}/cancel"): {
+        "response": {
+            **_EXPORT_STATUS,
+            "state": "cancelled",
+            "counts": {
+                "created": 500,
+                "updated": 12,
+                "unchanged": 0,
+                "skipped": 3,
+                "failed": 0,
+                "invalid": 3,
+                "cancelled": 1482,
+            },
+            "progress": {"records": 2000, "processed": 2000, "chunks": 4, "chunksDone": 4},
+            "topErrors": [],
+            "cancelRequestedAt": "2026-11-27T09:14:51.020034+00:00",
+            "cancelledBy": "user-admin",
+        }
+    },
     ("GET", "/api/dynamics/exports/{jobId}/records"): {
         "response": {
             "records": [
@@ -770,9 +812,13 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
                         "skipped": 0,
                         "failed": 0,
                         "invalid": 0,
+                        "cancelled": 0,
                     },
                     "progress": {"processed": 1, "chunks": 1, "chunksDone": 1, "events": 1},
                     "errors": [],
+                    "finishedAt": "2026-11-27T09:15:31.102345+00:00",
+                    "durationSeconds": 0.647,
+                    "topErrors": [],
                 }
             ],
             "nextCursor": None,
@@ -784,9 +830,42 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "state": "succeeded",
             "createdAt": "2026-11-27T09:15:30.455165+00:00",
             "requestedBy": "user-admin",
-            "counts": {"created": 1, "updated": 0, "unchanged": 0, "skipped": 0, "failed": 0, "invalid": 0},
+            "counts": {
+                "created": 1,
+                "updated": 0,
+                "unchanged": 0,
+                "skipped": 0,
+                "failed": 0,
+                "invalid": 0,
+                "cancelled": 0,
+            },
             "progress": {"processed": 1, "chunks": 1, "chunksDone": 1, "events": 1},
             "errors": [],
+            "finishedAt": "2026-11-27T09:15:31.102345+00:00",
+            "durationSeconds": 0.647,
+            "topErrors": [],
+        }
+    },
+    ("POST", "/api/dynamics/activities/{jobId}/cancel"): {
+        "response": {
+            "jobId": "fa894b6a-c8d3-4afb-ac76-6254a6cfba87",
+            "state": "cancelling",
+            "createdAt": "2026-11-27T09:15:30.455165+00:00",
+            "requestedBy": "campaign-engine",
+            "counts": {
+                "created": 1000,
+                "updated": 0,
+                "unchanged": 0,
+                "skipped": 4,
+                "failed": 0,
+                "invalid": 0,
+                "cancelled": 0,
+            },
+            "progress": {"processed": 1004, "chunks": 3, "chunksDone": 1, "events": 3000},
+            "errors": [],
+            "topErrors": [],
+            "cancelRequestedAt": "2026-11-27T09:15:41.300112+00:00",
+            "cancelledBy": "user-admin",
         }
     },
     ("GET", "/api/dynamics/activities/{jobId}/records"): {

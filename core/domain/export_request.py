@@ -83,6 +83,25 @@ class ExportRequest(BaseModel):
     )
 
 
+class RetryInclude(StrEnum):
+    SKIPPED = "skipped"
+    INVALID = "invalid"
+
+
+class RetryRequest(BaseModel):
+    """``POST /api/dynamics/exports/{jobId}/retry`` (the body is optional). The job's ``failed`` records
+    are always sent again; ``include`` adds its ``skipped`` and / or ``invalid`` ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include: list[RetryInclude] = Field(
+        default_factory=list,
+        max_length=len(RetryInclude),
+        description="also send the job's skipped and/or invalid records again (after fixing the "
+        "configuration or the data); a retry job already made is answered as it is",
+    )
+
+
 @dataclass(frozen=True)
 class ValidRecord:
     seq: int

@@ -37,6 +37,13 @@ class JobState(StrEnum):
     FAILED = "failed"
     PAUSED_RECONNECT = "paused_reconnect"
     PAUSED_DISABLED = "paused_disabled"  # Dynamics is switched off for the workspace: resumes when enabled
+    # Cancel asked for: a chunk is still finishing (it stops before its next Dynamics call, or finishes
+    # the writes it has begun); then ``cancelled``.
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.PARTIALLY_FAILED, JobState.FAILED, JobState.CANCELLED})
 
 
 class ChunkState(StrEnum):
@@ -46,6 +53,10 @@ class ChunkState(StrEnum):
     PAUSED_RECONNECT = "paused_reconnect"
     PAUSED_DISABLED = "paused_disabled"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # the job was cancelled before this chunk wrote anything
+
+
+FINISHED_CHUNKS = frozenset({ChunkState.DONE, ChunkState.FAILED, ChunkState.CANCELLED})
 
 
 # Chunk states that wait for something outside the job (a reconnect, the integration enabled again).
@@ -59,6 +70,7 @@ class RecordAction(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     INVALID = "invalid"  # caught before anything was sent to Dynamics
+    CANCELLED = "cancelled"  # not written: the job was cancelled before its chunk wrote anything
     # Dry run outcomes: nothing is written.
     WOULD_CREATE = "would_create"
     WOULD_UPDATE = "would_update"
@@ -69,7 +81,15 @@ class RecordAction(StrEnum):
     PENDING = "pending"  # waiting for Dynamics to be reconnected or enabled again
 
 
-COUNT_KEYS: tuple[str, ...] = ("created", "updated", "unchanged", "skipped", "failed", "invalid")
+COUNT_KEYS: tuple[str, ...] = (
+    "created",
+    "updated",
+    "unchanged",
+    "skipped",
+    "failed",
+    "invalid",
+    "cancelled",
+)
 
 _ACTION_TO_COUNT = {
     RecordAction.CREATED: "created",
@@ -81,6 +101,7 @@ _ACTION_TO_COUNT = {
     RecordAction.FAILED: "failed",
     RecordAction.WOULD_FAIL: "failed",
     RecordAction.INVALID: "invalid",
+    RecordAction.CANCELLED: "cancelled",
 }
 
 
@@ -190,6 +211,38 @@ def error_codes(outcomes: Iterable[RecordOutcome]) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class JobRow:
+    """A job as submitted (the job store's job row): what was asked, by whom, when, in how many chunks,
+    and what happened to it since as a whole (cancel asked, retried by another job)."""
+
+    workspace_id: str
+    job_id: str
+    entity: str
+    trigger: str
+    dry_run: bool
+    user_id: str
+    total_records: int
+    total_chunks: int
+    created_at: str
+    invalid_count: int
+    skipped_count: int = 0  # duplicates within the submitted list, exported once
+    staging: str = ""  # the blob folder of this job's request and chunks (see JobStore._blob)
+    error: str | None = None
+    retry_of: str | None = None  # the job whose failed records this job sends again
+    retried_by: str | None = None  # the job sending this job's failed records again
+    cancel_requested_at: str | None = None  # ISO 8601, UTC
+    cancelled_by: str | None = None  # platform user (or service client) id from the cancelling token
+    # When retention began deleting the job's per-record results and staged payloads (ISO 8601, UTC).
+    records_deleted_at: str | None = None
+    records_deleted: bool = False  # retention has deleted all of them
+
+    @property
+    def accepted(self) -> int:
+        """Records staged to be sent (neither invalid nor skipped as a duplicate)."""
+        return self.total_records - self.invalid_count - self.skipped_count
+
+
+@dataclass(frozen=True)
 class ChunkStatus:
     index: int
     state: ChunkState
@@ -198,6 +251,7 @@ class ChunkStatus:
     error: str | None = None
     attempts: int = 0  # deliveries that started this chunk; 0 = no attempt has written anything yet
     error_codes: Mapping[str, int] = field(default_factory=dict)  # see ``error_codes``
+    updated_at: str = ""  # ISO 8601, UTC: when its row last changed (a finished chunk: when it finished)
 
 
 @dataclass(frozen=True)
@@ -221,6 +275,7 @@ def summarize_job(
     invalid: int = 0,
     skipped: int = 0,
     job_error: str | None = None,
+    cancel_requested: bool = False,
 ) -> JobSummary:
     """A job's summary from its chunk rows and what was known when it was submitted (``invalid`` and
     ``skipped`` records never reach a chunk)."""
@@ -233,39 +288,59 @@ def summarize_job(
     for chunk in chunk_list:
         for key in COUNT_KEYS:
             counts[key] += chunk.counts.get(key, 0)
-        if chunk.state in (ChunkState.DONE, ChunkState.FAILED):
+        if chunk.state in FINISHED_CHUNKS:
             processed += chunk.records
         codes.update(chunk.error_codes)
     if total_chunks == 0:
         state = JobState.FAILED if invalid else JobState.SUCCEEDED
     else:
-        state = job_state(chunk_list, total_chunks=total_chunks)
+        state = job_state(chunk_list, total_chunks=total_chunks, cancel_requested=cancel_requested)
+    chunks_done = sum(1 for c in chunk_list if c.state in FINISHED_CHUNKS)
+    if state is JobState.CANCELLED:
+        # Chunks never started (their messages, when they arrive, run nothing): not written.
+        written = sum(c.records for c in chunk_list if c.state in FINISHED_CHUNKS)
+        unstarted = max(0, total_records - invalid - skipped - written)
+        counts["cancelled"] += unstarted
+        processed += unstarted
+        chunks_done = total_chunks
     top = sorted(codes.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERROR_CODES]
     errors = sorted({c.error for c in chunk_list if c.error})
     return JobSummary(
         state=state,
         counts=counts,
         processed=min(processed, total_records),
-        chunks_done=sum(1 for c in chunk_list if c.state in (ChunkState.DONE, ChunkState.FAILED)),
+        chunks_done=chunks_done,
         top_error_codes=top,
         errors=errors + ([job_error] if job_error else []),
     )
 
 
-def job_state(chunks: Iterable[ChunkStatus], *, total_chunks: int) -> JobState:
+def job_state(
+    chunks: Iterable[ChunkStatus], *, total_chunks: int, cancel_requested: bool = False
+) -> JobState:
     """The job's state from its chunks.
 
     Any chunk paused for the token pauses the job (it resumes after reconnect); otherwise any chunk paused
     because Dynamics is disabled pauses it (it resumes when Dynamics is enabled again). A job is finished only
     when every chunk is done or failed; then it succeeded if nothing failed, failed if nothing was
     written at all, else partially failed.
+
+    A cancelled job is ``cancelling`` while a chunk runs, or waits for a redelivery that may finish writes
+    an earlier attempt began; then ``cancelled``. Chunks never started are counted as not written at once
+    (their messages, when they arrive, run nothing).
     """
     chunk_list = list(chunks)
     if any(c.state is ChunkState.PAUSED_RECONNECT for c in chunk_list):
         return JobState.PAUSED_RECONNECT
     if any(c.state is ChunkState.PAUSED_DISABLED for c in chunk_list):
         return JobState.PAUSED_DISABLED
-    finished = [c for c in chunk_list if c.state in (ChunkState.DONE, ChunkState.FAILED)]
+    if cancel_requested:
+        busy = any(
+            c.state is ChunkState.RUNNING or (c.state is ChunkState.QUEUED and c.attempts > 0)
+            for c in chunk_list
+        )
+        return JobState.CANCELLING if busy else JobState.CANCELLED
+    finished = [c for c in chunk_list if c.state in FINISHED_CHUNKS]
     if len(finished) < total_chunks:
         started = any(c.state is not ChunkState.QUEUED for c in chunk_list)
         return JobState.RUNNING if started else JobState.QUEUED

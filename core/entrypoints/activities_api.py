@@ -4,6 +4,7 @@
 - ``GET  /api/dynamics/activities``                   jobs, newest first (``cursor``, ``limit``)
 - ``GET  /api/dynamics/activities/{jobId}``           state, counts, progress
 - ``GET  /api/dynamics/activities/{jobId}/records``   per-event results (``status``, ``cursor``, ``limit``)
+- ``POST /api/dynamics/activities/{jobId}/cancel``    stop it: events not sent are not logged
 
 Each event id is its own idempotency key (the same event sent twice logs one activity). The workspace
 comes from the caller's token. Only the platform's service may submit events (they name the user and
@@ -17,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from core import bootstrap, openapi
 from core.domain.activities import ActivitiesRequest
-from core.domain.caller import EVERY_CALLER, SERVICE, Caller
+from core.domain.caller import ADMINS, EVERY_CALLER, SERVICE, Caller
 from core.domain.integration_switch import IntegrationDisabled
 from core.entrypoints.dynamics_problems import disabled_problem
 from core.entrypoints.http_support import HttpProblem, authenticated, model_response, read_model
@@ -25,13 +26,15 @@ from core.entrypoints.job_queries import (
     JOBS_PAGE_QUERY,
     ActivitiesStatus,
     ActivityRecordsPage,
+    history_filter,
+    job_finished,
     job_id_param,
     jobs_page,
     queue_full,
     records_query,
     records_seen_by,
 )
-from core.services.jobs.queries import JobQueueFull
+from core.services.jobs.queries import JobFinished, JobQueueFull
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -79,8 +82,9 @@ class ActivitiesList(BaseModel):
 @bp.route(route="api/dynamics/activities", methods=["GET"])
 @authenticated(callers=EVERY_CALLER)
 def list_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
-    page = jobs_page(req, bootstrap.app().activity_service, caller.workspace_id)
-    return model_response(ActivitiesList.model_validate(page), omit_unset=True)
+    page = jobs_page(req, bootstrap.app().activity_service, caller.workspace_id, history_filter(req))
+    body = ActivitiesList(jobs=[ActivitiesStatus.of(s) for s in page.jobs], nextCursor=page.next_cursor)
+    return model_response(body, omit_unset=True)
 
 
 @bp.route(route="api/dynamics/activities/{jobId}", methods=["GET"])
@@ -89,9 +93,7 @@ def get_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     status = bootstrap.app().activity_service.status(caller.workspace_id, job_id_param(req, "activities"))
     if status is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
-    return model_response(
-        ActivitiesStatus.model_validate(status), headers={"Cache-Control": "no-store"}, omit_unset=True
-    )
+    return model_response(ActivitiesStatus.of(status), headers={"Cache-Control": "no-store"}, omit_unset=True)
 
 
 @bp.route(route="api/dynamics/activities/{jobId}/records", methods=["GET"])
@@ -104,6 +106,18 @@ def get_activity_records(req: func.HttpRequest, caller: Caller) -> func.HttpResp
     if page is None:
         raise HttpProblem(404, "Not found", "no such activities job in this workspace")
     return model_response(ActivityRecordsPage.model_validate(records_seen_by(caller, page)), omit_unset=True)
+
+
+@bp.route(route="api/dynamics/activities/{jobId}/cancel", methods=["POST"])
+@authenticated(callers=ADMINS | SERVICE)
+def cancel_activities(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    try:
+        status = bootstrap.app().activity_service.cancel(caller, job_id_param(req, "activities"))
+    except JobFinished as exc:
+        raise job_finished(exc) from None
+    if status is None:
+        raise HttpProblem(404, "Not found", "no such activities job in this workspace")
+    return model_response(ActivitiesStatus.of(status), headers={"Cache-Control": "no-store"}, omit_unset=True)
 
 
 openapi.register(
@@ -128,7 +142,8 @@ openapi.register(
 openapi.register(
     "GET",
     "/api/dynamics/activities",
-    "List activities jobs, newest first, a page at a time (`cursor`, `limit` 1..100)",
+    "Activities job history, newest first, a page at a time (`cursor`, `limit` 1..100), filtered by state, "
+    "period (`from`, `to`) and requester; each job with its counts, duration and top error codes",
     response=ActivitiesList,
     problems=(400,),
     query=JOBS_PAGE_QUERY,
@@ -152,4 +167,17 @@ openapi.register(
     problems=(400, 404),
     tags=TAG,
     callers=EVERY_CALLER,
+)
+openapi.register(
+    "POST",
+    "/api/dynamics/activities/{jobId}/cancel",
+    "Cancel an activities job: chunks not started never run; a running chunk stops before its next "
+    "Dynamics request (a chunk that has begun writing finishes, so no activity is left half-logged)",
+    response=ActivitiesStatus,
+    problems=(403, 404, 409),
+    tags=TAG,
+    description="Answers the job's status: cancelling while a chunk finishes, then cancelled, with counts "
+    "of what was logged and what was not (cancelled). Calling it again answers the same. 409: the job "
+    "finished before it could be cancelled.",
+    callers=ADMINS | SERVICE,
 )

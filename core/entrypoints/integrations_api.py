@@ -84,7 +84,13 @@ class DynamicsCardModel(BaseModel):
             configured=ConfiguredModel(version=saved.version, savedAt=saved.saved_at, savedBy=saved.saved_by)
             if saved is not None
             else None,
-            lastExport=LastExportModel.model_validate({k: last[k] for k in LastExportModel.model_fields})
+            lastExport=LastExportModel(
+                jobId=last.job_id,
+                entity=ExportEntity(last.entity),
+                state=last.state,
+                counts=JobCounts(**last.counts),
+                createdAt=last.created_at,
+            )
             if last is not None
             else None,
         )

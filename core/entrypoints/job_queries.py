@@ -4,6 +4,8 @@ unknown fields so the documented examples, taken from real answers, prove the do
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,12 +13,21 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain.activities import ActorSource, ContactAction
-from core.domain.caller import Caller
-from core.domain.jobs import RecordAction
+from core.domain.caller import Caller, valid_id
+from core.domain.job_status import JobStatus
+from core.domain.jobs import JobState, RecordAction
 from core.domain.matching import MatchStatus
 from core.domain.values import ascii_whole_number
 from core.entrypoints.http_support import HttpProblem
-from core.services.jobs.queries import InvalidCursor, JobQueries, JobQueueFull
+from core.services.jobs.queries import (
+    HistoryFilter,
+    InvalidCursor,
+    JobFinished,
+    JobQueries,
+    JobQueueFull,
+    JobRecords,
+    JobsPage,
+)
 
 MAX_PAGE = 1000
 
@@ -29,12 +40,14 @@ def job_id_param(req: func.HttpRequest, kind: str) -> str:
     return job_id
 
 
-def records_seen_by(caller: Caller, page: dict[str, Any]) -> dict[str, Any]:
-    """``page`` as ``caller`` may see it: without the current CRM values (``changes[column].before``)
-    unless ``caller.sees_crm_values``; which columns change, and to what, stays visible."""
+def records_seen_by(caller: Caller, page: JobRecords) -> dict[str, Any]:
+    """``page`` as ``caller`` may see it, as the records models take it: without the current CRM values
+    (``changes[column].before``) unless ``caller.sees_crm_values``; which columns change, and to what,
+    stays visible."""
+    out: dict[str, Any] = {"records": page.records, "nextCursor": page.next_cursor}
     if caller.sees_crm_values:
-        return page
-    for record in page.get("records") or []:
+        return out
+    for record in page.records:
         changes = record.get("changes") if isinstance(record, dict) else None
         if isinstance(changes, dict):
             record["changes"] = {
@@ -43,7 +56,7 @@ def records_seen_by(caller: Caller, page: dict[str, Any]) -> dict[str, Any]:
                 else change
                 for column, change in changes.items()
             }
-    return page
+    return out
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,51 @@ class JobCounts(BaseModel):
     skipped: int
     failed: int = Field(description="refused by Dynamics; the record carries the field and the reason")
     invalid: int = Field(description="refused before sending (bad input or mapping)")
+    cancelled: int = Field(description="not written: the job was cancelled before they were sent")
+
+
+class TopError(BaseModel):
+    code: str = Field(
+        description="Dataverse error code, e.g. 0x80044331; invalid: refused before sending; no_code: "
+        "failed without one (a chunk that gave up)"
+    )
+    count: int = Field(description="failed or invalid records carrying this code")
+
+
+class JobSummary(BaseModel):
+    """What the status of every job kind adds to its counts: how long it took, what failed most, and its
+    links to other jobs."""
+
+    finishedAt: str | None = Field(default=None, description="ISO 8601, UTC; a finished job only")
+    durationSeconds: float | None = Field(
+        default=None, description="from submission to the end of its last chunk; a finished job only"
+    )
+    topErrors: list[TopError] = Field(
+        default_factory=list, description="the most frequent error codes of its failed records (at most 5)"
+    )
+    retryOf: str | None = Field(default=None, description="the job whose failed records this job sends again")
+    retriedBy: str | None = Field(
+        default=None, description="the job that sends this job's failed records again"
+    )
+    cancelRequestedAt: str | None = Field(default=None, description="ISO 8601, UTC: when a cancel was asked")
+    cancelledBy: str | None = Field(default=None, description="platform user (or service) that asked it")
+
+
+def summary_fields(status: JobStatus) -> dict[str, Any]:
+    """The ``JobSummary`` members of ``status`` that are set (the others are left out of the answer)."""
+    out: dict[str, Any] = {
+        "topErrors": [TopError(code=code, count=count) for code, count in status.top_errors]
+    }
+    optional = {
+        "finishedAt": status.finished_at,
+        "durationSeconds": status.duration_s,
+        "retryOf": status.retry_of,
+        "retriedBy": status.retried_by,
+        "cancelRequestedAt": status.cancel_requested_at,
+        "cancelledBy": status.cancelled_by,
+    }
+    out.update({k: v for k, v in optional.items() if v is not None})
+    return out
 
 
 class _Strict(BaseModel):
@@ -203,11 +261,11 @@ class ActivitiesProgress(BaseModel):
     chunksDone: int
 
 
-class ActivitiesStatus(BaseModel):
+class ActivitiesStatus(JobSummary):
     jobId: str
     state: str = Field(
         description="queued, running, succeeded, partially_failed, failed, paused_reconnect, paused_disabled "
-        "(Dynamics disabled for the workspace: resumes when it is enabled again)"
+        "(Dynamics disabled for the workspace: resumes when it is enabled again), cancelling, cancelled"
     )
     createdAt: str = Field(description="ISO 8601, UTC")
     requestedBy: str
@@ -215,9 +273,28 @@ class ActivitiesStatus(BaseModel):
     progress: ActivitiesProgress
     errors: list[str]
 
+    @classmethod
+    def of(cls, status: JobStatus) -> ActivitiesStatus:
+        return cls(
+            jobId=status.job_id,
+            state=status.state.value,
+            createdAt=status.created_at,
+            requestedBy=status.requested_by,
+            counts=JobCounts(**status.counts),
+            progress=ActivitiesProgress(
+                events=status.progress.records,
+                processed=status.progress.processed,
+                chunks=status.progress.chunks,
+                chunksDone=status.progress.chunks_done,
+            ),
+            errors=status.errors,
+            **summary_fields(status),
+        )
+
 
 MAX_JOBS_PAGE = 100
 DEFAULT_JOBS_PAGE = 50
+MAX_WHO = 128
 # The query parameters of a per-record listing, as the OpenAPI document shows them.
 RECORDS_QUERY: dict[str, dict[str, Any]] = {
     "status": {
@@ -232,28 +309,108 @@ RECORDS_QUERY: dict[str, dict[str, Any]] = {
 JOBS_PAGE_QUERY: dict[str, dict[str, Any]] = {
     "cursor": {"type": "string", "maxLength": 200, "description": "nextCursor of the previous page"},
     "limit": {"type": "integer", "minimum": 1, "maximum": MAX_JOBS_PAGE, "default": DEFAULT_JOBS_PAGE},
+    "state": {
+        "type": "string",
+        "enum": [s.value for s in JobState],
+        "description": "only jobs in this state now",
+    },
+    "from": {
+        "type": "string",
+        "format": "date-time",
+        "description": "only jobs submitted at or after this time (ISO 8601 with an offset, e.g. Z)",
+    },
+    "to": {
+        "type": "string",
+        "format": "date-time",
+        "description": "only jobs submitted before this time (ISO 8601 with an offset, e.g. Z)",
+    },
+    "requestedBy": {
+        "type": "string",
+        "maxLength": MAX_WHO,
+        "description": "only jobs submitted by (or for) this platform user",
+    },
 }
 
 
-def jobs_page(req: func.HttpRequest, service: JobQueries, workspace_id: str) -> dict[str, Any]:
+def _bad_query(name: str, detail: str, message: str) -> HttpProblem:
+    return HttpProblem(400, "Invalid query", detail, errors=[{"pointer": f"/{name}", "message": message}])
+
+
+def _choice(req: func.HttpRequest, name: str, allowed: Iterable[str]) -> str | None:
+    value = req.params.get(name) or None
+    choices = sorted(allowed)
+    if value is not None and value not in choices:
+        raise _bad_query(name, f"{name} must be one of {', '.join(choices)}", f"unknown {name}")
+    return value
+
+
+def _moment(req: func.HttpRequest, name: str) -> str | None:
+    value = req.params.get(name) or None
+    if value is None:
+        return None
+    parsed = None
+    if len(value) <= 40:
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if parsed is None or parsed.tzinfo is None or not 1970 <= parsed.year <= 9999:
+        raise _bad_query(
+            name,
+            f"{name} must be an ISO 8601 date and time with an offset, e.g. 2026-12-01T00:00:00Z",
+            "expected an ISO 8601 date-time with an offset",
+        )
+    return parsed.astimezone(dt.UTC).isoformat()
+
+
+def history_filter(
+    req: func.HttpRequest, *, entities: Iterable[str] = (), triggers: Iterable[str] = ()
+) -> HistoryFilter:
+    """The filters of a job list (``state``, ``from``, ``to``, ``requestedBy``, and ``entity`` /
+    ``trigger`` where the kind has them); 400 naming the bad parameter."""
+    state = _choice(req, "state", (s.value for s in JobState))
+    entity = _choice(req, "entity", entities) if entities else None
+    trigger = _choice(req, "trigger", triggers) if triggers else None
+    created_from, created_to = _moment(req, "from"), _moment(req, "to")
+    if created_from is not None and created_to is not None and created_from >= created_to:
+        raise _bad_query("to", "to must be later than from", "must be later than from")
+    who = req.params.get("requestedBy") or None
+    if who is not None and not valid_id(who):
+        raise _bad_query(
+            "requestedBy", "requestedBy is not a platform user id", f"1..{MAX_WHO} letters, digits, . _ : @ -"
+        )
+    return HistoryFilter(
+        state=JobState(state) if state else None,
+        entity=entity,
+        trigger=trigger,
+        requested_by=who,
+        created_from=created_from,
+        created_to=created_to,
+    )
+
+
+def jobs_page(req: func.HttpRequest, service: JobQueries, workspace_id: str, flt: HistoryFilter) -> JobsPage:
     """A page of the workspace's jobs (``cursor``, ``limit`` query parameters); 400 naming a bad one."""
     limit = ascii_whole_number(req.params.get("limit", str(DEFAULT_JOBS_PAGE)), max_digits=4)
     if limit is None or not 1 <= limit <= MAX_JOBS_PAGE:
-        raise HttpProblem(
-            400,
-            "Invalid query",
-            f"limit must be a whole number from 1 to {MAX_JOBS_PAGE}",
-            errors=[{"pointer": "/limit", "message": f"expected 1..{MAX_JOBS_PAGE}"}],
+        raise _bad_query(
+            "limit", f"limit must be a whole number from 1 to {MAX_JOBS_PAGE}", f"expected 1..{MAX_JOBS_PAGE}"
         )
     try:
-        return service.jobs_page(workspace_id, req.params.get("cursor") or None, limit)
+        return service.jobs_page(workspace_id, req.params.get("cursor") or None, limit, flt)
     except InvalidCursor:
-        raise HttpProblem(
-            400,
-            "Invalid query",
-            "cursor is not one this API returned",
-            errors=[{"pointer": "/cursor", "message": "use the nextCursor of the previous page"}],
+        raise _bad_query(
+            "cursor", "cursor is not one this API returned", "use the nextCursor of the previous page"
         ) from None
+
+
+def job_finished(exc: JobFinished) -> HttpProblem:
+    """409: a finished job cannot be cancelled."""
+    return HttpProblem(
+        409,
+        "Job already finished",
+        f"the job is {exc.status.state.value}: there is nothing left to cancel",
+    )
 
 
 def queue_full(exc: JobQueueFull) -> HttpProblem:

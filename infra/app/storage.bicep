@@ -21,11 +21,13 @@ var tables = [
   'ExportChunks'
   'ExportRecords'
   'ExportJobsPaused' // workspaces with export chunks paused for the token (the timer resumes them)
+  'ExportJobsByTime' // export history: jobs by inverted submission time, finished ones with their status
   'ExportRecordVersions' // the order of automatic exports' changes per record (core/adapters/storage/record_versions.py)
   'ActivityJobs'
   'ActivityChunks'
   'ActivityRecords'
   'ActivityJobsPaused'
+  'ActivityJobsByTime'
   'AlertWebhooks' // each workspace's alert webhook: URL and the name of its Key Vault signing secret
   'AlertDeliveries' // webhook deliveries: body, state, attempts (core/adapters/storage/alert_repository.py)
   'AlertDeliveryLog' // one row per delivery attempt, newest first

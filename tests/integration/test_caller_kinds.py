@@ -139,7 +139,7 @@ def _requested_by(ws: str, resp: func.HttpResponse) -> str:
     assert resp.status_code == 202, resp.get_body()
     status = bootstrap.app().export_service.status(ws, body_json(resp)["jobId"])
     assert status is not None
-    return str(status["requestedBy"])
+    return str(status.requested_by)
 
 
 def test_automatic_exports_and_naming_the_requester_or_identity_are_the_services_only(ws: str) -> None:

@@ -99,10 +99,10 @@ def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
 
     assert drain_workspace(queues, worker, WS) == [ChunkState.PAUSED_RECONNECT, ChunkState.PAUSED_RECONNECT]
     status = exports.status(WS, job.job_id)
-    assert status is not None and status["state"] == "paused_reconnect", status
+    assert status is not None and status.state == "paused_reconnect", status
     assert rows(dataverse, "contacts") == []
     page = exports.records(WS, job.job_id, None, None, 100)
-    assert page is not None and not [r for r in page["records"] if r["action"] in ("created", "failed")]
+    assert page is not None and not [r for r in page.records if r["action"] in ("created", "failed")]
     record = service.get(WS)
     assert record is not None and record.status is ConnectionStatus.RECONNECT_REQUIRED
     assert record.reason == "revoked"
@@ -116,7 +116,7 @@ def test_dead_grant_pauses_the_export_and_reconnect_completes_it(
     resumed = drain_workspace(queues, worker, WS)  # the reconnect re-queued the paused chunks
     assert resumed == [ChunkState.DONE, ChunkState.DONE]
     status = exports.status(WS, job.job_id)
-    assert status is not None and status["state"] == "succeeded", status
-    assert status["counts"]["created"] == 6
+    assert status is not None and status.state == "succeeded", status
+    assert status.counts["created"] == 6
     names = sorted(r["lastname"] for r in rows(dataverse, "contacts"))
     assert names == [f"Pause {i}" for i in range(6)]  # every record, once

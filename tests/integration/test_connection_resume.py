@@ -154,8 +154,8 @@ class Setup:
 
     def assert_every_record_once(self, job_id: str) -> None:
         status = self.exports.status(self.ws, job_id)
-        assert status is not None and status["state"] == "succeeded", status
-        assert status["counts"]["created"] == 6
+        assert status is not None and status.state == "succeeded", status
+        assert status.counts["created"] == 6
         names = sorted(r["lastname"] for r in rows(self.dataverse, "contacts"))
         assert names == [f"Race {i}" for i in range(6)]  # every record, once
 
@@ -184,7 +184,7 @@ def test_a_chunk_paused_after_the_reconnect_resumed_is_resumed_by_the_next_timer
     job_id = setup.race()
     assert setup.drain() == [ChunkState.PAUSED_RECONNECT, ChunkState.DONE]
     status = setup.exports.status(setup.ws, job_id)
-    assert status is not None and status["state"] == "paused_reconnect", status
+    assert status is not None and status.state == "paused_reconnect", status
     assert setup.ws in setup.exports.paused_workspaces()
 
     report = setup.components.refresher.run()  # the token timer's run
@@ -211,7 +211,7 @@ def test_the_timer_leaves_paused_work_of_a_workspace_still_waiting_for_a_reconne
     assert setup.drain() == []
     assert setup.ws in setup.exports.paused_workspaces()  # kept for when the admin reconnects
     status = setup.exports.status(setup.ws, job.job_id)
-    assert status is not None and status["state"] == "paused_reconnect"
+    assert status is not None and status.state == "paused_reconnect"
     assert rows(dataverse, "contacts") == []
 
 

@@ -12,6 +12,7 @@ from core.domain.caller import Caller, Role
 from core.domain.catalog import FieldType
 from core.domain.config import DynamicsConfig, FieldMapping, ManualExportMapping, PlatformFieldMapping
 from core.domain.export_request import ExportRequest
+from core.domain.job_status import JobProgress
 from core.services.exports.service import EXPORT_NAMES, EXPORT_QUEUE, ExportService, InvalidExport
 
 ADMIN_A = Caller("ws-svc-a", "user-1", Role.ADMIN)
@@ -59,12 +60,12 @@ def test_submit_stages_chunks_and_reports_invalid_rows(
     assert (result.accepted, result.invalid) == (3, 1)
     status = service.status(ADMIN_A.workspace_id, result.job_id)
     assert status is not None
-    assert status["state"] == "queued" and status["counts"]["invalid"] == 1
-    assert status["progress"] == {"records": 4, "processed": 1, "chunks": 2, "chunksDone": 0}
+    assert status.state == "queued" and status.counts["invalid"] == 1
+    assert status.progress == JobProgress(records=4, processed=1, chunks=2, chunks_done=0)
     assert len(queue.peek_messages(max_messages=32)) == 2
     page = service.records(ADMIN_A.workspace_id, result.job_id, "invalid", None, 10)
-    assert page is not None and page["records"][0]["platformId"] == "c2"
-    assert page["records"][0]["errors"][0]["field"] == "professionalEmail"
+    assert page is not None and page.records[0]["platformId"] == "c2"
+    assert page.records[0]["errors"][0]["field"] == "professionalEmail"
     # Another workspace cannot see it, whatever id it guesses.
     assert service.status(ADMIN_B.workspace_id, result.job_id) is None
     assert service.records(ADMIN_B.workspace_id, result.job_id, None, None, 10) is None

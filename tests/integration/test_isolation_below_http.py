@@ -70,7 +70,7 @@ def test_b_cannot_read_a_job_by_its_id_nor_list_it(env: ExportHarness) -> None:
     job_id = _submit_a(env)
     assert service.status(OTHER.workspace_id, job_id) is None
     assert service.records(OTHER.workspace_id, job_id, None, None, 100) is None
-    assert job_id not in {j["jobId"] for j in service.list_jobs(OTHER.workspace_id)}
+    assert job_id not in {j.job_id for j in service.list_jobs(OTHER.workspace_id)}
     assert service.status(WS, job_id) is not None
 
 

@@ -249,11 +249,11 @@ def _assert_as_if_nothing_happened(
     status = service.status(CALLER.workspace_id, job_id)
     page = service.records(CALLER.workspace_id, job_id, None, None, 100)
     assert status is not None and page is not None
-    assert status["state"] == "succeeded", (died_at, status)
-    records = {r["platformId"]: r for r in page["records"]}
+    assert status.state == "succeeded", (died_at, status)
+    records = {r["platformId"]: r for r in page.records}
     reported = {p: {k: records[p].get(k) for k in want} for p, want in scenario.truth.items()}
     assert reported == scenario.truth, died_at  # no lost record, each reported as what happened to it
-    counts = status["counts"]
+    counts = status.counts
     assert counts["created"] == sum(1 for t in scenario.truth.values() if t["action"] == "created"), died_at
     contacts = rows(env.emulator, "contacts")
     assert len(contacts) == scenario.contacts, died_at  # no duplicate

@@ -295,6 +295,37 @@ def test_every_operation_answers_what_the_openapi_document_describes(
         status = walk("GET", "/api/dynamics/exports/{jobId}", exports_api.get_export, route_params=job)
         assert body_json(status)["state"] in ("succeeded", "partially_failed"), body_json(status)
         walk("GET", "/api/dynamics/exports", exports_api.list_exports, expect=200)
+        walk(
+            "GET",
+            "/api/dynamics/exports",
+            exports_api.list_exports,
+            params={"state": body_json(status)["state"], "entity": "contacts", "limit": "1"},
+            expect=200,
+        )
+        retried = walk(
+            "POST",
+            "/api/dynamics/exports/{jobId}/retry",
+            exports_api.retry_export,
+            route_params=job,
+            json_body={"include": ["skipped"]},
+            expect=202,
+        )
+        retry_job = {"jobId": body_json(retried)["jobId"]}
+        cancelled = walk(
+            "POST",
+            "/api/dynamics/exports/{jobId}/cancel",
+            exports_api.cancel_export,
+            route_params=retry_job,
+            expect=200,
+        )
+        assert body_json(cancelled)["state"] == "cancelled", body_json(cancelled)
+        walk(
+            "POST",
+            "/api/dynamics/exports/{jobId}/cancel",
+            exports_api.cancel_export,
+            route_params=job,
+            expect=409,
+        )
         records = walk(
             "GET",
             "/api/dynamics/exports/{jobId}/records",
@@ -338,6 +369,13 @@ def test_every_operation_answers_what_the_openapi_document_describes(
         )
         listed = walk("GET", "/api/dynamics/activities", activities_api.list_activities, expect=200)
         assert [j["jobId"] for j in body_json(listed)["jobs"]] == [job["jobId"]]
+        walk(
+            "POST",
+            "/api/dynamics/activities/{jobId}/cancel",
+            activities_api.cancel_activities,
+            route_params=job,
+            expect=409,
+        )
         walk(
             "GET",
             "/api/dynamics/activities/{jobId}/records",

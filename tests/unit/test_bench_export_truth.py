@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.export_truth import check_outcomes, classify, existing_rows
+from core.services.jobs.queries import JobRecords
 from emulators.dataverse.seed import SeedSpec, build_seed
 
 OWN = frozenset({"row-1", "row-1-dup"})
@@ -29,11 +30,11 @@ class _Pages:
 
     def records(
         self, workspace_id: str, job_id: str, status: str | None, cursor: str | None, limit: int
-    ) -> dict[str, Any]:
+    ) -> JobRecords:
         start = int(cursor or 0)
         page = self.records_[start : start + limit]
         more = start + limit < len(self.records_)
-        return {"records": page, "nextCursor": str(start + limit) if more else None}
+        return JobRecords(page, str(start + limit) if more else None)
 
 
 def test_a_false_merge_does_not_hide_a_missed_contact() -> None:

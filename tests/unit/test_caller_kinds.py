@@ -22,6 +22,7 @@ from core.domain.caller import (
     Role,
 )
 from core.entrypoints.job_queries import records_seen_by
+from core.services.jobs.queries import JobRecords
 from core.settings import load_settings
 from tests.support import tokens
 
@@ -100,13 +101,17 @@ def test_only_the_service_may_act_for_someone_else() -> None:
     Caller("ws", "u", Role.MEMBER).require(EVERY_CALLER, "reading a job")
 
 
-def _page() -> dict[str, Any]:
+def _page() -> JobRecords:
     change = {"emailaddress1": {"before": "ceo@victim.example", "after": "x@y.example"}}
-    return {"records": [{"platformId": "p-1", "changes": change}, {"platformId": "p-2"}], "nextCursor": None}
+    return JobRecords([{"platformId": "p-1", "changes": change}, {"platformId": "p-2"}], None)
 
 
 def test_current_crm_values_are_for_admins_only() -> None:
-    assert records_seen_by(Caller("ws", "u", Role.ADMIN), _page()) == _page()
+    page = _page()
+    assert records_seen_by(Caller("ws", "u", Role.ADMIN), _page()) == {
+        "records": page.records,
+        "nextCursor": None,
+    }
     for role in (Role.MEMBER, Role.SERVICE):
         page = records_seen_by(Caller("ws", "u", role), _page())
         assert page["records"][0]["changes"] == {"emailaddress1": {"after": "x@y.example"}}

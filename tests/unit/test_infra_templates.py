@@ -189,6 +189,7 @@ def test_every_table_queue_and_container_the_code_uses_is_provisioned_and_nothin
         *(n.chunks_table for n in names),
         *(n.records_table for n in names),
         *(n.paused_table for n in names),
+        *(n.index_table for n in names),
         alert_repository.WEBHOOKS_TABLE,
         alert_repository.DELIVERIES_TABLE,
         alert_repository.DELIVERY_LOG_TABLE,

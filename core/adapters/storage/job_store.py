@@ -11,6 +11,10 @@ Layout (workspace ids are validated by ``core.domain.caller`` and safe as keys),
 - blob container ``export-staging``: ``<workspace>/<job>/request.json`` (settings of the job, including
   the configuration snapshot it runs with) and ``<workspace>/<job>/chunk-<i>.json`` (the records).
 - queue ``dynamics-exports``: ``{"workspaceId", "jobId", "chunk"}``, base64 (host.json messageEncoding).
+- table ``ExportJobsByTime``: PK workspace, RK ``<inverted createdAt>~<job>`` — the history index: the job's
+  fields, then its status once finished (newest first is a range scan; see ``index_job``).
+- blob ``<workspace>/<job>/set-aside.json``: the submitted records no chunk holds (invalid ones, duplicates),
+  kept for a retry.
 - table ``ExportJobsPaused``: PK ``paused``, RK workspace — a marker written when a chunk of the workspace
   pauses for the Dynamics token, removed by a resume that saw no newer pause; the token timer resumes
   the marked workspaces that are connected again without scanning every job.
@@ -30,7 +34,7 @@ import json
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from azure.core import MatchConditions
@@ -52,6 +56,7 @@ from core.domain.jobs import (
     RecordOutcome,
     empty_counts,
 )
+from core.domain.jobs import JobRow as JobRow  # the store's job row, defined with the job states
 
 # Table property values are limited to 64 KiB; JSON columns longer than this are cut into parts.
 _PART_CHARS = 30_000
@@ -87,25 +92,10 @@ class JobNames:
         """Markers of workspaces with chunks paused for the token (``ExportJobsPaused``)."""
         return f"{self.jobs_table}Paused"
 
-
-@dataclass(frozen=True)
-class JobRow:
-    workspace_id: str
-    job_id: str
-    entity: str
-    trigger: str
-    dry_run: bool
-    user_id: str
-    total_records: int
-    total_chunks: int
-    created_at: str
-    invalid_count: int
-    skipped_count: int = 0  # duplicates within the submitted list, exported once
-    staging: str = ""  # the blob folder of this job's request and chunks (see JobStore._blob)
-    error: str | None = None
-    # When retention began deleting the job's per-record results and staged payloads (ISO 8601, UTC).
-    records_deleted_at: str | None = None
-    records_deleted: bool = False  # retention has deleted all of them
+    @property
+    def index_table(self) -> str:
+        """The jobs of each workspace by time, newest first (``ExportJobsByTime``)."""
+        return f"{self.jobs_table}ByTime"
 
 
 @dataclass(frozen=True)
@@ -148,6 +138,44 @@ class RecordsPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs of a workspace a history page holds; every member optional. ``created_from`` inclusive,
+    ``created_to`` exclusive (ISO 8601, UTC); ``final`` True: finished jobs whose ``state`` is given,
+    False: jobs not finished (their state is derived from their chunks)."""
+
+    entity: str | None = None
+    trigger: str | None = None
+    user_id: str | None = None
+    created_from: str | None = None
+    created_to: str | None = None
+    final: bool | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexedJob:
+    """A job as its time index holds it: the job, and its status as JSON once it finished."""
+
+    job: JobRow
+    final_status: dict[str, Any] | None
+    key: str  # the index row key: the position of this job in the newest-first order
+
+
+# Epoch microseconds run to 16 digits until the year 2286; newest first = smallest key first.
+_TIME_KEY_MAX = 10**16 - 1
+_INDEXED_MARKER = "~indexed"  # sorts after every time key: the workspace's older jobs are indexed
+
+
+def time_key(created_at: str) -> str:
+    """The inverted-time prefix of a job's index row key (``created_at`` ISO 8601 with an offset)."""
+    moment = dt.datetime.fromisoformat(created_at)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    micros = int((moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1))
+    return f"{_TIME_KEY_MAX - micros:016d}"
+
+
 class JobStore:
     def __init__(
         self,
@@ -167,7 +195,13 @@ class JobStore:
         if self._ready:
             return
         names = self.names
-        for name in (names.jobs_table, names.chunks_table, names.records_table, names.paused_table):
+        for name in (
+            names.jobs_table,
+            names.chunks_table,
+            names.records_table,
+            names.paused_table,
+            names.index_table,
+        ):
             try:
                 self._tables.create_table(name)
             except ResourceExistsError:
@@ -224,6 +258,24 @@ class JobStore:
             range(len(chunks)),
         )
 
+    def stage_set_aside(
+        self, workspace_id: str, job_id: str, records: list[dict[str, Any]], *, staging: str = ""
+    ) -> None:
+        """The submitted records no chunk holds (invalid ones, duplicates skipped), each with its "seq":
+        kept so that a retry can send them again once the configuration or the data is fixed."""
+        self._blob(workspace_id, job_id, "set-aside.json", staging).upload_blob(
+            json.dumps(records, separators=(",", ":")).encode(), overwrite=True
+        )
+
+    def load_set_aside(self, workspace_id: str, job_id: str, *, staging: str = "") -> list[dict[str, Any]]:
+        """``stage_set_aside``'s records; none for a job staged before they were kept."""
+        try:
+            data = self._blob(workspace_id, job_id, "set-aside.json", staging).download_blob().readall()
+        except ResourceNotFoundError:
+            return []
+        result: list[dict[str, Any]] = json.loads(data)
+        return result
+
     def load_chunk(self, workspace_id: str, job_id: str, index: int, *, staging: str = "") -> list[StagedRow]:
         data = self._blob(workspace_id, job_id, f"chunk-{index:06d}.json", staging).download_blob().readall()
         return [StagedRow.from_json(row) for row in json.loads(data)]
@@ -253,6 +305,7 @@ class JobStore:
                 "skippedCount": job.skipped_count,
                 "staging": job.staging,
                 "createdAt": job.created_at,
+                **({"retryOf": job.retry_of} if job.retry_of else {}),
             }
         )
 
@@ -262,6 +315,137 @@ class JobStore:
         except ResourceNotFoundError:
             return None
         return _job_from_row(row)
+
+    def request_cancel(self, workspace_id: str, job_id: str, *, at: str, by: str) -> JobRow | None:
+        """Mark the job cancelled (its chunks look at the job row before running and before each Dynamics
+        request); the first request's time and author are kept. The job as it is now; ``None`` when the
+        workspace has no such job."""
+        job = self.get_job(workspace_id, job_id)
+        if job is None:
+            return None
+        if job.cancel_requested_at is None:
+            links = {"cancelRequestedAt": at, "cancelledBy": by}
+            self._tables.get_table_client(self.names.jobs_table).update_entity(
+                {"PartitionKey": workspace_id, "RowKey": job_id, **links}, mode=UpdateMode.MERGE
+            )
+            self._merge_index(job, links)
+            job = replace(job, cancel_requested_at=at, cancelled_by=by)
+        return job
+
+    def set_retried_by(self, job: JobRow, retry_job_id: str) -> None:
+        """Link ``job`` to the job that sends its failed records again (both rows: job and index)."""
+        links = {"retriedBy": retry_job_id}
+        self._tables.get_table_client(self.names.jobs_table).update_entity(
+            {"PartitionKey": job.workspace_id, "RowKey": job.job_id, **links}, mode=UpdateMode.MERGE
+        )
+        self._merge_index(job, links)
+
+    # -- the time index -------------------------------------------------------------------------
+    # One row per job, PK workspace, RK <inverted createdAt>~<job id>: newest first is the table's own
+    # order, a page is a range scan from the last key seen (jobs submitted meanwhile sort before it, so
+    # paging never skips or repeats one), a period is a key range, and entity / trigger / requester /
+    # finished state are filters the table applies. A finished job's status is kept in its row.
+    def index_job(self, job: JobRow, final_status: Mapping[str, Any] | None = None) -> None:
+        """Write the job's index row: without ``final_status``, a new job's (an existing row is left as
+        it is: a retried submission must not make a finished job look unfinished); with it, the
+        finished job's status is merged in. Links (cancel, retried by) are not written here: they are
+        written by ``request_cancel`` and ``set_retried_by`` after the job row."""
+        entity: dict[str, Any] = {
+            "PartitionKey": job.workspace_id,
+            "RowKey": f"{time_key(job.created_at)}~{job.job_id}",
+            "jobId": job.job_id,
+            "entity": job.entity,
+            "trigger": job.trigger,
+            "dryRun": job.dry_run,
+            "userId": job.user_id,
+            "totalRecords": job.total_records,
+            "totalChunks": job.total_chunks,
+            "invalidCount": job.invalid_count,
+            "skippedCount": job.skipped_count,
+            "staging": job.staging,
+            "createdAt": job.created_at,
+            "final": final_status is not None,
+            "state": str(final_status["state"]) if final_status is not None else "",
+        }
+        if job.retry_of:
+            entity["retryOf"] = job.retry_of
+        table = self._tables.get_table_client(self.names.index_table)
+        if final_status is None:
+            try:
+                table.create_entity(entity)
+            except ResourceExistsError:
+                pass
+            return
+        entity.update(_split_json("status", final_status))
+        table.upsert_entity(entity, mode=UpdateMode.MERGE)
+
+    def _merge_index(self, job: JobRow, values: Mapping[str, Any]) -> None:
+        self._tables.get_table_client(self.names.index_table).upsert_entity(
+            {
+                "PartitionKey": job.workspace_id,
+                "RowKey": f"{time_key(job.created_at)}~{job.job_id}",
+                **values,
+            },
+            mode=UpdateMode.MERGE,
+        )
+
+    def indexed_jobs(
+        self, workspace_id: str, flt: JobFilter, *, after: str | None, page_size: int
+    ) -> Iterator[IndexedJob]:
+        """The workspace's jobs matching ``flt``, newest first, from after the index key ``after``; the
+        table is asked ``page_size`` rows at a time (read lazily: stop iterating to stop reading)."""
+        self._index_older_jobs(workspace_id)
+        query = ["PartitionKey eq @pk", "RowKey lt @marker"]
+        params: dict[str, Any] = {"pk": workspace_id, "marker": _INDEXED_MARKER}
+        if after is not None:
+            query.append("RowKey gt @after")
+            params["after"] = after
+        if flt.created_to is not None:  # newer than the period: smaller keys
+            query.append("RowKey gt @newest")
+            params["newest"] = f"{time_key(flt.created_to)}~~"
+        if flt.created_from is not None:
+            query.append("RowKey lt @oldest")
+            params["oldest"] = f"{time_key(flt.created_from)}~~"
+        for name, column in (("entity", "entity"), ("trigger", "trigger"), ("user_id", "userId")):
+            value = getattr(flt, name)
+            if value is not None:
+                query.append(f"{column} eq @{name}")
+                params[name] = value
+        if flt.final is not None:
+            query.append("final eq @final")
+            params["final"] = flt.final
+        if flt.state is not None:
+            query.append("state eq @state")
+            params["state"] = flt.state
+        rows = self._tables.get_table_client(self.names.index_table).query_entities(
+            " and ".join(query), parameters=params, results_per_page=page_size
+        )
+        for row in rows:
+            yield IndexedJob(
+                job=_job_from_row({**row, "PartitionKey": row["PartitionKey"], "RowKey": row["jobId"]}),
+                final_status=_join_json("status", row) if row.get("final") else None,
+                key=str(row["RowKey"]),
+            )
+
+    def _index_older_jobs(self, workspace_id: str) -> None:
+        """Jobs submitted before the time index existed are indexed on the workspace's first history
+        read (one partition scan, then a marker row: later reads skip this)."""
+        index = self._tables.get_table_client(self.names.index_table)
+        try:
+            index.get_entity(workspace_id, _INDEXED_MARKER)
+            return
+        except ResourceNotFoundError:
+            pass
+        jobs = self._tables.get_table_client(self.names.jobs_table).query_entities(
+            "PartitionKey eq @pk", parameters={"pk": workspace_id}
+        )
+        for row in jobs:
+            job = _job_from_row(row)
+            self.index_job(job)
+            links = {k: row[k] for k in ("retriedBy", "cancelRequestedAt", "cancelledBy") if row.get(k)}
+            if links:
+                self._merge_index(job, links)
+        index.upsert_entity({"PartitionKey": workspace_id, "RowKey": _INDEXED_MARKER})
 
     def set_job_error(self, workspace_id: str, job_id: str, error: str) -> None:
         self._tables.get_table_client(self.names.jobs_table).update_entity(
@@ -687,6 +871,10 @@ def _job_from_row(row: Mapping[str, Any]) -> JobRow:
         skipped_count=int(row.get("skippedCount", 0) or 0),
         staging=str(row.get("staging") or ""),
         error=(str(row["error"]) if row.get("error") else None),
+        retry_of=(str(row["retryOf"]) if row.get("retryOf") else None),
+        retried_by=(str(row["retriedBy"]) if row.get("retriedBy") else None),
+        cancel_requested_at=(str(row["cancelRequestedAt"]) if row.get("cancelRequestedAt") else None),
+        cancelled_by=(str(row["cancelledBy"]) if row.get("cancelledBy") else None),
         records_deleted_at=(str(row["recordsDeletedAt"]) if row.get("recordsDeletedAt") else None),
         records_deleted=bool(row.get("recordsDeleted")),
     )
@@ -703,6 +891,7 @@ def _chunk_from_row(row: Mapping[str, Any]) -> ChunkStatus:
         records=int(row.get("records", 0) or 0),
         error=(str(row["error"]) if row.get("error") else None),
         attempts=int(row.get("attempts", 0) or 0),
+        updated_at=str(row.get("updatedAt") or ""),
         error_codes=_error_codes(row.get("errorCodes")),
     )
 

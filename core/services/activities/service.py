@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from core.adapters.storage.job_store import JobNames, JobRow, JobStore
 from core.domain.activities import ActivitiesRequest, export_aliases, validate_events
@@ -119,12 +118,3 @@ class ActivityService(JobQueries):
             staging=staging,
         )
         return self.open_job(job, invalid, idempotent=bool(idempotency_key))
-
-    def _status_of(self, job: JobRow) -> dict[str, Any]:
-        """The engine's status in the activities' terms (events, no entity/trigger/dry run): the same for
-        one job's status and the job list."""
-        status = super()._status_of(job)
-        status["progress"]["events"] = status["progress"].pop("records")
-        for key in ("entity", "trigger", "dryRun"):
-            status.pop(key, None)
-        return status

@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from core.adapters.storage.job_store import JobNames, JobRow, JobStore
 from core.adapters.storage.record_versions import RecordVersions
-from core.domain.caller import SERVICE, Caller
+from core.domain.caller import ADMINS, SERVICE, Caller, Role
 from core.domain.catalog import Entity, PlatformField
 from core.domain.config import (
     DynamicsConfig,
@@ -27,10 +29,12 @@ from core.domain.export_request import (
     MAX_AUTOMATIC_RECORDS,
     ExportRequest,
     ExportTrigger,
+    RetryRequest,
     ValidRecord,
     latest_changes,
     validate_records,
 )
+from core.domain.job_status import JobStatus
 from core.domain.jobs import (
     DEFAULT_CHUNK_SIZE,
     ExportEntity,
@@ -42,7 +46,7 @@ from core.domain.matching import IdentifierConfig, duplicate_groups, rule_for
 from core.domain.values import check_value
 from core.services.exports.items import StagedRecord
 from core.services.jobs.events import JobEvents
-from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult
+from core.services.jobs.queries import DEFAULT_MAX_ACTIVE_JOBS, JobQueries, SubmitResult, submitted_as
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0d5c7a4e-2f8b-4c61-a3f9-6e2b8d1c4f70")
 EXPORT_NAMES = JobNames(
@@ -64,6 +68,29 @@ class InvalidExport(Exception):
     def __init__(self, problems: Sequence[Problem]) -> None:
         super().__init__(f"{len(problems)} problem(s) in the export request")
         self.problems = list(problems)
+
+
+class JobNotFinished(Exception):
+    """The job still runs: what failed is not known yet."""
+
+    def __init__(self, status: JobStatus) -> None:
+        super().__init__(f"the job is {status.state.value}")
+        self.status = status
+
+
+class NothingToRetry(Exception):
+    """The job has no record of the asked outcomes that is still staged."""
+
+    def __init__(self, actions: list[str], missing: int) -> None:
+        super().__init__(f"no {'/'.join(actions)} record to send again")
+        self.actions = actions
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    submitted: SubmitResult  # the retry job (created_new False: it existed already)
+    not_staged: int  # records asked for that are no longer staged, so not sent again
 
 
 class ExportService(JobQueries):
@@ -94,7 +121,12 @@ class ExportService(JobQueries):
         self._chunk_size = chunk_size
 
     def submit(
-        self, caller: Caller, request: ExportRequest, idempotency_key: str | None = None
+        self,
+        caller: Caller,
+        request: ExportRequest,
+        idempotency_key: str | None = None,
+        *,
+        retry_of: str | None = None,
     ) -> SubmitResult:
         requester = _requester(caller, request)
         self.require_enabled(caller.workspace_id, "exporting")
@@ -143,6 +175,14 @@ class ExportService(JobQueries):
             [[StagedRecord(valid[i].seq, valid[i].data).to_row() for i in positions] for positions in chunks],
             staging=staging,
         )
+        set_aside = sorted(o.seq for o in (*invalid, *duplicates))
+        if set_aside:  # kept for a retry that includes them
+            self._store.stage_set_aside(
+                caller.workspace_id,
+                job_id,
+                [{"seq": seq, "record": request.records[seq]} for seq in set_aside],
+                staging=staging,
+            )
         job = JobRow(
             workspace_id=caller.workspace_id,
             job_id=job_id,
@@ -156,6 +196,7 @@ class ExportService(JobQueries):
             invalid_count=len(invalid),
             skipped_count=len(duplicates),
             staging=staging,
+            retry_of=retry_of,
         )
         return self.open_job(
             job,
@@ -187,6 +228,91 @@ class ExportService(JobQueries):
             if v.platform_id in later
         ]
         return [v for v in valid if v.platform_id not in later], stale
+
+    def retry(self, caller: Caller, job_id: str, request: RetryRequest) -> RetryResult | None:
+        """A new job of ``job_id``'s failed records (and, asked for, its skipped / invalid ones) as they
+        were submitted, run with the configuration as it is now. One retry job per job: a second call,
+        or a concurrent one, answers the same job (its id is derived from the job's; its row insert is
+        the lock). Linked both ways (``retryOf`` / ``retriedBy``). ``None``: no such job;
+        ``JobNotFinished``, ``NothingToRetry``; ``Forbidden`` for a member retrying someone else's job.
+
+        The retry is the caller's: a person exports as themselves (a retry is a manual export), the
+        platform's service for the job's own user with the job's trigger."""
+        ws = caller.workspace_id
+        self._store.ensure_ready()
+        source = self._store.get_job(ws, job_id)
+        if source is None:
+            return None
+        if caller.role is Role.MEMBER and source.user_id != caller.user_id:
+            caller.require(ADMINS | SERVICE, "retrying another user's export")
+        # The retry job's id is the one of an Idempotency-Key no HTTP header can carry (a control character).
+        key = f"\x1fretry\x1f{job_id}"
+        retry_id = str(uuid.uuid5(self.idempotency_namespace, f"{ws}\x1f{key}"))
+        existing = self._store.get_job(ws, retry_id)
+        if existing is not None:
+            if source.retried_by != retry_id:
+                self._store.set_retried_by(source, retry_id)  # the first call stopped before linking
+            return RetryResult(submitted_as(existing, created_new=False), 0)
+        status = self.status(ws, job_id)
+        if status is None:
+            return None
+        if not status.finished:
+            raise JobNotFinished(status)
+        wanted = {RecordAction.FAILED.value, *(i.value for i in request.include)}
+        seqs = self._record_positions(ws, job_id, wanted)
+        records, missing = self._staged_records(source, seqs)
+        if not records:
+            raise NothingToRetry(sorted(wanted), missing)
+        staged_request = self._store.load_request(ws, job_id, staging=source.staging)
+        trigger = ExportTrigger(source.trigger) if caller.is_service else ExportTrigger.MANUAL
+        export = ExportRequest(
+            entity=ExportEntity(source.entity),
+            records=records,
+            # An automatic export carries none; a manual one the values its person gave.
+            manualValues=dict(staged_request.get("manualValues") or {}),
+            trigger=trigger,
+            dryRun=source.dry_run,
+            # The platform's service retries for the job's own user; a person as themselves.
+            userId=source.user_id if caller.is_service else None,
+        )
+        result = self.submit(caller, export, idempotency_key=key, retry_of=job_id)
+        self._store.set_retried_by(source, retry_id)
+        return RetryResult(result, missing)
+
+    def _record_positions(self, workspace_id: str, job_id: str, actions: set[str]) -> list[int]:
+        """Positions of the job's records whose outcome is one of ``actions`` (one filtered partition
+        query per action, a page at a time)."""
+        seqs: list[int] = []
+        for action in sorted(actions):
+            cursor: str | None = None
+            while True:
+                page = self._store.records_page(
+                    workspace_id, job_id, action=action, cursor=cursor, limit=1000
+                )
+                seqs += [r.seq for r in page.records]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        return sorted(set(seqs))
+
+    def _staged_records(self, job: JobRow, seqs: list[int]) -> tuple[list[Any], int]:
+        """The submitted records at ``seqs``, in submission order, read from the job's staged chunks (and
+        its set-aside records); and how many are no longer staged (deleted by retention, or set aside
+        before such records were kept)."""
+        wanted = set(seqs)
+        found: dict[int, Any] = {}
+        for index in range(job.total_chunks):
+            if len(found) == len(wanted):
+                break
+            staged = self._store.try_load_chunk(job.workspace_id, job.job_id, index, staging=job.staging)
+            for row in staged or []:
+                if row.seq in wanted:
+                    found[row.seq] = StagedRecord.from_row(row).record
+        if len(found) < len(wanted):
+            for aside in self._store.load_set_aside(job.workspace_id, job.job_id, staging=job.staging):
+                if int(aside["seq"]) in wanted:
+                    found[int(aside["seq"])] = aside["record"]
+        return [found[seq] for seq in sorted(found)], len(wanted) - len(found)
 
     @staticmethod
     def _check_request(request: ExportRequest, config: DynamicsConfig) -> None:

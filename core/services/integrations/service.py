@@ -14,12 +14,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from core.adapters.storage.integrations_repository import ActiveCrmConflict, IntegrationsRepository
 from core.domain.caller import Caller
 from core.domain.connection import ConnectionRecord, ConnectionStatus
 from core.domain.integration_switch import DYNAMICS
+from core.domain.job_status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class SavedVersion:
 class DynamicsCardState:
     connection: CardConnection
     configured: SavedVersion | None  # None: the configuration was never saved
-    last_export: dict[str, Any] | None  # the newest export's status (state, counts, createdAt)
+    last_export: JobStatus | None  # the newest export's status
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class IntegrationCard:
 
 ConnectionLookup = Callable[[str], ConnectionRecord | None]
 SavedVersionLookup = Callable[[str], SavedVersion | None]
-LastExportLookup = Callable[[str], dict[str, Any] | None]
+LastExportLookup = Callable[[str], JobStatus | None]
 
 
 def card_connection(record: ConnectionRecord | None) -> CardConnection:

@@ -30,6 +30,7 @@ from core.adapters.dataverse.batch import BatchOperation
 from core.adapters.dataverse.client import DataverseClient
 from core.adapters.dataverse.errors import DUPLICATE_RECORD, DataverseError
 from core.adapters.dataverse.odata import in_filter
+from core.services.jobs import stopping
 from core.services.jobs.lookups import PREFER_PAGES, batch_get_rows
 
 
@@ -64,6 +65,7 @@ def update_isolating(
     failures: dict[int, DataverseError] = {}
     if not records:
         return failures
+    stopping.begin_writes()
 
     def send(part: Sequence[int]) -> None:
         client.update_multiple(table, [records[i] for i in part], caller_object_id=caller_object_id)
@@ -96,6 +98,7 @@ def create_with_own_ids(
     report = CreateReport()
     if not records:
         return report
+    stopping.begin_writes()
 
     def existing(part: Sequence[int]) -> set[int]:
         ids = sorted({str(records[i][id_column]).lower() for i in part})

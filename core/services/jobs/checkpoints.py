@@ -22,6 +22,8 @@ delivers the message again. What keeps a record's report true across attempts, i
    is gone. A write in flight is never cut: the gate runs only between writes.
 6. Failed for good: final outcomes of earlier attempts are kept; the rest fail with the reason, and a
    record whose create was being sent says it may exist (a re-run updates it: deterministic id).
+7. Cancelled: only a chunk that has not begun writing (no ``creating`` / ``updating`` / ``pending`` left
+   by any attempt) is cancelled; final outcomes of earlier attempts are kept, the rest are ``cancelled``.
 
 Reads cost one range query of the chunk's own row keys, and none at all on a chunk's first delivery.
 """
@@ -169,6 +171,29 @@ class Checkpoints:
         ]
         if pending:
             self._store.save_outcomes(self.workspace_id, self.job_id, pending)
+
+    def began_writing(self) -> bool:
+        """Whether an earlier attempt sent writes whose outcome it never reported (7.)."""
+        sending = (RecordAction.CREATING, RecordAction.UPDATING)
+        return any(row.action in sending for row in self.earlier().values())
+
+    def cancel(self, records: Mapping[int, str]) -> dict[str, int]:
+        """Cancelled before writing (7.): ``records`` = position -> platform id. Returns the counts."""
+        earlier = self.earlier()
+        kept: list[RecordOutcome] = []
+        cancelled: list[RecordOutcome] = []
+        for seq, platform_id in sorted(records.items()):
+            done = earlier.get(seq)
+            if done is not None and done.action in FINAL:
+                kept.append(RecordOutcome(seq, platform_id, done.action, done.dynamics_id))
+                continue
+            note = "not written: the job was cancelled"
+            if done is not None and done.action is RecordAction.PENDING:
+                # Paused with its write unconfirmed: it may have reached Dynamics (deterministic id).
+                note = f"{note}; {MAY_EXIST_NOTE}"
+            cancelled.append(RecordOutcome(seq, platform_id, RecordAction.CANCELLED, note=note))
+        self._store.save_outcomes(self.workspace_id, self.job_id, cancelled)
+        return count_outcomes([*kept, *cancelled])
 
     def fail(self, records: Mapping[int, str], reason: str, *, sent_nothing: bool = False) -> dict[str, int]:
         """Failed for good (6.): ``records`` = position -> platform id of the chunk. Returns the counts.

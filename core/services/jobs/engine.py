@@ -26,7 +26,11 @@ rest, the same way for every kind:
   its chunk rows and a job that ended ``failed`` / ``partially_failed`` or paused for reconnect is told to
   the ``events`` listener (the alerts). The chunk that settles last sees the job's final state (each
   writes its own row before reading them all); a redelivered message of a finished chunk tells it again,
-  so an event a crash or a storage error lost is told by the redelivery, and the listener dedupes.
+  so an event a crash or a storage error lost is told by the redelivery, and the listener dedupes;
+- cancel: a chunk of a cancelled job is closed ``cancelled`` when it is claimed, or stopped before its next
+  Dynamics request while it runs (``core.services.jobs.stopping``), its records reported ``cancelled``
+  (not written); a chunk that has begun writing, in this attempt or an earlier one, finishes instead;
+- record: the chunk that finishes a job keeps the job's status in the job's index row (the history).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from core.domain.connection import (
     TransientTokenError,
 )
 from core.domain.jobs import (
+    FINISHED_CHUNKS,
     NO_CODE,
     ChunkState,
     JobState,
@@ -60,9 +65,12 @@ from core.domain.jobs import (
     error_codes,
     summarize_job,
 )
+from core.services.jobs import stopping
 from core.services.jobs.checkpoints import Checkpoints, ChunkHalted
 from core.services.jobs.events import JobEvents
 from core.services.jobs.messages import ChunkMessage, ClientFactory, EnabledCheck, ReconnectCheck
+from core.services.jobs.queries import record_if_finished
+from core.services.jobs.stopping import JobCancelled
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +145,9 @@ class ChunkJobWorker(ABC):
             log.warning("%s chunk for an unknown job ignored", self.kind, extra=where)
             return ChunkState.FAILED
         status = self.store.get_chunk(ws, job_id, index)
-        if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+        if status is not None and status.state in FINISHED_CHUNKS:
             self._tell(job)  # a redelivered message for finished work: only its job's event, once more
+            self._record_if_finished(ws, job_id)
             return status.state
         request = self.store.load_request(ws, job_id, staging=job.staging)
         staged = self.store.try_load_chunk(ws, job_id, index, staging=job.staging)
@@ -155,16 +164,28 @@ class ChunkJobWorker(ABC):
             if not first_attempt:
                 checkpoints.halt(records, halted.note)
             return self._pause_halted(ws, job_id, index, halted)
-        self.store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
         checkpoints = Checkpoints(
             self.store, ws, job_id, records, first_attempt=first_attempt, gate=self._gate(ws)
         )
+        stoppable = True
+        if job.cancel_requested_at is not None:
+            if not checkpoints.began_writing():
+                return self._cancel(message, staged, checkpoints)
+            stoppable = False  # an earlier attempt began writing: its writes are finished first
+        self.store.put_chunk(ws, job_id, index, ChunkState.RUNNING, attempts=dequeue_count)
         try:
             client, connection = self._client_for(ws)
             chunk = Chunk(ws, job_id, index, job, request, staged, client, connection, checkpoints)
             budget = self._budget
-            with budget.working(ws, job=f"{self.kind}:{job_id}") if budget is not None else nullcontext():
+            with (
+                budget.working(ws, job=f"{self.kind}:{job_id}") if budget is not None else nullcontext(),
+                stopping.watching(self._cancel_check(ws, job_id)) if stoppable else nullcontext(),
+            ):
                 outcomes = self.run_chunk(chunk)
+        except JobCancelled:
+            log.info("%s chunk stopped: the job was cancelled", self.kind, extra=where)
+            checkpoints.save_confirmed()
+            return self._cancel(message, staged, checkpoints)
         except Deferred as exc:
             # Nothing was written: the chunk goes back to the queue, not counted as a failed delivery.
             log.info("%s chunk deferred: %s", self.kind, exc.reason, extra=where)
@@ -193,6 +214,7 @@ class ChunkJobWorker(ABC):
         except NotConnected:
             self._fail(message, staged, checkpoints, "Dynamics is not connected for this workspace")
             self._tell(job)
+            self._record_if_finished(ws, job_id)
             return ChunkState.FAILED
         except Exception as exc:
             if dequeue_count >= self._max_attempts and isinstance(exc, TransientTokenError):
@@ -204,6 +226,7 @@ class ChunkJobWorker(ABC):
                 reason = f"gave up after {dequeue_count} attempts: {failure_reason(exc)}"
                 self._fail(message, staged, checkpoints, reason)
                 self._tell(job)
+                self._record_if_finished(ws, job_id)
                 return ChunkState.FAILED
             raise
         checkpoints.report(outcomes)
@@ -217,7 +240,37 @@ class ChunkJobWorker(ABC):
             error_codes=error_codes(outcomes),
         )
         self._tell(job)
+        self._record_if_finished(ws, job_id)
         return ChunkState.DONE
+
+    # -- cancel ------------------------------------------------------------------------------------
+    def _cancel_check(self, ws: str, job_id: str) -> Callable[[], None]:
+        """Before each Dynamics request of a running chunk: one read of the job row."""
+
+        def check() -> None:
+            job = self.store.get_job(ws, job_id)
+            if job is not None and job.cancel_requested_at is not None:
+                raise JobCancelled(job_id)
+
+        return check
+
+    def _cancel(self, message: ChunkMessage, staged: list[StagedRow], checkpoints: Checkpoints) -> ChunkState:
+        """Close the chunk ``cancelled``: outcomes of earlier attempts kept, every other record
+        ``cancelled`` (nothing of it was written)."""
+        counts = checkpoints.cancel({s.seq: self.platform_id(s) for s in staged})
+        self.store.finish_chunk(
+            message.workspace_id, message.job_id, message.chunk, ChunkState.CANCELLED, counts, len(staged)
+        )
+        self._record_if_finished(message.workspace_id, message.job_id)
+        return ChunkState.CANCELLED
+
+    def _record_if_finished(self, ws: str, job_id: str) -> None:
+        """After a chunk finished: when the whole job has, keep its status in its index row. Never fails
+        the chunk: a lost write is made by the next history read."""
+        try:
+            record_if_finished(self.store, ws, job_id)
+        except Exception:
+            log.exception("could not record the job's finish", extra={"workspace": ws, "job": job_id})
 
     # -- the integration switch ---------------------------------------------------------------------
     @staticmethod
@@ -270,6 +323,7 @@ class ChunkJobWorker(ABC):
             invalid=job.invalid_count,
             skipped=job.skipped_count,
             job_error=job.error,
+            cancel_requested=job.cancel_requested_at is not None,
         )
         if summary.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
             return
@@ -283,7 +337,7 @@ class ChunkJobWorker(ABC):
         if job is None:
             return  # names a job this workspace does not have: nothing to fail
         status = self.store.get_chunk(message.workspace_id, message.job_id, message.chunk)
-        if status is not None and status.state in (ChunkState.DONE, ChunkState.FAILED):
+        if status is not None and status.state in FINISHED_CHUNKS:
             self._tell(job)
             return
         staged = self.store.try_load_chunk(
@@ -294,6 +348,7 @@ class ChunkJobWorker(ABC):
         checkpoints = Checkpoints(self.store, message.workspace_id, message.job_id, (s.seq for s in staged))
         self._fail(message, staged, checkpoints, reason)
         self._tell(job)
+        self._record_if_finished(message.workspace_id, message.job_id)
 
     def _fail(
         self,

@@ -57,9 +57,9 @@ def test_a_paused_activity_job_raises_one_notice(env: ActivityHarness, alerts: A
 
     env.worker = env.worker_for(expired, events=alerts)  # type: ignore[arg-type]
     paused = env.run({"events": [_event("e1", "task")], "contacts": [JANE]}, redeliver_first=True)
-    assert paused["status"]["state"] == "paused_reconnect"
+    assert paused["status"].state == "paused_reconnect"
     [(kind, job_id, _, _)] = _job_notices(alerts)
-    assert (kind, job_id) == ("dynamics_job_paused_reconnect", paused["status"]["jobId"])
+    assert (kind, job_id) == ("dynamics_job_paused_reconnect", paused["status"].job_id)
     [notice] = [n for n in alerts.notifications(WS) if n.job]
     assert notice.job is not None and notice.job["kind"] == "activity"
     assert notice.job["link"] == f"/api/dynamics/activities/{job_id}"
@@ -75,7 +75,7 @@ def test_an_activity_job_that_fails_for_good_raises_one_notice(
 
     env.worker = env.worker_for(broken, max_attempts=1, events=alerts)  # type: ignore[arg-type]
     result = env.run({"events": [_event("e1", "task"), _event("e2", "task")], "contacts": [JANE]})
-    assert result["status"]["state"] == "failed"
+    assert result["status"].state == "failed"
     [(kind, job_id, counts, codes)] = _job_notices(alerts)
-    assert (kind, job_id) == ("dynamics_job_failed", result["status"]["jobId"])
+    assert (kind, job_id) == ("dynamics_job_failed", result["status"].job_id)
     assert counts["failed"] == 2 and codes == [{"code": "no_code", "count": 2}]

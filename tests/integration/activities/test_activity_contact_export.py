@@ -136,7 +136,7 @@ def test_setting_on_creates_the_contact_once_and_logs_every_activity_regarding_i
         {"events": events, "contacts": [NEW], "identities": IDENTITIES}, redeliver_first=True, chunk_size=2
     )
     records = result["records"]
-    assert result["status"]["counts"]["created"] == 3 and result["status"]["counts"]["failed"] == 0
+    assert result["status"].counts["created"] == 3 and result["status"].counts["failed"] == 0
 
     [contact] = rows(env.emulator, "contacts")
     assert contact["contactid"] == NEW_ID  # the id an export of p-new gives it: a later export updates it
@@ -164,7 +164,7 @@ def test_setting_on_creates_the_contact_once_and_logs_every_activity_regarding_i
 
     # The platform sends the same events again: nothing new in Dynamics.
     again = env.run({"events": events[:3], "contacts": [NEW], "identities": IDENTITIES})
-    assert again["status"]["counts"]["unchanged"] == 3
+    assert again["status"].counts["unchanged"] == 3
     assert {r["contactAction"] for r in again["records"].values()} == {"existing"}
     assert len(rows(env.emulator, "contacts")) == 1 and len(_activities(env)) == 3
 
@@ -238,7 +238,7 @@ def test_two_platform_contacts_of_one_person_in_racing_chunks_make_one_dynamics_
     assert contact["contactid"] == NEW_ID
     page = service.records(WS, job.job_id, None, None, 10)
     assert page is not None
-    records = {r["platformId"]: r for r in page["records"]}
+    records = {r["platformId"]: r for r in page.records}
     assert {r["activity"]["regardingContactId"] for r in records.values()} == {NEW_ID}
     assert records["e1"]["contactAction"] == "created"
     assert "same contact as p-new" in records["e2"]["note"]
@@ -360,14 +360,14 @@ def test_paused_for_reconnect_after_creating_the_contact_resumes_without_a_secon
 
     env.client.before("create_multiple", token_dies_once)
     paused = env.run({"events": [_event("e1"), _event("e2")], "contacts": [NEW], "identities": IDENTITIES})
-    assert paused["status"]["state"] == "paused_reconnect"
+    assert paused["status"].state == "paused_reconnect"
     assert [c["contactid"] for c in rows(env.emulator, "contacts")] == [NEW_ID] and _activities(env) == []
 
     assert env.service().resume_paused(WS) == 1
     env.drain()
-    records = env.service().records(WS, paused["status"]["jobId"], None, None, 10)
+    records = env.service().records(WS, paused["status"].job_id, None, None, 10)
     assert records is not None
-    assert [(r["action"], r["contactAction"]) for r in records["records"]] == [("created", "created")] * 2
+    assert [(r["action"], r["contactAction"]) for r in records.records] == [("created", "created")] * 2
     assert len(rows(env.emulator, "contacts")) == 1 and len(_activities(env)) == 2
 
 
@@ -393,7 +393,7 @@ def test_a_contact_dynamics_refuses_fails_its_events_with_dynamics_error(
         [error] = record["errors"]
         assert error["code"] == "0x80060892" and error["field"] == "emailaddress1"
         assert error["message"].startswith("contact p-new not exported: ")
-    assert result["status"]["state"] == "failed"
+    assert result["status"].state == "failed"
     assert rows(env.emulator, "contacts") == [] and _activities(env) == []
 
 

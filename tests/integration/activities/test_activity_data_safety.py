@@ -90,7 +90,7 @@ def test_activities_logged_by_a_crashed_attempt_are_not_reported_failed(
         env.worker.handle(message, 1)
     page = service.records(WS, job_id, None, None, 100)
     assert page is not None
-    logged = {r["platformId"]: r for r in page["records"]}
+    logged = {r["platformId"]: r for r in page.records}
     assert {r["action"] for r in logged.values()} == {"created"}
     env.worker.fail_poisoned(message, "the chunk could not be processed after repeated attempts")
 
@@ -98,7 +98,7 @@ def test_activities_logged_by_a_crashed_attempt_are_not_reported_failed(
     assert len(emails) == 2  # both activities are on Jane's timeline
     page = service.records(WS, job_id, None, None, 100)
     assert page is not None
-    assert {r["action"] for r in page["records"]} == {"created"}, page["records"]
+    assert {r["action"] for r in page.records} == {"created"}, page.records
 
 
 class _RacingStore:

@@ -28,17 +28,17 @@ def test_reconnect_required_pauses_then_resume_logs_the_events(env: ActivityHarn
 
     env.worker = env.worker_for(expired)  # type: ignore[arg-type]
     paused = env.run({"events": [_event("e1", "task")], "contacts": [JANE]})
-    assert paused["status"]["state"] == "paused_reconnect"
-    assert paused["status"]["errors"] == ["reconnect: inactivity"]
+    assert paused["status"].state == "paused_reconnect"
+    assert paused["status"].errors == ["reconnect: inactivity"]
     assert rows(env.emulator, "tasks") == []
 
     env.worker = working
     service = env.service()
     assert service.resume_paused(WS) == 1
     env.drain()
-    job_id = paused["status"]["jobId"]
+    job_id = paused["status"].job_id
     status = service.status(WS, job_id)
-    assert status is not None and status["state"] == "succeeded" and status["counts"]["created"] == 1
+    assert status is not None and status.state == "succeeded" and status.counts["created"] == 1
     assert len(rows(env.emulator, "tasks")) == 1
 
 
@@ -50,7 +50,7 @@ def test_a_chunk_that_keeps_failing_fails_with_its_reason_on_the_last_delivery(e
 
     env.worker = env.worker_for(broken, max_attempts=1)  # type: ignore[arg-type]
     result = env.run({"events": [_event("e1", "task")], "contacts": [JANE]})
-    assert result["status"]["state"] == "failed"
+    assert result["status"].state == "failed"
     record = result["records"]["e1"]
     assert record["action"] == "failed"
     assert "gave up after 1 attempts: RuntimeError" in record["errors"][0]["message"]

@@ -144,13 +144,14 @@ def test_each_event_kind_becomes_the_right_closed_activity_as_the_mapped_user(en
     ]
     result = env.run({"events": events, "contacts": [JANE], "identities": IDENTITIES})
     records = result["records"]
-    assert result["status"]["counts"] == {
+    assert result["status"].counts == {
         "created": 6,
         "updated": 0,
         "unchanged": 0,
         "skipped": 2,
         "failed": 0,
         "invalid": 1,
+        "cancelled": 0,
     }
     assert {e["field"] for e in records["e-bad"]["errors"]} == {"kind", "at"}
     assert "signal" in records["e-open"]["note"]
@@ -218,9 +219,9 @@ def test_duplicate_and_redelivered_events_log_one_activity(env: ActivityHarness)
     _jane(env)
     events = [_event("e1", "email_sent"), _event("e2", "task"), _event("e1", "email_sent")]
     first = env.run({"events": events, "contacts": [JANE]}, redeliver_first=True, chunk_size=2)
-    assert first["status"]["counts"]["created"] == 2
+    assert first["status"].counts["created"] == 2
     again = env.run({"events": events[:2], "contacts": [JANE]})
-    assert again["status"]["counts"]["unchanged"] == 2
+    assert again["status"].counts["unchanged"] == 2
     assert again["records"]["e1"]["dynamicsId"] == activity_id(WS, "e1")
     assert len(rows(env.emulator, "emails")) == 1
     assert len(rows(env.emulator, "tasks")) == 1
@@ -250,7 +251,7 @@ def test_a_crash_before_closing_is_finished_by_the_retry_without_a_second_activi
     [task] = rows(env.emulator, "tasks")
     assert (task["statecode"], task["statuscode"]) == (1, 5)
     records = service.records(WS, job.job_id, None, None, 10)
-    assert records is not None and records["records"][0]["action"] == "created"
+    assert records is not None and records.records[0]["action"] == "created"
 
 
 def test_engagement_field_is_set_once_per_activity(env: ActivityHarness) -> None:
@@ -343,7 +344,7 @@ def test_a_refused_activity_fails_alone_and_the_others_are_logged(env: ActivityH
     assert records["e-bob"]["errors"][0]["code"] == "0x80040217"  # the regarding contact does not exist
     assert [records[f"e{i}"]["action"] for i in range(4)] == ["created"] * 4
     assert len(rows(env.emulator, "tasks")) == 4
-    assert result["status"]["state"] == "partially_failed"
+    assert result["status"].state == "partially_failed"
 
 
 def test_an_activity_create_whose_answer_was_lost_is_reported_created_and_closed(

@@ -93,7 +93,7 @@ def _export(emulator: DataverseEmulator, connection_string: str, contact: dict[s
             queue.delete_message(message)
     records = service.records(WS, job.job_id, None, None, 10)
     assert records is not None
-    result: dict[str, Any] = records["records"][0]
+    result: dict[str, Any] = records.records[0]
     return result
 
 

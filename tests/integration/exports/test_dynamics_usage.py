@@ -53,7 +53,7 @@ def test_usage_matches_the_requests_dynamics_served(
 
     big = harness.run({"entity": "contacts", "records": _contacts("big", 20)}, caller=caller, chunk_size=5)
     small = harness.run({"entity": "contacts", "records": _contacts("small", 2)}, caller=caller)
-    assert big["status"]["counts"]["created"] == 20 and small["status"]["counts"]["created"] == 2
+    assert big["status"].counts["created"] == 20 and small["status"].counts["created"] == 2
     client.who_am_i()  # a request of no job (a setup screen's), still unmerged when the view is read
 
     served = emulator.limits.stats()

@@ -220,7 +220,7 @@ def test_a_failed_export_raises_one_notification_however_its_chunks_are_delivere
     )
     _deliver_concurrently_twice(env)
 
-    assert env.service().status(ws, job.job_id)["state"] == "failed"
+    assert env.service().status(ws, job.job_id).state == "failed"
     [notice] = _job_notices(alerts, ws)
     assert notice.kind == "dynamics_job_failed"
     assert notice.job["jobId"] == job.job_id and notice.job["state"] == "failed"
@@ -244,7 +244,7 @@ def test_a_failed_export_raises_one_notification_however_its_chunks_are_delivere
 
 def test_a_dry_run_raises_nothing(env: ExportHarness, alerts: Alerts) -> None:
     result = env.run({"entity": "contacts", "records": RECORDS, "dryRun": True})
-    assert result["status"]["state"] in ("failed", "partially_failed")
+    assert result["status"].state in ("failed", "partially_failed")
     assert _job_notices(alerts, env.caller.workspace_id) == []
 
 
@@ -345,7 +345,7 @@ def test_an_export_with_nothing_valid_to_send_raises_its_notification_at_submiss
         for i in range(2)
     ]
     job = service.submit(env.caller, env.kind.request.model_validate({"entity": "contacts", "records": bad}))
-    assert service.status(env.caller.workspace_id, job.job_id)["state"] == "failed"
+    assert service.status(env.caller.workspace_id, job.job_id).state == "failed"
     [notice] = _job_notices(alerts, env.caller.workspace_id)
     assert notice.kind == "dynamics_job_failed" and notice.job["jobId"] == job.job_id
     assert notice.job["counts"]["invalid"] == 2 and notice.job["topErrorCodes"] == [

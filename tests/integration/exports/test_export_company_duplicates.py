@@ -85,7 +85,7 @@ def test_a_company_without_a_domain_is_never_created_and_the_contact_keeps_its_c
         assert _codes(record) == ["company_not_identifiable"]
         message = record["warnings"][0]["message"]
         assert "'Acme Corp'" in message and "domain" in message and "keeps its current company" in message
-    assert result["status"]["state"] == "succeeded"
+    assert result["status"].state == "succeeded"
     # Exporting again changes nothing: the same answer, still one company.
     jo_again = {"id": "p-jo", "firstName": "Jo", "lastName": "Lee", "jobTitle": "CTO", "company": company}
     again = h.run({"entity": "contacts", "records": [jo_again]})

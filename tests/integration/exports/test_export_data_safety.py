@@ -102,7 +102,7 @@ def _submit(
 def _records(service: ExportService, job_id: str) -> dict[str, dict[str, Any]]:
     page = service.records(WS, job_id, None, None, 1000)
     assert page is not None
-    return {r["platformId"]: r for r in page["records"]}
+    return {r["platformId"]: r for r in page.records}
 
 
 def _crash_before_finish(env: ExportHarness, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,8 +133,8 @@ def test_counts_add_up_when_a_chunk_fails_after_a_crashed_attempt(
 
     status = service.status(WS, job_id)
     assert status is not None
-    counts = status["counts"]
-    assert sum(counts.values()) == status["progress"]["records"] == 3, counts
+    counts = status.counts
+    assert sum(counts.values()) == status.progress.records == 3, counts
     assert counts["updated"] == 1, counts  # Jane was updated by the first attempt and still is
 
 
@@ -168,7 +168,7 @@ def test_a_redelivered_chunk_still_reports_the_update_it_made(
     [row] = rows(env.emulator, "contacts", f"?$filter=contactid eq {jane}")
     assert row["jobtitle"] == "CEO"  # this job changed it
     status = service.status(WS, job_id)
-    assert status is not None and status["counts"]["updated"] == 1, status["counts"]
+    assert status is not None and status.counts["updated"] == 1, status.counts
     assert _records(service, job_id)["p-jane"]["action"] == "updated"
 
 

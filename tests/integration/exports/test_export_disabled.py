@@ -81,11 +81,11 @@ def test_disabling_mid_chunk_stops_before_the_next_write_and_enabling_finishes_i
     assert made in ([f"Company {n:02d}" for n in range(3)], [f"Company {n:02d}" for n in range(3, 6)])
     assert rows(env.emulator, "contacts") == []
     status = service.status(WS, job.job_id)
-    assert status is not None and status["state"] == "paused_disabled", status
-    assert any("disabled" in e for e in status["errors"])
+    assert status is not None and status.state == "paused_disabled", status
+    assert any("disabled" in e for e in status.errors)
     page = service.records(WS, job.job_id, None, None, 100)
     assert page is not None
-    started = {r["platformId"]: r for r in page["records"]}  # the records of the chunk that ran
+    started = {r["platformId"]: r for r in page.records}  # the records of the chunk that ran
     assert len(started) == 3 and {r["action"] for r in started.values()} == {"pending"}
     assert all("enabled again" in r["note"] for r in started.values())
 
@@ -101,11 +101,11 @@ def test_disabling_mid_chunk_stops_before_the_next_write_and_enabling_finishes_i
     assert service.resume_paused(WS) == 2
     assert env.drain() == [ChunkState.DONE, ChunkState.DONE]
     status = service.status(WS, job.job_id)
-    assert status is not None and status["state"] == "succeeded", status
-    assert status["counts"]["created"] == 6 and status["errors"] == []
+    assert status is not None and status.state == "succeeded", status
+    assert status.counts["created"] == 6 and status.errors == []
     page = service.records(WS, job.job_id, None, None, 100)
     assert page is not None
-    assert sorted((r["platformId"], r["action"]) for r in page["records"]) == [
+    assert sorted((r["platformId"], r["action"]) for r in page.records) == [
         (f"p-{n}", "created") for n in range(6)
     ]
     names = sorted(r["lastname"] for r in rows(env.emulator, "contacts"))
@@ -128,4 +128,4 @@ def test_a_chunk_paused_while_the_admin_enables_again_requeues_itself(env: Expor
     job = service.submit(CALLER, ExportRequest.model_validate({"entity": "contacts", "records": contacts(3)}))
     assert env.drain() == [ChunkState.QUEUED, ChunkState.DONE]
     status = service.status(WS, job.job_id)
-    assert status is not None and status["state"] == "succeeded" and status["counts"]["created"] == 3
+    assert status is not None and status.state == "succeeded" and status.counts["created"] == 3

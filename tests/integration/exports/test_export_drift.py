@@ -64,11 +64,11 @@ def test_a_deleted_mapped_column_fails_the_export_as_a_whole_with_one_reason(
     result = env.run({"entity": "contacts", "records": RECORDS}, chunk_size=2)
 
     status, records = result["status"], result["records"]
-    assert status["state"] == "failed"
-    [reason] = status["errors"]  # one reason for the whole job, not one per record
+    assert status.state == "failed"
+    [reason] = status.errors  # one reason for the whole job, not one per record
     assert "/fieldMapping/contacts/2/dynamicsField" in reason and "new_replyanalysis" in reason
     assert "nothing was written" in reason
-    assert status["counts"]["failed"] == 5 and status["counts"]["invalid"] == 0
+    assert status.counts["failed"] == 5 and status.counts["invalid"] == 0
     assert {r["action"] for r in records.values()} == {"failed"}
     assert all(r["errors"][0]["message"] == reason and "note" not in r for r in records.values())
     assert rows(env.emulator, "contacts") == [] and rows(env.emulator, "accounts") == []
@@ -81,7 +81,7 @@ def test_a_chunk_failed_on_drift_is_not_retried_and_the_next_export_after_the_fi
 ) -> None:
     delete_column(env, "contact", "new_replyanalysis")
     first = env.run({"entity": "contacts", "records": RECORDS[:2]})
-    assert first["status"]["state"] == "failed"
+    assert first["status"].state == "failed"
     assert env.drain() == []  # nothing queued again: the failure is final, not a retry
 
     env.config = DynamicsConfig.model_validate(
@@ -94,5 +94,5 @@ def test_a_chunk_failed_on_drift_is_not_retried_and_the_next_export_after_the_fi
         }
     )
     fixed = env.run({"entity": "contacts", "records": RECORDS[:2]})
-    assert fixed["status"]["state"] == "succeeded" and fixed["status"]["counts"]["created"] == 2
+    assert fixed["status"].state == "succeeded" and fixed["status"].counts["created"] == 2
     assert sorted(r["lastname"] for r in rows(env.emulator, "contacts")) == ["Drift 0", "Drift 1"]

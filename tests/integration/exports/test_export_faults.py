@@ -112,18 +112,20 @@ class Export:
     def finished(self) -> bool:
         status = self.service.status(self.caller.workspace_id, self.job_id)
         assert status is not None
-        return bool(status["progress"]["chunksDone"] == status["progress"]["chunks"])
+        return bool(status.progress.chunks_done == status.progress.chunks)
 
     def result(self) -> Result:
         status = self.service.status(self.caller.workspace_id, self.job_id)
         page = self.service.records(self.caller.workspace_id, self.job_id, None, None, 1000)
         assert status is not None and page is not None
-        RecordsPage.model_validate(page)  # the documented shape, whatever the faults did
+        RecordsPage.model_validate(
+            {"records": page.records, "nextCursor": page.next_cursor}
+        )  # the documented shape, whatever the faults did
         after = self.emulator.snapshot()
         return Result(
             self.caller.workspace_id,
             status,
-            {r["platformId"]: r for r in page["records"]},
+            {r["platformId"]: r for r in page.records},
             [r for r in after["contact"] if str(r["contactid"]) not in self.seeded["contact"]],
             [r for r in after["account"] if str(r["accountid"]) not in self.seeded["account"]],
             self.emulator.stats(),
@@ -146,7 +148,7 @@ def export_into(azurite: Azurite, scenario: Scenario) -> Iterator[Callable[..., 
 
 
 def assert_every_record_accounted_for(result: Result, scenario: Scenario) -> None:
-    counts = result.status["counts"]
+    counts = result.status.counts
     assert sum(counts.values()) == len(scenario.records), counts
     assert set(result.records) == {r["id"] for r in scenario.records}
     for platform_id, record in result.records.items():
@@ -182,7 +184,7 @@ def test_server_errors_and_dropped_connections(
     assert_every_record_accounted_for(result, scenario)
     # Retries absorbed the faults: nothing failed for good, and each record is reported as what
     # happened to it: every new person created (none "updated"), every existing one matched.
-    assert result.status["state"] == "succeeded", result.status
+    assert result.status.state == "succeeded", result.status
     truth = check_outcomes(export.service, export.caller.workspace_id, export.job_id, scenario.seed)
     assert truth["outcomes"] == {
         "existing_matched": scenario.existing_contacts,
@@ -201,7 +203,7 @@ def test_throttling_storm(export_into: Callable[..., Export], scenario: Scenario
     result = export.result()
     assert result.stats["throttled"] > 0
     assert_every_record_accounted_for(result, scenario)
-    assert result.status["state"] == "succeeded", result.status
+    assert result.status.state == "succeeded", result.status
 
 
 class _Crash(Exception):
@@ -237,8 +239,8 @@ def test_crash_mid_chunk_after_the_creates(export_into: Callable[..., Export], s
     result = export.result()
     assert client.crashed == 1
     assert_every_record_accounted_for(result, scenario)
-    assert result.status["state"] == "succeeded"
-    assert result.status["counts"]["created"] >= scenario.expected_new_contacts  # not turned into "updated"
+    assert result.status.state == "succeeded"
+    assert result.status.counts["created"] >= scenario.expected_new_contacts  # not turned into "updated"
     assert export.redelivered == 1
 
 
@@ -270,7 +272,7 @@ def test_worker_process_killed_while_holding_chunks(
         reports = workers.stop()
     result = export.result()
     assert_every_record_accounted_for(result, scenario)
-    assert result.status["state"] == "succeeded", result.status
+    assert result.status.state == "succeeded", result.status
     assert len(reports) == 1 and reports[0]["redelivered"] >= 1, reports  # the survivor took over
 
 
@@ -298,9 +300,9 @@ def test_a_chunk_failing_for_good_after_its_creates_reports_them_created(
     export.submit()
     export.drain(worker)
     result = export.result()
-    assert result.status["state"] != "succeeded", result.status
+    assert result.status.state != "succeeded", result.status
     # What Dynamics created is reported created (not "failed"), the rest failed with the reason.
     assert_every_record_accounted_for(result, scenario)
-    assert result.status["counts"]["created"] >= scenario.expected_new_contacts
+    assert result.status.counts["created"] >= scenario.expected_new_contacts
     failed = [r for r in result.records.values() if r["action"] == "failed"]
     assert failed and all("gave up after 1 attempts" in r["errors"][0]["message"] for r in failed)

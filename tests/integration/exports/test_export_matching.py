@@ -71,7 +71,7 @@ def test_contacts_stored_with_extra_whitespace_and_variants_are_updated_not_crea
     result = env.run({"entity": "contacts", "records": records}, chunk_size=10)
     status, outcomes = result["status"], result["records"]
 
-    assert status["counts"]["created"] == 1 and status["counts"]["updated"] == 4
+    assert status.counts["created"] == 1 and status.counts["updated"] == 4
     for key, platform_id in [("jane", "p-jane"), ("sean", "p-sean"), ("zoe", "p-zoe"), ("curly", "p-mary")]:
         assert outcomes[platform_id]["action"] == "updated", platform_id
         assert outcomes[platform_id]["dynamicsId"] == ids[key], platform_id

@@ -72,7 +72,7 @@ class Ordered:
     def records(self, job_id: str) -> dict[str, dict[str, Any]]:
         page = self.service.records(WS, job_id, None, None, 100)
         assert page is not None
-        return {f"{r['platformId']}@{r['seq']}": r for r in page["records"]}
+        return {f"{r['platformId']}@{r['seq']}": r for r in page.records}
 
     def contact(self, last_name: str) -> dict[str, Any]:
         [row] = [r for r in rows(self.h.emulator, "contacts") if r["lastname"] == last_name]
@@ -117,7 +117,7 @@ def test_an_older_change_arriving_later_is_never_written_over_a_newer_one(ordere
     ordered.h.drain(WS)
     late = ordered.submit(_change(pid, T1, "Engineer"))
     status = ordered.service.status(WS, late)
-    assert status is not None and status["counts"]["skipped"] == 1  # known before sending
+    assert status is not None and status.counts["skipped"] == 1  # known before sending
     [record] = ordered.records(late).values()
     assert record["action"] == "skipped" and "never overwrite newer" in record["note"]
     ordered.h.drain(WS)
@@ -175,7 +175,7 @@ def test_an_automatic_export_waits_the_window_before_it_runs(
     visible = [ChunkMessage.parse(base64.b64decode(m.content)).job_id for m in queue.peek_messages(32)]
     assert job not in visible
     status = windowed.service.status(WS, job)
-    assert status is not None and status["state"] == "queued"
+    assert status is not None and status.state == "queued"
 
 
 def test_an_automatic_change_without_its_time_is_refused_by_name(ordered: Ordered) -> None:

@@ -36,6 +36,7 @@ from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
 from core.domain.connection import DynamicsConnection
 from core.domain.export_request import ExportRequest
+from core.domain.job_status import JobStatus
 from core.domain.jobs import ExportEntity, deterministic_dynamics_id
 from core.services.exports.service import EXPORT_QUEUE, ExportService
 from core.services.exports.worker import ExportWorker
@@ -58,7 +59,7 @@ def scenario() -> Scenario:
 @dataclass
 class Run:
     workspace_id: str
-    status: dict[str, Any]
+    status: JobStatus
     stats: dict[str, Any]
     reports: list[dict[str, Any]]
     new_contacts: list[dict[str, Any]]  # rows the export added to Dynamics
@@ -124,7 +125,7 @@ def _wait(service: ExportService, workspace_id: str, job_id: str, timeout_s: flo
     while time.monotonic() < deadline:
         status = service.status(workspace_id, job_id)
         assert status is not None
-        if status["progress"]["chunksDone"] == status["progress"]["chunks"]:
+        if status.progress.chunks_done == status.progress.chunks:
             return status
         time.sleep(0.2)
     raise AssertionError(f"export did not finish: {service.status(workspace_id, job_id)}")
@@ -133,8 +134,8 @@ def _wait(service: ExportService, workspace_id: str, job_id: str, timeout_s: flo
 def assert_exactly_once(run: Run, scenario: Scenario) -> None:
     """Every record landed once: the job's counts add up to the records submitted, Dynamics gained exactly
     the records reported created, each under its deterministic id, and no company twice."""
-    counts = run.status["counts"]
-    assert run.status["state"] == "succeeded", run.status
+    counts = run.status.counts
+    assert run.status.state == "succeeded", run.status
     assert counts["created"] + counts["updated"] + counts["unchanged"] == len(scenario.records)
     assert len(run.new_contacts) == counts["created"]
     expected_ids = {
@@ -161,7 +162,7 @@ def test_four_worker_processes_share_the_budget(
 ) -> None:
     four = export_with(azurite, scenario, 4)
     assert_exactly_once(four, scenario)
-    assert four.status["counts"] == one_worker.status["counts"]
+    assert four.status.counts == one_worker.status.counts
     chunks_by_worker = [r["chunks"] for r in four.reports]
     assert len(four.reports) == 4 and sum(chunks_by_worker) >= 12
     assert sum(1 for c in chunks_by_worker if c) >= 2, chunks_by_worker  # the work really was shared
@@ -234,7 +235,7 @@ def test_chunks_racing_to_create_the_same_companies_cost_one_query_not_a_bisecti
         after = emulator.snapshot()
     finally:
         emulator.stop()
-    assert client.raced == 5 and status is not None and status["state"] == "succeeded", status
+    assert client.raced == 5 and status is not None and status.state == "succeeded", status
     new_accounts = [r for r in after["account"] if str(r["accountid"]) not in seeded_accounts]
     websites = [str(r["websiteurl"]) for r in new_accounts]
     assert len(websites) == len(set(websites)) >= scenario.expected_new_accounts

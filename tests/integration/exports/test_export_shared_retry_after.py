@@ -35,7 +35,7 @@ def test_no_process_sends_before_a_retry_after_another_was_given(
     limits = run.stats["limits"]
     print(
         f"\n429s: {run.stats['throttled']}, requests sent early: {limits['early']}, "
-        f"requests: {run.stats['requests']}, created: {run.status['counts']['created']}"
+        f"requests: {run.stats['requests']}, created: {run.status.counts['created']}"
     )
     assert run.stats["throttled"] > 0  # the limits really were below the budget's
     assert limits["early"] == 0

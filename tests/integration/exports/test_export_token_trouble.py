@@ -57,8 +57,8 @@ def test_token_trouble_pauses_the_chunk_on_its_last_delivery_and_the_timer_resum
     assert broken.handle(chunk, 2) is ChunkState.PAUSED_RECONNECT  # the last one keeps it
     queue.delete_message(message)
     status = service.status(WS, job.job_id)
-    assert status is not None and status["state"] == "paused_reconnect"
-    assert any(said in e for e in status["errors"]), status["errors"]
+    assert status is not None and status.state == "paused_reconnect"
+    assert any(said in e for e in status.errors), status.errors
     assert WS in service.paused_workspaces()
     assert rows(env.emulator, "contacts") == []
 
@@ -66,7 +66,7 @@ def test_token_trouble_pauses_the_chunk_on_its_last_delivery_and_the_timer_resum
     assert service.resume_paused(WS) == 1
     env.drain()
     status = service.status(WS, job.job_id)
-    assert status is not None and status["state"] == "succeeded", status
-    assert status["counts"]["created"] == len(records)
+    assert status is not None and status.state == "succeeded", status
+    assert status.counts["created"] == len(records)
     assert len(rows(env.emulator, "contacts")) == len(records)
     assert WS not in service.paused_workspaces()

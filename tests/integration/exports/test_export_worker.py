@@ -110,14 +110,15 @@ def test_contacts_export_updates_creates_links_and_reports_each_record(env: Expo
     acme, jane = _seed(env.emulator)
     result = env.run({"entity": "contacts", "records": CONTACTS})
     status, records = result["status"], result["records"]
-    assert status["state"] == "partially_failed"
-    assert status["counts"] == {
+    assert status.state == "partially_failed"
+    assert status.counts == {
         "created": 2,
         "updated": 1,
         "unchanged": 0,
         "skipped": 0,
         "failed": 0,
         "invalid": 1,
+        "cancelled": 0,
     }
 
     # Jane matched through a LinkedIn URL stored in another form; her CTO title and phone survive.
@@ -148,7 +149,7 @@ def test_re_exporting_the_same_list_writes_nothing(env: ExportHarness) -> None:
     before = env.emulator.stats()
     again = env.run({"entity": "contacts", "records": CONTACTS[:3]})
     after = env.emulator.stats()
-    assert again["status"]["counts"]["unchanged"] == 3
+    assert again["status"].counts["unchanged"] == 3
     writes = {
         k: after["requests_by_kind"].get(k, 0) - before["requests_by_kind"].get(k, 0)
         for k in ("bulk", "write")
@@ -179,7 +180,7 @@ def test_a_create_whose_answer_was_lost_is_reported_created_and_written_once(env
         "p-john": "created",
         "p-ann": "created",
     }
-    assert result["status"]["counts"]["created"] == 2 and result["status"]["counts"]["updated"] == 1
+    assert result["status"].counts["created"] == 2 and result["status"].counts["updated"] == 1
     # The create sent twice (the lost answer, the retry), then Jane's update: nothing written again.
     sent = {
         k: after["requests_by_kind"].get(k, 0) - before["requests_by_kind"].get(k, 0)
