@@ -34,6 +34,7 @@ const ACTION_LABELS: Record<Action, string> = {
   creating: "Creating",
   updating: "Updating",
   pending: "Pending",
+  cancelled: "Cancelled",
 };
 const STATE_LABELS: Record<Status["state"], string> = {
   queued: "queued",
