@@ -11,7 +11,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List activities jobs, newest first, a page at a time (`cursor`, `limit` 1..100) */
+        /** Activities job history, newest first, a page at a time (`cursor`, `limit` 1..100), filtered by state, period (`from`, `to`) and requester; each job with its counts, duration and top error codes */
         get: operations["get_api_dynamics_activities"];
         put?: never;
         /**
@@ -36,6 +36,26 @@ export interface paths {
         get: operations["get_api_dynamics_activities_jobId"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/activities/{jobId}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel an activities job: chunks not started never run; a running chunk stops before its next Dynamics request (a chunk that has begun writing finishes, so no activity is left half-logged)
+         * @description Answers the job's status: cancelling while a chunk finishes, then cancelled, with counts of what was logged and what was not (cancelled). Calling it again answers the same. 409: the job finished before it could be cancelled.
+         */
+        post: operations["post_api_dynamics_activities_jobId_cancel"];
         delete?: never;
         options?: never;
         head?: never;
@@ -282,7 +302,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List export jobs, newest first, a page at a time (`cursor`, `limit` 1..100) */
+        /** Export history, newest first, a page at a time (`cursor`, `limit` 1..100), filtered by state, entity, trigger, period (`from`, `to`) and requester; each job with its counts, duration and top error codes */
         get: operations["get_api_dynamics_exports"];
         put?: never;
         /**
@@ -307,6 +327,26 @@ export interface paths {
         get: operations["get_api_dynamics_exports_jobId"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/exports/{jobId}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel an export: chunks not started never run; a running chunk stops before its next Dynamics request (a chunk that has begun writing finishes those writes); the status says what was written
+         * @description Answers the job's status: cancelling while a chunk finishes, then cancelled, with counts of what was written (created, updated, ...) and what was not (cancelled). Calling it again answers the same. 409: the job finished before it could be cancelled. Admins and the platform's service may cancel any export of the workspace, a member the exports they submitted.
+         */
+        post: operations["post_api_dynamics_exports_jobId_cancel"];
         delete?: never;
         options?: never;
         head?: never;
@@ -364,6 +404,26 @@ export interface paths {
         get: operations["get_api_dynamics_exports_jobId_records_ndjson"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dynamics/exports/{jobId}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a finished export's failed records again (and, asked for, its skipped or invalid ones), as submitted, with the configuration as it is now; one retry job per job: calling again answers it
+         * @description Admins and the platform's service may retry any export of the workspace, a member the exports they submitted. The retry job is the caller's (a person's retry is a manual export by them); its status says retryOf, and the retried job's says retriedBy. The body is optional. 409: the job still runs, has nothing to retry, or the configuration cannot export now (errors say why).
+         */
+        post: operations["post_api_dynamics_exports_jobId_retry"];
         delete?: never;
         options?: never;
         head?: never;
@@ -671,11 +731,52 @@ export interface components {
         };
         /** ActivitiesStatus */
         ActivitiesStatus: {
+            /**
+             * Finishedat
+             * @description ISO 8601, UTC; a finished job only
+             * @default null
+             */
+            finishedAt: string | null;
+            /**
+             * Durationseconds
+             * @description from submission to the end of its last chunk; a finished job only
+             * @default null
+             */
+            durationSeconds: number | null;
+            /**
+             * Toperrors
+             * @description the most frequent error codes of its failed records (at most 5)
+             */
+            topErrors?: components["schemas"]["TopError"][];
+            /**
+             * Retryof
+             * @description the job whose failed records this job sends again
+             * @default null
+             */
+            retryOf: string | null;
+            /**
+             * Retriedby
+             * @description the job that sends this job's failed records again
+             * @default null
+             */
+            retriedBy: string | null;
+            /**
+             * Cancelrequestedat
+             * @description ISO 8601, UTC: when a cancel was asked
+             * @default null
+             */
+            cancelRequestedAt: string | null;
+            /**
+             * Cancelledby
+             * @description platform user (or service) that asked it
+             * @default null
+             */
+            cancelledBy: string | null;
             /** Jobid */
             jobId: string;
             /**
              * State
-             * @description queued, running, succeeded, partially_failed, failed, paused_reconnect, paused_disabled (Dynamics disabled for the workspace: resumes when it is enabled again)
+             * @description queued, running, succeeded, partially_failed, failed, paused_reconnect, paused_disabled (Dynamics disabled for the workspace: resumes when it is enabled again), cancelling, cancelled
              */
             state: string;
             /**
@@ -716,6 +817,24 @@ export interface components {
              * @description refused before sending (bad input or mapping)
              */
             invalid: number;
+            /**
+             * Cancelled
+             * @description not written: the job was cancelled before they were sent
+             */
+            cancelled: number;
+        };
+        /** TopError */
+        TopError: {
+            /**
+             * Code
+             * @description Dataverse error code, e.g. 0x80044331; invalid: refused before sending; no_code: failed without one (a chunk that gave up)
+             */
+            code: string;
+            /**
+             * Count
+             * @description failed or invalid records carrying this code
+             */
+            count: number;
         };
         /** ActivitiesList */
         ActivitiesList: {
@@ -961,7 +1080,7 @@ export interface components {
          * RecordAction
          * @enum {string}
          */
-        RecordAction: "created" | "updated" | "unchanged" | "skipped" | "failed" | "invalid" | "would_create" | "would_update" | "would_fail" | "creating" | "updating" | "pending";
+        RecordAction: "created" | "updated" | "unchanged" | "skipped" | "failed" | "invalid" | "cancelled" | "would_create" | "would_update" | "would_fail" | "creating" | "updating" | "pending";
         /** RecordError */
         RecordError: {
             /**
@@ -2108,13 +2227,54 @@ export interface components {
         };
         /** ExportStatus */
         ExportStatus: {
+            /**
+             * Finishedat
+             * @description ISO 8601, UTC; a finished job only
+             * @default null
+             */
+            finishedAt: string | null;
+            /**
+             * Durationseconds
+             * @description from submission to the end of its last chunk; a finished job only
+             * @default null
+             */
+            durationSeconds: number | null;
+            /**
+             * Toperrors
+             * @description the most frequent error codes of its failed records (at most 5)
+             */
+            topErrors?: components["schemas"]["TopError"][];
+            /**
+             * Retryof
+             * @description the job whose failed records this job sends again
+             * @default null
+             */
+            retryOf: string | null;
+            /**
+             * Retriedby
+             * @description the job that sends this job's failed records again
+             * @default null
+             */
+            retriedBy: string | null;
+            /**
+             * Cancelrequestedat
+             * @description ISO 8601, UTC: when a cancel was asked
+             * @default null
+             */
+            cancelRequestedAt: string | null;
+            /**
+             * Cancelledby
+             * @description platform user (or service) that asked it
+             * @default null
+             */
+            cancelledBy: string | null;
             /** Jobid */
             jobId: string;
             entity: components["schemas"]["ExportEntity"];
             trigger: components["schemas"]["ExportTrigger"];
             /** Dryrun */
             dryRun: boolean;
-            /** @description paused_reconnect: waiting for an admin to reconnect Dynamics, for Microsoft sign-in or Key Vault to answer again, or for a setting of this deployment to be fixed (errors say which); resumes by itself. paused_disabled: Dynamics was disabled for the workspace; the records not yet written are pending and the job resumes when an admin enables Dynamics again */
+            /** @description paused_reconnect: waiting for an admin to reconnect Dynamics, for Microsoft sign-in or Key Vault to answer again, or for a setting of this deployment to be fixed (errors say which); resumes by itself. paused_disabled: Dynamics was disabled for the workspace; the records not yet written are pending and the job resumes when an admin enables Dynamics again. cancelling: a cancel was asked and a chunk is still finishing (it stops before its next Dynamics request, or finishes the writes it has begun); then cancelled */
             state: components["schemas"]["JobState"];
             /**
              * Createdat
@@ -2143,7 +2303,7 @@ export interface components {
          * JobState
          * @enum {string}
          */
-        JobState: "queued" | "running" | "succeeded" | "partially_failed" | "failed" | "paused_reconnect" | "paused_disabled";
+        JobState: "queued" | "running" | "succeeded" | "partially_failed" | "failed" | "paused_reconnect" | "paused_disabled" | "cancelling" | "cancelled";
         /** ExportList */
         ExportList: {
             /**
@@ -2264,6 +2424,50 @@ export interface components {
              * @description pass as cursor for the next page; null on the last page
              */
             nextCursor: string | null;
+        };
+        /**
+         * RetryInclude
+         * @enum {string}
+         */
+        RetryInclude: "skipped" | "invalid";
+        /**
+         * RetryRequest
+         * @description ``POST /api/dynamics/exports/{jobId}/retry`` (the body is optional). The job's ``failed`` records
+         *     are always sent again; ``include`` adds its ``skipped`` and / or ``invalid`` ones.
+         */
+        RetryRequest: {
+            /**
+             * Include
+             * @description also send the job's skipped and/or invalid records again (after fixing the configuration or the data); a retry job already made is answered as it is
+             */
+            include?: components["schemas"]["RetryInclude"][];
+        };
+        /** RetryAccepted */
+        RetryAccepted: {
+            /** Jobid */
+            jobId: string;
+            /**
+             * Accepted
+             * @description records staged for export
+             */
+            accepted: number;
+            /**
+             * Invalid
+             * @description records refused before sending (see the job's records)
+             */
+            invalid: number;
+            /** Statusurl */
+            statusUrl: string;
+            /**
+             * Retryof
+             * @description the job whose records this job sends again
+             */
+            retryOf: string;
+            /**
+             * Notstaged
+             * @description records asked for that are no longer kept (results older than the retention period), so not sent again
+             */
+            notStaged: number;
         };
         /** ColumnInfo */
         ColumnInfo: {
@@ -2976,6 +3180,10 @@ export interface operations {
             query?: {
                 cursor?: string;
                 limit?: number;
+                state?: "queued" | "running" | "succeeded" | "partially_failed" | "failed" | "paused_reconnect" | "paused_disabled" | "cancelling" | "cancelled";
+                from?: string;
+                to?: string;
+                requestedBy?: string;
             };
             header?: never;
             path?: never;
@@ -3003,7 +3211,8 @@ export interface operations {
                      *             "unchanged": 0,
                      *             "skipped": 0,
                      *             "failed": 0,
-                     *             "invalid": 0
+                     *             "invalid": 0,
+                     *             "cancelled": 0
                      *           },
                      *           "progress": {
                      *             "processed": 1,
@@ -3011,7 +3220,10 @@ export interface operations {
                      *             "chunksDone": 1,
                      *             "events": 1
                      *           },
-                     *           "errors": []
+                     *           "errors": [],
+                     *           "finishedAt": "2026-11-27T09:15:31.102345+00:00",
+                     *           "durationSeconds": 0.647,
+                     *           "topErrors": []
                      *         }
                      *       ],
                      *       "nextCursor": null
@@ -3352,7 +3564,8 @@ export interface operations {
                      *         "unchanged": 0,
                      *         "skipped": 0,
                      *         "failed": 0,
-                     *         "invalid": 0
+                     *         "invalid": 0,
+                     *         "cancelled": 0
                      *       },
                      *       "progress": {
                      *         "processed": 1,
@@ -3360,7 +3573,10 @@ export interface operations {
                      *         "chunksDone": 1,
                      *         "events": 1
                      *       },
-                     *       "errors": []
+                     *       "errors": [],
+                     *       "finishedAt": "2026-11-27T09:15:31.102345+00:00",
+                     *       "durationSeconds": 0.647,
+                     *       "topErrors": []
                      *     }
                      */
                     "application/json": components["schemas"]["ActivitiesStatus"];
@@ -3409,6 +3625,153 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "No such resource",
                      *       "status": 404
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_api_dynamics_activities_jobId_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                jobId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "jobId": "fa894b6a-c8d3-4afb-ac76-6254a6cfba87",
+                     *       "state": "cancelling",
+                     *       "createdAt": "2026-11-27T09:15:30.455165+00:00",
+                     *       "requestedBy": "campaign-engine",
+                     *       "counts": {
+                     *         "created": 1000,
+                     *         "updated": 0,
+                     *         "unchanged": 0,
+                     *         "skipped": 4,
+                     *         "failed": 0,
+                     *         "invalid": 0,
+                     *         "cancelled": 0
+                     *       },
+                     *       "progress": {
+                     *         "processed": 1004,
+                     *         "chunks": 3,
+                     *         "chunksDone": 1,
+                     *         "events": 3000
+                     *       },
+                     *       "errors": [],
+                     *       "topErrors": [],
+                     *       "cancelRequestedAt": "2026-11-27T09:15:41.300112+00:00",
+                     *       "cancelledBy": "user-admin"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ActivitiesStatus"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No such resource",
+                     *       "status": 404
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -6413,6 +6776,12 @@ export interface operations {
             query?: {
                 cursor?: string;
                 limit?: number;
+                state?: "queued" | "running" | "succeeded" | "partially_failed" | "failed" | "paused_reconnect" | "paused_disabled" | "cancelling" | "cancelled";
+                from?: string;
+                to?: string;
+                requestedBy?: string;
+                entity?: "contacts" | "companies";
+                trigger?: "manual" | "automatic";
             };
             header?: never;
             path?: never;
@@ -6443,7 +6812,8 @@ export interface operations {
                      *             "unchanged": 193,
                      *             "skipped": 3,
                      *             "failed": 1,
-                     *             "invalid": 3
+                     *             "invalid": 3,
+                     *             "cancelled": 0
                      *           },
                      *           "progress": {
                      *             "records": 200,
@@ -6451,7 +6821,19 @@ export interface operations {
                      *             "chunks": 4,
                      *             "chunksDone": 4
                      *           },
-                     *           "errors": []
+                     *           "errors": [],
+                     *           "finishedAt": "2026-11-27T09:15:02.905112+00:00",
+                     *           "durationSeconds": 18.721,
+                     *           "topErrors": [
+                     *             {
+                     *               "code": "invalid",
+                     *               "count": 3
+                     *             },
+                     *             {
+                     *               "code": "0x80044331",
+                     *               "count": 1
+                     *             }
+                     *           ]
                      *         }
                      *       ]
                      *     }
@@ -6791,7 +7173,8 @@ export interface operations {
                      *         "unchanged": 193,
                      *         "skipped": 3,
                      *         "failed": 1,
-                     *         "invalid": 3
+                     *         "invalid": 3,
+                     *         "cancelled": 0
                      *       },
                      *       "progress": {
                      *         "records": 200,
@@ -6799,7 +7182,19 @@ export interface operations {
                      *         "chunks": 4,
                      *         "chunksDone": 4
                      *       },
-                     *       "errors": []
+                     *       "errors": [],
+                     *       "finishedAt": "2026-11-27T09:15:02.905112+00:00",
+                     *       "durationSeconds": 18.721,
+                     *       "topErrors": [
+                     *         {
+                     *           "code": "invalid",
+                     *           "count": 3
+                     *         },
+                     *         {
+                     *           "code": "0x80044331",
+                     *           "count": 1
+                     *         }
+                     *       ]
                      *     }
                      */
                     "application/json": components["schemas"]["ExportStatus"];
@@ -6889,10 +7284,162 @@ export interface operations {
             };
         };
     };
+    post_api_dynamics_exports_jobId_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                jobId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "jobId": "a69e127a-0100-47e5-9518-94de3a4def41",
+                     *       "entity": "contacts",
+                     *       "trigger": "manual",
+                     *       "dryRun": false,
+                     *       "state": "cancelled",
+                     *       "createdAt": "2026-11-27T09:14:44.183913+00:00",
+                     *       "requestedBy": "user-admin",
+                     *       "counts": {
+                     *         "created": 500,
+                     *         "updated": 12,
+                     *         "unchanged": 0,
+                     *         "skipped": 3,
+                     *         "failed": 0,
+                     *         "invalid": 3,
+                     *         "cancelled": 1482
+                     *       },
+                     *       "progress": {
+                     *         "records": 2000,
+                     *         "processed": 2000,
+                     *         "chunks": 4,
+                     *         "chunksDone": 4
+                     *       },
+                     *       "errors": [],
+                     *       "finishedAt": "2026-11-27T09:15:02.905112+00:00",
+                     *       "durationSeconds": 18.721,
+                     *       "topErrors": [],
+                     *       "cancelRequestedAt": "2026-11-27T09:14:51.020034+00:00",
+                     *       "cancelledBy": "user-admin"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ExportStatus"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No such resource",
+                     *       "status": 404
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_api_dynamics_exports_jobId_records: {
         parameters: {
             query?: {
-                status?: "created" | "updated" | "unchanged" | "skipped" | "failed" | "invalid" | "would_create" | "would_update" | "would_fail" | "creating" | "updating" | "pending";
+                status?: "created" | "updated" | "unchanged" | "skipped" | "failed" | "invalid" | "cancelled" | "would_create" | "would_update" | "would_fail" | "creating" | "updating" | "pending";
                 cursor?: string;
                 limit?: number;
             };
@@ -7333,6 +7880,220 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "No longer kept (deleted by retention, or a one-time handle already used or expired)",
                      *       "status": 410
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (with correlationId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unexpected error (with correlationId)",
+                     *       "status": 500,
+                     *       "correlationId": "9f0c2d4e5b6a47c8a1e2f3a4b5c6d7e8"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication unavailable: caller tokens cannot be verified */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Authentication unavailable",
+                     *       "status": 503,
+                     *       "detail": "caller tokens cannot be verified"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_api_dynamics_exports_jobId_retry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                jobId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "include": [
+                 *         "skipped"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["RetryRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            202: {
+                headers: {
+                    /** @description The retry job's status URL, same as statusUrl */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "jobId": "5f0c2d1e-8a7b-5c3d-9e4f-1a2b3c4d5e6f",
+                     *       "accepted": 4,
+                     *       "invalid": 0,
+                     *       "statusUrl": "/api/dynamics/exports/5f0c2d1e-8a7b-5c3d-9e4f-1a2b3c4d5e6f",
+                     *       "retryOf": "a69e127a-0100-47e5-9518-94de3a4def41",
+                     *       "notStaged": 0
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RetryAccepted"];
+                };
+            };
+            /** @description Malformed JSON or invalid body (one `errors` entry per problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Invalid request body",
+                     *       "status": 400,
+                     *       "detail": "1 problem(s) in the request body",
+                     *       "errors": [
+                     *         {
+                     *           "pointer": "/records",
+                     *           "message": "List should have at least 1 item after validation, not 0"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Missing or invalid bearer token",
+                     *       "status": 401
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This kind of caller (admin, member or the platform's service) may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
+                     *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "No such resource",
+                     *       "status": 404
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Request body too large",
+                     *       "status": 413
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Body is not application/json",
+                     *       "status": 415
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many jobs queued or running for this workspace; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too many jobs queued or running for this workspace; retry after Retry-After seconds",
+                     *       "status": 429
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -8780,7 +9541,8 @@ export interface operations {
                      *                 "unchanged": 1,
                      *                 "skipped": 3,
                      *                 "failed": 1,
-                     *                 "invalid": 3
+                     *                 "invalid": 3,
+                     *                 "cancelled": 0
                      *               },
                      *               "createdAt": "2026-11-29T10:00:00+00:00"
                      *             }

@@ -34,6 +34,7 @@ const ACTION_LABELS: Record<Action, string> = {
   creating: "Creating",
   updating: "Updating",
   pending: "Pending",
+  cancelled: "Cancelled",
 };
 const STATE_LABELS: Record<Status["state"], string> = {
   queued: "queued",
@@ -43,6 +44,8 @@ const STATE_LABELS: Record<Status["state"], string> = {
   failed: "failed",
   paused_reconnect: "paused until Dynamics is reconnected",
   paused_disabled: "paused while Dynamics is disabled",
+  cancelling: "stopping",
+  cancelled: "cancelled",
 };
 // Platform fields as people read them (the match explanation names the platform side in words).
 const FIELD_LABELS: Record<string, string> = {
