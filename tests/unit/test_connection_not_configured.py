@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.entrypoints import connection_api, notifications_api
+from core.entrypoints import connection_api
 from tests.support.http import body_json, call, request
 from tests.support.tokens import bearer, configured
 
@@ -27,14 +27,13 @@ def test_endpoints_say_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
         state = call(
             connection_api.dynamics_connection_get, request("GET", "dynamics/connection", headers=bearer())
         )
-        notes = call(notifications_api.notifications_list, request("GET", "notifications", headers=bearer()))
         member = call(
             connection_api.dynamics_connect,
             request(
                 "POST", "dynamics/connect", json_body={"environmentUrl": "x"}, headers=bearer(role="member")
             ),
         )
-    for resp in (connect, state, notes):
+    for resp in (connect, state):
         assert resp.status_code == 503
         assert "KEY_VAULT_URL" in body_json(resp)["detail"]
     assert member.status_code == 403  # authorization is checked before configuration

@@ -52,12 +52,12 @@ def test_disabling_while_the_contact_is_exported_stops_before_the_activities_and
     assert [r["contactid"] for r in rows(env.emulator, "contacts")] == [NEW_ID]  # the write in flight
     assert _activities(env) == []  # nothing after it
     status = service.status(WS, job.job_id)
-    assert status is not None and status["state"] == "paused_disabled"
+    assert status is not None and status.state == "paused_disabled"
 
     active["crm"] = "dynamics"
     assert service.resume_paused(WS) == 1
     assert env.drain() == [ChunkState.DONE]
     status = service.status(WS, job.job_id)
-    assert status is not None and status["state"] == "succeeded" and status["counts"]["created"] == 2
+    assert status is not None and status.state == "succeeded" and status.counts["created"] == 2
     assert [r["contactid"] for r in rows(env.emulator, "contacts")] == [NEW_ID]  # still once
     assert sorted(a["subject"] for a in _activities(env)) == ["Step e1", "Step e2"]
