@@ -64,11 +64,26 @@ def test_connect_configure_step1_with_a_custom_rule_and_save(window: Window, tmp
     rule.get_by_label("Dynamics column of condition 2.2").select_option("lastname")
     window.assert_accessible()
     window.screenshot("custom-rule", tmp_path)
+    # A condition and a group added by mistake are removed again before applying.
+    rule.get_by_role("button", name="Add condition", exact=True).click()
+    rule.get_by_label("Platform field of condition 3").select_option("professionalEmail")
+    rule.get_by_role("button", name="Remove condition 3").click()
+    expect(rule.get_by_label("Platform field of condition 3")).to_have_count(0)
+    rule.get_by_role("button", name="Add group").click()
+    expect(rule.get_by_label("Platform field of condition 3.1")).to_be_visible()
+    rule.get_by_role("button", name="Remove group 3").click()
+    expect(rule.get_by_label("Platform field of condition 3.1")).to_have_count(0)
     rule.get_by_role("button", name="Apply rule").click()
     expect(rule).to_be_hidden()
     expect(page.get_by_test_id("contactRule")).to_contain_text(
         "firstName = firstname AND lastName = lastname"
     )
+    expect(page.get_by_test_id("contactRule")).to_contain_text(" OR ")
+    # Cancel leaves the applied rule as it was.
+    page.get_by_role("button", name="Edit the custom contact rule").click()
+    rule.get_by_label("Operator of the rule").select_option("and")
+    rule.get_by_role("button", name="Cancel").click()
+    expect(rule).to_be_hidden()
     expect(page.get_by_test_id("contactRule")).to_contain_text(" OR ")
 
     page.get_by_role("radio", name="Domain or Company Name").check()
@@ -76,6 +91,11 @@ def test_connect_configure_step1_with_a_custom_rule_and_save(window: Window, tmp
     page.get_by_role(
         "switch", name="When exporting companies, associate them with contacts in Dynamics"
     ).check()
+    contacts_to_companies = page.get_by_role(
+        "switch", name="When exporting contacts, associate them with companies in Dynamics"
+    )
+    expect(contacts_to_companies).to_be_checked()  # the default
+    contacts_to_companies.uncheck()
 
     # The stepper: Next reaches each step once, and a visited step is reachable from the stepper.
     steps = page.get_by_role("navigation", name="Setup steps")
@@ -117,6 +137,18 @@ def test_connect_configure_step1_with_a_custom_rule_and_save(window: Window, tmp
     )
     expect(page.get_by_role("radio", name="Domain or Company Name")).to_be_checked()
     expect(page.get_by_label("Any extension")).to_be_checked()
+    expect(contacts_to_companies).not_to_be_checked()
+    expect(
+        page.get_by_role("switch", name="When exporting companies, associate them with contacts in Dynamics")
+    ).to_be_checked()
+
+    # Connected and configured, the card's facts (account e-mail, version, time) fit a phone's width.
+    page.keyboard.press("Escape")
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(window.card("Microsoft Dynamics 365").get_by_test_id("dynamics-connection")).to_contain_text(
+        "Connected"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_a_save_from_another_tab_is_explained_and_unsaved_changes_are_not_dropped(

@@ -209,9 +209,9 @@ export class IntegrationsPage extends LitElement {
       .switch { display: inline-flex; align-items: center; gap: 0.4rem; cursor: pointer; }
       .switch input { width: 1.2rem; height: 1.2rem; accent-color: var(--primary); }
       .facts { margin: 0.75rem 0; display: grid; gap: 0.35rem; }
-      .facts div { display: grid; grid-template-columns: 6.5rem 1fr; gap: 0.5rem; }
+      .facts div { display: grid; grid-template-columns: 6.5rem minmax(0, 1fr); gap: 0.5rem; }
       dt { color: var(--muted); }
-      dd { margin: 0; }
+      dd { margin: 0; overflow-wrap: anywhere; }
       .badge { display: inline-block; border: 1px solid var(--line); border-radius: 999px; padding: 0 0.5rem;
         font-size: 0.85rem; color: var(--muted); }
       .badge.ok { border-color: var(--ok); color: var(--ok); }

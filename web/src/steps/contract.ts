@@ -12,6 +12,7 @@
 // and the step reports every edit with `emitChange(this, section, newSectionValue)`, which fires a
 // `config-change` event ({section, value}); the window keeps the working copy, the unsaved-changes state
 // and Update (PUT with If-Match).
+import { LitElement } from "lit";
 import type { Api, Schemas } from "../api/client";
 
 export type DynamicsConfig = Schemas["DynamicsConfig"];
@@ -50,6 +51,15 @@ export const stepProperties = {
   problems: { attribute: false },
   connection: { attribute: false },
 } as const;
+
+/** The base of the four steps: the properties the window sets (above), typed once. */
+export class StepElement extends LitElement {
+  declare config: DynamicsConfig;
+  declare catalog: Catalog;
+  declare api: Api;
+  declare problems: FieldProblem[];
+  declare connection: Connection | null;
+}
 
 export function emitChange<S extends Section>(from: HTMLElement, section: S, value: DynamicsConfig[S]): void {
   from.dispatchEvent(

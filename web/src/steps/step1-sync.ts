@@ -1,8 +1,8 @@
 // Step 1, Sync configuration: the integration user (connect / reconnect through Microsoft sign-in), how
 // contacts and companies are recognised in Dynamics (the catalog's options with their explanations, a
 // custom AND/OR rule in a pop-up, the domain's "any extension"), and the two General toggles.
-import { LitElement, css, html, nothing } from "lit";
-import type { Api, Schemas } from "../api/client";
+import { css, html, nothing } from "lit";
+import type { Schemas } from "../api/client";
 import { problemText } from "../api/client";
 import { reconnectReasonText } from "../pages/integrations-page";
 import { base } from "../ui/styles";
@@ -11,11 +11,8 @@ import {
   emitChange,
   problemAt,
   problemsUnder,
+  StepElement,
   stepProperties,
-  type Catalog,
-  type Connection,
-  type DynamicsConfig,
-  type FieldProblem,
 } from "./contract";
 import { RuleBuilder, type Choice } from "./rule-builder";
 import "./rule-builder";
@@ -24,7 +21,7 @@ type Sync = Schemas["SyncIdentifiers"];
 type Side = "contact" | "company";
 const P = "/syncIdentifiers";
 
-export class Step1Sync extends LitElement {
+export class Step1Sync extends StepElement {
   static properties = {
     ...stepProperties,
     environmentUrl: { state: true },
@@ -34,11 +31,6 @@ export class Step1Sync extends LitElement {
     editing: { state: true },
   };
 
-  declare config: DynamicsConfig;
-  declare catalog: Catalog;
-  declare api: Api;
-  declare problems: FieldProblem[];
-  declare connection: Connection | null;
   declare environmentUrl: string;
   declare connectError: string;
   declare connecting: boolean;

@@ -5,17 +5,15 @@
 // live from POST /api/dynamics/config/validate?step=field-mapping and from Update.
 // Over 400 lines because the tabs, the add form and the typed value inputs share one state and one
 // rendering of a mapping; the column dropdown and the icon data are in column-picker.ts / columns.ts.
-import { LitElement, css, html, nothing } from "lit";
-import type { Api, Schemas } from "../api/client";
+import { css, html, nothing } from "lit";
+import type { Schemas } from "../api/client";
 import { base } from "../ui/styles";
 import {
   copy,
   emitChange,
   problemAt,
+  StepElement,
   stepProperties,
-  type Catalog,
-  type Connection,
-  type DynamicsConfig,
   type FieldProblem,
 } from "./contract";
 import type { ColumnChoice } from "./column-picker";
@@ -49,7 +47,7 @@ const KIND_FALLBACK: Record<Kind, string> = {
   engagement: "Engagement Fields",
 };
 
-export class Step2Fields extends LitElement {
+export class Step2Fields extends StepElement {
   static properties = {
     ...stepProperties,
     tab: { state: true },
@@ -59,11 +57,6 @@ export class Step2Fields extends LitElement {
     version: { state: true },
   };
 
-  declare config: DynamicsConfig;
-  declare catalog: Catalog;
-  declare api: Api;
-  declare problems: FieldProblem[];
-  declare connection: Connection | null;
   declare tab: Tab;
   declare draft: Draft | null;
   declare live: { errors: FieldProblem[]; warnings: FieldProblem[] };

@@ -4,8 +4,8 @@
 // Every column offered carries the icon the server gives for that property (GET /api/dynamics/fields/icons,
 // targets "campaign:<property>") in the same column dropdown as Step 2 (column-picker.ts): a shape and a
 // word, never colour alone, with its reason on hover and focus; a red column cannot be chosen.
-import { LitElement, css, html, nothing } from "lit";
-import type { Api, Schemas } from "../api/client";
+import { css, html, nothing } from "lit";
+import type { Schemas } from "../api/client";
 import { problemText } from "../api/client";
 import { base } from "../ui/styles";
 import type { ColumnChoice, Level } from "./column-picker";
@@ -14,11 +14,8 @@ import {
   copy,
   emitChange,
   problemAt,
+  StepElement,
   stepProperties,
-  type Catalog,
-  type Connection,
-  type DynamicsConfig,
-  type FieldProblem,
 } from "./contract";
 
 type Mapping = Schemas["CampaignMapping"];
@@ -45,18 +42,13 @@ export function campaignChoices(matrix: Matrix, property: string): ColumnChoice[
     .sort((a, b) => ORDER[a.level] - ORDER[b.level] || a.label.localeCompare(b.label));
 }
 
-export class Step3Campaign extends LitElement {
+export class Step3Campaign extends StepElement {
   static properties = {
     ...stepProperties,
     matrix: { state: true },
     loadError: { state: true },
   };
 
-  declare config: DynamicsConfig;
-  declare catalog: Catalog;
-  declare api: Api;
-  declare problems: FieldProblem[];
-  declare connection: Connection | null;
   declare matrix: Matrix | null;
   declare loadError: string;
   private loading = false;

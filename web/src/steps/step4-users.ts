@@ -5,19 +5,16 @@
 // exports and activities), so the rows are the ones the configuration holds plus those an admin adds;
 // "Use suggestions" asks POST /api/dynamics/users/suggestions for the Dynamics user with the same e-mail as
 // each unmapped row (the row's e-mail is only for that look-up and is not saved).
-import { LitElement, css, html, nothing } from "lit";
-import type { Api, Schemas } from "../api/client";
+import { css, html, nothing } from "lit";
+import type { Schemas } from "../api/client";
 import { problemText } from "../api/client";
 import { base } from "../ui/styles";
 import {
   copy,
   emitChange,
   problemAt,
+  StepElement,
   stepProperties,
-  type Catalog,
-  type Connection,
-  type DynamicsConfig,
-  type FieldProblem,
 } from "./contract";
 import type { DynamicsUser } from "./user-picker";
 import "./user-picker";
@@ -28,7 +25,7 @@ const P = "/userMapping";
 const ID_KEY = { identities: "identityId", users: "userId" } as const;
 const looksLikeEmail = (text: string) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(text);
 
-export class Step4Users extends LitElement {
+export class Step4Users extends StepElement {
   static properties = {
     ...stepProperties,
     emails: { state: true },
@@ -37,11 +34,6 @@ export class Step4Users extends LitElement {
     known: { state: true },
   };
 
-  declare config: DynamicsConfig;
-  declare catalog: Catalog;
-  declare api: Api;
-  declare problems: FieldProblem[];
-  declare connection: Connection | null;
   declare emails: Record<string, string>;
   declare suggesting: boolean;
   declare suggestionNote: string;
