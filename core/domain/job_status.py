@@ -21,7 +21,7 @@ from core.domain.jobs import (
     JobRow,
     JobState,
     empty_counts,
-    summarize_job,
+    summarize_job_row,
 )
 
 
@@ -111,15 +111,7 @@ class JobStatus:
 
 def status_of(job: JobRow, chunks: Sequence[ChunkStatus]) -> JobStatus:
     """The status of ``job`` from its chunk rows (``summarize_job``, with when it finished)."""
-    summary = summarize_job(
-        chunks,
-        total_chunks=job.total_chunks,
-        total_records=job.total_records,
-        invalid=job.invalid_count,
-        skipped=job.skipped_count,
-        job_error=job.error,
-        cancel_requested=job.cancel_requested_at is not None,
-    )
+    summary = summarize_job_row(job, chunks)
     finished_at = None
     if summary.state in FINAL_STATES:
         ends = [c.updated_at for c in chunks if c.state in FINISHED_CHUNKS and c.updated_at]

@@ -315,6 +315,19 @@ def summarize_job(
     )
 
 
+def summarize_job_row(job: JobRow, chunks: Iterable[ChunkStatus]) -> JobSummary:
+    """``summarize_job`` of a stored job: its totals, invalid/skipped counts, error and cancel request."""
+    return summarize_job(
+        chunks,
+        total_chunks=job.total_chunks,
+        total_records=job.total_records,
+        invalid=job.invalid_count,
+        skipped=job.skipped_count,
+        job_error=job.error,
+        cancel_requested=job.cancel_requested_at is not None,
+    )
+
+
 def job_state(
     chunks: Iterable[ChunkStatus], *, total_chunks: int, cancel_requested: bool = False
 ) -> JobState:

@@ -66,7 +66,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
 from core.adapters.dataverse.transport import RequestEvent
 
@@ -772,16 +772,7 @@ class DynamicsBudget:
                     entity["RequestsRemaining"] = reported.requests_remaining
                     entity["ExecutionRemainingS"] = reported.execution_remaining_s
                 try:
-                    if row is None:
-                        self._op().create_entity(entity, **_FAST)
-                    else:
-                        self._op().update_entity(
-                            entity,
-                            mode=UpdateMode.REPLACE,
-                            etag=row.metadata["etag"],
-                            match_condition=MatchConditions.IfNotModified,
-                            **_FAST,
-                        )
+                    self._put(entity, row)
                     return
                 except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                     continue
@@ -911,16 +902,8 @@ class DynamicsBudget:
                     row = None
                 entity = {"PartitionKey": workspace_id, "RowKey": _PAUSE_ROW, "PausedUntil": float(until)}
                 try:
-                    if row is None:
-                        self._op().create_entity(entity, **_FAST)
-                    elif float(row.get("PausedUntil") or 0) < until:
-                        self._op().update_entity(
-                            entity,
-                            mode=UpdateMode.REPLACE,
-                            etag=row.metadata["etag"],
-                            match_condition=MatchConditions.IfNotModified,
-                            **_FAST,
-                        )
+                    if row is None or float(row.get("PausedUntil") or 0) < until:
+                        self._put(entity, row)
                     return
                 except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                     continue  # another instance wrote a pause meanwhile: compare with it
@@ -944,6 +927,21 @@ class DynamicsBudget:
         """The table, counting one storage operation (the figures report storage cost)."""
         self.storage_operations += 1
         return self._table
+
+    def _put(self, entity: dict[str, Any], row: TableEntity | None) -> None:
+        """Create the row, or replace ``row`` only if nobody changed it since it was read (its ETag):
+        ``ResourceExistsError`` / ``ResourceModifiedError`` / ``ResourceNotFoundError`` tell the caller
+        another instance wrote first."""
+        if row is None:
+            self._op().create_entity(entity, **_FAST)
+        else:
+            self._op().update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=row.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+                **_FAST,
+            )
 
     def _degraded(self, now: float) -> bool:
         return now < self._degraded_until

@@ -292,21 +292,7 @@ class JobStore:
     # -- jobs -----------------------------------------------------------------------------------
     def create_job(self, job: JobRow) -> None:
         self._tables.get_table_client(self.names.jobs_table).create_entity(
-            {
-                "PartitionKey": job.workspace_id,
-                "RowKey": job.job_id,
-                "entity": job.entity,
-                "trigger": job.trigger,
-                "dryRun": job.dry_run,
-                "userId": job.user_id,
-                "totalRecords": job.total_records,
-                "totalChunks": job.total_chunks,
-                "invalidCount": job.invalid_count,
-                "skippedCount": job.skipped_count,
-                "staging": job.staging,
-                "createdAt": job.created_at,
-                **({"retryOf": job.retry_of} if job.retry_of else {}),
-            }
+            {"PartitionKey": job.workspace_id, "RowKey": job.job_id, **_submitted(job)}
         )
 
     def get_job(self, workspace_id: str, job_id: str) -> JobRow | None:
@@ -354,21 +340,10 @@ class JobStore:
             "PartitionKey": job.workspace_id,
             "RowKey": f"{time_key(job.created_at)}~{job.job_id}",
             "jobId": job.job_id,
-            "entity": job.entity,
-            "trigger": job.trigger,
-            "dryRun": job.dry_run,
-            "userId": job.user_id,
-            "totalRecords": job.total_records,
-            "totalChunks": job.total_chunks,
-            "invalidCount": job.invalid_count,
-            "skippedCount": job.skipped_count,
-            "staging": job.staging,
-            "createdAt": job.created_at,
+            **_submitted(job),
             "final": final_status is not None,
             "state": str(final_status["state"]) if final_status is not None else "",
         }
-        if job.retry_of:
-            entity["retryOf"] = job.retry_of
         table = self._tables.get_table_client(self.names.index_table)
         if final_status is None:
             try:
@@ -854,6 +829,23 @@ def _outcome_from_row(row: Mapping[str, Any]) -> StoredOutcome:
         dynamics_id=str(row["dynamicsId"]) if row.get("dynamicsId") else None,
         detail=_join_json("detail", row),
     )
+
+
+def _submitted(job: JobRow) -> dict[str, Any]:
+    """The columns of what was submitted, the same in the job row and its index row."""
+    return {
+        "entity": job.entity,
+        "trigger": job.trigger,
+        "dryRun": job.dry_run,
+        "userId": job.user_id,
+        "totalRecords": job.total_records,
+        "totalChunks": job.total_chunks,
+        "invalidCount": job.invalid_count,
+        "skippedCount": job.skipped_count,
+        "staging": job.staging,
+        "createdAt": job.created_at,
+        **({"retryOf": job.retry_of} if job.retry_of else {}),
+    }
 
 
 def _job_from_row(row: Mapping[str, Any]) -> JobRow:

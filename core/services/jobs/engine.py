@@ -63,7 +63,7 @@ from core.domain.jobs import (
     RecordOutcome,
     count_outcomes,
     error_codes,
-    summarize_job,
+    summarize_job_row,
 )
 from core.services.jobs import stopping
 from core.services.jobs.checkpoints import Checkpoints, ChunkHalted
@@ -316,15 +316,7 @@ class ChunkJobWorker(ABC):
         if self._events is None:
             return
         chunks = self.store.list_chunks(job.workspace_id, job.job_id)
-        summary = summarize_job(
-            chunks,
-            total_chunks=job.total_chunks,
-            total_records=job.total_records,
-            invalid=job.invalid_count,
-            skipped=job.skipped_count,
-            job_error=job.error,
-            cancel_requested=job.cancel_requested_at is not None,
-        )
+        summary = summarize_job_row(job, chunks)
         if summary.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
             return
         event = job_event(summary, chunks)

@@ -45,7 +45,7 @@ from core.domain.jobs import (
     JobSummary,
     RecordOutcome,
     job_state,
-    summarize_job,
+    summarize_job_row,
 )
 from core.services.jobs.events import JobEvents
 from core.services.jobs.merged import join_merged
@@ -276,15 +276,7 @@ class JobQueries:
 
     def summary(self, job: JobRow) -> JobSummary:
         """The job's state, counts, progress and top error codes, from one query of its chunk rows."""
-        return summarize_job(
-            self._store.list_chunks(job.workspace_id, job.job_id),
-            total_chunks=job.total_chunks,
-            total_records=job.total_records,
-            invalid=job.invalid_count,
-            skipped=job.skipped_count,
-            job_error=job.error,
-            cancel_requested=job.cancel_requested_at is not None,
-        )
+        return summarize_job_row(job, self._store.list_chunks(job.workspace_id, job.job_id))
 
     def _status_of(self, job: JobRow) -> JobStatus:
         return status_of(job, self._store.list_chunks(job.workspace_id, job.job_id))
