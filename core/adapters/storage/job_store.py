@@ -142,7 +142,9 @@ class RecordsPage:
 class JobFilter:
     """Which jobs of a workspace a history page holds; every member optional. ``created_from`` inclusive,
     ``created_to`` exclusive (ISO 8601, UTC); ``final`` True: finished jobs whose ``state`` is given,
-    False: jobs not finished (their state is derived from their chunks)."""
+    False: jobs not finished (their state is derived from their chunks). ``or_unfinished`` with ``final``
+    True: the rows not yet marked finished too (a finish whose index write was lost; the caller derives
+    their state and keeps those that match)."""
 
     entity: str | None = None
     trigger: str | None = None
@@ -151,6 +153,7 @@ class JobFilter:
     created_to: str | None = None
     final: bool | None = None
     state: str | None = None
+    or_unfinished: bool = False
 
 
 @dataclass(frozen=True)
@@ -386,12 +389,17 @@ class JobStore:
             if value is not None:
                 query.append(f"{column} eq @{name}")
                 params[name] = value
-        if flt.final is not None:
-            query.append("final eq @final")
-            params["final"] = flt.final
-        if flt.state is not None:
-            query.append("state eq @state")
+        if flt.final and flt.state is not None and flt.or_unfinished:
+            # A space after @state: the SDK takes the word after "@" up to the next space as the name.
+            query.append("((final eq true and state eq @state ) or final eq false)")
             params["state"] = flt.state
+        else:
+            if flt.final is not None:
+                query.append("final eq @final")
+                params["final"] = flt.final
+            if flt.state is not None:
+                query.append("state eq @state")
+                params["state"] = flt.state
         rows = self._tables.get_table_client(self.names.index_table).query_entities(
             " and ".join(query), parameters=params, results_per_page=page_size
         )

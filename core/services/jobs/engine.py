@@ -203,6 +203,7 @@ class ChunkJobWorker(ABC):
             checkpoints.save_confirmed()
             self._fail(message, staged, checkpoints, drift.reason, sent_nothing=True)
             self._tell(job)
+            self._record_if_finished(ws, job_id)
             return ChunkState.FAILED
         except ReconnectRequired as exc:
             log.info("%s chunk paused until Dynamics is reconnected", self.kind, extra=where)

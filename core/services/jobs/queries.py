@@ -295,9 +295,11 @@ class JobQueries:
         the last page. ``InvalidCursor`` for a cursor this method did not return.
 
         One range query of the time index serves the page; a finished job's status is read from its index
-        row, an unfinished one's from its chunk rows. A filter on a finished state is applied by the table;
-        one on an unfinished state (queued, running, ...) looks at unfinished jobs only, at most
-        ``MAX_DERIVED_SCAN`` of them per page (then the page may be short, and its cursor goes on)."""
+        row, an unfinished one's from its chunk rows. A filter on a finished state is applied by the table,
+        which also returns the rows not marked finished (a job that finished after its index write was
+        lost is listed under its state, and its row written then); one on an unfinished state (queued,
+        running, ...) looks at unfinished jobs only. At most ``MAX_DERIVED_SCAN`` unfinished rows that do
+        not match are read per page (then the page may be short, and its cursor goes on)."""
         self._store.ensure_ready()
         flt = flt or HistoryFilter()
         after = decode_job_cursor(cursor) if cursor is not None else None
@@ -310,6 +312,7 @@ class JobQueries:
             created_to=flt.created_to,
             final=None if flt.state is None else not derived_state,
             state=flt.state.value if flt.state is not None and not derived_state else None,
+            or_unfinished=flt.state is not None and not derived_state,
         )
         jobs: list[JobStatus] = []
         last_key: str | None = None
@@ -323,7 +326,7 @@ class JobQueries:
             last_key = item.key
             if status is None:
                 continue
-            if derived_state and status.state is not flt.state:
+            if flt.state is not None and status.state is not flt.state:
                 scanned += 1
                 if scanned >= MAX_DERIVED_SCAN:
                     return JobsPage(jobs, encode_job_cursor(item.key))

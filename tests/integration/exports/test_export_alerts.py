@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
-import hmac
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -42,6 +38,7 @@ from core.services.jobs.messages import ChunkMessage
 from emulators.keyvault import KeyVaultEmulator
 from tests.integration.exports.conftest import ExportHarness
 from tests.support.identity import local_secret_store
+from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.identity"]
@@ -83,60 +80,12 @@ RECORDS = [
     ),
     {"id": "p-bad", "firstName": "Al", "lastName": "Long", "professionalEmail": "a" * 120 + "@example.com"},
 ]
-TOLERANCE_S = 300  # what the README tells receivers to accept
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.1: verifies each request as the README shows, answers the scripted
-    statuses (then 200), remembers what it got."""
-
-    secret: str = ""
-    statuses: list[int] = field(default_factory=list)
-    got: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
-
-    def verify(self, headers: Any, body: bytes) -> bool:
-        timestamp = headers.get("X-Dynamics-Timestamp", "")
-        signature = headers.get("X-Dynamics-Signature", "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TOLERANCE_S:
-            return False
-        expected = hmac.new(self.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(signature, f"v1={expected}")
 
 
 @pytest.fixture()
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with lock:
-                status = state.statuses.pop(0) if state.statuses else 200
-                state.got.append(
-                    {
-                        "status": status,
-                        "verified": state.verify(self.headers, body),
-                        "id": self.headers.get("X-Dynamics-Event-Id"),
-                        "body": json.loads(body),
-                    }
-                )
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/dynamics"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with webhook_receiver() as state:
+        yield state
 
 
 @dataclass
