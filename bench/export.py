@@ -23,6 +23,9 @@ Exact reports: every record's reported action is checked against the seed's trut
 contact written by two write calls (counted by the workers' client). ``--faults 503=0.05,500=0.02,drop=0.02
 --fault-seed 3`` turns the emulator's fault injection on for the timed run (a drop closes the connection
 after Dynamics committed the request). The exit status is 1 when a report is not exact.
+
+Over 400 lines on purpose: the bench is one scenario end to end (seed, submit, worker processes, timing,
+truth check, report); split, a reader would have to chase one run across files.
 """
 
 from __future__ import annotations

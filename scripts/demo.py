@@ -17,6 +17,8 @@ Caller tokens are HS256 JWTs minted with the local development secret from local
 admin's token drives the setup and exports; the engagement events are posted with the platform service's
 own token (its audience, PLATFORM_JWT_SERVICE_AUDIENCE), the only caller that may log activities.
 Exits non-zero on the first answer that is not what the API promises.
+
+Over 400 lines on purpose: one readable walk through the product, top to bottom.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ trusts the Entra stand-in's signing key and knows its signed-in user as a system
 /api/dynamics/connect` works end to end. Their ports are free ones picked at start unless given
 (--entra-port/--keyvault-port/--dataverse-port or STACK_ENTRA_PORT/...); their URLs are printed and kept in
 state.json ("services").
+
+Over 400 lines on purpose: start, status and stop of one stack share its process and port bookkeeping.
 """
 
 from __future__ import annotations

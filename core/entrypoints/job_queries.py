@@ -1,6 +1,10 @@
 """What the job endpoints (exports and activities) share: path and query parameters, and the shapes of
 their status and per-record answers (documented in the OpenAPI document; the record shapes forbid
-unknown fields so the documented examples, taken from real answers, prove the documentation complete)."""
+unknown fields so the documented examples, taken from real answers, prove the documentation complete).
+
+Over 400 lines on purpose: the response shapes are the OpenAPI contract of both job kinds and read best
+side by side; the functions are small.
+"""
 
 from __future__ import annotations
 

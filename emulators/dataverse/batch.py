@@ -15,6 +15,9 @@ Responses are written with CRLF as the service does: ``--batchresponse_<guid>`` 
 nested in ``changesetresponse_<guid>`` with the ``Content-ID`` echoed.
 
 Pure module: no I/O. Executing operations (and rolling change sets back) is the server's job.
+
+Just over 400 lines: parser and writer of one wire format, kept together so that each is checked
+against the other.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ nulls), and ``not`` of unknown stays unknown.
 
 The module is pure: no I/O, no knowledge of the schema. The caller (records/query code) supplies
 ``known_columns`` to reject unknown properties and a :data:`NavResolver` to follow lookups.
+
+Over 400 lines on purpose: one grammar (the query options' parser and the expression tree that evaluates
+them); split, the precedence rules and three-valued logic would span files.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ What makes the data realistic, and what tests can check against (:class:`SeedTru
   registrable domain), some on multi-label public suffixes (``.co.uk``, ``.com.br``);
 - accounts sharing a name (``SeedTruth.shared_name_groups``), some of them the same brand on another
   country's domain (``acme.com`` / ``acme.es``: ``SeedTruth.any_extension_groups``).
+
+Over 400 lines on purpose: the data generator and the truth it records must change together.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@
 under ``/api/data/v9.2/`` and the control API (reset, seed, snapshot, stats, clock, faults, latency,
 limits) under ``/_emulator/``. Requests need ``Authorization: Bearer`` with a static accepted token or an
 RS256 JWT signed by a key added with :meth:`DataverseEmulator.add_signing_key`.
+
+Over 400 lines on purpose: the HTTP layer (routes, headers, status codes, error bodies) of the whole Web
+API surface the product uses and of the control API, in one place; the data work is in records.py,
+metadata.py and odata.py.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Submitting validates the envelope and every record, snapshots the workspace's co
 with the configuration it was submitted under, even if an admin edits it meanwhile), stages the records in
 Blob Storage in chunks and enqueues one small message per chunk. Order matters for crash safety: blobs,
 then the job row, then chunk rows, then messages — a message never points at something missing.
+
+Over 400 lines on purpose: each use case is short, and submit, retry and the queries share the one
+submission path kept here.
 """
 
 from __future__ import annotations

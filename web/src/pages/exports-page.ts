@@ -2,6 +2,8 @@
 // the manual-export fields the configuration asks for, dry run it (what each record would get: the columns
 // it would write, before and after) or export it, watch the job's progress, and read each record's outcome:
 // how it matched a Dynamics record, what Dynamics refused (its code and message), filtered by outcome.
+// Over 400 lines on purpose: one page whose parts (list, manual values, dry run, progress, results) share
+// the job being run; the list parsing and the sample lists live in their own modules.
 import { LitElement, css, html, nothing } from "lit";
 import type { Api, Schemas } from "../api/client";
 import { problemText } from "../api/client";
