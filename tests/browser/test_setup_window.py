@@ -222,6 +222,23 @@ def test_reconnect_notice_after_microsoft_drops_the_sign_in(
     expect(notices).to_contain_text("long period without use")
     window.assert_accessible()
     window.screenshot("reconnect-notice", tmp_path)
+
+    # A member of the workspace, in another tab: sees the state and the notice, not the controls only admins
+    # may use (the toggle is disabled, no Configure, and the notice says whom to ask).
+    member = Window(page.context.new_page(), window.stack)
+    member.sign_in(role="member", user="user-member", workspace=window.workspace)
+    card = member.card("Microsoft Dynamics 365")
+    expect(card.get_by_test_id("dynamics-connection")).to_contain_text("Needs reconnect")
+    expect(card.get_by_role("switch")).to_be_disabled()
+    expect(card.get_by_role("button", name="Configure")).to_have_count(0)
+    expect(card).to_contain_text("Only workspace admins can turn integrations on or off")
+    member.page.get_by_role("button", name="Notifications 1 unread").click()
+    member_notices = member.page.get_by_role("region", name="Notifications")
+    expect(member_notices).to_contain_text("Ask a workspace admin to reconnect Dynamics 365.")
+    expect(member_notices.get_by_role("button", name="Reconnect Dynamics")).to_have_count(0)
+    member.assert_accessible()
+    member.page.close()
+
     notices.get_by_role("button", name="Reconnect Dynamics").click()
     confirmed = page.get_by_role("dialog", name="Dynamics 365 connected")
     expect(confirmed).to_be_visible(timeout=15000)

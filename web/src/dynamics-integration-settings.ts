@@ -1,6 +1,9 @@
 // <dynamics-integration-settings>: the whole Dynamics settings experience as one element a host page
 // drops in. The host gives it `tokenProvider` (a function answering the platform caller token) and, when
-// the API is not on the page's own origin, `apiBase`. Without a token provider it shows how to sign in.
+// the API is not on the page's own origin, `apiBase`; and `role` ("admin" or "member", the signed-in
+// user's role in the workspace: a member sees the integrations and exports, without the controls only
+// admins may use; the API refuses those to members whatever the page shows). Without a token provider it
+// shows how to sign in.
 import { LitElement, css, html, nothing } from "lit";
 import { createApi, problemText, type Api, type Schemas, type TokenProvider } from "./api/client";
 import type { IntegrationsPage } from "./pages/integrations-page";
@@ -18,6 +21,7 @@ export class DynamicsIntegrationSettings extends LitElement {
     apiBase: { type: String, attribute: "api-base" },
     signInUrl: { type: String, attribute: "sign-in-url" },
     signedInAs: { type: String, attribute: "signed-in-as" },
+    role: { type: String },
     connected: { state: true },
     oauthError: { state: true },
     view: { state: true },
@@ -32,6 +36,7 @@ export class DynamicsIntegrationSettings extends LitElement {
   declare apiBase: string;
   declare signInUrl: string;
   declare signedInAs: string;
+  declare role: "admin" | "member";
   private api: Api | null = null;
   private apiFor: [string, TokenProvider | undefined] | null = null;
 
@@ -40,6 +45,7 @@ export class DynamicsIntegrationSettings extends LitElement {
     this.apiBase = "";
     this.signInUrl = "";
     this.signedInAs = "";
+    this.role = "admin";
     this.connected = null;
     this.oauthError = "";
     this.view = viewOf(location.hash);
@@ -119,7 +125,11 @@ export class DynamicsIntegrationSettings extends LitElement {
         <h1>Integrations</h1>
         <div class="tools">
           ${this.signedInAs ? html`<p class="who">Signed in as ${this.signedInAs}</p>` : nothing}
-          ${api ? html`<notification-bell .api=${api} @dynamics-connect=${this.startSignIn}></notification-bell>` : nothing}
+          ${api ? html`<notification-bell
+                .api=${api}
+                .canReconnect=${this.role === "admin"}
+                @dynamics-connect=${this.startSignIn}
+              ></notification-bell>` : nothing}
         </div>
       </header>
       ${api
@@ -133,7 +143,11 @@ export class DynamicsIntegrationSettings extends LitElement {
         ${api && this.view === "exports" ? html`<exports-page .api=${api}></exports-page>` : nothing}
         ${api && this.view === "integrations"
           ? html`<h2 class="visually-hidden">CRM integrations</h2>
-              <integrations-page .api=${api} @configure=${() => this.setupWindow?.show()}></integrations-page>
+              <integrations-page
+                .api=${api}
+                .readOnly=${this.role !== "admin"}
+                @configure=${() => this.setupWindow?.show()}
+              ></integrations-page>
               <setup-window
                 .api=${api}
                 @dynamics-connect=${this.startSignIn}

@@ -10,6 +10,7 @@ if (element) {
   element.signInUrl = DEV_SIGN_IN_PATH;
   if (identity) {
     element.signedInAs = `${identity.user} (${identity.role}) in ${identity.workspace}`;
+    element.role = identity.role;
     element.tokenProvider = devTokenProvider(identity);
   }
 }

@@ -151,7 +151,7 @@ export class IntegrationsPage extends LitElement {
             id="toggle-${card.crm}"
             .checked=${card.enabled}
             ?disabled=${this.readOnly || this.busy === card.crm}
-            aria-describedby=${error ? `error-${card.crm}` : nothing}
+            aria-describedby=${error ? `error-${card.crm}` : this.readOnly && card.dynamics ? `admins-only-${card.crm}` : nothing}
             @change=${(e: Event) => this.toggle(card, (e.target as HTMLInputElement).checked)}
           />
           <span>${card.enabled ? "Enabled" : "Disabled"}</span>
@@ -180,16 +180,22 @@ export class IntegrationsPage extends LitElement {
         <div><dt>Connection</dt><dd data-testid="dynamics-connection">${status}</dd></div>
         <div><dt>Setup</dt><dd data-testid="dynamics-configured">${configured}</dd></div>
       </dl>
-      <button
-        class="btn primary"
-        ?disabled=${!card.enabled}
-        aria-describedby="name-${card.crm}"
-        @click=${() =>
-          this.dispatchEvent(new CustomEvent("configure", { detail: { crm: card.crm }, bubbles: true, composed: true }))}
-      >
-        Configure
-      </button>
-      ${card.enabled ? nothing : html`<p class="hint">Enable the integration to configure it.</p>`}`;
+      ${this.readOnly
+        ? html`<p class="hint" id="admins-only-${card.crm}">
+            Only workspace admins can turn integrations on or off and change their setup.
+          </p>`
+        : html`<button
+              class="btn primary"
+              ?disabled=${!card.enabled}
+              aria-describedby="name-${card.crm}"
+              @click=${() =>
+                this.dispatchEvent(
+                  new CustomEvent("configure", { detail: { crm: card.crm }, bubbles: true, composed: true }),
+                )}
+            >
+              Configure
+            </button>
+            ${card.enabled ? nothing : html`<p class="hint">Enable the integration to configure it.</p>`}`}`;
   }
 
   static styles = [

@@ -11,18 +11,22 @@ type Notice = Schemas["NotificationView"];
 export class NotificationBell extends LitElement {
   static properties = {
     api: { attribute: false },
+    canReconnect: { type: Boolean, attribute: "can-reconnect" },
     notices: { state: true },
     expanded: { state: true },
     error: { state: true },
   };
 
   declare api: Api;
+  /** Only admins may connect: others are told whom to ask instead of offered a button that is refused. */
+  declare canReconnect: boolean;
   declare notices: Notice[];
   declare expanded: boolean;
   declare error: string;
 
   constructor() {
     super();
+    this.canReconnect = true;
     this.notices = [];
     this.expanded = false;
     this.error = "";
@@ -97,7 +101,9 @@ export class NotificationBell extends LitElement {
                   <p>${n.message}</p>
                   ${n.kind === "dynamics_reconnect_required"
                     ? html`<p class="reason">Why: ${reconnectReasonText(n.reason)}</p>
-                        <button class="btn primary" @click=${() => this.reconnect(n)}>Reconnect Dynamics</button>`
+                        ${this.canReconnect
+                          ? html`<button class="btn primary" @click=${() => this.reconnect(n)}>Reconnect Dynamics</button>`
+                          : html`<p>Ask a workspace admin to reconnect Dynamics 365.</p>`}`
                     : nothing}
                   <p class="when">${new Date(n.createdAt).toLocaleString()}</p>
                 </li>`,
