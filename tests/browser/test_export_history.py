@@ -156,6 +156,8 @@ def test_history_filter_load_more_and_downloads(window: Window, tmp_path: Path) 
     )  # fmt: skip
     export_id = str(exported.get_by_role("rowheader").locator("code").get_attribute("title"))
     window.assert_accessible()
+    page.get_by_role("heading", name="Recent exports").scroll_into_view_if_needed()
+    window.screenshot("exports-history", tmp_path)
 
     # Load more, by keyboard: the older job follows; no more pages.
     more = page.get_by_role("button", name="Load more")
@@ -209,6 +211,8 @@ def test_history_filter_load_more_and_downloads(window: Window, tmp_path: Path) 
     box = page.get_by_role("region", name="Exports table")
     assert box.evaluate("el => el.scrollWidth > el.clientWidth")
     window.assert_accessible()
+    page.get_by_role("heading", name="Recent exports").scroll_into_view_if_needed()
+    window.screenshot("exports-history-phone", tmp_path)
 
 
 def test_cancel_a_running_export(window: Window) -> None:

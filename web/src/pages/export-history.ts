@@ -40,7 +40,7 @@ export function pageSizeFrom(search: string): number {
 
 function when(iso: string): string {
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
 }
 
 function short(jobId: string): string {
@@ -294,11 +294,11 @@ export class ExportHistory extends LitElement {
       </td>
       <td>${j.entity}</td>
       <td>${j.trigger}</td>
-      <td>${j.progress.records}</td>
-      <td>${j.counts.created}</td>
-      <td>${j.counts.updated}</td>
-      <td>${j.counts.failed}</td>
-      <td>${j.counts.invalid}</td>
+      <td class="count">${j.progress.records}</td>
+      <td class="count">${j.counts.created}</td>
+      <td class="count">${j.counts.updated}</td>
+      <td class="count">${j.counts.failed}</td>
+      <td class="count">${j.counts.invalid}</td>
       <td>${j.requestedBy}</td>
       <td><time datetime=${j.createdAt}>${when(j.createdAt)}</time></td>
       <td>
@@ -315,10 +315,10 @@ export class ExportHistory extends LitElement {
           : nothing}
         ${ENDED.includes(j.state)
           ? html`<button class="btn" aria-label="Download CSV of export ${id}" @click=${() => void this.download(j, "csv")}>
-                Download CSV
+                  <span aria-hidden="true">↓</span> CSV
               </button>
               <button class="btn" aria-label="Download NDJSON of export ${id}" @click=${() => void this.download(j, "ndjson")}>
-                Download NDJSON
+                <span aria-hidden="true">↓</span> NDJSON
               </button>`
           : nothing}
         </div>
@@ -338,16 +338,18 @@ export class ExportHistory extends LitElement {
       /* The table is wider than a phone: it scrolls inside its own box, never the page. */
       .scroll { max-width: 100%; overflow-x: auto; border: 1px solid var(--line); border-radius: 10px;
         background: var(--surface); margin: 0 0 0.75rem; }
-      table { border-collapse: collapse; width: 100%; font-size: 0.92rem; }
-      th, td { border-bottom: 1px solid var(--line); padding: 0.35rem 0.5rem; text-align: left; vertical-align: top;
-        white-space: nowrap; }
+      table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
+      th, td { border-bottom: 1px solid var(--line); padding: 0.35rem 0.4rem; text-align: left; vertical-align: top; }
       thead th { background: var(--canvas); }
-      tbody th { font-weight: 400; }
+      tbody th { font-weight: 400; white-space: nowrap; }
+      td.count { text-align: right; font-variant-numeric: tabular-nums; }
+      time { white-space: nowrap; }
       .tag { display: block; color: var(--muted); font-size: 0.85rem; }
-      .link { display: block; color: var(--muted); font-size: 0.85rem; }
+      .link { display: block; color: var(--muted); font-size: 0.85rem; white-space: nowrap; }
+      .state { display: block; min-width: 6rem; }
       .state.failed, .state.partially_failed { color: var(--bad); }
-      .actions { display: flex; gap: 0.4rem; }
-      .actions .btn { padding: 0.2rem 0.6rem; min-height: 2rem; }
+      .actions { display: flex; flex-wrap: wrap; gap: 0.4rem; }
+      .actions .btn { padding: 0.2rem 0.6rem; min-height: 2rem; white-space: nowrap; }
     `,
   ];
 }
