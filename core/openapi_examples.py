@@ -226,6 +226,21 @@ _CROSSING_WARNING = {
     "companies tab maps column 'company' too, map it the same way there",
 }
 
+# A results file's read-only link (core.adapters.storage.result_files): the blob, then its SAS.
+_RESULTS_BLOB = (
+    "https://stdynamicsprod.blob.core.windows.net/export-staging/"
+    "ws-acme/0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10/downloads/"
+)
+
+
+def _results_sas(ext: str) -> str:
+    return (
+        "st=2026-11-27T09%3A10%3A41Z&se=2026-11-27T09%3A20%3A41Z&sp=r&sv=2025-01-05&sr=b"
+        f"&rscd=attachment%3B%20filename%3D%22export-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10-records.{ext}%22"
+        "&sig=bm90LWEtcmVhbC1zaWduYXR1cmU%3D"
+    )
+
+
 EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/openapi.json"): {
         "response": {
@@ -702,6 +717,24 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
             "topErrors": [],
             "cancelRequestedAt": "2026-11-27T09:14:51.020034+00:00",
             "cancelledBy": "user-admin",
+        }
+    },
+    ("GET", "/api/dynamics/exports/{jobId}/records.csv"): {
+        "200": {
+            "url": _RESULTS_BLOB
+            + "records-admin.csv.3f1c2b7e9d0a4c6b8e5f1a2d3c4b5a69?"
+            + _results_sas("csv"),
+            "expiresAt": "2026-11-27T09:20:41Z",
+            "fileName": "export-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10-records.csv",
+        }
+    },
+    ("GET", "/api/dynamics/exports/{jobId}/records.ndjson"): {
+        "200": {
+            "url": _RESULTS_BLOB
+            + "records-admin.ndjson.8a2e4f6c1b3d4e5f9a7b6c5d4e3f2a1b?"
+            + _results_sas("ndjson"),
+            "expiresAt": "2026-11-27T09:20:41Z",
+            "fileName": "export-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10-records.ndjson",
         }
     },
     ("GET", "/api/dynamics/exports/{jobId}/records"): {

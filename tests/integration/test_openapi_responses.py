@@ -343,6 +343,15 @@ def test_every_operation_answers_what_the_openapi_document_describes(
             )
             file = requests.get(link.headers["Location"], timeout=10)
             assert file.status_code == 200 and export_request["records"][0]["id"] in file.text
+            as_json = walk(
+                "GET",
+                f"/api/dynamics/exports/{{jobId}}/records.{fmt}",
+                fn,
+                route_params=job,
+                headers={"Accept": "application/json"},
+                expect=200,
+            )
+            assert body_json(as_json)["url"].split("?")[0] == link.headers["Location"].split("?")[0]
         usage = body_json(walk("GET", "/api/dynamics/usage", usage_api.get_dynamics_usage, expect=200))
         assert usage["window"]["busiestJob"]["jobId"] == job["jobId"], usage
         assert usage["days"][0]["requests"] >= usage["window"]["busiestJob"]["requests"] > 0

@@ -6,11 +6,13 @@ bench.download``; here the file is built in many pages and blocks to exercise th
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import uuid
 from collections.abc import Iterator
 
+import azure.functions as func
 import pytest
 import requests
 
@@ -173,3 +175,62 @@ def test_jobs_not_offered(ws: str) -> None:
     )
     gone = download(ws, finished, "csv")
     assert gone.status_code == 410 and "retention" in gone.json()["detail"]
+
+
+def ask_link(ws: str, job_id: str, fmt: str, accept: str) -> func.HttpResponse:
+    fn = results_api.get_export_records_csv if fmt == "csv" else results_api.get_export_records_ndjson
+    return call(
+        fn,
+        request(
+            "GET",
+            f"dynamics/exports/{job_id}/records.{fmt}",
+            headers={**tokens.bearer(ws), "Accept": accept},
+            route_params={"jobId": job_id},
+        ),
+    )
+
+
+def test_a_browser_page_asks_for_the_link_as_json(ws: str) -> None:
+    """What the Exports page does: Accept application/json answers 200 with the link it navigates to."""
+    store = bootstrap.app().export_store
+    job_id = seed_job(store, ws, 5, outcome=outcome)
+    before = dt.datetime.now(dt.UTC)
+    answer = ask_link(ws, job_id, "csv", "application/json")
+    assert answer.status_code == 200 and answer.mimetype == "application/json"
+    assert answer.headers["Cache-Control"] == "no-store" and answer.headers["Vary"] == "Accept"
+    body = json.loads(answer.get_body())
+    assert set(body) == {"url", "expiresAt", "fileName"}
+    assert body["fileName"] == f"export-{job_id}-records.csv"
+    expires = dt.datetime.fromisoformat(body["expiresAt"].replace("Z", "+00:00"))
+    assert before + dt.timedelta(minutes=4) < expires <= dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    file = requests.get(body["url"], timeout=30)  # the same kind of link as the 302's: no token needed
+    assert file.status_code == 200 and f'filename="{body["fileName"]}"' in file.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(file.content.decode("utf-8").removeprefix("\ufeff"))))
+    assert [int(r["seq"]) for r in rows] == list(range(5))
+
+    ndjson = json.loads(ask_link(ws, job_id, "ndjson", "application/json, */*;q=0.1").get_body())
+    assert ndjson["fileName"] == f"export-{job_id}-records.ndjson"
+    assert json.loads(requests.get(ndjson["url"], timeout=30).text.splitlines()[0])["seq"] == 0
+
+    # The file preferred, wildcards only (a browser's navigation) or no JSON asked: the redirect, as before.
+    for accept in ("text/csv, application/json;q=0.5", "*/*", "text/html,*/*;q=0.8", "application/json;q=0"):
+        redirected = ask_link(ws, job_id, "csv", accept)
+        assert redirected.status_code == 302 and redirected.headers["Location"].startswith("http"), accept
+
+
+def test_json_asked_for_a_job_not_offered_still_answers_problem_details(ws: str) -> None:
+    store = bootstrap.app().export_store
+    running = seed_job(store, ws, 600, finished=False)
+    answer = ask_link(ws, running, "csv", "application/json")
+    assert answer.status_code == 409 and answer.mimetype == "application/problem+json"
+    assert "running" in json.loads(answer.get_body())["detail"]
+    unknown = ask_link(ws, str(uuid.uuid4()), "ndjson", "application/json")
+    assert unknown.status_code == 404 and unknown.mimetype == "application/problem+json"
+
+    finished = seed_job(store, ws, 3)
+    store._tables.get_table_client(EXPORT_NAMES.jobs_table).update_entity(
+        {"PartitionKey": ws, "RowKey": finished, "recordsDeletedAt": "2026-01-01T00:00:00+00:00"}
+    )
+    gone = ask_link(ws, finished, "csv", "application/json")
+    assert gone.status_code == 410 and gone.mimetype == "application/problem+json"
+    assert "retention" in json.loads(gone.get_body())["detail"]

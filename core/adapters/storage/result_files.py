@@ -17,9 +17,9 @@ otherwise with a user delegation key the app's managed identity asks Blob Storag
 Storage Blob Data Owner/Contributor, which infra/app/storage.bicep grants), so no account key is needed on
 Azure (https://learn.microsoft.com/rest/api/storageservices/create-user-delegation-sas).
 The trade-offs: the client must follow a redirect to the storage account's host (a browser does, for
-``fetch`` the account needs CORS), the link is a bearer credential for its few minutes, and a finished
-file stays in storage until the job's staged data is deleted (retention), where a second download reuses
-it.
+``fetch`` the account would need CORS, so a page asks for the link as JSON and navigates to it), the
+link is a bearer credential for its few minutes, and a finished file stays in storage until the job's
+staged data is deleted (retention), where a second download reuses it.
 """
 
 from __future__ import annotations

@@ -2425,6 +2425,24 @@ export interface components {
              */
             nextCursor: string | null;
         };
+        /** ResultsLink */
+        ResultsLink: {
+            /**
+             * Url
+             * @description the file in Blob Storage, as the 302's Location: follow it without the token
+             */
+            url: string;
+            /**
+             * Expiresat
+             * @description ISO 8601, UTC: the link is refused after this moment
+             */
+            expiresAt: string;
+            /**
+             * Filename
+             * @description the name the file is saved under (the link's Content-Disposition)
+             */
+            fileName: string;
+        };
         /**
          * RetryInclude
          * @enum {string}
@@ -7652,7 +7670,10 @@ export interface operations {
     get_api_dynamics_exports_jobId_records_csv: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Optional. `application/json` (preferred to the file's own media type) answers 200 with the link as JSON instead of the 302: for a browser page, whose fetch cannot read a redirect's Location; it then navigates to `url`. Anything else, `*\/*` included, answers the 302. */
+                Accept?: string;
+            };
             path: {
                 jobId: string;
             };
@@ -7660,6 +7681,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Accept asked for application/json: the same link as the 302's Location, as JSON */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "url": "https://stdynamicsprod.blob.core.windows.net/export-staging/ws-acme/0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10/downloads/records-admin.csv.3f1c2b7e9d0a4c6b8e5f1a2d3c4b5a69?st=2026-11-27T09%3A10%3A41Z&se=2026-11-27T09%3A20%3A41Z&sp=r&sv=2025-01-05&sr=b&rscd=attachment%3B%20filename%3D%22export-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10-records.csv%22&sig=bm90LWEtcmVhbC1zaWduYXR1cmU%3D",
+                     *       "expiresAt": "2026-11-27T09:20:41Z",
+                     *       "fileName": "export-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10-records.csv"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ResultsLink"];
+                };
+            };
             /** @description OK */
             302: {
                 headers: {
@@ -7788,7 +7825,10 @@ export interface operations {
     get_api_dynamics_exports_jobId_records_ndjson: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Optional. `application/json` (preferred to the file's own media type) answers 200 with the link as JSON instead of the 302: for a browser page, whose fetch cannot read a redirect's Location; it then navigates to `url`. Anything else, `*\/*` included, answers the 302. */
+                Accept?: string;
+            };
             path: {
                 jobId: string;
             };
@@ -7796,6 +7836,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Accept asked for application/json: the same link as the 302's Location, as JSON */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "url": "https://stdynamicsprod.blob.core.windows.net/export-staging/ws-acme/0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10/downloads/records-admin.ndjson.8a2e4f6c1b3d4e5f9a7b6c5d4e3f2a1b?st=2026-11-27T09%3A10%3A41Z&se=2026-11-27T09%3A20%3A41Z&sp=r&sv=2025-01-05&sr=b&rscd=attachment%3B%20filename%3D%22export-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10-records.ndjson%22&sig=bm90LWEtcmVhbC1zaWduYXR1cmU%3D",
+                     *       "expiresAt": "2026-11-27T09:20:41Z",
+                     *       "fileName": "export-0b6f3c2e-5d41-4a8e-9c1f-2f7d8e6a4b10-records.ndjson"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ResultsLink"];
+                };
+            };
             /** @description OK */
             302: {
                 headers: {

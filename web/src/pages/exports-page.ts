@@ -2,13 +2,16 @@
 // the manual-export fields the configuration asks for, dry run it (what each record would get: the columns
 // it would write, before and after) or export it, watch the job's progress, and read each record's outcome:
 // how it matched a Dynamics record, what Dynamics refused (its code and message), filtered by outcome.
+// Below, the workspace's recent exports (export-history.ts): cancel, retry, download the results files.
 // Over 400 lines on purpose: one page whose parts (list, manual values, dry run, progress, results) share
-// the job being run; the list parsing and the sample lists live in their own modules.
+// the job being run; the list parsing, the sample lists and the history live in their own modules.
 import { LitElement, css, html, nothing } from "lit";
 import type { Api, Schemas } from "../api/client";
 import { problemText } from "../api/client";
 import { base } from "../ui/styles";
 import { CsvProblem, MAX_CSV_BYTES, parseCsvList } from "./csv-list";
+import { pageSizeFrom } from "./export-history";
+import { ENDED, STATE_LABELS } from "./job-states";
 import { SAMPLE_LISTS, type PlatformRecord } from "./sample-lists";
 
 type Entity = Schemas["ExportEntity"];
@@ -21,7 +24,6 @@ type Condition = Schemas["MatchCondition"];
 const UPLOAD = "upload";
 const POLL_MS = 500;
 const PAGE = 100;
-const ENDED: Status["state"][] = ["succeeded", "partially_failed", "failed"];
 
 const ACTION_LABELS: Record<Action, string> = {
   created: "Created",
@@ -37,17 +39,6 @@ const ACTION_LABELS: Record<Action, string> = {
   updating: "Updating",
   pending: "Pending",
   cancelled: "Cancelled",
-};
-const STATE_LABELS: Record<Status["state"], string> = {
-  queued: "queued",
-  running: "running",
-  succeeded: "finished",
-  partially_failed: "finished, some records failed",
-  failed: "failed",
-  paused_reconnect: "paused until Dynamics is reconnected",
-  paused_disabled: "paused while Dynamics is disabled",
-  cancelling: "stopping",
-  cancelled: "cancelled",
 };
 // Platform fields as people read them (the match explanation names the platform side in words).
 const FIELD_LABELS: Record<string, string> = {
@@ -244,6 +235,7 @@ export class ExportsPage extends LitElement {
       return;
     }
     this.submitted = records;
+    void this.renderRoot.querySelector("export-history")?.refresh(); // the new job, with its Cancel
     await this.poll(data.jobId);
   }
 
@@ -260,6 +252,7 @@ export class ExportsPage extends LitElement {
     if (ENDED.includes(data.state)) {
       this.busy = false;
       await this.loadRecords(false);
+      await this.renderRoot.querySelector("export-history")?.refresh();
       return;
     }
     this.timer = window.setTimeout(() => void this.poll(jobId), POLL_MS);
@@ -297,6 +290,7 @@ export class ExportsPage extends LitElement {
         <p class="lead">Send a list of ${this.entity} to Dynamics 365. A dry run shows what would change without writing anything.</p>
         ${this.renderList()} ${this.renderManual()} ${this.renderActions()} ${this.renderProgress()}
         ${this.renderResults()}
+        <export-history .api=${this.api} .pageSize=${pageSizeFrom(location.search)}></export-history>
       </section>
     `;
   }
