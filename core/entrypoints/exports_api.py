@@ -208,6 +208,8 @@ def retry_export(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         ) from None
     except JobQueueFull as exc:
         raise queue_full(exc) from None
+    except IntegrationDisabled as exc:
+        raise disabled_problem(exc) from None
     if result is None:
         raise HttpProblem(404, "Not found", "no such export job in this workspace")
     submitted = result.submitted
@@ -302,7 +304,8 @@ openapi.register(
     description="Admins and the platform's service may retry any export of the workspace, a member the "
     "exports they submitted. The retry job is the caller's (a person's retry is a manual export by them); "
     "its status says retryOf, and the retried job's says retriedBy. The body is optional. 409: the job "
-    "still runs, has nothing to retry, or the configuration cannot export now (errors say why).",
+    "still runs, has nothing to retry, or the configuration cannot export now (errors say why); "
+    "`code: integration_disabled` when Dynamics is not the workspace's enabled CRM.",
     callers=EVERY_CALLER,
 )
 openapi.register(

@@ -17,6 +17,7 @@ Errors as ``GET /api/dynamics/fields``: 400 unknown entity or bad ``refresh``; 4
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 import azure.functions as func
@@ -38,6 +39,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 TAG = ("Dynamics configuration",)
 LevelName = Literal["ok", "warning", "error"]
 _ENTITY_MAX = 40
+_IF_NONE_MATCH_MAX = 2_000
 
 
 class IconColumn(BaseModel):
@@ -107,6 +109,15 @@ class IconMatrixPage(BaseModel):
 
 
 @bp.route(route="api/dynamics/fields/icons", methods=["GET"])
+def _none_match(header: str | None, etag: str) -> bool:
+    """If-None-Match compares weakly (RFC 9110 13.1.2): ``W/`` is ignored and ``*`` matches any current
+    representation. A header longer than any list a client keeps is not parsed (it matches nothing)."""
+    if not header or len(header) > _IF_NONE_MATCH_MAX:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in tags or etag in tags
+
+
 @authenticated()
 def get_dynamics_field_icons(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     entity = (req.params.get("entity") or "").strip()
@@ -121,9 +132,11 @@ def get_dynamics_field_icons(req: func.HttpRequest, caller: Caller) -> func.Http
         raise bad_query("entity", str(exc), "unknown_entity") from None
     except DYNAMICS_FAILURES as exc:
         raise dynamics_problem(exc) from None
-    etag = f'"{listing.version}"'
+    # The body names the environment: two environments with the same metadata are two representations.
+    environment = hashlib.sha256(listing.environment_url.encode()).hexdigest()[:12]
+    etag = f'"{listing.version}-{environment}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if etag in {t.strip() for t in (req.headers.get("If-None-Match") or "").split(",")}:
+    if _none_match(req.headers.get("If-None-Match"), etag):
         return func.HttpResponse(status_code=304, headers=headers)
     return model_response(IconMatrixPage.of(listing), headers=headers)
 

@@ -352,19 +352,22 @@ def _moment(req: func.HttpRequest, name: str) -> str | None:
     value = req.params.get(name) or None
     if value is None:
         return None
-    parsed = None
+    utc = None
     if len(value) <= 40:
         try:
             parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-    if parsed is None or parsed.tzinfo is None or not 1970 <= parsed.year <= 9999:
+            # The offset may carry a moment near year 1 or 9999 past the calendar's end (OverflowError).
+            utc = parsed.astimezone(dt.UTC) if parsed.tzinfo is not None else None
+        except (ValueError, OverflowError):
+            utc = None
+    if utc is None or not 1970 <= utc.year <= 9999:
         raise _bad_query(
             name,
-            f"{name} must be an ISO 8601 date and time with an offset, e.g. 2026-12-01T00:00:00Z",
+            f"{name} must be an ISO 8601 date and time with an offset, from 1970 to 9999 in UTC, "
+            "e.g. 2026-12-01T00:00:00Z",
             "expected an ISO 8601 date-time with an offset",
         )
-    return parsed.astimezone(dt.UTC).isoformat()
+    return utc.isoformat()
 
 
 def history_filter(

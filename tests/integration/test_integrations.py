@@ -142,3 +142,27 @@ def test_with_dynamics_disabled_exports_and_activities_are_refused_with_the_reas
     # Disabled again: refused again.
     assert set_crm(ws, "dynamics", False).status_code == 200
     refused()
+
+
+def test_a_retry_with_dynamics_disabled_is_refused_with_the_reason(ws: str) -> None:
+    _map_fields(ws)
+    assert set_crm(ws, "dynamics", True).status_code == 200
+    # One invalid record: the job ends at once, with a record a retry may send again.
+    export = {"entity": "contacts", "records": [{"id": "p-1", "firstName": {"x": 1}, "lastName": "L"}]}
+    submitted = _submit(ws, "dynamics/exports", exports_api.post_export, export, "admin")
+    assert submitted.status_code == 202, submitted.get_body()
+    job_id = body_json(submitted)["jobId"]
+    assert set_crm(ws, "dynamics", False).status_code == 200
+
+    retry = call(
+        exports_api.retry_export,
+        request(
+            "POST",
+            "x",
+            json_body={"include": ["invalid"]},
+            headers=tokens.bearer(ws, "admin"),
+            route_params={"jobId": job_id},
+        ),
+    )
+    assert retry.status_code == 409 and retry.mimetype == "application/problem+json", retry.get_body()
+    assert body_json(retry)["code"] == "integration_disabled"

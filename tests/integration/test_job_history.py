@@ -166,6 +166,8 @@ def test_pages_neither_skip_nor_repeat_jobs_while_new_ones_arrive(ws: str) -> No
         ({"from": "yesterday"}, "/from"),
         ({"to": "2026-11-01T08:00:00"}, "/to"),  # no offset: which day it is depends on where you are
         ({"from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00Z"}, "/to"),
+        ({"from": "9999-12-31T23:59:59-05:00"}, "/from"),  # past the calendar's end in UTC
+        ({"to": "1970-01-01T00:00:00+01:00"}, "/to"),  # 1969 in UTC
         ({"requestedBy": "not a user id!"}, "/requestedBy"),
         ({"cursor": "bm90LW91cnM"}, "/cursor"),
         ({"limit": "101"}, "/limit"),

@@ -35,9 +35,9 @@ def seed_job(
     job_id = str(uuid.uuid4())
     chunks = max(1, -(-records // CHUNK))
     created = (created_at or dt.datetime.now(dt.UTC)).isoformat()
-    store.create_job(
-        JobRow(workspace_id, job_id, "contacts", "manual", False, "user-1", records, chunks, created, 0)
-    )
+    job = JobRow(workspace_id, job_id, "contacts", "manual", False, "user-1", records, chunks, created, 0)
+    store.create_job(job)
+    store.index_job(job)  # as a submission writes it: the history lists the job
     if staged:
         store.stage_request(workspace_id, job_id, {"entity": "contacts"})
 

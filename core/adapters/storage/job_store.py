@@ -740,11 +740,16 @@ class JobStore:
             deleted += 1
         return deleted, True
 
-    def delete_job_row(self, workspace_id: str, job_id: str) -> None:
-        try:
-            self._tables.get_table_client(self.names.jobs_table).delete_entity(workspace_id, job_id)
-        except ResourceNotFoundError:
-            pass
+    def delete_job_row(self, job: JobRow) -> None:
+        """The job's index row, then its job row (the history stops listing it first)."""
+        for table, key in (
+            (self.names.index_table, f"{time_key(job.created_at)}~{job.job_id}"),
+            (self.names.jobs_table, job.job_id),
+        ):
+            try:
+                self._tables.get_table_client(table).delete_entity(job.workspace_id, key)
+            except ResourceNotFoundError:
+                pass
 
     def retention_mark(self, name: str) -> str | None:
         """Where retention's scan ``name`` is to resume (an ISO timestamp), kept in the jobs table under a

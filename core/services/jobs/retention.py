@@ -153,7 +153,7 @@ class JobRetention:
         report.deleted += rows
         if not done:
             return False
-        store.delete_job_row(job.workspace_id, job.job_id)  # last: until then a run finds the job again
-        report.deleted += 1
+        store.delete_job_row(job)  # last: until then a run finds the job again
+        report.deleted += 2  # its index row and its job row
         report.jobs_deleted.append(job.job_id)
         return True

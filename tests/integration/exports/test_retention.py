@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from core.adapters.storage.job_store import JobStore
+from core.adapters.storage.job_store import JobFilter, JobStore
 from core.adapters.storage.result_files import ResultFiles
 from core.domain.config import DynamicsConfig
 from core.domain.export_request import ExportRequest
@@ -101,5 +101,7 @@ def test_retention_deletes_old_results_in_bounded_runs_while_an_export_runs(
     # An old job that has not ended keeps everything; one older than the summaries' period is gone whole.
     assert _records(store, old_ws, old_running) == 600 and _blobs(store, old_ws, old_running) == 3
     assert store.get_job(old_ws, ancient) is None
+    listed = [j.job.job_id for j in store.indexed_jobs(old_ws, JobFilter(), after=None, page_size=100)]
+    assert ancient not in listed and old in listed  # the history forgets it with its summary
     assert store.list_chunks(old_ws, ancient) == [] and _records(store, old_ws, ancient) == 0
     assert _blobs(store, old_ws, ancient) == 0
