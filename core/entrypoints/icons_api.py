@@ -6,8 +6,8 @@
   value and an engagement value of each value type, and (contacts) each of the thirteen campaign
   properties. Compact: ``columns`` and ``targets`` lists, ``cells[column][target]`` an index into
   ``outcomes`` (each distinct level + reasons once), whose reasons index ``reasons`` (each text once).
-  ``ETag`` is the version of the answer (metadata, custom fields, rules); ``If-None-Match`` with it
-  answers 304 without a body.
+  ``ETag`` is the version of the answer (metadata, custom fields, rules) and its environment;
+  ``If-None-Match`` with it (weak comparison, ``*`` too) answers 304 without a body.
 - ``GET /api/dynamics/compatibility``: the rules behind the icons: every (value type, Dynamics type) pair
   with its level and reason, and the column-level rules (read-only, create-only, ...). No Dynamics call.
 
@@ -66,7 +66,10 @@ class IconOutcome(BaseModel):
 class IconMatrixPage(BaseModel):
     entity: Literal["contact", "account"]
     environmentUrl: str
-    version: str = Field(description="changes with the metadata, the custom fields or the rules (the ETag)")
+    version: str = Field(
+        description="changes with the metadata, the custom fields or the rules (the ETag adds the "
+        "environment)"
+    )
     columns: list[IconColumn] = Field(description="every column, in logical-name order")
     targets: list[IconTarget]
     reasons: list[str] = Field(description="each distinct reason once")

@@ -421,7 +421,7 @@ export interface paths {
         put?: never;
         /**
          * Send a finished export's failed records again (and, asked for, its skipped or invalid ones), as submitted, with the configuration as it is now; one retry job per job: calling again answers it
-         * @description Admins and the platform's service may retry any export of the workspace, a member the exports they submitted. The retry job is the caller's (a person's retry is a manual export by them); its status says retryOf, and the retried job's says retriedBy. The body is optional. 409: the job still runs, has nothing to retry, or the configuration cannot export now (errors say why).
+         * @description Admins and the platform's service may retry any export of the workspace, a member the exports they submitted. The retry job is the caller's (a person's retry is a manual export by them); its status says retryOf, and the retried job's says retriedBy. The body is optional. 409: the job still runs, has nothing to retry, or the configuration cannot export now (errors say why); `code: integration_disabled` when Dynamics is not the workspace's enabled CRM.
          */
         post: operations["post_api_dynamics_exports_jobId_retry"];
         delete?: never;
@@ -2640,7 +2640,7 @@ export interface components {
             environmentUrl: string;
             /**
              * Version
-             * @description changes with the metadata, the custom fields or the rules (the ETag)
+             * @description changes with the metadata, the custom fields or the rules (the ETag adds the environment)
              */
             version: string;
             /**
