@@ -130,7 +130,12 @@ class ExportService(JobQueries):
         idempotency_key: str | None = None,
         *,
         retry_of: str | None = None,
+        ordered: bool | None = None,
     ) -> SubmitResult:
+        """Stage and queue an export. ``ordered`` (default: an automatic export) keeps the order of each
+        record's changes (``changedAt``): several changes of a record are one write with the latest values,
+        and a change older than one already received is never written; a person's retry of an automatic
+        export stays ordered."""
         requester = _requester(caller, request)
         self.require_enabled(caller.workspace_id, "exporting")
         self._store.ensure_ready()
@@ -143,14 +148,15 @@ class ExportService(JobQueries):
         # elsewhere, and whichever creates the job row first wins (the row insert is the lock).
         staging = uuid.uuid4().hex
         automatic = request.trigger is ExportTrigger.AUTOMATIC
+        ordered = automatic if ordered is None else ordered
         valid, invalid = validate_records(
-            request.entity, request.records, self._custom_fields(caller.workspace_id), automatic=automatic
+            request.entity, request.records, self._custom_fields(caller.workspace_id), automatic=ordered
         )
         superseded: list[RecordOutcome] = []
-        if automatic:
+        if ordered:
             valid, superseded = latest_changes(valid)
         valid, duplicates = _drop_duplicates(request.entity, valid, config)
-        if automatic and not request.dryRun and self._versions is not None and valid:
+        if ordered and not request.dryRun and self._versions is not None and valid:
             self._versions.ensure_ready()
             valid, stale = self._receive(caller.workspace_id, request.entity, valid, job_id)
             superseded += stale
@@ -164,6 +170,7 @@ class ExportService(JobQueries):
             request={
                 "entity": request.entity.value,
                 "trigger": request.trigger.value,
+                "ordered": ordered,
                 "dryRun": request.dryRun,
                 "userId": requester,
                 "identityId": request.identityId,
@@ -278,7 +285,10 @@ class ExportService(JobQueries):
             # The platform's service retries for the job's own user; a person as themselves.
             userId=source.user_id if caller.is_service else None,
         )
-        result = self.submit(caller, export, idempotency_key=key, retry_of=job_id)
+        # The changes an automatic export carried keep their order when a person retries them: a change
+        # superseded meanwhile is skipped again rather than written over newer values.
+        ordered = source.trigger == ExportTrigger.AUTOMATIC.value
+        result = self.submit(caller, export, idempotency_key=key, retry_of=job_id, ordered=ordered)
         self._store.set_retried_by(source, retry_id)
         return RetryResult(result, missing)
 

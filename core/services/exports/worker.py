@@ -85,7 +85,9 @@ class ExportWorker(ChunkJobWorker):
             forget_columns=self.metadata.invalidate,
             items=items,
         )
-        ordered = request.get("trigger") == ExportTrigger.AUTOMATIC.value and not run.dry_run
+        # Staged by the submission; jobs staged before the flag existed: automatic ones are ordered.
+        ordered = request.get("ordered", request.get("trigger") == ExportTrigger.AUTOMATIC.value)
+        ordered = bool(ordered) and not run.dry_run
         if not ordered or self.versions is None:
             return run.execute()
         return self._run_in_order(chunk, run)

@@ -19,7 +19,7 @@ from azure.data.tables import TableServiceClient
 from core.adapters.storage.record_versions import RecordVersions
 from core.domain.caller import Caller, Role
 from core.domain.config import DynamicsConfig
-from core.domain.export_request import MAX_AUTOMATIC_RECORDS, ExportRequest
+from core.domain.export_request import MAX_AUTOMATIC_RECORDS, ExportRequest, RetryInclude, RetryRequest
 from core.domain.jobs import ChunkState
 from core.services.exports.service import ExportService, InvalidExport
 from core.services.jobs.messages import ChunkMessage
@@ -142,6 +142,26 @@ def test_several_changes_in_one_request_are_one_write_with_the_latest(ordered: O
     assert row["jobtitle"] == "CTO" and ordered.writes_of(row["contactid"]) == 1
     # the platform can link the superseded change too
     assert older["mergedInto"]["dynamicsId"] == row["contactid"]
+
+
+def test_a_persons_retry_of_an_automatic_export_never_writes_a_superseded_change(ordered: Ordered) -> None:
+    pid = _pid()
+    first = ordered.submit(_change(pid, T1, "Engineer"))
+    ordered.submit(_change(pid, T2, "CTO"))
+    ordered.h.drain(WS)
+    assert ordered.contact("Quist")["jobtitle"] == "CTO"
+    [older] = ordered.records(first).values()
+    assert older["action"] == "skipped"
+
+    # An admin retries the first job with its skipped records: a manual export by the admin, whose one
+    # change is older than the one Dynamics holds; it is skipped again, not written.
+    admin = Caller(WS, "admin-1", Role.ADMIN)
+    retried = ordered.service.retry(admin, first, RetryRequest(include=[RetryInclude.SKIPPED]))
+    assert retried is not None and retried.submitted.accepted + retried.submitted.invalid <= 1
+    ordered.h.drain(WS)
+    [again] = ordered.records(retried.submitted.job_id).values()
+    assert again["action"] == "skipped" and "superseded" in again["note"], again
+    assert ordered.contact("Quist")["jobtitle"] == "CTO"
 
 
 def test_a_newer_change_waits_for_an_older_write_in_flight_then_lands_last(ordered: Ordered) -> None:
