@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import SETTING_SPECS
+from core.settings import SETTING_SPECS, SettingSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = [spec.name for spec in SETTING_SPECS]
@@ -37,9 +37,27 @@ def test_setting_is_in_the_local_settings_example(name: str) -> None:
     assert name in values, f"{name} missing from local.settings.json.example"
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_setting_is_documented_in_the_readme(name: str) -> None:
-    assert f"`{name}`" in (ROOT / "README.md").read_text(), f"{name} missing from the README settings table"
+def _readme_settings_table() -> dict[str, tuple[str, str]]:
+    """The README's settings table: name -> (default, meaning) as written in its rows."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("| setting | default | meaning |")
+    rows: dict[str, tuple[str, str]] = {}
+    for line in text[start:].split("\n\n", 1)[0].splitlines()[2:]:
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        rows[cells[0].strip("`")] = (cells[1], cells[2].replace("\\|", "|"))
+    return rows
+
+
+@pytest.mark.parametrize("spec", SETTING_SPECS, ids=NAMES)
+def test_setting_is_documented_in_the_readme_table(spec: SettingSpec) -> None:
+    row = _readme_settings_table().get(spec.name)
+    assert row is not None, f"{spec.name} missing from the README settings table"
+    default = "—" if spec.default is None else f"`{spec.default}`"
+    assert row == (default, spec.meaning), f"{spec.name}: the README row differs from core/settings.py"
+
+
+def test_the_readme_table_lists_no_setting_the_code_does_not_read() -> None:
+    assert sorted(set(_readme_settings_table()) - set(NAMES)) == []
 
 
 def test_code_reads_settings_only_through_the_loader() -> None:

@@ -130,16 +130,33 @@ def test_retries_at_once_make_one_retry_job(env: ExportHarness) -> None:
 
 
 def test_a_member_retries_and_cancels_only_their_own_exports(env: ExportHarness) -> None:
+    _refuse_column(env, "fax")
     service = env.service()
-    job = service.submit(
-        CALLER, env.kind.request.model_validate({"entity": "contacts", "records": _contacts(2)})
-    )
-    other = Caller(WS, "someone-else", Role.MEMBER)
+    owner = Caller(WS, "member-owner", Role.MEMBER)
+    other = Caller(WS, "member-other", Role.MEMBER)
+    body = {"entity": "contacts", "records": _contacts(2)}
+    mine = service.submit(owner, env.kind.request.model_validate(body))
 
     with pytest.raises(Forbidden):
-        service.cancel(other, job.job_id)
+        service.cancel(other, mine.job_id)
     with pytest.raises(JobNotFinished):
-        service.retry(CALLER, job.job_id, RetryRequest())  # still queued: what failed is not known
+        service.retry(owner, mine.job_id, RetryRequest())  # still queued: what failed is not known
+    env.drain()
+    finished = service.status(WS, mine.job_id)
+    assert finished is not None and finished.counts["failed"] == 2
+
+    with pytest.raises(Forbidden):
+        service.retry(other, mine.job_id, RetryRequest())
+    assert service.status(WS, mine.job_id).retried_by is None  # type: ignore[union-attr]
+    retried = service.retry(owner, mine.job_id, RetryRequest())
+    assert retried is not None and retried.submitted.accepted == 2
+    retry_status = service.status(WS, retried.submitted.job_id)
+    assert retry_status is not None and retry_status.requested_by == owner.user_id
+    # The owner cancels their own retry; an admin may cancel anyone's.
+    cancelled = service.cancel(owner, retried.submitted.job_id)
+    assert cancelled is not None and cancelled.cancel_requested_at is not None
+    other_job = service.submit(other, env.kind.request.model_validate(body))
+    assert service.cancel(CALLER, other_job.job_id) is not None
 
 
 def test_cancel_mid_export_writes_each_record_once_or_not_at_all(env: ExportHarness) -> None:
