@@ -36,6 +36,7 @@ from core.services.alerts.service import (
     MAX_DELIVERY_LOG_PAGE,
     AlertService,
     SigningSecretUnavailable,
+    WebhookChanged,
     WebhookNotConfigured,
 )
 from core.settings import SettingsError
@@ -169,6 +170,13 @@ def put_alert_webhook(req: func.HttpRequest, caller: Caller) -> func.HttpRespons
         raise HttpProblem(503, "Alerts not configured", str(exc)) from None
     except SigningSecretUnavailable:
         raise HttpProblem(503, "Key Vault unavailable", "the webhook was not changed; try again") from None
+    except WebhookChanged:
+        raise HttpProblem(
+            409,
+            "Webhook changed meanwhile",
+            "another request changed the webhook at the same time; this one changed nothing: read the "
+            "webhook again and save once more if still needed",
+        ) from None
     return model_response(
         WebhookSaved(**_view(saved.webhook).model_dump(), secret=saved.secret),
         status=201 if saved.created else 200,
@@ -258,10 +266,11 @@ openapi.register(
     request=WebhookRequest,
     response=WebhookSaved,
     alternatives={201: (WebhookSaved, "created: `secret` is the new signing secret, shown only now")},
-    problems=(503,),
+    problems=(409, 503),
     tags=TAG,
     callers=ADMINS,
-    description=SIGNING,
+    description=f"{SIGNING} 409: another save changed the webhook at the same time; this one changed "
+    "nothing (read it again). A rotation replaces the secret: the former one is deleted.",
 )
 openapi.register(
     "DELETE",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azure.core import MatchConditions
@@ -57,6 +57,11 @@ class Webhook:
     updated_at: dt.datetime
     updated_by: str
     secret_created_at: dt.datetime
+    etag: str | None = field(default=None, compare=False)  # of the stored row; None: not stored yet
+
+
+class WebhookChanged(Exception):
+    """Another request changed (or created) the workspace's webhook since it was read."""
 
 
 @dataclass(frozen=True)
@@ -124,21 +129,33 @@ class AlertRepository:
             updated_at=_time(row["updatedAt"]) or dt.datetime.now(dt.UTC),
             updated_by=str(row.get("updatedBy") or ""),
             secret_created_at=_time(row.get("secretCreatedAt")) or dt.datetime.now(dt.UTC),
+            etag=row.metadata.get("etag"),
         )
 
-    def save_webhook(self, webhook: Webhook) -> None:
-        self._webhooks.upsert_entity(
-            {
-                "PartitionKey": webhook.workspace_id,
-                "RowKey": _WEBHOOK_ROW,
-                "url": webhook.url,
-                "secretName": webhook.secret_name,
-                "updatedAt": _iso(webhook.updated_at),
-                "updatedBy": webhook.updated_by,
-                "secretCreatedAt": _iso(webhook.secret_created_at),
-            },
-            mode=UpdateMode.REPLACE,
-        )
+    def save_webhook(self, webhook: Webhook, *, read: Webhook | None) -> None:
+        """Write ``webhook`` only if the row is still as ``read`` (``None``: no row yet): of two saves that
+        read the same row, one wins and the other gets ``WebhookChanged``."""
+        entity = {
+            "PartitionKey": webhook.workspace_id,
+            "RowKey": _WEBHOOK_ROW,
+            "url": webhook.url,
+            "secretName": webhook.secret_name,
+            "updatedAt": _iso(webhook.updated_at),
+            "updatedBy": webhook.updated_by,
+            "secretCreatedAt": _iso(webhook.secret_created_at),
+        }
+        try:
+            if read is None:
+                self._webhooks.create_entity(entity)
+            else:
+                self._webhooks.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=read.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            raise WebhookChanged() from None
 
     def delete_webhook(self, workspace_id: str) -> bool:
         try:

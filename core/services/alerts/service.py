@@ -25,6 +25,7 @@ from typing import Any
 from core.adapters.identity.keyvault import SecretStore, SecretStoreUnavailable
 from core.adapters.storage.alert_repository import ALERT_QUEUE as ALERT_QUEUE  # the queue triggers' name
 from core.adapters.storage.alert_repository import AlertRepository, Attempt, Delivery, Webhook
+from core.adapters.storage.alert_repository import WebhookChanged as WebhookChanged  # raised by put_webhook
 from core.adapters.storage.job_store import JobRow
 from core.adapters.storage.notification_repository import NotificationRepository
 from core.domain.alerts import TEST_EVENT, DeliveryState, JobAlert, JobEvent, validate_webhook_url
@@ -49,7 +50,7 @@ def utcnow() -> dt.datetime:
 def secret_name_for(workspace_id: str) -> str:
     """A new Key Vault name for a workspace's signing secret. Key Vault names allow [0-9a-zA-Z-]
     (workspace ids may hold more: hashed), and a name deleted (soft-deleted, kept for the vault's retention)
-    cannot be set again: each new webhook gets its own name; a rotation is a new version of it."""
+    cannot be set again: each new webhook, and each rotation, gets its own name."""
     digest = hashlib.sha256(workspace_id.encode("utf-8")).hexdigest()[:32]
     return f"alert-webhook-{digest}-{uuid.uuid4().hex[:12]}"
 
@@ -172,23 +173,34 @@ class AlertService:
 
     def put_webhook(self, workspace_id: str, user_id: str, url: str, *, rotate_secret: bool) -> SavedWebhook:
         """Set the URL (``InvalidWebhookUrl``); a new webhook, or ``rotate_secret``, gets a new signing
-        secret, stored in Key Vault before the row names it (``SecretStoreUnavailable`` leaves the webhook
-        as it was) and returned only by this call."""
+        secret under a Key Vault name of its own, stored before the row names it
+        (``SecretStoreUnavailable`` leaves the webhook as it was) and returned only by this call. The row
+        is written only if nobody changed it since it was read: of two saves at once one wins, the other
+        gets ``WebhookChanged`` and its secret is deleted, so a secret answered is always the one that
+        signs. A rotation deletes the secret it replaced."""
         checked = validate_webhook_url(url, allow_local=self._allow_local)
         existing = self._repo.webhook(workspace_id)
         now = self._clock()
         secret: str | None = None
-        secret_name = existing.secret_name if existing is not None else secret_name_for(workspace_id)
+        secret_name = existing.secret_name if existing is not None else ""
         secret_created_at = existing.secret_created_at if existing is not None else now
         if existing is None or rotate_secret:
             secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+            secret_name = secret_name_for(workspace_id)
             try:
                 self._secret_store().put(secret_name, secret, tags={"kind": "alert-webhook-signing-secret"})
             except SecretStoreUnavailable:
                 raise SigningSecretUnavailable() from None
             secret_created_at = now
         webhook = Webhook(workspace_id, checked, secret_name, now, user_id, secret_created_at)
-        self._repo.save_webhook(webhook)
+        try:
+            self._repo.save_webhook(webhook, read=existing)
+        except WebhookChanged:
+            if secret is not None:
+                self._delete_secret_quietly(secret_name)
+            raise
+        if existing is not None and secret is not None:
+            self._delete_secret_quietly(existing.secret_name)  # replaced: nothing signs with it now
         log.info(
             "webhook %s%s",
             "created" if existing is None else "updated",
@@ -196,6 +208,14 @@ class AlertService:
             extra={"workspace": workspace_id},
         )
         return SavedWebhook(webhook, created=existing is None, secret=secret)
+
+    def _delete_secret_quietly(self, name: str) -> None:
+        """A secret no row names any more: deleted, or left to the vault when it does not answer (it
+        signs nothing either way)."""
+        try:
+            self._secret_store().delete(name)
+        except SecretStoreUnavailable:
+            log.warning("an unused webhook signing secret could not be deleted; it signs nothing")
 
     def delete_webhook(self, workspace_id: str) -> None:
         """Stop sending (the row goes first), then delete the secret (the vault keeps it soft-deleted for

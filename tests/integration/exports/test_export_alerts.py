@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -32,7 +34,7 @@ from core.domain.connection import ReconnectRequired
 from core.domain.jobs import ChunkState
 from core.domain.notification import Notification
 from core.services.alerts.delivery import WebhookDeliveryWorker
-from core.services.alerts.service import AlertService
+from core.services.alerts.service import AlertService, WebhookChanged
 from core.services.exports.service import ExportService
 from core.services.jobs.messages import ChunkMessage
 from emulators.keyvault import KeyVaultEmulator
@@ -337,3 +339,61 @@ def test_a_new_alert_deletes_the_workspaces_alerts_older_than_90_days(
     attempts, _ = alerts.service.delivery_log(ws, None, 100)
     logged = {a.delivery_id for a in attempts}
     assert "test-recent" in logged and "test-old" not in logged
+
+
+class _MeetingStore:
+    """The vault, where two saves meet: each puts its secret only once both have read the webhook."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.meet = threading.Barrier(2)
+        self.put_names: list[str] = []
+
+    def put(self, name: str, value: str, tags: Any = None) -> None:
+        self.meet.wait(timeout=10)
+        self.put_names.append(name)
+        self.inner.put(name, value, tags)
+
+    def get(self, name: str) -> str | None:
+        return self.inner.get(name)
+
+    def delete(self, name: str) -> None:
+        self.inner.delete(name)
+
+
+@pytest.mark.parametrize("rotating", [False, True], ids=["create", "rotate"])
+def test_two_saves_at_once_one_wins_and_the_secret_answered_is_the_one_that_signs(
+    alerts: Alerts, keyvault: KeyVaultEmulator, rotating: bool
+) -> None:
+    ws = f"ws-hook-{uuid.uuid4().hex[:8]}"
+    plain = local_secret_store(keyvault.vault_url, keyvault.issue_token())
+    first = None
+    if rotating:
+        first = alerts.service.put_webhook(ws, "admin-1", "https://hooks.example.com/a", rotate_secret=False)
+    store = _MeetingStore(plain)
+    service = AlertService(NotificationRepository.__new__(NotificationRepository), alerts.repo, lambda: store)
+    answers: list[Any] = []
+
+    def save(user: str) -> None:
+        try:
+            answers.append(
+                service.put_webhook(ws, user, "https://hooks.example.com/b", rotate_secret=rotating)
+            )
+        except WebhookChanged as exc:
+            answers.append(exc)
+
+    threads = [threading.Thread(target=save, args=(f"admin-{n}",)) for n in (2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    [won] = [a for a in answers if not isinstance(a, Exception)]
+    assert [type(a) for a in answers if isinstance(a, Exception)] == [WebhookChanged]
+    stored = alerts.repo.webhook(ws)
+    assert stored is not None and stored.updated_by == won.webhook.updated_by
+    assert won.secret and plain.get(stored.secret_name) == won.secret  # what the admin saw signs
+    [lost_name] = [n for n in store.put_names if n != stored.secret_name]
+    assert plain.get(lost_name) is None  # the loser's secret is not left in the vault
+    if first is not None:
+        assert plain.get(first.webhook.secret_name) is None  # the rotated-out secret is deleted

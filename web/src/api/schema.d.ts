@@ -93,7 +93,7 @@ export interface paths {
         get: operations["get_api_dynamics_alerts_webhook"];
         /**
          * Set the alert webhook (the signing secret is answered once)
-         * @description Each request is a POST of the event as JSON with `X-Dynamics-Timestamp` (Unix seconds), `X-Dynamics-Signature: v1=<hex HMAC-SHA256 of '<timestamp>.<raw body>' keyed by the secret>`, `X-Dynamics-Event-Id` (the same on every retry: dedupe on it) and `X-Dynamics-Event`. Any 2xx within the timeout delivers it; anything else (redirects are not followed) is retried with exponential backoff.
+         * @description Each request is a POST of the event as JSON with `X-Dynamics-Timestamp` (Unix seconds), `X-Dynamics-Signature: v1=<hex HMAC-SHA256 of '<timestamp>.<raw body>' keyed by the secret>`, `X-Dynamics-Event-Id` (the same on every retry: dedupe on it) and `X-Dynamics-Event`. Any 2xx within the timeout delivers it; anything else (redirects are not followed) is retried with exponential backoff. 409: another save changed the webhook at the same time; this one changed nothing (read it again). A rotation replaces the secret: the former one is deleted.
          */
         put: operations["put_api_dynamics_alerts_webhook"];
         post?: never;
@@ -4216,6 +4216,22 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "This kind of caller (admin, member or the platform's service) may not do this",
                      *       "status": 403
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflicts with the current state",
+                     *       "status": 409
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
