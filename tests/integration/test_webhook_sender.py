@@ -4,12 +4,14 @@ before anything is sent, a receiver that does not answer in time is a failed att
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import urllib3
 
 from core.adapters.webhook_http import WebhookSender
 
@@ -19,6 +21,7 @@ pytestmark = pytest.mark.integration
 class Server:
     def __init__(self) -> None:
         self.hits: list[str] = []
+        self.hosts: list[str] = []
         self.release = threading.Event()
         server = self
 
@@ -26,6 +29,7 @@ class Server:
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 server.hits.append(self.path)
+                server.hosts.append(self.headers.get("Host", ""))
                 if self.path == "/slow":
                     server.release.wait(10)
                 if self.path == "/redirect":
@@ -78,3 +82,35 @@ def test_a_name_resolving_to_a_private_address_is_refused_before_sending(server:
 def test_a_receiver_that_does_not_answer_in_time_is_a_timeout(server: Server) -> None:
     answer = WebhookSender(allow_local=True, timeout_s=0.5).post(server.base + "/slow", b"{}", {})
     assert answer.status_code is None and answer.error == "timeout"
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A name that answers a public address to the check and loopback to any later resolution (DNS
+    # rebinding, TTL 0): the sender connects to the address it checked, and never resolves the name again.
+    connected: list[tuple[str, int]] = []
+
+    def no_second_resolution(host: str, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"{host} resolved a second time")
+
+    def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        connected.append(address)
+        raise OSError("no route in this test")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
+    sender = WebhookSender(timeout_s=1, resolver=lambda _host, _port: ["93.184.216.34"])
+    monkeypatch.setattr(socket, "getaddrinfo", no_second_resolution)
+    answer = sender.post("https://hooks.example.com/x?k=1", b"{}", {})
+    assert connected == [("93.184.216.34", 443)]
+    assert answer.status_code is None and answer.error == "connection failed"
+
+
+def test_the_receiver_sees_its_own_host_and_a_refused_connection_is_reported(server: Server) -> None:
+    port = server.base.rsplit(":", 1)[1]
+    assert WebhookSender(allow_local=True).post(server.base + "/ok?x=1", b"{}", {}).delivered
+    assert server.hits == ["/ok?x=1"] and server.hosts == [f"127.0.0.1:{port}"]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    free = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    answer = WebhookSender(allow_local=True).post(f"http://127.0.0.1:{free}/x", b"{}", {})
+    assert answer.status_code is None and answer.error == "connection failed"
