@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from emulators.tls import trusting_session
 from tests.browser.window import Window
 
 pytestmark = pytest.mark.browser
@@ -89,9 +90,32 @@ def test_the_platform_origin_may_call_the_api_and_others_may_not(window: Window)
 def test_a_refused_microsoft_sign_in_is_reported_and_nothing_connects(window: Window) -> None:
     window.sign_in()
     page = window.page
-    page.goto(f"{window.base_url}/?dynamics=error&code=access_denied")
-    expect(page.get_by_role("alert")).to_contain_text("Microsoft sign-in did not complete (access_denied)")
+    completions: list[str] = []
+    page.on(
+        "request", lambda r: completions.append(r.url) if "/api/dynamics/oauth/complete" in r.url else None
+    )
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    window.card("Microsoft Dynamics 365").get_by_role("button", name="Configure").click()
+    page.get_by_label("Dynamics environment URL").fill(window.stack.dataverse_url)
+    # Microsoft's sign-in refuses (the stand-in answers consent_required to the authorization request).
+    entra = trusting_session()
+    entra.trust_env = False
+    entra.post(
+        f"{window.stack.entra_url}/_emulator/faults",
+        json={"kind": "consent_required", "count": 1},
+        timeout=10,
+    )
+    page.get_by_role("button", name="Connect", exact=True).click()
+    expect(page.get_by_role("alert").filter(has_text="Microsoft sign-in did not complete")).to_contain_text(
+        "consent_required", timeout=15000
+    )
     assert "dynamics=" not in page.url
+    assert completions == []  # nothing to complete: no sign-in was kept
     expect(window.card("Microsoft Dynamics 365").get_by_test_id("dynamics-connection")).to_have_text(
         "Not connected"
     )
+    state = page.request.get(
+        f"{window.base_url}/api/dynamics/connection", headers={"Authorization": f"Bearer {window.token()}"}
+    )
+    assert state.ok and state.json()["status"] == "disconnected", state.text()
+    window.assert_accessible()
