@@ -111,7 +111,6 @@ class IconMatrixPage(BaseModel):
         )
 
 
-@bp.route(route="api/dynamics/fields/icons", methods=["GET"])
 def _none_match(header: str | None, etag: str) -> bool:
     """If-None-Match compares weakly (RFC 9110 13.1.2): ``W/`` is ignored and ``*`` matches any current
     representation. A header longer than any list a client keeps is not parsed (it matches nothing)."""
@@ -121,6 +120,7 @@ def _none_match(header: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+@bp.route(route="api/dynamics/fields/icons", methods=["GET"])
 @authenticated()
 def get_dynamics_field_icons(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     entity = (req.params.get("entity") or "").strip()
