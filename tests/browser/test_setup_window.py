@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import Browser, BrowserContext, Route, expect
 
 from emulators.tls import trusting_session
 from tests.browser.window import Stack, Window
@@ -290,3 +290,30 @@ def test_phone_sized_screen_keyboard_only(browser: Browser, stack: Stack, tmp_pa
         expect(configure).to_be_focused()
     finally:
         context.close()
+
+
+def test_update_that_does_not_reach_the_server_says_so_and_can_be_tried_again(window: Window) -> None:
+    page = window.page
+    window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    open_setup(window)
+    page.get_by_role("radio", name="Domain or Company Name").check()
+
+    def drop_puts(route: Route) -> None:
+        if route.request.method == "PUT":
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/api/dynamics/config", drop_puts)
+    update = page.get_by_role("button", name="Update")
+    update.click()
+    expect(page.get_by_role("alert").filter(has_text="Not saved")).to_contain_text("did not reach the server")
+    expect(update).to_be_enabled()
+    expect(update).to_have_text("Update")
+    window.assert_accessible()
+
+    page.unroute("**/api/dynamics/config", drop_puts)
+    update.click()
+    expect(page.get_by_role("status").filter(has_text="Saved")).to_have_text("Saved (version 1).")
+    expect(page.get_by_role("alert").filter(has_text="Not saved")).to_have_count(0)

@@ -42,6 +42,7 @@ export class SetupWindow extends LitElement {
     message: { state: true },
     loadError: { state: true },
     saving: { state: true },
+    saveError: { state: true },
     confirmingClose: { state: true },
   };
 
@@ -56,6 +57,8 @@ export class SetupWindow extends LitElement {
   declare message: string;
   declare loadError: string;
   declare saving: boolean;
+  /** Why the last Update failed (not validation, not a conflict): an alert, as nothing was saved. */
+  declare saveError: string;
   declare confirmingClose: boolean;
   private etag = "";
   private savedJson = "";
@@ -73,6 +76,7 @@ export class SetupWindow extends LitElement {
     this.message = "";
     this.loadError = "";
     this.saving = false;
+    this.saveError = "";
     this.confirmingClose = false;
   }
 
@@ -92,6 +96,7 @@ export class SetupWindow extends LitElement {
     this.problems = [];
     this.conflict = null;
     this.message = "";
+    this.saveError = "";
     await this.updateComplete;
     this.dialog?.showModal();
     window.addEventListener("beforeunload", this.onBeforeUnload);
@@ -132,6 +137,7 @@ export class SetupWindow extends LitElement {
     if (!this.config) return;
     this.config = { ...this.config, [event.detail.section]: event.detail.value };
     this.message = "";
+    this.saveError = "";
   }
 
   private go(step: number): void {
@@ -166,12 +172,18 @@ export class SetupWindow extends LitElement {
     if (!this.config) return;
     this.saving = true;
     this.message = "";
+    this.saveError = "";
     this.conflict = null;
-    const { data, error, response } = await this.api.PUT("/api/dynamics/config", {
-      params: { header: { "If-Match": this.etag } },
-      body: this.config,
-    });
-    this.saving = false;
+    let answer;
+    try {
+      answer = await this.api.PUT("/api/dynamics/config", {
+        params: { header: { "If-Match": this.etag } },
+        body: this.config,
+      });
+    } finally {
+      this.saving = false; // whatever happened, Update is usable again
+    }
+    const { data, error, response } = answer;
     if (data) {
       this.etag = response.headers.get("ETag") ?? this.etag;
       this.savedJson = JSON.stringify(data);
@@ -193,7 +205,7 @@ export class SetupWindow extends LitElement {
       this.message = `Not saved: ${problem.errors.length} problem(s) to fix, shown next to their fields.`;
       return;
     }
-    this.message = `Not saved: ${problemText(problem, response)}`;
+    this.saveError = `Not saved: ${problemText(problem, response)}`;
   }
 
   private async explainConflict(problem: Problem): Promise<void> {
@@ -281,6 +293,7 @@ export class SetupWindow extends LitElement {
             <button class="btn" id="conflict-reload" @click=${this.reloadAfterConflict}>Reload the saved configuration</button>
           </div>`
         : nothing}
+      ${this.saveError ? html`<p class="message error" role="alert">${this.saveError}</p>` : nothing}
       <p class="message" role="status">${this.message}</p>
       ${this.problems.length
         ? html`<ul class="problems" aria-label="Problems to fix">

@@ -15,9 +15,23 @@ export function createApi(baseUrl: string, tokenProvider: TokenProvider) {
       request.headers.set("Authorization", `Bearer ${await tokenProvider()}`);
       return request;
     },
+    // openapi-fetch rethrows a failed fetch (offline, DNS, connection reset) unless onError answers; every
+    // caller already shows a problem's words, so answer one instead of leaving them stuck on a throw.
+    onError() {
+      return new Response(JSON.stringify(NETWORK_PROBLEM), {
+        status: 503,
+        headers: { "Content-Type": "application/problem+json" },
+      });
+    },
   });
   return client;
 }
+
+const NETWORK_PROBLEM = {
+  title: "Network error",
+  status: 503,
+  detail: "The request did not reach the server (the network or the server is unavailable). Try again.",
+};
 
 export type Api = ReturnType<typeof createApi>;
 
