@@ -317,3 +317,38 @@ def test_update_that_does_not_reach_the_server_says_so_and_can_be_tried_again(wi
     update.click()
     expect(page.get_by_role("status").filter(has_text="Saved")).to_have_text("Saved (version 1).")
     expect(page.get_by_role("alert").filter(has_text="Not saved")).to_have_count(0)
+
+
+def test_edits_kept_across_the_sign_in_do_not_overwrite_a_save_made_meanwhile(window: Window) -> None:
+    page = window.page
+    window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    open_setup(window)
+    page.get_by_role("radio", name="Domain or Company Name").check()
+
+    # Meanwhile a colleague saves version 1 through the API.
+    api = f"{window.base_url}/api/dynamics/config"
+    colleague = {"Authorization": f"Bearer {window.token(user='user-colleague')}"}
+    saved = page.request.get(api, headers=colleague)
+    config = saved.json()
+    config["syncIdentifiers"]["associateCompaniesWithContacts"] = True
+    answer = page.request.put(api, headers={**colleague, "If-Match": saved.headers["etag"]}, data=config)
+    assert answer.ok, answer.text()
+
+    # The Microsoft sign-in round trip keeps this tab's edits, and the version they were based on.
+    page.get_by_label("Dynamics environment URL").fill(window.stack.dataverse_url)
+    page.get_by_role("button", name="Connect", exact=True).click()
+    confirmed = page.get_by_role("dialog", name="Dynamics 365 connected")
+    expect(confirmed).to_be_visible(timeout=15000)
+    confirmed.get_by_role("button", name="Continue the setup").click()
+    expect(page.get_by_test_id("integration-user")).to_contain_text(INTEGRATION_USER)
+    expect(page.get_by_role("radio", name="Domain or Company Name")).to_be_checked()
+
+    page.get_by_role("button", name="Update").click()
+    conflict = page.get_by_role("alert").filter(has_text="saved the configuration meanwhile")
+    expect(conflict).to_contain_text("user-colleague")
+    expect(conflict).to_contain_text("version 1")
+    window.assert_accessible()
+    now = page.request.get(api, headers=colleague)
+    assert now.headers["etag"] == '"v1"'
+    assert now.json()["syncIdentifiers"]["associateCompaniesWithContacts"] is True

@@ -23,6 +23,25 @@ import { base } from "./ui/styles";
 
 const DRAFT_KEY = "dynamics-setup-draft";
 
+/** This tab's unsaved edits across the Microsoft sign-in, with the version they were based on. */
+interface Draft {
+  workspace: string;
+  etag: string;
+  config: DynamicsConfig;
+}
+
+function takeDraft(): Draft | null {
+  const raw = sessionStorage.getItem(DRAFT_KEY);
+  sessionStorage.removeItem(DRAFT_KEY);
+  try {
+    const draft = raw ? (JSON.parse(raw) as Partial<Draft>) : null;
+    // A draft without its ETag (an older page's) cannot be saved safely: it is dropped.
+    return draft && typeof draft.etag === "string" && draft.config ? (draft as Draft) : null;
+  } catch {
+    return null;
+  }
+}
+
 interface Conflict {
   version: number | null;
   savedBy: string;
@@ -32,6 +51,7 @@ interface Conflict {
 export class SetupWindow extends LitElement {
   static properties = {
     api: { attribute: false },
+    workspace: { attribute: false },
     config: { state: true },
     catalog: { state: true },
     connection: { state: true },
@@ -47,6 +67,8 @@ export class SetupWindow extends LitElement {
   };
 
   declare api: Api;
+  /** The signed-in workspace (from the caller token), so a draft is restored only where it was made. */
+  declare workspace: Promise<string> | undefined;
   declare config: DynamicsConfig | null;
   declare catalog: Catalog | null;
   declare connection: Connection | null;
@@ -110,27 +132,40 @@ export class SetupWindow extends LitElement {
 
   async load(): Promise<void> {
     this.loadError = "";
-    const [config, catalog, connection] = await Promise.all([
+    const [config, catalog, connection, workspace] = await Promise.all([
       this.api.GET("/api/dynamics/config"),
       this.catalog ? Promise.resolve({ data: this.catalog, error: undefined, response: undefined }) : this.api.GET("/api/dynamics/catalog"),
       this.api.GET("/api/dynamics/connection"),
+      this.currentWorkspace(),
     ]);
     if (!config.data || !catalog.data) {
       this.loadError = problemText(config.error ?? catalog.error, config.response);
       return;
     }
-    this.etag = config.response.headers.get("ETag") ?? "";
+    const draft = takeDraft();
     this.savedJson = JSON.stringify(config.data);
-    const draft = sessionStorage.getItem(DRAFT_KEY);
-    sessionStorage.removeItem(DRAFT_KEY);
-    this.config = draft ? (JSON.parse(draft) as DynamicsConfig) : copy(config.data);
+    if (draft && draft.workspace === workspace) {
+      // Keep the version the edits were based on: if someone saved meanwhile, Update gets the 412 and
+      // explains it, instead of writing these edits over the newer save.
+      this.etag = draft.etag;
+      this.config = draft.config;
+    } else {
+      this.etag = config.response.headers.get("ETag") ?? "";
+      this.config = copy(config.data);
+    }
     this.catalog = catalog.data;
     this.connection = connection.data ?? null;
   }
 
   /** Keep the unsaved edits of this tab across a full-page round trip (the Microsoft sign-in). */
-  keepDraft(): void {
-    if (this.dirty && this.config) sessionStorage.setItem(DRAFT_KEY, JSON.stringify(this.config));
+  async keepDraft(): Promise<void> {
+    if (!this.dirty || !this.config) return;
+    const draft: Draft = { workspace: await this.currentWorkspace(), etag: this.etag, config: this.config };
+    sessionStorage.setItem(DRAFT_KEY, JSON.stringify(draft));
+  }
+
+  private currentWorkspace(): Promise<string> {
+    return (this.workspace ?? Promise.resolve("")).catch(() => "");
   }
 
   private onChange(event: CustomEvent<ConfigChange>): void {

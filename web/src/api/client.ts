@@ -49,3 +49,15 @@ export function problemText(problem: unknown, response?: Response): string {
   const p = (problem ?? {}) as Problem;
   return p.detail || p.title || `The request failed (${response?.status ?? "no answer"}).`;
 }
+
+/** The workspace a platform caller token names (its `workspace_id` claim), read without verifying it:
+ * only to tell this tab's drafts apart. "" when the token is not a JWT carrying one. */
+export function tokenWorkspace(token: string): string {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(payload)) as { workspace_id?: unknown };
+    return typeof claims.workspace_id === "string" ? claims.workspace_id : "";
+  } catch {
+    return "";
+  }
+}
