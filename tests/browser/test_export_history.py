@@ -101,6 +101,9 @@ def history_rows(window: Window) -> Any:
 
 
 def open_exports(window: Window, query: str = "") -> None:
+    # The setup window is modal and stays open across a change of view: a person closes it first.
+    if window.page.get_by_role("dialog", name="Dynamics 365 setup").is_visible():
+        window.page.get_by_role("button", name="Close the setup window").click()
     window.page.goto(f"{window.base_url}/{query}#exports")
     expect(window.page.get_by_role("heading", name="Recent exports", level=3)).to_be_visible()
 

@@ -352,3 +352,25 @@ def test_edits_kept_across_the_sign_in_do_not_overwrite_a_save_made_meanwhile(wi
     now = page.request.get(api, headers=colleague)
     assert now.headers["etag"] == '"v1"'
     assert now.json()["syncIdentifiers"]["associateCompaniesWithContacts"] is True
+
+
+def test_back_and_forward_keep_the_open_setup_and_its_unsaved_changes(window: Window) -> None:
+    page = window.page
+    window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    open_setup(window)
+    option = page.get_by_role("radio", name="Domain or Company Name")
+    option.check()
+    setup = page.get_by_role("dialog", name="Dynamics 365 setup")
+
+    page.evaluate("location.hash = '#exports'")  # what Forward to the Exports page does
+    expect(page.get_by_role("link", name="Exports")).to_have_attribute("aria-current", "page")
+    expect(setup).to_be_visible()
+    expect(option).to_be_checked()
+    window.assert_accessible()
+    page.go_back()
+    expect(page.get_by_role("link", name="Integrations")).to_have_attribute("aria-current", "page")
+    expect(setup).to_be_visible()
+    expect(option).to_be_checked()
+    page.get_by_role("button", name="Update").click()
+    expect(page.get_by_role("status").filter(has_text="Saved")).to_have_text("Saved (version 1).")

@@ -152,16 +152,9 @@ export class DynamicsIntegrationSettings extends LitElement {
                 .api=${api}
                 .readOnly=${this.role !== "admin"}
                 @configure=${() => this.setupWindow?.show()}
-              ></integrations-page>
-              <setup-window
-                .api=${api}
-                .workspace=${this.workspace}
-                @dynamics-connect=${this.startSignIn}
-                @config-saved=${this.refresh}
-                @setup-closed=${this.refresh}
-              ></setup-window>
-              ${this.renderConnected()}`
+              ></integrations-page>`
           : nothing}
+        ${api ? this.renderSetup(api) : nothing}
         ${api
           ? nothing
           : html`<p role="status">
@@ -170,6 +163,19 @@ export class DynamicsIntegrationSettings extends LitElement {
             </p>`}
       </main>
     `;
+  }
+
+  // Mounted whatever the view: the window is modal, and Back / Forward to #exports must not drop its
+  // unsaved edits (nor the sign-in's confirmation).
+  private renderSetup(api: Api) {
+    return html`<setup-window
+        .api=${api}
+        .workspace=${this.workspace}
+        @dynamics-connect=${this.startSignIn}
+        @config-saved=${this.refresh}
+        @setup-closed=${this.refresh}
+      ></setup-window>
+      ${this.renderConnected()}`;
   }
 
   private renderConnected() {

@@ -126,6 +126,11 @@ export class SetupWindow extends LitElement {
     this.focusStepTitle();
   }
 
+  disconnectedCallback(): void {
+    super.disconnectedCallback();
+    window.removeEventListener("beforeunload", this.onBeforeUnload);
+  }
+
   private onBeforeUnload = (event: BeforeUnloadEvent) => {
     if (this.dirty) event.preventDefault();
   };
