@@ -374,3 +374,26 @@ def test_back_and_forward_keep_the_open_setup_and_its_unsaved_changes(window: Wi
     expect(option).to_be_checked()
     page.get_by_role("button", name="Update").click()
     expect(page.get_by_role("status").filter(has_text="Saved")).to_have_text("Saved (version 1).")
+
+
+def test_the_discard_prompt_keeps_focus_and_escape_keeps_editing(window: Window) -> None:
+    page = window.page
+    window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    open_setup(window)
+    option = page.get_by_role("radio", name="Domain or Company Name")
+    option.check()
+    page.get_by_role("button", name="Close the setup window").click()
+    prompt = page.get_by_role("alertdialog", name="Discard your changes?")
+    expect(prompt.get_by_role("button", name="Keep editing")).to_be_focused()
+    window.assert_accessible()
+    inside = "d => d.contains(d.getRootNode().activeElement)"
+    for key in ("Tab", "Tab", "Tab", "Tab", "Shift+Tab"):
+        page.keyboard.press(key)
+        assert prompt.evaluate(inside), f"focus left the prompt on {key}"
+
+    page.keyboard.press("Escape")
+    expect(prompt).to_be_hidden()
+    setup = page.get_by_role("dialog", name="Dynamics 365 setup")
+    expect(setup).to_be_visible()
+    expect(option).to_be_checked()

@@ -190,17 +190,43 @@ export class SetupWindow extends LitElement {
     this.renderRoot.querySelector<HTMLElement>("#step-title")?.focus();
   }
 
+  private get confirmDialog(): HTMLDialogElement | null {
+    return this.renderRoot.querySelector<HTMLDialogElement>("dialog.confirm");
+  }
+
   private requestClose(): void {
     if (this.dirty) {
       this.confirmingClose = true;
-      void this.updateComplete.then(() => this.renderRoot.querySelector<HTMLElement>("#keep-editing")?.focus());
+      void this.updateComplete.then(() => {
+        // A modal of its own (top layer): focus cannot leave the question for the window behind it.
+        const confirm = this.confirmDialog;
+        if (confirm && !confirm.open) confirm.showModal();
+        this.renderRoot.querySelector<HTMLElement>("#keep-editing")?.focus();
+      });
       return;
     }
     this.close();
   }
 
+  /** Tab past the last button comes back to the first, and Shift+Tab the other way (the APG dialog
+   * pattern): the native modal would otherwise hand focus to the browser's own controls in between. */
+  private wrapTab(event: KeyboardEvent): void {
+    if (event.key !== "Tab") return;
+    const buttons = [...(this.confirmDialog?.querySelectorAll<HTMLElement>("button") ?? [])];
+    const edge = event.shiftKey ? buttons[0] : buttons[buttons.length - 1];
+    if (!edge || (this.renderRoot as ShadowRoot).activeElement !== edge) return;
+    event.preventDefault();
+    (event.shiftKey ? buttons[buttons.length - 1] : buttons[0]).focus();
+  }
+
+  private keepEditing(): void {
+    this.confirmingClose = false;
+    this.confirmDialog?.close();
+  }
+
   close(): void {
     this.confirmingClose = false;
+    this.confirmDialog?.close();
     this.config = null;
     this.dialog?.close();
     window.removeEventListener("beforeunload", this.onBeforeUnload);
@@ -358,16 +384,28 @@ export class SetupWindow extends LitElement {
           ${this.saving ? "Saving…" : "Update"}
         </button>
       </div>
-      ${this.confirmingClose
-        ? html`<div class="confirm" role="alertdialog" aria-modal="true" aria-labelledby="confirm-title" aria-describedby="confirm-text">
-            <h3 id="confirm-title">Discard your changes?</h3>
-            <p id="confirm-text">The setup has changes that are not saved. Closing the window discards them.</p>
-            <div class="foot">
-              <button class="btn" id="keep-editing" @click=${() => (this.confirmingClose = false)}>Keep editing</button>
-              <button class="btn danger" @click=${this.close}>Discard and close</button>
-            </div>
-          </div>`
-        : nothing}
+      <dialog
+        class="confirm"
+        role="alertdialog"
+        aria-labelledby="confirm-title"
+        aria-describedby="confirm-text"
+        @cancel=${(e: Event) => {
+          e.preventDefault(); // Escape answers the question with its safe choice
+          e.stopPropagation();
+          this.keepEditing();
+        }}
+        @close=${() => (this.confirmingClose = false)}
+        @keydown=${this.wrapTab}
+      >
+        ${this.confirmingClose
+          ? html`<h3 id="confirm-title">Discard your changes?</h3>
+              <p id="confirm-text">The setup has changes that are not saved. Closing the window discards them.</p>
+              <div class="foot">
+                <button class="btn" id="keep-editing" @click=${this.keepEditing}>Keep editing</button>
+                <button class="btn danger" @click=${this.close}>Discard and close</button>
+              </div>`
+          : nothing}
+      </dialog>
     </dialog>`;
   }
 
@@ -398,7 +436,7 @@ export class SetupWindow extends LitElement {
       .message { margin: 0; padding: 0 1rem; min-height: 1.2em; }
       .conflict { margin: 0.5rem 1rem; padding: 0.75rem; border: 1px solid var(--bad); border-radius: 8px; }
       .conflict p { margin: 0 0 0.5rem; }
-      .confirm { position: absolute; inset: auto 1rem 1rem 1rem; background: var(--surface); border: 2px solid var(--bad);
+      dialog.confirm { width: min(30rem, calc(100vw - 2rem)); background: var(--surface); border: 2px solid var(--bad);
         border-radius: 10px; padding: 0 1rem; box-shadow: 0 8px 24px rgb(0 0 0 / 20%); }
       .confirm .foot { border: 0; padding: 0 0 1rem; justify-content: flex-end; }
       .btn.danger { border-color: var(--bad); color: var(--bad); }
