@@ -4,6 +4,7 @@ and the reconnect notice after a scripted AADSTS700082 with its reconnect. Keybo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -397,3 +398,48 @@ def test_the_discard_prompt_keeps_focus_and_escape_keeps_editing(window: Window)
     setup = page.get_by_role("dialog", name="Dynamics 365 setup")
     expect(setup).to_be_visible()
     expect(option).to_be_checked()
+
+
+def test_a_kept_draft_is_restored_only_in_its_own_workspace(window: Window) -> None:
+    page = window.page
+    workspace = window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    saved = page.request.get(
+        f"{window.base_url}/api/dynamics/config", headers={"Authorization": f"Bearer {window.token()}"}
+    )
+    edited = saved.json()
+    edited["syncIdentifiers"]["companyIdentifier"] = "domain_or_name"
+    option = page.get_by_role("radio", name="Domain or Company Name")
+
+    def keep_draft(of: str) -> None:
+        draft = {"workspace": of, "etag": saved.headers["etag"], "config": edited}
+        page.evaluate("d => sessionStorage.setItem('dynamics-setup-draft', JSON.stringify(d))", draft)
+
+    keep_draft("ws-someone-else")
+    open_setup(window)
+    expect(option).not_to_be_checked()
+    page.keyboard.press("Escape")
+    keep_draft(workspace)
+    open_setup(window)
+    expect(option).to_be_checked()
+
+
+def test_rule_columns_that_cannot_be_loaded_say_why(window: Window) -> None:
+    page = window.page
+    window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    problem = {"title": "Service Unavailable", "status": 503, "detail": "Dynamics is resting."}
+    page.route(
+        "**/api/dynamics/fields?*",
+        lambda route: route.fulfill(
+            status=503, content_type="application/problem+json", body=json.dumps(problem)
+        ),
+    )
+    open_setup(window)
+    page.get_by_role("radio", name="Custom Mapping").first.check()
+    identifier = page.get_by_role("group", name="Contact identifier")
+    expect(identifier.get_by_role("alert")).to_have_text(
+        "The Dynamics columns could not be loaded: Dynamics is resting."
+    )
+    expect(page.get_by_role("dialog", name="Custom contact mapping")).to_be_hidden()
+    window.assert_accessible()
