@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -118,4 +119,25 @@ def test_a_refused_microsoft_sign_in_is_reported_and_nothing_connects(window: Wi
         f"{window.base_url}/api/dynamics/connection", headers={"Authorization": f"Bearer {window.token()}"}
     )
     assert state.ok and state.json()["status"] == "disconnected", state.text()
+    window.assert_accessible()
+
+
+def test_notifications_that_cannot_be_loaded_are_not_shown_as_none(window: Window) -> None:
+    page = window.page
+    problem = {"title": "Service Unavailable", "status": 503, "detail": "Notices are resting."}
+    page.route(
+        "**/api/notifications",
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/problem+json",
+            body=json.dumps(problem),
+        ),
+    )
+    window.sign_in()
+    page.get_by_role("button", name="Notifications").click()
+    notices = page.get_by_role("region", name="Notifications")
+    expect(notices.get_by_role("alert")).to_have_text(
+        "Notifications could not be loaded: Notices are resting."
+    )
+    expect(notices).not_to_contain_text("No notifications.")
     window.assert_accessible()

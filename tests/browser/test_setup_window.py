@@ -4,11 +4,12 @@ and the reconnect notice after a scripted AADSTS700082 with its reconnect. Keybo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import Browser, BrowserContext, Route, expect
 
 from emulators.tls import trusting_session
 from tests.browser.window import Stack, Window
@@ -290,3 +291,155 @@ def test_phone_sized_screen_keyboard_only(browser: Browser, stack: Stack, tmp_pa
         expect(configure).to_be_focused()
     finally:
         context.close()
+
+
+def test_update_that_does_not_reach_the_server_says_so_and_can_be_tried_again(window: Window) -> None:
+    page = window.page
+    window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    open_setup(window)
+    page.get_by_role("radio", name="Domain or Company Name").check()
+
+    def drop_puts(route: Route) -> None:
+        if route.request.method == "PUT":
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/api/dynamics/config", drop_puts)
+    update = page.get_by_role("button", name="Update")
+    update.click()
+    expect(page.get_by_role("alert").filter(has_text="Not saved")).to_contain_text("did not reach the server")
+    expect(update).to_be_enabled()
+    expect(update).to_have_text("Update")
+    window.assert_accessible()
+
+    page.unroute("**/api/dynamics/config", drop_puts)
+    update.click()
+    expect(page.get_by_role("status").filter(has_text="Saved")).to_have_text("Saved (version 1).")
+    expect(page.get_by_role("alert").filter(has_text="Not saved")).to_have_count(0)
+
+
+def test_edits_kept_across_the_sign_in_do_not_overwrite_a_save_made_meanwhile(window: Window) -> None:
+    page = window.page
+    window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    open_setup(window)
+    page.get_by_role("radio", name="Domain or Company Name").check()
+
+    # Meanwhile a colleague saves version 1 through the API.
+    api = f"{window.base_url}/api/dynamics/config"
+    colleague = {"Authorization": f"Bearer {window.token(user='user-colleague')}"}
+    saved = page.request.get(api, headers=colleague)
+    config = saved.json()
+    config["syncIdentifiers"]["associateCompaniesWithContacts"] = True
+    answer = page.request.put(api, headers={**colleague, "If-Match": saved.headers["etag"]}, data=config)
+    assert answer.ok, answer.text()
+
+    # The Microsoft sign-in round trip keeps this tab's edits, and the version they were based on.
+    page.get_by_label("Dynamics environment URL").fill(window.stack.dataverse_url)
+    page.get_by_role("button", name="Connect", exact=True).click()
+    confirmed = page.get_by_role("dialog", name="Dynamics 365 connected")
+    expect(confirmed).to_be_visible(timeout=15000)
+    confirmed.get_by_role("button", name="Continue the setup").click()
+    expect(page.get_by_test_id("integration-user")).to_contain_text(INTEGRATION_USER)
+    expect(page.get_by_role("radio", name="Domain or Company Name")).to_be_checked()
+
+    page.get_by_role("button", name="Update").click()
+    conflict = page.get_by_role("alert").filter(has_text="saved the configuration meanwhile")
+    expect(conflict).to_contain_text("user-colleague")
+    expect(conflict).to_contain_text("version 1")
+    window.assert_accessible()
+    now = page.request.get(api, headers=colleague)
+    assert now.headers["etag"] == '"v1"'
+    assert now.json()["syncIdentifiers"]["associateCompaniesWithContacts"] is True
+
+
+def test_back_and_forward_keep_the_open_setup_and_its_unsaved_changes(window: Window) -> None:
+    page = window.page
+    window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    open_setup(window)
+    option = page.get_by_role("radio", name="Domain or Company Name")
+    option.check()
+    setup = page.get_by_role("dialog", name="Dynamics 365 setup")
+
+    page.evaluate("location.hash = '#exports'")  # what Forward to the Exports page does
+    expect(page.get_by_role("link", name="Exports")).to_have_attribute("aria-current", "page")
+    expect(setup).to_be_visible()
+    expect(option).to_be_checked()
+    window.assert_accessible()
+    page.go_back()
+    expect(page.get_by_role("link", name="Integrations")).to_have_attribute("aria-current", "page")
+    expect(setup).to_be_visible()
+    expect(option).to_be_checked()
+    page.get_by_role("button", name="Update").click()
+    expect(page.get_by_role("status").filter(has_text="Saved")).to_have_text("Saved (version 1).")
+
+
+def test_the_discard_prompt_keeps_focus_and_escape_keeps_editing(window: Window) -> None:
+    page = window.page
+    window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    open_setup(window)
+    option = page.get_by_role("radio", name="Domain or Company Name")
+    option.check()
+    page.get_by_role("button", name="Close the setup window").click()
+    prompt = page.get_by_role("alertdialog", name="Discard your changes?")
+    expect(prompt.get_by_role("button", name="Keep editing")).to_be_focused()
+    window.assert_accessible()
+    inside = "d => d.contains(d.getRootNode().activeElement)"
+    for key in ("Tab", "Tab", "Tab", "Tab", "Shift+Tab"):
+        page.keyboard.press(key)
+        assert prompt.evaluate(inside), f"focus left the prompt on {key}"
+
+    page.keyboard.press("Escape")
+    expect(prompt).to_be_hidden()
+    setup = page.get_by_role("dialog", name="Dynamics 365 setup")
+    expect(setup).to_be_visible()
+    expect(option).to_be_checked()
+
+
+def test_a_kept_draft_is_restored_only_in_its_own_workspace(window: Window) -> None:
+    page = window.page
+    workspace = window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    saved = page.request.get(
+        f"{window.base_url}/api/dynamics/config", headers={"Authorization": f"Bearer {window.token()}"}
+    )
+    edited = saved.json()
+    edited["syncIdentifiers"]["companyIdentifier"] = "domain_or_name"
+    option = page.get_by_role("radio", name="Domain or Company Name")
+
+    def keep_draft(of: str) -> None:
+        draft = {"workspace": of, "etag": saved.headers["etag"], "config": edited}
+        page.evaluate("d => sessionStorage.setItem('dynamics-setup-draft', JSON.stringify(d))", draft)
+
+    keep_draft("ws-someone-else")
+    open_setup(window)
+    expect(option).not_to_be_checked()
+    page.keyboard.press("Escape")
+    keep_draft(workspace)
+    open_setup(window)
+    expect(option).to_be_checked()
+
+
+def test_rule_columns_that_cannot_be_loaded_say_why(window: Window) -> None:
+    page = window.page
+    window.sign_in()
+    window.card("Microsoft Dynamics 365").get_by_role("switch").check()
+    problem = {"title": "Service Unavailable", "status": 503, "detail": "Dynamics is resting."}
+    page.route(
+        "**/api/dynamics/fields?*",
+        lambda route: route.fulfill(
+            status=503, content_type="application/problem+json", body=json.dumps(problem)
+        ),
+    )
+    open_setup(window)
+    page.get_by_role("radio", name="Custom Mapping").first.check()
+    identifier = page.get_by_role("group", name="Contact identifier")
+    expect(identifier.get_by_role("alert")).to_have_text(
+        "The Dynamics columns could not be loaded: Dynamics is resting."
+    )
+    expect(page.get_by_role("dialog", name="Custom contact mapping")).to_be_hidden()
+    window.assert_accessible()

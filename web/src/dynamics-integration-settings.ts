@@ -5,7 +5,7 @@
 // admins may use; the API refuses those to members whatever the page shows). Without a token provider it
 // shows how to sign in.
 import { LitElement, css, html, nothing } from "lit";
-import { createApi, problemText, type Api, type Schemas, type TokenProvider } from "./api/client";
+import { createApi, problemText, tokenWorkspace, type Api, type Schemas, type TokenProvider } from "./api/client";
 import type { IntegrationsPage } from "./pages/integrations-page";
 import "./pages/integrations-page";
 import "./pages/exports-page";
@@ -38,6 +38,7 @@ export class DynamicsIntegrationSettings extends LitElement {
   declare signedInAs: string;
   declare role: "admin" | "member";
   private api: Api | null = null;
+  private workspace: Promise<string> | undefined;
   private apiFor: [string, TokenProvider | undefined] | null = null;
 
   constructor() {
@@ -104,16 +105,20 @@ export class DynamicsIntegrationSettings extends LitElement {
     return this.renderRoot.querySelector<SetupWindow>("setup-window");
   }
 
-  private startSignIn(event: CustomEvent<string>): void {
-    this.setupWindow?.keepDraft();
+  private async startSignIn(event: CustomEvent<string>): Promise<void> {
+    await this.setupWindow?.keepDraft();
     location.assign(event.detail);
   }
 
   private client(): Api | null {
     if (!this.tokenProvider) return null;
     if (!this.api || !this.apiFor || this.apiFor[0] !== this.apiBase || this.apiFor[1] !== this.tokenProvider) {
-      this.api = createApi(this.apiBase, this.tokenProvider);
-      this.apiFor = [this.apiBase, this.tokenProvider];
+      const tokenProvider = this.tokenProvider;
+      this.api = createApi(this.apiBase, tokenProvider);
+      this.apiFor = [this.apiBase, tokenProvider];
+      this.workspace = Promise.resolve()
+        .then(() => tokenProvider())
+        .then(tokenWorkspace, () => "");
     }
     return this.api;
   }
@@ -147,15 +152,9 @@ export class DynamicsIntegrationSettings extends LitElement {
                 .api=${api}
                 .readOnly=${this.role !== "admin"}
                 @configure=${() => this.setupWindow?.show()}
-              ></integrations-page>
-              <setup-window
-                .api=${api}
-                @dynamics-connect=${this.startSignIn}
-                @config-saved=${this.refresh}
-                @setup-closed=${this.refresh}
-              ></setup-window>
-              ${this.renderConnected()}`
+              ></integrations-page>`
           : nothing}
+        ${api ? this.renderSetup(api) : nothing}
         ${api
           ? nothing
           : html`<p role="status">
@@ -164,6 +163,19 @@ export class DynamicsIntegrationSettings extends LitElement {
             </p>`}
       </main>
     `;
+  }
+
+  // Mounted whatever the view: the window is modal, and Back / Forward to #exports must not drop its
+  // unsaved edits (nor the sign-in's confirmation).
+  private renderSetup(api: Api) {
+    return html`<setup-window
+        .api=${api}
+        .workspace=${this.workspace}
+        @dynamics-connect=${this.startSignIn}
+        @config-saved=${this.refresh}
+        @setup-closed=${this.refresh}
+      ></setup-window>
+      ${this.renderConnected()}`;
   }
 
   private renderConnected() {

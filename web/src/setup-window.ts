@@ -23,6 +23,25 @@ import { base } from "./ui/styles";
 
 const DRAFT_KEY = "dynamics-setup-draft";
 
+/** This tab's unsaved edits across the Microsoft sign-in, with the version they were based on. */
+interface Draft {
+  workspace: string;
+  etag: string;
+  config: DynamicsConfig;
+}
+
+function takeDraft(): Draft | null {
+  const raw = sessionStorage.getItem(DRAFT_KEY);
+  sessionStorage.removeItem(DRAFT_KEY);
+  try {
+    const draft = raw ? (JSON.parse(raw) as Partial<Draft>) : null;
+    // A draft without its ETag (an older page's) cannot be saved safely: it is dropped.
+    return draft && typeof draft.etag === "string" && draft.config ? (draft as Draft) : null;
+  } catch {
+    return null;
+  }
+}
+
 interface Conflict {
   version: number | null;
   savedBy: string;
@@ -32,6 +51,7 @@ interface Conflict {
 export class SetupWindow extends LitElement {
   static properties = {
     api: { attribute: false },
+    workspace: { attribute: false },
     config: { state: true },
     catalog: { state: true },
     connection: { state: true },
@@ -42,10 +62,13 @@ export class SetupWindow extends LitElement {
     message: { state: true },
     loadError: { state: true },
     saving: { state: true },
+    saveError: { state: true },
     confirmingClose: { state: true },
   };
 
   declare api: Api;
+  /** The signed-in workspace (from the caller token), so a draft is restored only where it was made. */
+  declare workspace: Promise<string> | undefined;
   declare config: DynamicsConfig | null;
   declare catalog: Catalog | null;
   declare connection: Connection | null;
@@ -56,6 +79,8 @@ export class SetupWindow extends LitElement {
   declare message: string;
   declare loadError: string;
   declare saving: boolean;
+  /** Why the last Update failed (not validation, not a conflict): an alert, as nothing was saved. */
+  declare saveError: string;
   declare confirmingClose: boolean;
   private etag = "";
   private savedJson = "";
@@ -73,6 +98,7 @@ export class SetupWindow extends LitElement {
     this.message = "";
     this.loadError = "";
     this.saving = false;
+    this.saveError = "";
     this.confirmingClose = false;
   }
 
@@ -92,11 +118,17 @@ export class SetupWindow extends LitElement {
     this.problems = [];
     this.conflict = null;
     this.message = "";
+    this.saveError = "";
     await this.updateComplete;
     this.dialog?.showModal();
     window.addEventListener("beforeunload", this.onBeforeUnload);
     await this.load();
     this.focusStepTitle();
+  }
+
+  disconnectedCallback(): void {
+    super.disconnectedCallback();
+    window.removeEventListener("beforeunload", this.onBeforeUnload);
   }
 
   private onBeforeUnload = (event: BeforeUnloadEvent) => {
@@ -105,33 +137,47 @@ export class SetupWindow extends LitElement {
 
   async load(): Promise<void> {
     this.loadError = "";
-    const [config, catalog, connection] = await Promise.all([
+    const [config, catalog, connection, workspace] = await Promise.all([
       this.api.GET("/api/dynamics/config"),
       this.catalog ? Promise.resolve({ data: this.catalog, error: undefined, response: undefined }) : this.api.GET("/api/dynamics/catalog"),
       this.api.GET("/api/dynamics/connection"),
+      this.currentWorkspace(),
     ]);
     if (!config.data || !catalog.data) {
       this.loadError = problemText(config.error ?? catalog.error, config.response);
       return;
     }
-    this.etag = config.response.headers.get("ETag") ?? "";
+    const draft = takeDraft();
     this.savedJson = JSON.stringify(config.data);
-    const draft = sessionStorage.getItem(DRAFT_KEY);
-    sessionStorage.removeItem(DRAFT_KEY);
-    this.config = draft ? (JSON.parse(draft) as DynamicsConfig) : copy(config.data);
+    if (draft && draft.workspace === workspace) {
+      // Keep the version the edits were based on: if someone saved meanwhile, Update gets the 412 and
+      // explains it, instead of writing these edits over the newer save.
+      this.etag = draft.etag;
+      this.config = draft.config;
+    } else {
+      this.etag = config.response.headers.get("ETag") ?? "";
+      this.config = copy(config.data);
+    }
     this.catalog = catalog.data;
     this.connection = connection.data ?? null;
   }
 
   /** Keep the unsaved edits of this tab across a full-page round trip (the Microsoft sign-in). */
-  keepDraft(): void {
-    if (this.dirty && this.config) sessionStorage.setItem(DRAFT_KEY, JSON.stringify(this.config));
+  async keepDraft(): Promise<void> {
+    if (!this.dirty || !this.config) return;
+    const draft: Draft = { workspace: await this.currentWorkspace(), etag: this.etag, config: this.config };
+    sessionStorage.setItem(DRAFT_KEY, JSON.stringify(draft));
+  }
+
+  private currentWorkspace(): Promise<string> {
+    return (this.workspace ?? Promise.resolve("")).catch(() => "");
   }
 
   private onChange(event: CustomEvent<ConfigChange>): void {
     if (!this.config) return;
     this.config = { ...this.config, [event.detail.section]: event.detail.value };
     this.message = "";
+    this.saveError = "";
   }
 
   private go(step: number): void {
@@ -144,17 +190,43 @@ export class SetupWindow extends LitElement {
     this.renderRoot.querySelector<HTMLElement>("#step-title")?.focus();
   }
 
+  private get confirmDialog(): HTMLDialogElement | null {
+    return this.renderRoot.querySelector<HTMLDialogElement>("dialog.confirm");
+  }
+
   private requestClose(): void {
     if (this.dirty) {
       this.confirmingClose = true;
-      void this.updateComplete.then(() => this.renderRoot.querySelector<HTMLElement>("#keep-editing")?.focus());
+      void this.updateComplete.then(() => {
+        // A modal of its own (top layer): focus cannot leave the question for the window behind it.
+        const confirm = this.confirmDialog;
+        if (confirm && !confirm.open) confirm.showModal();
+        this.renderRoot.querySelector<HTMLElement>("#keep-editing")?.focus();
+      });
       return;
     }
     this.close();
   }
 
+  /** Tab past the last button comes back to the first, and Shift+Tab the other way (the APG dialog
+   * pattern): the native modal would otherwise hand focus to the browser's own controls in between. */
+  private wrapTab(event: KeyboardEvent): void {
+    if (event.key !== "Tab") return;
+    const buttons = [...(this.confirmDialog?.querySelectorAll<HTMLElement>("button") ?? [])];
+    const edge = event.shiftKey ? buttons[0] : buttons[buttons.length - 1];
+    if (!edge || (this.renderRoot as ShadowRoot).activeElement !== edge) return;
+    event.preventDefault();
+    (event.shiftKey ? buttons[buttons.length - 1] : buttons[0]).focus();
+  }
+
+  private keepEditing(): void {
+    this.confirmingClose = false;
+    this.confirmDialog?.close();
+  }
+
   close(): void {
     this.confirmingClose = false;
+    this.confirmDialog?.close();
     this.config = null;
     this.dialog?.close();
     window.removeEventListener("beforeunload", this.onBeforeUnload);
@@ -166,12 +238,18 @@ export class SetupWindow extends LitElement {
     if (!this.config) return;
     this.saving = true;
     this.message = "";
+    this.saveError = "";
     this.conflict = null;
-    const { data, error, response } = await this.api.PUT("/api/dynamics/config", {
-      params: { header: { "If-Match": this.etag } },
-      body: this.config,
-    });
-    this.saving = false;
+    let answer;
+    try {
+      answer = await this.api.PUT("/api/dynamics/config", {
+        params: { header: { "If-Match": this.etag } },
+        body: this.config,
+      });
+    } finally {
+      this.saving = false; // whatever happened, Update is usable again
+    }
+    const { data, error, response } = answer;
     if (data) {
       this.etag = response.headers.get("ETag") ?? this.etag;
       this.savedJson = JSON.stringify(data);
@@ -193,7 +271,7 @@ export class SetupWindow extends LitElement {
       this.message = `Not saved: ${problem.errors.length} problem(s) to fix, shown next to their fields.`;
       return;
     }
-    this.message = `Not saved: ${problemText(problem, response)}`;
+    this.saveError = `Not saved: ${problemText(problem, response)}`;
   }
 
   private async explainConflict(problem: Problem): Promise<void> {
@@ -281,6 +359,7 @@ export class SetupWindow extends LitElement {
             <button class="btn" id="conflict-reload" @click=${this.reloadAfterConflict}>Reload the saved configuration</button>
           </div>`
         : nothing}
+      ${this.saveError ? html`<p class="message error" role="alert">${this.saveError}</p>` : nothing}
       <p class="message" role="status">${this.message}</p>
       ${this.problems.length
         ? html`<ul class="problems" aria-label="Problems to fix">
@@ -305,16 +384,28 @@ export class SetupWindow extends LitElement {
           ${this.saving ? "Saving…" : "Update"}
         </button>
       </div>
-      ${this.confirmingClose
-        ? html`<div class="confirm" role="alertdialog" aria-modal="true" aria-labelledby="confirm-title" aria-describedby="confirm-text">
-            <h3 id="confirm-title">Discard your changes?</h3>
-            <p id="confirm-text">The setup has changes that are not saved. Closing the window discards them.</p>
-            <div class="foot">
-              <button class="btn" id="keep-editing" @click=${() => (this.confirmingClose = false)}>Keep editing</button>
-              <button class="btn danger" @click=${this.close}>Discard and close</button>
-            </div>
-          </div>`
-        : nothing}
+      <dialog
+        class="confirm"
+        role="alertdialog"
+        aria-labelledby="confirm-title"
+        aria-describedby="confirm-text"
+        @cancel=${(e: Event) => {
+          e.preventDefault(); // Escape answers the question with its safe choice
+          e.stopPropagation();
+          this.keepEditing();
+        }}
+        @close=${() => (this.confirmingClose = false)}
+        @keydown=${this.wrapTab}
+      >
+        ${this.confirmingClose
+          ? html`<h3 id="confirm-title">Discard your changes?</h3>
+              <p id="confirm-text">The setup has changes that are not saved. Closing the window discards them.</p>
+              <div class="foot">
+                <button class="btn" id="keep-editing" @click=${this.keepEditing}>Keep editing</button>
+                <button class="btn danger" @click=${this.close}>Discard and close</button>
+              </div>`
+          : nothing}
+      </dialog>
     </dialog>`;
   }
 
@@ -345,7 +436,7 @@ export class SetupWindow extends LitElement {
       .message { margin: 0; padding: 0 1rem; min-height: 1.2em; }
       .conflict { margin: 0.5rem 1rem; padding: 0.75rem; border: 1px solid var(--bad); border-radius: 8px; }
       .conflict p { margin: 0 0 0.5rem; }
-      .confirm { position: absolute; inset: auto 1rem 1rem 1rem; background: var(--surface); border: 2px solid var(--bad);
+      dialog.confirm { width: min(30rem, calc(100vw - 2rem)); background: var(--surface); border: 2px solid var(--bad);
         border-radius: 10px; padding: 0 1rem; box-shadow: 0 8px 24px rgb(0 0 0 / 20%); }
       .confirm .foot { border: 0; padding: 0 0 1rem; justify-content: flex-end; }
       .btn.danger { border-color: var(--bad); color: var(--bad); }

@@ -15,9 +15,23 @@ export function createApi(baseUrl: string, tokenProvider: TokenProvider) {
       request.headers.set("Authorization", `Bearer ${await tokenProvider()}`);
       return request;
     },
+    // openapi-fetch rethrows a failed fetch (offline, DNS, connection reset) unless onError answers; every
+    // caller already shows a problem's words, so answer one instead of leaving them stuck on a throw.
+    onError() {
+      return new Response(JSON.stringify(NETWORK_PROBLEM), {
+        status: 503,
+        headers: { "Content-Type": "application/problem+json" },
+      });
+    },
   });
   return client;
 }
+
+const NETWORK_PROBLEM = {
+  title: "Network error",
+  status: 503,
+  detail: "The request did not reach the server (the network or the server is unavailable). Try again.",
+};
 
 export type Api = ReturnType<typeof createApi>;
 
@@ -34,4 +48,16 @@ export interface Problem {
 export function problemText(problem: unknown, response?: Response): string {
   const p = (problem ?? {}) as Problem;
   return p.detail || p.title || `The request failed (${response?.status ?? "no answer"}).`;
+}
+
+/** The workspace a platform caller token names (its `workspace_id` claim), read without verifying it:
+ * only to tell this tab's drafts apart. "" when the token is not a JWT carrying one. */
+export function tokenWorkspace(token: string): string {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(payload)) as { workspace_id?: unknown };
+    return typeof claims.workspace_id === "string" ? claims.workspace_id : "";
+  } catch {
+    return "";
+  }
 }

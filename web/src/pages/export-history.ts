@@ -102,17 +102,22 @@ export class ExportHistory extends LitElement {
   private async load(more: boolean): Promise<void> {
     const load = ++this.loads; // a later load (another filter) wins over an earlier one still answering
     this.loading = true;
-    const { data, error, response } = await this.api.GET("/api/dynamics/exports", {
-      params: {
-        query: {
-          limit: this.pageSize,
-          ...(this.stateFilter ? { state: this.stateFilter } : {}),
-          ...(more && this.nextCursor ? { cursor: this.nextCursor } : {}),
+    let answer;
+    try {
+      answer = await this.api.GET("/api/dynamics/exports", {
+        params: {
+          query: {
+            limit: this.pageSize,
+            ...(this.stateFilter ? { state: this.stateFilter } : {}),
+            ...(more && this.nextCursor ? { cursor: this.nextCursor } : {}),
+          },
         },
-      },
-    });
+      });
+    } finally {
+      if (load === this.loads) this.loading = false; // Refresh / Load more stay usable whatever happened
+    }
     if (load !== this.loads) return;
-    this.loading = false;
+    const { data, error, response } = answer;
     if (!data) {
       this.error = problemText(error, response);
       return;
@@ -133,19 +138,22 @@ export class ExportHistory extends LitElement {
 
   private async refreshMoving(): Promise<void> {
     const moving = this.jobs.filter((j) => MOVING.includes(j.state)).slice(0, 10);
-    const fresh = await Promise.all(
-      moving.map(async (j) => {
-        const { data } = await this.api.GET("/api/dynamics/exports/{jobId}", { params: { path: { jobId: j.jobId } } });
-        return data;
-      }),
-    );
-    for (const job of fresh) {
-      if (!job) continue;
-      const before = this.jobs.find((j) => j.jobId === job.jobId);
-      if (before && before.state !== job.state) this.announcement = `Export ${short(job.jobId)} ${STATE_LABELS[job.state]}.`;
-      this.replace(job);
+    try {
+      const fresh = await Promise.all(
+        moving.map(async (j) => {
+          const { data } = await this.api.GET("/api/dynamics/exports/{jobId}", { params: { path: { jobId: j.jobId } } });
+          return data;
+        }),
+      );
+      for (const job of fresh) {
+        if (!job) continue;
+        const before = this.jobs.find((j) => j.jobId === job.jobId);
+        if (before && before.state !== job.state) this.announcement = `Export ${short(job.jobId)} ${STATE_LABELS[job.state]}.`;
+        this.replace(job);
+      }
+    } finally {
+      this.watch(); // one failed round does not stop watching the rows still moving
     }
-    this.watch();
   }
 
   private replace(job: Job): void {

@@ -215,19 +215,24 @@ export class ExportsPage extends LitElement {
     this.job = null;
     this.records = [];
     this.filter = "";
-    const { data, error, response } = await this.api.POST("/api/dynamics/exports", {
-      body: {
-        entity: this.entity,
-        records,
-        manualValues: this.manualValuesBody(),
-        dryRun,
-        trigger: "manual",
-        userId: null,
-        identityId: null,
-      },
-    });
+    let answer;
+    try {
+      answer = await this.api.POST("/api/dynamics/exports", {
+        body: {
+          entity: this.entity,
+          records,
+          manualValues: this.manualValuesBody(),
+          dryRun,
+          trigger: "manual",
+          userId: null,
+          identityId: null,
+        },
+      });
+    } finally {
+      if (!answer?.data) this.busy = false; // no job to watch: the buttons are usable again
+    }
+    const { data, error, response } = answer;
     if (!data) {
-      this.busy = false;
       const problems = (error as { errors?: { pointer: string; message: string }[] } | undefined)?.errors ?? [];
       this.submitError = [problemText(error, response), ...problems.map((p) => `${p.pointer}: ${p.message}`)].join(
         " ",
@@ -240,22 +245,28 @@ export class ExportsPage extends LitElement {
   }
 
   private async poll(jobId: string): Promise<void> {
-    const { data, error, response } = await this.api.GET("/api/dynamics/exports/{jobId}", {
-      params: { path: { jobId } },
-    });
-    if (!data) {
-      this.busy = false;
-      this.submitError = problemText(error, response);
-      return;
+    let settled = false;
+    try {
+      const { data, error, response } = await this.api.GET("/api/dynamics/exports/{jobId}", {
+        params: { path: { jobId } },
+      });
+      if (!data) {
+        settled = true;
+        this.busy = false;
+        this.submitError = problemText(error, response);
+        return;
+      }
+      this.job = data;
+      if (ENDED.includes(data.state)) {
+        settled = true;
+        this.busy = false;
+        await this.loadRecords(false);
+        await this.renderRoot.querySelector("export-history")?.refresh();
+      }
+    } finally {
+      // A round that threw is not an answer: ask again rather than leave the page busy for ever.
+      if (!settled) this.timer = window.setTimeout(() => void this.poll(jobId), POLL_MS);
     }
-    this.job = data;
-    if (ENDED.includes(data.state)) {
-      this.busy = false;
-      await this.loadRecords(false);
-      await this.renderRoot.querySelector("export-history")?.refresh();
-      return;
-    }
-    this.timer = window.setTimeout(() => void this.poll(jobId), POLL_MS);
   }
 
   private async loadRecords(more: boolean): Promise<void> {

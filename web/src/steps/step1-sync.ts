@@ -28,6 +28,7 @@ export class Step1Sync extends StepElement {
     connectError: { state: true },
     connecting: { state: true },
     columns: { state: true },
+    columnsError: { state: true },
     editing: { state: true },
   };
 
@@ -35,6 +36,7 @@ export class Step1Sync extends StepElement {
   declare connectError: string;
   declare connecting: boolean;
   declare columns: Record<Side, Choice[]>;
+  declare columnsError: Record<Side, string>;
   declare editing: Side | null;
 
   constructor() {
@@ -45,6 +47,7 @@ export class Step1Sync extends StepElement {
     this.connectError = "";
     this.connecting = false;
     this.columns = { contact: [], company: [] };
+    this.columnsError = { contact: "", company: "" };
     this.editing = null;
   }
 
@@ -77,21 +80,25 @@ export class Step1Sync extends StepElement {
   }
 
   private async openRule(side: Side): Promise<void> {
-    await this.loadColumns(side);
+    if (!(await this.loadColumns(side))) return; // no columns to pick from: the reason shows instead
     this.editing = side;
     await this.updateComplete;
     await this.renderRoot.querySelector<RuleBuilder>("rule-builder")?.open();
   }
 
-  private async loadColumns(side: Side): Promise<void> {
-    if (this.columns[side].length) return;
-    const { data } = await this.api.GET("/api/dynamics/fields", {
+  /** The side's Dynamics columns for the rule pop-up; false (and the reason shown) when they failed. */
+  private async loadColumns(side: Side): Promise<boolean> {
+    if (this.columns[side].length) return true;
+    const { data, error, response } = await this.api.GET("/api/dynamics/fields", {
       params: { query: { entity: side === "contact" ? "contact" : "account" } },
     });
-    const choices = (data?.columns ?? [])
+    this.columnsError = { ...this.columnsError, [side]: data ? "" : problemText(error, response) };
+    if (!data) return false;
+    const choices = data.columns
       .map((c) => ({ value: c.logicalName, label: `${c.displayName || c.logicalName} (${c.logicalName})` }))
       .sort((a, b) => a.label.localeCompare(b.label));
     this.columns = { ...this.columns, [side]: choices };
+    return true;
   }
 
   private platformChoices(side: Side): Choice[] {
@@ -179,6 +186,9 @@ export class Step1Sync extends StepElement {
             <button class="btn" @click=${() => this.openRule(side)}>Edit the custom ${side} rule</button>
             ${ruleProblems.map((p) => html`<p class="error" role="alert">${p.message}</p>`)}
           </div>`
+        : nothing}
+      ${this.columnsError[side]
+        ? html`<p class="error" role="alert">The Dynamics columns could not be loaded: ${this.columnsError[side]}</p>`
         : nothing}
       ${!contact && chosen !== "custom"
         ? html`<label class="check">

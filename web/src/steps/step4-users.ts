@@ -32,12 +32,14 @@ export class Step4Users extends StepElement {
     suggesting: { state: true },
     suggestionNote: { state: true },
     known: { state: true },
+    namesError: { state: true },
   };
 
   declare emails: Record<string, string>;
   declare suggesting: boolean;
   declare suggestionNote: string;
   declare known: Map<string, DynamicsUser>;
+  declare namesError: string;
 
   constructor() {
     super();
@@ -47,6 +49,7 @@ export class Step4Users extends StepElement {
     this.suggesting = false;
     this.suggestionNote = "";
     this.known = new Map();
+    this.namesError = "";
   }
 
   // The control to focus once the window hands back the edited configuration (added row, or Add after a
@@ -69,7 +72,9 @@ export class Step4Users extends StepElement {
   /** Names for the users the configuration already holds (the first page covers most organisations). */
   private async loadNames(): Promise<void> {
     if (!this.api) return;
-    const { data } = await this.api.GET("/api/dynamics/users", { params: { query: { limit: 200 } } });
+    const { data, error, response } = await this.api.GET("/api/dynamics/users", { params: { query: { limit: 200 } } });
+    // Without names the rows show bare ids: say why rather than let that pass for the answer.
+    this.namesError = data ? "" : problemText(error, response);
     if (!data) return;
     const known = new Map(this.known);
     for (const u of data.users) known.set(u.id.toLowerCase(), u);
@@ -218,6 +223,9 @@ export class Step4Users extends StepElement {
         <span class="hint">Fills each unmapped row with the Dynamics user that has the same e-mail.</span>
         <p role="status" data-testid="suggestion-note">${this.suggestionNote}</p>
       </div>
+      ${this.namesError
+        ? html`<p class="error" role="alert">The Dynamics users could not be loaded: ${this.namesError}</p>`
+        : nothing}
       ${this.renderRows(
         "identities",
         "Identities mapping",

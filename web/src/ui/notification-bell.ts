@@ -15,6 +15,7 @@ export class NotificationBell extends LitElement {
     notices: { state: true },
     expanded: { state: true },
     error: { state: true },
+    loadError: { state: true },
   };
 
   declare api: Api;
@@ -23,6 +24,7 @@ export class NotificationBell extends LitElement {
   declare notices: Notice[];
   declare expanded: boolean;
   declare error: string;
+  declare loadError: string;
 
   constructor() {
     super();
@@ -30,6 +32,7 @@ export class NotificationBell extends LitElement {
     this.notices = [];
     this.expanded = false;
     this.error = "";
+    this.loadError = "";
   }
 
   connectedCallback(): void {
@@ -38,7 +41,9 @@ export class NotificationBell extends LitElement {
   }
 
   async reload(): Promise<void> {
-    const { data } = await this.api.GET("/api/notifications");
+    const { data, error, response } = await this.api.GET("/api/notifications");
+    // A failed load is said as such: an empty list would claim there is nothing to act on.
+    this.loadError = data ? "" : problemText(error, response);
     if (data) this.notices = data.notifications;
   }
 
@@ -93,7 +98,11 @@ export class NotificationBell extends LitElement {
       </button>
       ${this.expanded
         ? html`<section id="notices" class="panel" tabindex="-1" aria-label="Notifications">
-            ${this.notices.length === 0 ? html`<p>No notifications.</p>` : nothing}
+            ${this.loadError
+              ? html`<p class="error" role="alert">Notifications could not be loaded: ${this.loadError}</p>`
+              : this.notices.length === 0
+                ? html`<p>No notifications.</p>`
+                : nothing}
             <ul>
               ${this.notices.map(
                 (n) => html`<li class=${n.read ? "read" : ""}>
