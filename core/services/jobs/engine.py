@@ -295,21 +295,11 @@ class ChunkJobWorker(ABC):
         """Write the chunk in the halt's state and mark the workspace (the token timer's safety net), then
         read the switch again: an admin who enabled Dynamics while this chunk was stopping ran the resume
         scan before the chunk was paused, so the chunk re-queues itself (at most once: conditional)."""
-        store = self.store
-        store.put_chunk(ws, job_id, index, halted.state, error=halted.reason)
-        store.mark_paused(ws)
-        try:
-            if self._enabled is not None and self._enabled(ws):
-                if store.requeue_paused(ws, job_id, index, (halted.state,)):
-                    log.info(
-                        "enabled while the chunk paused: re-queued", extra={"workspace": ws, "job": job_id}
-                    )
-                    return ChunkState.QUEUED
-        except Exception:
-            log.exception(
-                "halted chunk: the switch re-check failed; the token timer resumes it",
-                extra={"workspace": ws, "job": job_id},
-            )
+        self.store.put_chunk(ws, job_id, index, halted.state, error=halted.reason)
+        self.store.mark_paused(ws)
+        enabled = self._enabled
+        if enabled is not None and self._requeue_if(ws, job_id, index, halted.state, lambda: enabled(ws)):
+            return ChunkState.QUEUED
         return halted.state
 
     def _tell(self, job: JobRow) -> None:
@@ -377,20 +367,30 @@ class ChunkJobWorker(ABC):
             ws, job_id, index, ChunkState.PAUSED_RECONNECT, error=f"{RECONNECT_PAUSE_PREFIX}{exc.reason}"
         )
         store.mark_paused(ws)
-        if self._reconnected is None:
-            return ChunkState.PAUSED_RECONNECT
+        reconnected = self._reconnected
+        paused = ChunkState.PAUSED_RECONNECT
+        if reconnected is None:
+            return paused
+        if self._requeue_if(ws, job_id, index, paused, lambda: reconnected(ws, exc)):
+            return ChunkState.QUEUED
+        return paused
+
+    def _requeue_if(
+        self, ws: str, job_id: str, index: int, paused: ChunkState, resolved: Callable[[], bool]
+    ) -> bool:
+        """After pausing a chunk: when what paused it is already resolved (Dynamics enabled again, the
+        connection renewed), re-queue it at once (conditional: once, whoever else resumes it). A failing
+        re-check leaves the chunk paused; the token timer resumes it."""
+        where = {"workspace": ws, "job": job_id}
         try:
-            if self._reconnected(ws, exc) and store.requeue_paused(ws, job_id, index):
-                log.info(
-                    "reconnected while the chunk paused: re-queued", extra={"workspace": ws, "job": job_id}
-                )
-                return ChunkState.QUEUED
+            if resolved() and self.store.requeue_paused(ws, job_id, index, (paused,)):
+                log.info("%s chunk resolved while pausing: re-queued", paused.value, extra=where)
+                return True
         except Exception:
             log.exception(
-                "paused chunk: connection re-check failed; the token timer resumes it",
-                extra={"workspace": ws, "job": job_id},
+                "%s chunk: the re-check failed; the token timer resumes it", paused.value, extra=where
             )
-        return ChunkState.PAUSED_RECONNECT
+        return False
 
     def _pause_for_token_trouble(
         self, ws: str, job_id: str, index: int, exc: TransientTokenError
