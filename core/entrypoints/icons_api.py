@@ -28,6 +28,7 @@ from core.domain.caller import Caller
 from core.domain.catalog import FieldType
 from core.domain.compatibility import COLUMN_RULES, MATRIX, matrix_cell
 from core.domain.dynamics_metadata import AttributeType
+from core.domain.etags import listed_etags
 from core.domain.icon_matrix import TargetKind, rules_version
 from core.entrypoints.dynamics_problems import DYNAMICS_FAILURES, dynamics_problem
 from core.entrypoints.fields_api import Writable, bad_query, boolean_param
@@ -116,7 +117,7 @@ def _none_match(header: str | None, etag: str) -> bool:
     representation. A header longer than any list a client keeps is not parsed (it matches nothing)."""
     if not header or len(header) > _IF_NONE_MATCH_MAX:
         return False
-    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    tags = listed_etags(header)
     return "*" in tags or etag in tags
 
 

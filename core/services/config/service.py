@@ -27,6 +27,7 @@ from core.domain.config_validation import (
     problems_from_validation_error,
     validate_config,
 )
+from core.domain.etags import listed_etags
 
 RECENT_WORKSPACES = 128
 CustomFields = Callable[[str], Iterable[PlatformField]]
@@ -63,11 +64,10 @@ def if_match_allows(header: str | None, version: int, exists: bool) -> bool:
     """RFC 9110 If-Match: ``*`` matches an existing resource; otherwise any listed ETag (W/ ignored)."""
     if header is None:
         return True
-    tags = [t.strip() for t in header.split(",") if t.strip()]
+    tags = listed_etags(header)
     if "*" in tags:
         return exists
-    wanted = etag_for(version)
-    return any((t[2:] if t.startswith("W/") else t) == wanted for t in tags)
+    return etag_for(version) in tags
 
 
 @dataclass(frozen=True)
