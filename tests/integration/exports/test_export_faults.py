@@ -254,9 +254,14 @@ def test_worker_process_killed_while_holding_chunks(
     try:
         export.submit()
         deadline = time.monotonic() + 60
-        while not any(
-            c.state.value == "running"
-            for c in export.store.list_chunks(export.caller.workspace_id, export.job_id)
+        # Three chunks running at once with two threads per process: both processes hold one, so the
+        # process killed below is holding chunks (not still starting up while the other does the work).
+        while (
+            sum(
+                c.state.value == "running"
+                for c in export.store.list_chunks(export.caller.workspace_id, export.job_id)
+            )
+            < 3
         ):
             assert time.monotonic() < deadline
             time.sleep(0.05)
